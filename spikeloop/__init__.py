@@ -1,0 +1,1 @@
+"""spikeloop: binary-weight spiking neural networks from PyTorch to FPGA and back."""

@@ -1,0 +1,182 @@
+"""The network image file: one `.npz` per network, versioned, weights bit-packed, content-hashed.
+
+The format is specified in docs/image-format.md; this module is its reference reader and writer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from spikeloop.network import Layer, Network, NetworkError
+
+FORMAT = "spikeloop.network"
+VERSION = 1
+LAYER_KEYS = ("n_in", "n_out", "neuron", "reset", "v_bits", "u_bits", "frac_bits", "lam", "alpha")
+
+
+class ImageError(NetworkError):
+    """A network image file is corrupt, truncated, of another version or inconsistent."""
+
+
+def pack_weights(weights: np.ndarray) -> np.ndarray:
+    """+/-1 weights [n_out, n_in] -> uint8 [n_out, ceil(n_in/8)]; bit i%8 of byte i//8 is 1 for +1."""
+    return np.packbits(np.asarray(weights) > 0, axis=1, bitorder="little")
+
+
+def unpack_weights(packed: np.ndarray, n_in: int) -> np.ndarray:
+    """Inverse of `pack_weights`: int8 [n_out, n_in] of +/-1."""
+    bits = np.unpackbits(packed, axis=1, count=n_in, bitorder="little")
+    return (2 * bits.astype(np.int8) - 1).astype(np.int8)
+
+
+def _members(layer: Layer, k: int) -> dict[str, np.ndarray]:
+    return {
+        f"layer{k}_weights": pack_weights(layer.weights),
+        f"layer{k}_theta": layer.theta.astype("<i4"),
+        f"layer{k}_bias": layer.bias.astype("<i4"),
+    }
+
+
+def _hash(layer_params: list[dict], arrays: list[np.ndarray]) -> str:
+    h = hashlib.sha256(f"{FORMAT}/{VERSION}\n".encode())
+    h.update(json.dumps(layer_params, sort_keys=True, separators=(",", ":")).encode())
+    for arr in arrays:
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return "sha256:" + h.hexdigest()
+
+
+def content_hash(network: Network) -> str:
+    """The image's content hash: what a bitstream's design identity and the driver compare."""
+    arrays = [a for k, layer in enumerate(network.layers) for a in _members(layer, k).values()]
+    return _hash([layer.params() for layer in network.layers], arrays)
+
+
+def save_image(network: Network, path, *, producer: str = "spikeloop") -> str:
+    """Write `network` to `path` (an .npz file); returns the content hash."""
+    if not isinstance(network, Network):
+        raise TypeError(f"expected a Network, got {type(network).__name__}")
+    members = {}
+    for k, layer in enumerate(network.layers):
+        members.update(_members(layer, k))
+    digest = content_hash(network)
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "producer": producer,
+        "layers": [layer.params() for layer in network.layers],
+        "content_hash": digest,
+    }
+    members["meta"] = np.frombuffer(json.dumps(meta, indent=1).encode(), dtype=np.uint8)
+    path = Path(path)
+    with open(path, "wb") as f:  # np.savez would append ".npz" to a path without it
+        np.savez(f, **members)
+    return digest
+
+
+def _field(meta: dict, key: str, where: str, kind):
+    if key not in meta:
+        raise ImageError(f"{where}: field '{key}' is missing")
+    value = meta[key]
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ImageError(f"{where}: field '{key}' = {value!r}, expected an integer")
+    if kind is not int and not isinstance(value, kind):
+        raise ImageError(f"{where}: field '{key}' = {value!r}, expected {kind.__name__}")
+    return value
+
+
+def load_image(path) -> Network:
+    """Read, check and validate a network image; every problem raises `ImageError` naming the field."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = {n[:-4] for n in z.namelist() if n.endswith(".npy")}
+            if len(names) != len(z.namelist()):
+                raise ImageError(f"{path}: unexpected members {sorted(set(z.namelist()) - {n + '.npy' for n in names})}")
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in names}
+    except ImageError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ImageError(f"{path}: not a readable network image (corrupt or truncated): {e}") from e
+
+    if "meta" not in arrays:
+        raise ImageError(f"{path}: member 'meta' is missing")
+    meta_arr = arrays.pop("meta")
+    try:
+        if meta_arr.dtype != np.uint8 or meta_arr.ndim != 1:
+            raise ValueError(f"dtype {meta_arr.dtype}, ndim {meta_arr.ndim}")
+        meta = json.loads(meta_arr.tobytes().decode())
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ImageError(f"{path}: member 'meta' is not UTF-8 JSON object bytes ({e})") from e
+
+    fmt = _field(meta, "format", str(path), str)
+    if fmt != FORMAT:
+        raise ImageError(f"{path}: field 'format' = {fmt!r}, expected {FORMAT!r}")
+    version = _field(meta, "version", str(path), int)
+    if version != VERSION:
+        raise ImageError(f"{path}: field 'version' = {version}, this spikeloop reads version {VERSION}")
+    layer_params = _field(meta, "layers", str(path), list)
+    if not layer_params:
+        raise ImageError(f"{path}: field 'layers' is empty")
+    stored_hash = _field(meta, "content_hash", str(path), str)
+
+    expected = {f"layer{k}_{m}" for k in range(len(layer_params)) for m in ("weights", "theta", "bias")}
+    if set(arrays) != expected:
+        missing, extra = sorted(expected - set(arrays)), sorted(set(arrays) - expected)
+        raise ImageError(f"{path}: members do not match field 'layers' (missing {missing}, unexpected {extra})")
+
+    layers = []
+    for k, p in enumerate(layer_params):
+        where = f"{path}: layers[{k}]"
+        if not isinstance(p, dict):
+            raise ImageError(f"{where} is {p!r}, expected an object")
+        unknown = sorted(set(p) - set(LAYER_KEYS))
+        if unknown:
+            raise ImageError(f"{where}: unknown fields {unknown}")
+        n_in = _field(p, "n_in", where, int)
+        n_out = _field(p, "n_out", where, int)
+        if not (1 <= n_in and 1 <= n_out):
+            raise ImageError(f"{where}: n_in = {n_in}, n_out = {n_out}, expected both >= 1")
+        shapes = {"weights": ((n_out, (n_in + 7) // 8), np.uint8), "theta": ((n_out,), "<i4"), "bias": ((n_out,), "<i4")}
+        for m, (shape, dtype) in shapes.items():
+            arr = arrays[f"layer{k}_{m}"]
+            if arr.shape != shape or arr.dtype != np.dtype(dtype):
+                raise ImageError(
+                    f"{path}: member 'layer{k}_{m}' has shape {arr.shape} dtype {arr.dtype}, "
+                    f"expected shape {shape} dtype {np.dtype(dtype)} (from layers[{k}])"
+                )
+        packed = arrays[f"layer{k}_weights"]
+        if n_in % 8 and (packed[:, -1] >> (n_in % 8)).any():
+            raise ImageError(f"{path}: member 'layer{k}_weights' has non-zero padding bits past n_in = {n_in}")
+        kwargs = {key: _field(p, key, where, str if key in ("neuron", "reset") else int) for key in LAYER_KEYS[2:]}
+        try:
+            layers.append(
+                Layer(
+                    unpack_weights(packed, n_in),
+                    theta=arrays[f"layer{k}_theta"].astype(np.int64),
+                    bias=arrays[f"layer{k}_bias"].astype(np.int64),
+                    where=where,
+                    **kwargs,
+                )
+            )
+        except ImageError:
+            raise
+        except NetworkError as e:
+            raise ImageError(str(e)) from e
+    try:
+        network = Network(tuple(layers))
+    except NetworkError as e:
+        raise ImageError(f"{path}: {e}") from e
+    actual = content_hash(network)
+    if actual != stored_hash:
+        raise ImageError(f"{path}: field 'content_hash' = {stored_hash} but the content hashes to {actual}")
+    return network

@@ -1,0 +1,248 @@
+"""Networks of binary-weight LIF layers: the objects of the numerics contract (docs/numerics.md).
+
+Everything here is numpy only, so it runs on a PYNQ board as well as on a workstation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+NEURONS = ("lif", "cuba")
+RESETS = ("subtract", "zero", "none")
+MAX_LAYERS = 16
+MAX_WIDTH = 65536
+BITS_RANGE = (2, 32)
+FRAC_BITS_RANGE = (0, 16)
+
+
+class NetworkError(ValueError):
+    """A network or layer breaks a rule of the numerics contract."""
+
+
+def signed_range(bits: int) -> tuple[int, int]:
+    """The inclusive range of a two's complement integer of `bits` bits."""
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def _check_int(where: str, name: str, value, lo: int, hi: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise NetworkError(f"{where}: {name} must be an integer in [{lo}, {hi}], got {value!r}")
+    if not lo <= int(value) <= hi:
+        raise NetworkError(f"{where}: {name} = {int(value)} is outside [{lo}, {hi}]")
+    return int(value)
+
+
+def _check_choice(where: str, name: str, value, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise NetworkError(f"{where}: {name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def _int_array(where: str, name: str, value, shape: tuple[int, ...], lo: int, hi: int) -> np.ndarray:
+    """Return `value` as an int64 array of `shape` with every entry in [lo, hi], or raise."""
+    arr = np.asarray(value)
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise NetworkError(f"{where}: {name} must hold integers, got dtype {arr.dtype}")
+    if arr.ndim == 0 and len(shape) == 1:
+        arr = np.full(shape, arr)
+    if arr.shape != shape:
+        raise NetworkError(f"{where}: {name} has shape {arr.shape}, expected {shape}")
+    if np.issubdtype(arr.dtype, np.floating):
+        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise NetworkError(f"{where}: {name}{list(idx)} = {arr[idx]!r} is not an integer")
+    out_of_range = (arr < lo) | (arr > hi)
+    if out_of_range.any():
+        idx = tuple(int(i) for i in np.argwhere(out_of_range)[0])
+        raise NetworkError(f"{where}: {name}{list(idx)} = {arr[idx]!r} is outside [{lo}, {hi}]")
+    return arr.astype(np.int64)
+
+
+class Layer:
+    """One layer: `n_out` neurons fed by a binary (+1/-1) crossbar of `n_in` inputs.
+
+    Every field is validated against the contract on construction; `theta` and `bias`
+    may be scalars (broadcast to [n_out]). `weights` becomes read-only int8 [n_out, n_in]
+    of +/-1, `theta` and `bias` read-only int64 [n_out]. `where` names the layer in errors.
+    """
+
+    def __init__(
+        self,
+        weights,
+        *,
+        theta=1,
+        bias=0,
+        neuron: str = "lif",
+        reset: str = "subtract",
+        v_bits: int = 16,
+        u_bits: int = 16,
+        frac_bits: int = 8,
+        lam: int = 0,
+        alpha: int = 0,
+        where: str = "layer",
+    ):
+        w = np.asarray(weights)
+        if w.ndim != 2 or 0 in w.shape:
+            raise NetworkError(f"{where}: weights must be a 2-D [n_out, n_in] array, got shape {w.shape}")
+        n_out, n_in = w.shape
+        for name, n in (("n_out", n_out), ("n_in", n_in)):
+            if n > MAX_WIDTH:
+                raise NetworkError(f"{where}: {name} = {n} exceeds the maximum {MAX_WIDTH}")
+        if w.dtype == np.bool_:
+            raise NetworkError(f"{where}: weights must be +1/-1 integers, got a bool array (map it with 2*w-1)")
+        w = _int_array(where, "weights", w, (n_out, n_in), -1, 1)
+        zeros = w == 0
+        if zeros.any():
+            idx = [int(i) for i in np.argwhere(zeros)[0]]
+            raise NetworkError(f"{where}: weights{idx} = 0, expected -1 or +1")
+        self.neuron = _check_choice(where, "neuron", neuron, NEURONS)
+        self.reset = _check_choice(where, "reset", reset, RESETS)
+        self.v_bits = _check_int(where, "v_bits", v_bits, *BITS_RANGE)
+        self.u_bits = _check_int(where, "u_bits", u_bits, *BITS_RANGE)
+        self.frac_bits = _check_int(where, "frac_bits", frac_bits, *FRAC_BITS_RANGE)
+        self.lam = _check_int(where, "lam", lam, 0, 1 << self.frac_bits)
+        self.alpha = _check_int(where, "alpha", alpha, 0, 1 << self.frac_bits)
+        if self.neuron == "lif" and self.alpha != 0:
+            raise NetworkError(f"{where}: alpha = {self.alpha} but neuron 'lif' has no current; expected 0")
+        v_lo, v_hi = signed_range(self.v_bits)
+        self.weights = w.astype(np.int8)
+        self.theta = _int_array(where, "theta", theta, (n_out,), 1, v_hi)
+        self.bias = _int_array(where, "bias", bias, (n_out,), v_lo, v_hi)
+        for arr in (self.weights, self.theta, self.bias):
+            arr.setflags(write=False)
+
+    @property
+    def n_in(self) -> int:
+        """Number of inputs (synapses per neuron)."""
+        return self.weights.shape[1]
+
+    @property
+    def n_out(self) -> int:
+        """Number of neurons."""
+        return self.weights.shape[0]
+
+    def params(self) -> dict:
+        """The scalar fields, as stored in the image metadata."""
+        return {
+            "n_in": self.n_in, "n_out": self.n_out, "neuron": self.neuron, "reset": self.reset,
+            "v_bits": self.v_bits, "u_bits": self.u_bits, "frac_bits": self.frac_bits,
+            "lam": self.lam, "alpha": self.alpha,
+        }
+
+    def replace(self, **changes) -> Layer:
+        """A validated copy with some fields changed."""
+        fields = {"weights": self.weights, "theta": self.theta, "bias": self.bias, **self.params(), **changes}
+        del fields["n_in"], fields["n_out"]
+        return Layer(fields.pop("weights"), **fields)
+
+    def __eq__(self, other) -> bool:
+        return (
+            isinstance(other, Layer) and self.params() == other.params()
+            and np.array_equal(self.weights, other.weights)
+            and np.array_equal(self.theta, other.theta) and np.array_equal(self.bias, other.bias)
+        )
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        p = self.params()
+        return "Layer(" + ", ".join(f"{k}={v!r}" for k, v in p.items()) + ")"
+
+
+@dataclass(frozen=True)
+class Network:
+    """A feed-forward chain of layers; layer k+1 sees layer k's spikes of the same timestep."""
+
+    layers: tuple[Layer, ...]
+
+    def __post_init__(self):
+        layers = tuple(self.layers)
+        object.__setattr__(self, "layers", layers)
+        if not 1 <= len(layers) <= MAX_LAYERS:
+            raise NetworkError(f"network: {len(layers)} layers, expected 1 to {MAX_LAYERS}")
+        for k, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise NetworkError(f"network: layers[{k}] is a {type(layer).__name__}, expected a Layer")
+            if k and layer.n_in != layers[k - 1].n_out:
+                raise NetworkError(
+                    f"layer {k}: n_in = {layer.n_in} but layer {k - 1} has n_out = {layers[k - 1].n_out}"
+                )
+
+    @classmethod
+    def build(cls, layers: list[dict]) -> Network:
+        """Build from a list of keyword dicts for `Layer`, e.g. `[{"weights": w, "theta": 8}, ...]`."""
+        return cls(tuple(Layer(**spec, where=f"layer {k}") for k, spec in enumerate(layers)))
+
+    @property
+    def n_in(self) -> int:
+        """Width of the network's input spike vector."""
+        return self.layers[0].n_in
+
+    @property
+    def n_out(self) -> int:
+        """Width of the network's output spike vector."""
+        return self.layers[-1].n_out
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """(n_in, n_out of layer 0, n_out of layer 1, ...)."""
+        return (self.n_in, *(layer.n_out for layer in self.layers))
+
+    def save(self, path) -> str:
+        """Write the network image file (docs/image-format.md); returns its content hash."""
+        from spikeloop.image import save_image
+
+        return save_image(self, path)
+
+    @classmethod
+    def load(cls, path) -> Network:
+        """Read and validate a network image file."""
+        from spikeloop.image import load_image
+
+        return load_image(path)
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 of the network's content as defined by the image format."""
+        from spikeloop.image import content_hash
+
+        return content_hash(self)
+
+
+def random_network(
+    sizes,
+    *,
+    seed: int,
+    neuron: str = "lif",
+    reset: str = "subtract",
+    v_bits: int = 16,
+    u_bits: int = 16,
+    frac_bits: int = 8,
+    lam: int | None = None,
+    alpha: int | None = None,
+    theta: int | None = None,
+) -> Network:
+    """A random network of the given sizes, e.g. (784, 256, 10), that fires on ~20% dense input.
+
+    Thresholds default to about sqrt(n_in) so that random +/-1 sums cross them now and then.
+    """
+    rng = np.random.default_rng(seed)
+    layers = []
+    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        v_hi = signed_range(v_bits)[1]
+        th = theta if theta is not None else min(v_hi, max(1, int(np.sqrt(n_in))))
+        layers.append(
+            Layer(
+                rng.choice(np.array([-1, 1], dtype=np.int8), size=(n_out, n_in)),
+                theta=rng.integers(max(1, th // 2), th + 1, size=n_out),
+                bias=rng.integers(-1, 3, size=n_out).clip(-v_hi, v_hi),
+                neuron=neuron, reset=reset, v_bits=v_bits, u_bits=u_bits, frac_bits=frac_bits,
+                lam=(1 << frac_bits) // 8 if lam is None else lam,
+                alpha=0 if neuron == "lif" else ((1 << frac_bits) // 4 if alpha is None else alpha),
+                where=f"layer {k}",
+            )
+        )
+    return Network(tuple(layers))
