@@ -19,7 +19,9 @@ def _sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(x) for x in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"sizes must be comma-separated integers like 784,256,10, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"sizes must be comma-separated integers like 784,256,10, got {text!r}"
+        ) from None
     if len(sizes) < 2:
         raise argparse.ArgumentTypeError(f"sizes needs at least an input and one layer, got {text!r}")
     return sizes
@@ -105,7 +107,8 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("run", help=cmd_run.__doc__)
     s.add_argument("--network", required=True, type=Path, help="network image (.npz)")
-    s.add_argument("--input", required=True, type=Path, help="spike file: .npz with bool 'spikes' [T, n_in] or [B, T, n_in]")
+    s.add_argument("--input", required=True, type=Path,
+                   help="spike file: .npz with bool 'spikes' [T, n_in] or [B, T, n_in]")
     s.add_argument("--backend", default="golden", choices=BACKENDS, help="where to run (default: golden)")
     s.add_argument("--out", required=True, type=Path, help="output spike file (.npz)")
     s.add_argument("--membranes", action="store_true", help="also store the last layer's pre-reset membranes")

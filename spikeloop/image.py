@@ -96,7 +96,8 @@ def load_image(path) -> Network:
         with zipfile.ZipFile(path) as z:
             names = {n[:-4] for n in z.namelist() if n.endswith(".npy")}
             if len(names) != len(z.namelist()):
-                raise ImageError(f"{path}: unexpected members {sorted(set(z.namelist()) - {n + '.npy' for n in names})}")
+                extra = sorted(set(z.namelist()) - {n + ".npy" for n in names})
+                raise ImageError(f"{path}: unexpected members {extra}")
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in names}
     except ImageError:
@@ -146,7 +147,9 @@ def load_image(path) -> Network:
         n_out = _field(p, "n_out", where, int)
         if not (1 <= n_in and 1 <= n_out):
             raise ImageError(f"{where}: n_in = {n_in}, n_out = {n_out}, expected both >= 1")
-        shapes = {"weights": ((n_out, (n_in + 7) // 8), np.uint8), "theta": ((n_out,), "<i4"), "bias": ((n_out,), "<i4")}
+        shapes = {
+            "weights": ((n_out, (n_in + 7) // 8), np.uint8), "theta": ((n_out,), "<i4"), "bias": ((n_out,), "<i4")
+        }
         for m, (shape, dtype) in shapes.items():
             arr = arrays[f"layer{k}_{m}"]
             if arr.shape != shape or arr.dtype != np.dtype(dtype):

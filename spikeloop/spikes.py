@@ -24,7 +24,9 @@ def check_spikes(spikes, n_in: int, *, name: str = "spikes") -> tuple[np.ndarray
     if arr.ndim not in (2, 3):
         raise SpikeError(f"{name} must have shape [T, {n_in}] or [B, T, {n_in}], got shape {arr.shape}")
     if arr.shape[-1] != n_in:
-        raise SpikeError(f"{name} has {arr.shape[-1]} inputs per timestep (shape {arr.shape}), the network expects {n_in}")
+        raise SpikeError(
+            f"{name} has {arr.shape[-1]} inputs per timestep (shape {arr.shape}), the network expects {n_in}"
+        )
     if arr.shape[-2] == 0 or (arr.ndim == 3 and arr.shape[0] == 0):
         raise SpikeError(f"{name} has shape {arr.shape}: at least one timestep and one batch entry are needed")
     if arr.dtype != np.bool_:

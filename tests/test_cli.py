@@ -40,7 +40,8 @@ def test_info_prints_sizes_and_hash(files, capsys):
 def test_random_network_and_spikes_commands(tmp_path):
     assert main(["random-network", "--sizes", "12,6,3", "--neuron", "cuba", "--out", str(tmp_path / "n.npz")]) == 0
     assert Network.load(tmp_path / "n.npz").sizes == (12, 6, 3)
-    assert main(["random-spikes", "--n-in", "12", "--steps", "9", "--batch", "2", "--out", str(tmp_path / "s.npz")]) == 0
+    out = str(tmp_path / "s.npz")
+    assert main(["random-spikes", "--n-in", "12", "--steps", "9", "--batch", "2", "--out", out]) == 0
     assert load_spikes(tmp_path / "s.npz").shape == (2, 9, 12)
 
 
