@@ -100,11 +100,9 @@ def load_image(path) -> Network:
                 raise ImageError(f"{path}: unexpected members {extra}")
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in names}
-    except ImageError:
+    except (ImageError, FileNotFoundError, IsADirectoryError, PermissionError):
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-        if isinstance(e, FileNotFoundError):
-            raise
+    except Exception as e:  # zipfile and numpy raise many kinds (BadZipFile, RuntimeError, NotImplementedError...)
         raise ImageError(f"{path}: not a readable network image (corrupt or truncated): {e}") from e
 
     if "meta" not in arrays:

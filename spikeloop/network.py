@@ -43,17 +43,15 @@ def _check_choice(where: str, name: str, value, choices: tuple[str, ...]) -> str
 def _int_array(where: str, name: str, value, shape: tuple[int, ...], lo: int, hi: int) -> np.ndarray:
     """Return `value` as an int64 array of `shape` with every entry in [lo, hi], or raise."""
     arr = np.asarray(value)
-    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise NetworkError(f"{where}: {name} must hold integers, got dtype {arr.dtype}")
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise NetworkError(
+            f"{where}: {name} must hold integers, got dtype {arr.dtype} "
+            "(round it yourself, e.g. np.rint(x).astype(np.int64), after checking that nothing is lost)"
+        )
     if arr.ndim == 0 and len(shape) == 1:
         arr = np.full(shape, arr)
     if arr.shape != shape:
         raise NetworkError(f"{where}: {name} has shape {arr.shape}, expected {shape}")
-    if np.issubdtype(arr.dtype, np.floating):
-        bad = ~np.isfinite(arr) | (arr != np.round(arr))
-        if bad.any():
-            idx = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise NetworkError(f"{where}: {name}{list(idx)} = {arr[idx]!r} is not an integer")
     out_of_range = (arr < lo) | (arr > hi)
     if out_of_range.any():
         idx = tuple(int(i) for i in np.argwhere(out_of_range)[0])
@@ -227,17 +225,18 @@ def random_network(
 ) -> Network:
     """A random network of the given sizes, e.g. (784, 256, 10), that fires on ~20% dense input.
 
-    Thresholds default to about sqrt(n_in) so that random +/-1 sums cross them now and then.
+    Thresholds default to random values up to about sqrt(n_in), so that random +/-1 sums cross
+    them now and then; a given `theta` is used for every neuron.
     """
     rng = np.random.default_rng(seed)
     layers = []
     for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        v_hi = signed_range(v_bits)[1]
-        th = theta if theta is not None else min(v_hi, max(1, int(np.sqrt(n_in))))
+        v_hi = max(1, (1 << (v_bits - 1)) - 1) if isinstance(v_bits, int) and v_bits >= 1 else 1
+        th_hi = max(1, min(v_hi, int(np.sqrt(n_in))))
         layers.append(
             Layer(
                 rng.choice(np.array([-1, 1], dtype=np.int8), size=(n_out, n_in)),
-                theta=rng.integers(max(1, th // 2), th + 1, size=n_out),
+                theta=rng.integers(max(1, th_hi // 2), th_hi + 1, size=n_out) if theta is None else theta,
                 bias=rng.integers(-1, 3, size=n_out).clip(-v_hi, v_hi),
                 neuron=neuron, reset=reset, v_bits=v_bits, u_bits=u_bits, frac_bits=frac_bits,
                 lam=(1 << frac_bits) // 8 if lam is None else lam,

@@ -29,30 +29,38 @@ def check_spikes(spikes, n_in: int, *, name: str = "spikes") -> tuple[np.ndarray
         )
     if arr.shape[-2] == 0 or (arr.ndim == 3 and arr.shape[0] == 0):
         raise SpikeError(f"{name} has shape {arr.shape}: at least one timestep and one batch entry are needed")
-    if arr.dtype != np.bool_:
-        if not np.issubdtype(arr.dtype, np.integer):
-            raise SpikeError(f"{name} must be bool or integer 0/1, got dtype {arr.dtype}")
-        bad = (arr != 0) & (arr != 1)
-        if bad.any():
-            idx = [int(i) for i in np.argwhere(bad)[0]]
-            raise SpikeError(f"{name}{idx} = {arr[tuple(idx)]}, expected 0 or 1")
-        arr = arr.astype(np.bool_)
+    arr = as_bool_spikes(arr, name=name)
     batched = arr.ndim == 3
     return (arr if batched else arr[None]), batched
 
 
+def as_bool_spikes(spikes, *, name: str = "spikes") -> np.ndarray:
+    """`spikes` as a bool array, refusing any dtype but bool/integer and any value but 0 and 1."""
+    arr = np.asarray(spikes)
+    if arr.dtype == np.bool_:
+        return arr
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise SpikeError(f"{name} must be bool or integer 0/1, got dtype {arr.dtype}")
+    bad = (arr != 0) & (arr != 1)
+    if bad.any():
+        idx = [int(i) for i in np.argwhere(bad)[0]]
+        raise SpikeError(f"{name}{idx} = {arr[tuple(idx)]}, expected 0 or 1")
+    return arr.astype(np.bool_)
+
+
 def load_spikes(path, *, key: str = "spikes") -> np.ndarray:
-    """Read a spike file: an .npz holding a bool array `spikes` of shape [T, n] or [B, T, n]."""
+    """Read a spike file: an .npz holding 0/1 array `spikes` of shape [T, n] or [B, T, n]; returns bool."""
     with np.load(Path(path), allow_pickle=False) as npz:
         if key not in npz.files:
             raise SpikeError(f"{path}: no array named '{key}' (found {npz.files})")
-        return npz[key]
+        return as_bool_spikes(npz[key], name=f"{path}: {key}")
 
 
 def save_spikes(path, spikes, **extra) -> None:
-    """Write a spike file (bool array `spikes`) with optional extra arrays (e.g. membranes)."""
+    """Write a spike file (0/1 array `spikes`, stored as bool) with optional extra arrays (e.g. membranes)."""
+    spikes = as_bool_spikes(spikes)
     with open(Path(path), "wb") as f:
-        np.savez_compressed(f, spikes=np.asarray(spikes, dtype=np.bool_), **extra)
+        np.savez_compressed(f, spikes=spikes, **extra)
 
 
 def poisson_spikes(shape, density: float, *, seed: int) -> np.ndarray:
