@@ -4,16 +4,27 @@ A pure step function with explicit typed state (`lif_step`), vectorized over bat
 neurons, a whole-sequence path (`run`) that computes every timestep's synaptic sums in one
 matrix product per layer, and a module wrapper (`GoldenModel`). `spikeloop.golden` is the
 numpy twin, held equal to this one by the tests.
+
+`GoldenModel.run` on the CPU runs the numerics through `spikeloop.golden`'s native kernel
+(only active inputs' weight rows are added, the time recurrence in C), or, without a C
+compiler, through an exact int8 matrix product (`torch._int_mm`) and an in-place numpy
+recurrence; `engine="torch"` is the plain tensor loop below. All are integer-exact and tested
+equal (tests/test_golden_fast.py). For closed loops, `GoldenModel.stepper()` returns the
+streaming `spikeloop.golden.Stepper`.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
+from spikeloop import golden as _np_golden
 from spikeloop.network import Layer, Network, signed_range
-from spikeloop.spikes import check_spikes
+from spikeloop.spikes import check_spikes, check_step
+
+ENGINES = ("auto", "native", "numpy", "torch")
 
 
 class LIFState(NamedTuple):
@@ -116,6 +127,7 @@ class GoldenModel(torch.nn.Module):
         self.network = network
         self.params = [LayerParams.of(layer, device) for layer in network.layers]
         self.device = device
+        self._int8_weights: dict[int, torch.Tensor] = {}  # id(layer) -> int8 [n_in, n_out], on demand
 
     def initial_state(self, batch: int = 1) -> tuple[LIFState, ...]:
         """All-zero state of every layer."""
@@ -123,7 +135,7 @@ class GoldenModel(torch.nn.Module):
 
     def step(self, s, states: tuple[LIFState, ...]) -> tuple[tuple[LIFOutput, ...], tuple[LIFState, ...]]:
         """One timestep: s is 0/1 [B, n_in]; layer k+1 sees layer k's spikes of this timestep."""
-        x = torch.as_tensor(s, device=self.device)
+        x = torch.from_numpy(check_step(s, self.network.n_in)).to(self.device)
         outs, new = [], []
         for p, state in zip(self.params, states):
             out, st = lif_step(synaptic_input(x, p), state, p)
@@ -132,13 +144,67 @@ class GoldenModel(torch.nn.Module):
             x = out.z
         return tuple(outs), tuple(new)
 
-    def run(self, spikes, *, record: bool = False, states=None) -> GoldenTrace:
+    def run(self, spikes, *, record: bool = False, states=None, engine: str = "auto") -> GoldenTrace:
         """Whole sequence, spikes [T, n_in] or [B, T, n_in] (0/1, numpy or torch).
 
         Layer by layer: every timestep's synaptic sums in one matrix product, then the recurrence.
         `states` continues from a previous run's `GoldenTrace.states`.
+
+        `engine` chooses how, never what (all integer-exact and equal): `"auto"` on the CPU the
+        native kernel of `spikeloop.golden` when available, else `"numpy"`; `"native"` that
+        kernel or an error; `"numpy"` int8 matrix products and an in-place numpy recurrence;
+        `"torch"` the plain tensor loop over `lif_step` (also what runs on other devices, and for
+        states outside the contract's ranges).
         """
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
         s, batched = check_spikes(spikes, self.network.n_in)
+        if engine != "torch" and torch.device(self.device or "cpu").type == "cpu":
+            fast = self._run_fast(s, batched, record, states, engine)
+            if fast is not None:
+                return fast
+        elif engine in ("native", "numpy"):
+            raise ValueError(f"engine={engine!r} runs on the CPU only; this model is on {self.device}")
+        return self._run_torch(s, batched, record, states)
+
+    def _run_fast(self, s: np.ndarray, batched: bool, record: bool, states, engine: str) -> GoldenTrace | None:
+        """The CPU paths through spikeloop.golden; None when the states need the plain loop."""
+        batch = s.shape[0]
+        if states is None:
+            np_states = _np_golden.initial_state(self.network, batch)
+        else:
+            np_states = tuple(
+                _np_golden.LayerState(*(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
+                                        for x in (st.v, st.u)))
+                for st in states
+            )
+        if not _np_golden._states_fit(self.network, batch, np_states):
+            if engine != "auto":
+                raise ValueError(f"engine={engine!r} needs states that are int64 [B, n_out] inside their ranges")
+            return None
+        lib = _np_golden._kernel(engine) if engine in ("auto", "native") else None
+        if lib is not None:
+            recorded, finals = _np_golden._run_native(lib, self.network, s, np_states, record)
+        else:
+            recorded, finals = _np_golden._run_numpy(self.network, s, np_states, record, synaptic=self._int8_synaptic)
+
+        def t(x):
+            return None if x is None else torch.from_numpy(x)
+
+        out = [LIFOutput(t(r.z), t(r.v), t(r.u)) for r in recorded]  # u is None when not recorded
+        if not batched:
+            out = [LIFOutput(*(None if x is None else x[0] for x in r)) for r in out]
+        new_states = []
+        for k, (layer, fin) in enumerate(zip(self.network.layers, finals)):
+            if layer.neuron == "cuba" or states is None:
+                u = t(np.ascontiguousarray(fin.u))
+            else:
+                u = states[k].u  # a lif layer's u is carried unchanged, as lif_step does
+            new_states.append(LIFState(t(fin.v), u))
+        return GoldenTrace(out[-1].z, out[-1].v, tuple(new_states), tuple(out) if record else None)
+
+    def _run_torch(self, s, batched: bool, record: bool, states) -> GoldenTrace:
+        """The plain tensor loop: one float product per layer, then `lif_step` per timestep."""
         x = torch.from_numpy(s).to(self.device)
         batch, steps = x.shape[:2]
         states = states if states is not None else self.initial_state(batch)
@@ -158,6 +224,31 @@ class GoldenModel(torch.nn.Module):
             recorded = [LIFOutput(*(t[0] for t in r)) for r in recorded]
         return GoldenTrace(recorded[-1].z, recorded[-1].v, tuple(finals), tuple(recorded) if record else None)
 
+    def _int8_synaptic(self, layer: Layer, x: np.ndarray) -> np.ndarray:
+        """a = sum_i w[j,i] x[i] + bias[j] for 0/1 x (bool [..., n_in]) as an int8 x int8 -> int32
+        product (`torch._int_mm`, exact: |sum| <= n_in <= 65536); else the float32 product."""
+        cache = self._int8_weights
+        w8 = cache.get(id(layer))
+        if w8 is None:
+            # a fresh copy: canonical strides even for n_in == 1 (a transposed [1, n] view is
+            # "contiguous" with stride 1 on its first axis, which _int_mm reads as the row pitch)
+            w8 = cache[id(layer)] = torch.from_numpy(np.array(layer.weights.T, np.int8, order="C"))
+        flat = np.ascontiguousarray(x).reshape(-1, layer.n_in)
+        if flat.strides != (layer.n_in, 1):
+            flat = np.array(flat, order="C")
+        try:
+            acc = torch._int_mm(torch.from_numpy(flat.view(np.int8)), w8).numpy()
+        except (RuntimeError, AttributeError):  # shape or platform limits of _int_mm
+            return _np_golden.synaptic_input(layer, x)
+        a = acc.astype(np.int64)
+        a += layer.bias
+        return a.reshape(*x.shape[:-1], layer.n_out)
+
+    def stepper(self, batch: int = 1, *, engine: str = "auto") -> _np_golden.Stepper:
+        """The streaming golden model of this network (numpy in, numpy out): see `spikeloop.golden.Stepper`."""
+        return _np_golden.Stepper(self.network, batch, engine=engine)
+
     def forward(self, spikes) -> torch.Tensor:
         """Output spikes of the last layer for a whole sequence."""
         return self.run(spikes).spikes
+

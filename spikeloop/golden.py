@@ -2,6 +2,19 @@
 
 `spikeloop.quant.golden` is the PyTorch twin; the tests hold the two equal. Both are pure:
 `(input, state, layer) -> (output, new_state)`, state explicit, nothing hidden.
+
+`neuron_step` / `network_step` are the plain reference, a line-by-line transcription of the
+contract. Two faster ways run the same numerics, integer-exact and tested equal to the
+reference (tests/test_golden_fast.py):
+
+- `run(network, spikes)`: a whole sequence. By default (`engine="auto"`) it uses the native
+  kernel (spikeloop/native/golden_kernel.c, compiled with the system C compiler on first use and
+  cached), which adds only the weight rows of active inputs; without a compiler it falls back to
+  numpy with preallocated buffers and in-place ufuncs. `engine="reference"` is the plain loop.
+- `Stepper(network, batch)`: the streaming model for closed loops, one timestep per
+  `step(spikes)` call, state kept inside and every buffer preallocated.
+
+`SPIKELOOP_NATIVE=0` in the environment turns the native kernel off everywhere.
 """
 
 from __future__ import annotations
@@ -11,7 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from spikeloop.network import Layer, Network, signed_range
-from spikeloop.spikes import check_spikes
+from spikeloop.spikes import SpikeError, as_bool_spikes, check_spikes, check_step
+
+ENGINES = ("auto", "native", "numpy", "reference")
 
 
 @dataclass(frozen=True)
@@ -100,9 +115,9 @@ def initial_state(network: Network, batch: int = 1) -> tuple[LayerState, ...]:
 def network_step(
     network: Network, s: np.ndarray, states: tuple[LayerState, ...]
 ) -> tuple[tuple[LayerStep, ...], tuple[LayerState, ...]]:
-    """One timestep of the whole network for input spikes s (bool [B, n_in]); layers chain within the step."""
+    """One timestep of the whole network for input spikes s (0/1 [B, n_in]); layers chain within the step."""
     steps, new_states = [], []
-    x = s
+    x = check_step(s, network.n_in)
     for layer, state in zip(network.layers, states):
         out, new = neuron_step(synaptic_input(layer, x), state, layer)
         steps.append(out)
@@ -111,15 +126,42 @@ def network_step(
     return tuple(steps), tuple(new_states)
 
 
-def run(network: Network, spikes, *, record: bool = False, states=None) -> Trace:
+def run(network: Network, spikes, *, record: bool = False, states=None, engine: str = "auto") -> Trace:
     """Run a whole sequence: spikes [T, n_in] or [B, T, n_in] (0/1).
 
     Layer by layer: all timesteps' synaptic sums in one matrix product, then the recurrence.
     `states` (from `initial_state`) continues from a previous run; it is not modified.
+
+    `engine` chooses how, never what (all are integer-exact and equal):
+    `"auto"` the native kernel when it is available, else `"numpy"`; `"native"` the native
+    kernel or an error; `"numpy"` in-place numpy; `"reference"` the plain loop over
+    `neuron_step`. States outside the contract's ranges (or not int64 [B, n_out]) always take
+    the reference path, whose results they define.
     """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
     s, batched = check_spikes(spikes, network.n_in)
     batch, steps = s.shape[:2]
     states = states if states is not None else initial_state(network, batch)
+    fit = engine != "reference" and _states_fit(network, batch, states)
+    if engine == "native" and not fit:
+        raise ValueError("engine='native' needs states that are int64 [B, n_out] inside their layer's ranges")
+    lib = _kernel(engine) if fit and engine in ("auto", "native") else None
+    if lib is not None:
+        recorded, finals = _run_native(lib, network, s, states, record)
+    elif fit:
+        recorded, finals = _run_numpy(network, s, states, record)
+    else:
+        recorded, finals = _run_reference(network, s, states)
+    last = recorded[-1]
+    unbatch = (lambda x: x) if batched else (lambda x: x[0])
+    layers = tuple(LayerStep(unbatch(r.z), unbatch(r.v), unbatch(r.u)) for r in recorded) if record else None
+    return Trace(unbatch(last.z), unbatch(last.v), tuple(finals), layers)
+
+
+def _run_reference(network: Network, s: np.ndarray, states) -> tuple[list[LayerStep], list[LayerState]]:
+    """The plain loop: `neuron_step` per timestep (s: bool [B, T, n_in])."""
+    steps = s.shape[1]
     x = s
     recorded, finals = [], []
     for layer, state in zip(network.layers, states):
@@ -133,7 +175,303 @@ def run(network: Network, spikes, *, record: bool = False, states=None) -> Trace
         recorded.append(LayerStep(z, v, u))
         finals.append(state)
         x = z
-    last = recorded[-1]
-    unbatch = (lambda x: x) if batched else (lambda x: x[0])
-    layers = tuple(LayerStep(unbatch(r.z), unbatch(r.v), unbatch(r.u)) for r in recorded) if record else None
-    return Trace(unbatch(last.z), unbatch(last.v), tuple(finals), layers)
+    return recorded, finals
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast paths. Exactness rests on: states inside the contract's ranges (checked on entry), so
+# v*lam fits int64 and (v*2^k) >> F == v >> (F-k); integer sums of +/-1 rows are exact.
+
+
+def _states_fit(network: Network, batch: int, states) -> bool:
+    """True when `states` are int64 [batch, n_out] with v (and a cuba layer's u) in range."""
+    try:
+        if len(states) != len(network.layers):
+            return False
+        for layer, st in zip(network.layers, states):
+            checks = [(st.v, layer.v_bits)] + ([(st.u, layer.u_bits)] if layer.neuron == "cuba" else [])
+            for arr, bits in checks:
+                if not isinstance(arr, np.ndarray) or arr.dtype != np.int64 or arr.shape != (batch, layer.n_out):
+                    return False
+                lo, hi = signed_range(bits)
+                if arr.size and (arr.min() < lo or arr.max() > hi):
+                    return False
+    except (AttributeError, TypeError):
+        return False
+    return True
+
+
+def _kernel(engine: str):
+    """The native kernel for `engine` ("auto": None when unavailable; "native": it or an error)."""
+    if engine not in ("auto", "native"):
+        return None
+    from spikeloop.native import golden_kernel
+
+    lib = golden_kernel.kernel()
+    if lib is None and engine == "native":
+        raise RuntimeError(f"engine='native': the native kernel is unavailable ({golden_kernel.unavailable_reason()})")
+    return lib
+
+
+def native_available() -> bool:
+    """Whether the native kernel can be used here (builds it on first call; warns if it cannot)."""
+    return _kernel("auto") is not None
+
+
+def _run_native(lib, network: Network, s: np.ndarray, states, record: bool):
+    from spikeloop.native.golden_kernel import NativeRun
+
+    batch, steps, n_in = s.shape
+    v = [np.array(st.v, np.int64, order="C") for st in states]
+    u = [np.array(st.u, np.int64, order="C") if layer.neuron == "cuba" else np.zeros_like(v[k])
+         for k, (layer, st) in enumerate(zip(network.layers, states))]
+    nr = NativeRun(lib, network, batch, steps, v=v, u=u, record=record)
+    x = np.ascontiguousarray(s)
+    nr.advance(x.ctypes.data, steps * n_in, n_in, check=False)  # check_spikes validated s
+    recorded = [
+        LayerStep(z.view(np.bool_), vr, ur)
+        for z, vr, ur in zip(nr.z_rec, nr.v_rec, nr.u_rec) if z is not None
+    ]
+    finals = [
+        LayerState(v[k], u[k] if layer.neuron == "cuba" else st.u)
+        for k, (layer, st) in enumerate(zip(network.layers, states))
+    ]
+    return recorded, finals
+
+
+class _Decay:
+    """x - ((x * factor) >> F) into `out`, as a shift when factor is 0 or 2^k (exact in range)."""
+
+    def __init__(self, factor: int, frac_bits: int):
+        self.factor, self.frac_bits = factor, frac_bits
+        k = factor.bit_length() - 1
+        self.shift = frac_bits - k if factor and factor == 1 << k else None
+
+    def __call__(self, x: np.ndarray, out: np.ndarray, tmp: np.ndarray) -> None:
+        if self.factor == 0:
+            if out is not x:
+                np.copyto(out, x)
+        elif self.shift is not None:
+            np.right_shift(x, self.shift, out=tmp)
+            np.subtract(x, tmp, out=out)
+        else:
+            np.multiply(x, self.factor, out=tmp)
+            np.right_shift(tmp, self.frac_bits, out=tmp)
+            np.subtract(x, tmp, out=out)
+
+
+class _NumpyNeurons:
+    """One layer's neuron update on [batch, n_out] int64 buffers, in place (no allocation)."""
+
+    def __init__(self, layer: Layer, batch: int):
+        self.cuba = layer.neuron == "cuba"
+        self.reset = layer.reset
+        self.theta = layer.theta
+        self.v_lo, self.v_hi = signed_range(layer.v_bits)
+        self.u_lo, self.u_hi = signed_range(layer.u_bits)
+        self.lam = _Decay(layer.lam, layer.frac_bits)
+        self.alpha = _Decay(layer.alpha, layer.frac_bits)
+        self.tmp = np.empty((batch, layer.n_out), np.int64)
+
+    def __call__(self, a, v, u, vp, z) -> None:
+        """Given synaptic input `a`, advance states `v`, `u` in place; write v' into `vp`, spikes into `z`."""
+        tmp = self.tmp
+        if self.cuba:
+            self.alpha(u, u, tmp)
+            np.add(u, a, out=u)
+            np.maximum(u, self.u_lo, out=u)
+            np.minimum(u, self.u_hi, out=u)
+            a = u
+        self.lam(v, vp, tmp)
+        np.add(vp, a, out=vp)
+        np.maximum(vp, self.v_lo, out=vp)
+        np.minimum(vp, self.v_hi, out=vp)
+        np.greater_equal(vp, self.theta, out=z)
+        if self.reset == "subtract":
+            np.multiply(self.theta, z, out=tmp)
+            np.subtract(vp, tmp, out=v)
+        else:
+            np.copyto(v, vp)
+            if self.reset == "zero":
+                np.copyto(v, 0, where=z)
+
+
+def _batch_major(r: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(r.transpose(1, 0, 2))
+
+
+def _run_numpy(network: Network, s: np.ndarray, states, record: bool, synaptic=None):
+    """In-place numpy: per layer one product for all timesteps, then the recurrence time-major.
+
+    `synaptic(layer, x)` -> int64 [..., n_out] may replace `synaptic_input` (the torch model
+    passes an int8 matrix product).
+    """
+    synaptic = synaptic or synaptic_input
+    batch, steps = s.shape[:2]
+    x = np.ascontiguousarray(s.transpose(1, 0, 2))  # [T, B, n_in]: each timestep contiguous
+    recorded, finals = [], []
+    for k, (layer, state) in enumerate(zip(network.layers, states)):
+        a = np.ascontiguousarray(synaptic(layer, x))  # [T, B, n_out]
+        z = np.empty(a.shape, np.bool_)
+        vp = np.empty(a.shape, np.int64)
+        cuba = layer.neuron == "cuba"
+        u_rec = np.empty(a.shape, np.int64) if cuba else a
+        v = state.v.copy()
+        u = state.u.copy() if cuba else None
+        update = _NumpyNeurons(layer, batch)
+        for t in range(steps):
+            update(a[t], v, u, vp[t], z[t])
+            if cuba and record:
+                np.copyto(u_rec[t], u)
+        if record:
+            recorded.append(LayerStep(_batch_major(z), _batch_major(vp), _batch_major(u_rec)))
+        elif k == len(network.layers) - 1:
+            recorded.append(LayerStep(_batch_major(z), _batch_major(vp), None))
+        finals.append(LayerState(v, u if cuba else state.u))
+        x = z
+    return recorded, finals
+
+
+class Stepper:
+    """The golden model for closed loops: one timestep per `step` call, state kept inside.
+
+    `Stepper(network, batch=1)` preallocates every buffer; `step(spikes)` takes the input
+    spikes of one timestep, 0/1 of shape [n_in] (batch 1) or [batch, n_in] (bool, uint8 or int8
+    take the fast path; other integer dtypes and torch tensors are accepted too), and returns
+    `(spikes_out, membranes_out)`: the last layer's spikes (bool) and pre-reset membranes v'
+    (int64), shaped [n_out] or [batch, n_out] like the input. The returned arrays are fresh
+    copies. `reset()` clears the state (or loads given `states`), `states` returns a copy of
+    it as `LayerState`s, interchangeable with `network_step` / `run(states=...)`.
+
+    Step after step, the results equal `network_step`'s (tests/test_golden_fast.py).
+    `engine`: "auto" (native kernel when available, else numpy), "native", or "numpy".
+    A refused input (values other than 0/1, wrong shape) raises `SpikeError` and leaves the
+    state unchanged. One Stepper is not meant to be stepped from several threads at once.
+    """
+
+    def __init__(self, network: Network, batch: int = 1, *, states=None, engine: str = "auto"):
+        if not isinstance(network, Network):
+            raise TypeError(f"network must be a Network, got {type(network).__name__}")
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+            raise ValueError(f"batch must be a positive integer, got {batch!r}")
+        if engine not in ("auto", "native", "numpy"):
+            raise ValueError(f"engine must be one of auto, native, numpy; got {engine!r}")
+        self.network = network
+        self.batch = batch = int(batch)
+        n_in, n_out = network.n_in, network.n_out
+        self._shape_b, self._shape_1 = (batch, n_in), ((n_in,) if batch == 1 else None)
+        self._v = [np.zeros((batch, layer.n_out), np.int64) for layer in network.layers]
+        self._u = [np.zeros((batch, layer.n_out), np.int64) for layer in network.layers]
+        self._in = np.zeros((batch, n_in), np.uint8)
+        self._in_bool = self._in.view(np.bool_)
+        lib = _kernel(engine)
+        if lib is not None:
+            from spikeloop.native.golden_kernel import NativeRun
+
+            self._native = NativeRun(lib, network, batch, 1, v=self._v, u=self._u, record=False)
+            self._native.bind_input(self._in.ctypes.data, n_in, 0, check=True)
+            self._fn, self._call = self._native.fn, self._native.call_ptr
+            self._z = self._native.z_rec[-1].reshape(batch, n_out).view(np.bool_)
+            self._vp = self._native.v_rec[-1].reshape(batch, n_out)
+        else:
+            self._native = None
+            self._xf = [np.zeros((batch, layer.n_in), np.float32) for layer in network.layers]
+            self._af = [np.zeros((batch, layer.n_out), np.float32) for layer in network.layers]
+            self._a = [np.zeros((batch, layer.n_out), np.int64) for layer in network.layers]
+            self._zs = [np.zeros((batch, layer.n_out), np.bool_) for layer in network.layers]
+            self._vps = [np.zeros((batch, layer.n_out), np.int64) for layer in network.layers]
+            self._updates = [_NumpyNeurons(layer, batch) for layer in network.layers]
+            self._wt = [_float_weights(layer) for layer in network.layers]
+            self._z, self._vp = self._zs[-1], self._vps[-1]
+        self._z1, self._vp1 = self._z[0], self._vp[0]
+        self.reset(states)
+
+    @property
+    def engine(self) -> str:
+        """"native" or "numpy": what `step` runs on."""
+        return "native" if self._native is not None else "numpy"
+
+    def reset(self, states=None) -> None:
+        """Clear the state to zero, or load `states` (per layer `.v`, `.u`, [batch, n_out], in range)."""
+        if states is None:
+            for arr in (*self._v, *self._u):
+                arr.fill(0)
+            return
+        if len(states) != len(self.network.layers):
+            raise ValueError(f"states has {len(states)} layers, the network {len(self.network.layers)}")
+        checked = []
+        for k, (layer, st) in enumerate(zip(self.network.layers, states)):
+            pair = []
+            for name, value, bits in (("v", st.v, layer.v_bits), ("u", st.u, layer.u_bits)):
+                arr = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value)
+                if arr.shape != (self.batch, layer.n_out) or not np.issubdtype(arr.dtype, np.integer):
+                    raise ValueError(f"layer {k}: state {name} must be integer [{self.batch}, {layer.n_out}], "
+                                     f"got {arr.dtype} {arr.shape}")
+                lo, hi = signed_range(bits)
+                if arr.size and (arr.min() < lo or arr.max() > hi):
+                    raise ValueError(f"layer {k}: state {name} lies outside [{lo}, {hi}]")
+                pair.append(arr)
+            checked.append(pair)
+        for k, (v, u) in enumerate(checked):
+            np.copyto(self._v[k], v)
+            np.copyto(self._u[k], u)
+
+    @property
+    def states(self) -> tuple[LayerState, ...]:
+        """A copy of the current state of every layer."""
+        return tuple(LayerState(v.copy(), u.copy()) for v, u in zip(self._v, self._u))
+
+    def _coerce(self, spikes) -> tuple[np.ndarray, bool]:
+        """Validate any input form (as `check_spikes` does); returns (bool array, batched)."""
+        if hasattr(spikes, "detach") and hasattr(spikes, "numpy"):  # a torch tensor
+            spikes = spikes.detach().cpu().numpy()
+        arr = np.asarray(spikes)
+        n_in = self.network.n_in
+        if arr.shape == self._shape_b:
+            batched = True
+        elif arr.shape == self._shape_1:
+            batched = False
+        else:
+            want = f"[{n_in}] or [1, {n_in}]" if self.batch == 1 else f"[{self.batch}, {n_in}]"
+            raise SpikeError(f"spikes has shape {arr.shape}, expected {want}")
+        return as_bool_spikes(arr), batched
+
+    def step(self, spikes) -> tuple[np.ndarray, np.ndarray]:
+        """Advance one timestep; returns the last layer's (spikes, pre-reset membranes)."""
+        x = spikes
+        if type(x) is np.ndarray and x.dtype in _BYTE_DTYPES and (
+            x.shape == self._shape_b or x.shape == self._shape_1
+        ):
+            batched = x.ndim == 2
+            if self._native is None and x.dtype != _BOOL:
+                x, batched = self._coerce(x)
+        else:
+            x, batched = self._coerce(x)
+        self._in[...] = x
+        if self._native is not None:
+            bad = self._fn(self._call)
+            if bad >= 0:
+                idx = list(np.unravel_index(bad, self._in.shape))
+                if not batched:
+                    idx = idx[1:]
+                raise SpikeError(f"spikes{idx} = {np.asarray(spikes)[tuple(idx)]}, expected 0 or 1")
+        else:
+            self._step_numpy()
+        if batched:
+            return self._z.copy(), self._vp.copy()
+        return self._z1.copy(), self._vp1.copy()
+
+    def _step_numpy(self) -> None:
+        x = self._in_bool
+        for k in range(len(self._v)):
+            xf, af, a = self._xf[k], self._af[k], self._a[k]
+            np.copyto(xf, x)
+            np.matmul(xf, self._wt[k], out=af)  # exact: |sum| <= n_in < 2^24
+            np.copyto(a, af, casting="unsafe")
+            np.add(a, self.network.layers[k].bias, out=a)
+            self._updates[k](a, self._v[k], self._u[k], self._vps[k], self._zs[k])
+            x = self._zs[k]
+
+
+_BOOL = np.dtype(np.bool_)
+_BYTE_DTYPES = frozenset((_BOOL, np.dtype(np.uint8), np.dtype(np.int8)))

@@ -48,6 +48,17 @@ def as_bool_spikes(spikes, *, name: str = "spikes") -> np.ndarray:
     return arr.astype(np.bool_)
 
 
+def check_step(spikes, n_in: int, *, name: str = "spikes") -> np.ndarray:
+    """Validate one timestep of 0/1 spikes, [B, n_in] or [n_in]; returns bool [B, n_in]."""
+    if hasattr(spikes, "detach") and hasattr(spikes, "numpy"):  # a torch tensor, without importing torch
+        spikes = spikes.detach().cpu().numpy()
+    arr = np.asarray(spikes)
+    arr = arr[None] if arr.ndim == 1 else arr
+    if arr.ndim != 2 or arr.shape[1] != n_in or arr.shape[0] == 0:
+        raise SpikeError(f"{name} has shape {np.shape(spikes)}, expected one timestep [B, {n_in}] or [{n_in}]")
+    return as_bool_spikes(arr, name=name)
+
+
 def load_spikes(path, *, key: str = "spikes") -> np.ndarray:
     """Read a spike file: an .npz holding 0/1 array `spikes` of shape [T, n] or [B, T, n]; returns bool."""
     with np.load(Path(path), allow_pickle=False) as npz:
