@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 import snntorch
 import torch
-from spikeloop.quant.golden import GoldenModel
 
 from spikeloop import golden
 from spikeloop.network import random_network
+from spikeloop.quant.golden import GoldenModel
 from spikeloop.spikes import poisson_spikes
 
 SIZES = (784, 256, 10)

@@ -11,10 +11,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from spikeloop.quant import golden as tg
 
 from spikeloop import golden as npg
 from spikeloop.network import Layer, Network, random_network
+from spikeloop.quant import golden as tg
 from spikeloop.spikes import SpikeError, poisson_spikes
 
 CONFIGS = {

@@ -32,10 +32,10 @@ import reference as ref
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from spikeloop.quant import golden as tg
 
 from spikeloop import golden as npg
 from spikeloop.network import NEURONS, RESETS, Layer, Network, signed_range
+from spikeloop.quant import golden as tg
 
 # ----------------------------------------------------------------------------------------------
 # Strategies

@@ -1,0 +1,672 @@
+"""Training models: feed-forward binary-weight spiking networks with surrogate gradients.
+
+A `BinaryLIF` layer has the fields of a contract layer (docs/numerics.md), held as trainable
+real numbers: latent weights (or, for the Bayesian rule, the natural parameters of a
+Bernoulli posterior per weight), a threshold and a bias per neuron in units of one weight,
+and decay fractions ``leak`` (membrane) and ``current_leak`` (cuba current).
+
+Two forward modes share one code path:
+
+``hardware=True`` (the default) is the contract's integer arithmetic, held in float64
+tensors (exact below 2^53): binary weights, integer thresholds ``theta = max(1, round(theta_r))``
+and biases ``round(bias_r)``, integer decays ``lam = round(leak * 2^F)``, floor shifts
+``(v * lam) >> F``, saturation to ``v_bits``/``u_bits`` when set. Every rounding and floor is
+a straight-through estimator (forward: the integer; backward: identity), so the spikes it
+produces are exactly those `spikeloop.quant.golden` produces for the exported network while
+gradients still flow. What is trained is what is deployed.
+
+``hardware=False`` is the float relaxation of the same model (real thresholds, biases and
+decays, no floor, no saturation); `spikeloop.quant.export` reports what rounding it costs.
+
+The spike is ``z = (v' >= theta)``; its backward pass is a surrogate derivative of
+``x = (v' - theta) / theta`` (the threshold detached in the denominator):
+
+- ``"fast_sigmoid"``: ``1 / (1 + slope*|x|)^2``
+- ``"arctan"``:       ``1 / (1 + (pi/2 * slope * x)^2)``
+
+both equal to 1 at the threshold; ``slope`` sets how fast they fall off.
+
+Weights follow one of two rules:
+
+- ``"ste"`` (straight-through): latent real weights in [-1, 1], ``sign`` forward (0 -> +1),
+  identity backward where ``|w| <= 1`` (BinaryConnect);
+- ``"bayes"`` (BiSNN, Jang, Skatchkovsky & Simeone 2021): a mean-field Bernoulli posterior
+  per weight with natural parameter ``logit`` (``P(w = +1) = sigmoid(2 * logit)``), trained
+  through the Gumbel-softmax (concrete) relaxation ``w = tanh((logit + delta) / tau)`` with
+  ``delta = log(U / (1 - U)) / 2``, ``U ~ Uniform(0, 1)``, plus ``kl_weight * KL(q || prior)``.
+  In hardware mode the sample is made hard (``sign``, relaxed gradient: straight-through
+  Gumbel-softmax) so the arithmetic stays integer. Prediction: the posterior mode, an
+  ensemble of sampled binary networks, or a committee vote (`spikeloop.quant.train`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from spikeloop.network import FRAC_BITS_RANGE, NEURONS, RESETS, signed_range
+
+SURROGATES = ("fast_sigmoid", "arctan")
+RULES = ("ste", "bayes")
+READOUTS = ("membrane", "count")
+WEIGHT_MODES = ("sample", "mode", "draw")
+
+
+class ModelError(ValueError):
+    """A training model was configured or called with something it does not support."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Differentiable pieces
+
+
+def surrogate(x: torch.Tensor, kind: str, slope: float) -> torch.Tensor:
+    """The surrogate derivative of the spike at normalized distance ``x`` from the threshold."""
+    if kind == "fast_sigmoid":
+        return 1.0 / (1.0 + slope * x.abs()) ** 2
+    if kind == "arctan":
+        return 1.0 / (1.0 + (0.5 * math.pi * slope * x) ** 2)
+    raise ModelError(f"unknown surrogate {kind!r}; expected one of {', '.join(SURROGATES)}")
+
+
+class _Spike(torch.autograd.Function):
+    """Heaviside step ``x >= 0`` forward, surrogate derivative backward."""
+
+    @staticmethod
+    def forward(ctx, x, kind, slope):
+        ctx.save_for_backward(x)
+        ctx.kind, ctx.slope = kind, slope
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * surrogate(x, ctx.kind, ctx.slope), None, None
+
+
+def spike(v: torch.Tensor, theta: torch.Tensor, kind: str = "fast_sigmoid", slope: float = 5.0) -> torch.Tensor:
+    """``(v >= theta)`` as 0/1 of v's dtype; backward: ``surrogate((v - theta) / theta)`` (theta > 0).
+
+    The sign of ``(v - theta) / theta`` is exact in floating point, so the forward is exactly
+    the contract's comparison when ``v`` and ``theta`` hold integers.
+    """
+    return _Spike.apply((v - theta) / theta.detach(), kind, slope)
+
+
+def straight_through(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Forward ``y``, backward identity to ``x``."""
+    return x + (y - x).detach()
+
+
+class _SignSTE(torch.autograd.Function):
+    """``+1 if w >= 0 else -1`` forward; gradient passed where ``|w| <= 1``."""
+
+    @staticmethod
+    def forward(ctx, w):
+        ctx.save_for_backward(w)
+        return torch.where(w >= 0, 1.0, -1.0).to(w.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (w,) = ctx.saved_tensors
+        return grad * (w.abs() <= 1).to(grad.dtype)
+
+
+def binarize(w: torch.Tensor) -> torch.Tensor:
+    """Sign with the straight-through estimator (BinaryConnect); 0 maps to +1."""
+    return _SignSTE.apply(w)
+
+
+def _hard_sign(w: torch.Tensor) -> torch.Tensor:
+    return torch.where(w >= 0, 1.0, -1.0).to(w.dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Weight parametrizations
+
+
+class STWeights(nn.Module):
+    """Latent real weights in [-1, 1]; the binary weights are their signs (straight-through)."""
+
+    def __init__(self, n_out: int, n_in: int, *, generator: torch.Generator):
+        super().__init__()
+        self.latent = nn.Parameter(torch.rand(n_out, n_in, generator=generator) * 2 - 1)
+
+    def forward(self, mode: str = "sample", generator=None) -> torch.Tensor:
+        """The +/-1 weights [n_out, n_in]; every mode is the sign for this rule."""
+        return binarize(self.latent)
+
+    def binary(self, mode: str = "mode", generator=None) -> torch.Tensor:
+        """The +/-1 weights without gradient."""
+        return _hard_sign(self.latent.detach())
+
+    @torch.no_grad()
+    def post_step(self) -> None:
+        """Clip the latent weights to [-1, 1] after an optimizer step."""
+        self.latent.clamp_(-1.0, 1.0)
+
+    def kl(self) -> torch.Tensor:
+        return self.latent.new_zeros(())
+
+
+class BayesWeights(nn.Module):
+    """Mean-field Bernoulli posterior over +/-1 weights, natural parameter ``logit`` per synapse.
+
+    ``P(w = +1) = sigmoid(2 * logit)``, ``E[w] = tanh(logit)``. ``prior`` is ``P(w = +1)``
+    under the prior; ``tau`` the temperature of the concrete relaxation.
+    """
+
+    def __init__(self, n_out: int, n_in: int, *, generator: torch.Generator, prior: float = 0.5,
+                 tau: float = 1.0, init_scale: float = 1.0):
+        super().__init__()
+        self.logit = nn.Parameter((torch.rand(n_out, n_in, generator=generator) * 2 - 1) * init_scale)
+        self.prior = prior
+        self.tau = tau
+
+    def _delta(self, generator) -> torch.Tensor:
+        u = torch.rand(self.logit.shape, generator=generator).clamp_(1e-6, 1 - 1e-6)
+        return 0.5 * torch.log(u / (1 - u))
+
+    def forward(self, mode: str = "sample", generator=None, hard: bool = False) -> torch.Tensor:
+        """+/-1 weights (or relaxed in (-1, 1) for ``mode="sample", hard=False``).
+
+        ``"sample"``: concrete relaxation with gradient to ``logit`` (made binary if ``hard``);
+        ``"mode"``: the sign of ``logit`` (0 -> +1), no gradient; ``"draw"``: a binary sample,
+        no gradient.
+        """
+        if mode == "sample":
+            relaxed = torch.tanh((self.logit + self._delta(generator)) / self.tau)
+            return straight_through(relaxed, _hard_sign(relaxed.detach())) if hard else relaxed
+        return self.binary(mode, generator)
+
+    def binary(self, mode: str = "mode", generator=None) -> torch.Tensor:
+        """+/-1 weights without gradient: the posterior mode or (``"draw"``) a sample."""
+        if mode == "mode":
+            return _hard_sign(self.logit.detach())
+        if mode in ("draw", "sample"):
+            return _hard_sign(self.logit.detach() + self._delta(generator))
+        raise ModelError(f"weight mode {mode!r}; expected one of {', '.join(WEIGHT_MODES)}")
+
+    def kl(self) -> torch.Tensor:
+        """KL(q || prior) summed over the synapses."""
+        q = torch.sigmoid(2 * self.logit)
+        p = torch.tensor(self.prior, dtype=q.dtype)
+        eps = 1e-7
+        return (q * torch.log((q + eps) / p) + (1 - q) * torch.log((1 - q + eps) / (1 - p))).sum()
+
+    @torch.no_grad()
+    def post_step(self) -> None:
+        """Keep the natural parameters in a range where the relaxation still has gradient."""
+        self.logit.clamp_(-6.0, 6.0)
+
+    def probabilities(self) -> torch.Tensor:
+        """``P(w = +1)`` per synapse."""
+        return torch.sigmoid(2 * self.logit.detach())
+
+
+# ---------------------------------------------------------------------------------------------
+# One layer
+
+
+class LayerTrace(NamedTuple):
+    """One layer's sequence: spikes ``z``, pre-reset membranes ``v``, currents ``u``, all [B, T, n_out]."""
+
+    z: torch.Tensor
+    v: torch.Tensor
+    u: torch.Tensor
+
+
+class IntegerParams(NamedTuple):
+    """A layer's parameters as the contract wants them (plain Python / int64 numpy)."""
+
+    theta: np.ndarray
+    bias: np.ndarray
+    lam: int
+    alpha: int
+
+
+def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ModelError(f"{name} must be an integer, got {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        raise ModelError(f"{name} = {value} is outside [{lo}, {hi if hi is not None else 'inf'}]")
+    return int(value)
+
+
+def _check_real(name: str, value, lo: float, hi: float, *, open_lo: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ModelError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < lo or value > hi or (open_lo and value == lo):
+        bracket = "(" if open_lo else "["
+        raise ModelError(f"{name} = {value} is outside {bracket}{lo}, {hi}]")
+    return value
+
+
+def _check_choice(name: str, value, choices) -> str:
+    if value not in choices:
+        raise ModelError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+class BinaryLIF(nn.Module):
+    """A layer of ``n_out`` lif/cuba neurons behind a binary crossbar of ``n_in`` inputs.
+
+    ``theta`` initial threshold (default ``max(1, round(sqrt(n_in) / 2))``), ``bias`` initial
+    bias, both in units of one weight. ``leak`` / ``current_leak``: decay fractions in [0, 1]
+    (``lam = round(leak * 2^F)``); ``current_leak`` must be 0 for ``lif``. ``v_bits`` /
+    ``u_bits``: saturation widths of the hardware mode (None: no saturation, as while the
+    widths are not chosen yet). ``learn_leak`` makes the decays trainable.
+    ``detach_reset``: no gradient through the reset (the forward is the same).
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        *,
+        neuron: str = "lif",
+        reset: str = "subtract",
+        rule: str = "ste",
+        theta: float | None = None,
+        bias: float = 0.0,
+        leak: float = 0.125,
+        current_leak: float | None = None,
+        frac_bits: int = 8,
+        v_bits: int | None = None,
+        u_bits: int | None = None,
+        surrogate: str = "fast_sigmoid",
+        slope: float = 5.0,
+        learn_leak: bool = False,
+        detach_reset: bool = True,
+        prior: float = 0.5,
+        tau: float = 1.0,
+        seed: int = 0,
+        where: str = "layer",
+    ):
+        super().__init__()
+        self.where = where
+        self.n_in = _check_int(f"{where}: n_in", n_in, 1, 65536)
+        self.n_out = _check_int(f"{where}: n_out", n_out, 1, 65536)
+        self.neuron = _check_choice(f"{where}: neuron", neuron, NEURONS)
+        self.reset = _check_choice(f"{where}: reset", reset, RESETS)
+        self.rule = _check_choice(f"{where}: rule", rule, RULES)
+        self.surrogate = _check_choice(f"{where}: surrogate", surrogate, SURROGATES)
+        self.slope = _check_real(f"{where}: slope", slope, 0.0, 1e6, open_lo=True)
+        self.frac_bits = _check_int(f"{where}: frac_bits", frac_bits, *FRAC_BITS_RANGE)
+        self.v_bits = None if v_bits is None else _check_int(f"{where}: v_bits", v_bits, 2, 32)
+        self.u_bits = None if u_bits is None else _check_int(f"{where}: u_bits", u_bits, 2, 32)
+        leak = _check_real(f"{where}: leak", leak, 0.0, 1.0)
+        if current_leak is None:
+            current_leak = 0.5 if neuron == "cuba" else 0.0
+        current_leak = _check_real(f"{where}: current_leak", current_leak, 0.0, 1.0)
+        if neuron == "lif" and current_leak != 0.0:
+            raise ModelError(f"{where}: current_leak = {current_leak} but neuron 'lif' has no current; expected 0")
+        if theta is None:
+            theta = max(1.0, round(math.sqrt(n_in) / 2))
+        theta = _check_real(f"{where}: theta", theta, 0.0, 2.0**31, open_lo=True)
+        bias = _check_real(f"{where}: bias", bias, -(2.0**31), 2.0**31)
+        self.detach_reset = bool(detach_reset)
+
+        gen = torch.Generator().manual_seed(_check_int(f"{where}: seed", seed, 0))
+        if rule == "ste":
+            self.weights = STWeights(n_out, n_in, generator=gen)
+        else:
+            prior = _check_real(f"{where}: prior", prior, 0.0, 1.0, open_lo=True)
+            if prior == 1.0:
+                raise ModelError(f"{where}: prior = 1.0 is outside (0, 1)")
+            tau = _check_real(f"{where}: tau", tau, 0.0, 1e3, open_lo=True)
+            self.weights = BayesWeights(n_out, n_in, generator=gen, prior=prior, tau=tau)
+        self.theta = nn.Parameter(torch.full((n_out,), theta))
+        self.bias = nn.Parameter(torch.full((n_out,), bias))
+        self.leak = nn.Parameter(torch.tensor(leak), requires_grad=learn_leak)
+        self.current_leak = nn.Parameter(torch.tensor(current_leak), requires_grad=learn_leak and neuron == "cuba")
+
+    # -- parameters in the two modes ------------------------------------------------------------
+
+    def _scale(self) -> float:
+        return float(1 << self.frac_bits)
+
+    def theta_hw(self) -> torch.Tensor:
+        """Integer thresholds ``max(1, round(theta))`` (straight-through gradient)."""
+        return straight_through(self.theta, torch.round(self.theta.detach()).clamp(min=1))
+
+    def bias_hw(self) -> torch.Tensor:
+        """Integer biases ``round(bias)`` (straight-through gradient)."""
+        return straight_through(self.bias, torch.round(self.bias.detach()))
+
+    def lam_hw(self) -> torch.Tensor:
+        """Integer membrane decay ``round(leak * 2^F)`` in [0, 2^F] (straight-through gradient)."""
+        x = self.leak * self._scale()
+        return straight_through(x, torch.round(x.detach()).clamp(0, self._scale()))
+
+    def alpha_hw(self) -> torch.Tensor:
+        """Integer current decay ``round(current_leak * 2^F)`` (0 for lif)."""
+        x = self.current_leak * self._scale()
+        return straight_through(x, torch.round(x.detach()).clamp(0, self._scale()))
+
+    def theta_float(self) -> torch.Tensor:
+        """Real thresholds of the float mode (kept >= 1/2)."""
+        return straight_through(self.theta, self.theta.detach().clamp(min=0.5))
+
+    def leak_float(self) -> torch.Tensor:
+        return straight_through(self.leak, self.leak.detach().clamp(0, 1))
+
+    def current_leak_float(self) -> torch.Tensor:
+        return straight_through(self.current_leak, self.current_leak.detach().clamp(0, 1))
+
+    @torch.no_grad()
+    def integer_params(self) -> IntegerParams:
+        """theta, bias, lam, alpha exactly as the hardware mode uses them."""
+        return IntegerParams(
+            self.theta_hw().to(torch.int64).numpy().copy(),
+            self.bias_hw().to(torch.int64).numpy().copy(),
+            int(self.lam_hw().item()),
+            int(self.alpha_hw().item()),
+        )
+
+    # -- dynamics ---------------------------------------------------------------------------------
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        weights: torch.Tensor,
+        hardware: bool = True,
+        widths: tuple[int | None, int | None] | None = None,
+    ) -> LayerTrace:
+        """Run a sequence: ``x`` 0/1 [B, T, n_in] -> `LayerTrace` [B, T, n_out].
+
+        ``weights`` are this call's +/-1 (or relaxed) weights [n_out, n_in]; ``widths``
+        overrides (v_bits, u_bits) of the hardware mode for this call.
+        """
+        if x.ndim != 3 or x.shape[-1] != self.n_in:
+            raise ModelError(f"{self.where}: input must have shape [B, T, {self.n_in}], got {tuple(x.shape)}")
+        v_bits, u_bits = widths if widths is not None else (self.v_bits, self.u_bits)
+        if hardware:
+            dtype = torch.float64
+            theta, bias = self.theta_hw().to(dtype), self.bias_hw().to(dtype)
+            lam, alpha = self.lam_hw().to(dtype), self.alpha_hw().to(dtype)
+            inv = 1.0 / self._scale()  # a power of two: exact
+
+            def decay(s, k):
+                return straight_through(s * k * inv, torch.floor((s * k).detach() * inv))
+
+            v_range = signed_range(v_bits) if v_bits is not None else None
+            u_range = signed_range(u_bits) if u_bits is not None else None
+        else:
+            dtype = torch.float32
+            theta, bias = self.theta_float(), self.bias
+            lam, alpha = self.leak_float(), self.current_leak_float()
+
+            def decay(s, k):
+                return s * k
+
+            v_range = u_range = None
+        a = x.to(dtype) @ weights.to(dtype).T + bias  # [B, T, n_out]
+        batch, steps = x.shape[:2]
+        v = a.new_zeros(batch, self.n_out)
+        u = a.new_zeros(batch, self.n_out)
+        zs, vs, us = [], [], []
+        for t in range(steps):
+            if self.neuron == "cuba":
+                u = u - decay(u, alpha) + a[:, t]
+                if u_range is not None:
+                    u = u.clamp(*u_range)
+                cur = u
+            else:
+                cur = a[:, t]
+            v_pre = v - decay(v, lam) + cur
+            if v_range is not None:
+                v_pre = v_pre.clamp(*v_range)
+            z = spike(v_pre, theta, self.surrogate, self.slope)
+            zr = z.detach() if self.detach_reset else z
+            if self.reset == "subtract":
+                v = v_pre - theta * zr
+            elif self.reset == "zero":
+                v = v_pre * (1 - zr)
+            else:
+                v = v_pre
+            zs.append(z)
+            vs.append(v_pre)
+            us.append(cur)
+        return LayerTrace(torch.stack(zs, 1), torch.stack(vs, 1), torch.stack(us, 1))
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_in={self.n_in}, n_out={self.n_out}, neuron={self.neuron!r}, reset={self.reset!r}, "
+            f"rule={self.rule!r}, frac_bits={self.frac_bits}, surrogate={self.surrogate!r}, slope={self.slope}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The network
+
+
+class SNNOutput(NamedTuple):
+    """A network forward pass.
+
+    ``scores``: the readout before scaling (spike counts or final membranes of the last
+    layer; integers in hardware mode), ``logits = gain * scores``, ``layers``: every layer's
+    `LayerTrace`.
+    """
+
+    logits: torch.Tensor
+    scores: torch.Tensor
+    layers: tuple[LayerTrace, ...]
+
+    @property
+    def spikes(self) -> torch.Tensor:
+        """The last layer's spikes [B, T, n_out]."""
+        return self.layers[-1].z
+
+    @property
+    def membranes(self) -> torch.Tensor:
+        """The last layer's pre-reset membranes [B, T, n_out]."""
+        return self.layers[-1].v
+
+
+def readout_scores(spikes, membranes, readout: str):
+    """The class scores a readout takes from the last layer ([B, T, n_out] each -> [B, n_out]).
+
+    ``"count"``: spikes summed over time; ``"membrane"``: the pre-reset membrane at the last
+    timestep. Works on torch tensors and numpy arrays alike; the prediction is the first
+    index of the maximum score (`predict`).
+    """
+    if readout == "count":
+        return spikes.sum(1) if isinstance(spikes, torch.Tensor) else np.asarray(spikes).astype(np.int64).sum(1)
+    if readout == "membrane":
+        return membranes[:, -1]
+    raise ModelError(f"readout must be one of {', '.join(READOUTS)}; got {readout!r}")
+
+
+def predict(scores):
+    """Class predictions: the first index of the maximum score (numpy or torch, [B, n_classes])."""
+    if isinstance(scores, torch.Tensor):
+        return torch.as_tensor(np.argmax(scores.detach().cpu().numpy(), axis=1))
+    return np.argmax(np.asarray(scores), axis=1)
+
+
+class BinarySNN(nn.Module):
+    """A feed-forward chain of `BinaryLIF` layers with a readout for classification.
+
+    ``readout="membrane"``: scores are the last layer's final pre-reset membranes (use reset
+    ``"none"`` and no leak in that layer to have it sum its input over the whole sequence);
+    ``"count"``: scores are its spike counts. ``logits = gain * scores`` with a trainable
+    ``gain`` (a temperature; it changes no prediction). ``hardware`` is the default mode.
+    """
+
+    def __init__(self, layers: Sequence[BinaryLIF], *, readout: str = "membrane", hardware: bool = True,
+                 gain: float = 1.0):
+        super().__init__()
+        layers = list(layers)
+        if not 1 <= len(layers) <= 16:
+            raise ModelError(f"a network has 1 to 16 layers, got {len(layers)}")
+        for k, layer in enumerate(layers):
+            if not isinstance(layer, BinaryLIF):
+                raise ModelError(f"layers[{k}] is a {type(layer).__name__}, expected a BinaryLIF")
+            if k and layer.n_in != layers[k - 1].n_out:
+                raise ModelError(f"layer {k}: n_in = {layer.n_in} but layer {k - 1} has n_out = {layers[k - 1].n_out}")
+        rules = {layer.rule for layer in layers}
+        if len(rules) != 1:
+            raise ModelError(f"all layers must follow the same rule, got {sorted(rules)}")
+        self.layers = nn.ModuleList(layers)
+        self.readout = _check_choice("readout", readout, READOUTS)
+        self.hardware = bool(hardware)
+        self.log_gain = nn.Parameter(torch.tensor(math.log(_check_real("gain", gain, 0.0, 1e6, open_lo=True))))
+
+    @property
+    def rule(self) -> str:
+        """``"ste"`` or ``"bayes"``."""
+        return self.layers[0].rule
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """(n_in, n_out of layer 0, ...)."""
+        return (self.layers[0].n_in, *(layer.n_out for layer in self.layers))
+
+    def weights(self, mode: str | None = None, generator=None, *, hardware: bool | None = None) -> list[torch.Tensor]:
+        """Every layer's weights for one forward pass.
+
+        ``mode``: ``"sample"`` (default while training), ``"mode"`` (default in eval) or ``"draw"``;
+        the straight-through rule always gives the signs of its latent weights.
+        """
+        hardware = self.hardware if hardware is None else hardware
+        mode = mode or ("sample" if self.training else "mode")
+        _check_choice("weight mode", mode, WEIGHT_MODES)
+        out = []
+        for layer in self.layers:
+            if layer.rule == "bayes":
+                out.append(layer.weights(mode, generator, hard=hardware))
+            else:
+                out.append(layer.weights(mode))
+        return out
+
+    def forward(
+        self,
+        x,
+        *,
+        hardware: bool | None = None,
+        weights: str | Sequence[torch.Tensor] | None = None,
+        widths: Sequence[tuple[int | None, int | None]] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> SNNOutput:
+        """Run spikes ``x`` (0/1, [B, T, n_in], numpy or torch) through every layer.
+
+        ``weights``: a weight mode (see `weights`) or explicit per-layer +/-1 tensors;
+        ``widths``: per-layer (v_bits, u_bits) overriding the layers' own in hardware mode.
+        """
+        hardware = self.hardware if hardware is None else hardware
+        x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+        if x.dtype == torch.bool:
+            x = x.to(torch.uint8)
+        if not bool(((x == 0) | (x == 1)).all()):
+            raise ModelError("input spikes must be 0 or 1")
+        if weights is None or isinstance(weights, str):
+            ws = self.weights(weights, generator, hardware=hardware)
+        else:
+            ws = list(weights)
+            if len(ws) != len(self.layers):
+                raise ModelError(f"weights: {len(ws)} tensors for {len(self.layers)} layers")
+        if widths is not None and len(widths) != len(self.layers):
+            raise ModelError(f"widths: {len(widths)} entries for {len(self.layers)} layers")
+        traces = []
+        h = x
+        for k, (layer, w) in enumerate(zip(self.layers, ws)):
+            trace = layer(h, weights=w, hardware=hardware, widths=None if widths is None else widths[k])
+            traces.append(trace)
+            h = trace.z
+        last = traces[-1]
+        scores = readout_scores(last.z, last.v, self.readout)
+        logits = scores.to(torch.float32) * self.log_gain.exp()
+        return SNNOutput(logits, scores, tuple(traces))
+
+    def kl(self) -> torch.Tensor:
+        """KL(posterior || prior) summed over all synapses (0 for the straight-through rule)."""
+        return sum((layer.weights.kl() for layer in self.layers), torch.zeros(()))
+
+    def post_step(self) -> None:
+        """Call after every optimizer step: clips latent weights / natural parameters."""
+        for layer in self.layers:
+            layer.weights.post_step()
+
+    def binary_weights(self, mode: str = "mode", generator=None) -> list[np.ndarray]:
+        """Per layer, the deployed +/-1 weights as int8 numpy [n_out, n_in]."""
+        return [layer.weights.binary(mode, generator).to(torch.int8).numpy().copy() for layer in self.layers]
+
+    def set_widths(self, widths: Sequence[tuple[int | None, int | None]]) -> None:
+        """Fix every layer's hardware-mode saturation widths, e.g. to those an export chose."""
+        if len(widths) != len(self.layers):
+            raise ModelError(f"widths: {len(widths)} entries for {len(self.layers)} layers")
+        for layer, (vb, ub) in zip(self.layers, widths):
+            layer.v_bits = None if vb is None else _check_int(f"{layer.where}: v_bits", vb, 2, 32)
+            layer.u_bits = None if ub is None else _check_int(f"{layer.where}: u_bits", ub, 2, 32)
+
+    def param_groups(self, *, lr: float, lr_neuron: float | None = None) -> list[dict]:
+        """Optimizer groups: synapses at ``lr``; thresholds, biases, decays and gain at ``lr_neuron``."""
+        syn, neu = [], []
+        for name, p in self.named_parameters():
+            if p.requires_grad:
+                (syn if name.split(".")[-2:-1] == ["weights"] else neu).append(p)
+        return [{"params": syn, "lr": lr}, {"params": neu, "lr": lr_neuron if lr_neuron is not None else lr}]
+
+
+def feedforward(
+    sizes: Sequence[int],
+    *,
+    neuron: str = "lif",
+    reset: str = "subtract",
+    rule: str = "ste",
+    readout: str = "membrane",
+    leak: float = 0.125,
+    current_leak: float | None = None,
+    frac_bits: int = 8,
+    surrogate: str = "fast_sigmoid",
+    slope: float = 5.0,
+    out_reset: str | None = None,
+    out_leak: float | None = None,
+    out_theta: float | None = None,
+    steps_hint: int = 16,
+    learn_leak: bool = False,
+    prior: float = 0.5,
+    tau: float = 1.0,
+    hardware: bool = True,
+    seed: int = 0,
+) -> BinarySNN:
+    """A network of the given sizes, e.g. ``(64, 256, 10)``, all layers alike except the last.
+
+    With ``readout="membrane"`` the last layer defaults to reset ``"none"`` and no leak, so its
+    final membrane is the sum of its input over the sequence. ``steps_hint`` (the expected
+    number of timesteps) only sets the initial readout gain.
+    """
+    sizes = [int(_check_int(f"sizes[{k}]", n, 1, 65536)) for k, n in enumerate(sizes)]
+    if len(sizes) < 2:
+        raise ModelError(f"sizes needs at least an input and an output size, got {sizes}")
+    membrane = _check_choice("readout", readout, READOUTS) == "membrane"
+    if out_reset is None:
+        out_reset = "none" if membrane else reset
+    if out_leak is None:
+        out_leak = 0.0 if membrane else leak
+    layers = []
+    n_layers = len(sizes) - 1
+    for k in range(n_layers):
+        last = k == n_layers - 1
+        layers.append(
+            BinaryLIF(
+                sizes[k], sizes[k + 1], neuron=neuron, reset=out_reset if last else reset, rule=rule,
+                theta=out_theta if last else None,
+                leak=out_leak if last else leak, current_leak=current_leak, frac_bits=frac_bits,
+                surrogate=surrogate, slope=slope, learn_leak=learn_leak, prior=prior, tau=tau,
+                seed=seed * 1000 + k, where=f"layer {k}",
+            )
+        )
+    if membrane:
+        gain = 1.0 / (max(1, steps_hint) * math.sqrt(sizes[-2]) / 4)
+    else:
+        gain = 4.0 / max(1, steps_hint)
+    return BinarySNN(layers, readout=readout, hardware=hardware, gain=gain)

@@ -1,0 +1,358 @@
+"""Seeded training of binary-weight SNNs, evaluation (accuracy, ECE) and the digits demo.
+
+``train(TrainConfig(...))`` builds a `BinarySNN` (`spikeloop.quant.models.feedforward`),
+trains it with Adam on cross-entropy (plus the KL term for the Bayesian rule) with a tqdm
+progress bar, and evaluates it on the test split. Every random draw comes from ``seed``:
+the split, the initial weights, the shuffling, the rate-code noise (a fresh seed per batch
+and epoch while training, a fixed one for the test set) and the Bayesian samples.
+
+``demo()`` is the whole path on digits: train -> export (widths from the training set) ->
+save -> load -> golden model on the test set, checked equal to the hardware-mode model.
+Run it with ``python -m spikeloop.quant.train``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import DATASETS, ENCODINGS, Dataset, Encoder, load_dataset
+from .metrics import accuracy, expected_calibration_error, softmax
+from .models import NEURONS, READOUTS, RESETS, RULES, SURROGATES, BinarySNN, ModelError, feedforward, predict
+
+PREDICTIONS = ("mode", "ensemble", "committee")
+TEST_SEED_OFFSET = 1_000_003  # the test set's rate code uses seed + this, never a training seed
+
+
+CHOICES = {"dataset": DATASETS, "encoding": ENCODINGS, "neuron": NEURONS, "reset": RESETS, "rule": RULES,
+           "readout": READOUTS, "surrogate": SURROGATES}
+
+
+class TrainError(ValueError):
+    """A training configuration is invalid."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run. The defaults are the digits demo."""
+
+    dataset: str = "digits"
+    encoding: str = "rate"
+    steps: int = 16
+    hidden: tuple[int, ...] = (256,)
+    neuron: str = "lif"
+    reset: str = "subtract"
+    rule: str = "ste"
+    readout: str = "membrane"
+    surrogate: str = "fast_sigmoid"
+    slope: float = 5.0
+    leak: float = 0.125
+    current_leak: float | None = None
+    frac_bits: int = 8
+    hardware: bool = True
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float | None = None  # synapses; None: 0.05 for "ste", 0.2 for "bayes" (natural parameters)
+    lr_neuron: float = 0.05  # thresholds, biases, decays, readout gain
+    seed: int = 0
+    test_fraction: float = 0.2
+    # Bayesian rule
+    kl_weight: float = 0.1  # times KL(q || prior) / n_train
+    prior: float = 0.5
+    tau: float = 1.0
+    n_samples: int = 10  # ensemble / committee size
+    threads: int | None = 1  # torch intra-op threads while training (None: leave as is)
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise TrainError(f"{name} = {getattr(self, name)!r}; expected one of {', '.join(choices)}")
+        for name in ("steps", "epochs", "batch_size", "n_samples"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise TrainError(f"{name} = {v!r}, expected a positive integer")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise TrainError(f"seed = {self.seed!r}, expected a non-negative integer")
+        for name in ("lr", "lr_neuron", "slope", "tau"):
+            v = getattr(self, name)
+            if v is None and name == "lr":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise TrainError(f"{name} = {v!r}, expected a positive number")
+        if isinstance(self.kl_weight, bool) or not isinstance(self.kl_weight, (int, float)) or self.kl_weight < 0:
+            raise TrainError(f"kl_weight = {self.kl_weight!r}, expected a non-negative number")
+        if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
+            raise TrainError(f"hidden = {self.hidden!r}, expected positive layer sizes")
+        if self.neuron == "lif" and self.current_leak not in (None, 0, 0.0):
+            raise TrainError(f"current_leak = {self.current_leak} but neuron 'lif' has no current; expected 0 or None")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise TrainError(f"threads = {self.threads!r}, expected a positive integer or None")
+
+    @property
+    def synapse_lr(self) -> float:
+        """The learning rate of the latent weights / natural parameters."""
+        if self.lr is not None:
+            return self.lr
+        return 0.2 if self.rule == "bayes" else 0.05
+
+    def encoder(self) -> Encoder:
+        """The spike encoder of this run."""
+        return Encoder(self.encoding, self.steps)
+
+
+def build_model(cfg: TrainConfig, n_in: int, n_classes: int) -> BinarySNN:
+    """The untrained model of a configuration."""
+    try:
+        return feedforward(
+            (n_in, *cfg.hidden, n_classes), neuron=cfg.neuron, reset=cfg.reset, rule=cfg.rule,
+            readout=cfg.readout, leak=cfg.leak, current_leak=cfg.current_leak, frac_bits=cfg.frac_bits,
+            surrogate=cfg.surrogate, slope=cfg.slope, steps_hint=cfg.steps, prior=cfg.prior, tau=cfg.tau,
+            hardware=cfg.hardware, seed=cfg.seed,
+        )
+    except ModelError as e:
+        raise TrainError(str(e)) from e
+
+
+def encode_test(cfg: TrainConfig, x: np.ndarray) -> np.ndarray:
+    """The fixed spike encoding of evaluation data (uint8 [N, T, n_in])."""
+    return cfg.encoder()(x, seed=cfg.seed + TEST_SEED_OFFSET)
+
+
+@dataclass
+class Evaluation:
+    """Accuracy and calibration of one way of predicting."""
+
+    how: str
+    accuracy: float
+    ece: float
+    predictions: np.ndarray = field(repr=False)
+    probs: np.ndarray = field(repr=False)
+
+    def summary(self) -> dict:
+        return {"how": self.how, "accuracy": self.accuracy, "ece": self.ece}
+
+
+@torch.no_grad()
+def evaluate(
+    model: BinarySNN,
+    spikes,
+    labels,
+    *,
+    how: str = "mode",
+    hardware: bool | None = None,
+    n_samples: int = 10,
+    seed: int = 0,
+    batch_size: int = 512,
+) -> Evaluation:
+    """Accuracy and ECE of ``model`` on encoded ``spikes`` [N, T, n_in].
+
+    ``how``: ``"mode"`` (the deployed binary network), ``"ensemble"`` (mean of the softmax of
+    ``n_samples`` sampled binary networks) or ``"committee"`` (majority vote of their
+    predictions, ties to the lowest class; confidence = vote share). The last two need the
+    Bayesian rule.
+    """
+    if how not in PREDICTIONS:
+        raise TrainError(f"how = {how!r}; expected one of {', '.join(PREDICTIONS)}")
+    if how != "mode" and model.rule != "bayes":
+        raise TrainError(f"how = {how!r} needs the Bayesian rule; this model follows {model.rule!r}")
+    was_training = model.training
+    model.eval()
+    x = torch.as_tensor(np.asarray(spikes))
+    labels = np.asarray(labels)
+    try:
+        if how == "mode":
+            logits = _logits(model, x, model.weights("mode", hardware=hardware), hardware, batch_size)
+            probs = softmax(logits)
+            preds = predict(logits)
+        else:
+            gen = torch.Generator().manual_seed(seed)
+            all_probs, votes = [], np.zeros((len(x), model.sizes[-1]))
+            for _ in range(n_samples):
+                ws = [layer.weights.binary("draw", gen) for layer in model.layers]
+                logits = _logits(model, x, ws, hardware, batch_size)
+                all_probs.append(softmax(logits))
+                votes[np.arange(len(x)), predict(logits)] += 1
+            if how == "ensemble":
+                probs = np.mean(all_probs, 0)
+                preds = predict(probs)
+            else:
+                probs = votes / n_samples
+                preds = predict(votes)
+    finally:
+        model.train(was_training)
+    return Evaluation(how, accuracy(preds, labels), expected_calibration_error(probs, labels), preds, probs)
+
+
+def _logits(model, x, weights, hardware, batch_size) -> np.ndarray:
+    out = [model(x[i:i + batch_size], hardware=hardware, weights=weights).logits for i in range(0, len(x), batch_size)]
+    return torch.cat(out).double().numpy()
+
+
+@dataclass
+class TrainResult:
+    """A finished run: the model, its config, per-epoch history, test metrics and wall time."""
+
+    model: BinarySNN
+    config: TrainConfig
+    history: list[dict]
+    metrics: dict
+    seconds: float
+    data: Dataset = field(repr=False)
+
+
+def train(cfg: TrainConfig | None = None, *, data: Dataset | None = None, progress: bool = True,
+          evaluate_float: bool = True) -> TrainResult:
+    """Train a model as ``cfg`` says; returns the model and its test metrics.
+
+    ``metrics``: ``accuracy`` and ``ece`` of the deployed (mode, hardware-mode) network on the
+    test split; ``float_accuracy`` of the same parameters in float mode (the float-vs-integer
+    gap); for the Bayesian rule also ``ensemble`` and ``committee``.
+    """
+    from tqdm.auto import tqdm
+
+    cfg = cfg or TrainConfig()
+    threads = torch.get_num_threads()
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    try:
+        start = time.perf_counter()
+        torch.manual_seed(cfg.seed)
+        data = data if data is not None else load_dataset(cfg.dataset, test_fraction=cfg.test_fraction, seed=cfg.seed)
+        model = build_model(cfg, data.n_in, data.n_classes)
+        opt = torch.optim.Adam(model.param_groups(lr=cfg.synapse_lr, lr_neuron=cfg.lr_neuron))
+        n_batches = -(-len(data.y_train) // cfg.batch_size)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * n_batches)
+        encoder = cfg.encoder()
+        gen = torch.Generator().manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        y_all = torch.as_tensor(data.y_train)
+        history = []
+        bar = tqdm(range(cfg.epochs), desc=f"train {cfg.dataset}", disable=not progress, unit="epoch")
+        for epoch in bar:
+            model.train()
+            order = rng.permutation(len(data.y_train))
+            total, correct, loss_sum = 0, 0, 0.0
+            for b in range(n_batches):
+                idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                x = torch.from_numpy(encoder(data.x_train[idx], seed=cfg.seed * 100_000 + epoch * 1000 + b))
+                y = y_all[idx]
+                out = model(x, generator=gen)
+                loss = F.cross_entropy(out.logits, y)
+                if model.rule == "bayes":
+                    loss = loss + cfg.kl_weight / len(data.y_train) * model.kl()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                model.post_step()
+                total += len(idx)
+                correct += int((out.logits.argmax(1) == y).sum())
+                loss_sum += loss.detach().item() * len(idx)
+            history.append({"epoch": epoch, "loss": loss_sum / total, "train_accuracy": correct / total})
+            bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
+        train_seconds = time.perf_counter() - start
+        model.eval()
+        x_test = encode_test(cfg, data.x_test)
+        ev = evaluate(model, x_test, data.y_test, how="mode", hardware=True)
+        metrics = {"accuracy": ev.accuracy, "ece": ev.ece, "train_seconds": train_seconds}
+        if evaluate_float:
+            metrics["float_accuracy"] = evaluate(model, x_test, data.y_test, how="mode", hardware=False).accuracy
+        if model.rule == "bayes":
+            for how in ("ensemble", "committee"):
+                e = evaluate(model, x_test, data.y_test, how=how, hardware=True, n_samples=cfg.n_samples,
+                             seed=cfg.seed + TEST_SEED_OFFSET)
+                metrics[how] = e.summary()
+        return TrainResult(model, cfg, history, metrics, time.perf_counter() - start, data)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def demo(cfg: TrainConfig | None = None, *, out: str | Path | None = None, progress: bool = True) -> dict:
+    """Train, export, save, load, run the golden model on the test split, check it equals the model.
+
+    Returns a summary dict (also written to ``out/metrics.json`` with the image ``out/network.npz``
+    when ``out`` is given).
+    """
+    import tempfile
+
+    from spikeloop.network import Network
+
+    from .export import check, export
+
+    cfg = cfg or TrainConfig()
+    result = train(cfg, progress=progress)
+    data, model = result.data, result.model
+    calibration = np.concatenate(
+        [cfg.encoder()(data.x_train, seed=cfg.seed * 100_000 + 999_999), encode_test(cfg, data.x_train)]
+    )
+    network, report = export(model, calibration=calibration)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(out) / "network.npz" if out is not None else Path(tmp) / "network.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        digest = network.save(path)
+        loaded = Network.load(path)
+    x_test = encode_test(cfg, data.x_test)
+    verification = check(model, loaded, x_test)
+    golden_accuracy = accuracy(verification.predictions, data.y_test)
+    summary = {
+        "config": asdict(cfg),
+        "sizes": list(network.sizes),
+        "widths": [[layer.v_bits, layer.u_bits] for layer in network.layers],
+        "golden_test_accuracy": golden_accuracy,
+        "model_metrics": result.metrics,
+        "equal": verification.equal,
+        "content_hash": digest,
+        "seconds": result.seconds,
+        "export_report": str(report),
+    }
+    if out is not None:
+        (Path(out) / "metrics.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _parse(argv=None) -> tuple[TrainConfig, argparse.Namespace]:
+    p = argparse.ArgumentParser(prog="python -m spikeloop.quant.train", description=__doc__.split("\n\n")[0])
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        value = getattr(defaults, f.name)
+        if f.name == "hidden":
+            p.add_argument("--hidden", type=int, nargs="+", default=list(value))
+        elif f.name == "hardware":
+            p.add_argument("--float", dest="hardware", action="store_false", help="train in float mode")
+        elif isinstance(value, bool) or value is None:
+            kind = float if f.name in ("current_leak", "lr") else int
+            p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=value)
+        else:
+            p.add_argument(f"--{f.name.replace('_', '-')}", type=type(value), default=value,
+                           choices=CHOICES.get(f.name))
+    p.add_argument("--out", default=None, help="folder for network.npz and metrics.json")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    ns = p.parse_args(argv)
+    kwargs = {f.name: getattr(ns, f.name) for f in fields(TrainConfig)}
+    return replace(defaults, **kwargs), ns
+
+
+def main(argv=None) -> int:
+    """Run the demo with a configuration from the command line; print the summary."""
+    try:
+        cfg, ns = _parse(argv)
+        summary = demo(cfg, out=ns.out, progress=not ns.quiet)
+    except TrainError as e:
+        print(f"error: {e}")
+        return 2
+    print(summary["export_report"])
+    brief = {k: v for k, v in summary.items() if k not in ("export_report", "config")}
+    print(json.dumps(brief, indent=1))
+    return 0 if summary["equal"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
