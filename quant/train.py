@@ -6,9 +6,11 @@ progress bar, and evaluates it on the test split. Every random draw comes from `
 the split, the initial weights, the shuffling, the rate-code noise (a fresh seed per batch
 and epoch while training, a fixed one for the test set) and the Bayesian samples.
 
-``demo()`` is the whole path on digits: train -> export (widths from the training set) ->
-save -> load -> golden model on the test set, checked equal to the hardware-mode model.
-Run it with ``python -m spikeloop.quant.train``.
+``run()`` is the whole path: train -> export (widths from the training set) -> save -> load ->
+golden model on the test set, checked equal to the hardware-mode model, and with ``out`` the
+checkpoint (`save_checkpoint` / `load_checkpoint`), the image, ``metrics.json`` and the
+pictures (`plot_run`). ``spikeloop train`` and ``spikeloop demo`` call it; ``demo()`` returns
+its summary (``python -m spikeloop.quant.train``). ``export_checkpoint`` is ``spikeloop export``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import DATASETS, ENCODINGS, Dataset, Encoder, load_dataset
+from .data import DATASETS, ENCODINGS, SPIKE_DATASETS, Dataset, Encoder, load_dataset
 from .metrics import accuracy, expected_calibration_error, softmax
 from .models import NEURONS, READOUTS, RESETS, RULES, SURROGATES, BinarySNN, ModelError, feedforward, predict
 
@@ -69,6 +71,9 @@ class TrainConfig:
     tau: float = 1.0
     n_samples: int = 10  # ensemble / committee size
     threads: int | None = 1  # torch intra-op threads while training (None: leave as is)
+    # data sets read from disk (nmnist, shd, dvsgesture through tonic)
+    data_root: str | None = None  # the folder holding tonic's data set folders
+    max_samples: int | None = None  # cap on each split of an event data set (None: all)
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(self.hidden))
@@ -95,6 +100,9 @@ class TrainConfig:
             raise TrainError(f"current_leak = {self.current_leak} but neuron 'lif' has no current; expected 0 or None")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise TrainError(f"threads = {self.threads!r}, expected a positive integer or None")
+        if self.max_samples is not None and (isinstance(self.max_samples, bool) or not isinstance(self.max_samples, int)
+                                             or self.max_samples < 1):
+            raise TrainError(f"max_samples = {self.max_samples!r}, expected a positive integer or None")
 
     @property
     def synapse_lr(self) -> float:
@@ -104,8 +112,20 @@ class TrainConfig:
         return 0.2 if self.rule == "bayes" else 0.05
 
     def encoder(self) -> Encoder:
-        """The spike encoder of this run."""
+        """The spike encoder of this run (data sets that are spikes already pass through, checked)."""
+        if self.dataset in SPIKE_DATASETS:
+            return Encoder("spikes", self.steps)
         return Encoder(self.encoding, self.steps)
+
+    def load_data(self) -> Dataset:
+        """The data set of this run, split with this run's seed."""
+        from .data import DataError
+
+        try:
+            return load_dataset(self.dataset, test_fraction=self.test_fraction, seed=self.seed, steps=self.steps,
+                                root=self.data_root, max_samples=self.max_samples)
+        except DataError as e:
+            raise TrainError(str(e)) from e
 
 
 def build_model(cfg: TrainConfig, n_in: int, n_classes: int) -> BinarySNN:
@@ -225,7 +245,11 @@ def train(cfg: TrainConfig | None = None, *, data: Dataset | None = None, progre
     try:
         start = time.perf_counter()
         torch.manual_seed(cfg.seed)
-        data = data if data is not None else load_dataset(cfg.dataset, test_fraction=cfg.test_fraction, seed=cfg.seed)
+        data = data if data is not None else cfg.load_data()
+        if data.is_spikes and data.steps != cfg.steps:
+            raise TrainError(
+                f"steps = {cfg.steps} but the data set {data.name!r} has {data.steps} timesteps per sample"
+            )
         model = build_model(cfg, data.n_in, data.n_classes)
         opt = torch.optim.Adam(model.param_groups(lr=cfg.synapse_lr, lr_neuron=cfg.lr_neuron))
         n_batches = -(-len(data.y_train) // cfg.batch_size)
@@ -275,11 +299,95 @@ def train(cfg: TrainConfig | None = None, *, data: Dataset | None = None, progre
         torch.set_num_threads(threads)
 
 
-def demo(cfg: TrainConfig | None = None, *, out: str | Path | None = None, progress: bool = True) -> dict:
-    """Train, export, save, load, run the golden model on the test split, check it equals the model.
+def calibration_spikes(cfg: TrainConfig, data: Dataset) -> np.ndarray:
+    """The spikes `export` chooses widths on: the training set under two encodings (one for a
+    deterministic code or spike data), never the test encoding's seed."""
+    enc = cfg.encoder()
+    if enc.kind != "rate":
+        return enc(data.x_train)
+    return np.concatenate([enc(data.x_train, seed=cfg.seed * 100_000 + 999_999), encode_test(cfg, data.x_train)])
 
-    Returns a summary dict (also written to ``out/metrics.json`` with the image ``out/network.npz``
-    when ``out`` is given).
+
+CHECKPOINT_FORMAT = "spikeloop.checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def save_checkpoint(result: TrainResult, path) -> Path:
+    """Write a trained model with its configuration, history and metrics (``torch.save``; plain
+    tensors and Python values only, so ``torch.load(weights_only=True)`` reads it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({
+        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": asdict(result.config),
+        "sizes": list(result.model.sizes), "state_dict": result.model.state_dict(),
+        "history": result.history, "metrics": result.metrics,
+    }, path)
+    return path
+
+
+def load_checkpoint(path) -> tuple[BinarySNN, TrainConfig, dict]:
+    """Read a checkpoint of `save_checkpoint`: (model in eval mode, its config, the whole record)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainError(f"{path}: no such checkpoint file")
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle, zip and torch errors of many kinds
+        raise TrainError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
+        raise TrainError(f"{path}: not a spikeloop checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+    if record.get("version") != CHECKPOINT_VERSION:
+        raise TrainError(
+            f"{path}: checkpoint version {record.get('version')!r}, this spikeloop reads {CHECKPOINT_VERSION}"
+        )
+    known = {f.name for f in fields(TrainConfig)}
+    config = {k: v for k, v in record["config"].items() if k in known}
+    cfg = TrainConfig(**{**config, "hidden": tuple(config.get("hidden", ()))})
+    sizes = list(record["sizes"])
+    if len(sizes) < 2 or tuple(sizes[1:-1]) != cfg.hidden:
+        raise TrainError(f"{path}: sizes {'-'.join(map(str, sizes))} disagree with the configuration's hidden = "
+                         f"{cfg.hidden}")
+    model = build_model(cfg, sizes[0], sizes[-1])
+    try:
+        model.load_state_dict(record["state_dict"])
+    except RuntimeError as e:
+        raise TrainError(f"{path}: the weights do not fit a {'-'.join(map(str, sizes))} model: {e}") from e
+    return model.eval(), cfg, record
+
+
+def export_checkpoint(path, *, margin_bits: int = 0, data: Dataset | None = None):
+    """Load a checkpoint, encode its training data for calibration, export; returns (network, report, cfg)."""
+    from .export import ExportError, export
+
+    model, cfg, _ = load_checkpoint(path)
+    data = data if data is not None else cfg.load_data()
+    try:
+        network, report = export(model, calibration=calibration_spikes(cfg, data), margin_bits=margin_bits)
+    except ExportError as e:
+        raise TrainError(f"{path}: {e}") from e
+    return network, report, cfg
+
+
+@dataclass
+class RunResult:
+    """Everything `run` made: the summary (what metrics.json holds) and the objects behind it."""
+
+    summary: dict
+    result: TrainResult
+    network: object  # spikeloop.network.Network
+    report: object  # ExportReport
+    verification: object  # Verification
+    x_test: np.ndarray = field(repr=False)
+    files: dict = field(default_factory=dict)
+
+
+def run(cfg: TrainConfig | None = None, *, out: str | Path | None = None, progress: bool = True,
+        plots: bool = False, data: Dataset | None = None) -> RunResult:
+    """Train, export, save and load the image, run the golden model on the test split and check
+    it equals the hardware-mode model, integer for integer.
+
+    With ``out``: writes ``network.npz`` (the image), ``checkpoint.pt`` (`save_checkpoint`),
+    ``metrics.json`` (the summary) and, with ``plots``, the PNGs of `plot_run`.
     """
     import tempfile
 
@@ -288,34 +396,80 @@ def demo(cfg: TrainConfig | None = None, *, out: str | Path | None = None, progr
     from .export import check, export
 
     cfg = cfg or TrainConfig()
-    result = train(cfg, progress=progress)
+    result = train(cfg, progress=progress, data=data)
     data, model = result.data, result.model
-    calibration = np.concatenate(
-        [cfg.encoder()(data.x_train, seed=cfg.seed * 100_000 + 999_999), encode_test(cfg, data.x_train)]
-    )
-    network, report = export(model, calibration=calibration)
+    network, report = export(model, calibration=calibration_spikes(cfg, data))
+    files = {}
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(out) / "network.npz" if out is not None else Path(tmp) / "network.npz"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        digest = network.save(path)
-        loaded = Network.load(path)
+        folder = Path(out) if out is not None else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        files["network"] = folder / "network.npz"
+        digest = network.save(files["network"])
+        loaded = Network.load(files["network"])
     x_test = encode_test(cfg, data.x_test)
     verification = check(model, loaded, x_test)
-    golden_accuracy = accuracy(verification.predictions, data.y_test)
     summary = {
         "config": asdict(cfg),
         "sizes": list(network.sizes),
         "widths": [[layer.v_bits, layer.u_bits] for layer in network.layers],
-        "golden_test_accuracy": golden_accuracy,
+        "golden_test_accuracy": accuracy(verification.predictions, data.y_test),
         "model_metrics": result.metrics,
         "equal": verification.equal,
         "content_hash": digest,
         "seconds": result.seconds,
         "export_report": str(report),
     }
+    done = RunResult(summary, result, loaded, report, verification, x_test, {})
     if out is not None:
-        (Path(out) / "metrics.json").write_text(json.dumps(summary, indent=1))
-    return summary
+        files["checkpoint"] = save_checkpoint(result, Path(out) / "checkpoint.pt")
+        if plots:
+            files.update(plot_run(done, Path(out)))
+        files["metrics"] = Path(out) / "metrics.json"
+        summary["files"] = {k: str(v) for k, v in files.items()}
+        files["metrics"].write_text(json.dumps(summary, indent=1))
+        done.files = files
+    return done
+
+
+def plot_run(done: RunResult, out: Path, *, sample: int = 0) -> dict:
+    """The pictures of a run, as PNGs in ``out``: training curves, the reliability diagram of the
+    deployed integer model, and for test sample ``sample`` a spike raster (input and every
+    layer) and membrane traces from the golden model, plus per-neuron firing rates over the test set."""
+    from spikeloop import golden
+    from spikeloop.plots import membrane_traces, rate_histogram, reliability_diagram, spike_raster, training_curves
+
+    from .metrics import reliability
+
+    result, network, x_test = done.result, done.network, done.x_test
+    data, cfg = result.data, result.config
+    name = f"{cfg.dataset} {'-'.join(map(str, network.sizes))}"
+    files = {}
+    files["training_curves"] = training_curves(result.history, out / "training.png",
+                                               test_accuracy=done.summary["golden_test_accuracy"],
+                                               title=f"training: {name}, {cfg.rule}")
+    ev = evaluate(result.model, x_test, data.y_test, how="mode", hardware=True)
+    files["reliability"] = reliability_diagram(reliability(ev.probs, data.y_test), out / "reliability.png", ece=ev.ece,
+                                               title="reliability of the integer model")
+    one = golden.run(network, x_test[sample], record=True)
+    label = int(data.y_test[sample])
+    pred = int(done.verification.predictions[sample])
+    what = f"test sample {sample} (label {label}, predicted {pred})"
+    panels = [("input", x_test[sample].astype(bool))] + [(f"layer {k}", r.z) for k, r in enumerate(one.layers)]
+    files["raster"] = spike_raster(panels, out / "raster.png", title=f"{name}: {what}")
+    panels = [(f"layer {k}", r.v, layer.theta) for k, (r, layer) in enumerate(zip(one.layers, network.layers))]
+    scores = one.layers[-1].v[-1] if result.model.readout == "membrane" else one.layers[-1].z.sum(0)
+    classes = [pred, label] + [int(j) for j in np.argsort(-scores, kind="stable") if j not in (pred, label)]
+    panels[-1] = (*panels[-1], list(dict.fromkeys(classes))[:4])  # the readout: predicted, true, runners-up
+    files["membranes"] = membrane_traces(panels, out / "membranes.png", title=f"membranes v' (golden model), {what}")
+    everything = golden.run(network, x_test, record=True)
+    files["rates"] = rate_histogram([(f"layer {k}", r.z.mean((0, 1))) for k, r in enumerate(everything.layers)],
+                                    out / "rates.png", title=f"firing rates over {len(x_test)} test samples")
+    return files
+
+
+def demo(cfg: TrainConfig | None = None, *, out: str | Path | None = None, progress: bool = True) -> dict:
+    """`run` without pictures; returns the summary dict (also ``out/metrics.json`` when ``out`` is given)."""
+    return run(cfg, out=out, progress=progress).summary
 
 
 def _parse(argv=None) -> tuple[TrainConfig, argparse.Namespace]:
@@ -328,12 +482,12 @@ def _parse(argv=None) -> tuple[TrainConfig, argparse.Namespace]:
         elif f.name == "hardware":
             p.add_argument("--float", dest="hardware", action="store_false", help="train in float mode")
         elif isinstance(value, bool) or value is None:
-            kind = float if f.name in ("current_leak", "lr") else int
+            kind = float if f.name in ("current_leak", "lr") else str if f.name == "data_root" else int
             p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=value)
         else:
             p.add_argument(f"--{f.name.replace('_', '-')}", type=type(value), default=value,
                            choices=CHOICES.get(f.name))
-    p.add_argument("--out", default=None, help="folder for network.npz and metrics.json")
+    p.add_argument("--out", default=None, help="folder for network.npz, checkpoint.pt and metrics.json")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     ns = p.parse_args(argv)
     kwargs = {f.name: getattr(ns, f.name) for f in fields(TrainConfig)}

@@ -1,4 +1,10 @@
-"""The `spikeloop` command line: one entry point, one subcommand per job."""
+"""The `spikeloop` command line: one entry point, one subcommand per job.
+
+A thin layer over the library: each command parses its arguments, calls one library function
+and prints what it did. PyTorch and NIR are imported only by the commands that need them
+(`train`, `export`, `nir`, the demo), so `info`, `run` and the random generators work with
+numpy alone.
+"""
 
 from __future__ import annotations
 
@@ -89,11 +95,93 @@ def cmd_random_spikes(args) -> int:
     return 0
 
 
+def _require(module: str, extra: str, what: str):
+    """Import `module` or stop with the install command that brings it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ValueError(f"{what} needs {e.name or module}: pip install spikeloop[{extra}]") from e
+
+
+TRAIN_OPTIONS = {  # CLI option -> (TrainConfig field, type, help); None values are left to TrainConfig's defaults
+    "--dataset": ("dataset", str, "digits, mnist5k, temporal, nmnist, shd or dvsgesture (default digits)"),
+    "--encoding": ("encoding", str, "rate or latency, for the image data sets (default rate)"),
+    "--steps": ("steps", int, "timesteps per sample (default 16)"),
+    "--neuron": ("neuron", str, "lif or cuba (default lif)"),
+    "--reset": ("reset", str, "subtract, zero or none (default subtract)"),
+    "--rule": ("rule", str, "ste (straight-through) or bayes (BiSNN) (default ste)"),
+    "--readout": ("readout", str, "membrane or count (default membrane)"),
+    "--leak": ("leak", float, "membrane decay per step, lam = round(leak * 2^F) (default 0.125)"),
+    "--epochs": ("epochs", int, "(default 30)"),
+    "--batch-size": ("batch_size", int, "(default 64)"),
+    "--lr": ("lr", float, "synapse learning rate (default 0.05 ste, 0.2 bayes)"),
+    "--seed": ("seed", int, "seeds the split, the encodings, the initial weights and the batches (default 0)"),
+    "--data-root": ("data_root", str, "folder holding tonic's data set folders (nmnist, shd, dvsgesture)"),
+    "--max-samples": ("max_samples", int, "cap on each split of an event data set"),
+}
+
+
+def cmd_train(args) -> int:
+    """Train a binary-weight SNN, export it, check it bit-exact; write checkpoint, image, metrics and plots."""
+    train = _require("spikeloop.quant.train", "train", "spikeloop train")
+    given = {field: getattr(args, opt[2:].replace("-", "_")) for opt, (field, _, _) in TRAIN_OPTIONS.items()}
+    given = {k: v for k, v in given.items() if v is not None}
+    if args.hidden is not None:
+        given["hidden"] = args.hidden
+    cfg = train.TrainConfig(**given)
+    done = train.run(cfg, out=args.out, progress=not args.quiet, plots=not args.no_plots)
+    s = done.summary
+    m = s["model_metrics"]
+    print(done.report)
+    print(f"trained {cfg.dataset} {'-'.join(map(str, s['sizes']))}, T = {cfg.steps}, {cfg.rule}, {cfg.epochs} epochs, "
+          f"seed {cfg.seed}: {s['seconds']:.1f} s")
+    print(f"test accuracy of the integer model on the golden model: {s['golden_test_accuracy']:.2%} "
+          f"(float mode {m.get('float_accuracy', float('nan')):.2%}), ECE {m['ece']:.3f}")
+    print(f"golden model vs hardware-mode model: {'EQUAL' if s['equal'] else 'DIFFERENT'}")
+    for name, path in done.files.items():
+        print(f"  {name:<16} {path}")
+    return 0 if s["equal"] else 1
+
+
+def cmd_export(args) -> int:
+    """Export a training checkpoint to a network image, printing what was rounded and the widths chosen."""
+    train = _require("spikeloop.quant.train", "train", "spikeloop export")
+    network, report, cfg = train.export_checkpoint(args.checkpoint, margin_bits=args.margin_bits)
+    print(report)
+    digest = network.save(args.out)
+    print(f"{'-'.join(map(str, network.sizes))} network -> {args.out} ({digest})")
+    return 0
+
+
+def cmd_nir_export(args) -> int:
+    """Write a network image as a NIR graph (docs/nir.md)."""
+    nir = _require("spikeloop.quant.nir", "train", "spikeloop nir")
+    _require("nir", "train", "spikeloop nir")
+    net = Network.load(args.network)
+    path = nir.write_nir(net, args.out, dt=args.dt)
+    print(f"{'-'.join(map(str, net.sizes))} network -> {path} (NIR, {nir.PROFILE}, dt = {args.dt:g} s)")
+    return 0
+
+
+def cmd_nir_import(args) -> int:
+    """Import a NIR graph (snnTorch, Norse, spikeloop) as a network image (docs/nir.md)."""
+    nir = _require("spikeloop.quant.nir", "train", "spikeloop nir")
+    _require("nir", "train", "spikeloop nir")
+    network, report = nir.from_nir(args.graph, dt=args.dt, frac_bits=args.frac_bits, v_bits=args.v_bits,
+                                   u_bits=args.u_bits, reset=args.reset, binarize=args.binarize)
+    print(report)
+    digest = network.save(args.out)
+    print(f"{'-'.join(map(str, network.sizes))} network -> {args.out} ({digest})")
+    return 0
+
+
 def cmd_demo(args) -> int:
-    """The main job on a built-in default; see spikeloop.demo."""
+    """Train on digits, export, run the golden model, check, report and plot; see spikeloop.demo."""
     from spikeloop.demo import demo
 
-    return demo(Path(args.out), seed=args.seed)
+    return demo(Path(args.out), seed=args.seed, quick=args.quick)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -131,9 +219,46 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, type=Path)
     s.set_defaults(func=cmd_random_spikes)
 
-    s = sub.add_parser("demo", help="build a default network, run it, report and plot")
+    s = sub.add_parser("train", help=cmd_train.__doc__)
+    for opt, (_, kind, text) in TRAIN_OPTIONS.items():
+        s.add_argument(opt, type=kind, default=None, help=text)
+    s.add_argument("--hidden", type=int, nargs="+", default=None, help="hidden layer sizes (default 256)")
+    s.add_argument("--out", type=Path, default=Path("build/train"), help="output folder (default build/train)")
+    s.add_argument("--no-plots", action="store_true", help="do not draw the PNGs")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("export", help=cmd_export.__doc__)
+    s.add_argument("--checkpoint", required=True, type=Path, help="checkpoint.pt written by `spikeloop train`")
+    s.add_argument("--out", required=True, type=Path, help="network image to write (.npz)")
+    s.add_argument("--margin-bits", type=int, default=0, help="extra bits on top of the widths the calibration needs")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("nir", help="NIR graphs in and out (docs/nir.md)")
+    nsub = s.add_subparsers(dest="nir_command", required=True)
+    n = nsub.add_parser("export", help=cmd_nir_export.__doc__)
+    n.add_argument("--network", required=True, type=Path, help="network image (.npz)")
+    n.add_argument("--out", required=True, type=Path, help="NIR file to write")
+    n.add_argument("--dt", type=float, default=1e-4, help="seconds per timestep (default 1e-4, as snnTorch)")
+    n.set_defaults(func=cmd_nir_export)
+    n = nsub.add_parser("import", help=cmd_nir_import.__doc__)
+    n.add_argument("graph", type=Path, help="NIR file")
+    n.add_argument("--out", required=True, type=Path, help="network image to write (.npz)")
+    n.add_argument("--dt", type=float, default=None,
+                   help="seconds per timestep (default: the graph's spikeloop metadata, else 1e-4; Norse: 1e-3)")
+    n.add_argument("--frac-bits", type=int, default=None, help="F of the decay factors (default 8)")
+    n.add_argument("--v-bits", type=int, default=None, help="membrane width (default 16)")
+    n.add_argument("--u-bits", type=int, default=None, help="current width (default 16)")
+    n.add_argument("--reset", default=None, choices=("subtract", "zero", "none"),
+                   help="reset of every layer (default: spikeloop metadata, else zero)")
+    n.add_argument("--binarize", action="store_true",
+                   help="take the signs of non-binary weights, folding their scale into thresholds and biases")
+    n.set_defaults(func=cmd_nir_import)
+
+    s = sub.add_parser("demo", help=cmd_demo.__doc__)
     s.add_argument("--out", type=Path, default=Path("build/demo"))
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--quick", action="store_true", help="a few epochs of a small network (for tests)")
     s.set_defaults(func=cmd_demo)
     return p
 

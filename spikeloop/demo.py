@@ -1,8 +1,14 @@
-"""`make demo`: the main job on a built-in default network, end to end as far as the project goes.
+"""`make demo`: the main job end to end, as far as the project goes.
 
-Builds a default 784-256-128-10 network (a cuba layer between lif layers), saves and reloads its
-image, runs the numpy golden model on generated spikes, checks the PyTorch golden model against
-it bit for bit when torch is installed, prints a report and saves a spike raster PNG.
+Trains a binary-weight SNN on scikit-learn's digits (rate code, T = 16, 64-256-10, straight-
+through rule: `spikeloop.quant.train`), exports it to the integer contract, saves and reloads the
+network image, runs the numpy golden model on the test split, reports the integer model's
+accuracy and the bit-exact check against the hardware-mode training model, checks the PyTorch
+golden model against the numpy one, and draws the pictures (raster of a real digit's input and
+layer spikes, membrane traces, firing rates, training curves, reliability diagram).
+
+`quick=True` trains a small network for two epochs (what the tests run). Without PyTorch the
+demo falls back to a built-in random network, run and plotted with numpy alone.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ STEPS = 200
 
 
 def default_network(seed: int = 0) -> Network:
-    """The built-in default network: lif, cuba and lif layers with 16-bit membranes, F = 8."""
+    """The built-in network of the numpy-only fallback: lif, cuba and lif layers, 16-bit membranes, F = 8."""
     net = random_network(DEFAULT_SIZES, seed=seed, lam=32, frac_bits=8)
     middle = net.layers[1].replace(neuron="cuba", alpha=64, lam=64)
     return Network((net.layers[0], middle, net.layers[2]))
@@ -35,50 +41,84 @@ def demo_input(n_in: int, steps: int, *, seed: int) -> np.ndarray:
     return rng.random((steps, n_in)) < density[:, None]
 
 
-def demo(out: Path, *, seed: int = 0) -> int:
-    """Run the demo, writing network.npz, input.npz, output.npz and raster.png under `out`."""
+def demo(out: Path, *, seed: int = 0, quick: bool = False) -> int:
+    """Run the demo into `out`; returns the process exit status (1 when a check fails)."""
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("spikeloop demo: PyTorch is not installed (pip install spikeloop[train]); "
+              "running the built-in network with numpy only")
+        return builtin_demo(out, seed=seed)
+    return trained_demo(out, seed=seed, quick=quick)
+
+
+def trained_demo(out: Path, *, seed: int = 0, quick: bool = False) -> int:
+    """Train on digits -> export -> image -> golden model -> accuracy and bit-exact checks -> pictures."""
+    from spikeloop.quant.golden import GoldenModel
+    from spikeloop.quant.train import TrainConfig, run
+
+    start = time.perf_counter()
+    cfg = TrainConfig(seed=seed, hidden=(32,), epochs=2, steps=8) if quick else TrainConfig(seed=seed)
+    done = run(cfg, out=out, progress=False, plots=True)
+    s, net, ver = done.summary, done.network, done.verification
+    m = s["model_metrics"]
+    data = done.result.data
+    x_test = done.x_test
+
+    t0 = time.perf_counter()
+    trace = golden.run(net, x_test, record=True)
+    dt = time.perf_counter() - t0
+    save_spikes(out / "input.npz", x_test)
+    save_spikes(out / "output.npz", trace.spikes, membranes=trace.membranes)
+    twin = GoldenModel(net).run(x_test, record=True, engine="torch")
+    same = all(
+        np.array_equal(a.z, b.z.numpy()) and np.array_equal(a.v, b.v.numpy()) and np.array_equal(a.u, b.u.numpy())
+        for a, b in zip(trace.layers, twin.layers)
+    )
+
+    sizes = "-".join(map(str, net.sizes))
+    n = len(x_test)
+    print(f"spikeloop demo: {cfg.dataset}, {sizes}, {cfg.neuron}, rate code T = {cfg.steps}, rule {cfg.rule}, "
+          f"{cfg.epochs} epochs, seed {seed}{' (quick)' if quick else ''}")
+    print(f"  train    {len(data.y_train)} samples in {m['train_seconds']:.1f} s "
+          f"(final training accuracy {done.result.history[-1]['train_accuracy']:.1%})")
+    for layer, rep in zip(net.layers, done.report.layers):
+        print(f"  export   layer {rep.index}: {layer.n_in:>4} -> {layer.n_out:<4} {layer.neuron} reset={layer.reset} "
+              f"lam={layer.lam}/2^{layer.frac_bits} v_bits={rep.v_bits} "
+              f"theta=[{layer.theta.min()}..{layer.theta.max()}] bias=[{layer.bias.min()}..{layer.bias.max()}]")
+    print(f"  image    {done.files['network']}  {s['content_hash']}  (saved and loaded back)")
+    print(f"  golden   numpy, {n} test samples x {cfg.steps} steps in {dt * 1e3:.1f} ms")
+    print(f"  accuracy integer model on the golden model: {s['golden_test_accuracy']:.2%} of {n} test digits "
+          f"(float mode {m['float_accuracy']:.2%}, ECE {m['ece']:.3f})")
+    exact = "EQUAL" if ver.equal else "MISMATCH"
+    print(f"  check    golden model vs hardware-mode model, every layer's spikes, membranes, currents and "
+          f"{n} predictions: {exact}")
+    print(f"  torch    golden model vs numpy golden model, every layer: {'EQUAL' if same else 'MISMATCH'}")
+    for name in ("raster", "membranes", "rates", "training_curves", "reliability"):
+        print(f"  picture  {done.files[name]}")
+    print(f"  files    {out / 'metrics.json'}, {out / 'checkpoint.pt'}, {out / 'input.npz'}, {out / 'output.npz'}")
+    print(f"  time     {time.perf_counter() - start:.1f} s")
+    return 0 if ver.equal and same else 1
+
+
+def builtin_demo(out: Path, *, seed: int = 0) -> int:
+    """The numpy-only demo: a built-in random network, generated spikes, a raster."""
     net = default_network(seed)
     digest = net.save(out / "network.npz")
     net = Network.load(out / "network.npz")
     spikes = demo_input(net.n_in, STEPS, seed=seed + 1)
     save_spikes(out / "input.npz", spikes)
-
     t0 = time.perf_counter()
     trace = golden.run(net, spikes, record=True)
     dt = time.perf_counter() - t0
     save_spikes(out / "output.npz", trace.spikes, membranes=trace.membranes)
-
     print(f"spikeloop demo: network {'-'.join(map(str, net.sizes))}, {STEPS} timesteps, seed {seed}")
     print(f"  image    {out / 'network.npz'}  {digest}")
     print(f"  golden   numpy, {dt * 1e3:.1f} ms ({STEPS / dt:,.0f} timesteps/s)")
-    print(f"  input    {spikes.mean():.1%} of input-steps spiked")
     for k, (layer, rec) in enumerate(zip(net.layers, trace.layers)):
-        rate = rec.z.mean()
-        print(f"  layer {k}  {layer.neuron:<4} {layer.n_in:>4} -> {layer.n_out:<4} fired {rate:6.1%}, "
-              f"membranes in [{rec.v.min()}, {rec.v.max()}], silent neurons {int((~rec.z.any(0)).sum())}")
-    counts = trace.spikes.sum(0)
-    print(f"  output   spike counts per neuron {counts.tolist()}")
-
-    exact = "skipped (torch not installed)"
-    try:
-        from spikeloop.quant.golden import GoldenModel
-    except ImportError:
-        pass
-    else:
-        t0 = time.perf_counter()
-        twin = GoldenModel(net).run(spikes, record=True)
-        dt = time.perf_counter() - t0
-        same = all(
-            np.array_equal(a.z, b.z.numpy()) and np.array_equal(a.v, b.v.numpy()) and np.array_equal(a.u, b.u.numpy())
-            for a, b in zip(trace.layers, twin.layers)
-        )
-        exact = f"{'EQUAL' if same else 'MISMATCH'} ({dt * 1e3:.1f} ms)"
-        if not same:
-            print(f"  torch    golden model {exact}")
-            return 1
-    print(f"  torch    golden model vs numpy golden model, every layer's spikes, membranes, currents: {exact}")
-
+        print(f"  layer {k}  {layer.neuron:<4} {layer.n_in:>4} -> {layer.n_out:<4} fired {rec.z.mean():6.1%}")
     panels = [("input", spikes)] + [(f"layer {k}", rec.z) for k, rec in enumerate(trace.layers)]
     png = spike_raster(panels, out / "raster.png", title=f"spikeloop demo: {'-'.join(map(str, net.sizes))}")
     print(f"  raster   {png}")

@@ -1,26 +1,64 @@
-"""Pictures a user can open: spike rasters (matplotlib, imported only when drawing)."""
+"""Pictures a user can open (PNG, matplotlib's Agg backend, imported only when drawing).
+
+Spike rasters, membrane traces, firing-rate histograms, training curves and reliability
+diagrams. Every function takes plain numpy data (no torch), writes one PNG and returns its path.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 
-def spike_raster(panels: list[tuple[str, np.ndarray]], path, *, title: str = "") -> Path:
-    """Save a raster PNG: one panel per (name, bool spikes [T, n]) stacked vertically, time on x."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path, title: str) -> Path:
+    plt = _pyplot()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _check_panels(panels, what: str, ndim: int) -> list:
+    panels = list(panels)
+    if not panels:
+        raise ValueError(f"{what}: no panels to draw")
+    for name, arr, *_ in panels:
+        if np.ndim(arr) != ndim:
+            raise ValueError(f"{what}: panel {name!r} has shape {np.shape(arr)}, expected {ndim} dimensions")
+    return panels
+
+
+def spike_raster(panels: list[tuple[str, np.ndarray]], path, *, title: str = "") -> Path:
+    """Save a raster PNG: one panel per (name, bool spikes [T, n]) stacked vertically, time on x."""
     from matplotlib.ticker import MaxNLocator
 
+    panels = _check_panels(panels, "spike_raster", 2)
+    plt = _pyplot()
     heights = [max(1.0, min(3.0, s.shape[1] / 64)) for _, s in panels]
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 1.2 + 1.4 * sum(heights)), sharex=True,
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
     for ax, (name, spikes) in zip(axes[:, 0], panels):
-        t, n = np.nonzero(np.asarray(spikes))
-        ax.scatter(t, n, s=1.5, marker="|", color="black", linewidths=0.6)
+        spikes = np.asarray(spikes)
+        if spikes.shape[0] <= 64:  # few timesteps: one cell per (timestep, neuron)
+            ax.imshow(spikes.T, aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest", origin="lower")
+        else:
+            t, n = np.nonzero(spikes)
+            ax.scatter(t, n, s=1.5, marker="|", color="black", linewidths=0.6)
         ax.set_ylim(-0.5, spikes.shape[1] - 0.5)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"{name}\n({spikes.shape[1]})")
@@ -28,11 +66,104 @@ def spike_raster(panels: list[tuple[str, np.ndarray]], path, *, title: str = "")
         ax.text(1.0, 1.0, f"{rate:.1%} of neuron-steps", transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
     axes[-1, 0].set_xlim(-0.5, panels[0][1].shape[0] - 0.5)
     axes[-1, 0].set_xlabel("timestep")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
+
+
+def membrane_traces(panels: list[tuple], path, *, neurons: int = 4,
+                    title: str = "") -> Path:
+    """Membrane traces: per (name, pre-reset membranes v' [T, n], thresholds [n] or None) a panel with
+    `neurons` neurons' v' over time (those that fire on about half of the steps, or the indices given
+    as a fourth element of the panel), their thresholds dashed, spikes as dots."""
+    panels = _check_panels(panels, "membrane_traces", 2)
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 1.0 + 2.2 * len(panels)), sharex=True, squeeze=False)
+    for ax, (name, v, theta, *pick) in zip(axes[:, 0], panels):
+        v = np.asarray(v)
+        theta = None if theta is None else np.broadcast_to(np.asarray(theta), (v.shape[1],))
+        if theta is not None:  # the neurons that fire on about half of the steps show the dynamics best
+            count = (v >= theta).sum(0)
+            activity = count * (v.shape[0] - count) * (v.shape[0] + 1) + count
+        else:
+            activity = np.abs(v).sum(0)
+        chosen = list(pick[0]) if pick else np.argsort(-activity, kind="stable")[:neurons]
+        for j, color in zip(chosen, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4):
+            ax.step(np.arange(v.shape[0]), v[:, j], where="mid", color=color, lw=1.2, label=f"neuron {j}")
+            if theta is not None:
+                ax.axhline(theta[j], color=color, lw=0.8, ls="--")
+                fired = np.flatnonzero(v[:, j] >= theta[j])
+                ax.plot(fired, v[fired, j], "o", color=color, ms=3)
+        ax.set_ylabel(f"{name}\nv'")
+        ax.legend(loc="upper left", fontsize=7, ncol=len(chosen))
+    axes[-1, 0].set_xlabel("timestep (dashed: thresholds, dots: spikes)")
+    return _save(fig, path, title)
+
+
+def rate_histogram(panels: list[tuple[str, np.ndarray]], path, *, bins: int = 20, title: str = "") -> Path:
+    """Firing-rate histograms: per (name, rates [n] in spikes per timestep) one panel, side by side;
+    silent neurons are counted in the annotation."""
+    panels = _check_panels(panels, "rate_histogram", 1)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels) + 1, 3), squeeze=False)
+    for ax, (name, rates) in zip(axes[0], panels):
+        rates = np.asarray(rates, np.float64)
+        ax.hist(rates, bins=np.linspace(0, 1, bins + 1), color="tab:blue", edgecolor="white")
+        ax.set_xlabel("spikes per timestep")
+        ax.set_title(f"{name} ({rates.size})", fontsize=9)
+        ax.text(0.98, 0.95, f"mean {rates.mean():.3f}\nsilent {int((rates == 0).sum())}", transform=ax.transAxes,
+                ha="right", va="top", fontsize=8)
+    axes[0, 0].set_ylabel("neurons")
+    return _save(fig, path, title)
+
+
+def training_curves(history: Sequence[dict], path, *, test_accuracy: float | None = None, title: str = "") -> Path:
+    """Loss and training accuracy per epoch (history: dicts with 'epoch', 'loss', 'train_accuracy');
+    the final test accuracy as a marker when given."""
+    if not history:
+        raise ValueError("training_curves: the history is empty")
+    plt = _pyplot()
+    epochs = [h["epoch"] + 1 for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    ax1.plot(epochs, [h["loss"] for h in history], "-o", ms=3)
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("training loss")
+    ax2.plot(epochs, [h["train_accuracy"] for h in history], "-o", ms=3, label="training (while learning)")
+    if test_accuracy is not None:
+        ax2.plot([epochs[-1]], [test_accuracy], "*", ms=12, color="tab:red",
+                 label=f"test, integer model {test_accuracy:.1%}")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("accuracy")
+    ax2.set_ylim(0, 1.02)
+    ax2.legend(loc="lower right", fontsize=8)
+    return _save(fig, path, title)
+
+
+def reliability_diagram(reliability, path, *, ece: float | None = None, title: str = "") -> Path:
+    """Reliability diagram from per-bin statistics (anything with ``edges``, ``counts``,
+    ``confidence``, ``accuracy``, e.g. `spikeloop.quant.metrics.reliability`): accuracy per
+    confidence bin against the diagonal, the gap shaded, sample counts below."""
+    edges = np.asarray(reliability.edges, np.float64)
+    counts = np.asarray(reliability.counts)
+    conf = np.asarray(reliability.confidence, np.float64)
+    acc = np.asarray(reliability.accuracy, np.float64)
+    if not (len(edges) == len(counts) + 1 == len(conf) + 1 == len(acc) + 1):
+        raise ValueError(f"reliability_diagram: {len(edges)} edges for {len(counts)} bins")
+    plt = _pyplot()
+    fig, (ax, axn) = plt.subplots(2, 1, figsize=(4.8, 5.6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    filled = counts > 0
+    width = np.diff(edges)
+    centers = edges[:-1] + width / 2
+    ax.bar(centers[filled], acc[filled], width=width[filled], color="tab:blue", edgecolor="white", label="accuracy")
+    gap_lo = np.minimum(acc[filled], conf[filled])
+    ax.bar(centers[filled], np.abs(conf[filled] - acc[filled]), bottom=gap_lo, width=width[filled], color="tab:red",
+           alpha=0.35, edgecolor="none", label="gap to mean confidence")
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", fontsize=8)
+    if ece is not None:
+        ax.text(0.98, 0.04, f"ECE = {ece:.3f}", transform=ax.transAxes, ha="right", fontsize=10)
+    axn.bar(centers, counts, width=width, color="gray", edgecolor="white")
+    axn.set_xlabel("confidence (top-label probability)")
+    axn.set_ylabel("samples")
+    return _save(fig, path, title)

@@ -1,5 +1,9 @@
 """The `spikeloop` command line: happy paths and the error of each bad input."""
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -81,9 +85,104 @@ def test_bad_sizes_argument_is_refused(tmp_path, capsys):
 
 
 def test_demo_runs_and_checks_both_golden_models(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path)]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--quick"]) == 0
     out = capsys.readouterr().out
-    assert "EQUAL" in out
-    for name in ("network.npz", "input.npz", "output.npz", "raster.png"):
-        assert (tmp_path / name).stat().st_size > 0
+    assert "EQUAL" in out and "MISMATCH" not in out
+    assert "accuracy integer model on the golden model" in out
+    for name in ("network.npz", "input.npz", "output.npz", "raster.png", "membranes.png", "rates.png", "training.png",
+                 "reliability.png", "checkpoint.pt", "metrics.json"):
+        assert (tmp_path / name).stat().st_size > 0, name
     assert load_spikes(tmp_path / "output.npz").any(), "the demo network never fired"
+    # the saved input replayed through `spikeloop run` gives the saved output
+    assert main(["run", "--network", str(tmp_path / "network.npz"), "--input", str(tmp_path / "input.npz"),
+                 "--out", str(tmp_path / "again.npz"), "--membranes"]) == 0
+    with np.load(tmp_path / "output.npz") as a, np.load(tmp_path / "again.npz") as b:
+        assert np.array_equal(a["spikes"], b["spikes"]) and np.array_equal(a["membranes"], b["membranes"])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["equal"] is True and metrics["config"]["epochs"] == 2
+
+
+def test_info_and_run_work_without_torch(files):
+    """`spikeloop info` and `spikeloop run` must not import torch (they run on the board); `train`
+    says what to install; the demo falls back to the built-in network."""
+    path, _, _ = files
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from spikeloop.cli import main\n"
+        f"assert main(['info', {str(path / 'net.npz')!r}]) == 0\n"
+        f"assert main(['run', '--network', {str(path / 'net.npz')!r}, '--input', {str(path / 'in.npz')!r}, "
+        f"'--out', {str(path / 'o.npz')!r}]) == 0\n"
+        "assert 'torch' not in [m.split('.')[0] for m in sys.modules if sys.modules[m] is not None]\n"
+        f"assert main(['train', '--out', {str(path / 't')!r}]) == 2\n"
+        f"assert main(['demo', '--out', {str(path / 'demo')!r}]) == 0\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "spikeloop train: error: spikeloop train needs torch: pip install spikeloop[train]" in done.stderr
+    assert "running the built-in network with numpy only" in done.stdout
+    assert (path / "demo" / "raster.png").stat().st_size > 0
+
+
+def test_train_export_and_nir_commands(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--hidden", "12", "--steps", "4", "--epochs", "1", "--seed", "2", "--quiet",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "golden model vs hardware-mode model: EQUAL" in text and "export report" in text
+    for name in ("checkpoint.pt", "network.npz", "metrics.json", "training.png", "reliability.png", "raster.png",
+                 "membranes.png", "rates.png"):
+        assert (out / name).stat().st_size > 0, name
+    net = Network.load(out / "network.npz")
+    assert net.sizes == (64, 12, 10)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["seed"] == 2 and metrics["equal"] is True
+    # export the checkpoint again: the same calibration gives the same network
+    assert main(["export", "--checkpoint", str(out / "checkpoint.pt"), "--out", str(tmp_path / "again.npz")]) == 0
+    assert "export report" in capsys.readouterr().out
+    assert Network.load(tmp_path / "again.npz") == net
+    # NIR out and back in
+    assert main(["nir", "export", "--network", str(out / "network.npz"), "--out", str(tmp_path / "net.nir")]) == 0
+    assert main(["nir", "import", str(tmp_path / "net.nir"), "--out", str(tmp_path / "back.npz")]) == 0
+    text = capsys.readouterr().out
+    assert "NIR import (spikeloop-fxp/1" in text
+    assert Network.load(tmp_path / "back.npz") == net
+    assert main(["nir", "import", str(tmp_path / "net.nir"), "--reset", "zero", "--v-bits", "12",
+                 "--out", str(tmp_path / "zero.npz")]) == 0
+    assert {(lr.reset, lr.v_bits) for lr in Network.load(tmp_path / "zero.npz").layers} == {("zero", 12)}
+
+
+def test_nir_import_of_real_valued_weights_needs_binarize(tmp_path, capsys):
+    import nir
+
+    graph = nir.NIRGraph.from_list(
+        nir.Input(input_type={"input": np.array([3])}),
+        nir.Linear(weight=np.array([[0.5, -0.2, 0.1], [0.3, 0.3, -0.9]])),
+        nir.IF(r=np.ones(2), v_threshold=np.ones(2), v_reset=np.zeros(2)),
+        nir.Output(output_type={"output": np.array([2])}),
+    )
+    nir.write(tmp_path / "real.nir", graph)
+    args = ["nir", "import", str(tmp_path / "real.nir"), "--out", str(tmp_path / "n.npz")]
+    assert main(args) == 2
+    assert "node 'linear': weight[0, 0] = 0.5, expected exactly +1 or -1" in capsys.readouterr().err
+    assert main([*args, "--binarize"]) == 0
+    assert Network.load(tmp_path / "n.npz").layers[0].weights.tolist() == [[1, -1, 1], [1, 1, -1]]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--dataset", "cifar", "--out", "{tmp}/x"],
+         "spikeloop train: error: dataset = 'cifar'; expected one of"),
+        (["train", "--epochs", "0", "--out", "{tmp}/x"], "epochs = 0, expected a positive integer"),
+        (["train", "--dataset", "shd", "--data-root", "{tmp}", "--out", "{tmp}/x"], "SHD: no data at"),
+        (["export", "--checkpoint", "{tmp}/none.pt", "--out", "{tmp}/n.npz"], "none.pt: no such checkpoint file"),
+        (["export", "--checkpoint", "{tmp}/junk.pt", "--out", "{tmp}/n.npz"], "junk.pt: not a readable checkpoint"),
+        (["nir", "import", "{tmp}/junk.pt", "--out", "{tmp}/n.npz"], "junk.pt: not a readable NIR graph"),
+        (["nir", "import", "{tmp}/none.nir", "--out", "{tmp}/n.npz"], "none.nir: no such NIR file"),
+        (["nir", "export", "--network", "{tmp}/junk.pt", "--out", "{tmp}/n.nir"], "corrupt or truncated"),
+    ],
+)
+def test_training_and_nir_refusals(tmp_path, capsys, args, message):
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
+    assert message in capsys.readouterr().err

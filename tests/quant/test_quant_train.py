@@ -1,13 +1,14 @@
 """Training loop, evaluation, metrics, and export of a briefly trained model."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from spikeloop.network import Network
-from spikeloop.quant.data import load_digits
+from spikeloop.quant.data import load_digits, make_temporal
 from spikeloop.quant.export import check, export
 from spikeloop.quant.metrics import (
     MetricError,
@@ -16,7 +17,21 @@ from spikeloop.quant.metrics import (
     reliability,
     softmax,
 )
-from spikeloop.quant.train import TrainConfig, TrainError, _parse, demo, encode_test, evaluate, main, train
+from spikeloop.quant.train import (
+    TrainConfig,
+    TrainError,
+    _parse,
+    calibration_spikes,
+    demo,
+    encode_test,
+    evaluate,
+    export_checkpoint,
+    load_checkpoint,
+    main,
+    run,
+    save_checkpoint,
+    train,
+)
 
 BRIEF = dict(hidden=(48,), steps=6, epochs=3, batch_size=64, lr=0.05)
 
@@ -134,6 +149,7 @@ def test_metric_refusals(call, match):
         ({"hidden": (0,)}, r"hidden = \(0,\)"),
         ({"seed": -3}, "seed = -3"),
         ({"threads": 0}, "threads = 0"),
+        ({"max_samples": 0}, "max_samples = 0, expected a positive integer or None"),
         ({"neuron": "lif", "current_leak": 0.5}, "neuron .lif. has no current"),
         ({"neuron": "cuba", "current_leak": 1.5, "epochs": 1}, "current_leak = 1.5 is outside"),
     ],
@@ -171,3 +187,52 @@ def test_cli_refusals(capsys):
     with pytest.raises(SystemExit):
         main(["--rule", "xnor"])
     assert "invalid choice: 'xnor'" in capsys.readouterr().err
+
+
+def test_checkpoint_round_trip_and_refusals(trained, digits, tmp_path):
+    path = save_checkpoint(trained, tmp_path / "ck.pt")
+    model, cfg, record = load_checkpoint(path)
+    assert cfg == trained.config and record["history"] == trained.history
+    for a, b in zip(model.state_dict().values(), trained.model.state_dict().values()):
+        assert torch.equal(a, b)
+    network, report, _ = export_checkpoint(path, data=digits)
+    again, _ = export(trained.model, calibration=calibration_spikes(cfg, digits))
+    assert network == again
+    torch.save({"format": "other"}, tmp_path / "other.pt")
+    with pytest.raises(TrainError, match="other.pt: not a spikeloop checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    torch.save({"format": "spikeloop.checkpoint", "version": 99}, tmp_path / "v99.pt")
+    with pytest.raises(TrainError, match="v99.pt: checkpoint version 99, this spikeloop reads 1"):
+        load_checkpoint(tmp_path / "v99.pt")
+    bad = torch.load(path, weights_only=True)
+    bad["sizes"] = [64, 7, 10]
+    torch.save(bad, tmp_path / "sizes.pt")
+    with pytest.raises(TrainError, match=r"sizes.pt: sizes 64-7-10 disagree with the configuration's hidden = \(48,\)"):
+        load_checkpoint(tmp_path / "sizes.pt")
+    bad = torch.load(path, weights_only=True)
+    bad["state_dict"]["layers.0.theta"] = torch.zeros(3)
+    torch.save(bad, tmp_path / "weights.pt")
+    with pytest.raises(TrainError, match="weights.pt: the weights do not fit a 64-48-10 model"):
+        load_checkpoint(tmp_path / "weights.pt")
+
+
+def test_temporal_task_needs_memory():
+    """With leaky memory the hidden layer can tell which group fired first; a layer that forgets
+    every step (leak 1) cannot, whatever the readout sums: chance level."""
+    data = make_temporal(n_samples=800, steps=12, seed=0)
+    cfg = TrainConfig(dataset="temporal", hidden=(32,), epochs=8, steps=12, seed=0)
+    memory = train(cfg, data=data, progress=False, evaluate_float=False).metrics["accuracy"]
+    forget = train(replace(cfg, leak=1.0), data=data, progress=False, evaluate_float=False).metrics["accuracy"]
+    assert memory > 0.75, f"seed 0: {memory}"
+    assert forget < 0.6, f"seed 0: {forget}"
+    with pytest.raises(TrainError, match="steps = 10 but the data set 'temporal' has 12 timesteps"):
+        train(replace(cfg, steps=10), data=data, progress=False)
+
+
+def test_run_writes_pictures(tmp_path):
+    cfg = TrainConfig(dataset="temporal", hidden=(8,), steps=6, epochs=1, seed=1)
+    done = run(cfg, out=tmp_path, progress=False, plots=True)
+    assert done.summary["equal"]
+    for name in ("raster", "membranes", "rates", "training_curves", "reliability", "network", "checkpoint", "metrics"):
+        assert done.files[name].stat().st_size > 0, name
+    assert json.loads((tmp_path / "metrics.json").read_text())["files"]["raster"].endswith("raster.png")

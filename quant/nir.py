@@ -1,0 +1,529 @@
+"""NIR in and out: the Neuromorphic Intermediate Representation <-> a contract `Network`.
+
+`from_nir` imports a NIR graph (as snnTorch's `export_to_nir` or Norse's `to_nir` write them)
+into a `spikeloop.network.Network`; `to_nir` writes a `Network` as a NIR graph; `model_to_nir`
+exports a trained `BinarySNN` first. The discrete-time fixed-point profile that both follow
+(what one timestep is, how a time constant becomes ``lam``/``alpha``, how thresholds and
+biases become integers, the reset order) is docs/nir.md; this module implements that text.
+
+Supported graphs are chains ``Input -> [Flatten] -> (Linear | Affine) -> (LIF | CubaLIF | IF)
+-> ... -> Output``. Weights must be exactly +/-1 unless ``binarize=True``. Anything else is
+refused with `NIRError` naming the node and what was expected there.
+
+This module needs `nir` (and numpy), not torch; `model_to_nir` imports torch when called.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from spikeloop.network import FRAC_BITS_RANGE, RESETS, Layer, Network, NetworkError
+
+PROFILE = "spikeloop-fxp/1"
+DEFAULT_DT = 1e-4  # seconds per timestep: snnTorch's export convention (Norse's is 1e-3)
+DEFAULT_FRAC_BITS = 8
+DEFAULT_BITS = 16
+SNAP = 1e-6  # relative distance within which a stored real is taken as the nearby grid value
+META = "spikeloop_"  # prefix of the metadata keys spikeloop writes on its nodes and graph
+
+SYNAPSES = ("Linear", "Affine")
+NEURON_NODES = ("LIF", "CubaLIF", "IF")
+
+
+class NIRError(ValueError):
+    """A NIR graph cannot be imported or a network cannot be exported under the profile."""
+
+
+def _nir():
+    try:
+        import nir
+    except ImportError as e:  # pragma: no cover - nir is part of the train extra
+        raise NIRError("NIR support needs the 'nir' package: pip install spikeloop[train]") from e
+    return nir
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports
+
+
+@dataclass(frozen=True)
+class NIRLayerReport:
+    """How one (synapse, neuron) node pair became a contract layer."""
+
+    index: int
+    synapse: str  # node names
+    neuron: str
+    node_type: str  # "LIF", "CubaLIF" or "IF"
+    kind: str  # contract neuron: "lif" or "cuba"
+    reset: str
+    reset_source: str
+    lam: int
+    lam_real: float  # 2^F * dt / tau_mem before rounding (0 for IF)
+    alpha: int
+    alpha_real: float
+    gain: tuple[float, float]  # (min, max) of the input gain folded into theta
+    scale: tuple[float, float] | None  # binarization scales (min, max), None when weights were +/-1
+    theta: tuple[int, int]
+    bias_changed: int
+    bias_max_abs: float  # largest |integer - real| of the bias in weight units
+
+    def __str__(self) -> str:
+        lines = [
+            (f"layer {self.index}: {self.synapse} -> {self.neuron} ({self.node_type} -> {self.kind}, "
+             f"reset={self.reset} [{self.reset_source}])"),
+            f"  lam = {self.lam} (2^F dt/tau = {self.lam_real:.6g})"
+            + (f", alpha = {self.alpha} (2^F dt/tau_syn = {self.alpha_real:.6g})" if self.kind == "cuba" else ""),
+            f"  input gain in [{self.gain[0]:.6g}, {self.gain[1]:.6g}], theta in [{self.theta[0]}, {self.theta[1]}]",
+            f"  bias: {self.bias_changed} rounded, max |d| = {self.bias_max_abs:.3g}",
+        ]
+        if self.scale is not None:
+            lo, hi = self.scale
+            lines.append(f"  binarized: sign(W), scale mean|W| per neuron in [{lo:.6g}, {hi:.6g}] (in theta, bias)")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class NIRReport:
+    """What `from_nir` did: the profile's settings and one entry per layer."""
+
+    dt: float
+    frac_bits: int
+    layers: tuple[NIRLayerReport, ...]
+    producer: str
+
+    def __str__(self) -> str:
+        head = f"NIR import ({PROFILE}, dt = {self.dt:g} s, F = {self.frac_bits}, graph from {self.producer})"
+        return "\n".join([head, *(str(layer) for layer in self.layers)])
+
+
+class Imported(NamedTuple):
+    """The result of `from_nir`."""
+
+    network: Network
+    report: NIRReport
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def _meta_value(value):
+    """A metadata value as read back from HDF5 (bytes, numpy scalars) as a plain Python value."""
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    if isinstance(value, (bytes, np.bytes_)):
+        return value.decode("utf8")
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def _meta(node, key: str, default=None):
+    metadata = getattr(node, "metadata", None)
+    if not isinstance(metadata, dict) or META + key not in metadata:
+        return default
+    return _meta_value(metadata[META + key])
+
+
+def _snap(x: np.ndarray, unit: float = 1.0) -> np.ndarray:
+    """Values within SNAP (relative, at most unit/8) of a multiple of `unit` become that multiple
+    (NIR files often hold float32, so an exact 2 may come back as 2.0000001)."""
+    grid = np.rint(x / unit) * unit
+    close = np.abs(x - grid) <= np.minimum(SNAP * np.maximum(1.0, np.abs(x)), unit / 8)
+    return np.where(close & np.isfinite(x), grid, x)
+
+
+def _round_half_even(x: np.ndarray) -> np.ndarray:
+    """Round half to even after snapping to the half-integer grid."""
+    return np.rint(_snap(x, 0.5))
+
+
+def _param(name: str, node, field: str, n: int) -> np.ndarray:
+    """A node's per-neuron parameter as float64 [n] (scalars broadcast); refuses NaN and bad shapes."""
+    value = getattr(node, field, None)
+    if value is None:
+        raise NIRError(f"node '{name}': field '{field}' is missing")
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.size == 1:
+        arr = np.full(n, float(arr.reshape(-1)[0]))
+    arr = arr.reshape(-1) if arr.ndim > 1 and arr.size == n else arr
+    if arr.shape != (n,):
+        raise NIRError(f"node '{name}': {field} has shape {np.shape(value)}, expected [{n}] (one per neuron)")
+    if np.isnan(arr).any():
+        raise NIRError(f"node '{name}': {field}[{int(np.flatnonzero(np.isnan(arr))[0])}] is NaN")
+    return arr
+
+
+def _first_bad(name: str, field: str, arr: np.ndarray, bad: np.ndarray, expected: str) -> NIRError:
+    j = int(np.flatnonzero(bad)[0])
+    return NIRError(f"node '{name}': {field}[{j}] = {arr[j]:.8g}, expected {expected}")
+
+
+def _decay(name: str, field: str, tau: np.ndarray, dt: float) -> np.ndarray:
+    """dt / tau per neuron (0 for tau = inf), refusing tau <= 0 and tau < dt."""
+    bad = ~(tau > 0)
+    if bad.any():
+        raise _first_bad(name, field, tau, bad, "a positive time constant (seconds)")
+    with np.errstate(divide="ignore"):
+        d = _snap(np.where(np.isinf(tau), 0.0, dt / tau))
+    bad = d > 1
+    if bad.any():
+        raise _first_bad(name, field, tau, bad, f"a time constant >= dt = {dt:g} s (the decay dt/tau would exceed 1)")
+    return d
+
+
+def _gain(name: str, field: str, factor: np.ndarray, tau_field: str, tau: np.ndarray, dt: float) -> np.ndarray:
+    """The Euler input gain factor*dt/tau; infinite tau with infinite factor is 1 (snnTorch writes
+    factor = tau/dt), infinite tau with a finite factor is refused (no input would arrive)."""
+    inf_tau, inf_f = np.isinf(tau), np.isinf(factor)
+    bad = inf_tau != inf_f
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        raise NIRError(
+            f"node '{name}': {tau_field}[{j}] = {tau[j]:g} with {field}[{j}] = {factor[j]:g}: the input gain "
+            f"{field}*dt/{tau_field} is undefined; expected both finite, or both infinite (no decay, gain 1)"
+        )
+    with np.errstate(invalid="ignore"):
+        g = np.where(inf_tau, 1.0, factor * dt / np.where(inf_tau, 1.0, tau))
+    return g
+
+
+def _integer_decay(name: str, field: str, d: np.ndarray, frac_bits: int) -> tuple[int, float]:
+    """One integer decay factor for the layer: round_half_even(2^F * d), equal for every neuron."""
+    scaled = d * (1 << frac_bits)
+    ints = _round_half_even(scaled)
+    if ints.min() != ints.max():
+        raise NIRError(
+            f"node '{name}': {field} gives decay factors from {int(ints.min())} to {int(ints.max())} "
+            f"(F = {frac_bits}) across neurons; the contract has one per layer, expected equal time constants"
+        )
+    return int(ints[0]), float(scaled[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Import
+
+
+def read_nir(path) -> object:
+    """Read a NIR file (HDF5); a missing or unreadable file raises `NIRError` naming it."""
+    nir = _nir()
+    path = Path(path)
+    if not path.is_file():
+        raise NIRError(f"{path}: no such NIR file")
+    try:
+        return nir.read(path)
+    except Exception as e:  # h5py and nir raise many kinds
+        raise NIRError(f"{path}: not a readable NIR graph ({type(e).__name__}: {e})") from e
+
+
+def _chain(graph) -> tuple[tuple, list[str]]:
+    """(input shape, node names on the path from the Input to the Output node, both excluded)."""
+    nir = _nir()
+    nodes = graph.nodes
+    for name, node in nodes.items():
+        if isinstance(node, nir.NIRGraph):
+            raise NIRError(f"node '{name}' is a NIRGraph (a subgraph, e.g. a recurrent layer); spikeloop networks "
+                           "are feed-forward chains of Linear/Affine -> LIF/CubaLIF/IF")
+    inputs = [k for k, n in nodes.items() if isinstance(n, nir.Input)]
+    outputs = [k for k, n in nodes.items() if isinstance(n, nir.Output)]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise NIRError(f"the graph has input nodes {inputs} and output nodes {outputs}; expected one of each")
+    succ: dict[str, str] = {}
+    pred: dict[str, str] = {}
+    for edge in graph.edges:
+        a, b = (str(x.decode() if isinstance(x, bytes) else x) for x in edge)
+        for end in (a, b):
+            if end not in nodes:
+                raise NIRError(f"edge ({a!r}, {b!r}) names node '{end}', which is not in the graph")
+        if a in succ and succ[a] != b:
+            raise NIRError(f"node '{a}' feeds both '{succ[a]}' and '{b}'; spikeloop imports a single chain")
+        if b in pred and pred[b] != a:
+            raise NIRError(f"node '{b}' is fed by both '{pred[b]}' and '{a}'; spikeloop imports a single chain")
+        succ[a], pred[b] = b, a
+    path, name = [], inputs[0]
+    seen = {name}
+    while name != outputs[0]:
+        if name not in succ:
+            raise NIRError(f"node '{name}' has no outgoing edge; expected a chain from '{inputs[0]}' to '{outputs[0]}'")
+        name = succ[name]
+        if name in seen:
+            raise NIRError(f"node '{name}' closes a cycle; spikeloop networks are feed-forward")
+        seen.add(name)
+        if name != outputs[0]:
+            path.append(name)
+    stray = sorted(set(nodes) - seen)
+    if stray:
+        raise NIRError(f"node '{stray[0]}' is not on the chain from '{inputs[0]}' to '{outputs[0]}'")
+    shape = nodes[inputs[0]].input_type["input"]
+    return tuple(int(x) for x in np.asarray(shape).reshape(-1)), path
+
+
+def _weights(name: str, node, binarize: bool):
+    """(+/-1 int8 [n_out, n_in], bias float64 [n_out], scale float64 [n_out] or None)."""
+    w = np.asarray(node.weight, dtype=np.float64)
+    if w.ndim != 2 or 0 in w.shape:
+        raise NIRError(f"node '{name}': weight has shape {w.shape}, expected a 2-D [n_out, n_in] matrix")
+    if not np.isfinite(w).all():
+        bad = np.argwhere(~np.isfinite(w))[0]
+        raise NIRError(f"node '{name}': weight{[int(i) for i in bad]} = {w[tuple(bad)]}, expected a finite number")
+    n_out = w.shape[0]
+    bias = _param(name, node, "bias", n_out) if type(node).__name__ == "Affine" else np.zeros(n_out)
+    if not np.isfinite(bias).all():
+        raise _first_bad(name, "bias", bias, ~np.isfinite(bias), "a finite number")
+    if binarize:
+        scale = np.abs(w).mean(1)
+        if (scale == 0).any():
+            raise NIRError(f"node '{name}': weight row {int(np.flatnonzero(scale == 0)[0])} is all zero; "
+                           "binarize needs a nonzero mean magnitude per neuron")
+        return np.where(w >= 0, 1, -1).astype(np.int8), bias, scale
+    bad = (w != 1) & (w != -1)
+    if bad.any():
+        idx = [int(i) for i in np.argwhere(bad)[0]]
+        raise NIRError(
+            f"node '{name}': weight{idx} = {w[tuple(idx)]:.8g}, expected exactly +1 or -1; pass binarize=True "
+            "(CLI: --binarize) to take the signs and fold each neuron's mean |weight| into its threshold and bias"
+        )
+    return w.astype(np.int8), bias, None
+
+
+def from_nir(
+    graph,
+    *,
+    dt: float | None = None,
+    frac_bits: int | None = None,
+    v_bits: int | None = None,
+    u_bits: int | None = None,
+    reset: str | None = None,
+    binarize: bool = False,
+) -> Imported:
+    """Import a NIR graph (or the path of a NIR file) as a contract `Network` under the profile.
+
+    ``dt``: seconds per timestep (default: the graph's ``spikeloop_dt`` metadata, else 1e-4 as
+    snnTorch exports; Norse graphs need 1e-3). ``frac_bits``, ``v_bits``, ``u_bits``: the
+    contract fields NIR does not carry (default: spikeloop's node metadata, else 8, 16, 16).
+    ``reset``: ``"zero"``, ``"subtract"`` or ``"none"`` for every layer (default: the node's
+    spikeloop metadata, else ``"zero"``, NIR's reset to ``v_reset = 0``). ``binarize``: take
+    the signs of non-binary weights (see docs/nir.md). Returns ``(network, report)``.
+    """
+    nir = _nir()
+    if isinstance(graph, (str, Path)):
+        graph = read_nir(graph)
+    if not isinstance(graph, nir.NIRGraph):
+        raise NIRError(f"expected a nir.NIRGraph or the path of a NIR file, got {type(graph).__name__}")
+    if dt is None:
+        dt = _meta(graph, "dt", DEFAULT_DT)
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (math.isfinite(dt) and dt > 0):
+        raise NIRError(f"dt = {dt!r}, expected a positive number of seconds per timestep")
+    dt = float(dt)
+    if reset is not None and reset not in RESETS:
+        raise NIRError(f"reset = {reset!r}, expected one of {', '.join(RESETS)} or None (from the graph)")
+    for field, value in (("frac_bits", frac_bits), ("v_bits", v_bits), ("u_bits", u_bits)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+            raise NIRError(f"{field} = {value!r}, expected an integer")
+    if frac_bits is None:
+        frac_bits = _meta(graph, "frac_bits", DEFAULT_FRAC_BITS)
+    if not FRAC_BITS_RANGE[0] <= frac_bits <= FRAC_BITS_RANGE[1]:
+        raise NIRError(f"frac_bits = {frac_bits}, expected an integer in [{FRAC_BITS_RANGE[0]}, {FRAC_BITS_RANGE[1]}]")
+    frac_bits = int(frac_bits)
+
+    shape, path = _chain(graph)
+    nodes = graph.nodes
+    n_in = int(np.prod(shape)) if shape else 1
+    k = 0
+    while k < len(path) and type(nodes[path[k]]).__name__ == "Flatten":
+        k += 1  # the input is taken flattened in C order, which is what Flatten does
+    body = path[k:]
+    if not body:
+        raise NIRError("the graph has no Linear/Affine -> LIF/CubaLIF/IF layer between its input and output")
+    layers, reports = [], []
+    for i in range(0, len(body), 2):
+        syn_name = body[i]
+        syn = nodes[syn_name]
+        if type(syn).__name__ not in SYNAPSES:
+            where = "after the input" if i == 0 else f"after the neuron node '{body[i - 1]}'"
+            raise NIRError(f"node '{syn_name}' is a {type(syn).__name__} {where}; expected Linear or Affine "
+                           "(spikeloop imports chains of Linear/Affine -> LIF/CubaLIF/IF)")
+        if i + 1 >= len(body):
+            raise NIRError(f"node '{syn_name}' ({type(syn).__name__}) feeds the output directly; "
+                           "expected a LIF, CubaLIF or IF node after it")
+        neu_name = body[i + 1]
+        neu = nodes[neu_name]
+        if type(neu).__name__ not in NEURON_NODES:
+            raise NIRError(f"node '{neu_name}' is a {type(neu).__name__} after '{syn_name}'; expected LIF, CubaLIF "
+                           "or IF (spikeloop layers spike; LI, CubaLI and I readouts are not supported)")
+        w, bias, scale = _weights(syn_name, syn, binarize)
+        n_out, layer_in = w.shape
+        expected_in = n_in if not layers else layers[-1].n_out
+        if layer_in != expected_in:
+            raise NIRError(f"node '{syn_name}': weight has {layer_in} inputs, expected {expected_in} "
+                           f"({'the input size' if not layers else 'the previous layer size'})")
+        layer, report = _layer(len(layers), syn_name, neu_name, neu, w, bias, scale, dt=dt, frac_bits=frac_bits,
+                               v_bits=v_bits, u_bits=u_bits, reset=reset)
+        layers.append(layer)
+        reports.append(report)
+    try:
+        network = Network(tuple(layers))
+    except NetworkError as e:
+        raise NIRError(str(e)) from e
+    producer = _meta(graph, "producer", "unknown")
+    return Imported(network, NIRReport(dt, frac_bits, tuple(reports), str(producer)))
+
+
+def _layer(index, syn_name, name, node, w, bias, scale, *, dt, frac_bits, v_bits, u_bits, reset):
+    kind_name = type(node).__name__
+    n = w.shape[0]
+    thr = _param(name, node, "v_threshold", n)
+    v_reset = _param(name, node, "v_reset", n) if getattr(node, "v_reset", None) is not None else np.zeros(n)
+    if (v_reset != 0).any():
+        raise _first_bad(name, "v_reset", v_reset, v_reset != 0,
+                         "0 (the contract resets to zero, subtracts the threshold, or does not reset)")
+    if kind_name != "IF":
+        v_leak = _param(name, node, "v_leak", n)
+        if (v_leak != 0).any():
+            raise _first_bad(name, "v_leak", v_leak, v_leak != 0, "0 (the contract decays toward zero)")
+    alpha, alpha_real = 0, 0.0
+    if kind_name == "IF":
+        r = _param(name, node, "r", n)
+        lam, lam_real = 0, 0.0
+        gain = r  # no leak: v <- v + r*I per timestep (dt does not enter, as in snnTorch and Norse)
+        neuron = "lif"
+    elif kind_name == "LIF":
+        tau, r = _param(name, node, "tau", n), _param(name, node, "r", n)
+        lam, lam_real = _integer_decay(name, "tau", _decay(name, "tau", tau, dt), frac_bits)
+        gain = _gain(name, "r", r, "tau", tau, dt)
+        neuron = "lif"
+    else:  # CubaLIF
+        tau_syn, tau_mem = _param(name, node, "tau_syn", n), _param(name, node, "tau_mem", n)
+        r, w_in = _param(name, node, "r", n), _param(name, node, "w_in", n)
+        alpha, alpha_real = _integer_decay(name, "tau_syn", _decay(name, "tau_syn", tau_syn, dt), frac_bits)
+        lam, lam_real = _integer_decay(name, "tau_mem", _decay(name, "tau_mem", tau_mem, dt), frac_bits)
+        gain = _gain(name, "w_in", w_in, "tau_syn", tau_syn, dt) * _gain(name, "r", r, "tau_mem", tau_mem, dt)
+        neuron = "cuba"
+    bad = ~(np.isfinite(gain) & (gain > 0))
+    if bad.any():
+        raise _first_bad(name, "input gain", gain, bad, "a positive finite number (r, w_in > 0)")
+    unit = gain * (scale if scale is not None else 1.0)  # one contract unit, in the node's membrane units
+    t = _snap(thr / unit)
+    bad = ~np.isfinite(t)
+    if bad.any():
+        raise _first_bad(name, "v_threshold", thr, bad, "a finite threshold")
+    theta = np.floor(t) + 1  # v > t  <=>  v >= floor(t) + 1 for integer v
+    bad = theta < 1
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        raise NIRError(f"node '{name}': v_threshold[{j}] = {thr[j]:.8g} is {t[j]:.8g} weight units, giving theta = "
+                       f"{int(theta[j])}; expected a threshold >= 0 (the contract needs theta >= 1)")
+    b_real = bias / (scale if scale is not None else 1.0)
+    b_int = _round_half_even(b_real)
+    if reset is not None:
+        layer_reset, source = reset, "given"
+    elif _meta(node, "reset") is not None:
+        layer_reset, source = _meta(node, "reset"), "spikeloop metadata"
+    else:
+        layer_reset, source = "zero", "NIR reset to v_reset = 0"
+    vb = v_bits if v_bits is not None else _meta(node, "v_bits", DEFAULT_BITS)
+    ub = u_bits if u_bits is not None else _meta(node, "u_bits", vb if neuron == "lif" else DEFAULT_BITS)
+    too_big = max(abs(theta).max(), abs(b_int).max())
+    if too_big >= 2.0**62:
+        raise NIRError(f"node '{name}': thresholds or biases of {too_big:.3g} weight units cannot be contract integers")
+    try:
+        layer = Layer(
+            w, theta=theta.astype(np.int64), bias=b_int.astype(np.int64), neuron=neuron, reset=layer_reset,
+            v_bits=vb, u_bits=ub, frac_bits=frac_bits, lam=lam, alpha=alpha, where=f"node '{name}'",
+        )
+    except NetworkError as e:
+        raise NIRError(f"{e} (layer {index} of the imported network)") from e
+    diff = np.abs(b_int - b_real)
+    report = NIRLayerReport(
+        index, syn_name, name, kind_name, neuron, layer_reset, source, lam, lam_real, alpha, alpha_real,
+        (float(gain.min()), float(gain.max())),
+        None if scale is None else (float(scale.min()), float(scale.max())),
+        (int(theta.min()), int(theta.max())), int((diff > 0).sum()), float(diff.max()),
+    )
+    return layer, report
+
+
+# ---------------------------------------------------------------------------------------------
+# Export
+
+
+def _time_constant(factor: int, frac_bits: int, dt: float) -> float:
+    """tau with dt/tau = factor / 2^F (inf for factor 0: no decay)."""
+    return math.inf if factor == 0 else dt * (1 << frac_bits) / factor
+
+
+def to_nir(network: Network, *, dt: float = DEFAULT_DT, producer: str = "spikeloop"):
+    """Write ``network`` as a NIR graph under the profile (docs/nir.md).
+
+    Layer k becomes ``fc{k}`` (Affine, or Linear when every bias is 0; weights +/-1) and ``lif{k}``:
+    an ``IF`` node for a ``lif`` layer without leak, a ``LIF`` node for a leaky ``lif`` layer, a
+    ``CubaLIF`` node for a ``cuba`` layer, with ``v_threshold = theta - 1/2``, unit input gains
+    (``r = tau/dt``, ``w_in = tau_syn/dt``; ``r = 1`` for IF) and ``v_reset = 0``. The fields NIR
+    lacks (reset kind, widths, F, dt) go into ``spikeloop_*`` metadata, so `from_nir` gives the
+    same network back.
+    """
+    nir = _nir()
+    if not isinstance(network, Network):
+        raise NIRError(f"expected a Network, got {type(network).__name__}")
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (math.isfinite(dt) and dt > 0):
+        raise NIRError(f"dt = {dt!r}, expected a positive number of seconds per timestep")
+    frac = {layer.frac_bits for layer in network.layers}
+    if len(frac) != 1:
+        raise NIRError(f"the layers use frac_bits {sorted(frac)}; the NIR profile has one F per graph, expected equal")
+    dt = float(dt)
+    nodes = {"input": nir.Input(input_type={"input": np.array([network.n_in])})}
+    names = ["input"]
+    for k, layer in enumerate(network.layers):
+        n = layer.n_out
+        w = layer.weights.astype(np.float64)
+        if layer.bias.any():
+            nodes[f"fc{k}"] = nir.Affine(weight=w, bias=layer.bias.astype(np.float64))
+        else:
+            nodes[f"fc{k}"] = nir.Linear(weight=w)
+        meta = {META + "neuron": layer.neuron, META + "reset": layer.reset, META + "v_bits": layer.v_bits,
+                META + "u_bits": layer.u_bits, META + "frac_bits": layer.frac_bits}
+        thr = layer.theta.astype(np.float64) - 0.5
+        zeros = np.zeros(n)
+        tau_mem = _time_constant(layer.lam, layer.frac_bits, dt)
+        if layer.neuron == "lif" and layer.lam == 0:
+            node = nir.IF(r=np.ones(n), v_threshold=thr, v_reset=zeros, metadata=meta)
+        elif layer.neuron == "lif":
+            node = nir.LIF(tau=np.full(n, tau_mem), r=np.full(n, tau_mem / dt), v_leak=zeros, v_threshold=thr,
+                           v_reset=zeros, metadata=meta)
+        else:
+            tau_syn = _time_constant(layer.alpha, layer.frac_bits, dt)
+            node = nir.CubaLIF(tau_syn=np.full(n, tau_syn), tau_mem=np.full(n, tau_mem), r=np.full(n, tau_mem / dt),
+                               v_leak=zeros, v_threshold=thr, v_reset=zeros, w_in=np.full(n, tau_syn / dt),
+                               metadata=meta)
+        nodes[f"lif{k}"] = node
+        names += [f"fc{k}", f"lif{k}"]
+    nodes["output"] = nir.Output(output_type={"output": np.array([network.n_out])})
+    names.append("output")
+    metadata = {META + "profile": PROFILE, META + "dt": dt, META + "frac_bits": frac.pop(), META + "producer": producer}
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])), metadata=metadata)
+
+
+def write_nir(network: Network, path, *, dt: float = DEFAULT_DT) -> Path:
+    """`to_nir` and write the graph to ``path`` (HDF5, as `nir.write` does)."""
+    nir = _nir()
+    graph = to_nir(network, dt=dt)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nir.write(path, graph)
+    return path
+
+
+def model_to_nir(model, *, calibration=None, dt: float = DEFAULT_DT, **export_kwargs):
+    """Export a trained `BinarySNN` (`spikeloop.quant.export.export`) and write it as a NIR graph;
+    returns ``(graph, network, export_report)``."""
+    from .export import export
+
+    network, report = export(model, calibration=calibration, **export_kwargs)
+    return to_nir(network, dt=dt), network, report
