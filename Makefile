@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 BUILD   := build
 XDIST   ?= -n 2
 
-.PHONY: all test demo bench lint clean venv
+.PHONY: all test demo bench lint clean venv verilog
 
 all: test
 
@@ -24,6 +24,11 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/spikeloop demo --out $(BUILD)/demo
+
+# Verilog of the default core (or CONFIG="--sizes 784,256,10 --lanes 16 --chunk 64") under build/verilog.
+CONFIG ?= --sizes 784,256,128,10 --lanes 16 --chunk 64
+verilog: $(STAMP)
+	$(PY) -m spikeloop.rtl.verilog $(CONFIG) --out $(BUILD)/verilog
 
 bench: $(STAMP)
 	$(PY) bench/bench_golden.py

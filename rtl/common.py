@@ -1,0 +1,201 @@
+"""Shared pieces of the gateware: parameter checks, arithmetic helpers, payload layouts and the
+two internal interfaces (`MemBus` for parameter windows, `LayerControl` for run-time registers).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from amaranth.hdl import Cat, Const, Mux, Shape, Value, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from spikeloop.regmap import WINDOW_KINDS, LayerConfig
+
+__all__ = [
+    "parameters", "check_int", "check_choice", "check_type", "popcount", "saturate", "onehot_index",
+    "index_shape", "spike_layout", "group_sum_layout", "neuron_out_layout",
+    "MemBus", "LayerControl", "WINDOW", "DECAY_BITS",
+]
+
+#: Width of the lam/alpha ports: enough for 2^16 (frac_bits <= 16).
+DECAY_BITS = 17
+#: Window kind -> value of `MemBus.sel`.
+WINDOW = {kind: code for code, kind in enumerate(WINDOW_KINDS)}
+
+
+@contextmanager
+def parameters(component):
+    """Wrap a component's parameter checks: a component refused by them is not reported as unused."""
+    try:
+        yield
+    except (TypeError, ValueError):
+        component._MustUse__used = True
+        raise
+
+
+def check_type(name: str, value, kind: type):
+    """Return `value` if it is a `kind`, else raise TypeError naming it."""
+    if not isinstance(value, kind):
+        raise TypeError(f"{name} must be a {kind.__name__}, not {value!r}")
+    return value
+
+
+def check_int(name: str, value, lo: int, hi: int | None = None) -> int:
+    """Return `value` if it is an int in [lo, hi], else raise TypeError/ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        bound = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name} must be {bound}, not {value}")
+    return value
+
+
+def check_choice(name: str, value, choices) -> str:
+    """Return `value` if it is one of `choices`, else raise ValueError naming it."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, not {value!r}")
+    return value
+
+
+def popcount(value: Value) -> Value:
+    """Number of set bits of `value`, as a balanced adder tree."""
+    value = Value.cast(value)
+    terms = [value[i] for i in range(len(value))]
+    if not terms:
+        return Const(0, 1)
+    while len(terms) > 1:
+        pairs = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
+        if len(terms) % 2:
+            pairs.append(terms[-1])
+        terms = pairs
+    return terms[0]
+
+
+def saturate(value: Value, bits: int) -> Value:
+    """sat_bits(value): clamp a signed value to the range of a `bits`-bit two's complement integer."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    value = Value.cast(value)
+    shape = value.shape()
+    if len(value) < bits or (shape.signed and len(value) == bits):
+        return value.as_signed() if shape.signed else value  # already inside the range
+    return Mux(value > hi, Const(hi, signed(bits)), Mux(value < lo, Const(lo, signed(bits)), value[:bits].as_signed()))
+
+
+def onehot_index(onehot: Value) -> Value:
+    """Index of the set bit of a one-hot (or zero) value."""
+    onehot = Value.cast(onehot)
+    width = max(1, ceil_log2(len(onehot)))
+    bits = []
+    for b in range(width):
+        hits = [onehot[i] for i in range(len(onehot)) if (i >> b) & 1]
+        bits.append(Cat(*hits).any() if hits else Const(0, 1))
+    return Cat(*bits)
+
+
+def index_shape(count: int) -> Shape:
+    """Unsigned shape able to index `count` items (at least one bit)."""
+    return unsigned(max(1, ceil_log2(count)))
+
+
+def spike_layout(n: int, *, membranes: int | None = None) -> data.StructLayout:
+    """A whole timestep of `n` spikes; `last` marks the timestep that carried the input TLAST.
+
+    With `membranes` (a width), also the `n` pre-reset membranes `v`.
+    """
+    fields = {"spikes": unsigned(n), "last": unsigned(1)}
+    if membranes is not None:
+        fields["v"] = data.ArrayLayout(signed(membranes), n)
+    return data.StructLayout(fields)
+
+
+def group_sum_layout(config: LayerConfig) -> data.StructLayout:
+    """Crossbar -> neuron array: sum_i w[j,i] s[i] for the `lanes` neurons of one group.
+
+    `end` marks the last group of the timestep, `last` the timestep that carried TLAST.
+    """
+    return data.StructLayout({
+        "syn": data.ArrayLayout(signed(config.syn_bits), config.lanes),
+        "group": index_shape(config.n_groups),
+        "end": unsigned(1),
+        "last": unsigned(1),
+    })
+
+
+def neuron_out_layout(config: LayerConfig) -> data.StructLayout:
+    """Neuron array -> collector: spikes `z` and pre-reset membranes `v` of one group."""
+    return data.StructLayout({
+        "z": unsigned(config.lanes),
+        "v": data.ArrayLayout(signed(config.v_bits), config.lanes),
+        "group": index_shape(config.n_groups),
+        "end": unsigned(1),
+        "last": unsigned(1),
+    })
+
+
+class MemBus(wiring.Signature):
+    """Word access to the parameter windows of a layer or network, from the register file's side.
+
+    `sel` picks the window kind (`WINDOW`), `layer` the layer (networks only), `addr` the 32-bit
+    word inside the window. A one-cycle `w_stb` writes `w_data` at once; the target raises
+    `w_err` in that cycle if it refuses the write (value out of range, read-only window).
+    A one-cycle `r_stb` requests a read; the target answers some cycles later with a one-cycle
+    `r_ack` and `r_data`. At most one read is outstanding; `sel`, `layer`, `addr` are sampled
+    with the strobes.
+    """
+
+    def __init__(self, *, addr_width: int, n_layers: int | None = None):
+        self._addr_width = check_int("addr_width", addr_width, 1, 32)
+        self._n_layers = n_layers
+        members = {
+            "sel": Out(range(len(WINDOW_KINDS))),
+            "addr": Out(addr_width),
+            "w_data": Out(32),
+            "w_stb": Out(1),
+            "w_err": In(1),
+            "r_stb": Out(1),
+            "r_data": In(32),
+            "r_ack": In(1),
+        }
+        if n_layers is not None:
+            check_int("n_layers", n_layers, 1)
+            members["layer"] = Out(index_shape(n_layers))
+        super().__init__(members)
+
+    @property
+    def addr_width(self) -> int:
+        """Width of the word address."""
+        return self._addr_width
+
+    def __eq__(self, other):
+        return isinstance(other, MemBus) and (self._addr_width, self._n_layers) == (other._addr_width, other._n_layers)
+
+    def __repr__(self):
+        return f"MemBus(addr_width={self._addr_width}, n_layers={self._n_layers})"
+
+
+class LayerControl(wiring.Signature):
+    """Run-time registers of a layer, from the register file's side.
+
+    `neuron`, `reset`: codes of `spikeloop.regmap.NEURON_CODE` / `RESET_CODE`; `lam`, `alpha`:
+    decays in [0, 2^F]; `clear`: a one-cycle pulse zeroes v and u (after the groups in flight);
+    `clearing`: the clear is pending or running; `busy`: a timestep is in flight in the layer.
+    """
+
+    def __init__(self):
+        super().__init__({
+            "neuron": Out(1),
+            "reset": Out(2),
+            "lam": Out(DECAY_BITS),
+            "alpha": Out(DECAY_BITS),
+            "clear": Out(1),
+            "clearing": In(1),
+            "busy": In(1),
+        })
+
+    def __eq__(self, other):
+        return isinstance(other, LayerControl)
+
+    def __repr__(self):
+        return "LayerControl()"

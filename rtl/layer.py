@@ -1,0 +1,145 @@
+"""One layer: crossbar -> neuron array -> collector, joined by streams.
+
+The collector gathers the per-group spikes (and, with `membranes`, pre-reset membranes) of a
+timestep into one payload for the next layer; it holds that payload until the next layer
+takes it, while this layer already computes the following timestep, so consecutive layers
+work on consecutive timesteps at once (the same-timestep semantics are kept: layer k+1 sees
+exactly layer k's spikes of the same timestep).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spikeloop.regmap import LayerConfig
+
+from .common import WINDOW, LayerControl, MemBus, check_type, parameters, spike_layout
+from .crossbar import Crossbar
+from .neuron import NeuronArray
+
+__all__ = ["Layer"]
+
+
+class Layer(wiring.Component):
+    """A layer of `config.n_out` neurons fed by a binary crossbar of `config.n_in` inputs.
+
+    Parameters (keyword-only)
+    ----------
+    config : LayerConfig (sizes, lanes, chunk, widths, decay).
+    membranes : bool, whether the output payload carries the pre-reset membranes `v`.
+
+    Members
+    -------
+    i_stream : In(stream of `spike_layout(n_in)`), one payload per timestep.
+    o_stream : Out(stream of `spike_layout(n_out[, membranes=v_bits])`), one payload per timestep.
+    ctrl : In(LayerControl).
+    bus : In(MemBus), the layer's windows (weights, theta, bias, v, u).
+    """
+
+    def __init__(self, *, config: LayerConfig, membranes: bool = False):
+        with parameters(self):
+            check_type("config", config, LayerConfig)
+            check_type("membranes", membranes, bool)
+        self._config = config
+        self._membranes = membranes
+        self._crossbar = Crossbar(n_in=config.n_in, n_out=config.n_out, lanes=config.lanes, chunk=config.chunk)
+        self._neurons = NeuronArray(
+            n_in=config.n_in, n_out=config.n_out, lanes=config.lanes, v_bits=config.v_bits, u_bits=config.u_bits,
+            frac_bits=config.frac_bits, decay=config.decay,
+        )
+        self._addr_width = max(self._crossbar.addr_width, self._neurons.addr_width)
+        super().__init__({
+            "i_stream": In(stream.Signature(spike_layout(config.n_in))),
+            "o_stream": Out(stream.Signature(
+                spike_layout(config.n_out, membranes=config.v_bits if membranes else None))),
+            "ctrl": In(LayerControl()),
+            "bus": In(MemBus(addr_width=self._addr_width)),
+        })
+
+    @property
+    def config(self) -> LayerConfig:
+        """The layer's build configuration."""
+        return self._config
+
+    @property
+    def membranes(self) -> bool:
+        """Whether the output payload carries the membranes."""
+        return self._membranes
+
+    @property
+    def addr_width(self) -> int:
+        """Width of the windows' word address."""
+        return self._addr_width
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._config
+        P, NG = c.lanes, c.n_groups
+        m.submodules.crossbar = xbar = self._crossbar
+        m.submodules.neurons = neurons = self._neurons
+
+        wiring.connect(m, wiring.flipped(self.i_stream), xbar.i_stream)
+        wiring.connect(m, producer=xbar.o_stream, consumer=neurons.i_stream)
+        m.d.comb += [
+            neurons.ctrl.neuron.eq(self.ctrl.neuron),
+            neurons.ctrl.reset.eq(self.ctrl.reset),
+            neurons.ctrl.lam.eq(self.ctrl.lam),
+            neurons.ctrl.alpha.eq(self.ctrl.alpha),
+            neurons.ctrl.clear.eq(self.ctrl.clear),
+            self.ctrl.clearing.eq(neurons.ctrl.clearing),
+        ]
+
+        # ---- bus: each window goes to the child that owns it; addresses past a child's window
+        # are refused (writes) or read as 0.
+        bus = self.bus
+        is_weights = bus.sel == WINDOW["weights"]
+        fits_xbar = bus.addr[xbar.addr_width:] == 0 if self._addr_width > xbar.addr_width else 1
+        fits_neur = bus.addr[neurons.addr_width:] == 0 if self._addr_width > neurons.addr_width else 1
+        fits = Mux(is_weights, fits_xbar, fits_neur)
+        miss_ack = Signal()
+        m.d.sync += miss_ack.eq(bus.r_stb & ~fits)
+        for child, mine in ((xbar.bus, is_weights), (neurons.bus, ~is_weights)):
+            m.d.comb += [
+                child.sel.eq(bus.sel),
+                child.addr.eq(bus.addr),
+                child.w_data.eq(bus.w_data),
+                child.w_stb.eq(bus.w_stb & mine & fits),
+                child.r_stb.eq(bus.r_stb & mine & fits),
+            ]
+        m.d.comb += [
+            bus.w_err.eq((bus.w_stb & ~fits) | xbar.bus.w_err | neurons.bus.w_err),
+            bus.r_ack.eq(xbar.bus.r_ack | neurons.bus.r_ack | miss_ack),
+            bus.r_data.eq(Mux(xbar.bus.r_ack, xbar.bus.r_data, 0) | Mux(neurons.bus.r_ack, neurons.bus.r_data, 0)),
+        ]
+
+        # ---- collector
+        beat = neurons.o_stream
+        o_valid = Signal()
+        z = Signal(NG * P)
+        m.d.comb += beat.ready.eq(~o_valid | self.o_stream.ready)
+        with m.If(self.o_stream.ready):
+            m.d.sync += o_valid.eq(0)
+        with m.If(beat.valid & beat.ready):
+            with m.Switch(beat.p.group):
+                for g in range(NG):
+                    with m.Case(g):
+                        m.d.sync += z[g * P : (g + 1) * P].eq(beat.p.z)
+            with m.If(beat.p.end):
+                m.d.sync += [o_valid.eq(1), self.o_stream.p.last.eq(beat.p.last)]
+        m.d.comb += [
+            self.o_stream.valid.eq(o_valid),
+            self.o_stream.p.spikes.eq(z[: c.n_out]),
+        ]
+        if self._membranes:
+            v = [Signal.like(beat.p.v[0], name=f"v{j}") for j in range(NG * P)]
+            with m.If(beat.valid & beat.ready):
+                with m.Switch(beat.p.group):
+                    for g in range(NG):
+                        with m.Case(g):
+                            m.d.sync += [v[g * P + p].eq(beat.p.v[p]) for p in range(P)]
+            m.d.comb += self.o_stream.p.v.eq(Cat(*v[: c.n_out]))
+
+        m.d.comb += self.ctrl.busy.eq(xbar.busy | neurons.ctrl.busy | o_valid)
+        return m

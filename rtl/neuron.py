@@ -1,0 +1,290 @@
+"""The neuron array: `lif` and `cuba` neurons of one layer, time-multiplexed over `lanes` (P) lanes.
+
+Each input payload carries the synaptic sums of one group of P neurons; the array reads the
+group's threshold, bias, membrane and current from memory, applies docs/numerics.md
+
+    a     = syn + bias
+    u     = a                                        (lif)
+    u     = sat_U(u_prev - ((u_prev*alpha) >> F) + a) (cuba)
+    v'    = sat_V(v_prev - ((v_prev*lam) >> F) + u)
+    z     = v' >= theta
+    v     = v' - theta*z | v'*(1-z) | v'              (subtract | zero | none)
+
+writes v (and u for cuba) back and emits z and v'. With decay "shift" the products are
+`x >> (F - log2(lam))` (lam a power of two, or 0 for no decay): a barrel shifter, no
+multiplier; with decay "multiply" any lam in [0, 2^F] goes through a multiplier.
+
+Two pipeline stages (read, compute + write back); one group per clock when the output is free.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from spikeloop.regmap import DECAYS, RESET_CODE, LayerConfig
+
+from .common import (
+    WINDOW,
+    LayerControl,
+    MemBus,
+    check_choice,
+    check_int,
+    group_sum_layout,
+    index_shape,
+    neuron_out_layout,
+    parameters,
+    saturate,
+)
+
+__all__ = ["NeuronArray", "Decay"]
+
+
+class Decay:
+    """floor(x * factor / 2^F) for signed `x`, as a shift (mode "shift") or a product ("multiply").
+
+    In shift mode `factor` must be 0 or a power of two; the position of its highest set bit is
+    used (the register file refuses other values). The shift amount is decoded once and shared
+    by every lane.
+    """
+
+    def __init__(self, m: Module, factor, *, frac_bits: int, mode: str, name: str):
+        self._F = F = frac_bits
+        self._mode = mode
+        self._f = f = factor[: F + 1]
+        if mode == "shift":
+            self._shift = shift = Signal(range(F + 1), name=f"{name}_shift")
+            for b in range(F + 1):  # the last assignment wins: the highest set bit
+                with m.If(f[b]):
+                    m.d.comb += shift.eq(F - b)
+
+    def of(self, x):
+        """The amount `x` loses in one step."""
+        if self._mode == "multiply":
+            return (x * self._f) >> self._F  # x signed: the shift is arithmetic, i.e. floor
+        return Mux(self._f.any(), x >> self._shift, 0)
+
+
+class NeuronArray(wiring.Component):
+    """`n_out` neurons updated `lanes` at a time.
+
+    Parameters (keyword-only)
+    ----------
+    n_in : inputs of the layer (sets the width of the synaptic sums).
+    n_out : neurons.
+    lanes : P, neurons per clock.
+    v_bits, u_bits, frac_bits : widths of the numerics contract.
+    decay : "shift" or "multiply".
+
+    Members
+    -------
+    i_stream : In(stream of `group_sum_layout`).
+    o_stream : Out(stream of `neuron_out_layout`): z and v' per group, spikes of padding lanes are 0.
+    ctrl : In(LayerControl): neuron kind, reset mode, lam, alpha, state clear.
+    bus : In(MemBus): windows theta, bias (read/write), v, u (read-only).
+    """
+
+    def __init__(self, *, n_in: int, n_out: int, lanes: int, v_bits: int = 16, u_bits: int = 16,
+                 frac_bits: int = 8, decay: str = "shift"):
+        with parameters(self):
+            check_int("n_in", n_in, 1, 65536)
+            check_int("n_out", n_out, 1, 65536)
+            check_int("lanes", lanes, 1, n_out)
+            check_int("v_bits", v_bits, 2, 32)
+            check_int("u_bits", u_bits, 2, 32)
+            check_int("frac_bits", frac_bits, 0, 16)
+            check_choice("decay", decay, DECAYS)
+        self._config = config = LayerConfig(
+            n_in, n_out, lanes=lanes, chunk=1, v_bits=v_bits, u_bits=u_bits, frac_bits=frac_bits, decay=decay
+        )
+        self._syn_bits = config.syn_bits
+        # word address = group * lane_stride + lane; at least one group bit (no zero-width signals)
+        self._addr_width = ceil_log2(config.lane_stride) + max(1, ceil_log2(config.n_groups))
+        super().__init__({
+            "i_stream": In(stream.Signature(group_sum_layout(config))),
+            "o_stream": Out(stream.Signature(neuron_out_layout(config))),
+            "ctrl": In(LayerControl()),
+            "bus": In(MemBus(addr_width=self._addr_width)),
+        })
+
+    @property
+    def config(self) -> LayerConfig:
+        """Sizes and widths (chunk is unused)."""
+        return self._config
+
+    @property
+    def addr_width(self) -> int:
+        """Width of the word address of the theta/bias/v/u windows."""
+        return self._addr_width
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._config
+        P, NG, V, U, F = c.lanes, c.n_groups, c.v_bits, c.u_bits, c.frac_bits
+        lane_bits = ceil_log2(c.lane_stride)
+
+        def lane_memory(name, bits):
+            mem = Memory(shape=data.ArrayLayout(signed(bits), P), depth=max(2, NG), init=[])  # no 0-bit address
+            m.submodules[name] = mem
+            return mem
+
+        theta_mem, bias_mem = lane_memory("theta", V), lane_memory("bias", V)
+        v_mem, u_mem = lane_memory("v", V), lane_memory("u", U)
+        theta_wp, bias_wp = theta_mem.write_port(granularity=1), bias_mem.write_port(granularity=1)
+        v_wp, u_wp = v_mem.write_port(), u_mem.write_port()
+        theta_rp, bias_rp = theta_mem.read_port(), bias_mem.read_port()
+        v_rp = v_mem.read_port(transparent_for=[v_wp])
+        u_rp = u_mem.read_port(transparent_for=[u_wp])
+        read_ports = (theta_rp, bias_rp, v_rp, u_rp)
+
+        # ---- bus
+        bus = self.bus
+        bus_group = bus.addr[lane_bits:]
+        bus_lane = bus.addr[:lane_bits] if lane_bits else Const(0, 1)
+        in_range = (bus_group < NG) & (bus_lane < P)
+        value = bus.w_data.as_signed()
+        v_lo, v_hi = -(1 << (V - 1)), (1 << (V - 1)) - 1
+        w_theta = bus.w_stb & (bus.sel == WINDOW["theta"])
+        w_bias = bus.w_stb & (bus.sel == WINDOW["bias"])
+        w_state = bus.w_stb & ((bus.sel == WINDOW["v"]) | (bus.sel == WINDOW["u"]))
+        theta_ok = (value >= 1) & (value <= v_hi)
+        bias_ok = (value >= v_lo) & (value <= v_hi)
+        lane_en = Mux(in_range, Const(1, P) << bus_lane, 0)
+        for wp, strobe, ok in ((theta_wp, w_theta, theta_ok), (bias_wp, w_bias, bias_ok)):
+            m.d.comb += [
+                wp.addr.eq(bus_group),
+                wp.data.eq(Cat(*(bus.w_data[:V] for _ in range(P)))),
+                wp.en.eq(Mux(strobe & ok, lane_en, 0)),
+            ]
+        m.d.comb += bus.w_err.eq((w_theta & ~theta_ok) | (w_bias & ~bias_ok) | w_state)
+
+        is_mine = (bus.sel == WINDOW["theta"]) | (bus.sel == WINDOW["bias"]) | (bus.sel == WINDOW["v"]) | (
+            bus.sel == WINDOW["u"])
+        r_pend = Signal()
+        r_group = Signal.like(bus_group)
+        r_lane = Signal(max(1, lane_bits))
+        r_sel = Signal.like(bus.sel)
+        r_valid = Signal()
+        with m.If(bus.r_stb & is_mine):
+            m.d.sync += [r_pend.eq(1), r_group.eq(bus_group), r_lane.eq(bus_lane), r_sel.eq(bus.sel),
+                         r_valid.eq(in_range)]
+
+        # ---- clear: walk the groups writing zeros, once stage B is empty. Memories keep their
+        # contents through a reset, so a reset starts a clear too (state starts at 0).
+        clear_pend = Signal(init=1)
+        clearing = Signal()
+        clear_addr = Signal(index_shape(NG))
+        with m.If(self.ctrl.clear):
+            m.d.sync += clear_pend.eq(1)
+
+        # ---- stage A: accept a group, read its parameters and state.
+        b_valid = Signal()
+        b_syn = Signal(data.ArrayLayout(signed(self._syn_bits), P))
+        b_group = Signal(index_shape(NG))
+        b_end = Signal()
+        b_last = Signal()
+        o_valid = Signal()
+        # A bus read is granted at once, even while stage B waits for the output (a host reading
+        # a window while the output is blocked must not hang the bus): stage B's group is then
+        # read again in the next cycle (`replay`) before B may complete.
+        replay = Signal()
+        b_go = b_valid & ~replay & (~o_valid | self.o_stream.ready)
+        hold = b_valid & ~b_go  # read ports must keep (or regain) stage B's data
+        r_grant = r_pend & ~replay
+        m.d.sync += replay.eq(r_grant & hold)
+        m.d.comb += self.i_stream.ready.eq(~hold & ~r_pend & ~clear_pend & ~clearing)
+        accept = self.i_stream.valid & self.i_stream.ready
+        for rp in read_ports:
+            m.d.comb += [
+                rp.addr.eq(Mux(r_grant, r_group, Mux(replay, b_group, self.i_stream.p.group))),
+                rp.en.eq(~hold | r_grant | replay),
+            ]
+        with m.If(~hold):
+            m.d.sync += b_valid.eq(accept)
+        with m.If(accept):
+            m.d.sync += [b_syn.eq(self.i_stream.p.syn), b_group.eq(self.i_stream.p.group),
+                         b_end.eq(self.i_stream.p.end), b_last.eq(self.i_stream.p.last)]
+
+        # ---- bus read answer.
+        r_ack = Signal()
+        r_ack_sel = Signal.like(bus.sel)
+        r_ack_lane = Signal.like(r_lane)
+        r_ack_valid = Signal()
+        m.d.sync += [r_ack.eq(r_grant), r_ack_sel.eq(r_sel), r_ack_lane.eq(r_lane), r_ack_valid.eq(r_valid)]
+        with m.If(r_grant):
+            m.d.sync += r_pend.eq(0)
+        r_value = Signal(signed(32))
+        with m.Switch(r_ack_sel):
+            for kind, rp in zip(("theta", "bias", "v", "u"), read_ports):
+                with m.Case(WINDOW[kind]):
+                    m.d.comb += r_value.eq(rp.data[r_ack_lane])
+        m.d.comb += [bus.r_ack.eq(r_ack), bus.r_data.eq(Mux(r_ack_valid, r_value, 0))]
+
+        # ---- stage B: the neuron equations, one lane per neuron of the group.
+        ctrl = self.ctrl
+        cuba = ctrl.neuron == 1
+        lam = Decay(m, ctrl.lam, frac_bits=F, mode=c.decay, name="lam")
+        alpha = Decay(m, ctrl.alpha, frac_bits=F, mode=c.decay, name="alpha")
+        lam_d = [lam.of(v_rp.data[p]) for p in range(P)]
+        alpha_d = [alpha.of(u_rp.data[p]) for p in range(P)]
+        lane_valid = [(b_group != NG - 1) | Const(p < c.n_out - (NG - 1) * P, 1) for p in range(P)]
+        v_next, u_next, z_bits, v_pre = [], [], [], []
+        for p in range(P):
+            a = Signal(signed(max(self._syn_bits, V) + 1), name=f"a{p}")
+            u_cuba = Signal(signed(U), name=f"u_cuba{p}")
+            u = Signal(signed(max(U, len(a))), name=f"u{p}")
+            vp = Signal(signed(V), name=f"vp{p}")
+            z = Signal(name=f"z{p}")
+            vn = Signal(signed(V), name=f"vn{p}")
+            theta = theta_rp.data[p]
+            m.d.comb += [
+                a.eq(b_syn[p] + bias_rp.data[p]),
+                u_cuba.eq(saturate(u_rp.data[p] - alpha_d[p] + a, U)),
+                u.eq(Mux(cuba, u_cuba, a)),
+                vp.eq(saturate(v_rp.data[p] - lam_d[p] + u, V)),
+                z.eq(vp >= theta),
+            ]
+            with m.Switch(ctrl.reset):
+                with m.Case(RESET_CODE["subtract"]):
+                    m.d.comb += vn.eq(Mux(z, vp - theta, vp))
+                with m.Case(RESET_CODE["zero"]):
+                    m.d.comb += vn.eq(Mux(z, 0, vp))
+                with m.Default():
+                    m.d.comb += vn.eq(vp)
+            v_next.append(vn)
+            u_next.append(u_cuba)
+            z_bits.append(z & lane_valid[p])
+            v_pre.append(vp)
+
+        m.d.comb += [
+            v_wp.addr.eq(b_group), v_wp.data.eq(Cat(*v_next)), v_wp.en.eq(b_go),
+            u_wp.addr.eq(b_group), u_wp.data.eq(Cat(*u_next)), u_wp.en.eq(b_go & cuba),
+        ]
+        with m.If(clearing):
+            m.d.comb += [
+                v_wp.addr.eq(clear_addr), v_wp.data.eq(0), v_wp.en.eq(1),
+                u_wp.addr.eq(clear_addr), u_wp.data.eq(0), u_wp.en.eq(1),
+            ]
+            m.d.sync += clear_addr.eq(clear_addr + 1)
+            with m.If(clear_addr == NG - 1):
+                m.d.sync += clearing.eq(0)
+        with m.Elif(clear_pend & ~b_valid):
+            m.d.sync += [clearing.eq(1), clear_pend.eq(0), clear_addr.eq(0)]
+
+        o = self.o_stream.p
+        with m.If(self.o_stream.ready):
+            m.d.sync += o_valid.eq(0)
+        with m.If(b_go):
+            m.d.sync += [
+                o.z.eq(Cat(*z_bits)), o.v.eq(Cat(*v_pre)), o.group.eq(b_group), o.end.eq(b_end), o.last.eq(b_last),
+                o_valid.eq(1),
+            ]
+        m.d.comb += [
+            self.o_stream.valid.eq(o_valid),
+            self.ctrl.clearing.eq(clear_pend | clearing),
+            self.ctrl.busy.eq(b_valid | o_valid),
+        ]
+        return m

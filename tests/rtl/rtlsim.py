@@ -1,0 +1,130 @@
+"""Helpers for the gateware unit tests on Amaranth's own simulator (async testbenches).
+
+Streams are driven and drained by `put`/`get` with an optional random stall (a seeded
+`random.Random`), so that every test runs with and without back-pressure and idle cycles.
+`simulate` runs testbenches under a watchdog, so a hung handshake fails instead of hanging.
+"""
+
+from __future__ import annotations
+
+import random
+
+from amaranth.sim import Simulator
+
+from spikeloop import regmap
+from spikeloop.rtl.common import WINDOW
+
+PERIOD = 1e-8
+
+
+class Watchdog(AssertionError):
+    """The design did not finish within the cycle budget."""
+
+
+class Cycles:
+    """A cycle counter that testbenches can read (`now`), kept by `simulate`."""
+
+    def __init__(self):
+        self.now = 0
+
+
+def simulate(dut, *testbenches, max_cycles: int, cycles: Cycles | None = None, vcd: str | None = None) -> int:
+    """Run `testbenches` (async functions of ctx) to completion; returns the cycles it took."""
+    sim = Simulator(dut)
+    sim.add_clock(PERIOD)
+    counter = cycles if cycles is not None else Cycles()
+
+    async def watchdog(ctx):
+        async for _ in ctx.tick():
+            counter.now += 1
+            if counter.now > max_cycles:
+                raise Watchdog(f"no completion within {max_cycles} cycles")
+
+    sim.add_testbench(watchdog, background=True)
+    for tb in testbenches:
+        sim.add_testbench(tb)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
+    return counter.now
+
+
+async def idle(ctx, rng: random.Random | None, stall: float) -> None:
+    """Wait a random number of cycles (geometric, mean stall/(1-stall)) when stalling is on."""
+    if rng is None or stall <= 0:
+        return
+    while rng.random() < stall:
+        await ctx.tick()
+
+
+async def put(ctx, stream, payload, *, rng=None, stall: float = 0.0) -> None:
+    """Offer one payload and wait for the handshake."""
+    await idle(ctx, rng, stall)
+    ctx.set(stream.payload, payload)
+    ctx.set(stream.valid, 1)
+    await ctx.tick().until(stream.ready)
+    ctx.set(stream.valid, 0)
+
+
+async def get(ctx, stream, *, rng=None, stall: float = 0.0):
+    """Accept one payload (with random ready gaps when stalling) and return it."""
+    while True:
+        ready = rng is None or stall <= 0 or rng.random() >= stall
+        ctx.set(stream.ready, int(ready))
+        _, _, valid, payload = await ctx.tick().sample(stream.valid, stream.payload)
+        if ready and valid:
+            ctx.set(stream.ready, 0)
+            return payload
+
+
+async def bus_write(ctx, bus, sel: str, addr: int, value: int, *, layer: int | None = None) -> bool:
+    """One MemBus write; returns whether the target refused it (w_err)."""
+    ctx.set(bus.sel, WINDOW[sel])
+    ctx.set(bus.addr, addr)
+    if layer is not None:
+        ctx.set(bus.layer, layer)
+    ctx.set(bus.w_data, value & 0xFFFFFFFF)
+    ctx.set(bus.w_stb, 1)
+    err = ctx.get(bus.w_err)
+    await ctx.tick()
+    ctx.set(bus.w_stb, 0)
+    return bool(err)
+
+
+async def bus_read(ctx, bus, sel: str, addr: int, *, layer: int | None = None, timeout: int = 1000) -> int:
+    """One MemBus read; returns the 32-bit word."""
+    ctx.set(bus.sel, WINDOW[sel])
+    ctx.set(bus.addr, addr)
+    if layer is not None:
+        ctx.set(bus.layer, layer)
+    ctx.set(bus.r_stb, 1)
+    await ctx.tick()
+    ctx.set(bus.r_stb, 0)
+    for _ in range(timeout):
+        if ctx.get(bus.r_ack):
+            value = ctx.get(bus.r_data)
+            await ctx.tick()
+            return value
+        await ctx.tick()
+    raise Watchdog(f"no r_ack for {sel}[{addr}]")
+
+
+async def load_layer(ctx, bus, layer_cfg: regmap.LayerConfig, layer, *, index: int | None = None) -> None:
+    """Write a network layer's weights, thresholds and biases through a MemBus (non-zero words only,
+    the memories start at zero)."""
+    images = {
+        "weights": regmap.pack_weights(layer.weights, layer_cfg),
+        "theta": regmap.pack_neuron_values(layer.theta, layer_cfg),
+        "bias": regmap.pack_neuron_values(layer.bias, layer_cfg),
+    }
+    for sel, image in images.items():
+        for addr in map(int, image.nonzero()[0]):
+            err = await bus_write(ctx, bus, sel, addr, int(image[addr]), layer=index)
+            assert not err, f"{sel}[{addr}] = {int(image[addr]):#x} refused"
+
+
+def seeded(seed: int) -> str:
+    """A message fragment for assertion failures."""
+    return f"(seed {seed}; re-run with this seed to reproduce)"

@@ -1,0 +1,196 @@
+"""spikeloop.regmap: configuration, register table, windows and packing (pure numpy, no simulation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikeloop import regmap
+from spikeloop.network import random_network
+from spikeloop.regmap import ConfigError, CoreConfig, LayerConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = [
+    regmap.EXAMPLE,
+    CoreConfig.build((40, 20, 12, 5), lanes=[4, 3, 5], chunk=[8, 6, 12]),
+    CoreConfig.build((70, 8), lanes=8, chunk=70, bus_width=64, membranes=True),
+    CoreConfig.build((1, 1)),
+]
+
+
+def test_docs_regmap_is_generated_from_the_module():
+    text = (ROOT / "docs" / "regmap.md").read_text()
+    assert text == regmap.markdown(), "docs/regmap.md is stale: run `python -m spikeloop.regmap > docs/regmap.md`"
+
+
+def test_register_offsets_are_unique_aligned_and_disjoint():
+    offsets = [r.offset for r in regmap.GLOBAL_REGISTERS]
+    assert len(set(offsets)) == len(offsets) and all(o % 4 == 0 for o in offsets)
+    assert max(offsets) < regmap.LAYER_BASE
+    rel = [r.offset for r in regmap.LAYER_REGISTERS]
+    assert len(set(rel)) == len(rel) and max(rel) < regmap.LAYER_STRIDE
+    assert regmap.LAYER_BASE + regmap.MAX_LAYERS * regmap.LAYER_STRIDE <= regmap.WINDOW_BASE
+    for reg in (*regmap.GLOBAL_REGISTERS, *regmap.LAYER_REGISTERS):
+        masks = [f.mask for f in reg.fields]
+        assert all(a & b == 0 for i, a in enumerate(masks) for b in masks[i + 1 :]), reg.name
+        assert all(f.lsb + f.width <= 32 for f in reg.fields), reg.name
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(map(str, c.sizes)))
+def test_windows_are_aligned_disjoint_and_decodable(config):
+    wins = regmap.windows(config)
+    assert len(wins) == len(config.layers) * len(regmap.WINDOW_KINDS)
+    for a, b in zip(wins, wins[1:]):
+        assert a.base + a.span <= b.base
+    for w in wins:
+        assert w.base % w.span == 0 and w.span >= 4 * w.words
+        assert regmap.decode_address(config, w.base) == ("window", (w, 0))
+        assert regmap.decode_address(config, w.end - 4) == ("window", (w, w.words - 1))
+        assert w.base + w.span <= 1 << regmap.address_bits(config)
+    for offset, value in config.readback().items():
+        kind, _ = regmap.decode_address(config, offset)
+        assert kind in ("global", "layer") and 0 <= value < 1 << 32
+    assert regmap.decode_address(config, 2) == ("unmapped", None)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(map(str, c.sizes)))
+def test_readback_rebuilds_the_configuration(config):
+    values = config.readback()
+    assert CoreConfig.from_readback(lambda offset: values.get(offset, 0)) == config
+    forged = dict(values)
+    forged[regmap.register("HASH3").offset] ^= 1
+    with pytest.raises(ConfigError, match="design hash"):
+        CoreConfig.from_readback(lambda offset: forged.get(offset, 0))
+    with pytest.raises(ConfigError, match="not a spikeloop core"):
+        CoreConfig.from_readback(lambda offset: 0)
+    newer = dict(values)
+    newer[regmap.register("VERSION").offset] = regmap.register("VERSION").encode(major=regmap.VERSION[0] + 1, minor=0)
+    with pytest.raises(ConfigError, match="register map version"):
+        CoreConfig.from_readback(lambda offset: newer.get(offset, 0))
+
+
+def test_design_hash_changes_with_the_configuration():
+    a = CoreConfig.build((40, 20, 5), lanes=4, chunk=8)
+    assert regmap.design_hash(a) == regmap.design_hash(CoreConfig.build((40, 20, 5), lanes=4, chunk=8))
+    assert regmap.design_hash(a) != regmap.design_hash(CoreConfig.build((40, 20, 5), lanes=4, chunk=10))
+    assert regmap.design_hash(a) != regmap.design_hash(CoreConfig.build((40, 20, 5), lanes=4, chunk=8, bus_width=64))
+
+
+def test_spike_packing_is_lsb_first():
+    spikes = np.zeros((2, 40), bool)
+    spikes[0, 0] = spikes[0, 33] = spikes[1, 31] = True
+    assert regmap.pack_spikes(spikes).tolist() == [1, 2, 1 << 31, 0]
+    assert regmap.pack_spikes(spikes, 64).tolist() == [1 | 1 << 33, 1 << 31]
+    assert regmap.pack_spikes(spikes, 64).dtype == np.uint64
+
+
+@pytest.mark.parametrize("bus_width", regmap.BUS_WIDTHS)
+@pytest.mark.parametrize("n", [1, 31, 32, 33, 64, 100])
+def test_spike_packing_round_trips(bus_width, n):
+    rng = np.random.default_rng(n + bus_width)
+    spikes = rng.random((7, n)) < 0.4
+    words = regmap.pack_spikes(spikes, bus_width)
+    assert words.size == 7 * regmap.words_per_timestep(n, bus_width)
+    assert np.array_equal(regmap.unpack_spikes(words, n, bus_width), spikes)
+
+
+@pytest.mark.parametrize("bus_width", regmap.BUS_WIDTHS)
+@pytest.mark.parametrize("membranes", [False, True])
+def test_output_packing_round_trips(bus_width, membranes):
+    config = CoreConfig.build((20, 9, 7), membranes=membranes, bus_width=bus_width, v_bits=32)
+    rng = np.random.default_rng(bus_width)
+    spikes = rng.random((5, 7)) < 0.5
+    v = rng.integers(-(2**31), 2**31, size=(5, 7))
+    words = regmap.pack_output(spikes, v, config)
+    assert words.size == 5 * regmap.output_words_per_timestep(config)
+    got_spikes, got_v = regmap.unpack_output(words, config)
+    assert np.array_equal(got_spikes, spikes)
+    assert np.array_equal(got_v, v) if membranes else got_v is None
+
+
+def test_packing_refuses_bad_input():
+    with pytest.raises(ValueError, match="bus_width"):
+        regmap.pack_spikes(np.zeros((1, 4), bool), 16)
+    with pytest.raises(ValueError, match="0/1"):
+        regmap.pack_spikes(np.full((1, 4), 2))
+    with pytest.raises(ValueError, match="whole number"):
+        regmap.unpack_spikes(np.zeros(3, np.uint32), 40)
+
+
+@pytest.mark.parametrize("n_in,n_out,lanes,chunk", [(40, 12, 4, 8), (37, 10, 3, 5), (70, 5, 5, 20), (1, 1, 1, 1)])
+def test_weight_and_neuron_images_round_trip(n_in, n_out, lanes, chunk):
+    layer = LayerConfig(n_in, n_out, lanes=lanes, chunk=chunk)
+    rng = np.random.default_rng(n_in)
+    w = rng.choice(np.array([-1, 1], np.int8), size=(n_out, n_in))
+    image = regmap.pack_weights(w, layer)
+    assert image.size == layer.weight_rows * layer.row_stride
+    assert np.array_equal(regmap.unpack_weights(image, layer), w)
+    # neuron g*P+p, input c*C+b at row g*n_chunks+c, bit p*C+b
+    j, i = n_out - 1, n_in - 1
+    g, p, c, b = j // lanes, j % lanes, i // chunk, i % chunk
+    bit = p * chunk + b
+    word = image[(g * layer.n_chunks + c) * layer.row_stride + bit // 32]
+    assert (int(word) >> (bit % 32)) & 1 == (w[j, i] > 0)
+    values = rng.integers(-(2**15), 2**15, size=n_out)
+    assert np.array_equal(regmap.unpack_neuron_values(regmap.pack_neuron_values(values, layer), layer), values)
+
+
+def test_load_writes_cover_a_network():
+    network = random_network((40, 12, 5), seed=1)
+    config = CoreConfig.for_network(network, lanes=[4, 5], chunk=[8, 12])
+    writes = regmap.load_writes(config, network)
+    offsets = [o for o, _ in writes]
+    assert len(set(offsets)) == len(offsets)
+    for offset, _ in writes:
+        kind, what = regmap.decode_address(config, offset)
+        assert kind in ("layer", "window")
+        assert what[0].writable if kind == "window" else what[1].access == "rw"
+    assert len(regmap.load_writes(config, network, skip_zero=True)) < len(writes)
+
+
+def test_config_build_and_for_network():
+    config = CoreConfig.build((784, 256, 128, 10), lanes=16, chunk=64)
+    assert [c.lanes for c in config.layers] == [16, 16, 10]
+    assert config.sizes == (784, 256, 128, 10)
+    net = random_network((30, 8, 4), seed=2, neuron="cuba", frac_bits=6)
+    net = type(net)((net.layers[0].replace(lam=5), net.layers[1]))
+    auto = CoreConfig.for_network(net, lanes=2, chunk=10)
+    assert [c.decay for c in auto.layers] == ["multiply", "shift"]
+    auto.check_network(net)
+    shift = CoreConfig.for_network(net, lanes=2, chunk=10, decay="shift")
+    with pytest.raises(ConfigError, match="layer 0: lam = 5 is not 0 or a power of two"):
+        shift.check_network(net)
+    with pytest.raises(ConfigError, match="layer 1: the network has v_bits = 16, the core is built for 8"):
+        CoreConfig.build((30, 8, 4), v_bits=[16, 8], frac_bits=6, decay="multiply").check_network(net)
+    with pytest.raises(ConfigError, match="the network has 2 layers, the core is built for 1"):
+        CoreConfig.build((30, 8)).check_network(net)
+
+
+@pytest.mark.parametrize("make,error", [
+    (lambda: LayerConfig(8, 4, lanes=5), "lanes = 5 is outside"),
+    (lambda: LayerConfig(8, 4, chunk=9), "chunk = 9 is outside"),
+    (lambda: LayerConfig(8, 4, decay="fast"), "decay must be one of shift, multiply; got 'fast'"),
+    (lambda: LayerConfig(8, 4, v_bits=33), "v_bits = 33 is outside"),
+    (lambda: LayerConfig(8, 4, lanes=2.0), "lanes must be an integer"),
+    (lambda: LayerConfig(0, 4), "n_in = 0 is outside"),
+    (lambda: CoreConfig.build((8,)), "at least an input and one layer"),
+    (lambda: CoreConfig.build((8, 4), bus_width=48), "bus_width must be one of"),
+    (lambda: CoreConfig.build((8, 4), membranes=1), "membranes must be True or False"),
+    (lambda: CoreConfig.build((8, 4, 2), lanes=[1, 1, 1]), "lanes has 3 entries for 2 layers"),
+    (lambda: CoreConfig((LayerConfig(8, 4), LayerConfig(5, 2))), "layer 1: n_in = 5 but layer 0 has n_out = 4"),
+    (lambda: CoreConfig(()), "0 layers"),
+])
+def test_config_refuses_bad_values(make, error):
+    with pytest.raises(ConfigError, match=error):
+        make()
+
+
+def test_register_encode_refuses_bad_fields():
+    mode = regmap.layer_register("MODE")
+    assert mode.decode(mode.encode(neuron=1, reset=2)) == {"neuron": 1, "reset": 2}
+    with pytest.raises(ValueError, match="MODE.reset = 4 does not fit 2 bits"):
+        mode.encode(reset=4)
+    with pytest.raises(KeyError):
+        mode.encode(kind=1)
