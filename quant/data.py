@@ -206,6 +206,8 @@ EVENT_DATASETS = {
     "shd": ("SHD", (700, 1, 1), 20, "SHD"),
     "dvsgesture": ("DVSGesture", (128, 128, 2), 11, "DVS Gesture"),
 }
+# tonic gives every SHD event the polarity p = 1 while SHD's sensor_size (700, 1, 1) has one polarity: drop p
+_CONSTANT_POLARITY = ("shd",)
 
 
 def events_to_spikes(events, sensor_size, steps: int, *, downsample: int = 1, duration: float | None = None,
@@ -270,11 +272,39 @@ def _tonic_dataset(name: str, root, train: bool):
         import tonic
     except ImportError as e:
         raise DataError(f"{human} is read through the optional 'tonic' package: pip install spikeloop[events]") from e
+    split_name = "train" if train else "test"
+
+    def refuse_download(ds):
+        # tonic downloads whenever its check of the folder fails (archive file present, by name only; enough
+        # extracted files); spikeloop never downloads, so an incomplete folder is refused here instead
+        raise DataError(
+            f"{human}: {folder} is incomplete for the {split_name} split: tonic looks for the archive "
+            f"{getattr(ds, 'filename', '?')!r} (by name, not checksum) next to the files extracted from it, and "
+            f"would download them; spikeloop does not download. Copy the whole {cls_name} folder as "
+            f"`tonic.datasets.{cls_name}(save_to=...)` leaves it, archives included"
+        )
+
     try:
         cls = getattr(tonic.datasets, cls_name)
-        return cls(save_to=str(root), train=train)
+        # same class name, so tonic's folder (save_to/<class name>) is unchanged; only `download` differs
+        offline = type(cls_name, (cls,), {"download": refuse_download})
+        return offline(save_to=str(root), train=train)
+    except DataError:
+        raise
     except Exception as e:  # tonic raises many kinds for partial or corrupt folders
         raise DataError(f"{human}: tonic could not read {folder} ({type(e).__name__}: {e})") from e
+
+
+def _canonical_order(ds, n: int) -> np.ndarray:
+    """Sample indices sorted by file path when tonic lists one file per sample (``ds.data``).
+
+    tonic lists DVS Gesture's files in file-system order, which differs between copies of the
+    same folder; sorting makes a seeded ``max_samples`` choice pick the same samples everywhere.
+    """
+    paths = getattr(ds, "data", None)
+    if isinstance(paths, list) and len(paths) == n and all(isinstance(q, str) for q in paths):
+        return np.array(sorted(range(n), key=paths.__getitem__), np.int64)
+    return np.arange(n)
 
 
 def load_events(name: str, root, *, steps: int = 16, downsample: int | None = None, max_samples: int | None = None,
@@ -282,7 +312,9 @@ def load_events(name: str, root, *, steps: int = 16, downsample: int | None = No
     """An event data set through tonic, binned into spikes (`events_to_spikes`).
 
     ``downsample`` defaults to 1 for N-MNIST and SHD and 4 for DVS Gesture (32x32x2 inputs);
-    ``max_samples`` caps each split (a seeded choice). Uses tonic's own train/test split.
+    ``max_samples`` caps each split (a seeded choice among the samples sorted by file path, so
+    the same on every copy of the data). Uses tonic's own train/test split. SHD's constant
+    polarity (tonic sets p = 1 on a one-polarity sensor) is dropped: 700 inputs.
     """
     if name not in EVENT_DATASETS:
         raise DataError(f"unknown event data set {name!r}; expected one of {', '.join(EVENT_DATASETS)}")
@@ -300,10 +332,14 @@ def load_events(name: str, root, *, steps: int = 16, downsample: int | None = No
         ds = _tonic_dataset(name, root, train)
         size = tuple(getattr(ds, "sensor_size", fallback_size))
         n = len(ds)
-        order = np.arange(n) if max_samples is None or max_samples >= n else np.sort(rng.choice(n, max_samples, False))
+        order = _canonical_order(ds, n)
+        if max_samples is not None and max_samples < n:
+            order = order[np.sort(rng.choice(n, max_samples, False))]
         xs, ys = [], []
         for i in order:
             events, label = ds[int(i)]
+            if name in _CONSTANT_POLARITY and events.dtype.names and "p" in events.dtype.names:
+                events = events[[f for f in events.dtype.names if f != "p"]]
             xs.append(events_to_spikes(events, size, steps, downsample=downsample, duration=duration,
                                        name=f"{human} sample {int(i)}"))
             ys.append(int(label))

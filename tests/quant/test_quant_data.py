@@ -160,19 +160,12 @@ def test_spike_data_pass_the_spikes_encoder():
         enc(d.x_test[0])
 
 
-# ---- event data sets (tonic is optional: a fake tonic module and generated events) -------------
-
-
-def _events(rng, n, *, width, height, pols, span, fields=("x", "y", "t", "p")):
-    dtype = np.dtype([(f, np.int64) for f in fields])
-    ev = np.zeros(n, dtype)
-    ev["x"] = rng.integers(0, width, n)
-    if "y" in fields:
-        ev["y"] = rng.integers(0, height, n)
-    if "p" in fields:
-        ev["p"] = rng.integers(0, pols, n)
-    ev["t"] = np.sort(rng.integers(0, span, n))
-    return ev
+# ---- event data sets: the real tonic (1.7) reading fixture files in its own on-disk layout -------
+#
+# What tonic 1.7 checks before it reads a split (otherwise it downloads, which spikeloop refuses):
+# the downloaded archive is present (by name; its checksum is not verified) and enough extracted
+# files lie in the class's folder: N-MNIST >= 10,000 .bin per split, DVS Gesture >= 100 .npy per
+# split, SHD >= 1 .h5. The fixtures below leave empty placeholder archives and real-format files.
 
 
 def test_events_to_spikes_bins_pools_and_indexes():
@@ -212,60 +205,281 @@ def test_events_to_spikes_refusals(call, match):
         call(ev)
 
 
-class _FakeTonicSet:
-    """Stands in for a tonic data set class: seeded events, tonic's constructor and sample layout."""
-
-    sensor_size = (8, 6, 2)
-    calls = []
-
-    def __init__(self, save_to, train=True):
-        self.calls.append((save_to, train))
-        self.rng = np.random.default_rng(1 if train else 2)
-        self.n = 12 if train else 7
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        ev = _events(np.random.default_rng(100 + i), 40, width=8, height=6, pols=2, span=1000)
-        return ev, i % 10
+XYTP = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
+TX = np.dtype([("t", np.int64), ("x", np.int64)])
 
 
-@pytest.fixture
-def fake_tonic(monkeypatch, tmp_path):
-    import sys
-    import types
-
-    tonic = types.ModuleType("tonic")
-    tonic.datasets = types.SimpleNamespace(NMNIST=_FakeTonicSet, SHD=_FakeTonicSet, DVSGesture=_FakeTonicSet)
-    monkeypatch.setitem(sys.modules, "tonic", tonic)
-    _FakeTonicSet.calls = []
-    (tmp_path / "NMNIST").mkdir()
-    (tmp_path / "NMNIST" / "Train.zip").write_bytes(b"stand-in")
-    return tmp_path
+def _rows_in(sub, full):
+    """The index in `full` of every sample (row) of `sub`; the samples of `full` are all distinct."""
+    where = {row.tobytes(): i for i, row in enumerate(full)}
+    assert len(where) == len(full)
+    return [where[row.tobytes()] for row in sub]
 
 
-def test_load_events_through_tonic(fake_tonic):
-    d = load_events("nmnist", fake_tonic, steps=5, max_samples=10, seed=3)
-    assert d.x_train.shape == (10, 5, 8 * 6 * 2) and d.x_test.shape == (7, 5, 96)
-    assert d.is_spikes and d.n_classes == 10 and d.name == "nmnist"
-    assert _FakeTonicSet.calls == [(str(fake_tonic), True), (str(fake_tonic), False)]
-    ev, label = _FakeTonicSet(str(fake_tonic), train=False)[3]
-    np.testing.assert_array_equal(d.x_test[3], events_to_spikes(ev, (8, 6, 2), 5))
-    assert d.y_test[3] == label
-    again = load_dataset("nmnist", root=fake_tonic, steps=5, max_samples=10, seed=3)
+# N-MNIST: NMNIST/{train,test}.zip and NMNIST/{Train,Test}/<digit>/<name>.bin, >= 10,000 .bin per
+# split; the digit folder's last character is the label. A .bin file holds 40-bit events, big end
+# first: x (8 bits), y (8 bits), polarity (1 bit), time stamp in microseconds (23 bits).
+NMNIST_FILES = 10_000  # tonic's minimum per split
+NMNIST_CONTENTS = 200  # distinct files per split; the other names are hard links to them (new inodes are slow here)
+
+
+def _nmnist_events(part: int, c):
+    """Fixture content c: A at t < 50 (bin 0) at pixel c % 2312, C in the middle, B last."""
+    c = np.asarray(c)
+    t_b = 100_000 + 37 * c  # > 2**16: the time stamp's top bits matter
+    ev = np.zeros(c.shape + (3,), XYTP)
+    ev["x"] = np.stack([c % 34, np.full_like(c, 33), c // 2312], -1)
+    ev["y"] = np.stack([(c // 34) % 34, np.zeros_like(c), np.full_like(c, 33 - part)], -1)
+    ev["p"] = np.stack([(c // 1156) % 2, np.zeros_like(c), np.ones_like(c)], -1)
+    ev["t"] = np.stack([c % 50, t_b // 2, t_b], -1)
+    return ev
+
+
+def _nmnist_bin(ev) -> np.ndarray:
+    """Events [..., n] -> N-MNIST's 5-byte words [..., 5 n]."""
+    b = np.stack([ev["x"], ev["y"], (ev["p"] << 7) | (ev["t"] >> 16), (ev["t"] >> 8) & 255, ev["t"] & 255], -1)
+    return b.astype(np.uint8).reshape(*ev.shape[:-1], -1)
+
+
+@pytest.fixture(scope="session")
+def nmnist_root(tmp_path_factory):
+    """File f of a split lies in digit folder f % 10 and holds content c = f % NMNIST_CONTENTS (label c % 10)."""
+    import os
+
+    pytest.importorskip("tonic")
+    root = tmp_path_factory.mktemp("events-nmnist")
+    base = root / "NMNIST"
+    for part, (archive, folder) in enumerate((("train.zip", "Train"), ("test.zip", "Test"))):
+        for digit in range(10):
+            (base / folder / str(digit)).mkdir(parents=True)
+        (base / archive).write_bytes(b"")  # tonic checks that the archive is there, not its checksum
+        words = _nmnist_bin(_nmnist_events(part, np.arange(NMNIST_CONTENTS)))
+        for f in range(NMNIST_FILES):
+            path = f"{base / folder}/{f % 10}/{f:05d}.bin"
+            if f < NMNIST_CONTENTS:
+                with open(path, "xb") as out:
+                    out.write(words[f].tobytes())
+            else:
+                os.link(f"{base / folder}/{f % 10}/{f % NMNIST_CONTENTS:05d}.bin", path)
+    return root
+
+
+def _nmnist_content(part: int, sample: np.ndarray, steps: int) -> int:
+    """Which fixture content a loaded sample is: its first-bin spike is A, its last-bin spike B."""
+    (a,), (b,) = np.flatnonzero(sample[0]), np.flatnonzero(sample[steps - 1])
+    return int(a + 2312 * (b - (34 + 33 - part) * 34))  # B: p = 1, y = 33 - part, x = c // 2312
+
+
+def test_nmnist_through_real_tonic(nmnist_root):
+    d = load_events("nmnist", nmnist_root, steps=4, max_samples=12, seed=3)
+    assert d.name == "nmnist" and d.is_spikes and d.n_classes == 10 and d.n_in == 34 * 34 * 2
+    assert d.x_train.shape == (12, 4, 2312) and d.x_test.shape == (12, 4, 2312) and d.x_train.dtype == np.uint8
+    for part, (x, y) in enumerate(((d.x_train, d.y_train), (d.x_test, d.y_test))):
+        cs = [_nmnist_content(part, s, 4) for s in x]
+        assert all(0 <= c < NMNIST_CONTENTS for c in cs)
+        assert y.dtype == np.int64 and y.tolist() == [c % 10 for c in cs]  # the label is the digit folder
+        for s, c in zip(x, cs):
+            np.testing.assert_array_equal(s, events_to_spikes(_nmnist_events(part, c), (34, 34, 2), 4))
+    again = load_dataset("nmnist", root=nmnist_root, steps=4, max_samples=12, seed=3)
     np.testing.assert_array_equal(again.x_train, d.x_train)
+    np.testing.assert_array_equal(again.y_test, d.y_test)
+    other = load_events("nmnist", nmnist_root, steps=4, max_samples=12, seed=4)
+    assert not np.array_equal(other.x_train, d.x_train)
 
 
-def test_event_data_absent_is_a_clear_error(tmp_path, monkeypatch):
+# SHD: SHD/shd_{train,test}.h5.zip and SHD/shd_{train,test}.h5, an HDF5 file with spikes/times
+# (variable-length float16, seconds), spikes/units (variable-length uint16, 0..699), labels,
+# extra/keys and extra/speaker. tonic turns times into integer microseconds and adds p = 1.
+
+
+def _shd_samples(part: int, n: int):
+    rng = np.random.default_rng(10 + part)
+    samples = []
+    for i in range(n):
+        ticks = np.sort(rng.choice(65, 6, replace=False))  # sixty-fourths of a second: exact in float16
+        units = rng.integers(0, 700, 6)
+        if i == 0:
+            ticks, units = np.array([0, 1, 64]), np.array([0, 699, 5])
+        samples.append((ticks, units, (3 * i + part) % 20))
+    return samples
+
+
+def _write_shd(folder, split_name: str, samples):
+    import h5py
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"shd_{split_name}.h5.zip").write_bytes(b"")
+    times, units = np.empty(len(samples), object), np.empty(len(samples), object)
+    for i, (ticks, u, _) in enumerate(samples):
+        times[i], units[i] = (ticks / 64).astype(np.float16), u.astype(np.uint16)
+    with h5py.File(folder / f"shd_{split_name}.h5", "w") as f:
+        f.create_dataset("spikes/times", data=times, dtype=h5py.vlen_dtype(np.float16))
+        f.create_dataset("spikes/units", data=units, dtype=h5py.vlen_dtype(np.uint16))
+        f["labels"] = np.array([label for *_, label in samples], np.uint16)
+        f["extra/keys"] = np.array([f"digit {i}".encode() for i in range(20)])
+        f["extra/speaker"] = np.arange(len(samples), dtype=np.uint16) % 3
+
+
+@pytest.fixture(scope="session")
+def shd_root(tmp_path_factory):
+    pytest.importorskip("tonic")
+    root = tmp_path_factory.mktemp("events-shd")
+    for part, (split_name, n) in enumerate((("train", 7), ("test", 5))):
+        _write_shd(root / "SHD", split_name, _shd_samples(part, n))
+    return root
+
+
+def _shd_spikes(ticks, units, steps):
+    ev = np.zeros(len(ticks), TX)
+    ev["t"], ev["x"] = ticks * 15_625, units  # 1/64 s = 15,625 us
+    return events_to_spikes(ev, (700, 1, 1), steps)
+
+
+def test_shd_through_real_tonic(shd_root):
+    d = load_events("shd", shd_root, steps=4)
+    assert d.n_in == 700 and d.n_classes == 20 and d.x_train.shape == (7, 4, 700) and d.x_test.shape == (5, 4, 700)
+    for part, (x, y) in enumerate(((d.x_train, d.y_train), (d.x_test, d.y_test))):
+        samples = _shd_samples(part, len(y))
+        assert y.dtype == np.int64 and y.tolist() == [label for *_, label in samples]
+        for s, (ticks, units, _) in zip(x, samples):
+            np.testing.assert_array_equal(s, _shd_spikes(ticks, units, 4))
+    # sample 0 by hand: units 0, 699, 5 at 0, 1/64 and 1 s; four bins over [0, 1 s + 1 us)
+    assert {(int(t), int(i)) for t, i in zip(*np.nonzero(d.x_train[0]))} == {(0, 0), (0, 699), (3, 5)}
+    capped = load_events("shd", shd_root, steps=4, max_samples=3, seed=1)
+    rows = _rows_in(capped.x_train, d.x_train)
+    assert len(capped.y_train) == 3 and rows == sorted(set(rows))
+    assert capped.y_train.tolist() == d.y_train[rows].tolist()
+    np.testing.assert_array_equal(load_events("shd", shd_root, steps=4, max_samples=3, seed=1).x_test, capped.x_test)
+    assert _rows_in(load_events("shd", shd_root, steps=4, max_samples=3, seed=2).x_train, d.x_train) != rows
+    everything = load_events("shd", shd_root, steps=4, max_samples=50, seed=5)  # more than there is: all
+    np.testing.assert_array_equal(everything.x_test, d.x_test)
+
+
+# DVS Gesture (tonic's preprocessed copy): DVSGesture/ibmGesture{Train,Test}.tar.gz and
+# DVSGesture/ibmGesture{Train,Test}/user<NN>_<lighting>/<label>.npy, >= 100 .npy per split; each
+# .npy holds events [n, 4] as columns x, y, p, t in milliseconds.
+DVS_FOLDERS = {"Train": [(u, light) for u in (1, 2, 3, 5, 8) for light in ("fluorescent", "led")],
+               "Test": [(u, light) for u in (24, 25, 26, 27, 29) for light in ("lab", "natural")]}
+
+
+def _dvs_events(j: int, label: int):
+    """Sample j: a first event in 4x4 block (j % 32, j // 32), so pooled samples differ."""
+    rng = np.random.default_rng(j)
+    ev = np.zeros((5, 4), np.int64)
+    ev[:, 0] = [4 * (j % 32) + j % 4, *rng.integers(0, 128, 4)]
+    ev[:, 1] = [4 * (j // 32), *rng.integers(0, 128, 4)]
+    ev[:, 2] = [j % 2, *rng.integers(0, 2, 4)]
+    ev[:, 3] = np.sort([label, *rng.integers(0, 6000, 4)])  # milliseconds
+    return ev
+
+
+@pytest.fixture(scope="session")
+def dvs_root(tmp_path_factory):
+    pytest.importorskip("tonic")
+    root = tmp_path_factory.mktemp("events-dvs")
+    truth = {}  # split -> {path: (events in us as x, y, t, p; label)}
+    j = 0
+    for part, folders in DVS_FOLDERS.items():
+        (root / "DVSGesture").mkdir(exist_ok=True)
+        (root / "DVSGesture" / f"ibmGesture{part}.tar.gz").write_bytes(b"")
+        truth[part] = {}
+        for user, light in folders:
+            folder = root / "DVSGesture" / f"ibmGesture{part}" / f"user{user:02d}_{light}"
+            folder.mkdir(parents=True)
+            for label in (7, 0, 10, 3, 1, 9, 2, 8, 4, 6, 5):  # written out of order
+                raw = _dvs_events(j, label)
+                np.save(folder / f"{label}.npy", raw)
+                ev = np.zeros(len(raw), XYTP)
+                ev["x"], ev["y"], ev["p"], ev["t"] = raw[:, 0], raw[:, 1], raw[:, 2], raw[:, 3] * 1000
+                truth[part][str(folder / f"{label}.npy")] = (ev, label)
+                j += 1
+    return root, truth
+
+
+def test_dvsgesture_through_real_tonic(dvs_root):
+    root, truth = dvs_root
+    d = load_events("dvsgesture", root, steps=5)  # pooled 4x4 by default: 32 x 32 x 2 inputs
+    assert d.n_in == 2048 and d.n_classes == 11 and d.x_train.shape == (110, 5, 2048) and len(d.y_test) == 110
+    for part, x, y in (("Train", d.x_train, d.y_train), ("Test", d.x_test, d.y_test)):
+        paths = sorted(truth[part])  # samples come sorted by file path, whatever the file system's order
+        assert y.tolist() == [truth[part][p][1] for p in paths]
+        for s, p in zip(x, paths):
+            np.testing.assert_array_equal(s, events_to_spikes(truth[part][p][0], (128, 128, 2), 5, downsample=4))
+    full = load_events("dvsgesture", root, steps=3, downsample=1)
+    assert full.n_in == 128 * 128 * 2
+    capped = load_events("dvsgesture", root, steps=5, max_samples=9, seed=2)
+    rows = _rows_in(capped.x_test, d.x_test)
+    assert len(rows) == 9 and rows == sorted(set(rows)) and capped.y_test.tolist() == d.y_test[rows].tolist()
+    np.testing.assert_array_equal(load_events("dvsgesture", root, steps=5, max_samples=9, seed=2).x_train,
+                                  capped.x_train)
+    assert _rows_in(load_events("dvsgesture", root, steps=5, max_samples=9, seed=3).x_test, d.x_test) != rows
+
+
+# ---- absent, incomplete and unreadable data: a clear DataError, never a download ---------------
+
+
+@pytest.mark.parametrize("name, folder, human", [("nmnist", "NMNIST", "N-MNIST"), ("shd", "SHD", "SHD"),
+                                                 ("dvsgesture", "DVSGesture", "DVS Gesture")])
+def test_event_data_absent_is_a_clear_error(name, folder, human, tmp_path):
+    with pytest.raises(DataError, match=f"{human}: no data at {tmp_path / folder}; spikeloop does not download"):
+        load_events(name, tmp_path)
+    (tmp_path / folder).mkdir()  # an empty folder is no data either
+    with pytest.raises(DataError, match=f"{human}: no data at {tmp_path / folder}"):
+        load_dataset(name, root=tmp_path)
+    with pytest.raises(DataError, match=f"{human}: no data folder given; pass root="):
+        load_dataset(name)
+
+
+def _incomplete_nmnist(root):
+    (root / "NMNIST" / "Train" / "3").mkdir(parents=True)
+    (root / "NMNIST" / "train.zip").write_bytes(b"")
+    (root / "NMNIST" / "Train" / "3" / "0.bin").write_bytes(_nmnist_bin(_nmnist_events(0, np.arange(1)))[0].tobytes())
+
+
+def _incomplete_shd(root):
+    _write_shd(root / "SHD", "train", _shd_samples(0, 2))
+    (root / "SHD" / "shd_train.h5.zip").unlink()  # extracted, archive deleted: tonic would fetch it again
+
+
+def _incomplete_dvs(root):
+    folder = root / "DVSGesture" / "ibmGestureTrain" / "user01_led"
+    folder.mkdir(parents=True)
+    (root / "DVSGesture" / "ibmGestureTrain.tar.gz").write_bytes(b"")
+    for label in range(11):
+        np.save(folder / f"{label}.npy", _dvs_events(label, label))
+
+
+@pytest.mark.parametrize("name, make, archive", [("nmnist", _incomplete_nmnist, "train.zip"),
+                                                 ("shd", _incomplete_shd, "shd_train.h5.zip"),
+                                                 ("dvsgesture", _incomplete_dvs, "ibmGestureTrain.tar.gz")])
+def test_incomplete_event_data_is_refused_not_downloaded(name, make, archive, tmp_path):
+    pytest.importorskip("tonic")
+    make(tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(DataError, match=f"is incomplete for the train split: tonic looks for the archive "
+                                        f"'{archive}' .* would download them; spikeloop does not download"):
+        load_events(name, tmp_path)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing fetched or written
+
+
+def test_unreadable_or_empty_event_data(tmp_path):
+    pytest.importorskip("tonic")
+    (tmp_path / "SHD").mkdir()
+    for split_name in ("train", "test"):
+        (tmp_path / "SHD" / f"shd_{split_name}.h5.zip").write_bytes(b"")
+        (tmp_path / "SHD" / f"shd_{split_name}.h5").write_bytes(b"not HDF5")
+    with pytest.raises(DataError, match=f"SHD: tonic could not read {tmp_path / 'SHD'} "):
+        load_events("shd", tmp_path)
+    _write_shd(tmp_path / "SHD", "train", [])
+    with pytest.raises(DataError, match=f"SHD: the train split under {tmp_path} is empty"):
+        load_events("shd", tmp_path)
+
+
+def test_event_loader_refusals_and_tonic_not_installed(tmp_path, monkeypatch):
     import sys
 
-    with pytest.raises(DataError, match=f"SHD: no data at {tmp_path / 'SHD'}; spikeloop does not download"):
-        load_events("shd", tmp_path)
-    with pytest.raises(DataError, match="DVS Gesture: no data folder given; pass root="):
-        load_dataset("dvsgesture")
     (tmp_path / "NMNIST").mkdir()
-    (tmp_path / "NMNIST" / "x").write_bytes(b"")
+    (tmp_path / "NMNIST" / "train.zip").write_bytes(b"")
     monkeypatch.setitem(sys.modules, "tonic", None)  # as if not installed
     with pytest.raises(DataError, match=r"N-MNIST is read through the optional 'tonic' package: pip install "
                                         r"spikeloop\[events\]"):
