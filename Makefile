@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 BUILD   := build
 XDIST   ?= -n 2
 
-.PHONY: all test demo bench lint clean venv verilog
+.PHONY: all test demo bench bench-sim loop lint clean venv verilog
 
 all: test
 
@@ -22,6 +22,11 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest $(XDIST) tests
 
+# The longer cocotb sweep: tests marked `slow` (more configurations and seeds), left out of `make test`.
+.PHONY: regress-long
+regress-long: $(STAMP)
+	$(PY) -m pytest $(XDIST) -m slow tests/sim
+
 demo: $(STAMP)
 	$(VENV)/bin/spikeloop demo --out $(BUILD)/demo
 
@@ -30,8 +35,50 @@ CONFIG ?= --sizes 784,256,128,10 --lanes 16 --chunk 64
 verilog: $(STAMP)
 	$(PY) -m spikeloop.rtl.verilog $(CONFIG) --out $(BUILD)/verilog
 
+# ---- boards (docs/boards.md) -------------------------------------------------------------------
+# make estimate  BOARD=pynq-z2 [CONFIG="--sizes 784,256,128,10 --lanes 16 --chunk 64"]  LUT/FF/BRAM/DSP (Yosys,
+#                cached under build/estimate) and the analytic model, cycles and ops/cycle; refuses what does not fit.
+# make bitstream BOARD=pynq-z2|ulx3s [CONFIG=...]  build/boards/<board>/spikeloop.bit (+ .hwh, spikeloop.json).
+# Without CONFIG on the command line each board builds its default configuration.
+BOARD        ?= pynq-z2
+BOARD_DIR    := $(BUILD)/boards/$(BOARD)
+BOARD_CONFIG  = $(if $(filter file,$(origin CONFIG)),,$(CONFIG))
+GATEWARE_SRC := $(wildcard rtl/*.py) spikeloop/regmap.py
+BOARDS_SRC   := $(wildcard boards/*.py boards/pynq_z2/*.tcl)
+
+.PHONY: estimate bitstream FORCE
+
+estimate: $(STAMP)
+	$(VENV)/bin/spikeloop estimate --board $(BOARD) $(BOARD_CONFIG)
+
+bitstream: $(BOARD_DIR)/spikeloop.bit
+
+# Rewritten only when the configuration changes: the bitstream rebuilds when it or a source changes, not otherwise.
+$(BOARD_DIR)/config.args: FORCE
+	@mkdir -p $(@D)
+	@echo '$(BOARD_CONFIG)' | cmp -s - $@ || echo '$(BOARD_CONFIG)' > $@
+
+$(BOARD_DIR)/spikeloop.bit: $(BOARD_DIR)/config.args $(GATEWARE_SRC) $(BOARDS_SRC) | $(STAMP)
+	$(PY) -m spikeloop.boards.build --board $(BOARD) --out $(BOARD_DIR) $(BOARD_CONFIG)
+
+FORCE:
+
 bench: $(STAMP)
 	$(PY) bench/bench_golden.py
+
+# Gateware throughput: cycles per timestep and synaptic ops per cycle at several (P, C) and densities.
+.PHONY: bench-gateware
+bench-gateware: $(STAMP)
+	$(PY) bench/bench_gateware.py
+
+# Simulated clock cycles per second of the simulated board (docs/host.md), default network.
+bench-sim: $(STAMP)
+	$(PY) -m spikeloop.sim.board --bench --membranes
+
+# CartPole with the SNN policy on a backend: make loop BACKEND=golden|sim|pynq
+BACKEND ?= sim
+loop: $(STAMP)
+	$(VENV)/bin/spikeloop loop --backend $(BACKEND) --log $(BUILD)/loop-$(BACKEND).log
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

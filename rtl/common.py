@@ -16,7 +16,7 @@ from spikeloop.regmap import WINDOW_KINDS, LayerConfig
 __all__ = [
     "parameters", "check_int", "check_choice", "check_type", "popcount", "saturate", "onehot_index",
     "index_shape", "spike_layout", "group_sum_layout", "neuron_out_layout",
-    "MemBus", "LayerControl", "WINDOW", "DECAY_BITS",
+    "MemBus", "LayerControl", "WINDOW", "DECAY_BITS", "Probed",
 ]
 
 #: Width of the lam/alpha ports: enough for 2^16 (frac_bits <= 16).
@@ -33,6 +33,20 @@ def parameters(component):
     except (TypeError, ValueError):
         component._MustUse__used = True
         raise
+
+
+class Probed:
+    """A component that names some of its internal values while it elaborates.
+
+    The formal harnesses (`spikeloop.sim.formal`) elaborate a design with `Fragment.get` and then
+    state their invariants over these values: e.g. `steps`, the whole timesteps a pipelined
+    component holds, and `lasts`, how many of them carry TLAST. Nothing in the gateware reads them.
+    """
+
+    @property
+    def probes(self) -> dict:
+        """Internal values named by the last elaboration (empty before it)."""
+        return getattr(self, "_probes", {})
 
 
 def check_type(name: str, value, kind: type):

@@ -26,6 +26,7 @@ from spikeloop.regmap import LayerConfig
 from .common import (
     WINDOW,
     MemBus,
+    Probed,
     check_int,
     group_sum_layout,
     index_shape,
@@ -38,7 +39,7 @@ from .common import (
 __all__ = ["Crossbar"]
 
 
-class Crossbar(wiring.Component):
+class Crossbar(wiring.Component, Probed):
     """Binary-weight crossbar of one layer.
 
     Parameters (keyword-only)
@@ -209,4 +210,12 @@ class Crossbar(wiring.Component):
             self.o_stream.valid.eq(o_valid),
             self.busy.eq(running | s1_valid | o_valid),
         ]
+        # A timestep is inside from its capture until its last group leaves: it is `running` until
+        # its last chunk issues, then that chunk is in stage 1, then the group sums in `o`.
+        s1_token = s1_valid & s1_tend & s1_end
+        o_token = o_valid & o.end
+        self._probes = {
+            "steps": running + s1_token + o_token,
+            "lasts": (running & last) + (s1_token & s1_last) + (o_token & o.last),
+        }
         return m

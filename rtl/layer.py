@@ -15,14 +15,14 @@ from amaranth.lib.wiring import In, Out
 
 from spikeloop.regmap import LayerConfig
 
-from .common import WINDOW, LayerControl, MemBus, check_type, parameters, spike_layout
+from .common import WINDOW, LayerControl, MemBus, Probed, check_type, parameters, spike_layout
 from .crossbar import Crossbar
 from .neuron import NeuronArray
 
 __all__ = ["Layer"]
 
 
-class Layer(wiring.Component):
+class Layer(wiring.Component, Probed):
     """A layer of `config.n_out` neurons fed by a binary crossbar of `config.n_in` inputs.
 
     Parameters (keyword-only)
@@ -62,6 +62,16 @@ class Layer(wiring.Component):
     def config(self) -> LayerConfig:
         """The layer's build configuration."""
         return self._config
+
+    @property
+    def crossbar(self) -> Crossbar:
+        """The layer's crossbar."""
+        return self._crossbar
+
+    @property
+    def neurons(self) -> NeuronArray:
+        """The layer's neuron array."""
+        return self._neurons
 
     @property
     def membranes(self) -> bool:
@@ -142,4 +152,6 @@ class Layer(wiring.Component):
             m.d.comb += self.o_stream.p.v.eq(Cat(*v[: c.n_out]))
 
         m.d.comb += self.ctrl.busy.eq(xbar.busy | neurons.ctrl.busy | o_valid)
+        # the collector's own timestep (the crossbar and the neuron array name theirs)
+        self._probes = {"steps": o_valid, "lasts": o_valid & self.o_stream.p.last}
         return m

@@ -58,6 +58,11 @@ class Network(wiring.Component):
         return self._config
 
     @property
+    def layers(self) -> tuple[Layer, ...]:
+        """The layers, in order."""
+        return tuple(self._layers)
+
+    @property
     def addr_width(self) -> int:
         """Width of the windows' word address (the widest layer's)."""
         return self._addr_width

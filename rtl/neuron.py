@@ -19,7 +19,9 @@ Two pipeline stages (read, compute + write back); one group per clock when the o
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from typing import NamedTuple
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -31,6 +33,7 @@ from .common import (
     WINDOW,
     LayerControl,
     MemBus,
+    Probed,
     check_choice,
     check_int,
     group_sum_layout,
@@ -40,7 +43,7 @@ from .common import (
     saturate,
 )
 
-__all__ = ["NeuronArray", "Decay"]
+__all__ = ["NeuronArray", "Decay", "LaneUpdate", "neuron_update"]
 
 
 class Decay:
@@ -68,7 +71,49 @@ class Decay:
         return Mux(self._f.any(), x >> self._shift, 0)
 
 
-class NeuronArray(wiring.Component):
+class LaneUpdate(NamedTuple):
+    """The results of `neuron_update` for one neuron."""
+
+    u_cuba: Value  #: sat_U(u_prev - alpha_loss + a): the current a cuba neuron stores
+    v_pre: Value  #: v', the pre-reset membrane
+    z: Value  #: the spike, v' >= theta
+    v_next: Value  #: the membrane after the reset
+
+
+def neuron_update(m: Module, *, syn, bias, theta, v, u, lam_loss, alpha_loss, cuba, reset, v_bits: int,
+                  u_bits: int, name: str = "") -> LaneUpdate:
+    """The equations of docs/numerics.md for one neuron, as combinational logic added to `m`.
+
+    `syn` is sum_i w[j,i] s[i]; `v`, `u` the stored state; `lam_loss`, `alpha_loss` the amounts
+    the decays take (`Decay.of`); `cuba` selects the neuron kind, `reset` is a `RESET_CODE`.
+    Every lane of `NeuronArray` is one call; the formal proof of `spikeloop.sim.formal` checks
+    this function against the contract, computed on unbounded integers, for all inputs.
+    """
+    V, U = v_bits, u_bits
+    a = Signal(signed(max(len(syn), V) + 1), name=f"a{name}")
+    u_cuba = Signal(signed(U), name=f"u_cuba{name}")
+    u_new = Signal(signed(max(U, len(a))), name=f"u{name}")
+    vp = Signal(signed(V), name=f"vp{name}")
+    z = Signal(name=f"z{name}")
+    vn = Signal(signed(V), name=f"vn{name}")
+    m.d.comb += [
+        a.eq(syn + bias),
+        u_cuba.eq(saturate(u - alpha_loss + a, U)),
+        u_new.eq(Mux(cuba, u_cuba, a)),
+        vp.eq(saturate(v - lam_loss + u_new, V)),
+        z.eq(vp >= theta),
+    ]
+    with m.Switch(reset):
+        with m.Case(RESET_CODE["subtract"]):
+            m.d.comb += vn.eq(Mux(z, vp - theta, vp))
+        with m.Case(RESET_CODE["zero"]):
+            m.d.comb += vn.eq(Mux(z, 0, vp))
+        with m.Default():
+            m.d.comb += vn.eq(vp)
+    return LaneUpdate(u_cuba, vp, z, vn)
+
+
+class NeuronArray(wiring.Component, Probed):
     """`n_out` neurons updated `lanes` at a time.
 
     Parameters (keyword-only)
@@ -233,31 +278,15 @@ class NeuronArray(wiring.Component):
         lane_valid = [(b_group != NG - 1) | Const(p < c.n_out - (NG - 1) * P, 1) for p in range(P)]
         v_next, u_next, z_bits, v_pre = [], [], [], []
         for p in range(P):
-            a = Signal(signed(max(self._syn_bits, V) + 1), name=f"a{p}")
-            u_cuba = Signal(signed(U), name=f"u_cuba{p}")
-            u = Signal(signed(max(U, len(a))), name=f"u{p}")
-            vp = Signal(signed(V), name=f"vp{p}")
-            z = Signal(name=f"z{p}")
-            vn = Signal(signed(V), name=f"vn{p}")
-            theta = theta_rp.data[p]
-            m.d.comb += [
-                a.eq(b_syn[p] + bias_rp.data[p]),
-                u_cuba.eq(saturate(u_rp.data[p] - alpha_d[p] + a, U)),
-                u.eq(Mux(cuba, u_cuba, a)),
-                vp.eq(saturate(v_rp.data[p] - lam_d[p] + u, V)),
-                z.eq(vp >= theta),
-            ]
-            with m.Switch(ctrl.reset):
-                with m.Case(RESET_CODE["subtract"]):
-                    m.d.comb += vn.eq(Mux(z, vp - theta, vp))
-                with m.Case(RESET_CODE["zero"]):
-                    m.d.comb += vn.eq(Mux(z, 0, vp))
-                with m.Default():
-                    m.d.comb += vn.eq(vp)
-            v_next.append(vn)
-            u_next.append(u_cuba)
-            z_bits.append(z & lane_valid[p])
-            v_pre.append(vp)
+            lane = neuron_update(
+                m, syn=b_syn[p], bias=bias_rp.data[p], theta=theta_rp.data[p], v=v_rp.data[p], u=u_rp.data[p],
+                lam_loss=lam_d[p], alpha_loss=alpha_d[p], cuba=cuba, reset=ctrl.reset, v_bits=V, u_bits=U,
+                name=str(p),
+            )
+            v_next.append(lane.v_next)
+            u_next.append(lane.u_cuba)
+            z_bits.append(lane.z & lane_valid[p])
+            v_pre.append(lane.v_pre)
 
         m.d.comb += [
             v_wp.addr.eq(b_group), v_wp.data.eq(Cat(*v_next)), v_wp.en.eq(b_go),
@@ -287,4 +316,6 @@ class NeuronArray(wiring.Component):
             self.ctrl.clearing.eq(clear_pend | clearing),
             self.ctrl.busy.eq(b_valid | o_valid),
         ]
+        b_token, o_token = b_valid & b_end, o_valid & o.end  # a timestep is inside until its last group leaves
+        self._probes = {"steps": b_token + o_token, "lasts": (b_token & b_last) + (o_token & o.last)}
         return m

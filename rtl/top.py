@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 from spikeloop import regmap
 from spikeloop.regmap import CoreConfig
 
-from .common import DECAY_BITS, WINDOW, check_type, parameters, popcount
+from .common import DECAY_BITS, WINDOW, Probed, check_type, parameters, popcount
 from .network import Network
 
 __all__ = ["Core", "CoreTop", "axi_members"]
@@ -44,7 +44,7 @@ def axi_members(config: CoreConfig) -> dict:
     }
 
 
-class Core(wiring.Component):
+class Core(wiring.Component, Probed):
     """The whole core in the `sync` domain.
 
     Parameters (keyword-only)
@@ -60,6 +60,7 @@ class Core(wiring.Component):
         with parameters(self):
             check_type("config", config, CoreConfig)
         self._config = config
+        self._network = Network(config=config)
         super().__init__(axi_members(config))
 
     @property
@@ -67,12 +68,17 @@ class Core(wiring.Component):
         """The build configuration."""
         return self._config
 
+    @property
+    def network(self) -> Network:
+        """The datapath behind the AXI ports."""
+        return self._network
+
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
         W = cfg.bus_width
         n_layers = len(cfg.layers)
-        m.submodules.network = net = Network(config=cfg)
+        m.submodules.network = net = self._network
 
         status = regmap.register("STATUS")
         err_truncated, err_param, err_address, err_busy_write = (
@@ -202,7 +208,7 @@ class Core(wiring.Component):
         ro_values = cfg.readback()
         word_addr = addr[2:]
 
-        with m.FSM(name="axil"):
+        with m.FSM(name="axil") as axil:
             with m.State("IDLE"):
                 with m.If(self.s_axi_arvalid):
                     m.d.comb += self.s_axi_arready.eq(1)
@@ -259,6 +265,13 @@ class Core(wiring.Component):
                 m.d.comb += self.s_axi_bvalid.eq(1)
                 with m.If(self.s_axi_bready):
                     m.next = "IDLE"
+
+        self._probes = {
+            "steps": pending + active, "lasts": (pending & pending_last) + (active & held_last),
+            "widx": widx, "oidx": oidx,
+            "writing": axil.ongoing("WRITE") | axil.ongoing("WRITE_RESP"),
+            "reading": axil.ongoing("READ") | axil.ongoing("READ_WINDOW") | axil.ongoing("READ_RESP"),
+        }
         return m
 
     def _output_words(self, payload) -> list:

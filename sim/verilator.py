@@ -14,11 +14,16 @@ from pathlib import Path
 
 from spikeloop.regmap import CoreConfig
 
-__all__ = ["verilator_env", "VERILATOR_ARGS", "build_core", "run_cases", "runner", "available"]
+__all__ = ["verilator_env", "VERILATOR_ARGS", "COCOTB_ARGS", "build_core", "run_cases", "runner", "available"]
 
 #: Arguments every Verilator build of Amaranth output needs: Amaranth's Verilog trips the WIDTH
 #: lints, and its `casez` without `default` trips CASEINCOMPLETE (both fatal by default).
 VERILATOR_ARGS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE"]
+
+#: Added for the cocotb builds: cocotb's runner passes --public-flat-rw (every signal visible to
+#: VPI), which makes the model about 3x slower and its build slower; the bench touches only the
+#: ports, so only the top level is kept public. Waves (--trace) still show every signal.
+COCOTB_ARGS = ["--no-public-flat-rw", "--public-depth", "1"]
 
 
 def _root() -> Path | None:
@@ -88,10 +93,11 @@ def build_core(config: CoreConfig, build_root, *, waves: bool = False):
     from spikeloop.rtl.verilog import MODULE, generate
 
     source = generate(config, Path(build_root) / "verilog" / _key(config))
-    build_dir = Path(build_root) / (_key(config) + OPT + ("-waves" if waves else ""))
+    build_dir = Path(build_root) / (_key(config) + OPT + "-top" + ("-waves" if waves else ""))
     sim = runner()
     with _patched_environ(verilator_env()):
-        sim.build(sources=[source], hdl_toplevel=MODULE, build_dir=build_dir, build_args=VERILATOR_ARGS, waves=waves)
+        sim.build(sources=[source], hdl_toplevel=MODULE, build_dir=build_dir, build_args=VERILATOR_ARGS + COCOTB_ARGS,
+                  waves=waves)
     return sim, build_dir
 
 

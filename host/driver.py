@@ -1,0 +1,464 @@
+"""The host driver: one `Core` over any transport (golden, simulated board, PYNQ).
+
+    from spikeloop.host import open_core
+    core = open_core("sim", network=net)            # or "golden", or "pynq" with bitfile=...
+    out = core.run(spikes)                          # [T, n_in] or [B, T, n_in] -> out.spikes, out.membranes
+    core.reset()
+    for obs in loop:                                # closed loop: one (or a few) timesteps per call
+        z, v = core.step(encode(obs))
+
+numpy only; torch tensors are accepted wherever spikes are (converted on the CPU), never required.
+
+What the driver does, for every transport alike:
+- identity: on opening, rebuilds the configuration from the core's registers
+  (`CoreConfig.from_readback`: magic, version, design hash) and cross-checks WORDS_IN, WORDS_OUT
+  and ADDRESS_BITS; with `expect=` it also refuses a core of another design;
+- load: refuses a network the core cannot hold (`CoreConfig.check_network`, `ConfigError`), writes
+  `regmap.load_writes` in bulk, reads every word back and checks the sticky error bits
+  (`LoadError`), then clears the state and the counters;
+- run / step: packs spikes with `regmap.pack_spikes`, makes one stream transfer per chunk of
+  timesteps with a deadline, checks that exactly the expected words came back with TLAST
+  (`TransferError`), unpacks with `regmap.unpack_output`, and checks STATUS for sticky errors
+  set by the gateware (`CoreError`);
+- readouts: membranes and currents per layer, counters, status;
+- reset: stops a transfer in flight, drains what the core still holds, completes a partial input
+  timestep, clears errors, state and counters. After any error above, `reset()` makes the core
+  usable again.
+Every wait has a deadline (`timeout=` seconds, or one computed from the configuration).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from spikeloop import regmap
+from spikeloop.network import Network
+from spikeloop.regmap import ConfigError, CoreConfig
+from spikeloop.spikes import SpikeError, as_bool_spikes, check_spikes
+
+from .transport import Transport, TransportError, open_transport, transport_class
+
+__all__ = [
+    "Core", "Output", "Status", "CoreError", "LoadError", "TransferError", "ConfigError", "SpikeError",
+    "TransportError", "open_core", "describe_config",
+]
+
+_STATUS = regmap.register("STATUS")
+_CONTROL = regmap.register("CONTROL")
+ERROR_BITS = ("err_truncated", "err_param", "err_address", "err_busy_write")
+COUNTERS = ("TIMESTEPS", "SPIKES_IN", "SPIKES_OUT", "BUSY_CYCLES")
+_ERROR_MASK = sum(_STATUS.field(name).mask for name in ERROR_BITS)
+
+
+class CoreError(RuntimeError):
+    """The core set sticky error bits (`.errors`, names from regmap's STATUS fields)."""
+
+    def __init__(self, message: str, errors=(), status: int = 0):
+        super().__init__(message)
+        self.errors = tuple(errors)
+        self.status = status
+
+
+class LoadError(RuntimeError):
+    """Loading parameters failed: a word read back differently, or the core refused a write."""
+
+
+class TransferError(RuntimeError):
+    """A stream transfer did not bring back what the contract promises (T timesteps in, T out)."""
+
+
+class Output(NamedTuple):
+    """What the core returned: spikes (bool) and, when the core outputs them, membranes v' (int64)."""
+
+    spikes: np.ndarray
+    membranes: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Status:
+    """The STATUS register, decoded."""
+
+    word: int
+    busy: bool
+    clearing: bool
+    errors: tuple[str, ...]
+
+
+def describe_config(config: CoreConfig) -> str:
+    """One line: sizes, lanes, chunks, output options and the design hash prefix."""
+    lanes = "/".join(str(c.lanes) for c in config.layers)
+    chunk = "/".join(str(c.chunk) for c in config.layers)
+    extra = ", membranes" if config.membranes else ""
+    return (f"{'-'.join(map(str, config.sizes))} (lanes {lanes}, chunk {chunk}{extra}, {config.bus_width}-bit bus, "
+            f"design {regmap.design_hash(config).hex()[:12]})")
+
+
+def _error_text(names) -> str:
+    return "; ".join(f"{name} ({_STATUS.field(name).doc})" for name in names)
+
+
+class Core:
+    """A spikeloop core behind a transport.
+
+    Parameters
+    ----------
+    transport : a `Transport` (see `spikeloop.host.transport`).
+    network : a `Network` to load right away (optional).
+    expect : a `CoreConfig`: refuse the core unless it is exactly this design.
+    timeout : seconds every transfer may take at most (default: computed per transfer from the
+        configuration and the transport's speed).
+    check_errors : read STATUS after every transfer and raise `CoreError` on sticky errors.
+    """
+
+    def __init__(self, transport: Transport, *, network: Network | None = None, expect: CoreConfig | None = None,
+                 timeout: float | None = None, check_errors: bool = True):
+        if not isinstance(transport, Transport):
+            raise TypeError(f"transport must be a Transport, got {type(transport).__name__}")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.transport = transport
+        self.timeout = timeout
+        self.check_errors = bool(check_errors)
+        self._config = self._identify(expect)
+        cfg = self._config
+        self._words_in = regmap.words_per_timestep(cfg.n_in, cfg.bus_width)
+        self._words_out = regmap.output_words_per_timestep(cfg)
+        self._dtype = np.dtype(np.uint32 if cfg.bus_width == 32 else np.uint64)
+        limit = transport.max_transfer_words
+        self._max_steps = max(1, min(limit // self._words_in, limit // self._words_out))
+        self._chunk_steps = self._max_steps
+        bound = sum(c.n_groups * c.n_chunks + 4 for c in cfg.layers) + self._words_in + self._words_out + 8
+        self._cycles_per_step_bound = bound
+        self._network: Network | None = None
+        #: Seconds spent in the last transfer: pack (spikes to words), transfer (the transport:
+        #: sending, the core computing, receiving), unpack (words to arrays), check (STATUS).
+        self.last_timing = {"pack": 0.0, "transfer": 0.0, "unpack": 0.0, "check": 0.0}
+        if network is not None:
+            self.load(network)
+
+    # ------------------------------------------------------------------ identity
+    def _identify(self, expect: CoreConfig | None) -> CoreConfig:
+        where = self.transport.describe()
+        try:
+            config = CoreConfig.from_readback(self.transport.read)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        checks = {"WORDS_IN": regmap.words_per_timestep(config.n_in, config.bus_width),
+                  "WORDS_OUT": regmap.output_words_per_timestep(config),
+                  "ADDRESS_BITS": regmap.address_bits(config)}
+        for name, want in checks.items():
+            got = self.transport.read(regmap.register(name).offset)
+            if got != want:
+                raise ConfigError(f"{where}: {name} reads {got}, the configuration read back implies {want}")
+        if expect is not None and regmap.design_hash(expect) != regmap.design_hash(config):
+            raise ConfigError(f"{where}: the core is {describe_config(config)}, expected {describe_config(expect)}")
+        return config
+
+    @property
+    def config(self) -> CoreConfig:
+        """The configuration read back from the core."""
+        return self._config
+
+    @property
+    def words_in(self) -> int:
+        """Bus words per input timestep."""
+        return self._words_in
+
+    @property
+    def words_out(self) -> int:
+        """Bus words per output timestep."""
+        return self._words_out
+
+    @property
+    def steps_per_transfer(self) -> int:
+        """Timesteps `run` sends per stream transfer (at most what the transport can move at once)."""
+        return self._chunk_steps
+
+    @steps_per_transfer.setter
+    def steps_per_transfer(self, steps: int) -> None:
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= self._max_steps:
+            raise ValueError(f"steps_per_transfer must be an integer in [1, {self._max_steps}], got {steps!r}")
+        self._chunk_steps = int(steps)
+
+    @property
+    def network(self) -> Network | None:
+        """The network loaded by this driver (None before `load`)."""
+        return self._network
+
+    @property
+    def design_hash(self) -> str:
+        """The core's design hash, hex."""
+        return regmap.design_hash(self._config).hex()
+
+    def __repr__(self) -> str:
+        return f"Core({self.transport.describe()}: {describe_config(self._config)})"
+
+    # ------------------------------------------------------------------ registers
+    def _offset(self, name: str, layer: int | None) -> int:
+        if layer is None:
+            return regmap.register(name).offset
+        self._layer_index(layer)
+        return regmap.layer_offset(layer % len(self._config.layers), name)
+
+    def read_register(self, name: str, layer: int | None = None) -> int:
+        """A register by name (per-layer registers need `layer`)."""
+        return self.transport.read(self._offset(name, layer))
+
+    def write_register(self, name: str, value: int, layer: int | None = None) -> None:
+        """Write a register by name (per-layer registers need `layer`). No check: the core has its own."""
+        self.transport.write(self._offset(name, layer), int(value) & 0xFFFFFFFF)
+
+    def status(self) -> Status:
+        """STATUS, decoded."""
+        word = self.transport.read(_STATUS.offset)
+        fields = _STATUS.decode(word)
+        return Status(word, bool(fields["busy"]), bool(fields["clearing"]),
+                      tuple(name for name in ERROR_BITS if fields[name]))
+
+    def errors(self) -> tuple[str, ...]:
+        """Names of the sticky error bits that are set."""
+        return self.status().errors
+
+    def raise_errors(self) -> None:
+        """Raise `CoreError` if any sticky error bit is set."""
+        status = self.status()
+        if status.errors:
+            raise CoreError(f"the core reports {_error_text(status.errors)}. The bits stay set until "
+                            "clear_errors() or reset().", status.errors, status.word)
+
+    def clear_errors(self) -> None:
+        """Clear every sticky error bit."""
+        self.transport.write(_STATUS.offset, _ERROR_MASK)
+
+    def counters(self) -> dict[str, int]:
+        """The 64-bit counters: timesteps, spikes_in, spikes_out, busy_cycles."""
+        out = {}
+        for name in COUNTERS:
+            lo = self.transport.read(regmap.register(f"{name}_LO").offset)  # latches _HI
+            hi = self.transport.read(regmap.register(f"{name}_HI").offset)
+            out[name.lower()] = hi << 32 | lo
+        return out
+
+    def _layer_index(self, layer: int) -> int:
+        n = len(self._config.layers)
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -n <= layer < n:
+            raise IndexError(f"layer {layer!r} does not exist; the core has {n} layers")
+        return int(layer) % n
+
+    def _read_neurons(self, kind: str, layer: int) -> np.ndarray:
+        k = self._layer_index(layer)
+        cfg = self._config.layers[k]
+        w = regmap.window(self._config, k, kind)
+        index = regmap.neuron_word_index(cfg)
+        words = self.transport.read_many(w.base + regmap.WORD_BYTES * index)
+        image = np.zeros(w.words, np.uint32)
+        image[index] = words
+        return regmap.unpack_neuron_values(image, cfg)
+
+    def membranes(self, layer: int = -1) -> np.ndarray:
+        """Membranes v (after reset) of a layer's neurons, int64 [n_out]."""
+        return self._read_neurons("v", layer)
+
+    def currents(self, layer: int = -1) -> np.ndarray:
+        """Currents u of a layer's neurons, int64 [n_out] (zero for lif layers)."""
+        return self._read_neurons("u", layer)
+
+    def states(self):
+        """Every layer's state as `golden.LayerState` ([1, n_out] arrays), comparable with the golden model."""
+        from spikeloop.golden import LayerState
+
+        layers = range(len(self._config.layers))
+        return tuple(LayerState(self.membranes(k)[None], self.currents(k)[None]) for k in layers)
+
+    # ------------------------------------------------------------------ deadlines
+    def _deadline(self, steps: int = 1, timeout: float | None = None) -> float:
+        timeout = timeout if timeout is not None else self.timeout
+        if timeout is None:
+            rate = self.transport.cycles_per_second
+            timeout = 2.0 + 4.0 * steps * self._cycles_per_step_bound / rate
+        return time.monotonic() + timeout
+
+    def _wait_status(self, done, what: str, deadline: float) -> Status:
+        while True:
+            status = self.status()
+            if done(status):
+                return status
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.transport.describe()}: {what} did not happen before the deadline "
+                                   f"(STATUS = {status.word:#x}); reset() drains and restarts the core")
+            self.transport.pause()
+
+    # ------------------------------------------------------------------ load
+    def load(self, network: Network, *, verify: bool = True, timeout: float | None = None) -> None:
+        """Load `network`: refuse it unless the core holds it exactly, write it, read it back, reset.
+
+        Raises `ConfigError` (does not fit), `LoadError` (read-back mismatch or a refused write).
+        """
+        if not isinstance(network, Network):
+            raise TypeError(f"network must be a Network, got {type(network).__name__}")
+        try:
+            self._config.check_network(network)
+        except ConfigError as exc:
+            raise ConfigError(f"this core ({describe_config(self._config)}) cannot hold the "
+                              f"{'-'.join(map(str, network.sizes))} network: {exc}") from None
+        deadline = self._deadline(timeout=timeout)
+        self._wait_status(lambda s: not s.busy and not s.clearing, "the core going idle", deadline)
+        self.clear_errors()
+        offsets, values = (np.array(x, dtype=np.int64) for x in zip(*regmap.load_writes(self._config, network)))
+        self._network = None
+        self.transport.write_many(offsets, values)
+        if verify:
+            got = self.transport.read_many(offsets).astype(np.int64)
+            bad = np.flatnonzero(got != (values & 0xFFFFFFFF))
+            if bad.size:
+                i = int(bad[0])
+                raise LoadError(f"{bad.size} of {offsets.size} words read back differently; the first is "
+                                f"{self._where(int(offsets[i]))}: wrote {int(values[i]) & 0xFFFFFFFF:#010x}, read "
+                                f"{int(got[i]):#010x}")
+        status = self.status()
+        if status.errors:
+            raise LoadError(f"the core refused part of the network: {_error_text(status.errors)}")
+        self._network = network
+        self.clear_state(timeout=timeout)
+        self.clear_counters()
+
+    def _where(self, offset: int) -> str:
+        kind, what = regmap.decode_address(self._config, offset)
+        if kind == "window":
+            w, index = what
+            return f"layer {w.layer} {w.kind} word {index} (offset {offset:#x})"
+        if kind == "layer":
+            return f"layer {what[0]} {what[1].name} (offset {offset:#x})"
+        return f"offset {offset:#x}"
+
+    # ------------------------------------------------------------------ control
+    def clear_state(self, *, timeout: float | None = None) -> None:
+        """Zero every membrane and current (waits until the core has done it)."""
+        self.transport.write(_CONTROL.offset, _CONTROL.encode(clear_state=1))
+        self._wait_status(lambda s: not s.clearing, "the state clear", self._deadline(timeout=timeout))
+
+    def clear_counters(self) -> None:
+        """Zero the counters."""
+        self.transport.write(_CONTROL.offset, _CONTROL.encode(clear_counters=1))
+
+    def reset(self, *, timeout: float | None = None) -> None:
+        """Make the core usable again after anything: stop and drain transfers, finish a partial
+        input timestep, clear errors, state and counters. The loaded parameters stay."""
+        deadline = self._deadline(timeout=timeout)
+        self.transport.abort()
+        self.transport.drain(deadline=deadline)
+        status = self.status()
+        if status.busy and not status.clearing:
+            # Input words of a timestep went in without the rest: finish it with one word and TLAST
+            # (the core zero-pads it, sets err_truncated, and answers one timestep, discarded here).
+            self.transport.transfer(np.zeros(1, self._dtype), self._words_out, deadline=deadline)
+            self.transport.drain(deadline=deadline)
+            status = self._wait_status(lambda s: not s.busy, "the core going idle", deadline)
+        self.clear_errors()
+        self.clear_state(timeout=timeout)
+        self.clear_counters()
+
+    # ------------------------------------------------------------------ spikes
+    def _transfer(self, spikes: np.ndarray, timeout: float | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """bool [t, n_in] -> (bool [t, n_out], int64 [t, n_out] or None), one transfer."""
+        t0 = time.perf_counter()
+        steps = spikes.shape[0]
+        words = regmap.pack_spikes(spikes, self._config.bus_width)
+        n_out = steps * self._words_out
+        t1 = time.perf_counter()
+        got = self.transport.transfer(words, n_out, deadline=self._deadline(steps, timeout))
+        t2 = time.perf_counter()
+        if got.words.size != n_out or not got.last:
+            raise TransferError(
+                f"{self.transport.describe()}: {steps} timesteps in gave {got.words.size} words out, expected {n_out} "
+                f"({self._words_out} per timestep){' ending with TLAST' if got.last else ' and no TLAST'}. "
+                "The output is unusable; call reset() before the next transfer.")
+        z, v = regmap.unpack_output(got.words, self._config)
+        t3 = time.perf_counter()
+        if self.check_errors:
+            self.raise_errors()
+        self.last_timing = {"pack": t1 - t0, "transfer": t2 - t1, "unpack": t3 - t2, "check": time.perf_counter() - t3}
+        return z, v
+
+    def run(self, spikes, *, reset: bool = True, timeout: float | None = None) -> Output:
+        """Run whole sequences: spikes [T, n_in] or [B, T, n_in] of 0/1 (bool, integers; numpy or torch).
+
+        Each sequence starts from a cleared state (as `golden.run`), unless `reset=False` (one
+        unbatched sequence continuing from the current state). Batch entries run one after the
+        other. Returns `Output(spikes [.., T, n_out] bool, membranes int64 or None)`.
+        """
+        s, batched = check_spikes(spikes, self._config.n_in)
+        if batched and not reset:
+            raise ValueError("reset=False continues one sequence; give spikes of shape [T, n_in], not a batch")
+        B, T = s.shape[:2]
+        n_out = self._config.n_out
+        z_all = np.empty((B, T, n_out), bool)
+        v_all = np.empty((B, T, n_out), np.int64) if self._config.membranes else None
+        for b in range(B):
+            if reset:
+                self.clear_state(timeout=timeout)
+            for t0 in range(0, T, self._chunk_steps):
+                z, v = self._transfer(s[b, t0 : t0 + self._chunk_steps], timeout)
+                z_all[b, t0 : t0 + z.shape[0]] = z
+                if v_all is not None:
+                    v_all[b, t0 : t0 + z.shape[0]] = v
+        if not batched:
+            return Output(z_all[0], None if v_all is None else v_all[0])
+        return Output(z_all, v_all)
+
+    def step(self, spikes, *, timeout: float | None = None) -> Output:
+        """The next timestep(s) of a closed loop, from the current state: spikes [n_in] (one
+        timestep; returns [n_out]) or [k, n_in] (k timesteps; returns [k, n_out])."""
+        if hasattr(spikes, "detach") and hasattr(spikes, "numpy"):  # a torch tensor, without importing torch
+            spikes = spikes.detach().cpu().numpy()
+        arr = np.asarray(spikes)
+        n_in = self._config.n_in
+        if arr.ndim not in (1, 2) or arr.shape[-1] != n_in or arr.size == 0:
+            raise SpikeError(f"step takes spikes of shape [{n_in}] (one timestep) or [k, {n_in}] (k timesteps), "
+                             f"got shape {arr.shape}")
+        arr = as_bool_spikes(arr)
+        z, v = self._transfer(arr.reshape(-1, n_in), timeout)
+        if arr.ndim == 1:
+            return Output(z[0], None if v is None else v[0])
+        return Output(z, v)
+
+    def close(self) -> None:
+        """Close the transport."""
+        self.transport.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_core(backend: str, network: Network | None = None, *, config: CoreConfig | None = None, lanes=16, chunk=64,
+              membranes: bool = True, bus_width: int = 32, timeout: float | None = None, check_errors: bool = True,
+              **options) -> Core:
+    """Open a core by transport name and (optionally) load `network` into it.
+
+    "golden" and "sim" build the core they talk to: from `config`, else from the network
+    (`CoreConfig.for_network(network, lanes=, chunk=, membranes=, bus_width=)`). "pynq" talks to a
+    built bitstream (`bitfile=`, `overlay=`, `device=` ... see `PynqTransport`); a given `config`
+    is then the design it must be. Other keyword `options` go to the transport.
+    """
+    cls = transport_class(backend)
+    builds = backend in ("golden", "sim")
+    if builds:
+        if config is None:
+            if network is None:
+                raise ValueError(f"the {backend} transport needs a config= or a network= to build its core from")
+            config = CoreConfig.for_network(network, lanes=lanes, chunk=chunk, membranes=membranes, bus_width=bus_width)
+        transport = cls(config=config, **options)
+    else:
+        transport = open_transport(backend, **options)
+    try:
+        return Core(transport, network=network, expect=config, timeout=timeout, check_errors=check_errors)
+    except BaseException:
+        transport.close()
+        raise

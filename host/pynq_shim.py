@@ -1,0 +1,354 @@
+"""A PYNQ board made of the simulated board: a `pynq.Device` whose MMIO, memory and AXI DMA are
+emulated on top of `spikeloop.sim.board.SimBoard`, so the `pynq` transport, pynq's own `MMIO`,
+`allocate`, `Overlay` and `pynq.lib.dma.DMA` code run unchanged off-board (in CI, notebooks).
+
+    overlay = sim_overlay(config)                   # SimBoard -> SimDevice -> SpikeloopOverlay
+    core = Core(PynqTransport(overlay=overlay), network=net)
+
+What is emulated:
+- MMIO: the device is "memory mapped" like the board's (`mmap` returns a numpy array), but
+  every element access of that array is a transaction: an AXI-Lite read/write of the simulated
+  core, or a register access of the DMA model;
+- memory: `allocate` gives `PynqBuffer`s at fake physical addresses, not coherent: the DMA
+  model reads and writes a device-side copy, so a missing `flush()`/`invalidate()` shows;
+- the AXI DMA (PG021, simple mode): DMACR run/stop and soft reset, DMASR (Halted, Idle,
+  DMAIntErr, DMADecErr, IOC_Irq), addresses and LENGTH. A write of MM2S LENGTH queues the
+  buffer's words for the core's input stream with TLAST on the last; a write of S2MM LENGTH
+  arms a receive; a receive ends at TLAST (LENGTH then reads the bytes received) or with
+  DMAIntErr when the buffer fills first. Time passes on every DMA register access
+  (`cycles_per_access` clock cycles), as it does on a board while the CPU polls.
+
+`SimDevice` is not registered with pynq's device list; pass it as `device=`, or make it
+pynq's active device for a while with `with device.activate(): ...`.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pynq
+from pynq.buffer import PynqBuffer
+
+from spikeloop import regmap
+from spikeloop.regmap import CoreConfig
+
+from .pynq_transport import DMA, DMA_VLNV, VLNV, SpikeloopOverlay
+
+__all__ = ["SimDevice", "sim_overlay", "CORE_BASE", "DMA_BASE"]
+
+CORE_BASE = 0x43C0_0000
+DMA_BASE = 0x4040_0000
+DMA_SPAN = 0x1_0000
+_PAGE = 4096
+
+
+class _RegisterArray(np.ndarray):
+    """What `mmap` returns: a uint32 array whose element reads and writes are bus transactions."""
+
+    def __new__(cls, device, base: int, words: int):
+        obj = np.zeros(0, np.uint32).view(cls)
+        obj._device, obj._base, obj._words = device, base, words
+        return obj
+
+    def __array_finalize__(self, obj):
+        self._device = getattr(obj, "_device", None)
+        self._base = getattr(obj, "_base", 0)
+        self._words = getattr(obj, "_words", 0)
+
+    def __len__(self):
+        return self._words
+
+    def _index(self, key) -> np.ndarray | int:
+        if isinstance(key, (int, np.integer)):
+            key = int(key)
+            if not -self._words <= key < self._words:
+                raise IndexError(f"register index {key} outside the {self._words}-word mapping")
+            return key % self._words
+        if isinstance(key, slice):
+            return np.arange(*key.indices(self._words))
+        index = np.asarray(key, dtype=np.int64)
+        if index.size and (index.min() < -self._words or index.max() >= self._words):
+            raise IndexError(f"register index outside the {self._words}-word mapping")
+        return index % self._words
+
+    def __getitem__(self, key):
+        index = self._index(key)
+        if isinstance(index, int):
+            return np.uint32(self._device.bus_read(self._base + 4 * index))
+        return np.array([self._device.bus_read(self._base + 4 * int(i)) for i in index.reshape(-1)],
+                        np.uint32).reshape(index.shape)
+
+    def __setitem__(self, key, value):
+        index = self._index(key)
+        if isinstance(index, int):
+            self._device.bus_write(self._base + 4 * index, int(value) & 0xFFFFFFFF)
+            return
+        values = np.broadcast_to(np.asarray(value, dtype=np.int64) & 0xFFFFFFFF, index.shape).reshape(-1)
+        self._device.bus_write_many(self._base + 4 * index.reshape(-1), values)
+
+    def __repr__(self):
+        return f"<registers at {self._base:#x}, {self._words} words>"
+
+
+class _Memory:
+    """DDR as the DMA sees it: buffers at fake physical addresses, each with a device-side copy."""
+
+    def __init__(self, device):
+        self.device = device
+        self.next_address = 0x1000_0000
+        self.buffers: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}  # bo -> (address, host, device)
+
+    def allocate(self, shape, dtype, **kwargs):
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        size = max(_PAGE, -(-nbytes // _PAGE) * _PAGE)
+        host = np.zeros(size, np.uint8)
+        bo = len(self.buffers) + 1
+        address = self.next_address
+        self.next_address += size + _PAGE  # a guard page between buffers
+        self.buffers[bo] = (address, host, np.zeros(size, np.uint8))
+        return PynqBuffer(shape=shape, dtype=dtype, buffer=host, device_address=address, device=self.device,
+                          bo=bo, coherent=False)
+
+    def find(self, address: int, nbytes: int):
+        for _, (base, _, dev) in self.buffers.items():
+            if base <= address and address + nbytes <= base + dev.size:
+                return dev, address - base
+        return None, 0
+
+
+class _DmaModel:
+    """The AXI DMA in simple mode, moving words between `_Memory` and the simulated core's streams."""
+
+    def __init__(self, device, width_bytes: int, cycles_per_access: int):
+        self.device = device
+        self.board = device.board
+        self.width = width_bytes
+        self.cycles = cycles_per_access
+        self.regs = {}
+        self.reset()
+
+    def reset(self):
+        self.board.discard()
+        self.board.disarm()
+        for ch in (DMA.MM2S, DMA.S2MM):
+            self.regs[ch] = {"cr": 0, "sr": DMA.HALTED, "addr": 0, "addr_msb": 0, "length": 0, "active": False}
+
+    def _channel(self, offset: int):
+        ch = DMA.S2MM if offset >= DMA.S2MM else DMA.MM2S
+        return ch, offset - ch
+
+    def read(self, offset: int) -> int:
+        self.board.run(self.cycles)
+        self.update()
+        ch, reg = self._channel(offset)
+        r = self.regs[ch]
+        return {DMA.DMACR: r["cr"], DMA.DMASR: r["sr"], DMA.ADDR: r["addr"], DMA.ADDR_MSB: r["addr_msb"],
+                DMA.LENGTH: r["length"]}.get(reg, 0)
+
+    def write(self, offset: int, value: int) -> None:
+        self.board.run(self.cycles)
+        self.update()
+        ch, reg = self._channel(offset)
+        r = self.regs[ch]
+        if reg == DMA.DMACR:
+            if value & DMA.RESET:  # soft reset: both channels, in-flight transfers dropped
+                self.reset()
+                return
+            r["cr"] = value
+            if value & DMA.RS:
+                r["sr"] &= ~DMA.HALTED
+            else:
+                r["sr"] |= DMA.HALTED
+                r["sr"] &= ~DMA.IDLE
+                self._stop(ch)
+        elif reg == DMA.DMASR:
+            r["sr"] &= ~(value & (DMA.IOC_IRQ | DMA.ERR_IRQ))
+        elif reg == DMA.ADDR:
+            r["addr"] = value
+        elif reg == DMA.ADDR_MSB:
+            r["addr_msb"] = value
+        elif reg == DMA.LENGTH:
+            r["length"] = value
+            if not r["sr"] & DMA.HALTED:
+                self._start(ch)
+
+    def _fail(self, ch: int, bit: int):
+        r = self.regs[ch]
+        r["sr"] = (r["sr"] | bit | DMA.ERR_IRQ | DMA.HALTED) & ~DMA.IDLE
+        r["cr"] &= ~DMA.RS
+        r["active"] = False
+        self._stop(ch)
+
+    def _stop(self, ch: int):
+        if ch == DMA.MM2S:
+            self.board.discard()
+        else:
+            self.board.disarm()
+
+    def _start(self, ch: int):
+        r = self.regs[ch]
+        nbytes = r["length"]
+        address = r["addr_msb"] << 32 | r["addr"]
+        if nbytes == 0 or nbytes % self.width:
+            self._fail(ch, 1 << 4)  # DMAIntErr
+            return
+        memory, offset = self.device.memory.find(address, nbytes)
+        if memory is None:
+            self._fail(ch, 1 << 6)  # DMADecErr
+            return
+        r["sr"] &= ~DMA.IDLE
+        r["active"] = True
+        if ch == DMA.MM2S:
+            words = memory[offset : offset + nbytes].view("<u4" if self.width == 4 else "<u8")
+            self.board.send(words.astype(np.uint64), last=True)
+        else:
+            self.board.arm(nbytes // self.width)
+
+    def update(self):
+        from spikeloop.sim.board import RX_ARMED, RX_OVERFLOW
+
+        mm2s, s2mm = self.regs[DMA.MM2S], self.regs[DMA.S2MM]
+        if mm2s["active"] and self.board.pending == 0:
+            mm2s["active"] = False
+            mm2s["sr"] |= DMA.IDLE | DMA.IOC_IRQ
+        if s2mm["active"] and not self.board.rx_state & RX_ARMED:
+            words = self.board.take()
+            memory, offset = self.device.memory.find(s2mm["addr_msb"] << 32 | s2mm["addr"], s2mm["length"])
+            data = words.astype("<u4" if self.width == 4 else "<u8").view(np.uint8)
+            memory[offset : offset + data.size] = data
+            if self.board.rx_state & RX_OVERFLOW:
+                self._fail(DMA.S2MM, 1 << 4)  # DMAIntErr: the packet is longer than the buffer
+            else:
+                s2mm["active"] = False
+                s2mm["length"] = data.size
+                s2mm["sr"] |= DMA.IDLE | DMA.IOC_IRQ
+
+
+class SimDevice(pynq.Device):
+    """A pynq `Device` whose programmable logic is the simulated board `board` (a `SimBoard`).
+
+    `cycles_per_access`: clock cycles that pass on each DMA register access.
+    """
+
+    def __init__(self, board, *, cycles_per_access: int = 64, tag: str = "spikeloop_sim"):
+        super().__init__(tag)
+        self.name = tag
+        self.board = board
+        self.config: CoreConfig = board.config
+        self.capabilities = {"MEMORY_MAPPED": True, "REGISTER_RW": False, "CALLABLE": False}
+        self.memory = _Memory(self)
+        self.dma_model = _DmaModel(self, board.config.bus_width // 8, cycles_per_access)
+        self.core_span = max(_PAGE, 1 << regmap.address_bits(board.config))
+        self.timestamp = ""
+        self.bitfile_name = ""
+
+    # -- what pynq's Device API needs
+    @property
+    def default_memory(self):
+        return self.memory
+
+    def get_memory(self, description):
+        return self.memory
+
+    def mmap(self, base_addr: int, length: int):
+        return _RegisterArray(self, int(base_addr), int(length) // 4)
+
+    def flush(self, bo, offset, ptr, size):
+        _, host, dev = self.memory.buffers[bo]
+        dev[offset : offset + size] = host[offset : offset + size]
+
+    def invalidate(self, bo, offset, ptr, size):
+        _, host, dev = self.memory.buffers[bo]
+        host[offset : offset + size] = dev[offset : offset + size]
+
+    def get_bitfile_metadata(self, bitfile_name: str):
+        return self.metadata()
+
+    def download(self, bitstream, parser=None):
+        self.board.reset()
+        self.dma_model.reset()
+        self.post_download(bitstream, parser or self.metadata(), self.name)
+
+    def metadata(self):
+        """What a .hwh parser would give for the spikeloop overlay (boards/pynq_z2/block_design.tcl):
+        the core ("core") and its DMA ("dma", simple mode, 64-bit memory side); no interrupts."""
+        width = str(self.config.bus_width)
+        core = {"type": VLNV, "phys_addr": CORE_BASE, "addr_range": self.core_span, "fullpath": "core",
+                "parameters": {}, "interrupts": {}, "gpio": {}, "state": None, "mem_id": "s_axi"}
+        dma = {"type": DMA_VLNV, "phys_addr": DMA_BASE, "addr_range": DMA_SPAN, "fullpath": "dma",
+               "parameters": {"c_include_sg": "0", "c_sg_length_width": "26", "c_micro_dma": "0",
+                              "c_include_mm2s": "1", "c_include_s2mm": "1",
+                              "c_include_mm2s_dre": "0", "c_include_s2mm_dre": "0",
+                              "c_m_axi_mm2s_data_width": "64", "c_m_axi_s2mm_data_width": "64",
+                              "c_m_axis_mm2s_tdata_width": width, "c_s_axis_s2mm_tdata_width": width},
+               "interrupts": {}, "gpio": {}, "state": None, "mem_id": "S_AXI_LITE"}
+        return SimpleNamespace(ip_dict={"core": core, "dma": dma}, gpio_dict={},
+                               interrupt_pins={}, interrupt_controllers={}, hierarchy_dict={}, mem_dict={},
+                               clock_dict={}, systemgraph=None)
+
+    # -- the bus
+    def _target(self, address: int):
+        if CORE_BASE <= address < CORE_BASE + self.core_span:
+            return "core", address - CORE_BASE
+        if DMA_BASE <= address < DMA_BASE + DMA_SPAN:
+            return "dma", address - DMA_BASE
+        raise MemoryError(f"no slave at {address:#x} (a bus error on the board)")
+
+    def bus_read(self, address: int) -> int:
+        where, offset = self._target(address)
+        if where == "core":
+            value = self.board.read(offset)
+            self.dma_model.update()
+            return value
+        return self.dma_model.read(offset)
+
+    def bus_write(self, address: int, value: int) -> None:
+        where, offset = self._target(address)
+        if where == "core":
+            self.board.write(offset, value)
+            self.dma_model.update()
+        else:
+            self.dma_model.write(offset, value)
+
+    def bus_write_many(self, addresses, values) -> None:
+        addresses = np.asarray(addresses, dtype=np.int64)
+        if addresses.size and CORE_BASE <= addresses.min() and addresses.max() < CORE_BASE + self.core_span:
+            self.board.write_many(addresses - CORE_BASE, values)  # one call for a bulk load
+            self.dma_model.update()
+            return
+        for a, v in zip(addresses, values):
+            self.bus_write(int(a), int(v))
+
+    @contextmanager
+    def activate(self):
+        """Make this pynq's active device (what `pynq.allocate`, `Overlay` use by default) for a while."""
+        had = "_active_device" in vars(pynq.Device)
+        old = vars(pynq.Device).get("_active_device")
+        pynq.Device.active_device = self
+        try:
+            yield self
+        finally:
+            if had:
+                pynq.Device.active_device = old
+            else:
+                del pynq.Device._active_device
+
+
+def sim_overlay(config_or_board, *, directory=None, profile: str | None = None, cycles_per_access: int = 64):
+    """A `SpikeloopOverlay` on a `SimDevice`: the simulated board of a configuration (built and
+    cached as for the `sim` transport) or of a given `SimBoard`. An empty placeholder bitfile is
+    written to `directory` (default: `overlay/` in the simulated boards' cache)."""
+    from spikeloop.sim.board import SimBoard, cache_root
+
+    board = config_or_board if isinstance(config_or_board, SimBoard) else SimBoard(config_or_board, profile=profile)
+    device = SimDevice(board, cycles_per_access=cycles_per_access)
+    folder = Path(directory) if directory is not None else cache_root() / "overlay"
+    folder.mkdir(parents=True, exist_ok=True)
+    bitfile = folder / "spikeloop.bit"
+    if not bitfile.exists():
+        bitfile.write_bytes(b"")  # pynq's Bitstream wants a file; the SimDevice never reads it
+    return SpikeloopOverlay(str(bitfile), device=device)

@@ -1,0 +1,305 @@
+"""The `pynq` transport: a spikeloop overlay on a PYNQ board (or a PYNQ 4.0 remote device, or
+the simulated board behind `spikeloop.host.pynq_shim`), through pynq's own MMIO, `allocate`
+and AXI DMA driver. Needs numpy and pynq only (no torch: it runs on the board's 32-bit ARM).
+
+- `SpikeloopIP`: the `pynq.DefaultIP` driver that pynq binds to the core by its VLNV
+  (`xilinx.com:module_ref:spikeloop_core:1.0`, the core added to a block design as a module
+  reference); register access, with bulk forms on the memory-mapped array.
+- `SpikeloopOverlay`: a `pynq.Overlay` that finds the core and its AXI DMA (simple mode, both
+  channels) by type, whatever the block design named them.
+- `PynqTransport`: stream transfers with the receive armed before the send, and waits with
+  deadlines instead of pynq's `wait()` (which spins forever on a core that never sends TLAST):
+  the DMA status registers are polled until idle; on an error bit or at the deadline the DMA
+  is reset and restarted, and the exception carries the decoded DMASR of both channels.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import numpy as np
+import pynq
+
+from .transport import Received, TransferTimeout, Transport, TransportError
+
+__all__ = ["SpikeloopIP", "SpikeloopOverlay", "PynqTransport", "VLNV", "DMA_VLNV", "DMA", "decode_dmasr"]
+
+#: Name of the core's top module (`spikeloop.rtl.verilog.MODULE`; a test holds the two equal).
+MODULE = "spikeloop_core"
+#: What Vivado calls RTL added to a block design as a module reference.
+VLNV = f"xilinx.com:module_ref:{MODULE}:1.0"
+#: The AXI DMA the overlay uses (simple mode).
+DMA_VLNV = "xilinx.com:ip:axi_dma:7.1"
+
+
+class DMA:
+    """AXI DMA (PG021) register offsets and bits, for both channels (MM2S at 0x00, S2MM at 0x30)."""
+
+    MM2S, S2MM = 0x00, 0x30
+    # per channel, relative to its base
+    DMACR, DMASR, ADDR, ADDR_MSB, LENGTH = 0x00, 0x04, 0x18, 0x1C, 0x28
+    # DMACR
+    RS, RESET = 1 << 0, 1 << 2
+    # DMASR
+    HALTED, IDLE = 1 << 0, 1 << 1
+    SR_BITS = {
+        0: "Halted", 1: "Idle", 3: "SGIncld", 4: "DMAIntErr", 5: "DMASlvErr", 6: "DMADecErr",
+        8: "SGIntErr", 9: "SGSlvErr", 10: "SGDecErr", 12: "IOC_Irq", 13: "Dly_Irq", 14: "Err_Irq",
+    }
+    ERRORS = (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 9) | (1 << 10)
+    IOC_IRQ, ERR_IRQ = 1 << 12, 1 << 14
+    ERROR_TEXT = {
+        4: "internal error (a zero length, or a packet longer than the receive buffer)",
+        5: "slave error (the memory map interface refused an access)",
+        6: "decode error (invalid address)",
+    }
+
+
+def decode_dmasr(word: int) -> str:
+    """DMASR bits by name, e.g. 'Idle|IOC_Irq'."""
+    names = [name for bit, name in DMA.SR_BITS.items() if word >> bit & 1]
+    return "|".join(names) if names else "running, not idle"
+
+
+class SpikeloopIP(pynq.DefaultIP):
+    """The driver pynq instantiates for the core (bound by VLNV): registers by byte offset."""
+
+    bindto = [VLNV]
+
+    def __init__(self, description):
+        super().__init__(description=description)
+
+    def read_many(self, offsets) -> np.ndarray:
+        """Words at byte `offsets`, uint32 (one vectorized gather on a memory-mapped device)."""
+        index = np.asarray(offsets, dtype=np.int64).reshape(-1) >> 2
+        array = self.mmio.array
+        if isinstance(array, np.ndarray):
+            return np.asarray(array[index], dtype=np.uint32)
+        return np.array([self.mmio.read(int(i) << 2) for i in index], dtype=np.uint32)
+
+    def write_many(self, offsets, values) -> None:
+        """Write `values` at byte `offsets` in order (32-bit stores, one scatter when memory-mapped)."""
+        index = np.asarray(offsets, dtype=np.int64).reshape(-1) >> 2
+        words = (np.asarray(values, dtype=np.int64).reshape(-1) & 0xFFFFFFFF).astype(np.uint32)
+        array = self.mmio.array
+        if isinstance(array, np.ndarray):
+            array[index] = words
+        else:
+            for i, w in zip(index, words):
+                self.mmio.write(int(i) << 2, int(w))
+
+
+class SpikeloopOverlay(pynq.Overlay):
+    """A spikeloop overlay: `.core` (a `SpikeloopIP`) and `.dma` (pynq's `DMA`), found by type.
+
+    `core_name` / `dma_name` pick one when the design holds several. Other arguments are
+    `pynq.Overlay`'s (`device=`, `download=` ...).
+    """
+
+    def __init__(self, bitfile_name: str = "spikeloop.bit", *, core_name: str | None = None,
+                 dma_name: str | None = None, **kwargs):
+        super().__init__(bitfile_name, **kwargs)
+        self.core_name = core_name or self._find(lambda t: t == VLNV, "the spikeloop core")
+        self.dma_name = dma_name or self._find(lambda t: t.startswith(DMA_VLNV.rpartition(":")[0] + ":"), "an AXI DMA")
+
+    def _find(self, match, what: str) -> str:
+        names = [name for name, d in self.ip_dict.items() if match(d.get("type") or "")]
+        if len(names) != 1:
+            found = ", ".join(f"{n} ({d.get('type')})" for n, d in self.ip_dict.items()) or "nothing"
+            raise TransportError(f"{self.bitfile_name}: expected one {what}, found {len(names)} among: {found}")
+        return names[0]
+
+    def _ip(self, name: str):
+        # Through pynq's IP map, not getattr(self, ...): the block design may call the core "core".
+        return functools.reduce(getattr, name.split("/"), self._ip_map)
+
+    @property
+    def core(self) -> SpikeloopIP:
+        """The core's driver."""
+        return self._ip(self.core_name)
+
+    @property
+    def dma(self):
+        """The AXI DMA's driver (pynq.lib.dma.DMA)."""
+        return self._ip(self.dma_name)
+
+
+class PynqTransport(Transport):
+    """The core of a spikeloop overlay, through MMIO and AXI DMA.
+
+    Parameters (keyword-only)
+    ----------
+    overlay : a `SpikeloopOverlay` (else one is made from `bitfile` on `device`).
+    bitfile : the bitstream (default "spikeloop.bit"), `.hwh` beside it.
+    device : the pynq `Device` (default: pynq's active device; a `pynq_shim.SimDevice` off-board).
+    download : download the bitstream when making the overlay (default True).
+    quiet : seconds without an output word after which `drain` decides the core is empty.
+    """
+
+    name = "pynq"
+    cycles_per_second = 5e6  # a 100 MHz fabric behind ~30 us register reads, conservatively
+
+    def __init__(self, *, overlay=None, bitfile: str = "spikeloop.bit", device=None, download: bool = True,
+                 quiet: float = 0.005):
+        if overlay is None:
+            kwargs = {"download": download}
+            if device is not None:
+                kwargs["device"] = device
+            overlay = SpikeloopOverlay(bitfile, **kwargs)
+        self.overlay = overlay
+        self.ip = overlay.core
+        self.dma = overlay.dma
+        self.device = self.ip.device
+        self.quiet = quiet
+        params = self.dma.description.get("parameters", {})
+        if int(params.get("c_include_sg", 0)):
+            raise TransportError(f"{overlay.dma_name}: the AXI DMA is in scatter-gather mode; spikeloop needs "
+                                 "simple mode (c_include_sg 0)")
+        if self.dma.sendchannel is None or self.dma.recvchannel is None:
+            raise TransportError(f"{overlay.dma_name}: the AXI DMA needs both channels (MM2S and S2MM)")
+        self.max_transfer_words = int(self.dma.buffer_max_size) // 8
+        self._buffers: dict = {}
+
+    def describe(self) -> str:
+        return f"pynq transport ({self.overlay.core_name} at {self.ip.mmio.base_addr:#x}, {self.overlay.dma_name})"
+
+    # ------------------------------------------------------------------ registers
+    def read(self, offset: int) -> int:
+        return int(self.ip.read(int(offset)))
+
+    def write(self, offset: int, value: int) -> None:
+        self.ip.write(int(offset), int(value) & 0xFFFFFFFF)
+
+    def read_many(self, offsets) -> np.ndarray:
+        return self.ip.read_many(offsets)
+
+    def write_many(self, offsets, values) -> None:
+        self.ip.write_many(offsets, values)
+
+    # ------------------------------------------------------------------ DMA
+    def _sr(self, channel: int) -> int:
+        return int(self.dma.mmio.read(channel + DMA.DMASR))
+
+    def _status(self) -> dict:
+        mm2s, s2mm = self._sr(DMA.MM2S), self._sr(DMA.S2MM)
+        return {"mm2s_dmasr": mm2s, "mm2s": decode_dmasr(mm2s), "s2mm_dmasr": s2mm, "s2mm": decode_dmasr(s2mm)}
+
+    def _buffer(self, role: str, words: int, dtype) -> np.ndarray:
+        key = (role, np.dtype(dtype).str)
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape[0] < words:
+            if buf is not None:
+                buf.freebuffer()
+            size = 1 << max(10, (int(words) - 1).bit_length())
+            buf = pynq.allocate(shape=(size,), dtype=dtype, target=self.device)
+            self._buffers[key] = buf
+        return buf
+
+    def _reset_dma(self, deadline: float) -> None:
+        """Reset the whole DMA (both channels), then start both channels again."""
+        mmio = self.dma.mmio
+        mmio.write(DMA.MM2S + DMA.DMACR, DMA.RESET)
+        limit = max(deadline, time.monotonic() + 1.0)
+        while mmio.read(DMA.MM2S + DMA.DMACR) & DMA.RESET:
+            if time.monotonic() > limit:
+                raise TransportError(f"the AXI DMA did not come out of reset: {self._status()}")
+        for channel, driver in ((DMA.MM2S, self.dma.sendchannel), (DMA.S2MM, self.dma.recvchannel)):
+            mmio.write(channel + DMA.DMACR, DMA.RS)
+            while self._sr(channel) & DMA.HALTED:
+                if time.monotonic() > limit:
+                    raise TransportError(f"the AXI DMA did not start after a reset: {self._status()}")
+            driver.start()  # pynq's bookkeeping; the channel runs already, so it returns at once
+
+    def _ensure_running(self, deadline: float) -> None:
+        if (self._sr(DMA.MM2S) | self._sr(DMA.S2MM)) & (DMA.HALTED | DMA.ERRORS):
+            self._reset_dma(deadline)
+
+    def _wait(self, deadline: float) -> None:
+        """Poll both channels until both are idle; on an error bit or at the deadline, reset the DMA
+        and raise with the decoded status of both channels."""
+        names = {DMA.MM2S: "MM2S (send)", DMA.S2MM: "S2MM (receive)"}
+        waiting = [DMA.MM2S, DMA.S2MM]
+        while waiting:
+            for channel in list(waiting):
+                sr = self._sr(channel)
+                if sr & DMA.ERRORS:
+                    status = self._status()
+                    self._reset_dma(deadline)
+                    why = "; ".join(text for bit, text in DMA.ERROR_TEXT.items() if sr >> bit & 1)
+                    raise TransportError(f"AXI DMA {names[channel]} error: DMASR = {sr:#010x} ({decode_dmasr(sr)}): "
+                                         f"{why}. The DMA was reset. Status before the reset: {status}")
+                if sr & DMA.IDLE:
+                    waiting.remove(channel)
+                elif sr & DMA.HALTED:
+                    raise TransportError(f"AXI DMA {names[channel]} stopped: DMASR = {sr:#010x} ({decode_dmasr(sr)})")
+            if waiting and time.monotonic() > deadline:
+                status = self._status()
+                self._reset_dma(deadline)
+                late = " and ".join(names[c] for c in waiting)
+                raise TransferTimeout(
+                    f"AXI DMA {late} did not finish before the deadline: MM2S (send) DMASR = "
+                    f"{status['mm2s_dmasr']:#010x} ({status['mm2s']}), S2MM (receive) DMASR = "
+                    f"{status['s2mm_dmasr']:#010x} ({status['s2mm']}). The DMA was reset; reset the core before "
+                    "the next transfer.", {"waiting": late, **status})
+
+    def transfer(self, words, n_out: int, *, deadline: float) -> Received:
+        words = np.asarray(words).reshape(-1)
+        dtype = words.dtype
+        nbytes_in, nbytes_out = words.size * dtype.itemsize, n_out * dtype.itemsize
+        if max(words.size, n_out) > self.max_transfer_words:
+            raise TransportError(f"a transfer of {max(words.size, n_out)} words exceeds the DMA's "
+                                 f"{self.max_transfer_words}; send fewer timesteps at once")
+        send_buf = self._buffer("in", words.size, dtype)
+        recv_buf = self._buffer("out", n_out, dtype)
+        send_buf[: words.size] = words
+        try:
+            self.dma.recvchannel.transfer(recv_buf, nbytes=nbytes_out)  # armed before the first word goes out
+            self.dma.sendchannel.transfer(send_buf, nbytes=nbytes_in)
+        except RuntimeError as exc:  # pynq: "DMA channel not started" / "not idle"
+            raise TransportError(f"the AXI DMA refused the transfer ({exc}): {self._status()}; reset the core") from exc
+        self._wait(deadline)
+        got = int(self.dma.mmio.read(DMA.S2MM + DMA.LENGTH)) // dtype.itemsize
+        recv_buf.invalidate()
+        # Simple mode ends a receive without error only at TLAST (a longer packet is DMAIntErr).
+        return Received(np.array(recv_buf[:got]), True)
+
+    def abort(self) -> None:
+        self._reset_dma(time.monotonic() + 1.0)
+
+    def drain(self, *, deadline: float) -> int:
+        """Receive into a scratch buffer until no word comes for `quiet` seconds (and 50 polls), then
+        reset the DMA; returns the bytes received with TLAST (a tail without TLAST is not counted)."""
+        scratch = self._buffer("drain", 1 << 16, np.uint64)
+        total = 0
+        self._ensure_running(deadline)
+        while True:
+            self.dma.recvchannel.transfer(scratch, nbytes=scratch.nbytes)
+            quiet_until = time.monotonic() + self.quiet
+            polls = 0
+            while True:
+                sr = self._sr(DMA.S2MM)
+                polls += 1
+                if sr & (DMA.IDLE | DMA.ERRORS):
+                    break
+                if time.monotonic() > quiet_until and polls >= 50:
+                    self._reset_dma(deadline)
+                    return total
+                if time.monotonic() > deadline:
+                    self._reset_dma(deadline)
+                    raise TransferTimeout(f"the core kept sending until the deadline ({total} bytes discarded)",
+                                          self._status())
+            if sr & DMA.ERRORS:  # more than the scratch buffer without TLAST: keep going
+                total += scratch.nbytes
+                self._reset_dma(deadline)
+            else:
+                total += int(self.dma.mmio.read(DMA.S2MM + DMA.LENGTH))
+            if time.monotonic() > deadline:
+                self._reset_dma(deadline)
+                raise TransferTimeout(f"the core kept sending until the deadline ({total} bytes discarded)",
+                                      self._status())
+
+    def close(self) -> None:
+        for buf in self._buffers.values():
+            buf.freebuffer()
+        self._buffers.clear()

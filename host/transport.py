@@ -1,0 +1,129 @@
+"""The transport interface: how the driver reaches a core, whatever the core is.
+
+A transport offers two things, and the driver (`spikeloop.host.driver.Core`) needs nothing else:
+
+- AXI-Lite: `read(offset)`, `write(offset, value)` and their bulk forms `read_many`,
+  `write_many` (32-bit words at byte offsets of `spikeloop.regmap`);
+- AXI-Stream: `transfer(words, n_out, deadline=...)` sends one transfer of input words (TLAST on
+  the last) with a receive of `n_out` words armed *before* it, and waits for the receive to end
+  (TLAST, or `n_out` words) until the deadline; `abort()` stops a transfer in flight and
+  `drain(deadline=...)` accepts and discards the words a core still holds.
+
+Every wait takes an absolute deadline (`time.monotonic()` seconds): nothing waits forever.
+Transports are chosen by name with `open_transport` ("golden", "sim", "pynq"); the golden
+one needs numpy only, "sim" needs Verilator and a C++ compiler, "pynq" needs the pynq package.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Transport", "Received", "TransportError", "TransferTimeout", "TRANSPORTS", "open_transport", "remaining"]
+
+
+class TransportError(RuntimeError):
+    """A transport could not do what was asked (the message says what and why)."""
+
+
+class TransferTimeout(TimeoutError):
+    """A wait passed its deadline; `.status` holds what the transport knew at that moment."""
+
+    def __init__(self, message: str, status: dict | None = None):
+        super().__init__(message)
+        self.status = dict(status or {})
+
+
+@dataclass(frozen=True)
+class Received:
+    """What a receive got: the words (the dtype of the words sent) and whether TLAST ended it."""
+
+    words: np.ndarray
+    last: bool
+
+
+def remaining(deadline: float) -> float:
+    """Seconds left until `deadline` (negative when it has passed)."""
+    return deadline - time.monotonic()
+
+
+class Transport(ABC):
+    """One way to reach one core. Subclasses implement the abstract methods."""
+
+    #: The name `open_transport` knows it by.
+    name: str = ""
+    #: A conservative lower bound of the core's clock cycles per second, for default deadlines.
+    cycles_per_second: float = 1e6
+    #: Largest transfer, in bus words, in either direction.
+    max_transfer_words: int = 1 << 22
+
+    @abstractmethod
+    def read(self, offset: int) -> int:
+        """The 32-bit register word at byte `offset`."""
+
+    @abstractmethod
+    def write(self, offset: int, value: int) -> None:
+        """Write a 32-bit register word at byte `offset`."""
+
+    def read_many(self, offsets) -> np.ndarray:
+        """Words at `offsets`, read in order; uint32."""
+        return np.array([self.read(int(o)) for o in np.asarray(offsets).reshape(-1)], dtype=np.uint32)
+
+    def write_many(self, offsets, values) -> None:
+        """Write `values` at `offsets`, in order."""
+        for o, v in zip(np.asarray(offsets).reshape(-1), np.asarray(values).reshape(-1)):
+            self.write(int(o), int(v) & 0xFFFFFFFF)
+
+    @abstractmethod
+    def transfer(self, words: np.ndarray, n_out: int, *, deadline: float) -> Received:
+        """Send `words` (TLAST on the last) with a receive of up to `n_out` words armed first; wait
+        until the receive ends or `deadline` passes (`TransferTimeout`, the transfer aborted)."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Stop any transfer in flight: forget input not yet sent, stop receiving."""
+
+    @abstractmethod
+    def drain(self, *, deadline: float) -> int:
+        """Accept and discard output words until none come for a while; returns the bytes discarded."""
+
+    def pause(self) -> None:  # noqa: B027 - optional hook
+        """Let time pass between two polls (a simulated transport runs some clock cycles)."""
+
+    def describe(self) -> str:
+        """A short description for messages."""
+        return f"{self.name} transport"
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the transport holds."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+#: name -> "module:class" of the transport, imported on first use.
+TRANSPORTS = {
+    "golden": "spikeloop.host.golden_transport:GoldenTransport",
+    "sim": "spikeloop.host.sim_transport:SimTransport",
+    "pynq": "spikeloop.host.pynq_transport:PynqTransport",
+}
+
+
+def transport_class(name: str) -> type[Transport]:
+    """The class of the transport called `name`."""
+    if name not in TRANSPORTS:
+        raise ValueError(f"unknown transport {name!r}; choose from {', '.join(TRANSPORTS)}")
+    module, cls = TRANSPORTS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def open_transport(name: str, **options) -> Transport:
+    """A transport by name: `open_transport("sim", config=cfg)`, `open_transport("pynq", bitfile=...)`."""
+    return transport_class(name)(**options)

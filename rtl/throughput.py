@@ -1,0 +1,186 @@
+"""Cycles per timestep of the core: the model of docs/gateware.md ("Throughput") and its measurement.
+
+Model, per timestep in steady state (input offered at full rate, output always taken):
+
+    layer k:  G_k * max(1, Z_k) + 1       G_k = ceil(n_out/P) groups, Z_k = input chunks of C holding a spike
+    core:     max(WORDS_IN + 1, WORDS_OUT + 1, max_k layer k)
+
+The crossbar issues one (group, nonzero chunk) weight row per clock and spends one clock taking
+the next timestep; the neuron array, the collectors and the next layers keep pace, and each
+layer holds one timestep for the next, so layers overlap and the slowest one (or the stream
+framing: a word per clock plus the hand-over) sets the rate. When one stage is the slowest at
+every timestep this is exact; when the slowest stage changes from timestep to timestep (sparse
+input of varying density), the one-timestep buffers between layers let them overlap partly and
+the rate lies between max_k mean_t(stage k) and mean_t max_k(stage k). With input density d
+(independent bits), a chunk of c inputs holds a spike with probability 1 - (1-d)^c: E[Z].
+
+`measure` runs the core on Amaranth's simulator (no Verilator build, which takes minutes for a
+wide crossbar) and returns the measured cycles per timestep next to the model's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from spikeloop import regmap
+from spikeloop.regmap import CoreConfig, LayerConfig
+
+__all__ = ["chunk_sizes", "nonzero_chunks", "expected_nonzero_chunks", "layer_cycles", "stage_cycles", "core_cycles",
+           "expected_core_cycles", "synapses", "Measurement", "measure"]
+
+
+def chunk_sizes(layer: LayerConfig) -> list[int]:
+    """Inputs per chunk (the last one may be short)."""
+    return [min(layer.chunk, layer.n_in - c * layer.chunk) for c in range(layer.n_chunks)]
+
+
+def nonzero_chunks(layer: LayerConfig, spikes) -> np.ndarray:
+    """Z per timestep: chunks of the layer's input holding at least one spike; spikes [T, n_in]."""
+    spikes = np.asarray(spikes, bool)
+    padded = np.zeros((spikes.shape[0], layer.n_chunks * layer.chunk), bool)
+    padded[:, : layer.n_in] = spikes
+    return padded.reshape(spikes.shape[0], layer.n_chunks, layer.chunk).any(axis=2).sum(axis=1)
+
+
+def expected_nonzero_chunks(layer: LayerConfig, density: float) -> float:
+    """E[Z] for independent input bits of probability `density`."""
+    return float(sum(1 - (1 - density) ** c for c in chunk_sizes(layer)))
+
+
+def layer_cycles(layer: LayerConfig, z) -> np.ndarray | int:
+    """Cycles a layer's crossbar spends on a timestep with `z` nonzero chunks."""
+    return layer.n_groups * np.maximum(1, z) + 1
+
+
+def _framing(config: CoreConfig) -> int:
+    return max(regmap.words_per_timestep(config.n_in, config.bus_width), regmap.output_words_per_timestep(config)) + 1
+
+
+def stage_cycles(config: CoreConfig, z_per_layer) -> np.ndarray:
+    """[stages, T]: cycles of the framing and of each layer per timestep, given each layer's Z per timestep."""
+    per_layer = [layer_cycles(layer, np.asarray(z)) for layer, z in zip(config.layers, z_per_layer)]
+    steps = len(per_layer[0])
+    return np.array([np.full(steps, _framing(config)), *per_layer])
+
+
+def core_cycles(config: CoreConfig, z_per_layer) -> np.ndarray:
+    """Cycles per timestep of the core, per timestep: its slowest stage."""
+    return stage_cycles(config, z_per_layer).max(axis=0)
+
+
+def expected_core_cycles(config: CoreConfig, densities) -> float:
+    """The model with E[Z] per layer, for input densities per layer (a scalar: layer 0 only, others dense)."""
+    densities = np.atleast_1d(np.asarray(densities, float))
+    if densities.size == 1:
+        densities = np.concatenate([densities, np.ones(len(config.layers) - 1)])
+    z = [expected_nonzero_chunks(layer, d) for layer, d in zip(config.layers, densities)]
+    return float(max(_framing(config), *(layer.n_groups * max(1.0, zk) + 1 for layer, zk in zip(config.layers, z))))
+
+
+def synapses(config: CoreConfig) -> int:
+    """Synapses of the network: the synaptic ops of one timestep on dense input."""
+    return sum(layer.n_in * layer.n_out for layer in config.layers)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One (configuration, input density) point."""
+
+    density: float
+    timesteps: int  # measured in steady state
+    measured: float  # cycles per timestep, from the spacing of output timesteps
+    model: float  # mean over the same timesteps of the slowest stage (an upper bound; exact when one stage leads)
+    lower: float  # the slowest stage's mean (a lower bound)
+    expected: float  # the model with E[Z] (layer 0 at `density`, deeper layers dense)
+    ops_per_cycle: float  # synapses / measured cycles (effective, on sparse input)
+
+
+def measure(config: CoreConfig, densities=(1.0, 0.2, 0.05, 0.01, 0.0), *, steps: int = 24, seed: int = 0,
+            deeper: str = "dense") -> list[Measurement]:
+    """Run the core of `config` on Amaranth's simulator at each layer-0 input density.
+
+    Every threshold stays 0 (the memories' reset state) and every bias is set to the top of its
+    range (`deeper="dense"`: every neuron fires at every timestep, so layers 1.. see dense input,
+    their worst case) or to the bottom (`deeper="empty"`: no neuron fires, layers 1.. see no input).
+    Input is offered at full rate and the output always taken; the cycles between the ends of
+    consecutive output timesteps are averaged over the last 3/4 of `steps`.
+    """
+    if deeper not in ("dense", "empty"):
+        raise ValueError(f"deeper must be 'dense' or 'empty', not {deeper!r}")
+    from amaranth.sim import Simulator
+
+    from .top import Core
+
+    rng = np.random.default_rng(seed)
+    dut = Core(config=config)
+    W = config.bus_width
+    words_in = regmap.words_per_timestep(config.n_in, W)
+    words_out = regmap.output_words_per_timestep(config)
+    trains = [rng.random((steps, config.n_in)) < d for d in densities]
+    ends: list[list[int]] = []
+
+    async def bench(ctx):
+        cycle = 0
+
+        async def tick():
+            nonlocal cycle
+            await ctx.tick()
+            cycle += 1
+
+        for k, layer in enumerate(config.layers):  # biases at the top of the range
+            base = regmap.window(config, k, "bias").base
+            value = (1 << (layer.v_bits - 1)) - 1 if deeper == "dense" else -(1 << (layer.v_bits - 1))
+            for index in regmap.neuron_word_index(layer):
+                ctx.set(dut.s_axi_awaddr, base + 4 * int(index))
+                ctx.set(dut.s_axi_wdata, value & 0xFFFFFFFF)
+                ctx.set(dut.s_axi_awvalid, 1)
+                ctx.set(dut.s_axi_wvalid, 1)
+                ctx.set(dut.s_axi_bready, 1)
+                while not ctx.get(dut.s_axi_awready):
+                    await tick()
+                await tick()
+                ctx.set(dut.s_axi_awvalid, 0)
+                ctx.set(dut.s_axi_wvalid, 0)
+                while not ctx.get(dut.s_axi_bvalid):
+                    await tick()
+                await tick()
+        ctx.set(dut.m_axis_tready, 1)
+        for spikes in trains:
+            words = regmap.pack_spikes(spikes, W)
+            sent = got = 0
+            done = []
+            while len(done) < steps:
+                if sent < words.size:
+                    ctx.set(dut.s_axis_tdata, int(words[sent]))
+                    ctx.set(dut.s_axis_tlast, int(sent == words.size - 1))
+                ctx.set(dut.s_axis_tvalid, int(sent < words.size))
+                took = sent < words.size and ctx.get(dut.s_axis_tready)
+                gave = ctx.get(dut.m_axis_tvalid)
+                await tick()
+                sent += bool(took)
+                if gave:
+                    got += 1
+                    if got % words_out == 0:
+                        done.append(cycle)
+            ends.append(done)
+        assert words_in > 0
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+    results = []
+    first = steps // 4
+    for d, spikes, done in zip(densities, trains, ends):
+        measured = (done[-1] - done[first - 1]) / (steps - first)
+        z = [nonzero_chunks(config.layers[0], spikes)]
+        z += [np.full(steps, layer.n_chunks if deeper == "dense" else 0) for layer in config.layers[1:]]
+        stages = stage_cycles(config, z)[:, first:]
+        later = [1.0 if deeper == "dense" else 0.0] * (len(config.layers) - 1)
+        results.append(Measurement(d, steps - first, measured, float(stages.max(axis=0).mean()),
+                                   float(stages.mean(axis=1).max()), expected_core_cycles(config, [d, *later]),
+                                   synapses(config) / measured))
+    return results

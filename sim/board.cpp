@@ -1,0 +1,294 @@
+// The simulated board: the Verilated core (`spikeloop_core`, class Vcore) behind a small C API
+// that Python loads with ctypes (spikeloop/sim/board.py). One call is one transaction: an
+// AXI-Lite read or write, words queued for the input stream, a receive armed on the output
+// stream, or N clock cycles. Every loop is bounded by a cycle budget, so nothing here hangs.
+//
+// Per clock cycle (`cycle`): drive the inputs (stream words, AXI-Lite master), evaluate with
+// aclk low so the combinational outputs (tready, arready, ...) settle, sample the handshakes,
+// then evaluate the rising edge and advance the queues. The input stream is fed at full rate
+// while words are queued; the output stream is accepted while a receive is armed (like an
+// AXI DMA S2MM channel: backpressure otherwise), until TLAST or the armed room is full.
+//
+// Faults, for testing the driver: `SB_FAULT_TRUNCATE` ends every receive after `value` words
+// (as if the core sent TLAST early) and silently drops the rest of that output timestep;
+// `SB_FAULT_MUTE` never accepts an output word (a core that never answers).
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "Vcore.h"
+#include "verilated.h"
+
+namespace {
+
+enum { SB_FAULT_NONE = 0, SB_FAULT_TRUNCATE = 1, SB_FAULT_MUTE = 2 };
+enum { SB_UNTIL_RECEIVED = 1, SB_UNTIL_SENT = 2 };
+enum { SB_RX_ARMED = 1, SB_RX_LAST = 2, SB_RX_OVERFLOW = 4 };
+
+struct Board {
+    VerilatedContext* ctx = nullptr;
+    Vcore* top = nullptr;
+    uint64_t cycles = 0;
+
+    // Input stream: queued words and their TLAST flags.
+    std::vector<uint64_t> in_words;
+    std::vector<uint8_t> in_last;
+    size_t in_pos = 0;
+
+    // Output stream: the armed receive.
+    std::vector<uint64_t> rx;
+    size_t room = 0;
+    bool armed = false;
+    bool rx_last = false;
+    bool rx_overflow = false;
+    bool dropping = false;   // discarding the rest of a truncated timestep
+    bool draining = false;   // discarding everything (sb_drain)
+    uint64_t drained = 0;
+    uint64_t last_out_cycle = 0;
+
+    // AXI-Lite master.
+    bool ar = false, aw = false, w = false, wait_r = false, wait_b = false;
+    uint32_t addr = 0, wdata = 0, rdata = 0;
+
+    int fault = SB_FAULT_NONE;
+    int64_t fault_value = 0;
+};
+
+inline void receive(Board* b, uint64_t data, bool last) {
+    b->last_out_cycle = b->cycles;
+    if (b->draining) {
+        b->drained++;
+        return;
+    }
+    if (b->dropping) {
+        if (last) b->dropping = false;
+        return;
+    }
+    b->rx.push_back(data);
+    bool end = last;
+    if (b->fault == SB_FAULT_TRUNCATE && (int64_t)b->rx.size() >= b->fault_value && !last) {
+        b->dropping = true;
+        end = true;
+    }
+    if (end) {
+        b->rx_last = true;
+        b->armed = false;
+    } else if (b->rx.size() >= b->room) {
+        b->rx_overflow = true;
+        b->armed = false;
+    }
+}
+
+inline void cycle(Board* b) {
+    Vcore* t = b->top;
+    const bool in_valid = b->in_pos < b->in_words.size();
+    t->s_axis_tvalid = in_valid;
+    if (in_valid) {
+        t->s_axis_tdata = b->in_words[b->in_pos];
+        t->s_axis_tlast = b->in_last[b->in_pos];
+    } else {
+        t->s_axis_tlast = 0;
+    }
+    const bool rx_ready = b->draining || b->dropping || (b->armed && b->fault != SB_FAULT_MUTE);
+    t->m_axis_tready = rx_ready;
+    t->s_axi_arvalid = b->ar;
+    t->s_axi_araddr = b->addr;
+    t->s_axi_awvalid = b->aw;
+    t->s_axi_awaddr = b->addr;
+    t->s_axi_wvalid = b->w;
+    t->s_axi_wdata = b->wdata;
+    t->s_axi_wstrb = 0xF;
+    t->s_axi_rready = b->wait_r;
+    t->s_axi_bready = b->wait_b;
+
+    t->aclk = 0;
+    t->eval();
+    const bool in_fire = in_valid && t->s_axis_tready;
+    const bool out_fire = rx_ready && t->m_axis_tvalid;
+    const uint64_t out_data = t->m_axis_tdata;
+    const bool out_last = t->m_axis_tlast;
+    const bool ar_fire = b->ar && t->s_axi_arready;
+    const bool aw_fire = b->aw && t->s_axi_awready;
+    const bool w_fire = b->w && t->s_axi_wready;
+    const bool r_fire = b->wait_r && t->s_axi_rvalid;
+    const uint32_t rdata = t->s_axi_rdata;
+    const bool b_fire = b->wait_b && t->s_axi_bvalid;
+
+    t->aclk = 1;
+    t->eval();
+    b->cycles++;
+
+    if (in_fire && ++b->in_pos == b->in_words.size()) {
+        b->in_words.clear();
+        b->in_last.clear();
+        b->in_pos = 0;
+    }
+    if (out_fire) receive(b, out_data, out_last);
+    if (ar_fire) b->ar = false;
+    if (aw_fire) b->aw = false;
+    if (w_fire) b->w = false;
+    if (r_fire) {
+        b->wait_r = false;
+        b->rdata = rdata;
+    }
+    if (b_fire) b->wait_b = false;
+}
+
+// Run cycles until the AXI-Lite transaction in progress is done; false on timeout (the
+// transaction is then abandoned: call sb_reset before trusting the board again).
+bool finish_axil(Board* b, uint32_t max_cycles) {
+    for (uint32_t n = 0; n < max_cycles; n++) {
+        cycle(b);
+        if (!(b->ar || b->aw || b->w || b->wait_r || b->wait_b)) return true;
+    }
+    b->ar = b->aw = b->w = b->wait_r = b->wait_b = false;
+    return false;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* sb_version(void) { return Verilated::productVersion(); }
+
+Board* sb_new(void) {
+    Board* b = new Board;
+    b->ctx = new VerilatedContext;
+    b->top = new Vcore{b->ctx, "core"};
+    b->top->aclk = 0;
+    b->top->aresetn = 0;
+    b->top->eval();
+    return b;
+}
+
+void sb_free(Board* b) {
+    if (!b) return;
+    b->top->final();
+    delete b->top;
+    delete b->ctx;
+    delete b;
+}
+
+// Hold aresetn low for `cycles` clocks; forget queued words, the receive and any transaction.
+// The core's memories keep their contents through a reset; its registers do not.
+void sb_reset(Board* b, uint32_t cycles) {
+    b->in_words.clear();
+    b->in_last.clear();
+    b->in_pos = 0;
+    b->rx.clear();
+    b->armed = b->rx_last = b->rx_overflow = b->dropping = b->draining = false;
+    b->ar = b->aw = b->w = b->wait_r = b->wait_b = false;
+    b->top->aresetn = 0;
+    for (uint32_t n = 0; n < (cycles ? cycles : 1); n++) cycle(b);
+    b->top->aresetn = 1;
+    cycle(b);
+}
+
+uint64_t sb_cycles(const Board* b) { return b->cycles; }
+
+// Set the fault (SB_FAULT_NONE repairs the core: a truncated timestep is no longer being dropped).
+void sb_fault(Board* b, int kind, int64_t value) {
+    b->fault = kind;
+    b->fault_value = value;
+    b->dropping = false;
+}
+
+// AXI-Lite: 0 when the transaction completed, -1 when it did not within `max_cycles`.
+int sb_axil_write(Board* b, uint32_t addr, uint32_t data, uint32_t max_cycles) {
+    b->addr = addr;
+    b->wdata = data;
+    b->aw = b->w = b->wait_b = true;
+    return finish_axil(b, max_cycles) ? 0 : -1;
+}
+
+int sb_axil_read(Board* b, uint32_t addr, uint32_t* data, uint32_t max_cycles) {
+    b->addr = addr;
+    b->ar = b->wait_r = true;
+    if (!finish_axil(b, max_cycles)) return -1;
+    *data = b->rdata;
+    return 0;
+}
+
+// Many transactions in one call; returns how many completed (< n means a timeout).
+size_t sb_axil_write_many(Board* b, const uint32_t* addr, const uint32_t* data, size_t n, uint32_t max_cycles) {
+    for (size_t i = 0; i < n; i++)
+        if (sb_axil_write(b, addr[i], data[i], max_cycles) != 0) return i;
+    return n;
+}
+
+size_t sb_axil_read_many(Board* b, const uint32_t* addr, uint32_t* data, size_t n, uint32_t max_cycles) {
+    for (size_t i = 0; i < n; i++)
+        if (sb_axil_read(b, addr[i], &data[i], max_cycles) != 0) return i;
+    return n;
+}
+
+// Queue `n` words for the input stream; TLAST on the last of them when `last`.
+void sb_send(Board* b, const uint64_t* words, size_t n, int last) {
+    b->in_words.insert(b->in_words.end(), words, words + n);
+    b->in_last.insert(b->in_last.end(), n, 0);
+    if (n && last) b->in_last.back() = 1;
+}
+
+size_t sb_pending(const Board* b) { return b->in_words.size() - b->in_pos; }
+
+// Forget the words not yet taken by the core (an aborted send).
+void sb_discard(Board* b) {
+    b->in_words.clear();
+    b->in_last.clear();
+    b->in_pos = 0;
+}
+
+// Arm a receive of up to `room` words, forgetting the previous one.
+void sb_arm(Board* b, size_t room) {
+    b->rx.clear();
+    b->room = room;
+    b->armed = room > 0;
+    b->rx_last = b->rx_overflow = false;
+}
+
+void sb_disarm(Board* b) { b->armed = false; }
+
+int sb_rx_state(const Board* b) {
+    return (b->armed ? SB_RX_ARMED : 0) | (b->rx_last ? SB_RX_LAST : 0) | (b->rx_overflow ? SB_RX_OVERFLOW : 0);
+}
+
+size_t sb_received(const Board* b) { return b->rx.size(); }
+
+// Copy up to `cap` received words to `out`; returns how many.
+size_t sb_take(const Board* b, uint64_t* out, size_t cap) {
+    size_t n = b->rx.size() < cap ? b->rx.size() : cap;
+    for (size_t i = 0; i < n; i++) out[i] = b->rx[i];
+    return n;
+}
+
+// Run up to `max_cycles` clocks, stopping early when the `until` conditions all hold
+// (SB_UNTIL_RECEIVED: no receive armed; SB_UNTIL_SENT: every queued word taken). Returns
+// the cycles run.
+uint64_t sb_run(Board* b, uint64_t max_cycles, int until) {
+    uint64_t n = 0;
+    for (; n < max_cycles; n++) {
+        if (until) {
+            bool done = true;
+            if (until & SB_UNTIL_RECEIVED) done = done && !b->armed;
+            if (until & SB_UNTIL_SENT) done = done && b->in_pos >= b->in_words.size();
+            if (done) break;
+        }
+        cycle(b);
+    }
+    return n;
+}
+
+// Accept and discard output words until `quiet` cycles pass without one (or `max_cycles`);
+// returns the words discarded.
+uint64_t sb_drain(Board* b, uint64_t quiet, uint64_t max_cycles) {
+    b->draining = true;
+    b->drained = 0;
+    b->last_out_cycle = b->cycles;
+    for (uint64_t n = 0; n < max_cycles && b->cycles - b->last_out_cycle < quiet; n++) cycle(b);
+    b->draining = false;
+    b->dropping = false;
+    return b->drained;
+}
+
+}  // extern "C"

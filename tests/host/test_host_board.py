@@ -1,0 +1,181 @@
+"""The simulated board below the driver (sim/board.cpp through ctypes), and the PYNQ shim."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from conftest import PROFILE, SEED, main_config, main_network, make_core, spike_train, wide_config, wide_network
+
+from spikeloop import golden, regmap
+from spikeloop.host import TransportError, open_core
+
+pytestmark = pytest.mark.usefixtures("main_board_built")
+
+
+@pytest.fixture
+def board():
+    from spikeloop.sim.board import SimBoard
+
+    b = SimBoard(main_config(), profile=PROFILE)
+    yield b
+    b.close()
+
+
+def test_identity_registers_read_back_as_built(board):
+    for offset, value in main_config().readback().items():
+        assert board.read(offset) == value, f"offset {offset:#x}"
+    assert board.version.startswith("5.")
+
+
+def test_the_build_is_cached():
+    from spikeloop.sim.board import build_board
+
+    t0 = time.monotonic()
+    first = build_board(main_config(), profile=PROFILE)
+    assert build_board(main_config(), profile=PROFILE) == first
+    assert time.monotonic() - t0 < 5, "a cached board was rebuilt"
+
+
+def test_stream_words_are_the_golden_models(board):
+    from spikeloop.sim.board import RECEIVED, RX_LAST, SENT
+
+    config, net = main_config(), main_network()
+    offsets, values = zip(*regmap.load_writes(config, net))
+    board.write_many(offsets, values)
+    assert np.array_equal(board.read_many(offsets), np.asarray(values, dtype=np.int64) & 0xFFFFFFFF)
+    spikes = spike_train((30, 40), SEED + 20)
+    expected = golden.run(net, spikes)
+    board.arm(30 * regmap.output_words_per_timestep(config))
+    board.send(regmap.pack_spikes(spikes))
+    c0 = board.cycles
+    board.run(10**6, RECEIVED | SENT)
+    assert board.rx_state == RX_LAST and board.pending == 0
+    assert np.array_equal(board.take(), regmap.pack_output(expected.spikes, expected.membranes, config))
+    assert board.cycles - c0 > 30
+
+
+@pytest.mark.parametrize("backend", ["golden", "sim", "pynq"])
+def test_a_64_bit_bus(backend):
+    net = wide_network()
+    core = make_core(backend, wide_config(), net)
+    assert core.words_in == 2 and core.words_out == 1 + 5
+    spikes = spike_train((2, 25, 70), SEED + 21, density=0.4)
+    out = core.run(spikes)
+    ref = golden.run(net, spikes)
+    assert np.array_equal(out.spikes, ref.spikes) and np.array_equal(out.membranes, ref.membranes)
+    assert ref.spikes.any()
+    core.close()
+
+
+def test_the_vlnv_names_the_generated_module():
+    from spikeloop.host.pynq_transport import VLNV
+    from spikeloop.rtl.verilog import MODULE
+
+    assert VLNV == f"xilinx.com:module_ref:{MODULE}:1.0"
+
+
+def test_pynq_binds_its_drivers_through_the_overlay(board):
+    from pynq.lib.dma import DMA
+
+    from spikeloop.host.pynq_shim import sim_overlay
+    from spikeloop.host.pynq_transport import SpikeloopIP
+
+    overlay = sim_overlay(board)
+    assert overlay.is_loaded()
+    assert type(overlay.core) is SpikeloopIP and type(overlay.dma) is DMA
+    assert overlay.core_name == "core" and overlay.dma_name == "dma"
+    assert overlay.core.read(regmap.register("MAGIC").offset) == regmap.MAGIC
+    net = main_network()
+    core = open_core("pynq", overlay=overlay, network=net)
+    spikes = spike_train((10, 40), SEED + 22)
+    assert np.array_equal(core.run(spikes).membranes, golden.run(net, spikes).membranes)
+
+
+def test_dma_memory_is_not_coherent(board):
+    """The shim's DMA sees a buffer only after flush(): a driver that forgets it would fail here."""
+    from pynq import allocate
+
+    from spikeloop.host.pynq_shim import SimDevice
+
+    device = SimDevice(board)
+    buf = allocate(shape=(8,), dtype=np.uint32, target=device)
+    buf[:] = np.arange(8)
+    memory, offset = device.memory.find(buf.physical_address, buf.nbytes)
+    assert not memory[offset : offset + 32].any()
+    buf.flush()
+    assert np.array_equal(memory[offset : offset + 32].view(np.uint32), np.arange(8))
+    with device.activate():
+        import pynq
+
+        assert pynq.Device.active_device is device
+        assert allocate(shape=(4,)).device is device
+    assert "_active_device" not in vars(pynq.Device) or pynq.Device.active_device is not device
+
+
+def test_a_scatter_gather_dma_is_refused(board, tmp_path):
+    from spikeloop.host.pynq_shim import SimDevice
+    from spikeloop.host.pynq_transport import PynqTransport
+
+    class SgDevice(SimDevice):
+        def metadata(self):
+            meta = super().metadata()
+            meta.ip_dict["dma"]["parameters"]["c_include_sg"] = "1"
+            return meta
+
+    (tmp_path / "sg.bit").write_bytes(b"")
+    with pytest.raises(TransportError, match="scatter-gather mode; spikeloop needs simple mode"):
+        PynqTransport(bitfile=str(tmp_path / "sg.bit"), device=SgDevice(board))
+
+
+def test_an_overlay_without_the_core_is_refused(board, tmp_path):
+    from spikeloop.host.pynq_shim import SimDevice
+    from spikeloop.host.pynq_transport import SpikeloopOverlay
+
+    class NoCore(SimDevice):
+        def metadata(self):
+            meta = super().metadata()
+            del meta.ip_dict["core"]
+            return meta
+
+    (tmp_path / "x.bit").write_bytes(b"")
+    with pytest.raises(TransportError, match="expected one the spikeloop core, found 0 among: dma"):
+        SpikeloopOverlay(str(tmp_path / "x.bit"), device=NoCore(board))
+
+
+def test_the_golden_transport_emulates_the_gateware_registers(board):
+    """The same writes, good and refused, on the golden transport and the simulated board: the same
+    STATUS after each and the same values read back."""
+    from spikeloop.host.golden_transport import GoldenTransport
+
+    config = main_config()
+    golden_regs = GoldenTransport(config=config)
+    status = regmap.register("STATUS").offset
+    theta, bias = regmap.window(config, 0, "theta"), regmap.window(config, 1, "bias")
+    writes = [
+        (regmap.layer_offset(0, "MODE"), 0b011), (regmap.layer_offset(0, "MODE"), 0b110),  # reset code 3: refused
+        (regmap.layer_offset(1, "MODE"), 1 << 5),  # bits above the fields: refused
+        (regmap.layer_offset(0, "LAM"), 16), (regmap.layer_offset(0, "LAM"), 12),  # not a power of two
+        (regmap.layer_offset(1, "ALPHA"), 64), (regmap.layer_offset(1, "ALPHA"), 128),  # > 2^F
+        (theta.base, 5), (theta.base + 4, 0), (theta.base + 8, 2047), (theta.base + 12, 2048),  # v_bits = 12
+        (bias.base, 0xFFFFF800), (bias.base + 4, 0xFFFFF7FF), (bias.base + 8, 2047),
+        (regmap.register("WORDS_IN").offset, 3), (0x7C, 1),  # read-only, unmapped
+        (regmap.window(config, 0, "v").base, 1),  # the readout windows are read-only
+    ]
+    rng = np.random.default_rng(SEED)
+    seen = 0
+    for offset, value in writes:
+        for target in (board, golden_regs):
+            target.write(offset, value)
+        seen |= board.read(status)
+        assert board.read(status) == golden_regs.read(status), f"STATUS after writing {value:#x} at {offset:#x}"
+        for target in (board, golden_regs):
+            target.write(status, 0xF00)
+    reads = sorted({o for o, _ in writes if o != 0x7C} | set(main_config().readback()))
+    reads += [int(o) for o in rng.choice(np.arange(theta.base, theta.end, 4), 4)]
+    for offset in reads:
+        assert board.read(offset) == golden_regs.read(offset), f"offset {offset:#x}"
+    assert board.read(status) == golden_regs.read(status)
+    fields = regmap.register("STATUS").decode(seen)
+    assert fields["err_param"] and fields["err_address"], "vacuous: nothing was refused"

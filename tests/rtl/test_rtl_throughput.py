@@ -1,0 +1,38 @@
+"""The cycles-per-timestep model of docs/gateware.md against the core on Amaranth's simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spikeloop.regmap import CoreConfig
+from spikeloop.rtl import throughput
+
+
+@pytest.mark.parametrize("sizes,lanes,chunk,bus", [
+    ((100, 24, 10), [6, 10], [25, 24], 32),  # layer 0 sets the pace when dense, the framing when empty
+    ((70, 9, 40), [2, 8], [7, 3], 64),  # on empty input layer 1 (5 groups x 3 chunks) sets the pace
+])
+def test_measured_cycles_equal_the_model(sizes, lanes, chunk, bus):
+    config = CoreConfig.build(sizes, lanes=lanes, chunk=chunk, v_bits=12, bus_width=bus)
+    results = throughput.measure(config, (1.0, 0.05, 0.0), steps=16, seed=1)
+    for r in results:
+        assert r.lower <= r.measured <= r.model, r
+    dense, sparse, empty = results
+    assert dense.measured == dense.model and empty.measured == empty.model  # one stage leads: exact
+    assert dense.measured == throughput.expected_core_cycles(config, 1.0)
+    assert empty.measured == throughput.expected_core_cycles(config, 0.0)
+    assert dense.measured >= sparse.measured >= empty.measured
+
+
+def test_expected_nonzero_chunks():
+    layer = CoreConfig.build((70, 5), lanes=5, chunk=32).layers[0]  # chunks of 32, 32, 6
+    assert throughput.chunk_sizes(layer) == [32, 32, 6]
+    assert throughput.expected_nonzero_chunks(layer, 1.0) == 3
+    assert throughput.expected_nonzero_chunks(layer, 0.0) == 0
+    assert throughput.expected_nonzero_chunks(layer, 0.5) == pytest.approx(2 - 2 ** -31 + 1 - 2 ** -6)
+    spikes = np.zeros((3, 70), bool)
+    spikes[1, 69] = True
+    spikes[2, [0, 40]] = True
+    assert throughput.nonzero_chunks(layer, spikes).tolist() == [0, 1, 2]
+    assert throughput.layer_cycles(layer, 0) == 2  # one group: max(1, Z) + 1
