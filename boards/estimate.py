@@ -14,10 +14,10 @@ Two estimators, one answer format (`Resources`: LUT, FF, BRAM, DSP):
   memories, RAMB18/RAMB36 otherwise), DSPs counted per multiplier. tests/boards holds it to
   the synthesized numbers (tolerances in docs/boards.md).
 
-Throughput (docs/gateware.md): layer k takes `G_k * max(1, Z_k) + 3` cycles per timestep, with
-`G_k = ceil(n_out/P)` groups and `Z_k` nonzero input chunks (`n_chunks` on dense input); layers
-overlap, so a timestep costs the slowest layer, and at least `WORDS_IN` cycles of input framing.
-`ops_per_cycle` = synapses of the network / cycles per timestep.
+Throughput: `spikeloop.rtl.throughput`, the gateware's model (docs/gateware.md): layer k takes
+`G_k * max(1, Z_k) + 1` cycles per timestep, with `G_k = ceil(n_out/P)` groups and `Z_k` nonzero
+input chunks (`n_chunks` on dense input); layers overlap, so a timestep costs the slowest layer,
+or the stream framing, `max(WORDS_IN, WORDS_OUT) + 1`. `ops_per_cycle` = synapses / cycles.
 
 `largest(sizes, board)` searches per-layer (P, C) for the highest dense ops/cycle whose analytic
 estimate fits the device (with `margin` headroom); `spikeloop estimate --largest` then confirms it
@@ -105,8 +105,10 @@ class DoesNotFit(ConfigError):
 
     def __init__(self, board: Board, resources: Resources, over: dict[str, tuple[float, int]], source: str):
         self.board, self.resources, self.over = board, resources, over
-        parts = ", ".join(f"{k.upper()} {v:,.1f} > {cap:,} ({v / cap:.0%})".replace(".0 ", " ")
-                          for k, (v, cap) in over.items())
+        def amount(k, v):
+            return f"{v:,.1f}".removesuffix(".0") if k == "bram" else f"{round(v):,}"
+
+        parts = ", ".join(f"{k.upper()} {amount(k, v)} > {cap:,} ({v / cap:.0%})" for k, (v, cap) in over.items())
         super().__init__(f"does not fit the {board.device.part} of the {board.name} ({source} estimate): {parts}")
 
 
@@ -124,15 +126,17 @@ def check_fit(resources: Resources, board: Board, *, source: str = "synthesis", 
 
 
 def layer_cycles(layer: LayerConfig, nonzero_chunks: int | None = None) -> int:
-    """Crossbar cycles of one timestep: groups x max(1, nonzero chunks) + 3 (dense: every chunk)."""
-    z = layer.n_chunks if nonzero_chunks is None else nonzero_chunks
-    return layer.n_groups * max(1, z) + 3
+    """Crossbar cycles of one timestep with `nonzero_chunks` nonzero input chunks (dense: all of them)."""
+    from spikeloop.rtl import throughput  # the gateware's own model (docs/gateware.md)
+
+    return int(throughput.layer_cycles(layer, layer.n_chunks if nonzero_chunks is None else nonzero_chunks))
 
 
 def cycles_per_timestep(config: CoreConfig) -> int:
-    """Steady-state clock cycles per timestep on dense input: the slowest layer, or the input framing."""
-    framing = regmap.words_per_timestep(config.n_in, config.bus_width)
-    return max(framing, *(layer_cycles(layer) for layer in config.layers))
+    """Steady-state clock cycles per timestep on dense input: the slowest layer, or the stream framing."""
+    from spikeloop.rtl import throughput
+
+    return int(throughput.core_cycles(config, [[layer.n_chunks] for layer in config.layers])[0])
 
 
 def synapses(config: CoreConfig) -> int:
@@ -571,6 +575,7 @@ def analytic(config: CoreConfig, *, breakdown: bool = False):
 def _layer_options(n_in: int, n_out: int, max_cycles: int, max_chunk: int | None = None) -> list[tuple[int, int]]:
     """(P, C) pairs, the smallest P and C for each (groups, chunks) split within `max_cycles`."""
     out = []
+    extra = layer_cycles(LayerConfig(1, 1)) - 1  # cycles = G * NC + extra
     max_chunk = regmap.MAX_CHUNK if max_chunk is None else min(max_chunk, regmap.MAX_CHUNK)
     for g in range(1, n_out + 1):
         P = math.ceil(n_out / g)
@@ -578,7 +583,7 @@ def _layer_options(n_in: int, n_out: int, max_cycles: int, max_chunk: int | None
             continue
         for nc in range(1, n_in + 1):
             C = math.ceil(n_in / nc)
-            if math.ceil(n_in / C) != nc or g * nc + 3 > max_cycles:
+            if math.ceil(n_in / C) != nc or g * nc + extra > max_cycles:
                 continue
             if P * C <= regmap.MAX_ROW_BITS and P <= regmap.MAX_LANES and C <= max_chunk:
                 out.append((P, C))
@@ -598,20 +603,29 @@ def _cheapest_layer(n_in, n_out, max_cycles, widths, board, membranes_last, max_
     return best
 
 
+#: The widest chunk `largest` chooses by default: an adder tree of 8 levels per clock.
+MAX_CHUNK = 256
+
+
 def largest(sizes, board: Board | str = "pynq-z2", *, margin: float = 0.9, v_bits=16, u_bits=16, frac_bits=8,
-            decay="shift", membranes=False, bus_width=32, max_chunk: int | None = None) -> CoreConfig:
+            decay="shift", membranes=False, bus_width=32, max_chunk: int | None = MAX_CHUNK) -> CoreConfig:
     """The configuration of `sizes` with the fewest dense cycles per timestep (most ops/cycle)
     whose analytic estimate uses at most `margin` of every resource of the board's device.
 
     For each cycle budget, from the shortest up, every layer takes its cheapest (P, C) meeting
-    it; the first budget whose whole core fits wins. `max_chunk` caps C (a popcount of C bits is
-    one combinational adder tree: a timing limit the resource model does not see).
+    it; the first budget whose whole core fits wins. `max_chunk` caps C (default `MAX_CHUNK`; None
+    for no cap): a popcount of C bits is one combinational adder tree, a timing limit the resource
+    model does not see, and Yosys spends tens of minutes on C = 784.
     """
     board = get_board(board) if isinstance(board, str) else board
     sizes = tuple(int(s) for s in sizes)
     widths = {"v_bits": v_bits, "u_bits": u_bits, "frac_bits": frac_bits, "decay": decay}
-    floor = regmap.words_per_timestep(sizes[0], bus_width)
-    budgets = sorted({max(floor, g * nc + 3) for n_in, n_out in zip(sizes, sizes[1:])
+    from spikeloop.rtl import throughput
+
+    probe = CoreConfig.build(sizes, membranes=membranes, bus_width=bus_width, lanes=1, chunk=1)
+    floor = int(throughput.stage_cycles(probe, [[1]] * len(probe.layers))[0][0])  # the stream framing
+    extra = layer_cycles(LayerConfig(1, 1)) - 1  # layer cycles = groups * chunks + extra
+    budgets = sorted({max(floor, g * nc + extra) for n_in, n_out in zip(sizes, sizes[1:])
                       for g in range(1, n_out + 1) for nc in range(1, n_in + 1)})
     lo, hi = 0, len(budgets) - 1
 
@@ -663,9 +677,7 @@ CALIBRATION = [
     CoreConfig.build((128, 100, 50, 10), lanes=[20, 10, 5], chunk=[32, 50, 25], membranes=True, bus_width=64),
     CoreConfig.build((1024, 1024), lanes=4, chunk=32),
     CoreConfig.build((300, 300), lanes=64, chunk=16, v_bits=10, u_bits=10),
-    CoreConfig.build((784, 256, 128, 10), lanes=[16, 8, 10], chunk=[392, 128, 32]),
-    # what `largest((784, 256, 128, 10))` finds, without and with max_chunk=256 (docs/boards.md)
-    CoreConfig.build((784, 256, 128, 10), lanes=[10, 5, 1], chunk=[784, 256, 64]),
+    # what `largest((784, 256, 128, 10))` finds (docs/boards.md)
     CoreConfig.build((784, 256, 128, 10), lanes=[26, 4, 1], chunk=[196, 256, 32]),
 ]
 
@@ -739,7 +751,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--largest", action="store_true",
                    help="search lanes/chunk per layer for the most ops/cycle that fits (--sizes sets the network)")
     p.add_argument("--margin", type=float, default=0.9, help="share of each resource --largest may use (0.9)")
-    p.add_argument("--max-chunk", type=int, default=None, help="largest C --largest may choose (timing)")
+    p.add_argument("--max-chunk", type=int, default=MAX_CHUNK,
+                   help=f"largest C --largest may choose (default {MAX_CHUNK}: timing; 0 for no cap)")
     p.add_argument("--cache", type=Path, default=CACHE, help=f"synthesis cache (default {CACHE})")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
 
@@ -747,12 +760,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     """Run `spikeloop estimate` with parsed arguments; 0 when the configuration fits, DoesNotFit otherwise."""
     board = get_board(args.board)
+    if board.device.family != "xc7" and (args.analytic or args.largest):
+        raise ValueError(f"the analytic model and --largest are for the xc7 (pynq-z2); for the {board.name} run "
+                         "without them (Yosys synth_ecp5), or build it: make bitstream BOARD=ulx3s")
     if args.largest:
         sizes = board.default_sizes if args.sizes is None else [int(x) for x in str(args.sizes).split(",")]
         decay = str(args.decay)
         config = largest(sizes, board, margin=args.margin, v_bits=args.v_bits, u_bits=args.u_bits,
                          frac_bits=args.frac_bits, decay=decay, membranes=args.membranes, bus_width=args.bus_width,
-                         max_chunk=args.max_chunk)
+                         max_chunk=args.max_chunk or None)
     else:
         config = flow.config_from_args(args, default_sizes=board.default_sizes, default_lanes=board.default_lanes,
                                        default_chunk=board.default_chunk)

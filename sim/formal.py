@@ -22,11 +22,15 @@ The harnesses (docs/gateware.md, "Formal proofs"):
   the ports, the timesteps taken minus those given out always equals the timesteps held inside
   the pipeline (so none is dropped or duplicated), and likewise for those carrying TLAST; the
   framing's word positions match independent counts, output TLAST is only on the last word of a
-  timestep; AXI-Lite: AW and W are taken together, each request gets exactly one response,
+  timestep; AXI-Lite: AW and W are taken together, a response answers exactly one open request
+  and no request is taken while one is open (the open requests equal the FSM's state),
   BVALID/RVALID (and RDATA) are held until accepted, and every response is OKAY.
-  Covers (from reset, with the AXI-Lite master loading parameters): a whole transfer out with
-  TLAST, an output spike, the last layer's `v'` at both rails in the output stream, a truncated
-  transfer still closed by TLAST.
+  Covers (from reset, on the smaller `COVER_CORE`, the AXI-Lite master free to load parameters):
+  a whole transfer out with TLAST, an output spike, the last layer's `v'` at both rails in the
+  output stream, a truncated transfer still closed by TLAST.
+
+Every job must end PASS: in prove mode a failed base case or induction step (a counterexample
+trace is then under `<workdir>/<job>/run/engine_0/`), in cover mode an unreached cover, fails it.
 """
 
 from __future__ import annotations
@@ -369,6 +373,8 @@ JOBS = {job.name: job for job in (
         "neuron datapath = contract, decay shift"),
     Job("neuron-multiply-prove", lambda: NeuronHarness(decay="multiply"), "prove", 1,
         "neuron datapath = contract, decay multiply"),
+    Job("neuron-wide-u-prove", lambda: NeuronHarness(decay="shift", v_bits=4, u_bits=6, frac_bits=3), "prove", 1,
+        "neuron datapath = contract, current wider than the membrane"),
     Job("neuron-cover", lambda: NeuronHarness(decay="multiply"), "cover", 1, "spikes and rails reachable"),
     Job("core-prove", CoreHarness, "prove", 2, "streams, counting, AXI-Lite on the small core"),
     Job("core-cover", lambda: CoreHarness(COVER_CORE), "cover", 24,

@@ -76,6 +76,21 @@ def _patched_environ(values: dict[str, str]):
                 os.environ[key] = value
 
 
+@contextmanager
+def _exclusive(lock_path: Path):
+    """Hold an exclusive lock on `lock_path`: parallel tests (pytest-xdist) of one configuration build
+    it once, one after the other, instead of overwriting each other's files."""
+    import fcntl
+
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def runner():
     """cocotb's Verilator runner."""
     from cocotb_tools.runner import get_runner
@@ -86,16 +101,17 @@ def runner():
 def build_core(config: CoreConfig, build_root, *, waves: bool = False):
     """Generate the Verilog of `config` and build it with Verilator, once per configuration.
 
-    The build directory is `<build_root>/<design hash prefix>[-waves]`. Verilator skips its
-    work when its inputs are unchanged (its own dependency check), so a second build of the same
-    Verilog takes a fraction of a second. Returns (runner, build_dir).
+    The build directory is `<build_root>/<design hash prefix>-<OPT>-top[-waves]`. Verilator skips
+    its work when its inputs are unchanged (its own dependency check), so a second build of the
+    same Verilog takes a fraction of a second; parallel tests of one configuration take turns
+    (a lock file per configuration). Returns (runner, build_dir).
     """
     from spikeloop.rtl.verilog import MODULE, generate
 
-    source = generate(config, Path(build_root) / "verilog" / _key(config))
     build_dir = Path(build_root) / (_key(config) + OPT + "-top" + ("-waves" if waves else ""))
     sim = runner()
-    with _patched_environ(verilator_env()):
+    with _patched_environ(verilator_env()), _exclusive(Path(build_root) / f"{_key(config)}.lock"):
+        source = generate(config, Path(build_root) / "verilog" / _key(config))
         sim.build(sources=[source], hdl_toplevel=MODULE, build_dir=build_dir, build_args=VERILATOR_ARGS + COCOTB_ARGS,
                   waves=waves)
     return sim, build_dir

@@ -1,0 +1,157 @@
+"""Estimates: the cycles formula, the memory mapping rules and the analytic model held to Yosys,
+the refusal of what does not fit, the search for the largest fitting configuration, the CLI.
+
+Tolerances of the analytic model against Yosys (`synth_xilinx -family xc7`), stated in docs/boards.md:
+on the stored calibration runs LUT and FF within 10 %, block RAM and DSP exact; on a fresh
+synthesis of a configuration outside the calibration set LUT and FF within 20 %, BRAM and DSP exact.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from spikeloop import cli, regmap
+from spikeloop.boards import estimate
+from spikeloop.boards.devices import BOARDS
+from spikeloop.regmap import ConfigError, CoreConfig
+
+PYNQ = BOARDS["pynq-z2"]
+RUNS = json.loads(estimate.DATA.read_text())["runs"]
+CALIBRATED = [estimate.config_from_params(run["config"]) for run in RUNS]
+#: Not in the calibration set; small enough to synthesize in CI (about 30 s of Yosys).
+FRESH = CoreConfig.build((48, 24, 6), lanes=[3, 2], chunk=[16, 12], decay=["shift", "multiply"], u_bits=12)
+
+
+def within(got, want, tol):
+    return abs(got - want) <= tol * max(want, 1)
+
+
+def test_cycles_per_timestep_is_the_gateware_formula():
+    default = CoreConfig.build((784, 256, 128, 10), lanes=16, chunk=64)
+    # docs/gateware.md: G * NC + 1 per layer, the slowest stage sets the rate: 16 x 13 + 1 = 209
+    assert [estimate.layer_cycles(layer) for layer in default.layers] == [209, 33, 3]
+    assert estimate.cycles_per_timestep(default) == 209
+    assert estimate.synapses(default) == 784 * 256 + 256 * 128 + 128 * 10
+    assert round(estimate.ops_per_cycle(default)) == 1123
+    assert estimate.layer_cycles(default.layers[0], nonzero_chunks=0) == 16 + 1  # an empty timestep
+    # the stream framing bounds a core whose layers are faster than its input words
+    wide = CoreConfig.build((784, 10), lanes=10, chunk=784)
+    assert estimate.cycles_per_timestep(wide) == regmap.words_per_timestep(784, 32) + 1 == 26
+
+
+def test_calibration_covers_what_the_model_claims():
+    configs = {json.dumps(c.params(), sort_keys=True) for c in CALIBRATED}
+    assert len(configs) == len(RUNS) >= 6
+    assert any(layer.decay == "multiply" for c in CALIBRATED for layer in c.layers)
+    assert any(c.membranes and c.bus_width == 64 for c in CALIBRATED)
+    kinds = {estimate.memory_map(32 * layer.row_words, max(2, layer.weight_rows), group=32).kind
+             for c in CALIBRATED for layer in c.layers}
+    assert kinds == {"bram", "lutram"}
+
+
+@pytest.mark.parametrize("run", RUNS, ids=lambda r: "-".join(str(layer["n_out"]) for layer in r["config"]["layers"]))
+def test_memory_rules_match_yosys_per_layer(run):
+    config = estimate.config_from_params(run["config"])
+    for k, layer in enumerate(config.layers):
+        mems = estimate.layer_memories(layer)
+        for part, kinds in (("crossbar", ["weights"]), ("neurons", ["theta", "bias", "v", "u"])):
+            cells = run["modules"][f"spikeloop_core.core.network.layer{k}.{part}"]
+            got = estimate.count_cells({t: n for t, n in cells.items() if t.startswith("RAMB")}, "xc7").bram
+            assert got == sum(mems[kind].bram for kind in kinds), (k, part)
+            lutram = sum(n * estimate._XC7_LUTRAM.get(t, 0) for t, n in cells.items())
+            assert lutram == sum(mems[kind].lutram_luts for kind in kinds), (k, part)
+
+
+@pytest.mark.parametrize("run", RUNS, ids=lambda r: "-".join(str(layer["n_out"]) for layer in r["config"]["layers"]))
+def test_analytic_model_matches_the_calibration_runs(run):
+    config = estimate.config_from_params(run["config"])
+    got = estimate.analytic(config)
+    want = estimate.Resources(**{k: 0 for k in "lut ff bram dsp".split()})
+    for cells in run["modules"].values():
+        want = want + estimate.count_cells(cells, "xc7")
+    assert within(got.lut, want.lut, 0.10), (got, want)
+    assert within(got.ff, want.ff, 0.10), (got, want)
+    assert got.bram == want.bram and got.dsp == want.dsp, (got, want)
+
+
+def test_fresh_synthesis_matches_the_analytic_model_and_is_cached(tmp_path_factory):
+    cache = estimate.CACHE  # shared with `make estimate`, so CI synthesizes this once per gateware change
+    first = estimate.synthesize(FRESH, PYNQ, cache=cache)
+    again = estimate.synthesize(FRESH, PYNQ, cache=cache)
+    assert again.cached and again.key == first.key and again.resources == first.resources
+    assert again.key == estimate.synth_key(FRESH, PYNQ) != estimate.synth_key(CALIBRATED[0], PYNQ)
+    got = estimate.analytic(FRESH)
+    want = first.resources
+    print(f"fresh config: analytic {got.rounded()} vs Yosys {want}")
+    assert want.dsp == 2 * 2, "decay 'multiply' on layer 1: one multiplier per lane and decay"
+    assert within(got.lut, want.lut, 0.20), (got, want)
+    assert within(got.ff, want.ff, 0.20), (got, want)
+    assert got.bram == want.bram and got.dsp == want.dsp, (got, want)
+
+
+def test_a_configuration_that_does_not_fit_is_refused_with_the_numbers():
+    huge = CoreConfig.build((4096, 4096), lanes=256, chunk=256)
+    with pytest.raises(estimate.DoesNotFit) as e:
+        estimate.check_fit(estimate.analytic(huge), PYNQ, source="analytic")
+    text = str(e.value)
+    assert "xc7z020clg400-1" in text and "LUT" in text and "53,200" in text and "%" in text
+    assert set(e.value.over) >= {"lut"}
+    estimate.check_fit(estimate.analytic(CALIBRATED[0]), PYNQ)  # the default fits
+
+
+@pytest.fixture(scope="module")
+def best():
+    return estimate.largest((784, 256, 128, 10), PYNQ, margin=0.9)
+
+
+def test_largest_fitting_configuration_beats_the_default(best):
+    default = CoreConfig.build((784, 256, 128, 10), lanes=16, chunk=64)
+    estimate.check_fit(estimate.analytic(best), PYNQ, margin=0.9)
+    assert all(layer.chunk <= estimate.MAX_CHUNK for layer in best.layers)
+    assert estimate.ops_per_cycle(best) >= 5000 > 4 * estimate.ops_per_cycle(default)
+    print("largest:", " ".join(estimate.flow.config_args(best)), f"{estimate.ops_per_cycle(best):.0f} ops/cycle")
+
+
+def test_largest_configuration_fits_by_synthesis_too(best):
+    match = [run for run in RUNS if run["config"] == best.params()]
+    assert match, ("the largest configuration is not among the stored runs: add it to estimate.CALIBRATION and "
+                   "re-run `python -m spikeloop.boards.estimate calibrate`")
+    total = estimate.Resources(0, 0, 0, 0)
+    for cells in match[0]["modules"].values():
+        total = total + estimate.count_cells(cells, "xc7")
+    estimate.check_fit(total, PYNQ)
+
+
+def test_largest_without_a_chunk_cap_goes_further(best):
+    free = estimate.largest((784, 256, 128, 10), PYNQ, margin=0.9, max_chunk=None)
+    estimate.check_fit(estimate.analytic(free), PYNQ, margin=0.9)
+    assert estimate.ops_per_cycle(free) >= estimate.ops_per_cycle(best)
+    with pytest.raises(ConfigError, match="no configuration"):
+        estimate.largest((784, 256, 128, 10), PYNQ, margin=0.01)
+
+
+def test_cli_estimate_analytic(capsys):
+    assert cli.main(["estimate", "--board", "pynq-z2", "--analytic"]) == 0
+    out = capsys.readouterr().out
+    assert "xc7z020clg400-1" in out and "53,200" in out and "209 per timestep" in out and "1,123 synaptic" in out
+
+
+def test_cli_estimate_refuses_what_does_not_fit(capsys, tmp_path):
+    status = cli.main(["estimate", "--analytic", "--sizes", "4096,4096", "--lanes", "256", "--chunk", "256",
+                       "--json", str(tmp_path / "e.json")])
+    assert status == 2
+    assert "does not fit" in capsys.readouterr().err
+    numbers = json.loads((tmp_path / "e.json").read_text())
+    assert numbers["analytic"]["lut"] > PYNQ.device.lut and numbers["capacity"]["lut"] == 53_200
+
+
+def test_cli_estimate_uses_the_synthesis_cache(capsys):
+    sizes = ",".join(map(str, CALIBRATED[0].sizes))
+    # the calibration's first run is the default configuration; its synthesis is cached once run
+    if not (estimate.CACHE / f"{estimate.synth_key(CALIBRATED[0], PYNQ)}.json").exists():
+        pytest.skip("the default configuration has not been synthesized on this machine (make estimate)")
+    assert cli.main(["estimate", "--sizes", sizes, "--lanes", "16", "--chunk", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "yosys" in out and "cached" in out
