@@ -379,7 +379,8 @@ def load_writes(config: CoreConfig, network: Network, *, skip_zero: bool = False
     """The (byte offset, word) register writes that load `network` into a core built as `config`.
 
     Per layer: MODE, LAM, ALPHA, then the weights, theta and bias windows. With `skip_zero`,
-    zero words of the windows are left out (right only after a reset, when memories hold 0).
+    zero words of the windows are left out: right only for a freshly configured core (memories
+    start at 0 when the bitstream loads or a simulation starts; a reset keeps their contents).
     Raises ConfigError if the network does not fit the configuration.
     """
     config.check_network(network)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -105,16 +106,28 @@ def test_waits_have_deadlines():
     assert time.monotonic() - t0 < 5
 
 
-def test_a_failing_board_build_is_reported(tmp_path):
+def test_a_failing_board_build_is_reported(tmp_path, monkeypatch):
+    import tempfile
+
     from spikeloop.sim.board import BoardBuildError, build_board
 
+    made = []  # the half-built libraries of this build only (the cache is shared with parallel tests)
+
+    def mkstemp(*args, **kwargs):
+        fd, path = real_mkstemp(*args, **kwargs)
+        made.append(path)
+        return fd, path
+
+    real_mkstemp = tempfile.mkstemp
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
     broken = tmp_path / "broken.cpp"
     broken.write_text('#include "Vcore.h"\nextern "C" int sb_new( { return 0; }\n')
     with pytest.raises(BoardBuildError, match="compiling the harness failed") as info:
         build_board(main_config(), profile=PROFILE, harness=broken)
     assert "error" in info.value.output
-    library_dir = build_board(main_config(), profile=PROFILE).parent
-    assert not list(library_dir.glob(".board-*")), "a half-built library was left behind"
+    assert made and not [path for path in made if os.path.exists(path)], "a half-built library was left behind"
+    monkeypatch.undo()
+    build_board(main_config(), profile=PROFILE)  # the good harness still builds in the same cache
 
     with pytest.raises(BoardBuildError, match="Verilator failed") as info:
         build_board(main_config(), profile=PROFILE, extra_verilator_args=["--no-such-option"], build_root=tmp_path)
