@@ -1,4 +1,4 @@
-"""`make demo`: the main job end to end, as far as the project goes.
+"""`make demo`: the main job end to end, from training to the simulated board and back.
 
 Trains a binary-weight SNN on scikit-learn's digits (rate code, T = 16, 64-256-10, straight-
 through rule: `spikeloop.quant.train`), exports it to the integer contract, saves and reloads the
@@ -6,13 +6,20 @@ network image, runs the numpy golden model on the test split, reports the intege
 accuracy and the bit-exact check against the hardware-mode training model, checks the PyTorch
 golden model against the numpy one, and draws the pictures (raster of a real digit's input and
 layer spikes, membrane traces, firing rates, training curves, reliability diagram).
+Then the board: the same network is loaded into the simulated board (the generated Verilog
+under Verilator, through the driver that runs a PYNQ board), every test digit is run on it and
+its output spikes and membranes are compared with the golden model's, word for word; and a
+closed loop balances Gymnasium's CartPole with the SNN policy of `spikeloop.host.cartpole` on
+the simulated board. `report.json` collects the numbers.
 
 `quick=True` trains a small network for two epochs (what the tests run). Without PyTorch the
-demo falls back to a built-in random network, run and plotted with numpy alone.
+demo falls back to a built-in random network, run and plotted with numpy alone; without
+Verilator (or gymnasium) the board stages say why they are left out.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -99,8 +106,86 @@ def trained_demo(out: Path, *, seed: int = 0, quick: bool = False) -> int:
     for name in ("raster", "membranes", "rates", "training_curves", "reliability"):
         print(f"  picture  {done.files[name]}")
     print(f"  files    {out / 'metrics.json'}, {out / 'checkpoint.pt'}, {out / 'input.npz'}, {out / 'output.npz'}")
+    report = {"dataset": cfg.dataset, "sizes": list(net.sizes), "content_hash": s["content_hash"],
+              "golden_test_accuracy": s["golden_test_accuracy"], "training_check_equal": bool(ver.equal),
+              "torch_numpy_equal": bool(same)}
+    report["board"] = board_check(net, x_test, trace, done.verification.predictions, data.y_test)
+    report["closed_loop"] = closed_loop(seed=seed, steps=100 if quick else 500)
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    print(f"  report   {out / 'report.json'}")
     print(f"  time     {time.perf_counter() - start:.1f} s")
-    return 0 if ver.equal and same else 1
+    ok = [ver.equal, same] + [stage["ok"] for stage in (report["board"], report["closed_loop"]) if "ok" in stage]
+    return 0 if all(ok) else 1
+
+
+#: Throughput knobs of the demo's simulated board (docs/gateware.md): 16 lanes, 64-synapse chunks.
+BOARD_LANES, BOARD_CHUNK = 16, 64
+
+
+def board_check(net: Network, x_test: np.ndarray, trace, predictions, labels) -> dict:
+    """Run every test sample on the simulated board and compare its output words with the golden model.
+
+    Returns the numbers of the report; `ok` is False on any mismatch. Without Verilator the stage
+    is left out (`skipped` says why).
+    """
+    from spikeloop.host import open_core
+    from spikeloop.host.driver import describe_config
+    from spikeloop.sim.board import board_available
+
+    reason = board_available()
+    if reason:
+        print(f"  board    left out: {reason}")
+        return {"skipped": reason}
+    t0 = time.perf_counter()
+    with open_core("sim", net, lanes=BOARD_LANES, chunk=BOARD_CHUNK, membranes=True) as core:
+        opened = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out = core.run(x_test)
+        seconds = time.perf_counter() - t0
+        counters = core.counters()
+    spikes_equal = bool(np.array_equal(out.spikes, trace.spikes))
+    membranes_equal = bool(np.array_equal(out.membranes, trace.membranes))
+    board_predictions = np.argmax(out.membranes[:, -1], axis=1)  # the membrane readout, ties to the lowest index
+    fired = int(out.spikes.sum())
+    n, steps = x_test.shape[:2]
+    ok = spikes_equal and membranes_equal and bool(np.array_equal(board_predictions, predictions)) and fired > 0
+    print(f"  board    simulated board (Verilator), core {describe_config(core.config)}")
+    print(f"           built and loaded in {opened:.1f} s; {n} digits x {steps} steps in {seconds:.2f} s "
+          f"({n * steps / seconds:,.0f} timesteps/s, {counters.get('busy_cycles', 0):,} busy cycles)")
+    print(f"  check    board vs golden model: output spikes ({fired:,} fired) "
+          f"{'EQUAL' if spikes_equal else 'MISMATCH'}, membranes {'EQUAL' if membranes_equal else 'MISMATCH'}, "
+          f"accuracy on the board {float(np.mean(board_predictions == labels)):.2%}")
+    return {"ok": ok, "spikes_equal": spikes_equal, "membranes_equal": membranes_equal, "spikes_fired": fired,
+            "accuracy": float(np.mean(board_predictions == labels)), "timesteps": n * steps,
+            "seconds": seconds, "build_and_load_seconds": opened, "lanes": BOARD_LANES, "chunk": BOARD_CHUNK,
+            "counters": {k: int(v) for k, v in counters.items()}}
+
+
+def closed_loop(*, seed: int = 0, steps: int = 500) -> dict:
+    """Balance CartPole-v1 for `steps` steps with the SNN policy on the simulated board (`spikeloop loop`)."""
+    from spikeloop.host import cartpole, open_core
+    from spikeloop.host.loop import run_loop
+    from spikeloop.sim.board import board_available
+
+    reason = board_available()
+    try:
+        env = cartpole.make_env()
+    except ImportError as e:
+        reason = f"needs {e.name} (pip install gymnasium)"
+    if reason:
+        print(f"  loop     left out: {reason}")
+        return {"skipped": reason}
+    encoder = cartpole.ThermometerEncoder()
+    with open_core("sim", cartpole.policy_network(encoder), **cartpole.GEOMETRY) as core:
+        result = run_loop(core, env, encoder, cartpole.decode, max_steps=steps, seed=seed, progress=False,
+                          close_env=True)
+    balanced = result.steps[0] >= steps and not result.interrupted
+    p50 = result.percentiles((50,))["step"][0]
+    print(f"  loop     CartPole-v1 on the simulated board: {result.steps[0]} of {steps} steps "
+          f"{'balanced' if balanced else 'NOT balanced'}, {result.steps_per_second:,.0f} steps/s, "
+          f"median step {p50:.0f} us")
+    return {"ok": balanced, "steps": result.steps[0], "target": steps, "steps_per_second": result.steps_per_second,
+            "median_step_us": p50}
 
 
 def builtin_demo(out: Path, *, seed: int = 0) -> int:

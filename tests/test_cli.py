@@ -84,13 +84,21 @@ def test_bad_sizes_argument_is_refused(tmp_path, capsys):
     assert "comma-separated integers" in capsys.readouterr().err
 
 
-def test_demo_runs_and_checks_both_golden_models(tmp_path, capsys):
+def test_demo_runs_and_checks_both_golden_models_and_the_simulated_board(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SPIKELOOP_SIM_PROFILE", "quick")  # the tests' simulated-board builds (tests/host)
     assert main(["demo", "--out", str(tmp_path), "--quick"]) == 0
     out = capsys.readouterr().out
     assert "EQUAL" in out and "MISMATCH" not in out
     assert "accuracy integer model on the golden model" in out
+    report = json.loads((tmp_path / "report.json").read_text())
+    board, loop = report["board"], report["closed_loop"]
+    assert board["ok"] and board["spikes_equal"] and board["membranes_equal"] and board["spikes_fired"] > 0, board
+    assert board["timesteps"] == 359 * 8 and board["counters"]["timesteps"] == board["timesteps"]
+    assert board["accuracy"] == report["golden_test_accuracy"]
+    assert loop["ok"] and loop["steps"] == loop["target"] == 100, loop
+    assert "board vs golden model: output spikes" in out and "CartPole-v1 on the simulated board" in out
     for name in ("network.npz", "input.npz", "output.npz", "raster.png", "membranes.png", "rates.png", "training.png",
-                 "reliability.png", "checkpoint.pt", "metrics.json"):
+                 "reliability.png", "checkpoint.pt", "metrics.json", "report.json"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert load_spikes(tmp_path / "output.npz").any(), "the demo network never fired"
     # the saved input replayed through `spikeloop run` gives the saved output
