@@ -33,7 +33,7 @@ demo: $(STAMP)
 # Verilog of the default core (or CONFIG="--sizes 784,256,10 --lanes 16 --chunk 64") under build/verilog.
 CONFIG ?= --sizes 784,256,128,10 --lanes 16 --chunk 64
 verilog: $(STAMP)
-	$(PY) -m spikeloop.rtl.verilog $(CONFIG) --out $(BUILD)/verilog
+	$(VENV)/bin/spikeloop verilog $(CONFIG) --out $(BUILD)/verilog
 
 # ---- boards (docs/boards.md) -------------------------------------------------------------------
 # make estimate  BOARD=pynq-z2 [CONFIG="--sizes 784,256,128,10 --lanes 16 --chunk 64"]  LUT/FF/BRAM/DSP (Yosys,

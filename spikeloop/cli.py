@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spikeloop.configargs import add_config_arguments
 from spikeloop.network import Network, NetworkError, random_network
 from spikeloop.spikes import SpikeError, check_spikes, load_spikes, poisson_spikes, save_spikes
 
@@ -235,6 +236,13 @@ def cmd_demo(args) -> int:
     return demo(Path(args.out), seed=args.seed, quick=args.quick)
 
 
+def cmd_verilog(args) -> int:
+    """Write the Verilog of a core configuration and its manifest (default: the 784-256-128-10 core)."""
+    from spikeloop.rtl import verilog
+
+    return verilog.run(args)
+
+
 def cmd_estimate(args) -> int:
     """LUT/FF/BRAM/DSP (Yosys and analytic), cycles and ops/cycle of a core configuration on a board."""
     from spikeloop.boards import estimate
@@ -315,6 +323,11 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("--binarize", action="store_true",
                    help="take the signs of non-binary weights, folding their scale into thresholds and biases")
     n.set_defaults(func=cmd_nir_import)
+
+    s = sub.add_parser("verilog", help=cmd_verilog.__doc__)
+    add_config_arguments(s)
+    s.add_argument("--out", type=Path, default=Path("build/verilog"), help="output folder (default build/verilog)")
+    s.set_defaults(func=cmd_verilog)
 
     s = sub.add_parser("estimate", help=cmd_estimate.__doc__)
     from spikeloop.boards.estimate import add_arguments as add_estimate_arguments

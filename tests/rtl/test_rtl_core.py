@@ -282,6 +282,20 @@ def test_verilog_generation_writes_module_and_manifest(tmp_path, capsys):
     assert "design hash" in capsys.readouterr().out
 
 
+def test_spikeloop_verilog_command_builds_the_default_and_refuses_bad_options(tmp_path, capsys):
+    import json
+
+    from spikeloop.cli import main
+
+    assert main(["verilog", "--out", str(tmp_path)]) == 0  # the default core of `make verilog`
+    manifest = json.loads((tmp_path / "spikeloop_core.json").read_text())
+    default = CoreConfig.build((784, 256, 128, 10), lanes=16, chunk=64)
+    assert manifest["config"] == default.params() and manifest["design_hash"] == regmap.design_hash(default).hex()
+    assert main(["verilog", "--sizes", "64,32", "--lanes", "0", "--out", str(tmp_path / "bad")]) == 2
+    assert "lanes = 0 is outside [1, 32]" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_core_refuses_bad_parameters():
     with pytest.raises(TypeError, match="config must be a CoreConfig"):
         Core(config=None)
