@@ -61,6 +61,13 @@ $(BOARD_DIR)/config.args: FORCE
 $(BOARD_DIR)/spikeloop.bit: $(BOARD_DIR)/config.args $(GATEWARE_SRC) $(BOARDS_SRC) | $(STAMP)
 	$(PY) -m spikeloop.boards.build --board $(BOARD) --out $(BOARD_DIR) $(BOARD_CONFIG)
 
+# The overlay as a pip package for the board (pynq.overlays entry point): make overlay BOARD=pynq-z2
+.PHONY: overlay
+overlay: $(BOARD_DIR)/overlay/pyproject.toml
+
+$(BOARD_DIR)/overlay/pyproject.toml: $(BOARD_DIR)/spikeloop.bit boards/overlay.py | $(STAMP)
+	$(PY) -m spikeloop.boards.overlay --board $(BOARD) --bitdir $(BOARD_DIR) --out $(BOARD_DIR)/overlay
+
 FORCE:
 
 bench: $(STAMP)

@@ -9,8 +9,9 @@
     README.txt                              the one command to run on a machine with Vivado
 
 `build(config, out)` prepares, then runs `vivado -mode batch -notrace -source build.tcl` there
-when `vivado` is on PATH, and records the Vivado version, timing and utilization in
-spikeloop.json. Without Vivado it raises `VivadoMissing` whose message says what to copy and run.
+when `vivado` is on PATH, and records the Vivado version, timing, utilization and the SHA-256 of
+spikeloop.bit and spikeloop.hwh (`bitstream`) in spikeloop.json. Without Vivado it raises
+`VivadoMissing` whose message says what to copy and run.
 
 The addresses come from `spikeloop.regmap`: the core's AXI-Lite range is
 `2^address_bits(config)` bytes (at least Vivado's 4 KiB minimum), at `CORE_BASE` in GP0's window.
@@ -18,6 +19,7 @@ The addresses come from `spikeloop.regmap`: the core's AXI-Lite range is
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from pathlib import Path
@@ -179,6 +181,7 @@ def build(config: CoreConfig, out, *, clock_mhz: float = BOARD.clock_mhz, jobs: 
         dma_length_width=DMA_LENGTH_WIDTH, status="built", build_seconds=round(seconds),
         timing={"wns_ns": float(summary.get("wns_ns", "nan"))},
         utilization={k: summary.get(k) for k in ("lut", "ff", "bram", "dsp")},
+        bitstream={name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in OUTPUTS},
     )
     flow.write_metadata(out / "spikeloop.json", meta)
     return out / "spikeloop.bit"

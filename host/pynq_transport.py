@@ -6,24 +6,33 @@ and AXI DMA driver. Needs numpy and pynq only (no torch: it runs on the board's 
   (`xilinx.com:module_ref:spikeloop_core:1.0`, the core added to a block design as a module
   reference); register access, with bulk forms on the memory-mapped array.
 - `SpikeloopOverlay`: a `pynq.Overlay` that finds the core and its AXI DMA (simple mode, both
-  channels) by type, whatever the block design named them.
+  channels) by type, whatever the block design named them. Without a path, "spikeloop.bit" is
+  looked up by pynq: the working directory, then the `pynq.overlays` entry points (the overlay
+  package of `spikeloop.boards.overlay`). `.metadata` is the spikeloop.json beside the bitstream.
 - `PynqTransport`: stream transfers with the receive armed before the send, and waits with
   deadlines instead of pynq's `wait()` (which spins forever on a core that never sends TLAST):
   the DMA status registers are polled until idle; on an error bit or at the deadline the DMA
-  is reset and restarted, and the exception carries the decoded DMASR of both channels.
+  is reset and restarted, and the exception carries the decoded DMASR of both channels. When the
+  overlay has metadata, its design hash must be the core's (HASH0..7), else `ConfigError`.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pynq
 
+from spikeloop import regmap
+from spikeloop.regmap import ConfigError
+
 from .transport import Received, TransferTimeout, Transport, TransportError
 
-__all__ = ["SpikeloopIP", "SpikeloopOverlay", "PynqTransport", "VLNV", "DMA_VLNV", "DMA", "decode_dmasr"]
+__all__ = ["SpikeloopIP", "SpikeloopOverlay", "PynqTransport", "VLNV", "DMA_VLNV", "DMA", "decode_dmasr",
+           "read_metadata", "check_metadata"]
 
 #: Name of the core's top module (`spikeloop.rtl.verilog.MODULE`; a test holds the two equal).
 MODULE = "spikeloop_core"
@@ -62,6 +71,32 @@ def decode_dmasr(word: int) -> str:
     return "|".join(names) if names else "running, not idle"
 
 
+def read_metadata(bitfile) -> dict | None:
+    """The metadata JSON beside a bitstream (`spikeloop.bit` -> `spikeloop.json`), None when there is none."""
+    path = Path(bitfile).with_suffix(".json")
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("design_hash"), str):
+        raise ConfigError(f"{path} has no design_hash: not spikeloop overlay metadata")
+    return meta
+
+
+def check_metadata(metadata: dict | None, read, where: str) -> None:
+    """Refuse a core whose HASH0..7 registers are not the metadata's design hash (`read(offset)` reads a word)."""
+    if metadata is None:
+        return
+    words = [read(regmap.register(f"HASH{k}").offset) for k in range(8)]
+    got = b"".join(int(w).to_bytes(4, "little") for w in words).hex()
+    want = metadata["design_hash"]
+    if got != want:
+        raise ConfigError(f"{where}: the core's design hash is {got[:16]}..., its metadata says {want[:16]}...: "
+                          "the bitstream and spikeloop.json are of different builds (or another bitstream is loaded)")
+
+
 class SpikeloopIP(pynq.DefaultIP):
     """The driver pynq instantiates for the core (bound by VLNV): registers by byte offset."""
 
@@ -94,7 +129,8 @@ class SpikeloopOverlay(pynq.Overlay):
     """A spikeloop overlay: `.core` (a `SpikeloopIP`) and `.dma` (pynq's `DMA`), found by type.
 
     `core_name` / `dma_name` pick one when the design holds several. Other arguments are
-    `pynq.Overlay`'s (`device=`, `download=` ...).
+    `pynq.Overlay`'s (`device=`, `download=` ...). `.metadata`: spikeloop.json beside the
+    bitstream (None when absent).
     """
 
     def __init__(self, bitfile_name: str = "spikeloop.bit", *, core_name: str | None = None,
@@ -102,6 +138,7 @@ class SpikeloopOverlay(pynq.Overlay):
         super().__init__(bitfile_name, **kwargs)
         self.core_name = core_name or self._find(lambda t: t == VLNV, "the spikeloop core")
         self.dma_name = dma_name or self._find(lambda t: t.startswith(DMA_VLNV.rpartition(":")[0] + ":"), "an AXI DMA")
+        self.metadata = read_metadata(self.bitfile_name)
 
     def _find(self, match, what: str) -> str:
         names = [name for name, d in self.ip_dict.items() if match(d.get("type") or "")]
@@ -131,7 +168,8 @@ class PynqTransport(Transport):
     Parameters (keyword-only)
     ----------
     overlay : a `SpikeloopOverlay` (else one is made from `bitfile` on `device`).
-    bitfile : the bitstream (default "spikeloop.bit"), `.hwh` beside it.
+    bitfile : the bitstream (default "spikeloop.bit": the working directory's, else the installed
+        overlay package's), `.hwh` and (optional) `.json` metadata beside it.
     device : the pynq `Device` (default: pynq's active device; a `pynq_shim.SimDevice` off-board).
     download : download the bitstream when making the overlay (default True).
     quiet : seconds without an output word after which `drain` decides the core is empty.
@@ -152,6 +190,7 @@ class PynqTransport(Transport):
         self.dma = overlay.dma
         self.device = self.ip.device
         self.quiet = quiet
+        check_metadata(getattr(overlay, "metadata", None), self.read, str(overlay.bitfile_name))
         params = self.dma.description.get("parameters", {})
         if int(params.get("c_include_sg", 0)):
             raise TransportError(f"{overlay.dma_name}: the AXI DMA is in scatter-gather mode; spikeloop needs "
