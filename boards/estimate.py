@@ -486,7 +486,7 @@ def _calibration_rows():
     for run in json.loads(DATA.read_text())["runs"]:
         if run["board"] != "pynq-z2":
             continue
-        config = config_from_params(run["config"])
+        config = CoreConfig.from_params(run["config"])
         for name, cells in run["modules"].items():
             kind, layer = _module_kind(name)
             if kind == "top":
@@ -680,12 +680,6 @@ def largest(sizes, board: Board | str = "pynq-z2", *, margin: float = 0.9, v_bit
 # --------------------------------------------------------------------------------------------
 # Calibration data and command line
 # --------------------------------------------------------------------------------------------
-
-
-def config_from_params(params: dict) -> CoreConfig:
-    """Inverse of `CoreConfig.params()`."""
-    layers = tuple(LayerConfig(**p, where=f"layer {k}") for k, p in enumerate(params["layers"]))
-    return CoreConfig(layers, membranes=params["membranes"], bus_width=params["bus_width"])
 
 
 #: Configurations of the calibration runs (`python -m spikeloop.boards.estimate calibrate`).

@@ -42,7 +42,6 @@ from spikeloop import regmap
 from spikeloop.regmap import ConfigError, CoreConfig
 
 from .devices import BOARDS
-from .estimate import config_from_params
 from .vivado import VLNV, read_summary
 
 __all__ = ["OVERLAY", "METADATA", "OverlayError", "distribution_name", "module_name", "check_bitdir", "assemble",
@@ -82,7 +81,7 @@ def _pynq_board(board: str):
 def _config(params) -> CoreConfig:
     """The CoreConfig of the metadata's `config` (`CoreConfig.params()`), or ConfigError."""
     try:
-        return config_from_params(params)
+        return CoreConfig.from_params(params)
     except (KeyError, TypeError) as exc:
         raise ConfigError(f"not a spikeloop configuration ({type(exc).__name__}: {exc})") from None
 

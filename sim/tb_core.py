@@ -38,7 +38,7 @@ import numpy as np
 
 from spikeloop import golden, regmap
 from spikeloop.network import Network
-from spikeloop.regmap import CoreConfig, LayerConfig
+from spikeloop.regmap import CoreConfig
 
 __all__ = ["TB", "write_case", "read_case", "effective_spikes", "CaseFailure"]
 
@@ -82,9 +82,7 @@ def write_case(path, *, config: CoreConfig, network: Network, transfers, seed: i
 def read_case(path) -> dict:
     """The case as objects: config, network, transfers and the settings."""
     case = json.loads(Path(path).read_text())
-    params = case["config"]
-    layers = tuple(LayerConfig(**layer, where=f"layer {k}") for k, layer in enumerate(params["layers"]))
-    case["config"] = CoreConfig(layers, membranes=params["membranes"], bus_width=params["bus_width"])
+    case["config"] = CoreConfig.from_params(case["config"])
     case["network"] = Network.load(case["network"])
     with np.load(case["spikes"]) as npz:
         case["transfers"] = [npz[f"t{k}"] for k in range(case["transfers"])]

@@ -301,6 +301,12 @@ class CoreConfig(LayerChain):
             "bus_width": self.bus_width,
         }
 
+    @classmethod
+    def from_params(cls, params: dict) -> CoreConfig:
+        """Inverse of `params()` (a JSON file's configuration back to a CoreConfig, validated)."""
+        layers = tuple(LayerConfig(**p, where=f"layer {k}") for k, p in enumerate(params["layers"]))
+        return cls(layers, membranes=params["membranes"], bus_width=params["bus_width"])
+
     def readback(self) -> dict[int, int]:
         """Byte offset -> value of every read-only identity and configuration register."""
         values = {register("MAGIC").offset: MAGIC}

@@ -19,7 +19,7 @@ from spikeloop.regmap import ConfigError, CoreConfig
 
 PYNQ = BOARDS["pynq-z2"]
 RUNS = json.loads(estimate.DATA.read_text())["runs"]
-CALIBRATED = [estimate.config_from_params(run["config"]) for run in RUNS]
+CALIBRATED = [CoreConfig.from_params(run["config"]) for run in RUNS]
 #: Not in the calibration set; small enough to synthesize in CI (about 30 s of Yosys).
 FRESH = CoreConfig.build((48, 24, 6), lanes=[3, 2], chunk=[16, 12], decay=["shift", "multiply"], u_bits=12)
 
@@ -53,7 +53,7 @@ def test_calibration_covers_what_the_model_claims():
 
 @pytest.mark.parametrize("run", RUNS, ids=lambda r: "-".join(str(layer["n_out"]) for layer in r["config"]["layers"]))
 def test_memory_rules_match_yosys_per_layer(run):
-    config = estimate.config_from_params(run["config"])
+    config = CoreConfig.from_params(run["config"])
     for k, layer in enumerate(config.layers):
         mems = estimate.layer_memories(layer)
         for part, kinds in (("crossbar", ["weights"]), ("neurons", ["theta", "bias", "v", "u"])):
@@ -66,7 +66,7 @@ def test_memory_rules_match_yosys_per_layer(run):
 
 @pytest.mark.parametrize("run", RUNS, ids=lambda r: "-".join(str(layer["n_out"]) for layer in r["config"]["layers"]))
 def test_analytic_model_matches_the_calibration_runs(run):
-    config = estimate.config_from_params(run["config"])
+    config = CoreConfig.from_params(run["config"])
     got = estimate.analytic(config)
     want = estimate.Resources(**{k: 0 for k in "lut ff bram dsp".split()})
     for cells in run["modules"].values():

@@ -71,6 +71,17 @@ def test_readback_rebuilds_the_configuration(config):
         CoreConfig.from_readback(lambda offset: newer.get(offset, 0))
 
 
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(map(str, c.sizes)))
+def test_params_round_trip_and_are_validated(config):
+    import json
+
+    assert CoreConfig.from_params(json.loads(json.dumps(config.params()))) == config
+    bad = config.params()
+    bad["layers"][0]["lanes"] = 0
+    with pytest.raises(ConfigError, match="layer 0: lanes = 0"):
+        CoreConfig.from_params(bad)
+
+
 def test_design_hash_changes_with_the_configuration():
     a = CoreConfig.build((40, 20, 5), lanes=4, chunk=8)
     assert regmap.design_hash(a) == regmap.design_hash(CoreConfig.build((40, 20, 5), lanes=4, chunk=8))
