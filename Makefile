@@ -44,7 +44,7 @@ BOARD        ?= pynq-z2
 BOARD_DIR    := $(BUILD)/boards/$(BOARD)
 BOARD_CONFIG  = $(if $(filter file,$(origin CONFIG)),,$(CONFIG))
 GATEWARE_SRC := $(wildcard rtl/*.py) spikeloop/regmap.py
-BOARDS_SRC   := $(wildcard boards/*.py boards/pynq_z2/*.tcl)
+BOARDS_SRC   := $(wildcard boards/*.py boards/pynq_z2/*.tcl) spikeloop/uartlink.py
 
 .PHONY: estimate bitstream FORCE
 

@@ -2,22 +2,9 @@
 
 A board without a processor (the ULX3S) reaches the core through its USB-UART. `UARTBridge`
 turns byte frames into the same AXI-Lite accesses and AXI-Stream words the PYNQ's MMIO and DMA
-produce, so the driver above its transport is unchanged. 8N1, `divisor` clocks per bit;
-multi-byte fields little-endian; `W` = the core's bus width.
-
-    host -> board                                   board -> host
-    WRITE  0x01 addr[4] data[4]                     WRITE_ACK 0x81
-    READ   0x02 addr[4]                             READ_DATA 0x82 data[4]
-    STREAM 0x03 flags[1] word[W/8]                  (no reply)
-                                                    OUTPUT    0x84 flags[1] word[W/8]
-    flags bit 0 = TLAST
-
-Each output stream word is sent as an OUTPUT frame whenever the core produces one; replies and
-output frames never interleave inside a frame. Unknown command bytes are dropped. The UART has
-no flow control: the host keeps at most one timestep of input in flight beyond the outputs it
-has received (the core then always accepts a word within a few cycles, long before the next
-byte ends), and waits for each reply before the next WRITE or READ.
-`FRAMES` is the table the gateware uses; a host transport should import it rather than retype it.
+produce, so the driver above its transport is unchanged. 8N1, `divisor` clocks per bit.
+The protocol (frames, flow-control rule) and its one table, `FRAMES`, live in
+`spikeloop.uartlink`, shared with the host's `serial` transport; they are re-exported here.
 """
 
 from __future__ import annotations
@@ -28,50 +15,9 @@ from amaranth.lib.wiring import In, Out
 
 from spikeloop import regmap
 from spikeloop.regmap import CoreConfig
+from spikeloop.uartlink import FRAMES, frame_read, frame_stream, frame_write, parse_replies
 
 __all__ = ["FRAMES", "UARTRx", "UARTTx", "UARTBridge", "frame_write", "frame_read", "frame_stream", "parse_replies"]
-
-#: Frame codes and their payload sizes in bytes (W = bus width in bytes).
-FRAMES = {
-    "WRITE": 0x01, "READ": 0x02, "STREAM": 0x03,
-    "WRITE_ACK": 0x81, "READ_DATA": 0x82, "OUTPUT": 0x84,
-}
-
-
-def frame_write(addr: int, data: int) -> bytes:
-    """Host bytes of a register write."""
-    return bytes([FRAMES["WRITE"]]) + int(addr).to_bytes(4, "little") + (int(data) & 0xFFFFFFFF).to_bytes(4, "little")
-
-
-def frame_read(addr: int) -> bytes:
-    """Host bytes of a register read."""
-    return bytes([FRAMES["READ"]]) + int(addr).to_bytes(4, "little")
-
-
-def frame_stream(word: int, last: bool, bus_width: int = 32) -> bytes:
-    """Host bytes of one input stream word."""
-    return bytes([FRAMES["STREAM"], int(bool(last))]) + int(word).to_bytes(bus_width // 8, "little")
-
-
-def parse_replies(data: bytes, bus_width: int = 32) -> list[tuple[str, object]]:
-    """Board bytes -> [("ack", None) | ("read", value) | ("output", (word, last))]; trailing partial frames ignored."""
-    out, i, wb = [], 0, bus_width // 8
-    while i < len(data):
-        code = data[i]
-        if code == FRAMES["WRITE_ACK"]:
-            out.append(("ack", None))
-            i += 1
-        elif code == FRAMES["READ_DATA"] and i + 5 <= len(data):
-            out.append(("read", int.from_bytes(data[i + 1 : i + 5], "little")))
-            i += 5
-        elif code == FRAMES["OUTPUT"] and i + 2 + wb <= len(data):
-            out.append(("output", (int.from_bytes(data[i + 2 : i + 2 + wb], "little"), bool(data[i + 1] & 1))))
-            i += 2 + wb
-        elif code in (FRAMES["READ_DATA"], FRAMES["OUTPUT"]):
-            break
-        else:
-            raise ValueError(f"unexpected byte {code:#04x} at {i} in the board's reply")
-    return out
 
 
 def _check_divisor(divisor):

