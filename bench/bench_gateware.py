@@ -33,6 +33,7 @@ CONFIGS = [
     ([32, 16, 10], [112, 64, 64]),
     ([32, 16, 10], [160, 64, 64]),
     ([32, 16, 10], [196, 64, 64]),
+    ([26, 4, 1], [196, 256, 32]),  # the largest that fits the xc7z020 (`spikeloop estimate --largest`)
 ]
 QUICK = CONFIGS[1:2] + CONFIGS[-1:]
 DENSITIES = (1.0, 0.2, 0.05, 0.01, 0.0)
