@@ -78,9 +78,10 @@ bench: $(STAMP)
 bench-gateware: $(STAMP)
 	$(PY) bench/bench_gateware.py
 
-# Simulated clock cycles per second of the simulated board (docs/host.md), default network.
+# The simulated board against cocotb on the same design (cycles/s, ratio), closed-loop steps/s and latency per
+# transport, driver overhead per step (docs/host.md, "Performance"); JSON in build/bench/sim.json.
 bench-sim: $(STAMP)
-	$(PY) -m spikeloop.sim.board --bench --membranes
+	$(PY) bench/bench_sim.py --json $(BUILD)/bench/sim.json
 
 # CartPole with the SNN policy on a backend: make loop BACKEND=golden|sim|pynq
 BACKEND ?= sim

@@ -16,9 +16,9 @@ What the driver does, for every transport alike:
 - load: refuses a network the core cannot hold (`CoreConfig.check_network`, `ConfigError`), writes
   `regmap.load_writes` in bulk, reads every word back and checks the sticky error bits
   (`LoadError`), then clears the state and the counters;
-- run / step: packs spikes with `regmap.pack_spikes`, makes one stream transfer per chunk of
-  timesteps with a deadline, checks that exactly the expected words came back with TLAST
-  (`TransferError`), unpacks with `regmap.unpack_output`, and checks STATUS for sticky errors
+- run / step: packs spikes with `regmap.StreamCodec` (the layout of `regmap.pack_spikes`), makes one
+  stream transfer per chunk of timesteps with a deadline, checks that exactly the expected words came
+  back with TLAST (`TransferError`), unpacks them, and checks STATUS for sticky errors
   set by the gateware (`CoreError`);
 - readouts: membranes and currents per layer, counters, status;
 - reset: stops a transfer in flight, drains what the core still holds, completes a partial input
@@ -128,6 +128,7 @@ class Core:
         self._words_in = regmap.words_per_timestep(cfg.n_in, cfg.bus_width)
         self._words_out = regmap.output_words_per_timestep(cfg)
         self._dtype = np.dtype(np.uint32 if cfg.bus_width == 32 else np.uint64)
+        self._codec = regmap.StreamCodec(cfg)
         limit = transport.max_transfer_words
         self._max_steps = max(1, min(limit // self._words_in, limit // self._words_out))
         self._chunk_steps = self._max_steps
@@ -229,6 +230,11 @@ class Core:
         if status.errors:
             raise CoreError(f"the core reports {_error_text(status.errors)}. The bits stay set until "
                             "clear_errors() or reset().", status.errors, status.word)
+
+    def _check_errors(self) -> None:
+        """`raise_errors` with one STATUS read, decoded only when an error bit is set."""
+        if self.transport.read(_STATUS.offset) & _ERROR_MASK:
+            self.raise_errors()
 
     def clear_errors(self) -> None:
         """Clear every sticky error bit."""
@@ -367,7 +373,7 @@ class Core:
         """bool [t, n_in] -> (bool [t, n_out], int64 [t, n_out] or None), one transfer."""
         t0 = time.perf_counter()
         steps = spikes.shape[0]
-        words = regmap.pack_spikes(spikes, self._config.bus_width)
+        words = self._codec.pack(spikes)
         n_out = steps * self._words_out
         t1 = time.perf_counter()
         got = self.transport.transfer(words, n_out, deadline=self._deadline(steps, timeout))
@@ -377,10 +383,10 @@ class Core:
                 f"{self.transport.describe()}: {steps} timesteps in gave {got.words.size} words out, expected {n_out} "
                 f"({self._words_out} per timestep){' ending with TLAST' if got.last else ' and no TLAST'}. "
                 "The output is unusable; call reset() before the next transfer.")
-        z, v = regmap.unpack_output(got.words, self._config)
+        z, v = self._codec.unpack(got.words)
         t3 = time.perf_counter()
         if self.check_errors:
-            self.raise_errors()
+            self._check_errors()
         self.last_timing = {"pack": t1 - t0, "transfer": t2 - t1, "unpack": t3 - t2, "check": time.perf_counter() - t3}
         return z, v
 
@@ -413,14 +419,17 @@ class Core:
     def step(self, spikes, *, timeout: float | None = None) -> Output:
         """The next timestep(s) of a closed loop, from the current state: spikes [n_in] (one
         timestep; returns [n_out]) or [k, n_in] (k timesteps; returns [k, n_out])."""
-        if hasattr(spikes, "detach") and hasattr(spikes, "numpy"):  # a torch tensor, without importing torch
-            spikes = spikes.detach().cpu().numpy()
-        arr = np.asarray(spikes)
+        if type(spikes) is not np.ndarray:
+            if hasattr(spikes, "detach") and hasattr(spikes, "numpy"):  # a torch tensor, without importing torch
+                spikes = spikes.detach().cpu().numpy()
+            spikes = np.asarray(spikes)
+        arr = spikes
         n_in = self._config.n_in
         if arr.ndim not in (1, 2) or arr.shape[-1] != n_in or arr.size == 0:
             raise SpikeError(f"step takes spikes of shape [{n_in}] (one timestep) or [k, {n_in}] (k timesteps), "
                              f"got shape {arr.shape}")
-        arr = as_bool_spikes(arr)
+        if arr.dtype != np.bool_:
+            arr = as_bool_spikes(arr)
         z, v = self._transfer(arr.reshape(-1, n_in), timeout)
         if arr.ndim == 1:
             return Output(z[0], None if v is None else v[0])

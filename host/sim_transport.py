@@ -63,16 +63,17 @@ class SimTransport(Transport):
         self.board.write_many(offsets, values)
 
     def transfer(self, words, n_out: int, *, deadline: float) -> Received:
-        from spikeloop.sim.board import RECEIVED, RX_ARMED, RX_LAST
+        from spikeloop.sim.board import RECEIVED, RX_ARMED, RX_LAST, BoardError
 
         words = np.asarray(words).reshape(-1)
         board = self.board
-        if board.pending:
-            raise TransportError("sim: input words of an earlier transfer are still queued; reset the core first")
-        board.arm(n_out)  # the receive is armed before the first input word goes out
-        board.send(words.astype(np.uint64), last=True)
         c0, t0 = board.cycles, time.monotonic()
-        while board.rx_state & RX_ARMED:
+        try:  # the receive is armed before the first input word goes out; then the first slice runs
+            state = board.transfer(words, n_out, SLICE_CYCLES)
+        except BoardError:
+            raise TransportError("sim: input words of an earlier transfer are still queued; "
+                                 "reset the core first") from None
+        while state & RX_ARMED:
             if time.monotonic() > deadline:
                 status = {"received": board.received, "expected": n_out, "unsent_words": board.pending,
                           "cycles": board.cycles - c0}
@@ -82,7 +83,8 @@ class SimTransport(Transport):
                     f"({status['cycles']} clock cycles); {status['unsent_words']} input words were not taken. "
                     "The transfer was aborted; reset the core before the next one.", status)
             board.run(SLICE_CYCLES, RECEIVED)
-        return Received(board.take().astype(words.dtype), bool(board.rx_state & RX_LAST))
+            state = board.rx_state
+        return Received(board.take(n_out).astype(words.dtype), bool(state & RX_LAST))
 
     def abort(self) -> None:
         self.board.discard()

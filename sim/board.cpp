@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "Vcore.h"
@@ -258,7 +259,7 @@ size_t sb_received(const Board* b) { return b->rx.size(); }
 // Copy up to `cap` received words to `out`; returns how many.
 size_t sb_take(const Board* b, uint64_t* out, size_t cap) {
     size_t n = b->rx.size() < cap ? b->rx.size() : cap;
-    for (size_t i = 0; i < n; i++) out[i] = b->rx[i];
+    if (n) std::memcpy(out, b->rx.data(), n * sizeof(uint64_t));
     return n;
 }
 
@@ -277,6 +278,28 @@ uint64_t sb_run(Board* b, uint64_t max_cycles, int until) {
         cycle(b);
     }
     return n;
+}
+
+// One stream transfer in one call: arm a receive of `room` words, queue `n` words of
+// `word_bytes` (4 or 8) bytes with TLAST on the last, then run up to `max_cycles` clocks until
+// the receive ends (as sb_arm + sb_send + sb_run(max_cycles, SB_UNTIL_RECEIVED)). Returns
+// sb_rx_state; while it has SB_RX_ARMED, continue with sb_run. -1: input words of an earlier
+// transfer are still queued (nothing was done).
+int sb_transfer(Board* b, const void* words, size_t n, int word_bytes, size_t room, uint64_t max_cycles) {
+    if (b->in_pos < b->in_words.size()) return -1;
+    sb_arm(b, room);
+    b->in_words.resize(n);
+    if (word_bytes == 4) {
+        const uint32_t* w = static_cast<const uint32_t*>(words);
+        for (size_t i = 0; i < n; i++) b->in_words[i] = w[i];
+    } else {
+        std::memcpy(b->in_words.data(), words, n * sizeof(uint64_t));
+    }
+    b->in_last.assign(n, 0);
+    if (n) b->in_last.back() = 1;
+    b->in_pos = 0;
+    for (uint64_t c = 0; c < max_cycles && b->armed; c++) cycle(b);
+    return sb_rx_state(b);
 }
 
 // Accept and discard output words until `quiet` cycles pass without one (or `max_cycles`);

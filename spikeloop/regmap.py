@@ -686,23 +686,59 @@ def output_words_per_timestep(config: CoreConfig) -> int:
     return words
 
 
-def _pack_bits(bits: np.ndarray, bus_width: int) -> np.ndarray:
-    """bool [T, n] -> words [T, ceil(n/bus_width)], bit i of a row in bit i%W of word i//W."""
+# Little-endian word dtypes of the stream (the wire order), by bus width. A closed loop packs and
+# unpacks one timestep per call: these helpers avoid every copy and conversion numpy can skip.
+_WIRE = {32: np.dtype("<u4"), 64: np.dtype("<u8")}
+
+
+def _pack_bits(bits: np.ndarray, bus_width: int, scratch: np.ndarray | None = None) -> np.ndarray:
+    """bool [T, n] -> words [T, ceil(n/bus_width)], bit i of a row in bit i%W of word i//W.
+
+    `scratch`: a zeroed bool [T, words * W] buffer to reuse (only its first n columns are written)."""
     dtype = _dtype(bus_width)
     steps, n = bits.shape
-    per = words_per_timestep(n, bus_width)
-    padded = np.zeros((steps, per * bus_width), np.uint8)
+    padded = scratch if scratch is not None else np.zeros((steps, -(-n // bus_width) * bus_width), np.bool_)
     padded[:, :n] = bits
-    as_bytes = np.packbits(padded, axis=1, bitorder="little")
-    return np.ascontiguousarray(as_bytes).view(np.dtype(dtype).newbyteorder("<")).astype(dtype).reshape(steps, per)
+    return np.packbits(padded, axis=1, bitorder="little").view(_WIRE[bus_width]).astype(dtype, copy=False)
 
 
 def _unpack_bits(words: np.ndarray, n: int, bus_width: int) -> np.ndarray:
-    """Inverse of `_pack_bits`: words [T, per] -> bool [T, n]."""
-    dtype = _dtype(bus_width)
-    words = np.ascontiguousarray(np.asarray(words).astype(np.dtype(dtype).newbyteorder("<")))
+    """Inverse of `_pack_bits`: words [T, per] (little-endian, contiguous rows) -> bool [T, n]."""
     as_bytes = words.view(np.uint8).reshape(words.shape[0], -1)
-    return np.unpackbits(as_bytes, axis=1, count=n, bitorder="little").astype(bool)
+    return np.unpackbits(as_bytes, axis=1, count=n, bitorder="little").view(np.bool_)
+
+
+def _unpack_rows(rows: np.ndarray, config: CoreConfig, spike_words: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Output rows [T, words per output timestep] (wire order) -> (spikes, membranes or None)."""
+    spikes = _unpack_bits(np.ascontiguousarray(rows[:, :spike_words]), config.n_out, config.bus_width)
+    if not config.membranes:
+        return spikes, None
+    m = np.ascontiguousarray(rows[:, spike_words:])
+    return spikes, m.view("<i4").reshape(rows.shape[0], -1)[:, : config.n_out].astype(np.int64)
+
+
+class StreamCodec:
+    """The stream words of one core configuration, sizes worked out once: a closed loop packs and
+    unpacks a timestep per call, where numpy's per-call overhead is most of the work. The same
+    layout as `pack_spikes` / `unpack_output`; the caller has checked the spikes (bool [t, n_in])."""
+
+    def __init__(self, config: CoreConfig):
+        self.config = config
+        self.words_in = words_per_timestep(config.n_in, config.bus_width)
+        self.words_out = output_words_per_timestep(config)
+        self._spike_words = words_per_timestep(config.n_out, config.bus_width)
+        self._wire = _WIRE[config.bus_width]
+        self._scratch = np.zeros((1, self.words_in * config.bus_width), np.bool_)  # one timestep, reused
+
+    def pack(self, spikes: np.ndarray) -> np.ndarray:
+        """bool [t, n_in] -> the flat stream words of t timesteps."""
+        scratch = self._scratch if spikes.shape[0] == 1 else None
+        return _pack_bits(spikes, self.config.bus_width, scratch).reshape(-1)
+
+    def unpack(self, words: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Output words of whole timesteps -> (spikes bool [t, n_out], membranes int64 [t, n_out] or None)."""
+        rows = np.ascontiguousarray(words, dtype=self._wire).reshape(-1, self.words_out)
+        return _unpack_rows(rows, self.config, self._spike_words)
 
 
 def pack_spikes(spikes, bus_width: int = 32) -> np.ndarray:
@@ -725,7 +761,7 @@ def unpack_spikes(words, n: int, bus_width: int = 32) -> np.ndarray:
     per = words_per_timestep(n, bus_width)
     if words.size % per:
         raise ValueError(f"{words.size} words is not a whole number of {per}-word timesteps")
-    return _unpack_bits(words.reshape(-1, per), n, bus_width)
+    return _unpack_bits(np.ascontiguousarray(words, dtype=_WIRE[bus_width]).reshape(-1, per), n, bus_width)
 
 
 def pack_output(spikes, membranes, config: CoreConfig) -> np.ndarray:
@@ -750,14 +786,8 @@ def unpack_output(words, config: CoreConfig) -> tuple[np.ndarray, np.ndarray | N
     per = output_words_per_timestep(config)
     if words.size % per:
         raise ValueError(f"{words.size} words is not a whole number of {per}-word output timesteps")
-    rows = words.reshape(-1, per)
-    nz = words_per_timestep(config.n_out, config.bus_width)
-    spikes = _unpack_bits(rows[:, :nz], config.n_out, config.bus_width)
-    if not config.membranes:
-        return spikes, None
-    m = np.ascontiguousarray(rows[:, nz:].astype(np.dtype(_dtype(config.bus_width)).newbyteorder("<")))
-    v = m.view("<i4").reshape(rows.shape[0], -1)[:, : config.n_out].astype(np.int64)
-    return spikes, v
+    rows = np.ascontiguousarray(words, dtype=_WIRE[config.bus_width]).reshape(-1, per)
+    return _unpack_rows(rows, config, words_per_timestep(config.n_out, config.bus_width))
 
 
 # --------------------------------------------------------------------------------------------

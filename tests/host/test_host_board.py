@@ -179,3 +179,24 @@ def test_the_golden_transport_emulates_the_gateware_registers(board):
     assert board.read(status) == golden_regs.read(status)
     fields = regmap.register("STATUS").decode(seen)
     assert fields["err_param"] and fields["err_address"], "vacuous: nothing was refused"
+
+
+def test_a_transfer_in_one_call(board):
+    from spikeloop.sim.board import RECEIVED, RX_ARMED, RX_LAST, BoardError
+
+    config, net = main_config(), main_network()
+    offsets, values = zip(*regmap.load_writes(config, net))
+    board.write_many(offsets, values)
+    spikes = spike_train((12, 40), SEED + 22)
+    expected = golden.run(net, spikes)
+    words = regmap.pack_spikes(spikes)
+    n_out = 12 * regmap.output_words_per_timestep(config)
+    assert words.dtype == np.uint32
+    assert board.transfer(words, n_out, 5) == RX_ARMED  # 5 cycles are not enough: the receive goes on
+    board.run(10**6, RECEIVED)
+    assert board.rx_state == RX_LAST and board.pending == 0
+    assert np.array_equal(board.take(n_out), regmap.pack_output(expected.spikes, expected.membranes, config))
+    board.send(words[:1], last=False)
+    with pytest.raises(BoardError, match="still queued"):
+        board.transfer(words, n_out, 100)
+    assert board.pending == 1

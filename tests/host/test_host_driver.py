@@ -10,9 +10,10 @@ import pytest
 from conftest import SEED, main_config, main_network, make_core, spike_train
 
 from spikeloop import golden, regmap
-from spikeloop.host import ConfigError, CoreError, SpikeError, open_core
+from spikeloop.host import ConfigError, Core, CoreError, SpikeError, open_core
 from spikeloop.host.golden_transport import GoldenTransport
 from spikeloop.network import random_network
+from spikeloop.regmap import CoreConfig
 
 
 def test_run_equals_the_golden_model(core):
@@ -188,7 +189,6 @@ class _Corrupt(GoldenTransport):
     ("WORDS_OUT", 99, "WORDS_OUT reads 99"),
 ])
 def test_identity_registers_are_checked(register, value, message):
-    from spikeloop.host import Core
 
     transport = _Corrupt(config=main_config(), bad_read={regmap.register(register).offset: value})
     with pytest.raises(ConfigError, match=message):
@@ -196,7 +196,7 @@ def test_identity_registers_are_checked(register, value, message):
 
 
 def test_load_reads_every_word_back():
-    from spikeloop.host import Core, LoadError
+    from spikeloop.host import LoadError
 
     config = main_config()
     theta = regmap.window(config, 1, "theta")
@@ -229,3 +229,21 @@ def test_long_runs_are_split_into_transfers(backend, request):
     ref = golden.run(main_network(), spikes)
     assert np.array_equal(out.spikes, ref.spikes) and np.array_equal(out.membranes, ref.membranes)
     core.close()
+
+
+@pytest.mark.parametrize("bus_width", [32, 64])
+@pytest.mark.parametrize("membranes", [False, True])
+def test_the_stream_codec_is_the_register_maps_packing(bus_width, membranes):
+    net = random_network((70, 37), seed=SEED)
+    config = CoreConfig.for_network(net, lanes=5, chunk=35, bus_width=bus_width, membranes=membranes)
+    codec = regmap.StreamCodec(config)
+    rng = np.random.default_rng(SEED)
+    for steps in (1, 3, 1):  # the one-timestep scratch buffer is reused: the second 1 sees its leftovers
+        spikes = spike_train((steps, 70), SEED + steps, density=0.5)
+        words = codec.pack(spikes)
+        want = regmap.pack_spikes(spikes, bus_width)
+        assert words.dtype == want.dtype and np.array_equal(words, want)
+        out = rng.integers(0, 1 << 63, steps * codec.words_out, dtype=np.uint64).astype(want.dtype)
+        (z, v), (z_want, v_want) = codec.unpack(out), regmap.unpack_output(out, config)
+        assert z.dtype == bool and np.array_equal(z, z_want)
+        assert (v is None and v_want is None) if not membranes else (v.dtype == np.int64 and np.array_equal(v, v_want))
