@@ -46,8 +46,14 @@ class ThermometerEncoder:
         self.unit = float(unit)
         self.levels = np.ceil(np.abs(self.gains) * np.asarray(ranges, dtype=float) / self.unit).astype(int)
         self.n_in = int(2 * self.levels.sum())
-        self._j = [np.arange(1, k + 1) for k in self.levels]
-        self._out = np.zeros(self.n_in, bool)
+        # spike i fires iff sign[i] * level[var[i]] >= step[i]: all of them in one comparison
+        var, sign, step = [], [], []
+        for d, k in enumerate(self.levels):
+            for s in (1, -1):
+                var += [d] * k
+                sign += [s] * k
+                step += range(1, k + 1)
+        self._var, self._sign, self._step = np.array(var), np.array(sign), np.array(step)
 
     def level(self, obs) -> np.ndarray:
         """The quantized, clipped levels of g * obs."""
@@ -55,13 +61,7 @@ class ThermometerEncoder:
         return np.clip(raw, -self.levels, self.levels).astype(int)
 
     def __call__(self, obs) -> np.ndarray:
-        out = self._out
-        pos = 0
-        for lv, j, k in zip(self.level(obs), self._j, self.levels):
-            out[pos : pos + k] = lv >= j
-            out[pos + k : pos + 2 * k] = lv <= -j
-            pos += 2 * k
-        return out.copy()
+        return self._sign * self.level(obs)[self._var] >= self._step
 
 
 def policy_network(encoder: ThermometerEncoder | None = None, *, v_bits: int = 8, frac_bits: int = 4) -> Network:
