@@ -51,8 +51,8 @@ from spikeloop import regmap
 from spikeloop.regmap import CoreConfig
 
 __all__ = [
-    "BoardBuildError", "BoardError", "SimBoard", "build_board", "board_available", "cache_root", "PROFILES",
-    "RECEIVED", "SENT", "RX_ARMED", "RX_LAST", "RX_OVERFLOW", "FAULT_NONE", "FAULT_TRUNCATE", "FAULT_MUTE",
+    "BoardBuildError", "BoardError", "SimBoard", "build_board", "board_available", "cache_root", "file_lock",
+    "PROFILES", "RECEIVED", "SENT", "RX_ARMED", "RX_LAST", "RX_OVERFLOW", "FAULT_NONE", "FAULT_TRUNCATE", "FAULT_MUTE",
 ]
 
 HERE = Path(__file__).resolve().parent
@@ -170,13 +170,15 @@ def _run(command, *, cwd, env, timeout, what) -> str:
 
 
 @contextmanager
-def _locked(path: Path):
-    """An exclusive lock on `path` (other processes building the same design wait)."""
+def file_lock(path: Path):
+    """An exclusive lock on the file `path`, created with its folder if needed: other processes
+    (pytest-xdist workers) building the same design wait, then find it built."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not on Linux
         yield
         return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
@@ -256,7 +258,7 @@ def build_board(config: CoreConfig, *, profile: str | None = None, harness=None,
     if library.exists():
         return library
     say = log or (lambda message: None)
-    with _locked(model_dir / ".lock"):
+    with file_lock(model_dir / ".lock"):
         if library.exists():
             return library
         obj = model_dir / "obj"

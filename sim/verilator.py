@@ -76,21 +76,6 @@ def _patched_environ(values: dict[str, str]):
                 os.environ[key] = value
 
 
-@contextmanager
-def _exclusive(lock_path: Path):
-    """Hold an exclusive lock on `lock_path`: parallel tests (pytest-xdist) of one configuration build
-    it once, one after the other, instead of overwriting each other's files."""
-    import fcntl
-
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def runner():
     """cocotb's Verilator runner."""
     from cocotb_tools.runner import get_runner
@@ -110,7 +95,9 @@ def build_core(config: CoreConfig, build_root, *, waves: bool = False):
 
     build_dir = Path(build_root) / (_key(config) + OPT + "-top" + ("-waves" if waves else ""))
     sim = runner()
-    with _patched_environ(verilator_env()), _exclusive(Path(build_root) / f"{_key(config)}.lock"):
+    from spikeloop.sim.board import file_lock  # parallel tests of one configuration build it once
+
+    with _patched_environ(verilator_env()), file_lock(Path(build_root) / f"{_key(config)}.lock"):
         source = generate(config, Path(build_root) / "verilog" / _key(config))
         sim.build(sources=[source], hdl_toplevel=MODULE, build_dir=build_dir, build_args=VERILATOR_ARGS + COCOTB_ARGS,
                   waves=waves)
