@@ -20,6 +20,10 @@ What is emulated:
 
 `SimDevice` is not registered with pynq's device list; pass it as `device=`, or make it
 pynq's active device for a while with `with device.activate(): ...`.
+
+`SimPL` (bus, memory and DMA model) is shared with `spikeloop.sim.pynq_remote`, which serves the
+same board to pynq's `RemoteDevice` over gRPC; `overlay_ips` is the overlay's IP map, which
+`SimDevice.metadata()` returns and `overlay_hwh` writes as the .hwh file pynq parses.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
+from xml.sax.saxutils import quoteattr
 
 import numpy as np
 import pynq
@@ -37,7 +42,8 @@ from spikeloop.regmap import CoreConfig
 
 from .pynq_transport import DMA, DMA_VLNV, VLNV, SpikeloopOverlay
 
-__all__ = ["SimDevice", "sim_overlay", "CORE_BASE", "DMA_BASE"]
+__all__ = ["SimDevice", "SimPL", "sim_overlay", "overlay_ips", "overlay_hwh", "write_overlay_files",
+           "CORE_BASE", "DMA_BASE"]
 
 CORE_BASE = 0x43C0_0000
 DMA_BASE = 0x4040_0000
@@ -94,24 +100,44 @@ class _RegisterArray(np.ndarray):
 
 
 class _Memory:
-    """DDR as the DMA sees it: buffers at fake physical addresses, each with a device-side copy."""
+    """DDR as the DMA sees it: buffers at fake physical addresses, each with a CPU-side and a device-side copy."""
 
-    def __init__(self, device):
-        self.device = device
+    def __init__(self):
         self.next_address = 0x1000_0000
+        self.next_bo = 1
         self.buffers: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}  # bo -> (address, host, device)
 
-    def allocate(self, shape, dtype, **kwargs):
-        dtype = np.dtype(dtype)
-        nbytes = int(np.prod(shape)) * dtype.itemsize
-        size = max(_PAGE, -(-nbytes // _PAGE) * _PAGE)
+    def reserve(self, nbytes: int) -> tuple[int, int, np.ndarray]:
+        """A new buffer of at least `nbytes` (whole pages): (bo, physical address, CPU-side bytes)."""
+        if int(nbytes) < 0:
+            raise ValueError(f"a buffer of {nbytes} bytes: the size must be >= 0")
+        size = max(_PAGE, -(-int(nbytes) // _PAGE) * _PAGE)
         host = np.zeros(size, np.uint8)
-        bo = len(self.buffers) + 1
+        bo, self.next_bo = self.next_bo, self.next_bo + 1
         address = self.next_address
         self.next_address += size + _PAGE  # a guard page between buffers
         self.buffers[bo] = (address, host, np.zeros(size, np.uint8))
-        return PynqBuffer(shape=shape, dtype=dtype, buffer=host, device_address=address, device=self.device,
+        return bo, address, host
+
+    def allocate(self, shape, dtype, device=None, **kwargs):
+        """A `PynqBuffer` on `device` (what pynq's `allocate` returns on a board)."""
+        dtype = np.dtype(dtype)
+        bo, address, host = self.reserve(int(np.prod(shape)) * dtype.itemsize)
+        return PynqBuffer(shape=shape, dtype=dtype, buffer=host, device_address=address, device=device,
                           bo=bo, coherent=False)
+
+    def free(self, bo: int) -> None:
+        self.buffers.pop(bo, None)
+
+    def flush(self, bo: int, offset: int, size: int) -> None:
+        """CPU cache -> DDR: the DMA sees the CPU's writes."""
+        _, host, dev = self.buffers[bo]
+        dev[offset : offset + size] = host[offset : offset + size]
+
+    def invalidate(self, bo: int, offset: int, size: int) -> None:
+        """DDR -> CPU: the CPU sees what the DMA wrote."""
+        _, host, dev = self.buffers[bo]
+        host[offset : offset + size] = dev[offset : offset + size]
 
     def find(self, address: int, nbytes: int):
         for _, (base, _, dev) in self.buffers.items():
@@ -123,9 +149,9 @@ class _Memory:
 class _DmaModel:
     """The AXI DMA in simple mode, moving words between `_Memory` and the simulated core's streams."""
 
-    def __init__(self, device, width_bytes: int, cycles_per_access: int):
-        self.device = device
-        self.board = device.board
+    def __init__(self, pl, width_bytes: int, cycles_per_access: int):
+        self.pl = pl
+        self.board = pl.board
         self.width = width_bytes
         self.cycles = cycles_per_access
         self.regs = {}
@@ -196,7 +222,7 @@ class _DmaModel:
         if nbytes == 0 or nbytes % self.width:
             self._fail(ch, 1 << 4)  # DMAIntErr
             return
-        memory, offset = self.device.memory.find(address, nbytes)
+        memory, offset = self.pl.memory.find(address, nbytes)
         if memory is None:
             self._fail(ch, 1 << 6)  # DMADecErr
             return
@@ -217,7 +243,7 @@ class _DmaModel:
             mm2s["sr"] |= DMA.IDLE | DMA.IOC_IRQ
         if s2mm["active"] and not self.board.rx_state & RX_ARMED:
             words = self.board.take()
-            memory, offset = self.device.memory.find(s2mm["addr_msb"] << 32 | s2mm["addr"], s2mm["length"])
+            memory, offset = self.pl.memory.find(s2mm["addr_msb"] << 32 | s2mm["addr"], s2mm["length"])
             data = words.astype("<u4" if self.width == 4 else "<u8").view(np.uint8)
             memory[offset : offset + data.size] = data
             if self.board.rx_state & RX_OVERFLOW:
@@ -228,75 +254,148 @@ class _DmaModel:
                 s2mm["sr"] |= DMA.IDLE | DMA.IOC_IRQ
 
 
-class SimDevice(pynq.Device):
-    """A pynq `Device` whose programmable logic is the simulated board `board` (a `SimBoard`).
+def overlay_ips(config: CoreConfig) -> dict:
+    """The overlay's IP map (boards/pynq_z2/block_design.tcl) as pynq's `ip_dict` holds it: the core
+    ("core") and its AXI DMA ("dma", simple mode, 64-bit memory side) on the GP0 bus; no interrupts."""
+    width = str(config.bus_width)
+    core = {"type": VLNV, "phys_addr": CORE_BASE, "addr_range": core_span(config), "fullpath": "core",
+            "parameters": {}, "interrupts": {}, "gpio": {}, "state": None, "mem_id": "s_axi"}
+    dma = {"type": DMA_VLNV, "phys_addr": DMA_BASE, "addr_range": DMA_SPAN, "fullpath": "dma",
+           "parameters": {"c_include_sg": "0", "c_sg_length_width": "26", "c_micro_dma": "0",
+                          "c_include_mm2s": "1", "c_include_s2mm": "1",
+                          "c_include_mm2s_dre": "0", "c_include_s2mm_dre": "0",
+                          "c_m_axi_mm2s_data_width": "64", "c_m_axi_s2mm_data_width": "64",
+                          "c_m_axis_mm2s_tdata_width": width, "c_s_axis_s2mm_tdata_width": width},
+           "interrupts": {}, "gpio": {}, "state": None, "mem_id": "S_AXI_LITE"}
+    return {"core": core, "dma": dma}
 
-    `cycles_per_access`: clock cycles that pass on each DMA register access.
-    """
 
-    def __init__(self, board, *, cycles_per_access: int = 64, tag: str = "spikeloop_sim"):
-        super().__init__(tag)
-        self.name = tag
+def core_span(config: CoreConfig) -> int:
+    """Bytes of the core's AXI-Lite window (a power of two, at least a page)."""
+    return max(_PAGE, 1 << regmap.address_bits(config))
+
+
+#: The Zynq PS of the PYNQ-Z2 overlay: FCLK0 at 100 MHz from the IO PLL (1,000 MHz / 5 / 2). Every FCLK is
+#: declared disabled: with an enabled one, pynq 4.0.0 (pynqmetadata 0.2.0) fails in `Overlay.download`, since
+#: its Zynq-7000 model finds no frequency (`clock_dict[0]["frequency"]` is None) and `set_pl_clk(0,
+#: clk_mhz=None)` divides by None. For a disabled clock pynq sets the default, 100 MHz: the same divisors.
+_PS_PARAMETERS = {"PCW_FPGA_FCLK0_ENABLE": "0", "PCW_FPGA_FCLK1_ENABLE": "0", "PCW_FPGA_FCLK2_ENABLE": "0",
+                  "PCW_FPGA_FCLK3_ENABLE": "0", "PCW_FPGA0_PERIPHERAL_FREQMHZ": "100",
+                  "PCW_ACT_FPGA0_PERIPHERAL_FREQMHZ": "100.000000",
+                  **{f"PCW_FCLK{i}_PERIPHERAL_CLKSRC": "IO PLL" for i in range(4)},
+                  **{f"PCW_FCLK{i}_PERIPHERAL_DIVISOR{j}": str(d) for i in range(4) for j, d in enumerate((5, 2))}}
+
+
+def overlay_hwh(config: CoreConfig, *, name: str = "spikeloop") -> str:
+    """The hardware description (.hwh) of the overlay, as far as pynq's parser (pynqmetadata) reads one:
+    the Zynq PS, whose GP0 master maps the core and the DMA at the addresses of `overlay_ips`, the
+    core's AXI-Lite and stream interfaces, the DMA's parameters and its masters on the PS's HP0 port."""
+    ips = overlay_ips(config)
+    mm, axis = "xilinx.com:interface:aximm:1.0", "xilinx.com:interface:axis:1.0"
+
+    def params(values: dict) -> str:
+        return "".join(f"<PARAMETER NAME={quoteattr(k)} VALUE={quoteattr(str(v))}/>" for k, v in values.items())
+
+    def memrange(master: str, instance: str, slave: str, base: int, span: int, memtype: str) -> str:
+        return (f'<MEMRANGE ADDRESSBLOCK="{"reg0" if memtype == "REGISTER" else "HP0_DDR_LOWOCM"}" '
+                f'BASENAME="C_BASEADDR" BASEVALUE="{base:#010X}" HIGHNAME="C_HIGHADDR" '
+                f'HIGHVALUE="{base + span - 1:#010X}" INSTANCE="{instance}" IS_DATA="TRUE" '
+                f'IS_INSTRUCTION="TRUE" MASTERBUSINTERFACE="{master}" MEMTYPE="{memtype}" '
+                f'SLAVEBUSINTERFACE="{slave}"/>').replace("0X", "0x")
+
+    def buses(*items) -> str:
+        return "".join(f'<BUSINTERFACE BUSNAME="{bus}" NAME="{n}" TYPE="{t}" VLNV="{v}"/>' for n, t, v, bus in items)
+
+    def module(instance: str, vlnv: str, modtype: str, parameters: dict, memory: str, interfaces: str,
+               pl: bool = True) -> str:
+        return (f'<MODULE FULLNAME="/{instance}" INSTANCE="{instance}" IS_PL="{"TRUE" if pl else "FALSE"}" '
+                f'MODCLASS="PERIPHERAL" MODTYPE="{modtype}" VLNV="{vlnv}"><PARAMETERS>{params(parameters)}'
+                f'</PARAMETERS><MEMORYMAP>{memory}</MEMORYMAP><PORTS/><BUSINTERFACES>{interfaces}</BUSINTERFACES>'
+                "</MODULE>")
+
+    core, dma = ips["core"], ips["dma"]
+    ps = module("ps7", "xilinx.com:ip:processing_system7:5.5", "processing_system7", _PS_PARAMETERS,
+                memrange("M_AXI_GP0", "core", core["mem_id"], core["phys_addr"], core["addr_range"], "REGISTER")
+                + memrange("M_AXI_GP0", "dma", dma["mem_id"], dma["phys_addr"], dma["addr_range"], "REGISTER"),
+                buses(("M_AXI_GP0", "MASTER", mm, "ps7_M_AXI_GP0"), ("S_AXI_HP0", "SLAVE", mm, "smc_M00_AXI")),
+                pl=False)
+    spikeloop = module("core", VLNV, VLNV.split(":")[2], {"BUS_WIDTH": config.bus_width}, "",
+                       buses(("s_axi", "SLAVE", mm, "ps7_M_AXI_GP0"), ("s_axis", "SLAVE", axis, "dma_M_AXIS_MM2S"),
+                             ("m_axis", "MASTER", axis, "core_m_axis")))
+    ddr = "".join(memrange(m, "ps7", "S_AXI_HP0", 0, 0x2000_0000, "MEMORY") for m in ("M_AXI_MM2S", "M_AXI_S2MM"))
+    axi_dma = module("dma", DMA_VLNV, "axi_dma", dma["parameters"], ddr,
+                     buses(("S_AXI_LITE", "SLAVE", mm, "ps7_M_AXI_GP0"), ("M_AXI_MM2S", "MASTER", mm, "dma_MM2S"),
+                           ("M_AXI_S2MM", "MASTER", mm, "dma_S2MM"), ("M_AXIS_MM2S", "MASTER", axis, "dma_M_AXIS_MM2S"),
+                           ("S_AXIS_S2MM", "SLAVE", axis, "core_m_axis")))
+    return ('<?xml version="1.0" encoding="UTF-8" standalone="no" ?>\n'
+            '<EDKSYSTEM EDWVERSION="1.2" TIMESTAMP="simulated board" VIVADOVERSION="2023.2">\n'
+            f'<SYSTEMINFO ARCH="zynq" BOARD="tul.com.tw:pynq-z2:part0:1.0" DEVICE="7z020" NAME={quoteattr(name)} '
+            'PACKAGE="clg400" SPEEDGRADE="-1"/>\n<EXTERNALPORTS/>\n<EXTERNALINTERFACES/>\n'
+            f"<MODULES>\n{ps}\n{spikeloop}\n{axi_dma}\n</MODULES>\n</EDKSYSTEM>\n")
+
+
+#: The first fields of a Xilinx .bit file: a 9-byte field, then 'a' (design), 'b' (part), 'c' (date), 'd' (time).
+_BIT_FIELDS = (("a", "spikeloop;UserID=0XFFFFFFFF;Version=2023.2"), ("b", "7z020clg400"), ("c", "2025/11/22"),
+               ("d", "12:00:00"))
+
+
+def bit_file(payload: bytes) -> bytes:
+    """A .bit file around `payload` (a multiple of 4 bytes): the header pynq's `parse_bit_header` reads."""
+    if len(payload) % 4:
+        raise ValueError(f"a bitstream payload of {len(payload)} bytes: it must be a multiple of 4")
+    out = bytearray(bytes.fromhex("0009 0ff0 0ff0 0ff0 0ff0 00 0001".replace(" ", "")))
+    for key, text in _BIT_FIELDS:
+        data = text.encode() + b"\0"
+        out += key.encode() + len(data).to_bytes(2, "big") + data
+    return bytes(out + b"e" + len(payload).to_bytes(4, "big") + payload)
+
+
+def write_overlay_files(folder, config: CoreConfig, *, seed: int = 0, name: str = "spikeloop") -> Path:
+    """Stand-ins for Vivado's outputs of the overlay: `<name>.bit` (a .bit header, the design hash and
+    `seed`ed random bytes, never loaded into an FPGA) and `<name>.hwh` (`overlay_hwh`). Returns the
+    .bit's path. The design hash makes the .bit differ between designs, as a real one does: pynq
+    reuses the metadata it cached for a .bit of the same SHA-1 without reading the .hwh again."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    payload = regmap.design_hash(config) + np.random.default_rng(seed).integers(0, 256, 4064, dtype=np.uint8).tobytes()
+    bit = folder / f"{name}.bit"
+    bit.write_bytes(bit_file(payload))
+    (folder / f"{name}.hwh").write_text(overlay_hwh(config, name=name))
+    return bit
+
+
+class SimPL:
+    """The simulated board as the Zynq's processor sees it: the core and the AXI DMA model on the GP0
+    bus, and DDR buffers (`_Memory`) the DMA reads and writes. `cycles_per_access`: clock cycles that
+    pass on each DMA register access."""
+
+    def __init__(self, board, *, cycles_per_access: int = 64):
+        if int(cycles_per_access) < 1:
+            raise ValueError(f"cycles_per_access={cycles_per_access}: must be >= 1")
         self.board = board
         self.config: CoreConfig = board.config
-        self.capabilities = {"MEMORY_MAPPED": True, "REGISTER_RW": False, "CALLABLE": False}
-        self.memory = _Memory(self)
-        self.dma_model = _DmaModel(self, board.config.bus_width // 8, cycles_per_access)
-        self.core_span = max(_PAGE, 1 << regmap.address_bits(board.config))
-        self.timestamp = ""
-        self.bitfile_name = ""
+        self.memory = _Memory()
+        self.dma_model = _DmaModel(self, board.config.bus_width // 8, int(cycles_per_access))
+        self.core_span = core_span(board.config)
 
-    # -- what pynq's Device API needs
-    @property
-    def default_memory(self):
-        return self.memory
-
-    def get_memory(self, description):
-        return self.memory
-
-    def mmap(self, base_addr: int, length: int):
-        return _RegisterArray(self, int(base_addr), int(length) // 4)
-
-    def flush(self, bo, offset, ptr, size):
-        _, host, dev = self.memory.buffers[bo]
-        dev[offset : offset + size] = host[offset : offset + size]
-
-    def invalidate(self, bo, offset, ptr, size):
-        _, host, dev = self.memory.buffers[bo]
-        host[offset : offset + size] = dev[offset : offset + size]
-
-    def get_bitfile_metadata(self, bitfile_name: str):
-        return self.metadata()
-
-    def download(self, bitstream, parser=None):
+    def download(self) -> None:
+        """What programming the bitstream does here: reset the core and the DMA."""
         self.board.reset()
         self.dma_model.reset()
-        self.post_download(bitstream, parser or self.metadata(), self.name)
 
-    def metadata(self):
-        """What a .hwh parser would give for the spikeloop overlay (boards/pynq_z2/block_design.tcl):
-        the core ("core") and its DMA ("dma", simple mode, 64-bit memory side); no interrupts."""
-        width = str(self.config.bus_width)
-        core = {"type": VLNV, "phys_addr": CORE_BASE, "addr_range": self.core_span, "fullpath": "core",
-                "parameters": {}, "interrupts": {}, "gpio": {}, "state": None, "mem_id": "s_axi"}
-        dma = {"type": DMA_VLNV, "phys_addr": DMA_BASE, "addr_range": DMA_SPAN, "fullpath": "dma",
-               "parameters": {"c_include_sg": "0", "c_sg_length_width": "26", "c_micro_dma": "0",
-                              "c_include_mm2s": "1", "c_include_s2mm": "1",
-                              "c_include_mm2s_dre": "0", "c_include_s2mm_dre": "0",
-                              "c_m_axi_mm2s_data_width": "64", "c_m_axi_s2mm_data_width": "64",
-                              "c_m_axis_mm2s_tdata_width": width, "c_s_axis_s2mm_tdata_width": width},
-               "interrupts": {}, "gpio": {}, "state": None, "mem_id": "S_AXI_LITE"}
-        return SimpleNamespace(ip_dict={"core": core, "dma": dma}, gpio_dict={},
-                               interrupt_pins={}, interrupt_controllers={}, hierarchy_dict={}, mem_dict={},
-                               clock_dict={}, systemgraph=None)
-
-    # -- the bus
     def _target(self, address: int):
         if CORE_BASE <= address < CORE_BASE + self.core_span:
             return "core", address - CORE_BASE
         if DMA_BASE <= address < DMA_BASE + DMA_SPAN:
             return "dma", address - DMA_BASE
         raise MemoryError(f"no slave at {address:#x} (a bus error on the board)")
+
+    def maps(self, address: int, length: int) -> bool:
+        """True when [address, address + length) lies in one slave's window."""
+        for base, span in ((CORE_BASE, self.core_span), (DMA_BASE, DMA_SPAN)):
+            if base <= address and address + length <= base + span:
+                return True
+        return False
 
     def bus_read(self, address: int) -> int:
         where, offset = self._target(address)
@@ -322,6 +421,57 @@ class SimDevice(pynq.Device):
             return
         for a, v in zip(addresses, values):
             self.bus_write(int(a), int(v))
+
+
+class SimDevice(pynq.Device):
+    """A pynq `Device` whose programmable logic is the simulated board `board` (a `SimBoard`).
+
+    `cycles_per_access`: clock cycles that pass on each DMA register access.
+    """
+
+    def __init__(self, board, *, cycles_per_access: int = 64, tag: str = "spikeloop_sim"):
+        super().__init__(tag)
+        self.name = tag
+        self.pl = SimPL(board, cycles_per_access=cycles_per_access)
+        self.board, self.config, self.memory = board, self.pl.config, self.pl.memory
+        self.dma_model, self.core_span = self.pl.dma_model, self.pl.core_span
+        self.bus_read, self.bus_write, self.bus_write_many = self.pl.bus_read, self.pl.bus_write, self.pl.bus_write_many
+        self.capabilities = {"MEMORY_MAPPED": True, "REGISTER_RW": False, "CALLABLE": False}
+        self.timestamp = ""
+        self.bitfile_name = ""
+
+    # -- what pynq's Device API needs
+    @property
+    def default_memory(self):
+        return self
+
+    def get_memory(self, description):
+        return self
+
+    def allocate(self, shape, dtype, **kwargs):
+        return self.memory.allocate(shape, dtype, device=self)
+
+    def mmap(self, base_addr: int, length: int):
+        return _RegisterArray(self, int(base_addr), int(length) // 4)
+
+    def flush(self, bo, offset, ptr, size):
+        self.memory.flush(bo, offset, size)
+
+    def invalidate(self, bo, offset, ptr, size):
+        self.memory.invalidate(bo, offset, size)
+
+    def get_bitfile_metadata(self, bitfile_name: str):
+        return self.metadata()
+
+    def download(self, bitstream, parser=None):
+        self.pl.download()
+        self.post_download(bitstream, parser or self.metadata(), self.name)
+
+    def metadata(self):
+        """What a .hwh parser gives for the spikeloop overlay (`overlay_ips`)."""
+        return SimpleNamespace(ip_dict=overlay_ips(self.config), gpio_dict={},
+                               interrupt_pins={}, interrupt_controllers={}, hierarchy_dict={}, mem_dict={},
+                               clock_dict={}, systemgraph=None)
 
     @contextmanager
     def activate(self):

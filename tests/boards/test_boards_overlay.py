@@ -2,10 +2,10 @@
 
 Vivado is not installed here, so the bitstream folder is the real prepared folder of
 `vivado.prepare` (Verilog, TCL, spikeloop.json with the design hash) plus two fixtures standing
-in for Vivado's outputs: `spikeloop.bit` (a .bit header and seeded random bytes, never loaded
-into an FPGA) and `spikeloop.hwh` (a minimal hardware description naming the core and the DMA).
-Off-board, pynq's `Overlay` reads the IP map from `pynq_shim.SimDevice`, not from the .hwh, so
-the fixture only has to pass the packager's checks. The installed package is then found by
+in for Vivado's outputs, from `pynq_shim.write_overlay_files`: `spikeloop.bit` (a .bit header and
+seeded random bytes, never loaded into an FPGA) and `spikeloop.hwh` (the hardware description of
+the PS, the core and the DMA that pynq's parser reads; `SimDevice` takes its IP map from
+`pynq_shim.overlay_ips` instead, the remote-device tests from this .hwh). The installed package is then found by
 pynq's own lookup (`pynq.overlays` entry point) and driven on the simulated board.
 """
 
@@ -19,11 +19,11 @@ import sys
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from spikeloop import regmap
 from spikeloop.boards import overlay, vivado
+from spikeloop.host.pynq_shim import overlay_hwh, write_overlay_files
 from spikeloop.regmap import ConfigError, CoreConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,30 +31,11 @@ SEED = 20251122
 #: The quickstart notebook's simulated core: its simulated-board build is shared through the cache.
 CONFIG = CoreConfig.build((64, 32, 10), lanes=4, chunk=16, membranes=True)
 OTHER = CoreConfig.build((64, 32, 10), lanes=2, chunk=16, membranes=True)
-#: The first bytes of every Xilinx .bit file (a field-length header), then the fixture's payload.
-BIT_HEADER = bytes.fromhex("0009 0ff0 0ff0 0ff0 0ff0 0000 0161".replace(" ", ""))
-HWH = """<?xml version="1.0" encoding="UTF-8" standalone="no" ?>
-<EDKSYSTEM EDWVERSION="1.2" TIMESTAMP="fixture" VIVADOVERSION="2023.2">
-  <MODULES>
-    <MODULE FULLNAME="/core" INSTANCE="core" MODTYPE="spikeloop_core" VLNV="{vlnv}"/>
-    <MODULE FULLNAME="/dma" INSTANCE="dma" MODTYPE="axi_dma" VLNV="xilinx.com:ip:axi_dma:7.1"/>
-  </MODULES>
-</EDKSYSTEM>
-"""
-
-
-def fake_vivado_outputs(folder: Path, seed: int = SEED) -> None:
-    """The fixtures for Vivado's spikeloop.bit and spikeloop.hwh (see the module docstring)."""
-    payload = np.random.default_rng(seed).integers(0, 256, 4096, dtype=np.uint8).tobytes()
-    (folder / "spikeloop.bit").write_bytes(BIT_HEADER + payload)
-    (folder / "spikeloop.hwh").write_text(HWH.format(vlnv=vivado.VLNV))
-
-
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """A prepared PYNQ-Z2 folder (real) with the Vivado fixtures added."""
     folder = vivado.prepare(CONFIG, tmp_path_factory.mktemp("pynq-z2"))
-    fake_vivado_outputs(folder)
+    write_overlay_files(folder, CONFIG, seed=SEED)
     return folder
 
 
@@ -270,7 +251,7 @@ def test_refuses_an_empty_placeholder_bitstream(bitdir):
 
 
 def test_refuses_a_hwh_without_the_core(bitdir):
-    (bitdir / "spikeloop.hwh").write_text(HWH.format(vlnv="xilinx.com:ip:axi_gpio:2.0"))
+    (bitdir / "spikeloop.hwh").write_text(overlay_hwh(CONFIG).replace(vivado.VLNV, "xilinx.com:ip:axi_gpio:2.0"))
     _refused(bitdir, r"spikeloop\.hwh names no spikeloop core \(xilinx\.com:module_ref:spikeloop_core:1\.0\)")
 
 
