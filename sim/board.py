@@ -43,6 +43,7 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,16 @@ def _cxx() -> list[str]:
     raise BoardBuildError("no C++ compiler found (set CXX, or install g++)")
 
 
+@cache
+def _compiler_id(cxx: tuple[str, ...]) -> str:
+    """The compiler's name and version (first line of `--version`), part of the build's cache key."""
+    try:
+        done = subprocess.run([*cxx, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BoardBuildError(f"the C++ compiler {' '.join(cxx)!r} does not run: {exc}") from exc
+    return " ".join(cxx) + ": " + (done.stdout.splitlines() or [""])[0]
+
+
 def _run(command, *, cwd, env, timeout, what) -> str:
     try:
         res = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -244,11 +255,11 @@ def build_board(config: CoreConfig, *, profile: str | None = None, harness=None,
     harness = Path(harness) if harness is not None else HARNESS
     root = Path(build_root) if build_root is not None else cache_root()
     key = regmap.design_hash(config).hex()[:16]
-    model_key = _digest(_SCHEME, key, _rtl_digest(), PRELUDE, *vargs, *model_flags,
+    cxx = _cxx()
+    model_key = _digest(_SCHEME, key, _rtl_digest(), PRELUDE, *vargs, *model_flags, _compiler_id(tuple(cxx)),
                         _cpu() if "-march=native" in model_flags else "")[:8]
     model_dir = root / f"{key}-{profile}-{model_key}"
     model_dir.mkdir(parents=True, exist_ok=True)
-    cxx = _cxx()
     try:
         source = harness.read_bytes()
     except OSError as exc:
@@ -275,7 +286,8 @@ def build_board(config: CoreConfig, *, profile: str | None = None, harness=None,
             verilog = generate(config, model_dir / "verilog")
             say(f"verilating design {key} ({profile} profile)")
             env = _env()
-            env["MAKEFLAGS"] += f" OPT_FAST={model_opt} OPT_SLOW=-O0 OPT_GLOBAL=-O2"
+            compiler = " ".join(cxx).replace(" ", "\\ ")  # the model and the harness: one compiler
+            env["MAKEFLAGS"] += f" OPT_FAST={model_opt} OPT_SLOW=-O0 OPT_GLOBAL=-O2 CXX={compiler} LINK={compiler}"
             cflags = [arg for flag in ("-fPIC", *model_extra) for arg in ("-CFLAGS", flag)]
             prelude = model_dir / "prelude.h"
             prelude.write_text(PRELUDE)

@@ -200,3 +200,29 @@ def test_a_transfer_in_one_call(board):
     with pytest.raises(BoardError, match="still queued"):
         board.transfer(words, n_out, 100)
     assert board.pending == 1
+
+
+def test_the_compiler_named_by_cxx_builds_model_and_harness(tmp_path, monkeypatch):
+    """CXX is honoured for the Verilated model as well as the harness, and is part of the cache key."""
+    import stat
+
+    from spikeloop.regmap import CoreConfig
+    from spikeloop.sim.board import BoardBuildError, SimBoard, build_board
+
+    log = tmp_path / "cxx.log"
+    wrapper = tmp_path / "logged-c++"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec c++ "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    tiny = CoreConfig.build((8, 4), lanes=2, chunk=8)
+    monkeypatch.setenv("CXX", str(wrapper))
+    library = build_board(tiny, profile=PROFILE, build_root=tmp_path / "boards")
+    calls = log.read_text()
+    assert "Vcore" in calls and "board.cpp" in calls, "the model or the harness was built by another compiler"
+    board = SimBoard(tiny, profile=PROFILE, build_root=tmp_path / "boards")
+    assert board.read(regmap.register("MAGIC").offset) == regmap.MAGIC
+    board.close()
+    monkeypatch.setenv("CXX", "c++")  # another compiler: another build, not the wrapper's
+    assert build_board(tiny, profile=PROFILE, build_root=tmp_path / "boards").parent != library.parent
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    with pytest.raises(BoardBuildError, match="no-such-compiler.*does not run"):
+        build_board(tiny, profile=PROFILE, build_root=tmp_path / "boards")
