@@ -14,6 +14,10 @@ and AXI DMA driver. Needs numpy and pynq only (no torch: it runs on the board's 
   the DMA status registers are polled until idle; on an error bit or at the deadline the DMA
   is reset and restarted, and the exception carries the decoded DMASR of both channels. When the
   overlay has metadata, its design hash must be the core's (HASH0..7), else `ConfigError`.
+- PYNQ 4.0 remote devices (`PYNQ_REMOTE_DEVICES=<ip>`): pynq's gRPC client gives its calls no
+  deadline, so a board that stays connected but stops answering would block forever;
+  `bound_remote_calls` gives each call one (`remote_timeout`), and a call that fails raises
+  `TransferTimeout` (no answer in time) or `TransportError` (the board is gone, or refused).
 """
 
 from __future__ import annotations
@@ -32,7 +36,79 @@ from spikeloop.regmap import ConfigError
 from .transport import Received, TransferTimeout, Transport, TransportError
 
 __all__ = ["SpikeloopIP", "SpikeloopOverlay", "PynqTransport", "VLNV", "DMA_VLNV", "DMA", "decode_dmasr",
-           "read_metadata", "check_metadata"]
+           "read_metadata", "check_metadata", "bound_remote_calls", "REMOTE_CALL_SECONDS"]
+
+#: Seconds one call to a PYNQ 4.0 remote device may take before it fails (pynq sets no deadline).
+REMOTE_CALL_SECONDS = 10.0
+
+
+def _deadline_interceptor(seconds: float):
+    """A gRPC client interceptor that gives every call without a timeout one of `seconds`."""
+    import collections
+
+    import grpc
+
+    class Details(collections.namedtuple("Details", "method timeout metadata credentials wait_for_ready compression"),
+                  grpc.ClientCallDetails):
+        pass
+
+    class Deadline(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                   grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+        def _bounded(self, d):
+            if d.timeout is not None:
+                return d
+            return Details(d.method, seconds, d.metadata, d.credentials, getattr(d, "wait_for_ready", None),
+                           getattr(d, "compression", None))
+
+        def intercept_unary_unary(self, continuation, details, request):
+            return continuation(self._bounded(details), request)
+
+        intercept_unary_stream = intercept_unary_unary
+
+        def intercept_stream_unary(self, continuation, details, requests):
+            return continuation(self._bounded(details), requests)
+
+        intercept_stream_stream = intercept_stream_unary
+
+    return Deadline()
+
+
+def bound_remote_calls(device, seconds: float = REMOTE_CALL_SECONDS):
+    """Give every gRPC call of a PYNQ remote device (`pynq.pl_server.remote_device.RemoteDevice`) a
+    deadline of `seconds`; any other device is returned unchanged. Call it before an overlay maps
+    the device's IPs: an MMIO made earlier keeps the unbounded channel."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise ValueError(f"remote_timeout must be a positive number of seconds, got {seconds!r}")
+    stubs, client = getattr(device, "_stub", None), getattr(device, "client", None)
+    if not isinstance(stubs, dict) or getattr(client, "channel", None) is None:
+        return device
+    if getattr(device, "_spikeloop_call_seconds", None) != seconds:
+        import grpc
+
+        channel = grpc.intercept_channel(client.channel, _deadline_interceptor(float(seconds)))
+        device._stub = {name: type(stub)(channel) for name, stub in stubs.items()}
+        device._spikeloop_call_seconds = seconds
+    return device
+
+
+def _remote_errors(method):
+    """A failed call to a remote device (a `grpc.RpcError`) as the transport's own exceptions."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            code = getattr(exc, "code", None)
+            if not type(exc).__module__.startswith("grpc") or not callable(code):
+                raise
+            name = getattr(code(), "name", str(code()))
+            details = exc.details() if callable(getattr(exc, "details", None)) else str(exc)
+            if name == "DEADLINE_EXCEEDED":
+                raise TransferTimeout(f"{self.describe()}: the remote device did not answer {method.__name__} "
+                                      f"within {self.remote_timeout:g} s", {"grpc": name}) from exc
+            raise TransportError(f"{self.describe()}: the remote device failed {method.__name__}: {name}: "
+                                 f"{details}") from exc
+    return wrapper
 
 #: Name of the core's top module (`spikeloop.rtl.verilog.MODULE`; a test holds the two equal).
 MODULE = "spikeloop_core"
@@ -173,17 +249,22 @@ class PynqTransport(Transport):
     device : the pynq `Device` (default: pynq's active device; a `pynq_shim.SimDevice` off-board).
     download : download the bitstream when making the overlay (default True).
     quiet : seconds without an output word after which `drain` decides the core is empty.
+    remote_timeout : on a PYNQ remote device, seconds one gRPC call may take (`bound_remote_calls`);
+        a transfer's deadline may be passed by up to one such call.
     """
 
     name = "pynq"
     cycles_per_second = 5e6  # a 100 MHz fabric behind ~30 us register reads, conservatively
 
     def __init__(self, *, overlay=None, bitfile: str = "spikeloop.bit", device=None, download: bool = True,
-                 quiet: float = 0.005):
+                 quiet: float = 0.005, remote_timeout: float = REMOTE_CALL_SECONDS):
+        self.remote_timeout = remote_timeout
         if overlay is None:
             kwargs = {"download": download}
+            if device is None and pynq.Device.devices:
+                device = pynq.Device.active_device  # what the overlay would take: bound it first
             if device is not None:
-                kwargs["device"] = device
+                kwargs["device"] = bound_remote_calls(device, remote_timeout)
             overlay = SpikeloopOverlay(bitfile, **kwargs)
         self.overlay = overlay
         self.ip = overlay.core
@@ -204,15 +285,19 @@ class PynqTransport(Transport):
         return f"pynq transport ({self.overlay.core_name} at {self.ip.mmio.base_addr:#x}, {self.overlay.dma_name})"
 
     # ------------------------------------------------------------------ registers
+    @_remote_errors
     def read(self, offset: int) -> int:
         return int(self.ip.read(int(offset)))
 
+    @_remote_errors
     def write(self, offset: int, value: int) -> None:
         self.ip.write(int(offset), int(value) & 0xFFFFFFFF)
 
+    @_remote_errors
     def read_many(self, offsets) -> np.ndarray:
         return self.ip.read_many(offsets)
 
+    @_remote_errors
     def write_many(self, offsets, values) -> None:
         self.ip.write_many(offsets, values)
 
@@ -282,6 +367,7 @@ class PynqTransport(Transport):
                     f"{status['s2mm_dmasr']:#010x} ({status['s2mm']}). The DMA was reset; reset the core before "
                     "the next transfer.", {"waiting": late, **status})
 
+    @_remote_errors
     def transfer(self, words, n_out: int, *, deadline: float) -> Received:
         words = np.asarray(words).reshape(-1)
         dtype = words.dtype
@@ -303,9 +389,11 @@ class PynqTransport(Transport):
         # Simple mode ends a receive without error only at TLAST (a longer packet is DMAIntErr).
         return Received(np.array(recv_buf[:got]), True)
 
+    @_remote_errors
     def abort(self) -> None:
         self._reset_dma(time.monotonic() + 1.0)
 
+    @_remote_errors
     def drain(self, *, deadline: float) -> int:
         """Receive into a scratch buffer until no word comes for `quiet` seconds (and 50 polls), then
         reset the DMA; returns the bytes received with TLAST (a tail without TLAST is not counted)."""

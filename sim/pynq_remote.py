@@ -40,7 +40,7 @@ from pynq.remote import (
 
 from spikeloop.host.pynq_shim import SimPL
 
-__all__ = ["RemoteBoard", "PORT", "SLCR_BASE", "bench", "main"]
+__all__ = ["RemoteBoard", "PORT", "SLCR_BASE", "STALL_LIMIT", "bench", "main"]
 
 #: pynq's port for remote devices.
 PORT = 7967
@@ -330,12 +330,30 @@ class _GpioService(_Service, gpio_pb2_grpc.GpioServicer):
         return gpio_pb2.GetGpioNPinsResponse(npins=0)
 
 
+#: Longest a stalled board holds a call (`RemoteBoard.stall`), so that a forgotten stall cannot hang a test run.
+STALL_LIMIT = 60.0
+
+
+class _Stall(grpc.ServerInterceptor):
+    """Holds every call while the board is stalled: connected, but answering nothing."""
+
+    def __init__(self):
+        self.answering = threading.Event()
+        self.answering.set()
+
+    def intercept_service(self, continuation, handler_call_details):
+        self.answering.wait(STALL_LIMIT)
+        return continuation(handler_call_details)
+
+
 class RemoteBoard:
     """A gRPC server playing a PYNQ board with the spikeloop overlay, backed by a simulated board.
 
     `target`: a `SimBoard`. `host`/`port`: where to listen (port 0: an ephemeral port, see `.port`).
     `cycles_per_access`: clock cycles that pass on each DMA register access (as for `SimDevice`).
     `workers`: threads answering calls (calls on the simulated board run one at a time).
+    `stall()` / `resume()`: stop answering while staying connected (what a hung board does), and
+    answer again.
     """
 
     def __init__(self, target, *, host: str = "127.0.0.1", port: int = 0, board_name: str = "Pynq-Z2",
@@ -356,8 +374,9 @@ class RemoteBoard:
         self.bitstream_attrs: dict = {}
         # Without SO_REUSEPORT (gRPC's default on Linux) a second server on a port in use is refused
         # instead of silently sharing it.
+        self._stall = _Stall()
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pynq-remote"),
-                                   options=[("grpc.so_reuseport", 0)])
+                                   options=[("grpc.so_reuseport", 0)], interceptors=[self._stall])
         remote_device_pb2_grpc.add_RemoteDeviceServicer_to_server(_DeviceService(self), self._server)
         mmio_pb2_grpc.add_MmioServicer_to_server(_MmioService(self), self._server)
         buffer_pb2_grpc.add_RemoteBufferServicer_to_server(_BufferService(self), self._server)
@@ -382,11 +401,20 @@ class RemoteBoard:
             self.pl.download()
             self.programmed.append(name)
 
+    def stall(self) -> None:
+        """Stop answering, staying connected: every call waits (at most `STALL_LIMIT` s) until `resume()`."""
+        self._stall.answering.clear()
+
+    def resume(self) -> None:
+        """Answer again, the held calls first."""
+        self._stall.answering.set()
+
     def stop(self, grace: float = 1.0) -> None:
         """Stop serving: calls in flight get `grace` seconds, then are cancelled; waits until stopped."""
         if self._stopped:
             return
         self._stopped = True
+        self.resume()
         self._server.stop(grace).wait(grace + 5.0)
 
     def __enter__(self):

@@ -135,11 +135,10 @@ def test_metadata_of_another_design_is_refused(device, overlay_dir, tmp_path):
 
 
 def test_a_server_that_goes_away_gives_an_error_not_a_hang(overlay_dir):
-    """pynq's client sets no deadline on its gRPC calls: a server that is gone fails each call at
-    once (UNAVAILABLE); one that stays connected but never answers would block the caller."""
+    """A server that is gone fails each call at once (gRPC UNAVAILABLE), as a TransportError."""
     from pynq.pl_server.remote_device import RemoteDevice
 
-    from spikeloop.host import open_core
+    from spikeloop.host import TransportError, open_core
     from spikeloop.sim.board import SimBoard
     from spikeloop.sim.pynq_remote import RemoteBoard
 
@@ -149,9 +148,9 @@ def test_a_server_that_goes_away_gives_an_error_not_a_hang(overlay_dir):
     server.stop()
     for call in (lambda: core.read_register("MAGIC"), lambda: core.run(spike_train((2, 40), SEED))):
         t0 = time.monotonic()
-        with pytest.raises(grpc.RpcError) as info:
+        with pytest.raises(TransportError, match="the remote device failed .*UNAVAILABLE") as info:
             call()
-        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert isinstance(info.value.__cause__, grpc.RpcError)
         assert time.monotonic() - t0 < 10.0
     with pytest.raises(RuntimeError, match="Failed to connect to remote device"):
         RemoteDevice(ip_addr="127.0.0.1", port=server.port)  # pynq waits 5 s for a channel
@@ -273,3 +272,41 @@ print(type(core.transport.device).__name__, core.transport.device.ip_addr)
     bad = subprocess.run([sys.executable, "-m", "spikeloop.sim.pynq_remote", "--sizes", "40,x"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "'40,x' is not an integer or a comma-separated list" in bad.stderr
+
+
+def test_a_board_that_stops_answering_times_out_and_recovers(overlay_dir):
+    """pynq's client gives its gRPC calls no deadline; the transport gives each one `remote_timeout`, so a
+    board that stays connected but answers nothing raises TransferTimeout instead of hanging."""
+    from pynq.pl_server.remote_device import RemoteDevice
+
+    from spikeloop.host import TransferTimeout, open_core
+    from spikeloop.sim.board import SimBoard
+    from spikeloop.sim.pynq_remote import RemoteBoard
+
+    seed = SEED + 21
+    network = main_network()
+    with RemoteBoard(SimBoard(main_config(), profile=PROFILE)) as server:
+        device = RemoteDevice(ip_addr="127.0.0.1", port=server.port)
+        core = open_core("pynq", device=device, bitfile=str(overlay_dir / "spikeloop.bit"), network=network,
+                         remote_timeout=0.5)
+        spikes = spike_train((6, 40), seed)
+        server.stall()
+        for call in (lambda: core.read_register("MAGIC"), lambda: core.run(spikes)):
+            t0 = time.monotonic()
+            with pytest.raises(TransferTimeout, match="did not answer .* within 0.5 s"):
+                call()
+            assert time.monotonic() - t0 < 5.0, "a stalled board held the caller"
+        server.resume()
+        core.reset()
+        out, ref = core.run(spikes), golden.run(network, spikes)
+        assert ref.spikes.any(), f"seed {seed}: vacuous"
+        assert np.array_equal(out.spikes, ref.spikes) and np.array_equal(out.membranes, ref.membranes), f"seed {seed}"
+        core.close()
+
+
+def test_a_bad_remote_timeout_is_refused(device):
+    from spikeloop.host.pynq_transport import bound_remote_calls
+
+    for bad in (0, -1.0, True, "5"):
+        with pytest.raises(ValueError, match="remote_timeout must be a positive number of seconds"):
+            bound_remote_calls(device, bad)
