@@ -103,3 +103,20 @@ def test_the_loop_command(tmp_path, capsys):
 
     assert main(["loop", "--episodes", "1", "--log", str(tmp_path / "l.log"), "--quiet"]) == 0
     assert "golden: CartPole-v1 solved" in capsys.readouterr().out
+
+
+def test_the_loop_command_over_a_serial_port(tmp_path, capsys):
+    """`spikeloop loop --backend serial --port ...`: the policy on a board reached over a UART (here the
+    board emulator on a pseudo-terminal, running the policy's core in the golden transport)."""
+    pytest.importorskip("serial")
+    from spikeloop.cli import main
+    from spikeloop.host.golden_transport import GoldenTransport
+    from spikeloop.regmap import CoreConfig
+    from spikeloop.sim.uart_board import UARTBoard
+
+    net = cartpole.policy_network()
+    with UARTBoard(GoldenTransport(config=CoreConfig.for_network(net, **cartpole.GEOMETRY))) as board:
+        status = main(["loop", "--backend", "serial", "--port", board.port, "--episodes", "1", "--quiet",
+                       "--log", str(tmp_path / "l.log")])
+    out = capsys.readouterr().out
+    assert status == 0 and "serial: CartPole-v1 solved" in out, out
