@@ -14,7 +14,9 @@ the source tree of the distribution `spikeloop-<board>` (e.g. `spikeloop-pynq-z2
 PYNQ's convention: the `pynq.overlays` entry point names a package of overlay folders, and
 `pynq.Overlay("spikeloop.bit")` (so `SpikeloopOverlay()` and `open_core("pynq")`) looks for
 `<package>/spikeloop/spikeloop.bit` when the name is not a file in the working directory.
-`build_wheel` then runs `pip wheel --no-deps --no-build-isolation` (when setuptools is installed).
+`build_wheel` then runs `pip wheel --no-deps --no-build-isolation` (when setuptools is installed);
+the command line also puts the wheel of spikeloop itself (the driver and the notebooks, for
+`spikeloop[board]`) beside it, so `dist/` holds everything the board installs.
 
 Refused, with the file named: a folder without the .bit, the .hwh or spikeloop.json; a .bit
 and .hwh of different base names; an empty .bit (the placeholder of the simulated board); a
@@ -225,19 +227,20 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=None, help="the source tree to write (default <bitdir>/overlay)")
     p.add_argument("--no-wheel", action="store_true", help="write the source tree only")
     args = p.parse_args(argv)
-    from .flow import BUILD
+    from .flow import BUILD, ROOT
 
     bitdir = args.bitdir or BUILD / "boards" / args.board
     out = args.out or bitdir / "overlay"
     try:
         tree = assemble(bitdir, out, board=args.board)
         wheel = None if args.no_wheel else build_wheel(tree)
+        driver = None if wheel is None else build_wheel(ROOT, wheel.parent)  # spikeloop itself
     except (OverlayError, RuntimeError) as e:
         print(f"make overlay: error: {e}", file=sys.stderr)
         return 2
     print(f"{tree} ({distribution_name(args.board)})")
     if wheel is not None:
-        print(f"{wheel}\n  on the board: pip install {wheel.name} (with the spikeloop wheel, for spikeloop[board])")
+        print(f"{driver}\n{wheel}\n  on the board (copy {wheel.parent}): pip install {driver.name} {wheel.name}")
     elif not args.no_wheel:
         print("setuptools is not installed: no wheel built; pip install the folder on the board")
     return 0

@@ -310,7 +310,15 @@ def test_the_command_line(prepared, bitdir, tmp_path, capsys):
         for _ in range(2):
             assert overlay.main(["--bitdir", str(prepared), "--out", str(out)]) == 0
         assert len(list((out / "dist").glob("spikeloop_pynq_z2-*.whl"))) == 1
-        assert "on the board: pip install spikeloop_pynq_z2-" in capsys.readouterr().out
+        driver = list((out / "dist").glob("spikeloop-*.whl"))
+        assert len(driver) == 1, "the spikeloop wheel (driver and notebooks) belongs beside the overlay's"
+        with zipfile.ZipFile(driver[0]) as whl:
+            names = whl.namelist()
+            entry_points = next(whl.read(n).decode() for n in names if n.endswith("entry_points.txt"))
+        assert {"spikeloop/host/driver.py", "spikeloop/notebooks/quickstart.ipynb"} <= set(names)
+        assert "[pynq.notebooks]" in entry_points and "spikeloop.notebooks" in entry_points
+        text = capsys.readouterr().out
+        assert f"pip install {driver[0].name} spikeloop_pynq_z2-" in text, text
     (bitdir / "spikeloop.hwh").unlink()
     assert overlay.main(["--bitdir", str(bitdir), "--out", str(tmp_path / "x"), "--no-wheel"]) == 2
     err = capsys.readouterr().err
