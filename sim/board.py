@@ -53,7 +53,8 @@ from spikeloop.regmap import CoreConfig
 
 __all__ = [
     "BoardBuildError", "BoardError", "SimBoard", "build_board", "board_available", "cache_root", "file_lock",
-    "PROFILES", "RECEIVED", "SENT", "RX_ARMED", "RX_LAST", "RX_OVERFLOW", "FAULT_NONE", "FAULT_TRUNCATE", "FAULT_MUTE",
+    "add_served_core_arguments", "served_core", "serve_until_interrupted", "PROFILES", "RECEIVED", "SENT",
+    "RX_ARMED", "RX_LAST", "RX_OVERFLOW", "FAULT_NONE", "FAULT_TRUNCATE", "FAULT_MUTE",
 ]
 
 HERE = Path(__file__).resolve().parent
@@ -524,6 +525,43 @@ def bench(config: CoreConfig, *, steps: int = 2000, density: float = 0.2, seed: 
             "cycles_per_timestep": cycles / steps, "build_or_load_seconds": build_s,
             "profile": profile or os.environ.get("SPIKELOOP_SIM_PROFILE", "fast"),
             "received_words": board.received, "expected_words": n_out}
+
+
+def add_served_core_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a command that serves a simulated core (the board emulators): the network
+    (`--network` image, or `--sizes` of a random one), `--lanes`, `--chunk`, `--membranes`,
+    `--bus-width`, `--profile`."""
+    from spikeloop.configargs import int_or_list
+
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--network", help="network image (.npz) the core is built for")
+    source.add_argument("--sizes", type=int_or_list, help="or a random network of these sizes: 784,256,10 (seed 0)")
+    parser.add_argument("--lanes", type=int_or_list, default=16, help="neurons per clock P (16), or one per layer: 3,2")
+    parser.add_argument("--chunk", type=int_or_list, default=64, help="synapses per clock C (64), or one per layer")
+    parser.add_argument("--membranes", action="store_true", help="the core also outputs membranes")
+    parser.add_argument("--bus-width", type=int, default=32, choices=regmap.BUS_WIDTHS)
+    parser.add_argument("--profile", default=None, choices=sorted(PROFILES), help="simulated board build profile")
+
+
+def served_core(args):
+    """(network, config) of `add_served_core_arguments`' options."""
+    from spikeloop.network import Network, random_network
+
+    if args.network:
+        network = Network.load(args.network)
+    else:
+        network = random_network(np.atleast_1d(args.sizes).tolist(), seed=0)
+    return network, CoreConfig.for_network(network, lanes=args.lanes, chunk=args.chunk, membranes=args.membranes,
+                                           bus_width=args.bus_width)
+
+
+def serve_until_interrupted() -> None:
+    """Return on Ctrl-C (a serving command's main loop; the server runs in its own threads)."""
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
 
 
 def main(argv=None) -> int:

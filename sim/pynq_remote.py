@@ -467,32 +467,13 @@ def bench(network, config, *, steps: int = 300, reads: int = 1000, density: floa
     return {"sizes": list(config.sizes), "steps": steps, "reads": reads, "remote_device": remote, "sim_device": local}
 
 
-def _ints(text: str):
-    """'16' -> 16, '3,2' -> [3, 2] (per layer)."""
-    try:
-        values = [int(x) for x in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer or a comma-separated list of integers") from None
-    return values[0] if len(values) == 1 else values
-
-
 def main(argv=None) -> int:
     """Serve a simulated board to PYNQ remote-device clients until Ctrl-C."""
-    from spikeloop import regmap
     from spikeloop.host.pynq_shim import write_overlay_files
-    from spikeloop.network import Network, random_network
-    from spikeloop.regmap import CoreConfig
-    from spikeloop.sim.board import SimBoard
+    from spikeloop.sim.board import SimBoard, add_served_core_arguments, serve_until_interrupted, served_core
 
     parser = argparse.ArgumentParser(prog="python -m spikeloop.sim.pynq_remote", description=__doc__.splitlines()[0])
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--network", help="network image (.npz) the core is built for")
-    source.add_argument("--sizes", type=_ints, help="or a random network of these sizes, e.g. 784,256,10 (seed 0)")
-    parser.add_argument("--lanes", type=_ints, default=16, help="neurons per clock P (16), or one per layer: 3,2")
-    parser.add_argument("--chunk", type=_ints, default=64, help="synapses per clock C (64), or one per layer")
-    parser.add_argument("--membranes", action="store_true", help="the core also outputs membranes")
-    parser.add_argument("--bus-width", type=int, default=32, choices=regmap.BUS_WIDTHS)
-    parser.add_argument("--profile", default=None, help="simulated board build profile (fast, quick)")
+    add_served_core_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1; 0.0.0.0: all)")
     parser.add_argument("--port", type=int, default=PORT, help=f"port ({PORT}, pynq's; 0: any free port)")
     parser.add_argument("--overlay-dir", default="pynq-remote-overlay",
@@ -500,10 +481,7 @@ def main(argv=None) -> int:
     parser.add_argument("--bench", action="store_true", help="measure the remote device against SimDevice")
     parser.add_argument("--steps", type=int, default=300, help="timesteps of the benchmark (300)")
     args = parser.parse_args(argv)
-    network = Network.load(args.network) if args.network else random_network(np.atleast_1d(args.sizes).tolist(),
-                                                                              seed=0)
-    config = CoreConfig.for_network(network, lanes=args.lanes, chunk=args.chunk, membranes=args.membranes,
-                                    bus_width=args.bus_width)
+    network, config = served_core(args)
     if args.bench:
         import json
 
@@ -514,11 +492,7 @@ def main(argv=None) -> int:
         print(f"serving a {'-'.join(map(str, config.sizes))} core at {server.address}; the client's overlay: {bit}\n"
               f"  PYNQ_REMOTE_DEVICES={args.host} (port {PORT}) or RemoteDevice(ip_addr=\"{args.host}\", "
               f"port={server.port}); open_core(\"pynq\", device=..., bitfile=\"{bit}\")  (Ctrl-C stops)", flush=True)
-        try:
-            while True:
-                time.sleep(1)
-        except KeyboardInterrupt:
-            pass
+        serve_until_interrupted()
     return 0
 
 

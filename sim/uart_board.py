@@ -413,29 +413,17 @@ def main(argv=None) -> int:
     """Serve a core until Ctrl-C (prints the port to open with the serial transport), or `--bench`."""
     import json
 
-    from spikeloop.network import Network, random_network
+    from spikeloop.sim.board import add_served_core_arguments, serve_until_interrupted, served_core
 
     parser = argparse.ArgumentParser(prog="python -m spikeloop.sim.uart_board", description=__doc__.splitlines()[0])
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--network", help="network image (.npz) the core is built for")
-    source.add_argument("--sizes", help="or a random network of these sizes, e.g. 784,256,10 (seed 0)")
-    parser.add_argument("--lanes", type=int, default=16, help="neurons per clock P (16)")
-    parser.add_argument("--chunk", type=int, default=64, help="synapses per clock C (64)")
-    parser.add_argument("--membranes", action="store_true", help="the core also outputs membranes")
-    parser.add_argument("--bus-width", type=int, default=32, choices=regmap.BUS_WIDTHS)
+    add_served_core_arguments(parser)
     parser.add_argument("--golden", action="store_true", help="execute on the golden model, not the simulated board")
-    parser.add_argument("--profile", default=None, help="simulated board build profile (fast, quick)")
     parser.add_argument("--port", default=None, help="serve on this serial device instead of a new pseudo-terminal")
     parser.add_argument("--baudrate", type=int, default=DEFAULT_BAUD)
     parser.add_argument("--bench", action="store_true", help="measure the serial transport against the emulator")
     parser.add_argument("--steps", type=int, default=2000, help="timesteps of the benchmark (2000)")
     args = parser.parse_args(argv)
-    if args.network:
-        network = Network.load(args.network)
-    else:
-        network = random_network([int(x) for x in args.sizes.split(",")], seed=0)
-    config = CoreConfig.for_network(network, lanes=args.lanes, chunk=args.chunk, membranes=args.membranes,
-                                    bus_width=args.bus_width)
+    network, config = served_core(args)
     if args.bench:
         result = bench(network, config, steps=args.steps, golden=args.golden, profile=args.profile)
         print(json.dumps(result, indent=1))
@@ -449,11 +437,7 @@ def main(argv=None) -> int:
     with UARTBoard(target, port=args.port, baudrate=args.baudrate) as board:
         print(f"serving a {'-'.join(map(str, config.sizes))} core on {board.port}: "
               f'open_core("serial", port="{board.port}")  (Ctrl-C stops)', flush=True)
-        try:
-            while True:
-                time.sleep(1)
-        except KeyboardInterrupt:
-            pass
+        serve_until_interrupted()
     return 0
 
 

@@ -10,7 +10,12 @@ import argparse
 
 from spikeloop.regmap import CoreConfig
 
-__all__ = ["add_config_arguments", "config_from_args", "config_args"]
+__all__ = ["add_config_arguments", "config_from_args", "config_args", "int_or_list"]
+
+
+def int_or_list(text: str) -> int | list[int]:
+    """'16' -> 16, '3,2' -> [3, 2] (one value per layer); an argparse type."""
+    return _ints(text)
 
 
 def _ints(text: str) -> int | list[int]:
