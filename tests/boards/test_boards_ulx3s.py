@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import time
 
-from spikeloop import regmap
-from spikeloop.boards import flow, ulx3s
+import pytest
+
+from spikeloop import cli, regmap
+from spikeloop.boards import estimate, flow, ulx3s
 from spikeloop.boards.devices import BOARDS
 from spikeloop.regmap import CoreConfig
 
@@ -38,10 +40,19 @@ def test_board_definition():
         "fmax_mhz": 40.12, "fmax_by_clock": {"clk": 40.12}, "utilization": {"TRELLIS_FF": (3, 9)}}
 
 
-def test_bitstream_end_to_end(tmp_path):
+@pytest.fixture(scope="module")
+def cache():
+    """The estimate cache of `make estimate`: the place and route of TINY is done once per gateware
+    change (parallel tests wait for it), then found."""
+    return estimate.CACHE
+
+
+def test_bitstream_end_to_end(cache):
     t0 = time.perf_counter()
-    bit = ulx3s.build(TINY, tmp_path / "ulx3s")
+    estimate.place_and_route(TINY, "ulx3s", cache=cache)  # what `make bitstream BOARD=ulx3s` runs
     seconds = time.perf_counter() - t0
+    key = flow.build_key(TINY, "ulx3s", "nextpnr", estimate.yosys_version())
+    bit = cache / f"pnr-{key}" / "spikeloop.bit"
     data = bit.read_bytes()
     assert len(data) > 100_000 and b"Part: LFE5U-85F" in data[:256], "an ECP5-85F bitstream"
     assert LFE5U_85F_IDCODE in data[:4096], "ecppack's VERIFY_ID carries the 85F's IDCODE"
@@ -57,3 +68,18 @@ def test_bitstream_end_to_end(tmp_path):
         assert (bit.parent / "reports" / report).stat().st_size > 0
     print(f"ULX3S {'-'.join(map(str, TINY.sizes))}: {seconds:.0f} s, fmax {meta['fmax_mhz']} MHz, "
           f"{used} LUT4+carry")
+
+
+def test_estimate_reports_nextpnr_fmax_and_utilization(cache, capsys, tmp_path):
+    """`spikeloop estimate --board ulx3s`: Yosys's counts, then nextpnr's fmax and utilization."""
+    args = ["estimate", "--board", "ulx3s", "--sizes", "16,8", "--lanes", "2", "--chunk", "8", "--cache", str(cache),
+            "--json", str(tmp_path / "tiny.json")]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "LFE5U-85F-6BG381C" in out and "nextpnr  fmax" in out and "TRELLIS_COMB" in out, out
+    numbers = json.loads((tmp_path / "tiny.json").read_text())
+    routed = numbers["place_and_route"]
+    assert routed["fmax_mhz"] >= routed["clock_mhz"] == 25.0
+    assert numbers["synthesis"]["lut"] > 0 and routed["utilization"]["TRELLIS_COMB"][0] > 0
+    with pytest.raises(ValueError, match="not the pynq-z2: its vendor flow is Vivado"):
+        estimate.place_and_route(TINY, "pynq-z2", cache=cache)
