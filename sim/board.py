@@ -122,10 +122,12 @@ def cache_root() -> Path:
     """Where simulated boards are built and cached (created if needed)."""
     if os.environ.get("SPIKELOOP_SIM_CACHE"):
         root = Path(os.environ["SPIKELOOP_SIM_CACHE"])
+    elif os.environ.get("SPIKELOOP_CACHE_DIR"):  # the native kernels' folder: boards go in its sim/
+        root = Path(os.environ["SPIKELOOP_CACHE_DIR"]) / "sim"
     else:
         from spikeloop.native import cache_dir
 
-        root = cache_dir().parent / "sim"
+        root = cache_dir().parent / "sim"  # ~/.cache/spikeloop/sim beside ~/.cache/spikeloop/native
     root.mkdir(parents=True, exist_ok=True)
     return root
 
