@@ -76,7 +76,7 @@ def test_analytic_model_matches_the_calibration_runs(run):
     assert got.bram == want.bram and got.dsp == want.dsp, (got, want)
 
 
-def test_fresh_synthesis_matches_the_analytic_model_and_is_cached(tmp_path_factory):
+def test_fresh_synthesis_matches_the_analytic_model_and_is_cached(tmp_path_factory, capsys):
     cache = tmp_path_factory.mktemp("estimate")  # a synthesis of its own: about 30 s of Yosys
     first = estimate.synthesize(FRESH, PYNQ, cache=cache)
     again = estimate.synthesize(FRESH, PYNQ, cache=cache)
@@ -87,6 +87,11 @@ def test_fresh_synthesis_matches_the_analytic_model_and_is_cached(tmp_path_facto
     third = estimate.synthesize(FRESH, PYNQ, cache=cache, log=pytest.fail)  # no synthesis may run
     assert third.cached and third.key == first.key and third.resources == first.resources
     assert (cache / f"{first.key}.json").exists()
+    # `spikeloop estimate` finds it in the cache too
+    capsys.readouterr()
+    assert cli.main(["estimate", "--cache", str(cache), *estimate.flow.config_args(FRESH)]) == 0
+    out = capsys.readouterr().out
+    assert "yosys" in out and "(cached:" in out and f"{first.resources.lut:,}" in out, out
     got = estimate.analytic(FRESH)
     want = first.resources
     print(f"fresh config: analytic {got.rounded()} vs Yosys {want}")
@@ -150,13 +155,3 @@ def test_cli_estimate_refuses_what_does_not_fit(capsys, tmp_path):
     assert "does not fit" in capsys.readouterr().err
     numbers = json.loads((tmp_path / "e.json").read_text())
     assert numbers["analytic"]["lut"] > PYNQ.device.lut and numbers["capacity"]["lut"] == 53_200
-
-
-def test_cli_estimate_uses_the_synthesis_cache(capsys):
-    sizes = ",".join(map(str, CALIBRATED[0].sizes))
-    # the calibration's first run is the default configuration; its synthesis is cached once run
-    if not (estimate.CACHE / f"{estimate.synth_key(CALIBRATED[0], PYNQ)}.json").exists():
-        pytest.skip("the default configuration has not been synthesized on this machine (make estimate)")
-    assert cli.main(["estimate", "--sizes", sizes, "--lanes", "16", "--chunk", "64"]) == 0
-    out = capsys.readouterr().out
-    assert "yosys" in out and "cached" in out
