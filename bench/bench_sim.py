@@ -4,8 +4,10 @@
     python bench/bench_sim.py --quick --no-cocotb   # one repetition, fewer steps, no cocotb run
     python bench/bench_sim.py --json build/bench/sim.json
 
-Designs: "default" (784-256-128-10, lanes 16, chunk 64, membranes, a random network) and
-"cartpole" (140-2, the CartPole policy of spikeloop.host.cartpole on its geometry).
+Designs: "default" (784-256-128-10, lanes 16, chunk 64, membranes, a random network),
+"cartpole" (140-2, the CartPole policy of spikeloop.host.cartpole on its geometry) and, on request
+(`--designs default,balanced`), "balanced": the default network on lanes 16,4,1, which takes the
+same 209 cycles per dense timestep with a quarter of the crossbar and neuron lanes in layers 1-2.
 Per design:
 - board: the simulated board (sim/board.cpp, "fast" profile) streaming timesteps at full rate
   (input density 0.2, output taken at once): simulated clock cycles/s and timesteps/s; its
@@ -51,6 +53,9 @@ def designs(names) -> dict[str, tuple[CoreConfig, Network]]:
     if "default" in names:
         config = CoreConfig.build((784, 256, 128, 10), lanes=16, chunk=64, membranes=True)
         out["default"] = (config, random_network(config.sizes, seed=0))
+    if "balanced" in names:  # the same network, lanes spent where the cycles are: same cycles per dense timestep
+        config = CoreConfig.build((784, 256, 128, 10), lanes=[16, 4, 1], chunk=64, membranes=True)
+        out["balanced"] = (config, random_network(config.sizes, seed=0))
     if "cartpole" in names:
         net = cartpole.policy_network()
         out["cartpole"] = (CoreConfig.for_network(net, **cartpole.GEOMETRY), net)
@@ -262,7 +267,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     reps = 1 if args.quick else args.reps
     board_steps = 300 if args.quick else 2000
-    loop_steps = {"default": 100 if args.quick else 500, "cartpole": 500}
+    random_steps = 100 if args.quick else 500
+    loop_steps = {"default": random_steps, "balanced": random_steps, "cartpole": 500}
     backends = ["golden", "sim"] + ([] if args.no_pynq else ["pynq"])
     chosen = designs(args.designs.split(","))
     print(f"designs: {', '.join(chosen)}; {reps} repetition(s); load average {os.getloadavg()[0]:.1f}", flush=True)

@@ -502,11 +502,12 @@ class SimBoard:
 
 
 def bench(config: CoreConfig, *, steps: int = 2000, density: float = 0.2, seed: int = 0, profile=None) -> dict:
-    """Simulated clock cycles per second of a random network on `config`, input at full rate."""
+    """Simulated clock cycles per second of a random network on `config`, input at full rate; then
+    of idle clocks (no input), which Verilator evaluates at nearly the same cost."""
     from spikeloop.network import random_network
 
-    sizes = config.sizes
-    net = random_network(sizes, seed=seed)  # widths and decays of CoreConfig.build's defaults
+    sizes, first = config.sizes, config.layers[0]
+    net = random_network(sizes, seed=seed, v_bits=first.v_bits, u_bits=first.u_bits, frac_bits=first.frac_bits)
     t0 = time.perf_counter()
     board = SimBoard(config, profile=profile)
     build_s = time.perf_counter() - t0
@@ -521,9 +522,12 @@ def bench(config: CoreConfig, *, steps: int = 2000, density: float = 0.2, seed: 
     board.run(1 << 40, RECEIVED | SENT)
     dt, dp = time.perf_counter() - t0, time.process_time() - p0
     cycles = board.cycles - c0
+    i0, t1 = board.cycles, time.perf_counter()
+    board.run(max(1, cycles // 4))  # no input: Verilator evaluates every process on every clock all the same
+    idle = (board.cycles - i0) / (time.perf_counter() - t1)
     return {"sizes": list(sizes), "steps": steps, "density": density, "cycles": cycles, "seconds": dt,
             "cpu_seconds": dp, "cycles_per_second": cycles / dt, "cycles_per_cpu_second": cycles / dp,
-            "timesteps_per_second": steps / dt,
+            "timesteps_per_second": steps / dt, "idle_cycles_per_second": idle,
             "cycles_per_timestep": cycles / steps, "build_or_load_seconds": build_s,
             "profile": profile or os.environ.get("SPIKELOOP_SIM_PROFILE", "fast"),
             "received_words": board.received, "expected_words": n_out}
@@ -567,18 +571,16 @@ def serve_until_interrupted() -> None:
 
 
 def main(argv=None) -> int:
+    from spikeloop.configargs import add_config_arguments, config_from_args
+
     parser = argparse.ArgumentParser(prog="python -m spikeloop.sim.board", description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="784,256,128,10")
-    parser.add_argument("--lanes", type=int, default=16)
-    parser.add_argument("--chunk", type=int, default=64)
-    parser.add_argument("--membranes", action="store_true")
+    add_config_arguments(parser)
     parser.add_argument("--profile", default=None, choices=sorted(PROFILES))
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--density", type=float, default=0.2)
     parser.add_argument("--bench", action="store_true", help="measure simulated cycles per second")
     args = parser.parse_args(argv)
-    config = CoreConfig.build([int(x) for x in args.sizes.split(",")], lanes=args.lanes, chunk=args.chunk,
-                              membranes=args.membranes)
+    config = config_from_args(args)
     if args.bench:
         print(json.dumps(bench(config, steps=args.steps, density=args.density, profile=args.profile), indent=1))
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -236,3 +237,17 @@ def test_the_cache_folder_follows_the_environment(tmp_path, monkeypatch):
     assert cache_root() == tmp_path / "cache" / "sim" and cache_root().is_dir()
     monkeypatch.setenv("SPIKELOOP_SIM_CACHE", str(tmp_path / "boards"))
     assert cache_root() == tmp_path / "boards"
+
+
+def test_the_bench_command_takes_the_shared_configuration_options(capsys):
+    from spikeloop.sim.board import main
+
+    options = ["--sizes", "40,12,6", "--lanes", "3,2", "--chunk", "16,12", "--v-bits", "12", "--u-bits", "12",
+               "--frac-bits", "6", "--membranes", "--profile", PROFILE]
+    assert main([*options, "--bench", "--steps", "50"]) == 0  # the design of main_config(): built already
+    report = json.loads(capsys.readouterr().out)
+    assert report["received_words"] == report["expected_words"] == 50 * regmap.output_words_per_timestep(main_config())
+    assert report["cycles"] > 50 and report["idle_cycles_per_second"] > 0
+    with pytest.raises(SystemExit):
+        main([*options, "--lanes", "3,two"])
+    assert "expected an integer or comma-separated integers, got '3,two'" in capsys.readouterr().err
