@@ -50,12 +50,11 @@ def designs(names) -> dict[str, tuple[CoreConfig, Network]]:
     from spikeloop.host import cartpole
 
     out = {}
-    if "default" in names:
-        config = CoreConfig.build((784, 256, 128, 10), lanes=16, chunk=64, membranes=True)
-        out["default"] = (config, random_network(config.sizes, seed=0))
-    if "balanced" in names:  # the same network, lanes spent where the cycles are: same cycles per dense timestep
-        config = CoreConfig.build((784, 256, 128, 10), lanes=[16, 4, 1], chunk=64, membranes=True)
-        out["balanced"] = (config, random_network(config.sizes, seed=0))
+    # "balanced": the same network, lanes spent where the cycles are (the same cycles per dense timestep)
+    for name, lanes in (("default", 16), ("balanced", [16, 4, 1])):
+        if name in names:
+            config = CoreConfig.build((784, 256, 128, 10), lanes=lanes, chunk=64, membranes=True)
+            out[name] = (config, random_network(config.sizes, seed=0))
     if "cartpole" in names:
         net = cartpole.policy_network()
         out["cartpole"] = (CoreConfig.for_network(net, **cartpole.GEOMETRY), net)

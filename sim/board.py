@@ -504,10 +504,13 @@ class SimBoard:
 def bench(config: CoreConfig, *, steps: int = 2000, density: float = 0.2, seed: int = 0, profile=None) -> dict:
     """Simulated clock cycles per second of a random network on `config`, input at full rate; then
     of idle clocks (no input), which Verilator evaluates at nearly the same cost."""
-    from spikeloop.network import random_network
+    from spikeloop.network import Network, random_network
 
-    sizes, first = config.sizes, config.layers[0]
-    net = random_network(sizes, seed=seed, v_bits=first.v_bits, u_bits=first.u_bits, frac_bits=first.frac_bits)
+    sizes = config.sizes
+    net = Network(tuple(  # each layer with its own widths: the configuration may set them per layer
+        random_network((layer.n_in, layer.n_out), seed=seed + k, v_bits=layer.v_bits, u_bits=layer.u_bits,
+                       frac_bits=layer.frac_bits).layers[0]
+        for k, layer in enumerate(config.layers)))
     t0 = time.perf_counter()
     board = SimBoard(config, profile=profile)
     build_s = time.perf_counter() - t0

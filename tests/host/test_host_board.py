@@ -248,6 +248,11 @@ def test_the_bench_command_takes_the_shared_configuration_options(capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["received_words"] == report["expected_words"] == 50 * regmap.output_words_per_timestep(main_config())
     assert report["cycles"] > 50 and report["idle_cycles_per_second"] > 0
+    # widths per layer: the bench's random network follows them (a core refuses a network it cannot hold)
+    assert main(["--sizes", "40,12,6", "--lanes", "3,2", "--chunk", "16,12", "--v-bits", "12,10", "--u-bits", "12",
+                 "--frac-bits", "6", "--profile", PROFILE, "--bench", "--steps", "20"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["received_words"] == report["expected_words"] > 0
     with pytest.raises(SystemExit):
         main([*options, "--lanes", "3,two"])
     assert "expected an integer or comma-separated integers, got '3,two'" in capsys.readouterr().err
