@@ -25,7 +25,7 @@ test: $(STAMP)
 # The longer cocotb sweep: tests marked `slow` (more configurations and seeds), left out of `make test`.
 .PHONY: regress-long
 regress-long: $(STAMP)
-	$(PY) -m pytest $(XDIST) -m slow tests/sim
+	$(PY) -m pytest $(XDIST) -m slow tests/cocotb
 
 demo: $(STAMP)
 	$(VENV)/bin/spikeloop demo --out $(BUILD)/demo

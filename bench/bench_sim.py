@@ -12,11 +12,11 @@ Per design:
 - board: the simulated board (sim/board.cpp, "fast" profile) streaming timesteps at full rate
   (input density 0.2, output taken at once): simulated clock cycles/s and timesteps/s; its
   output is compared word for word with `regmap.pack_output` of the golden model;
-- cocotb: the same Verilog in cocotb 2 + cocotbext-axi (the tests' build, `spikeloop.sim.verilator`,
+- cocotb: the same Verilog in cocotb 2 + cocotbext-axi (the tests' build, `tests/cocotb/cocotb_build.py`,
   model at `SPIKELOOP_VERILATOR_OPT`, -O0 by default), streaming the same timesteps with the clock
   running, timed inside the simulator around the transfer only: cycles/s, and board / cocotb;
 - loop: closed-loop `Core.step()` of one timestep per call on each transport (golden, sim, and pynq
-  through the off-board shim `pynq_shim`): steps/s and per-step latency (median, p99); for cartpole
+  through the off-board shim `zynq`): steps/s and per-step latency (median, p99); for cartpole
   the real loop (`run_loop` with Gymnasium's CartPole-v1, one episode per repetition);
 - overhead: per `step()`, the time spent outside the transport's calls (checks, packing, unpacking:
   the driver's own cost), and `step()` on the golden transport with a 1-1 network.
@@ -38,9 +38,11 @@ import numpy as np
 
 from spikeloop import golden, regmap
 from spikeloop.network import Network, random_network
+from spikeloop.overlay import MODULE
 from spikeloop.regmap import CoreConfig
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "cocotb"))  # the cocotb bench and its build live beside the tests
 DENSITY = 0.2
 _COCOTB_ENV = "SPIKELOOP_BENCH_COCOTB"
 
@@ -104,7 +106,7 @@ class BoardRate:
 # ---------------------------------------------------------------------------------------- cocotb
 def cocotb_rate(config: CoreConfig, network: Network, steps: int, workdir: Path) -> dict:
     """Run the cocotb bench once (a build of the tests' kind, cached under build/sim); cycles/s from inside."""
-    from spikeloop.sim import verilator
+    import cocotb_build as verilator
 
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -119,7 +121,7 @@ def cocotb_rate(config: CoreConfig, network: Network, steps: int, workdir: Path)
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # the runner passes sys.path on as PYTHONPATH
     os.environ.update(verilator.verilator_env())
     t0 = time.perf_counter()
-    sim.test(test_module=Path(__file__).stem, hdl_toplevel="spikeloop_core", build_dir=build_dir, test_dir=workdir,
+    sim.test(test_module=Path(__file__).stem, hdl_toplevel=MODULE, build_dir=build_dir, test_dir=workdir,
              extra_env={_COCOTB_ENV: str(workdir / "job.json")}, log_file=workdir / "cocotb.log")
     wall = time.perf_counter() - t0
     out = json.loads(result.read_text())
@@ -133,8 +135,7 @@ if os.environ.get(_COCOTB_ENV):  # imported by cocotb inside the simulator
     async def stream_rate(dut):
         """Load the network, then time one transfer of the job's timesteps with the clock running."""
         from cocotb.utils import get_sim_time
-
-        from spikeloop.sim.tb_core import TB
+        from tb_core import TB
 
         job = json.loads(Path(os.environ[_COCOTB_ENV]).read_text())
         config = CoreConfig.from_params(job["config"])
@@ -198,8 +199,7 @@ def open_core(backend: str, config: CoreConfig, network: Network):
 
             transport = SimTransport(board=board)
         else:
-            from spikeloop.host.pynq_shim import sim_overlay
-            from spikeloop.host.pynq_transport import PynqTransport
+            from spikeloop.host.pynq_transport import PynqTransport, sim_overlay
 
             transport = PynqTransport(overlay=sim_overlay(board))
     return Core(transport, network=network)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from spikeloop import regmap
 from spikeloop.configargs import add_config_arguments, config_args, config_from_args
+from spikeloop.overlay import MODULE
 from spikeloop.regmap import CoreConfig
 
 __all__ = [
@@ -106,7 +107,7 @@ def overlay_metadata(config: CoreConfig, *, board: str, tools: dict[str, str], *
     """
     return {
         "board": board,
-        "module": "spikeloop_core",
+        "module": MODULE,
         "config": config.params(),
         "config_args": config_args(config),
         "design_hash": regmap.design_hash(config).hex(),

@@ -25,6 +25,7 @@ import shutil
 from pathlib import Path
 
 from spikeloop import regmap
+from spikeloop.overlay import MODULE
 from spikeloop.regmap import CoreConfig
 
 from . import flow
@@ -42,7 +43,6 @@ BOARD = BOARDS["pynq-z2"]
 PART = BOARD.device.part
 #: The PYNQ-Z2 board files' name (its PS7 preset: DDR, MIO, clocks).
 BOARD_PART = "tul.com.tw:pynq-z2:part0:1.0"
-MODULE = "spikeloop_core"
 #: What Vivado calls a module reference of MODULE; the driver's `bindto`.
 VLNV = f"xilinx.com:module_ref:{MODULE}:1.0"
 #: The core's and the DMA's base addresses in the PS's M_AXI_GP0 window (0x4000_0000..0x7FFF_FFFF).

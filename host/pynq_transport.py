@@ -1,5 +1,5 @@
 """The `pynq` transport: a spikeloop overlay on a PYNQ board (or a PYNQ 4.0 remote device, or
-the simulated board behind `spikeloop.host.pynq_shim`), through pynq's own MMIO, `allocate`
+the simulated board behind `spikeloop.sim.zynq`), through pynq's own MMIO, `allocate`
 and AXI DMA driver. Needs numpy and pynq only (no torch: it runs on the board's 32-bit ARM).
 
 - `SpikeloopIP`: the `pynq.DefaultIP` driver that pynq binds to the core by its VLNV
@@ -31,12 +31,13 @@ import numpy as np
 import pynq
 
 from spikeloop import regmap
+from spikeloop.overlay import DMA, DMA_VLNV, VLNV, decode_dmasr
 from spikeloop.regmap import ConfigError
 
 from .transport import Received, TransferTimeout, Transport, TransportError
 
-__all__ = ["SpikeloopIP", "SpikeloopOverlay", "PynqTransport", "VLNV", "DMA_VLNV", "DMA", "decode_dmasr",
-           "read_metadata", "check_metadata", "bound_remote_calls", "REMOTE_CALL_SECONDS"]
+__all__ = ["SpikeloopIP", "SpikeloopOverlay", "PynqTransport", "sim_overlay", "read_metadata", "check_metadata",
+           "bound_remote_calls", "REMOTE_CALL_SECONDS"]
 
 #: Seconds one call to a PYNQ 4.0 remote device may take before it fails (pynq sets no deadline).
 REMOTE_CALL_SECONDS = 10.0
@@ -109,43 +110,6 @@ def _remote_errors(method):
             raise TransportError(f"{self.describe()}: the remote device failed {method.__name__}: {name}: "
                                  f"{details}") from exc
     return wrapper
-
-#: Name of the core's top module (`spikeloop.rtl.verilog.MODULE`; a test holds the two equal).
-MODULE = "spikeloop_core"
-#: What Vivado calls RTL added to a block design as a module reference.
-VLNV = f"xilinx.com:module_ref:{MODULE}:1.0"
-#: The AXI DMA the overlay uses (simple mode).
-DMA_VLNV = "xilinx.com:ip:axi_dma:7.1"
-
-
-class DMA:
-    """AXI DMA (PG021) register offsets and bits, for both channels (MM2S at 0x00, S2MM at 0x30)."""
-
-    MM2S, S2MM = 0x00, 0x30
-    # per channel, relative to its base
-    DMACR, DMASR, ADDR, ADDR_MSB, LENGTH = 0x00, 0x04, 0x18, 0x1C, 0x28
-    # DMACR
-    RS, RESET = 1 << 0, 1 << 2
-    # DMASR
-    HALTED, IDLE = 1 << 0, 1 << 1
-    SR_BITS = {
-        0: "Halted", 1: "Idle", 3: "SGIncld", 4: "DMAIntErr", 5: "DMASlvErr", 6: "DMADecErr",
-        8: "SGIntErr", 9: "SGSlvErr", 10: "SGDecErr", 12: "IOC_Irq", 13: "Dly_Irq", 14: "Err_Irq",
-    }
-    ERRORS = (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 9) | (1 << 10)
-    IOC_IRQ, ERR_IRQ = 1 << 12, 1 << 14
-    ERROR_TEXT = {
-        4: "internal error (a zero length, or a packet longer than the receive buffer)",
-        5: "slave error (the memory map interface refused an access)",
-        6: "decode error (invalid address)",
-    }
-
-
-def decode_dmasr(word: int) -> str:
-    """DMASR bits by name, e.g. 'Idle|IOC_Irq'."""
-    names = [name for bit, name in DMA.SR_BITS.items() if word >> bit & 1]
-    return "|".join(names) if names else "running, not idle"
-
 
 def read_metadata(bitfile) -> dict | None:
     """The metadata JSON beside a bitstream (`spikeloop.bit` -> `spikeloop.json`), None when there is none."""
@@ -246,7 +210,7 @@ class PynqTransport(Transport):
     overlay : a `SpikeloopOverlay` (else one is made from `bitfile` on `device`).
     bitfile : the bitstream (default "spikeloop.bit": the working directory's, else the installed
         overlay package's), `.hwh` and (optional) `.json` metadata beside it.
-    device : the pynq `Device` (default: pynq's active device; a `pynq_shim.SimDevice` off-board).
+    device : the pynq `Device` (default: pynq's active device; a `zynq.SimDevice` off-board).
     download : download the bitstream when making the overlay (default True).
     quiet : seconds without an output word after which `drain` decides the core is empty.
     remote_timeout : on a PYNQ remote device, seconds one gRPC call may take (`bound_remote_calls`);
@@ -430,3 +394,20 @@ class PynqTransport(Transport):
         for buf in self._buffers.values():
             buf.freebuffer()
         self._buffers.clear()
+
+
+def sim_overlay(config_or_board, *, directory=None, profile: str | None = None, cycles_per_access: int = 64):
+    """A `SpikeloopOverlay` on a `SimDevice`: the simulated board of a configuration (built and
+    cached as for the `sim` transport) or of a given `SimBoard`. An empty placeholder bitfile is
+    written to `directory` (default: `overlay/` in the simulated boards' cache)."""
+    from spikeloop.sim.board import SimBoard, cache_root
+    from spikeloop.sim.zynq import SimDevice
+
+    board = config_or_board if isinstance(config_or_board, SimBoard) else SimBoard(config_or_board, profile=profile)
+    device = SimDevice(board, cycles_per_access=cycles_per_access)
+    folder = Path(directory) if directory is not None else cache_root() / "overlay"
+    folder.mkdir(parents=True, exist_ok=True)
+    bitfile = folder / "spikeloop.bit"
+    if not bitfile.exists():
+        bitfile.write_bytes(b"")  # pynq's Bitstream wants a file; the SimDevice never reads it
+    return SpikeloopOverlay(str(bitfile), device=device)

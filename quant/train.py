@@ -436,7 +436,13 @@ def plot_run(done: RunResult, out: Path, *, sample: int = 0) -> dict:
     deployed integer model, and for test sample ``sample`` a spike raster (input and every
     layer) and membrane traces from the golden model, plus per-neuron firing rates over the test set."""
     from spikeloop import golden
-    from spikeloop.plots import membrane_traces, rate_histogram, reliability_diagram, spike_raster, training_curves
+    from spikeloop.quant.plots import (
+        membrane_traces,
+        rate_histogram,
+        reliability_diagram,
+        spike_raster,
+        training_curves,
+    )
 
     from .metrics import reliability
 

@@ -38,7 +38,7 @@ def parameters(component):
 class Probed:
     """A component that names some of its internal values while it elaborates.
 
-    The formal harnesses (`spikeloop.sim.formal`) elaborate a design with `Fragment.get` and then
+    The formal harnesses (`tests/formal/formal_jobs.py`) elaborate a design with `Fragment.get` and then
     state their invariants over these values: e.g. `steps`, the whole timesteps a pipelined
     component holds, and `lasts`, how many of them carry TLAST. Nothing in the gateware reads them.
     """

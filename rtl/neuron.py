@@ -86,7 +86,7 @@ def neuron_update(m: Module, *, syn, bias, theta, v, u, lam_loss, alpha_loss, cu
 
     `syn` is sum_i w[j,i] s[i]; `v`, `u` the stored state; `lam_loss`, `alpha_loss` the amounts
     the decays take (`Decay.of`); `cuba` selects the neuron kind, `reset` is a `RESET_CODE`.
-    Every lane of `NeuronArray` is one call; the formal proof of `spikeloop.sim.formal` checks
+    Every lane of `NeuronArray` is one call; the formal proof of `tests/formal/formal_jobs.py` checks
     this function against the contract, computed on unbounded integers, for all inputs.
     """
     V, U = v_bits, u_bits

@@ -16,6 +16,7 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from spikeloop import regmap
+from spikeloop.overlay import MODULE
 from spikeloop.regmap import CoreConfig
 
 from .common import check_type
@@ -23,8 +24,6 @@ from .top import CoreTop, axi_members
 
 __all__ = ["MODULE", "DEFAULTS", "generate", "manifest", "run", "main"]
 
-#: Name of the generated top module.
-MODULE = "spikeloop_core"
 
 
 def manifest(config: CoreConfig) -> dict:

@@ -12,7 +12,7 @@ Services (the generated servicers of `pynq.remote`):
   `/sys/class/fpga_manager/fpga0/firmware` programs that file: the simulated core and the DMA are
   reset (the simulated design is fixed when the server starts; the bitstream's bytes are kept, not
   executed). `set_bitstream_attrs`, `shutdown`, `set_pl_clk` and `download` answer as a board does.
-- Mmio: windows onto the core, the DMA model (`pynq_shim.SimPL`, shared with `SimDevice`) and the
+- Mmio: windows onto the core, the DMA model (`zynq.SimPL`, shared with `SimDevice`) and the
   Zynq's clock registers (SLCR at 0xF8000000, which pynq reads and writes to set the PL clocks).
 - RemoteBuffer: DDR buffers with a CPU-side and a device-side copy (flush/invalidate as on a board).
 - Gpio: no PS GPIO is wired in the overlay; every call is answered with an error message.
@@ -38,7 +38,7 @@ from pynq.remote import (
     remote_device_pb2_grpc,
 )
 
-from spikeloop.host.pynq_shim import SimPL
+from spikeloop.sim.zynq import SimPL
 
 __all__ = ["RemoteBoard", "PORT", "SLCR_BASE", "STALL_LIMIT", "bench", "main"]
 
@@ -434,8 +434,8 @@ def bench(network, config, *, steps: int = 300, reads: int = 1000, density: floa
 
     from spikeloop import regmap
     from spikeloop.host import open_core
-    from spikeloop.host.pynq_shim import SimDevice, write_overlay_files
     from spikeloop.sim.board import SimBoard
+    from spikeloop.sim.zynq import SimDevice, write_overlay_files
 
     spikes = np.random.default_rng(seed).random((steps, config.n_in)) < density
     magic = np.full(reads, regmap.register("MAGIC").offset)
@@ -469,8 +469,8 @@ def bench(network, config, *, steps: int = 300, reads: int = 1000, density: floa
 
 def main(argv=None) -> int:
     """Serve a simulated board to PYNQ remote-device clients until Ctrl-C."""
-    from spikeloop.host.pynq_shim import write_overlay_files
     from spikeloop.sim.board import SimBoard, add_served_core_arguments, serve_until_interrupted, served_core
+    from spikeloop.sim.zynq import write_overlay_files
 
     parser = argparse.ArgumentParser(prog="python -m spikeloop.sim.pynq_remote", description=__doc__.splitlines()[0])
     add_served_core_arguments(parser)

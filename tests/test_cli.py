@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from spikeloop import golden
-from spikeloop.cli import main
+from spikeloop.app.cli import main
 from spikeloop.network import Network, random_network
 from spikeloop.spikes import load_spikes, poisson_spikes, save_spikes
 
@@ -116,7 +116,7 @@ def test_info_and_run_work_without_torch(files):
     path, _, _ = files
     code = (
         "import sys; sys.modules['torch'] = None\n"
-        "from spikeloop.cli import main\n"
+        "from spikeloop.app.cli import main\n"
         f"assert main(['info', {str(path / 'net.npz')!r}]) == 0\n"
         f"assert main(['run', '--network', {str(path / 'net.npz')!r}, '--input', {str(path / 'in.npz')!r}, "
         f"'--out', {str(path / 'o.npz')!r}]) == 0\n"

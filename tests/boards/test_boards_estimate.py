@@ -12,7 +12,8 @@ import json
 
 import pytest
 
-from spikeloop import cli, regmap
+from spikeloop import regmap
+from spikeloop.app import cli
 from spikeloop.boards import estimate
 from spikeloop.boards.devices import BOARDS
 from spikeloop.regmap import ConfigError, CoreConfig

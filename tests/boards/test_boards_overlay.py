@@ -2,10 +2,10 @@
 
 Vivado is not installed here, so the bitstream folder is the real prepared folder of
 `vivado.prepare` (Verilog, TCL, spikeloop.json with the design hash) plus two fixtures standing
-in for Vivado's outputs, from `pynq_shim.write_overlay_files`: `spikeloop.bit` (a .bit header and
+in for Vivado's outputs, from `zynq.write_overlay_files`: `spikeloop.bit` (a .bit header and
 seeded random bytes, never loaded into an FPGA) and `spikeloop.hwh` (the hardware description of
 the PS, the core and the DMA that pynq's parser reads; `SimDevice` takes its IP map from
-`pynq_shim.overlay_ips` instead, the remote-device tests from this .hwh). The installed package is then found by
+`zynq.overlay_ips` instead, the remote-device tests from this .hwh). The installed package is then found by
 pynq's own lookup (`pynq.overlays` entry point) and driven on the simulated board.
 """
 
@@ -23,8 +23,8 @@ import pytest
 
 from spikeloop import regmap
 from spikeloop.boards import overlay, vivado
-from spikeloop.host.pynq_shim import overlay_hwh, write_overlay_files
 from spikeloop.regmap import ConfigError, CoreConfig
+from spikeloop.sim.zynq import overlay_hwh, write_overlay_files
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 20251122
@@ -148,7 +148,7 @@ def test_open_core_uses_the_installed_overlay_on_the_simulated_board(installed, 
 import numpy as np
 from spikeloop import golden
 from spikeloop.host import open_core
-from spikeloop.host.pynq_shim import SimDevice
+from spikeloop.sim.zynq import SimDevice
 from spikeloop.network import random_network
 from spikeloop.regmap import CoreConfig
 from spikeloop.sim.board import SimBoard
@@ -186,8 +186,7 @@ def sim_board():
 
 
 def _transport(board, folder: Path, meta: dict | str | None):
-    from spikeloop.host.pynq_shim import sim_overlay
-    from spikeloop.host.pynq_transport import PynqTransport
+    from spikeloop.host.pynq_transport import PynqTransport, sim_overlay
 
     if meta is not None:
         (folder / "spikeloop.json").write_text(meta if isinstance(meta, str) else json.dumps(meta))

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from spikeloop import cli, regmap
+from spikeloop import regmap
+from spikeloop.app import cli
 from spikeloop.boards import estimate, flow, ulx3s
 from spikeloop.boards.devices import BOARDS
 from spikeloop.regmap import CoreConfig

@@ -1,18 +1,18 @@
-"""Formal proofs of the gateware (yowasp-sby + z3), one test per job of `spikeloop.sim.formal.JOBS`.
+"""Formal proofs of the gateware (yowasp-sby + z3), one test per job of `formal_jobs.JOBS`.
 
 Each job's files (RTLIL, .sby, sby's logs and any counterexample or cover trace as VCD) are
 under build/formal/<job>/; the failure message names the failed properties by line of
-sim/formal.py. Run one by hand with `python -m spikeloop.sim.formal <job>`.
+tests/formal/formal_jobs.py. Run one by hand with `python tests/formal/formal_jobs.py <job>`.
 """
 
 from __future__ import annotations
 
 import os
 
+import formal_jobs as formal
 import pytest
 
 from spikeloop.rtl import neuron
-from spikeloop.sim import formal
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORKDIR = os.path.join(ROOT, "build", "formal")
@@ -39,7 +39,7 @@ def test_neuron_proof_fails_on_a_wrong_datapath(monkeypatch, tmp_path):
     monkeypatch.setattr(neuron, "neuron_update", wrong)
     result = formal.run_job(formal.JOBS["neuron-shift-prove"], tmp_path)
     assert result.status == "FAIL", formal.failure_report(result)
-    assert "formal.py" in formal.failure_report(result)  # the failed assertion is located
+    assert "formal_jobs.py" in formal.failure_report(result)  # the failed assertion is located
 
 
 def test_sby_text_and_job_list(capsys):

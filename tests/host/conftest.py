@@ -81,8 +81,7 @@ def make_core(backend: str, config: CoreConfig, network: Network | None = None, 
 
             transport = SimTransport(board=board)
         else:
-            from spikeloop.host.pynq_shim import sim_overlay
-            from spikeloop.host.pynq_transport import PynqTransport
+            from spikeloop.host.pynq_transport import PynqTransport, sim_overlay
 
             transport = PynqTransport(overlay=sim_overlay(board))
     return Core(transport, network=network, **options)

@@ -71,7 +71,7 @@ def test_a_64_bit_bus(backend):
 
 
 def test_the_vlnv_names_the_generated_module():
-    from spikeloop.host.pynq_transport import VLNV
+    from spikeloop.overlay import VLNV
     from spikeloop.rtl.verilog import MODULE
 
     assert VLNV == f"xilinx.com:module_ref:{MODULE}:1.0"
@@ -80,8 +80,7 @@ def test_the_vlnv_names_the_generated_module():
 def test_pynq_binds_its_drivers_through_the_overlay(board):
     from pynq.lib.dma import DMA
 
-    from spikeloop.host.pynq_shim import sim_overlay
-    from spikeloop.host.pynq_transport import SpikeloopIP
+    from spikeloop.host.pynq_transport import SpikeloopIP, sim_overlay
 
     overlay = sim_overlay(board)
     assert overlay.is_loaded()
@@ -98,7 +97,7 @@ def test_dma_memory_is_not_coherent(board):
     """The shim's DMA sees a buffer only after flush(): a driver that forgets it would fail here."""
     from pynq import allocate
 
-    from spikeloop.host.pynq_shim import SimDevice
+    from spikeloop.sim.zynq import SimDevice
 
     device = SimDevice(board)
     buf = allocate(shape=(8,), dtype=np.uint32, target=device)
@@ -116,8 +115,8 @@ def test_dma_memory_is_not_coherent(board):
 
 
 def test_a_scatter_gather_dma_is_refused(board, tmp_path):
-    from spikeloop.host.pynq_shim import SimDevice
     from spikeloop.host.pynq_transport import PynqTransport
+    from spikeloop.sim.zynq import SimDevice
 
     class SgDevice(SimDevice):
         def metadata(self):
@@ -131,8 +130,8 @@ def test_a_scatter_gather_dma_is_refused(board, tmp_path):
 
 
 def test_an_overlay_without_the_core_is_refused(board, tmp_path):
-    from spikeloop.host.pynq_shim import SimDevice
     from spikeloop.host.pynq_transport import SpikeloopOverlay
+    from spikeloop.sim.zynq import SimDevice
 
     class NoCore(SimDevice):
         def metadata(self):

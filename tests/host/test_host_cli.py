@@ -9,7 +9,7 @@ import pytest
 from conftest import SEED, main_network, spike_train
 
 from spikeloop import golden
-from spikeloop.cli import main
+from spikeloop.app.cli import main
 from spikeloop.spikes import save_spikes
 
 

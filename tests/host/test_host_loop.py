@@ -99,7 +99,7 @@ def test_an_error_is_logged_and_raised(tmp_path):
 
 
 def test_the_loop_command(tmp_path, capsys):
-    from spikeloop.cli import main
+    from spikeloop.app.cli import main
 
     assert main(["loop", "--episodes", "1", "--log", str(tmp_path / "l.log"), "--quiet"]) == 0
     assert "golden: CartPole-v1 solved" in capsys.readouterr().out
@@ -109,7 +109,7 @@ def test_the_loop_command_over_a_serial_port(tmp_path, capsys):
     """`spikeloop loop --backend serial --port ...`: the policy on a board reached over a UART (here the
     board emulator on a pseudo-terminal, running the policy's core in the golden transport)."""
     pytest.importorskip("serial")
-    from spikeloop.cli import main
+    from spikeloop.app.cli import main
     from spikeloop.host.golden_transport import GoldenTransport
     from spikeloop.regmap import CoreConfig
     from spikeloop.sim.uart_board import UARTBoard

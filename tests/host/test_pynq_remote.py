@@ -1,7 +1,7 @@
 """The pynq transport through PYNQ 4.0 remote devices: pynq's own client (`RemoteDevice`) over a real
 gRPC connection on localhost to `spikeloop.sim.pynq_remote.RemoteBoard`, which serves the simulated
 board of the MAIN design (one build per session, "quick" profile). The overlay's .bit and .hwh are
-the stand-ins of `pynq_shim.write_overlay_files`; pynq parses the .hwh on the client, as it does
+the stand-ins of `zynq.write_overlay_files`; pynq parses the .hwh on the client, as it does
 for a board. pynq's client writes its metadata cache into its own package folder (pynq does that).
 """
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("main_board_built")
 
 @pytest.fixture(scope="module")
 def overlay_dir(tmp_path_factory):
-    from spikeloop.host.pynq_shim import write_overlay_files
+    from spikeloop.sim.zynq import write_overlay_files
 
     folder = tmp_path_factory.mktemp("remote-overlay")
     write_overlay_files(folder, main_config(), seed=SEED + 100)
@@ -66,7 +66,7 @@ def core(server, device, overlay_dir):
 def test_identity_load_and_read_back_over_grpc(core, server, device, overlay_dir):
     from pynq.pl_server.embedded_device import bit2bin
 
-    from spikeloop.host.pynq_shim import CORE_BASE, DMA_BASE
+    from spikeloop.sim.zynq import CORE_BASE, DMA_BASE
 
     assert device.arch == "armv7l" and device.name == "Pynq-Z2"
     overlay = core.transport.overlay
@@ -120,8 +120,8 @@ def test_a_core_that_never_answers_times_out_and_recovers(core, server):
 
 
 def test_metadata_of_another_design_is_refused(device, overlay_dir, tmp_path):
-    from spikeloop.host.pynq_shim import write_overlay_files
     from spikeloop.host.pynq_transport import PynqTransport
+    from spikeloop.sim.zynq import write_overlay_files
 
     bit = write_overlay_files(tmp_path, main_config(), seed=SEED + 101)
     # pynq reuses the metadata it cached for a .bit of the same SHA-1: the stand-ins of two designs differ
@@ -160,7 +160,7 @@ def test_the_board_refuses_what_a_board_refuses(server, device):
     from pynq.pl_server.remote_device import RemoteMMIO
     from pynq.remote import mmio_pb2, remote_device_pb2
 
-    from spikeloop.host.pynq_shim import CORE_BASE
+    from spikeloop.sim.zynq import CORE_BASE
 
     with pytest.raises(RuntimeError, match=r"no slave maps 4096 bytes at 0x50000000"):
         RemoteMMIO(device._stub["mmio"], 0x5000_0000, 4096)
@@ -186,8 +186,8 @@ def test_the_board_refuses_what_a_board_refuses(server, device):
 
 
 def test_bad_arguments_are_refused(server):
-    from spikeloop.host.pynq_shim import SimPL, bit_file
     from spikeloop.sim.pynq_remote import RemoteBoard
+    from spikeloop.sim.zynq import SimPL, bit_file
 
     board = server.pl.board
     with pytest.raises(TypeError, match="target must be a SimBoard, not str"):

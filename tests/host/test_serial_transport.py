@@ -339,7 +339,7 @@ def test_the_benchmark_command(capsys):
 
 
 def test_spikeloop_run_over_serial(served_golden, tmp_path, capsys):
-    from spikeloop.cli import main
+    from spikeloop.app.cli import main
     from spikeloop.spikes import load_spikes, save_spikes
 
     seed = SEED + 13

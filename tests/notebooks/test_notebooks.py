@@ -6,7 +6,7 @@ never picked), with SPIKELOOP_BACKEND=sim, a per-cell timeout and a temporary wo
 A failing cell fails the test with the cell's source and traceback.
 
 The notebooks' "pynq" branch runs too, off-board: the test puts one cell of its own in front of
-the notebook that makes `pynq_shim.SimDevice` (pynq's Device API over the simulated board) pynq's
+the notebook that makes `zynq.SimDevice` (pynq's Device API over the simulated board) pynq's
 active device, and points SPIKELOOP_BITFILE at an empty placeholder .bit (SimDevice never reads it).
 """
 
@@ -104,7 +104,7 @@ BOARD_CONFIG = {
 }
 SIM_PYNQ_SETUP = """import pynq
 from spikeloop.host import cartpole
-from spikeloop.host.pynq_shim import SimDevice
+from spikeloop.sim.zynq import SimDevice
 from spikeloop.regmap import CoreConfig
 from spikeloop.sim.board import SimBoard
 pynq.Device.active_device = SimDevice(SimBoard({config}, profile="quick"))"""

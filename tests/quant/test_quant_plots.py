@@ -1,10 +1,10 @@
-"""The pictures (spikeloop.plots): each writes a PNG a user can open; bad input is refused."""
+"""The pictures (spikeloop.quant.plots): each writes a PNG a user can open; bad input is refused."""
 
 import numpy as np
 import pytest
 
-from spikeloop.plots import membrane_traces, rate_histogram, reliability_diagram, spike_raster, training_curves
 from spikeloop.quant.metrics import reliability
+from spikeloop.quant.plots import membrane_traces, rate_histogram, reliability_diagram, spike_raster, training_curves
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

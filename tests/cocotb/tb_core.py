@@ -1,6 +1,6 @@
 """cocotb testbench of the generated core (`spikeloop_core`), run on Verilator.
 
-Launched by tests/sim through `cocotb_tools.runner` with `SPIKELOOP_CASES` naming case files
+Launched by tests/cocotb through `cocotb_tools.runner` with `SPIKELOOP_CASES` naming case files
 (JSON, written by `write_case`, separated by os.pathsep): the configuration, the network image,
 the input transfers, the seed, the idle/backpressure rates and the directed events of the case.
 One TB class drives AXI-Lite (`AxiLiteMaster`) and both streams (`AxiStreamSource`/`AxiStreamSink`

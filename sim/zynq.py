@@ -2,8 +2,8 @@
 emulated on top of `spikeloop.sim.board.SimBoard`, so the `pynq` transport, pynq's own `MMIO`,
 `allocate`, `Overlay` and `pynq.lib.dma.DMA` code run unchanged off-board (in CI, notebooks).
 
-    overlay = sim_overlay(config)                   # SimBoard -> SimDevice -> SpikeloopOverlay
-    core = Core(PynqTransport(overlay=overlay), network=net)
+    device = SimDevice(SimBoard(config))            # pynq's Device API over the simulated board
+    core = open_core("pynq", device=device, bitfile=bit, network=net)   # bit: write_overlay_files
 
 What is emulated:
 - MMIO: the device is "memory mapped" like the board's (`mmap` returns a numpy array), but
@@ -38,11 +38,10 @@ import pynq
 from pynq.buffer import PynqBuffer
 
 from spikeloop import regmap
+from spikeloop.overlay import DMA, DMA_VLNV, VLNV
 from spikeloop.regmap import CoreConfig
 
-from .pynq_transport import DMA, DMA_VLNV, VLNV, SpikeloopOverlay
-
-__all__ = ["SimDevice", "SimPL", "sim_overlay", "overlay_ips", "overlay_hwh", "write_overlay_files",
+__all__ = ["SimDevice", "SimPL", "overlay_ips", "overlay_hwh", "write_overlay_files",
            "CORE_BASE", "DMA_BASE"]
 
 CORE_BASE = 0x43C0_0000
@@ -486,19 +485,3 @@ class SimDevice(pynq.Device):
                 pynq.Device.active_device = old
             else:
                 del pynq.Device._active_device
-
-
-def sim_overlay(config_or_board, *, directory=None, profile: str | None = None, cycles_per_access: int = 64):
-    """A `SpikeloopOverlay` on a `SimDevice`: the simulated board of a configuration (built and
-    cached as for the `sim` transport) or of a given `SimBoard`. An empty placeholder bitfile is
-    written to `directory` (default: `overlay/` in the simulated boards' cache)."""
-    from spikeloop.sim.board import SimBoard, cache_root
-
-    board = config_or_board if isinstance(config_or_board, SimBoard) else SimBoard(config_or_board, profile=profile)
-    device = SimDevice(board, cycles_per_access=cycles_per_access)
-    folder = Path(directory) if directory is not None else cache_root() / "overlay"
-    folder.mkdir(parents=True, exist_ok=True)
-    bitfile = folder / "spikeloop.bit"
-    if not bitfile.exists():
-        bitfile.write_bytes(b"")  # pynq's Bitstream wants a file; the SimDevice never reads it
-    return SpikeloopOverlay(str(bitfile), device=device)

@@ -27,7 +27,7 @@ import numpy as np
 
 from spikeloop import golden
 from spikeloop.network import Network, random_network
-from spikeloop.plots import spike_raster
+from spikeloop.quant.plots import spike_raster
 from spikeloop.spikes import save_spikes
 
 DEFAULT_SIZES = (784, 256, 128, 10)

@@ -4,8 +4,8 @@ Each `Job` builds a harness (the design under proof plus `Assert`/`Assume`/`Cove
 Amaranth 0.5), exports it with `amaranth.back.rtlil.convert`, writes an .sby file and runs
 `yowasp-sby` with the `smtbmc z3` engine (TOOLCHAIN.md, "Formal proofs from PyPI"):
 
-    python -m spikeloop.sim.formal                 # every job, one line each: result and time
-    python -m spikeloop.sim.formal core-prove      # one job; its files under build/formal/core-prove
+    python tests/formal/formal_jobs.py                 # every job, one line each: result and time
+    python tests/formal/formal_jobs.py core-prove      # one job; its files under build/formal/core-prove
 
 The harnesses (docs/gateware.md, "Formal proofs"):
 
@@ -471,7 +471,7 @@ def failure_report(result: Result, lines: int = 40) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m spikeloop.sim.formal", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python tests/formal/formal_jobs.py", description=__doc__.splitlines()[0])
     parser.add_argument("jobs", nargs="*", help=f"job names (default: all): {', '.join(JOBS)}")
     parser.add_argument("--workdir", default=str(DEFAULT_WORKDIR))
     parser.add_argument("--list", action="store_true", help="list the jobs and exit")

@@ -105,14 +105,14 @@ def build_core(config: CoreConfig, build_root, *, waves: bool = False):
 
 
 def run_cases(sim, build_dir, cases, *, test_dir, waves: bool = False) -> None:
-    """Run the bench (`spikeloop.sim.tb_core`) on case files, in one simulator run of the build.
+    """Run the bench (`tb_core`) on case files, in one simulator run of the build.
 
     A failing case makes the runner exit (SystemExit), which pytest reports as a failure.
     """
     from spikeloop.rtl.verilog import MODULE
 
     with _patched_environ(verilator_env()):
-        sim.test(test_module="spikeloop.sim.tb_core", hdl_toplevel=MODULE, build_dir=build_dir, test_dir=test_dir,
+        sim.test(test_module="tb_core", hdl_toplevel=MODULE, build_dir=build_dir, test_dir=test_dir,
                  extra_env={"SPIKELOOP_CASES": os.pathsep.join(str(c) for c in cases)}, waves=waves)
 
 

@@ -244,8 +244,8 @@ def cmd_loop(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Train on digits, export, run the golden model, check, report and plot; see spikeloop.demo."""
-    from spikeloop.demo import demo
+    """Train on digits, export, run the golden model, check, report and plot; see spikeloop.app.demo."""
+    from spikeloop.app.demo import demo
 
     return demo(Path(args.out), seed=args.seed, quick=args.quick)
 
