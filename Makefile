@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 BUILD   := build
 XDIST   ?= -n 2
 
-.PHONY: all test demo bench bench-sim loop lint clean venv verilog
+.PHONY: all test check demo bench bench-sim loop lint clean venv verilog
 
 all: test
 
@@ -21,6 +21,12 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest $(XDIST) tests
+
+# The quick tier: lint, then every test that needs no Verilator, Yosys or training run and is no long sweep
+# (tests/README.md).
+check: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest $(XDIST) -m "not slow and not tools and not sweep" tests
 
 # The longer cocotb sweep: tests marked `slow` (more configurations and seeds), left out of `make test`.
 .PHONY: regress-long

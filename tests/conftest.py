@@ -23,3 +23,36 @@ settings.register_profile(
 # tests fix their own max_examples, so this only affects tests that do not.
 settings.register_profile("dev", parent=settings.get_profile("ci"), max_examples=20)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# ---- tiers: `make check` runs what needs no Verilator, Yosys or training run and is no long sweep -----------
+# (-m "not slow and not tools and not sweep"; tests/README.md)
+#: Folders whose every test builds or runs a tool: the cocotb regression, the formal proofs, the notebooks on
+#: the simulated board, the boards' syntheses and bitstreams.
+TOOL_FOLDERS = {"cocotb", "formal", "notebooks", "boards"}
+#: Files whose tests build simulated boards or train networks (apart from the golden-only cases of the
+#: parametrized host tests, which stay in the quick tier through their `backend` parameter).
+TOOL_FILES = {"test_quant_train.py", "test_host_board.py", "test_pynq_remote.py", "test_serial_transport.py",
+              "test_host_faults.py", "test_host_loop.py", "test_host_cli.py"}
+#: Fixtures that build a simulated board.
+TOOL_FIXTURES = {"main_board_built", "sim_board", "board"}
+
+
+def _needs_tools(item) -> bool:
+    path = Path(str(item.fspath))
+    if TOOL_FOLDERS & set(path.parts) or path.name in TOOL_FILES:
+        return True
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return params.get("backend", "golden") != "golden" or bool(TOOL_FIXTURES & set(item.fixturenames))
+
+
+#: Long randomized sweeps that `make test` runs in full and `make check` leaves out.
+SWEEPS = {"test_golden_models_match_reference"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _needs_tools(item):
+            item.add_marker("tools")
+        if item.originalname in SWEEPS:
+            item.add_marker("sweep")

@@ -84,6 +84,7 @@ def test_bad_sizes_argument_is_refused(tmp_path, capsys):
     assert "comma-separated integers" in capsys.readouterr().err
 
 
+@pytest.mark.tools  # trains and builds a simulated board
 def test_demo_runs_and_checks_both_golden_models_and_the_simulated_board(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SPIKELOOP_SIM_PROFILE", "quick")  # the tests' simulated-board builds (tests/host)
     assert main(["demo", "--out", str(tmp_path), "--quick"]) == 0
@@ -131,6 +132,7 @@ def test_info_and_run_work_without_torch(files):
     assert (path / "demo" / "raster.png").stat().st_size > 0
 
 
+@pytest.mark.tools  # trains
 def test_train_export_and_nir_commands(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--hidden", "12", "--steps", "4", "--epochs", "1", "--seed", "2", "--quiet",
