@@ -62,6 +62,7 @@ from .interface import (  # the board interface's names, also spikeloop.sim.boar
     SENT,
     Board,
     BoardError,
+    check_fault,
 )
 
 __all__ = [
@@ -424,7 +425,7 @@ class SimBoard(Board):
 
     def fault(self, kind: int, value: int = 0) -> None:
         """Inject a fault (`FAULT_TRUNCATE` after `value` words, `FAULT_MUTE`), or `FAULT_NONE`."""
-        self._lib.sb_fault(self._h, kind, value)
+        self._lib.sb_fault(self._h, check_fault(kind), value)
 
     def read(self, offset: int) -> int:
         """AXI-Lite read of the 32-bit word at byte `offset`."""

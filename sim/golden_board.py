@@ -32,7 +32,6 @@ from .interface import (
     FAULT_MUTE,
     FAULT_NONE,
     FAULT_TRUNCATE,
-    FAULTS,
     RECEIVED,
     RX_ARMED,
     RX_LAST,
@@ -40,6 +39,7 @@ from .interface import (
     SENT,
     Board,
     BoardError,
+    check_fault,
 )
 
 __all__ = ["GoldenBoard"]
@@ -109,9 +109,7 @@ class GoldenBoard(Board):
 
     def fault(self, kind: int, value: int = 0) -> None:
         """Inject a fault (`FAULT_TRUNCATE` after `value` words, `FAULT_MUTE`), or `FAULT_NONE`."""
-        if kind not in FAULTS:
-            raise ValueError(f"unknown fault {kind!r}; expected one of {FAULTS}")
-        self._fault, self._fault_value = int(kind), int(value)
+        self._fault, self._fault_value = check_fault(kind), int(value)
         self._dropping = False
         self._flow()
 

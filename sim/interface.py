@@ -31,7 +31,7 @@ import numpy as np
 from spikeloop.regmap import CoreConfig
 
 __all__ = ["Board", "BoardError", "RECEIVED", "SENT", "RX_ARMED", "RX_LAST", "RX_OVERFLOW",
-           "FAULT_NONE", "FAULT_TRUNCATE", "FAULT_MUTE", "FAULTS"]
+           "FAULT_NONE", "FAULT_TRUNCATE", "FAULT_MUTE", "FAULTS", "check_fault"]
 
 #: `run` conditions (`until`), as in sim/board.cpp.
 RECEIVED, SENT = 1, 2
@@ -42,6 +42,13 @@ RX_ARMED, RX_LAST, RX_OVERFLOW = 1, 2, 4
 #: never accepts an output word (a core that never answers).
 FAULT_NONE, FAULT_TRUNCATE, FAULT_MUTE = 0, 1, 2
 FAULTS = (FAULT_NONE, FAULT_TRUNCATE, FAULT_MUTE)
+
+
+def check_fault(kind) -> int:
+    """`kind` if it is one of FAULTS, else ValueError."""
+    if kind not in FAULTS:
+        raise ValueError(f"unknown fault {kind!r}; expected one of {FAULTS} (FAULT_NONE, FAULT_TRUNCATE, FAULT_MUTE)")
+    return int(kind)
 
 
 class BoardError(RuntimeError):

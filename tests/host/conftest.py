@@ -70,7 +70,7 @@ def backend(request):
 def make_core(backend: str, config: CoreConfig, network: Network | None = None, **options):
     """A `Core` on `backend` for `config` (the sim and pynq ones on a fresh simulated board)."""
     from spikeloop.host import Core
-    from spikeloop.host.golden_transport import GoldenTransport
+    from spikeloop.host.sim_transport import GoldenTransport
 
     if backend == "golden":
         transport = GoldenTransport(config=config)

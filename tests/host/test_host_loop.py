@@ -110,7 +110,7 @@ def test_the_loop_command_over_a_serial_port(tmp_path, capsys):
     board emulator on a pseudo-terminal, running the policy's core in the golden transport)."""
     pytest.importorskip("serial")
     from spikeloop.app.cli import main
-    from spikeloop.host.golden_transport import GoldenTransport
+    from spikeloop.host.sim_transport import GoldenTransport
     from spikeloop.regmap import CoreConfig
     from spikeloop.sim.uart_board import UARTBoard
 

@@ -20,7 +20,7 @@ from conftest import PROFILE, SEED, main_config, main_network, spike_train, wide
 
 from spikeloop import golden, regmap, uartlink
 from spikeloop.host import Core, TransferError, TransferTimeout, TransportError, open_core
-from spikeloop.host.golden_transport import GoldenTransport
+from spikeloop.host.sim_transport import GoldenTransport
 from spikeloop.uartlink import FrameError
 
 serial = pytest.importorskip("serial")
