@@ -45,6 +45,18 @@ def spike_train(shape, seed: int, density: float = 0.3) -> np.ndarray:
     return np.random.default_rng(seed).random(shape) < density
 
 
+def bench_faces():
+    """The module bench/bench_faces.py (the faces' client benchmarks; bench/ is no package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "bench_faces.py"
+    spec = importlib.util.spec_from_file_location("bench_faces", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _board_or_skip(config: CoreConfig):
     from spikeloop.sim.board import SimBoard, board_available
 

@@ -12,9 +12,9 @@ from conftest import SEED, main_config, main_network, make_core, spike_train
 from spikeloop import golden, regmap
 from spikeloop.host import ConfigError, Core, CoreError, SpikeError, open_core
 from spikeloop.host.sim_transport import BoardTransport
-from spikeloop.sim.golden_board import GoldenBoard
 from spikeloop.network import random_network
 from spikeloop.regmap import CoreConfig
+from spikeloop.sim.golden_board import GoldenBoard
 
 
 def test_run_equals_the_golden_model(core):

@@ -190,7 +190,7 @@ def test_bad_arguments_are_refused(server):
     from spikeloop.sim.zynq import SimPL, bit_file
 
     board = server.pl.board
-    with pytest.raises(TypeError, match="target must be a SimBoard, not str"):
+    with pytest.raises(TypeError, match=r"target must be a Board \(a SimBoard or a GoldenBoard\), not str"):
         RemoteBoard("board")
     with pytest.raises(ValueError, match="port=70000: must be an integer in 0..65535"):
         RemoteBoard(board, port=70000)

@@ -16,11 +16,11 @@ import time
 
 import numpy as np
 import pytest
-from conftest import PROFILE, SEED, main_config, main_network, spike_train, wide_config, wide_network
+from conftest import PROFILE, SEED, bench_faces, main_config, main_network, spike_train, wide_config, wide_network
 
 from spikeloop import golden, regmap, uartlink
 from spikeloop.host import Core, TransferError, TransferTimeout, TransportError, open_core
-from spikeloop.host.sim_transport import GoldenTransport
+from spikeloop.sim.golden_board import GoldenBoard
 from spikeloop.uartlink import FrameError
 
 serial = pytest.importorskip("serial")
@@ -41,7 +41,7 @@ def served(main_board_built):
 
 @pytest.fixture
 def served_golden():
-    board = UARTBoard(GoldenTransport(config=main_config()))
+    board = UARTBoard(GoldenBoard(main_config()))
     yield board
     board.stop()
 
@@ -181,7 +181,7 @@ def test_run_matches_golden_on_the_golden_emulator(served_golden):
 def test_a_64_bit_bus():
     seed = SEED + 11
     config, network = wide_config(), wide_network()
-    with UARTBoard(GoldenTransport(config=config)) as board:
+    with UARTBoard(GoldenBoard(config)) as board:
         with open_core("serial", network, config=config, port=board.port) as core:
             spikes = spike_train((15, 70), seed)
             ref = golden.run(network, spikes)
@@ -315,22 +315,21 @@ def test_bad_ports_and_options():
 
 
 def test_bad_emulator_arguments(served_golden):
-    with pytest.raises(TypeError, match="target must be a SimBoard or a Transport, got str"):
+    with pytest.raises(TypeError, match=r"target must be a Board \(a SimBoard or a GoldenBoard\), got str"):
         UARTBoard("40,12,6")
     with pytest.raises(ValueError, match="cannot serve on port '/dev/no-such-uart'"):
-        UARTBoard(GoldenTransport(config=main_config()), port="/dev/no-such-uart")
+        UARTBoard(GoldenBoard(main_config()), port="/dev/no-such-uart")
     with pytest.raises(ValueError, match="unknown line fault 'noise'; choose from mute, garbage, wrong_reply"):
         served_golden.inject("noise")
     with pytest.raises(ValueError, match="garbage needs some bytes to send"):
         served_golden.inject("garbage", b"")
-    with pytest.raises(ValueError, match="core faults need the simulated board"):
-        served_golden.core_fault(1, 3)
+    with pytest.raises(ValueError, match=r"unknown fault 7; expected one of \(0, 1, 2\)"):
+        served_golden.core_fault(7, 3)
 
 
 def test_the_benchmark_command(capsys):
-    from spikeloop.sim.uart_board import main
-
-    assert main(["--sizes", "40,12,6", "--membranes", "--golden", "--bench", "--steps", "40"]) == 0
+    """bench/bench_faces.py measures the serial transport against the emulator serving the golden board."""
+    assert bench_faces().main(["uart", "--sizes", "40,12,6", "--membranes", "--golden", "--steps", "40"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["flow_violations"] == 0
     per_step = result["run_bytes_per_timestep"]
