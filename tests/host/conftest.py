@@ -8,6 +8,9 @@ and WIDE (one layer on a 64-bit bus). Each test gets a fresh `SimBoard` of the c
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -43,6 +46,25 @@ def wide_config(network: Network | None = None) -> CoreConfig:
 
 def spike_train(shape, seed: int, density: float = 0.3) -> np.ndarray:
     return np.random.default_rng(seed).random(shape) < density
+
+
+def serving_line(proc, deadline: float) -> str:
+    """A serving command's "serving ..." line (build messages may come first), or fail at the deadline."""
+    found = []
+
+    def read():
+        for line in proc.stdout:
+            if line.startswith("serving"):
+                found.append(line)
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    while not found and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    if not found:
+        proc.kill()
+        raise AssertionError(f"the server did not start before the deadline: {proc.stderr.read()[-2000:]}")
+    return found[0]
 
 
 def bench_faces():

@@ -46,6 +46,12 @@ def served_golden():
     board.stop()
 
 
+@pytest.fixture(params=["sim", "golden"])
+def served_either(request):
+    """`served` or `served_golden`: what is checked with it holds whichever board the emulator serves."""
+    return request.getfixturevalue("served" if request.param == "sim" else "served_golden")
+
+
 def serial_core(board: UARTBoard, **options) -> Core:
     """The MAIN network loaded through the serial transport, as a user would open it."""
     timeout = options.pop("timeout", None)
@@ -222,17 +228,17 @@ def test_a_board_that_never_answers_a_register_access(served):
         works(core)
 
 
-def test_a_core_that_never_sends_its_output(served):
+def test_a_core_that_never_sends_its_output(served_either):
     from spikeloop.sim.board import FAULT_MUTE, FAULT_NONE
 
-    with serial_core(served, timeout=0.5) as core:
-        served.core_fault(FAULT_MUTE)
+    with serial_core(served_either, timeout=0.5) as core:
+        served_either.core_fault(FAULT_MUTE)
         t0 = time.monotonic()
         with pytest.raises(TransferTimeout, match=r"the receive got 0 of 140 words .* 1 of 20 timesteps") as info:
             core.run(spike_train((20, 40), SEED))
         assert time.monotonic() - t0 < 5, "the transfer deadline was not kept"
         assert info.value.status["received"] == 0 and info.value.status["timesteps_sent"] == 1
-        served.core_fault(FAULT_NONE)
+        served_either.core_fault(FAULT_NONE)
         core.reset()
         assert not core.status().busy
         works(core)
@@ -261,14 +267,14 @@ def test_a_reply_of_the_wrong_kind(served, access, message):
         works(core)
 
 
-def test_a_short_output(served):
+def test_a_short_output(served_either):
     from spikeloop.sim.board import FAULT_NONE, FAULT_TRUNCATE
 
-    with serial_core(served) as core:
-        served.core_fault(FAULT_TRUNCATE, 10)  # TLAST after 10 words, the rest of that timestep dropped
+    with serial_core(served_either) as core:
+        served_either.core_fault(FAULT_TRUNCATE, 10)  # TLAST after 10 words, the rest of that timestep dropped
         with pytest.raises(TransferError, match=r"5 timesteps in gave 10 words out, expected 35 \(7 per timestep\)"):
             core.run(spike_train((5, 40), SEED))
-        served.core_fault(FAULT_NONE)
+        served_either.core_fault(FAULT_NONE)
         core.reset()
         works(core)
 
@@ -285,8 +291,8 @@ def test_an_output_where_a_reply_was_due(served):
         works(core)
 
 
-def test_a_partial_input_timestep_is_completed_by_reset(served):
-    with serial_core(served) as core:
+def test_a_partial_input_timestep_is_completed_by_reset(served_either):
+    with serial_core(served_either) as core:
         core.transport._send(uartlink.frame_stream(1, False))  # the first of two words of a timestep
         assert core.status().busy
         core.reset()
