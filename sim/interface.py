@@ -15,7 +15,8 @@ A board is one core with its ports as a bus master and a DMA see them:
 - the clock: `run(max_cycles, until=)` lets up to `max_cycles` clock cycles pass, stopping early
   once the `until` conditions hold (`RECEIVED`: no receive armed; `SENT`: no word pending);
   `cycles` counts them. `transfer(words, room, max_cycles)` is `arm` + `send` + `run(RECEIVED)`.
-- `reset()` (the core's registers and both streams; memories keep their contents), `fault()`
+- `reset()` (the core's registers, its state and both streams; the parameter windows keep their
+  contents), `fault()`
   (injected faults, for testing hosts), `close()`.
 
 Boards: `spikeloop.sim.board.SimBoard` (the Verilated core, clock cycle by clock cycle) and
@@ -154,8 +155,8 @@ class Board(ABC):
     # ------------------------------------------------------------------ the rest
     @abstractmethod
     def reset(self, cycles: int = 16) -> None:
-        """Reset the core's registers (`cycles` clocks of reset); forget queued and received words.
-        Memories keep their contents."""
+        """Reset the core's registers and state (`cycles` clocks of reset); forget queued and received
+        words. The parameter windows keep their contents."""
 
     @abstractmethod
     def fault(self, kind: int, value: int = 0) -> None:
