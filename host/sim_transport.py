@@ -27,12 +27,6 @@ SLICE_CYCLES = 20_000
 QUIET_CYCLES = 4_000
 
 
-def _config(config) -> CoreConfig:
-    if not isinstance(config, CoreConfig):
-        raise TypeError(f"config must be a CoreConfig, got {type(config).__name__}")
-    return config
-
-
 class BoardTransport(Transport):
     """A transport over `board`, any `spikeloop.sim.interface.Board`.
 
@@ -131,7 +125,7 @@ class SimTransport(BoardTransport):
         if board is None:
             from spikeloop.sim.board import SimBoard
 
-            board = SimBoard(_config(config), profile=profile, log=log)
+            board = SimBoard(config, profile=profile, log=log)  # which refuses what is not a CoreConfig
         super().__init__(board=board)
 
 
@@ -149,4 +143,4 @@ class GoldenTransport(BoardTransport):
     def __init__(self, *, config: CoreConfig):
         from spikeloop.sim.golden_board import GoldenBoard
 
-        super().__init__(board=GoldenBoard(_config(config)))
+        super().__init__(board=GoldenBoard(config))
