@@ -76,8 +76,7 @@ class GoldenBoard(Board):
         self._per_in = regmap.words_per_timestep(config.n_in, config.bus_width)
         # the spike bits of each word of a timestep (the last word's high bits are padding)
         bits = np.minimum(config.bus_width, config.n_in - config.bus_width * np.arange(self._per_in))
-        self._in_masks = ((np.uint64(1) << bits.astype(np.uint64)) - np.uint64(1)) | np.where(
-            bits == 64, np.uint64(0xFFFF_FFFF_FFFF_FFFF), np.uint64(0))
+        self._in_masks = np.array([(1 << int(b)) - 1 for b in bits], np.uint64)
         self._network: Network | None = None
         self._cycles = 0
         self._fault, self._fault_value = FAULT_NONE, 0
