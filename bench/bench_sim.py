@@ -187,7 +187,7 @@ def open_core(backend: str, config: CoreConfig, network: Network):
     from spikeloop.host import Core
 
     if backend == "golden":
-        from spikeloop.host.golden_transport import GoldenTransport
+        from spikeloop.host.sim_transport import GoldenTransport
 
         transport = GoldenTransport(config=config)
     else:

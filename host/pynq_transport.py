@@ -398,12 +398,13 @@ class PynqTransport(Transport):
 
 def sim_overlay(config_or_board, *, directory=None, profile: str | None = None, cycles_per_access: int = 64):
     """A `SpikeloopOverlay` on a `SimDevice`: the simulated board of a configuration (built and
-    cached as for the `sim` transport) or of a given `SimBoard`. An empty placeholder bitfile is
-    written to `directory` (default: `overlay/` in the simulated boards' cache)."""
+    cached as for the `sim` transport) or of a given board (any `spikeloop.sim.interface.Board`). An
+    empty placeholder bitfile is written to `directory` (default: `overlay/` in the simulated boards' cache)."""
     from spikeloop.sim.board import SimBoard, cache_root
+    from spikeloop.sim.interface import Board
     from spikeloop.sim.zynq import SimDevice
 
-    board = config_or_board if isinstance(config_or_board, SimBoard) else SimBoard(config_or_board, profile=profile)
+    board = config_or_board if isinstance(config_or_board, Board) else SimBoard(config_or_board, profile=profile)
     device = SimDevice(board, cycles_per_access=cycles_per_access)
     folder = Path(directory) if directory is not None else cache_root() / "overlay"
     folder.mkdir(parents=True, exist_ok=True)

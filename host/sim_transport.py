@@ -1,10 +1,12 @@
-"""The `sim` transport: the simulated board (`spikeloop.sim.board.SimBoard`), the generated
-Verilog compiled by Verilator, driven per transaction in this process.
+"""The transports over a simulated board (`spikeloop.sim.interface.Board`): `BoardTransport` over
+any board, and the two that build theirs by name: `sim` (`SimTransport`: the Verilated core of
+`spikeloop.sim.board`, clock cycle by clock cycle) and `golden` (`GoldenTransport`: the register
+model over the golden numerics of `spikeloop.sim.golden_board`, no time).
 
-Register accesses are AXI-Lite transactions of a few clock cycles each; a stream transfer arms
-the receive, queues the input words and runs the clock in slices until the receive ends,
-checking the deadline between slices. Bit-exact with the PYNQ board by construction (it is the
-same Verilog), and with the golden model by test.
+Register accesses are the board's AXI-Lite transactions; a stream transfer arms the receive,
+queues the input words and runs the clock in slices until the receive ends, checking the
+deadline between slices. The sim transport is bit-exact with the PYNQ board by construction (it
+is the same Verilog), and with the golden one by test.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from spikeloop.regmap import CoreConfig
 
 from .transport import Received, TransferTimeout, Transport, TransportError
 
-__all__ = ["SimTransport"]
+__all__ = ["BoardTransport", "SimTransport", "GoldenTransport"]
 
 #: Clock cycles run per slice between two deadline checks (a few ms of simulation).
 SLICE_CYCLES = 20_000
@@ -25,30 +27,26 @@ SLICE_CYCLES = 20_000
 QUIET_CYCLES = 4_000
 
 
-class SimTransport(Transport):
-    """The simulated board of `config` (built once per design and cached), or a given `board`.
+class BoardTransport(Transport):
+    """A transport over `board`, any `spikeloop.sim.interface.Board`.
 
     Parameters (keyword-only)
     ----------
-    config : CoreConfig to build the board for (ignored when `board` is given).
-    board : an existing `SimBoard` to drive.
-    profile, log : passed to `SimBoard` (build profile "fast" or "quick"; progress messages).
+    board : the board to drive (closed with the transport).
     """
 
-    name = "sim"
-    cycles_per_second = 50_000.0  # conservative: a loaded machine, the "quick" profile
+    name = "board"
 
-    def __init__(self, *, config: CoreConfig | None = None, board=None, profile: str | None = None, log=None):
-        from spikeloop.sim.board import SimBoard
+    def __init__(self, *, board):
+        from spikeloop.sim.interface import Board
 
-        if board is None:
-            if not isinstance(config, CoreConfig):
-                raise TypeError(f"config must be a CoreConfig, got {type(config).__name__}")
-            board = SimBoard(config, profile=profile, log=log)
+        if not isinstance(board, Board):
+            raise TypeError(f"board must be a Board (a SimBoard or a GoldenBoard), got {type(board).__name__}")
         self.board = board
+        self.cycles_per_second = board.cycles_per_second
 
     def describe(self) -> str:
-        return f"sim transport ({'-'.join(map(str, self.board.config.sizes))}, {self.board.library.name})"
+        return f"{self.name} transport ({self.board.describe()})"
 
     def read(self, offset: int) -> int:
         return self.board.read(int(offset))
@@ -63,25 +61,28 @@ class SimTransport(Transport):
         self.board.write_many(offsets, values)
 
     def transfer(self, words, n_out: int, *, deadline: float) -> Received:
-        from spikeloop.sim.board import RECEIVED, RX_ARMED, RX_LAST, BoardError
+        from spikeloop.sim.interface import RECEIVED, RX_ARMED, RX_LAST, BoardError
 
         words = np.asarray(words).reshape(-1)
         board = self.board
+        if board.pending:
+            raise TransportError(f"{self.name}: input words of an earlier transfer are still queued; "
+                                 "reset the core first")
         c0, t0 = board.cycles, time.monotonic()
         try:  # the receive is armed before the first input word goes out; then the first slice runs
             state = board.transfer(words, n_out, SLICE_CYCLES)
-        except BoardError:
-            raise TransportError("sim: input words of an earlier transfer are still queued; "
-                                 "reset the core first") from None
+        except BoardError as exc:
+            raise TransportError(f"{self.name}: {exc}") from None
         while state & RX_ARMED:
             if time.monotonic() > deadline:
                 status = {"received": board.received, "expected": n_out, "unsent_words": board.pending,
                           "cycles": board.cycles - c0}
                 self.abort()
                 raise TransferTimeout(
-                    f"sim: the receive got {status['received']} of {n_out} words in {time.monotonic() - t0:.2f} s "
-                    f"({status['cycles']} clock cycles); {status['unsent_words']} input words were not taken. "
-                    "The transfer was aborted; reset the core before the next one.", status)
+                    f"{self.name}: the receive got {status['received']} of {n_out} words in "
+                    f"{time.monotonic() - t0:.2f} s ({status['cycles']} clock cycles); {status['unsent_words']} "
+                    "input words were not taken. The transfer was aborted; reset the core before the next one.",
+                    status)
             board.run(SLICE_CYCLES, RECEIVED)
             state = board.rx_state
         return Received(board.take(n_out).astype(words.dtype), bool(state & RX_LAST))
@@ -98,11 +99,48 @@ class SimTransport(Transport):
             if got == 0:
                 return total * self.board.config.bus_width // 8
             if time.monotonic() > deadline:
-                raise TransferTimeout(f"sim: the core kept sending ({total} words discarded) until the deadline",
-                                      {"discarded": total})
+                raise TransferTimeout(f"{self.name}: the core kept sending ({total} words discarded) until the "
+                                      "deadline", {"discarded": total})
 
     def pause(self) -> None:
         self.board.run(64)
 
     def close(self) -> None:
         self.board.close()
+
+
+class SimTransport(BoardTransport):
+    """The simulated board of `config` (built once per design and cached), or a given `board`.
+
+    Parameters (keyword-only)
+    ----------
+    config : CoreConfig to build the board for (ignored when `board` is given).
+    board : an existing `SimBoard` to drive.
+    profile, log : passed to `SimBoard` (build profile "fast" or "quick"; progress messages).
+    """
+
+    name = "sim"
+
+    def __init__(self, *, config: CoreConfig | None = None, board=None, profile: str | None = None, log=None):
+        if board is None:
+            from spikeloop.sim.board import SimBoard
+
+            board = SimBoard(config, profile=profile, log=log)  # which refuses what is not a CoreConfig
+        super().__init__(board=board)
+
+
+class GoldenTransport(BoardTransport):
+    """The golden board of `config` (`spikeloop.sim.golden_board.GoldenBoard`): the numerics alone
+    behind the core's registers, fastest, numpy only.
+
+    Parameters (keyword-only)
+    ----------
+    config : CoreConfig the modelled core is "built" for.
+    """
+
+    name = "golden"
+
+    def __init__(self, *, config: CoreConfig):
+        from spikeloop.sim.golden_board import GoldenBoard
+
+        super().__init__(board=GoldenBoard(config))

@@ -111,7 +111,7 @@ class Transport(ABC):
 
 #: name -> "module:class" of the transport, imported on first use.
 TRANSPORTS = {
-    "golden": "spikeloop.host.golden_transport:GoldenTransport",
+    "golden": "spikeloop.host.sim_transport:GoldenTransport",
     "sim": "spikeloop.host.sim_transport:SimTransport",
     "pynq": "spikeloop.host.pynq_transport:PynqTransport",
     "serial": "spikeloop.host.serial_transport:SerialTransport",

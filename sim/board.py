@@ -51,6 +51,20 @@ import numpy as np
 from spikeloop import regmap
 from spikeloop.regmap import CoreConfig
 
+from .interface import (  # the board interface's names, also spikeloop.sim.board's
+    FAULT_MUTE,
+    FAULT_NONE,
+    FAULT_TRUNCATE,
+    RECEIVED,
+    RX_ARMED,
+    RX_LAST,
+    RX_OVERFLOW,
+    SENT,
+    Board,
+    BoardError,
+    check_fault,
+)
+
 __all__ = [
     "BoardBuildError", "BoardError", "SimBoard", "build_board", "board_available", "cache_root", "file_lock",
     "add_served_core_arguments", "served_core", "serve_until_interrupted", "PROFILES", "RECEIVED", "SENT",
@@ -77,11 +91,6 @@ PROFILES = {
     "quick": (_VERILATE, ["-O0"], "-O1"),
 }
 
-# sb_run `until` flags and sb_rx_state bits, as in board.cpp.
-RECEIVED, SENT = 1, 2
-RX_ARMED, RX_LAST, RX_OVERFLOW = 1, 2, 4
-FAULT_NONE, FAULT_TRUNCATE, FAULT_MUTE = 0, 1, 2
-
 #: Clock cycles an AXI-Lite transaction may take before the board is declared broken.
 AXIL_CYCLES = 1000
 
@@ -94,10 +103,6 @@ class BoardBuildError(RuntimeError):
         super().__init__(message + (f"\n{tail}" if tail else ""))
         self.command = command
         self.output = output
-
-
-class BoardError(RuntimeError):
-    """The simulated board did not complete a transaction within its cycle budget."""
 
 
 def _verilator_root() -> Path | None:
@@ -358,14 +363,17 @@ def _load(path: Path) -> ctypes.CDLL:
         return _libs[key]
 
 
-class SimBoard:
-    """One simulated core, driven per transaction. Not thread-safe: one caller at a time.
+class SimBoard(Board):
+    """One simulated core, driven per transaction (`spikeloop.sim.interface.Board`). Not thread-safe:
+    one caller at a time. `BoardError` when an AXI-Lite transaction gets no answer in its cycle budget.
 
     Parameters (keyword-only after `config`)
     ----------
     config : CoreConfig of the core to build.
     profile, harness, build_root, log : passed to `build_board`.
     """
+
+    cycles_per_second = 50_000.0  # conservative: a loaded machine, the "quick" profile
 
     def __init__(self, config: CoreConfig, *, profile: str | None = None, harness=None, build_root=None, log=None):
         self._config = config
@@ -395,6 +403,10 @@ class SimBoard:
         """Clock cycles simulated since the board was created."""
         return int(self._lib.sb_cycles(self._h))
 
+    def describe(self) -> str:
+        """The core's sizes and the shared library."""
+        return f"{super().describe()}, {self._path.name}"
+
     def close(self) -> None:
         """Free the model."""
         if self._h:
@@ -413,7 +425,7 @@ class SimBoard:
 
     def fault(self, kind: int, value: int = 0) -> None:
         """Inject a fault (`FAULT_TRUNCATE` after `value` words, `FAULT_MUTE`), or `FAULT_NONE`."""
-        self._lib.sb_fault(self._h, kind, value)
+        self._lib.sb_fault(self._h, check_fault(kind), value)
 
     def read(self, offset: int) -> int:
         """AXI-Lite read of the 32-bit word at byte `offset`."""

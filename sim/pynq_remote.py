@@ -1,6 +1,7 @@
-"""The board side of PYNQ 4.0's remote-device protocol (gRPC), served by the simulated board, so that
-pynq's own client (`pynq.pl_server.remote_device.RemoteDevice`, what `PYNQ_REMOTE_DEVICES=<ip>`
-makes) drives a spikeloop overlay, its MMIO and its AXI DMA over a real network connection.
+"""The board side of PYNQ 4.0's remote-device protocol (gRPC), served by a simulated board (any
+`spikeloop.sim.interface.Board`: the Verilated `SimBoard` or the `GoldenBoard`), so that pynq's own
+client (`pynq.pl_server.remote_device.RemoteDevice`, what `PYNQ_REMOTE_DEVICES=<ip>` makes) drives a
+spikeloop overlay, its MMIO and its AXI DMA over a real network connection.
 
     with RemoteBoard(SimBoard(config)) as server:             # 127.0.0.1, an ephemeral port
         device = RemoteDevice(ip_addr="127.0.0.1", port=server.port)
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import threading
-import time
 from concurrent import futures
 
 import grpc
@@ -38,9 +38,10 @@ from pynq.remote import (
     remote_device_pb2_grpc,
 )
 
-from spikeloop.sim.zynq import SimPL
+from .interface import Board
+from .zynq import SimPL
 
-__all__ = ["RemoteBoard", "PORT", "SLCR_BASE", "STALL_LIMIT", "bench", "main"]
+__all__ = ["RemoteBoard", "PORT", "SLCR_BASE", "STALL_LIMIT", "main"]
 
 #: pynq's port for remote devices.
 PORT = 7967
@@ -349,7 +350,8 @@ class _Stall(grpc.ServerInterceptor):
 class RemoteBoard:
     """A gRPC server playing a PYNQ board with the spikeloop overlay, backed by a simulated board.
 
-    `target`: a `SimBoard`. `host`/`port`: where to listen (port 0: an ephemeral port, see `.port`).
+    `target`: any `Board` (a `SimBoard` or a `GoldenBoard`). `host`/`port`: where to listen (port 0: an
+    ephemeral port, see `.port`).
     `cycles_per_access`: clock cycles that pass on each DMA register access (as for `SimDevice`).
     `workers`: threads answering calls (calls on the simulated board run one at a time).
     `stall()` / `resume()`: stop answering while staying connected (what a hung board does), and
@@ -358,10 +360,8 @@ class RemoteBoard:
 
     def __init__(self, target, *, host: str = "127.0.0.1", port: int = 0, board_name: str = "Pynq-Z2",
                  cycles_per_access: int = 64, workers: int = 4):
-        from spikeloop.sim.board import SimBoard
-
-        if not isinstance(target, SimBoard):
-            raise TypeError(f"target must be a SimBoard, not {type(target).__name__}")
+        if not isinstance(target, Board):
+            raise TypeError(f"target must be a Board (a SimBoard or a GoldenBoard), not {type(target).__name__}")
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port={port!r}: must be an integer in 0..65535 (0: any free port)")
         if not isinstance(workers, int) or workers < 1:
@@ -424,53 +424,11 @@ class RemoteBoard:
         self.stop()
 
 
-def bench(network, config, *, steps: int = 300, reads: int = 1000, density: float = 0.2, seed: int = 0,
-          profile: str | None = None, folder=None) -> dict:
-    """Register reads/s, `run()` timesteps/s and closed-loop `step()` calls/s of the pynq transport over
-    pynq's `RemoteDevice` and this server on localhost, and the same through `SimDevice` in-process."""
-    import tempfile
-
-    from pynq.pl_server.remote_device import RemoteDevice
-
-    from spikeloop import regmap
-    from spikeloop.host import open_core
-    from spikeloop.sim.board import SimBoard
-    from spikeloop.sim.zynq import SimDevice, write_overlay_files
-
-    spikes = np.random.default_rng(seed).random((steps, config.n_in)) < density
-    magic = np.full(reads, regmap.register("MAGIC").offset)
-
-    def measure(device, bit) -> dict:
-        with open_core("pynq", device=device, bitfile=str(bit)) as core:
-            t0 = time.perf_counter()
-            core.load(network)
-            load_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            core.transport.read_many(magic)
-            read_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            core.run(spikes)
-            run_s = time.perf_counter() - t0
-            core.clear_state()
-            t0 = time.perf_counter()
-            for t in range(steps):
-                core.step(spikes[t])
-            step_s = time.perf_counter() - t0
-        return {"register_reads_per_s": reads / read_s, "load_seconds": load_s, "run_timesteps_per_s": steps / run_s,
-                "step_calls_per_s": steps / step_s}
-
-    with tempfile.TemporaryDirectory() as tmp:
-        bit = write_overlay_files(folder or tmp, config, seed=seed)
-        with RemoteBoard(SimBoard(config, profile=profile)) as server:
-            remote = measure(RemoteDevice(ip_addr="127.0.0.1", port=server.port), bit)
-        local = measure(SimDevice(SimBoard(config, profile=profile)), bit)
-    return {"sizes": list(config.sizes), "steps": steps, "reads": reads, "remote_device": remote, "sim_device": local}
-
-
 def main(argv=None) -> int:
     """Serve a simulated board to PYNQ remote-device clients until Ctrl-C."""
-    from spikeloop.sim.board import SimBoard, add_served_core_arguments, serve_until_interrupted, served_core
-    from spikeloop.sim.zynq import write_overlay_files
+    from .board import SimBoard, add_served_core_arguments, serve_until_interrupted, served_core
+    from .golden_board import GoldenBoard
+    from .zynq import write_overlay_files
 
     parser = argparse.ArgumentParser(prog="python -m spikeloop.sim.pynq_remote", description=__doc__.splitlines()[0])
     add_served_core_arguments(parser)
@@ -478,17 +436,12 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, default=PORT, help=f"port ({PORT}, pynq's; 0: any free port)")
     parser.add_argument("--overlay-dir", default="pynq-remote-overlay",
                         help="where to write spikeloop.bit/.hwh for the client (pynq reads the .hwh locally)")
-    parser.add_argument("--bench", action="store_true", help="measure the remote device against SimDevice")
-    parser.add_argument("--steps", type=int, default=300, help="timesteps of the benchmark (300)")
+    parser.add_argument("--golden", action="store_true", help="serve the golden board, not the simulated one")
     args = parser.parse_args(argv)
-    network, config = served_core(args)
-    if args.bench:
-        import json
-
-        print(json.dumps(bench(network, config, steps=args.steps, profile=args.profile), indent=1))
-        return 0
+    _, config = served_core(args)
     bit = write_overlay_files(args.overlay_dir, config)
-    with RemoteBoard(SimBoard(config, profile=args.profile, log=print), host=args.host, port=args.port) as server:
+    target = GoldenBoard(config) if args.golden else SimBoard(config, profile=args.profile, log=print)
+    with RemoteBoard(target, host=args.host, port=args.port) as server:
         print(f"serving a {'-'.join(map(str, config.sizes))} core at {server.address}; the client's overlay: {bit}\n"
               f"  PYNQ_REMOTE_DEVICES={args.host} (port {PORT}) or RemoteDevice(ip_addr=\"{args.host}\", "
               f"port={server.port}); open_core(\"pynq\", device=..., bitfile=\"{bit}\")  (Ctrl-C stops)", flush=True)

@@ -1,13 +1,14 @@
 """A board on a serial line, for tests and for users without a ULX3S: the UART bridge's protocol
-(`spikeloop.uartlink`) served on a pseudo-terminal or a serial port, every frame executed on the
-simulated board (`spikeloop.sim.board.SimBoard`, clock cycle by clock cycle) or on a transport
-such as the golden one (a timestep at a time).
+(`spikeloop.uartlink`) served on a pseudo-terminal or a serial port, every frame executed on a
+simulated board (any `spikeloop.sim.interface.Board`: the Verilated `SimBoard`, clock cycle by clock
+cycle, or the `GoldenBoard`, where a timestep takes no time).
 
     with UARTBoard(SimBoard(config)) as board:           # serves on a new pseudo-terminal
         core = open_core("serial", port=board.port)      # board.port: "/dev/pts/N"
 
     python -m spikeloop.sim.uart_board --network net.npz [--golden] [--port /dev/ttyUSB1]
-    python -m spikeloop.sim.uart_board --sizes 784,256,128,10 --membranes --bench
+
+(`python bench/bench_faces.py uart ...` measures the serial transport against this emulator.)
 
 It behaves as the gateware bridge (spikeloop.boards.uart_bridge): unknown command bytes are
 dropped; a WRITE or READ is executed once the stream words received before it have entered the
@@ -17,7 +18,7 @@ core has not taken, output owed for the timesteps received, and QUIET_CYCLES aft
 A background thread serves; `stop()` (or leaving the `with` block) ends it and closes the port.
 
 For tests: `inject("mute" | "garbage" | "wrong_reply")` makes the line misbehave, `core_fault`
-injects the simulated core's faults (FAULT_TRUNCATE, FAULT_MUTE of spikeloop.sim.board), and
+injects the board's faults (FAULT_TRUNCATE, FAULT_MUTE of spikeloop.sim.interface), and
 `stats` counts bytes, frames and the host's flow-control violations (a timestep of input started
 while outputs of an earlier one were still owed: the real bridge could then lose bytes).
 """
@@ -28,7 +29,6 @@ import argparse
 import os
 import select
 import threading
-import time
 import tty
 from collections import deque
 
@@ -38,9 +38,9 @@ from spikeloop import regmap
 from spikeloop.regmap import CoreConfig
 from spikeloop.uartlink import DEFAULT_BAUD, frame_ack, frame_output, frame_read_data, parse_commands
 
-from .board import RECEIVED, RX_ARMED, RX_LAST, SENT, SimBoard
+from .interface import RECEIVED, RX_ARMED, RX_LAST, SENT, Board
 
-__all__ = ["UARTBoard", "LINK_FAULTS", "bench", "main"]
+__all__ = ["UARTBoard", "LINK_FAULTS", "main"]
 
 #: Clock cycles run between two looks at the line (while output is owed, and otherwise).
 SLICE_CYCLES = 64
@@ -60,10 +60,10 @@ LINK_FAULTS = ("mute", "garbage", "wrong_reply")
 _READ_SIZE = 1 << 16
 
 
-class _SimCore:
-    """Frames executed on a `SimBoard`, with the bridge's timing of the stream ports."""
+class _Core:
+    """Frames executed on a `Board`, with the bridge's timing of the stream ports."""
 
-    def __init__(self, board: SimBoard):
+    def __init__(self, board: Board):
         self.board = board
         self.config = board.config
         self._mask = (1 << regmap.address_bits(board.config)) - 1  # the bridge drives addr[:ADDRESS_BITS]
@@ -120,70 +120,20 @@ class _SimCore:
         self.board.fault(kind, value)
 
 
-class _TransportCore:
-    """Frames executed on a `Transport` (the golden one, say): one `transfer` per input timestep."""
-
-    def __init__(self, transport):
-        self.transport = transport
-        self.config = CoreConfig.from_readback(transport.read)
-        self._per_in = regmap.words_per_timestep(self.config.n_in, self.config.bus_width)
-        self._per_out = regmap.output_words_per_timestep(self.config)
-        self._dtype = np.uint32 if self.config.bus_width == 32 else np.uint64
-        self._words: list[int] = []
-        self._outputs: list[tuple[int, bool]] = []
-
-    def ready(self) -> bool:
-        """Always: every timestep is executed when its last word comes."""
-        return True
-
-    def touch(self) -> None:
-        pass
-
-    def read(self, addr: int) -> int:
-        return self.transport.read(addr)
-
-    def write(self, addr: int, value: int) -> None:
-        self.transport.write(addr, value)
-
-    def push(self, word: int, last: bool) -> None:
-        self._words.append(word)
-        if len(self._words) == self._per_in or last:
-            got = self.transport.transfer(np.array(self._words, self._dtype), self._per_out,
-                                          deadline=time.monotonic() + 10)
-            self._words = []
-            self._outputs += [(int(w), last and i == got.words.size - 1) for i, w in enumerate(got.words)]
-
-    def run(self, owed: bool) -> tuple[list[tuple[int, bool]], bool]:
-        outputs, self._outputs = self._outputs, []
-        return outputs, False
-
-    def fault(self, kind: int, value: int) -> None:
-        raise ValueError("core faults need the simulated board: serve a SimBoard, not "
-                         f"{type(self.transport).__name__}")
-
-
 class UARTBoard:
     """Serves the UART bridge's protocol for `target` on a pseudo-terminal (default) or `port`.
 
     Parameters
     ----------
-    target : a `SimBoard`, a `SimTransport` (its board), or another `Transport` (e.g. `GoldenTransport`).
+    target : the board to serve, any `Board` (a `SimBoard` or a `GoldenBoard`).
     port : a serial device or pyserial URL with a file descriptor to serve on instead of a new pty.
     baudrate : the rate of that port (a pty has none).
     """
 
     def __init__(self, target, *, port: str | None = None, baudrate: int = DEFAULT_BAUD):
-        from spikeloop.host.sim_transport import SimTransport
-        from spikeloop.host.transport import Transport
-
-        if isinstance(target, SimTransport):
-            target = target.board
-        if isinstance(target, SimBoard):
-            self._core = _SimCore(target)
-        elif isinstance(target, Transport):
-            self._core = _TransportCore(target)
-        else:
-            raise TypeError(f"target must be a SimBoard or a Transport, got {type(target).__name__}")
+        if not isinstance(target, Board):
+            raise TypeError(f"target must be a Board (a SimBoard or a GoldenBoard), got {type(target).__name__}")
+        self._core = _Core(target)
         config = self._core.config
         self._bus_width = config.bus_width
         self._per_in = regmap.words_per_timestep(config.n_in, config.bus_width)
@@ -241,7 +191,7 @@ class UARTBoard:
             self._wrong_reply = fault == "wrong_reply"
 
     def core_fault(self, kind: int, value: int = 0) -> None:
-        """Inject a fault of the simulated core (`spikeloop.sim.board.FAULT_*`), FAULT_NONE to end it."""
+        """Inject a fault of the board (`spikeloop.sim.interface.FAULT_*`), FAULT_NONE to end it."""
         with self._lock:
             self._core.fault(kind, value)
 
@@ -359,81 +309,19 @@ class UARTBoard:
             self._word_in_step = 0
 
 
-def bench(network, config: CoreConfig, *, steps: int = 2000, reads: int = 2000, density: float = 0.2, seed: int = 0,
-          golden: bool = False, profile: str | None = None) -> dict:
-    """Speed of the serial transport against this emulator on a pty (no baud limit; the emulator runs
-    in a thread of this process): register accesses/s, timesteps/s of run() and step(), bytes per
-    timestep, and the ceiling of the same traffic at the ULX3S bridge's DEFAULT_BAUD."""
-    from spikeloop.host import open_core
-    from spikeloop.host.golden_transport import GoldenTransport
-    from spikeloop.uartlink import BITS_PER_BYTE, frame_seconds
-
-    target = GoldenTransport(config=config) if golden else SimBoard(config, profile=profile)
-    spikes = np.random.default_rng(seed).random((steps, config.n_in)) < density
-    with UARTBoard(target) as board, open_core("serial", config=config, port=board.port) as core:
-        t0 = time.perf_counter()
-        core.load(network)
-        load_s = time.perf_counter() - t0
-        writes = len(regmap.load_writes(config, network))
-        t0 = time.perf_counter()
-        core.transport.read_many(np.full(reads, regmap.register("MAGIC").offset))
-        reads_per_s = reads / (time.perf_counter() - t0)
-        before = dict(board.stats)
-        t0 = time.perf_counter()
-        core.run(spikes)
-        run_s = time.perf_counter() - t0
-        host_bytes = (board.stats["bytes_in"] - before["bytes_in"]) / steps
-        board_bytes = (board.stats["bytes_out"] - before["bytes_out"]) / steps
-        n_step = max(1, steps // 4)
-        before = dict(board.stats)
-        t0 = time.perf_counter()
-        for t in range(n_step):
-            core.step(spikes[t])
-        step_s = time.perf_counter() - t0
-        step_bytes = (board.stats["bytes_in"] + board.stats["bytes_out"] - before["bytes_in"] - before["bytes_out"])
-        violations = board.stats["flow_violations"]
-    byte_s = BITS_PER_BYTE / DEFAULT_BAUD
-    access_s = frame_seconds("READ", DEFAULT_BAUD) + frame_seconds("READ_DATA", DEFAULT_BAUD)
-    return {
-        "sizes": list(config.sizes), "target": "golden" if golden else "sim", "steps": steps,
-        "register_reads_per_s": reads_per_s, "load_seconds": load_s, "load_writes_and_reads": 2 * writes,
-        "run_timesteps_per_s": steps / run_s, "step_calls_per_s": n_step / step_s,
-        "run_bytes_per_timestep": {"host_to_board": host_bytes, "board_to_host": board_bytes},
-        "step_bytes_per_call": step_bytes / n_step, "flow_violations": violations,
-        "ceiling_at_baud": {
-            "baud": DEFAULT_BAUD,
-            "register_accesses_per_s": 1 / access_s,
-            "run_timesteps_per_s": 1 / ((host_bytes + board_bytes) * byte_s),
-            "step_calls_per_s": 1 / (step_bytes / n_step * byte_s),
-        },
-    }
-
-
 def main(argv=None) -> int:
-    """Serve a core until Ctrl-C (prints the port to open with the serial transport), or `--bench`."""
-    import json
-
-    from spikeloop.sim.board import add_served_core_arguments, serve_until_interrupted, served_core
+    """Serve a core until Ctrl-C (prints the port to open with the serial transport)."""
+    from .board import SimBoard, add_served_core_arguments, serve_until_interrupted, served_core
+    from .golden_board import GoldenBoard
 
     parser = argparse.ArgumentParser(prog="python -m spikeloop.sim.uart_board", description=__doc__.splitlines()[0])
     add_served_core_arguments(parser)
     parser.add_argument("--golden", action="store_true", help="execute on the golden model, not the simulated board")
     parser.add_argument("--port", default=None, help="serve on this serial device instead of a new pseudo-terminal")
     parser.add_argument("--baudrate", type=int, default=DEFAULT_BAUD)
-    parser.add_argument("--bench", action="store_true", help="measure the serial transport against the emulator")
-    parser.add_argument("--steps", type=int, default=2000, help="timesteps of the benchmark (2000)")
     args = parser.parse_args(argv)
-    network, config = served_core(args)
-    if args.bench:
-        result = bench(network, config, steps=args.steps, golden=args.golden, profile=args.profile)
-        print(json.dumps(result, indent=1))
-        return 0
-    if args.golden:
-        from spikeloop.host.golden_transport import GoldenTransport
-
-        target = GoldenTransport(config=config)
-    else:
-        target = SimBoard(config, profile=args.profile, log=print)
+    _, config = served_core(args)
+    target = GoldenBoard(config) if args.golden else SimBoard(config, profile=args.profile, log=print)
     with UARTBoard(target, port=args.port, baudrate=args.baudrate) as board:
         print(f"serving a {'-'.join(map(str, config.sizes))} core on {board.port}: "
               f'open_core("serial", port="{board.port}")  (Ctrl-C stops)', flush=True)

@@ -1,8 +1,10 @@
-"""A PYNQ board made of the simulated board: a `pynq.Device` whose MMIO, memory and AXI DMA are
-emulated on top of `spikeloop.sim.board.SimBoard`, so the `pynq` transport, pynq's own `MMIO`,
-`allocate`, `Overlay` and `pynq.lib.dma.DMA` code run unchanged off-board (in CI, notebooks).
+"""A PYNQ board made of a simulated board: a `pynq.Device` whose MMIO, memory and AXI DMA are
+emulated on top of any `spikeloop.sim.interface.Board` (the Verilated `SimBoard`, or the
+`GoldenBoard`), so the `pynq` transport, pynq's own `MMIO`, `allocate`, `Overlay` and
+`pynq.lib.dma.DMA` code run unchanged off-board (in CI, notebooks).
 
     device = SimDevice(SimBoard(config))            # pynq's Device API over the simulated board
+    device = SimDevice(GoldenBoard(config))         # ... or over the golden register model
     core = open_core("pynq", device=device, bitfile=bit, network=net)   # bit: write_overlay_files
 
 What is emulated:
@@ -40,6 +42,8 @@ from pynq.buffer import PynqBuffer
 from spikeloop import regmap
 from spikeloop.overlay import DMA, DMA_VLNV, VLNV
 from spikeloop.regmap import CoreConfig
+
+from .interface import RX_ARMED, RX_OVERFLOW, Board
 
 __all__ = ["SimDevice", "SimPL", "overlay_ips", "overlay_hwh", "write_overlay_files",
            "CORE_BASE", "DMA_BASE"]
@@ -234,8 +238,6 @@ class _DmaModel:
             self.board.arm(nbytes // self.width)
 
     def update(self):
-        from spikeloop.sim.board import RX_ARMED, RX_OVERFLOW
-
         mm2s, s2mm = self.regs[DMA.MM2S], self.regs[DMA.S2MM]
         if mm2s["active"] and self.board.pending == 0:
             mm2s["active"] = False
@@ -364,11 +366,13 @@ def write_overlay_files(folder, config: CoreConfig, *, seed: int = 0, name: str 
 
 
 class SimPL:
-    """The simulated board as the Zynq's processor sees it: the core and the AXI DMA model on the GP0
-    bus, and DDR buffers (`_Memory`) the DMA reads and writes. `cycles_per_access`: clock cycles that
-    pass on each DMA register access."""
+    """A simulated board (`board`, any `Board`) as the Zynq's processor sees it: the core and the AXI DMA
+    model on the GP0 bus, and DDR buffers (`_Memory`) the DMA reads and writes. `cycles_per_access`:
+    clock cycles that pass on each DMA register access."""
 
-    def __init__(self, board, *, cycles_per_access: int = 64):
+    def __init__(self, board: Board, *, cycles_per_access: int = 64):
+        if not isinstance(board, Board):
+            raise TypeError(f"board must be a Board (a SimBoard or a GoldenBoard), not {type(board).__name__}")
         if int(cycles_per_access) < 1:
             raise ValueError(f"cycles_per_access={cycles_per_access}: must be >= 1")
         self.board = board
@@ -423,12 +427,12 @@ class SimPL:
 
 
 class SimDevice(pynq.Device):
-    """A pynq `Device` whose programmable logic is the simulated board `board` (a `SimBoard`).
+    """A pynq `Device` whose programmable logic is the simulated board `board` (any `Board`).
 
     `cycles_per_access`: clock cycles that pass on each DMA register access.
     """
 
-    def __init__(self, board, *, cycles_per_access: int = 64, tag: str = "spikeloop_sim"):
+    def __init__(self, board: Board, *, cycles_per_access: int = 64, tag: str = "spikeloop_sim"):
         super().__init__(tag)
         self.name = tag
         self.pl = SimPL(board, cycles_per_access=cycles_per_access)

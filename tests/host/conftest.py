@@ -8,6 +8,9 @@ and WIDE (one layer on a 64-bit bus). Each test gets a fresh `SimBoard` of the c
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -45,6 +48,37 @@ def spike_train(shape, seed: int, density: float = 0.3) -> np.ndarray:
     return np.random.default_rng(seed).random(shape) < density
 
 
+def serving_line(proc, deadline: float) -> str:
+    """A serving command's "serving ..." line (build messages may come first), or fail at the deadline."""
+    found = []
+
+    def read():
+        for line in proc.stdout:
+            if line.startswith("serving"):
+                found.append(line)
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    while not found and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    if not found:
+        proc.kill()
+        raise AssertionError(f"the server did not start before the deadline: {proc.stderr.read()[-2000:]}")
+    return found[0]
+
+
+def bench_faces():
+    """The module bench/bench_faces.py (the faces' client benchmarks; bench/ is no package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "bench_faces.py"
+    spec = importlib.util.spec_from_file_location("bench_faces", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _board_or_skip(config: CoreConfig):
     from spikeloop.sim.board import SimBoard, board_available
 
@@ -70,7 +104,7 @@ def backend(request):
 def make_core(backend: str, config: CoreConfig, network: Network | None = None, **options):
     """A `Core` on `backend` for `config` (the sim and pynq ones on a fresh simulated board)."""
     from spikeloop.host import Core
-    from spikeloop.host.golden_transport import GoldenTransport
+    from spikeloop.host.sim_transport import GoldenTransport
 
     if backend == "golden":
         transport = GoldenTransport(config=config)

@@ -147,7 +147,7 @@ def test_an_overlay_without_the_core_is_refused(board, tmp_path):
 def test_the_golden_transport_emulates_the_gateware_registers(board):
     """The same writes, good and refused, on the golden transport and the simulated board: the same
     STATUS after each and the same values read back."""
-    from spikeloop.host.golden_transport import GoldenTransport
+    from spikeloop.host.sim_transport import GoldenTransport
 
     config = main_config()
     golden_regs = GoldenTransport(config=config)

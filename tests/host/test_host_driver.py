@@ -11,9 +11,10 @@ from conftest import SEED, main_config, main_network, make_core, spike_train
 
 from spikeloop import golden, regmap
 from spikeloop.host import ConfigError, Core, CoreError, SpikeError, open_core
-from spikeloop.host.golden_transport import GoldenTransport
+from spikeloop.host.sim_transport import BoardTransport
 from spikeloop.network import random_network
 from spikeloop.regmap import CoreConfig
+from spikeloop.sim.golden_board import GoldenBoard
 
 
 def test_run_equals_the_golden_model(core):
@@ -165,11 +166,11 @@ def test_identity_is_checked_against_an_expected_design(backend, request):
     core.close()
 
 
-class _Corrupt(GoldenTransport):
-    """A golden core whose register reads lie at one offset (or whose writes drop one word)."""
+class _CorruptBoard(GoldenBoard):
+    """A golden board whose register reads lie at one offset (or whose writes drop one word)."""
 
-    def __init__(self, *, bad_read=None, drop_write=None, **kw):
-        super().__init__(**kw)
+    def __init__(self, config, *, bad_read=None, drop_write=None):
+        super().__init__(config)
         self.bad_read, self.drop_write = bad_read or {}, drop_write
 
     def read(self, offset):
@@ -182,6 +183,11 @@ class _Corrupt(GoldenTransport):
             super().write(offset, value)
 
 
+def _corrupt(*, config, **faults) -> BoardTransport:
+    """The golden transport over a `_CorruptBoard`."""
+    return BoardTransport(board=_CorruptBoard(config, **faults))
+
+
 @pytest.mark.parametrize("register, value, message", [
     ("MAGIC", 0x12345678, "not a spikeloop core"),
     ("VERSION", 2 << 16, "register map version 2.0"),
@@ -190,7 +196,7 @@ class _Corrupt(GoldenTransport):
 ])
 def test_identity_registers_are_checked(register, value, message):
 
-    transport = _Corrupt(config=main_config(), bad_read={regmap.register(register).offset: value})
+    transport = _corrupt(config=main_config(), bad_read={regmap.register(register).offset: value})
     with pytest.raises(ConfigError, match=message):
         Core(transport)
 
@@ -200,7 +206,7 @@ def test_load_reads_every_word_back():
 
     config = main_config()
     theta = regmap.window(config, 1, "theta")
-    transport = _Corrupt(config=config, drop_write=theta.base + 4)
+    transport = _corrupt(config=config, drop_write=theta.base + 4)
     with pytest.raises(LoadError, match="1 of .* words read back differently; the first is layer 1 theta word 1"):
         Core(transport, network=main_network())
 

@@ -11,7 +11,7 @@ from conftest import PROFILE, SEED, main_config, main_network, make_core, spike_
 
 from spikeloop import golden, regmap
 from spikeloop.host import TransferError, TransferTimeout, TransportError
-from spikeloop.host.golden_transport import GoldenTransport
+from spikeloop.host.sim_transport import GoldenTransport
 
 pytestmark = pytest.mark.usefixtures("main_board_built")
 

@@ -13,12 +13,11 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
 import pytest
-from conftest import PROFILE, SEED, main_config, main_network, spike_train, wide_config
+from conftest import PROFILE, SEED, main_config, main_network, serving_line, spike_train, wide_config
 
 from spikeloop import golden, regmap
 from spikeloop.regmap import ConfigError
@@ -190,7 +189,7 @@ def test_bad_arguments_are_refused(server):
     from spikeloop.sim.zynq import SimPL, bit_file
 
     board = server.pl.board
-    with pytest.raises(TypeError, match="target must be a SimBoard, not str"):
+    with pytest.raises(TypeError, match=r"target must be a Board \(a SimBoard or a GoldenBoard\), not str"):
         RemoteBoard("board")
     with pytest.raises(ValueError, match="port=70000: must be an integer in 0..65535"):
         RemoteBoard(board, port=70000)
@@ -213,25 +212,6 @@ def _free(port: int) -> bool:
     return True
 
 
-def _serving_line(proc, deadline: float) -> str:
-    """The server's "serving ..." line (build messages may come first), or fail at the deadline."""
-    found = []
-
-    def read():
-        for line in proc.stdout:
-            if line.startswith("serving"):
-                found.append(line)
-                return
-
-    threading.Thread(target=read, daemon=True).start()
-    while not found and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    if not found:
-        proc.kill()
-        raise AssertionError(f"the server did not start before the deadline: {proc.stderr.read()[-2000:]}")
-    return found[0]
-
-
 def test_the_command_line_serves_pynq_remote_devices(tmp_path):
     """`python -m spikeloop.sim.pynq_remote` on pynq's port, and a client that only sets PYNQ_REMOTE_DEVICES."""
     from spikeloop.sim.pynq_remote import PORT
@@ -244,7 +224,7 @@ def test_the_command_line_serves_pynq_remote_devices(tmp_path):
                "--overlay-dir", str(tmp_path / "overlay")]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        line = _serving_line(proc, time.monotonic() + 300)
+        line = serving_line(proc, time.monotonic() + 300)
         assert f"at 127.0.0.1:{PORT}" in line, line
         bit = tmp_path / "overlay" / "spikeloop.bit"
         client = f"""

@@ -16,11 +16,11 @@ import time
 
 import numpy as np
 import pytest
-from conftest import PROFILE, SEED, main_config, main_network, spike_train, wide_config, wide_network
+from conftest import PROFILE, SEED, bench_faces, main_config, main_network, spike_train, wide_config, wide_network
 
 from spikeloop import golden, regmap, uartlink
 from spikeloop.host import Core, TransferError, TransferTimeout, TransportError, open_core
-from spikeloop.host.golden_transport import GoldenTransport
+from spikeloop.sim.golden_board import GoldenBoard
 from spikeloop.uartlink import FrameError
 
 serial = pytest.importorskip("serial")
@@ -41,9 +41,15 @@ def served(main_board_built):
 
 @pytest.fixture
 def served_golden():
-    board = UARTBoard(GoldenTransport(config=main_config()))
+    board = UARTBoard(GoldenBoard(main_config()))
     yield board
     board.stop()
+
+
+@pytest.fixture(params=["sim", "golden"])
+def served_either(request):
+    """`served` or `served_golden`: what is checked with it holds whichever board the emulator serves."""
+    return request.getfixturevalue("served" if request.param == "sim" else "served_golden")
 
 
 def serial_core(board: UARTBoard, **options) -> Core:
@@ -181,7 +187,7 @@ def test_run_matches_golden_on_the_golden_emulator(served_golden):
 def test_a_64_bit_bus():
     seed = SEED + 11
     config, network = wide_config(), wide_network()
-    with UARTBoard(GoldenTransport(config=config)) as board:
+    with UARTBoard(GoldenBoard(config)) as board:
         with open_core("serial", network, config=config, port=board.port) as core:
             spikes = spike_train((15, 70), seed)
             ref = golden.run(network, spikes)
@@ -222,17 +228,17 @@ def test_a_board_that_never_answers_a_register_access(served):
         works(core)
 
 
-def test_a_core_that_never_sends_its_output(served):
+def test_a_core_that_never_sends_its_output(served_either):
     from spikeloop.sim.board import FAULT_MUTE, FAULT_NONE
 
-    with serial_core(served, timeout=0.5) as core:
-        served.core_fault(FAULT_MUTE)
+    with serial_core(served_either, timeout=0.5) as core:
+        served_either.core_fault(FAULT_MUTE)
         t0 = time.monotonic()
         with pytest.raises(TransferTimeout, match=r"the receive got 0 of 140 words .* 1 of 20 timesteps") as info:
             core.run(spike_train((20, 40), SEED))
         assert time.monotonic() - t0 < 5, "the transfer deadline was not kept"
         assert info.value.status["received"] == 0 and info.value.status["timesteps_sent"] == 1
-        served.core_fault(FAULT_NONE)
+        served_either.core_fault(FAULT_NONE)
         core.reset()
         assert not core.status().busy
         works(core)
@@ -261,14 +267,14 @@ def test_a_reply_of_the_wrong_kind(served, access, message):
         works(core)
 
 
-def test_a_short_output(served):
+def test_a_short_output(served_either):
     from spikeloop.sim.board import FAULT_NONE, FAULT_TRUNCATE
 
-    with serial_core(served) as core:
-        served.core_fault(FAULT_TRUNCATE, 10)  # TLAST after 10 words, the rest of that timestep dropped
+    with serial_core(served_either) as core:
+        served_either.core_fault(FAULT_TRUNCATE, 10)  # TLAST after 10 words, the rest of that timestep dropped
         with pytest.raises(TransferError, match=r"5 timesteps in gave 10 words out, expected 35 \(7 per timestep\)"):
             core.run(spike_train((5, 40), SEED))
-        served.core_fault(FAULT_NONE)
+        served_either.core_fault(FAULT_NONE)
         core.reset()
         works(core)
 
@@ -285,8 +291,8 @@ def test_an_output_where_a_reply_was_due(served):
         works(core)
 
 
-def test_a_partial_input_timestep_is_completed_by_reset(served):
-    with serial_core(served) as core:
+def test_a_partial_input_timestep_is_completed_by_reset(served_either):
+    with serial_core(served_either) as core:
         core.transport._send(uartlink.frame_stream(1, False))  # the first of two words of a timestep
         assert core.status().busy
         core.reset()
@@ -315,22 +321,21 @@ def test_bad_ports_and_options():
 
 
 def test_bad_emulator_arguments(served_golden):
-    with pytest.raises(TypeError, match="target must be a SimBoard or a Transport, got str"):
+    with pytest.raises(TypeError, match=r"target must be a Board \(a SimBoard or a GoldenBoard\), got str"):
         UARTBoard("40,12,6")
     with pytest.raises(ValueError, match="cannot serve on port '/dev/no-such-uart'"):
-        UARTBoard(GoldenTransport(config=main_config()), port="/dev/no-such-uart")
+        UARTBoard(GoldenBoard(main_config()), port="/dev/no-such-uart")
     with pytest.raises(ValueError, match="unknown line fault 'noise'; choose from mute, garbage, wrong_reply"):
         served_golden.inject("noise")
     with pytest.raises(ValueError, match="garbage needs some bytes to send"):
         served_golden.inject("garbage", b"")
-    with pytest.raises(ValueError, match="core faults need the simulated board"):
-        served_golden.core_fault(1, 3)
+    with pytest.raises(ValueError, match=r"unknown fault 7; expected one of \(0, 1, 2\)"):
+        served_golden.core_fault(7, 3)
 
 
 def test_the_benchmark_command(capsys):
-    from spikeloop.sim.uart_board import main
-
-    assert main(["--sizes", "40,12,6", "--membranes", "--golden", "--bench", "--steps", "40"]) == 0
+    """bench/bench_faces.py measures the serial transport against the emulator serving the golden board."""
+    assert bench_faces().main(["uart", "--sizes", "40,12,6", "--membranes", "--golden", "--steps", "40"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["flow_violations"] == 0
     per_step = result["run_bytes_per_timestep"]
