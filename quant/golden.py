@@ -24,7 +24,12 @@ from spikeloop import golden as np_golden
 from spikeloop.network import Layer, Network, signed_range
 from spikeloop.spikes import check_spikes, check_step
 
-ENGINES = ("auto", "native", "numpy", "torch")
+__all__ = [
+    "ENGINES", "GoldenModel", "GoldenTrace", "LIFOutput", "LIFState", "LayerParams", "floor_shift", "lif_step",
+    "synaptic_input", "threshold", "zero_state",
+]
+
+ENGINES = ("auto", "native", "numpy", "torch")  # of `GoldenModel.run`
 
 
 class LIFState(NamedTuple):
@@ -184,7 +189,7 @@ class GoldenModel(torch.nn.Module):
         `"torch"` the plain tensor loop over `lif_step` (also what runs on other devices, and for
         states outside the contract's ranges).
         """
-        np_golden.check_engine(engine, ENGINES)
+        np_golden.check_engine(engine, choices=ENGINES)
         s, batched = check_spikes(spikes, self.network.n_in)
         if engine != "torch" and torch.device(self.device or "cpu").type == "cpu":
             fast = self._run_fast(s, batched, record, states, engine)

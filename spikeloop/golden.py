@@ -27,11 +27,16 @@ import numpy as np
 from spikeloop.network import Layer, Network, signed_range
 from spikeloop.spikes import SpikeError, as_bool_spikes, check_spikes, check_step
 
+__all__ = [
+    "ENGINES", "STEPPER_ENGINES", "LayerState", "LayerStep", "Stepper", "Trace", "check_engine", "initial_state",
+    "native_available", "network_step", "neuron_step", "run", "states_fit", "synaptic_input",
+]
+
 ENGINES = ("auto", "native", "numpy", "reference")  # of `run`
 STEPPER_ENGINES = ("auto", "native", "numpy")  # of `Stepper`
 
 
-def check_engine(engine, choices=ENGINES) -> str:
+def check_engine(engine, *, choices=ENGINES) -> str:
     """`engine` if it is one of `choices`, else a ValueError naming it and the choices."""
     if not isinstance(engine, str) or engine not in choices:
         raise ValueError(f"engine must be one of {', '.join(choices)}; got {engine!r}")
@@ -381,7 +386,7 @@ class Stepper:
             raise TypeError(f"network must be a Network, got {type(network).__name__}")
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise ValueError(f"batch must be a positive integer, got {batch!r}")
-        check_engine(engine, STEPPER_ENGINES)
+        check_engine(engine, choices=STEPPER_ENGINES)
         self.network = network
         self.batch = batch = int(batch)
         n_in, n_out = network.n_in, network.n_out

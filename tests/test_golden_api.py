@@ -119,9 +119,9 @@ def test_stepper_refuses_the_reference_engine_by_name():
 
 def test_check_engine():
     assert golden.check_engine("numpy") == "numpy"
-    assert golden.check_engine("torch", ("auto", "torch")) == "torch"
+    assert golden.check_engine("torch", choices=("auto", "torch")) == "torch"
     with pytest.raises(ValueError, match=r"^engine must be one of a, b; got 'c'$"):
-        golden.check_engine("c", ("a", "b"))
+        golden.check_engine("c", choices=("a", "b"))
 
 
 def test_synaptic_must_be_a_function():
@@ -272,6 +272,12 @@ def test_the_scan_finds_private_uses(tmp_path):
     src.write_text("from spikeloop import golden as g\nfrom spikeloop.golden import _kernel\ng._states_fit\n"
                    "g.run\n")
     assert _private_uses(src) == ["_kernel:2", "_states_fit:3"]
+
+
+def test_public_names_exist():
+    for name in golden.__all__:
+        assert hasattr(golden, name), name
+        assert not name.startswith("_"), name
 
 
 def test_network_of_one_layer_runs_on_every_engine():
