@@ -376,7 +376,7 @@ class Stepper:
     it as `LayerState`s, interchangeable with `network_step` / `run(states=...)`.
 
     Step after step, the results equal `network_step`'s (tests/test_golden_fast.py).
-    `engine`: "auto" (native kernel when available, else numpy), "native", or "numpy".
+    `engine` (one of `STEPPER_ENGINES`): "auto" (native kernel when available, else numpy), "native", or "numpy".
     A refused input (values other than 0/1, wrong shape) raises `SpikeError` and leaves the
     state unchanged. One Stepper is not meant to be stepped from several threads at once.
     """
