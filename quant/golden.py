@@ -1,16 +1,16 @@
-"""The golden model in PyTorch: the numerics contract (docs/numerics.md), integer-exact.
+"""The golden model in PyTorch: an adapter on the engine of `spikeloop.golden`.
 
-A pure step function with explicit typed state (`lif_step`), vectorized over batch and
-neurons, a whole-sequence path (`run`) that computes every timestep's synaptic sums in one
-matrix product per layer, and a module wrapper (`GoldenModel`). `spikeloop.golden` is the
-numpy twin, held equal to this one by the tests.
+`lif_step` is the contract's step (docs/numerics.md) in torch: pure, explicit typed state,
+vectorized over batch and neurons. The integer golden model below runs it on int64 tensors;
+the training model (`spikeloop.quant.models.BinaryLIF`) runs the very same function on
+float tensors with straight-through floors and surrogate spikes, so what is trained is what
+is deployed. `GoldenModel` wraps a `Network` as a module.
 
-`GoldenModel.run` on the CPU runs the numerics through `spikeloop.golden`'s native kernel
-(only active inputs' weight rows are added, the time recurrence in C), or, without a C
-compiler, through an exact int8 matrix product (`torch._int_mm`) and an in-place numpy
-recurrence; `engine="torch"` is the plain tensor loop below. All are integer-exact and tested
-equal (tests/test_golden_fast.py). For closed loops, `GoldenModel.stepper()` returns the
-streaming `spikeloop.golden.Stepper`.
+`GoldenModel.run` on the CPU hands the sequence to `spikeloop.golden.run` (its native kernel,
+or an int8 matrix product (`torch._int_mm`) and an in-place numpy recurrence); `engine="torch"`
+is the plain tensor loop over `lif_step`. All are integer-exact and tested equal
+(tests/test_golden_fast.py). For closed loops, `GoldenModel.stepper()` returns the streaming
+`spikeloop.golden.Stepper`.
 """
 
 from __future__ import annotations
@@ -20,11 +20,16 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from spikeloop import golden as _np_golden
+from spikeloop import golden as np_golden
 from spikeloop.network import Layer, Network, signed_range
 from spikeloop.spikes import check_spikes, check_step
 
-ENGINES = ("auto", "native", "numpy", "torch")
+__all__ = [
+    "ENGINES", "GoldenModel", "GoldenTrace", "LIFOutput", "LIFState", "LayerParams", "floor_shift", "lif_step",
+    "synaptic_input", "threshold", "zero_state",
+]
+
+ENGINES = ("auto", "native", "numpy", "torch")  # of `GoldenModel.run`
 
 
 class LIFState(NamedTuple):
@@ -53,18 +58,23 @@ class GoldenTrace(NamedTuple):
 
 
 class LayerParams(NamedTuple):
-    """A layer's parameters as tensors, ready for `lif_step` and `synaptic_input`."""
+    """A layer's parameters as tensors, ready for `lif_step` and `synaptic_input`.
+
+    `LayerParams.of(layer)` gives the contract's integers; the training model fills the same
+    fields with float tensors (with gradients) and, before its widths are chosen, ranges of
+    None (no saturation).
+    """
 
     weights_t: torch.Tensor  # float32 [n_in, n_out], +/-1
     theta: torch.Tensor  # int64 [n_out]
     bias: torch.Tensor  # int64 [n_out]
     neuron: str
     reset: str
-    v_range: tuple[int, int]
-    u_range: tuple[int, int]
+    v_range: tuple[int, int] | None
+    u_range: tuple[int, int] | None
     frac_bits: int
-    lam: int
-    alpha: int
+    lam: int | torch.Tensor
+    alpha: int | torch.Tensor
 
     @classmethod
     def of(cls, layer: Layer, device=None) -> LayerParams:
@@ -85,24 +95,47 @@ def synaptic_input(s: torch.Tensor, p: LayerParams) -> torch.Tensor:
     return (s.to(torch.float32) @ p.weights_t).to(torch.int64) + p.bias
 
 
-def lif_step(a: torch.Tensor, state: LIFState, p: LayerParams) -> tuple[LIFOutput, LIFState]:
-    """One timestep of one layer given synaptic input `a` (int64 [B, n_out]).
+def floor_shift(x: torch.Tensor, factor, frac_bits: int) -> torch.Tensor:
+    """(x * factor) >> frac_bits: the contract's decay amount on integer tensors."""
+    return (x * factor) >> frac_bits
 
-    u  = a                                                   (lif)
-    u  = sat_U(u_prev - ((u_prev * alpha) >> F) + a)         (cuba)
-    v' = sat_V(v_prev - ((v_prev * lam) >> F) + u);  z = v' >= theta
-    v  = v' - theta*z (subtract) | v'*(1-z) (zero) | v' (none)
+
+def threshold(v: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """z = v >= theta (bool): the contract's spike."""
+    return v >= theta
+
+
+def _saturate(x: torch.Tensor, bounds: tuple[int, int] | None) -> torch.Tensor:
+    return x if bounds is None else x.clamp(*bounds)
+
+
+def lif_step(
+    a: torch.Tensor, state: LIFState, p: LayerParams, *, shift=floor_shift, fire=threshold,
+    detach_reset: bool = False,
+) -> tuple[LIFOutput, LIFState]:
+    """One timestep of one layer given synaptic input `a` [B, n_out]: `spikeloop.golden.neuron_step` in torch.
+
+        u  = a                                                  (lif)
+        u  = sat_U(u_prev - shift(u_prev, alpha, F) + a)        (cuba)
+        v' = sat_V(v_prev - shift(v_prev, lam, F) + u);  z = fire(v', theta)
+        v  = v' - theta*z (subtract) | v'*(1-z) (zero) | v' (none)
+
+    By default on int64 tensors: `shift` is `floor_shift`, `(x * k) >> F`, and `fire` is
+    `threshold`, `v' >= theta` (bool z): the contract exactly. The training model passes its
+    straight-through floor and surrogate spike (0/1 floats) instead; `detach_reset` then
+    keeps the gradient out of the reset's `z`. A range of None in `p` does not saturate.
     """
     if p.neuron == "cuba":
-        u = (state.u - ((state.u * p.alpha) >> p.frac_bits) + a).clamp_(*p.u_range)
+        u = _saturate(state.u - shift(state.u, p.alpha, p.frac_bits) + a, p.u_range)
     else:
         u = a
-    v_pre = (state.v - ((state.v * p.lam) >> p.frac_bits) + u).clamp_(*p.v_range)
-    z = v_pre >= p.theta
+    v_pre = _saturate(state.v - shift(state.v, p.lam, p.frac_bits) + u, p.v_range)
+    z = fire(v_pre, p.theta)
+    zr = z.detach() if detach_reset else z
     if p.reset == "subtract":
-        v = v_pre - p.theta * z
-    elif p.reset == "zero":
-        v = v_pre.masked_fill(z, 0)
+        v = v_pre - p.theta * zr
+    elif p.reset == "zero":  # bool z of the integer model, 0/1 floats of the training model
+        v = v_pre.masked_fill(zr, 0) if zr.dtype == torch.bool else v_pre * (1 - zr)
     else:
         v = v_pre
     return LIFOutput(z, v_pre, u), LIFState(v, u if p.neuron == "cuba" else state.u)
@@ -156,8 +189,7 @@ class GoldenModel(torch.nn.Module):
         `"torch"` the plain tensor loop over `lif_step` (also what runs on other devices, and for
         states outside the contract's ranges).
         """
-        if engine not in ENGINES:
-            raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+        np_golden.check_engine(engine, choices=ENGINES)
         s, batched = check_spikes(spikes, self.network.n_in)
         if engine != "torch" and torch.device(self.device or "cpu").type == "cpu":
             fast = self._run_fast(s, batched, record, states, engine)
@@ -168,40 +200,36 @@ class GoldenModel(torch.nn.Module):
         return self._run_torch(s, batched, record, states)
 
     def _run_fast(self, s: np.ndarray, batched: bool, record: bool, states, engine: str) -> GoldenTrace | None:
-        """The CPU paths through spikeloop.golden; None when the states need the plain loop."""
+        """The CPU engines of `spikeloop.golden.run`; None when the states need the plain loop."""
         batch = s.shape[0]
-        if states is None:
-            np_states = _np_golden.initial_state(self.network, batch)
-        else:
-            np_states = tuple(
-                _np_golden.LayerState(*(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
-                                        for x in (st.v, st.u)))
-                for st in states
-            )
-        if not _np_golden._states_fit(self.network, batch, np_states):
+        np_states = None if states is None else tuple(
+            np_golden.LayerState(*(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
+                                   for x in (st.v, st.u)))
+            for st in states
+        )
+        if np_states is not None and not np_golden.states_fit(self.network, batch, np_states):
             if engine != "auto":
                 raise ValueError(f"engine={engine!r} needs states that are int64 [B, n_out] inside their ranges")
             return None
-        lib = _np_golden._kernel(engine) if engine in ("auto", "native") else None
-        if lib is not None:
-            recorded, finals = _np_golden._run_native(lib, self.network, s, np_states, record)
-        else:
-            recorded, finals = _np_golden._run_numpy(self.network, s, np_states, record, synaptic=self._int8_synaptic)
+        trace = np_golden.run(self.network, s, record=record, states=np_states, engine=engine,
+                              synaptic=self._int8_synaptic)
 
         def t(x):
             return None if x is None else torch.from_numpy(x)
 
-        out = [LIFOutput(t(r.z), t(r.v), t(r.u)) for r in recorded]  # u is None when not recorded
+        out = [LIFOutput(t(r.z), t(r.v), t(r.u)) for r in trace.layers or ()]
+        last = LIFOutput(t(trace.spikes), t(trace.membranes), None)
         if not batched:
-            out = [LIFOutput(*(None if x is None else x[0] for x in r)) for r in out]
+            out = [LIFOutput(*(x[0] for x in r)) for r in out]
+            last = LIFOutput(last.z[0], last.v[0], None)
         new_states = []
-        for k, (layer, fin) in enumerate(zip(self.network.layers, finals)):
+        for k, (layer, fin) in enumerate(zip(self.network.layers, trace.states)):
             if layer.neuron == "cuba" or states is None:
                 u = t(np.ascontiguousarray(fin.u))
             else:
                 u = states[k].u  # a lif layer's u is carried unchanged, as lif_step does
             new_states.append(LIFState(t(fin.v), u))
-        return GoldenTrace(out[-1].z, out[-1].v, tuple(new_states), tuple(out) if record else None)
+        return GoldenTrace(last.z, last.v, tuple(new_states), tuple(out) if record else None)
 
     def _run_torch(self, s, batched: bool, record: bool, states) -> GoldenTrace:
         """The plain tensor loop: one float product per layer, then `lif_step` per timestep."""
@@ -239,14 +267,14 @@ class GoldenModel(torch.nn.Module):
         try:
             acc = torch._int_mm(torch.from_numpy(flat.view(np.int8)), w8).numpy()
         except (RuntimeError, AttributeError):  # shape or platform limits of _int_mm
-            return _np_golden.synaptic_input(layer, x)
+            return np_golden.synaptic_input(layer, x)
         a = acc.astype(np.int64)
         a += layer.bias
         return a.reshape(*x.shape[:-1], layer.n_out)
 
-    def stepper(self, batch: int = 1, *, engine: str = "auto") -> _np_golden.Stepper:
+    def stepper(self, batch: int = 1, *, engine: str = "auto") -> np_golden.Stepper:
         """The streaming golden model of this network (numpy in, numpy out): see `spikeloop.golden.Stepper`."""
-        return _np_golden.Stepper(self.network, batch, engine=engine)
+        return np_golden.Stepper(self.network, batch, engine=engine)
 
     def forward(self, spikes) -> torch.Tensor:
         """Output spikes of the last layer for a whole sequence."""

@@ -5,7 +5,8 @@ real numbers: latent weights (or, for the Bayesian rule, the natural parameters 
 Bernoulli posterior per weight), a threshold and a bias per neuron in units of one weight,
 and decay fractions ``leak`` (membrane) and ``current_leak`` (cuba current).
 
-Two forward modes share one code path:
+Two forward modes share one code path, the golden model's own step function
+(`spikeloop.quant.golden.lif_step`), given the pieces each mode needs around it:
 
 ``hardware=True`` (the default) is the contract's integer arithmetic, held in float64
 tensors (exact below 2^53): binary weights, integer thresholds ``theta = max(1, round(theta_r))``
@@ -13,7 +14,7 @@ and biases ``round(bias_r)``, integer decays ``lam = round(leak * 2^F)``, floor 
 ``(v * lam) >> F``, saturation to ``v_bits``/``u_bits`` when set. Every rounding and floor is
 a straight-through estimator (forward: the integer; backward: identity), so the spikes it
 produces are exactly those `spikeloop.quant.golden` produces for the exported network while
-gradients still flow. What is trained is what is deployed.
+gradients still flow. What is trained is what is deployed, by construction.
 
 ``hardware=False`` is the float relaxation of the same model (real thresholds, biases and
 decays, no floor, no saturation); `spikeloop.quant.export` reports what rounding it costs.
@@ -41,6 +42,7 @@ Weights follow one of two rules:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -50,6 +52,7 @@ import torch
 from torch import nn
 
 from spikeloop.network import FRAC_BITS_RANGE, NEURONS, RESETS, signed_range
+from spikeloop.quant.golden import LayerParams, LIFState, lif_step
 
 SURROGATES = ("fast_sigmoid", "arctan")
 RULES = ("ste", "bayes")
@@ -124,6 +127,17 @@ def binarize(w: torch.Tensor) -> torch.Tensor:
 
 def _hard_sign(w: torch.Tensor) -> torch.Tensor:
     return torch.where(w >= 0, 1.0, -1.0).to(w.dtype)
+
+
+def _floor_shift_ste(x: torch.Tensor, factor: torch.Tensor, frac_bits: int) -> torch.Tensor:
+    """``(x * factor) >> F`` on floats holding integers: the floor forward, straight-through backward."""
+    inv = 1.0 / float(1 << frac_bits)  # a power of two: exact
+    return straight_through(x * factor * inv, torch.floor((x * factor).detach() * inv))
+
+
+def _scale_by(x: torch.Tensor, factor: torch.Tensor, frac_bits: int) -> torch.Tensor:
+    """The float mode's decay amount ``x * leak`` (``leak`` a fraction: no floor, no shift)."""
+    return x * factor
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,53 +403,27 @@ class BinaryLIF(nn.Module):
             raise ModelError(f"{self.where}: input must have shape [B, T, {self.n_in}], got {tuple(x.shape)}")
         v_bits, u_bits = widths if widths is not None else (self.v_bits, self.u_bits)
         if hardware:
-            dtype = torch.float64
+            dtype, shift = torch.float64, _floor_shift_ste
             theta, bias = self.theta_hw().to(dtype), self.bias_hw().to(dtype)
             lam, alpha = self.lam_hw().to(dtype), self.alpha_hw().to(dtype)
-            inv = 1.0 / self._scale()  # a power of two: exact
-
-            def decay(s, k):
-                return straight_through(s * k * inv, torch.floor((s * k).detach() * inv))
-
             v_range = signed_range(v_bits) if v_bits is not None else None
             u_range = signed_range(u_bits) if u_bits is not None else None
         else:
-            dtype = torch.float32
+            dtype, shift = torch.float32, _scale_by
             theta, bias = self.theta_float(), self.bias
             lam, alpha = self.leak_float(), self.current_leak_float()
-
-            def decay(s, k):
-                return s * k
-
             v_range = u_range = None
-        a = x.to(dtype) @ weights.to(dtype).T + bias  # [B, T, n_out]
+        p = LayerParams(weights.to(dtype).T, theta, bias, self.neuron, self.reset, v_range, u_range,
+                        self.frac_bits, lam, alpha)
+        a = x.to(dtype) @ p.weights_t + bias  # [B, T, n_out]
         batch, steps = x.shape[:2]
-        v = a.new_zeros(batch, self.n_out)
-        u = a.new_zeros(batch, self.n_out)
-        zs, vs, us = [], [], []
+        state = LIFState(a.new_zeros(batch, self.n_out), a.new_zeros(batch, self.n_out))
+        fire = functools.partial(spike, kind=self.surrogate, slope=self.slope)
+        outs = []
         for t in range(steps):
-            if self.neuron == "cuba":
-                u = u - decay(u, alpha) + a[:, t]
-                if u_range is not None:
-                    u = u.clamp(*u_range)
-                cur = u
-            else:
-                cur = a[:, t]
-            v_pre = v - decay(v, lam) + cur
-            if v_range is not None:
-                v_pre = v_pre.clamp(*v_range)
-            z = spike(v_pre, theta, self.surrogate, self.slope)
-            zr = z.detach() if self.detach_reset else z
-            if self.reset == "subtract":
-                v = v_pre - theta * zr
-            elif self.reset == "zero":
-                v = v_pre * (1 - zr)
-            else:
-                v = v_pre
-            zs.append(z)
-            vs.append(v_pre)
-            us.append(cur)
-        return LayerTrace(torch.stack(zs, 1), torch.stack(vs, 1), torch.stack(us, 1))
+            out, state = lif_step(a[:, t], state, p, shift=shift, fire=fire, detach_reset=self.detach_reset)
+            outs.append(out)
+        return LayerTrace(*(torch.stack(field, 1) for field in zip(*outs)))
 
     def extra_repr(self) -> str:
         return (

@@ -1,18 +1,19 @@
 """The golden model in numpy: the numerics contract (docs/numerics.md), for places without torch.
 
-`spikeloop.quant.golden` is the PyTorch twin; the tests hold the two equal. Both are pure:
-`(input, state, layer) -> (output, new_state)`, state explicit, nothing hidden.
+The public API, one engine for every caller (`spikeloop.quant.golden` is its PyTorch adapter):
 
-`neuron_step` / `network_step` are the plain reference, a line-by-line transcription of the
-contract. Two faster ways run the same numerics, integer-exact and tested equal to the
-reference (tests/test_golden_fast.py):
-
-- `run(network, spikes)`: a whole sequence. By default (`engine="auto"`) it uses the native
-  kernel (spikeloop/native/golden_kernel.c, compiled with the system C compiler on first use and
-  cached), which adds only the weight rows of active inputs; without a compiler it falls back to
-  numpy with preallocated buffers and in-place ufuncs. `engine="reference"` is the plain loop.
+- `neuron_step(a, state, layer) -> (LayerStep, LayerState)`: the reference step, pure, a
+  line-by-line transcription of the contract; `network_step` chains it through the layers.
+- `run(network, spikes, *, record, states, engine)`: a whole sequence. `engine` chooses how,
+  never what (tests/test_golden_fast.py holds every engine equal to the reference):
+  `"auto"` (default) the native kernel (spikeloop/native/golden_kernel.c, compiled with the
+  system C compiler on first use and cached; it adds only the weight rows of active inputs)
+  when it is available, else `"numpy"`, in-place numpy with preallocated buffers;
+  `"reference"` is the plain loop over `neuron_step`.
 - `Stepper(network, batch)`: the streaming model for closed loops, one timestep per
   `step(spikes)` call, state kept inside and every buffer preallocated.
+- Helpers: `initial_state`, `states_fit` (may a fast engine continue from these states?),
+  `check_engine`, `synaptic_input`, `native_available`.
 
 `SPIKELOOP_NATIVE=0` in the environment turns the native kernel off everywhere.
 """
@@ -26,7 +27,20 @@ import numpy as np
 from spikeloop.network import Layer, Network, signed_range
 from spikeloop.spikes import SpikeError, as_bool_spikes, check_spikes, check_step
 
-ENGINES = ("auto", "native", "numpy", "reference")
+__all__ = [
+    "ENGINES", "STEPPER_ENGINES", "LayerState", "LayerStep", "Stepper", "Trace", "check_engine", "initial_state",
+    "native_available", "network_step", "neuron_step", "run", "states_fit", "synaptic_input",
+]
+
+ENGINES = ("auto", "native", "numpy", "reference")  # of `run`
+STEPPER_ENGINES = ("auto", "native", "numpy")  # of `Stepper`
+
+
+def check_engine(engine, *, choices=ENGINES) -> str:
+    """`engine` if it is one of `choices`, else a ValueError naming it and the choices."""
+    if not isinstance(engine, str) or engine not in choices:
+        raise ValueError(f"engine must be one of {', '.join(choices)}; got {engine!r}")
+    return engine
 
 
 @dataclass(frozen=True)
@@ -91,7 +105,21 @@ def _decay(x: np.ndarray, factor: int, frac_bits: int) -> np.ndarray:
 
 
 def neuron_step(a: np.ndarray, state: LayerState, layer: Layer) -> tuple[LayerStep, LayerState]:
-    """Advance one layer's neurons by one timestep given their synaptic input `a` (int64 [B, n_out])."""
+    """The reference step: one layer's neurons advanced by one timestep, pure.
+
+    Input: synaptic input `a` (int64 [B, n_out], see `synaptic_input`); state: `v`, `u` of the
+    previous timestep; params: the layer. With `>>` the floor shift and `sat_N` the clamp to N
+    signed bits (docs/numerics.md):
+
+        u  = a                                                  (neuron "lif")
+        u  = sat_U(u_prev - ((u_prev * alpha) >> F) + a)        (neuron "cuba")
+        v' = sat_V(v_prev - ((v_prev * lam) >> F) + u)
+        z  = v' >= theta
+        v  = v' - theta*z ("subtract") | v'*(1-z) ("zero") | v' ("none")
+
+    Returns the output `LayerStep(z, v', u)` and the new state `LayerState(v, u)` (a lif
+    layer carries its state's `u` unchanged).
+    """
     if layer.neuron == "cuba":
         u = np.clip(_decay(state.u, layer.alpha, layer.frac_bits) + a, *signed_range(layer.u_bits))
     else:
@@ -126,31 +154,37 @@ def network_step(
     return tuple(steps), tuple(new_states)
 
 
-def run(network: Network, spikes, *, record: bool = False, states=None, engine: str = "auto") -> Trace:
+def run(network: Network, spikes, *, record: bool = False, states=None, engine: str = "auto",
+        synaptic=None) -> Trace:
     """Run a whole sequence: spikes [T, n_in] or [B, T, n_in] (0/1).
 
     Layer by layer: all timesteps' synaptic sums in one matrix product, then the recurrence.
-    `states` (from `initial_state`) continues from a previous run; it is not modified.
+    `states` (from `initial_state` or a previous `Trace`) continues a run; it is not modified.
 
-    `engine` chooses how, never what (all are integer-exact and equal):
+    `engine` (one of `ENGINES`) chooses how, never what (all are integer-exact and equal):
     `"auto"` the native kernel when it is available, else `"numpy"`; `"native"` the native
     kernel or an error; `"numpy"` in-place numpy; `"reference"` the plain loop over
-    `neuron_step`. States outside the contract's ranges (or not int64 [B, n_out]) always take
-    the reference path, whose results they define.
+    `neuron_step`. States that do not fit (`states_fit`) take the reference path, whose
+    results they define, under `"auto"` and `"numpy"`; `"native"` refuses them.
+
+    `synaptic(layer, x)`, bool x [..., n_in] -> int64 [..., n_out], replaces `synaptic_input`
+    in the `"numpy"` engine (and in `"auto"` falling back to it); it must give the same
+    integers (`spikeloop.quant.golden` passes an int8 matrix product).
     """
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    check_engine(engine)
+    if synaptic is not None and not callable(synaptic):
+        raise TypeError(f"synaptic must be a function (layer, x) -> int64 sums, got {type(synaptic).__name__}")
     s, batched = check_spikes(spikes, network.n_in)
     batch, steps = s.shape[:2]
     states = states if states is not None else initial_state(network, batch)
-    fit = engine != "reference" and _states_fit(network, batch, states)
+    fit = engine != "reference" and states_fit(network, batch, states)
     if engine == "native" and not fit:
         raise ValueError("engine='native' needs states that are int64 [B, n_out] inside their layer's ranges")
-    lib = _kernel(engine) if fit and engine in ("auto", "native") else None
+    lib = _kernel(engine) if fit else None
     if lib is not None:
         recorded, finals = _run_native(lib, network, s, states, record)
     elif fit:
-        recorded, finals = _run_numpy(network, s, states, record)
+        recorded, finals = _run_numpy(network, s, states, record, synaptic)
     else:
         recorded, finals = _run_reference(network, s, states)
     last = recorded[-1]
@@ -183,8 +217,9 @@ def _run_reference(network: Network, s: np.ndarray, states) -> tuple[list[LayerS
 # v*lam fits int64 and (v*2^k) >> F == v >> (F-k); integer sums of +/-1 rows are exact.
 
 
-def _states_fit(network: Network, batch: int, states) -> bool:
-    """True when `states` are int64 [batch, n_out] with v (and a cuba layer's u) in range."""
+def states_fit(network: Network, batch: int, states) -> bool:
+    """Whether the fast engines may continue from `states`: one per layer, `v` (and a cuba
+    layer's `u`) int64 numpy [batch, n_out] inside its layer's range."""
     try:
         if len(states) != len(network.layers):
             return False
@@ -301,11 +336,8 @@ def _batch_major(r: np.ndarray) -> np.ndarray:
 
 
 def _run_numpy(network: Network, s: np.ndarray, states, record: bool, synaptic=None):
-    """In-place numpy: per layer one product for all timesteps, then the recurrence time-major.
-
-    `synaptic(layer, x)` -> int64 [..., n_out] may replace `synaptic_input` (the torch model
-    passes an int8 matrix product).
-    """
+    """In-place numpy: per layer one product for all timesteps (`synaptic`, default
+    `synaptic_input`), then the recurrence time-major."""
     synaptic = synaptic or synaptic_input
     batch, steps = s.shape[:2]
     x = np.ascontiguousarray(s.transpose(1, 0, 2))  # [T, B, n_in]: each timestep contiguous
@@ -344,7 +376,7 @@ class Stepper:
     it as `LayerState`s, interchangeable with `network_step` / `run(states=...)`.
 
     Step after step, the results equal `network_step`'s (tests/test_golden_fast.py).
-    `engine`: "auto" (native kernel when available, else numpy), "native", or "numpy".
+    `engine` (one of `STEPPER_ENGINES`): "auto" (native kernel when available, else numpy), "native", or "numpy".
     A refused input (values other than 0/1, wrong shape) raises `SpikeError` and leaves the
     state unchanged. One Stepper is not meant to be stepped from several threads at once.
     """
@@ -354,8 +386,7 @@ class Stepper:
             raise TypeError(f"network must be a Network, got {type(network).__name__}")
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise ValueError(f"batch must be a positive integer, got {batch!r}")
-        if engine not in ("auto", "native", "numpy"):
-            raise ValueError(f"engine must be one of auto, native, numpy; got {engine!r}")
+        check_engine(engine, choices=STEPPER_ENGINES)
         self.network = network
         self.batch = batch = int(batch)
         n_in, n_out = network.n_in, network.n_out
