@@ -10,7 +10,8 @@ import random
 
 import numpy as np
 import pytest
-from rtlsim import idle, seeded, simulate
+import rtlsim
+from rtlsim import AxiLitePorts, idle, seeded, simulate
 from test_rtl_network import build_case, densities
 
 from spikeloop import golden, regmap
@@ -22,30 +23,11 @@ STATUS = regmap.register("STATUS")
 
 
 async def axil_write(ctx, dut, addr: int, data: int) -> None:
-    ctx.set(dut.s_axi_awaddr, addr)
-    ctx.set(dut.s_axi_wdata, data & 0xFFFFFFFF)
-    ctx.set(dut.s_axi_wstrb, 0xF)
-    ctx.set(dut.s_axi_awvalid, 1)
-    ctx.set(dut.s_axi_wvalid, 1)
-    await ctx.tick().until(dut.s_axi_awready & dut.s_axi_wready)
-    ctx.set(dut.s_axi_awvalid, 0)
-    ctx.set(dut.s_axi_wvalid, 0)
-    ctx.set(dut.s_axi_bready, 1)
-    (resp,) = await ctx.tick().sample(dut.s_axi_bresp).until(dut.s_axi_bvalid)
-    ctx.set(dut.s_axi_bready, 0)
-    assert resp == 0
+    await rtlsim.axil_write(ctx, AxiLitePorts(dut), addr, data)
 
 
 async def axil_read(ctx, dut, addr: int) -> int:
-    ctx.set(dut.s_axi_araddr, addr)
-    ctx.set(dut.s_axi_arvalid, 1)
-    await ctx.tick().until(dut.s_axi_arready)
-    ctx.set(dut.s_axi_arvalid, 0)
-    ctx.set(dut.s_axi_rready, 1)
-    data, resp = await ctx.tick().sample(dut.s_axi_rdata, dut.s_axi_rresp).until(dut.s_axi_rvalid)
-    ctx.set(dut.s_axi_rready, 0)
-    assert resp == 0
-    return data
+    return await rtlsim.axil_read(ctx, AxiLitePorts(dut), addr)
 
 
 async def read_status(ctx, dut) -> dict:
