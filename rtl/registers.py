@@ -108,9 +108,9 @@ class RegisterFile(wiring.Component, Probed):
         with parameters(self):
             check_type("config", config, CoreConfig)
             check_int("window_addr_width", window_addr_width, 1, 32)
+            self._plan = _plan(config)
         self._config = config
         self._window_addr_width = window_addr_width
-        self._plan = _plan(config)
         n = len(config.layers)
         super().__init__({
             "bus": In(AxiLite(addr_width=regmap.address_bits(config))),

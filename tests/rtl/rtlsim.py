@@ -28,8 +28,10 @@ class Cycles:
         self.now = 0
 
 
-def simulate(dut, *testbenches, max_cycles: int, cycles: Cycles | None = None, vcd: str | None = None) -> int:
-    """Run `testbenches` (async functions of ctx) to completion; returns the cycles it took."""
+def simulate(dut, *testbenches, max_cycles: int, cycles: Cycles | None = None, vcd: str | None = None,
+             background=()) -> int:
+    """Run `testbenches` (async functions of ctx) to completion, with `background` ones beside them
+    (responders, monitors); returns the cycles it took."""
     sim = Simulator(dut)
     sim.add_clock(PERIOD)
     counter = cycles if cycles is not None else Cycles()
@@ -41,6 +43,8 @@ def simulate(dut, *testbenches, max_cycles: int, cycles: Cycles | None = None, v
                 raise Watchdog(f"no completion within {max_cycles} cycles")
 
     sim.add_testbench(watchdog, background=True)
+    for tb in background:
+        sim.add_testbench(tb, background=True)
     for tb in testbenches:
         sim.add_testbench(tb)
     if vcd:
