@@ -283,8 +283,9 @@ def _accepts(register: regmap.Register, layer: regmap.LayerConfig, value):
     if register.fields:
         ok = value[_bits(register):] == 0
         for f in register.fields:
-            if f.name in _CODES:
-                ok = ok & (value.bit_select(f.lsb, f.width) <= max(_CODES[f.name].values()))
+            top = max(_CODES[f.name].values()) if f.name in _CODES else (1 << f.width) - 1
+            if top < (1 << f.width) - 1:  # a field whose every value is a code needs no check
+                ok = ok & (value.bit_select(f.lsb, f.width) <= top)
         return ok
     ok = value <= (1 << layer.frac_bits)
     if layer.decay == "shift":
