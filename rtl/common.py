@@ -15,7 +15,7 @@ from spikeloop.regmap import WINDOW_KINDS, LayerConfig
 
 __all__ = [
     "parameters", "check_int", "check_choice", "check_type", "popcount", "saturate", "onehot_index",
-    "index_shape", "spike_layout", "group_sum_layout", "neuron_out_layout",
+    "index_shape", "word_layout", "spike_layout", "group_sum_layout", "neuron_out_layout",
     "MemBus", "LayerControl", "WINDOW", "DECAY_BITS", "Probed",
 ]
 
@@ -111,6 +111,11 @@ def onehot_index(onehot: Value) -> Value:
 def index_shape(count: int) -> Shape:
     """Unsigned shape able to index `count` items (at least one bit)."""
     return unsigned(max(1, ceil_log2(count)))
+
+
+def word_layout(width: int) -> data.StructLayout:
+    """One bus word of a stream; `last` marks the last word of a transfer (TLAST)."""
+    return data.StructLayout({"data": unsigned(width), "last": unsigned(1)})
 
 
 def spike_layout(n: int, *, membranes: int | None = None) -> data.StructLayout:

@@ -16,7 +16,7 @@ window are served even then (the stalled row is read again afterwards).
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -35,6 +35,7 @@ from .common import (
     popcount,
     spike_layout,
 )
+from .window import WindowPort
 
 __all__ = ["Crossbar"]
 
@@ -94,7 +95,7 @@ class Crossbar(wiring.Component, Probed):
         wp = mem.write_port(granularity=32)
         rp = mem.read_port()
 
-        # ---- bus: writes go straight to the write port; reads share the read port (see `replay`).
+        # ---- bus: writes go straight to the write port; reads share the read port (`WindowPort`).
         bus = self.bus
         is_weights = bus.sel == WINDOW["weights"]
         bus_row = bus.addr[stride_bits:]
@@ -105,15 +106,14 @@ class Crossbar(wiring.Component, Probed):
             wp.data.eq(bus.w_data.replicate(row_words)),
             wp.en.eq(Mux(bus.w_stb & is_weights & in_range, 1 << bus_word, 0)),
         ]
-        r_pend = Signal()
-        r_row = Signal.like(bus_row)
-        r_word = Signal(max(1, stride_bits))
-        r_valid = Signal()  # the pending read addresses an existing word
-        r_grant = Signal()
-        r_ack = Signal()
-        r_ack_valid = Signal()
-        with m.If(bus.r_stb & is_weights):
-            m.d.sync += [r_pend.eq(1), r_row.eq(bus_row), r_word.eq(bus_word), r_valid.eq(in_range)]
+        read_tag = data.StructLayout({"word": max(1, stride_bits), "valid": 1})
+        m.submodules.window = port = WindowPort(addr_width=len(rp.addr), tag=read_tag)
+        m.d.comb += [
+            port.r_stb.eq(bus.r_stb & is_weights),
+            port.r_addr.eq(bus_row),
+            port.r_tag.word.eq(bus_word),
+            port.r_tag.valid.eq(in_range),
+        ]
 
         # ---- stage 0: capture a timestep, then issue (group, nonzero chunk) reads.
         spikes = Signal(NC * C)
@@ -145,16 +145,11 @@ class Crossbar(wiring.Component, Probed):
 
         o_valid = Signal()
         free = ~o_valid | self.o_stream.ready
-        # A bus read is granted at once, even while stage 1 is stalled (a host reading a window
-        # while the output is blocked must not hang the bus): the stalled item's row is then read
-        # again in the next cycle (`replay`) before stage 1 may go on.
+        # Bus reads take the read port even while stage 1 is stalled (`WindowPort`).
         stalled = s1_valid & s1_end & ~free
-        replay = Signal()
         s1_row = Signal.like(rp.addr)
-        advance = ~stalled & ~replay
-        m.d.comb += r_grant.eq(r_pend & ~replay)
-        m.d.sync += replay.eq(r_grant & stalled)
-        issue = running & advance & ~r_grant
+        advance = ~stalled & ~port.replay
+        issue = running & advance & ~port.grant
 
         lowest = rem & (~rem + 1)
         chunk_idx = onehot_index(lowest)[: max(1, ceil_log2(NC))]
@@ -163,8 +158,8 @@ class Crossbar(wiring.Component, Probed):
         chunk_bits = Mux(rem.any(), spikes.word_select(chunk_idx, C), 0)
 
         m.d.comb += [
-            rp.addr.eq(Mux(r_grant, r_row, Mux(replay, s1_row, row_base + chunk_idx))),
-            rp.en.eq(advance | r_grant | replay),
+            port.stall.eq(stalled), port.addr.eq(row_base + chunk_idx), port.held.eq(s1_row),
+            rp.addr.eq(port.rp_addr), rp.en.eq(port.rp_en),
         ]
         with m.If(advance):
             m.d.sync += s1_valid.eq(issue)
@@ -181,12 +176,9 @@ class Crossbar(wiring.Component, Probed):
                     m.d.sync += running.eq(0)
 
         # ---- bus read answer: the cycle after the grant.
-        m.d.sync += [r_ack.eq(r_grant), r_ack_valid.eq(r_valid)]
-        with m.If(r_grant):
-            m.d.sync += r_pend.eq(0)
         m.d.comb += [
-            bus.r_ack.eq(r_ack),
-            bus.r_data.eq(Mux(r_ack_valid, rp.data.word_select(r_word[: max(1, stride_bits)], 32), 0)),
+            bus.r_ack.eq(port.ack),
+            bus.r_data.eq(Mux(port.ack_tag.valid, rp.data.word_select(port.ack_tag.word, 32), 0)),
         ]
 
         # ---- stage 1: popcounts and accumulation.

@@ -42,6 +42,7 @@ from .common import (
     parameters,
     saturate,
 )
+from .window import WindowPort
 
 __all__ = ["NeuronArray", "Decay", "LaneUpdate", "neuron_update"]
 
@@ -208,14 +209,15 @@ class NeuronArray(wiring.Component, Probed):
 
         is_mine = (bus.sel == WINDOW["theta"]) | (bus.sel == WINDOW["bias"]) | (bus.sel == WINDOW["v"]) | (
             bus.sel == WINDOW["u"])
-        r_pend = Signal()
-        r_group = Signal.like(bus_group)
-        r_lane = Signal(max(1, lane_bits))
-        r_sel = Signal.like(bus.sel)
-        r_valid = Signal()
-        with m.If(bus.r_stb & is_mine):
-            m.d.sync += [r_pend.eq(1), r_group.eq(bus_group), r_lane.eq(bus_lane), r_sel.eq(bus.sel),
-                         r_valid.eq(in_range)]
+        read_tag = data.StructLayout({"lane": max(1, lane_bits), "sel": len(bus.sel), "valid": 1})
+        m.submodules.window = port = WindowPort(addr_width=len(theta_rp.addr), tag=read_tag)
+        m.d.comb += [
+            port.r_stb.eq(bus.r_stb & is_mine),
+            port.r_addr.eq(bus_group),
+            port.r_tag.lane.eq(bus_lane),
+            port.r_tag.sel.eq(bus.sel),
+            port.r_tag.valid.eq(in_range),
+        ]
 
         # ---- clear: walk the groups writing zeros, once stage B is empty. Memories keep their
         # contents through a reset, so a reset starts a clear too (state starts at 0).
@@ -232,21 +234,18 @@ class NeuronArray(wiring.Component, Probed):
         b_end = Signal()
         b_last = Signal()
         o_valid = Signal()
-        # A bus read is granted at once, even while stage B waits for the output (a host reading
-        # a window while the output is blocked must not hang the bus): stage B's group is then
-        # read again in the next cycle (`replay`) before B may complete.
-        replay = Signal()
-        b_go = b_valid & ~replay & (~o_valid | self.o_stream.ready)
+        # Bus reads take the read ports even while stage B waits for the output (`WindowPort`).
+        b_go = b_valid & ~port.replay & (~o_valid | self.o_stream.ready)
         hold = b_valid & ~b_go  # read ports must keep (or regain) stage B's data
-        r_grant = r_pend & ~replay
-        m.d.sync += replay.eq(r_grant & hold)
-        m.d.comb += self.i_stream.ready.eq(~hold & ~r_pend & ~clear_pend & ~clearing)
+        m.d.comb += self.i_stream.ready.eq(~hold & ~port.pending & ~clear_pend & ~clearing)
         accept = self.i_stream.valid & self.i_stream.ready
+        m.d.comb += [
+            port.stall.eq(b_valid & o_valid & ~self.o_stream.ready),
+            port.addr.eq(self.i_stream.p.group),
+            port.held.eq(b_group),
+        ]
         for rp in read_ports:
-            m.d.comb += [
-                rp.addr.eq(Mux(r_grant, r_group, Mux(replay, b_group, self.i_stream.p.group))),
-                rp.en.eq(~hold | r_grant | replay),
-            ]
+            m.d.comb += [rp.addr.eq(port.rp_addr), rp.en.eq(port.rp_en)]
         with m.If(~hold):
             m.d.sync += b_valid.eq(accept)
         with m.If(accept):
@@ -254,19 +253,12 @@ class NeuronArray(wiring.Component, Probed):
                          b_end.eq(self.i_stream.p.end), b_last.eq(self.i_stream.p.last)]
 
         # ---- bus read answer.
-        r_ack = Signal()
-        r_ack_sel = Signal.like(bus.sel)
-        r_ack_lane = Signal.like(r_lane)
-        r_ack_valid = Signal()
-        m.d.sync += [r_ack.eq(r_grant), r_ack_sel.eq(r_sel), r_ack_lane.eq(r_lane), r_ack_valid.eq(r_valid)]
-        with m.If(r_grant):
-            m.d.sync += r_pend.eq(0)
         r_value = Signal(signed(32))
-        with m.Switch(r_ack_sel):
+        with m.Switch(port.ack_tag.sel):
             for kind, rp in zip(("theta", "bias", "v", "u"), read_ports):
                 with m.Case(WINDOW[kind]):
-                    m.d.comb += r_value.eq(rp.data[r_ack_lane])
-        m.d.comb += [bus.r_ack.eq(r_ack), bus.r_data.eq(Mux(r_ack_valid, r_value, 0))]
+                    m.d.comb += r_value.eq(rp.data[port.ack_tag.lane])
+        m.d.comb += [bus.r_ack.eq(port.ack), bus.r_data.eq(Mux(port.ack_tag.valid, r_value, 0))]
 
         # ---- stage B: the neuron equations, one lane per neuron of the group.
         ctrl = self.ctrl

@@ -1,7 +1,6 @@
 """Verilog of a core configuration, written under build/ with a manifest.
 
     spikeloop verilog --sizes 784,256,128,10 --lanes 16 --chunk 64 --out build/verilog
-    python -m spikeloop.rtl.verilog ...         (the same, without the CLI)
 
 writes `<out>/spikeloop_core.v` (module `spikeloop_core`: `aclk`, `aresetn`, `s_axis_*`,
 `m_axis_*`, `s_axi_*`) and `<out>/spikeloop_core.json` (the configuration, its design hash,
@@ -22,7 +21,7 @@ from spikeloop.regmap import CoreConfig
 from .common import check_type
 from .top import CoreTop, axi_members
 
-__all__ = ["MODULE", "DEFAULTS", "generate", "manifest", "run", "main"]
+__all__ = ["MODULE", "DEFAULTS", "generate", "manifest", "run"]
 
 
 
@@ -69,15 +68,3 @@ def run(args) -> int:
     print(f"{path} (design hash {regmap.design_hash(config).hex()[:16]}...)")
     return 0
 
-
-def main(argv=None) -> int:
-    """`python -m spikeloop.rtl.verilog ...`, the same as `spikeloop verilog ...`."""
-    import sys
-
-    from spikeloop.cli import main as cli_main
-
-    return cli_main(["verilog", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -28,8 +28,10 @@ class Cycles:
         self.now = 0
 
 
-def simulate(dut, *testbenches, max_cycles: int, cycles: Cycles | None = None, vcd: str | None = None) -> int:
-    """Run `testbenches` (async functions of ctx) to completion; returns the cycles it took."""
+def simulate(dut, *testbenches, max_cycles: int, cycles: Cycles | None = None, vcd: str | None = None,
+             background=()) -> int:
+    """Run `testbenches` (async functions of ctx) to completion, with `background` ones beside them
+    (responders, monitors); returns the cycles it took."""
     sim = Simulator(dut)
     sim.add_clock(PERIOD)
     counter = cycles if cycles is not None else Cycles()
@@ -41,6 +43,8 @@ def simulate(dut, *testbenches, max_cycles: int, cycles: Cycles | None = None, v
                 raise Watchdog(f"no completion within {max_cycles} cycles")
 
     sim.add_testbench(watchdog, background=True)
+    for tb in background:
+        sim.add_testbench(tb, background=True)
     for tb in testbenches:
         sim.add_testbench(tb)
     if vcd:
@@ -123,6 +127,45 @@ async def load_layer(ctx, bus, layer_cfg: regmap.LayerConfig, layer, *, index: i
         for addr in map(int, image.nonzero()[0]):
             err = await bus_write(ctx, bus, sel, addr, int(image[addr]), layer=index)
             assert not err, f"{sel}[{addr}] = {int(image[addr]):#x} refused"
+
+
+class AxiLitePorts:
+    """A core's `s_axi_*` ports under the names of `spikeloop.rtl.registers.AxiLite` (no prefix)."""
+
+    def __init__(self, core):
+        self._core = core
+
+    def __getattr__(self, name):
+        return getattr(self._core, f"s_axi_{name}")
+
+
+async def axil_write(ctx, bus, addr: int, data: int) -> None:
+    """One AXI-Lite write through `bus` (an `AxiLite` port or `AxiLitePorts`); the response must be OKAY."""
+    ctx.set(bus.awaddr, addr)
+    ctx.set(bus.wdata, data & 0xFFFFFFFF)
+    ctx.set(bus.wstrb, 0xF)
+    ctx.set(bus.awvalid, 1)
+    ctx.set(bus.wvalid, 1)
+    await ctx.tick().until(bus.awready & bus.wready)
+    ctx.set(bus.awvalid, 0)
+    ctx.set(bus.wvalid, 0)
+    ctx.set(bus.bready, 1)
+    (resp,) = await ctx.tick().sample(bus.bresp).until(bus.bvalid)
+    ctx.set(bus.bready, 0)
+    assert resp == 0
+
+
+async def axil_read(ctx, bus, addr: int) -> int:
+    """One AXI-Lite read through `bus`; the response must be OKAY. Returns the word."""
+    ctx.set(bus.araddr, addr)
+    ctx.set(bus.arvalid, 1)
+    await ctx.tick().until(bus.arready)
+    ctx.set(bus.arvalid, 0)
+    ctx.set(bus.rready, 1)
+    data, resp = await ctx.tick().sample(bus.rdata, bus.rresp).until(bus.rvalid)
+    ctx.set(bus.rready, 0)
+    assert resp == 0
+    return data
 
 
 def seeded(seed: int) -> str:

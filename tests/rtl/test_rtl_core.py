@@ -10,7 +10,8 @@ import random
 
 import numpy as np
 import pytest
-from rtlsim import idle, seeded, simulate
+import rtlsim
+from rtlsim import AxiLitePorts, idle, seeded, simulate
 from test_rtl_network import build_case, densities
 
 from spikeloop import golden, regmap
@@ -22,30 +23,11 @@ STATUS = regmap.register("STATUS")
 
 
 async def axil_write(ctx, dut, addr: int, data: int) -> None:
-    ctx.set(dut.s_axi_awaddr, addr)
-    ctx.set(dut.s_axi_wdata, data & 0xFFFFFFFF)
-    ctx.set(dut.s_axi_wstrb, 0xF)
-    ctx.set(dut.s_axi_awvalid, 1)
-    ctx.set(dut.s_axi_wvalid, 1)
-    await ctx.tick().until(dut.s_axi_awready & dut.s_axi_wready)
-    ctx.set(dut.s_axi_awvalid, 0)
-    ctx.set(dut.s_axi_wvalid, 0)
-    ctx.set(dut.s_axi_bready, 1)
-    (resp,) = await ctx.tick().sample(dut.s_axi_bresp).until(dut.s_axi_bvalid)
-    ctx.set(dut.s_axi_bready, 0)
-    assert resp == 0
+    await rtlsim.axil_write(ctx, AxiLitePorts(dut), addr, data)
 
 
 async def axil_read(ctx, dut, addr: int) -> int:
-    ctx.set(dut.s_axi_araddr, addr)
-    ctx.set(dut.s_axi_arvalid, 1)
-    await ctx.tick().until(dut.s_axi_arready)
-    ctx.set(dut.s_axi_arvalid, 0)
-    ctx.set(dut.s_axi_rready, 1)
-    data, resp = await ctx.tick().sample(dut.s_axi_rdata, dut.s_axi_rresp).until(dut.s_axi_rvalid)
-    ctx.set(dut.s_axi_rready, 0)
-    assert resp == 0
-    return data
+    return await rtlsim.axil_read(ctx, AxiLitePorts(dut), addr)
 
 
 async def read_status(ctx, dut) -> dict:
@@ -261,25 +243,41 @@ def test_core_refuses_bad_writes_with_sticky_bits():
     simulate(dut, host, max_cycles=5000)
 
 
-def test_verilog_generation_writes_module_and_manifest(tmp_path, capsys):
+def test_verilog_generation_writes_module_and_manifest(tmp_path):
     import json
 
     from spikeloop.rtl import verilog
 
-    args = ["--sizes", "20,8,3", "--lanes", "2,3", "--chunk", "10,8", "--membranes", "--out", str(tmp_path)]
-    assert verilog.main(args) == 0
-    text = (tmp_path / "spikeloop_core.v").read_text()
+    config = CoreConfig.build((20, 8, 3), lanes=[2, 3], chunk=[10, 8], membranes=True)
+    path = verilog.generate(config, tmp_path)
+    assert path == tmp_path / "spikeloop_core.v"
+    text = path.read_text()
     assert "module spikeloop_core" in text
     manifest = json.loads((tmp_path / "spikeloop_core.json").read_text())
-    config = CoreConfig.build((20, 8, 3), lanes=[2, 3], chunk=[10, 8], membranes=True)
     assert manifest["design_hash"] == regmap.design_hash(config).hex()
     assert manifest["address_bits"] == regmap.address_bits(config)
     for port in manifest["ports"]:
         assert f" {port};" in text or f" {port} ;" in text or f"] {port};" in text, port
-    before = (tmp_path / "spikeloop_core.v").stat().st_mtime_ns
+    before = path.stat().st_mtime_ns
     verilog.generate(config, tmp_path)  # unchanged content: file left alone
-    assert (tmp_path / "spikeloop_core.v").stat().st_mtime_ns == before
-    assert "design hash" in capsys.readouterr().out
+    assert path.stat().st_mtime_ns == before
+
+
+def test_gateware_imports_no_application_module():
+    """rtl/ imports the contract and Amaranth only: no CLI, demo, plots, host, sim, boards or quant."""
+    import ast
+    from pathlib import Path
+
+    import spikeloop.rtl
+
+    forbidden = ("spikeloop.cli", "spikeloop.demo", "spikeloop.plots", "spikeloop.host", "spikeloop.sim",
+                 "spikeloop.boards", "spikeloop.quant", "torch")
+    for path in Path(spikeloop.rtl.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            for name in names:
+                assert not name.startswith(forbidden), f"{path.name} imports {name}"
 
 
 def test_spikeloop_verilog_command_builds_the_default_and_refuses_bad_options(tmp_path, capsys):
@@ -288,6 +286,7 @@ def test_spikeloop_verilog_command_builds_the_default_and_refuses_bad_options(tm
     from spikeloop.cli import main
 
     assert main(["verilog", "--out", str(tmp_path)]) == 0  # the default core of `make verilog`
+    assert "design hash" in capsys.readouterr().out
     manifest = json.loads((tmp_path / "spikeloop_core.json").read_text())
     default = CoreConfig.build((784, 256, 128, 10), lanes=16, chunk=64)
     assert manifest["config"] == default.params() and manifest["design_hash"] == regmap.design_hash(default).hex()

@@ -1,0 +1,190 @@
+"""Stream framing: bus words to one spike vector per timestep, and one output payload per timestep
+back to bus words, as `spikeloop.regmap.pack_spikes` and `pack_output` lay them out.
+
+Input: a timestep is `words_per_timestep(n, W)` words of spike bits, LSB-first. A `last` before
+the last word of a timestep ends that timestep early: the missing bits are zero, it is passed on,
+and `truncated` pulses. Output: every payload becomes `output_words_per_timestep(config)` words,
+spikes first, then (with membranes) the membranes as 32-bit two's complement fields; `last` is
+on the last word of a payload that carries `last`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spikeloop import regmap
+from spikeloop.regmap import BUS_WIDTHS, CoreConfig
+
+from .common import Probed, check_choice, check_int, check_type, parameters, popcount, spike_layout, word_layout
+
+__all__ = ["Deframer", "Framer"]
+
+#: Bits of a membrane field in the output stream.
+MEMBRANE_BITS = 32
+
+
+class Deframer(wiring.Component, Probed):
+    """Bus words -> one spike vector per timestep.
+
+    Parameters (keyword-only)
+    ----------
+    n : spikes per timestep.
+    bus_width : W, bits per word (`regmap.BUS_WIDTHS`).
+
+    Members
+    -------
+    i_stream : In(stream of `word_layout(W)`).
+    o_stream : Out(stream of `spike_layout(n)`), one payload per timestep, `last` from the word stream.
+    hold : In(1), take no word that would start a new timestep.
+    busy : Out(1), a timestep is partly received or not yet passed on.
+    truncated : Out(1), a `last` ended a timestep early (one cycle).
+    spikes : Out(range(W + 1)), spikes in the word taken this cycle (padding bits excluded).
+    """
+
+    def __init__(self, *, n: int, bus_width: int):
+        with parameters(self):
+            check_int("n", n, 1, 65536)
+            check_choice("bus_width", bus_width, BUS_WIDTHS)
+        self._n = n
+        self._bus_width = bus_width
+        super().__init__({
+            "i_stream": In(stream.Signature(word_layout(bus_width))),
+            "o_stream": Out(stream.Signature(spike_layout(n))),
+            "hold": In(1),
+            "busy": Out(1),
+            "truncated": Out(1),
+            "spikes": Out(range(bus_width + 1)),
+        })
+
+    @property
+    def n(self) -> int:
+        """Spikes per timestep."""
+        return self._n
+
+    @property
+    def bus_width(self) -> int:
+        """Bits per bus word."""
+        return self._bus_width
+
+    def elaborate(self, platform):
+        m = Module()
+        n, W = self._n, self._bus_width
+        words = regmap.words_per_timestep(n, W)
+        widx = Signal(range(max(2, words)))
+        vec = Signal(words * W)
+        pending = Signal()
+        pending_last = Signal()
+        pending_words = Signal.like(widx)  # index of the last word received of the pending timestep
+        word, last = self.i_stream.p.data, self.i_stream.p.last
+        m.d.comb += self.i_stream.ready.eq(~pending & ~(self.hold & (widx == 0)))
+        take = self.i_stream.valid & self.i_stream.ready
+        last_valid_bits = n - (words - 1) * W
+        in_mask = Mux(widx == words - 1, (1 << last_valid_bits) - 1, (1 << W) - 1)
+        with m.If(take):
+            m.d.comb += self.spikes.eq(popcount(word & in_mask))
+            with m.Switch(widx):
+                for w in range(words):
+                    with m.Case(w):
+                        m.d.sync += vec[w * W : (w + 1) * W].eq(word)
+            with m.If((widx == words - 1) | last):
+                m.d.sync += [pending.eq(1), pending_last.eq(last), pending_words.eq(widx), widx.eq(0)]
+                with m.If(widx != words - 1):
+                    m.d.comb += self.truncated.eq(1)
+            with m.Else():
+                m.d.sync += widx.eq(widx + 1)
+        masked = Cat(vec[:W], *(Mux(pending_words >= w, vec[w * W : (w + 1) * W], 0) for w in range(1, words)))
+        m.d.comb += [
+            self.o_stream.valid.eq(pending),
+            self.o_stream.p.spikes.eq(masked[:n]),
+            self.o_stream.p.last.eq(pending_last),
+            self.busy.eq(pending | (widx != 0)),
+        ]
+        with m.If(self.o_stream.valid & self.o_stream.ready):
+            m.d.sync += pending.eq(0)
+        self._probes = {"steps": pending, "lasts": pending & pending_last, "widx": widx}
+        return m
+
+
+class Framer(wiring.Component, Probed):
+    """One output payload per timestep -> bus words, `last` on the last word of a `last` payload.
+
+    Parameters (keyword-only)
+    ----------
+    config : CoreConfig; its `n_out`, `bus_width`, `membranes` and last layer's `v_bits` matter.
+
+    Members
+    -------
+    i_stream : In(stream of `spike_layout(n_out[, membranes=v_bits])`), the network's output.
+    o_stream : Out(stream of `word_layout(bus_width)`).
+    busy : Out(1), words of a timestep are still to be sent.
+    timestep : Out(1), a payload is taken this cycle; spikes : Out(range(n_out + 1)), its spikes.
+    """
+
+    def __init__(self, *, config: CoreConfig):
+        with parameters(self):
+            check_type("config", config, CoreConfig)
+        self._config = config
+        v_bits = config.layers[-1].v_bits if config.membranes else None
+        super().__init__({
+            "i_stream": In(stream.Signature(spike_layout(config.n_out, membranes=v_bits))),
+            "o_stream": Out(stream.Signature(word_layout(config.bus_width))),
+            "busy": Out(1),
+            "timestep": Out(1),
+            "spikes": Out(range(config.n_out + 1)),
+        })
+
+    @property
+    def config(self) -> CoreConfig:
+        """The build configuration."""
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        W = cfg.bus_width
+        words_out = regmap.output_words_per_timestep(cfg)
+        payload = self.i_stream.p
+        out_words = self._words(payload)
+        held = Signal(len(Cat(*out_words)))
+        held_last = Signal()
+        active = Signal()
+        oidx = Signal(range(max(2, words_out)))
+        m.d.comb += self.i_stream.ready.eq(~active)
+        with m.If(self.i_stream.valid & ~active):
+            m.d.sync += [held.eq(Cat(*out_words)), held_last.eq(payload.last), active.eq(1), oidx.eq(0)]
+            m.d.comb += [self.timestep.eq(1), self.spikes.eq(popcount(payload.spikes))]
+        m.d.comb += [
+            self.o_stream.valid.eq(active),
+            self.o_stream.p.data.eq(held.word_select(oidx, W)),
+            self.o_stream.p.last.eq(held_last & (oidx == words_out - 1)),
+            self.busy.eq(active),
+        ]
+        with m.If(self.o_stream.valid & self.o_stream.ready):
+            with m.If(oidx == words_out - 1):
+                m.d.sync += active.eq(0)
+            with m.Else():
+                m.d.sync += oidx.eq(oidx + 1)
+        self._probes = {"steps": active, "lasts": active & held_last, "oidx": oidx}
+        return m
+
+    def _words(self, payload) -> list:
+        """The words of one output timestep: spikes, then the membranes as 32-bit fields."""
+        cfg = self._config
+        W = cfg.bus_width
+        spikes = Cat(payload.spikes, Const(0, regmap.words_per_timestep(cfg.n_out, W) * W - cfg.n_out))
+        words = [spikes[w * W : (w + 1) * W] for w in range(len(spikes) // W)]
+        if cfg.membranes:
+            fields = [_sext(payload.v[j], MEMBRANE_BITS) for j in range(cfg.n_out)]
+            per = W // MEMBRANE_BITS
+            fields += [Const(0, MEMBRANE_BITS)] * (-len(fields) % per)
+            for i in range(0, len(fields), per):
+                words.append(Cat(*fields[i : i + per]))
+        return words
+
+
+def _sext(value, width):
+    """A signed value sign-extended to `width` bits (as an unsigned bit pattern)."""
+    value = Value.cast(value)
+    return Cat(value, value[-1].replicate(width - len(value)))

@@ -1,0 +1,323 @@
+"""The AXI-Lite register file, its address decode generated from the register table of `spikeloop.regmap`.
+
+Every register of `GLOBAL_REGISTERS`, of `LAYER_REGISTERS` (per layer of the build) and every
+window of `regmap.windows` is decoded from the table; no offset is written here. By access:
+`ro` registers read the configuration readback (`CoreConfig.readback`) or a counter (`X_LO`
+latches the upper half that `X_HI` returns); `rw` per-layer registers hold run-time values,
+checked on write; `wo` (CONTROL) reads 0 and its fields pulse on a write of 1; `rw1c` (STATUS)
+reads the state and the sticky error bits, which a write of 1 clears.
+
+Every access answers OKAY (an error response would be a bus fault on the Zynq, killing the
+process); refusals set sticky STATUS bits: a read-only, unmapped or unaligned address sets
+`err_address`, a refused value `err_param`, a window write while busy `err_busy_write`.
+Writes are whole words (`wstrb` is ignored). Window accesses go to the `MemBus`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from spikeloop import regmap
+from spikeloop.regmap import GLOBAL_REGISTERS, LAYER_REGISTERS, NEURON_CODE, RESET_CODE, CoreConfig
+
+from .common import DECAY_BITS, WINDOW, MemBus, Probed, check_int, check_type, parameters
+from .counters import counter_layout, counter_names
+
+__all__ = ["AxiLite", "RegisterFile", "field_layout", "runtime_layout"]
+
+#: Bits of an AXI-Lite data word (every register and window word).
+DATA_BITS = 32
+#: Codes a field of a run-time register may hold, by field name.
+_CODES = {"neuron": NEURON_CODE, "reset": RESET_CODE}
+
+
+class AxiLite(wiring.Signature):
+    """An AXI-Lite port with 32-bit data, from the manager's side; names without a prefix.
+
+    `awprot`, `arprot` and `wstrb` are carried for the bus's sake and ignored by the register file.
+    """
+
+    def __init__(self, *, addr_width: int):
+        self._addr_width = check_int("addr_width", addr_width, 1, 32)
+        A, D = addr_width, DATA_BITS
+        super().__init__({
+            "awaddr": Out(A), "awprot": Out(3), "awvalid": Out(1), "awready": In(1),
+            "wdata": Out(D), "wstrb": Out(D // 8), "wvalid": Out(1), "wready": In(1),
+            "bresp": In(2), "bvalid": In(1), "bready": Out(1),
+            "araddr": Out(A), "arprot": Out(3), "arvalid": Out(1), "arready": In(1),
+            "rdata": In(D), "rresp": In(2), "rvalid": In(1), "rready": Out(1),
+        })
+
+    @property
+    def addr_width(self) -> int:
+        """Width of the byte address."""
+        return self._addr_width
+
+    def __eq__(self, other):
+        return isinstance(other, AxiLite) and self._addr_width == other._addr_width
+
+    def __repr__(self):
+        return f"AxiLite(addr_width={self._addr_width})"
+
+
+def field_layout(register: regmap.Register) -> data.StructLayout:
+    """One member per field of `register`, of the field's width."""
+    return data.StructLayout({f.name: f.width for f in register.fields})
+
+
+def _bits(register: regmap.Register) -> int:
+    """Bits a run-time register stores: up to its highest field, or a decay (0..2^F, F <= 16)."""
+    return max(f.lsb + f.width for f in register.fields) if register.fields else DECAY_BITS
+
+
+def _runtime_registers() -> tuple[regmap.Register, ...]:
+    return tuple(r for r in LAYER_REGISTERS if r.access == "rw")
+
+
+def runtime_layout() -> data.StructLayout:
+    """A layer's run-time values, named as `LayerControl` names them: the fields of the `rw`
+    per-layer registers (MODE: neuron, reset) and the field-less ones in lower case (lam, alpha)."""
+    members = {}
+    for r in _runtime_registers():
+        members.update({f.name: f.width for f in r.fields} if r.fields else {r.name.lower(): _bits(r)})
+    return data.StructLayout(members)
+
+
+class RegisterFile(wiring.Component, Probed):
+    """The register file of `spikeloop.regmap` for one build.
+
+    Parameters (keyword-only)
+    ----------
+    config : CoreConfig.
+    window_addr_width : width of the word address of the network's `MemBus`.
+
+    Members
+    -------
+    bus : In(AxiLite(addr_width=regmap.address_bits(config))).
+    windows : Out(MemBus with a `layer` select), to the network's windows.
+    layers : Out(`runtime_layout()`).array(n_layers), each layer's run-time values.
+    control : Out(`field_layout(CONTROL)`), one-cycle pulses of a CONTROL write.
+    status : In(`field_layout(STATUS)`): the state fields (busy, clearing) as they are, and
+        error fields whose 1 sets the sticky bit (e.g. err_truncated from the framing).
+    counters : In(`counters.counter_layout()`), the counter values.
+    """
+
+    def __init__(self, *, config: CoreConfig, window_addr_width: int):
+        with parameters(self):
+            check_type("config", config, CoreConfig)
+            check_int("window_addr_width", window_addr_width, 1, 32)
+            self._plan = _plan(config)
+        self._config = config
+        self._window_addr_width = window_addr_width
+        n = len(config.layers)
+        super().__init__({
+            "bus": In(AxiLite(addr_width=regmap.address_bits(config))),
+            "windows": Out(MemBus(addr_width=window_addr_width, n_layers=n)),
+            "layers": Out(runtime_layout()).array(n),
+            "control": Out(field_layout(regmap.register("CONTROL"))),
+            "status": In(field_layout(regmap.register("STATUS"))),
+            "counters": In(counter_layout()),
+        })
+
+    @property
+    def config(self) -> CoreConfig:
+        """The build configuration."""
+        return self._config
+
+    @property
+    def window_addr_width(self) -> int:
+        """Width of the windows' word address."""
+        return self._window_addr_width
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        bus, win = self.bus, self.windows
+        status_reg = regmap.register("STATUS")
+        sticky = {f.name: Signal(name=f.name) for f in status_reg.fields if f.name.startswith("err_")}
+        for name, bit in sticky.items():  # set from outside; a STATUS write below clears (it wins)
+            with m.If(self.status[name]):
+                m.d.sync += bit.eq(1)
+        status_word = Const(0, DATA_BITS)
+        for f in status_reg.fields:
+            status_word = status_word | (sticky.get(f.name, self.status[f.name]) << f.lsb)
+        shadows = {name: Signal(DATA_BITS, name=f"{name.lower()}_hi") for name in counter_names()}
+        stores = [{r.name: Signal(_bits(r), name=f"{r.name.lower()}{k}") for r in _runtime_registers()}
+                  for k in range(len(cfg.layers))]
+        for k, regs in enumerate(stores):
+            for r in _runtime_registers():
+                if r.fields:
+                    m.d.comb += [self.layers[k][f.name].eq(regs[r.name].bit_select(f.lsb, f.width)) for f in r.fields]
+                else:
+                    m.d.comb += self.layers[k][r.name.lower()].eq(regs[r.name])
+
+        addr = Signal(len(bus.awaddr))
+        wdata = Signal(DATA_BITS)
+        rdata = Signal(DATA_BITS)
+        m.d.comb += [bus.bresp.eq(0), bus.rresp.eq(0), bus.rdata.eq(rdata)]
+
+        # Window decode (combinational on the latched address).
+        win_hit = Signal()
+        win_ro = Signal()
+        for w in regmap.windows(cfg):
+            span_bits = (w.span - 1).bit_length()
+            with m.If((addr[span_bits:] == (w.base >> span_bits)) & (addr[2:span_bits] < w.words)):
+                m.d.comb += [win_hit.eq(1), win.layer.eq(w.layer), win.sel.eq(WINDOW[w.kind]),
+                             win.addr.eq(addr[2:span_bits]), win_ro.eq(int(not w.writable))]
+        m.d.comb += win.w_data.eq(wdata)
+
+        word_addr = addr[2:]
+        aligned = addr[:2] == 0
+        with m.FSM(name="axil") as axil:
+            with m.State("IDLE"):
+                with m.If(bus.arvalid):
+                    m.d.comb += bus.arready.eq(1)
+                    m.d.sync += addr.eq(bus.araddr)
+                    m.next = "READ"
+                with m.Elif(bus.awvalid & bus.wvalid):
+                    m.d.comb += [bus.awready.eq(1), bus.wready.eq(1)]
+                    m.d.sync += [addr.eq(bus.awaddr), wdata.eq(bus.wdata)]
+                    m.next = "WRITE"
+
+            with m.State("READ"):
+                with m.If(win_hit & aligned):
+                    m.d.comb += win.r_stb.eq(1)
+                    m.next = "READ_WINDOW"
+                with m.Else():
+                    m.next = "READ_RESP"
+                    m.d.sync += rdata.eq(0)
+                    with m.If(~aligned):
+                        m.d.sync += sticky["err_address"].eq(1)
+                    with m.Else():
+                        self._read(m, word_addr, rdata, status_word, shadows, stores, sticky)
+
+            with m.State("READ_WINDOW"):
+                with m.If(win.r_ack):
+                    m.d.sync += rdata.eq(win.r_data)
+                    m.next = "READ_RESP"
+
+            with m.State("READ_RESP"):
+                m.d.comb += bus.rvalid.eq(1)
+                with m.If(bus.rready):
+                    m.next = "IDLE"
+
+            with m.State("WRITE"):
+                m.next = "WRITE_RESP"
+                with m.If(~aligned):
+                    m.d.sync += sticky["err_address"].eq(1)
+                with m.Elif(win_hit):
+                    with m.If(win_ro):
+                        m.d.sync += sticky["err_address"].eq(1)
+                    with m.Else():
+                        m.d.comb += win.w_stb.eq(1)
+                        with m.If(win.w_err):
+                            m.d.sync += sticky["err_param"].eq(1)
+                        with m.If(self.status.busy):
+                            m.d.sync += sticky["err_busy_write"].eq(1)
+                with m.Else():
+                    self._write(m, word_addr, wdata, stores, sticky)
+
+            with m.State("WRITE_RESP"):
+                m.d.comb += bus.bvalid.eq(1)
+                with m.If(bus.bready):
+                    m.next = "IDLE"
+
+        self._probes = {
+            "writing": axil.ongoing("WRITE") | axil.ongoing("WRITE_RESP"),
+            "reading": axil.ongoing("READ") | axil.ongoing("READ_WINDOW") | axil.ongoing("READ_RESP"),
+        }
+        return m
+
+    def _read(self, m, word_addr, rdata, status_word, shadows, stores, sticky):
+        with m.Switch(word_addr):
+            for offset, kind, register, arg in self._plan:
+                with m.Case(offset // regmap.WORD_BYTES):
+                    if kind == "const":
+                        m.d.sync += rdata.eq(arg)
+                    elif kind == "counter_lo":
+                        count = self.counters[arg]
+                        m.d.sync += [rdata.eq(count[:DATA_BITS]), shadows[arg].eq(count[DATA_BITS:])]
+                    elif kind == "counter_hi":
+                        m.d.sync += rdata.eq(shadows[arg])
+                    elif kind == "runtime":
+                        m.d.sync += rdata.eq(stores[arg][register.name])
+                    elif kind == "status":
+                        m.d.sync += rdata.eq(status_word)
+                    else:  # "control": write-only, reads 0
+                        m.d.sync += rdata.eq(0)
+            with m.Default():
+                m.d.sync += sticky["err_address"].eq(1)
+
+    def _write(self, m, word_addr, wdata, stores, sticky):
+        with m.Switch(word_addr):
+            for offset, kind, register, arg in self._plan:
+                if kind == "control":
+                    with m.Case(offset // regmap.WORD_BYTES):
+                        for f in register.fields:
+                            with m.If(wdata[f.lsb]):
+                                m.d.comb += self.control[f.name].eq(1)
+                elif kind == "status":
+                    with m.Case(offset // regmap.WORD_BYTES):
+                        for f in register.fields:
+                            if f.name in sticky:
+                                with m.If(wdata[f.lsb]):
+                                    m.d.sync += sticky[f.name].eq(0)
+                elif kind == "runtime":
+                    with m.Case(offset // regmap.WORD_BYTES):
+                        with m.If(_accepts(register, self._config.layers[arg], wdata)):
+                            m.d.sync += stores[arg][register.name].eq(wdata)
+                        with m.Else():
+                            m.d.sync += sticky["err_param"].eq(1)
+            with m.Default():
+                m.d.sync += sticky["err_address"].eq(1)  # read-only or unmapped
+
+
+def _accepts(register: regmap.Register, layer: regmap.LayerConfig, value):
+    """Whether a write of `value` to a run-time register of `layer` is taken.
+
+    With fields: no bit outside them, each field holding one of its codes. Without (a decay):
+    0..2^F, and 0 or a power of two when the layer's decay is "shift".
+    """
+    if register.fields:
+        ok = value[_bits(register):] == 0
+        for f in register.fields:
+            top = max(_CODES[f.name].values()) if f.name in _CODES else (1 << f.width) - 1
+            if top < (1 << f.width) - 1:  # a field whose every value is a code needs no check
+                ok = ok & (value.bit_select(f.lsb, f.width) <= top)
+        return ok
+    ok = value <= (1 << layer.frac_bits)
+    if layer.decay == "shift":
+        ok = ok & ((value & (value - 1)) == 0)
+    return ok
+
+
+def _plan(config: CoreConfig) -> list[tuple[int, str, regmap.Register, object]]:
+    """(byte offset, kind, register, argument) of every register of the build, from the table.
+
+    Kinds: `const` (argument: the value), `counter_lo`, `counter_hi` (the counter's name),
+    `runtime` (the layer), `status`, `control`. Raises ValueError for a register the file
+    cannot serve.
+    """
+    readback = config.readback()
+    counters = counter_names()
+    placed = [(r.offset, r, None) for r in GLOBAL_REGISTERS]
+    placed += [(regmap.layer_offset(k, r.name), r, k) for k in range(len(config.layers)) for r in LAYER_REGISTERS]
+    plan = []
+    for offset, r, k in placed:
+        if r.access == "ro" and offset in readback:
+            plan.append((offset, "const", r, readback[offset]))
+        elif r.access == "ro" and r.name.endswith("_LO") and r.name[:-3] in counters:
+            plan.append((offset, "counter_lo", r, r.name[:-3]))
+        elif r.access == "ro" and r.name.endswith("_HI") and r.name[:-3] in counters:
+            plan.append((offset, "counter_hi", r, r.name[:-3]))
+        elif r.access == "rw" and k is not None:
+            plan.append((offset, "runtime", r, k))
+        elif r == regmap.register("STATUS"):
+            plan.append((offset, "status", r, None))
+        elif r == regmap.register("CONTROL"):
+            plan.append((offset, "control", r, None))
+        else:
+            raise ValueError(f"register {r.name} ({r.access}) has no source in the register file")
+    return plan
