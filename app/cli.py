@@ -19,6 +19,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +129,9 @@ def load_input(path) -> np.ndarray:
         raise SpikeError(f"{path}: not a readable spike file ({e}); {expected}") from None
     if isinstance(data, np.ndarray):
         return as_bool_spikes(data, name=str(path))
-    data.close()
+    with data:
+        if "spikes" not in data.files:
+            raise SpikeError(f"{path}: no array named 'spikes' (found {', '.join(data.files) or 'none'}); {expected}")
     return load_spikes(path)
 
 
@@ -182,7 +185,10 @@ def open_backend(network: Network, backend: str, *, say=_say, **options):
     if backend == "sim":
         options.setdefault("log", sim_build_log(network.sizes, say))
     try:
-        return open_core(backend, network, **options)
+        with warnings.catch_warnings():
+            if backend == "pynq":  # pynq warns "No devices found" off a board; the error below says it once
+                warnings.simplefilter("ignore", UserWarning)
+            return open_core(backend, network, **options)
     except (ImportError, RuntimeError, OSError, TimeoutError) as e:
         raise _backend_error(backend, e) from e
 
@@ -401,6 +407,8 @@ def cmd_loop(args) -> int:
         env = cartpole.make_env()
     except ImportError as e:
         raise ValueError(f"spikeloop loop needs {e.name}: pip install gymnasium") from e
+    _say(f"CartPole-v1 on {args.backend}: {args.episodes} episode(s) of up to 500 steps (a second or so each "
+         "on golden; Ctrl-C stops with a summary) ...")
     try:
         with open_backend(network, args.backend, **options) as core:
             result = run_loop(core, env, encoder, cartpole.decode, episodes=args.episodes, seed=args.seed,
@@ -422,6 +430,8 @@ def cmd_demo(args) -> int:
     """Train on digits, export, run the golden model and the simulated board, check bit-exact, close a loop."""
     from spikeloop.app.demo import demo
 
+    if args.out.exists() and not args.out.is_dir():
+        raise OptionError(f"argument --out: {args.out} is a file, expected a folder")
     return demo(Path(args.out), seed=args.seed, quick=args.quick)
 
 
