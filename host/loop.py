@@ -77,7 +77,7 @@ class LoopResult:
         def stats(values, fmt):
             if not values:
                 return "none"
-            return (f"mean {np.mean(values):{fmt}} (min {min(values):{fmt}}, max {max(values):{fmt}})"
+            return (f"mean {np.mean(values):.1f} (min {min(values):{fmt}}, max {max(values):{fmt}})"
                     if len(values) > 1 else f"{values[0]:{fmt}}")
 
         interrupted = " (interrupted)" if self.interrupted else ""

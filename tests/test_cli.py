@@ -78,9 +78,7 @@ def test_missing_file_is_reported(tmp_path, capsys):
 
 
 def test_bad_sizes_argument_is_refused(tmp_path, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["random-network", "--sizes", "12,x", "--out", str(tmp_path / "n.npz")])
-    assert e.value.code == 2
+    assert main(["random-network", "--sizes", "12,x", "--out", str(tmp_path / "n.npz")]) == 2
     assert "comma-separated integers" in capsys.readouterr().err
 
 
@@ -182,8 +180,8 @@ def test_nir_import_of_real_valued_weights_needs_binarize(tmp_path, capsys):
     "args, message",
     [
         (["train", "--dataset", "cifar", "--out", "{tmp}/x"],
-         "spikeloop train: error: dataset = 'cifar'; expected one of"),
-        (["train", "--epochs", "0", "--out", "{tmp}/x"], "epochs = 0, expected a positive integer"),
+         "spikeloop train: error: argument --dataset: invalid choice: 'cifar'"),
+        (["train", "--epochs", "0", "--out", "{tmp}/x"], "argument --epochs: expected an integer >= 1, got 0"),
         (["train", "--dataset", "shd", "--data-root", "{tmp}", "--out", "{tmp}/x"], "SHD: no data at"),
         (["export", "--checkpoint", "{tmp}/none.pt", "--out", "{tmp}/n.npz"], "none.pt: no such checkpoint file"),
         (["export", "--checkpoint", "{tmp}/junk.pt", "--out", "{tmp}/n.npz"], "junk.pt: not a readable checkpoint"),
