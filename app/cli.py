@@ -101,6 +101,26 @@ def _out_file(path: Path, option: str = "--out") -> Path:
     return path
 
 
+def _out_dir(path: Path, option: str = "--out") -> Path:
+    """Make an output folder now (before any computing), or refuse the path naming the option."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OptionError(f"argument {option}: {path} is a file, expected a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OptionError(f"argument {option}: cannot create the folder {path} ({e.strerror})") from None
+    return path
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what was kept (`kept`: "nothing saved", or where the files are)."""
+
+    def __init__(self, kept: str):
+        super().__init__(kept)
+        self.kept = kept
+
+
 def _writable(path: Path, option: str) -> Path:
     """Check now that `path` can be appended to (a log file), naming the option when it cannot."""
     _out_file(path, option)
@@ -341,7 +361,7 @@ def cmd_train(args) -> int:
     if args.hidden is not None:
         given["hidden"] = args.hidden
     cfg = train.TrainConfig(**given)
-    _out_file(args.out / "checkpoint.pt")
+    _out_dir(args.out)
     _say(f"training on {cfg.dataset}, hidden {'-'.join(map(str, cfg.hidden))}, T = {cfg.steps}, {cfg.epochs} epochs "
          "(Ctrl-C keeps the last complete epoch) ...")
     done = train.run(cfg, out=args.out, progress=not args.quiet, plots=not args.no_plots)
@@ -373,6 +393,7 @@ def cmd_nir_export(args) -> int:
     """Write a network image as a NIR graph (docs/nir.md)."""
     nir = _require("spikeloop.quant.nir", "train", "spikeloop nir")
     _require("nir", "train", "spikeloop nir")
+    _out_file(args.out)
     net = Network.load(args.network)
     path = nir.write_nir(net, args.out, dt=args.dt)
     print(f"{'-'.join(map(str, net.sizes))} network -> {path} (NIR, {nir.PROFILE}, dt = {args.dt:g} s)")
@@ -430,15 +451,26 @@ def cmd_demo(args) -> int:
     """Train on digits, export, run the golden model and the simulated board, check bit-exact, close a loop."""
     from spikeloop.app.demo import demo
 
-    if args.out.exists() and not args.out.is_dir():
-        raise OptionError(f"argument --out: {args.out} is a file, expected a folder")
-    return demo(Path(args.out), seed=args.seed, quick=args.quick)
+    out = _out_dir(args.out)
+    fresh = not any(out.iterdir())
+    try:
+        return demo(out, seed=args.seed, quick=args.quick)
+    except KeyboardInterrupt as e:
+        if getattr(e, "checkpoint", None) is not None or getattr(e, "epochs", None) is not None:
+            raise  # training stopped: it says what it saved
+        if fresh and any(out.iterdir()):
+            raise Interrupted(f"the stages finished so far wrote their files to {out}") from None
+        raise Interrupted("nothing saved") from None
 
 
 def cmd_verilog(args) -> int:
     """Write the Verilog of a core configuration and its manifest (default: the 784-256-128-10 core)."""
+    from spikeloop.configargs import config_from_args
     from spikeloop.rtl import verilog
 
+    config = config_from_args(args, **verilog.DEFAULTS)  # the options refused before any work
+    _out_dir(args.out)
+    _say(f"writing the Verilog of {'-'.join(map(str, config.sizes))} (Amaranth, then Yosys's Verilog back end) ...")
     return verilog.run(args)
 
 
@@ -454,6 +486,10 @@ def cmd_estimate(args) -> int:
     if not 0 <= args.max_chunk <= MAX_CHUNK:
         raise OptionError(f"argument --max-chunk: expected an integer in [0, {MAX_CHUNK}] (0: no cap), "
                           f"got {args.max_chunk}")
+    if args.json is not None:
+        _out_file(args.json, "--json")
+    if args.cache.exists() and not args.cache.is_dir():
+        raise OptionError(f"argument --cache: {args.cache} is a file, expected a folder")
     if not args.largest:  # the options checked (and refused) before any long step
         board = BOARDS[args.board]
         from spikeloop.configargs import config_from_args
@@ -613,6 +649,8 @@ def _one_line(e: BaseException) -> str:
 
 def _interrupted(e: KeyboardInterrupt) -> str:
     """What Ctrl-C left: the checkpoint training saved, or nothing."""
+    if isinstance(e, Interrupted):
+        return f"interrupted; {e.kept}"
     checkpoint = getattr(e, "checkpoint", None)
     if checkpoint is not None:
         return f"interrupted: saved the checkpoint of epoch {e.epochs} to {checkpoint}"

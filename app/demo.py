@@ -193,7 +193,9 @@ def closed_loop(*, seed: int = 0, steps: int = 500) -> dict:
     with open_core("sim", policy, **cartpole.GEOMETRY, log=sim_build_log(policy.sizes, say)) as core:
         result = run_loop(core, env, encoder, cartpole.decode, max_steps=steps, seed=seed, progress=False,
                           close_env=True)
-    balanced = result.steps[0] >= steps and not result.interrupted
+    if result.interrupted:  # run_loop stops cleanly on Ctrl-C; the demo stops with it
+        raise KeyboardInterrupt
+    balanced = result.steps[0] >= steps
     p50 = result.percentiles((50,))["step"][0]
     print(f"  loop     CartPole-v1 on the simulated board: {result.steps[0]} of {steps} steps "
           f"{'balanced' if balanced else 'NOT balanced'}, {result.steps_per_second:,.0f} steps/s, "

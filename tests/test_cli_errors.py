@@ -121,7 +121,11 @@ BAD = [
     (["train", "--seed", "-1"], "argument --seed"),
     (["train", "--max-samples", "0"], "argument --max-samples"),
     (["train", "--hidden", "0"], "argument --hidden"),
+    (["train", "--out", "{tmp}/afile"], "argument --out: "),
     # export, nir
+    (["export", "--checkpoint", "{tmp}/c.pt", "--out", NOT_A_FOLDER], "argument --out"),
+    (["nir", "export", "--network", "{tmp}/net.npz", "--out", NOT_A_FOLDER], "argument --out"),
+    (["nir", "import", "{tmp}/g.nir", "--out", NOT_A_FOLDER], "argument --out"),
     (["export", "--checkpoint", "{tmp}/c.pt", "--out", "{tmp}/n.npz", "--margin-bits", "-1"], "argument --margin-bits"),
     (["nir", "export", "--network", "{tmp}/net.npz", "--out", "{tmp}/n.nir", "--dt", "0"],
      "argument --dt: expected a number > 0"),
@@ -141,6 +145,7 @@ BAD = [
     (["verilog", "--frac-bits", "17", "--out", "{tmp}/v"], "argument --frac-bits"),
     (["verilog", "--decay", "exp", "--out", "{tmp}/v"], "argument --decay"),
     (["verilog", "--bus-width", "48", "--out", "{tmp}/v"], "argument --bus-width"),
+    (["verilog", "--out", "{tmp}/afile"], "argument --out: "),
     # estimate: the same messages, also with --analytic (which used to say "does not fit")
     (["estimate", "--chunk", "1000000"], CHUNK_MESSAGE),
     (["estimate", "--analytic", "--chunk", "1000000"], CHUNK_MESSAGE),
@@ -149,6 +154,8 @@ BAD = [
     (["estimate", "--analytic", "--margin", "0"], "argument --margin: expected a number in (0, 1], got 0"),
     (["estimate", "--analytic", "--margin", "x"], "argument --margin"),
     (["estimate", "--analytic", "--max-chunk", "-1"], "argument --max-chunk"),
+    (["estimate", "--analytic", "--json", NOT_A_FOLDER], "argument --json"),
+    (["estimate", "--cache", "{tmp}/afile"], "argument --cache"),
     # loop
     (["loop", "--backend", "fpga"], "argument --backend"),
     (["loop", "--episodes", "0"], "argument --episodes: expected an integer >= 1, got 0"),
@@ -370,7 +377,7 @@ def test_ctrl_c_in_the_closed_loop_prints_a_summary_and_interrupted(tmp_path):
     assert "Traceback" not in err and "NOT solved" not in out
     lines = out.strip().splitlines()
     assert len(lines) == 2 and all(len(line) < 200 for line in lines), out
-    assert "episode(s)" in lines[0] and "mean" in lines[0] and "(interrupted)" in lines[0]
+    assert "episode(s)" in lines[0] and "steps per episode" in lines[0] and "(interrupted)" in lines[0]
     assert lines[1].startswith("golden: CartPole-v1 interrupted")
 
 
@@ -424,3 +431,25 @@ def test_the_loop_summary_is_short_for_many_episodes():
     assert line == ("298 episode(s), 3570 steps: steps per episode mean 12.0 (min 9, max 15), "
                     "return mean 12.0 (min 9.0, max 15.0) (interrupted)")
     assert result.report().splitlines()[0] == line
+
+
+def test_verilog_is_announced_before_it_starts(tmp_path, capsys, monkeypatch):
+    from spikeloop.rtl import verilog
+
+    seen = {}
+    monkeypatch.setattr(verilog, "run", lambda args: seen.setdefault("err", capsys.readouterr().err) and 0)
+    assert main(["verilog", "--sizes", "64,32,10", "--out", str(tmp_path / "v")]) == 0
+    assert seen["err"].startswith("writing the Verilog of 64-32-10")
+
+
+def test_ctrl_c_in_the_demo_after_some_stages_says_where_their_files_are(tmp_path, capsys, monkeypatch):
+    from spikeloop.app import demo
+
+    def stopped(out, **kwargs):
+        (out / "network.npz").write_bytes(b"")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "demo", stopped)
+    assert main(["demo", "--out", str(tmp_path / "d")]) == 130
+    assert capsys.readouterr().err.strip() == (
+        f"spikeloop demo: interrupted; the stages finished so far wrote their files to {tmp_path / 'd'}")
