@@ -113,6 +113,10 @@ def _out_dir(path: Path, option: str = "--out") -> Path:
     return path
 
 
+class RunFailed(Exception):
+    """A run that started and failed (a transfer, the core's status): exit status 1, one line."""
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C, with what was kept (`kept`: "nothing saved", or where the files are)."""
 
@@ -238,8 +242,8 @@ def timed_run(network: Network, spikes: np.ndarray, backend: str, **options):
         t1 = time.perf_counter()
         try:
             out = core.run(spikes)
-        except (RuntimeError, OSError, TimeoutError) as e:
-            raise _backend_error(backend, e) from e
+        except (RuntimeError, OSError, TimeoutError) as e:  # the core failed while running: status 1
+            raise RunFailed(str(_backend_error(backend, e))) from e
         t2 = time.perf_counter()
     return out.spikes, out.membranes, (t1 - t0, t2 - t1)
 
@@ -554,9 +558,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, type=Path, help="output spike file (.npz); its folder is created")
     s.add_argument("--membranes", action="store_true", help="also store the last layer's pre-reset membranes")
     s.add_argument("--lanes", type=int_or_list, default=None,
-                   help="sim: neurons per clock P, one or per layer, at most each layer's outputs (default 16)")
+                   help="sim: neurons per clock P, one or per layer, at most each layer's outputs "
+                        "(default 16, or a layer's outputs if fewer)")
     s.add_argument("--chunk", type=int_or_list, default=None,
-                   help="sim: synapses per clock C, one or per layer, at most each layer's inputs (default 64)")
+                   help="sim: synapses per clock C, one or per layer, at most each layer's inputs "
+                        "(default 64, or a layer's inputs if fewer)")
     add_board_arguments(s)
 
     s = _command(sub, "random-network", cmd_random_network)
@@ -677,6 +683,9 @@ def main(argv=None) -> int:
     except (NetworkError, SpikeError, ValueError, FileNotFoundError) as e:
         print(f"spikeloop {name}: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except RunFailed as e:
+        print(f"spikeloop {name}: error: {_one_line(e)}", file=sys.stderr)
+        return 1
     except Exception as e:
         if os.environ.get("SPIKELOOP_TRACEBACK"):
             raise

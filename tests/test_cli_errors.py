@@ -453,3 +453,24 @@ def test_ctrl_c_in_the_demo_after_some_stages_says_where_their_files_are(tmp_pat
     assert main(["demo", "--out", str(tmp_path / "d")]) == 130
     assert capsys.readouterr().err.strip() == (
         f"spikeloop demo: interrupted; the stages finished so far wrote their files to {tmp_path / 'd'}")
+
+
+def test_a_core_that_fails_while_running_is_status_1_in_one_line(tmp, capsys, monkeypatch):
+    import spikeloop.host
+    from spikeloop.host import TransferError
+
+    class Failing:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def run(self, spikes):
+            raise TransferError("output stream: 3 of 75 words received before the deadline\nmore detail")
+
+    monkeypatch.setattr(spikeloop.host, "open_core", lambda *args, **kwargs: Failing())
+    assert main(["run", "--network", str(tmp / "net.npz"), "--input", str(tmp / "in.npz"), "--backend", "sim",
+                 "--out", str(tmp / "o.npz")]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "spikeloop run: error: backend sim: output stream: 3 of 75 words received before the deadline")
