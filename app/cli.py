@@ -179,15 +179,14 @@ def cmd_info(args) -> int:
 
 def sim_build_log(sizes, say=_say):
     """A `log=` callback for the simulated board: announces a build (only when one happens) with its duration."""
-    started = []
-
     def log(message: str) -> None:
-        if not started:
-            started.append(time.perf_counter())
+        if not log.started:
+            log.started = True
             say(f"building the simulated board for {'-'.join(map(str, sizes))} "
                 "(about a minute the first time, cached after) ...")
         say(f"  {message}")
 
+    log.started = False  # whether a build began (Ctrl-C then says the next run builds again)
     return log
 
 
@@ -215,6 +214,11 @@ def open_backend(network: Network, backend: str, *, say=_say, **options):
             return open_core(backend, network, **options)
     except (ImportError, RuntimeError, OSError, TimeoutError) as e:
         raise _backend_error(backend, e) from e
+    except KeyboardInterrupt:
+        if getattr(options.get("log"), "started", False):  # the cache keeps only finished builds
+            kept = "the simulated board was not built, nothing saved; the next run builds it again"
+            raise Interrupted(kept) from None
+        raise
 
 
 def run_backend(network: Network, spikes: np.ndarray, backend: str, **options):

@@ -474,3 +474,19 @@ def test_a_core_that_fails_while_running_is_status_1_in_one_line(tmp, capsys, mo
                  "--out", str(tmp / "o.npz")]) == 1
     assert capsys.readouterr().err.strip() == (
         "spikeloop run: error: backend sim: output stream: 3 of 75 words received before the deadline")
+
+
+def test_ctrl_c_during_the_simulated_board_build_says_the_next_run_builds_it(tmp, capsys, monkeypatch):
+    import spikeloop.host
+
+    def building(backend, network, *, log=None, **options):
+        log("verilating design 0123 (fast profile)")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(spikeloop.host, "open_core", building)
+    assert main(["run", "--network", str(tmp / "net.npz"), "--input", str(tmp / "in.npz"), "--backend", "sim",
+                 "--out", str(tmp / "o.npz")]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("building the simulated board for 40-16-5")
+    assert err[-1] == ("spikeloop run: interrupted; the simulated board was not built, nothing saved; "
+                       "the next run builds it again")
