@@ -353,13 +353,17 @@ def test_ctrl_c_is_one_line_and_status_130(tmp, capsys, monkeypatch, argv, patch
     assert not any("Traceback" in line for line in err)
 
 
-def _interrupt_after_first_line(argv, *, wait=1.0, timeout=120):
-    """Run the CLI in a subprocess, send SIGINT once it has printed its first line on stderr."""
+def _interrupt_after_first_line(argv, *, wait=1.0, ready=None, timeout=120):
+    """Run the CLI in a subprocess, send SIGINT once it has printed its first line on stderr (and
+    `ready()` holds, when given), then `wait` seconds more."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "spikeloop.app.cli", *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
     try:
         first = proc.stderr.readline()
+        deadline = time.monotonic() + timeout
+        while ready is not None and not ready() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
         time.sleep(wait)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=timeout)
@@ -370,8 +374,10 @@ def _interrupt_after_first_line(argv, *, wait=1.0, timeout=120):
 
 def test_ctrl_c_in_the_closed_loop_prints_a_summary_and_interrupted(tmp_path):
     pytest.importorskip("gymnasium")
+    log = tmp_path / "loop.log"
     rc, first, out, err = _interrupt_after_first_line(
-        ["loop", "--episodes", "1000", "--quiet", "--log", str(tmp_path / "loop.log")])
+        ["loop", "--episodes", "1000", "--quiet", "--log", str(log)], wait=0.5,
+        ready=lambda: log.exists() and "closed loop:" in log.read_text())
     assert "CartPole-v1 on golden: 1000 episode(s)" in first
     assert rc == 130, (out, err)
     assert "Traceback" not in err and "NOT solved" not in out
