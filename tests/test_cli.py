@@ -86,7 +86,11 @@ def test_bad_sizes_argument_is_refused(tmp_path, capsys):
 def test_demo_runs_and_checks_both_golden_models_and_the_simulated_board(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SPIKELOOP_SIM_PROFILE", "quick")  # the tests' simulated-board builds (tests/host)
     assert main(["demo", "--out", str(tmp_path), "--quick"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    # each long step announced on stderr, training with one line per epoch
+    said = err.splitlines()
+    assert said[0].startswith("spikeloop demo: training on digits, hidden 32, T = 8, 2 epochs"), err
+    assert said[1].startswith("  epoch 1/2: loss") and said[2].startswith("  epoch 2/2: loss"), err
     assert "EQUAL" in out and "MISMATCH" not in out
     assert "accuracy integer model on the golden model" in out
     report = json.loads((tmp_path / "report.json").read_text())
