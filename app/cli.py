@@ -505,9 +505,8 @@ def cmd_estimate(args) -> int:
         config_from_args(args, default_sizes=board.default_sizes, default_lanes=board.default_lanes,
                          default_chunk=board.default_chunk)
     if args.largest:
-        _say("searching for the largest configuration that fits"
-             + ("" if args.analytic else "; with its Yosys synthesis this takes tens of minutes "
-                "(--analytic: seconds)") + " ...")
+        then = "" if args.analytic else ", then synthesizing it with Yosys (tens of minutes; --analytic skips it)"
+        _say(f"searching for the largest configuration that fits (a few seconds){then} ...")
     elif not args.analytic:
         what = "Yosys, then nextpnr" if args.board == "ulx3s" else "Yosys"
         _say(f"synthesizing with {what} (about 3-5 minutes the first time, cached after; --analytic: a second) ...")
