@@ -124,7 +124,7 @@ def check_per_layer(option: str, value, sizes, *, what: str, limit: int) -> None
     said the same way whatever the value (0, -4 or 1000000), and whichever command asks.
     """
     sizes = list(sizes)
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         if len(value) != len(sizes):
             raise OptionError(f"argument {option}: {len(value)} values for {len(sizes)} layers")
         for k, (v, size) in enumerate(zip(value, sizes)):
@@ -189,7 +189,7 @@ def config_from_args(args, *, default_sizes=(784, 256, 128, 10), default_lanes=1
 
 def _each(value, caps) -> list[int]:
     """One value per layer: a list as it is, one value capped at each layer's size (as CoreConfig.build does)."""
-    return list(value) if isinstance(value, list) else [min(value, c) for c in caps]
+    return list(value) if isinstance(value, (list, tuple)) else [min(value, c) for c in caps]
 
 
 def config_args(config: CoreConfig) -> list[str]:

@@ -146,6 +146,8 @@ BAD = [
     (["verilog", "--decay", "exp", "--out", "{tmp}/v"], "argument --decay"),
     (["verilog", "--bus-width", "48", "--out", "{tmp}/v"], "argument --bus-width"),
     (["verilog", "--out", "{tmp}/afile"], "argument --out: "),
+    (["verilog", "--lanes", "256", "--chunk", "784", "--out", "{tmp}/v"],
+     "arguments --lanes and --chunk: lanes x chunk = 200704 weight bits per clock, at most 65536"),
     # estimate: the same messages, also with --analytic (which used to say "does not fit")
     (["estimate", "--chunk", "1000000"], CHUNK_MESSAGE),
     (["estimate", "--analytic", "--chunk", "1000000"], CHUNK_MESSAGE),
