@@ -479,6 +479,12 @@ def cmd_verilog(args) -> int:
     config = config_from_args(args, **verilog.DEFAULTS)  # the options refused before any work
     _out_dir(args.out)
     _say(f"writing the Verilog of {'-'.join(map(str, config.sizes))} (Amaranth, then Yosys's Verilog back end) ...")
+    from spikeloop.boards.estimate import MAX_CHUNK as TIMING_CHUNK
+
+    wide = max(layer.chunk for layer in config.layers)
+    if wide > TIMING_CHUNK:
+        _say(f"warning: chunk {wide} > {TIMING_CHUNK}: a popcount this wide takes Yosys a long time and much "
+             "memory, and may not meet timing (spikeloop estimate --analytic says whether it fits a board)")
     return verilog.run(args)
 
 

@@ -498,3 +498,13 @@ def test_ctrl_c_during_the_simulated_board_build_says_the_next_run_builds_it(tmp
     assert err[0].startswith("building the simulated board for 40-16-5")
     assert err[-1] == ("spikeloop run: interrupted; the simulated board was not built, nothing saved; "
                        "the next run builds it again")
+
+
+def test_verilog_warns_of_a_chunk_wider_than_timing_allows(tmp_path, capsys, monkeypatch):
+    from spikeloop.rtl import verilog
+
+    monkeypatch.setattr(verilog, "run", lambda args: 0)
+    assert main(["verilog", "--chunk", "784", "--out", str(tmp_path / "v")]) == 0
+    assert "warning: chunk 784 > 256" in capsys.readouterr().err
+    assert main(["verilog", "--out", str(tmp_path / "v")]) == 0
+    assert "warning" not in capsys.readouterr().err
