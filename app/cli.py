@@ -478,7 +478,8 @@ def cmd_verilog(args) -> int:
 
     config = config_from_args(args, **verilog.DEFAULTS)  # the options refused before any work
     _out_dir(args.out)
-    _say(f"writing the Verilog of {'-'.join(map(str, config.sizes))} (Amaranth, then Yosys's Verilog back end) ...")
+    sizes = "-".join(map(str, config.sizes))
+    _say(f"writing the Verilog of {sizes} (Amaranth, then Yosys's Verilog back end: 10-30 s) ...")
     from spikeloop.boards.estimate import MAX_CHUNK as TIMING_CHUNK
 
     wide = max(layer.chunk for layer in config.layers)
