@@ -4,43 +4,159 @@ A thin layer over the library: each command parses its arguments, calls one libr
 and prints what it did. PyTorch and NIR are imported only by the commands that need them
 (`train`, `export`, `nir`, the demo), so `info`, `run` and the random generators work with
 numpy alone.
+
+Conventions: every option is checked where it enters (an argparse type, or
+`spikeloop.configargs` for the core options), and refused with a message naming it and its true
+range. Results go to stdout; announcements of long steps (with their expected duration) and
+progress go to stderr, printed before the step starts. Every error is one line on stderr:
+exit status 2 for bad input, 1 for a run that failed, 130 for Ctrl-C (after saying what was
+kept); never a traceback (SPIKELOOP_TRACEBACK=1 shows it for a failed run).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from spikeloop.configargs import add_config_arguments
-from spikeloop.network import Network, NetworkError, random_network
-from spikeloop.spikes import SpikeError, check_spikes, load_spikes, poisson_spikes, save_spikes
+from spikeloop.configargs import OptionError, add_config_arguments, float_in, int_in, int_or_list, sizes_type
+from spikeloop.network import BITS_RANGE, FRAC_BITS_RANGE, MAX_WIDTH, Network, NetworkError, random_network
+from spikeloop.regmap import MAX_CHUNK, MAX_LANES
+from spikeloop.spikes import SpikeError, as_bool_spikes, check_spikes, load_spikes, poisson_spikes, save_spikes
 from spikeloop.uartlink import DEFAULT_BAUD
 
 BACKENDS = ("golden", "sim", "pynq", "serial")
 
+DESCRIPTION = """\
+spikeloop runs spiking neural networks with binary (+1/-1) weights on an FPGA, bit for bit
+as the integer golden model computes them. Train a network in PyTorch, export it to a network
+image (.npz), run it on the golden model, on a simulated board (Verilator) or on a PYNQ board,
+close a control loop through it, and get the core's Verilog and its size on a board.
+"""
+
+EXAMPLES = """\
+examples:
+  spikeloop demo                                    train on digits, check, run on the simulated board
+  spikeloop random-network --sizes 784,256,10 --out net.npz
+  spikeloop random-spikes --n-in 784 --steps 100 --out in.npz
+  spikeloop run --network net.npz --input in.npz --backend sim --out out.npz
+  spikeloop estimate --board pynq-z2 --analytic     resources on the PYNQ-Z2 in a second
+
+`spikeloop COMMAND --help` shows each command's options and examples.
+"""
+
+#: Examples shown under each subcommand's help.
+COMMAND_EXAMPLES = {
+    "info": ["spikeloop info net.npz"],
+    "run": ["spikeloop run --network net.npz --input in.npz --out out.npz --membranes",
+            "spikeloop run --network net.npz --input in.npy --backend sim --lanes 16 --chunk 64 --out out.npz",
+            "spikeloop run --network net.npz --input in.npz --backend serial --port /dev/ttyUSB0 --out out.npz"],
+    "random-network": ["spikeloop random-network --sizes 784,256,10 --out net.npz",
+                       "spikeloop random-network --sizes 64,32,10 --neuron cuba --reset zero --seed 3 --out net.npz"],
+    "random-spikes": ["spikeloop random-spikes --n-in 784 --steps 100 --density 0.2 --out in.npz",
+                      "spikeloop random-spikes --n-in 64 --steps 16 --batch 8 --out batch.npz"],
+    "train": ["spikeloop train --dataset digits --hidden 256 --epochs 30 --out build/train",
+              "spikeloop train --dataset temporal --neuron cuba --steps 32 --rule bayes --out build/temporal"],
+    "export": ["spikeloop export --checkpoint build/train/checkpoint.pt --out net.npz"],
+    "nir": ["spikeloop nir export --network net.npz --out net.nir",
+            "spikeloop nir import model.nir --out net.npz --binarize"],
+    "nir export": ["spikeloop nir export --network net.npz --out net.nir --dt 1e-3"],
+    "nir import": ["spikeloop nir import model_from_snntorch.nir --out net.npz",
+                   "spikeloop nir import model_from_norse.nir --dt 1e-3 --out net.npz"],
+    "verilog": ["spikeloop verilog --out build/verilog",
+                "spikeloop verilog --sizes 784,256,10 --lanes 16 --chunk 64 --membranes --out build/verilog"],
+    "estimate": ["spikeloop estimate --analytic                      the analytic model, in a second",
+                 "spikeloop estimate --board pynq-z2                 Yosys synthesis, 3-5 minutes (cached after)",
+                 "spikeloop estimate --sizes 784,256,10 --lanes 8,4 --chunk 64,32 --analytic",
+                 "spikeloop estimate --largest --analytic            the fastest core that fits (seconds)",
+                 "spikeloop estimate --largest                       the same, synthesized: tens of minutes"],
+    "loop": ["spikeloop loop", "spikeloop loop --backend sim --episodes 5 --log build/loop.log"],
+    "demo": ["spikeloop demo", "spikeloop demo --quick --out build/quick"],
+}
+
+
+def _examples(name: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in COMMAND_EXAMPLES[name])
+
 
 def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"sizes must be comma-separated integers like 784,256,10, got {text!r}"
-        ) from None
-    if len(sizes) < 2:
-        raise argparse.ArgumentTypeError(f"sizes needs at least an input and one layer, got {text!r}")
-    return sizes
+    """An argparse type: network sizes like 784,256,10 (checked by `spikeloop.configargs.sizes_type`)."""
+    return tuple(int(x) for x in sizes_type(text).split(","))
 
 
-def _per_layer(text: str) -> int | list[int]:
+def _out_file(path: Path, option: str = "--out") -> Path:
+    """Make the folder of an output file (before any computing), or refuse the path naming the option."""
+    path = Path(path)
+    if path.is_dir():
+        raise OptionError(f"argument {option}: {path} is a folder, expected a file name")
     try:
-        values = [int(x) for x in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or comma-separated integers, got {text!r}") from None
-    return values[0] if len(values) == 1 else values
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OptionError(f"argument {option}: cannot create the folder {path.parent} ({e.strerror})") from None
+    return path
+
+
+def _out_dir(path: Path, option: str = "--out") -> Path:
+    """Make an output folder now (before any computing), or refuse the path naming the option."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OptionError(f"argument {option}: {path} is a file, expected a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OptionError(f"argument {option}: cannot create the folder {path} ({e.strerror})") from None
+    return path
+
+
+class RunFailed(Exception):
+    """A run that started and failed (a transfer, the core's status): exit status 1, one line."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what was kept (`kept`: "nothing saved", or where the files are)."""
+
+    def __init__(self, kept: str):
+        super().__init__(kept)
+        self.kept = kept
+
+
+def _writable(path: Path, option: str) -> Path:
+    """Check now that `path` can be appended to (a log file), naming the option when it cannot."""
+    _out_file(path, option)
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as e:
+        raise OptionError(f"argument {option}: cannot write {path} ({e.strerror})") from None
+    return path
+
+
+def _say(message: str) -> None:
+    """An announcement or a progress line (stderr, flushed at once)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def load_input(path) -> np.ndarray:
+    """Read input spikes: a spike file (.npz with a 0/1 array 'spikes') or a plain .npy array of 0/1."""
+    path = Path(path)
+    expected = "expected a spike file (.npz with a 0/1 array 'spikes') or a .npy array of 0/1 spikes"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such spike file")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise SpikeError(f"{path}: not a readable spike file ({e}); {expected}") from None
+    if isinstance(data, np.ndarray):
+        return as_bool_spikes(data, name=str(path))
+    with data:
+        if "spikes" not in data.files:
+            raise SpikeError(f"{path}: no array named 'spikes' (found {', '.join(data.files) or 'none'}); {expected}")
+    return load_spikes(path)
 
 
 def cmd_info(args) -> int:
@@ -61,30 +177,79 @@ def cmd_info(args) -> int:
     return 0
 
 
+def sim_build_log(sizes, say=_say):
+    """A `log=` callback for the simulated board: announces a build (only when one happens) with its duration."""
+    def log(message: str) -> None:
+        if not log.started:
+            log.started = True
+            say(f"building the simulated board for {'-'.join(map(str, sizes))} "
+                "(about a minute the first time, cached after) ...")
+        say(f"  {message}")
+
+    log.started = False  # whether a build began (Ctrl-C then says the next run builds again)
+    return log
+
+
+def _backend_error(backend: str, e: BaseException) -> ValueError:
+    """The one-line error of a backend that failed to open or run, with the hint that fixes it."""
+    if isinstance(e, ImportError):
+        extra = {"pynq": "board", "serial": "serial"}.get(backend, "hw")
+        return ValueError(f"backend {backend} needs {e.name}: pip install spikeloop[{extra}]")
+    hint = {"pynq": "; off a PYNQ board, the simulated board is --backend sim (the numerics alone: --backend golden)",
+            "serial": "; check --port (e.g. /dev/ttyUSB0) and that the board is plugged in"}.get(backend, "")
+    return ValueError(f"backend {backend}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}"
+                      f"{hint}")
+
+
+def open_backend(network: Network, backend: str, *, say=_say, **options):
+    """`open_core(backend, network, **options)` with the simulated board's build announced and errors in one line."""
+    from spikeloop.host import open_core
+
+    if backend == "sim":
+        options.setdefault("log", sim_build_log(network.sizes, say))
+    try:
+        with warnings.catch_warnings():
+            if backend == "pynq":  # pynq warns "No devices found" off a board; the error below says it once
+                warnings.simplefilter("ignore", UserWarning)
+            return open_core(backend, network, **options)
+    except (ImportError, RuntimeError, OSError, TimeoutError) as e:
+        raise _backend_error(backend, e) from e
+    except KeyboardInterrupt:
+        if getattr(options.get("log"), "started", False):  # the cache keeps only finished builds
+            kept = "the simulated board was not built, nothing saved; the next run builds it again"
+            raise Interrupted(kept) from None
+        raise
+
+
 def run_backend(network: Network, spikes: np.ndarray, backend: str, **options):
     """Run spikes through a network on the named backend; returns (spikes_out, membranes_out).
 
     "sim", "pynq" and "serial" go through the host driver (spikeloop.host); `options` are
     `open_core`'s (lanes, chunk for the simulated core; bitfile for a PYNQ board; port, baudrate
     for a board on a serial port). Membranes are None when the core does not output them."""
+    out, membranes, _ = timed_run(network, spikes, backend, **options)
+    return out, membranes
+
+
+def timed_run(network: Network, spikes: np.ndarray, backend: str, **options):
+    """`run_backend` that also returns (seconds opening the core: build and load, seconds running)."""
     if backend == "golden":
         from spikeloop import golden
 
+        t0 = time.perf_counter()
         trace = golden.run(network, spikes)
-        return trace.spikes, trace.membranes
-    if backend in ("sim", "pynq", "serial"):
+        return trace.spikes, trace.membranes, (0.0, time.perf_counter() - t0)
+    if backend not in ("sim", "pynq", "serial"):
+        raise ValueError(f"backend {backend!r} is not available; choose from {', '.join(BACKENDS)}")
+    t0 = time.perf_counter()
+    with open_backend(network, backend, **options) as core:
+        t1 = time.perf_counter()
         try:
-            from spikeloop.host import open_core
-
-            with open_core(backend, network, **options) as core:
-                out = core.run(spikes)
-        except ImportError as e:
-            extra = {"pynq": "board", "serial": "serial"}.get(backend, "hw")
-            raise ValueError(f"backend {backend} needs {e.name}: pip install spikeloop[{extra}]") from e
-        except (RuntimeError, OSError, TimeoutError) as e:
-            raise ValueError(f"backend {backend}: {e}") from e
-        return out.spikes, out.membranes
-    raise ValueError(f"backend {backend!r} is not available; choose from {', '.join(BACKENDS)}")
+            out = core.run(spikes)
+        except (RuntimeError, OSError, TimeoutError) as e:  # the core failed while running: status 1
+            raise RunFailed(str(_backend_error(backend, e))) from e
+        t2 = time.perf_counter()
+    return out.spikes, out.membranes, (t1 - t0, t2 - t1)
 
 
 def board_options(args) -> dict[str, dict]:
@@ -95,34 +260,54 @@ def board_options(args) -> dict[str, dict]:
 def add_board_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the backends that reach a built board: pynq's bitstream, the serial port."""
     parser.add_argument("--bitfile", default="spikeloop.bit", help="pynq: the overlay's bitstream (spikeloop.bit)")
-    parser.add_argument("--port", default=None, help="serial: the board's port, e.g. /dev/ttyUSB0 (or a pyserial URL)")
-    parser.add_argument("--baudrate", type=int, default=DEFAULT_BAUD,
+    parser.add_argument("--port", default=None,
+                        help="serial (needed there): the board's port, e.g. /dev/ttyUSB0 (or a pyserial URL)")
+    parser.add_argument("--baudrate", type=int_in(1), default=DEFAULT_BAUD,
                         help=f"serial: the UART's baud rate ({DEFAULT_BAUD})")
+
+
+def check_board_options(args) -> None:
+    """Refuse what a backend cannot start without, before any work."""
+    if args.backend == "serial" and not args.port:
+        raise OptionError("--backend serial needs --port, the board's serial port (e.g. /dev/ttyUSB0)")
 
 
 def cmd_run(args) -> int:
     """Run a spike file through a network and write the output spikes (and membranes)."""
+    check_board_options(args)
+    _out_file(args.out)
     net = Network.load(args.network)
-    spikes = load_spikes(args.input)
+    spikes = load_input(args.input)
     check_spikes(spikes, net.n_in, name=str(args.input))
-    t0 = time.perf_counter()
-    options = {"sim": {"lanes": args.lanes, "chunk": args.chunk}, **board_options(args)}
-    out, membranes = run_backend(net, spikes, args.backend, **options.get(args.backend, {}))
-    dt = time.perf_counter() - t0
+    options = {"sim": sim_geometry(args, net), **board_options(args)}
+    out, membranes, (opened, ran) = timed_run(net, spikes, args.backend, **options.get(args.backend, {}))
     if args.membranes and membranes is None:
         raise ValueError(f"the {args.backend} core does not output membranes (built without them)")
     extra = {"membranes": membranes} if args.membranes else {}
     save_spikes(args.out, out, **extra)
     steps = int(np.prod(spikes.shape[:-1]))
+    opening = f" (core built and loaded in {opened:.1f} s)" if args.backend != "golden" else ""
     print(
-        f"{args.backend}: {steps} timesteps in {dt * 1e3:.1f} ms, {int(out.sum())} output spikes "
+        f"{args.backend}: {steps} timesteps in {ran * 1e3:.1f} ms{opening}, {int(out.sum())} output spikes "
         f"-> {args.out} (spikes {tuple(out.shape)}{', membranes' if args.membranes else ''})"
     )
     return 0
 
 
+def sim_geometry(args, net: Network) -> dict:
+    """`--lanes` and `--chunk` of `run --backend sim`, checked against the network's layers (defaults 16, 64)."""
+    from spikeloop.configargs import check_per_layer
+
+    if args.lanes is not None:
+        check_per_layer("--lanes", args.lanes, net.sizes[1:], what="outputs", limit=MAX_LANES)
+    if args.chunk is not None:
+        check_per_layer("--chunk", args.chunk, net.sizes[:-1], what="inputs", limit=MAX_CHUNK)
+    return {"lanes": 16 if args.lanes is None else args.lanes, "chunk": 64 if args.chunk is None else args.chunk}
+
+
 def cmd_random_network(args) -> int:
     """Write a random network image of the given sizes (for trying things out)."""
+    _out_file(args.out)
     net = random_network(args.sizes, seed=args.seed, neuron=args.neuron, reset=args.reset)
     digest = net.save(args.out)
     print(f"{'-'.join(map(str, net.sizes))} {args.neuron} network -> {args.out} ({digest})")
@@ -131,6 +316,7 @@ def cmd_random_network(args) -> int:
 
 def cmd_random_spikes(args) -> int:
     """Write a spike file of Bernoulli spikes."""
+    _out_file(args.out)
     shape = (args.steps, args.n_in) if args.batch is None else (args.batch, args.steps, args.n_in)
     save_spikes(args.out, poisson_spikes(shape, args.density, seed=args.seed))
     print(f"spikes {shape} density {args.density} -> {args.out}")
@@ -147,21 +333,31 @@ def _require(module: str, extra: str, what: str):
         raise ValueError(f"{what} needs {e.name or module}: pip install spikeloop[{extra}]") from e
 
 
+#: The choices of `spikeloop train`'s string options (held equal to spikeloop.quant.train.CHOICES by a test).
+TRAIN_CHOICES = {
+    "dataset": ("digits", "mnist5k", "temporal", "nmnist", "shd", "dvsgesture"),
+    "encoding": ("rate", "latency"),
+    "neuron": ("lif", "cuba"),
+    "reset": ("subtract", "zero", "none"),
+    "rule": ("ste", "bayes"),
+    "readout": ("membrane", "count"),
+}
+
 TRAIN_OPTIONS = {  # CLI option -> (TrainConfig field, type, help); None values are left to TrainConfig's defaults
     "--dataset": ("dataset", str, "digits, mnist5k, temporal, nmnist, shd or dvsgesture (default digits)"),
     "--encoding": ("encoding", str, "rate or latency, for the image data sets (default rate)"),
-    "--steps": ("steps", int, "timesteps per sample (default 16)"),
+    "--steps": ("steps", int_in(1), "timesteps per sample (default 16)"),
     "--neuron": ("neuron", str, "lif or cuba (default lif)"),
     "--reset": ("reset", str, "subtract, zero or none (default subtract)"),
     "--rule": ("rule", str, "ste (straight-through) or bayes (BiSNN) (default ste)"),
     "--readout": ("readout", str, "membrane or count (default membrane)"),
-    "--leak": ("leak", float, "membrane decay per step, lam = round(leak * 2^F) (default 0.125)"),
-    "--epochs": ("epochs", int, "(default 30)"),
-    "--batch-size": ("batch_size", int, "(default 64)"),
-    "--lr": ("lr", float, "synapse learning rate (default 0.05 ste, 0.2 bayes)"),
-    "--seed": ("seed", int, "seeds the split, the encodings, the initial weights and the batches (default 0)"),
+    "--leak": ("leak", float_in(0.0, 1.0), "membrane decay per step in [0, 1], lam = round(leak * 2^F) (0.125)"),
+    "--epochs": ("epochs", int_in(1), "passes over the training set (default 30)"),
+    "--batch-size": ("batch_size", int_in(1), "samples per gradient step (default 64)"),
+    "--lr": ("lr", float_in(0.0, open_lo=True), "synapse learning rate, > 0 (default 0.05 ste, 0.2 bayes)"),
+    "--seed": ("seed", int_in(0), "seeds the split, the encodings, the initial weights and the batches (default 0)"),
     "--data-root": ("data_root", str, "folder holding tonic's data set folders (nmnist, shd, dvsgesture)"),
-    "--max-samples": ("max_samples", int, "cap on each split of an event data set"),
+    "--max-samples": ("max_samples", int_in(1), "cap on each split of an event data set"),
 }
 
 
@@ -173,6 +369,9 @@ def cmd_train(args) -> int:
     if args.hidden is not None:
         given["hidden"] = args.hidden
     cfg = train.TrainConfig(**given)
+    _out_dir(args.out)
+    _say(f"training on {cfg.dataset}, hidden {'-'.join(map(str, cfg.hidden))}, T = {cfg.steps}, {cfg.epochs} epochs "
+         "(Ctrl-C keeps the last complete epoch) ...")
     done = train.run(cfg, out=args.out, progress=not args.quiet, plots=not args.no_plots)
     s = done.summary
     m = s["model_metrics"]
@@ -190,6 +389,7 @@ def cmd_train(args) -> int:
 def cmd_export(args) -> int:
     """Export a training checkpoint to a network image, printing what was rounded and the widths chosen."""
     train = _require("spikeloop.quant.train", "train", "spikeloop export")
+    _out_file(args.out)
     network, report, cfg = train.export_checkpoint(args.checkpoint, margin_bits=args.margin_bits)
     print(report)
     digest = network.save(args.out)
@@ -201,6 +401,7 @@ def cmd_nir_export(args) -> int:
     """Write a network image as a NIR graph (docs/nir.md)."""
     nir = _require("spikeloop.quant.nir", "train", "spikeloop nir")
     _require("nir", "train", "spikeloop nir")
+    _out_file(args.out)
     net = Network.load(args.network)
     path = nir.write_nir(net, args.out, dt=args.dt)
     print(f"{'-'.join(map(str, net.sizes))} network -> {path} (NIR, {nir.PROFILE}, dt = {args.dt:g} s)")
@@ -211,6 +412,7 @@ def cmd_nir_import(args) -> int:
     """Import a NIR graph (snnTorch, Norse, spikeloop) as a network image (docs/nir.md)."""
     nir = _require("spikeloop.quant.nir", "train", "spikeloop nir")
     _require("nir", "train", "spikeloop nir")
+    _out_file(args.out)
     network, report = nir.from_nir(args.graph, dt=args.dt, frac_bits=args.frac_bits, v_bits=args.v_bits,
                                    u_bits=args.u_bits, reset=args.reset, binarize=args.binarize)
     print(report)
@@ -221,159 +423,285 @@ def cmd_nir_import(args) -> int:
 
 def cmd_loop(args) -> int:
     """Closed loop: Gymnasium's CartPole balanced by an SNN policy on the chosen backend (spikeloop.host)."""
-    from spikeloop.host import cartpole, open_core
+    from spikeloop.host import cartpole
     from spikeloop.host.loop import run_loop
 
+    check_board_options(args)
+    if args.log is not None:
+        _writable(args.log, "--log")
     encoder = cartpole.ThermometerEncoder()
     network = cartpole.policy_network(encoder)
     options = {"golden": cartpole.GEOMETRY, "sim": cartpole.GEOMETRY, **board_options(args)}[args.backend]
     try:
         env = cartpole.make_env()
-        with open_core(args.backend, network, **options) as core:
-            result = run_loop(core, env, encoder, cartpole.decode, episodes=args.episodes, seed=args.seed,
-                              log=args.log, progress=not args.quiet, close_env=True)
     except ImportError as e:
         raise ValueError(f"spikeloop loop needs {e.name}: pip install gymnasium") from e
+    _say(f"CartPole-v1 on {args.backend}: {args.episodes} episode(s) of up to 500 steps (a second or so each "
+         "on golden; Ctrl-C stops with a summary) ...")
+    try:
+        with open_backend(network, args.backend, **options) as core:
+            result = run_loop(core, env, encoder, cartpole.decode, episodes=args.episodes, seed=args.seed,
+                              log=args.log, progress=not args.quiet, close_env=True)
     except (RuntimeError, OSError, TimeoutError) as e:
-        raise ValueError(f"backend {args.backend}: {e}") from e
+        raise _backend_error(args.backend, e) from e
+    log = f"; log {result.log}" if result.log else ""
+    if result.interrupted:
+        print(result.summary())
+        print(f"{args.backend}: CartPole-v1 interrupted{log}")
+        return 130
     print(result.report())
-    solved = not result.interrupted and min(result.steps) >= 500
-    print(f"{args.backend}: CartPole-v1 {'solved' if solved else 'NOT solved'} (500 steps per episode)"
-          + (f"; log {result.log}" if result.log else ""))
+    solved = min(result.steps) >= 500
+    print(f"{args.backend}: CartPole-v1 {'solved' if solved else 'NOT solved'} (500 steps per episode){log}")
     return 0 if solved else 1
 
 
 def cmd_demo(args) -> int:
-    """Train on digits, export, run the golden model, check, report and plot; see spikeloop.app.demo."""
+    """Train on digits, export, run the golden model and the simulated board, check bit-exact, close a loop."""
     from spikeloop.app.demo import demo
 
-    return demo(Path(args.out), seed=args.seed, quick=args.quick)
+    out = _out_dir(args.out)
+    fresh = not any(out.iterdir())
+    try:
+        return demo(out, seed=args.seed, quick=args.quick)
+    except KeyboardInterrupt as e:
+        if getattr(e, "checkpoint", None) is not None or getattr(e, "epochs", None) is not None:
+            raise  # training stopped: it says what it saved
+        if fresh and any(out.iterdir()):
+            raise Interrupted(f"the stages finished so far wrote their files to {out}") from None
+        raise Interrupted("nothing saved") from None
 
 
 def cmd_verilog(args) -> int:
     """Write the Verilog of a core configuration and its manifest (default: the 784-256-128-10 core)."""
+    from spikeloop.configargs import config_from_args
     from spikeloop.rtl import verilog
 
+    config = config_from_args(args, **verilog.DEFAULTS)  # the options refused before any work
+    _out_dir(args.out)
+    sizes = "-".join(map(str, config.sizes))
+    _say(f"writing the Verilog of {sizes} (Amaranth, then Yosys's Verilog back end: 10-30 s) ...")
+    from spikeloop.boards.estimate import MAX_CHUNK as TIMING_CHUNK
+
+    wide = max(layer.chunk for layer in config.layers)
+    if wide > TIMING_CHUNK:
+        _say(f"warning: chunk {wide} > {TIMING_CHUNK}: a popcount this wide takes Yosys a long time and much "
+             "memory, and may not meet timing (spikeloop estimate --analytic says whether it fits a board)")
     return verilog.run(args)
 
 
 def cmd_estimate(args) -> int:
     """LUT/FF/BRAM/DSP (Yosys and analytic), cycles and ops/cycle of a core configuration on a board."""
     from spikeloop.boards import estimate
+    from spikeloop.boards.devices import BOARDS
 
+    if args.board not in BOARDS:
+        raise OptionError(f"argument --board: {args.board!r}, expected one of {', '.join(BOARDS)}")
+    if not 0 < args.margin <= 1:
+        raise OptionError(f"argument --margin: expected a number in (0, 1], got {args.margin:g}")
+    if not 0 <= args.max_chunk <= MAX_CHUNK:
+        raise OptionError(f"argument --max-chunk: expected an integer in [0, {MAX_CHUNK}] (0: no cap), "
+                          f"got {args.max_chunk}")
+    if args.json is not None:
+        _out_file(args.json, "--json")
+    if args.cache.exists() and not args.cache.is_dir():
+        raise OptionError(f"argument --cache: {args.cache} is a file, expected a folder")
+    if not args.largest:  # the options checked (and refused) before any long step
+        board = BOARDS[args.board]
+        from spikeloop.configargs import config_from_args
+
+        config_from_args(args, default_sizes=board.default_sizes, default_lanes=board.default_lanes,
+                         default_chunk=board.default_chunk)
+    if args.largest:
+        then = "" if args.analytic else ", then synthesizing it with Yosys (tens of minutes; --analytic skips it)"
+        _say(f"searching for the largest configuration that fits (a few seconds){then} ...")
+    elif not args.analytic:
+        what = "Yosys, then nextpnr" if args.board == "ulx3s" else "Yosys"
+        _say(f"synthesizing with {what} (about 3-5 minutes the first time, cached after; --analytic: a second) ...")
     return estimate.run(args)
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's and the examples' line breaks."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser whose refusals are one line (the option, its range) pointing to --help."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _command(sub, name: str, func, help_text: str | None = None, **kwargs) -> argparse.ArgumentParser:
+    help_text = help_text or func.__doc__
+    s = sub.add_parser(name.split()[-1], help=help_text, description=help_text, epilog=_examples(name),
+                       formatter_class=_Formatter, **kwargs)
+    s.set_defaults(func=func)
+    return s
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("spikeloop")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the `spikeloop` command."""
-    p = argparse.ArgumentParser(prog="spikeloop", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="spikeloop", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=_Formatter)
+    p.add_argument("--version", action="version", version=f"spikeloop {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("info", help=cmd_info.__doc__)
+    s = _command(sub, "info", cmd_info)
     s.add_argument("network", type=Path, help="network image (.npz)")
-    s.set_defaults(func=cmd_info)
 
-    s = sub.add_parser("run", help=cmd_run.__doc__)
+    s = _command(sub, "run", cmd_run)
     s.add_argument("--network", required=True, type=Path, help="network image (.npz)")
     s.add_argument("--input", required=True, type=Path,
-                   help="spike file: .npz with bool 'spikes' [T, n_in] or [B, T, n_in]")
-    s.add_argument("--backend", default="golden", choices=BACKENDS, help="where to run (default: golden)")
-    s.add_argument("--out", required=True, type=Path, help="output spike file (.npz)")
+                   help="input spikes [T, n_in] or [B, T, n_in] of 0/1 (bool or integer): a spike file .npz "
+                        "with array 'spikes' (spikeloop random-spikes) or a plain .npy array")
+    s.add_argument("--backend", default="golden", choices=BACKENDS,
+                   help="golden (the numerics alone), sim (the simulated board, Verilator), pynq (on a PYNQ "
+                        "board) or serial (a board on a USB-UART) (default: golden)")
+    s.add_argument("--out", required=True, type=Path, help="output spike file (.npz); its folder is created")
     s.add_argument("--membranes", action="store_true", help="also store the last layer's pre-reset membranes")
-    s.add_argument("--lanes", type=_per_layer, default=16, help="sim: neurons per clock P, one or per layer (16)")
-    s.add_argument("--chunk", type=_per_layer, default=64, help="sim: synapses per clock C, one or per layer (64)")
+    s.add_argument("--lanes", type=int_or_list, default=None,
+                   help="sim: neurons per clock P, one or per layer, at most each layer's outputs "
+                        "(default 16, or a layer's outputs if fewer)")
+    s.add_argument("--chunk", type=int_or_list, default=None,
+                   help="sim: synapses per clock C, one or per layer, at most each layer's inputs "
+                        "(default 64, or a layer's inputs if fewer)")
     add_board_arguments(s)
-    s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("random-network", help=cmd_random_network.__doc__)
-    s.add_argument("--sizes", required=True, type=_sizes, help="e.g. 784,256,10")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--neuron", default="lif", choices=("lif", "cuba"))
-    s.add_argument("--reset", default="subtract", choices=("subtract", "zero", "none"))
-    s.add_argument("--out", required=True, type=Path)
-    s.set_defaults(func=cmd_random_network)
+    s = _command(sub, "random-network", cmd_random_network)
+    s.add_argument("--sizes", required=True, type=_sizes, help="n_in,n_out0,n_out1,... e.g. 784,256,10")
+    s.add_argument("--seed", type=int_in(0), default=0, help="seeds the weights and thresholds (default 0)")
+    s.add_argument("--neuron", default="lif", choices=("lif", "cuba"), help="neuron model of every layer (lif)")
+    s.add_argument("--reset", default="subtract", choices=("subtract", "zero", "none"),
+                   help="reset after a spike, every layer (subtract)")
+    s.add_argument("--out", required=True, type=Path, help="network image to write (.npz); its folder is created")
 
-    s = sub.add_parser("random-spikes", help=cmd_random_spikes.__doc__)
-    s.add_argument("--n-in", required=True, type=int)
-    s.add_argument("--steps", required=True, type=int)
-    s.add_argument("--batch", type=int, default=None)
-    s.add_argument("--density", type=float, default=0.2)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", required=True, type=Path)
-    s.set_defaults(func=cmd_random_spikes)
+    s = _command(sub, "random-spikes", cmd_random_spikes)
+    s.add_argument("--n-in", required=True, type=int_in(1, MAX_WIDTH), help="inputs per timestep (the network's n_in)")
+    s.add_argument("--steps", required=True, type=int_in(1), help="timesteps T, at least 1")
+    s.add_argument("--batch", type=int_in(1), default=None,
+                   help="batch entries B: writes [B, T, n_in] (default: [T, n_in])")
+    s.add_argument("--density", type=float_in(0.0, 1.0), default=0.2,
+                   help="probability that an input spikes at a timestep, in [0, 1] (default 0.2)")
+    s.add_argument("--seed", type=int_in(0), default=0, help="seeds the random spikes (default 0)")
+    s.add_argument("--out", required=True, type=Path, help="spike file to write (.npz); its folder is created")
 
-    s = sub.add_parser("train", help=cmd_train.__doc__)
+    s = _command(sub, "train", cmd_train)
     for opt, (_, kind, text) in TRAIN_OPTIONS.items():
-        s.add_argument(opt, type=kind, default=None, help=text)
-    s.add_argument("--hidden", type=int, nargs="+", default=None, help="hidden layer sizes (default 256)")
+        choices = TRAIN_CHOICES.get(opt[2:])
+        s.add_argument(opt, type=kind, default=None, help=text, choices=choices)
+    s.add_argument("--hidden", type=int_in(1, MAX_WIDTH), nargs="+", default=None,
+                   help="hidden layer sizes (default 256)")
     s.add_argument("--out", type=Path, default=Path("build/train"), help="output folder (default build/train)")
     s.add_argument("--no-plots", action="store_true", help="do not draw the PNGs")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("export", help=cmd_export.__doc__)
+    s = _command(sub, "export", cmd_export)
     s.add_argument("--checkpoint", required=True, type=Path, help="checkpoint.pt written by `spikeloop train`")
     s.add_argument("--out", required=True, type=Path, help="network image to write (.npz)")
-    s.add_argument("--margin-bits", type=int, default=0, help="extra bits on top of the widths the calibration needs")
-    s.set_defaults(func=cmd_export)
+    s.add_argument("--margin-bits", type=int_in(0, BITS_RANGE[1]), default=0,
+                   help="extra bits on top of the widths the calibration needs (default 0)")
 
-    s = sub.add_parser("nir", help="NIR graphs in and out (docs/nir.md)")
-    nsub = s.add_subparsers(dest="nir_command", required=True)
-    n = nsub.add_parser("export", help=cmd_nir_export.__doc__)
+    s = _command(sub, "nir", None, help_text="NIR graphs in and out (docs/nir.md)")
+    nsub = s.add_subparsers(dest="nir_command", required=True, metavar="{export,import}")
+    s.set_defaults(func=None)
+    n = _command(nsub, "nir export", cmd_nir_export)
     n.add_argument("--network", required=True, type=Path, help="network image (.npz)")
     n.add_argument("--out", required=True, type=Path, help="NIR file to write")
-    n.add_argument("--dt", type=float, default=1e-4, help="seconds per timestep (default 1e-4, as snnTorch)")
-    n.set_defaults(func=cmd_nir_export)
-    n = nsub.add_parser("import", help=cmd_nir_import.__doc__)
+    n.add_argument("--dt", type=float_in(0.0, open_lo=True), default=1e-4,
+                   help="seconds per timestep, > 0 (default 1e-4, as snnTorch)")
+    n = _command(nsub, "nir import", cmd_nir_import)
     n.add_argument("graph", type=Path, help="NIR file")
     n.add_argument("--out", required=True, type=Path, help="network image to write (.npz)")
-    n.add_argument("--dt", type=float, default=None,
+    n.add_argument("--dt", type=float_in(0.0, open_lo=True), default=None,
                    help="seconds per timestep (default: the graph's spikeloop metadata, else 1e-4; Norse: 1e-3)")
-    n.add_argument("--frac-bits", type=int, default=None, help="F of the decay factors (default 8)")
-    n.add_argument("--v-bits", type=int, default=None, help="membrane width (default 16)")
-    n.add_argument("--u-bits", type=int, default=None, help="current width (default 16)")
+    n.add_argument("--frac-bits", type=int_in(*FRAC_BITS_RANGE), default=None,
+                   help=f"F of the decay factors, {FRAC_BITS_RANGE[0]} to {FRAC_BITS_RANGE[1]} (default 8)")
+    n.add_argument("--v-bits", type=int_in(*BITS_RANGE), default=None,
+                   help=f"membrane width, {BITS_RANGE[0]} to {BITS_RANGE[1]} (default 16)")
+    n.add_argument("--u-bits", type=int_in(*BITS_RANGE), default=None,
+                   help=f"current width, {BITS_RANGE[0]} to {BITS_RANGE[1]} (default 16)")
     n.add_argument("--reset", default=None, choices=("subtract", "zero", "none"),
                    help="reset of every layer (default: spikeloop metadata, else zero)")
     n.add_argument("--binarize", action="store_true",
                    help="take the signs of non-binary weights, folding their scale into thresholds and biases")
-    n.set_defaults(func=cmd_nir_import)
 
-    s = sub.add_parser("verilog", help=cmd_verilog.__doc__)
-    add_config_arguments(s)
+    s = _command(sub, "verilog", cmd_verilog)
+    add_config_arguments(s, default_sizes="784,256,128,10, lanes 16, chunk 64")
     s.add_argument("--out", type=Path, default=Path("build/verilog"), help="output folder (default build/verilog)")
-    s.set_defaults(func=cmd_verilog)
 
-    s = sub.add_parser("estimate", help=cmd_estimate.__doc__)
+    s = _command(sub, "estimate", cmd_estimate)
     from spikeloop.boards.estimate import add_arguments as add_estimate_arguments
 
     add_estimate_arguments(s)
-    s.set_defaults(func=cmd_estimate)
 
-    s = sub.add_parser("loop", help=cmd_loop.__doc__)
+    s = _command(sub, "loop", cmd_loop)
     s.add_argument("--backend", default="golden", choices=BACKENDS, help="where the policy runs (default: golden)")
-    s.add_argument("--episodes", type=int, default=3)
-    s.add_argument("--seed", type=int, default=0, help="episode e is reset with seed + e")
+    s.add_argument("--episodes", type=int_in(1), default=3, help="episodes to run, at least 1 (default 3)")
+    s.add_argument("--seed", type=int_in(0), default=0, help="episode e is reset with seed + e (default 0)")
     s.add_argument("--log", type=Path, default=Path("build/loop.log"), help="log file (default build/loop.log)")
     add_board_arguments(s)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.set_defaults(func=cmd_loop)
 
-    s = sub.add_parser("demo", help=cmd_demo.__doc__)
-    s.add_argument("--out", type=Path, default=Path("build/demo"))
-    s.add_argument("--seed", type=int, default=0)
+    s = _command(sub, "demo", cmd_demo)
+    s.add_argument("--out", type=Path, default=Path("build/demo"),
+                   help="folder for the network, the pictures and report.json (default build/demo)")
+    s.add_argument("--seed", type=int_in(0), default=0, help="seeds training, the data split and the loop (default 0)")
     s.add_argument("--quick", action="store_true", help="a few epochs of a small network (for tests)")
-    s.set_defaults(func=cmd_demo)
     return p
 
 
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _interrupted(e: KeyboardInterrupt) -> str:
+    """What Ctrl-C left: the checkpoint training saved, or nothing."""
+    if isinstance(e, Interrupted):
+        return f"interrupted; {e.kept}"
+    checkpoint = getattr(e, "checkpoint", None)
+    if checkpoint is not None:
+        return f"interrupted: saved the checkpoint of epoch {e.epochs} to {checkpoint}"
+    if getattr(e, "epochs", None) == 0:
+        return "interrupted before the first epoch ended; nothing saved"
+    return "interrupted; nothing saved"
+
+
 def main(argv=None) -> int:
-    """Entry point; bad input ends with a one-line error and exit status 2."""
-    args = parser().parse_args(argv)
+    """Entry point; bad input ends with a one-line error and exit status 2, a failed run with 1, Ctrl-C with 130."""
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as e:  # --help, --version (0) and argparse's refusals (2), already printed
+        return e.code if isinstance(e.code, int) else 2
+    except KeyboardInterrupt:
+        print("spikeloop: interrupted; nothing saved", file=sys.stderr)
+        return 130
+    name = " ".join(filter(None, (args.command, getattr(args, "nir_command", None))))
     try:
         return args.func(args)
+    except KeyboardInterrupt as e:
+        print(f"spikeloop {name}: {_interrupted(e)}", file=sys.stderr)
+        return 130
     except (NetworkError, SpikeError, ValueError, FileNotFoundError) as e:
-        print(f"spikeloop {args.command}: error: {e}", file=sys.stderr)
+        print(f"spikeloop {name}: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except RunFailed as e:
+        print(f"spikeloop {name}: error: {_one_line(e)}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        if os.environ.get("SPIKELOOP_TRACEBACK"):
+            raise
+        print(f"spikeloop {name}: failed: {type(e).__name__}: {_one_line(e)} "
+              "(SPIKELOOP_TRACEBACK=1 shows where)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ Verilator (or gymnasium) the board stages say why they are left out.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -48,6 +49,11 @@ def demo_input(n_in: int, steps: int, *, seed: int) -> np.ndarray:
     return rng.random((steps, n_in)) < density[:, None]
 
 
+def say(message: str) -> None:
+    """An announcement of a long step, or its progress (stderr, so stdout holds the results)."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def demo(out: Path, *, seed: int = 0, quick: bool = False) -> int:
     """Run the demo into `out`; returns the process exit status (1 when a check fails)."""
     out = Path(out)
@@ -68,7 +74,9 @@ def trained_demo(out: Path, *, seed: int = 0, quick: bool = False) -> int:
 
     start = time.perf_counter()
     cfg = TrainConfig(seed=seed, hidden=(32,), epochs=2, steps=8) if quick else TrainConfig(seed=seed)
-    done = run(cfg, out=out, progress=False, plots=True)
+    say(f"spikeloop demo: training on {cfg.dataset}, hidden {'-'.join(map(str, cfg.hidden))}, T = {cfg.steps}, "
+        f"{cfg.epochs} epochs ({'a few seconds' if quick else 'about 15-45 s on 2 cores'}; progress per epoch) ...")
+    done = run(cfg, out=out, progress=False, plots=True, log=lambda line: say(f"  {line}"))
     s, net, ver = done.summary, done.network, done.verification
     m = s["model_metrics"]
     data = done.result.data
@@ -136,8 +144,11 @@ def board_check(net: Network, x_test: np.ndarray, trace, predictions, labels) ->
     if reason:
         print(f"  board    left out: {reason}")
         return {"skipped": reason}
+    from spikeloop.app.cli import sim_build_log
+
     t0 = time.perf_counter()
-    with open_core("sim", net, lanes=BOARD_LANES, chunk=BOARD_CHUNK, membranes=True) as core:
+    with open_core("sim", net, lanes=BOARD_LANES, chunk=BOARD_CHUNK, membranes=True,
+                   log=sim_build_log(net.sizes, say)) as core:
         opened = time.perf_counter() - t0
         t0 = time.perf_counter()
         out = core.run(x_test)
@@ -175,11 +186,16 @@ def closed_loop(*, seed: int = 0, steps: int = 500) -> dict:
     if reason:
         print(f"  loop     left out: {reason}")
         return {"skipped": reason}
+    from spikeloop.app.cli import sim_build_log
+
     encoder = cartpole.ThermometerEncoder()
-    with open_core("sim", cartpole.policy_network(encoder), **cartpole.GEOMETRY) as core:
+    policy = cartpole.policy_network(encoder)
+    with open_core("sim", policy, **cartpole.GEOMETRY, log=sim_build_log(policy.sizes, say)) as core:
         result = run_loop(core, env, encoder, cartpole.decode, max_steps=steps, seed=seed, progress=False,
                           close_env=True)
-    balanced = result.steps[0] >= steps and not result.interrupted
+    if result.interrupted:  # run_loop stops cleanly on Ctrl-C; the demo stops with it
+        raise KeyboardInterrupt
+    balanced = result.steps[0] >= steps
     p50 = result.percentiles((50,))["step"][0]
     print(f"  loop     CartPole-v1 on the simulated board: {result.steps[0]} of {steps} steps "
           f"{'balanced' if balanced else 'NOT balanced'}, {result.steps_per_second:,.0f} steps/s, "

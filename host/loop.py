@@ -72,11 +72,21 @@ class LoopResult:
         edges = np.geomspace(lo, hi, bins + 1) if hi > lo else np.linspace(lo, lo + 1, bins + 1)
         return np.histogram(values, bins=edges)[0], edges
 
+    def summary(self) -> str:
+        """One line: episodes, steps and returns (mean, min, max), and whether the run was interrupted."""
+        def stats(values, fmt):
+            if not values:
+                return "none"
+            return (f"mean {np.mean(values):.1f} (min {min(values):{fmt}}, max {max(values):{fmt}})"
+                    if len(values) > 1 else f"{values[0]:{fmt}}")
+
+        interrupted = " (interrupted)" if self.interrupted else ""
+        return (f"{len(self.steps)} episode(s), {self.total_steps} steps: steps per episode "
+                f"{stats(self.steps, '.0f')}, return {stats(self.returns, '.1f')}{interrupted}")
+
     def report(self) -> str:
         """A text summary: episodes, rate, latency percentiles and the step-latency histogram."""
-        returns = [round(r, 1) for r in self.returns]
-        interrupted = " (interrupted)" if self.interrupted else ""
-        lines = [f"{len(self.steps)} episode(s), steps {self.steps}, returns {returns}{interrupted}",
+        lines = [self.summary(),
                  f"{self.total_steps} steps in {self.seconds:.2f} s: {self.steps_per_second:.0f} steps/s",
                  "latency (us)      p50       p90       p99"]
         for name, (p50, p90, p99) in self.percentiles().items():

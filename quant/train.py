@@ -228,9 +228,21 @@ class TrainResult:
     data: Dataset = field(repr=False)
 
 
+class TrainInterrupted(KeyboardInterrupt):
+    """Ctrl-C while training: `result` holds the model after the last complete epoch (`epochs`
+    of them, maybe 0); `checkpoint` is where `run` saved it (None: nothing saved)."""
+
+    def __init__(self, result: TrainResult, epochs: int):
+        super().__init__(f"interrupted after {epochs} complete epoch(s)")
+        self.result, self.epochs, self.checkpoint = result, epochs, None
+
+
 def train(cfg: TrainConfig | None = None, *, data: Dataset | None = None, progress: bool = True,
-          evaluate_float: bool = True) -> TrainResult:
+          evaluate_float: bool = True, log=None) -> TrainResult:
     """Train a model as ``cfg`` says; returns the model and its test metrics.
+
+    ``log(line)``, when given, is told each epoch's loss, accuracy and the time left. Ctrl-C
+    raises `TrainInterrupted` with the model as it was after the last complete epoch.
 
     ``metrics``: ``accuracy`` and ``ece`` of the deployed (mode, hardware-mode) network on the
     test split; ``float_accuracy`` of the same parameters in float mode (the float-vs-integer
@@ -260,28 +272,44 @@ def train(cfg: TrainConfig | None = None, *, data: Dataset | None = None, progre
         y_all = torch.as_tensor(data.y_train)
         history = []
         bar = tqdm(range(cfg.epochs), desc=f"train {cfg.dataset}", disable=not progress, unit="epoch")
-        for epoch in bar:
-            model.train()
-            order = rng.permutation(len(data.y_train))
-            total, correct, loss_sum = 0, 0, 0.0
-            for b in range(n_batches):
-                idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-                x = torch.from_numpy(encoder(data.x_train[idx], seed=cfg.seed * 100_000 + epoch * 1000 + b))
-                y = y_all[idx]
-                out = model(x, generator=gen)
-                loss = F.cross_entropy(out.logits, y)
-                if model.rule == "bayes":
-                    loss = loss + cfg.kl_weight / len(data.y_train) * model.kl()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                model.post_step()
-                total += len(idx)
-                correct += int((out.logits.argmax(1) == y).sum())
-                loss_sum += loss.detach().item() * len(idx)
-            history.append({"epoch": epoch, "loss": loss_sum / total, "train_accuracy": correct / total})
-            bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
+        last, kept = None, 0  # the parameters after the last complete epoch, and its number: what Ctrl-C keeps
+        try:
+            for epoch in bar:
+                model.train()
+                order = rng.permutation(len(data.y_train))
+                total, correct, loss_sum = 0, 0, 0.0
+                for b in range(n_batches):
+                    idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                    x = torch.from_numpy(encoder(data.x_train[idx], seed=cfg.seed * 100_000 + epoch * 1000 + b))
+                    y = y_all[idx]
+                    out = model(x, generator=gen)
+                    loss = F.cross_entropy(out.logits, y)
+                    if model.rule == "bayes":
+                        loss = loss + cfg.kl_weight / len(data.y_train) * model.kl()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    model.post_step()
+                    total += len(idx)
+                    correct += int((out.logits.argmax(1) == y).sum())
+                    loss_sum += loss.detach().item() * len(idx)
+                history.append({"epoch": epoch, "loss": loss_sum / total, "train_accuracy": correct / total})
+                bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
+                last, kept = {k: v.detach().clone() for k, v in model.state_dict().items()}, len(history)
+                if log is not None:
+                    spent = time.perf_counter() - start
+                    left = spent / (epoch + 1) * (cfg.epochs - epoch - 1)
+                    log(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss_sum / total:.3f}, training accuracy "
+                        f"{correct / total:.1%}, {spent:.1f} s so far, about {left:.0f} s to go")
+        except KeyboardInterrupt:
+            bar.close()
+            if last is not None:
+                model.load_state_dict(last)
+            model.eval()
+            partial = TrainResult(model, cfg, history[:kept], {"interrupted_after_epochs": kept},
+                                  time.perf_counter() - start, data)
+            raise TrainInterrupted(partial, kept) from None
         train_seconds = time.perf_counter() - start
         model.eval()
         x_test = encode_test(cfg, data.x_test)
@@ -382,12 +410,14 @@ class RunResult:
 
 
 def run(cfg: TrainConfig | None = None, *, out: str | Path | None = None, progress: bool = True,
-        plots: bool = False, data: Dataset | None = None) -> RunResult:
+        plots: bool = False, data: Dataset | None = None, log=None) -> RunResult:
     """Train, export, save and load the image, run the golden model on the test split and check
     it equals the hardware-mode model, integer for integer.
 
     With ``out``: writes ``network.npz`` (the image), ``checkpoint.pt`` (`save_checkpoint`),
-    ``metrics.json`` (the summary) and, with ``plots``, the PNGs of `plot_run`.
+    ``metrics.json`` (the summary) and, with ``plots``, the PNGs of `plot_run`. ``log``: see
+    `train`. On Ctrl-C while training, with ``out`` and at least one complete epoch, the model of
+    the last complete epoch is saved to ``checkpoint.pt`` (`TrainInterrupted.checkpoint` says so).
     """
     import tempfile
 
@@ -396,7 +426,12 @@ def run(cfg: TrainConfig | None = None, *, out: str | Path | None = None, progre
     from .export import check, export
 
     cfg = cfg or TrainConfig()
-    result = train(cfg, progress=progress, data=data)
+    try:
+        result = train(cfg, progress=progress, data=data, log=log)
+    except TrainInterrupted as stop:
+        if out is not None and stop.epochs:
+            stop.checkpoint = save_checkpoint(stop.result, Path(out) / "checkpoint.pt")
+        raise
     data, model = result.data, result.model
     network, report = export(model, calibration=calibration_spikes(cfg, data))
     files = {}

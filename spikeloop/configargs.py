@@ -1,16 +1,30 @@
-"""The core-configuration options every command shares (`spikeloop verilog`, `estimate`, `make bitstream`).
+"""The core-configuration options every command shares (`spikeloop verilog`, `estimate`, `make bitstream`),
+and the argparse types that check every option where it enters.
 
 `--sizes --lanes --chunk --v-bits --u-bits --frac-bits --decay --membranes --bus-width`, so one
 `CONFIG=...` works for `make verilog`, `make estimate` and `make bitstream`.
+
+Each option is checked at the boundary, in one wording: an argparse type refuses what is out of
+its range on its own (argparse then says `argument --steps: ...`), and `config_from_args` checks
+`--lanes` and `--chunk` against the layer sizes (`argument --chunk: 1000000 is outside [1, 784] ...`).
+Nothing is capped silently: a value the core cannot take is refused with its true range.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from spikeloop.regmap import CoreConfig
+from spikeloop.network import BITS_RANGE, FRAC_BITS_RANGE, MAX_LAYERS, MAX_WIDTH
+from spikeloop.regmap import BUS_WIDTHS, DECAYS, MAX_CHUNK, MAX_LANES, MAX_ROW_BITS, ConfigError, CoreConfig
 
-__all__ = ["add_config_arguments", "config_from_args", "config_args", "int_or_list"]
+__all__ = [
+    "add_config_arguments", "config_from_args", "config_args", "int_or_list", "int_in", "float_in", "ints_in",
+    "sizes_type", "check_per_layer", "OptionError",
+]
+
+
+class OptionError(ConfigError):
+    """A command-line option is out of its range (the message names the option and the range)."""
 
 
 def int_or_list(text: str) -> int | list[int]:
@@ -26,30 +40,156 @@ def _ints(text: str) -> int | list[int]:
     return values[0] if len(values) == 1 else values
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, *, sizes_required: bool = False) -> None:
-    """Add the configuration options to `parser`."""
-    parser.add_argument("--sizes", required=sizes_required, default=None,
-                        help="n_in,n_out0,n_out1,... e.g. 784,256,128,10 (default: the board's)")
-    parser.add_argument("--lanes", type=_ints, default=None, help="P, one value or one per layer")
-    parser.add_argument("--chunk", type=_ints, default=None, help="C, one value or one per layer")
-    parser.add_argument("--v-bits", type=_ints, default=16)
-    parser.add_argument("--u-bits", type=_ints, default=16)
-    parser.add_argument("--frac-bits", type=_ints, default=8)
-    parser.add_argument("--decay", default="shift", help="shift or multiply, one or one per layer")
+def _range(lo, hi) -> str:
+    return f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
+
+
+def int_in(lo: int, hi: int | None = None):
+    """An argparse type: an integer in [lo, hi] (hi None: no upper bound)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer {_range(lo, hi)}, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"expected an integer {_range(lo, hi)}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def float_in(lo: float, hi: float | None = None, *, open_lo: bool = False):
+    """An argparse type: a number in [lo, hi] ((lo, hi] with `open_lo`; hi None: no upper bound)."""
+    shown = (f"in {'(' if open_lo else '['}{lo:g}, {hi:g}]" if hi is not None
+             else f"{'>' if open_lo else '>='} {lo:g}")
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number {shown}, got {text!r}") from None
+        if not (value > lo if open_lo else value >= lo) or (hi is not None and not value <= hi):
+            raise argparse.ArgumentTypeError(f"expected a number {shown}, got {value:g}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def ints_in(lo: int, hi: int | None = None):
+    """An argparse type: one integer or comma-separated integers (one per layer), each in [lo, hi]."""
+
+    def parse(text: str) -> int | list[int]:
+        values = _ints(text)
+        for v in values if isinstance(values, list) else [values]:
+            if v < lo or (hi is not None and v > hi):
+                where = f" (in {text})" if isinstance(values, list) else ""
+                raise argparse.ArgumentTypeError(f"expected integers {_range(lo, hi)}, got {v}{where}")
+        return values
+
+    parse.__name__ = "integer list"
+    return parse
+
+
+def sizes_type(text: str) -> str:
+    """An argparse type: `n_in,n_out0,...`, 2 to MAX_LAYERS + 1 sizes each in [1, MAX_WIDTH]; returns the text."""
+    try:
+        sizes = [int(x) for x in str(text).split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers like 784,256,10, got {text!r}") from None
+    if not 2 <= len(sizes) <= MAX_LAYERS + 1:
+        raise argparse.ArgumentTypeError(
+            f"expected an input size and 1 to {MAX_LAYERS} layer sizes like 784,256,10, got {text!r}")
+    for s in sizes:
+        if not 1 <= s <= MAX_WIDTH:
+            raise argparse.ArgumentTypeError(f"expected sizes in [1, {MAX_WIDTH}], got {s} (in {text})")
+    return ",".join(map(str, sizes))
+
+
+def _decays(text: str) -> str:
+    for d in str(text).split(","):
+        if d not in DECAYS:
+            raise argparse.ArgumentTypeError(f"expected {' or '.join(DECAYS)}, one or one per layer, got {text!r}")
+    return str(text)
+
+
+def check_per_layer(option: str, value, sizes, *, what: str, limit: int) -> None:
+    """Refuse `--lanes` (sizes: each layer's n_out) or `--chunk` (each layer's n_in) out of its true range.
+
+    One value serves every layer (a layer smaller than it takes its own size), so its range is
+    [1, the largest layer's size]; one value per layer is checked layer by layer. The range is
+    said the same way whatever the value (0, -4 or 1000000), and whichever command asks.
+    """
+    sizes = list(sizes)
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(sizes):
+            raise OptionError(f"argument {option}: {len(value)} values for {len(sizes)} layers")
+        for k, (v, size) in enumerate(zip(value, sizes)):
+            hi = min(limit, size)
+            if not 1 <= v <= hi:
+                raise OptionError(f"argument {option}: expected an integer in [1, {hi}] for layer {k} (at most its "
+                                  f"{what}), got {v}")
+        return
+    hi = min(limit, max(sizes))
+    if not 1 <= value <= hi:
+        raise OptionError(f"argument {option}: expected an integer in [1, {hi}] (at most the largest layer's {what}; "
+                          f"or one value per layer), got {value}")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, *, sizes_required: bool = False,
+                         default_sizes: str = "the board's") -> None:
+    """Add the configuration options to `parser` (`default_sizes`: what the help says is the default)."""
+    lo, hi = BITS_RANGE
+    flo, fhi = FRAC_BITS_RANGE
+    parser.add_argument("--sizes", required=sizes_required, default=None, type=sizes_type,
+                        help=f"n_in,n_out0,n_out1,... e.g. 784,256,128,10 (default: {default_sizes})")
+    parser.add_argument("--lanes", type=int_or_list, default=None,
+                        help="P, neurons per clock: one value or one per layer, at most each layer's outputs")
+    parser.add_argument("--chunk", type=int_or_list, default=None,
+                        help="C, synapses per clock: one value or one per layer, at most each layer's inputs")
+    parser.add_argument("--v-bits", type=ints_in(lo, hi), default=16,
+                        help=f"membrane width in bits, {lo} to {hi}, one or one per layer (default 16)")
+    parser.add_argument("--u-bits", type=ints_in(lo, hi), default=16,
+                        help=f"synaptic current width in bits, {lo} to {hi}, one or one per layer (default 16)")
+    parser.add_argument("--frac-bits", type=ints_in(flo, fhi), default=8,
+                        help=f"F, fraction bits of the decay factors, {flo} to {fhi}, one or per layer (default 8)")
+    parser.add_argument("--decay", default="shift", type=_decays,
+                        help="shift or multiply, one or one per layer (default shift)")
     parser.add_argument("--membranes", action="store_true", help="output the last layer's membranes too")
-    parser.add_argument("--bus-width", type=int, default=32)
+    parser.add_argument("--bus-width", type=int, choices=BUS_WIDTHS, default=32,
+                        help="AXI-Stream data width in bits, 32 or 64 (default 32)")
 
 
 def config_from_args(args, *, default_sizes=(784, 256, 128, 10), default_lanes=16, default_chunk=64) -> CoreConfig:
-    """The CoreConfig the options describe (defaults fill what is not given)."""
-    sizes = default_sizes if args.sizes is None else [int(x) for x in str(args.sizes).split(",")]
+    """The CoreConfig the options describe (defaults fill what is not given).
+
+    Given `--lanes` and `--chunk` are checked against the sizes first (`check_per_layer`); the
+    defaults are capped at each layer's size, as `CoreConfig.build` does with one value."""
+    sizes = tuple(default_sizes) if args.sizes is None else tuple(int(x) for x in str(args.sizes).split(","))
+    if args.lanes is not None:
+        check_per_layer("--lanes", args.lanes, sizes[1:], what="outputs", limit=MAX_LANES)
+    if args.chunk is not None:
+        check_per_layer("--chunk", args.chunk, sizes[:-1], what="inputs", limit=MAX_CHUNK)
+    lanes = default_lanes if args.lanes is None else args.lanes
+    chunk = default_chunk if args.chunk is None else args.chunk
+    rows = [p * c for p, c in zip(_each(lanes, sizes[1:]), _each(chunk, sizes[:-1]))]
+    if max(rows) > MAX_ROW_BITS:
+        raise OptionError(f"arguments --lanes and --chunk: lanes x chunk = {max(rows)} weight bits per clock, "
+                          f"at most {MAX_ROW_BITS}")
     decay = str(args.decay).split(",")
     return CoreConfig.build(
-        sizes, lanes=default_lanes if args.lanes is None else args.lanes,
-        chunk=default_chunk if args.chunk is None else args.chunk,
+        sizes, lanes=lanes, chunk=chunk,
         v_bits=args.v_bits, u_bits=args.u_bits, frac_bits=args.frac_bits,
         decay=decay[0] if len(decay) == 1 else decay, membranes=args.membranes, bus_width=args.bus_width,
     )
+
+
+def _each(value, caps) -> list[int]:
+    """One value per layer: a list as it is, one value capped at each layer's size (as CoreConfig.build does)."""
+    return list(value) if isinstance(value, (list, tuple)) else [min(value, c) for c in caps]
 
 
 def config_args(config: CoreConfig) -> list[str]:

@@ -39,6 +39,9 @@ def as_bool_spikes(spikes, *, name: str = "spikes") -> np.ndarray:
     arr = np.asarray(spikes)
     if arr.dtype == np.bool_:
         return arr
+    if np.issubdtype(arr.dtype, np.floating):
+        raise SpikeError(f"{name} must be bool or integer 0/1, got dtype {arr.dtype} (float 0/1 spikes, as "
+                         "snnTorch's spikegen makes, convert with spikes.astype(bool), or spikes.bool() for a tensor)")
     if not np.issubdtype(arr.dtype, np.integer):
         raise SpikeError(f"{name} must be bool or integer 0/1, got dtype {arr.dtype}")
     bad = (arr != 0) & (arr != 1)
