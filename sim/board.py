@@ -95,7 +95,7 @@ class BoardError(RuntimeError):
 
 def board_available() -> str | None:
     """None when the simulated board can be built here, else the reason why not."""
-    return toolchain.available("verilator", "c++")
+    return toolchain.missing("verilator", "c++")
 
 
 def cache_root() -> Path:

@@ -52,7 +52,7 @@ from pathlib import Path
 
 __all__ = [
     "ToolchainError", "ToolNotFound", "ToolFailed", "LockTimeout", "Tool", "TOOLS", "VERILATOR_LINT",
-    "find", "available", "versions", "content_key", "resource", "resource_path", "sources_key", "GATEWARE",
+    "find", "missing", "versions", "content_key", "resource", "resource_path", "sources_key", "GATEWARE",
     "gateware_key", "package_versions", "cache_dir",
     "file_lock", "run", "BuildPlan", "LOCK_TIMEOUT", "TAIL_LINES",
 ]
@@ -210,7 +210,7 @@ def find(name: str) -> Tool:
                        f"in {Path(sys.executable).parent} and on PATH): {spec.install}")
 
 
-def available(*names: str) -> str | None:
+def missing(*names: str) -> str | None:
     """None when every tool in `names` is found, else why not (the first missing one)."""
     for name in names:
         try:

@@ -35,7 +35,7 @@ def available() -> bool:
         import cocotb_tools.runner  # noqa: F401
     except ImportError:
         return False
-    return toolchain.available("verilator") is None
+    return toolchain.missing("verilator") is None
 
 
 def verilator_env() -> dict[str, str]:
