@@ -224,7 +224,7 @@ def test_the_compiler_named_by_cxx_builds_model_and_harness(tmp_path, monkeypatc
     monkeypatch.setenv("CXX", "c++")  # another compiler: another build, not the wrapper's
     assert build_board(tiny, profile=PROFILE, build_root=tmp_path / "boards").parent != library.parent
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-    with pytest.raises(BoardBuildError, match="C\\+\\+ compiler named by CXX=.*no-such-compiler.* is not an executable"):
+    with pytest.raises(BoardBuildError, match=r"C\+\+ compiler named by CXX=.*no-such-compiler.*not an executable"):
         build_board(tiny, profile=PROFILE, build_root=tmp_path / "boards")
 
 
