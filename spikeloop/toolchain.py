@@ -303,19 +303,19 @@ def _modules(package: str) -> dict[str, object]:
 
 
 def _module_source(name: str):
-    """The Traversable of module `name` (a module or a package's __init__), or None."""
-    parent, _, leaf = name.rpartition(".")
+    """The Traversable of module `name` (a module or a package's __init__), or None when it is no module."""
     try:
-        as_package = importlib.resources.files(name).joinpath("__init__.py")
-        if as_package.is_file():
-            return as_package
-    except (ModuleNotFoundError, TypeError):
-        pass
-    if not parent:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):  # an attribute (`from pkg.mod import Name`), not a module
         return None
-    try:
+    if spec is None:
+        return None
+    parent, _, leaf = name.rpartition(".")
+    if spec.submodule_search_locations is not None:
+        found = importlib.resources.files(name).joinpath("__init__.py")
+    elif parent:
         found = importlib.resources.files(parent).joinpath(f"{leaf}.py")
-    except (ModuleNotFoundError, TypeError):
+    else:
         return None
     return found if found.is_file() else None
 
