@@ -36,6 +36,12 @@ regress-long: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/spikeloop demo --out $(BUILD)/demo
 
+# The package as users install it: the wheel, installed non-editable with [hw] in a fresh virtual environment,
+# runs the golden model, the simulated board (word for word against it), verilog and estimate outside the checkout.
+.PHONY: wheel-check
+wheel-check: $(STAMP)
+	PYTHON=$(PY) .ci/wheel-check
+
 # Verilog of the default core (or CONFIG="--sizes 784,256,10 --lanes 16 --chunk 64") under build/verilog.
 CONFIG ?= --sizes 784,256,128,10 --lanes 16 --chunk 64
 verilog: $(STAMP)
@@ -43,7 +49,7 @@ verilog: $(STAMP)
 
 # ---- boards (docs/boards.md) -------------------------------------------------------------------
 # make estimate  BOARD=pynq-z2 [CONFIG="--sizes 784,256,128,10 --lanes 16 --chunk 64"]  LUT/FF/BRAM/DSP (Yosys,
-#                cached under build/estimate) and the analytic model, cycles and ops/cycle; refuses what does not fit.
+#                cached in ~/.cache/spikeloop/estimate) and the analytic model, cycles and ops/cycle; refuses what does not fit.
 # make bitstream BOARD=pynq-z2|ulx3s [CONFIG=...]  build/boards/<board>/spikeloop.bit (+ .hwh, spikeloop.json).
 # Without CONFIG on the command line each board builds its default configuration.
 BOARD        ?= pynq-z2

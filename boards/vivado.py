@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 from pathlib import Path
 
-from spikeloop import regmap
+from spikeloop import regmap, toolchain
 from spikeloop.overlay import MODULE
 from spikeloop.regmap import CoreConfig
 
@@ -32,12 +31,11 @@ from . import flow
 from .devices import BOARDS
 
 __all__ = [
-    "TCL_DIR", "TCL_FILES", "PART", "BOARD_PART", "MODULE", "VLNV", "CORE_BASE", "DMA_BASE", "DMA_RANGE",
+    "tcl_file", "TCL_FILES", "PART", "BOARD_PART", "MODULE", "VLNV", "CORE_BASE", "DMA_BASE", "DMA_RANGE",
     "DMA_LENGTH_WIDTH", "VivadoMissing", "settings", "core_range", "prepare", "build", "vivado",
 ]
 
-#: Where the flow's TCL lives in the source tree.
-TCL_DIR = Path(__file__).with_name("pynq_z2")
+#: The flow's TCL: package files of spikeloop.boards, in its pynq_z2/ folder (`tcl_file`).
 TCL_FILES = ("build.tcl", "block_design.tcl")
 BOARD = BOARDS["pynq-z2"]
 PART = BOARD.device.part
@@ -56,6 +54,13 @@ OUTPUTS = ("spikeloop.bit", "spikeloop.hwh")
 
 class VivadoMissing(RuntimeError):
     """`vivado` is not on PATH; the prepared folder is complete and can be built elsewhere."""
+
+
+def tcl_file(name: str):
+    """The package file of the flow's TCL script `name` (one of TCL_FILES), an importlib.resources Traversable."""
+    if name not in TCL_FILES:
+        raise ValueError(f"unknown TCL file {name!r}; expected one of {', '.join(TCL_FILES)}")
+    return toolchain.resource("spikeloop.boards", f"pynq_z2/{name}")
 
 
 def core_range(config: CoreConfig) -> int:
@@ -126,7 +131,7 @@ def prepare(config: CoreConfig, out, *, clock_mhz: float = BOARD.clock_mhz, jobs
     out.mkdir(parents=True, exist_ok=True)
     generate(config, out)
     for name in TCL_FILES:
-        _write(out / name, (TCL_DIR / name).read_text())
+        _write(out / name, tcl_file(name).read_text())
     values = settings(config, clock_mhz=clock_mhz, jobs=jobs)
     _write(out / "settings.tcl", settings_tcl(values))
     _write(out / "README.txt", _README.format(
@@ -142,8 +147,11 @@ def prepare(config: CoreConfig, out, *, clock_mhz: float = BOARD.clock_mhz, jobs
 
 
 def vivado() -> str | None:
-    """Path of `vivado` on PATH, or None."""
-    return shutil.which("vivado")
+    """Path of Vivado (`$VIVADO` or `vivado` on PATH), or None."""
+    try:
+        return toolchain.find("vivado").argv[0]
+    except toolchain.ToolNotFound:
+        return None
 
 
 def read_summary(path) -> dict[str, str]:
@@ -157,34 +165,44 @@ def read_summary(path) -> dict[str, str]:
 
 
 def build(config: CoreConfig, out, *, clock_mhz: float = BOARD.clock_mhz, jobs: int = 2, log=print) -> Path:
-    """Prepare `out` and run Vivado there; returns the path of spikeloop.bit."""
-    out = prepare(config, out, clock_mhz=clock_mhz, jobs=jobs)
-    exe = vivado()
-    if exe is None:
+    """Prepare `out` and run Vivado there (a build plan: nothing to do when `out` holds this build
+    already); returns the path of spikeloop.bit."""
+    if vivado() is None:
+        out = prepare(config, out, clock_mhz=clock_mhz, jobs=jobs)
         raise VivadoMissing(
             f"vivado is not on PATH. Everything Vivado needs is in {out}/ (Verilog, build.tcl, block_design.tcl, "
             f"settings.tcl). Copy that folder to a machine with Vivado (2020.2 or later, PYNQ-Z2 board files) and run\n"
             f"    cd {out.name} && vivado -mode batch -notrace -source build.tcl\n"
             f"then copy spikeloop.bit, spikeloop.hwh and spikeloop.json back (or to the board)."
         )
-    log(f"running Vivado in {out} (tens of minutes) ...")
-    seconds = flow.run_logged([exe, "-mode", "batch", "-notrace", "-source", "build.tcl",
-                               "-log", "reports/vivado.log", "-journal", "reports/vivado.jou"],
-                              out / "reports" / "vivado.out", cwd=out)
-    missing = [name for name in OUTPUTS if not (out / name).exists()]
-    if missing:
-        raise RuntimeError(f"Vivado finished but {', '.join(missing)} is missing in {out}")
-    summary = read_summary(out / "reports" / "summary.txt")
-    meta = flow.overlay_metadata(
-        config, board="pynq-z2", tools={"vivado": summary.get("vivado", "")}, part=PART, vlnv=VLNV,
-        clock_mhz=clock_mhz, core_base=CORE_BASE, core_range=core_range(config), dma_base=DMA_BASE,
-        dma_length_width=DMA_LENGTH_WIDTH, status="built", build_seconds=round(seconds),
-        timing={"wns_ns": float(summary.get("wns_ns", "nan"))},
-        utilization={k: summary.get(k) for k in ("lut", "ff", "bram", "dsp")},
-        bitstream={name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in OUTPUTS},
-    )
-    flow.write_metadata(out / "spikeloop.json", meta)
-    return out / "spikeloop.bit"
+    tool = toolchain.find("vivado")
+    inputs = {**flow.design_inputs(config), "board": "pynq-z2", "vivado": tool.version(),
+              "tcl": {name: tcl_file(name) for name in TCL_FILES},
+              "settings": settings(config, clock_mhz=clock_mhz, jobs=jobs)}
+
+    def run_vivado(folder: Path) -> None:
+        prepare(config, folder, clock_mhz=clock_mhz, jobs=jobs)
+        log(f"running Vivado in {folder} (tens of minutes) ...")
+        seconds = toolchain.run([*tool.argv, "-mode", "batch", "-notrace", "-source", "build.tcl", "-log",
+                                 "reports/vivado.log", "-journal", "reports/vivado.jou"],
+                                log=folder / "reports" / "vivado.out", what="Vivado", cwd=folder, timeout=12 * 3600)
+        missing = [name for name in OUTPUTS if not (folder / name).exists()]
+        if missing:
+            raise RuntimeError(f"Vivado finished but {', '.join(missing)} is missing in {folder}")
+        summary = read_summary(folder / "reports" / "summary.txt")
+        meta = flow.overlay_metadata(
+            config, board="pynq-z2", tools={"vivado": summary.get("vivado", "")}, part=PART, vlnv=VLNV,
+            clock_mhz=clock_mhz, core_base=CORE_BASE, core_range=core_range(config), dma_base=DMA_BASE,
+            dma_length_width=DMA_LENGTH_WIDTH, status="built", build_seconds=round(seconds),
+            timing={"wns_ns": float(summary.get("wns_ns", "nan"))},
+            utilization={k: summary.get(k) for k in ("lut", "ff", "bram", "dsp")},
+            bitstream={name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in OUTPUTS},
+        )
+        flow.write_metadata(folder / "spikeloop.json", meta)
+
+    plan = toolchain.BuildPlan("bitstream", "pynq-z2", inputs, run_vivado, products=OUTPUTS, folder=Path(out),
+                               lock_timeout=12 * 3600)
+    return plan.execute() / "spikeloop.bit"
 
 
 _README = """\

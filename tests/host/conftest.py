@@ -1,7 +1,7 @@
 """Fixtures of the host tests: small networks, and one core per transport with the same API.
 
 The simulated board is built once per design (cached across sessions under the spikeloop cache
-directory, `SPIKELOOP_SIM_CACHE` to move it) with the "quick" profile: small designs, fast
+directory, `SPIKELOOP_CACHE_DIR` to move it) with the "quick" profile: small designs, fast
 builds. Two designs: MAIN (two layers, 40 inputs = two 32-bit words per timestep, membranes)
 and WIDE (one layer on a 64-bit bus). Each test gets a fresh `SimBoard` of the cached library.
 """
