@@ -55,7 +55,8 @@ _ERROR_MASK = sum(_STATUS.field(name).mask for name in ERROR_BITS)
 
 
 class CoreError(RuntimeError):
-    """The core set sticky error bits (`.errors`, names from regmap's STATUS fields)."""
+    """The core set sticky error bits (`.errors`, names from regmap's STATUS fields), or the core is
+    closed (`.errors` empty)."""
 
     def __init__(self, message: str, errors=(), status: int = 0):
         super().__init__(message)
@@ -120,7 +121,7 @@ class Core:
             raise TypeError(f"transport must be a Transport, got {type(transport).__name__}")
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        self.transport = transport
+        self._transport: Transport | None = transport
         self.timeout = timeout
         self.check_errors = bool(check_errors)
         self._config = self._identify(expect)
@@ -140,6 +141,18 @@ class Core:
         self.last_timing = {"pack": 0.0, "transfer": 0.0, "unpack": 0.0, "check": 0.0}
         if network is not None:
             self.load(network)
+
+    @property
+    def transport(self) -> Transport:
+        """The transport; `CoreError` once the core is closed (every method goes through here)."""
+        if self._transport is None:
+            raise CoreError(f"the core is closed: open a new one with open_core(...) ({self._closed_what})")
+        return self._transport
+
+    @property
+    def closed(self) -> bool:
+        """True after `close()` (or the end of the `with` block): every method then raises `CoreError`."""
+        return self._transport is None
 
     # ------------------------------------------------------------------ identity
     def _identify(self, expect: CoreConfig | None) -> CoreConfig:
@@ -196,7 +209,8 @@ class Core:
         return regmap.design_hash(self._config).hex()
 
     def __repr__(self) -> str:
-        return f"Core({self.transport.describe()}: {describe_config(self._config)})"
+        where = f"closed, was {self._closed_what}" if self.closed else self.transport.describe()
+        return f"Core({where}: {describe_config(self._config)})"
 
     # ------------------------------------------------------------------ registers
     def _offset(self, name: str, layer: int | None) -> int:
@@ -436,10 +450,15 @@ class Core:
         return Output(z, v)
 
     def close(self) -> None:
-        """Close the transport."""
-        self.transport.close()
+        """Close the transport. The core is unusable afterwards: every method raises `CoreError`.
+        Closing again does nothing."""
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            self._closed_what = transport.describe()
+            transport.close()
 
     def __enter__(self):
+        self.transport  # noqa: B018 - refuses a closed core
         return self
 
     def __exit__(self, *exc):

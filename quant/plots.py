@@ -43,16 +43,18 @@ def _check_panels(panels, what: str, ndim: int) -> list:
     return panels
 
 
-def spike_raster(panels: list[tuple[str, np.ndarray]], path, *, title: str = "") -> Path:
-    """Save a raster PNG: one panel per (name, bool spikes [T, n]) stacked vertically, time on x."""
+def spike_raster(panels: list[tuple], path, *, title: str = "") -> Path:
+    """Save a raster PNG: one panel per (name, bool spikes [T, n]) stacked vertically, time on x. A
+    third element of a panel is a note written above it on the left (e.g. that a readout layer's
+    class comes from its membranes, not from its spikes)."""
     from matplotlib.ticker import MaxNLocator
 
     panels = _check_panels(panels, "spike_raster", 2)
     plt = _pyplot()
-    heights = [max(1.0, min(3.0, s.shape[1] / 64)) for _, s in panels]
+    heights = [max(1.0, min(3.0, np.shape(s)[1] / 64)) for _, s, *_ in panels]
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 1.2 + 1.4 * sum(heights)), sharex=True,
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
-    for ax, (name, spikes) in zip(axes[:, 0], panels):
+    for ax, (name, spikes, *note) in zip(axes[:, 0], panels):
         spikes = np.asarray(spikes)
         if spikes.shape[0] <= 64:  # few timesteps: one cell per (timestep, neuron)
             ax.imshow(spikes.T, aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest", origin="lower")
@@ -64,6 +66,8 @@ def spike_raster(panels: list[tuple[str, np.ndarray]], path, *, title: str = "")
         ax.set_ylabel(f"{name}\n({spikes.shape[1]})")
         rate = np.asarray(spikes).mean()
         ax.text(1.0, 1.0, f"{rate:.1%} of neuron-steps", transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
+        if note and note[0]:
+            ax.text(0.0, 1.0, note[0], transform=ax.transAxes, ha="left", va="bottom", fontsize=8, color="tab:red")
     axes[-1, 0].set_xlim(-0.5, panels[0][1].shape[0] - 0.5)
     axes[-1, 0].set_xlabel("timestep")
     return _save(fig, path, title)
@@ -109,7 +113,7 @@ def rate_histogram(panels: list[tuple[str, np.ndarray]], path, *, bins: int = 20
         ax.hist(rates, bins=np.linspace(0, 1, bins + 1), color="tab:blue", edgecolor="white")
         ax.set_xlabel("spikes per timestep")
         ax.set_title(f"{name} ({rates.size})", fontsize=9)
-        ax.text(0.98, 0.95, f"mean {rates.mean():.3f}\nsilent {int((rates == 0).sum())}", transform=ax.transAxes,
+        ax.text(0.98, 0.95, f"mean {rates.mean():.4f}\nsilent {int((rates == 0).sum())}", transform=ax.transAxes,
                 ha="right", va="top", fontsize=8)
     axes[0, 0].set_ylabel("neurons")
     return _save(fig, path, title)
@@ -137,33 +141,61 @@ def training_curves(history: Sequence[dict], path, *, test_accuracy: float | Non
     return _save(fig, path, title)
 
 
-def reliability_diagram(reliability, path, *, ece: float | None = None, title: str = "") -> Path:
+#: The bars of bins with few samples: tab:blue, pale.
+_PALE_BLUE = "#c6dbef"
+
+
+def reliability_diagram(reliability, path, *, ece: float | None = None, few: int = 10, title: str = "") -> Path:
     """Reliability diagram from per-bin statistics (anything with ``edges``, ``counts``,
     ``confidence``, ``accuracy``, e.g. `spikeloop.quant.metrics.reliability`): accuracy per
-    confidence bin against the diagonal, the gap shaded, sample counts below."""
+    confidence bin (pale hatched bars for bins of fewer than `few` samples, whose accuracy says
+    little) against the diagonal, each bin's mean confidence as a red tick joined to the bar's top
+    by a red line (the gap; nothing is drawn over a bar, so no colour appears that the legend does
+    not show), the ECE above the plot, and the sample count of every bin below (log scale, numbers
+    written on the bars)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter
+
     edges = np.asarray(reliability.edges, np.float64)
     counts = np.asarray(reliability.counts)
     conf = np.asarray(reliability.confidence, np.float64)
     acc = np.asarray(reliability.accuracy, np.float64)
     if not (len(edges) == len(counts) + 1 == len(conf) + 1 == len(acc) + 1):
         raise ValueError(f"reliability_diagram: {len(edges)} edges for {len(counts)} bins")
+    if isinstance(few, bool) or not isinstance(few, (int, np.integer)) or few < 1:
+        raise ValueError(f"reliability_diagram: few must be a positive integer, got {few!r}")
     plt = _pyplot()
-    fig, (ax, axn) = plt.subplots(2, 1, figsize=(4.8, 5.6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    filled = counts > 0
+    fig, (ax, axn) = plt.subplots(2, 1, figsize=(4.8, 6.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     width = np.diff(edges)
     centers = edges[:-1] + width / 2
-    ax.bar(centers[filled], acc[filled], width=width[filled], color="tab:blue", edgecolor="white", label="accuracy")
-    gap_lo = np.minimum(acc[filled], conf[filled])
-    ax.bar(centers[filled], np.abs(conf[filled] - acc[filled]), bottom=gap_lo, width=width[filled], color="tab:red",
-           alpha=0.35, edgecolor="none", label="gap to mean confidence")
-    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    solid = counts >= few
+    sparse = (counts > 0) & ~solid
+    ax.bar(centers[solid], acc[solid], width=width[solid], color="tab:blue", edgecolor="white")
+    ax.bar(centers[sparse], acc[sparse], width=width[sparse], color=_PALE_BLUE, hatch="///", edgecolor="tab:blue",
+           linewidth=0.5)
+    filled = counts > 0
+    ax.vlines(centers[filled], acc[filled], conf[filled], color="tab:red", lw=1.5)
+    ax.hlines(conf[filled], edges[:-1][filled], edges[1:][filled], color="tab:red", lw=2)
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    handles = [Patch(color="tab:blue", label="accuracy"),
+               Line2D([], [], color="tab:red", lw=2, label="mean confidence; stem: the gap"),
+               Line2D([], [], color="black", ls="--", lw=1, label="perfect calibration")]
+    if sparse.any():
+        handles.insert(1, Patch(facecolor=_PALE_BLUE, hatch="///", edgecolor="tab:blue", linewidth=0.5,
+                                label=f"accuracy, < {few} samples"))
+    legend_title = None if ece is None else f"ECE = {ece:.3f}"
+    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.01), ncol=2, fontsize=7, frameon=False,
+              title=legend_title, title_fontsize=9, borderaxespad=0)
     ax.set_ylabel("accuracy")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.legend(loc="upper left", fontsize=8)
-    if ece is not None:
-        ax.text(0.98, 0.04, f"ECE = {ece:.3f}", transform=ax.transAxes, ha="right", fontsize=10)
-    axn.bar(centers, counts, width=width, color="gray", edgecolor="white")
+    axn.bar(centers[filled], counts[filled], width=width[filled], color="gray", edgecolor="white")
+    for x, n in zip(centers[filled], counts[filled]):
+        axn.text(x, n, str(int(n)), ha="center", va="bottom", fontsize=6)
+    axn.set_yscale("log")
+    axn.set_ylim(0.7, max(10.0, float(counts.max()) * 4))
+    axn.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axn.set_xlabel("confidence (top-label probability)")
     axn.set_ylabel("samples")
     return _save(fig, path, title)

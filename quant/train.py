@@ -496,6 +496,9 @@ def plot_run(done: RunResult, out: Path, *, sample: int = 0) -> dict:
     pred = int(done.verification.predictions[sample])
     what = f"test sample {sample} (label {label}, predicted {pred})"
     panels = [("input", x_test[sample].astype(bool))] + [(f"layer {k}", r.z) for k, r in enumerate(one.layers)]
+    readout = ("readout: the class is the largest membrane v' at the last step (membranes.png), not the most spikes"
+               if result.model.readout == "membrane" else "readout: the class is the neuron with the most spikes")
+    panels[-1] = (*panels[-1], readout)
     files["raster"] = spike_raster(panels, out / "raster.png", title=f"{name}: {what}")
     panels = [(f"layer {k}", r.v, layer.theta) for k, (r, layer) in enumerate(zip(one.layers, network.layers))]
     scores = one.layers[-1].v[-1] if result.model.readout == "membrane" else one.layers[-1].z.sum(0)

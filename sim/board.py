@@ -290,9 +290,22 @@ class SimBoard(Board):
         self._config = config
         self._path = build_board(config, profile=profile, harness=harness, build_root=build_root, log=log)
         self._lib = _load(self._path)
-        self._h = self._lib.sb_new()
+        self._handle = self._lib.sb_new()
         self._rd = _U32()
         self.reset()
+
+    @property
+    def _h(self):
+        """The model's handle for the C library; `BoardError` once the board is closed (a closed
+        board's calls never reach the library, which would dereference a null handle)."""
+        if self._handle is None:
+            raise BoardError(f"the simulated board ({self._path.name}) is closed: make a new one")
+        return self._handle
+
+    @property
+    def closed(self) -> bool:
+        """True after `close()`: every call then raises `BoardError`."""
+        return self._handle is None
 
     @property
     def config(self) -> CoreConfig:
@@ -319,10 +332,10 @@ class SimBoard(Board):
         return f"{super().describe()}, {self._path.name}"
 
     def close(self) -> None:
-        """Free the model."""
-        if self._h:
-            self._lib.sb_free(self._h)
-            self._h = None
+        """Free the model. Every later call raises `BoardError`; closing again does nothing."""
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle:
+            self._lib.sb_free(handle)
 
     def __del__(self):
         try:
