@@ -503,7 +503,7 @@ def cmd_estimate(args) -> int:
                           f"got {args.max_chunk}")
     if args.json is not None:
         _out_file(args.json, "--json")
-    if args.cache.exists() and not args.cache.is_dir():
+    if args.cache is not None and args.cache.exists() and not args.cache.is_dir():
         raise OptionError(f"argument --cache: {args.cache} is a file, expected a folder")
     if not args.largest:  # the options checked (and refused) before any long step
         board = BOARDS[args.board]

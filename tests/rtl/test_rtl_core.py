@@ -274,7 +274,7 @@ def test_spikeloop_verilog_command_builds_the_default_and_refuses_bad_options(tm
     default = CoreConfig.build((784, 256, 128, 10), lanes=16, chunk=64)
     assert manifest["config"] == default.params() and manifest["design_hash"] == regmap.design_hash(default).hex()
     assert main(["verilog", "--sizes", "64,32", "--lanes", "0", "--out", str(tmp_path / "bad")]) == 2
-    assert "lanes = 0 is outside [1, 32]" in capsys.readouterr().err
+    assert "argument --lanes: expected an integer in [1, 32]" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
 
 
