@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import CoreConfig
 from spikeloop.rtl import throughput
 
 SIZES = (784, 256, 128, 10)

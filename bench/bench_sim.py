@@ -37,9 +37,11 @@ from pathlib import Path
 import numpy as np
 
 from spikeloop import golden, regmap
+from spikeloop.config import CoreConfig
 from spikeloop.network import Network, random_network
 from spikeloop.overlay import MODULE
-from spikeloop.regmap import CoreConfig
+from spikeloop.stream import output_words_per_timestep, pack_output, pack_spikes
+from spikeloop.windows import load_writes
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "cocotb"))  # the cocotb bench and its build live beside the tests
@@ -75,14 +77,14 @@ class BoardRate:
         from spikeloop.sim.board import SimBoard
 
         self.board = SimBoard(config, profile="fast")
-        offsets, values = zip(*regmap.load_writes(config, network))
+        offsets, values = zip(*load_writes(config, network))
         self.board.write_many(offsets, values)
         spikes = _spikes(config, steps)
-        self.words = regmap.pack_spikes(spikes, config.bus_width)
-        self.n_out = steps * regmap.output_words_per_timestep(config)
+        self.words = pack_spikes(spikes, config.bus_width)
+        self.n_out = steps * output_words_per_timestep(config)
         self.steps = steps
         trace = golden.run(network, spikes)
-        self.expected = regmap.pack_output(trace.spikes, trace.membranes, config)
+        self.expected = pack_output(trace.spikes, trace.membranes, config)
         self.bit_exact = True
 
     def measure(self) -> dict:
@@ -145,14 +147,14 @@ if os.environ.get(_COCOTB_ENV):  # imported by cocotb inside the simulator
         await tb.reset()
         await tb.load(network)
         await tb.clear_state()
-        words = regmap.pack_spikes(spikes, config.bus_width)
+        words = pack_spikes(spikes, config.bus_width)
         c0, t0 = get_sim_time("ns"), time.perf_counter()
         await tb.send(words)
         got = await tb.recv()
         seconds = time.perf_counter() - t0
         cycles = (get_sim_time("ns") - c0) / 10
         trace = golden.run(network, spikes)
-        want = regmap.pack_output(trace.spikes, trace.membranes, config)
+        want = pack_output(trace.spikes, trace.membranes, config)
         Path(job["result"]).write_text(json.dumps({
             "cycles": cycles, "seconds": seconds, "cycles_per_second": cycles / seconds,
             "timesteps_per_second": len(spikes) / seconds, "bit_exact": bool(np.array_equal(got, want))}))

@@ -44,7 +44,9 @@ from pathlib import Path
 import numpy as np
 
 from spikeloop import regmap
-from spikeloop.regmap import ConfigError, CoreConfig, LayerConfig
+from spikeloop.config import MAX_CHUNK as CORE_MAX_CHUNK
+from spikeloop.config import MAX_LANES, MAX_ROW_BITS, ConfigError, CoreConfig, LayerConfig, design_hash
+from spikeloop.stream import output_words_per_timestep, words_per_timestep
 
 from . import flow
 from .devices import BOARDS, Board
@@ -445,8 +447,8 @@ def _collector_features(layer: LayerConfig, membranes: bool) -> dict[str, dict[s
 
 def _core_features(config: CoreConfig) -> dict[str, dict[str, float]]:
     W = config.bus_width
-    words_in = regmap.words_per_timestep(config.n_in, W)
-    words_out = regmap.output_words_per_timestep(config)
+    words_in = words_per_timestep(config.n_in, W)
+    words_out = output_words_per_timestep(config)
     return {
         "lut": {
             "input vector bits": words_in * W,
@@ -617,7 +619,7 @@ def _layer_options(n_in: int, n_out: int, max_cycles: int, max_chunk: int | None
     """(P, C) pairs, the smallest P and C for each (groups, chunks) split within `max_cycles`."""
     out = []
     extra = layer_cycles(LayerConfig(1, 1)) - 1  # cycles = G * NC + extra
-    max_chunk = regmap.MAX_CHUNK if max_chunk is None else min(max_chunk, regmap.MAX_CHUNK)
+    max_chunk = CORE_MAX_CHUNK if max_chunk is None else min(max_chunk, CORE_MAX_CHUNK)
     for g in range(1, n_out + 1):
         P = math.ceil(n_out / g)
         if math.ceil(n_out / P) != g:
@@ -626,7 +628,7 @@ def _layer_options(n_in: int, n_out: int, max_cycles: int, max_chunk: int | None
             C = math.ceil(n_in / nc)
             if math.ceil(n_in / C) != nc or g * nc + extra > max_cycles:
                 continue
-            if P * C <= regmap.MAX_ROW_BITS and P <= regmap.MAX_LANES and C <= max_chunk:
+            if P * C <= MAX_ROW_BITS and P <= MAX_LANES and C <= max_chunk:
                 out.append((P, C))
     return out
 
@@ -750,7 +752,7 @@ def report(config: CoreConfig, board: Board, *, synthesized: Synthesis | None, o
     est = analytic(config).rounded() if board.device.family == "xc7" else None
     print(f"board    {board.name} ({board.device.part})", file=out)
     print(f"config   {' '.join(flow.config_args(config))}", file=out)
-    print(f"hash     {regmap.design_hash(config).hex()[:16]}...", file=out)
+    print(f"hash     {design_hash(config).hex()[:16]}...", file=out)
     per_layer = ", ".join(str(layer_cycles(layer)) for layer in config.layers)
     ops = ops_per_cycle(config)
     print(f"cycles   {cycles_per_timestep(config)} per timestep on dense input (layers: {per_layer}); "
@@ -829,7 +831,7 @@ def run(args) -> int:
         print(routed_summary(routed, config))
     if args.json:
         numbers = {"board": board.name, "config": config.params(), "config_args": flow.config_args(config),
-                   "design_hash": regmap.design_hash(config).hex(), "cycles_per_timestep": cycles_per_timestep(config),
+                   "design_hash": design_hash(config).hex(), "cycles_per_timestep": cycles_per_timestep(config),
                    "ops_per_cycle": ops_per_cycle(config), "capacity": board.device.capacity(),
                    "analytic": analytic(config).as_dict() if board.device.family == "xc7" else None,
                    "synthesis": synthesized.resources.as_dict() if synthesized else None,

@@ -25,9 +25,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from spikeloop import regmap
+from spikeloop.config import CoreConfig, design_hash
 from spikeloop.configargs import add_config_arguments, config_args, config_from_args
 from spikeloop.overlay import MODULE
-from spikeloop.regmap import CoreConfig
 
 __all__ = [
     "ROOT", "BUILD", "add_config_arguments", "config_from_args", "config_args", "tool", "tool_version",
@@ -94,7 +94,7 @@ def build_key(config: CoreConfig, *extra: str, sources: bool = True) -> str:
     """A short name for one build of `config`: design hash + gateware sources (unless `sources=False`)
     + flow specifics."""
     h = hashlib.sha256()
-    for part in (regmap.design_hash(config).hex(), *([source_hash()] if sources else []), *extra):
+    for part in (design_hash(config).hex(), *([source_hash()] if sources else []), *extra):
         h.update(part.encode() + b"\0")
     return h.hexdigest()[:20]
 
@@ -110,7 +110,7 @@ def overlay_metadata(config: CoreConfig, *, board: str, tools: dict[str, str], *
         "module": MODULE,
         "config": config.params(),
         "config_args": config_args(config),
-        "design_hash": regmap.design_hash(config).hex(),
+        "design_hash": design_hash(config).hex(),
         "regmap_version": list(regmap.VERSION),
         "address_bits": regmap.address_bits(config),
         "source_hash": source_hash(),

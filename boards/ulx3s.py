@@ -26,7 +26,7 @@ from pathlib import Path
 from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import io
 
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import CoreConfig
 from spikeloop.uartlink import DEFAULT_BAUD
 
 from . import flow

@@ -36,9 +36,11 @@ from typing import NamedTuple
 import numpy as np
 
 from spikeloop import regmap
+from spikeloop.config import ConfigError, CoreConfig, design_hash
 from spikeloop.network import Network
-from spikeloop.regmap import ConfigError, CoreConfig
 from spikeloop.spikes import SpikeError, as_bool_spikes, check_spikes
+from spikeloop.stream import StreamCodec, output_words_per_timestep, words_per_timestep
+from spikeloop.windows import load_writes, neuron_word_index, unpack_neuron_values
 
 from .transport import Transport, TransportError, open_transport, transport_class
 
@@ -94,7 +96,7 @@ def describe_config(config: CoreConfig) -> str:
     chunk = "/".join(str(c.chunk) for c in config.layers)
     extra = ", membranes" if config.membranes else ""
     return (f"{'-'.join(map(str, config.sizes))} (lanes {lanes}, chunk {chunk}{extra}, {config.bus_width}-bit bus, "
-            f"design {regmap.design_hash(config).hex()[:12]})")
+            f"design {design_hash(config).hex()[:12]})")
 
 
 def _error_text(names) -> str:
@@ -125,10 +127,10 @@ class Core:
         self.check_errors = bool(check_errors)
         self._config = self._identify(expect)
         cfg = self._config
-        self._words_in = regmap.words_per_timestep(cfg.n_in, cfg.bus_width)
-        self._words_out = regmap.output_words_per_timestep(cfg)
+        self._words_in = words_per_timestep(cfg.n_in, cfg.bus_width)
+        self._words_out = output_words_per_timestep(cfg)
         self._dtype = np.dtype(np.uint32 if cfg.bus_width == 32 else np.uint64)
-        self._codec = regmap.StreamCodec(cfg)
+        self._codec = StreamCodec(cfg)
         limit = transport.max_transfer_words
         self._max_steps = max(1, min(limit // self._words_in, limit // self._words_out))
         self._chunk_steps = self._max_steps
@@ -148,14 +150,14 @@ class Core:
             config = CoreConfig.from_readback(self.transport.read)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-        checks = {"WORDS_IN": regmap.words_per_timestep(config.n_in, config.bus_width),
-                  "WORDS_OUT": regmap.output_words_per_timestep(config),
+        checks = {"WORDS_IN": words_per_timestep(config.n_in, config.bus_width),
+                  "WORDS_OUT": output_words_per_timestep(config),
                   "ADDRESS_BITS": regmap.address_bits(config)}
         for name, want in checks.items():
             got = self.transport.read(regmap.register(name).offset)
             if got != want:
                 raise ConfigError(f"{where}: {name} reads {got}, the configuration read back implies {want}")
-        if expect is not None and regmap.design_hash(expect) != regmap.design_hash(config):
+        if expect is not None and design_hash(expect) != design_hash(config):
             raise ConfigError(f"{where}: the core is {describe_config(config)}, expected {describe_config(expect)}")
         return config
 
@@ -193,7 +195,7 @@ class Core:
     @property
     def design_hash(self) -> str:
         """The core's design hash, hex."""
-        return regmap.design_hash(self._config).hex()
+        return design_hash(self._config).hex()
 
     def __repr__(self) -> str:
         return f"Core({self.transport.describe()}: {describe_config(self._config)})"
@@ -259,11 +261,11 @@ class Core:
         k = self._layer_index(layer)
         cfg = self._config.layers[k]
         w = regmap.window(self._config, k, kind)
-        index = regmap.neuron_word_index(cfg)
+        index = neuron_word_index(cfg)
         words = self.transport.read_many(w.base + regmap.WORD_BYTES * index)
         image = np.zeros(w.words, np.uint32)
         image[index] = words
-        return regmap.unpack_neuron_values(image, cfg)
+        return unpack_neuron_values(image, cfg)
 
     def membranes(self, layer: int = -1) -> np.ndarray:
         """Membranes v (after reset) of a layer's neurons, int64 [n_out]."""
@@ -314,7 +316,7 @@ class Core:
         deadline = self._deadline(timeout=timeout)
         self._wait_status(lambda s: not s.busy and not s.clearing, "the core going idle", deadline)
         self.clear_errors()
-        offsets, values = (np.array(x, dtype=np.int64) for x in zip(*regmap.load_writes(self._config, network)))
+        offsets, values = (np.array(x, dtype=np.int64) for x in zip(*load_writes(self._config, network)))
         self._network = None
         self.transport.write_many(offsets, values)
         if verify:

@@ -15,8 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from spikeloop import golden, regmap
+from spikeloop.config import CoreConfig
 from spikeloop.network import Layer, Network, NetworkError, signed_range
-from spikeloop.regmap import CoreConfig
+from spikeloop.stream import pack_output, unpack_spikes, words_per_timestep
+from spikeloop.windows import pack_neuron_values, unpack_neuron_values, unpack_weights
 
 from .transport import Received, Transport, TransportError
 
@@ -107,7 +109,7 @@ class GoldenTransport(Transport):
             if w.kind in ("v", "u"):
                 state = self._states[w.layer]
                 values = (state.v if w.kind == "v" else state.u)[0]
-                return int(regmap.pack_neuron_values(values, self.config.layers[w.layer])[index])
+                return int(pack_neuron_values(values, self.config.layers[w.layer])[index])
             return int(image[index])
         self._errors["err_address"] = True
         return 0
@@ -176,9 +178,9 @@ class GoldenTransport(Transport):
                 neuron = _NEURONS[mode["neuron"]]
                 try:
                     layers.append(Layer(
-                        regmap.unpack_weights(image["weights"], cfg),
-                        theta=regmap.unpack_neuron_values(image["theta"], cfg),
-                        bias=regmap.unpack_neuron_values(image["bias"], cfg),
+                        unpack_weights(image["weights"], cfg),
+                        theta=unpack_neuron_values(image["theta"], cfg),
+                        bias=unpack_neuron_values(image["bias"], cfg),
                         neuron=neuron, reset=_RESETS[mode["reset"]], v_bits=cfg.v_bits, u_bits=cfg.u_bits,
                         frac_bits=cfg.frac_bits, lam=self._run_time["LAM"][k],
                         alpha=self._run_time["ALPHA"][k] if neuron == "cuba" else 0, where=f"layer {k}",
@@ -192,16 +194,16 @@ class GoldenTransport(Transport):
     def transfer(self, words, n_out: int, *, deadline: float) -> Received:
         words = np.asarray(words).reshape(-1)
         cfg = self.config
-        per = regmap.words_per_timestep(cfg.n_in, cfg.bus_width)
+        per = words_per_timestep(cfg.n_in, cfg.bus_width)
         if words.size == 0:
             return Received(words[:0], False)
         if words.size % per:
             self._errors["err_truncated"] = True
             words = np.concatenate([words, np.zeros(per - words.size % per, words.dtype)])
-        spikes = regmap.unpack_spikes(words, cfg.n_in, cfg.bus_width)
+        spikes = unpack_spikes(words, cfg.n_in, cfg.bus_width)
         trace = golden.run(self.network(), spikes, states=self._states)
         self._states = trace.states
-        out = regmap.pack_output(trace.spikes, trace.membranes, cfg).astype(words.dtype)
+        out = pack_output(trace.spikes, trace.membranes, cfg).astype(words.dtype)
         self._counters["TIMESTEPS"] += spikes.shape[0]
         self._counters["SPIKES_IN"] += int(spikes.sum())
         self._counters["SPIKES_OUT"] += int(trace.spikes.sum())

@@ -5,7 +5,7 @@
 live in `spikeloop.regmap`, shared with the host driver. See docs/gateware.md.
 """
 
-from spikeloop.regmap import CoreConfig, LayerConfig
+from spikeloop.config import CoreConfig, LayerConfig
 
 from .common import LayerControl, MemBus
 from .crossbar import Crossbar

@@ -11,7 +11,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from spikeloop.regmap import WINDOW_KINDS, LayerConfig
+from spikeloop.config import LayerConfig
+from spikeloop.regmap import WINDOW_KINDS
 
 __all__ = [
     "parameters", "check_int", "check_choice", "check_type", "popcount", "saturate", "onehot_index",
@@ -192,7 +193,7 @@ class MemBus(wiring.Signature):
 class LayerControl(wiring.Signature):
     """Run-time registers of a layer, from the register file's side.
 
-    `neuron`, `reset`: codes of `spikeloop.regmap.NEURON_CODE` / `RESET_CODE`; `lam`, `alpha`:
+    `neuron`, `reset`: codes of `spikeloop.network.Neuron` / `Reset`; `lam`, `alpha`:
     decays in [0, 2^F]; `clear`: a one-cycle pulse zeroes v and u (after the groups in flight);
     `clearing`: the clear is pending or running; `busy`: a timestep is in flight in the layer.
     """

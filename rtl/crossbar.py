@@ -21,7 +21,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from spikeloop.regmap import LayerConfig
+from spikeloop.config import LayerConfig
 
 from .common import (
     WINDOW,

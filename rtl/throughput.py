@@ -25,7 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from spikeloop import regmap
-from spikeloop.regmap import CoreConfig, LayerConfig
+from spikeloop.config import CoreConfig, LayerConfig
+from spikeloop.stream import output_words_per_timestep, pack_spikes, words_per_timestep
+from spikeloop.windows import neuron_word_index
 
 __all__ = ["chunk_sizes", "nonzero_chunks", "expected_nonzero_chunks", "layer_cycles", "stage_cycles", "core_cycles",
            "expected_core_cycles", "synapses", "Measurement", "measure"]
@@ -55,7 +57,7 @@ def layer_cycles(layer: LayerConfig, z) -> np.ndarray | int:
 
 
 def _framing(config: CoreConfig) -> int:
-    return max(regmap.words_per_timestep(config.n_in, config.bus_width), regmap.output_words_per_timestep(config)) + 1
+    return max(words_per_timestep(config.n_in, config.bus_width), output_words_per_timestep(config)) + 1
 
 
 def stage_cycles(config: CoreConfig, z_per_layer) -> np.ndarray:
@@ -116,8 +118,8 @@ def measure(config: CoreConfig, densities=(1.0, 0.2, 0.05, 0.01, 0.0), *, steps:
     rng = np.random.default_rng(seed)
     dut = Core(config=config)
     W = config.bus_width
-    words_in = regmap.words_per_timestep(config.n_in, W)
-    words_out = regmap.output_words_per_timestep(config)
+    words_in = words_per_timestep(config.n_in, W)
+    words_out = output_words_per_timestep(config)
     trains = [rng.random((steps, config.n_in)) < d for d in densities]
     ends: list[list[int]] = []
 
@@ -132,7 +134,7 @@ def measure(config: CoreConfig, densities=(1.0, 0.2, 0.05, 0.01, 0.0), *, steps:
         for k, layer in enumerate(config.layers):  # biases at the top of the range
             base = regmap.window(config, k, "bias").base
             value = (1 << (layer.v_bits - 1)) - 1 if deeper == "dense" else -(1 << (layer.v_bits - 1))
-            for index in regmap.neuron_word_index(layer):
+            for index in neuron_word_index(layer):
                 ctx.set(dut.s_axi_awaddr, base + 4 * int(index))
                 ctx.set(dut.s_axi_wdata, value & 0xFFFFFFFF)
                 ctx.set(dut.s_axi_awvalid, 1)
@@ -148,7 +150,7 @@ def measure(config: CoreConfig, densities=(1.0, 0.2, 0.05, 0.01, 0.0), *, steps:
                 await tick()
         ctx.set(dut.m_axis_tready, 1)
         for spikes in trains:
-            words = regmap.pack_spikes(spikes, W)
+            words = pack_spikes(spikes, W)
             sent = got = 0
             done = []
             while len(done) < steps:

@@ -3,7 +3,7 @@
 AXI names appear only here. `Core` runs in the `sync` domain (for Amaranth's simulator);
 `CoreTop` wraps it with `aclk` and the active-low `aresetn` for Verilog and Vivado.
 
-Stream framing (`spikeloop.regmap.pack_spikes`): an input timestep is `WORDS_IN` bus words of
+Stream framing (`spikeloop.stream.pack_spikes`): an input timestep is `WORDS_IN` bus words of
 spike bits, LSB-first. A TLAST before the last word of a timestep ends that timestep early:
 the missing bits are zero, it is processed, and `STATUS.err_truncated` is set. Every input
 timestep gives exactly one output timestep of `WORDS_OUT` words, in order; the output TLAST
@@ -22,7 +22,9 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeloop import regmap
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import CoreConfig
+from spikeloop.network import Reset
+from spikeloop.stream import output_words_per_timestep, words_per_timestep
 
 from .common import DECAY_BITS, WINDOW, Probed, check_type, parameters, popcount
 from .network import Network
@@ -90,7 +92,7 @@ class Core(wiring.Component, Probed):
         clear_counters = Signal()
 
         # ---------------- input: bus words -> one spike vector per timestep
-        words_in = regmap.words_per_timestep(cfg.n_in, W)
+        words_in = words_per_timestep(cfg.n_in, W)
         widx = Signal(range(max(2, words_in)))
         vec = Signal(words_in * W)
         pending = Signal()
@@ -126,7 +128,7 @@ class Core(wiring.Component, Probed):
             m.d.sync += pending.eq(0)
 
         # ---------------- output: one payload per timestep -> bus words
-        words_out = regmap.output_words_per_timestep(cfg)
+        words_out = output_words_per_timestep(cfg)
         out_words = self._output_words(net.o_stream.p)
         held = Signal(len(Cat(*out_words)))
         held_last = Signal()
@@ -278,7 +280,7 @@ class Core(wiring.Component, Probed):
         """The words of one output timestep: spikes, then the membranes as 32-bit fields."""
         cfg = self._config
         W = cfg.bus_width
-        spikes = Cat(payload.spikes, Const(0, regmap.words_per_timestep(cfg.n_out, W) * W - cfg.n_out))
+        spikes = Cat(payload.spikes, Const(0, words_per_timestep(cfg.n_out, W) * W - cfg.n_out))
         words = [spikes[w * W : (w + 1) * W] for w in range(len(spikes) // W)]
         if cfg.membranes:
             fields = [_sext(payload.v[j], 32) for j in range(cfg.n_out)]
@@ -338,7 +340,7 @@ class Core(wiring.Component, Probed):
                 with m.Case(regmap.layer_offset(k, "MODE") // 4):
                     reset_field = mode_reg.field("reset")
                     reset_code = wdata.bit_select(reset_field.lsb, reset_field.width)
-                    ok = (wdata[_width(mode_reg):] == 0) & (reset_code <= max(regmap.RESET_CODE.values()))
+                    ok = (wdata[_width(mode_reg):] == 0) & (reset_code <= max(Reset))
                     with m.If(ok):
                         m.d.sync += modes[k].eq(wdata)
                     with m.Else():

@@ -16,8 +16,9 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from spikeloop import regmap
+from spikeloop.config import CoreConfig, design_hash
 from spikeloop.overlay import MODULE
-from spikeloop.regmap import CoreConfig
+from spikeloop.stream import output_words_per_timestep, words_per_timestep
 
 from .common import check_type
 from .top import CoreTop, axi_members
@@ -31,11 +32,11 @@ def manifest(config: CoreConfig) -> dict:
     return {
         "module": MODULE,
         "config": config.params(),
-        "design_hash": regmap.design_hash(config).hex(),
+        "design_hash": design_hash(config).hex(),
         "regmap_version": list(regmap.VERSION),
         "address_bits": regmap.address_bits(config),
-        "words_in": regmap.words_per_timestep(config.n_in, config.bus_width),
-        "words_out": regmap.output_words_per_timestep(config),
+        "words_in": words_per_timestep(config.n_in, config.bus_width),
+        "words_out": output_words_per_timestep(config),
         "ports": ["aclk", "aresetn", *axi_members(config)],
     }
 
@@ -66,7 +67,7 @@ def run(args) -> int:
 
     config = config_from_args(args, **DEFAULTS)
     path = generate(config, args.out)
-    print(f"{path} (design hash {regmap.design_hash(config).hex()[:16]}...)")
+    print(f"{path} (design hash {design_hash(config).hex()[:16]}...)")
     return 0
 
 

@@ -48,8 +48,9 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeloop import regmap
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import CoreConfig, design_hash
+from spikeloop.stream import BUS_WIDTHS, output_words_per_timestep, pack_spikes
+from spikeloop.windows import load_writes
 
 __all__ = [
     "BoardBuildError", "BoardError", "SimBoard", "build_board", "board_available", "cache_root", "file_lock",
@@ -203,13 +204,13 @@ def file_lock(path: Path):
 
 def _rtl_digest() -> str:
     """What the generated Verilog depends on besides the configuration: the gateware's sources,
-    the register map and Amaranth's version (the design hash covers the configuration only)."""
+    the contract modules it imports and Amaranth's version (the design hash covers the configuration only)."""
     import amaranth
 
-    from spikeloop import regmap as regmap_module
+    from spikeloop import config, network, regmap, stream, windows
 
     rtl = Path(__import__("spikeloop.rtl", fromlist=["__file__"]).__file__).parent
-    files = sorted(rtl.glob("*.py")) + [Path(regmap_module.__file__)]
+    files = sorted(rtl.glob("*.py")) + [Path(m.__file__) for m in (config, network, regmap, stream, windows)]
     return _digest(amaranth.__version__, *(f.name.encode() + f.read_bytes() for f in files))
 
 
@@ -257,7 +258,7 @@ def build_board(config: CoreConfig, *, profile: str | None = None, harness=None,
     model_opt, *model_extra = model_flags
     harness = Path(harness) if harness is not None else HARNESS
     root = Path(build_root) if build_root is not None else cache_root()
-    key = regmap.design_hash(config).hex()[:16]
+    key = design_hash(config).hex()[:16]
     cxx = _cxx()
     model_key = _digest(_SCHEME, key, _rtl_digest(), PRELUDE, *vargs, *model_flags, _compiler_id(tuple(cxx)),
                         _cpu() if "-march=native" in model_flags else "")[:8]
@@ -514,11 +515,11 @@ def bench(config: CoreConfig, *, steps: int = 2000, density: float = 0.2, seed: 
     t0 = time.perf_counter()
     board = SimBoard(config, profile=profile)
     build_s = time.perf_counter() - t0
-    offsets, values = zip(*regmap.load_writes(config, net))
+    offsets, values = zip(*load_writes(config, net))
     board.write_many(offsets, values)
     spikes = np.random.default_rng(seed).random((steps, config.n_in)) < density
-    words = regmap.pack_spikes(spikes, config.bus_width)
-    n_out = steps * regmap.output_words_per_timestep(config)
+    words = pack_spikes(spikes, config.bus_width)
+    n_out = steps * output_words_per_timestep(config)
     board.arm(n_out)
     board.send(words)
     c0, t0, p0 = board.cycles, time.perf_counter(), time.process_time()
@@ -548,7 +549,7 @@ def add_served_core_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lanes", type=int_or_list, default=16, help="neurons per clock P (16), or one per layer: 3,2")
     parser.add_argument("--chunk", type=int_or_list, default=64, help="synapses per clock C (64), or one per layer")
     parser.add_argument("--membranes", action="store_true", help="the core also outputs membranes")
-    parser.add_argument("--bus-width", type=int, default=32, choices=regmap.BUS_WIDTHS)
+    parser.add_argument("--bus-width", type=int, default=32, choices=BUS_WIDTHS)
     parser.add_argument("--profile", default=None, choices=sorted(PROFILES), help="simulated board build profile")
 
 

@@ -35,8 +35,10 @@ from collections import deque
 import numpy as np
 
 from spikeloop import regmap
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import CoreConfig
+from spikeloop.stream import output_words_per_timestep, words_per_timestep
 from spikeloop.uartlink import DEFAULT_BAUD, frame_ack, frame_output, frame_read_data, parse_commands
+from spikeloop.windows import load_writes
 
 from .board import RECEIVED, RX_ARMED, RX_LAST, SENT, SimBoard
 
@@ -126,8 +128,8 @@ class _TransportCore:
     def __init__(self, transport):
         self.transport = transport
         self.config = CoreConfig.from_readback(transport.read)
-        self._per_in = regmap.words_per_timestep(self.config.n_in, self.config.bus_width)
-        self._per_out = regmap.output_words_per_timestep(self.config)
+        self._per_in = words_per_timestep(self.config.n_in, self.config.bus_width)
+        self._per_out = output_words_per_timestep(self.config)
         self._dtype = np.uint32 if self.config.bus_width == 32 else np.uint64
         self._words: list[int] = []
         self._outputs: list[tuple[int, bool]] = []
@@ -186,8 +188,8 @@ class UARTBoard:
             raise TypeError(f"target must be a SimBoard or a Transport, got {type(target).__name__}")
         config = self._core.config
         self._bus_width = config.bus_width
-        self._per_in = regmap.words_per_timestep(config.n_in, config.bus_width)
-        self._per_out = regmap.output_words_per_timestep(config)
+        self._per_in = words_per_timestep(config.n_in, config.bus_width)
+        self._per_out = output_words_per_timestep(config)
         self._serial = None
         self._slave = None
         if port is None:
@@ -374,7 +376,7 @@ def bench(network, config: CoreConfig, *, steps: int = 2000, reads: int = 2000, 
         t0 = time.perf_counter()
         core.load(network)
         load_s = time.perf_counter() - t0
-        writes = len(regmap.load_writes(config, network))
+        writes = len(load_writes(config, network))
         t0 = time.perf_counter()
         core.transport.read_many(np.full(reads, regmap.register("MAGIC").offset))
         reads_per_s = reads / (time.perf_counter() - t0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import CoreConfig
 
 __all__ = ["add_config_arguments", "config_from_args", "config_args", "int_or_list"]
 

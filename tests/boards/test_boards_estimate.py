@@ -12,11 +12,11 @@ import json
 
 import pytest
 
-from spikeloop import regmap
 from spikeloop.app import cli
 from spikeloop.boards import estimate
 from spikeloop.boards.devices import BOARDS
-from spikeloop.regmap import ConfigError, CoreConfig
+from spikeloop.config import ConfigError, CoreConfig
+from spikeloop.stream import words_per_timestep
 
 PYNQ = BOARDS["pynq-z2"]
 RUNS = json.loads(estimate.DATA.read_text())["runs"]
@@ -39,7 +39,7 @@ def test_cycles_per_timestep_is_the_gateware_formula():
     assert estimate.layer_cycles(default.layers[0], nonzero_chunks=0) == 16 + 1  # an empty timestep
     # the stream framing bounds a core whose layers are faster than its input words
     wide = CoreConfig.build((784, 10), lanes=10, chunk=784)
-    assert estimate.cycles_per_timestep(wide) == regmap.words_per_timestep(784, 32) + 1 == 26
+    assert estimate.cycles_per_timestep(wide) == words_per_timestep(784, 32) + 1 == 26
 
 
 def test_calibration_covers_what_the_model_claims():

@@ -12,7 +12,7 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import CoreConfig, design_hash
 
 __all__ = ["verilator_env", "VERILATOR_ARGS", "COCOTB_ARGS", "build_core", "run_cases", "runner", "available"]
 
@@ -117,6 +117,5 @@ def run_cases(sim, build_dir, cases, *, test_dir, waves: bool = False) -> None:
 
 
 def _key(config: CoreConfig) -> str:
-    from spikeloop.regmap import design_hash
 
     return design_hash(config).hex()[:16]

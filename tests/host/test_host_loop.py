@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from conftest import make_core
 
+from spikeloop.config import CoreConfig
 from spikeloop.host import cartpole
 from spikeloop.host.loop import PHASES, run_loop
-from spikeloop.regmap import CoreConfig
 
 gymnasium = pytest.importorskip("gymnasium")
 
@@ -111,7 +111,6 @@ def test_the_loop_command_over_a_serial_port(tmp_path, capsys):
     pytest.importorskip("serial")
     from spikeloop.app.cli import main
     from spikeloop.host.golden_transport import GoldenTransport
-    from spikeloop.regmap import CoreConfig
     from spikeloop.sim.uart_board import UARTBoard
 
     net = cartpole.policy_network()

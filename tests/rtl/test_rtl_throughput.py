@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import CoreConfig
 from spikeloop.rtl import throughput
 
 
