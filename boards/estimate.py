@@ -45,7 +45,7 @@ import numpy as np
 
 from spikeloop import regmap
 from spikeloop.config import MAX_CHUNK as CORE_MAX_CHUNK
-from spikeloop.config import MAX_LANES, MAX_ROW_BITS, ConfigError, CoreConfig, LayerConfig, design_hash
+from spikeloop.config import MAX_LANES, MAX_ROW_BITS, ConfigError, CoreConfig, LayerConfig, design_hash, layer_cycles
 from spikeloop.stream import output_words_per_timestep, words_per_timestep
 
 from . import flow
@@ -54,7 +54,6 @@ from .devices import board as get_board
 
 __all__ = [
     "Resources", "Synthesis", "DoesNotFit", "synthesize", "analytic", "layer_resources", "cycles_per_timestep",
-    "layer_cycles",
     "synapses", "ops_per_cycle", "check_fit", "largest", "memory_map", "place_and_route", "routed_summary",
     "verilog_key", "main",
 ]
@@ -131,13 +130,6 @@ def check_fit(resources: Resources, board: Board, *, source: str = "synthesis", 
 # --------------------------------------------------------------------------------------------
 # Throughput
 # --------------------------------------------------------------------------------------------
-
-
-def layer_cycles(layer: LayerConfig, nonzero_chunks: int | None = None) -> int:
-    """Crossbar cycles of one timestep with `nonzero_chunks` nonzero input chunks (dense: all of them)."""
-    from spikeloop.rtl import throughput  # the gateware's own model (docs/gateware.md)
-
-    return int(throughput.layer_cycles(layer, layer.n_chunks if nonzero_chunks is None else nonzero_chunks))
 
 
 def cycles_per_timestep(config: CoreConfig) -> int:

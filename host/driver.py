@@ -14,9 +14,9 @@ What the driver does, for every transport alike:
   (`CoreConfig.from_readback`: magic, version, design hash) and cross-checks WORDS_IN, WORDS_OUT
   and ADDRESS_BITS; with `expect=` it also refuses a core of another design;
 - load: refuses a network the core cannot hold (`CoreConfig.check_network`, `ConfigError`), writes
-  `regmap.load_writes` in bulk, reads every word back and checks the sticky error bits
+  `windows.load_writes` in bulk, reads every word back and checks the sticky error bits
   (`LoadError`), then clears the state and the counters;
-- run / step: packs spikes with `regmap.StreamCodec` (the layout of `regmap.pack_spikes`), makes one
+- run / step: packs spikes with `stream.StreamCodec` (the layout of `stream.pack_spikes`), makes one
   stream transfer per chunk of timesteps with a deadline, checks that exactly the expected words came
   back with TLAST (`TransferError`), unpacks them, and checks STATUS for sticky errors
   set by the gateware (`CoreError`);
@@ -36,7 +36,7 @@ from typing import NamedTuple
 import numpy as np
 
 from spikeloop import regmap
-from spikeloop.config import ConfigError, CoreConfig, design_hash
+from spikeloop.config import ConfigError, CoreConfig, design_hash, max_timestep_cycles
 from spikeloop.network import Network
 from spikeloop.spikes import SpikeError, as_bool_spikes, check_spikes
 from spikeloop.stream import StreamCodec, output_words_per_timestep, words_per_timestep
@@ -51,9 +51,7 @@ __all__ = [
 
 _STATUS = regmap.register("STATUS")
 _CONTROL = regmap.register("CONTROL")
-ERROR_BITS = ("err_truncated", "err_param", "err_address", "err_busy_write")
-COUNTERS = ("TIMESTEPS", "SPIKES_IN", "SPIKES_OUT", "BUSY_CYCLES")
-_ERROR_MASK = sum(_STATUS.field(name).mask for name in ERROR_BITS)
+_ERROR_MASK = sum(_STATUS.field(name).mask for name in regmap.ERRORS)
 
 
 class CoreError(RuntimeError):
@@ -134,8 +132,7 @@ class Core:
         limit = transport.max_transfer_words
         self._max_steps = max(1, min(limit // self._words_in, limit // self._words_out))
         self._chunk_steps = self._max_steps
-        bound = sum(c.n_groups * c.n_chunks + 4 for c in cfg.layers) + self._words_in + self._words_out + 8
-        self._cycles_per_step_bound = bound
+        self._cycles_per_step_bound = max_timestep_cycles(cfg)
         self._network: Network | None = None
         #: Seconds spent in the last transfer: pack (spikes to words), transfer (the transport:
         #: sending, the core computing, receiving), unpack (words to arrays), check (STATUS).
@@ -220,7 +217,7 @@ class Core:
         word = self.transport.read(_STATUS.offset)
         fields = _STATUS.decode(word)
         return Status(word, bool(fields["busy"]), bool(fields["clearing"]),
-                      tuple(name for name in ERROR_BITS if fields[name]))
+                      tuple(name for name in regmap.ERRORS if fields[name]))
 
     def errors(self) -> tuple[str, ...]:
         """Names of the sticky error bits that are set."""
@@ -245,7 +242,7 @@ class Core:
     def counters(self) -> dict[str, int]:
         """The 64-bit counters: timesteps, spikes_in, spikes_out, busy_cycles."""
         out = {}
-        for name in COUNTERS:
+        for name in regmap.COUNTERS:
             lo = self.transport.read(regmap.register(f"{name}_LO").offset)  # latches _HI
             hi = self.transport.read(regmap.register(f"{name}_HI").offset)
             out[name.lower()] = hi << 32 | lo

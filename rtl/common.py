@@ -12,10 +12,11 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from spikeloop.config import LayerConfig
+from spikeloop.network import check_int
 from spikeloop.regmap import WINDOW_KINDS
 
 __all__ = [
-    "parameters", "check_int", "check_choice", "check_type", "popcount", "saturate", "onehot_index",
+    "parameters", "check_choice", "check_type", "popcount", "saturate", "onehot_index",
     "index_shape", "spike_layout", "group_sum_layout", "neuron_out_layout",
     "MemBus", "LayerControl", "WINDOW", "DECAY_BITS", "Probed",
 ]
@@ -54,16 +55,6 @@ def check_type(name: str, value, kind: type):
     """Return `value` if it is a `kind`, else raise TypeError naming it."""
     if not isinstance(value, kind):
         raise TypeError(f"{name} must be a {kind.__name__}, not {value!r}")
-    return value
-
-
-def check_int(name: str, value, lo: int, hi: int | None = None) -> int:
-    """Return `value` if it is an int in [lo, hi], else raise TypeError/ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        bound = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name} must be {bound}, not {value}")
     return value
 
 

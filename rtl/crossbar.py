@@ -22,12 +22,12 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from spikeloop.config import LayerConfig
+from spikeloop.network import check_int
 
 from .common import (
     WINDOW,
     MemBus,
     Probed,
-    check_int,
     group_sum_layout,
     index_shape,
     onehot_index,

@@ -28,7 +28,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from spikeloop.config import LayerConfig
-from spikeloop.network import DECAYS, Reset
+from spikeloop.network import DECAYS, Reset, check_int
 
 from .common import (
     WINDOW,
@@ -36,7 +36,6 @@ from .common import (
     MemBus,
     Probed,
     check_choice,
-    check_int,
     group_sum_layout,
     index_shape,
     neuron_out_layout,

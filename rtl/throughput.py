@@ -1,6 +1,7 @@
 """Cycles per timestep of the core: the model of docs/gateware.md ("Throughput") and its measurement.
 
-Model, per timestep in steady state (input offered at full rate, output always taken):
+Model, per timestep in steady state (input offered at full rate, output always taken; the contract's
+`spikeloop.config.layer_cycles` and `framing_cycles`):
 
     layer k:  G_k * max(1, Z_k) + 1       G_k = ceil(n_out/P) groups, Z_k = input chunks of C holding a spike
     core:     max(WORDS_IN + 1, WORDS_OUT + 1, max_k layer k)
@@ -25,11 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from spikeloop import regmap
-from spikeloop.config import CoreConfig, LayerConfig
+from spikeloop.config import CoreConfig, LayerConfig, framing_cycles, layer_cycles
 from spikeloop.stream import output_words_per_timestep, pack_spikes, words_per_timestep
 from spikeloop.windows import neuron_word_index
 
-__all__ = ["chunk_sizes", "nonzero_chunks", "expected_nonzero_chunks", "layer_cycles", "stage_cycles", "core_cycles",
+__all__ = ["chunk_sizes", "nonzero_chunks", "expected_nonzero_chunks", "stage_cycles", "core_cycles",
            "expected_core_cycles", "synapses", "Measurement", "measure"]
 
 
@@ -51,20 +52,11 @@ def expected_nonzero_chunks(layer: LayerConfig, density: float) -> float:
     return float(sum(1 - (1 - density) ** c for c in chunk_sizes(layer)))
 
 
-def layer_cycles(layer: LayerConfig, z) -> np.ndarray | int:
-    """Cycles a layer's crossbar spends on a timestep with `z` nonzero chunks."""
-    return layer.n_groups * np.maximum(1, z) + 1
-
-
-def _framing(config: CoreConfig) -> int:
-    return max(words_per_timestep(config.n_in, config.bus_width), output_words_per_timestep(config)) + 1
-
-
 def stage_cycles(config: CoreConfig, z_per_layer) -> np.ndarray:
     """[stages, T]: cycles of the framing and of each layer per timestep, given each layer's Z per timestep."""
     per_layer = [layer_cycles(layer, np.asarray(z)) for layer, z in zip(config.layers, z_per_layer)]
     steps = len(per_layer[0])
-    return np.array([np.full(steps, _framing(config)), *per_layer])
+    return np.array([np.full(steps, framing_cycles(config)), *per_layer])
 
 
 def core_cycles(config: CoreConfig, z_per_layer) -> np.ndarray:
@@ -78,7 +70,7 @@ def expected_core_cycles(config: CoreConfig, densities) -> float:
     if densities.size == 1:
         densities = np.concatenate([densities, np.ones(len(config.layers) - 1)])
     z = [expected_nonzero_chunks(layer, d) for layer, d in zip(config.layers, densities)]
-    return float(max(_framing(config), *(layer.n_groups * max(1.0, zk) + 1 for layer, zk in zip(config.layers, z))))
+    return float(max(framing_cycles(config), *(layer_cycles(layer, zk) for layer, zk in zip(config.layers, z))))
 
 
 def synapses(config: CoreConfig) -> int:

@@ -83,11 +83,9 @@ class Core(wiring.Component, Probed):
         m.submodules.network = net = self._network
 
         status = regmap.register("STATUS")
-        err_truncated, err_param, err_address, err_busy_write = (
-            Signal(name=name) for name in ("err_truncated", "err_param", "err_address", "err_busy_write"))
+        err_truncated, err_param, err_address, err_busy_write = (Signal(name=name) for name in regmap.ERRORS)
 
-        counter_names = ("TIMESTEPS", "SPIKES_IN", "SPIKES_OUT", "BUSY_CYCLES")
-        counters = {name: Signal(64, name=name.lower()) for name in counter_names}
+        counters = {name: Signal(64, name=name.lower()) for name in regmap.COUNTERS}
         shadows = {name: Signal(32, name=name.lower() + "_hi") for name in counters}
         clear_counters = Signal()
 
@@ -315,8 +313,7 @@ class Core(wiring.Component, Probed):
 
     @staticmethod
     def _status_word(status, busy, clearing, errors):
-        bits = {"busy": busy, "clearing": clearing, "err_truncated": errors[0], "err_param": errors[1],
-                "err_address": errors[2], "err_busy_write": errors[3]}
+        bits = {"busy": busy, "clearing": clearing, **dict(zip(regmap.ERRORS, errors))}
         word = Const(0, 32)
         for name, bit in bits.items():
             word = word | (bit << status.field(name).lsb)
@@ -333,7 +330,7 @@ class Core(wiring.Component, Probed):
                 with m.If(wdata[control.field("clear_counters").lsb]):
                     m.d.comb += clear_counters.eq(1)
             with m.Case(status.offset // 4):
-                for err, name in zip(errors, ("err_truncated", "err_param", "err_address", "err_busy_write")):
+                for err, name in zip(errors, regmap.ERRORS):
                     with m.If(wdata[status.field(name).lsb]):
                         m.d.sync += err.eq(0)
             for k, layer in enumerate(cfg.layers):

@@ -358,7 +358,8 @@ def layer_cycles(layer: LayerConfig, nonzero_chunks=None):
     a spike (default: all of them, dense input): one row per (group, nonzero chunk), at least one
     per group, and one clock to take the next timestep (docs/gateware.md, "Throughput")."""
     z = layer.n_chunks if nonzero_chunks is None else nonzero_chunks
-    return layer.n_groups * np.maximum(1, z) + 1
+    cycles = layer.n_groups * np.maximum(1, z) + 1
+    return cycles if np.ndim(cycles) else cycles.item()
 
 
 def framing_cycles(config: CoreConfig) -> int:

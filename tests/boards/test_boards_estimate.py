@@ -15,7 +15,7 @@ import pytest
 from spikeloop.app import cli
 from spikeloop.boards import estimate
 from spikeloop.boards.devices import BOARDS
-from spikeloop.config import ConfigError, CoreConfig
+from spikeloop.config import ConfigError, CoreConfig, layer_cycles
 from spikeloop.stream import words_per_timestep
 
 PYNQ = BOARDS["pynq-z2"]
@@ -32,11 +32,11 @@ def within(got, want, tol):
 def test_cycles_per_timestep_is_the_gateware_formula():
     default = CoreConfig.build((784, 256, 128, 10), lanes=16, chunk=64)
     # docs/gateware.md: G * NC + 1 per layer, the slowest stage sets the rate: 16 x 13 + 1 = 209
-    assert [estimate.layer_cycles(layer) for layer in default.layers] == [209, 33, 3]
+    assert [layer_cycles(layer) for layer in default.layers] == [209, 33, 3]
     assert estimate.cycles_per_timestep(default) == 209
     assert estimate.synapses(default) == 784 * 256 + 256 * 128 + 128 * 10
     assert round(estimate.ops_per_cycle(default)) == 1123
-    assert estimate.layer_cycles(default.layers[0], nonzero_chunks=0) == 16 + 1  # an empty timestep
+    assert layer_cycles(default.layers[0], nonzero_chunks=0) == 16 + 1  # an empty timestep
     # the stream framing bounds a core whose layers are faster than its input words
     wide = CoreConfig.build((784, 10), lanes=10, chunk=784)
     assert estimate.cycles_per_timestep(wide) == words_per_timestep(784, 32) + 1 == 26

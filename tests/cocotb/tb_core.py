@@ -4,7 +4,7 @@ Launched by tests/cocotb through `cocotb_tools.runner` with `SPIKELOOP_CASES` na
 (JSON, written by `write_case`, separated by os.pathsep): the configuration, the network image,
 the input transfers, the seed, the idle/backpressure rates and the directed events of the case.
 One TB class drives AXI-Lite (`AxiLiteMaster`) and both streams (`AxiStreamSource`/`AxiStreamSink`
-with pause generators); a scoreboard compares every output word with `regmap.pack_output` of
+with pause generators); a scoreboard compares every output word with `stream.pack_output` of
 the golden model.
 
 Events a case can ask for, per transfer index:
@@ -37,7 +37,7 @@ import cocotb
 import numpy as np
 
 from spikeloop import golden, regmap
-from spikeloop.config import CoreConfig
+from spikeloop.config import CoreConfig, max_timestep_cycles
 from spikeloop.network import Network
 from spikeloop.stream import output_words_per_timestep, pack_output, pack_spikes, unpack_spikes, words_per_timestep
 from spikeloop.windows import layer_control_values, load_writes
@@ -289,9 +289,7 @@ class Case:
         """Transfer k's output; a core that never closes it with TLAST fails the case instead of hanging."""
         from cocotb.triggers import SimTimeoutError
 
-        c = self.config
-        per_step = sum(layer.n_groups * layer.n_chunks + 4 for layer in c.layers) + self.per_in + self.per_out
-        limit = 4 * steps * per_step + 2000
+        limit = 4 * steps * max_timestep_cycles(self.config) + 2000
         try:
             return await self.tb.recv(limit)
         except SimTimeoutError:
@@ -320,8 +318,7 @@ class Case:
         from cocotb.triggers import SimTimeoutError, with_timeout
 
         steps = sum(t.shape[0] for t in self.case["transfers"])
-        per_step = sum(layer.n_groups * layer.n_chunks + 4 for layer in self.config.layers) + self.per_in + self.per_out
-        limit = 8 * steps * per_step + 200_000  # + loading and register polling
+        limit = 8 * steps * max_timestep_cycles(self.config) + 200_000  # + loading and register polling
         try:
             await with_timeout(self.run(), limit * 10, "ns")
         except SimTimeoutError:

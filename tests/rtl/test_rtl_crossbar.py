@@ -128,9 +128,9 @@ def test_crossbar_bus_writes_outside_window_are_ignored():
 
 
 @pytest.mark.parametrize("kwargs,error", [
-    ({"n_in": 0, "n_out": 4, "lanes": 1, "chunk": 1}, "n_in must be"),
-    ({"n_in": 8, "n_out": 4, "lanes": 5, "chunk": 1}, "lanes must be"),
-    ({"n_in": 8, "n_out": 4, "lanes": 1, "chunk": 9}, "chunk must be"),
+    ({"n_in": 0, "n_out": 4, "lanes": 1, "chunk": 1}, "n_in = 0 is outside"),
+    ({"n_in": 8, "n_out": 4, "lanes": 5, "chunk": 1}, "lanes = 5 is outside"),
+    ({"n_in": 8, "n_out": 4, "lanes": 1, "chunk": 9}, "chunk = 9 is outside"),
 ])
 def test_crossbar_refuses_bad_parameters(kwargs, error):
     with pytest.raises(ValueError, match=error):

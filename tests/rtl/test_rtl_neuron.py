@@ -196,8 +196,8 @@ def test_neuron_array_refuses_out_of_range_parameters():
 
 
 @pytest.mark.parametrize("kwargs,exc,error", [
-    ({"n_in": 8, "n_out": 4, "lanes": 1, "v_bits": 1}, ValueError, "v_bits must be"),
-    ({"n_in": 8, "n_out": 4, "lanes": 1, "frac_bits": 17}, ValueError, "frac_bits must be"),
+    ({"n_in": 8, "n_out": 4, "lanes": 1, "v_bits": 1}, ValueError, "v_bits = 1 is outside"),
+    ({"n_in": 8, "n_out": 4, "lanes": 1, "frac_bits": 17}, ValueError, "frac_bits = 17 is outside"),
     ({"n_in": 8, "n_out": 4, "lanes": 1, "decay": "mul"}, ValueError,
      "decay must be one of 'shift', 'multiply', not 'mul'"),
     ({"n_in": 8, "n_out": 4, "lanes": True}, TypeError, "lanes must be an integer, not True"),
