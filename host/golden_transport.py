@@ -7,7 +7,7 @@ as on the simulated board or the PYNQ. A stream transfer is unpacked, run throug
 `golden.run` from the kept state, and packed as the core packs its output.
 
 What it does not model: timing (`BUSY_CYCLES` stays 0, `busy` and `clearing` are never seen),
-and bus faults. Refused writes set `err_param` / `err_address` as the gateware does.
+and bus faults. Writes are judged by `regmap.judge_write`, the gateware's rules.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 
 from spikeloop import golden, regmap
 from spikeloop.config import CoreConfig
-from spikeloop.network import Layer, Network, NetworkError, signed_range
+from spikeloop.network import Layer, Network, NetworkError, Neuron, Reset
 from spikeloop.stream import pack_output, unpack_spikes, words_per_timestep
 from spikeloop.windows import pack_neuron_values, unpack_neuron_values, unpack_weights
 
@@ -27,10 +27,6 @@ __all__ = ["GoldenTransport"]
 _STATUS = regmap.register("STATUS")
 _CONTROL = regmap.register("CONTROL")
 _MODE = regmap.layer_register("MODE")
-_ERRORS = ("err_truncated", "err_param", "err_address", "err_busy_write")
-_COUNTERS = ("TIMESTEPS", "SPIKES_IN", "SPIKES_OUT", "BUSY_CYCLES")
-_NEURONS = {code: name for name, code in regmap.NEURON_CODE.items()}
-_RESETS = {code: name for name, code in regmap.RESET_CODE.items()}
 
 
 class GoldenTransport(Transport):
@@ -53,9 +49,9 @@ class GoldenTransport(Transport):
         self._bases = np.array(sorted(self._windows), dtype=np.int64)
         n = len(config.layers)
         self._run_time = {"MODE": [0] * n, "LAM": [0] * n, "ALPHA": [0] * n}
-        self._errors = dict.fromkeys(_ERRORS, False)
-        self._counters = dict.fromkeys(_COUNTERS, 0)
-        self._shadows = dict.fromkeys(_COUNTERS, 0)
+        self._errors = dict.fromkeys(regmap.ERRORS, False)
+        self._counters = dict.fromkeys(regmap.COUNTERS, 0)
+        self._shadows = dict.fromkeys(regmap.COUNTERS, 0)
         self._states = tuple(golden.LayerState(np.zeros((1, c.n_out), np.int64), np.zeros((1, c.n_out), np.int64))
                              for c in config.layers)
         self._network: Network | None = None
@@ -93,7 +89,7 @@ class GoldenTransport(Transport):
             return sum(1 << _STATUS.field(name).lsb for name, on in self._errors.items() if on)
         if offset == _CONTROL.offset:
             return 0
-        for name in _COUNTERS:
+        for name in regmap.COUNTERS:
             if offset == regmap.register(f"{name}_LO").offset:
                 value = self._counters[name]
                 self._shadows[name] = value >> 32
@@ -116,56 +112,30 @@ class GoldenTransport(Transport):
 
     def write(self, offset: int, value: int) -> None:
         offset, value = int(offset), int(value) & 0xFFFFFFFF
-        if offset % regmap.WORD_BYTES:
-            self._errors["err_address"] = True
+        verdict = regmap.judge_write(self.config, offset, value)
+        for name in verdict.errors:
+            self._errors[name] = True
+        if not verdict.performed:
             return
         if offset == _CONTROL.offset:
             if value & _CONTROL.field("clear_state").mask:
                 self._states = tuple(golden.LayerState(np.zeros_like(s.v), np.zeros_like(s.u)) for s in self._states)
             if value & _CONTROL.field("clear_counters").mask:
-                self._counters = dict.fromkeys(_COUNTERS, 0)
+                self._counters = dict.fromkeys(regmap.COUNTERS, 0)
             return
         if offset == _STATUS.offset:
-            for name in _ERRORS:
+            for name in regmap.ERRORS:
                 if value & _STATUS.field(name).mask:
                     self._errors[name] = False
             return
         layer_reg = self._layer_reg(offset)
-        if layer_reg and layer_reg[1] in self._run_time:
+        if layer_reg:  # MODE, LAM or ALPHA: the writable per-layer registers
             k, name = layer_reg
-            if self._run_time_ok(k, name, value):
-                self._run_time[name][k] = value
-                self._network = None
-            else:
-                self._errors["err_param"] = True
-            return
-        hit = self._window_at(offset)
-        if hit and hit[0].writable:
-            w, image, index = hit
-            if self._window_ok(w, index, value):
-                image[index] = value
-                self._network = None
-            else:
-                self._errors["err_param"] = True
-            return
-        self._errors["err_address"] = True
-
-    def _run_time_ok(self, k: int, name: str, value: int) -> bool:
-        layer = self.config.layers[k]
-        if name == "MODE":
-            width = max(f.lsb + f.width for f in _MODE.fields)
-            return value >> width == 0 and _MODE.decode(value)["reset"] in _RESETS
-        if value > 1 << layer.frac_bits:
-            return False
-        return layer.decay == "multiply" or value & (value - 1) == 0
-
-    def _window_ok(self, w, index: int, value: int) -> bool:
-        if w.kind == "weights":
-            return True
-        layer = self.config.layers[w.layer]
-        signed = value - (1 << 32) if value >> 31 else value
-        lo, hi = signed_range(layer.v_bits)
-        return 1 <= signed <= hi if w.kind == "theta" else lo <= signed <= hi
+            self._run_time[name][k] = value
+        else:  # a word of a writable window
+            _, image, index = self._window_at(offset)
+            image[index] = value
+        self._network = None
 
     # ------------------------------------------------------------------ numerics
     def network(self) -> Network:
@@ -175,13 +145,13 @@ class GoldenTransport(Transport):
             for k, cfg in enumerate(self.config.layers):
                 image = {w.kind: img for w, img in self._windows.values() if w.layer == k}
                 mode = _MODE.decode(self._run_time["MODE"][k])
-                neuron = _NEURONS[mode["neuron"]]
+                neuron = Neuron(mode["neuron"]).label
                 try:
                     layers.append(Layer(
                         unpack_weights(image["weights"], cfg),
                         theta=unpack_neuron_values(image["theta"], cfg),
                         bias=unpack_neuron_values(image["bias"], cfg),
-                        neuron=neuron, reset=_RESETS[mode["reset"]], v_bits=cfg.v_bits, u_bits=cfg.u_bits,
+                        neuron=neuron, reset=Reset(mode["reset"]).label, v_bits=cfg.v_bits, u_bits=cfg.u_bits,
                         frac_bits=cfg.frac_bits, lam=self._run_time["LAM"][k],
                         alpha=self._run_time["ALPHA"][k] if neuron == "cuba" else 0, where=f"layer {k}",
                     ))

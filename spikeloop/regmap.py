@@ -323,7 +323,7 @@ def judge_write(config, offset: int, value: int, *, busy: bool = False) -> Verdi
     - `theta` outside [1, 2^(v_bits-1) - 1], `bias` outside the `v_bits` range: dropped, `err_param`.
     - A window write while `busy` (a timestep in flight) also sets `err_busy_write`.
     `CONTROL` acts and `STATUS` clears the bits written 1. Every software model of a core calls
-    this; the gateware has its own logic, held equal to it by tests/rtl/test_rtl_core.py.
+    this; the gateware has its own logic, held equal to it by tests/rtl/test_rtl_write_rules.py.
     """
     value = int(value) & 0xFFFFFFFF
     kind, what = decode_address(config, offset)
