@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spikeloop.config import DEFAULT_CHUNK, DEFAULT_LANES
 from spikeloop.configargs import add_config_arguments
 from spikeloop.network import Network, NetworkError, random_network
 from spikeloop.spikes import SpikeError, check_spikes, load_spikes, poisson_spikes, save_spikes
@@ -280,8 +281,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", default="golden", choices=BACKENDS, help="where to run (default: golden)")
     s.add_argument("--out", required=True, type=Path, help="output spike file (.npz)")
     s.add_argument("--membranes", action="store_true", help="also store the last layer's pre-reset membranes")
-    s.add_argument("--lanes", type=_per_layer, default=16, help="sim: neurons per clock P, one or per layer (16)")
-    s.add_argument("--chunk", type=_per_layer, default=64, help="sim: synapses per clock C, one or per layer (64)")
+    s.add_argument("--lanes", type=_per_layer, default=DEFAULT_LANES,
+                   help=f"sim: neurons per clock P, one or per layer ({DEFAULT_LANES})")
+    s.add_argument("--chunk", type=_per_layer, default=DEFAULT_CHUNK,
+                   help=f"sim: synapses per clock C, one or per layer ({DEFAULT_CHUNK})")
     add_board_arguments(s)
     s.set_defaults(func=cmd_run)
 

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from spikeloop import golden, regmap
-from spikeloop.config import CoreConfig
+from spikeloop.config import DEFAULT_CHUNK, DEFAULT_LANES, DEFAULT_SIZES, CoreConfig
 from spikeloop.network import Network, random_network
 from spikeloop.overlay import MODULE
 from spikeloop.stream import output_words_per_timestep, pack_output, pack_spikes
@@ -55,9 +55,9 @@ def designs(names) -> dict[str, tuple[CoreConfig, Network]]:
 
     out = {}
     # "balanced": the same network, lanes spent where the cycles are (the same cycles per dense timestep)
-    for name, lanes in (("default", 16), ("balanced", [16, 4, 1])):
+    for name, lanes in (("default", DEFAULT_LANES), ("balanced", [16, 4, 1])):
         if name in names:
-            config = CoreConfig.build((784, 256, 128, 10), lanes=lanes, chunk=64, membranes=True)
+            config = CoreConfig.build(DEFAULT_SIZES, lanes=lanes, chunk=DEFAULT_CHUNK, membranes=True)
             out[name] = (config, random_network(config.sizes, seed=0))
     if "cartpole" in names:
         net = cartpole.policy_network()

@@ -44,8 +44,18 @@ from pathlib import Path
 import numpy as np
 
 from spikeloop import regmap
+from spikeloop.config import (
+    DEFAULT_CORE,
+    DEFAULT_SIZES,
+    MAX_LANES,
+    MAX_ROW_BITS,
+    ConfigError,
+    CoreConfig,
+    LayerConfig,
+    design_hash,
+    layer_cycles,
+)
 from spikeloop.config import MAX_CHUNK as CORE_MAX_CHUNK
-from spikeloop.config import MAX_LANES, MAX_ROW_BITS, ConfigError, CoreConfig, LayerConfig, design_hash, layer_cycles
 from spikeloop.stream import output_words_per_timestep, words_per_timestep
 
 from . import flow
@@ -699,7 +709,7 @@ def largest(sizes, board: Board | str = "pynq-z2", *, margin: float = 0.9, v_bit
 
 #: Configurations of the calibration runs (`python -m spikeloop.boards.estimate calibrate`).
 CALIBRATION = [
-    CoreConfig.build((784, 256, 128, 10), lanes=16, chunk=64),
+    DEFAULT_CORE,
     CoreConfig.build((64, 32, 10), lanes=4, chunk=16),
     CoreConfig.build((784, 128, 10), lanes=[32, 8], chunk=[128, 64]),
     CoreConfig.build((256, 64), lanes=8, chunk=256, decay="multiply", v_bits=12, u_bits=20),
@@ -707,7 +717,7 @@ CALIBRATION = [
     CoreConfig.build((1024, 1024), lanes=4, chunk=32),
     CoreConfig.build((300, 300), lanes=64, chunk=16, v_bits=10, u_bits=10),
     # what `largest((784, 256, 128, 10))` finds (docs/boards.md)
-    CoreConfig.build((784, 256, 128, 10), lanes=[26, 4, 1], chunk=[196, 256, 32]),
+    CoreConfig.build(DEFAULT_SIZES, lanes=[26, 4, 1], chunk=[196, 256, 32]),
 ]
 
 

@@ -78,13 +78,14 @@ def package_versions(names=_PACKAGES) -> dict[str, str]:
 
 @lru_cache(maxsize=1)
 def source_hash() -> str:
-    """SHA-256 over the gateware sources (rtl/*.py and spikeloop/regmap.py): changes when the RTL can.
+    """SHA-256 over the gateware sources (rtl/*.py and the contract modules it imports): changes when the RTL can.
 
     Read once per process, like the modules themselves, so that a key never describes sources
     edited after the gateware was imported.
     """
     h = hashlib.sha256()
-    files = sorted((ROOT / "rtl").glob("*.py")) + [ROOT / "spikeloop" / "regmap.py"]
+    contract = ("network", "config", "regmap", "stream", "windows")
+    files = sorted((ROOT / "rtl").glob("*.py")) + [ROOT / "spikeloop" / f"{name}.py" for name in contract]
     for path in files:
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()

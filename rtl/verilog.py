@@ -23,7 +23,7 @@ from spikeloop.stream import output_words_per_timestep, words_per_timestep
 from .common import check_type
 from .top import CoreTop, axi_members
 
-__all__ = ["MODULE", "DEFAULTS", "generate", "manifest", "run", "main"]
+__all__ = ["MODULE", "generate", "manifest", "run", "main"]
 
 
 
@@ -57,15 +57,11 @@ def generate(config: CoreConfig, out_dir) -> Path:
     return path
 
 
-#: What `make verilog` and `spikeloop verilog` build without options: the default core.
-DEFAULTS = {"default_sizes": (784, 256, 128, 10), "default_lanes": 16, "default_chunk": 64}
-
-
 def run(args) -> int:
-    """`spikeloop verilog`: write the Verilog and manifest of the configuration in `args` (defaults: `DEFAULTS`)."""
+    """`spikeloop verilog`: write the Verilog and manifest of the configuration in `args` (default: `DEFAULT_CORE`)."""
     from spikeloop.configargs import config_from_args
 
-    config = config_from_args(args, **DEFAULTS)
+    config = config_from_args(args)
     path = generate(config, args.out)
     print(f"{path} (design hash {design_hash(config).hex()[:16]}...)")
     return 0

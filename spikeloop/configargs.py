@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from spikeloop.config import CoreConfig
+from spikeloop.config import DEFAULT_CHUNK, DEFAULT_LANES, DEFAULT_SIZES, CoreConfig
 
 __all__ = ["add_config_arguments", "config_from_args", "config_args", "int_or_list"]
 
@@ -40,8 +40,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, sizes_required: boo
     parser.add_argument("--bus-width", type=int, default=32)
 
 
-def config_from_args(args, *, default_sizes=(784, 256, 128, 10), default_lanes=16, default_chunk=64) -> CoreConfig:
-    """The CoreConfig the options describe (defaults fill what is not given)."""
+def config_from_args(args, *, default_sizes=DEFAULT_SIZES, default_lanes=DEFAULT_LANES,
+                     default_chunk=DEFAULT_CHUNK) -> CoreConfig:
+    """The CoreConfig the options describe (defaults fill what is not given: the default core)."""
     sizes = default_sizes if args.sizes is None else [int(x) for x in str(args.sizes).split(",")]
     decay = str(args.decay).split(",")
     return CoreConfig.build(

@@ -14,7 +14,7 @@ from rtlsim import idle, seeded, simulate
 from test_rtl_network import build_case, densities
 
 from spikeloop import golden, regmap
-from spikeloop.config import CoreConfig, design_hash
+from spikeloop.config import DEFAULT_CORE, CoreConfig, design_hash
 from spikeloop.network import random_network
 from spikeloop.rtl.top import Core, CoreTop
 from spikeloop.stream import output_words_per_timestep, pack_output, pack_spikes, unpack_output
@@ -291,8 +291,7 @@ def test_spikeloop_verilog_command_builds_the_default_and_refuses_bad_options(tm
 
     assert main(["verilog", "--out", str(tmp_path)]) == 0  # the default core of `make verilog`
     manifest = json.loads((tmp_path / "spikeloop_core.json").read_text())
-    default = CoreConfig.build((784, 256, 128, 10), lanes=16, chunk=64)
-    assert manifest["config"] == default.params() and manifest["design_hash"] == design_hash(default).hex()
+    assert manifest["config"] == DEFAULT_CORE.params() and manifest["design_hash"] == design_hash(DEFAULT_CORE).hex()
     assert main(["verilog", "--sizes", "64,32", "--lanes", "0", "--out", str(tmp_path / "bad")]) == 2
     assert "lanes = 0 is outside [1, 32]" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
