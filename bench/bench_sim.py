@@ -11,7 +11,7 @@ same 209 cycles per dense timestep with a quarter of the crossbar and neuron lan
 Per design:
 - board: the simulated board (sim/board.cpp, "fast" profile) streaming timesteps at full rate
   (input density 0.2, output taken at once): simulated clock cycles/s and timesteps/s; its
-  output is compared word for word with `regmap.pack_output` of the golden model;
+  output is compared word for word with `stream.pack_output` of the golden model;
 - cocotb: the same Verilog in cocotb 2 + cocotbext-axi (the tests' build, `tests/cocotb/cocotb_build.py`,
   model at `SPIKELOOP_VERILATOR_OPT`, -O0 by default), streaming the same timesteps with the clock
   running, timed inside the simulator around the transfer only: cycles/s, and board / cocotb;

@@ -1,8 +1,9 @@
 """spikeloop.rtl: the gateware, in Amaranth 0.5 (lib.wiring, lib.stream, lib.memory).
 
 `Crossbar` and `NeuronArray` are the two halves of a `Layer`; a `Network` chains layers as a
-`spikeloop.regmap.CoreConfig` describes them. The configuration, register map and bit packing
-live in `spikeloop.regmap`, shared with the host driver. See docs/gateware.md.
+`spikeloop.config.CoreConfig` describes them. The configuration (`spikeloop.config`), register map
+(`spikeloop.regmap`) and bit packing (`spikeloop.stream`, `spikeloop.windows`) are the contract,
+shared with the host driver. See docs/gateware.md.
 """
 
 from spikeloop.config import CoreConfig, LayerConfig

@@ -1,6 +1,6 @@
 """The core top on Amaranth's simulator: AXI-Lite register file, stream framing, counters, errors.
 
-The output words are compared with `regmap.pack_output` of the golden model's result, word for
+The output words are compared with `stream.pack_output` of the golden model's result, word for
 word, so the packing of the host driver is checked together with the gateware.
 """
 
