@@ -2,7 +2,7 @@
 
 The gateware (`spikeloop.rtl`), the drivers and the simulated boards import this module; no offset
 is typed anywhere else, and docs/regmap.md is generated from it (`python -m spikeloop.regmap`).
-numpy only (it runs on the board).
+Plain Python (it runs on the board).
 
 - The register table: identity (`MAGIC`, `VERSION`, the design hash), configuration readback,
   control, status with its sticky error bits (`ERRORS`), the 64-bit counters (`COUNTERS`) and the
@@ -38,10 +38,14 @@ MAGIC = int.from_bytes(b"SKLP", "little")
 VERSION = (1, 0)
 #: AXI-Lite data width in bytes; every register and window word is 32 bits.
 WORD_BYTES = 4
-#: The 64-bit counters, each read as NAME_LO (latching) then NAME_HI, and what they count.
-COUNTERS = ("TIMESTEPS", "SPIKES_IN", "SPIKES_OUT", "BUSY_CYCLES")
-_COUNTER_DOCS = ("timesteps output", "input spikes received", "output spikes sent",
-                 "clock cycles with a timestep in flight")
+_COUNTED = {
+    "TIMESTEPS": "timesteps output",
+    "SPIKES_IN": "input spikes received",
+    "SPIKES_OUT": "output spikes sent",
+    "BUSY_CYCLES": "clock cycles with a timestep in flight",
+}
+#: The 64-bit counters, each read as NAME_LO (which latches NAME_HI) then NAME_HI.
+COUNTERS = tuple(_COUNTED)
 
 
 def next_pow2(n: int) -> int:
@@ -153,7 +157,7 @@ _g.add("STATUS", "rw1c", "State and sticky errors (write 1 to an error bit to cl
     Field("err_address", 10, 1, "an access to an unmapped or read-only address"),
     Field("err_busy_write", 11, 1, "a parameter window was written while a timestep was in flight"),
 ])
-for _name, _doc in zip(COUNTERS, _COUNTER_DOCS):
+for _name, _doc in _COUNTED.items():
     _g.add(f"{_name}_LO", "ro", f"Counter of {_doc}, bits 31..0; reading it latches _HI.")
     _g.add(f"{_name}_HI", "ro", f"Counter of {_doc}, bits 63..32 as latched by the last read of _LO.")
 
@@ -195,10 +199,10 @@ WINDOW_KINDS = ("weights", "theta", "bias", "v", "u")
 
 _BY_NAME = {r.name: r for r in GLOBAL_REGISTERS}
 _BY_OFFSET = {r.offset: r for r in GLOBAL_REGISTERS}
+_LAYER_BY_NAME = {r.name: r for r in LAYER_REGISTERS}
 
 #: The sticky error bits of STATUS, in bit order (write 1 to clear).
 ERRORS = tuple(f.name for f in _BY_NAME["STATUS"].fields if f.name.startswith("err_"))
-_LAYER_BY_NAME = {r.name: r for r in LAYER_REGISTERS}
 
 
 def register(name: str) -> Register:
