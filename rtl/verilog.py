@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     """`python -m spikeloop.rtl.verilog ...`, the same as `spikeloop verilog ...`."""
     import sys
 
-    from spikeloop.cli import main as cli_main
+    from spikeloop.app.cli import main as cli_main
 
     return cli_main(["verilog", *(sys.argv[1:] if argv is None else argv)])
 

@@ -146,6 +146,7 @@ def test_open_core_uses_the_installed_overlay_on_the_simulated_board(installed, 
     code = f"""
 import numpy as np
 from spikeloop import golden
+from spikeloop.config import CoreConfig
 from spikeloop.host import open_core
 from spikeloop.sim.zynq import SimDevice
 from spikeloop.network import random_network

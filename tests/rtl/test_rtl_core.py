@@ -287,7 +287,7 @@ def test_verilog_generation_writes_module_and_manifest(tmp_path, capsys):
 def test_spikeloop_verilog_command_builds_the_default_and_refuses_bad_options(tmp_path, capsys):
     import json
 
-    from spikeloop.cli import main
+    from spikeloop.app.cli import main
 
     assert main(["verilog", "--out", str(tmp_path)]) == 0  # the default core of `make verilog`
     manifest = json.loads((tmp_path / "spikeloop_core.json").read_text())
