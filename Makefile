@@ -42,8 +42,9 @@ demo: $(STAMP)
 wheel-check: $(STAMP)
 	PYTHON=$(PY) .ci/wheel-check
 
-# Verilog of the default core (or CONFIG="--sizes 784,256,10 --lanes 16 --chunk 64") under build/verilog.
-CONFIG ?= --sizes 784,256,128,10 --lanes 16 --chunk 64
+# Verilog of the default core (spikeloop.config.DEFAULT_CORE; or CONFIG="--sizes 784,256,10 --lanes 16 --chunk 64")
+# under build/verilog.
+CONFIG ?=
 verilog: $(STAMP)
 	$(VENV)/bin/spikeloop verilog $(CONFIG) --out $(BUILD)/verilog
 
@@ -55,7 +56,7 @@ verilog: $(STAMP)
 BOARD        ?= pynq-z2
 BOARD_DIR    := $(BUILD)/boards/$(BOARD)
 BOARD_CONFIG  = $(if $(filter file,$(origin CONFIG)),,$(CONFIG))
-GATEWARE_SRC := $(wildcard rtl/*.py) spikeloop/regmap.py
+GATEWARE_SRC := $(wildcard rtl/*.py) $(addprefix spikeloop/,network.py config.py regmap.py stream.py windows.py)
 BOARDS_SRC   := $(wildcard boards/*.py boards/pynq_z2/*.tcl) spikeloop/uartlink.py
 
 .PHONY: estimate bitstream FORCE

@@ -24,9 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
+from spikeloop.config import DEFAULT_CHUNK, DEFAULT_LANES, MAX_CHUNK, MAX_LANES, design_hash
 from spikeloop.configargs import OptionError, add_config_arguments, float_in, int_in, int_or_list, sizes_type
-from spikeloop.network import BITS_RANGE, FRAC_BITS_RANGE, MAX_WIDTH, Network, NetworkError, random_network
-from spikeloop.regmap import MAX_CHUNK, MAX_LANES
+from spikeloop.network import (
+    BITS_RANGE,
+    FRAC_BITS_RANGE,
+    MAX_WIDTH,
+    NEURONS,
+    RESETS,
+    Network,
+    NetworkError,
+    random_network,
+)
 from spikeloop.spikes import SpikeError, as_bool_spikes, check_spikes, load_spikes, poisson_spikes, save_spikes
 from spikeloop.uartlink import DEFAULT_BAUD
 
@@ -302,7 +311,8 @@ def sim_geometry(args, net: Network) -> dict:
         check_per_layer("--lanes", args.lanes, net.sizes[1:], what="outputs", limit=MAX_LANES)
     if args.chunk is not None:
         check_per_layer("--chunk", args.chunk, net.sizes[:-1], what="inputs", limit=MAX_CHUNK)
-    return {"lanes": 16 if args.lanes is None else args.lanes, "chunk": 64 if args.chunk is None else args.chunk}
+    return {"lanes": DEFAULT_LANES if args.lanes is None else args.lanes,
+            "chunk": DEFAULT_CHUNK if args.chunk is None else args.chunk}
 
 
 def cmd_random_network(args) -> int:
@@ -337,8 +347,8 @@ def _require(module: str, extra: str, what: str):
 TRAIN_CHOICES = {
     "dataset": ("digits", "mnist5k", "temporal", "nmnist", "shd", "dvsgesture"),
     "encoding": ("rate", "latency"),
-    "neuron": ("lif", "cuba"),
-    "reset": ("subtract", "zero", "none"),
+    "neuron": NEURONS,
+    "reset": RESETS,
     "rule": ("ste", "bayes"),
     "readout": ("membrane", "count"),
 }
@@ -476,7 +486,7 @@ def cmd_verilog(args) -> int:
     from spikeloop.configargs import config_from_args
     from spikeloop.rtl import verilog
 
-    config = config_from_args(args, **verilog.DEFAULTS)  # the options refused before any work
+    config = config_from_args(args)  # the options refused before any work
     _out_dir(args.out)
     sizes = "-".join(map(str, config.sizes))
     _say(f"writing the Verilog of {sizes} (Amaranth, then Yosys's Verilog back end: 10-30 s) ...")
@@ -486,7 +496,9 @@ def cmd_verilog(args) -> int:
     if wide > TIMING_CHUNK:
         _say(f"warning: chunk {wide} > {TIMING_CHUNK}: a popcount this wide takes Yosys a long time and much "
              "memory, and may not meet timing (spikeloop estimate --analytic says whether it fits a board)")
-    return verilog.run(args)
+    path = verilog.generate(config, args.out)
+    print(f"{path} (design hash {design_hash(config).hex()[:16]}...)")
+    return 0
 
 
 def cmd_estimate(args) -> int:
@@ -569,18 +581,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--membranes", action="store_true", help="also store the last layer's pre-reset membranes")
     s.add_argument("--lanes", type=int_or_list, default=None,
                    help="sim: neurons per clock P, one or per layer, at most each layer's outputs "
-                        "(default 16, or a layer's outputs if fewer)")
+                        f"(default {DEFAULT_LANES}, or a layer's outputs if fewer)")
     s.add_argument("--chunk", type=int_or_list, default=None,
                    help="sim: synapses per clock C, one or per layer, at most each layer's inputs "
-                        "(default 64, or a layer's inputs if fewer)")
+                        f"(default {DEFAULT_CHUNK}, or a layer's inputs if fewer)")
     add_board_arguments(s)
 
     s = _command(sub, "random-network", cmd_random_network)
     s.add_argument("--sizes", required=True, type=_sizes, help="n_in,n_out0,n_out1,... e.g. 784,256,10")
     s.add_argument("--seed", type=int_in(0), default=0, help="seeds the weights and thresholds (default 0)")
-    s.add_argument("--neuron", default="lif", choices=("lif", "cuba"), help="neuron model of every layer (lif)")
-    s.add_argument("--reset", default="subtract", choices=("subtract", "zero", "none"),
-                   help="reset after a spike, every layer (subtract)")
+    s.add_argument("--neuron", default="lif", choices=NEURONS, help="neuron model of every layer (lif)")
+    s.add_argument("--reset", default="subtract", choices=RESETS, help="reset after a spike, every layer (subtract)")
     s.add_argument("--out", required=True, type=Path, help="network image to write (.npz); its folder is created")
 
     s = _command(sub, "random-spikes", cmd_random_spikes)
@@ -628,7 +639,7 @@ def parser() -> argparse.ArgumentParser:
                    help=f"membrane width, {BITS_RANGE[0]} to {BITS_RANGE[1]} (default 16)")
     n.add_argument("--u-bits", type=int_in(*BITS_RANGE), default=None,
                    help=f"current width, {BITS_RANGE[0]} to {BITS_RANGE[1]} (default 16)")
-    n.add_argument("--reset", default=None, choices=("subtract", "zero", "none"),
+    n.add_argument("--reset", default=None, choices=RESETS,
                    help="reset of every layer (default: spikeloop metadata, else zero)")
     n.add_argument("--binarize", action="store_true",
                    help="take the signs of non-binary weights, folding their scale into thresholds and biases")

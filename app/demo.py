@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from spikeloop import golden
+from spikeloop.config import DEFAULT_SIZES
 from spikeloop.network import Network, random_network
 from spikeloop.quant.plots import spike_raster
 from spikeloop.spikes import save_spikes
 
-DEFAULT_SIZES = (784, 256, 128, 10)
 STEPS = 200
 
 

@@ -21,8 +21,9 @@ import time
 import numpy as np
 
 from spikeloop import regmap
+from spikeloop.config import CoreConfig
 from spikeloop.host import open_core
-from spikeloop.regmap import CoreConfig
+from spikeloop.windows import load_writes
 
 
 def served_board(config: CoreConfig, *, golden: bool, profile: str | None):
@@ -47,7 +48,7 @@ def bench_uart(network, config: CoreConfig, *, steps: int = 2000, reads: int = 2
         t0 = time.perf_counter()
         core.load(network)
         load_s = time.perf_counter() - t0
-        writes = len(regmap.load_writes(config, network))
+        writes = len(load_writes(config, network))
         t0 = time.perf_counter()
         core.transport.read_many(np.full(reads, regmap.register("MAGIC").offset))
         reads_per_s = reads / (time.perf_counter() - t0)

@@ -22,10 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import DEFAULT_SIZES, CoreConfig
 from spikeloop.rtl import throughput
 
-SIZES = (784, 256, 128, 10)
+SIZES = DEFAULT_SIZES
 #: (lanes per layer, chunk per layer) of 784-256-128-10.
 CONFIGS = [
     ([8, 8, 10], [32, 32, 32]),

@@ -11,7 +11,7 @@ same 209 cycles per dense timestep with a quarter of the crossbar and neuron lan
 Per design:
 - board: the simulated board (sim/board.cpp, "fast" profile) streaming timesteps at full rate
   (input density 0.2, output taken at once): simulated clock cycles/s and timesteps/s; its
-  output is compared word for word with `regmap.pack_output` of the golden model;
+  output is compared word for word with `stream.pack_output` of the golden model;
 - cocotb: the same Verilog in cocotb 2 + cocotbext-axi (the tests' build, `tests/cocotb/cocotb_build.py`,
   model at `SPIKELOOP_VERILATOR_OPT`, -O0 by default), streaming the same timesteps with the clock
   running, timed inside the simulator around the transfer only: cycles/s, and board / cocotb;
@@ -37,9 +37,11 @@ from pathlib import Path
 import numpy as np
 
 from spikeloop import golden, regmap
+from spikeloop.config import DEFAULT_CHUNK, DEFAULT_LANES, DEFAULT_SIZES, CoreConfig
 from spikeloop.network import Network, random_network
 from spikeloop.overlay import MODULE
-from spikeloop.regmap import CoreConfig
+from spikeloop.stream import output_words_per_timestep, pack_output, pack_spikes
+from spikeloop.windows import load_writes
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "cocotb"))  # the cocotb bench and its build live beside the tests
@@ -53,9 +55,9 @@ def designs(names) -> dict[str, tuple[CoreConfig, Network]]:
 
     out = {}
     # "balanced": the same network, lanes spent where the cycles are (the same cycles per dense timestep)
-    for name, lanes in (("default", 16), ("balanced", [16, 4, 1])):
+    for name, lanes in (("default", DEFAULT_LANES), ("balanced", [16, 4, 1])):
         if name in names:
-            config = CoreConfig.build((784, 256, 128, 10), lanes=lanes, chunk=64, membranes=True)
+            config = CoreConfig.build(DEFAULT_SIZES, lanes=lanes, chunk=DEFAULT_CHUNK, membranes=True)
             out[name] = (config, random_network(config.sizes, seed=0))
     if "cartpole" in names:
         net = cartpole.policy_network()
@@ -75,14 +77,14 @@ class BoardRate:
         from spikeloop.sim.board import SimBoard
 
         self.board = SimBoard(config, profile="fast")
-        offsets, values = zip(*regmap.load_writes(config, network))
+        offsets, values = zip(*load_writes(config, network))
         self.board.write_many(offsets, values)
         spikes = _spikes(config, steps)
-        self.words = regmap.pack_spikes(spikes, config.bus_width)
-        self.n_out = steps * regmap.output_words_per_timestep(config)
+        self.words = pack_spikes(spikes, config.bus_width)
+        self.n_out = steps * output_words_per_timestep(config)
         self.steps = steps
         trace = golden.run(network, spikes)
-        self.expected = regmap.pack_output(trace.spikes, trace.membranes, config)
+        self.expected = pack_output(trace.spikes, trace.membranes, config)
         self.bit_exact = True
 
     def measure(self) -> dict:
@@ -145,14 +147,14 @@ if os.environ.get(_COCOTB_ENV):  # imported by cocotb inside the simulator
         await tb.reset()
         await tb.load(network)
         await tb.clear_state()
-        words = regmap.pack_spikes(spikes, config.bus_width)
+        words = pack_spikes(spikes, config.bus_width)
         c0, t0 = get_sim_time("ns"), time.perf_counter()
         await tb.send(words)
         got = await tb.recv()
         seconds = time.perf_counter() - t0
         cycles = (get_sim_time("ns") - c0) / 10
         trace = golden.run(network, spikes)
-        want = regmap.pack_output(trace.spikes, trace.membranes, config)
+        want = pack_output(trace.spikes, trace.membranes, config)
         Path(job["result"]).write_text(json.dumps({
             "cycles": cycles, "seconds": seconds, "cycles_per_second": cycles / seconds,
             "timesteps_per_second": len(spikes) / seconds, "bit_exact": bool(np.array_equal(got, want))}))

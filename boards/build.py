@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from spikeloop.regmap import ConfigError
+from spikeloop.config import ConfigError
 
 from . import flow
 from .devices import BOARDS

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from spikeloop.config import DEFAULT_CHUNK, DEFAULT_LANES, DEFAULT_SIZES
+
 __all__ = ["Device", "Board", "BOARDS", "board"]
 
 
@@ -60,7 +62,7 @@ ECP5_85F = Device(family="ecp5", part="LFE5U-85F-6BG381C", lut=83_640, ff=83_640
 
 BOARDS: dict[str, Board] = {
     "pynq-z2": Board("pynq-z2", XC7Z020, clock_mhz=100.0, flow="vivado",
-                     default_sizes=(784, 256, 128, 10), default_lanes=16, default_chunk=64),
+                     default_sizes=DEFAULT_SIZES, default_lanes=DEFAULT_LANES, default_chunk=DEFAULT_CHUNK),
     # A small network that places and routes in about a minute from PyPI tools (docs/boards.md).
     "ulx3s": Board("ulx3s", ECP5_85F, clock_mhz=25.0, flow="yowasp",
                    default_sizes=(64, 32, 10), default_lanes=4, default_chunk=16),

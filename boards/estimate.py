@@ -43,7 +43,19 @@ from pathlib import Path
 import numpy as np
 
 from spikeloop import regmap, toolchain
-from spikeloop.regmap import ConfigError, CoreConfig, LayerConfig
+from spikeloop.config import (
+    DEFAULT_CORE,
+    DEFAULT_SIZES,
+    MAX_LANES,
+    MAX_ROW_BITS,
+    ConfigError,
+    CoreConfig,
+    LayerConfig,
+    design_hash,
+    layer_cycles,
+)
+from spikeloop.config import MAX_CHUNK as CORE_MAX_CHUNK
+from spikeloop.stream import output_words_per_timestep, words_per_timestep
 
 from . import flow
 from .devices import BOARDS, Board
@@ -51,7 +63,6 @@ from .devices import board as get_board
 
 __all__ = [
     "Resources", "Synthesis", "DoesNotFit", "synthesize", "analytic", "layer_resources", "cycles_per_timestep",
-    "layer_cycles",
     "synapses", "ops_per_cycle", "check_fit", "largest", "memory_map", "place_and_route", "routed_summary",
     "synth_plan", "main",
 ]
@@ -128,13 +139,6 @@ def check_fit(resources: Resources, board: Board, *, source: str = "synthesis", 
 # --------------------------------------------------------------------------------------------
 # Throughput
 # --------------------------------------------------------------------------------------------
-
-
-def layer_cycles(layer: LayerConfig, nonzero_chunks: int | None = None) -> int:
-    """Crossbar cycles of one timestep with `nonzero_chunks` nonzero input chunks (dense: all of them)."""
-    from spikeloop.rtl import throughput  # the gateware's own model (docs/gateware.md)
-
-    return int(throughput.layer_cycles(layer, layer.n_chunks if nonzero_chunks is None else nonzero_chunks))
 
 
 def cycles_per_timestep(config: CoreConfig) -> int:
@@ -248,7 +252,7 @@ def synth_plan(config: CoreConfig, board: Board, *, cache=None, force: bool = Fa
         _write_json(folder / "synthesis.json", found)
         src.unlink()  # the Verilog is large and regenerated on demand
 
-    plan = toolchain.BuildPlan("estimate", f"{family}-{regmap.design_hash(config).hex()[:16]}", inputs, build,
+    plan = toolchain.BuildPlan("estimate", f"{family}-{design_hash(config).hex()[:16]}", inputs, build,
                                root=root, products=("synthesis.json",))
     return plan
 
@@ -450,8 +454,8 @@ def _collector_features(layer: LayerConfig, membranes: bool) -> dict[str, dict[s
 
 def _core_features(config: CoreConfig) -> dict[str, dict[str, float]]:
     W = config.bus_width
-    words_in = regmap.words_per_timestep(config.n_in, W)
-    words_out = regmap.output_words_per_timestep(config)
+    words_in = words_per_timestep(config.n_in, W)
+    words_out = output_words_per_timestep(config)
     return {
         "lut": {
             "input vector bits": words_in * W,
@@ -622,7 +626,7 @@ def _layer_options(n_in: int, n_out: int, max_cycles: int, max_chunk: int | None
     """(P, C) pairs, the smallest P and C for each (groups, chunks) split within `max_cycles`."""
     out = []
     extra = layer_cycles(LayerConfig(1, 1)) - 1  # cycles = G * NC + extra
-    max_chunk = regmap.MAX_CHUNK if max_chunk is None else min(max_chunk, regmap.MAX_CHUNK)
+    max_chunk = CORE_MAX_CHUNK if max_chunk is None else min(max_chunk, CORE_MAX_CHUNK)
     for g in range(1, n_out + 1):
         P = math.ceil(n_out / g)
         if math.ceil(n_out / P) != g:
@@ -631,7 +635,7 @@ def _layer_options(n_in: int, n_out: int, max_cycles: int, max_chunk: int | None
             C = math.ceil(n_in / nc)
             if math.ceil(n_in / C) != nc or g * nc + extra > max_cycles:
                 continue
-            if P * C <= regmap.MAX_ROW_BITS and P <= regmap.MAX_LANES and C <= max_chunk:
+            if P * C <= MAX_ROW_BITS and P <= MAX_LANES and C <= max_chunk:
                 out.append((P, C))
     return out
 
@@ -710,7 +714,7 @@ def largest(sizes, board: Board | str = "pynq-z2", *, margin: float = 0.9, v_bit
 
 #: Configurations of the calibration runs (`python -m spikeloop.boards.estimate calibrate`).
 CALIBRATION = [
-    CoreConfig.build((784, 256, 128, 10), lanes=16, chunk=64),
+    DEFAULT_CORE,
     CoreConfig.build((64, 32, 10), lanes=4, chunk=16),
     CoreConfig.build((784, 128, 10), lanes=[32, 8], chunk=[128, 64]),
     CoreConfig.build((256, 64), lanes=8, chunk=256, decay="multiply", v_bits=12, u_bits=20),
@@ -718,7 +722,7 @@ CALIBRATION = [
     CoreConfig.build((1024, 1024), lanes=4, chunk=32),
     CoreConfig.build((300, 300), lanes=64, chunk=16, v_bits=10, u_bits=10),
     # what `largest((784, 256, 128, 10))` finds (docs/boards.md)
-    CoreConfig.build((784, 256, 128, 10), lanes=[26, 4, 1], chunk=[196, 256, 32]),
+    CoreConfig.build(DEFAULT_SIZES, lanes=[26, 4, 1], chunk=[196, 256, 32]),
 ]
 
 
@@ -757,7 +761,7 @@ def report(config: CoreConfig, board: Board, *, synthesized: Synthesis | None, o
     est = analytic(config).rounded() if board.device.family == "xc7" else None
     print(f"board    {board.name} ({board.device.part})", file=out)
     print(f"config   {' '.join(flow.config_args(config))}", file=out)
-    print(f"hash     {regmap.design_hash(config).hex()[:16]}...", file=out)
+    print(f"hash     {design_hash(config).hex()[:16]}...", file=out)
     per_layer = ", ".join(str(layer_cycles(layer)) for layer in config.layers)
     ops = ops_per_cycle(config)
     print(f"cycles   {cycles_per_timestep(config)} per timestep on dense input (layers: {per_layer}); "
@@ -837,7 +841,7 @@ def run(args) -> int:
         print(routed_summary(routed, config))
     if args.json:
         numbers = {"board": board.name, "config": config.params(), "config_args": flow.config_args(config),
-                   "design_hash": regmap.design_hash(config).hex(), "cycles_per_timestep": cycles_per_timestep(config),
+                   "design_hash": design_hash(config).hex(), "cycles_per_timestep": cycles_per_timestep(config),
                    "ops_per_cycle": ops_per_cycle(config), "capacity": board.device.capacity(),
                    "analytic": analytic(config).as_dict() if board.device.family == "xc7" else None,
                    "synthesis": synthesized.resources.as_dict() if synthesized else None,

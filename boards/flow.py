@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 from spikeloop import regmap, toolchain
+from spikeloop.config import CoreConfig, design_hash
 from spikeloop.configargs import add_config_arguments, config_args, config_from_args
 from spikeloop.overlay import MODULE
-from spikeloop.regmap import CoreConfig
 
 __all__ = [
     "BUILD", "add_config_arguments", "config_from_args", "config_args", "package_versions", "source_hash",
@@ -48,7 +48,7 @@ def source_hash() -> str:
 def design_inputs(config: CoreConfig) -> dict:
     """The inputs every build of `config`'s gateware shares: its configuration and design hash, the
     gateware's content key (for a build plan's key)."""
-    return {"config": config.params(), "design": regmap.design_hash(config).hex(), "gateware": source_hash()}
+    return {"config": config.params(), "design": design_hash(config).hex(), "gateware": source_hash()}
 
 
 def overlay_metadata(config: CoreConfig, *, board: str, tools: dict[str, str], **extra) -> dict:
@@ -62,7 +62,7 @@ def overlay_metadata(config: CoreConfig, *, board: str, tools: dict[str, str], *
         "module": MODULE,
         "config": config.params(),
         "config_args": config_args(config),
-        "design_hash": regmap.design_hash(config).hex(),
+        "design_hash": design_hash(config).hex(),
         "regmap_version": list(regmap.VERSION),
         "address_bits": regmap.address_bits(config),
         "source_hash": source_hash(),

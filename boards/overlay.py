@@ -41,7 +41,7 @@ import tempfile
 from pathlib import Path
 
 from spikeloop import regmap
-from spikeloop.regmap import ConfigError, CoreConfig
+from spikeloop.config import ConfigError, CoreConfig, design_hash
 
 from .devices import BOARDS
 from .vivado import VLNV, read_summary
@@ -130,7 +130,7 @@ def check_bitdir(bitdir, *, board: str = "pynq-z2") -> tuple[Path, Path, dict]:
         config = _config(meta["config"])
     except ConfigError as exc:
         raise OverlayError(f"{meta_path}: 'config' is invalid: {exc}") from None
-    want = regmap.design_hash(config).hex()
+    want = design_hash(config).hex()
     if meta["design_hash"] != want:
         raise OverlayError(
             f"{meta_path}: design_hash {str(meta['design_hash'])[:16]}... is not the hash of its configuration "

@@ -14,7 +14,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeloop import regmap
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import CoreConfig
 from spikeloop.uartlink import FRAMES, frame_read, frame_stream, frame_write, parse_replies
 
 __all__ = ["FRAMES", "UARTRx", "UARTTx", "UARTBridge", "frame_write", "frame_read", "frame_stream", "parse_replies"]

@@ -26,8 +26,8 @@ from pathlib import Path
 from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import io
 
-from spikeloop import regmap, toolchain
-from spikeloop.regmap import CoreConfig
+from spikeloop import toolchain
+from spikeloop.config import CoreConfig, design_hash
 from spikeloop.uartlink import DEFAULT_BAUD
 
 from . import flow
@@ -111,7 +111,7 @@ def plan(config: CoreConfig, *, out=None, root=None, seed: int = 1, log=print) -
                                      status="built", **summary)
         flow.write_metadata(folder / "spikeloop.json", meta)
 
-    return toolchain.BuildPlan("bitstream", f"ulx3s-{regmap.design_hash(config).hex()[:16]}", inputs, build,
+    return toolchain.BuildPlan("bitstream", f"ulx3s-{design_hash(config).hex()[:16]}", inputs, build,
                                products=("spikeloop.bit", "spikeloop.json"), root=root,
                                folder=None if out is None else Path(out), lock_timeout=6 * 3600)
 

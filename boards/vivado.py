@@ -24,8 +24,8 @@ import re
 from pathlib import Path
 
 from spikeloop import regmap, toolchain
+from spikeloop.config import CoreConfig, design_hash
 from spikeloop.overlay import MODULE
-from spikeloop.regmap import CoreConfig
 
 from . import flow
 from .devices import BOARDS
@@ -95,7 +95,7 @@ def settings(config: CoreConfig, *, clock_mhz: float = BOARD.clock_mhz, jobs: in
         "dma_range": _size(DMA_RANGE),
         "dma_length_width": DMA_LENGTH_WIDTH,
         "clock_mhz": f"{clock_mhz:g}",
-        "design_hash": regmap.design_hash(config).hex(),
+        "design_hash": design_hash(config).hex(),
         "jobs": jobs,
     }
 

@@ -14,9 +14,9 @@ What the driver does, for every transport alike:
   (`CoreConfig.from_readback`: magic, version, design hash) and cross-checks WORDS_IN, WORDS_OUT
   and ADDRESS_BITS; with `expect=` it also refuses a core of another design;
 - load: refuses a network the core cannot hold (`CoreConfig.check_network`, `ConfigError`), writes
-  `regmap.load_writes` in bulk, reads every word back and checks the sticky error bits
+  `windows.load_writes` in bulk, reads every word back and checks the sticky error bits
   (`LoadError`), then clears the state and the counters;
-- run / step: packs spikes with `regmap.StreamCodec` (the layout of `regmap.pack_spikes`), makes one
+- run / step: packs spikes with `stream.StreamCodec` (the layout of `stream.pack_spikes`), makes one
   stream transfer per chunk of timesteps with a deadline, checks that exactly the expected words came
   back with TLAST (`TransferError`), unpacks them, and checks STATUS for sticky errors
   set by the gateware (`CoreError`);
@@ -36,9 +36,11 @@ from typing import NamedTuple
 import numpy as np
 
 from spikeloop import regmap
+from spikeloop.config import ConfigError, CoreConfig, design_hash, max_timestep_cycles
 from spikeloop.network import Network
-from spikeloop.regmap import ConfigError, CoreConfig
 from spikeloop.spikes import SpikeError, as_bool_spikes, check_spikes
+from spikeloop.stream import StreamCodec, output_words_per_timestep, words_per_timestep
+from spikeloop.windows import load_writes, neuron_word_index, unpack_neuron_values
 
 from .transport import Transport, TransportError, open_transport, transport_class
 
@@ -49,9 +51,7 @@ __all__ = [
 
 _STATUS = regmap.register("STATUS")
 _CONTROL = regmap.register("CONTROL")
-ERROR_BITS = ("err_truncated", "err_param", "err_address", "err_busy_write")
-COUNTERS = ("TIMESTEPS", "SPIKES_IN", "SPIKES_OUT", "BUSY_CYCLES")
-_ERROR_MASK = sum(_STATUS.field(name).mask for name in ERROR_BITS)
+_ERROR_MASK = sum(_STATUS.field(name).mask for name in regmap.ERRORS)
 
 
 class CoreError(RuntimeError):
@@ -95,7 +95,7 @@ def describe_config(config: CoreConfig) -> str:
     chunk = "/".join(str(c.chunk) for c in config.layers)
     extra = ", membranes" if config.membranes else ""
     return (f"{'-'.join(map(str, config.sizes))} (lanes {lanes}, chunk {chunk}{extra}, {config.bus_width}-bit bus, "
-            f"design {regmap.design_hash(config).hex()[:12]})")
+            f"design {design_hash(config).hex()[:12]})")
 
 
 def _error_text(names) -> str:
@@ -126,15 +126,14 @@ class Core:
         self.check_errors = bool(check_errors)
         self._config = self._identify(expect)
         cfg = self._config
-        self._words_in = regmap.words_per_timestep(cfg.n_in, cfg.bus_width)
-        self._words_out = regmap.output_words_per_timestep(cfg)
+        self._words_in = words_per_timestep(cfg.n_in, cfg.bus_width)
+        self._words_out = output_words_per_timestep(cfg)
         self._dtype = np.dtype(np.uint32 if cfg.bus_width == 32 else np.uint64)
-        self._codec = regmap.StreamCodec(cfg)
+        self._codec = StreamCodec(cfg)
         limit = transport.max_transfer_words
         self._max_steps = max(1, min(limit // self._words_in, limit // self._words_out))
         self._chunk_steps = self._max_steps
-        bound = sum(c.n_groups * c.n_chunks + 4 for c in cfg.layers) + self._words_in + self._words_out + 8
-        self._cycles_per_step_bound = bound
+        self._cycles_per_step_bound = max_timestep_cycles(cfg)
         self._network: Network | None = None
         #: Seconds spent in the last transfer: pack (spikes to words), transfer (the transport:
         #: sending, the core computing, receiving), unpack (words to arrays), check (STATUS).
@@ -161,14 +160,14 @@ class Core:
             config = CoreConfig.from_readback(self.transport.read)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-        checks = {"WORDS_IN": regmap.words_per_timestep(config.n_in, config.bus_width),
-                  "WORDS_OUT": regmap.output_words_per_timestep(config),
+        checks = {"WORDS_IN": words_per_timestep(config.n_in, config.bus_width),
+                  "WORDS_OUT": output_words_per_timestep(config),
                   "ADDRESS_BITS": regmap.address_bits(config)}
         for name, want in checks.items():
             got = self.transport.read(regmap.register(name).offset)
             if got != want:
                 raise ConfigError(f"{where}: {name} reads {got}, the configuration read back implies {want}")
-        if expect is not None and regmap.design_hash(expect) != regmap.design_hash(config):
+        if expect is not None and design_hash(expect) != design_hash(config):
             raise ConfigError(f"{where}: the core is {describe_config(config)}, expected {describe_config(expect)}")
         return config
 
@@ -206,7 +205,7 @@ class Core:
     @property
     def design_hash(self) -> str:
         """The core's design hash, hex."""
-        return regmap.design_hash(self._config).hex()
+        return design_hash(self._config).hex()
 
     def __repr__(self) -> str:
         where = f"closed, was {self._closed_what}" if self.closed else self.transport.describe()
@@ -232,7 +231,7 @@ class Core:
         word = self.transport.read(_STATUS.offset)
         fields = _STATUS.decode(word)
         return Status(word, bool(fields["busy"]), bool(fields["clearing"]),
-                      tuple(name for name in ERROR_BITS if fields[name]))
+                      tuple(name for name in regmap.ERRORS if fields[name]))
 
     def errors(self) -> tuple[str, ...]:
         """Names of the sticky error bits that are set."""
@@ -257,7 +256,7 @@ class Core:
     def counters(self) -> dict[str, int]:
         """The 64-bit counters: timesteps, spikes_in, spikes_out, busy_cycles."""
         out = {}
-        for name in COUNTERS:
+        for name in regmap.COUNTERS:
             lo = self.transport.read(regmap.register(f"{name}_LO").offset)  # latches _HI
             hi = self.transport.read(regmap.register(f"{name}_HI").offset)
             out[name.lower()] = hi << 32 | lo
@@ -273,11 +272,11 @@ class Core:
         k = self._layer_index(layer)
         cfg = self._config.layers[k]
         w = regmap.window(self._config, k, kind)
-        index = regmap.neuron_word_index(cfg)
+        index = neuron_word_index(cfg)
         words = self.transport.read_many(w.base + regmap.WORD_BYTES * index)
         image = np.zeros(w.words, np.uint32)
         image[index] = words
-        return regmap.unpack_neuron_values(image, cfg)
+        return unpack_neuron_values(image, cfg)
 
     def membranes(self, layer: int = -1) -> np.ndarray:
         """Membranes v (after reset) of a layer's neurons, int64 [n_out]."""
@@ -328,7 +327,7 @@ class Core:
         deadline = self._deadline(timeout=timeout)
         self._wait_status(lambda s: not s.busy and not s.clearing, "the core going idle", deadline)
         self.clear_errors()
-        offsets, values = (np.array(x, dtype=np.int64) for x in zip(*regmap.load_writes(self._config, network)))
+        offsets, values = (np.array(x, dtype=np.int64) for x in zip(*load_writes(self._config, network)))
         self._network = None
         self.transport.write_many(offsets, values)
         if verify:

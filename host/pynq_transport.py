@@ -31,8 +31,8 @@ import numpy as np
 import pynq
 
 from spikeloop import regmap
+from spikeloop.config import ConfigError
 from spikeloop.overlay import DMA, DMA_VLNV, VLNV, decode_dmasr
-from spikeloop.regmap import ConfigError
 
 from .transport import Received, TransferTimeout, Transport, TransportError
 

@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from spikeloop import regmap
+from spikeloop.stream import BUS_WIDTHS
 from spikeloop.uartlink import (
     DEFAULT_BAUD,
     FRAMES,
@@ -82,8 +83,8 @@ class SerialTransport(Transport):
         if not isinstance(port, str) or not port:
             raise ValueError(f"port must be a serial device or a pyserial URL such as '/dev/ttyUSB0', got {port!r}")
         self.baudrate = _positive_int("baudrate", baudrate)
-        if bus_width is not None and bus_width not in regmap.BUS_WIDTHS:
-            raise ValueError(f"bus_width must be one of {regmap.BUS_WIDTHS} or None (read from the core), "
+        if bus_width is not None and bus_width not in BUS_WIDTHS:
+            raise ValueError(f"bus_width must be one of {BUS_WIDTHS} or None (read from the core), "
                              f"got {bus_width!r}")
         if isinstance(reply_timeout, bool) or not isinstance(reply_timeout, (int, float)) or not reply_timeout > 0:
             raise ValueError(f"reply_timeout must be a positive number of seconds, got {reply_timeout!r}")

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import CoreConfig
 
 from .transport import Received, TransferTimeout, Transport, TransportError
 

@@ -1,13 +1,14 @@
 """spikeloop.rtl: the gateware, in Amaranth 0.5 (lib.wiring, lib.stream, lib.memory).
 
 `Crossbar` and `NeuronArray` are the two halves of a `Layer`; a `Network` chains layers as a
-`spikeloop.regmap.CoreConfig` describes them. `Core` connects a `Network` to the `Deframer`,
+`spikeloop.config.CoreConfig` describes them. `Core` connects a `Network` to the `Deframer`,
 `Framer`, `RegisterFile`, `Counters` and `StateClear`; a `WindowPort` serves the bus reads of
-each crossbar and neuron array. The configuration, register map and bit packing
-live in `spikeloop.regmap`, shared with the host driver. See docs/gateware.md.
+each crossbar and neuron array. The configuration (`spikeloop.config`), register map
+(`spikeloop.regmap`) and bit packing (`spikeloop.stream`, `spikeloop.windows`) are the contract,
+shared with the host driver. See docs/gateware.md.
 """
 
-from spikeloop.regmap import CoreConfig, LayerConfig
+from spikeloop.config import CoreConfig, LayerConfig
 
 from .clear import StateClear
 from .common import LayerControl, MemBus

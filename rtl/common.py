@@ -11,10 +11,12 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from spikeloop.regmap import WINDOW_KINDS, LayerConfig
+from spikeloop.config import LayerConfig
+from spikeloop.network import check_int
+from spikeloop.regmap import WINDOW_KINDS
 
 __all__ = [
-    "parameters", "check_int", "check_choice", "check_type", "popcount", "saturate", "onehot_index",
+    "parameters", "check_choice", "check_type", "popcount", "saturate", "onehot_index",
     "index_shape", "word_layout", "spike_layout", "group_sum_layout", "neuron_out_layout",
     "MemBus", "LayerControl", "WINDOW", "DECAY_BITS", "Probed",
 ]
@@ -53,16 +55,6 @@ def check_type(name: str, value, kind: type):
     """Return `value` if it is a `kind`, else raise TypeError naming it."""
     if not isinstance(value, kind):
         raise TypeError(f"{name} must be a {kind.__name__}, not {value!r}")
-    return value
-
-
-def check_int(name: str, value, lo: int, hi: int | None = None) -> int:
-    """Return `value` if it is an int in [lo, hi], else raise TypeError/ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        bound = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name} must be {bound}, not {value}")
     return value
 
 
@@ -197,7 +189,7 @@ class MemBus(wiring.Signature):
 class LayerControl(wiring.Signature):
     """Run-time registers of a layer, from the register file's side.
 
-    `neuron`, `reset`: codes of `spikeloop.regmap.NEURON_CODE` / `RESET_CODE`; `lam`, `alpha`:
+    `neuron`, `reset`: codes of `spikeloop.network.Neuron` / `Reset`; `lam`, `alpha`:
     decays in [0, 2^F]; `clear`: a one-cycle pulse zeroes v and u (after the groups in flight);
     `clearing`: the clear is pending or running; `busy`: a timestep is in flight in the layer.
     """

@@ -6,25 +6,20 @@ from amaranth.hdl import Module
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeloop.regmap import GLOBAL_REGISTERS
+from spikeloop.network import check_int
+from spikeloop.regmap import COUNTERS
 
-from .common import check_int, check_type, parameters
+from .common import check_type, parameters
 
-__all__ = ["COUNTER_BITS", "counter_names", "counter_layout", "Counters"]
+__all__ = ["COUNTER_BITS", "counter_layout", "Counters"]
 
 #: Bits of a counter: a `_LO` and a `_HI` word.
 COUNTER_BITS = 64
 
 
-def counter_names() -> tuple[str, ...]:
-    """Names `X` of the counters of the register table (registers `X_LO` and `X_HI`), in table order."""
-    names = {r.name for r in GLOBAL_REGISTERS}
-    return tuple(r.name[:-3] for r in GLOBAL_REGISTERS if r.name.endswith("_LO") and f"{r.name[:-3]}_HI" in names)
-
-
 def counter_layout() -> data.StructLayout:
     """Every counter's value, by name."""
-    return data.StructLayout({name: COUNTER_BITS for name in counter_names()})
+    return data.StructLayout({name: COUNTER_BITS for name in COUNTERS})
 
 
 class Counters(wiring.Component):
@@ -32,7 +27,7 @@ class Counters(wiring.Component):
 
     Parameters (keyword-only)
     ----------
-    widths : dict, counter name (`counter_names()`, every one) -> width of its increment.
+    widths : dict, counter name (`COUNTERS`, every one) -> width of its increment.
 
     Members
     -------
@@ -44,7 +39,7 @@ class Counters(wiring.Component):
     def __init__(self, *, widths: dict):
         with parameters(self):
             check_type("widths", widths, dict)
-            names = counter_names()
+            names = COUNTERS
             for name in widths:
                 if name not in names:
                     raise ValueError(f"widths names {name!r}, which is not a counter of the register table "

@@ -2,7 +2,7 @@
 
 Weights live in one memory, 1 bit per synapse (1 for +1): row `g * n_chunks + c` holds the
 C-bit weight chunks of the P neurons of group `g` for input chunk `c` (lane p at bits
-[p*C, p*C+C)), as `spikeloop.regmap.pack_weights` lays them out. For each group the crossbar
+[p*C, p*C+C)), as `spikeloop.windows.pack_weights` lays them out. For each group the crossbar
 visits only the input chunks that hold a spike and computes, per lane, with the popcount
 identity of docs/numerics.md:
 
@@ -21,13 +21,13 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from spikeloop.regmap import LayerConfig
+from spikeloop.config import LayerConfig
+from spikeloop.network import check_int
 
 from .common import (
     WINDOW,
     MemBus,
     Probed,
-    check_int,
     group_sum_layout,
     index_shape,
     onehot_index,

@@ -14,10 +14,11 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeloop import regmap
-from spikeloop.regmap import BUS_WIDTHS, CoreConfig
+from spikeloop.config import CoreConfig
+from spikeloop.network import check_int
+from spikeloop.stream import BUS_WIDTHS, output_words_per_timestep, words_per_timestep
 
-from .common import Probed, check_choice, check_int, check_type, parameters, popcount, spike_layout, word_layout
+from .common import Probed, check_choice, check_type, parameters, popcount, spike_layout, word_layout
 
 __all__ = ["Deframer", "Framer"]
 
@@ -31,7 +32,7 @@ class Deframer(wiring.Component, Probed):
     Parameters (keyword-only)
     ----------
     n : spikes per timestep.
-    bus_width : W, bits per word (`regmap.BUS_WIDTHS`).
+    bus_width : W, bits per word (`BUS_WIDTHS`).
 
     Members
     -------
@@ -71,7 +72,7 @@ class Deframer(wiring.Component, Probed):
     def elaborate(self, platform):
         m = Module()
         n, W = self._n, self._bus_width
-        words = regmap.words_per_timestep(n, W)
+        words = words_per_timestep(n, W)
         widx = Signal(range(max(2, words)))
         vec = Signal(words * W)
         pending = Signal()
@@ -144,7 +145,7 @@ class Framer(wiring.Component, Probed):
         m = Module()
         cfg = self._config
         W = cfg.bus_width
-        words_out = regmap.output_words_per_timestep(cfg)
+        words_out = output_words_per_timestep(cfg)
         payload = self.i_stream.p
         out_words = self._words(payload)
         held = Signal(len(Cat(*out_words)))
@@ -173,7 +174,7 @@ class Framer(wiring.Component, Probed):
         """The words of one output timestep: spikes, then the membranes as 32-bit fields."""
         cfg = self._config
         W = cfg.bus_width
-        spikes = Cat(payload.spikes, Const(0, regmap.words_per_timestep(cfg.n_out, W) * W - cfg.n_out))
+        spikes = Cat(payload.spikes, Const(0, words_per_timestep(cfg.n_out, W) * W - cfg.n_out))
         words = [spikes[w * W : (w + 1) * W] for w in range(len(spikes) // W)]
         if cfg.membranes:
             fields = [_sext(payload.v[j], MEMBRANE_BITS) for j in range(cfg.n_out)]

@@ -13,7 +13,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeloop.regmap import LayerConfig
+from spikeloop.config import LayerConfig
 
 from .common import WINDOW, LayerControl, MemBus, Probed, check_type, parameters, spike_layout
 from .crossbar import Crossbar

@@ -6,7 +6,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import CoreConfig
 
 from .common import LayerControl, MemBus, check_type, parameters, spike_layout
 from .layer import Layer

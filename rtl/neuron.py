@@ -27,7 +27,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from spikeloop.regmap import DECAYS, RESET_CODE, LayerConfig
+from spikeloop.config import LayerConfig
+from spikeloop.network import DECAYS, Reset, check_int
 
 from .common import (
     WINDOW,
@@ -35,7 +36,6 @@ from .common import (
     MemBus,
     Probed,
     check_choice,
-    check_int,
     group_sum_layout,
     index_shape,
     neuron_out_layout,
@@ -86,7 +86,7 @@ def neuron_update(m: Module, *, syn, bias, theta, v, u, lam_loss, alpha_loss, cu
     """The equations of docs/numerics.md for one neuron, as combinational logic added to `m`.
 
     `syn` is sum_i w[j,i] s[i]; `v`, `u` the stored state; `lam_loss`, `alpha_loss` the amounts
-    the decays take (`Decay.of`); `cuba` selects the neuron kind, `reset` is a `RESET_CODE`.
+    the decays take (`Decay.of`); `cuba` selects the neuron kind, `reset` is a `Reset` code.
     Every lane of `NeuronArray` is one call; the formal proof of `tests/formal/formal_jobs.py` checks
     this function against the contract, computed on unbounded integers, for all inputs.
     """
@@ -105,9 +105,9 @@ def neuron_update(m: Module, *, syn, bias, theta, v, u, lam_loss, alpha_loss, cu
         z.eq(vp >= theta),
     ]
     with m.Switch(reset):
-        with m.Case(RESET_CODE["subtract"]):
+        with m.Case(Reset.SUBTRACT):
             m.d.comb += vn.eq(Mux(z, vp - theta, vp))
-        with m.Case(RESET_CODE["zero"]):
+        with m.Case(Reset.ZERO):
             m.d.comb += vn.eq(Mux(z, 0, vp))
         with m.Default():
             m.d.comb += vn.eq(vp)

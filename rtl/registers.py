@@ -20,17 +20,19 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeloop import regmap
-from spikeloop.regmap import GLOBAL_REGISTERS, LAYER_REGISTERS, NEURON_CODE, RESET_CODE, CoreConfig
+from spikeloop.config import CoreConfig, LayerConfig
+from spikeloop.network import Neuron, Reset, check_int
+from spikeloop.regmap import COUNTERS, GLOBAL_REGISTERS, LAYER_REGISTERS
 
-from .common import DECAY_BITS, WINDOW, MemBus, Probed, check_int, check_type, parameters
-from .counters import counter_layout, counter_names
+from .common import DECAY_BITS, WINDOW, MemBus, Probed, check_type, parameters
+from .counters import counter_layout
 
 __all__ = ["AxiLite", "RegisterFile", "field_layout", "runtime_layout"]
 
 #: Bits of an AXI-Lite data word (every register and window word).
 DATA_BITS = 32
 #: Codes a field of a run-time register may hold, by field name.
-_CODES = {"neuron": NEURON_CODE, "reset": RESET_CODE}
+_CODES = {"neuron": Neuron, "reset": Reset}
 
 
 class AxiLite(wiring.Signature):
@@ -143,7 +145,7 @@ class RegisterFile(wiring.Component, Probed):
         status_word = Const(0, DATA_BITS)
         for f in status_reg.fields:
             status_word = status_word | (sticky.get(f.name, self.status[f.name]) << f.lsb)
-        shadows = {name: Signal(DATA_BITS, name=f"{name.lower()}_hi") for name in counter_names()}
+        shadows = {name: Signal(DATA_BITS, name=f"{name.lower()}_hi") for name in COUNTERS}
         stores = [{r.name: Signal(_bits(r), name=f"{r.name.lower()}{k}") for r in _runtime_registers()}
                   for k in range(len(cfg.layers))]
         for k, regs in enumerate(stores):
@@ -274,7 +276,7 @@ class RegisterFile(wiring.Component, Probed):
                 m.d.sync += sticky["err_address"].eq(1)  # read-only or unmapped
 
 
-def _accepts(register: regmap.Register, layer: regmap.LayerConfig, value):
+def _accepts(register: regmap.Register, layer: LayerConfig, value):
     """Whether a write of `value` to a run-time register of `layer` is taken.
 
     With fields: no bit outside them, each field holding one of its codes. Without (a decay):
@@ -283,7 +285,7 @@ def _accepts(register: regmap.Register, layer: regmap.LayerConfig, value):
     if register.fields:
         ok = value[_bits(register):] == 0
         for f in register.fields:
-            top = max(_CODES[f.name].values()) if f.name in _CODES else (1 << f.width) - 1
+            top = max(_CODES[f.name]) if f.name in _CODES else (1 << f.width) - 1
             if top < (1 << f.width) - 1:  # a field whose every value is a code needs no check
                 ok = ok & (value.bit_select(f.lsb, f.width) <= top)
         return ok
@@ -301,7 +303,7 @@ def _plan(config: CoreConfig) -> list[tuple[int, str, regmap.Register, object]]:
     cannot serve.
     """
     readback = config.readback()
-    counters = counter_names()
+    counters = COUNTERS
     placed = [(r.offset, r, None) for r in GLOBAL_REGISTERS]
     placed += [(regmap.layer_offset(k, r.name), r, k) for k in range(len(config.layers)) for r in LAYER_REGISTERS]
     plan = []

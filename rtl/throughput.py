@@ -1,6 +1,7 @@
 """Cycles per timestep of the core: the model of docs/gateware.md ("Throughput") and its measurement.
 
-Model, per timestep in steady state (input offered at full rate, output always taken):
+Model, per timestep in steady state (input offered at full rate, output always taken; the contract's
+`spikeloop.config.layer_cycles` and `framing_cycles`):
 
     layer k:  G_k * max(1, Z_k) + 1       G_k = ceil(n_out/P) groups, Z_k = input chunks of C holding a spike
     core:     max(WORDS_IN + 1, WORDS_OUT + 1, max_k layer k)
@@ -25,9 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from spikeloop import regmap
-from spikeloop.regmap import CoreConfig, LayerConfig
+from spikeloop.config import CoreConfig, LayerConfig, framing_cycles, layer_cycles
+from spikeloop.stream import output_words_per_timestep, pack_spikes, words_per_timestep
+from spikeloop.windows import neuron_word_index
 
-__all__ = ["chunk_sizes", "nonzero_chunks", "expected_nonzero_chunks", "layer_cycles", "stage_cycles", "core_cycles",
+__all__ = ["chunk_sizes", "nonzero_chunks", "expected_nonzero_chunks", "stage_cycles", "core_cycles",
            "expected_core_cycles", "synapses", "Measurement", "measure"]
 
 
@@ -49,20 +52,11 @@ def expected_nonzero_chunks(layer: LayerConfig, density: float) -> float:
     return float(sum(1 - (1 - density) ** c for c in chunk_sizes(layer)))
 
 
-def layer_cycles(layer: LayerConfig, z) -> np.ndarray | int:
-    """Cycles a layer's crossbar spends on a timestep with `z` nonzero chunks."""
-    return layer.n_groups * np.maximum(1, z) + 1
-
-
-def _framing(config: CoreConfig) -> int:
-    return max(regmap.words_per_timestep(config.n_in, config.bus_width), regmap.output_words_per_timestep(config)) + 1
-
-
 def stage_cycles(config: CoreConfig, z_per_layer) -> np.ndarray:
     """[stages, T]: cycles of the framing and of each layer per timestep, given each layer's Z per timestep."""
     per_layer = [layer_cycles(layer, np.asarray(z)) for layer, z in zip(config.layers, z_per_layer)]
     steps = len(per_layer[0])
-    return np.array([np.full(steps, _framing(config)), *per_layer])
+    return np.array([np.full(steps, framing_cycles(config)), *per_layer])
 
 
 def core_cycles(config: CoreConfig, z_per_layer) -> np.ndarray:
@@ -76,7 +70,7 @@ def expected_core_cycles(config: CoreConfig, densities) -> float:
     if densities.size == 1:
         densities = np.concatenate([densities, np.ones(len(config.layers) - 1)])
     z = [expected_nonzero_chunks(layer, d) for layer, d in zip(config.layers, densities)]
-    return float(max(_framing(config), *(layer.n_groups * max(1.0, zk) + 1 for layer, zk in zip(config.layers, z))))
+    return float(max(framing_cycles(config), *(layer_cycles(layer, zk) for layer, zk in zip(config.layers, z))))
 
 
 def synapses(config: CoreConfig) -> int:
@@ -116,8 +110,8 @@ def measure(config: CoreConfig, densities=(1.0, 0.2, 0.05, 0.01, 0.0), *, steps:
     rng = np.random.default_rng(seed)
     dut = Core(config=config)
     W = config.bus_width
-    words_in = regmap.words_per_timestep(config.n_in, W)
-    words_out = regmap.output_words_per_timestep(config)
+    words_in = words_per_timestep(config.n_in, W)
+    words_out = output_words_per_timestep(config)
     trains = [rng.random((steps, config.n_in)) < d for d in densities]
     ends: list[list[int]] = []
 
@@ -132,7 +126,7 @@ def measure(config: CoreConfig, densities=(1.0, 0.2, 0.05, 0.01, 0.0), *, steps:
         for k, layer in enumerate(config.layers):  # biases at the top of the range
             base = regmap.window(config, k, "bias").base
             value = (1 << (layer.v_bits - 1)) - 1 if deeper == "dense" else -(1 << (layer.v_bits - 1))
-            for index in regmap.neuron_word_index(layer):
+            for index in neuron_word_index(layer):
                 ctx.set(dut.s_axi_awaddr, base + 4 * int(index))
                 ctx.set(dut.s_axi_wdata, value & 0xFFFFFFFF)
                 ctx.set(dut.s_axi_awvalid, 1)
@@ -148,7 +142,7 @@ def measure(config: CoreConfig, densities=(1.0, 0.2, 0.05, 0.01, 0.0), *, steps:
                 await tick()
         ctx.set(dut.m_axis_tready, 1)
         for spikes in trains:
-            words = regmap.pack_spikes(spikes, W)
+            words = pack_spikes(spikes, W)
             sent = got = 0
             done = []
             while len(done) < steps:

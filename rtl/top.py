@@ -22,7 +22,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeloop import regmap
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import CoreConfig
 
 from .clear import StateClear
 from .common import Probed, check_type, parameters

@@ -15,13 +15,14 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from spikeloop import regmap
+from spikeloop.config import CoreConfig, design_hash
 from spikeloop.overlay import MODULE
-from spikeloop.regmap import CoreConfig
+from spikeloop.stream import output_words_per_timestep, words_per_timestep
 
 from .common import check_type
 from .top import CoreTop, axi_members
 
-__all__ = ["MODULE", "DEFAULTS", "generate", "manifest", "run"]
+__all__ = ["MODULE", "generate", "manifest"]
 
 
 
@@ -30,11 +31,11 @@ def manifest(config: CoreConfig) -> dict:
     return {
         "module": MODULE,
         "config": config.params(),
-        "design_hash": regmap.design_hash(config).hex(),
+        "design_hash": design_hash(config).hex(),
         "regmap_version": list(regmap.VERSION),
         "address_bits": regmap.address_bits(config),
-        "words_in": regmap.words_per_timestep(config.n_in, config.bus_width),
-        "words_out": regmap.output_words_per_timestep(config),
+        "words_in": words_per_timestep(config.n_in, config.bus_width),
+        "words_out": output_words_per_timestep(config),
         "ports": ["aclk", "aresetn", *axi_members(config)],
     }
 
@@ -53,18 +54,3 @@ def generate(config: CoreConfig, out_dir) -> Path:
         if not target.exists() or target.read_text() != content:
             target.write_text(content)
     return path
-
-
-#: What `make verilog` and `spikeloop verilog` build without options: the default core.
-DEFAULTS = {"default_sizes": (784, 256, 128, 10), "default_lanes": 16, "default_chunk": 64}
-
-
-def run(args) -> int:
-    """`spikeloop verilog`: write the Verilog and manifest of the configuration in `args` (defaults: `DEFAULTS`)."""
-    from spikeloop.configargs import config_from_args
-
-    config = config_from_args(args, **DEFAULTS)
-    path = generate(config, args.out)
-    print(f"{path} (design hash {regmap.design_hash(config).hex()[:16]}...)")
-    return 0
-

@@ -14,7 +14,9 @@ from amaranth.hdl import Module, Mux, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .common import check_int, parameters
+from spikeloop.network import check_int
+
+from .common import parameters
 
 __all__ = ["WindowPort"]
 

@@ -45,8 +45,10 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeloop import regmap, toolchain
-from spikeloop.regmap import CoreConfig
+from spikeloop import toolchain
+from spikeloop.config import CoreConfig, design_hash
+from spikeloop.stream import BUS_WIDTHS, output_words_per_timestep, pack_spikes
+from spikeloop.windows import load_writes
 
 from .interface import (  # the board interface's names, also spikeloop.sim.board's
     FAULT_MUTE,
@@ -146,7 +148,7 @@ def model_plan(config: CoreConfig, *, profile: str, root, extra_verilator_args=(
     vargs = [*vargs, *extra_verilator_args]
     model_opt, *model_extra = model_flags
     verilator, cxx = toolchain.find("verilator"), toolchain.find("c++")
-    key = regmap.design_hash(config).hex()[:16]
+    key = design_hash(config).hex()[:16]
 
     def build(folder: Path) -> None:
         from spikeloop.rtl.verilog import generate
@@ -450,11 +452,11 @@ def bench(config: CoreConfig, *, steps: int = 2000, density: float = 0.2, seed: 
     t0 = time.perf_counter()
     board = SimBoard(config, profile=profile)
     build_s = time.perf_counter() - t0
-    offsets, values = zip(*regmap.load_writes(config, net))
+    offsets, values = zip(*load_writes(config, net))
     board.write_many(offsets, values)
     spikes = np.random.default_rng(seed).random((steps, config.n_in)) < density
-    words = regmap.pack_spikes(spikes, config.bus_width)
-    n_out = steps * regmap.output_words_per_timestep(config)
+    words = pack_spikes(spikes, config.bus_width)
+    n_out = steps * output_words_per_timestep(config)
     board.arm(n_out)
     board.send(words)
     c0, t0, p0 = board.cycles, time.perf_counter(), time.process_time()
@@ -484,7 +486,7 @@ def add_served_core_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lanes", type=int_or_list, default=16, help="neurons per clock P (16), or one per layer: 3,2")
     parser.add_argument("--chunk", type=int_or_list, default=64, help="synapses per clock C (64), or one per layer")
     parser.add_argument("--membranes", action="store_true", help="the core also outputs membranes")
-    parser.add_argument("--bus-width", type=int, default=32, choices=regmap.BUS_WIDTHS)
+    parser.add_argument("--bus-width", type=int, default=32, choices=BUS_WIDTHS)
     parser.add_argument("--profile", default=None, choices=sorted(PROFILES), help="simulated board build profile")
 
 

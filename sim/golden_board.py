@@ -2,7 +2,7 @@
 (`spikeloop.golden`), behind the board interface (`spikeloop.sim.interface.Board`). numpy only.
 
     board = GoldenBoard(config)
-    board.write_many(offsets, values)                  # regmap.load_writes(config, network)
+    board.write_many(offsets, values)                  # load_writes(config, network)
     board.transfer(words, n_out, max_cycles); board.take()
 
 The register file is modelled from `spikeloop.regmap` (identity, configuration readback, CONTROL,
@@ -26,8 +26,10 @@ from __future__ import annotations
 import numpy as np
 
 from spikeloop import golden, regmap
-from spikeloop.network import Layer, Network, NetworkError, signed_range
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import CoreConfig
+from spikeloop.network import Layer, Network, NetworkError, Neuron, Reset
+from spikeloop.stream import pack_output, unpack_spikes, words_per_timestep
+from spikeloop.windows import pack_neuron_values, unpack_neuron_values, unpack_weights
 
 from .interface import (
     FAULT_MUTE,
@@ -48,11 +50,7 @@ __all__ = ["GoldenBoard"]
 _STATUS = regmap.register("STATUS")
 _CONTROL = regmap.register("CONTROL")
 _MODE = regmap.layer_register("MODE")
-_ERRORS = ("err_truncated", "err_param", "err_address", "err_busy_write")
-_COUNTERS = ("TIMESTEPS", "SPIKES_IN", "SPIKES_OUT", "BUSY_CYCLES")
-_RUN_TIME = ("MODE", "LAM", "ALPHA")
-_NEURONS = {code: name for name, code in regmap.NEURON_CODE.items()}
-_RESETS = {code: name for name, code in regmap.RESET_CODE.items()}
+_RUN_TIME = tuple(r.name for r in regmap.LAYER_REGISTERS if r.access == "rw")  # MODE, LAM, ALPHA
 _NO_WORDS = np.zeros(0, np.uint64)
 
 
@@ -73,7 +71,7 @@ class GoldenBoard(Board):
         self._ro = config.readback()
         self._windows = {w.base: (w, np.zeros(w.words, np.uint32)) for w in regmap.windows(config)}
         self._bases = np.array(sorted(self._windows), dtype=np.int64)
-        self._per_in = regmap.words_per_timestep(config.n_in, config.bus_width)
+        self._per_in = words_per_timestep(config.n_in, config.bus_width)
         # the spike bits of each word of a timestep (the last word's high bits are padding)
         bits = np.minimum(config.bus_width, config.n_in - config.bus_width * np.arange(self._per_in))
         self._in_masks = np.array([(1 << int(b)) - 1 for b in bits], np.uint64)
@@ -99,9 +97,9 @@ class GoldenBoard(Board):
         self._states = tuple(golden.LayerState(np.zeros((1, c.n_out), np.int64), np.zeros((1, c.n_out), np.int64))
                              for c in self._config.layers)
         self._run_time = {name: [0] * n for name in _RUN_TIME}
-        self._errors = dict.fromkeys(_ERRORS, False)
-        self._counters = dict.fromkeys(_COUNTERS, 0)
-        self._shadows = dict.fromkeys(_COUNTERS, 0)
+        self._errors = dict.fromkeys(regmap.ERRORS, False)
+        self._counters = dict.fromkeys(regmap.COUNTERS, 0)
+        self._shadows = dict.fromkeys(regmap.COUNTERS, 0)
         self._network = None
         self._clear_pending = False
         self._partial = _NO_WORDS  # input words of an unfinished timestep, held by the core
@@ -148,7 +146,7 @@ class GoldenBoard(Board):
             return sum(1 << _STATUS.field(name).lsb for name, on in bits.items() if on)
         if offset == _CONTROL.offset:
             return 0
-        for name in _COUNTERS:
+        for name in regmap.COUNTERS:
             if offset == regmap.register(f"{name}_LO").offset:
                 value = self._counters[name]
                 self._shadows[name] = value >> 32
@@ -164,66 +162,38 @@ class GoldenBoard(Board):
             if w.kind in ("v", "u"):
                 state = self._states[w.layer]
                 values = (state.v if w.kind == "v" else state.u)[0]
-                return int(regmap.pack_neuron_values(values, self._config.layers[w.layer])[index])
+                return int(pack_neuron_values(values, self._config.layers[w.layer])[index])
             return int(image[index])
         self._errors["err_address"] = True
         return 0
 
     def write(self, offset: int, value: int) -> None:
         offset, value = int(offset), int(value) & 0xFFFFFFFF
-        if offset % regmap.WORD_BYTES:
-            self._errors["err_address"] = True
+        verdict = regmap.judge_write(self._config, offset, value, busy=bool(self._partial.size))
+        for name in verdict.errors:
+            self._errors[name] = True
+        if not verdict.performed:
             return
         if offset == _CONTROL.offset:
             if value & _CONTROL.field("clear_state").mask:
                 self._clear_pending = True
                 self._clear_state_when_idle()
             if value & _CONTROL.field("clear_counters").mask:
-                self._counters = dict.fromkeys(_COUNTERS, 0)
+                self._counters = dict.fromkeys(regmap.COUNTERS, 0)
             return
         if offset == _STATUS.offset:
-            for name in _ERRORS:
+            for name in regmap.ERRORS:
                 if value & _STATUS.field(name).mask:
                     self._errors[name] = False
             return
         layer_reg = self._layer_reg(offset)
-        if layer_reg and layer_reg[1] in self._run_time:
+        if layer_reg:  # MODE, LAM or ALPHA: the writable per-layer registers
             k, name = layer_reg
-            if self._run_time_ok(k, name, value):
-                self._run_time[name][k] = value
-                self._network = None
-            else:
-                self._errors["err_param"] = True
-            return
-        hit = self._window_at(offset)
-        if hit and hit[0].writable:
-            w, image, index = hit
-            if self._window_ok(w, value):
-                image[index] = value
-                self._network = None
-            else:
-                self._errors["err_param"] = True
-            if self._partial.size:
-                self._errors["err_busy_write"] = True
-            return
-        self._errors["err_address"] = True
-
-    def _run_time_ok(self, k: int, name: str, value: int) -> bool:
-        layer = self._config.layers[k]
-        if name == "MODE":
-            width = max(f.lsb + f.width for f in _MODE.fields)
-            return value >> width == 0 and _MODE.decode(value)["reset"] in _RESETS
-        if value > 1 << layer.frac_bits:
-            return False
-        return layer.decay == "multiply" or value & (value - 1) == 0
-
-    def _window_ok(self, w, value: int) -> bool:
-        if w.kind == "weights":
-            return True
-        layer = self._config.layers[w.layer]
-        signed = value - (1 << 32) if value >> 31 else value
-        lo, hi = signed_range(layer.v_bits)
-        return 1 <= signed <= hi if w.kind == "theta" else lo <= signed <= hi
+            self._run_time[name][k] = value
+        else:  # a word of a writable window
+            _, image, index = self._window_at(offset)
+            image[index] = value
+        self._network = None
 
     def _clear_state_when_idle(self) -> None:
         """A state clear waits for the timestep in flight to end, as on the core."""
@@ -239,13 +209,13 @@ class GoldenBoard(Board):
             for k, cfg in enumerate(self._config.layers):
                 image = {w.kind: img for w, img in self._windows.values() if w.layer == k}
                 mode = _MODE.decode(self._run_time["MODE"][k])
-                neuron = _NEURONS[mode["neuron"]]
+                neuron = Neuron(mode["neuron"]).label
                 try:
                     layers.append(Layer(
-                        regmap.unpack_weights(image["weights"], cfg),
-                        theta=regmap.unpack_neuron_values(image["theta"], cfg),
-                        bias=regmap.unpack_neuron_values(image["bias"], cfg),
-                        neuron=neuron, reset=_RESETS[mode["reset"]], v_bits=cfg.v_bits, u_bits=cfg.u_bits,
+                        unpack_weights(image["weights"], cfg),
+                        theta=unpack_neuron_values(image["theta"], cfg),
+                        bias=unpack_neuron_values(image["bias"], cfg),
+                        neuron=neuron, reset=Reset(mode["reset"]).label, v_bits=cfg.v_bits, u_bits=cfg.u_bits,
                         frac_bits=cfg.frac_bits, lam=self._run_time["LAM"][k],
                         alpha=self._run_time["ALPHA"][k] if neuron == "cuba" else 0, where=f"layer {k}",
                     ))
@@ -262,11 +232,11 @@ class GoldenBoard(Board):
             words = np.concatenate([words, np.zeros(per - words.size % per, np.uint64)])
         if not words.size:
             return
-        spikes = regmap.unpack_spikes(words.astype(np.uint32 if cfg.bus_width == 32 else np.uint64),
+        spikes = unpack_spikes(words.astype(np.uint32 if cfg.bus_width == 32 else np.uint64),
                                       cfg.n_in, cfg.bus_width)
         trace = golden.run(self.network(), spikes, states=self._states)
         self._states = trace.states
-        out = regmap.pack_output(trace.spikes, trace.membranes, cfg).astype(np.uint64)
+        out = pack_output(trace.spikes, trace.membranes, cfg).astype(np.uint64)
         flags = np.zeros(out.size, bool)
         flags[-1:] = last
         self._out = np.concatenate([self._out, out])

@@ -29,7 +29,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import CoreConfig
 
 __all__ = ["Board", "BoardError", "RECEIVED", "SENT", "RX_ARMED", "RX_LAST", "RX_OVERFLOW",
            "FAULT_NONE", "FAULT_TRUNCATE", "FAULT_MUTE", "FAULTS", "check_fault"]

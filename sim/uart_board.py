@@ -35,7 +35,8 @@ from collections import deque
 import numpy as np
 
 from spikeloop import regmap
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import CoreConfig
+from spikeloop.stream import output_words_per_timestep, words_per_timestep
 from spikeloop.uartlink import DEFAULT_BAUD, frame_ack, frame_output, frame_read_data, parse_commands
 
 from .interface import RECEIVED, RX_ARMED, RX_LAST, SENT, Board
@@ -136,8 +137,8 @@ class UARTBoard:
         self._core = _Core(target)
         config = self._core.config
         self._bus_width = config.bus_width
-        self._per_in = regmap.words_per_timestep(config.n_in, config.bus_width)
-        self._per_out = regmap.output_words_per_timestep(config)
+        self._per_in = words_per_timestep(config.n_in, config.bus_width)
+        self._per_out = output_words_per_timestep(config)
         self._serial = None
         self._slave = None
         if port is None:

@@ -40,8 +40,8 @@ import pynq
 from pynq.buffer import PynqBuffer
 
 from spikeloop import regmap
+from spikeloop.config import CoreConfig, design_hash
 from spikeloop.overlay import DMA, DMA_VLNV, VLNV
-from spikeloop.regmap import CoreConfig
 
 from .interface import RX_ARMED, RX_OVERFLOW, Board
 
@@ -358,7 +358,7 @@ def write_overlay_files(folder, config: CoreConfig, *, seed: int = 0, name: str 
     reuses the metadata it cached for a .bit of the same SHA-1 without reading the .hwh again."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    payload = regmap.design_hash(config) + np.random.default_rng(seed).integers(0, 256, 4064, dtype=np.uint8).tobytes()
+    payload = design_hash(config) + np.random.default_rng(seed).integers(0, 256, 4064, dtype=np.uint8).tobytes()
     bit = folder / f"{name}.bit"
     bit.write_bytes(bit_file(payload))
     (folder / f"{name}.hwh").write_text(overlay_hwh(config, name=name))

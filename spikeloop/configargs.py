@@ -14,8 +14,18 @@ from __future__ import annotations
 
 import argparse
 
-from spikeloop.network import BITS_RANGE, FRAC_BITS_RANGE, MAX_LAYERS, MAX_WIDTH
-from spikeloop.regmap import BUS_WIDTHS, DECAYS, MAX_CHUNK, MAX_LANES, MAX_ROW_BITS, ConfigError, CoreConfig
+from spikeloop.config import (
+    DEFAULT_CHUNK,
+    DEFAULT_LANES,
+    DEFAULT_SIZES,
+    MAX_CHUNK,
+    MAX_LANES,
+    MAX_ROW_BITS,
+    ConfigError,
+    CoreConfig,
+)
+from spikeloop.network import BITS_RANGE, DECAYS, FRAC_BITS_RANGE, MAX_LAYERS, MAX_WIDTH
+from spikeloop.stream import BUS_WIDTHS
 
 __all__ = [
     "add_config_arguments", "config_from_args", "config_args", "int_or_list", "int_in", "float_in", "ints_in",
@@ -163,8 +173,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, sizes_required: boo
                         help="AXI-Stream data width in bits, 32 or 64 (default 32)")
 
 
-def config_from_args(args, *, default_sizes=(784, 256, 128, 10), default_lanes=16, default_chunk=64) -> CoreConfig:
-    """The CoreConfig the options describe (defaults fill what is not given).
+def config_from_args(args, *, default_sizes=DEFAULT_SIZES, default_lanes=DEFAULT_LANES,
+                     default_chunk=DEFAULT_CHUNK) -> CoreConfig:
+    """The CoreConfig the options describe (defaults fill what is not given: the default core).
 
     Given `--lanes` and `--chunk` are checked against the sizes first (`check_per_layer`); the
     defaults are capped at each layer's size, as `CoreConfig.build` does with one value."""

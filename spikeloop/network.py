@@ -6,11 +6,57 @@ Everything here is numpy only, so it runs on a PYNQ board as well as on a workst
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 
 import numpy as np
 
-NEURONS = ("lif", "cuba")
-RESETS = ("subtract", "zero", "none")
+
+class _Code(IntEnum):
+    """A code of the register map; its lowercase name is what users write ("lif", "subtract", ...)."""
+
+    @property
+    def label(self) -> str:
+        """The name users write."""
+        return self.name.lower()
+
+    @classmethod
+    def of(cls, label: str):
+        """The code called `label` (KeyError if there is none)."""
+        return cls[label.upper()]
+
+    @classmethod
+    def labels(cls) -> tuple[str, ...]:
+        """Every label, in code order."""
+        return tuple(code.label for code in cls)
+
+
+class Neuron(_Code):
+    """Neuron kind (MODE.neuron): `lif` integrates the synaptic sum, `cuba` a decaying current."""
+
+    LIF = 0
+    CUBA = 1
+
+
+class Reset(_Code):
+    """Reset mode after a spike (MODE.reset): subtract theta, set to zero, or keep v."""
+
+    SUBTRACT = 0
+    ZERO = 1
+    NONE = 2
+
+
+class Decay(_Code):
+    """How a core implements a layer's decays (WIDTHS.decay): `shift` takes lam, alpha in {0} U {2^m}
+    and uses a barrel shifter (no multiplier); `multiply` takes any value in [0, 2^F]."""
+
+    SHIFT = 0
+    MULTIPLY = 1
+
+
+#: The names users pass for `neuron`, `reset` and a core's `decay`.
+NEURONS = Neuron.labels()
+RESETS = Reset.labels()
+DECAYS = Decay.labels()
 MAX_LAYERS = 16
 MAX_WIDTH = 65536
 BITS_RANGE = (2, 32)
@@ -26,12 +72,23 @@ def signed_range(bits: int) -> tuple[int, int]:
     return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
 
-def _check_int(where: str, name: str, value, lo: int, hi: int) -> int:
+def check_int(name: str, value, lo: int, hi: int | None = None, *, error: type[Exception] = ValueError,
+              type_error: type[Exception] = TypeError) -> int:
+    """`value` as an int if it is an integer (not a bool) in [lo, hi] (`hi` None: no upper bound).
+
+    Else raise `type_error` (not an integer) or `error` (out of range), naming `name` and the value.
+    The one integer check of the project: the network, the core configuration and the gateware's
+    parameters all call it.
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise NetworkError(f"{where}: {name} must be an integer in [{lo}, {hi}], got {value!r}")
-    if not lo <= int(value) <= hi:
-        raise NetworkError(f"{where}: {name} = {int(value)} is outside [{lo}, {hi}]")
+        raise type_error(f"{name} must be an integer, not {value!r}")
+    if not lo <= int(value) <= (int(value) if hi is None else hi):
+        raise error(f"{name} = {int(value)} is outside [{lo}, {'inf' if hi is None else hi}]")
     return int(value)
+
+
+def _check_int(where: str, name: str, value, lo: int, hi: int) -> int:
+    return check_int(f"{where}: {name}", value, lo, hi, error=NetworkError, type_error=NetworkError)
 
 
 def _check_choice(where: str, name: str, value, choices: tuple[str, ...]) -> str:

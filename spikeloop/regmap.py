@@ -1,44 +1,35 @@
-"""The core's wire protocol: configuration, AXI-Lite register map and spike bit packing.
+"""The core's AXI-Lite register map: every register, field and window address, and the rules of a write.
 
-This is the one module that the gateware (`spikeloop.rtl`) and the host driver both import.
-Every register offset, field position, window base and packing rule is computed here and
-nowhere else; docs/regmap.md is generated from it (`python -m spikeloop.regmap`).
+The gateware (`spikeloop.rtl`), the drivers and the simulated boards import this module; no offset
+is typed anywhere else, and docs/regmap.md is generated from it (`python -m spikeloop.regmap`).
+Plain Python (it runs on the board).
 
-numpy only (it runs on the board). Four parts:
+- The register table: identity (`MAGIC`, `VERSION`, the design hash), configuration readback,
+  control, status with its sticky error bits (`ERRORS`), the 64-bit counters (`COUNTERS`) and the
+  per-layer registers (`GLOBAL_REGISTERS`, `LAYER_REGISTERS`), allocated by `_Block` so that no
+  offset is ever typed.
+- The address map of a configuration: where its parameter windows lie (`windows`, `address_bits`)
+  and what lives at an address (`decode_address`).
+- `judge_write`: what a core does with a register write (taken, refused with `err_param`, dropped
+  with `err_address`, flagged with `err_busy_write`).
 
-1. `LayerConfig` / `CoreConfig`: what a bitstream is built for (sizes, lanes `P`, chunk `C`,
-   widths, decay implementation, output stream options), validated up front, with the
-   configuration readback registers and a design hash derived from it.
-2. The register table: identity, control, status, counters, per-layer registers
-   (`GLOBAL_REGISTERS`, `LAYER_REGISTERS`), and the parameter windows of a configuration
-   (`windows`).
-3. Spike packing on the AXI-Stream bus: `n` bits per timestep, LSB-first into `bus_width`-bit
-   words (`pack_spikes`, `unpack_spikes`, `unpack_output`).
-4. Window images: how weights (1 bit per synapse), thresholds, biases and state are laid out
-   in the windows (`pack_weights`, `pack_neuron_values`, and their inverses).
+What the windows hold is `spikeloop.windows`; the stream words are `spikeloop.stream`; the
+configuration itself (a `config` below) is `spikeloop.config.CoreConfig`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable
-from dataclasses import dataclass, fields
+import functools
+from dataclasses import dataclass
+from typing import NamedTuple
 
-import numpy as np
-
-from spikeloop.network import BITS_RANGE, FRAC_BITS_RANGE, MAX_LAYERS, MAX_WIDTH, Layer, LayerChain, Network
+from spikeloop.network import MAX_LAYERS, Decay, Neuron, Reset, signed_range
 
 __all__ = [
-    "MAGIC", "VERSION", "WORD_BYTES", "BUS_WIDTHS", "DECAYS", "NEURON_CODE", "RESET_CODE", "DECAY_CODE",
-    "ConfigError", "LayerConfig", "CoreConfig", "Field", "Register", "Window",
+    "MAGIC", "VERSION", "WORD_BYTES", "ERRORS", "COUNTERS", "Field", "Register", "Window", "Verdict",
     "GLOBAL_REGISTERS", "LAYER_REGISTERS", "LAYER_BASE", "LAYER_STRIDE", "WINDOW_BASE", "WINDOW_KINDS",
     "register", "layer_register", "layer_offset", "windows", "window", "address_bits", "decode_address",
-    "design_hash", "hash_words", "layer_control_values", "load_writes",
-    "words_per_timestep", "output_words_per_timestep", "pack_spikes", "unpack_spikes", "pack_output",
-    "unpack_output", "pack_weights", "unpack_weights", "pack_neuron_values", "unpack_neuron_values",
-    "neuron_word_index",
-    "next_pow2", "markdown",
+    "judge_write", "next_pow2", "ceil_div", "markdown",
 ]
 
 #: Identity word at offset 0: the ASCII bytes "SKLP" read as a little-endian 32-bit word.
@@ -47,23 +38,14 @@ MAGIC = int.from_bytes(b"SKLP", "little")
 VERSION = (1, 0)
 #: AXI-Lite data width in bytes; every register and window word is 32 bits.
 WORD_BYTES = 4
-#: AXI-Stream TDATA widths the core supports.
-BUS_WIDTHS = (32, 64)
-#: How a layer implements its decays: `shift` takes lam, alpha in {0} U {2^m} and uses a barrel
-#: shifter (no multiplier); `multiply` takes any value in [0, 2^F] and uses a multiplier.
-DECAYS = ("shift", "multiply")
-
-NEURON_CODE = {"lif": 0, "cuba": 1}
-RESET_CODE = {"subtract": 0, "zero": 1, "none": 2}
-DECAY_CODE = {"shift": 0, "multiply": 1}
-
-MAX_LANES = 1024
-MAX_CHUNK = 4096
-MAX_ROW_BITS = 65536
-
-
-class ConfigError(ValueError):
-    """A core configuration breaks a rule, or a network does not fit a configuration."""
+_COUNTED = {
+    "TIMESTEPS": "timesteps output",
+    "SPIKES_IN": "input spikes received",
+    "SPIKES_OUT": "output spikes sent",
+    "BUSY_CYCLES": "clock cycles with a timestep in flight",
+}
+#: The 64-bit counters, each read as NAME_LO (which latches NAME_HI) then NAME_HI.
+COUNTERS = tuple(_COUNTED)
 
 
 def next_pow2(n: int) -> int:
@@ -71,353 +53,17 @@ def next_pow2(n: int) -> int:
     return 1 << (int(n) - 1).bit_length()
 
 
-def _ceil_div(a: int, b: int) -> int:
+def ceil_div(a: int, b: int) -> int:
+    """a / b rounded up (positive integers)."""
     return -(-a // b)
 
 
-def _int(where: str, name: str, value, lo: int, hi: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{where}: {name} must be an integer in [{lo}, {hi}], got {value!r}")
-    if not lo <= int(value) <= hi:
-        raise ConfigError(f"{where}: {name} = {int(value)} is outside [{lo}, {hi}]")
-    return int(value)
+def _codes(enum) -> str:
+    return ", ".join(f"{code.value} {code.label}" for code in enum)
 
 
 # --------------------------------------------------------------------------------------------
-# 1. Configuration
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LayerConfig:
-    """What one layer of a bitstream is built for.
-
-    `n_in`, `n_out`: sizes. `lanes` (P): neurons updated per clock. `chunk` (C): synapses per
-    neuron per clock (default: 32, or n_in if smaller). `v_bits`, `u_bits`, `frac_bits`: widths of
-    the numerics contract.
-    `decay`: `"shift"` or `"multiply"` (see `DECAYS`). Neuron kind, reset mode, lam and alpha
-    are run-time registers, not part of the build.
-    """
-
-    n_in: int
-    n_out: int
-    lanes: int = 1
-    chunk: int | None = None
-    v_bits: int = 16
-    u_bits: int = 16
-    frac_bits: int = 8
-    decay: str = "shift"
-    where: str = "layer"
-
-    def __post_init__(self):
-        w = self.where
-        _int(w, "n_in", self.n_in, 1, MAX_WIDTH)
-        _int(w, "n_out", self.n_out, 1, MAX_WIDTH)
-        if self.chunk is None:
-            object.__setattr__(self, "chunk", min(32, self.n_in))
-        _int(w, "lanes", self.lanes, 1, min(MAX_LANES, self.n_out))
-        _int(w, "chunk", self.chunk, 1, min(MAX_CHUNK, self.n_in))
-        if self.lanes * self.chunk > MAX_ROW_BITS:
-            raise ConfigError(f"{w}: lanes * chunk = {self.lanes * self.chunk} exceeds {MAX_ROW_BITS} bits per row")
-        _int(w, "v_bits", self.v_bits, *BITS_RANGE)
-        _int(w, "u_bits", self.u_bits, *BITS_RANGE)
-        _int(w, "frac_bits", self.frac_bits, *FRAC_BITS_RANGE)
-        if self.decay not in DECAYS:
-            raise ConfigError(f"{w}: decay must be one of {', '.join(DECAYS)}; got {self.decay!r}")
-
-    # Geometry of the memories (derived, read-only).
-    @property
-    def n_chunks(self) -> int:
-        """Input chunks of `chunk` bits per timestep (the last one zero-padded)."""
-        return _ceil_div(self.n_in, self.chunk)
-
-    @property
-    def n_groups(self) -> int:
-        """Groups of `lanes` neurons (the last one padded with idle lanes)."""
-        return _ceil_div(self.n_out, self.lanes)
-
-    @property
-    def row_bits(self) -> int:
-        """Weight bits read per clock: lanes * chunk."""
-        return self.lanes * self.chunk
-
-    @property
-    def row_words(self) -> int:
-        """32-bit words holding one weight row."""
-        return _ceil_div(self.row_bits, 32)
-
-    @property
-    def row_stride(self) -> int:
-        """Words between weight rows in the weights window (a power of two)."""
-        return next_pow2(self.row_words)
-
-    @property
-    def weight_rows(self) -> int:
-        """Rows of the weight memory: one per (group, chunk)."""
-        return self.n_groups * self.n_chunks
-
-    @property
-    def lane_stride(self) -> int:
-        """Words between neuron groups in the theta/bias/v/u windows (a power of two >= lanes)."""
-        return next_pow2(self.lanes)
-
-    @property
-    def syn_bits(self) -> int:
-        """Signed width of sum_i w[j,i] s[i], which lies in [-n_in, n_in]."""
-        return self.n_in.bit_length() + 1
-
-    def check_layer(self, layer: Layer, where: str | None = None) -> None:
-        """Raise ConfigError unless `layer` runs on this build exactly."""
-        w = where or self.where
-        for name in ("n_in", "n_out", "v_bits", "u_bits", "frac_bits"):
-            have, want = getattr(layer, name), getattr(self, name)
-            if have != want:
-                raise ConfigError(f"{w}: the network has {name} = {have}, the core is built for {want}")
-        if self.decay == "shift":
-            for name in ("lam", "alpha"):
-                value = getattr(layer, name)
-                if value & (value - 1):
-                    raise ConfigError(
-                        f"{w}: {name} = {value} is not 0 or a power of two, and the core is built with "
-                        "decay 'shift' (build with decay='multiply')"
-                    )
-
-    def params(self) -> dict:
-        """The build parameters as a plain dict (for JSON, hashing and readback)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "where"}
-
-
-@dataclass(frozen=True)
-class CoreConfig(LayerChain):
-    """What a bitstream is built for: its layers, the output stream options and the bus width.
-
-    `membranes`: the output stream carries the last layer's pre-reset membranes after the spikes.
-    `bus_width`: AXI-Stream TDATA width in bits (32 or 64).
-    Build one from sizes with `CoreConfig.build`, or from a network with `CoreConfig.for_network`.
-    """
-
-    layers: tuple[LayerConfig, ...]
-    membranes: bool = False
-    bus_width: int = 32
-
-    def __post_init__(self):
-        layers = tuple(self.layers)
-        object.__setattr__(self, "layers", layers)
-        if not 1 <= len(layers) <= MAX_LAYERS:
-            raise ConfigError(f"config: {len(layers)} layers, expected 1 to {MAX_LAYERS}")
-        for k, layer in enumerate(layers):
-            if not isinstance(layer, LayerConfig):
-                raise ConfigError(f"config: layers[{k}] is a {type(layer).__name__}, expected a LayerConfig")
-            if k and layer.n_in != layers[k - 1].n_out:
-                raise ConfigError(f"layer {k}: n_in = {layer.n_in} but layer {k - 1} has n_out = {layers[k - 1].n_out}")
-        if not isinstance(self.membranes, (bool, np.bool_)):
-            raise ConfigError(f"config: membranes must be True or False, got {self.membranes!r}")
-        if self.bus_width not in BUS_WIDTHS:
-            raise ConfigError(f"config: bus_width must be one of {BUS_WIDTHS}, got {self.bus_width!r}")
-
-    @classmethod
-    def build(
-        cls,
-        sizes,
-        *,
-        lanes=1,
-        chunk=32,
-        v_bits=16,
-        u_bits=16,
-        frac_bits=8,
-        decay="shift",
-        membranes: bool = False,
-        bus_width: int = 32,
-    ) -> CoreConfig:
-        """A configuration from sizes `(n_in, n_out0, n_out1, ...)`.
-
-        Every per-layer argument is a scalar (all layers) or a sequence (one per layer). A scalar
-        `lanes` or `chunk` is capped at each layer's `n_out` or `n_in` respectively.
-        """
-        sizes = tuple(sizes)
-        if len(sizes) < 2:
-            raise ConfigError(f"config: sizes = {sizes!r} needs at least an input and one layer")
-        n = len(sizes) - 1
-
-        def per_layer(name, value, cap=None):
-            if isinstance(value, (list, tuple)):
-                if len(value) != n:
-                    raise ConfigError(f"config: {name} has {len(value)} entries for {n} layers")
-                return list(value)
-            if cap is not None and isinstance(value, int) and not isinstance(value, bool):
-                return [min(value, c) for c in cap]
-            return [value] * n
-
-        outs, ins = sizes[1:], sizes[:-1]
-        cols = {
-            "lanes": per_layer("lanes", lanes, outs),
-            "chunk": per_layer("chunk", chunk, ins),
-            "v_bits": per_layer("v_bits", v_bits),
-            "u_bits": per_layer("u_bits", u_bits),
-            "frac_bits": per_layer("frac_bits", frac_bits),
-            "decay": per_layer("decay", decay),
-        }
-        layers = tuple(
-            LayerConfig(ins[k], outs[k], **{key: col[k] for key, col in cols.items()}, where=f"layer {k}")
-            for k in range(n)
-        )
-        return cls(layers, membranes=membranes, bus_width=bus_width)
-
-    @classmethod
-    def for_network(cls, network: Network, *, lanes=1, chunk=32, decay=None, **options) -> CoreConfig:
-        """The configuration that holds `network` exactly (sizes and widths taken from it).
-
-        `decay` defaults to `"shift"` for layers whose lam and alpha are 0 or powers of two, else
-        `"multiply"`.
-        """
-        if not isinstance(network, Network):
-            raise TypeError(f"expected a Network, got {type(network).__name__}")
-
-        def pow2_ok(layer):
-            return all(x & (x - 1) == 0 for x in (layer.lam, layer.alpha))
-
-        if decay is None:
-            decay = ["shift" if pow2_ok(layer) else "multiply" for layer in network.layers]
-        return cls.build(
-            network.sizes, lanes=lanes, chunk=chunk, decay=decay,
-            v_bits=[layer.v_bits for layer in network.layers],
-            u_bits=[layer.u_bits for layer in network.layers],
-            frac_bits=[layer.frac_bits for layer in network.layers],
-            **options,
-        )
-
-    def check_network(self, network: Network) -> None:
-        """Raise ConfigError unless `network` runs on this build exactly."""
-        if len(network.layers) != len(self.layers):
-            raise ConfigError(f"the network has {len(network.layers)} layers, the core is built for {len(self.layers)}")
-        for k, (cfg, layer) in enumerate(zip(self.layers, network.layers)):
-            cfg.check_layer(layer, f"layer {k}")
-
-    def params(self) -> dict:
-        """The whole configuration as a JSON-ready dict."""
-        return {
-            "layers": [layer.params() for layer in self.layers],
-            "membranes": bool(self.membranes),
-            "bus_width": self.bus_width,
-        }
-
-    @classmethod
-    def from_params(cls, params: dict) -> CoreConfig:
-        """Inverse of `params()` (a JSON file's configuration back to a CoreConfig, validated)."""
-        layers = tuple(LayerConfig(**p, where=f"layer {k}") for k, p in enumerate(params["layers"]))
-        return cls(layers, membranes=params["membranes"], bus_width=params["bus_width"])
-
-    def readback(self) -> dict[int, int]:
-        """Byte offset -> value of every read-only identity and configuration register."""
-        values = {register("MAGIC").offset: MAGIC}
-        values[register("VERSION").offset] = register("VERSION").encode(major=VERSION[0], minor=VERSION[1])
-        for k, word in enumerate(hash_words(self)):
-            values[register(f"HASH{k}").offset] = word
-        values[register("CONFIG").offset] = register("CONFIG").encode(
-            n_layers=len(self.layers), membranes=int(self.membranes), bus_bytes=self.bus_width // 8
-        )
-        values[register("ADDRESS_BITS").offset] = address_bits(self)
-        values[register("WORDS_IN").offset] = words_per_timestep(self.n_in, self.bus_width)
-        values[register("WORDS_OUT").offset] = output_words_per_timestep(self)
-        for k, layer in enumerate(self.layers):
-            values[layer_offset(k, "N_IN")] = layer.n_in
-            values[layer_offset(k, "N_OUT")] = layer.n_out
-            geometry = layer_register("GEOMETRY").encode(lanes=layer.lanes, chunk=layer.chunk)
-            values[layer_offset(k, "GEOMETRY")] = geometry
-            values[layer_offset(k, "WIDTHS")] = layer_register("WIDTHS").encode(
-                v_bits=layer.v_bits, u_bits=layer.u_bits, frac_bits=layer.frac_bits, decay=DECAY_CODE[layer.decay]
-            )
-            for kind in WINDOW_KINDS:
-                values[layer_offset(k, f"{kind.upper()}_BASE")] = window(self, k, kind).base
-        return values
-
-    @classmethod
-    def from_readback(cls, read: Callable[[int], int]) -> CoreConfig:
-        """Rebuild the configuration of a core from its registers; `read(offset)` reads one word.
-
-        Raises ConfigError when the magic, version or design hash do not match.
-        """
-        magic = read(register("MAGIC").offset)
-        if magic != MAGIC:
-            raise ConfigError(f"magic = {magic:#010x}, expected {MAGIC:#010x}: not a spikeloop core")
-        version = register("VERSION").decode(read(register("VERSION").offset))
-        if version["major"] != VERSION[0]:
-            raise ConfigError(
-                f"register map version {version['major']}.{version['minor']}, this driver speaks {VERSION[0]}.x"
-            )
-        cfg = register("CONFIG").decode(read(register("CONFIG").offset))
-        layers = []
-        for k in range(cfg["n_layers"]):
-            geometry = layer_register("GEOMETRY").decode(read(layer_offset(k, "GEOMETRY")))
-            widths = layer_register("WIDTHS").decode(read(layer_offset(k, "WIDTHS")))
-            decay = {code: name for name, code in DECAY_CODE.items()}.get(widths["decay"])
-            if decay is None:
-                raise ConfigError(f"layer {k}: unknown decay code {widths['decay']}")
-            layers.append(LayerConfig(
-                read(layer_offset(k, "N_IN")), read(layer_offset(k, "N_OUT")),
-                lanes=geometry["lanes"], chunk=geometry["chunk"], v_bits=widths["v_bits"], u_bits=widths["u_bits"],
-                frac_bits=widths["frac_bits"], decay=decay, where=f"layer {k}",
-            ))
-        config = cls(tuple(layers), membranes=bool(cfg["membranes"]), bus_width=cfg["bus_bytes"] * 8)
-        got = [read(register(f"HASH{k}").offset) for k in range(8)]
-        if got != hash_words(config):
-            raise ConfigError("design hash does not match the configuration read back: stale or foreign bitstream")
-        return config
-
-
-def design_hash(config: CoreConfig) -> bytes:
-    """SHA-256 of the configuration and the register map version: the core's identity.
-
-    The gateware exposes it in HASH0..HASH7; two bitstreams with equal hashes behave the same
-    to a driver.
-    """
-    text = json.dumps({"regmap": list(VERSION), "config": config.params()}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).digest()
-
-
-def hash_words(config: CoreConfig) -> list[int]:
-    """The design hash as eight 32-bit words, HASH0 holding bytes 0..3 (little-endian)."""
-    digest = design_hash(config)
-    return [int.from_bytes(digest[4 * k : 4 * k + 4], "little") for k in range(8)]
-
-
-def load_writes(config: CoreConfig, network: Network, *, skip_zero: bool = False) -> list[tuple[int, int]]:
-    """The (byte offset, word) register writes that load `network` into a core built as `config`.
-
-    Per layer: MODE, LAM, ALPHA, then the weights, theta and bias windows. With `skip_zero`,
-    zero words of the windows are left out: right only for a freshly configured core (memories
-    start at 0 when the bitstream loads or a simulation starts; a reset keeps their contents).
-    Raises ConfigError if the network does not fit the configuration.
-    """
-    config.check_network(network)
-    writes = []
-    for k, (cfg, layer) in enumerate(zip(config.layers, network.layers)):
-        for name, value in layer_control_values(layer).items():
-            writes.append((layer_offset(k, name), value))
-        images = {
-            "weights": pack_weights(layer.weights, cfg),
-            "theta": pack_neuron_values(layer.theta, cfg),
-            "bias": pack_neuron_values(layer.bias, cfg),
-        }
-        for kind, image in images.items():
-            base = window(config, k, kind).base
-            used = np.arange(image.size) if kind == "weights" else neuron_word_index(cfg)
-            if kind == "weights":
-                used = used[used % cfg.row_stride < cfg.row_words]
-            for i in used:
-                if not (skip_zero and image[i] == 0):
-                    writes.append((base + WORD_BYTES * int(i), int(image[i])))
-    return writes
-
-
-def layer_control_values(layer: Layer) -> dict[str, int]:
-    """Values of a layer's run-time registers (MODE, LAM, ALPHA) for a network layer."""
-    mode = layer_register("MODE").encode(neuron=NEURON_CODE[layer.neuron], reset=RESET_CODE[layer.reset])
-    return {"MODE": mode, "LAM": layer.lam, "ALPHA": layer.alpha}
-
-
-# --------------------------------------------------------------------------------------------
-# 2. Register table
+# The register table
 # --------------------------------------------------------------------------------------------
 
 
@@ -511,12 +157,7 @@ _g.add("STATUS", "rw1c", "State and sticky errors (write 1 to an error bit to cl
     Field("err_address", 10, 1, "an access to an unmapped or read-only address"),
     Field("err_busy_write", 11, 1, "a parameter window was written while a timestep was in flight"),
 ])
-for _name, _doc in (
-    ("TIMESTEPS", "timesteps output"),
-    ("SPIKES_IN", "input spikes received"),
-    ("SPIKES_OUT", "output spikes sent"),
-    ("BUSY_CYCLES", "clock cycles with a timestep in flight"),
-):
+for _name, _doc in _COUNTED.items():
     _g.add(f"{_name}_LO", "ro", f"Counter of {_doc}, bits 31..0; reading it latches _HI.")
     _g.add(f"{_name}_HI", "ro", f"Counter of {_doc}, bits 63..32 as latched by the last read of _LO.")
 
@@ -529,11 +170,11 @@ _l.add("N_OUT", "ro", "Neurons of the layer.")
 _l.add("GEOMETRY", "ro", "Lanes and chunk.", [Field("lanes", 0, 16, "P"), Field("chunk", 16, 16, "C")])
 _l.add("WIDTHS", "ro", "Widths and decay implementation.", [
     Field("v_bits", 0, 8), Field("u_bits", 8, 8), Field("frac_bits", 16, 8),
-    Field("decay", 24, 1, "0 shift, 1 multiply"),
+    Field("decay", 24, 1, _codes(Decay)),
 ])
 _l.add("MODE", "rw", "Neuron kind and reset mode.", [
-    Field("neuron", 0, 1, "0 lif, 1 cuba"),
-    Field("reset", 1, 2, "0 subtract, 1 zero, 2 none"),
+    Field("neuron", 0, 1, _codes(Neuron)),
+    Field("reset", 1, 2, _codes(Reset)),
 ])
 _l.add("LAM", "rw", "Membrane decay lam, 0..2^F (a power of two or 0 with decay 'shift').")
 _l.add("ALPHA", "rw", "Current decay alpha, 0..2^F (a power of two or 0 with decay 'shift').")
@@ -557,7 +198,11 @@ WINDOW_BASE = next_pow2(LAYER_BASE + MAX_LAYERS * LAYER_STRIDE)
 WINDOW_KINDS = ("weights", "theta", "bias", "v", "u")
 
 _BY_NAME = {r.name: r for r in GLOBAL_REGISTERS}
+_BY_OFFSET = {r.offset: r for r in GLOBAL_REGISTERS}
 _LAYER_BY_NAME = {r.name: r for r in LAYER_REGISTERS}
+
+#: The sticky error bits of STATUS, in bit order (write 1 to clear).
+ERRORS = tuple(f.name for f in _BY_NAME["STATUS"].fields if f.name.startswith("err_"))
 
 
 def register(name: str) -> Register:
@@ -607,13 +252,14 @@ class Window:
         return self.base + WORD_BYTES * self.words
 
 
-def _window_words(layer: LayerConfig, kind: str) -> int:
+def _window_words(layer, kind: str) -> int:
     if kind == "weights":
         return layer.weight_rows * layer.row_stride
     return layer.n_groups * layer.lane_stride
 
 
-def windows(config: CoreConfig) -> tuple[Window, ...]:
+@functools.lru_cache(maxsize=64)
+def windows(config) -> tuple[Window, ...]:
     """Every window of a configuration, in address order; each aligned to its power-of-two span."""
     out = []
     addr = WINDOW_BASE
@@ -621,13 +267,13 @@ def windows(config: CoreConfig) -> tuple[Window, ...]:
         for kind in WINDOW_KINDS:
             words = _window_words(layer, kind)
             span = next_pow2(WORD_BYTES * words)
-            addr = _ceil_div(addr, span) * span
+            addr = ceil_div(addr, span) * span
             out.append(Window(k, kind, addr, words, span))
             addr += span
     return tuple(out)
 
 
-def window(config: CoreConfig, layer: int, kind: str) -> Window:
+def window(config, layer: int, kind: str) -> Window:
     """The window of `kind` of layer `layer`."""
     for w in windows(config):
         if w.layer == layer and w.kind == kind:
@@ -635,21 +281,20 @@ def window(config: CoreConfig, layer: int, kind: str) -> Window:
     raise KeyError(f"no window {kind!r} for layer {layer}")
 
 
-def address_bits(config: CoreConfig) -> int:
+def address_bits(config) -> int:
     """Bits of the AXI-Lite byte address space that holds every register and window."""
     end = max(w.base + w.span for w in windows(config))
     return (end - 1).bit_length()
 
 
-def decode_address(config: CoreConfig, offset: int) -> tuple[str, object]:
+def decode_address(config, offset: int) -> tuple[str, object]:
     """What lives at byte `offset`: ("global", Register), ("layer", (k, Register)),
     ("window", (Window, word index)) or ("unmapped", None)."""
     offset = int(offset)
     if offset % WORD_BYTES:
         return ("unmapped", None)
-    for r in GLOBAL_REGISTERS:
-        if r.offset == offset:
-            return ("global", r)
+    if offset in _BY_OFFSET:
+        return ("global", _BY_OFFSET[offset])
     if LAYER_BASE <= offset < LAYER_BASE + len(config.layers) * LAYER_STRIDE:
         k, rel = divmod(offset - LAYER_BASE, LAYER_STRIDE)
         for r in LAYER_REGISTERS:
@@ -661,193 +306,51 @@ def decode_address(config: CoreConfig, offset: int) -> tuple[str, object]:
     return ("unmapped", None)
 
 
-# --------------------------------------------------------------------------------------------
-# 3. Spike packing on the AXI-Stream bus
-# --------------------------------------------------------------------------------------------
+class Verdict(NamedTuple):
+    """What a core does with one register write: whether it takes effect, and the STATUS error
+    bits it sets (names of `ERRORS`, in bit order)."""
+
+    performed: bool
+    errors: tuple[str, ...] = ()
 
 
-def _dtype(bus_width: int):
-    if bus_width not in BUS_WIDTHS:
-        raise ValueError(f"bus_width must be one of {BUS_WIDTHS}, got {bus_width!r}")
-    return np.uint32 if bus_width == 32 else np.uint64
+_MODE_BITS = max(f.lsb + f.width for f in layer_register("MODE").fields)
 
 
-def words_per_timestep(n: int, bus_width: int = 32) -> int:
-    """Bus words carrying `n` spike bits."""
-    _dtype(bus_width)
-    return _ceil_div(int(n), bus_width)
+def judge_write(config, offset: int, value: int, *, busy: bool = False) -> Verdict:
+    """The core's decision on writing `value` to byte `offset` of a core built as `config`.
 
-
-def output_words_per_timestep(config: CoreConfig) -> int:
-    """Bus words per output timestep: spikes, then (with `membranes`) one 32-bit field per neuron."""
-    words = words_per_timestep(config.n_out, config.bus_width)
-    if config.membranes:
-        words += _ceil_div(32 * config.n_out, config.bus_width)
-    return words
-
-
-# Little-endian word dtypes of the stream (the wire order), by bus width. A closed loop packs and
-# unpacks one timestep per call: these helpers avoid every copy and conversion numpy can skip.
-_WIRE = {32: np.dtype("<u4"), 64: np.dtype("<u8")}
-
-
-def _pack_bits(bits: np.ndarray, bus_width: int, scratch: np.ndarray | None = None) -> np.ndarray:
-    """bool [T, n] -> words [T, ceil(n/bus_width)], bit i of a row in bit i%W of word i//W.
-
-    `scratch`: a zeroed bool [T, words * W] buffer to reuse (only its first n columns are written)."""
-    dtype = _dtype(bus_width)
-    steps, n = bits.shape
-    padded = scratch if scratch is not None else np.zeros((steps, -(-n // bus_width) * bus_width), np.bool_)
-    padded[:, :n] = bits
-    return np.packbits(padded, axis=1, bitorder="little").view(_WIRE[bus_width]).astype(dtype, copy=False)
-
-
-def _unpack_bits(words: np.ndarray, n: int, bus_width: int) -> np.ndarray:
-    """Inverse of `_pack_bits`: words [T, per] (little-endian, contiguous rows) -> bool [T, n]."""
-    as_bytes = words.view(np.uint8).reshape(words.shape[0], -1)
-    return np.unpackbits(as_bytes, axis=1, count=n, bitorder="little").view(np.bool_)
-
-
-def _unpack_rows(rows: np.ndarray, config: CoreConfig, spike_words: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Output rows [T, words per output timestep] (wire order) -> (spikes, membranes or None)."""
-    spikes = _unpack_bits(np.ascontiguousarray(rows[:, :spike_words]), config.n_out, config.bus_width)
-    if not config.membranes:
-        return spikes, None
-    m = np.ascontiguousarray(rows[:, spike_words:])
-    return spikes, m.view("<i4").reshape(rows.shape[0], -1)[:, : config.n_out].astype(np.int64)
-
-
-class StreamCodec:
-    """The stream words of one core configuration, sizes worked out once: a closed loop packs and
-    unpacks a timestep per call, where numpy's per-call overhead is most of the work. The same
-    layout as `pack_spikes` / `unpack_output`; the caller has checked the spikes (bool [t, n_in])."""
-
-    def __init__(self, config: CoreConfig):
-        self.config = config
-        self.words_in = words_per_timestep(config.n_in, config.bus_width)
-        self.words_out = output_words_per_timestep(config)
-        self._spike_words = words_per_timestep(config.n_out, config.bus_width)
-        self._wire = _WIRE[config.bus_width]
-        self._scratch = np.zeros((1, self.words_in * config.bus_width), np.bool_)  # one timestep, reused
-
-    def pack(self, spikes: np.ndarray) -> np.ndarray:
-        """bool [t, n_in] -> the flat stream words of t timesteps."""
-        scratch = self._scratch if spikes.shape[0] == 1 else None
-        return _pack_bits(spikes, self.config.bus_width, scratch).reshape(-1)
-
-    def unpack(self, words: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Output words of whole timesteps -> (spikes bool [t, n_out], membranes int64 [t, n_out] or None)."""
-        rows = np.ascontiguousarray(words, dtype=self._wire).reshape(-1, self.words_out)
-        return _unpack_rows(rows, self.config, self._spike_words)
-
-
-def pack_spikes(spikes, bus_width: int = 32) -> np.ndarray:
-    """Spikes bool/0-1 [T, n] -> the stream words of T timesteps, flat [T * words_per_timestep].
-
-    Each timestep starts a new word; bit i of the timestep is bit i % W of its word i // W.
+    - Misaligned, unmapped and read-only addresses (identity, readback, counters, the `v` and `u`
+      windows): dropped, `err_address`.
+    - `MODE` with bits above its fields or an unknown reset code; `LAM`, `ALPHA` above 2^F or,
+      with decay `shift`, neither 0 nor a power of two: dropped, `err_param`.
+    - `theta` outside [1, 2^(v_bits-1) - 1], `bias` outside the `v_bits` range: dropped, `err_param`.
+    - A window write while `busy` (a timestep in flight) also sets `err_busy_write`.
+    `CONTROL` acts and `STATUS` clears the bits written 1. Every software model of a core calls
+    this; the gateware has its own logic, held equal to it by tests/rtl/test_rtl_write_rules.py.
     """
-    arr = np.asarray(spikes)
-    if arr.ndim != 2:
-        raise ValueError(f"spikes must have shape [T, n], got {arr.shape}")
-    if arr.dtype != np.bool_:
-        if not np.issubdtype(arr.dtype, np.integer) or ((arr != 0) & (arr != 1)).any():
-            raise ValueError("spikes must be bool or integers 0/1")
-    return _pack_bits(arr.astype(bool), bus_width).reshape(-1)
-
-
-def unpack_spikes(words, n: int, bus_width: int = 32) -> np.ndarray:
-    """Stream words of whole timesteps -> bool [T, n]. The padding bits of each last word are ignored."""
-    words = np.asarray(words).reshape(-1)
-    per = words_per_timestep(n, bus_width)
-    if words.size % per:
-        raise ValueError(f"{words.size} words is not a whole number of {per}-word timesteps")
-    return _unpack_bits(np.ascontiguousarray(words, dtype=_WIRE[bus_width]).reshape(-1, per), n, bus_width)
-
-
-def pack_output(spikes, membranes, config: CoreConfig) -> np.ndarray:
-    """What the core sends: per timestep the spike words, then (with `membranes`) the membranes
-    as 32-bit two's complement fields, LSB-first (membrane j in bits 32*(j % (W/32)) of word j // (W/32))."""
-    z = _pack_bits(np.asarray(spikes, dtype=bool), config.bus_width)
-    if not config.membranes:
-        return z.reshape(-1)
-    v = np.asarray(membranes, dtype=np.int64)
-    per32 = config.bus_width // 32
-    n = config.n_out
-    padded = np.zeros((v.shape[0], _ceil_div(n, per32) * per32), np.uint32)
-    padded[:, :n] = (v & 0xFFFFFFFF).astype(np.uint32)
-    mw = padded.astype("<u4").view(np.uint8).reshape(v.shape[0], -1)
-    mwords = np.ascontiguousarray(mw).view(np.dtype(_dtype(config.bus_width)).newbyteorder("<"))
-    return np.concatenate([z, mwords.astype(z.dtype)], axis=1).reshape(-1)
-
-
-def unpack_output(words, config: CoreConfig) -> tuple[np.ndarray, np.ndarray | None]:
-    """Output stream words -> (spikes bool [T, n_out], membranes int64 [T, n_out] or None)."""
-    words = np.asarray(words).reshape(-1)
-    per = output_words_per_timestep(config)
-    if words.size % per:
-        raise ValueError(f"{words.size} words is not a whole number of {per}-word output timesteps")
-    rows = np.ascontiguousarray(words, dtype=_WIRE[config.bus_width]).reshape(-1, per)
-    return _unpack_rows(rows, config, words_per_timestep(config.n_out, config.bus_width))
-
-
-# --------------------------------------------------------------------------------------------
-# 4. Window images
-# --------------------------------------------------------------------------------------------
-
-
-def pack_weights(weights, layer: LayerConfig) -> np.ndarray:
-    """+/-1 weights [n_out, n_in] -> the weights window image, uint32 [weight_rows * row_stride].
-
-    Row `g * n_chunks + c` holds, for lane p and bit b, the synapse of neuron `g*P + p` from
-    input `c*C + b` at row bit `p*C + b` (1 for +1); a row is `row_words` words LSB-first,
-    followed by zero padding up to `row_stride`. Padding lanes and inputs hold 0.
-    """
-    w = np.asarray(weights)
-    if w.shape != (layer.n_out, layer.n_in):
-        raise ValueError(f"weights have shape {w.shape}, the layer has [{layer.n_out}, {layer.n_in}]")
-    P, C = layer.lanes, layer.chunk
-    bits = np.zeros((layer.n_groups * P, layer.n_chunks * C), np.uint8)
-    bits[: layer.n_out, : layer.n_in] = w > 0
-    # [g, p, c, b] -> [g, c, p, b]
-    rows = bits.reshape(layer.n_groups, P, layer.n_chunks, C).transpose(0, 2, 1, 3).reshape(layer.weight_rows, P * C)
-    padded = np.zeros((layer.weight_rows, layer.row_stride * 32), np.uint8)
-    padded[:, : P * C] = rows
-    return np.packbits(padded, axis=1, bitorder="little").view("<u4").astype(np.uint32).reshape(-1)
-
-
-def unpack_weights(words, layer: LayerConfig) -> np.ndarray:
-    """Inverse of `pack_weights`: int8 [n_out, n_in] of +/-1."""
-    words = np.asarray(words, dtype=np.uint32).reshape(layer.weight_rows, layer.row_stride)
-    bits = np.unpackbits(words.astype("<u4").view(np.uint8), axis=1, bitorder="little")[:, : layer.row_bits]
-    P, C = layer.lanes, layer.chunk
-    full = bits.reshape(layer.n_groups, layer.n_chunks, P, C).transpose(0, 2, 1, 3)
-    full = full.reshape(layer.n_groups * P, layer.n_chunks * C)[: layer.n_out, : layer.n_in]
-    return (2 * full.astype(np.int8) - 1).astype(np.int8)
-
-
-def pack_neuron_values(values, layer: LayerConfig) -> np.ndarray:
-    """Per-neuron integers [n_out] (theta, bias) -> a neuron window image, uint32 [n_groups * lane_stride].
-
-    Neuron j lives at word `(j // P) * lane_stride + j % P`, as 32-bit two's complement.
-    """
-    v = np.asarray(values, dtype=np.int64).reshape(-1)
-    if v.shape != (layer.n_out,):
-        raise ValueError(f"expected {layer.n_out} values, got shape {np.shape(values)}")
-    image = np.zeros(layer.n_groups * layer.lane_stride, np.uint32)
-    image[neuron_word_index(layer)] = (v & 0xFFFFFFFF).astype(np.uint32)
-    return image
-
-
-def unpack_neuron_values(words, layer: LayerConfig) -> np.ndarray:
-    """Inverse of `pack_neuron_values`: int64 [n_out] (sign-extended from 32 bits)."""
-    words = np.asarray(words, dtype=np.uint32).reshape(-1)
-    return words[neuron_word_index(layer)].astype(np.int32).astype(np.int64)
-
-
-def neuron_word_index(layer: LayerConfig) -> np.ndarray:
-    """Word index of each neuron j in a theta/bias/v/u window."""
-    j = np.arange(layer.n_out)
-    return (j // layer.lanes) * layer.lane_stride + j % layer.lanes
+    value = int(value) & 0xFFFFFFFF
+    kind, what = decode_address(config, offset)
+    if kind == "global" and what.access in ("wo", "rw1c"):
+        return Verdict(True)
+    if kind == "layer" and what[1].access == "rw":
+        k, reg = what
+        layer = config.layers[k]
+        if reg.name == "MODE":
+            ok = value >> _MODE_BITS == 0 and reg.decode(value)["reset"] in tuple(Reset)
+        else:
+            ok = value <= 1 << layer.frac_bits and (layer.decay == Decay.MULTIPLY.label or value & (value - 1) == 0)
+        return Verdict(True) if ok else Verdict(False, ("err_param",))
+    if kind == "window" and what[0].writable:
+        w = what[0]
+        flags = ("err_busy_write",) if busy else ()
+        if w.kind != "weights":
+            lo, hi = signed_range(config.layers[w.layer].v_bits)
+            signed = value - (1 << 32) if value >> 31 else value
+            if not (1 if w.kind == "theta" else lo) <= signed <= hi:
+                return Verdict(False, ("err_param", *flags))
+        return Verdict(True, flags)
+    return Verdict(False, ("err_address",))
 
 
 # --------------------------------------------------------------------------------------------
@@ -871,8 +374,9 @@ _DOC_HEAD = """\
 <!-- Generated by `python -m spikeloop.regmap > docs/regmap.md` from spikeloop/regmap.py. Do not edit;
      tests/rtl/test_rtl_regmap.py fails when this file and the module disagree. -->
 
-`spikeloop/regmap.py` is the single source of every offset, field and packing rule below;
-the gateware (`spikeloop.rtl.top`) and the host driver both import it.
+`spikeloop/regmap.py` is the single source of every offset, field and write rule below,
+`spikeloop/stream.py` of the stream packing and `spikeloop/windows.py` of the window images;
+the gateware (`spikeloop.rtl.top`), the host driver and the simulated boards all import them.
 
 ## Conventions
 
@@ -881,10 +385,11 @@ the gateware (`spikeloop.rtl.top`) and the host driver both import it.
 - Every access answers OKAY: an error response is a bus fault on the Zynq that kills the
   process. Refused accesses are reported by sticky bits of `STATUS` instead (write 1 to clear).
 - Unmapped or read-only addresses: reads give 0, writes are dropped, both set `err_address`.
+  What a core does with each write is `regmap.judge_write`, the rules below.
 - 64-bit counters: read `_LO` first; it latches the upper half, which `_HI` returns.
 - The configuration registers (`CONFIG`, per-layer `N_IN` ... `U_BASE`) describe the build;
-  `CoreConfig.from_readback` rebuilds it and checks it against `HASH0..7`.
-- Codes: neuron {neuron}, reset {reset}, decay {decay}.
+  `spikeloop.config.CoreConfig.from_readback` rebuilds it and checks it against `HASH0..7`.
+- Codes (`spikeloop.network.Neuron`, `Reset`, `Decay`): neuron {neuron}, reset {reset}, decay {decay}.
 
 ## Global registers
 
@@ -943,11 +448,12 @@ _DOC_STREAM = """
 """
 
 
-def markdown(example: CoreConfig | None = None) -> str:
-    """docs/regmap.md: the whole register map and stream format, generated from this module."""
-    example = example or EXAMPLE
-    text = _DOC_HEAD.format(major=VERSION[0], minor=VERSION[1], magic=MAGIC, neuron=NEURON_CODE,
-                            reset=RESET_CODE, decay=DECAY_CODE)
+def markdown(example) -> str:
+    """docs/regmap.md: the whole register map and stream format, with the windows of the
+    configuration `example` (`spikeloop.config.DEFAULT_CORE` in the docs)."""
+    codes = {name: {code.label: code.value for code in enum} for name, enum in
+             (("neuron", Neuron), ("reset", Reset), ("decay", Decay))}
+    text = _DOC_HEAD.format(major=VERSION[0], minor=VERSION[1], magic=MAGIC, **codes)
     text += "".join(f"| `{r.offset:#05x}` | `{r.name}` | {r.access} | {r.doc} | {_fields_text(r)} |\n"
                     for r in GLOBAL_REGISTERS)
     text += _DOC_LAYERS.format(base=LAYER_BASE, stride=LAYER_STRIDE, max_layers=MAX_LAYERS)
@@ -961,8 +467,7 @@ def markdown(example: CoreConfig | None = None) -> str:
     return text + _DOC_STREAM
 
 
-#: The configuration whose windows docs/regmap.md shows.
-EXAMPLE = CoreConfig.build((784, 256, 128, 10), lanes=16, chunk=64, membranes=True)
-
 if __name__ == "__main__":  # pragma: no cover
-    print(markdown(), end="")
+    from spikeloop.config import DEFAULT_CORE
+
+    print(markdown(DEFAULT_CORE), end="")

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from spikeloop.stream import BUS_WIDTHS
+
 __all__ = [
     "FRAMES", "NAMES", "COMMANDS", "REPLIES", "DEFAULT_BAUD", "BITS_PER_BYTE", "FrameError", "frame_length",
     "frame_write", "frame_read", "frame_stream", "frame_stream_words", "frame_ack", "frame_read_data",
@@ -46,7 +48,6 @@ DEFAULT_BAUD = 1_000_000
 #: Bits on the wire per byte (8N1: start, 8 data, stop).
 BITS_PER_BYTE = 10
 
-_BUS_WIDTHS = (32, 64)
 _TLAST = 1
 
 
@@ -60,8 +61,8 @@ class FrameError(ValueError):
 
 
 def _check_bus_width(bus_width: int) -> int:
-    if bus_width not in _BUS_WIDTHS:
-        raise ValueError(f"bus_width must be one of {_BUS_WIDTHS}, got {bus_width!r}")
+    if bus_width not in BUS_WIDTHS:
+        raise ValueError(f"bus_width must be one of {BUS_WIDTHS}, got {bus_width!r}")
     return bus_width // 8
 
 

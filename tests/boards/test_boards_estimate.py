@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from spikeloop import regmap
 from spikeloop.app import cli
 from spikeloop.boards import estimate
 from spikeloop.boards.devices import BOARDS
-from spikeloop.regmap import ConfigError, CoreConfig
+from spikeloop.config import DEFAULT_CORE, DEFAULT_SIZES, ConfigError, CoreConfig, layer_cycles
+from spikeloop.stream import words_per_timestep
 
 PYNQ = BOARDS["pynq-z2"]
 RUNS = json.loads(estimate.DATA.read_text())["runs"]
@@ -32,16 +32,16 @@ def within(got, want, tol):
 
 
 def test_cycles_per_timestep_is_the_gateware_formula():
-    default = CoreConfig.build((784, 256, 128, 10), lanes=16, chunk=64)
+    default = DEFAULT_CORE
     # docs/gateware.md: G * NC + 1 per layer, the slowest stage sets the rate: 16 x 13 + 1 = 209
-    assert [estimate.layer_cycles(layer) for layer in default.layers] == [209, 33, 3]
+    assert [layer_cycles(layer) for layer in default.layers] == [209, 33, 3]
     assert estimate.cycles_per_timestep(default) == 209
     assert estimate.synapses(default) == 784 * 256 + 256 * 128 + 128 * 10
     assert round(estimate.ops_per_cycle(default)) == 1123
-    assert estimate.layer_cycles(default.layers[0], nonzero_chunks=0) == 16 + 1  # an empty timestep
+    assert layer_cycles(default.layers[0], nonzero_chunks=0) == 16 + 1  # an empty timestep
     # the stream framing bounds a core whose layers are faster than its input words
     wide = CoreConfig.build((784, 10), lanes=10, chunk=784)
-    assert estimate.cycles_per_timestep(wide) == regmap.words_per_timestep(784, 32) + 1 == 26
+    assert estimate.cycles_per_timestep(wide) == words_per_timestep(784, 32) + 1 == 26
 
 
 def test_calibration_covers_what_the_model_claims():
@@ -116,11 +116,11 @@ def test_a_configuration_that_does_not_fit_is_refused_with_the_numbers():
 
 @pytest.fixture(scope="module")
 def best():
-    return estimate.largest((784, 256, 128, 10), PYNQ, margin=0.9)
+    return estimate.largest(DEFAULT_SIZES, PYNQ, margin=0.9)
 
 
 def test_largest_fitting_configuration_beats_the_default(best):
-    default = CoreConfig.build((784, 256, 128, 10), lanes=16, chunk=64)
+    default = DEFAULT_CORE
     estimate.check_fit(estimate.analytic(best), PYNQ, margin=0.9)
     assert all(layer.chunk <= estimate.MAX_CHUNK for layer in best.layers)
     assert estimate.ops_per_cycle(best) >= 5000 > 4 * estimate.ops_per_cycle(default)
@@ -138,11 +138,11 @@ def test_largest_configuration_fits_by_synthesis_too(best):
 
 
 def test_largest_without_a_chunk_cap_goes_further(best):
-    free = estimate.largest((784, 256, 128, 10), PYNQ, margin=0.9, max_chunk=None)
+    free = estimate.largest(DEFAULT_SIZES, PYNQ, margin=0.9, max_chunk=None)
     estimate.check_fit(estimate.analytic(free), PYNQ, margin=0.9)
     assert estimate.ops_per_cycle(free) >= estimate.ops_per_cycle(best)
     with pytest.raises(ConfigError, match="no configuration"):
-        estimate.largest((784, 256, 128, 10), PYNQ, margin=0.01)
+        estimate.largest(DEFAULT_SIZES, PYNQ, margin=0.01)
 
 
 def test_cli_estimate_analytic(capsys):

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from spikeloop import regmap
 from spikeloop.boards import overlay, vivado
-from spikeloop.regmap import ConfigError, CoreConfig
+from spikeloop.config import ConfigError, CoreConfig, design_hash
 from spikeloop.sim.zynq import overlay_hwh, write_overlay_files
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,7 +79,7 @@ def test_the_source_tree(prepared, tmp_path):
     assert (folder / "spikeloop.bit").read_bytes() == (prepared / "spikeloop.bit").read_bytes()
     meta = json.loads((folder / "spikeloop.json").read_text())
     built = json.loads((prepared / "spikeloop.json").read_text())
-    assert meta["design_hash"] == built["design_hash"] == regmap.design_hash(CONFIG).hex()
+    assert meta["design_hash"] == built["design_hash"] == design_hash(CONFIG).hex()
     assert meta["config"] == CONFIG.params() and meta["source_hash"] == built["source_hash"]
     assert meta["bitstream"]["spikeloop.bit"] == overlay._sha256(prepared / "spikeloop.bit")
     assert meta["package"]["name"] == "spikeloop-pynq-z2"
@@ -119,7 +118,7 @@ def test_the_wheel_declares_the_entry_point_the_data_and_one_dependency(wheel):
 
     assert requires == [f"spikeloop[board]=={version('spikeloop')}"]
     assert "torch" not in metadata
-    assert f"Version: {version('spikeloop')}+{regmap.design_hash(CONFIG).hex()[:12]}" in metadata
+    assert f"Version: {version('spikeloop')}+{design_hash(CONFIG).hex()[:12]}" in metadata
 
 
 def _run(code: str, *, target: Path, cwd: Path) -> subprocess.CompletedProcess:
@@ -147,10 +146,10 @@ def test_open_core_uses_the_installed_overlay_on_the_simulated_board(installed, 
     code = f"""
 import numpy as np
 from spikeloop import golden
+from spikeloop.config import CoreConfig
 from spikeloop.host import open_core
 from spikeloop.sim.zynq import SimDevice
 from spikeloop.network import random_network
-from spikeloop.regmap import CoreConfig
 from spikeloop.sim.board import SimBoard
 from spikeloop.spikes import poisson_spikes
 
@@ -168,9 +167,9 @@ print(int(ref.spikes.sum()))
 """
     proc = _run(code, target=installed, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    bitfile, design_hash, spikes = proc.stdout.strip().splitlines()[-3:]
+    bitfile, got_hash, spikes = proc.stdout.strip().splitlines()[-3:]
     assert Path(bitfile).is_relative_to(installed)
-    assert design_hash == regmap.design_hash(CONFIG).hex() and int(spikes) > 0
+    assert got_hash == design_hash(CONFIG).hex() and int(spikes) > 0
 
 
 # ---------------------------------------------------------------- the driver refuses a metadata mismatch
@@ -196,15 +195,15 @@ def _transport(board, folder: Path, meta: dict | str | None):
 def test_the_driver_accepts_matching_metadata(sim_board, prepared, tmp_path):
     meta = json.loads((prepared / "spikeloop.json").read_text())
     transport = _transport(sim_board, tmp_path, meta)
-    assert transport.overlay.metadata["design_hash"] == regmap.design_hash(CONFIG).hex()
+    assert transport.overlay.metadata["design_hash"] == design_hash(CONFIG).hex()
     transport.close()
 
 
 def test_the_driver_refuses_metadata_of_another_design(sim_board, tmp_path):
-    other = regmap.design_hash(OTHER).hex()
+    other = design_hash(OTHER).hex()
     with pytest.raises(ConfigError, match=f"its metadata says {other[:16]}") as info:
         _transport(sim_board, tmp_path, {"design_hash": other, "config": OTHER.params()})
-    assert regmap.design_hash(CONFIG).hex()[:16] in str(info.value)
+    assert design_hash(CONFIG).hex()[:16] in str(info.value)
 
 
 def test_the_driver_refuses_unreadable_metadata(sim_board, tmp_path):
@@ -261,8 +260,8 @@ def _edit_metadata(bitdir: Path, **changes) -> None:
 
 def test_refuses_metadata_whose_hash_is_not_its_configuration(bitdir):
     _edit_metadata(bitdir, config=OTHER.params())
-    _refused(bitdir, rf"design_hash {regmap.design_hash(CONFIG).hex()[:16]}\.\.\. is not the hash of its "
-                     rf"configuration \({regmap.design_hash(OTHER).hex()[:16]}")
+    _refused(bitdir, rf"design_hash {design_hash(CONFIG).hex()[:16]}\.\.\. is not the hash of its "
+                     rf"configuration \({design_hash(OTHER).hex()[:16]}")
 
 
 def test_refuses_metadata_of_another_board(bitdir):

@@ -1,8 +1,8 @@
 """The ULX3S host link's gateware: UART frames -> the core's AXI-Lite and streams, on Amaranth's simulator.
 
 The bridge is driven at the pin level (8N1, 4 clocks per bit): identity read, a network loaded
-with `regmap.load_writes`, timesteps streamed in lock-step, every output word compared with
-`regmap.pack_output` of the golden model.
+with `windows.load_writes`, timesteps streamed in lock-step, every output word compared with
+`stream.pack_output` of the golden model.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from amaranth.sim import Simulator
 
 from spikeloop import golden, regmap
 from spikeloop.boards.uart_bridge import UARTBridge
+from spikeloop.config import CoreConfig
 from spikeloop.network import random_network
-from spikeloop.regmap import CoreConfig
+from spikeloop.stream import output_words_per_timestep, pack_output, pack_spikes
 from spikeloop.uartlink import FRAMES, frame_read, frame_stream, frame_write, parse_replies
+from spikeloop.windows import load_writes
 
 DIVISOR = 4
 
@@ -132,9 +134,9 @@ def test_network_over_uart_matches_golden(seed):
     config = CoreConfig.for_network(network, lanes=[2, 3], chunk=[4, 3])
     steps = 6
     spikes = np.random.default_rng(seed).random((steps, 12)) < 0.4
-    words = regmap.pack_spikes(spikes, config.bus_width).reshape(steps, -1)
-    per_out = regmap.output_words_per_timestep(config)
-    writes = regmap.load_writes(config, network)
+    words = pack_spikes(spikes, config.bus_width).reshape(steps, -1)
+    per_out = output_words_per_timestep(config)
+    writes = load_writes(config, network)
 
     async def script(send, wait, received):
         for k, (addr, value) in enumerate(writes):
@@ -154,7 +156,7 @@ def test_network_over_uart_matches_golden(seed):
     lasts = [last for _, last in outputs]
     trace = golden.run(network, spikes)
     assert trace.spikes.any(), f"seed {seed}: the network never spikes; the comparison would be vacuous"
-    expected = regmap.pack_output(trace.spikes, trace.membranes, config)
+    expected = pack_output(trace.spikes, trace.membranes, config)
     np.testing.assert_array_equal(got, expected, err_msg=f"seed {seed}")
     assert lasts == [False] * (len(lasts) - 1) + [True]
     assert FRAMES["OUTPUT"] == 0x84

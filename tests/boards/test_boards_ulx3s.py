@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from spikeloop import regmap, toolchain
+from spikeloop import toolchain
 from spikeloop.app import cli
 from spikeloop.boards import estimate, flow, ulx3s
 from spikeloop.boards.devices import BOARDS
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import CoreConfig, design_hash
 
 #: The CI build: one small layer, so Yosys + nextpnr + ecppack take about a minute of CPU.
 TINY = CoreConfig.build((16, 8), lanes=2, chunk=8)
@@ -57,7 +57,7 @@ def test_bitstream_end_to_end(cache):
     assert len(data) > 100_000 and b"Part: LFE5U-85F" in data[:256], "an ECP5-85F bitstream"
     assert LFE5U_85F_IDCODE in data[:4096], "ecppack's VERIFY_ID carries the 85F's IDCODE"
     meta = json.loads((bit.parent / "spikeloop.json").read_text())
-    assert meta["design_hash"] == regmap.design_hash(TINY).hex() and meta["board"] == "ulx3s"
+    assert meta["design_hash"] == design_hash(TINY).hex() and meta["board"] == "ulx3s"
     assert meta["fmax_mhz"] >= BOARDS["ulx3s"].clock_mhz, "nextpnr met the 25 MHz clock"
     used, available = meta["utilization"]["TRELLIS_COMB"]
     assert 0 < used < available and available == 83_640

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from spikeloop import regmap
 from spikeloop.boards import build as board_build
 from spikeloop.boards import vivado
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import DEFAULT_CORE, CoreConfig, design_hash
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = CoreConfig.build((40, 20, 12), lanes=[4, 3], chunk=[8, 6])
@@ -101,7 +102,8 @@ def test_ps_ports_clocks_resets_and_interrupts(prepared):
         assert f"[get_bd_pins {pin}]" in reset_block, pin
 
 
-@pytest.mark.parametrize("config", [SMALL, regmap.EXAMPLE, CoreConfig.build((2000, 600, 10), lanes=8, chunk=128)],
+@pytest.mark.parametrize("config", [SMALL, replace(DEFAULT_CORE, membranes=True),
+                                    CoreConfig.build((2000, 600, 10), lanes=8, chunk=128)],
                          ids=["small", "example", "large"])
 def test_address_map_matches_the_register_module(config, tmp_path):
     values = vivado.settings(config)
@@ -157,7 +159,7 @@ def test_tcl_brackets_balance(name, tmp_path):
 
 def test_metadata_records_design_identity(prepared):
     meta = json.loads((prepared / "spikeloop.json").read_text())
-    assert meta["design_hash"] == regmap.design_hash(SMALL).hex()
+    assert meta["design_hash"] == design_hash(SMALL).hex()
     assert meta["config"] == SMALL.params() and meta["vlnv"] == vivado.VLNV
     assert meta["part"] == "xc7z020clg400-1" and meta["dma_length_width"] == 26
     assert meta["core_range"] == vivado.core_range(SMALL) and meta["address_bits"] == regmap.address_bits(SMALL)
@@ -190,7 +192,8 @@ def test_make_bitstream_is_a_file_target_on_its_real_inputs():
     assert rule, out.stdout[-2000:]
     deps = rule[1].split()
     assert "build/boards/pynq-z2/config.args" in deps
-    assert "rtl/top.py" in deps and "spikeloop/regmap.py" in deps
+    assert "rtl/top.py" in deps
+    assert all(f"spikeloop/{name}.py" in deps for name in ("network", "config", "regmap", "stream", "windows"))
     assert "boards/pynq_z2/block_design.tcl" in deps and "boards/vivado.py" in deps
     assert "-m spikeloop.boards.build --board pynq-z2 --out build/boards/pynq-z2" in out.stdout
 

@@ -14,8 +14,8 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from spikeloop import regmap, toolchain
-from spikeloop.regmap import CoreConfig
+from spikeloop import toolchain
+from spikeloop.config import CoreConfig, design_hash
 
 __all__ = ["verilator_env", "COCOTB_ARGS", "build_core", "run_cases", "runner", "available", "OPT"]
 
@@ -76,7 +76,7 @@ def build_core(config: CoreConfig, build_root, *, waves: bool = False):
 
     sim = runner()
     args = [*toolchain.VERILATOR_LINT, *COCOTB_ARGS]
-    design = regmap.design_hash(config).hex()[:16]
+    design = design_hash(config).hex()[:16]
 
     def build(folder: Path) -> None:
         from spikeloop.rtl.verilog import generate

@@ -4,7 +4,7 @@ Launched by tests/cocotb through `cocotb_tools.runner` with `SPIKELOOP_CASES` na
 (JSON, written by `write_case`, separated by os.pathsep): the configuration, the network image,
 the input transfers, the seed, the idle/backpressure rates and the directed events of the case.
 One TB class drives AXI-Lite (`AxiLiteMaster`) and both streams (`AxiStreamSource`/`AxiStreamSink`
-with pause generators); a scoreboard compares every output word with `regmap.pack_output` of
+with pause generators); a scoreboard compares every output word with `stream.pack_output` of
 the golden model.
 
 Events a case can ask for, per transfer index:
@@ -37,8 +37,10 @@ import cocotb
 import numpy as np
 
 from spikeloop import golden, regmap
+from spikeloop.config import CoreConfig, max_timestep_cycles
 from spikeloop.network import Network
-from spikeloop.regmap import CoreConfig
+from spikeloop.stream import output_words_per_timestep, pack_output, pack_spikes, unpack_spikes, words_per_timestep
+from spikeloop.windows import layer_control_values, load_writes
 
 __all__ = ["TB", "write_case", "read_case", "effective_spikes", "CaseFailure"]
 
@@ -94,12 +96,12 @@ def effective_spikes(spikes, drop_words: int, config: CoreConfig) -> np.ndarray:
     """What the core computes for a transfer missing its last `drop_words` words (zero-padded)."""
     if not drop_words:
         return np.asarray(spikes, bool)
-    per = regmap.words_per_timestep(config.n_in, config.bus_width)
-    words = regmap.pack_spikes(spikes, config.bus_width)[: -drop_words]
+    per = words_per_timestep(config.n_in, config.bus_width)
+    words = pack_spikes(spikes, config.bus_width)[: -drop_words]
     steps = -(-words.size // per)
     padded = np.zeros(steps * per, words.dtype)
     padded[: words.size] = words
-    return regmap.unpack_spikes(padded, config.n_in, config.bus_width)
+    return unpack_spikes(padded, config.n_in, config.bus_width)
 
 
 class CaseFailure(AssertionError):
@@ -175,7 +177,7 @@ class TB:
     async def load(self, network: Network) -> None:
         """Load a network. The memories keep their words through resets (and start at 0), so the
         window words equal to what the bench wrote last are skipped; the registers are always written."""
-        for offset, value in regmap.load_writes(self.config, network):
+        for offset, value in load_writes(self.config, network):
             if regmap.decode_address(self.config, offset)[0] == "window":
                 if self.memory.get(offset, 0) == value:
                     continue
@@ -185,7 +187,7 @@ class TB:
     async def load_controls(self, network: Network) -> None:
         """Write the run-time registers only (MODE, LAM, ALPHA): what a reset clears."""
         for k, layer in enumerate(network.layers):
-            for name, value in regmap.layer_control_values(layer).items():
+            for name, value in layer_control_values(layer).items():
                 await self.write(regmap.layer_offset(k, name), value)
 
     async def request_clear(self) -> None:
@@ -258,8 +260,8 @@ class Case:
     def __init__(self, dut, tb: TB, case: dict, path: Path):
         self.dut, self.tb, self.case, self.path = dut, tb, case, path
         self.config, self.network = case["config"], case["network"]
-        self.per_out = regmap.output_words_per_timestep(self.config)
-        self.per_in = regmap.words_per_timestep(self.config.n_in, self.config.bus_width)
+        self.per_out = output_words_per_timestep(self.config)
+        self.per_in = words_per_timestep(self.config.n_in, self.config.bus_width)
         self.states = None  # golden state carried between transfers
         self.words = self.timesteps = self.neuron_steps = 0  # compared
         self.since_reset = 0  # timesteps output since the last reset
@@ -271,13 +273,13 @@ class Case:
 
     def golden(self, spikes, states):
         trace = golden.run(self.network, spikes, states=states, record=True)
-        return regmap.pack_output(trace.spikes, trace.membranes, self.config), trace
+        return pack_output(trace.spikes, trace.membranes, self.config), trace
 
     def inputs(self, k: int):
         """Words sent and spikes computed for transfer k."""
         spikes = self.case["transfers"][k]
         drop = self.case["truncate"].get(k, 0)
-        words = regmap.pack_spikes(spikes, self.config.bus_width)
+        words = pack_spikes(spikes, self.config.bus_width)
         if drop:
             words = words[:-drop]
             self.truncated |= drop % self.per_in != 0  # dropping whole timesteps is no truncation
@@ -287,9 +289,7 @@ class Case:
         """Transfer k's output; a core that never closes it with TLAST fails the case instead of hanging."""
         from cocotb.triggers import SimTimeoutError
 
-        c = self.config
-        per_step = sum(layer.n_groups * layer.n_chunks + 4 for layer in c.layers) + self.per_in + self.per_out
-        limit = 4 * steps * per_step + 2000
+        limit = 4 * steps * max_timestep_cycles(self.config) + 2000
         try:
             return await self.tb.recv(limit)
         except SimTimeoutError:
@@ -318,8 +318,7 @@ class Case:
         from cocotb.triggers import SimTimeoutError, with_timeout
 
         steps = sum(t.shape[0] for t in self.case["transfers"])
-        per_step = sum(layer.n_groups * layer.n_chunks + 4 for layer in self.config.layers) + self.per_in + self.per_out
-        limit = 8 * steps * per_step + 200_000  # + loading and register polling
+        limit = 8 * steps * max_timestep_cycles(self.config) + 200_000  # + loading and register polling
         try:
             await with_timeout(self.run(), limit * 10, "ns")
         except SimTimeoutError:

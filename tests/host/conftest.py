@@ -14,8 +14,8 @@ import time
 import numpy as np
 import pytest
 
+from spikeloop.config import CoreConfig
 from spikeloop.network import Network, random_network
-from spikeloop.regmap import CoreConfig
 
 PROFILE = "quick"
 SEED = 20240611

@@ -11,6 +11,8 @@ from conftest import PROFILE, SEED, main_config, main_network, make_core, spike_
 
 from spikeloop import golden, regmap
 from spikeloop.host import TransportError, open_core
+from spikeloop.stream import output_words_per_timestep, pack_output, pack_spikes
+from spikeloop.windows import load_writes
 
 pytestmark = pytest.mark.usefixtures("main_board_built")
 
@@ -43,17 +45,17 @@ def test_stream_words_are_the_golden_models(board):
     from spikeloop.sim.board import RECEIVED, RX_LAST, SENT
 
     config, net = main_config(), main_network()
-    offsets, values = zip(*regmap.load_writes(config, net))
+    offsets, values = zip(*load_writes(config, net))
     board.write_many(offsets, values)
     assert np.array_equal(board.read_many(offsets), np.asarray(values, dtype=np.int64) & 0xFFFFFFFF)
     spikes = spike_train((30, 40), SEED + 20)
     expected = golden.run(net, spikes)
-    board.arm(30 * regmap.output_words_per_timestep(config))
-    board.send(regmap.pack_spikes(spikes))
+    board.arm(30 * output_words_per_timestep(config))
+    board.send(pack_spikes(spikes))
     c0 = board.cycles
     board.run(10**6, RECEIVED | SENT)
     assert board.rx_state == RX_LAST and board.pending == 0
-    assert np.array_equal(board.take(), regmap.pack_output(expected.spikes, expected.membranes, config))
+    assert np.array_equal(board.take(), pack_output(expected.spikes, expected.membranes, config))
     assert board.cycles - c0 > 30
 
 
@@ -185,17 +187,17 @@ def test_a_transfer_in_one_call(board):
     from spikeloop.sim.board import RECEIVED, RX_ARMED, RX_LAST, BoardError
 
     config, net = main_config(), main_network()
-    offsets, values = zip(*regmap.load_writes(config, net))
+    offsets, values = zip(*load_writes(config, net))
     board.write_many(offsets, values)
     spikes = spike_train((12, 40), SEED + 22)
     expected = golden.run(net, spikes)
-    words = regmap.pack_spikes(spikes)
-    n_out = 12 * regmap.output_words_per_timestep(config)
+    words = pack_spikes(spikes)
+    n_out = 12 * output_words_per_timestep(config)
     assert words.dtype == np.uint32
     assert board.transfer(words, n_out, 5) == RX_ARMED  # 5 cycles are not enough: the receive goes on
     board.run(10**6, RECEIVED)
     assert board.rx_state == RX_LAST and board.pending == 0
-    assert np.array_equal(board.take(n_out), regmap.pack_output(expected.spikes, expected.membranes, config))
+    assert np.array_equal(board.take(n_out), pack_output(expected.spikes, expected.membranes, config))
     board.send(words[:1], last=False)
     with pytest.raises(BoardError, match="still queued"):
         board.transfer(words, n_out, 100)
@@ -206,7 +208,7 @@ def test_the_compiler_named_by_cxx_builds_model_and_harness(tmp_path, monkeypatc
     """CXX is honoured for the Verilated model as well as the harness, and is part of the cache key."""
     import stat
 
-    from spikeloop.regmap import CoreConfig
+    from spikeloop.config import CoreConfig
     from spikeloop.sim.board import BoardBuildError, SimBoard, build_board
 
     log = tmp_path / "cxx.log"
@@ -242,7 +244,7 @@ def test_the_bench_command_takes_the_shared_configuration_options(capsys):
                "--frac-bits", "6", "--membranes", "--profile", PROFILE]
     assert main([*options, "--bench", "--steps", "50"]) == 0  # the design of main_config(): built already
     report = json.loads(capsys.readouterr().out)
-    assert report["received_words"] == report["expected_words"] == 50 * regmap.output_words_per_timestep(main_config())
+    assert report["received_words"] == report["expected_words"] == 50 * output_words_per_timestep(main_config())
     assert report["cycles"] > 50 and report["idle_cycles_per_second"] > 0
     # widths per layer: the bench's random network follows them (a core refuses a network it cannot hold)
     assert main(["--sizes", "40,12,6", "--lanes", "3,2", "--chunk", "16,12", "--v-bits", "12,10", "--u-bits", "12",

@@ -36,6 +36,8 @@ from spikeloop.sim.interface import (
     RX_OVERFLOW,
     Board,
 )
+from spikeloop.stream import output_words_per_timestep, pack_spikes, unpack_output, words_per_timestep
+from spikeloop.windows import load_writes, neuron_word_index
 
 #: Clock cycles a simulated board gets to finish what it was given (the golden board needs none).
 SETTLE = 20_000
@@ -51,7 +53,7 @@ def modelled_offsets(config) -> np.ndarray:
     offsets |= {regmap.layer_offset(k, n) for k in range(len(config.layers)) for n in ("MODE", "LAM", "ALPHA")}
     for w in regmap.windows(config):
         if w.kind in ("v", "u"):
-            words = regmap.neuron_word_index(config.layers[w.layer])
+            words = neuron_word_index(config.layers[w.layer])
         else:
             words = np.arange(w.words)
         offsets |= {w.base + regmap.WORD_BYTES * int(i) for i in words}
@@ -63,8 +65,8 @@ def scenario(board: Board, network, seed: int) -> list[tuple[str, object]]:
     returns what was observed, in order."""
     config = board.config
     rng = np.random.default_rng(seed)
-    per_in = regmap.words_per_timestep(config.n_in, config.bus_width)
-    per_out = regmap.output_words_per_timestep(config)
+    per_in = words_per_timestep(config.n_in, config.bus_width)
+    per_out = output_words_per_timestep(config)
     offsets = modelled_offsets(config)
     status = regmap.register("STATUS").offset
     theta = regmap.window(config, 0, "theta")
@@ -75,7 +77,7 @@ def scenario(board: Board, network, seed: int) -> list[tuple[str, object]]:
         seen.append((f"{label}: registers", board.read_many(offsets).tolist()))
 
     def transfer(label: str, steps: int, *, room: int | None = None, cut: int = 0) -> None:
-        words = regmap.pack_spikes(rng.random((steps, config.n_in)) < 0.3, config.bus_width)
+        words = pack_spikes(rng.random((steps, config.n_in)) < 0.3, config.bus_width)
         state = board.transfer(words[: words.size - cut], steps * per_out if room is None else room, SETTLE)
         while state & RX_ARMED:
             board.run(SETTLE, RECEIVED)
@@ -83,7 +85,7 @@ def scenario(board: Board, network, seed: int) -> list[tuple[str, object]]:
         seen.append((f"{label}: rx_state", state))
         seen.append((f"{label}: words", board.take().tolist()))
 
-    board.write_many(*zip(*regmap.load_writes(config, network)))
+    board.write_many(*zip(*load_writes(config, network)))
     board.write(theta.base, 0)  # refused: err_param
     board.write(regmap.register("WORDS_IN").offset, 3)  # read-only: err_address
     look("load")
@@ -96,7 +98,7 @@ def scenario(board: Board, network, seed: int) -> list[tuple[str, object]]:
     seen.append(("overflow: drained", board.drain(4000, 10**6)))
     look("overflow")
     board.write(status, 0xF00)
-    words = regmap.pack_spikes(rng.random((1, config.n_in)) < 0.5, config.bus_width)
+    words = pack_spikes(rng.random((1, config.n_in)) < 0.5, config.bus_width)
     board.send(words[:1], last=per_in == 1)
     look("partial")  # busy while the timestep's other words are due
     board.write(theta.base, board.read(theta.base))  # err_busy_write
@@ -113,7 +115,7 @@ def scenario(board: Board, network, seed: int) -> list[tuple[str, object]]:
     board.fault(FAULT_NONE)
     seen.append(("truncate fault: drained", board.drain(4000, 10**6)))
     board.fault(FAULT_MUTE)
-    state = board.transfer(regmap.pack_spikes(rng.random((2, config.n_in)) < 0.3, config.bus_width), 2 * per_out,
+    state = board.transfer(pack_spikes(rng.random((2, config.n_in)) < 0.3, config.bus_width), 2 * per_out,
                            SETTLE)
     seen.append(("mute: rx_state, received", (state, board.received)))
     board.fault(FAULT_NONE)
@@ -145,7 +147,7 @@ def test_the_golden_board_answers_as_the_simulated_board(design, seed):
         assert have == want, f"{design}, seed {seed}: {label}"
     observed = dict(expected)
     words = np.array(observed["whole: words"], np.uint32 if config.bus_width == 32 else np.uint64)
-    assert regmap.unpack_output(words, config)[0].any(), f"seed {seed}: no spike fired, the comparison is vacuous"
+    assert unpack_output(words, config)[0].any(), f"seed {seed}: no spike fired, the comparison is vacuous"
     assert observed["truncated: rx_state"] == RX_LAST and observed["overflow: rx_state"] == RX_OVERFLOW
     assert observed["overflow: drained"] > 0 and observed["mute: rx_state, received"] == (RX_ARMED, 0)
     assert len(observed["truncate fault: words"]) == 3

@@ -10,11 +10,12 @@ import pytest
 from conftest import SEED, main_config, main_network, make_core, spike_train
 
 from spikeloop import golden, regmap
+from spikeloop.config import CoreConfig, design_hash
 from spikeloop.host import ConfigError, Core, CoreError, SpikeError, open_core
 from spikeloop.host.sim_transport import BoardTransport
 from spikeloop.network import random_network
-from spikeloop.regmap import CoreConfig
 from spikeloop.sim.golden_board import GoldenBoard
+from spikeloop.stream import StreamCodec, pack_spikes, unpack_output
 
 
 def test_run_equals_the_golden_model(core):
@@ -157,12 +158,12 @@ def test_a_sticky_error_bit_raises_until_reset(core, poke, bit):
 def test_identity_is_checked_against_an_expected_design(backend, request):
     if backend != "golden":
         request.getfixturevalue("main_board_built")
-    other = regmap.CoreConfig.build((40, 12, 6), lanes=2, chunk=8)
+    other = CoreConfig.build((40, 12, 6), lanes=2, chunk=8)
     with pytest.raises(ConfigError, match="expected 40-12-6 .lanes 2/2, chunk 8/8"):
         make_core(backend, main_config(), expect=other)
     core = make_core(backend, main_config(), expect=main_config())
     assert core.config == main_config()
-    assert core.design_hash == regmap.design_hash(main_config()).hex()
+    assert core.design_hash == design_hash(main_config()).hex()
     core.close()
 
 
@@ -242,14 +243,14 @@ def test_long_runs_are_split_into_transfers(backend, request):
 def test_the_stream_codec_is_the_register_maps_packing(bus_width, membranes):
     net = random_network((70, 37), seed=SEED)
     config = CoreConfig.for_network(net, lanes=5, chunk=35, bus_width=bus_width, membranes=membranes)
-    codec = regmap.StreamCodec(config)
+    codec = StreamCodec(config)
     rng = np.random.default_rng(SEED)
     for steps in (1, 3, 1):  # the one-timestep scratch buffer is reused: the second 1 sees its leftovers
         spikes = spike_train((steps, 70), SEED + steps, density=0.5)
         words = codec.pack(spikes)
-        want = regmap.pack_spikes(spikes, bus_width)
+        want = pack_spikes(spikes, bus_width)
         assert words.dtype == want.dtype and np.array_equal(words, want)
         out = rng.integers(0, 1 << 63, steps * codec.words_out, dtype=np.uint64).astype(want.dtype)
-        (z, v), (z_want, v_want) = codec.unpack(out), regmap.unpack_output(out, config)
+        (z, v), (z_want, v_want) = codec.unpack(out), unpack_output(out, config)
         assert z.dtype == bool and np.array_equal(z, z_want)
         assert (v is None and v_want is None) if not membranes else (v.dtype == np.int64 and np.array_equal(v, v_want))

@@ -12,6 +12,7 @@ from conftest import PROFILE, SEED, main_config, main_network, make_core, spike_
 from spikeloop import golden, regmap
 from spikeloop.host import TransferError, TransferTimeout, TransportError
 from spikeloop.host.sim_transport import GoldenTransport
+from spikeloop.stream import pack_spikes
 
 pytestmark = pytest.mark.usefixtures("main_board_built")
 
@@ -67,7 +68,7 @@ def test_a_core_that_never_answers_times_out(backend, message):
 @pytest.mark.parametrize("backend", ["sim", "pynq"])
 def test_a_receive_shorter_than_the_packet(backend):
     core = make_core(backend, main_config(), main_network())
-    words = regmap.pack_spikes(spike_train((3, 40), SEED), 32)
+    words = pack_spikes(spike_train((3, 40), SEED), 32)
     deadline = time.monotonic() + 10
     if backend == "pynq":  # the DMA flags the packet longer than its buffer, and is reset
         with pytest.raises(TransportError, match=r"S2MM \(receive\) error: DMASR = .*DMAIntErr.*internal error"):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from conftest import make_core
 
+from spikeloop.config import CoreConfig
 from spikeloop.host import cartpole
 from spikeloop.host.loop import PHASES, run_loop
-from spikeloop.regmap import CoreConfig
 
 gymnasium = pytest.importorskip("gymnasium")
 
@@ -110,7 +110,6 @@ def test_the_loop_command_over_a_serial_port(tmp_path, capsys):
     board emulator on a pseudo-terminal, running the policy's core on the golden board)."""
     pytest.importorskip("serial")
     from spikeloop.app.cli import main
-    from spikeloop.regmap import CoreConfig
     from spikeloop.sim.golden_board import GoldenBoard
     from spikeloop.sim.uart_board import UARTBoard
 

@@ -20,7 +20,7 @@ import pytest
 from conftest import PROFILE, SEED, main_config, main_network, serving_line, spike_train, wide_config
 
 from spikeloop import golden, regmap
-from spikeloop.regmap import ConfigError
+from spikeloop.config import ConfigError, design_hash
 
 grpc = pytest.importorskip("grpc")
 pytestmark = pytest.mark.usefixtures("main_board_built")
@@ -125,11 +125,11 @@ def test_metadata_of_another_design_is_refused(device, overlay_dir, tmp_path):
     bit = write_overlay_files(tmp_path, main_config(), seed=SEED + 101)
     # pynq reuses the metadata it cached for a .bit of the same SHA-1: the stand-ins of two designs differ
     assert write_overlay_files(tmp_path / "w", wide_config(), seed=SEED + 101).read_bytes() != bit.read_bytes()
-    other = regmap.design_hash(wide_config()).hex()
+    other = design_hash(wide_config()).hex()
     (tmp_path / "spikeloop.json").write_text(json.dumps({"design_hash": other}))
     with pytest.raises(ConfigError, match=f"its metadata says {other[:16]}"):
         PynqTransport(bitfile=str(bit), device=device)
-    (tmp_path / "spikeloop.json").write_text(json.dumps({"design_hash": regmap.design_hash(main_config()).hex()}))
+    (tmp_path / "spikeloop.json").write_text(json.dumps({"design_hash": design_hash(main_config()).hex()}))
     PynqTransport(bitfile=str(bit), device=device).close()
 
 

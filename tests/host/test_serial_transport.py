@@ -27,6 +27,7 @@ serial = pytest.importorskip("serial")
 
 from spikeloop.host.serial_transport import SerialTransport  # noqa: E402
 from spikeloop.sim.uart_board import UARTBoard  # noqa: E402
+from spikeloop.stream import pack_spikes  # noqa: E402
 
 
 @pytest.fixture
@@ -203,7 +204,7 @@ def test_a_64_bit_bus():
 def test_the_emulator_counts_flow_control_violations(served_golden):
     """The check the tests above rely on is not vacuous: two timesteps sent at once are counted."""
     with serial_core(served_golden) as core:
-        words = regmap.pack_spikes(spike_train((2, 40), SEED), 32)
+        words = pack_spikes(spike_train((2, 40), SEED), 32)
         core.transport._send(uartlink.frame_stream_words(words, last=True))  # both timesteps, no waiting
         wait_for_outputs(served_golden, 14)
         assert served_golden.stats["flow_violations"] == 1

@@ -105,7 +105,7 @@ BOARD_CONFIG = {
 SIM_PYNQ_SETUP = """import pynq
 from spikeloop.host import cartpole
 from spikeloop.sim.zynq import SimDevice
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import CoreConfig
 from spikeloop.sim.board import SimBoard
 pynq.Device.active_device = SimDevice(SimBoard({config}, profile="quick"))"""
 

@@ -11,8 +11,9 @@ import random
 
 from amaranth.sim import Simulator
 
-from spikeloop import regmap
+from spikeloop.config import LayerConfig
 from spikeloop.rtl.common import WINDOW
+from spikeloop.windows import pack_neuron_values, pack_weights
 
 PERIOD = 1e-8
 
@@ -115,13 +116,13 @@ async def bus_read(ctx, bus, sel: str, addr: int, *, layer: int | None = None, t
     raise Watchdog(f"no r_ack for {sel}[{addr}]")
 
 
-async def load_layer(ctx, bus, layer_cfg: regmap.LayerConfig, layer, *, index: int | None = None) -> None:
+async def load_layer(ctx, bus, layer_cfg: LayerConfig, layer, *, index: int | None = None) -> None:
     """Write a network layer's weights, thresholds and biases through a MemBus (non-zero words only,
     the memories start at zero)."""
     images = {
-        "weights": regmap.pack_weights(layer.weights, layer_cfg),
-        "theta": regmap.pack_neuron_values(layer.theta, layer_cfg),
-        "bias": regmap.pack_neuron_values(layer.bias, layer_cfg),
+        "weights": pack_weights(layer.weights, layer_cfg),
+        "theta": pack_neuron_values(layer.theta, layer_cfg),
+        "bias": pack_neuron_values(layer.bias, layer_cfg),
     }
     for sel, image in images.items():
         for addr in map(int, image.nonzero()[0]):

@@ -1,6 +1,6 @@
 """The core top on Amaranth's simulator: AXI-Lite register file, stream framing, counters, errors.
 
-The output words are compared with `regmap.pack_output` of the golden model's result, word for
+The output words are compared with `stream.pack_output` of the golden model's result, word for
 word, so the packing of the host driver is checked together with the gateware.
 """
 
@@ -15,9 +15,11 @@ from rtlsim import AxiLitePorts, idle, seeded, simulate
 from test_rtl_network import build_case, densities
 
 from spikeloop import golden, regmap
+from spikeloop.config import DEFAULT_CORE, CoreConfig, design_hash
 from spikeloop.network import random_network
-from spikeloop.regmap import CoreConfig
 from spikeloop.rtl.top import Core, CoreTop
+from spikeloop.stream import output_words_per_timestep, pack_output, pack_spikes, unpack_output
+from spikeloop.windows import load_writes, neuron_word_index, pack_weights
 
 STATUS = regmap.register("STATUS")
 
@@ -65,14 +67,14 @@ async def receive_words(ctx, dut, count, *, rng=None, stall=0.0):
 
 def transfer(config, spikes):
     """Input words and TLASTs of one DMA transfer of `spikes` [T, n_in]."""
-    words = regmap.pack_spikes(spikes, config.bus_width)
+    words = pack_spikes(spikes, config.bus_width)
     lasts = np.zeros(words.size, bool)
     lasts[-1] = True
     return words, lasts
 
 
 def expected_words(config, trace):
-    return regmap.pack_output(trace.spikes, trace.membranes, config)
+    return pack_output(trace.spikes, trace.membranes, config)
 
 
 @pytest.mark.parametrize("bus_width", [32, 64])
@@ -83,7 +85,7 @@ def test_core_runs_a_network_bit_exact(bus_width):
     transfers = [densities(rng, 25, network.n_in), densities(rng, 15, network.n_in)]  # back to back
     trace = golden.run(network, np.concatenate(transfers), record=True)
     assert all(layer.z.any() for layer in trace.layers)
-    per_out = regmap.output_words_per_timestep(config)
+    per_out = output_words_per_timestep(config)
     want = expected_words(config, trace)
     prng = random.Random(seed)
     dut = Core(config=config)
@@ -101,14 +103,14 @@ def test_core_runs_a_network_bit_exact(bus_width):
         for offset in sorted(config.readback()):
             await cached_read(offset)
         assert CoreConfig.from_readback(lambda offset: regs[offset]) == config
-        for offset, value in regmap.load_writes(config, network, skip_zero=True):
+        for offset, value in load_writes(config, network, skip_zero=True):
             await axil_write(ctx, dut, offset, value)
         for k, layer in enumerate(network.layers):  # read back a few parameters
             cfg = config.layers[k]
             j = layer.n_out - 1
-            index = int(regmap.neuron_word_index(cfg)[j])
+            index = int(neuron_word_index(cfg)[j])
             assert await axil_read(ctx, dut, regmap.window(config, k, "theta").base + 4 * index) == layer.theta[j]
-            image = regmap.pack_weights(layer.weights, cfg)
+            image = pack_weights(layer.weights, cfg)
             assert await axil_read(ctx, dut, regmap.window(config, k, "weights").base) == image[0]
         got["start"] = True
         for spikes in transfers:
@@ -131,7 +133,7 @@ def test_core_runs_a_network_bit_exact(bus_width):
         k = len(network.layers) - 1
         cfg = config.layers[k]
         vwin = regmap.window(config, k, "v")
-        index = regmap.neuron_word_index(cfg)
+        index = neuron_word_index(cfg)
         words = [await axil_read(ctx, dut, vwin.base + 4 * int(i)) for i in index]
         got["v_end"] = np.array(words, np.uint32).astype(np.int32)
 
@@ -151,7 +153,7 @@ def test_core_truncated_transfer_still_ends_with_tlast():
     dut = Core(config=config)
     rng = np.random.default_rng(4)
     spikes = rng.random((6, 70)) < 0.3
-    words = regmap.pack_spikes(spikes)  # 3 words per timestep
+    words = pack_spikes(spikes)  # 3 words per timestep
     cut = words[: 3 * 3 + 1]  # three whole timesteps and one word of the fourth
     lasts = np.zeros(cut.size, bool)
     lasts[-1] = True
@@ -161,13 +163,13 @@ def test_core_truncated_transfer_still_ends_with_tlast():
     result = {}
 
     async def host(ctx):
-        for offset, value in regmap.load_writes(config, network, skip_zero=True):
+        for offset, value in load_writes(config, network, skip_zero=True):
             await axil_write(ctx, dut, offset, value)
         await send_words(ctx, dut, cut, lasts)
 
     async def sink(ctx):
-        words, tlasts = await receive_words(ctx, dut, 4 * regmap.output_words_per_timestep(config))
-        result["spikes"], _ = regmap.unpack_output(np.array(words, np.uint32), config)
+        words, tlasts = await receive_words(ctx, dut, 4 * output_words_per_timestep(config))
+        result["spikes"], _ = unpack_output(np.array(words, np.uint32), config)
         result["tlasts"] = tlasts
         status = await read_status(ctx, dut)
         assert status["err_truncated"] == 1
@@ -191,7 +193,7 @@ def test_core_clear_state_and_counters():
     got = {}
 
     async def host(ctx):
-        for offset, value in regmap.load_writes(config, network, skip_zero=True):
+        for offset, value in load_writes(config, network, skip_zero=True):
             await axil_write(ctx, dut, offset, value)
         await send_words(ctx, dut, *transfer(config, first))
         control = regmap.register("CONTROL")
@@ -254,7 +256,7 @@ def test_verilog_generation_writes_module_and_manifest(tmp_path):
     text = path.read_text()
     assert "module spikeloop_core" in text
     manifest = json.loads((tmp_path / "spikeloop_core.json").read_text())
-    assert manifest["design_hash"] == regmap.design_hash(config).hex()
+    assert manifest["design_hash"] == design_hash(config).hex()
     assert manifest["address_bits"] == regmap.address_bits(config)
     for port in manifest["ports"]:
         assert f" {port};" in text or f" {port} ;" in text or f"] {port};" in text, port
@@ -271,8 +273,7 @@ def test_spikeloop_verilog_command_builds_the_default_and_refuses_bad_options(tm
     assert main(["verilog", "--out", str(tmp_path)]) == 0  # the default core of `make verilog`
     assert "design hash" in capsys.readouterr().out
     manifest = json.loads((tmp_path / "spikeloop_core.json").read_text())
-    default = CoreConfig.build((784, 256, 128, 10), lanes=16, chunk=64)
-    assert manifest["config"] == default.params() and manifest["design_hash"] == regmap.design_hash(default).hex()
+    assert manifest["config"] == DEFAULT_CORE.params() and manifest["design_hash"] == design_hash(DEFAULT_CORE).hex()
     assert main(["verilog", "--sizes", "64,32", "--lanes", "0", "--out", str(tmp_path / "bad")]) == 2
     assert "argument --lanes: expected an integer in [1, 32]" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
@@ -296,7 +297,7 @@ def test_core_register_reads_complete_while_the_output_is_blocked():
     got = {}
 
     async def host(ctx):
-        writes = regmap.load_writes(config, network)
+        writes = load_writes(config, network)
         for offset, value in writes:
             await axil_write(ctx, dut, offset, value)
         await send_words(ctx, dut, *transfer(config, spikes))  # the core buffers it all, stalled

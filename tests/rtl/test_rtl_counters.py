@@ -7,18 +7,19 @@ import random
 import pytest
 from rtlsim import seeded, simulate
 
+from spikeloop.regmap import COUNTERS
 from spikeloop.rtl.clear import StateClear
-from spikeloop.rtl.counters import COUNTER_BITS, Counters, counter_names
+from spikeloop.rtl.counters import COUNTER_BITS, Counters
 
 
 def test_counter_names_come_from_the_register_table():
-    assert counter_names() == ("TIMESTEPS", "SPIKES_IN", "SPIKES_OUT", "BUSY_CYCLES")
+    assert COUNTERS == ("TIMESTEPS", "SPIKES_IN", "SPIKES_OUT", "BUSY_CYCLES")
 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_counters_add_their_increments_and_clear(seed):
     rng = random.Random(seed)
-    widths = {name: rng.choice([1, 3, 7]) for name in counter_names()}
+    widths = {name: rng.choice([1, 3, 7]) for name in COUNTERS}
     dut = Counters(widths=widths)
     twin = dict.fromkeys(widths, 0)
 
@@ -40,10 +41,10 @@ def test_counters_add_their_increments_and_clear(seed):
 
 @pytest.mark.parametrize("widths,error,message", [
     ({"TIMESTEPS": 1}, ValueError, "widths has no entry for the counter 'SPIKES_IN'"),
-    ({**dict.fromkeys(counter_names(), 1), "CYCLES": 1}, ValueError, "widths names 'CYCLES', which is not a counter"),
-    ({**dict.fromkeys(counter_names(), 1), "SPIKES_IN": 0}, ValueError, r"widths\['SPIKES_IN'\] must be \[1, 64\]"),
-    ({**dict.fromkeys(counter_names(), 1), "SPIKES_IN": 2.0}, TypeError, r"widths\['SPIKES_IN'\] must be an integer"),
-    (list(counter_names()), TypeError, "widths must be a dict"),
+    ({**dict.fromkeys(COUNTERS, 1), "CYCLES": 1}, ValueError, "widths names 'CYCLES', which is not a counter"),
+    ({**dict.fromkeys(COUNTERS, 1), "SPIKES_IN": 0}, ValueError, r"widths\['SPIKES_IN'\] must be \[1, 64\]"),
+    ({**dict.fromkeys(COUNTERS, 1), "SPIKES_IN": 2.0}, TypeError, r"widths\['SPIKES_IN'\] must be an integer"),
+    (list(COUNTERS), TypeError, "widths must be a dict"),
 ])
 def test_counters_refuse_bad_parameters(widths, error, message):
     with pytest.raises(error, match=message):

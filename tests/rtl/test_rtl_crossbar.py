@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from rtlsim import bus_read, bus_write, get, put, seeded, simulate
 
-from spikeloop import regmap
 from spikeloop.rtl.crossbar import Crossbar
+from spikeloop.windows import pack_weights
 
 
 def run_crossbar(weights, spikes, *, lanes, chunk, seed, stall=0.0, readback=True):
@@ -20,7 +20,7 @@ def run_crossbar(weights, spikes, *, lanes, chunk, seed, stall=0.0, readback=Tru
     n_out, n_in = weights.shape
     dut = Crossbar(n_in=n_in, n_out=n_out, lanes=lanes, chunk=chunk)
     cfg = dut.geometry
-    image = regmap.pack_weights(weights, cfg)
+    image = pack_weights(weights, cfg)
     rng = random.Random(seed)
     steps = spikes.shape[0]
     sums = np.zeros((steps, n_out), np.int64)
@@ -128,9 +128,9 @@ def test_crossbar_bus_writes_outside_window_are_ignored():
 
 
 @pytest.mark.parametrize("kwargs,error", [
-    ({"n_in": 0, "n_out": 4, "lanes": 1, "chunk": 1}, "n_in must be"),
-    ({"n_in": 8, "n_out": 4, "lanes": 5, "chunk": 1}, "lanes must be"),
-    ({"n_in": 8, "n_out": 4, "lanes": 1, "chunk": 9}, "chunk must be"),
+    ({"n_in": 0, "n_out": 4, "lanes": 1, "chunk": 1}, "n_in = 0 is outside"),
+    ({"n_in": 8, "n_out": 4, "lanes": 5, "chunk": 1}, "lanes = 5 is outside"),
+    ({"n_in": 8, "n_out": 4, "lanes": 1, "chunk": 9}, "chunk = 9 is outside"),
 ])
 def test_crossbar_refuses_bad_parameters(kwargs, error):
     with pytest.raises(ValueError, match=error):
@@ -154,7 +154,7 @@ def test_crossbar_bus_reads_are_served_while_the_output_is_blocked():
     weights = rng.choice(np.array([-1, 1], np.int8), size=(n_out, n_in))
     spikes = rng.random((1, n_in)) < 0.5
     dut = Crossbar(n_in=n_in, n_out=n_out, lanes=lanes, chunk=chunk)
-    image = regmap.pack_weights(weights, dut.geometry)
+    image = pack_weights(weights, dut.geometry)
     got = []
     state = {"loaded": False}
 

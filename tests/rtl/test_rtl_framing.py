@@ -13,9 +13,16 @@ import numpy as np
 import pytest
 from rtlsim import get, put, seeded, simulate
 
-from spikeloop import regmap
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import CoreConfig
 from spikeloop.rtl.framing import Deframer, Framer
+from spikeloop.stream import (
+    output_words_per_timestep,
+    pack_output,
+    pack_spikes,
+    unpack_output,
+    unpack_spikes,
+    words_per_timestep,
+)
 
 
 def bits_int(row) -> int:
@@ -60,7 +67,7 @@ def rtl_deframe(words, lasts, *, n: int, bus_width: int, seed: int, stall: float
 
 def ref_deframe(words, lasts, *, n: int, bus_width: int):
     """The software twin: a timestep ends after its last word or at TLAST; missing words are zero."""
-    per = regmap.words_per_timestep(n, bus_width)
+    per = words_per_timestep(n, bus_width)
     rows, step_lasts, truncated, row = [], [], 0, []
     for word, last in zip(words, lasts):
         row.append(int(word))
@@ -69,16 +76,16 @@ def ref_deframe(words, lasts, *, n: int, bus_width: int):
             rows += row + [0] * (per - len(row))
             step_lasts.append(bool(last))
             row = []
-    spikes = regmap.unpack_spikes(np.array(rows, dtype=np.uint64), n, bus_width)
+    spikes = unpack_spikes(np.array(rows, dtype=np.uint64), n, bus_width)
     return spikes, np.array(step_lasts, bool), truncated
 
 
 def transfer(rng, steps: int, n: int, bus_width: int):
     """Words of `steps` timesteps from `pack_spikes`, with garbage in the padding bits, some TLASTs
     closing whole timesteps and some truncating them."""
-    per = regmap.words_per_timestep(n, bus_width)
+    per = words_per_timestep(n, bus_width)
     spikes = rng.random((steps, n)) < rng.choice([0.0, 0.1, 0.5, 1.0], size=(steps, 1))
-    packed = regmap.pack_spikes(spikes, bus_width).astype(np.uint64).reshape(steps, per)
+    packed = pack_spikes(spikes, bus_width).astype(np.uint64).reshape(steps, per)
     pad = per * bus_width - n
     if pad:
         garbage = int(rng.integers(0, 1 << pad)) << (bus_width - pad)
@@ -109,14 +116,14 @@ def test_deframer_matches_unpack_spikes_with_truncation(n, bus_width, stall):
     assert np.array_equal(step_lasts, want_lasts), f"TLASTs differ {where}"
     assert truncated == want_truncated, where
     assert counted == int(want.sum()), f"spikes counted differ {where}"
-    if regmap.words_per_timestep(n, bus_width) > 1:
+    if words_per_timestep(n, bus_width) > 1:
         assert want_truncated > 0
 
 
 def test_deframer_of_whole_timesteps_is_the_inverse_of_pack_spikes():
     rng = np.random.default_rng(3)
     spikes = rng.random((9, 100)) < 0.3
-    words = regmap.pack_spikes(spikes, 32)
+    words = pack_spikes(spikes, 32)
     lasts = np.zeros(words.size, bool)
     lasts[-1] = True
     got, got_lasts, truncated, counted = rtl_deframe(words, lasts, n=100, bus_width=32, seed=3)
@@ -129,7 +136,7 @@ def rtl_frame(spikes, membranes, lasts, *, config: CoreConfig, seed: int, stall:
     dut = Framer(config=config)
     rng = random.Random(seed)
     steps = spikes.shape[0]
-    count = steps * regmap.output_words_per_timestep(config)
+    count = steps * output_words_per_timestep(config)
     got = {"words": [], "lasts": [], "timesteps": 0, "spikes": 0}
 
     async def source(ctx):
@@ -177,13 +184,13 @@ def test_framer_matches_pack_output(sizes, membranes, bus_width, v_bits, stall):
     lasts = rng.random(steps) < 0.3
     lasts[-1] = True
     words, word_lasts, timesteps, counted = rtl_frame(spikes, v, lasts, config=config, seed=seed, stall=stall)
-    want = regmap.pack_output(spikes, v, config)
-    per = regmap.output_words_per_timestep(config)
+    want = pack_output(spikes, v, config)
+    per = output_words_per_timestep(config)
     where = seeded(seed)
     assert np.array_equal(words, want.astype(np.uint64)), f"words differ {where}"
     assert np.flatnonzero(word_lasts).tolist() == (np.flatnonzero(lasts) * per + per - 1).tolist(), where
     assert timesteps == steps and counted == int(spikes.sum()), where
-    spikes_back, v_back = regmap.unpack_output(words, config)
+    spikes_back, v_back = unpack_output(words, config)
     assert np.array_equal(spikes_back, spikes)
     assert v_back is None if not membranes else np.array_equal(v_back, v)
 

@@ -8,16 +8,17 @@ import numpy as np
 import pytest
 from rtlsim import Cycles, bus_read, get, load_layer, put, seeded, simulate
 
-from spikeloop import golden, regmap
-from spikeloop.network import Network, random_network
-from spikeloop.regmap import CoreConfig, LayerConfig
+from spikeloop import golden
+from spikeloop.config import CoreConfig, LayerConfig
+from spikeloop.network import Network, Neuron, Reset, random_network
 from spikeloop.rtl import Layer
 from spikeloop.rtl import Network as NetworkRTL
+from spikeloop.windows import neuron_word_index, pack_weights
 
 
 def set_controls(ctx, ctrl, layer) -> None:
-    ctx.set(ctrl.neuron, regmap.NEURON_CODE[layer.neuron])
-    ctx.set(ctrl.reset, regmap.RESET_CODE[layer.reset])
+    ctx.set(ctrl.neuron, Neuron.of(layer.neuron))
+    ctx.set(ctrl.reset, Reset.of(layer.reset))
     ctx.set(ctrl.lam, layer.lam)
     ctx.set(ctrl.alpha, layer.alpha)
 
@@ -64,10 +65,10 @@ def run_network(network: Network, config: CoreConfig, spikes: np.ndarray, *, see
         await ctx.tick()
         assert not ctx.get(dut.busy), "busy after the last output"
         for k, cfg in enumerate(config.layers):
-            words = [await bus_read(ctx, dut.bus, "v", int(a), layer=k) for a in regmap.neuron_word_index(cfg)]
+            words = [await bus_read(ctx, dut.bus, "v", int(a), layer=k) for a in neuron_word_index(cfg)]
             final_v.append(np.array(words, np.uint32).astype(np.int32).astype(np.int64))
 
-    load_words = sum(int(np.count_nonzero(regmap.pack_weights(layer.weights, cfg)))
+    load_words = sum(int(np.count_nonzero(pack_weights(layer.weights, cfg)))
                      for cfg, layer in zip(config.layers, network.layers))
     budget = 10 * load_words + steps * sum(20 * cfg.weight_rows + 50 for cfg in config.layers) + 5000
     simulate(dut, source, sink, max_cycles=budget, cycles=clock)

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from rtlsim import bus_read, bus_write, get, put, seeded, simulate
 
-from spikeloop import golden, regmap
-from spikeloop.network import Layer, signed_range
+from spikeloop import golden
+from spikeloop.network import Layer, Neuron, Reset, signed_range
 from spikeloop.rtl.neuron import NeuronArray
+from spikeloop.windows import neuron_word_index, pack_neuron_values
 
 COMPARED = {"neuron_timesteps": 0}
 
@@ -40,13 +41,13 @@ def run_neurons(layer: Layer, syn: np.ndarray, *, lanes: int, decay: str, seed: 
 
     async def source(ctx):
         ctrl = dut.ctrl
-        ctx.set(ctrl.neuron, regmap.NEURON_CODE[layer.neuron])
-        ctx.set(ctrl.reset, regmap.RESET_CODE[layer.reset])
+        ctx.set(ctrl.neuron, Neuron.of(layer.neuron))
+        ctx.set(ctrl.reset, Reset.of(layer.reset))
         ctx.set(ctrl.lam, layer.lam)
         ctx.set(ctrl.alpha, layer.alpha)
         for sel, values in (("theta", layer.theta), ("bias", layer.bias)):
-            image = regmap.pack_neuron_values(values, cfg)
-            for addr in map(int, regmap.neuron_word_index(cfg)):
+            image = pack_neuron_values(values, cfg)
+            for addr in map(int, neuron_word_index(cfg)):
                 assert not await bus_write(ctx, dut.bus, sel, addr, int(image[addr]))
         flags["loaded"] = True
         for t in range(steps):
@@ -74,7 +75,7 @@ def run_neurons(layer: Layer, syn: np.ndarray, *, lanes: int, decay: str, seed: 
                     else:
                         assert not (p.z >> lane) & 1, "a padding lane spiked"
             flags["received"] = t + 1
-        index = regmap.neuron_word_index(cfg)
+        index = neuron_word_index(cfg)
         for sel in ("v", "u"):
             words = [await bus_read(ctx, dut.bus, sel, int(a)) for a in index]
             final[sel] = np.array(words, np.uint32).astype(np.int32).astype(np.int64)
@@ -195,8 +196,8 @@ def test_neuron_array_refuses_out_of_range_parameters():
 
 
 @pytest.mark.parametrize("kwargs,exc,error", [
-    ({"n_in": 8, "n_out": 4, "lanes": 1, "v_bits": 1}, ValueError, "v_bits must be"),
-    ({"n_in": 8, "n_out": 4, "lanes": 1, "frac_bits": 17}, ValueError, "frac_bits must be"),
+    ({"n_in": 8, "n_out": 4, "lanes": 1, "v_bits": 1}, ValueError, "v_bits = 1 is outside"),
+    ({"n_in": 8, "n_out": 4, "lanes": 1, "frac_bits": 17}, ValueError, "frac_bits = 17 is outside"),
     ({"n_in": 8, "n_out": 4, "lanes": 1, "decay": "mul"}, ValueError,
      "decay must be one of 'shift', 'multiply', not 'mul'"),
     ({"n_in": 8, "n_out": 4, "lanes": True}, TypeError, "lanes must be an integer, not True"),
@@ -218,20 +219,20 @@ def test_neuron_array_bus_reads_are_served_while_the_output_is_blocked():
 
     async def host(ctx):
         ctx.set(dut.ctrl.neuron, 1)
-        ctx.set(dut.ctrl.reset, regmap.RESET_CODE["zero"])
+        ctx.set(dut.ctrl.reset, Reset.ZERO)
         ctx.set(dut.ctrl.lam, layer.lam)
         ctx.set(dut.ctrl.alpha, layer.alpha)
         for sel, values in (("theta", layer.theta), ("bias", layer.bias)):
-            image = regmap.pack_neuron_values(values, cfg)
-            for addr in map(int, regmap.neuron_word_index(cfg)):
+            image = pack_neuron_values(values, cfg)
+            for addr in map(int, neuron_word_index(cfg)):
                 await bus_write(ctx, dut.bus, sel, addr, int(image[addr]))
         for g in range(2):  # group 0 waits in the output register, group 1 in stage B
             lanes_syn = [int(syn[0, g * 2 + p]) for p in range(2)]
             await put(ctx, dut.i_stream, {"syn": lanes_syn, "group": g, "end": 0})
         await ctx.tick().repeat(5)
         assert not ctx.get(dut.i_stream.ready), "expected a stalled pipeline"
-        theta = regmap.pack_neuron_values(layer.theta, cfg)
-        for addr in map(int, regmap.neuron_word_index(cfg)):  # stalled: output full, stage B waiting
+        theta = pack_neuron_values(layer.theta, cfg)
+        for addr in map(int, neuron_word_index(cfg)):  # stalled: output full, stage B waiting
             assert await bus_read(ctx, dut.bus, "theta", addr, timeout=5) == theta[addr]
         state["read"] = True
 

@@ -1,19 +1,33 @@
-"""spikeloop.regmap: configuration, register table, windows and packing (pure numpy, no simulation)."""
+"""The contract modules config, regmap, stream and windows: configuration, register table, windows and packing
+(pure numpy, no simulation)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from spikeloop import regmap
-from spikeloop.network import random_network
-from spikeloop.regmap import ConfigError, CoreConfig, LayerConfig
+from spikeloop.config import DEFAULT_CORE, ConfigError, CoreConfig, LayerConfig, design_hash
+from spikeloop.network import MAX_LAYERS, random_network
+from spikeloop.stream import (
+    BUS_WIDTHS,
+    output_words_per_timestep,
+    pack_output,
+    pack_spikes,
+    unpack_output,
+    unpack_spikes,
+    words_per_timestep,
+)
+from spikeloop.windows import load_writes, pack_neuron_values, pack_weights, unpack_neuron_values, unpack_weights
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = [
-    regmap.EXAMPLE,
+    replace(DEFAULT_CORE, membranes=True),
     CoreConfig.build((40, 20, 12, 5), lanes=[4, 3, 5], chunk=[8, 6, 12]),
     CoreConfig.build((70, 8), lanes=8, chunk=70, bus_width=64, membranes=True),
     CoreConfig.build((1, 1)),
@@ -22,7 +36,13 @@ CONFIGS = [
 
 def test_docs_regmap_is_generated_from_the_module():
     text = (ROOT / "docs" / "regmap.md").read_text()
-    assert text == regmap.markdown(), "docs/regmap.md is stale: run `python -m spikeloop.regmap > docs/regmap.md`"
+    assert text == regmap.markdown(DEFAULT_CORE), \
+        "docs/regmap.md is stale: run `python -m spikeloop.regmap > docs/regmap.md`"
+
+
+def test_the_docs_command_prints_the_docs():
+    out = subprocess.run([sys.executable, "-m", "spikeloop.regmap"], capture_output=True, text=True, check=True).stdout
+    assert out == regmap.markdown(DEFAULT_CORE)
 
 
 def test_register_offsets_are_unique_aligned_and_disjoint():
@@ -31,7 +51,7 @@ def test_register_offsets_are_unique_aligned_and_disjoint():
     assert max(offsets) < regmap.LAYER_BASE
     rel = [r.offset for r in regmap.LAYER_REGISTERS]
     assert len(set(rel)) == len(rel) and max(rel) < regmap.LAYER_STRIDE
-    assert regmap.LAYER_BASE + regmap.MAX_LAYERS * regmap.LAYER_STRIDE <= regmap.WINDOW_BASE
+    assert regmap.LAYER_BASE + MAX_LAYERS * regmap.LAYER_STRIDE <= regmap.WINDOW_BASE
     for reg in (*regmap.GLOBAL_REGISTERS, *regmap.LAYER_REGISTERS):
         masks = [f.mask for f in reg.fields]
         assert all(a & b == 0 for i, a in enumerate(masks) for b in masks[i + 1 :]), reg.name
@@ -84,50 +104,50 @@ def test_params_round_trip_and_are_validated(config):
 
 def test_design_hash_changes_with_the_configuration():
     a = CoreConfig.build((40, 20, 5), lanes=4, chunk=8)
-    assert regmap.design_hash(a) == regmap.design_hash(CoreConfig.build((40, 20, 5), lanes=4, chunk=8))
-    assert regmap.design_hash(a) != regmap.design_hash(CoreConfig.build((40, 20, 5), lanes=4, chunk=10))
-    assert regmap.design_hash(a) != regmap.design_hash(CoreConfig.build((40, 20, 5), lanes=4, chunk=8, bus_width=64))
+    assert design_hash(a) == design_hash(CoreConfig.build((40, 20, 5), lanes=4, chunk=8))
+    assert design_hash(a) != design_hash(CoreConfig.build((40, 20, 5), lanes=4, chunk=10))
+    assert design_hash(a) != design_hash(CoreConfig.build((40, 20, 5), lanes=4, chunk=8, bus_width=64))
 
 
 def test_spike_packing_is_lsb_first():
     spikes = np.zeros((2, 40), bool)
     spikes[0, 0] = spikes[0, 33] = spikes[1, 31] = True
-    assert regmap.pack_spikes(spikes).tolist() == [1, 2, 1 << 31, 0]
-    assert regmap.pack_spikes(spikes, 64).tolist() == [1 | 1 << 33, 1 << 31]
-    assert regmap.pack_spikes(spikes, 64).dtype == np.uint64
+    assert pack_spikes(spikes).tolist() == [1, 2, 1 << 31, 0]
+    assert pack_spikes(spikes, 64).tolist() == [1 | 1 << 33, 1 << 31]
+    assert pack_spikes(spikes, 64).dtype == np.uint64
 
 
-@pytest.mark.parametrize("bus_width", regmap.BUS_WIDTHS)
+@pytest.mark.parametrize("bus_width", BUS_WIDTHS)
 @pytest.mark.parametrize("n", [1, 31, 32, 33, 64, 100])
 def test_spike_packing_round_trips(bus_width, n):
     rng = np.random.default_rng(n + bus_width)
     spikes = rng.random((7, n)) < 0.4
-    words = regmap.pack_spikes(spikes, bus_width)
-    assert words.size == 7 * regmap.words_per_timestep(n, bus_width)
-    assert np.array_equal(regmap.unpack_spikes(words, n, bus_width), spikes)
+    words = pack_spikes(spikes, bus_width)
+    assert words.size == 7 * words_per_timestep(n, bus_width)
+    assert np.array_equal(unpack_spikes(words, n, bus_width), spikes)
 
 
-@pytest.mark.parametrize("bus_width", regmap.BUS_WIDTHS)
+@pytest.mark.parametrize("bus_width", BUS_WIDTHS)
 @pytest.mark.parametrize("membranes", [False, True])
 def test_output_packing_round_trips(bus_width, membranes):
     config = CoreConfig.build((20, 9, 7), membranes=membranes, bus_width=bus_width, v_bits=32)
     rng = np.random.default_rng(bus_width)
     spikes = rng.random((5, 7)) < 0.5
     v = rng.integers(-(2**31), 2**31, size=(5, 7))
-    words = regmap.pack_output(spikes, v, config)
-    assert words.size == 5 * regmap.output_words_per_timestep(config)
-    got_spikes, got_v = regmap.unpack_output(words, config)
+    words = pack_output(spikes, v, config)
+    assert words.size == 5 * output_words_per_timestep(config)
+    got_spikes, got_v = unpack_output(words, config)
     assert np.array_equal(got_spikes, spikes)
     assert np.array_equal(got_v, v) if membranes else got_v is None
 
 
 def test_packing_refuses_bad_input():
     with pytest.raises(ValueError, match="bus_width"):
-        regmap.pack_spikes(np.zeros((1, 4), bool), 16)
+        pack_spikes(np.zeros((1, 4), bool), 16)
     with pytest.raises(ValueError, match="0/1"):
-        regmap.pack_spikes(np.full((1, 4), 2))
+        pack_spikes(np.full((1, 4), 2))
     with pytest.raises(ValueError, match="whole number"):
-        regmap.unpack_spikes(np.zeros(3, np.uint32), 40)
+        unpack_spikes(np.zeros(3, np.uint32), 40)
 
 
 @pytest.mark.parametrize("n_in,n_out,lanes,chunk", [(40, 12, 4, 8), (37, 10, 3, 5), (70, 5, 5, 20), (1, 1, 1, 1)])
@@ -135,9 +155,9 @@ def test_weight_and_neuron_images_round_trip(n_in, n_out, lanes, chunk):
     layer = LayerConfig(n_in, n_out, lanes=lanes, chunk=chunk)
     rng = np.random.default_rng(n_in)
     w = rng.choice(np.array([-1, 1], np.int8), size=(n_out, n_in))
-    image = regmap.pack_weights(w, layer)
+    image = pack_weights(w, layer)
     assert image.size == layer.weight_rows * layer.row_stride
-    assert np.array_equal(regmap.unpack_weights(image, layer), w)
+    assert np.array_equal(unpack_weights(image, layer), w)
     # neuron g*P+p, input c*C+b at row g*n_chunks+c, bit p*C+b
     j, i = n_out - 1, n_in - 1
     g, p, c, b = j // lanes, j % lanes, i // chunk, i % chunk
@@ -145,20 +165,20 @@ def test_weight_and_neuron_images_round_trip(n_in, n_out, lanes, chunk):
     word = image[(g * layer.n_chunks + c) * layer.row_stride + bit // 32]
     assert (int(word) >> (bit % 32)) & 1 == (w[j, i] > 0)
     values = rng.integers(-(2**15), 2**15, size=n_out)
-    assert np.array_equal(regmap.unpack_neuron_values(regmap.pack_neuron_values(values, layer), layer), values)
+    assert np.array_equal(unpack_neuron_values(pack_neuron_values(values, layer), layer), values)
 
 
 def test_load_writes_cover_a_network():
     network = random_network((40, 12, 5), seed=1)
     config = CoreConfig.for_network(network, lanes=[4, 5], chunk=[8, 12])
-    writes = regmap.load_writes(config, network)
+    writes = load_writes(config, network)
     offsets = [o for o, _ in writes]
     assert len(set(offsets)) == len(offsets)
     for offset, _ in writes:
         kind, what = regmap.decode_address(config, offset)
         assert kind in ("layer", "window")
         assert what[0].writable if kind == "window" else what[1].access == "rw"
-    assert len(regmap.load_writes(config, network, skip_zero=True)) < len(writes)
+    assert len(load_writes(config, network, skip_zero=True)) < len(writes)
 
 
 def test_config_build_and_for_network():

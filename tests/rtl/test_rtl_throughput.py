@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spikeloop.regmap import CoreConfig
+from spikeloop.config import CoreConfig, layer_cycles
 from spikeloop.rtl import throughput
 
 
@@ -35,4 +35,4 @@ def test_expected_nonzero_chunks():
     spikes[1, 69] = True
     spikes[2, [0, 40]] = True
     assert throughput.nonzero_chunks(layer, spikes).tolist() == [0, 1, 2]
-    assert throughput.layer_cycles(layer, 0) == 2  # one group: max(1, Z) + 1
+    assert layer_cycles(layer, 0) == 2  # one group: max(1, Z) + 1

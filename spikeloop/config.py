@@ -1,0 +1,382 @@
+"""What a bitstream is built for: `LayerConfig` / `CoreConfig`, validated up front.
+
+Sizes, lanes `P`, chunk `C`, widths, decay implementation and the output stream options of a
+core; the design hash that names a build and the configuration readback that lets a driver
+rebuild it from the registers (`CoreConfig.readback`, `CoreConfig.from_readback`); the cycles a
+timestep takes; and the default core (`DEFAULT_CORE`). numpy only (it runs on the board).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from spikeloop.network import (
+    BITS_RANGE,
+    DECAYS,
+    FRAC_BITS_RANGE,
+    MAX_LAYERS,
+    MAX_WIDTH,
+    Decay,
+    Layer,
+    LayerChain,
+    Network,
+    check_int,
+)
+from spikeloop.regmap import (
+    MAGIC,
+    VERSION,
+    WINDOW_KINDS,
+    address_bits,
+    ceil_div,
+    layer_offset,
+    layer_register,
+    next_pow2,
+    register,
+    window,
+)
+from spikeloop.stream import BUS_WIDTHS, output_words_per_timestep, words_per_timestep
+
+__all__ = [
+    "ConfigError", "LayerConfig", "CoreConfig", "MAX_LANES", "MAX_CHUNK", "MAX_ROW_BITS",
+    "design_hash", "hash_words", "layer_cycles", "framing_cycles", "max_timestep_cycles",
+    "DEFAULT_SIZES", "DEFAULT_LANES", "DEFAULT_CHUNK", "DEFAULT_CORE",
+]
+
+MAX_LANES = 1024
+MAX_CHUNK = 4096
+MAX_ROW_BITS = 65536
+
+
+class ConfigError(ValueError):
+    """A core configuration breaks a rule, or a network does not fit a configuration."""
+
+
+def _int(where: str, name: str, value, lo: int, hi: int) -> int:
+    return check_int(f"{where}: {name}", value, lo, hi, error=ConfigError, type_error=ConfigError)
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    """What one layer of a bitstream is built for.
+
+    `n_in`, `n_out`: sizes. `lanes` (P): neurons updated per clock. `chunk` (C): synapses per
+    neuron per clock (default: 32, or n_in if smaller). `v_bits`, `u_bits`, `frac_bits`: widths of
+    the numerics contract.
+    `decay`: `"shift"` or `"multiply"` (see `DECAYS`). Neuron kind, reset mode, lam and alpha
+    are run-time registers, not part of the build.
+    """
+
+    n_in: int
+    n_out: int
+    lanes: int = 1
+    chunk: int | None = None
+    v_bits: int = 16
+    u_bits: int = 16
+    frac_bits: int = 8
+    decay: str = "shift"
+    where: str = "layer"
+
+    def __post_init__(self):
+        w = self.where
+        _int(w, "n_in", self.n_in, 1, MAX_WIDTH)
+        _int(w, "n_out", self.n_out, 1, MAX_WIDTH)
+        if self.chunk is None:
+            object.__setattr__(self, "chunk", min(32, self.n_in))
+        _int(w, "lanes", self.lanes, 1, min(MAX_LANES, self.n_out))
+        _int(w, "chunk", self.chunk, 1, min(MAX_CHUNK, self.n_in))
+        if self.lanes * self.chunk > MAX_ROW_BITS:
+            raise ConfigError(f"{w}: lanes * chunk = {self.lanes * self.chunk} exceeds {MAX_ROW_BITS} bits per row")
+        _int(w, "v_bits", self.v_bits, *BITS_RANGE)
+        _int(w, "u_bits", self.u_bits, *BITS_RANGE)
+        _int(w, "frac_bits", self.frac_bits, *FRAC_BITS_RANGE)
+        if self.decay not in DECAYS:
+            raise ConfigError(f"{w}: decay must be one of {', '.join(DECAYS)}; got {self.decay!r}")
+
+    # Geometry of the memories (derived, read-only).
+    @property
+    def n_chunks(self) -> int:
+        """Input chunks of `chunk` bits per timestep (the last one zero-padded)."""
+        return ceil_div(self.n_in, self.chunk)
+
+    @property
+    def n_groups(self) -> int:
+        """Groups of `lanes` neurons (the last one padded with idle lanes)."""
+        return ceil_div(self.n_out, self.lanes)
+
+    @property
+    def row_bits(self) -> int:
+        """Weight bits read per clock: lanes * chunk."""
+        return self.lanes * self.chunk
+
+    @property
+    def row_words(self) -> int:
+        """32-bit words holding one weight row."""
+        return ceil_div(self.row_bits, 32)
+
+    @property
+    def row_stride(self) -> int:
+        """Words between weight rows in the weights window (a power of two)."""
+        return next_pow2(self.row_words)
+
+    @property
+    def weight_rows(self) -> int:
+        """Rows of the weight memory: one per (group, chunk)."""
+        return self.n_groups * self.n_chunks
+
+    @property
+    def lane_stride(self) -> int:
+        """Words between neuron groups in the theta/bias/v/u windows (a power of two >= lanes)."""
+        return next_pow2(self.lanes)
+
+    @property
+    def syn_bits(self) -> int:
+        """Signed width of sum_i w[j,i] s[i], which lies in [-n_in, n_in]."""
+        return self.n_in.bit_length() + 1
+
+    def check_layer(self, layer: Layer, where: str | None = None) -> None:
+        """Raise ConfigError unless `layer` runs on this build exactly."""
+        w = where or self.where
+        for name in ("n_in", "n_out", "v_bits", "u_bits", "frac_bits"):
+            have, want = getattr(layer, name), getattr(self, name)
+            if have != want:
+                raise ConfigError(f"{w}: the network has {name} = {have}, the core is built for {want}")
+        if self.decay == Decay.SHIFT.label:
+            for name in ("lam", "alpha"):
+                value = getattr(layer, name)
+                if value & (value - 1):
+                    raise ConfigError(
+                        f"{w}: {name} = {value} is not 0 or a power of two, and the core is built with "
+                        "decay 'shift' (build with decay='multiply')"
+                    )
+
+    def params(self) -> dict:
+        """The build parameters as a plain dict (for JSON, hashing and readback)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "where"}
+
+
+@dataclass(frozen=True)
+class CoreConfig(LayerChain):
+    """What a bitstream is built for: its layers, the output stream options and the bus width.
+
+    `membranes`: the output stream carries the last layer's pre-reset membranes after the spikes.
+    `bus_width`: AXI-Stream TDATA width in bits (32 or 64).
+    Build one from sizes with `CoreConfig.build`, or from a network with `CoreConfig.for_network`.
+    """
+
+    layers: tuple[LayerConfig, ...]
+    membranes: bool = False
+    bus_width: int = 32
+
+    def __post_init__(self):
+        layers = tuple(self.layers)
+        object.__setattr__(self, "layers", layers)
+        if not 1 <= len(layers) <= MAX_LAYERS:
+            raise ConfigError(f"config: {len(layers)} layers, expected 1 to {MAX_LAYERS}")
+        for k, layer in enumerate(layers):
+            if not isinstance(layer, LayerConfig):
+                raise ConfigError(f"config: layers[{k}] is a {type(layer).__name__}, expected a LayerConfig")
+            if k and layer.n_in != layers[k - 1].n_out:
+                raise ConfigError(f"layer {k}: n_in = {layer.n_in} but layer {k - 1} has n_out = {layers[k - 1].n_out}")
+        if not isinstance(self.membranes, (bool, np.bool_)):
+            raise ConfigError(f"config: membranes must be True or False, got {self.membranes!r}")
+        if self.bus_width not in BUS_WIDTHS:
+            raise ConfigError(f"config: bus_width must be one of {BUS_WIDTHS}, got {self.bus_width!r}")
+
+    @classmethod
+    def build(
+        cls,
+        sizes,
+        *,
+        lanes=1,
+        chunk=32,
+        v_bits=16,
+        u_bits=16,
+        frac_bits=8,
+        decay="shift",
+        membranes: bool = False,
+        bus_width: int = 32,
+    ) -> CoreConfig:
+        """A configuration from sizes `(n_in, n_out0, n_out1, ...)`.
+
+        Every per-layer argument is a scalar (all layers) or a sequence (one per layer). A scalar
+        `lanes` or `chunk` is capped at each layer's `n_out` or `n_in` respectively.
+        """
+        sizes = tuple(sizes)
+        if len(sizes) < 2:
+            raise ConfigError(f"config: sizes = {sizes!r} needs at least an input and one layer")
+        n = len(sizes) - 1
+
+        def per_layer(name, value, cap=None):
+            if isinstance(value, (list, tuple)):
+                if len(value) != n:
+                    raise ConfigError(f"config: {name} has {len(value)} entries for {n} layers")
+                return list(value)
+            if cap is not None and isinstance(value, int) and not isinstance(value, bool):
+                return [min(value, c) for c in cap]
+            return [value] * n
+
+        outs, ins = sizes[1:], sizes[:-1]
+        cols = {
+            "lanes": per_layer("lanes", lanes, outs),
+            "chunk": per_layer("chunk", chunk, ins),
+            "v_bits": per_layer("v_bits", v_bits),
+            "u_bits": per_layer("u_bits", u_bits),
+            "frac_bits": per_layer("frac_bits", frac_bits),
+            "decay": per_layer("decay", decay),
+        }
+        layers = tuple(
+            LayerConfig(ins[k], outs[k], **{key: col[k] for key, col in cols.items()}, where=f"layer {k}")
+            for k in range(n)
+        )
+        return cls(layers, membranes=membranes, bus_width=bus_width)
+
+    @classmethod
+    def for_network(cls, network: Network, *, lanes=1, chunk=32, decay=None, **options) -> CoreConfig:
+        """The configuration that holds `network` exactly (sizes and widths taken from it).
+
+        `decay` defaults to `"shift"` for layers whose lam and alpha are 0 or powers of two, else
+        `"multiply"`.
+        """
+        if not isinstance(network, Network):
+            raise TypeError(f"expected a Network, got {type(network).__name__}")
+
+        def pow2_ok(layer):
+            return all(x & (x - 1) == 0 for x in (layer.lam, layer.alpha))
+
+        if decay is None:
+            decay = [(Decay.SHIFT if pow2_ok(layer) else Decay.MULTIPLY).label for layer in network.layers]
+        return cls.build(
+            network.sizes, lanes=lanes, chunk=chunk, decay=decay,
+            v_bits=[layer.v_bits for layer in network.layers],
+            u_bits=[layer.u_bits for layer in network.layers],
+            frac_bits=[layer.frac_bits for layer in network.layers],
+            **options,
+        )
+
+    def check_network(self, network: Network) -> None:
+        """Raise ConfigError unless `network` runs on this build exactly."""
+        if len(network.layers) != len(self.layers):
+            raise ConfigError(f"the network has {len(network.layers)} layers, the core is built for {len(self.layers)}")
+        for k, (cfg, layer) in enumerate(zip(self.layers, network.layers)):
+            cfg.check_layer(layer, f"layer {k}")
+
+    def params(self) -> dict:
+        """The whole configuration as a JSON-ready dict."""
+        return {
+            "layers": [layer.params() for layer in self.layers],
+            "membranes": bool(self.membranes),
+            "bus_width": self.bus_width,
+        }
+
+    @classmethod
+    def from_params(cls, params: dict) -> CoreConfig:
+        """Inverse of `params()` (a JSON file's configuration back to a CoreConfig, validated)."""
+        layers = tuple(LayerConfig(**p, where=f"layer {k}") for k, p in enumerate(params["layers"]))
+        return cls(layers, membranes=params["membranes"], bus_width=params["bus_width"])
+
+    def readback(self) -> dict[int, int]:
+        """Byte offset -> value of every read-only identity and configuration register."""
+        values = {register("MAGIC").offset: MAGIC}
+        values[register("VERSION").offset] = register("VERSION").encode(major=VERSION[0], minor=VERSION[1])
+        for k, word in enumerate(hash_words(self)):
+            values[register(f"HASH{k}").offset] = word
+        values[register("CONFIG").offset] = register("CONFIG").encode(
+            n_layers=len(self.layers), membranes=int(self.membranes), bus_bytes=self.bus_width // 8
+        )
+        values[register("ADDRESS_BITS").offset] = address_bits(self)
+        values[register("WORDS_IN").offset] = words_per_timestep(self.n_in, self.bus_width)
+        values[register("WORDS_OUT").offset] = output_words_per_timestep(self)
+        for k, layer in enumerate(self.layers):
+            values[layer_offset(k, "N_IN")] = layer.n_in
+            values[layer_offset(k, "N_OUT")] = layer.n_out
+            geometry = layer_register("GEOMETRY").encode(lanes=layer.lanes, chunk=layer.chunk)
+            values[layer_offset(k, "GEOMETRY")] = geometry
+            values[layer_offset(k, "WIDTHS")] = layer_register("WIDTHS").encode(
+                v_bits=layer.v_bits, u_bits=layer.u_bits, frac_bits=layer.frac_bits, decay=Decay.of(layer.decay)
+            )
+            for kind in WINDOW_KINDS:
+                values[layer_offset(k, f"{kind.upper()}_BASE")] = window(self, k, kind).base
+        return values
+
+    @classmethod
+    def from_readback(cls, read: Callable[[int], int]) -> CoreConfig:
+        """Rebuild the configuration of a core from its registers; `read(offset)` reads one word.
+
+        Raises ConfigError when the magic, version or design hash do not match.
+        """
+        magic = read(register("MAGIC").offset)
+        if magic != MAGIC:
+            raise ConfigError(f"magic = {magic:#010x}, expected {MAGIC:#010x}: not a spikeloop core")
+        version = register("VERSION").decode(read(register("VERSION").offset))
+        if version["major"] != VERSION[0]:
+            raise ConfigError(
+                f"register map version {version['major']}.{version['minor']}, this driver speaks {VERSION[0]}.x"
+            )
+        cfg = register("CONFIG").decode(read(register("CONFIG").offset))
+        layers = []
+        for k in range(cfg["n_layers"]):
+            geometry = layer_register("GEOMETRY").decode(read(layer_offset(k, "GEOMETRY")))
+            widths = layer_register("WIDTHS").decode(read(layer_offset(k, "WIDTHS")))
+            if widths["decay"] not in tuple(Decay):
+                raise ConfigError(f"layer {k}: unknown decay code {widths['decay']}")
+            decay = Decay(widths["decay"]).label
+            layers.append(LayerConfig(
+                read(layer_offset(k, "N_IN")), read(layer_offset(k, "N_OUT")),
+                lanes=geometry["lanes"], chunk=geometry["chunk"], v_bits=widths["v_bits"], u_bits=widths["u_bits"],
+                frac_bits=widths["frac_bits"], decay=decay, where=f"layer {k}",
+            ))
+        config = cls(tuple(layers), membranes=bool(cfg["membranes"]), bus_width=cfg["bus_bytes"] * 8)
+        got = [read(register(f"HASH{k}").offset) for k in range(8)]
+        if got != hash_words(config):
+            raise ConfigError("design hash does not match the configuration read back: stale or foreign bitstream")
+        return config
+
+
+def design_hash(config: CoreConfig) -> bytes:
+    """SHA-256 of the configuration and the register map version: the core's identity.
+
+    The gateware exposes it in HASH0..HASH7; two bitstreams with equal hashes behave the same
+    to a driver.
+    """
+    text = json.dumps({"regmap": list(VERSION), "config": config.params()}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).digest()
+
+
+def hash_words(config: CoreConfig) -> list[int]:
+    """The design hash as eight 32-bit words, HASH0 holding bytes 0..3 (little-endian)."""
+    digest = design_hash(config)
+    return [int.from_bytes(digest[4 * k : 4 * k + 4], "little") for k in range(8)]
+
+
+def layer_cycles(layer: LayerConfig, nonzero_chunks=None):
+    """Clocks a layer's crossbar spends on one timestep with `nonzero_chunks` input chunks holding
+    a spike (default: all of them, dense input): one row per (group, nonzero chunk), at least one
+    per group, and one clock to take the next timestep (docs/gateware.md, "Throughput")."""
+    z = layer.n_chunks if nonzero_chunks is None else nonzero_chunks
+    cycles = layer.n_groups * np.maximum(1, z) + 1
+    return cycles if np.ndim(cycles) else cycles.item()
+
+
+def framing_cycles(config: CoreConfig) -> int:
+    """Clocks the stream framing spends on a timestep: a word per clock in and out, plus the hand-over."""
+    return max(words_per_timestep(config.n_in, config.bus_width), output_words_per_timestep(config)) + 1
+
+
+def max_timestep_cycles(config: CoreConfig) -> int:
+    """An upper bound on the clocks from a timestep's first input word to its last output word:
+    every layer dense, one after the other, each with a few clocks of hand-over, and the stream words.
+    Deadlines of drivers and test benches are computed from it."""
+    layers = sum(int(layer_cycles(layer)) + 3 for layer in config.layers)
+    return layers + words_per_timestep(config.n_in, config.bus_width) + output_words_per_timestep(config) + 8
+
+
+#: The default core: the 784-256-128-10 network of the examples, 16 lanes, chunks of 64 synapses.
+DEFAULT_SIZES = (784, 256, 128, 10)
+DEFAULT_LANES = 16
+DEFAULT_CHUNK = 64
+DEFAULT_CORE = CoreConfig.build(DEFAULT_SIZES, lanes=DEFAULT_LANES, chunk=DEFAULT_CHUNK)
