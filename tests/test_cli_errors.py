@@ -338,7 +338,7 @@ def test_demo_announces_training_and_forwards_each_epoch_then_ctrl_c_exits_130(t
 
 @pytest.mark.parametrize("argv, patch", [
     (["estimate"], ("spikeloop.boards.estimate", "run")),
-    (["verilog", "--out", "{tmp}/v"], ("spikeloop.rtl.verilog", "run")),
+    (["verilog", "--out", "{tmp}/v"], ("spikeloop.rtl.verilog", "generate")),
     (["run", "--network", "{tmp}/net.npz", "--input", "{tmp}/in.npz", "--backend", "sim", "--out", "{tmp}/o.npz"],
      ("spikeloop.host", "open_core")),
 ])
@@ -445,7 +445,7 @@ def test_verilog_is_announced_before_it_starts(tmp_path, capsys, monkeypatch):
     from spikeloop.rtl import verilog
 
     seen = {}
-    monkeypatch.setattr(verilog, "run", lambda args: seen.setdefault("err", capsys.readouterr().err) and 0)
+    monkeypatch.setattr(verilog, "generate", lambda config, out: seen.setdefault("err", capsys.readouterr().err) and out)
     assert main(["verilog", "--sizes", "64,32,10", "--out", str(tmp_path / "v")]) == 0
     assert seen["err"].startswith("writing the Verilog of 64-32-10")
 
@@ -503,7 +503,7 @@ def test_ctrl_c_during_the_simulated_board_build_says_the_next_run_builds_it(tmp
 def test_verilog_warns_of_a_chunk_wider_than_timing_allows(tmp_path, capsys, monkeypatch):
     from spikeloop.rtl import verilog
 
-    monkeypatch.setattr(verilog, "run", lambda args: 0)
+    monkeypatch.setattr(verilog, "generate", lambda config, out: out)
     assert main(["verilog", "--chunk", "784", "--out", str(tmp_path / "v")]) == 0
     assert "warning: chunk 784 > 256" in capsys.readouterr().err
     assert main(["verilog", "--out", str(tmp_path / "v")]) == 0

@@ -42,7 +42,7 @@ def test_counters_add_their_increments_and_clear(seed):
 @pytest.mark.parametrize("widths,error,message", [
     ({"TIMESTEPS": 1}, ValueError, "widths has no entry for the counter 'SPIKES_IN'"),
     ({**dict.fromkeys(COUNTERS, 1), "CYCLES": 1}, ValueError, "widths names 'CYCLES', which is not a counter"),
-    ({**dict.fromkeys(COUNTERS, 1), "SPIKES_IN": 0}, ValueError, r"widths\['SPIKES_IN'\] must be \[1, 64\]"),
+    ({**dict.fromkeys(COUNTERS, 1), "SPIKES_IN": 0}, ValueError, r"widths\['SPIKES_IN'\] = 0 is outside \[1, 64\]"),
     ({**dict.fromkeys(COUNTERS, 1), "SPIKES_IN": 2.0}, TypeError, r"widths\['SPIKES_IN'\] must be an integer"),
     (list(COUNTERS), TypeError, "widths must be a dict"),
 ])

@@ -196,7 +196,7 @@ def test_framer_matches_pack_output(sizes, membranes, bus_width, v_bits, stall):
 
 
 @pytest.mark.parametrize("kwargs,error,message", [
-    ({"n": 0, "bus_width": 32}, ValueError, "n must be"),
+    ({"n": 0, "bus_width": 32}, ValueError, "n = 0 is outside"),
     ({"n": 8, "bus_width": 48}, ValueError, "bus_width must be one of 32, 64, not 48"),
     ({"n": 8.0, "bus_width": 32}, TypeError, "n must be an integer, not 8.0"),
 ])

@@ -112,7 +112,7 @@ def test_window_port_serves_pipeline_and_bus_reads(stall, blocked):
 
 
 @pytest.mark.parametrize("kwargs,error,message", [
-    ({"addr_width": 0, "tag": 4}, ValueError, r"addr_width must be \[1, 32\], not 0"),
+    ({"addr_width": 0, "tag": 4}, ValueError, r"addr_width = 0 is outside \[1, 32\]"),
     ({"addr_width": 4, "tag": "word"}, TypeError, "tag must be a shape, not 'word'"),
     ({"addr_width": 4.0, "tag": 4}, TypeError, "addr_width must be an integer, not 4.0"),
 ])
