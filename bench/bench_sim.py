@@ -88,7 +88,7 @@ class BoardRate:
         self.bit_exact = True
 
     def measure(self) -> dict:
-        from spikeloop.sim.board import RECEIVED, SENT
+        from spikeloop.sim.interface import Until
 
         board = self.board
         board.write(regmap.register("CONTROL").offset, regmap.register("CONTROL").encode(clear_state=1))
@@ -96,7 +96,7 @@ class BoardRate:
         board.arm(self.n_out)
         board.send(self.words)
         c0, t0 = board.cycles, time.perf_counter()
-        board.run(1 << 40, RECEIVED | SENT)
+        board.run(1 << 40, Until.RECEIVED | Until.SENT)
         seconds = time.perf_counter() - t0
         cycles = board.cycles - c0
         got = board.take()

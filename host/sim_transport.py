@@ -61,7 +61,7 @@ class BoardTransport(Transport):
         self.board.write_many(offsets, values)
 
     def transfer(self, words, n_out: int, *, deadline: float) -> Received:
-        from spikeloop.sim.interface import RECEIVED, RX_ARMED, RX_LAST, BoardError
+        from spikeloop.sim.interface import BoardError, Rx, Until
 
         words = np.asarray(words).reshape(-1)
         board = self.board
@@ -73,7 +73,7 @@ class BoardTransport(Transport):
             state = board.transfer(words, n_out, SLICE_CYCLES)
         except BoardError as exc:
             raise TransportError(f"{self.name}: {exc}") from None
-        while state & RX_ARMED:
+        while state & Rx.ARMED:
             if time.monotonic() > deadline:
                 status = {"received": board.received, "expected": n_out, "unsent_words": board.pending,
                           "cycles": board.cycles - c0}
@@ -83,9 +83,9 @@ class BoardTransport(Transport):
                     f"{time.monotonic() - t0:.2f} s ({status['cycles']} clock cycles); {status['unsent_words']} "
                     "input words were not taken. The transfer was aborted; reset the core before the next one.",
                     status)
-            board.run(SLICE_CYCLES, RECEIVED)
+            board.run(SLICE_CYCLES, Until.RECEIVED)
             state = board.rx_state
-        return Received(board.take(n_out).astype(words.dtype), bool(state & RX_LAST))
+        return Received(board.take(n_out).astype(words.dtype), bool(state & Rx.LAST))
 
     def abort(self) -> None:
         self.board.discard()

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import importlib
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
+
+from spikeloop.regmap import RegisterPort
 
 __all__ = ["Transport", "Received", "TransportError", "TransferTimeout", "TRANSPORTS", "open_transport", "remaining"]
 
@@ -52,7 +54,7 @@ def remaining(deadline: float) -> float:
     return deadline - time.monotonic()
 
 
-class Transport(ABC):
+class Transport(RegisterPort):
     """One way to reach one core. Subclasses implement the abstract methods."""
 
     #: The name `open_transport` knows it by.
@@ -62,22 +64,6 @@ class Transport(ABC):
     #: Largest transfer, in bus words, in either direction.
     max_transfer_words: int = 1 << 22
 
-    @abstractmethod
-    def read(self, offset: int) -> int:
-        """The 32-bit register word at byte `offset`."""
-
-    @abstractmethod
-    def write(self, offset: int, value: int) -> None:
-        """Write a 32-bit register word at byte `offset`."""
-
-    def read_many(self, offsets) -> np.ndarray:
-        """Words at `offsets`, read in order; uint32."""
-        return np.array([self.read(int(o)) for o in np.asarray(offsets).reshape(-1)], dtype=np.uint32)
-
-    def write_many(self, offsets, values) -> None:
-        """Write `values` at `offsets`, in order."""
-        for o, v in zip(np.asarray(offsets).reshape(-1), np.asarray(values).reshape(-1)):
-            self.write(int(o), int(v) & 0xFFFFFFFF)
 
     @abstractmethod
     def transfer(self, words: np.ndarray, n_out: int, *, deadline: float) -> Received:

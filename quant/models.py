@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spikeloop.network import FRAC_BITS_RANGE, NEURONS, RESETS, signed_range
+from spikeloop.network import FRAC_BITS_RANGE, NEURONS, RESETS, check_chain, signed_range
 from spikeloop.quant.golden import LayerParams, LIFState, lif_step
 
 SURROGATES = ("fast_sigmoid", "arctan")
@@ -492,14 +492,7 @@ class BinarySNN(nn.Module):
     def __init__(self, layers: Sequence[BinaryLIF], *, readout: str = "membrane", hardware: bool = True,
                  gain: float = 1.0):
         super().__init__()
-        layers = list(layers)
-        if not 1 <= len(layers) <= 16:
-            raise ModelError(f"a network has 1 to 16 layers, got {len(layers)}")
-        for k, layer in enumerate(layers):
-            if not isinstance(layer, BinaryLIF):
-                raise ModelError(f"layers[{k}] is a {type(layer).__name__}, expected a BinaryLIF")
-            if k and layer.n_in != layers[k - 1].n_out:
-                raise ModelError(f"layer {k}: n_in = {layer.n_in} but layer {k - 1} has n_out = {layers[k - 1].n_out}")
+        layers = list(check_chain(layers, BinaryLIF, ModelError, "BinarySNN"))
         rules = {layer.rule for layer in layers}
         if len(rules) != 1:
             raise ModelError(f"all layers must follow the same rule, got {sorted(rules)}")

@@ -3,7 +3,7 @@
 
     board = SimBoard(config)             # builds once per design (cached), then loads
     board.write(offset, value); board.read(offset)
-    board.arm(n_words); board.send(words, last=True); board.run(max_cycles, until=RECEIVED | SENT)
+    board.arm(n_words); board.send(words, last=True); board.run(max_cycles, until=Until.RECEIVED | Until.SENT)
     words = board.take()
     state = board.transfer(words, n_words, max_cycles)   # arm + send + run until received, one call
 
@@ -50,25 +50,11 @@ from spikeloop.config import CoreConfig, design_hash
 from spikeloop.stream import BUS_WIDTHS, output_words_per_timestep, pack_spikes
 from spikeloop.windows import load_writes
 
-from .interface import (  # the board interface's names, also spikeloop.sim.board's
-    FAULT_MUTE,
-    FAULT_NONE,
-    FAULT_TRUNCATE,
-    RECEIVED,
-    RX_ARMED,
-    RX_LAST,
-    RX_OVERFLOW,
-    SENT,
-    Board,
-    BoardError,
-    check_fault,
-)
+from .interface import Board, BoardError, Until, check_fault
 
 __all__ = [
-    "BoardBuildError", "BoardError", "SimBoard", "build_board", "board_available", "cache_root", "model_plan",
-    "harness_plan",
-    "add_served_core_arguments", "served_core", "serve_until_interrupted", "PROFILES", "RECEIVED", "SENT",
-    "RX_ARMED", "RX_LAST", "RX_OVERFLOW", "FAULT_NONE", "FAULT_TRUNCATE", "FAULT_MUTE",
+    "BoardBuildError", "SimBoard", "build_board", "board_available", "cache_root", "model_plan", "harness_plan",
+    "add_served_core_arguments", "served_core", "serve_until_interrupted", "PROFILES",
 ]
 
 #: The C++ harness: a file of this package (importlib.resources).
@@ -350,7 +336,7 @@ class SimBoard(Board):
         self._lib.sb_reset(self._h, cycles)
 
     def fault(self, kind: int, value: int = 0) -> None:
-        """Inject a fault (`FAULT_TRUNCATE` after `value` words, `FAULT_MUTE`), or `FAULT_NONE`."""
+        """Inject a fault (`Fault.TRUNCATE` after `value` words, `Fault.MUTE`), or `Fault.NONE`."""
         self._lib.sb_fault(self._h, check_fault(kind), value)
 
     def read(self, offset: int) -> int:
@@ -405,7 +391,7 @@ class SimBoard(Board):
 
     @property
     def rx_state(self) -> int:
-        """Bits RX_ARMED, RX_LAST (ended by TLAST), RX_OVERFLOW (room full without TLAST)."""
+        """Bits Rx.ARMED, Rx.LAST (ended by TLAST), Rx.OVERFLOW (room full without TLAST)."""
         return int(self._lib.sb_rx_state(self._h))
 
     @property
@@ -419,8 +405,8 @@ class SimBoard(Board):
         return out[: self._lib.sb_take(self._h, out.ctypes.data, out.size)]
 
     def transfer(self, words, room: int, max_cycles: int) -> int:
-        """`arm(room)`, `send(words)` and `run(max_cycles, RECEIVED)` in one call; returns `rx_state`
-        (with RX_ARMED the receive goes on: continue with `run`). `BoardError` if input words of an
+        """`arm(room)`, `send(words)` and `run(max_cycles, Until.RECEIVED)` in one call; returns `rx_state`
+        (with Rx.ARMED the receive goes on: continue with `run`). `BoardError` if input words of an
         earlier transfer are still queued."""
         w = words if isinstance(words, np.ndarray) and words.dtype in (np.uint32, np.uint64) else np.asarray(words)
         if w.dtype not in (np.uint32, np.uint64) or not w.flags.c_contiguous:
@@ -431,7 +417,7 @@ class SimBoard(Board):
         return state
 
     def run(self, max_cycles: int, until: int = 0) -> int:
-        """Run up to `max_cycles` clocks, stopping when the `until` conditions (RECEIVED | SENT) hold."""
+        """Run up to `max_cycles` clocks, stopping when the `until` conditions (Until.RECEIVED | Until.SENT) hold."""
         return int(self._lib.sb_run(self._h, max_cycles, until))
 
     def drain(self, quiet: int = 2000, max_cycles: int = 10_000_000) -> int:
@@ -460,7 +446,7 @@ def bench(config: CoreConfig, *, steps: int = 2000, density: float = 0.2, seed: 
     board.arm(n_out)
     board.send(words)
     c0, t0, p0 = board.cycles, time.perf_counter(), time.process_time()
-    board.run(1 << 40, RECEIVED | SENT)
+    board.run(1 << 40, Until.RECEIVED | Until.SENT)
     dt, dp = time.perf_counter() - t0, time.process_time() - p0
     cycles = board.cycles - c0
     i0, t1 = board.cycles, time.perf_counter()

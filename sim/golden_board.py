@@ -15,7 +15,7 @@ packs it, waits in the core until a receive takes it (`arm`), as on the simulate
 
 Time is not modelled: a transfer completes at once, in zero clock cycles. `run` only lets the
 clock count (`cycles`) advance while its `until` conditions do not hold (a host waiting for output
-that never comes, under FAULT_MUTE, sees time pass); `BUSY_CYCLES` stays 0. `busy` is seen while
+that never comes, under Fault.MUTE, sees time pass); `BUSY_CYCLES` stays 0. `busy` is seen while
 input words of an unfinished timestep are held, `clearing` while a state clear waits for that
 timestep to end; bus faults are not modelled, nor the phantom neurons of the core's padding lanes
 (their state readout reads 0 here).
@@ -31,19 +31,7 @@ from spikeloop.network import Layer, Network, NetworkError, Neuron, Reset
 from spikeloop.stream import pack_output, unpack_spikes, words_per_timestep
 from spikeloop.windows import pack_neuron_values, unpack_neuron_values, unpack_weights
 
-from .interface import (
-    FAULT_MUTE,
-    FAULT_NONE,
-    FAULT_TRUNCATE,
-    RECEIVED,
-    RX_ARMED,
-    RX_LAST,
-    RX_OVERFLOW,
-    SENT,
-    Board,
-    BoardError,
-    check_fault,
-)
+from .interface import Board, BoardError, Fault, Rx, Until, check_fault
 
 __all__ = ["GoldenBoard"]
 
@@ -77,7 +65,7 @@ class GoldenBoard(Board):
         self._in_masks = np.array([(1 << int(b)) - 1 for b in bits], np.uint64)
         self._network: Network | None = None
         self._cycles = 0
-        self._fault, self._fault_value = FAULT_NONE, 0
+        self._fault, self._fault_value = Fault.NONE, 0
         self.reset()
 
     @property
@@ -110,7 +98,7 @@ class GoldenBoard(Board):
         self._cycles += max(int(cycles), 1) + 1
 
     def fault(self, kind: int, value: int = 0) -> None:
-        """Inject a fault (`FAULT_TRUNCATE` after `value` words, `FAULT_MUTE`), or `FAULT_NONE`."""
+        """Inject a fault (`Fault.TRUNCATE` after `value` words, `Fault.MUTE`), or `Fault.NONE`."""
         self._fault, self._fault_value = check_fault(kind), int(value)
         self._dropping = False
         self._flow()
@@ -280,13 +268,13 @@ class GoldenBoard(Board):
                 self._dropping = not ends.size
                 self._pop(n)
                 continue
-            if not self._armed or self._fault == FAULT_MUTE:
+            if not self._armed or self._fault == Fault.MUTE:
                 return
             n = min(self._out.size, self._room - self._rx.size)
             ends = np.flatnonzero(self._out_last[:n])
             if ends.size:
                 n = int(ends[0]) + 1
-            truncate = self._fault == FAULT_TRUNCATE and self._rx.size + n >= self._fault_value
+            truncate = self._fault == Fault.TRUNCATE and self._rx.size + n >= self._fault_value
             if truncate:
                 n = max(1, min(n, self._fault_value - self._rx.size))
             last = bool(self._out_last[n - 1])
@@ -313,8 +301,8 @@ class GoldenBoard(Board):
 
     @property
     def rx_state(self) -> int:
-        return ((RX_ARMED if self._armed else 0) | (RX_LAST if self._rx_last else 0)
-                | (RX_OVERFLOW if self._rx_overflow else 0))
+        return ((Rx.ARMED if self._armed else 0) | (Rx.LAST if self._rx_last else 0)
+                | (Rx.OVERFLOW if self._rx_overflow else 0))
 
     @property
     def received(self) -> int:
@@ -335,7 +323,7 @@ class GoldenBoard(Board):
     def run(self, max_cycles: int, until: int = 0) -> int:
         """Nothing happens in time here: returns 0 when the `until` conditions hold, else lets
         `max_cycles` pass."""
-        if until and not (until & RECEIVED and self._armed) and not (until & SENT and self.pending):
+        if until and not (until & Until.RECEIVED and self._armed) and not (until & Until.SENT and self.pending):
             return 0
         self._cycles += int(max_cycles)
         return int(max_cycles)

@@ -8,13 +8,13 @@ A board is one core with its ports as a bus master and a DMA see them:
 - the input stream: `send(words, last=)` queues words (TLAST on the last when `last`), which the
   core takes as fast as it can; `pending` counts the words not taken yet, `discard()` forgets them;
 - the output stream: `arm(room)` starts a receive of up to `room` words, which ends at the core's
-  TLAST (`RX_LAST`) or when the room is full (`RX_OVERFLOW`); until then `rx_state` has `RX_ARMED`.
+  TLAST (`Rx.LAST`) or when the room is full (`Rx.OVERFLOW`); until then `rx_state` has `Rx.ARMED`.
   Without an armed receive the core's output waits in the core (backpressure). `received` and
   `take()` give the words of the current receive; `disarm()` stops it; `drain()` accepts and
   discards what the core still holds;
 - the clock: `run(max_cycles, until=)` lets up to `max_cycles` clock cycles pass, stopping early
-  once the `until` conditions hold (`RECEIVED`: no receive armed; `SENT`: no word pending);
-  `cycles` counts them. `transfer(words, room, max_cycles)` is `arm` + `send` + `run(RECEIVED)`.
+  once the `until` conditions hold (`Until.RECEIVED`: no receive armed; `Until.SENT`: no word pending);
+  `cycles` counts them. `transfer(words, room, max_cycles)` is `arm` + `send` + `run(Until.RECEIVED)`.
 - `reset()` (the core's registers, its state and both streams; the parameter windows keep their
   contents), `fault()`
   (injected faults, for testing hosts), `close()`.
@@ -25,38 +25,55 @@ Boards: `spikeloop.sim.board.SimBoard` (the Verilated core, clock cycle by clock
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
+from enum import IntEnum, IntFlag
 
 import numpy as np
 
 from spikeloop.config import CoreConfig
+from spikeloop.regmap import RegisterPort
 
-__all__ = ["Board", "BoardError", "RECEIVED", "SENT", "RX_ARMED", "RX_LAST", "RX_OVERFLOW",
-           "FAULT_NONE", "FAULT_TRUNCATE", "FAULT_MUTE", "FAULTS", "check_fault"]
-
-#: `run` conditions (`until`), as in sim/board.cpp.
-RECEIVED, SENT = 1, 2
-#: `rx_state` bits, as in sim/board.cpp.
-RX_ARMED, RX_LAST, RX_OVERFLOW = 1, 2, 4
-#: Faults a board can inject, as in sim/board.cpp: FAULT_TRUNCATE ends every receive after `value`
-#: words (as if the core sent TLAST early) and drops the rest of that output timestep; FAULT_MUTE
-#: never accepts an output word (a core that never answers).
-FAULT_NONE, FAULT_TRUNCATE, FAULT_MUTE = 0, 1, 2
-FAULTS = (FAULT_NONE, FAULT_TRUNCATE, FAULT_MUTE)
+__all__ = ["Board", "BoardError", "Until", "Rx", "Fault", "check_fault"]
 
 
-def check_fault(kind) -> int:
-    """`kind` if it is one of FAULTS, else ValueError."""
-    if kind not in FAULTS:
-        raise ValueError(f"unknown fault {kind!r}; expected one of {FAULTS} (FAULT_NONE, FAULT_TRUNCATE, FAULT_MUTE)")
-    return int(kind)
+class Until(IntFlag):
+    """`run` conditions, as in sim/board.cpp: stop once no receive is armed / no input word is pending."""
+
+    RECEIVED = 1
+    SENT = 2
+
+
+class Rx(IntFlag):
+    """`rx_state` bits, as in sim/board.cpp: a receive is armed, it ended at TLAST, its room filled first."""
+
+    ARMED = 1
+    LAST = 2
+    OVERFLOW = 4
+
+
+class Fault(IntEnum):
+    """Faults a board can inject, as in sim/board.cpp: TRUNCATE ends every receive after `value` words (as
+    if the core sent TLAST early) and drops the rest of that output timestep; MUTE never accepts an output
+    word (a core that never answers)."""
+
+    NONE = 0
+    TRUNCATE = 1
+    MUTE = 2
+
+
+def check_fault(kind) -> Fault:
+    """`kind` as a `Fault`, else ValueError naming it and the choices."""
+    if isinstance(kind, bool) or kind not in tuple(Fault):
+        choices = ", ".join(f"{f.value} ({f.name})" for f in Fault)
+        raise ValueError(f"unknown fault {kind!r}; expected one of {choices}")
+    return Fault(kind)
 
 
 class BoardError(RuntimeError):
     """A board could not do what was asked (the message says what and why)."""
 
 
-class Board(ABC):
+class Board(RegisterPort):
     """One simulated core behind its AXI-Lite and AXI-Stream ports. Not thread-safe: one caller at a time."""
 
     #: A conservative lower bound of the board's clock cycles per wall-clock second, for deadlines.
@@ -75,24 +92,6 @@ class Board(ABC):
     def describe(self) -> str:
         """A short description for messages: the core's sizes."""
         return "-".join(map(str, self.config.sizes))
-
-    # ------------------------------------------------------------------ AXI-Lite
-    @abstractmethod
-    def read(self, offset: int) -> int:
-        """The 32-bit register word at byte `offset`."""
-
-    @abstractmethod
-    def write(self, offset: int, value: int) -> None:
-        """Write a 32-bit register word at byte `offset`."""
-
-    def read_many(self, offsets) -> np.ndarray:
-        """Words at `offsets`, read in order; uint32."""
-        return np.array([self.read(int(o)) for o in np.asarray(offsets).reshape(-1)], dtype=np.uint32)
-
-    def write_many(self, offsets, values) -> None:
-        """Write `values` at `offsets`, in order."""
-        for o, v in zip(np.asarray(offsets).reshape(-1), np.asarray(values, dtype=np.int64).reshape(-1)):
-            self.write(int(o), int(v) & 0xFFFFFFFF)
 
     # ------------------------------------------------------------------ input stream
     @abstractmethod
@@ -120,7 +119,7 @@ class Board(ABC):
     @property
     @abstractmethod
     def rx_state(self) -> int:
-        """Bits RX_ARMED, RX_LAST (ended by TLAST), RX_OVERFLOW (room full without TLAST)."""
+        """Bits Rx.ARMED, Rx.LAST (ended by TLAST), Rx.OVERFLOW (room full without TLAST)."""
 
     @property
     @abstractmethod
@@ -138,18 +137,18 @@ class Board(ABC):
     # ------------------------------------------------------------------ clock
     @abstractmethod
     def run(self, max_cycles: int, until: int = 0) -> int:
-        """Run up to `max_cycles` clocks, stopping when the `until` conditions (RECEIVED | SENT) all
+        """Run up to `max_cycles` clocks, stopping when the `until` conditions (Until.RECEIVED | Until.SENT) all
         hold; returns the cycles run."""
 
     def transfer(self, words, room: int, max_cycles: int) -> int:
-        """`arm(room)`, `send(words)` and `run(max_cycles, RECEIVED)` in one call; returns `rx_state`
-        (with RX_ARMED the receive goes on: continue with `run`). `BoardError` if input words of an
+        """`arm(room)`, `send(words)` and `run(max_cycles, Until.RECEIVED)` in one call; returns `rx_state`
+        (with Rx.ARMED the receive goes on: continue with `run`). `BoardError` if input words of an
         earlier transfer are still queued."""
         if self.pending:
             raise BoardError(f"{self.pending} input words of an earlier transfer are still queued")
         self.arm(room)
         self.send(words, last=True)
-        self.run(max_cycles, RECEIVED)
+        self.run(max_cycles, Until.RECEIVED)
         return self.rx_state
 
     # ------------------------------------------------------------------ the rest
@@ -160,7 +159,7 @@ class Board(ABC):
 
     @abstractmethod
     def fault(self, kind: int, value: int = 0) -> None:
-        """Inject a fault (`FAULT_TRUNCATE` after `value` words, `FAULT_MUTE`), or `FAULT_NONE`."""
+        """Inject a fault (`Fault.TRUNCATE` after `value` words, `Fault.MUTE`), or `Fault.NONE`."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the board holds."""

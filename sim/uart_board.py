@@ -18,7 +18,7 @@ core has not taken, output owed for the timesteps received, and QUIET_CYCLES aft
 A background thread serves; `stop()` (or leaving the `with` block) ends it and closes the port.
 
 For tests: `inject("mute" | "garbage" | "wrong_reply")` makes the line misbehave, `core_fault`
-injects the board's faults (FAULT_TRUNCATE, FAULT_MUTE of spikeloop.sim.interface), and
+injects the board's faults (Fault.TRUNCATE, Fault.MUTE of spikeloop.sim.interface), and
 `stats` counts bytes, frames and the host's flow-control violations (a timestep of input started
 while outputs of an earlier one were still owed: the real bridge could then lose bytes).
 """
@@ -39,7 +39,7 @@ from spikeloop.config import CoreConfig
 from spikeloop.stream import output_words_per_timestep, words_per_timestep
 from spikeloop.uartlink import DEFAULT_BAUD, frame_ack, frame_output, frame_read_data, parse_commands
 
-from .interface import RECEIVED, RX_ARMED, RX_LAST, SENT, Board
+from .interface import Board, Rx, Until
 
 __all__ = ["UARTBoard", "LINK_FAULTS", "main"]
 
@@ -47,7 +47,7 @@ __all__ = ["UARTBoard", "LINK_FAULTS", "main"]
 SLICE_CYCLES = 64
 TAIL_SLICE_CYCLES = 16
 #: The simulated board's receive: armed for this many words, restarted at every output TLAST and
-#: after REARM_WORDS words (FAULT_TRUNCATE counts its words from there).
+#: after REARM_WORDS words (Fault.TRUNCATE counts its words from there).
 ROOM_WORDS = 1 << 30
 REARM_WORDS = 4096
 #: Cycles the clock keeps running after the last frame or output word.
@@ -76,7 +76,7 @@ class _Core:
         """True once no stream word waits for the core (the bridge would be stuck pushing it); runs
         the clock up to a slice for the core to take them."""
         if self.board.pending:
-            self.board.run(SLICE_CYCLES, SENT)
+            self.board.run(SLICE_CYCLES, Until.SENT)
         return self.board.pending == 0
 
     def touch(self) -> None:
@@ -101,13 +101,13 @@ class _Core:
         if not board.pending and board.cycles - self._news >= patience:
             return [], False
         # Short slices while nothing is owed: the host's next frame is then answered sooner.
-        board.run(SLICE_CYCLES if owed or board.pending else TAIL_SLICE_CYCLES, RECEIVED)  # ends early at TLAST
+        board.run(SLICE_CYCLES if owed or board.pending else TAIL_SLICE_CYCLES, Until.RECEIVED)  # ends early at TLAST
         received, state = board.received, board.rx_state
-        ended = not state & RX_ARMED
+        ended = not state & Rx.ARMED
         outputs = []
         if received > self._forwarded:
             words = board.take()[self._forwarded :]
-            tlast = ended and bool(state & RX_LAST)
+            tlast = ended and bool(state & Rx.LAST)
             outputs = [(int(w), tlast and i == words.size - 1) for i, w in enumerate(words)]
             self._forwarded = received
             self.touch()
@@ -192,7 +192,7 @@ class UARTBoard:
             self._wrong_reply = fault == "wrong_reply"
 
     def core_fault(self, kind: int, value: int = 0) -> None:
-        """Inject a fault of the board (`spikeloop.sim.interface.FAULT_*`), FAULT_NONE to end it."""
+        """Inject a fault of the board (`spikeloop.sim.interface.FAULT_*`), Fault.NONE to end it."""
         with self._lock:
             self._core.fault(kind, value)
 

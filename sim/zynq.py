@@ -43,7 +43,7 @@ from spikeloop import regmap
 from spikeloop.config import CoreConfig, design_hash
 from spikeloop.overlay import DMA, DMA_VLNV, VLNV
 
-from .interface import RX_ARMED, RX_OVERFLOW, Board
+from .interface import Board, Rx
 
 __all__ = ["SimDevice", "SimPL", "overlay_ips", "overlay_hwh", "write_overlay_files",
            "CORE_BASE", "DMA_BASE"]
@@ -242,12 +242,12 @@ class _DmaModel:
         if mm2s["active"] and self.board.pending == 0:
             mm2s["active"] = False
             mm2s["sr"] |= DMA.IDLE | DMA.IOC_IRQ
-        if s2mm["active"] and not self.board.rx_state & RX_ARMED:
+        if s2mm["active"] and not self.board.rx_state & Rx.ARMED:
             words = self.board.take()
             memory, offset = self.pl.memory.find(s2mm["addr_msb"] << 32 | s2mm["addr"], s2mm["length"])
             data = words.astype("<u4" if self.width == 4 else "<u8").view(np.uint8)
             memory[offset : offset + data.size] = data
-            if self.board.rx_state & RX_OVERFLOW:
+            if self.board.rx_state & Rx.OVERFLOW:
                 self._fail(DMA.S2MM, 1 << 4)  # DMAIntErr: the packet is longer than the buffer
             else:
                 s2mm["active"] = False

@@ -19,12 +19,12 @@ from spikeloop.network import (
     BITS_RANGE,
     DECAYS,
     FRAC_BITS_RANGE,
-    MAX_LAYERS,
     MAX_WIDTH,
     Decay,
     Layer,
     LayerChain,
     Network,
+    check_chain,
     check_int,
 )
 from spikeloop.regmap import (
@@ -173,15 +173,7 @@ class CoreConfig(LayerChain):
     bus_width: int = 32
 
     def __post_init__(self):
-        layers = tuple(self.layers)
-        object.__setattr__(self, "layers", layers)
-        if not 1 <= len(layers) <= MAX_LAYERS:
-            raise ConfigError(f"config: {len(layers)} layers, expected 1 to {MAX_LAYERS}")
-        for k, layer in enumerate(layers):
-            if not isinstance(layer, LayerConfig):
-                raise ConfigError(f"config: layers[{k}] is a {type(layer).__name__}, expected a LayerConfig")
-            if k and layer.n_in != layers[k - 1].n_out:
-                raise ConfigError(f"layer {k}: n_in = {layer.n_in} but layer {k - 1} has n_out = {layers[k - 1].n_out}")
+        object.__setattr__(self, "layers", check_chain(self.layers, LayerConfig, ConfigError, "config"))
         if not isinstance(self.membranes, (bool, np.bool_)):
             raise ConfigError(f"config: membranes must be True or False, got {self.membranes!r}")
         if self.bus_width not in BUS_WIDTHS:

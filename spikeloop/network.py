@@ -207,6 +207,21 @@ class Layer:
         return "Layer(" + ", ".join(f"{k}={v!r}" for k, v in p.items()) + ")"
 
 
+def check_chain(layers, kind: type, error: type[Exception], where: str) -> tuple:
+    """`layers` as a tuple, after the rules of every chain of layers (a network, a core build, a
+    training model): 1 to MAX_LAYERS layers, each a `kind`, each taking the previous one's outputs.
+    The first broken rule raises `error`, its message starting with `where`."""
+    layers = tuple(layers)
+    if not 1 <= len(layers) <= MAX_LAYERS:
+        raise error(f"{where}: {len(layers)} layers, expected 1 to {MAX_LAYERS}")
+    for k, layer in enumerate(layers):
+        if not isinstance(layer, kind):
+            raise error(f"{where}: layers[{k}] is a {type(layer).__name__}, expected a {kind.__name__}")
+        if k and layer.n_in != layers[k - 1].n_out:
+            raise error(f"layer {k}: n_in = {layer.n_in} but layer {k - 1} has n_out = {layers[k - 1].n_out}")
+    return layers
+
+
 class LayerChain:
     """Sizes of anything made of `layers` that each have `n_in` and `n_out` (networks, core builds)."""
 
@@ -233,17 +248,7 @@ class Network(LayerChain):
     layers: tuple[Layer, ...]
 
     def __post_init__(self):
-        layers = tuple(self.layers)
-        object.__setattr__(self, "layers", layers)
-        if not 1 <= len(layers) <= MAX_LAYERS:
-            raise NetworkError(f"network: {len(layers)} layers, expected 1 to {MAX_LAYERS}")
-        for k, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise NetworkError(f"network: layers[{k}] is a {type(layer).__name__}, expected a Layer")
-            if k and layer.n_in != layers[k - 1].n_out:
-                raise NetworkError(
-                    f"layer {k}: n_in = {layer.n_in} but layer {k - 1} has n_out = {layers[k - 1].n_out}"
-                )
+        object.__setattr__(self, "layers", check_chain(self.layers, Layer, NetworkError, "network"))
 
     @classmethod
     def build(cls, layers: list[dict]) -> Network:

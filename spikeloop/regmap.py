@@ -20,8 +20,11 @@ configuration itself (a `config` below) is `spikeloop.config.CoreConfig`.
 from __future__ import annotations
 
 import functools
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import NamedTuple
+
+import numpy as np
 
 from spikeloop.network import MAX_LAYERS, Decay, Neuron, Reset, signed_range
 
@@ -29,7 +32,7 @@ __all__ = [
     "MAGIC", "VERSION", "WORD_BYTES", "ERRORS", "COUNTERS", "Field", "Register", "Window", "Verdict",
     "GLOBAL_REGISTERS", "LAYER_REGISTERS", "LAYER_BASE", "LAYER_STRIDE", "WINDOW_BASE", "WINDOW_KINDS",
     "register", "layer_register", "layer_offset", "windows", "window", "address_bits", "decode_address",
-    "judge_write", "next_pow2", "ceil_div", "markdown",
+    "judge_write", "RegisterPort", "next_pow2", "ceil_div", "markdown",
 ]
 
 #: Identity word at offset 0: the ASCII bytes "SKLP" read as a little-endian 32-bit word.
@@ -315,6 +318,28 @@ class Verdict(NamedTuple):
 
 
 _MODE_BITS = max(f.lsb + f.width for f in layer_register("MODE").fields)
+
+
+class RegisterPort(ABC):
+    """Anything that holds the core's registers (a board, a transport): 32-bit words at byte offsets,
+    one by one (`read`, `write`) or in bulk (`read_many`, `write_many`, by default one by one)."""
+
+    @abstractmethod
+    def read(self, offset: int) -> int:
+        """The 32-bit register word at byte `offset`."""
+
+    @abstractmethod
+    def write(self, offset: int, value: int) -> None:
+        """Write a 32-bit register word at byte `offset`."""
+
+    def read_many(self, offsets) -> np.ndarray:
+        """Words at `offsets`, read in order; uint32."""
+        return np.array([self.read(int(o)) for o in np.asarray(offsets).reshape(-1)], dtype=np.uint32)
+
+    def write_many(self, offsets, values) -> None:
+        """Write `values` at `offsets`, in order (each taken modulo 2^32)."""
+        for o, v in zip(np.asarray(offsets).reshape(-1), np.asarray(values, dtype=np.int64).reshape(-1)):
+            self.write(int(o), int(v) & 0xFFFFFFFF)
 
 
 def judge_write(config, offset: int, value: int, *, busy: bool = False) -> Verdict:

@@ -445,7 +445,8 @@ def test_verilog_is_announced_before_it_starts(tmp_path, capsys, monkeypatch):
     from spikeloop.rtl import verilog
 
     seen = {}
-    monkeypatch.setattr(verilog, "generate", lambda config, out: seen.setdefault("err", capsys.readouterr().err) and out)
+    monkeypatch.setattr(verilog, "generate",
+                        lambda config, out: seen.setdefault("err", capsys.readouterr().err) and out)
     assert main(["verilog", "--sizes", "64,32,10", "--out", str(tmp_path / "v")]) == 0
     assert seen["err"].startswith("writing the Verilog of 64-32-10")
 

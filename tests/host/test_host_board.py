@@ -42,7 +42,7 @@ def test_the_build_is_cached():
 
 
 def test_stream_words_are_the_golden_models(board):
-    from spikeloop.sim.board import RECEIVED, RX_LAST, SENT
+    from spikeloop.sim.interface import Rx, Until
 
     config, net = main_config(), main_network()
     offsets, values = zip(*load_writes(config, net))
@@ -53,8 +53,8 @@ def test_stream_words_are_the_golden_models(board):
     board.arm(30 * output_words_per_timestep(config))
     board.send(pack_spikes(spikes))
     c0 = board.cycles
-    board.run(10**6, RECEIVED | SENT)
-    assert board.rx_state == RX_LAST and board.pending == 0
+    board.run(10**6, Until.RECEIVED | Until.SENT)
+    assert board.rx_state == Rx.LAST and board.pending == 0
     assert np.array_equal(board.take(), pack_output(expected.spikes, expected.membranes, config))
     assert board.cycles - c0 > 30
 
@@ -184,7 +184,7 @@ def test_the_golden_transport_emulates_the_gateware_registers(board):
 
 
 def test_a_transfer_in_one_call(board):
-    from spikeloop.sim.board import RECEIVED, RX_ARMED, RX_LAST, BoardError
+    from spikeloop.sim.interface import BoardError, Rx, Until
 
     config, net = main_config(), main_network()
     offsets, values = zip(*load_writes(config, net))
@@ -194,9 +194,9 @@ def test_a_transfer_in_one_call(board):
     words = pack_spikes(spikes)
     n_out = 12 * output_words_per_timestep(config)
     assert words.dtype == np.uint32
-    assert board.transfer(words, n_out, 5) == RX_ARMED  # 5 cycles are not enough: the receive goes on
-    board.run(10**6, RECEIVED)
-    assert board.rx_state == RX_LAST and board.pending == 0
+    assert board.transfer(words, n_out, 5) == Rx.ARMED  # 5 cycles are not enough: the receive goes on
+    board.run(10**6, Until.RECEIVED)
+    assert board.rx_state == Rx.LAST and board.pending == 0
     assert np.array_equal(board.take(n_out), pack_output(expected.spikes, expected.membranes, config))
     board.send(words[:1], last=False)
     with pytest.raises(BoardError, match="still queued"):

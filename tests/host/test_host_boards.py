@@ -26,16 +26,7 @@ from conftest import (
 
 from spikeloop import golden, regmap
 from spikeloop.sim.golden_board import GoldenBoard
-from spikeloop.sim.interface import (
-    FAULT_MUTE,
-    FAULT_NONE,
-    FAULT_TRUNCATE,
-    RECEIVED,
-    RX_ARMED,
-    RX_LAST,
-    RX_OVERFLOW,
-    Board,
-)
+from spikeloop.sim.interface import Board, Fault, Rx, Until
 from spikeloop.stream import output_words_per_timestep, pack_spikes, unpack_output, words_per_timestep
 from spikeloop.windows import load_writes, neuron_word_index
 
@@ -79,8 +70,8 @@ def scenario(board: Board, network, seed: int) -> list[tuple[str, object]]:
     def transfer(label: str, steps: int, *, room: int | None = None, cut: int = 0) -> None:
         words = pack_spikes(rng.random((steps, config.n_in)) < 0.3, config.bus_width)
         state = board.transfer(words[: words.size - cut], steps * per_out if room is None else room, SETTLE)
-        while state & RX_ARMED:
-            board.run(SETTLE, RECEIVED)
+        while state & Rx.ARMED:
+            board.run(SETTLE, Until.RECEIVED)
             state = board.rx_state
         seen.append((f"{label}: rx_state", state))
         seen.append((f"{label}: words", board.take().tolist()))
@@ -106,20 +97,20 @@ def scenario(board: Board, network, seed: int) -> list[tuple[str, object]]:
     look("clear requested")  # clearing until the timestep ends
     board.arm(per_out)
     board.send(words[1:], last=True)
-    board.run(SETTLE, RECEIVED)
+    board.run(SETTLE, Until.RECEIVED)
     seen.append(("partial: words", board.take().tolist()))
     look("cleared")
-    board.fault(FAULT_TRUNCATE, 3)
+    board.fault(Fault.TRUNCATE, 3)
     transfer("truncate fault", 2)
     board.run(SETTLE)
-    board.fault(FAULT_NONE)
+    board.fault(Fault.NONE)
     seen.append(("truncate fault: drained", board.drain(4000, 10**6)))
-    board.fault(FAULT_MUTE)
+    board.fault(Fault.MUTE)
     state = board.transfer(pack_spikes(rng.random((2, config.n_in)) < 0.3, config.bus_width), 2 * per_out,
                            SETTLE)
     seen.append(("mute: rx_state, received", (state, board.received)))
-    board.fault(FAULT_NONE)
-    board.run(SETTLE, RECEIVED)
+    board.fault(Fault.NONE)
+    board.run(SETTLE, Until.RECEIVED)
     seen.append(("mute ended: rx_state", board.rx_state))
     seen.append(("mute ended: words", board.take().tolist()))
     look("faults")
@@ -148,8 +139,8 @@ def test_the_golden_board_answers_as_the_simulated_board(design, seed):
     observed = dict(expected)
     words = np.array(observed["whole: words"], np.uint32 if config.bus_width == 32 else np.uint64)
     assert unpack_output(words, config)[0].any(), f"seed {seed}: no spike fired, the comparison is vacuous"
-    assert observed["truncated: rx_state"] == RX_LAST and observed["overflow: rx_state"] == RX_OVERFLOW
-    assert observed["overflow: drained"] > 0 and observed["mute: rx_state, received"] == (RX_ARMED, 0)
+    assert observed["truncated: rx_state"] == Rx.LAST and observed["overflow: rx_state"] == Rx.OVERFLOW
+    assert observed["overflow: drained"] > 0 and observed["mute: rx_state, received"] == (Rx.ARMED, 0)
     assert len(observed["truncate fault: words"]) == 3
     fields = regmap.register("STATUS").decode(observed["clear requested: registers"][
         int(np.searchsorted(modelled_offsets(config), regmap.register("STATUS").offset))])
@@ -235,7 +226,7 @@ def test_a_board_transport_takes_boards_only():
         SimPL("board")
     with pytest.raises(TypeError, match="config must be a CoreConfig, got tuple"):
         GoldenBoard((40, 12, 6))
-    with pytest.raises(ValueError, match=r"unknown fault 3; expected one of \(0, 1, 2\)"):
+    with pytest.raises(ValueError, match=r"unknown fault 3; expected one of 0 \(NONE\), 1 \(TRUNCATE\), 2 \(MUTE\)"):
         GoldenBoard(main_config()).fault(3)
     transport = GoldenTransport(config=main_config())
     assert transport.describe() == "golden transport (40-12-6)" and transport.cycles_per_second == float("inf")

@@ -31,13 +31,13 @@ def _works(core, seed=SEED + 50):
 
 @pytest.mark.parametrize("backend", ["sim", "pynq"])
 def test_a_core_that_returns_fewer_words(backend):
-    from spikeloop.sim.board import FAULT_NONE, FAULT_TRUNCATE
+    from spikeloop.sim.interface import Fault
 
     core = make_core(backend, main_config(), main_network())
-    _board(core).fault(FAULT_TRUNCATE, 10)  # TLAST after 10 words, the rest of that timestep dropped
+    _board(core).fault(Fault.TRUNCATE, 10)  # TLAST after 10 words, the rest of that timestep dropped
     with pytest.raises(TransferError, match=r"5 timesteps in gave 10 words out, expected 35 \(7 per timestep\)"):
         core.run(spike_train((5, 40), SEED))
-    _board(core).fault(FAULT_NONE)
+    _board(core).fault(Fault.NONE)
     core.reset()
     _works(core)
 
@@ -48,10 +48,10 @@ def test_a_core_that_returns_fewer_words(backend):
               r"0x00000000 \(running, not idle\)")),
 ])
 def test_a_core_that_never_answers_times_out(backend, message):
-    from spikeloop.sim.board import FAULT_MUTE, FAULT_NONE
+    from spikeloop.sim.interface import Fault
 
     core = make_core(backend, main_config(), main_network(), timeout=0.5)
-    _board(core).fault(FAULT_MUTE, 0)
+    _board(core).fault(Fault.MUTE, 0)
     t0 = time.monotonic()
     with pytest.raises(TransferTimeout, match=message) as info:
         core.run(spike_train((20, 40), SEED))
@@ -59,7 +59,7 @@ def test_a_core_that_never_answers_times_out(backend, message):
     assert time.monotonic() - t0 < 10, "the deadline was not kept"
     if backend == "pynq":
         assert not info.value.status["s2mm_dmasr"] & 2, "the receive should not be idle"
-    _board(core).fault(FAULT_NONE)
+    _board(core).fault(Fault.NONE)
     core.reset()
     assert not core.status().busy
     _works(core)

@@ -54,9 +54,9 @@ def device(server):
 @pytest.fixture
 def core(server, device, overlay_dir):
     from spikeloop.host import open_core
-    from spikeloop.sim.board import FAULT_NONE
+    from spikeloop.sim.interface import Fault
 
-    server.pl.board.fault(FAULT_NONE)
+    server.pl.board.fault(Fault.NONE)
     c = open_core("pynq", device=device, bitfile=str(overlay_dir / "spikeloop.bit"), network=main_network())
     yield c
     c.close()
@@ -102,17 +102,17 @@ def test_run_and_step_match_the_golden_model(core):
 
 def test_a_core_that_never_answers_times_out_and_recovers(core, server):
     from spikeloop.host.transport import TransferTimeout
-    from spikeloop.sim.board import FAULT_MUTE, FAULT_NONE
+    from spikeloop.sim.interface import Fault
 
     core.timeout = 1.0
-    server.pl.board.fault(FAULT_MUTE)
+    server.pl.board.fault(Fault.MUTE)
     t0 = time.monotonic()
     with pytest.raises(TransferTimeout, match=r"S2MM \(receive\) did not finish before the deadline") as info:
         core.run(spike_train((4, 40), SEED + 1))
     assert time.monotonic() - t0 < 1.0 + 5.0
     status = info.value.status
     assert status["s2mm"] == "running, not idle" and "Idle" in status["mm2s"], status
-    server.pl.board.fault(FAULT_NONE)
+    server.pl.board.fault(Fault.NONE)
     core.reset()
     spikes = spike_train((8, 40), SEED + 2)
     assert np.array_equal(core.run(spikes).membranes, golden.run(main_network(), spikes).membranes)

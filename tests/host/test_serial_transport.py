@@ -230,16 +230,16 @@ def test_a_board_that_never_answers_a_register_access(served):
 
 
 def test_a_core_that_never_sends_its_output(served_either):
-    from spikeloop.sim.board import FAULT_MUTE, FAULT_NONE
+    from spikeloop.sim.interface import Fault
 
     with serial_core(served_either, timeout=0.5) as core:
-        served_either.core_fault(FAULT_MUTE)
+        served_either.core_fault(Fault.MUTE)
         t0 = time.monotonic()
         with pytest.raises(TransferTimeout, match=r"the receive got 0 of 140 words .* 1 of 20 timesteps") as info:
             core.run(spike_train((20, 40), SEED))
         assert time.monotonic() - t0 < 5, "the transfer deadline was not kept"
         assert info.value.status["received"] == 0 and info.value.status["timesteps_sent"] == 1
-        served_either.core_fault(FAULT_NONE)
+        served_either.core_fault(Fault.NONE)
         core.reset()
         assert not core.status().busy
         works(core)
@@ -269,13 +269,13 @@ def test_a_reply_of_the_wrong_kind(served, access, message):
 
 
 def test_a_short_output(served_either):
-    from spikeloop.sim.board import FAULT_NONE, FAULT_TRUNCATE
+    from spikeloop.sim.interface import Fault
 
     with serial_core(served_either) as core:
-        served_either.core_fault(FAULT_TRUNCATE, 10)  # TLAST after 10 words, the rest of that timestep dropped
+        served_either.core_fault(Fault.TRUNCATE, 10)  # TLAST after 10 words, the rest of that timestep dropped
         with pytest.raises(TransferError, match=r"5 timesteps in gave 10 words out, expected 35 \(7 per timestep\)"):
             core.run(spike_train((5, 40), SEED))
-        served_either.core_fault(FAULT_NONE)
+        served_either.core_fault(Fault.NONE)
         core.reset()
         works(core)
 
@@ -330,7 +330,7 @@ def test_bad_emulator_arguments(served_golden):
         served_golden.inject("noise")
     with pytest.raises(ValueError, match="garbage needs some bytes to send"):
         served_golden.inject("garbage", b"")
-    with pytest.raises(ValueError, match=r"unknown fault 7; expected one of \(0, 1, 2\)"):
+    with pytest.raises(ValueError, match=r"unknown fault 7; expected one of 0 \(NONE\), 1 \(TRUNCATE\), 2 \(MUTE\)"):
         served_golden.core_fault(7, 3)
 
 
