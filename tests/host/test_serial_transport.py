@@ -361,4 +361,4 @@ def test_spikeloop_run_over_serial(served_golden, tmp_path, capsys):
     with np.load(tmp_path / "out.npz") as saved:
         assert np.array_equal(out, ref.spikes) and np.array_equal(saved["membranes"], ref.membranes), f"seed {seed}"
     assert main(command[:5] + ["--backend", "serial", "--out", str(tmp_path / "o.npz")]) == 2  # no --port
-    assert "port must be a serial device" in capsys.readouterr().err
+    assert "--backend serial needs --port" in capsys.readouterr().err
