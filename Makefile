@@ -21,7 +21,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest $(XDIST) tests
+	$(PY) -m pytest $(XDIST) -m "not slow and not readme" tests
+
+# The README executed top to bottom in an empty folder (tests/test_readme.py; about 3 minutes, a CI step of its own).
+.PHONY: readme
+readme: $(STAMP)
+	$(PY) -m pytest -m readme tests/test_readme.py
 
 # The quick tier: lint, then every test that needs no Verilator, Yosys or training run and is no long sweep
 # (tests/README.md).

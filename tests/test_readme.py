@@ -130,6 +130,7 @@ def _check(proc, what: str, block: Block) -> None:
 
 
 @pytest.mark.tools
+@pytest.mark.readme  # `make readme`, a step of CI of its own: about 3 minutes
 def test_readme_runs_top_to_bottom(tmp_path):
     env = {**os.environ, "SPIKELOOP_SIM_PROFILE": "quick", "MPLBACKEND": "Agg"}
     spikeloop = _spikeloop()

@@ -201,7 +201,7 @@ def test_weight_modes():
         (lambda: BinaryLIF(3, 3, bias="x"), "bias must be a number"),
         (lambda: BinarySNN([BinaryLIF(3, 4), BinaryLIF(5, 2)]), "layer 1: n_in = 5 but layer 0 has n_out = 4"),
         (lambda: BinarySNN([BinaryLIF(3, 4), BinaryLIF(4, 2, rule="bayes")]), "same rule"),
-        (lambda: BinarySNN([]), "1 to 16 layers"),
+        (lambda: BinarySNN([]), "0 layers, expected 1 to 16"),
         (lambda: BinarySNN([torch.nn.Linear(3, 4)]), "expected a BinaryLIF"),
         (lambda: BinarySNN([BinaryLIF(3, 4)], readout="max"), "readout must be one of"),
         (lambda: feedforward((5,)), "at least an input and an output"),
