@@ -22,6 +22,16 @@ ROOT = Path(__file__).resolve().parents[1]
 needs_native = pytest.mark.skipif(not golden.native_available(), reason="no C compiler: no native kernel")
 
 
+def recording_synaptic(seen: list):
+    """A `synaptic=` function that computes the contract's sums and records the layers it was called for."""
+
+    def synaptic(layer, x):
+        seen.append(layer)
+        return golden.synaptic_input(layer, x)
+
+    return synaptic
+
+
 def small_case(seed: int = 5):
     network = random_network((24, 12, 6), seed=seed, neuron="cuba", v_bits=8, u_bits=6, lam=40, alpha=64)
     spikes = np.random.default_rng(seed).random((3, 9, 24)) < 0.4
@@ -76,10 +86,7 @@ def test_auto_without_kernel_is_numpy(monkeypatch, native_runs):
     monkeypatch.setattr(golden_kernel, "unavailable_reason", lambda: "test")
     network, spikes = small_case()
     seen = []
-
-    def synaptic(layer, x):
-        seen.append(layer)
-        return golden.synaptic_input(layer, x)
+    synaptic = recording_synaptic(seen)
 
     ref = golden.run(network, spikes, engine="reference")
     assert_traces_equal(golden.run(network, spikes, synaptic=synaptic), ref, "auto without kernel")
@@ -92,10 +99,7 @@ def test_auto_without_kernel_is_numpy(monkeypatch, native_runs):
 def test_synaptic_replaces_the_sums_of_the_numpy_engine_only(engine):
     network, spikes = small_case()
     seen = []
-
-    def synaptic(layer, x):
-        seen.append(layer)
-        return golden.synaptic_input(layer, x)
+    synaptic = recording_synaptic(seen)
 
     ref = golden.run(network, spikes, engine="reference")
     assert_traces_equal(golden.run(network, spikes, engine=engine, synaptic=synaptic), ref, engine)
