@@ -245,10 +245,12 @@ print(type(core.transport.device).__name__, core.transport.device.ip_addr)
         assert done.stdout.split()[-2:] == ["RemoteDevice", "127.0.0.1"]
     finally:
         proc.send_signal(signal.SIGINT)
-        try:
-            assert proc.wait(timeout=30) == 0, proc.stderr.read()[-2000:]
-        finally:
+        try:  # a loaded machine (other workers building boards) can take a while to stop gRPC's threads
+            status = proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
             proc.kill()
+            pytest.fail(f"the server did not stop within 90 s of Ctrl-C; its stderr: {proc.communicate()[1][-2000:]}")
+        assert status == 0, proc.stderr.read()[-2000:]
     bad = subprocess.run([sys.executable, "-m", "spikeloop.sim.pynq_remote", "--sizes", "40,x"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "expected an integer or comma-separated integers, got '40,x'" in bad.stderr
