@@ -222,7 +222,9 @@ def test_the_command_line_serves_pynq_remote_devices(tmp_path):
     command = [sys.executable, "-m", "spikeloop.sim.pynq_remote", "--network", str(tmp_path / "net.npz"),
                "--lanes", "3,2", "--chunk", "16,12", "--membranes", "--profile", PROFILE,
                "--overlay-dir", str(tmp_path / "overlay")]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    errors = tmp_path / "server.err"  # a file, not a pipe: a full pipe would block the server
+    with open(errors, "w") as err:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True)
     try:
         line = serving_line(proc, time.monotonic() + 300)
         assert f"at 127.0.0.1:{PORT}" in line, line
@@ -249,8 +251,8 @@ print(type(core.transport.device).__name__, core.transport.device.ip_addr)
             status = proc.wait(timeout=90)
         except subprocess.TimeoutExpired:
             proc.kill()
-            pytest.fail(f"the server did not stop within 90 s of Ctrl-C; its stderr: {proc.communicate()[1][-2000:]}")
-        assert status == 0, proc.stderr.read()[-2000:]
+            pytest.fail(f"the server did not stop within 90 s of Ctrl-C; its stderr: {errors.read_text()[-2000:]}")
+        assert status == 0, errors.read_text()[-2000:]
     bad = subprocess.run([sys.executable, "-m", "spikeloop.sim.pynq_remote", "--sizes", "40,x"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "expected an integer or comma-separated integers, got '40,x'" in bad.stderr
