@@ -21,7 +21,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest $(XDIST) -m "not slow and not readme" tests
+	$(PY) -m pytest $(XDIST) -m "not slow and not readme and not experiment" tests
+
+# Long studies: the golden models' property sweep beyond its first part of each shape (10,000 cases with it).
+.PHONY: experiments
+experiments: $(STAMP)
+	$(PY) -m pytest $(XDIST) -m experiment tests
 
 # The README executed top to bottom in an empty folder (tests/test_readme.py; about 3 minutes, a CI step of its own).
 .PHONY: readme

@@ -46,7 +46,8 @@ def _needs_tools(item) -> bool:
     return params.get("backend", "golden") != "golden" or bool(TOOL_FIXTURES & set(item.fixturenames))
 
 
-#: Long randomized sweeps that `make test` runs in full and `make check` leaves out.
+#: Long randomized sweeps, parametrized by `part` ("<shape>-<k>"): `make check` leaves them out, `make test`
+#: runs part 0 of each shape (every shape and corner, fewer cases) and `make experiments` the rest.
 SWEEPS = {"test_golden_models_match_reference"}
 
 
@@ -56,3 +57,5 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker("tools")
         if item.originalname in SWEEPS:
             item.add_marker("sweep")
+            if not str(item.callspec.params.get("part", "")).endswith("-0"):
+                item.add_marker("experiment")
