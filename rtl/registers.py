@@ -101,6 +101,7 @@ class RegisterFile(wiring.Component, Probed):
     windows : Out(MemBus with a `layer` select), to the network's windows.
     layers : Out(`runtime_layout()`).array(n_layers), each layer's run-time values.
     control : Out(`field_layout(CONTROL)`), one-cycle pulses of a CONTROL write.
+    probe : Out(`field_layout(PROBE)`), the PROBE register (what the output stream carries).
     status : In(`field_layout(STATUS)`): the state fields (busy, clearing) as they are, and
         error fields whose 1 sets the sticky bit (e.g. err_truncated from the framing).
     counters : In(`counters.counter_layout()`), the counter values.
@@ -119,6 +120,7 @@ class RegisterFile(wiring.Component, Probed):
             "windows": Out(MemBus(addr_width=window_addr_width, n_layers=n)),
             "layers": Out(runtime_layout()).array(n),
             "control": Out(field_layout(regmap.register("CONTROL"))),
+            "probe": Out(field_layout(regmap.register("PROBE"))),
             "status": In(field_layout(regmap.register("STATUS"))),
             "counters": In(counter_layout()),
         })
@@ -146,6 +148,8 @@ class RegisterFile(wiring.Component, Probed):
         for f in status_reg.fields:
             status_word = status_word | (sticky.get(f.name, self.status[f.name]) << f.lsb)
         shadows = {name: Signal(DATA_BITS, name=f"{name.lower()}_hi") for name in COUNTERS}
+        probe = Signal(_bits(regmap.register("PROBE")), name="probe")
+        m.d.comb += self.probe.eq(probe)
         stores = [{r.name: Signal(_bits(r), name=f"{r.name.lower()}{k}") for r in _runtime_registers()}
                   for k in range(len(cfg.layers))]
         for k, regs in enumerate(stores):
@@ -193,7 +197,7 @@ class RegisterFile(wiring.Component, Probed):
                     with m.If(~aligned):
                         m.d.sync += sticky["err_address"].eq(1)
                     with m.Else():
-                        self._read(m, word_addr, rdata, status_word, shadows, stores, sticky)
+                        self._read(m, word_addr, rdata, status_word, shadows, stores, sticky, probe)
 
             with m.State("READ_WINDOW"):
                 with m.If(win.r_ack):
@@ -219,7 +223,7 @@ class RegisterFile(wiring.Component, Probed):
                         with m.If(self.status.busy):
                             m.d.sync += sticky["err_busy_write"].eq(1)
                 with m.Else():
-                    self._write(m, word_addr, wdata, stores, sticky)
+                    self._write(m, word_addr, wdata, stores, sticky, probe)
 
             with m.State("WRITE_RESP"):
                 m.d.comb += bus.bvalid.eq(1)
@@ -232,7 +236,7 @@ class RegisterFile(wiring.Component, Probed):
         }
         return m
 
-    def _read(self, m, word_addr, rdata, status_word, shadows, stores, sticky):
+    def _read(self, m, word_addr, rdata, status_word, shadows, stores, sticky, probe):
         with m.Switch(word_addr):
             for offset, kind, register, arg in self._plan:
                 with m.Case(offset // regmap.WORD_BYTES):
@@ -245,6 +249,8 @@ class RegisterFile(wiring.Component, Probed):
                         m.d.sync += rdata.eq(shadows[arg])
                     elif kind == "runtime":
                         m.d.sync += rdata.eq(stores[arg][register.name])
+                    elif kind == "probe":
+                        m.d.sync += rdata.eq(probe)
                     elif kind == "status":
                         m.d.sync += rdata.eq(status_word)
                     else:  # "control": write-only, reads 0
@@ -252,7 +258,7 @@ class RegisterFile(wiring.Component, Probed):
             with m.Default():
                 m.d.sync += sticky["err_address"].eq(1)
 
-    def _write(self, m, word_addr, wdata, stores, sticky):
+    def _write(self, m, word_addr, wdata, stores, sticky, probe):
         with m.Switch(word_addr):
             for offset, kind, register, arg in self._plan:
                 if kind == "control":
@@ -266,6 +272,15 @@ class RegisterFile(wiring.Component, Probed):
                             if f.name in sticky:
                                 with m.If(wdata[f.lsb]):
                                     m.d.sync += sticky[f.name].eq(0)
+                elif kind == "probe":
+                    with m.Case(offset // regmap.WORD_BYTES):
+                        ok = wdata[len(probe):] == 0
+                        if not self._config.probes:
+                            ok = ok & (wdata == 0)
+                        with m.If(ok):
+                            m.d.sync += probe.eq(wdata)
+                        with m.Else():
+                            m.d.sync += sticky["err_param"].eq(1)
                 elif kind == "runtime":
                     with m.Case(offset // regmap.WORD_BYTES):
                         with m.If(_accepts(register, self._config.layers[arg], wdata)):
@@ -299,7 +314,7 @@ def _plan(config: CoreConfig) -> list[tuple[int, str, regmap.Register, object]]:
     """(byte offset, kind, register, argument) of every register of the build, from the table.
 
     Kinds: `const` (argument: the value), `counter_lo`, `counter_hi` (the counter's name),
-    `runtime` (the layer), `status`, `control`. Raises ValueError for a register the file
+    `runtime` (the layer), `status`, `control`, `probe`. Raises ValueError for a register the file
     cannot serve.
     """
     readback = config.readback()
@@ -320,6 +335,8 @@ def _plan(config: CoreConfig) -> list[tuple[int, str, regmap.Register, object]]:
             plan.append((offset, "status", r, None))
         elif r == regmap.register("CONTROL"):
             plan.append((offset, "control", r, None))
+        elif r == regmap.register("PROBE"):
+            plan.append((offset, "probe", r, None))
         else:
             raise ValueError(f"register {r.name} ({r.access}) has no source in the register file")
     return plan

@@ -37,6 +37,7 @@ __all__ = ["GoldenBoard"]
 
 _STATUS = regmap.register("STATUS")
 _CONTROL = regmap.register("CONTROL")
+_PROBE = regmap.register("PROBE")
 _MODE = regmap.layer_register("MODE")
 _RUN_TIME = tuple(r.name for r in regmap.LAYER_REGISTERS if r.access == "rw")  # MODE, LAM, ALPHA
 _NO_WORDS = np.zeros(0, np.uint64)
@@ -85,6 +86,7 @@ class GoldenBoard(Board):
         self._states = tuple(golden.LayerState(np.zeros((1, c.n_out), np.int64), np.zeros((1, c.n_out), np.int64))
                              for c in self._config.layers)
         self._run_time = {name: [0] * n for name in _RUN_TIME}
+        self._probe = 0
         self._errors = dict.fromkeys(regmap.ERRORS, False)
         self._counters = dict.fromkeys(regmap.COUNTERS, 0)
         self._shadows = dict.fromkeys(regmap.COUNTERS, 0)
@@ -134,6 +136,8 @@ class GoldenBoard(Board):
             return sum(1 << _STATUS.field(name).lsb for name, on in bits.items() if on)
         if offset == _CONTROL.offset:
             return 0
+        if offset == _PROBE.offset:
+            return self._probe
         for name in regmap.COUNTERS:
             if offset == regmap.register(f"{name}_LO").offset:
                 value = self._counters[name]
@@ -173,6 +177,9 @@ class GoldenBoard(Board):
             for name in regmap.ERRORS:
                 if value & _STATUS.field(name).mask:
                     self._errors[name] = False
+            return
+        if offset == _PROBE.offset:
+            self._probe = value
             return
         layer_reg = self._layer_reg(offset)
         if layer_reg:  # MODE, LAM or ALPHA: the writable per-layer registers

@@ -164,6 +164,8 @@ class CoreConfig(LayerChain):
     """What a bitstream is built for: its layers, the output stream options and the bus width.
 
     `membranes`: the output stream carries the last layer's pre-reset membranes after the spikes.
+    `probes`: the core can also stream every layer's spikes, pre-reset membranes and currents
+    per timestep, as the run-time `PROBE` register selects (costs a register per neuron state).
     `bus_width`: AXI-Stream TDATA width in bits (32 or 64).
     Build one from sizes with `CoreConfig.build`, or from a network with `CoreConfig.for_network`.
     """
@@ -171,11 +173,14 @@ class CoreConfig(LayerChain):
     layers: tuple[LayerConfig, ...]
     membranes: bool = False
     bus_width: int = 32
+    probes: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "layers", check_chain(self.layers, LayerConfig, ConfigError, "config"))
         if not isinstance(self.membranes, (bool, np.bool_)):
             raise ConfigError(f"config: membranes must be True or False, got {self.membranes!r}")
+        if not isinstance(self.probes, (bool, np.bool_)):
+            raise ConfigError(f"config: probes must be True or False, got {self.probes!r}")
         if self.bus_width not in BUS_WIDTHS:
             raise ConfigError(f"config: bus_width must be one of {BUS_WIDTHS}, got {self.bus_width!r}")
 
@@ -192,6 +197,7 @@ class CoreConfig(LayerChain):
         decay="shift",
         membranes: bool = False,
         bus_width: int = 32,
+        probes: bool = False,
     ) -> CoreConfig:
         """A configuration from sizes `(n_in, n_out0, n_out1, ...)`.
 
@@ -225,7 +231,7 @@ class CoreConfig(LayerChain):
             LayerConfig(ins[k], outs[k], **{key: col[k] for key, col in cols.items()}, where=f"layer {k}")
             for k in range(n)
         )
-        return cls(layers, membranes=membranes, bus_width=bus_width)
+        return cls(layers, membranes=membranes, bus_width=bus_width, probes=probes)
 
     @classmethod
     def for_network(cls, network: Network, *, lanes=1, chunk=32, decay=None, **options) -> CoreConfig:
@@ -263,13 +269,15 @@ class CoreConfig(LayerChain):
             "layers": [layer.params() for layer in self.layers],
             "membranes": bool(self.membranes),
             "bus_width": self.bus_width,
+            "probes": bool(self.probes),
         }
 
     @classmethod
     def from_params(cls, params: dict) -> CoreConfig:
         """Inverse of `params()` (a JSON file's configuration back to a CoreConfig, validated)."""
         layers = tuple(LayerConfig(**p, where=f"layer {k}") for k, p in enumerate(params["layers"]))
-        return cls(layers, membranes=params["membranes"], bus_width=params["bus_width"])
+        return cls(layers, membranes=params["membranes"], bus_width=params["bus_width"],
+                   probes=params.get("probes", False))
 
     def readback(self) -> dict[int, int]:
         """Byte offset -> value of every read-only identity and configuration register."""
@@ -278,7 +286,8 @@ class CoreConfig(LayerChain):
         for k, word in enumerate(hash_words(self)):
             values[register(f"HASH{k}").offset] = word
         values[register("CONFIG").offset] = register("CONFIG").encode(
-            n_layers=len(self.layers), membranes=int(self.membranes), bus_bytes=self.bus_width // 8
+            n_layers=len(self.layers), membranes=int(self.membranes), probes=int(self.probes),
+            bus_bytes=self.bus_width // 8,
         )
         values[register("ADDRESS_BITS").offset] = address_bits(self)
         values[register("WORDS_IN").offset] = words_per_timestep(self.n_in, self.bus_width)
@@ -322,7 +331,8 @@ class CoreConfig(LayerChain):
                 lanes=geometry["lanes"], chunk=geometry["chunk"], v_bits=widths["v_bits"], u_bits=widths["u_bits"],
                 frac_bits=widths["frac_bits"], decay=decay, where=f"layer {k}",
             ))
-        config = cls(tuple(layers), membranes=bool(cfg["membranes"]), bus_width=cfg["bus_bytes"] * 8)
+        config = cls(tuple(layers), membranes=bool(cfg["membranes"]), bus_width=cfg["bus_bytes"] * 8,
+                     probes=bool(cfg["probes"]))
         got = [read(register(f"HASH{k}").offset) for k in range(8)]
         if got != hash_words(config):
             raise ConfigError("design hash does not match the configuration read back: stale or foreign bitstream")

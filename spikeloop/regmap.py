@@ -38,7 +38,7 @@ __all__ = [
 #: Identity word at offset 0: the ASCII bytes "SKLP" read as a little-endian 32-bit word.
 MAGIC = int.from_bytes(b"SKLP", "little")
 #: Register map version (major, minor). A major bump means old drivers must refuse the core.
-VERSION = (1, 0)
+VERSION = (1, 1)
 #: AXI-Lite data width in bytes; every register and window word is 32 bits.
 WORD_BYTES = 4
 _COUNTED = {
@@ -143,6 +143,7 @@ _g.add("HASH", "ro", "Design hash (SHA-256 of the configuration), HASH0 = bytes 
 _g.add("CONFIG", "ro", "Configuration readback.", [
     Field("n_layers", 0, 5, "number of layers"),
     Field("membranes", 8, 1, "the output stream carries the last layer's membranes"),
+    Field("probes", 9, 1, "the core is built with probes: PROBE may select per-layer traces"),
     Field("bus_bytes", 16, 8, "AXI-Stream TDATA width in bytes"),
 ])
 _g.add("ADDRESS_BITS", "ro", "Width of the AXI-Lite byte address space (windows included).")
@@ -151,18 +152,29 @@ _g.add("WORDS_OUT", "ro", "AXI-Stream words per output timestep.")
 _g.add("CONTROL", "wo", "Actions; each bit written 1 acts once.", [
     Field("clear_state", 0, 1, "zero every v and u once the timesteps in flight are done"),
     Field("clear_counters", 1, 1, "zero the counters"),
+    Field("load_params", 2, 1, "the next stream transfer, up to its TLAST, is a parameter load frame"),
 ])
 _g.add("STATUS", "rw1c", "State and sticky errors (write 1 to an error bit to clear it).", [
     Field("busy", 0, 1, "a timestep is in flight"),
     Field("clearing", 1, 1, "a state clear is pending or running"),
+    Field("loading", 2, 1, "a parameter load is armed or in progress"),
     Field("err_truncated", 8, 1, "input TLAST came before the last word of a timestep (zero-padded, processed)"),
     Field("err_param", 9, 1, "a run-time register write was refused (bad neuron/reset code, lam or alpha)"),
     Field("err_address", 10, 1, "an access to an unmapped or read-only address"),
     Field("err_busy_write", 11, 1, "a parameter window was written while a timestep was in flight"),
+    Field("err_load", 12, 1, "a parameter load frame was refused or cut short (magic, design hash, length): "
+          "reload before running"),
 ])
 for _name, _doc in _COUNTED.items():
     _g.add(f"{_name}_LO", "ro", f"Counter of {_doc}, bits 31..0; reading it latches _HI.")
     _g.add(f"{_name}_HI", "ro", f"Counter of {_doc}, bits 63..32 as latched by the last read of _LO.")
+_g.add("PROBE", "rw", "What each output timestep carries after the network output: per layer, its spikes, "
+       "pre-reset membranes v' and currents u (`stream.output_words_per_timestep`). Written while idle; "
+       "a nonzero value is refused (err_param) unless the core is built with probes.", [
+    Field("spikes", 0, 1, "every layer's spikes"),
+    Field("v", 1, 1, "every layer's pre-reset membranes v'"),
+    Field("u", 2, 1, "every layer's currents u"),
+])
 
 #: Global registers (absolute byte offsets).
 GLOBAL_REGISTERS: tuple[Register, ...] = tuple(_g.registers)
@@ -318,6 +330,7 @@ class Verdict(NamedTuple):
 
 
 _MODE_BITS = max(f.lsb + f.width for f in layer_register("MODE").fields)
+_PROBE_BITS = max(f.lsb + f.width for f in register("PROBE").fields)
 
 
 class RegisterPort(ABC):
@@ -351,6 +364,7 @@ def judge_write(config, offset: int, value: int, *, busy: bool = False) -> Verdi
       with decay `shift`, neither 0 nor a power of two: dropped, `err_param`.
     - `theta` outside [1, 2^(v_bits-1) - 1], `bias` outside the `v_bits` range: dropped, `err_param`.
     - A window write while `busy` (a timestep in flight) also sets `err_busy_write`.
+    - `PROBE` with bits above its fields, or nonzero on a core built without probes: dropped, `err_param`.
     `CONTROL` acts and `STATUS` clears the bits written 1. Every software model of a core calls
     this; the gateware has its own logic, held equal to it by tests/rtl/test_rtl_write_rules.py.
     """
@@ -358,6 +372,9 @@ def judge_write(config, offset: int, value: int, *, busy: bool = False) -> Verdi
     kind, what = decode_address(config, offset)
     if kind == "global" and what.access in ("wo", "rw1c"):
         return Verdict(True)
+    if kind == "global" and what.access == "rw":  # PROBE
+        ok = value >> _PROBE_BITS == 0 and (value == 0 or bool(config.probes))
+        return Verdict(True) if ok else Verdict(False, ("err_param",))
     if kind == "layer" and what[1].access == "rw":
         k, reg = what
         layer = config.layers[k]
