@@ -22,6 +22,7 @@ Services (the generated servicers of `pynq.remote`):
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import threading
 from concurrent import futures
 
@@ -375,8 +376,8 @@ class RemoteBoard:
         # Without SO_REUSEPORT (gRPC's default on Linux) a second server on a port in use is refused
         # instead of silently sharing it.
         self._stall = _Stall()
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pynq-remote"),
-                                   options=[("grpc.so_reuseport", 0)], interceptors=[self._stall])
+        self._executor = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pynq-remote")
+        self._server = grpc.server(self._executor, options=[("grpc.so_reuseport", 0)], interceptors=[self._stall])
         remote_device_pb2_grpc.add_RemoteDeviceServicer_to_server(_DeviceService(self), self._server)
         mmio_pb2_grpc.add_MmioServicer_to_server(_MmioService(self), self._server)
         buffer_pb2_grpc.add_RemoteBufferServicer_to_server(_BufferService(self), self._server)
@@ -416,12 +417,17 @@ class RemoteBoard:
         self._stopped = True
         self.resume()
         self._server.stop(grace).wait(grace + 5.0)
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.stop()
+
+
+#: Seconds a stopped server's process may take to exit.
+EXIT_GRACE = 30.0
 
 
 def main(argv=None) -> int:
@@ -446,6 +452,10 @@ def main(argv=None) -> int:
               f"  PYNQ_REMOTE_DEVICES={args.host} (port {PORT}) or RemoteDevice(ip_addr=\"{args.host}\", "
               f"port={server.port}); open_core(\"pynq\", device=..., bitfile=\"{bit}\")  (Ctrl-C stops)", flush=True)
         serve_until_interrupted()
+    target.close()
+    # Serving has stopped. Should a third-party thread still keep the interpreter from exiting, leave
+    # after EXIT_GRACE seconds with every thread's stack on stderr instead of hanging.
+    faulthandler.dump_traceback_later(EXIT_GRACE, exit=True)
     return 0
 
 

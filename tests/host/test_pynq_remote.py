@@ -212,8 +212,9 @@ def _free(port: int) -> bool:
     return True
 
 
-@pytest.mark.xfail(reason="known bug: on a fresh clone the served process can hang at exit after Ctrl-C "
-                          "(gRPC threads); serving and the client are checked before that", strict=False)
+@pytest.mark.xfail(reason="seen once under a loaded CI, not reproduced since (fresh cache, alone: passes): the "
+                          "served process hung at exit after Ctrl-C; it now shuts its executor down and leaves "
+                          "within EXIT_GRACE s with every thread's stack on stderr", strict=False)
 def test_the_command_line_serves_pynq_remote_devices(tmp_path):
     """`python -m spikeloop.sim.pynq_remote` on pynq's port, and a client that only sets PYNQ_REMOTE_DEVICES."""
     from spikeloop.sim.pynq_remote import PORT
