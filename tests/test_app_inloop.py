@@ -15,7 +15,7 @@ from spikeloop.app import inloop
 from spikeloop.app.cli import main
 from spikeloop.app.inloop_study import SCENARIOS, StudyConfig, golden_core, run_study, table
 from spikeloop.quant.data import load_digits
-from spikeloop.quant.inloop import CoreFault, InLoopInterrupted, fit, gradients
+from spikeloop.quant.inloop import CoreFault, InLoopInterrupted, core_traces, fit, gradients
 from spikeloop.quant.train import TrainConfig, TrainResult, build_model
 
 SEED = 11
@@ -185,3 +185,100 @@ def test_study_full(tmp_path):
     stuck = [r for r in rows if r["scenario"] == "stuck"]
     # the loop sees the stuck bits, software does not: on average it recovers more
     assert np.mean([r["in_the_loop"] for r in stuck]) > np.mean([r["software"] for r in stuck])
+
+
+# ---- the real driver, today: a one-layer network's output (spikes, membranes v') is its whole trace ----------
+
+
+class OutputTraces:
+    """The driver's `Core` as a core with probes, for one-layer lif networks: `run` gives its output spikes and
+    membranes as the layer's trace (a lif layer's currents are not put in place of the model's). `on_run(n)` is
+    called before the n-th run (to inject faults)."""
+
+    def __init__(self, core, on_run=None):
+        self.core, self.on_run, self.runs = core, on_run, 0
+
+    def load(self, network, *, verify=True):
+        assert len(network.layers) == 1 and network.layers[0].neuron == "lif"
+        self.core.load(network, verify=verify)
+
+    def run(self, spikes, *, reset=True, probe=None):
+        self.runs += 1
+        if self.on_run is not None:
+            self.on_run(self.runs)
+        out = self.core.run(spikes, reset=reset)
+        return SimpleNamespace(layers=(SimpleNamespace(z=out.spikes, v=out.membranes,
+                                                       u=np.zeros_like(out.membranes)),))
+
+    def reset(self):
+        self.core.reset()
+
+
+ONE = TrainConfig(hidden=(), readout="count", steps=6, epochs=1, batch_size=16, seed=SEED)
+ONE_WIDTHS = [(5, 5)]  # narrow enough that some membranes saturate: the model saturates alike
+
+
+def one_layer_model():
+    model = build_model(ONE, 64, 10)
+    model.set_widths(ONE_WIDTHS)
+    return model
+
+
+@pytest.mark.parametrize("backend", ["golden", "sim"])
+def test_one_layer_through_the_driver_equals_software(backend, small_digits):
+    """The host driver on the golden board and on the Verilated board: one step's gradients equal software's,
+    and three steps give the same parameters."""
+    from spikeloop.host import open_core
+    from spikeloop.quant.export import export
+
+    network = export(one_layer_model(), widths=ONE_WIDTHS).network
+    options = {"profile": "quick"} if backend == "sim" else {}
+    x = ONE.encoder()(small_digits.x_train[:16], seed=SEED)
+    y = small_digits.y_train[:16]
+    with open_core(backend, network, lanes=5, chunk=16, membranes=True, **options) as driver:
+        core = OutputTraces(driver)
+        g_soft = gradients(one_layer_model(), x, y)
+        g_loop = gradients(one_layer_model(), x, y, core=core)
+        assert g_soft and all(torch.equal(g_soft[k], g_loop[k]) for k in g_soft), f"seed {SEED}"
+        assert g_soft["layers.0.weights.latent"].abs().sum() > 0
+        seen = core_traces(core, x, 1)[0]
+        assert seen.z.any() and (seen.v == -16).any(), "no spike or no saturation: a vacuous comparison"
+        a = fit(ONE, data=small_digits, model=one_layer_model(), max_steps=3, progress=False)
+        b = fit(ONE, data=small_digits, model=one_layer_model(), core=core, max_steps=3, progress=False)
+    assert a.steps == b.steps == 3 and b.timing[0]["core"] > 0
+    for (name, p), q in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(p, q), f"{name} (seed {SEED})"
+
+
+@pytest.mark.parametrize("fault", ["mute", "truncate"])
+def test_a_real_transfer_fault_stops_training_and_reset_recovers(fault, small_digits, tmp_path):
+    """The golden board stops answering (TransferTimeout) or answers short (TransferError) in the middle of
+    training: CoreFault with the checkpoint of the last complete step; after reset() the core runs again."""
+    from spikeloop.config import CoreConfig
+    from spikeloop.host import Core
+    from spikeloop.host.sim_transport import BoardTransport
+    from spikeloop.quant.export import export
+    from spikeloop.sim.golden_board import GoldenBoard
+    from spikeloop.sim.interface import Fault
+
+    network = export(one_layer_model(), widths=ONE_WIDTHS).network
+    board = GoldenBoard(CoreConfig.for_network(network, lanes=5, chunk=16, membranes=True))
+    kind = {"mute": (Fault.MUTE, 0), "truncate": (Fault.TRUNCATE, 3)}[fault]
+
+    def inject(n):
+        if n == 40:  # in the third batch of 16
+            board.fault(*kind)
+
+    core = OutputTraces(Core(BoardTransport(board=board), timeout=0.3), on_run=inject)
+    with pytest.raises(CoreFault, match="after 2 complete step") as info:
+        fit(ONE, data=small_digits, model=one_layer_model(), core=core, checkpoint=tmp_path / "c.pt", progress=False)
+    cause = info.value.__cause__
+    assert isinstance(cause, TimeoutError if fault == "mute" else RuntimeError)
+    assert type(cause).__name__ == ("TransferTimeout" if fault == "mute" else "TransferError")
+    assert (tmp_path / "c.pt").is_file() and info.value.steps == 2
+    board.fault(Fault.NONE)
+    core.reset()
+    spikes = ONE.encoder()(small_digits.x_test[:1], seed=SEED)[0].astype(bool)
+    out = core.run(spikes, probe="all").layers[0]
+    want = golden.run(core.core.network, spikes, record=True).layers[0]
+    assert np.array_equal(out.v, want.v) and np.array_equal(out.z, want.z)
