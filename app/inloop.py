@@ -48,7 +48,9 @@ def open_loop_core(network, backend: str, *, say=None, **options):
     if not driver_has_probes():
         raise ValueError("in-the-loop training needs a driver with probes (Core.run(..., probe=...)); this "
                          "spikeloop's driver has none yet")
-    return open_backend(network, backend, say=say or _say, probes=True, **options)
+    if backend in ("golden", "sim"):  # cores built here: with probes; a PYNQ's bitstream has them or not
+        options["probes"] = True
+    return open_backend(network, backend, say=say or _say, **options)
 
 
 def train_in_the_loop(cfg=None, *, backend: str = "golden", core=None, out=None, progress: bool = True, data=None,

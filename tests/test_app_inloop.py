@@ -282,3 +282,39 @@ def test_a_real_transfer_fault_stops_training_and_reset_recovers(fault, small_di
     out = core.run(spikes, probe="all").layers[0]
     want = golden.run(core.core.network, spikes, record=True).layers[0]
     assert np.array_equal(out.v, want.v) and np.array_equal(out.z, want.z)
+
+
+def test_ctrl_c_in_a_transfer_keeps_a_checkpoint_and_reset_recovers_the_driver(small_digits, tmp_path):
+    """Ctrl-C lands in the middle of a stream transfer (half a timestep's words sent): InLoopInterrupted with
+    the checkpoint of the last complete step; the driver's reset() finishes the partial timestep and the core
+    computes what the golden model does again."""
+    from spikeloop.config import CoreConfig
+    from spikeloop.host import Core
+    from spikeloop.host.sim_transport import BoardTransport
+    from spikeloop.quant.export import export
+    from spikeloop.sim.golden_board import GoldenBoard
+
+    class Interrupting(GoldenBoard):
+        transfers, interrupt_at = 0, None
+
+        def transfer(self, words, room, max_cycles):
+            self.transfers += 1
+            if self.transfers == self.interrupt_at:
+                self.arm(room)
+                self.send(np.asarray(words)[:1], last=False)  # one word of two: a timestep in flight
+                raise KeyboardInterrupt
+            return super().transfer(words, room, max_cycles)
+
+    network = export(one_layer_model(), widths=ONE_WIDTHS).network
+    board = Interrupting(CoreConfig.for_network(network, lanes=5, chunk=16, membranes=True))
+    core = OutputTraces(Core(BoardTransport(board=board), timeout=1.0))
+    board.interrupt_at = 40  # the third batch of 16 (one transfer per sample)
+    with pytest.raises(InLoopInterrupted) as info:
+        fit(ONE, data=small_digits, model=one_layer_model(), core=core, checkpoint=tmp_path / "c.pt", progress=False)
+    assert info.value.steps == 2 and info.value.checkpoint == tmp_path / "c.pt" and (tmp_path / "c.pt").is_file()
+    assert core.core.status().busy  # the partial timestep is still held
+    core.reset()
+    spikes = ONE.encoder()(small_digits.x_test[:1], seed=SEED)[0].astype(bool)
+    out = core.run(spikes, probe="all").layers[0]
+    want = golden.run(core.core.network, spikes, record=True).layers[0]
+    assert np.array_equal(out.v, want.v) and np.array_equal(out.z, want.z) and out.v.any()
