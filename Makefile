@@ -23,10 +23,16 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest $(XDIST) -m "not slow and not readme and not experiment" tests
 
-# Long studies: the golden models' property sweep beyond its first part of each shape (10,000 cases with it).
+# Long studies: the golden models' property sweep beyond its first part of each shape (10,000 cases with it), and
+# where training with the core in the loop earns its keep (about 4 minutes; its table in build/inloop_study).
 .PHONY: experiments
 experiments: $(STAMP)
 	$(PY) -m pytest $(XDIST) -m experiment tests
+
+# The in-the-loop study alone (docs/training.md): build/inloop_study/table.md and rows.json.
+.PHONY: inloop-study
+inloop-study: $(STAMP)
+	$(PY) -m spikeloop.app.inloop_study --out $(BUILD)/inloop_study
 
 # The README executed top to bottom in an empty folder (tests/test_readme.py; about 3 minutes, a CI step of its own).
 .PHONY: readme

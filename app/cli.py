@@ -70,6 +70,7 @@ COMMAND_EXAMPLES = {
     "random-spikes": ["spikeloop random-spikes --n-in 784 --steps 100 --density 0.2 --out in.npz",
                       "spikeloop random-spikes --n-in 64 --steps 16 --batch 8 --out batch.npz"],
     "train": ["spikeloop train --dataset digits --hidden 256 --epochs 30 --out build/train",
+              "spikeloop train --in-the-loop sim --hidden 32 --epochs 2 --out build/loop",
               "spikeloop train --dataset temporal --neuron cuba --steps 32 --rule bayes --out build/temporal"],
     "export": ["spikeloop export --checkpoint build/train/checkpoint.pt --out net.npz"],
     "nir": ["spikeloop nir export --network net.npz --out net.nir",
@@ -379,6 +380,8 @@ def cmd_train(args) -> int:
     if args.hidden is not None:
         given["hidden"] = args.hidden
     cfg = train.TrainConfig(**given)
+    if args.in_the_loop is not None:
+        return _train_in_the_loop(args, cfg)
     _out_dir(args.out)
     _say(f"training on {cfg.dataset}, hidden {'-'.join(map(str, cfg.hidden))}, T = {cfg.steps}, {cfg.epochs} epochs "
          "(Ctrl-C keeps the last complete epoch) ...")
@@ -392,6 +395,39 @@ def cmd_train(args) -> int:
           f"(float mode {m.get('float_accuracy', float('nan')):.2%}), ECE {m['ece']:.3f}")
     print(f"golden model vs hardware-mode model: {'EQUAL' if s['equal'] else 'DIFFERENT'}")
     for name, path in done.files.items():
+        print(f"  {name:<16} {path}")
+    return 0 if s["equal"] else 1
+
+
+def _train_in_the_loop(args, cfg) -> int:
+    """`spikeloop train --in-the-loop BACKEND`: every forward pass on a core (spikeloop.app.inloop)."""
+    from spikeloop.app.inloop import check_backend, driver_has_probes, train_in_the_loop
+    from spikeloop.quant.inloop import CoreFault, InLoopInterrupted
+
+    backend = check_backend(args.in_the_loop)
+    if cfg.rule != "ste":
+        raise ValueError(f"--rule {cfg.rule}: in-the-loop training needs the straight-through rule (ste)")
+    if not driver_has_probes():
+        raise ValueError("--in-the-loop needs a driver with probes (Core.run(..., probe=...)); this spikeloop's "
+                         "driver has none yet")
+    _out_dir(args.out)
+    options = {"bitfile": args.bitfile} if backend == "pynq" else {}
+    _say(f"training on {cfg.dataset} with the {backend} core in the loop, hidden {'-'.join(map(str, cfg.hidden))}, "
+         f"T = {cfg.steps}, {cfg.epochs} epochs (each batch runs on the core; Ctrl-C keeps the last complete step) ...")
+    try:
+        s = train_in_the_loop(cfg, backend=backend, out=args.out, progress=not args.quiet, **options)
+    except CoreFault as e:
+        raise RunFailed(str(e)) from e
+    except InLoopInterrupted as e:
+        kept = f"saved the checkpoint of step {e.steps} to {e.checkpoint}" if e.checkpoint else "nothing saved"
+        raise Interrupted(kept) from None
+    t = s["timing"]
+    print(f"trained {cfg.dataset} {'-'.join(map(str, s['sizes']))} in the loop on {backend}: {s['steps']} steps, "
+          f"{s['seconds']:.1f} s ({t['samples_per_second']:.0f} samples/s; core {t['core']:.1f} s, loads "
+          f"{t['load']:.1f} s, forward {t['forward']:.1f} s, backward {t['backward']:.1f} s)")
+    print(f"test accuracy on the core: {s['core_test_accuracy']:.2%}; the model in hardware mode: "
+          f"{s['model_test_accuracy']:.2%} ({'EQUAL' if s['equal'] else 'DIFFERENT'})")
+    for name, path in s.get("files", {}).items():
         print(f"  {name:<16} {path}")
     return 0 if s["equal"] else 1
 
@@ -613,6 +649,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, default=Path("build/train"), help="output folder (default build/train)")
     s.add_argument("--no-plots", action="store_true", help="do not draw the PNGs")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--in-the-loop", metavar="BACKEND", default=None,
+                   help="run every forward pass on a core with probes: golden, sim or pynq (the model's surrogate "
+                        "gives the gradients; the parameters are loaded after each step)")
+    s.add_argument("--bitfile", default="spikeloop.bit", help="--in-the-loop pynq: the overlay's bitstream")
 
     s = _command(sub, "export", cmd_export)
     s.add_argument("--checkpoint", required=True, type=Path, help="checkpoint.pt written by `spikeloop train`")

@@ -26,7 +26,7 @@ from spikeloop.spikes import check_spikes, check_step
 
 __all__ = [
     "ENGINES", "GoldenModel", "GoldenTrace", "LIFOutput", "LIFState", "LayerParams", "floor_shift", "lif_step",
-    "synaptic_input", "threshold", "zero_state",
+    "observe", "synaptic_input", "threshold", "zero_state",
 ]
 
 ENGINES = ("auto", "native", "numpy", "torch")  # of `GoldenModel.run`
@@ -109,9 +109,20 @@ def _saturate(x: torch.Tensor, bounds: tuple[int, int] | None) -> torch.Tensor:
     return x if bounds is None else x.clamp(*bounds)
 
 
+def observe(x: torch.Tensor, seen: torch.Tensor | None) -> torch.Tensor:
+    """``seen``'s value with ``x``'s gradient (``x + (seen - x).detach()``); ``x`` when ``seen`` is None.
+
+    In-the-loop training puts a core's probed values in place of the model's with it
+    (`spikeloop.quant.inloop`): forward the core's, backward the model's.
+    """
+    if seen is None:
+        return x
+    return x + (seen.to(x.dtype) - x).detach()
+
+
 def lif_step(
     a: torch.Tensor, state: LIFState, p: LayerParams, *, shift=floor_shift, fire=threshold,
-    detach_reset: bool = False,
+    detach_reset: bool = False, observed: LIFOutput | None = None,
 ) -> tuple[LIFOutput, LIFState]:
     """One timestep of one layer given synaptic input `a` [B, n_out]: `spikeloop.golden.neuron_step` in torch.
 
@@ -124,13 +135,21 @@ def lif_step(
     `threshold`, `v' >= theta` (bool z): the contract exactly. The training model passes its
     straight-through floor and surrogate spike (0/1 floats) instead; `detach_reset` then
     keeps the gradient out of the reset's `z`. A range of None in `p` does not saturate.
+
+    `observed` (a core's `LIFOutput` of this timestep, for in-the-loop training) puts its
+    currents (cuba), pre-reset membranes and spikes in place of the computed ones with `observe`,
+    each before it is used: the spike is fired from the observed membrane, the next state
+    follows from the observed values, and the gradient is the model's.
     """
+    seen = observed if observed is not None else LIFOutput(None, None, None)
     if p.neuron == "cuba":
-        u = _saturate(state.u - shift(state.u, p.alpha, p.frac_bits) + a, p.u_range)
+        u = observe(_saturate(state.u - shift(state.u, p.alpha, p.frac_bits) + a, p.u_range), seen.u)
     else:
         u = a
-    v_pre = _saturate(state.v - shift(state.v, p.lam, p.frac_bits) + u, p.v_range)
+    v_pre = observe(_saturate(state.v - shift(state.v, p.lam, p.frac_bits) + u, p.v_range), seen.v)
     z = fire(v_pre, p.theta)
+    if seen.z is not None:
+        z = observe(z, seen.z) if z.dtype != torch.bool else seen.z.to(torch.bool)
     zr = z.detach() if detach_reset else z
     if p.reset == "subtract":
         v = v_pre - p.theta * zr

@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from spikeloop.network import FRAC_BITS_RANGE, NEURONS, RESETS, check_chain, signed_range
-from spikeloop.quant.golden import LayerParams, LIFState, lif_step
+from spikeloop.quant.golden import LayerParams, LIFOutput, LIFState, lif_step
 
 SURROGATES = ("fast_sigmoid", "arctan")
 RULES = ("ste", "bayes")
@@ -393,14 +393,23 @@ class BinaryLIF(nn.Module):
         weights: torch.Tensor,
         hardware: bool = True,
         widths: tuple[int | None, int | None] | None = None,
+        observed: LayerTrace | None = None,
     ) -> LayerTrace:
         """Run a sequence: ``x`` 0/1 [B, T, n_in] -> `LayerTrace` [B, T, n_out].
 
         ``weights`` are this call's +/-1 (or relaxed) weights [n_out, n_in]; ``widths``
-        overrides (v_bits, u_bits) of the hardware mode for this call.
+        overrides (v_bits, u_bits) of the hardware mode for this call. ``observed``: a core's
+        trace of this layer (spikes, pre-reset membranes, currents [B, T, n_out]), put in place
+        of the computed values timestep by timestep (`spikeloop.quant.golden.lif_step`).
         """
         if x.ndim != 3 or x.shape[-1] != self.n_in:
             raise ModelError(f"{self.where}: input must have shape [B, T, {self.n_in}], got {tuple(x.shape)}")
+        if observed is not None:
+            want = (*x.shape[:2], self.n_out)
+            for name, seen in zip(LayerTrace._fields, observed):
+                if seen is None or tuple(seen.shape) != want:
+                    got = None if seen is None else tuple(seen.shape)
+                    raise ModelError(f"{self.where}: observed {name} must have shape {list(want)}, got {got}")
         v_bits, u_bits = widths if widths is not None else (self.v_bits, self.u_bits)
         if hardware:
             dtype, shift = torch.float64, _floor_shift_ste
@@ -421,7 +430,9 @@ class BinaryLIF(nn.Module):
         fire = functools.partial(spike, kind=self.surrogate, slope=self.slope)
         outs = []
         for t in range(steps):
-            out, state = lif_step(a[:, t], state, p, shift=shift, fire=fire, detach_reset=self.detach_reset)
+            seen = None if observed is None else LIFOutput(*(field[:, t] for field in observed))
+            out, state = lif_step(a[:, t], state, p, shift=shift, fire=fire, detach_reset=self.detach_reset,
+                                  observed=seen)
             outs.append(out)
         return LayerTrace(*(torch.stack(field, 1) for field in zip(*outs)))
 
@@ -536,11 +547,14 @@ class BinarySNN(nn.Module):
         weights: str | Sequence[torch.Tensor] | None = None,
         widths: Sequence[tuple[int | None, int | None]] | None = None,
         generator: torch.Generator | None = None,
+        observed: Sequence[LayerTrace] | None = None,
     ) -> SNNOutput:
         """Run spikes ``x`` (0/1, [B, T, n_in], numpy or torch) through every layer.
 
         ``weights``: a weight mode (see `weights`) or explicit per-layer +/-1 tensors;
-        ``widths``: per-layer (v_bits, u_bits) overriding the layers' own in hardware mode.
+        ``widths``: per-layer (v_bits, u_bits) overriding the layers' own in hardware mode;
+        ``observed``: per layer, a core's trace of the same input, whose values replace the
+        model's (forward: the core's, backward: the model's; `spikeloop.quant.inloop`).
         """
         hardware = self.hardware if hardware is None else hardware
         x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
@@ -556,10 +570,13 @@ class BinarySNN(nn.Module):
                 raise ModelError(f"weights: {len(ws)} tensors for {len(self.layers)} layers")
         if widths is not None and len(widths) != len(self.layers):
             raise ModelError(f"widths: {len(widths)} entries for {len(self.layers)} layers")
+        if observed is not None and len(observed) != len(self.layers):
+            raise ModelError(f"observed: {len(observed)} traces for {len(self.layers)} layers")
         traces = []
         h = x
         for k, (layer, w) in enumerate(zip(self.layers, ws)):
-            trace = layer(h, weights=w, hardware=hardware, widths=None if widths is None else widths[k])
+            trace = layer(h, weights=w, hardware=hardware, widths=None if widths is None else widths[k],
+                          observed=None if observed is None else observed[k])
             traces.append(trace)
             h = trace.z
         last = traces[-1]

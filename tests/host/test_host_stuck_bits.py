@@ -1,0 +1,84 @@
+"""A board with stuck weight bits (spikeloop.sim.faults.StuckWeightBits) behind the driver, on the golden board."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spikeloop import golden
+from spikeloop.config import CoreConfig
+from spikeloop.host import Core, LoadError
+from spikeloop.host.sim_transport import BoardTransport
+from spikeloop.network import random_network
+from spikeloop.sim.faults import StuckWeightBits
+from spikeloop.sim.golden_board import GoldenBoard
+
+SEED = 31
+
+
+def setup(fraction=0.1, seed=SEED):
+    net = random_network((40, 12, 6), seed=SEED)
+    config = CoreConfig.for_network(net, lanes=[4, 3], chunk=[16, 12], membranes=True)
+    board = StuckWeightBits(GoldenBoard(config), fraction=fraction, seed=seed)
+    return net, board, Core(BoardTransport(board=board), expect=config)
+
+
+def test_read_back_finds_the_stuck_bits():
+    net, board, core = setup()
+    with pytest.raises(LoadError, match=r"words read back differently; the first is layer \d weights word"):
+        core.load(net)
+
+
+def test_the_core_runs_the_network_with_its_weights_forced():
+    net, board, core = setup()
+    core.load(net, verify=False)
+    held = board.network()
+    for k, (layer, faulty, stuck) in enumerate(zip(net.layers, held.layers, board.stuck_bits)):
+        n_syn = layer.weights.size
+        assert len(stuck) == round(0.1 * n_syn)
+        changed = int((layer.weights != faulty.weights).sum())
+        assert 0 < changed <= len(stuck), f"layer {k} (seed {SEED})"
+        assert np.array_equal(layer.theta, faulty.theta) and np.array_equal(layer.bias, faulty.bias)
+    spikes = np.random.default_rng(SEED).random((20, 40)) < 0.4
+    out = core.run(spikes)
+    want = golden.run(held, spikes)
+    assert np.array_equal(out.spikes, want.spikes) and np.array_equal(out.membranes, want.membranes)
+    assert not np.array_equal(out.membranes, golden.run(net, spikes).membranes)
+    assert out.spikes.any()
+
+
+def test_single_and_bulk_writes_store_the_same_words():
+    net, board, core = setup()
+    core.load(net, verify=False)
+    bulk = board.network()
+    _, board2, core2 = setup()
+    from spikeloop.windows import load_writes
+
+    for offset, value in load_writes(core2.config, net):
+        board2.write(offset, value)
+    one = board2.network()
+    for a, b in zip(bulk.layers, one.layers):
+        assert np.array_equal(a.weights, b.weights)
+
+
+def test_the_choice_is_seeded():
+    a, b, c = setup(seed=1)[1], setup(seed=1)[1], setup(seed=2)[1]
+    assert all(np.array_equal(x, y) for x, y in zip(a.stuck_bits, b.stuck_bits))
+    assert not all(np.array_equal(x, y) for x, y in zip(a.stuck_bits, c.stuck_bits))
+    net, none, core = setup(fraction=0.0)
+    core.load(net)  # nothing stuck: the read-back passes
+    assert all(len(s) == 0 for s in none.stuck_bits)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"fraction": 1.5, "seed": 0}, r"fraction = 1.5, expected a number in \[0, 1\]"),
+    ({"fraction": True, "seed": 0}, "fraction = True"),
+    ({"fraction": 0.1, "seed": -1}, "seed = -1, expected a non-negative integer"),
+])
+def test_refusals(kwargs, match):
+    net = random_network((40, 12), seed=SEED)
+    board = GoldenBoard(CoreConfig.for_network(net))
+    with pytest.raises(ValueError, match=match):
+        StuckWeightBits(board, **kwargs)
+    with pytest.raises(TypeError, match="board must be a Board"):
+        StuckWeightBits("board", fraction=0.1, seed=0)
