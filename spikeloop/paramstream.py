@@ -189,6 +189,6 @@ next input transfer up to its TLAST is a load frame instead of spikes (`spikeloo
   design's hash, a length below {HEADER_WORDS} (none of these writes anything), TLAST before the
   declared length, the declared length reached without TLAST (the words up to TLAST are swallowed),
   a segment running past the length. `loading` clears at the frame's TLAST.
-- The core takes one frame word per clock cycle while no AXI-Lite access interleaves (a 64-bit
-  bus word in two cycles).
+- The core walks one frame word per clock cycle (a 64-bit bus word in two); an AXI-Lite access
+  arriving meanwhile takes its turn between two frame writes, so `STATUS` can be polled during a load.
 """
