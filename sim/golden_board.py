@@ -19,6 +19,10 @@ that never comes, under Fault.MUTE, sees time pass); `BUSY_CYCLES` stays 0. `bus
 input words of an unfinished timestep are held, `clearing` while a state clear waits for that
 timestep to end; bus faults are not modelled, nor the phantom neurons of the core's padding lanes
 (their state readout reads 0 here).
+
+Parameter loads by stream: after `CONTROL.load_params` (`STATUS.loading`), the next transfer up to
+TLAST is a load frame, walked at its TLAST as the gateware walks it (`spikeloop.paramstream.parse_frame`,
+in `load_frames`), each write judged as an AXI-Lite write, `err_load` when the frame is refused.
 """
 
 from __future__ import annotations

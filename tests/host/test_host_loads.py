@@ -181,3 +181,37 @@ def test_a_network_that_does_not_fit_is_refused_before_any_frame():
         assert core.transport.stats.stream_transfers == 0
     finally:
         core.close()
+
+
+@pytest.mark.parametrize("kind", ["golden", "sim"])
+def test_a_board_takes_a_frame_without_output(kind, request):
+    """The boards themselves: send a frame with TLAST, run until `loading` clears, no receive armed."""
+    from spikeloop.sim.golden_board import GoldenBoard
+    from spikeloop.sim.interface import Until
+
+    config = main_config()
+    if kind == "sim":
+        from conftest import PROFILE
+
+        from spikeloop.sim.board import SimBoard
+
+        request.getfixturevalue("main_board_built")
+        board = SimBoard(config, profile=PROFILE)
+    else:
+        board = GoldenBoard(config)
+    control, status = regmap.register("CONTROL"), regmap.register("STATUS")
+    words = paramstream.bus_words(paramstream.build_frame(config, main_network()), config.bus_width)
+    with board:
+        board.write(control.offset, control.encode(load_params=1))
+        assert status.decode(board.read(status.offset))["loading"] == 1
+        board.send(words, last=True)
+        board.run(100 * words.size, Until.SENT)
+        for _ in range(100):
+            if not status.decode(board.read(status.offset))["loading"]:
+                break
+            board.run(1)
+        assert board.read(status.offset) == 0, status.decode(board.read(status.offset))
+        writes = load_writes(config, main_network())
+        got = board.read_many([o for o, _ in writes])
+        assert [int(x) for x in got] == [v & 0xFFFFFFFF for _, v in writes]
+        assert board.received == 0 and board.drain(quiet=200) == 0, "a load frame gave output"

@@ -68,7 +68,7 @@ def test_a_stream_load_equals_the_golden_boards_then_runs(bus_width):
     armed = []
 
     async def host(ctx):
-        for k, words in enumerate((first, second)):
+        for k in range(2):
             await axil_write(ctx, dut, CONTROL.offset, CONTROL.encode(load_params=1))
             armed.append(k)
             while (status := await read_status(ctx, dut))["loading"]:  # AXI-Lite reads while the frame streams
