@@ -338,10 +338,12 @@ class Core:
         except ConfigError as exc:
             raise ConfigError(f"this core ({describe_config(self._config)}) cannot hold the "
                               f"{'-'.join(map(str, network.sizes))} network: {exc}") from None
+        writes = load_writes(self._config, network)
         deadline = self._deadline(timeout=timeout)
+        if timeout is None and self.timeout is None:  # and a cycle per word, 8 times over, for the frame
+            deadline += 8 * len(writes) / self.transport.cycles_per_second
         self._wait_status(lambda s: not s.busy and not s.clearing, "the core going idle", deadline)
         self.clear_errors()
-        writes = load_writes(self._config, network)
         offsets, values = (np.array(x, dtype=np.int64) for x in zip(*writes))
         self._network = None
         self._load_failed = "it did not finish"
