@@ -108,5 +108,6 @@ def run_cases(sim, build_dir, cases, *, test_dir, waves: bool = False, test_modu
     from spikeloop.rtl.verilog import MODULE
 
     with _patched_environ(verilator_env()):
-        sim.test(test_module=test_module, hdl_toplevel=MODULE, build_dir=build_dir, test_dir=test_dir,
+        sim.test(test_module=test_module, hdl_toplevel=MODULE, hdl_toplevel_lang="verilog", build_dir=build_dir,
+                 test_dir=test_dir,
                  extra_env={"SPIKELOOP_CASES": os.pathsep.join(str(c) for c in cases)}, waves=waves)

@@ -37,11 +37,12 @@ def writable_offsets(config: CoreConfig) -> list[int]:
     return offsets
 
 
-def other_design(config: CoreConfig) -> CoreConfig:
-    """The same sizes with one lane more in layer 0: another design hash."""
+def other_design(config: CoreConfig, network) -> CoreConfig:
+    """A core for the same network with one lane more in layer 0: another design hash."""
     lanes = [c.lanes for c in config.layers]
-    return CoreConfig.build(config.sizes, lanes=[lanes[0] + 1, *lanes[1:]], chunk=[c.chunk for c in config.layers],
-                            bus_width=config.bus_width, membranes=config.membranes)
+    return CoreConfig.for_network(network, lanes=[lanes[0] + 1, *lanes[1:]], chunk=[c.chunk for c in config.layers],
+                                  bus_width=config.bus_width,
+                                  membranes=config.membranes)
 
 
 async def load(tb: TB, words: np.ndarray) -> tuple[dict, int]:
@@ -63,7 +64,7 @@ async def load_by_stream(dut):
     config, network = case["config"], case["network"]
     tb = TB(dut, config, seed=case["seed"])
     await tb.reset()
-    bad = paramstream.bus_words(paramstream.build_frame(other_design(config), network), config.bus_width)
+    bad = paramstream.bus_words(paramstream.build_frame(other_design(config, network), network), config.bus_width)
     good = paramstream.bus_words(paramstream.build_frame(config, network), config.bus_width)
     board = GoldenBoard(config)
     for words in (bad, good):

@@ -33,4 +33,4 @@ def test_load_by_stream_on_verilator(tmp_path):
     verilator.run_cases(sim, build_dir, [case], test_dir=tmp_path, test_module="tb_load")
     result = json.loads(case.with_suffix(".result.json").read_text())
     print(f"seed {SEED}: {result}")
-    assert result["words_compared"] > 100 and result["status_polls_during_load"] >= 1
+    assert result["words_compared"] > 50 and result["status_polls_during_load"] >= 1
