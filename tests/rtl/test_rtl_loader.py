@@ -114,10 +114,11 @@ def _frame_cases(config):
     }
 
 
+@pytest.mark.parametrize("bus_width", [32, 64])
 @pytest.mark.parametrize("case", ["hash", "magic", "truncated", "too_long", "segment"])
-def test_refused_frames_set_err_load_as_the_golden_board(case):
-    config = config_for(32)
-    words = _frame_cases(config)[case]
+def test_refused_frames_set_err_load_as_the_golden_board(case, bus_width):
+    config = config_for(bus_width)
+    words = paramstream.bus_words(_frame_cases(config)[case], bus_width)
     with pytest.raises(paramstream.FrameError) as info:
         paramstream.parse_frame(config, words)
     board, want = golden_after(config, [words])
@@ -125,6 +126,7 @@ def test_refused_frames_set_err_load_as_the_golden_board(case):
     if case in ("hash", "magic", "segment"):
         assert not any(want) and info.value.writes == [], "a refused header wrote something"
     dut = Core(config=config)
+    words_in = -(-config.n_in // bus_width)
     got = {}
 
     async def host(ctx):
@@ -135,7 +137,7 @@ def test_refused_frames_set_err_load_as_the_golden_board(case):
         got["status"] = await read_status(ctx, dut)
         got["words"] = [await axil_read(ctx, dut, o) for o in readable(config)]
         # after the refused frame, the stream carries spikes again: one timestep in, one out
-        await send_words(ctx, dut, [0, 0], [0, 1])
+        await send_words(ctx, dut, [0] * words_in, [0] * (words_in - 1) + [1])
         got["out"], _ = await receive_words(ctx, dut, output_words_per_timestep(config))
 
     simulate(dut, host, max_cycles=100_000)
