@@ -107,7 +107,8 @@ class RegisterFile(wiring.Component, Probed):
         error fields whose 1 sets the sticky bit (e.g. err_truncated from the framing).
     counters : In(`counters.counter_layout()`), the counter values.
     writes : In(stream of `loader.write_layout()`), register writes of a load frame: decoded and
-        judged as AXI-Lite writes (taken in IDLE when no AXI-Lite request waits), without a response.
+        judged as AXI-Lite writes, without a response; one per clock, taking turns with AXI-Lite
+        accesses (round robin) when both wait.
     """
 
     def __init__(self, *, config: CoreConfig, window_addr_width: int):

@@ -106,7 +106,8 @@ class Core(wiring.Component, Probed):
 
     @property
     def probes(self) -> dict:
-        """The framing's and the register file's probes; `steps` and `lasts` summed over both framings."""
+        """The framing's, the register file's and the loader's probes (`to_loader`: the input stream goes
+        to the loader); `steps` and `lasts` summed over both framings."""
         parts = [self._deframer.probes, self._framer.probes, self._registers.probes, self._loader.probes]
         if not all(parts):
             return {}
