@@ -113,6 +113,12 @@ bench-gateware: $(STAMP)
 bench-sim: $(STAMP)
 	$(PY) bench/bench_sim.py --json $(BUILD)/bench/sim.json
 
+# Parameter loads: MMIO vs one load frame by stream on the default core (sim and pynq over the Zynq model),
+# bus transactions, wall time and the PYNQ-Z2 estimate; JSON in build/bench/loads.json.
+.PHONY: bench-loads
+bench-loads: $(STAMP)
+	$(PY) bench/bench_loads.py --json $(BUILD)/bench/loads.json
+
 # CartPole with the SNN policy on a backend: make loop BACKEND=golden|sim|pynq
 BACKEND ?= sim
 loop: $(STAMP)

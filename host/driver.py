@@ -14,8 +14,10 @@ What the driver does, for every transport alike:
   (`CoreConfig.from_readback`: magic, version, design hash) and cross-checks WORDS_IN, WORDS_OUT
   and ADDRESS_BITS; with `expect=` it also refuses a core of another design;
 - load: refuses a network the core cannot hold (`CoreConfig.check_network`, `ConfigError`), writes
-  `windows.load_writes` in bulk, reads every word back and checks the sticky error bits
-  (`LoadError`), then clears the state and the counters;
+  `windows.load_writes` by one stream transfer (a load frame of `spikeloop.paramstream`, where the
+  transport can send one) or in bulk over AXI-Lite (`via="mmio"`), reads every word back and checks
+  the sticky error bits (`LoadError`), then clears the state and the counters. After a failed load
+  `run` and `step` refuse to run (`LoadError`) until a load succeeds;
 - run / step: packs spikes with `stream.StreamCodec` (the layout of `stream.pack_spikes`), makes one
   stream transfer per chunk of timesteps with a deadline, checks that exactly the expected words came
   back with TLAST (`TransferError`), unpacks them, and checks STATUS for sticky errors
@@ -38,6 +40,7 @@ import numpy as np
 from spikeloop import regmap
 from spikeloop.config import ConfigError, CoreConfig, design_hash, max_timestep_cycles
 from spikeloop.network import Network
+from spikeloop.paramstream import build_frame, bus_words
 from spikeloop.spikes import SpikeError, as_bool_spikes, check_spikes
 from spikeloop.stream import StreamCodec, output_words_per_timestep, words_per_timestep
 from spikeloop.windows import load_writes, neuron_word_index, unpack_neuron_values
@@ -87,6 +90,7 @@ class Status:
     busy: bool
     clearing: bool
     errors: tuple[str, ...]
+    loading: bool = False
 
 
 def describe_config(config: CoreConfig) -> str:
@@ -135,6 +139,7 @@ class Core:
         self._chunk_steps = self._max_steps
         self._cycles_per_step_bound = max_timestep_cycles(cfg)
         self._network: Network | None = None
+        self._load_failed: str | None = None  # why the last load failed (run and step refuse then)
         #: Seconds spent in the last transfer: pack (spikes to words), transfer (the transport:
         #: sending, the core computing, receiving), unpack (words to arrays), check (STATUS).
         self.last_timing = {"pack": 0.0, "transfer": 0.0, "unpack": 0.0, "check": 0.0}
@@ -231,7 +236,7 @@ class Core:
         word = self.transport.read(_STATUS.offset)
         fields = _STATUS.decode(word)
         return Status(word, bool(fields["busy"]), bool(fields["clearing"]),
-                      tuple(name for name in regmap.ERRORS if fields[name]))
+                      tuple(name for name in regmap.ERRORS if fields[name]), bool(fields["loading"]))
 
     def errors(self) -> tuple[str, ...]:
         """Names of the sticky error bits that are set."""
@@ -312,24 +317,67 @@ class Core:
             self.transport.pause()
 
     # ------------------------------------------------------------------ load
-    def load(self, network: Network, *, verify: bool = True, timeout: float | None = None) -> None:
+    def load(self, network: Network, *, verify: bool = True, via: str | None = None,
+             timeout: float | None = None) -> None:
         """Load `network`: refuse it unless the core holds it exactly, write it, read it back, reset.
 
-        Raises `ConfigError` (does not fit), `LoadError` (read-back mismatch or a refused write).
+        `via`: "stream" (one load frame by a stream transfer; the default where the transport can
+        send one, `transport.can_send_frames`) or "mmio" (one AXI-Lite write per word). `verify`:
+        read every word back through AXI-Lite. Raises `ConfigError` (does not fit), `LoadError`
+        (the core refused the frame or a write, or a word read back differently); after a
+        `LoadError`, `run` and `step` refuse until a load succeeds.
         """
         if not isinstance(network, Network):
             raise TypeError(f"network must be a Network, got {type(network).__name__}")
+        if via is None:
+            via = "stream" if self.transport.can_send_frames else "mmio"
+        if via not in ("stream", "mmio"):
+            raise ValueError(f"via must be 'stream' or 'mmio', not {via!r}")
         try:
             self._config.check_network(network)
         except ConfigError as exc:
             raise ConfigError(f"this core ({describe_config(self._config)}) cannot hold the "
                               f"{'-'.join(map(str, network.sizes))} network: {exc}") from None
+        writes = load_writes(self._config, network)
         deadline = self._deadline(timeout=timeout)
+        if timeout is None and self.timeout is None:  # and a cycle per word, 8 times over, for the frame
+            deadline += 8 * len(writes) / self.transport.cycles_per_second
         self._wait_status(lambda s: not s.busy and not s.clearing, "the core going idle", deadline)
         self.clear_errors()
-        offsets, values = (np.array(x, dtype=np.int64) for x in zip(*load_writes(self._config, network)))
+        offsets, values = (np.array(x, dtype=np.int64) for x in zip(*writes))
         self._network = None
-        self.transport.write_many(offsets, values)
+        self._load_failed = "it did not finish"
+        try:
+            if via == "stream":
+                self._load_frame(network, deadline)
+            else:
+                self.transport.write_many(offsets, values)
+            self._verify_load(offsets, values, verify)
+        except LoadError as exc:
+            self._load_failed = str(exc)
+            raise
+        self._load_failed = None
+        self._network = network
+        self.clear_state(timeout=timeout)
+        self.clear_counters()
+
+    def _load_frame(self, network: Network, deadline: float) -> None:
+        """Arm a load, send the network's load frame, wait until the core has walked it; `LoadError`
+        naming what the core refused."""
+        frame = build_frame(self._config, network)
+        words = bus_words(frame, self._config.bus_width).astype(self._dtype)
+        self.transport.write(_CONTROL.offset, _CONTROL.encode(load_params=1))
+        self.transport.send_frame(words, deadline=deadline)
+        status = self._wait_status(lambda s: not s.loading, "the end of the parameter load", deadline)
+        if "err_load" in status.errors:
+            hash0 = self.transport.read(regmap.register("HASH0").offset)
+            why = (f"the frame's design hash word {int(frame[1]):#010x} is not the core's HASH0 {hash0:#010x}"
+                   if hash0 != int(frame[1]) else f"the {words.size} bus words sent ({frame.size} frame words) did "
+                   "not arrive as one whole frame ending with TLAST (magic, length)")
+            raise LoadError(f"the core refused the parameter load frame: {why}; STATUS: {_error_text(status.errors)}. "
+                            "Nothing half-loaded is used: load again before running.")
+
+    def _verify_load(self, offsets: np.ndarray, values: np.ndarray, verify: bool) -> None:
         if verify:
             got = self.transport.read_many(offsets).astype(np.int64)
             bad = np.flatnonzero(got != (values & 0xFFFFFFFF))
@@ -341,9 +389,11 @@ class Core:
         status = self.status()
         if status.errors:
             raise LoadError(f"the core refused part of the network: {_error_text(status.errors)}")
-        self._network = network
-        self.clear_state(timeout=timeout)
-        self.clear_counters()
+
+    def _check_loaded(self) -> None:
+        """`LoadError` while the last load failed: nothing half-loaded is used."""
+        if self._load_failed is not None:
+            raise LoadError(f"the last parameter load failed ({self._load_failed}); load a network before running")
 
     def _where(self, offset: int) -> str:
         kind, what = regmap.decode_address(self._config, offset)
@@ -377,6 +427,10 @@ class Core:
             self.transport.transfer(np.zeros(1, self._dtype), self._words_out, deadline=deadline)
             self.transport.drain(deadline=deadline)
             status = self._wait_status(lambda s: not s.busy, "the core going idle", deadline)
+        if status.loading and self.transport.can_send_frames:
+            # An armed load, or a frame cut short: one word with TLAST ends it (refused: err_load, cleared below).
+            self.transport.send_frame(np.zeros(1, self._dtype), deadline=deadline)
+            self._wait_status(lambda s: not s.loading, "the end of an unfinished parameter load", deadline)
         self.clear_errors()
         self.clear_state(timeout=timeout)
         self.clear_counters()
@@ -384,6 +438,7 @@ class Core:
     # ------------------------------------------------------------------ spikes
     def _transfer(self, spikes: np.ndarray, timeout: float | None) -> tuple[np.ndarray, np.ndarray | None]:
         """bool [t, n_in] -> (bool [t, n_out], int64 [t, n_out] or None), one transfer."""
+        self._check_loaded()
         t0 = time.perf_counter()
         steps = spikes.shape[0]
         words = self._codec.pack(spikes)

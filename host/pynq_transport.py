@@ -251,18 +251,22 @@ class PynqTransport(Transport):
     # ------------------------------------------------------------------ registers
     @_remote_errors
     def read(self, offset: int) -> int:
+        self.stats.mmio_reads += 1
         return int(self.ip.read(int(offset)))
 
     @_remote_errors
     def write(self, offset: int, value: int) -> None:
+        self.stats.mmio_writes += 1
         self.ip.write(int(offset), int(value) & 0xFFFFFFFF)
 
     @_remote_errors
     def read_many(self, offsets) -> np.ndarray:
+        self.stats.mmio_reads += int(np.size(offsets))
         return self.ip.read_many(offsets)
 
     @_remote_errors
     def write_many(self, offsets, values) -> None:
+        self.stats.mmio_writes += int(np.size(offsets))
         self.ip.write_many(offsets, values)
 
     # ------------------------------------------------------------------ DMA
@@ -303,11 +307,11 @@ class PynqTransport(Transport):
         if (self._sr(DMA.MM2S) | self._sr(DMA.S2MM)) & (DMA.HALTED | DMA.ERRORS):
             self._reset_dma(deadline)
 
-    def _wait(self, deadline: float) -> None:
-        """Poll both channels until both are idle; on an error bit or at the deadline, reset the DMA
-        and raise with the decoded status of both channels."""
+    def _wait(self, deadline: float, channels=(DMA.MM2S, DMA.S2MM)) -> None:
+        """Poll the channels (default both) until they are idle; on an error bit or at the deadline, reset
+        the DMA and raise with the decoded status of both channels."""
         names = {DMA.MM2S: "MM2S (send)", DMA.S2MM: "S2MM (receive)"}
-        waiting = [DMA.MM2S, DMA.S2MM]
+        waiting = list(channels)
         while waiting:
             for channel in list(waiting):
                 sr = self._sr(channel)
@@ -342,6 +346,7 @@ class PynqTransport(Transport):
         send_buf = self._buffer("in", words.size, dtype)
         recv_buf = self._buffer("out", n_out, dtype)
         send_buf[: words.size] = words
+        self.stats.count_stream(sent=nbytes_in)
         try:
             self.dma.recvchannel.transfer(recv_buf, nbytes=nbytes_out)  # armed before the first word goes out
             self.dma.sendchannel.transfer(send_buf, nbytes=nbytes_in)
@@ -350,8 +355,24 @@ class PynqTransport(Transport):
         self._wait(deadline)
         got = int(self.dma.mmio.read(DMA.S2MM + DMA.LENGTH)) // dtype.itemsize
         recv_buf.invalidate()
+        self.stats.stream_bytes_received += got * dtype.itemsize
         # Simple mode ends a receive without error only at TLAST (a longer packet is DMAIntErr).
         return Received(np.array(recv_buf[:got]), True)
+
+    @_remote_errors
+    def send_frame(self, words, *, deadline: float) -> None:
+        """One transfer on the DMA's send channel (MM2S) alone, waited for with the deadline."""
+        words = np.asarray(words).reshape(-1)
+        if words.size > self.max_transfer_words:
+            raise TransportError(f"a transfer of {words.size} words exceeds the DMA's {self.max_transfer_words}")
+        send_buf = self._buffer("in", words.size, words.dtype)
+        send_buf[: words.size] = words
+        self.stats.count_stream(sent=words.nbytes)
+        try:
+            self.dma.sendchannel.transfer(send_buf, nbytes=words.nbytes)
+        except RuntimeError as exc:  # pynq: "DMA channel not started" / "not idle"
+            raise TransportError(f"the AXI DMA refused the transfer ({exc}): {self._status()}; reset the core") from exc
+        self._wait(deadline, channels=(DMA.MM2S,))
 
     @_remote_errors
     def abort(self) -> None:

@@ -77,6 +77,9 @@ class SerialTransport(Transport):
     """
 
     name = "serial"
+    #: The bridge's flow control paces the input by the output frames it sends back (`uartlink`); a
+    #: load frame gets none, so parameters load by register writes (`Core.load(via="mmio")`).
+    can_send_frames = False
 
     def __init__(self, *, port: str, baudrate: int = DEFAULT_BAUD, bus_width: int | None = None,
                  reply_timeout: float = 1.0):
@@ -173,10 +176,12 @@ class SerialTransport(Transport):
 
     def read(self, offset: int) -> int:
         offset = int(offset)
+        self.stats.mmio_reads += 1
         return self._access(frame_read(offset), "READ_DATA", f"the READ_DATA of offset {offset:#x}")
 
     def write(self, offset: int, value: int) -> None:
         offset = int(offset)
+        self.stats.mmio_writes += 1
         self._access(frame_write(offset, value), "WRITE_ACK", f"the WRITE_ACK of offset {offset:#x}")
 
     def read_many(self, offsets) -> np.ndarray:
@@ -216,6 +221,7 @@ class SerialTransport(Transport):
             raise TransportError(f"serial ({self.port}): {len(self._buffer)} bytes nobody asked for came before the "
                                  f"transfer: {self._shown()}. reset() discards them.")
         width, per_in, per_out = self._stream_geometry()
+        self.stats.count_stream(sent=words.nbytes)
         frames = frame_stream_words(words, last=True, bus_width=width)
         step_bytes = per_in * frame_length("STREAM", width)
         frame_bytes = frame_length("OUTPUT", width)

@@ -49,16 +49,41 @@ class BoardTransport(Transport):
         return f"{self.name} transport ({self.board.describe()})"
 
     def read(self, offset: int) -> int:
+        self.stats.mmio_reads += 1
         return self.board.read(int(offset))
 
     def write(self, offset: int, value: int) -> None:
+        self.stats.mmio_writes += 1
         self.board.write(int(offset), int(value))
 
     def read_many(self, offsets) -> np.ndarray:
+        self.stats.mmio_reads += int(np.size(offsets))
         return self.board.read_many(offsets)
 
     def write_many(self, offsets, values) -> None:
+        self.stats.mmio_writes += int(np.size(offsets))
         self.board.write_many(offsets, values)
+
+    def send_frame(self, words, *, deadline: float) -> None:
+        from spikeloop.sim.interface import Until
+
+        words = np.asarray(words).reshape(-1)
+        board = self.board
+        if board.pending:
+            raise TransportError(f"{self.name}: input words of an earlier transfer are still queued; "
+                                 "reset the core first")
+        self.stats.count_stream(sent=words.nbytes)
+        c0, t0 = board.cycles, time.monotonic()
+        board.send(words, last=True)
+        while board.pending:
+            if time.monotonic() > deadline:
+                unsent = board.pending
+                self.abort()
+                raise TransferTimeout(f"{self.name}: the core took {words.size - unsent} of {words.size} words in "
+                                      f"{time.monotonic() - t0:.2f} s ({board.cycles - c0} clock cycles). The "
+                                      "transfer was aborted; reset the core before the next one.",
+                                      {"unsent_words": unsent, "cycles": board.cycles - c0})
+            board.run(SLICE_CYCLES, Until.SENT)
 
     def transfer(self, words, n_out: int, *, deadline: float) -> Received:
         from spikeloop.sim.interface import BoardError, Rx, Until
@@ -68,6 +93,7 @@ class BoardTransport(Transport):
         if board.pending:
             raise TransportError(f"{self.name}: input words of an earlier transfer are still queued; "
                                  "reset the core first")
+        self.stats.count_stream(sent=words.nbytes)
         c0, t0 = board.cycles, time.monotonic()
         try:  # the receive is armed before the first input word goes out; then the first slice runs
             state = board.transfer(words, n_out, SLICE_CYCLES)
@@ -85,7 +111,9 @@ class BoardTransport(Transport):
                     status)
             board.run(SLICE_CYCLES, Until.RECEIVED)
             state = board.rx_state
-        return Received(board.take(n_out).astype(words.dtype), bool(state & Rx.LAST))
+        got = board.take(n_out).astype(words.dtype)
+        self.stats.stream_bytes_received += got.nbytes
+        return Received(got, bool(state & Rx.LAST))
 
     def abort(self) -> None:
         self.board.discard()

@@ -7,7 +7,12 @@ A transport offers two things, and the driver (`spikeloop.host.driver.Core`) nee
 - AXI-Stream: `transfer(words, n_out, deadline=...)` sends one transfer of input words (TLAST on
   the last) with a receive of `n_out` words armed *before* it, and waits for the receive to end
   (TLAST, or `n_out` words) until the deadline; `abort()` stops a transfer in flight and
-  `drain(deadline=...)` accepts and discards the words a core still holds.
+  `drain(deadline=...)` accepts and discards the words a core still holds; `send_frame(words,
+  deadline=...)` sends one transfer and expects nothing back (a parameter load frame,
+  `spikeloop.paramstream`), where the transport can (`can_send_frames`).
+
+Every transport counts what it puts on the buses in `stats` (`BusStats`): register reads and
+writes (one per word, bulk forms included) and stream (DMA) transfers.
 
 Every wait takes an absolute deadline (`time.monotonic()` seconds): nothing waits forever.
 Transports are chosen by name with `open_transport` ("golden", "sim", "pynq", "serial"); the golden
@@ -26,7 +31,8 @@ import numpy as np
 
 from spikeloop.regmap import RegisterPort
 
-__all__ = ["Transport", "Received", "TransportError", "TransferTimeout", "TRANSPORTS", "open_transport", "remaining"]
+__all__ = ["Transport", "Received", "TransportError", "TransferTimeout", "TRANSPORTS", "open_transport", "remaining",
+           "BusStats"]
 
 
 class TransportError(RuntimeError):
@@ -49,6 +55,37 @@ class Received:
     last: bool
 
 
+@dataclass
+class BusStats:
+    """Bus transactions of a transport: register reads and writes (one per 32-bit word) and stream
+    transfers (one per DMA transfer: a send with its receive, or a send alone), with their bytes."""
+
+    mmio_reads: int = 0
+    mmio_writes: int = 0
+    stream_transfers: int = 0
+    stream_bytes_sent: int = 0
+    stream_bytes_received: int = 0
+
+    @property
+    def transactions(self) -> int:
+        """Register accesses plus stream transfers."""
+        return self.mmio_reads + self.mmio_writes + self.stream_transfers
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts, and `transactions`."""
+        return {**vars(self), "transactions": self.transactions}
+
+    def since(self, before: dict) -> dict[str, int]:
+        """What was counted since `before` (an `as_dict()` taken earlier)."""
+        return {name: value - before[name] for name, value in self.as_dict().items()}
+
+    def count_stream(self, sent: int = 0, received: int = 0) -> None:
+        """Count one stream transfer of `sent` and `received` bytes."""
+        self.stream_transfers += 1
+        self.stream_bytes_sent += int(sent)
+        self.stream_bytes_received += int(received)
+
+
 def remaining(deadline: float) -> float:
     """Seconds left until `deadline` (negative when it has passed)."""
     return deadline - time.monotonic()
@@ -63,7 +100,22 @@ class Transport(RegisterPort):
     cycles_per_second: float = 1e6
     #: Largest transfer, in bus words, in either direction.
     max_transfer_words: int = 1 << 22
+    #: Whether `send_frame` works (a transfer that expects nothing back).
+    can_send_frames: bool = True
 
+    @property
+    def stats(self) -> BusStats:
+        """What this transport has put on the buses (`BusStats`)."""
+        stats = self.__dict__.get("_bus_stats")
+        if stats is None:
+            stats = self.__dict__["_bus_stats"] = BusStats()
+        return stats
+
+    def send_frame(self, words: np.ndarray, *, deadline: float) -> None:
+        """Send `words` as one transfer (TLAST on the last) and wait until the core has taken them all,
+        expecting no output; `TransferTimeout` at the deadline (the transfer aborted)."""
+        raise TransportError(f"the {self.name} transport cannot send a stream without a receive; "
+                             "load parameters with via='mmio'")
 
     @abstractmethod
     def transfer(self, words: np.ndarray, n_out: int, *, deadline: float) -> Received:

@@ -16,7 +16,7 @@ Writes are whole words (`wstrb` is ignored). Window accesses go to the `MemBus`.
 from __future__ import annotations
 
 from amaranth.hdl import Const, Module, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeloop import regmap
@@ -26,6 +26,7 @@ from spikeloop.regmap import COUNTERS, GLOBAL_REGISTERS, LAYER_REGISTERS
 
 from .common import DECAY_BITS, WINDOW, MemBus, Probed, check_type, parameters
 from .counters import counter_layout
+from .loader import write_layout
 
 __all__ = ["AxiLite", "RegisterFile", "field_layout", "runtime_layout"]
 
@@ -105,6 +106,9 @@ class RegisterFile(wiring.Component, Probed):
     status : In(`field_layout(STATUS)`): the state fields (busy, clearing) as they are, and
         error fields whose 1 sets the sticky bit (e.g. err_truncated from the framing).
     counters : In(`counters.counter_layout()`), the counter values.
+    writes : In(stream of `loader.write_layout()`), register writes of a load frame: decoded and
+        judged as AXI-Lite writes, without a response; one per clock, taking turns with AXI-Lite
+        accesses (round robin) when both wait.
     """
 
     def __init__(self, *, config: CoreConfig, window_addr_width: int):
@@ -123,6 +127,7 @@ class RegisterFile(wiring.Component, Probed):
             "probe": Out(field_layout(regmap.register("PROBE"))),
             "status": In(field_layout(regmap.register("STATUS"))),
             "counters": In(counter_layout()),
+            "writes": In(stream.Signature(write_layout())),
         })
 
     @property
@@ -160,6 +165,7 @@ class RegisterFile(wiring.Component, Probed):
                     m.d.comb += self.layers[k][r.name.lower()].eq(regs[r.name])
 
         addr = Signal(len(bus.awaddr))
+        outside = Signal()  # a stream write's address beyond the address space
         wdata = Signal(DATA_BITS)
         rdata = Signal(DATA_BITS)
         m.d.comb += [bus.bresp.eq(0), bus.rresp.eq(0), bus.rdata.eq(rdata)]
@@ -176,15 +182,28 @@ class RegisterFile(wiring.Component, Probed):
 
         word_addr = addr[2:]
         aligned = addr[:2] == 0
+        lite_waits = bus.arvalid | (bus.awvalid & bus.wvalid)
+        stream_in = self.writes
+        take_stream = Signal()  # latch the next stream write (IDLE, or SWRITE back to back)
+        with m.If(take_stream):
+            m.d.comb += stream_in.ready.eq(1)
+            m.d.sync += [addr.eq(stream_in.p.addr), outside.eq(stream_in.p.addr[len(addr):] != 0),
+                         wdata.eq(stream_in.p.data)]
+        lite_turn = Signal()  # an AXI-Lite access went last: a waiting stream write goes first (round robin)
         with m.FSM(name="axil") as axil:
             with m.State("IDLE"):
-                with m.If(bus.arvalid):
+                with m.If(stream_in.valid & (lite_turn | ~lite_waits)):
+                    m.d.comb += take_stream.eq(1)
+                    m.d.sync += lite_turn.eq(0)
+                    m.next = "SWRITE"
+                with m.Elif(bus.arvalid):
+                    m.d.sync += lite_turn.eq(1)
                     m.d.comb += bus.arready.eq(1)
-                    m.d.sync += addr.eq(bus.araddr)
+                    m.d.sync += [addr.eq(bus.araddr), outside.eq(0)]
                     m.next = "READ"
                 with m.Elif(bus.awvalid & bus.wvalid):
                     m.d.comb += [bus.awready.eq(1), bus.wready.eq(1)]
-                    m.d.sync += [addr.eq(bus.awaddr), wdata.eq(bus.wdata)]
+                    m.d.sync += [addr.eq(bus.awaddr), outside.eq(0), wdata.eq(bus.wdata), lite_turn.eq(1)]
                     m.next = "WRITE"
 
             with m.State("READ"):
@@ -209,9 +228,8 @@ class RegisterFile(wiring.Component, Probed):
                 with m.If(bus.rready):
                     m.next = "IDLE"
 
-            with m.State("WRITE"):
-                m.next = "WRITE_RESP"
-                with m.If(~aligned):
+            def write_word():
+                with m.If(~aligned | outside):
                     m.d.sync += sticky["err_address"].eq(1)
                 with m.Elif(win_hit):
                     with m.If(win_ro):
@@ -224,6 +242,17 @@ class RegisterFile(wiring.Component, Probed):
                             m.d.sync += sticky["err_busy_write"].eq(1)
                 with m.Else():
                     self._write(m, word_addr, wdata, stores, sticky, probe)
+
+            with m.State("WRITE"):
+                m.next = "WRITE_RESP"
+                write_word()
+
+            with m.State("SWRITE"):  # a stream write: no response; the next one back to back unless AXI-Lite waits
+                write_word()
+                with m.If(stream_in.valid & ~lite_waits):
+                    m.d.comb += take_stream.eq(1)
+                with m.Else():
+                    m.next = "IDLE"
 
             with m.State("WRITE_RESP"):
                 m.d.comb += bus.bvalid.eq(1)

@@ -8,6 +8,7 @@ AXI names appear only here. `Core` runs in the `sync` domain (for Amaranth's sim
     s_axis -> Deframer -> Network -> Framer -> m_axis        (rtl/framing.py, rtl/network.py)
     s_axi  -> RegisterFile -> MemBus windows, run-time values  (rtl/registers.py)
               Counters (rtl/counters.py), StateClear (rtl/clear.py)
+    s_axis -> Loader -> RegisterFile writes, after CONTROL.load_params (rtl/loader.py)
 
 Stream framing (`spikeloop.regmap.pack_spikes`, `pack_output`): every input timestep gives
 exactly one output timestep, in order; the output TLAST is on the last word of the timestep
@@ -17,7 +18,7 @@ timesteps in always give T timesteps out with TLAST, and a DMA never hangs.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, ClockDomain, Module, Signal
+from amaranth.hdl import Cat, ClockDomain, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -28,6 +29,7 @@ from .clear import StateClear
 from .common import Probed, check_type, parameters
 from .counters import Counters
 from .framing import Deframer, Framer
+from .loader import Loader
 from .network import Network
 from .registers import AxiLite, RegisterFile
 
@@ -70,6 +72,7 @@ class Core(wiring.Component, Probed):
         self._framer = Framer(config=config)
         self._registers = RegisterFile(config=config, window_addr_width=self._network.addr_width)
         self._state_clear = StateClear()
+        self._loader = Loader(config=config)
         events = {"TIMESTEPS": self._framer.timestep, "SPIKES_IN": self._deframer.spikes,
                   "SPIKES_OUT": self._framer.spikes, "BUSY_CYCLES": Signal(name="busy")}
         self._events = events
@@ -103,8 +106,9 @@ class Core(wiring.Component, Probed):
 
     @property
     def probes(self) -> dict:
-        """The framing's and the register file's probes; `steps` and `lasts` summed over both framings."""
-        parts = [self._deframer.probes, self._framer.probes, self._registers.probes]
+        """The framing's, the register file's and the loader's probes (`to_loader`: the input stream goes
+        to the loader); `steps` and `lasts` summed over both framings."""
+        parts = [self._deframer.probes, self._framer.probes, self._registers.probes, self._loader.probes]
         if not all(parts):
             return {}
         merged = {}
@@ -123,13 +127,14 @@ class Core(wiring.Component, Probed):
         m.submodules.registers = regs
         m.submodules.state_clear = clear
         m.submodules.counters = counters
+        m.submodules.loader = loader = self._loader
 
         # AXI-Stream <-> word streams
         m.d.comb += [
             deframer.i_stream.p.data.eq(self.s_axis_tdata),
             deframer.i_stream.p.last.eq(self.s_axis_tlast),
-            deframer.i_stream.valid.eq(self.s_axis_tvalid),
-            self.s_axis_tready.eq(deframer.i_stream.ready),
+            deframer.i_stream.valid.eq(self.s_axis_tvalid & ~loader.select),
+            self.s_axis_tready.eq(Mux(loader.select, loader.i_stream.ready, deframer.i_stream.ready)),
             self.m_axis_tdata.eq(framer.o_stream.p.data),
             self.m_axis_tlast.eq(framer.o_stream.p.last),
             self.m_axis_tvalid.eq(framer.o_stream.valid),
@@ -143,6 +148,17 @@ class Core(wiring.Component, Probed):
             port, inner = getattr(self, AXI_LITE_PREFIX + name), getattr(regs.bus, name)
             m.d.comb += inner.eq(port) if member.flow == In else port.eq(inner)
         wiring.connect(m, regs.windows, net.bus)
+        # parameter loads by stream: the input stream goes to the loader while it selects it
+        m.d.comb += [
+            loader.i_stream.p.data.eq(self.s_axis_tdata),
+            loader.i_stream.p.last.eq(self.s_axis_tlast),
+            loader.i_stream.valid.eq(self.s_axis_tvalid & loader.select),
+            loader.arm.eq(regs.control.load_params),
+            loader.quiet.eq(~deframer.busy),
+            regs.status.loading.eq(loader.loading),
+            regs.status.err_load.eq(loader.error),
+        ]
+        wiring.connect(m, producer=loader.o_writes, consumer=regs.writes)
         for k, ctrl in enumerate(net.ctrl):
             m.d.comb += [getattr(ctrl, name).eq(regs.layers[k][name]) for name in regs.layers[k].shape().members]
             m.d.comb += ctrl.clear.eq(clear.clear)

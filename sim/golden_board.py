@@ -19,6 +19,10 @@ that never comes, under Fault.MUTE, sees time pass); `BUSY_CYCLES` stays 0. `bus
 input words of an unfinished timestep are held, `clearing` while a state clear waits for that
 timestep to end; bus faults are not modelled, nor the phantom neurons of the core's padding lanes
 (their state readout reads 0 here).
+
+Parameter loads by stream: after `CONTROL.load_params` (`STATUS.loading`), the next transfer up to
+TLAST is a load frame, walked at its TLAST as the gateware walks it (`spikeloop.paramstream.parse_frame`,
+in `load_frames`), each write judged as an AXI-Lite write, `err_load` when the frame is refused.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from spikeloop.stream import pack_output, unpack_spikes, words_per_timestep
 from spikeloop.windows import pack_neuron_values, unpack_neuron_values, unpack_weights
 
 from .interface import Board, BoardError, Fault, Rx, Until, check_fault
+from .load_frames import FrameTaker
 
 __all__ = ["GoldenBoard"]
 
@@ -67,6 +72,7 @@ class GoldenBoard(Board):
         self._network: Network | None = None
         self._cycles = 0
         self._fault, self._fault_value = Fault.NONE, 0
+        self._frames = FrameTaker(config)
         self.reset()
 
     @property
@@ -92,6 +98,8 @@ class GoldenBoard(Board):
         self._shadows = dict.fromkeys(regmap.COUNTERS, 0)
         self._network = None
         self._clear_pending = False
+        self._loading = False  # CONTROL.load_params armed a load; the next transfer is a frame
+        self._frames.forget()
         self._partial = _NO_WORDS  # input words of an unfinished timestep, held by the core
         self._out = _NO_WORDS  # output words the core holds, and their TLAST flags
         self._out_last = np.zeros(0, bool)
@@ -132,7 +140,8 @@ class GoldenBoard(Board):
         if offset in self._ro:
             return self._ro[offset]
         if offset == _STATUS.offset:
-            bits = {**self._errors, "busy": self._partial.size > 0, "clearing": self._clear_pending}
+            bits = {**self._errors, "busy": self._partial.size > 0, "clearing": self._clear_pending,
+                    "loading": self._loading}
             return sum(1 << _STATUS.field(name).lsb for name, on in bits.items() if on)
         if offset == _CONTROL.offset:
             return 0
@@ -172,6 +181,8 @@ class GoldenBoard(Board):
                 self._clear_state_when_idle()
             if value & _CONTROL.field("clear_counters").mask:
                 self._counters = dict.fromkeys(regmap.COUNTERS, 0)
+            if value & _CONTROL.field("load_params").mask:
+                self._loading = True
             return
         if offset == _STATUS.offset:
             for name in regmap.ERRORS:
@@ -245,6 +256,29 @@ class GoldenBoard(Board):
         words = np.ascontiguousarray(words, dtype=np.uint64).reshape(-1)
         if not words.size:
             return
+        if self._loading:  # words after the partly received timestep (if any) are a load frame
+            spikes = min(words.size, -self._partial.size % self._per_in)
+            if spikes:
+                self._send_spikes(words[:spikes], last=last and spikes == words.size)
+            if spikes < words.size:
+                self._take_frame(words[spikes:], last=last)
+            return
+        self._send_spikes(words, last=last)
+
+    def _take_frame(self, words: np.ndarray, *, last: bool) -> None:
+        """Load frame words: at TLAST, every write the core makes (judged as AXI-Lite writes), err_load
+        if it refuses the frame, and the load is over."""
+        done = self._frames.take(words, last=last)
+        if done is None:
+            return
+        writes, error = done
+        for offset, value in writes:
+            self.write(offset, value)
+        if error is not None:
+            self._errors["err_load"] = True
+        self._loading = False
+
+    def _send_spikes(self, words: np.ndarray, *, last: bool) -> None:
         masks = self._in_masks[(self._partial.size + np.arange(words.size)) % self._per_in]
         self._counters["SPIKES_IN"] += int(np.unpackbits((words & masks).view(np.uint8)).sum())  # counted as taken
         held = np.concatenate([self._partial, words])

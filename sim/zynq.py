@@ -16,7 +16,8 @@ What is emulated:
 - the AXI DMA (PG021, simple mode): DMACR run/stop and soft reset, DMASR (Halted, Idle,
   DMAIntErr, DMADecErr, IOC_Irq), addresses and LENGTH. A write of MM2S LENGTH queues the
   buffer's words for the core's input stream with TLAST on the last; a write of S2MM LENGTH
-  arms a receive; a receive ends at TLAST (LENGTH then reads the bytes received) or with
+  arms a receive (a send alone, without a receive, is a transfer too: a parameter load frame);
+  a receive ends at TLAST (LENGTH then reads the bytes received) or with
   DMAIntErr when the buffer fills first. Time passes on every DMA register access
   (`cycles_per_access` clock cycles), as it does on a board while the CPU polls.
 

@@ -417,7 +417,8 @@ _DOC_HEAD = """\
      tests/rtl/test_rtl_regmap.py fails when this file and the module disagree. -->
 
 `spikeloop/regmap.py` is the single source of every offset, field and write rule below,
-`spikeloop/stream.py` of the stream packing and `spikeloop/windows.py` of the window images;
+`spikeloop/stream.py` of the stream packing, `spikeloop/windows.py` of the window images and
+`spikeloop/paramstream.py` of the parameter load frames;
 the gateware (`spikeloop.rtl.top`), the host driver and the simulated boards all import them.
 
 ## Conventions
@@ -506,7 +507,9 @@ def markdown(example) -> str:
                                 chunk=[c.chunk for c in example.layers], bits=address_bits(example))
     text += "".join(f"| {w.layer} | `{w.kind}` | `{w.base:#x}` | {w.words} | `{w.span:#x}` | "
                     f"{'rw' if w.writable else 'ro'} |\n" for w in windows(example))
-    return text + _DOC_STREAM
+    from spikeloop.paramstream import markdown as frame_markdown  # it imports this module
+
+    return text + _DOC_STREAM + frame_markdown()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -100,13 +100,14 @@ def build_core(config: CoreConfig, build_root, *, waves: bool = False):
     return sim, plan.execute() / "sim"
 
 
-def run_cases(sim, build_dir, cases, *, test_dir, waves: bool = False) -> None:
-    """Run the bench (`tb_core`) on case files, in one simulator run of the build.
+def run_cases(sim, build_dir, cases, *, test_dir, waves: bool = False, test_module: str = "tb_core") -> None:
+    """Run the bench (`test_module`, default `tb_core`) on case files, in one simulator run of the build.
 
     A failing case makes the runner exit (SystemExit), which pytest reports as a failure.
     """
     from spikeloop.rtl.verilog import MODULE
 
     with _patched_environ(verilator_env()):
-        sim.test(test_module="tb_core", hdl_toplevel=MODULE, build_dir=build_dir, test_dir=test_dir,
+        sim.test(test_module=test_module, hdl_toplevel=MODULE, hdl_toplevel_lang="verilog", build_dir=build_dir,
+                 test_dir=test_dir,
                  extra_env={"SPIKELOOP_CASES": os.pathsep.join(str(c) for c in cases)}, waves=waves)

@@ -287,7 +287,7 @@ class CoreHarness(Harness):
         taken = Signal(8, name="taken_minus_given")  # timesteps
         taken_last = Signal(8, name="taken_minus_given_last")  # timesteps carrying TLAST
         self._in_word, self._out_word = in_word, out_word
-        take = core.s_axis_tvalid & core.s_axis_tready
+        take = core.s_axis_tvalid & core.s_axis_tready & ~core.probes["to_loader"]  # load frames are no timesteps
         ends_in = take & ((in_word == words_in - 1) | core.s_axis_tlast)
         give = core.m_axis_tvalid & core.m_axis_tready
         ends_out = give & (out_word == words_out - 1)
