@@ -64,7 +64,7 @@ class TaskSpec:
     observed: tuple[int, ...]          # indices into CartPole's (x, x_dot, theta, theta_dot)
     ranges: tuple[float, ...]          # per observed variable: the magnitude where its code saturates
     levels: int                        # thermometer levels per sign and variable
-    blocks: int                        # core timesteps per environment step (one input block each)
+    copies: tuple[int, ...]            # per core timestep of an environment step: copies of the code shown
     hidden_lam: int                    # the hidden layer's leak, in units of 2^-frac_bits
     hidden_reset: str                  # the hidden layer's reset
     description: str = ""
@@ -73,10 +73,10 @@ class TaskSpec:
 FRAC_BITS = 4
 
 TASK_SPECS = {
-    "cartpole": TaskSpec("cartpole", (0, 1, 2, 3), (2.4, 2.0, 0.21, 2.0), levels=8, blocks=1,
+    "cartpole": TaskSpec("cartpole", (0, 1, 2, 3), (2.4, 2.0, 0.21, 2.0), levels=8, copies=(1,),
                          hidden_lam=1 << FRAC_BITS, hidden_reset="zero",
                          description="CartPole-v1, full state; memoryless neurons (lam = 2^F)"),
-    "cartpole-positions": TaskSpec("cartpole-positions", (0, 2), (1.2, 0.12), levels=16, blocks=3,
+    "cartpole-positions": TaskSpec("cartpole-positions", (0, 2), (1.2, 0.06), levels=16, copies=(1, 2, 1),
                                    hidden_lam=1 << (FRAC_BITS - 1), hidden_reset="none",
                                    description="CartPole-v1, cart position and pole angle only; hidden "
                                                "membranes leak by half per timestep and carry the past"),
@@ -114,24 +114,27 @@ def make_task_env(task: str):
 
 
 class BlockEncoder:
-    """Observation -> spikes [blocks, blocks * n_code] (or [n_code] for one block): the thermometer
-    code of the observation in every timestep, on block j's input lines in timestep j."""
+    """Observation -> spikes [timesteps, n_in] (or [n_in] for one timestep): in timestep j, the
+    thermometer code of the observation on each of `copies[j]` blocks of input lines of its own."""
 
-    def __init__(self, thermometer: cartpole.ThermometerEncoder, blocks: int):
+    def __init__(self, thermometer: cartpole.ThermometerEncoder, copies=(1,)):
         self.thermometer = thermometer
-        self.blocks = _check_int("blocks", blocks, 1)
+        self.copies = tuple(_check_int("copies", c, 1) for c in copies)
+        if not self.copies:
+            raise ValueError("copies must name at least one timestep")
         self.n_code = thermometer.n_in
+        self.blocks = sum(self.copies)
+        self.timesteps = len(self.copies)
         self.n_in = self.blocks * self.n_code
-        self._out = np.zeros((self.blocks, self.n_in), bool)
+        self._block_step = np.repeat(np.arange(self.timesteps), self.copies)
 
     def __call__(self, obs) -> np.ndarray:
         code = self.thermometer(obs)
         if self.blocks == 1:
             return code
-        out = np.zeros_like(self._out)
-        for j in range(self.blocks):
-            out[j, j * self.n_code:(j + 1) * self.n_code] = code
-        return out
+        out = np.zeros((self.timesteps, self.blocks, self.n_code), bool)
+        out[self._block_step, np.arange(self.blocks)] = code
+        return out.reshape(self.timesteps, self.n_in)
 
 
 class PolicyShape:
@@ -162,11 +165,11 @@ class PolicyShape:
         levels = np.full(len(spec.observed), spec.levels)
         ranges = np.asarray(spec.ranges, float)
         self.thermometer = cartpole.ThermometerEncoder(gains=levels / ranges, ranges=ranges, unit=1.0)
-        self.encoder = BlockEncoder(self.thermometer, spec.blocks)
+        self.encoder = BlockEncoder(self.thermometer, spec.copies)
         self.n_in = self.encoder.n_in
         self.decoder = partial(cartpole.decode, timestep=0)
         pairs, self._k = self.hidden // 2, spec.levels
-        self._n_pos = spec.blocks * len(spec.observed) * spec.levels  # positive bits, over all blocks
+        self._n_pos = self.encoder.blocks * len(spec.observed) * spec.levels  # positive bits, over all blocks
         self._slices = {}
         start = 0
         for name, size in (("w1", pairs * self._n_pos), ("theta1", pairs), ("bias1", pairs), ("w2", pairs),
@@ -177,6 +180,7 @@ class PolicyShape:
         active = len(spec.observed) * spec.levels  # spikes of one timestep's code, at most
         self._scale1 = max(1.0, np.sqrt(active) / 2)
         self._scale2 = max(1.0, np.sqrt(self.hidden) / 2)
+        self.bias_gain = _bias_gain(spec.hidden_lam, FRAC_BITS, self.encoder.timesteps)
 
     @property
     def geometry(self) -> dict:
@@ -185,7 +189,7 @@ class PolicyShape:
                 "membranes": False}
 
     def __repr__(self) -> str:
-        return (f"PolicyShape({self.task!r}: {self.n_in}-{self.hidden}-1, {self.spec.blocks} timestep(s) per "
+        return (f"PolicyShape({self.task!r}: {self.n_in}-{self.hidden}-1, {self.encoder.timesteps} timestep(s) per "
                 f"environment step, {self.size} parameters)")
 
     def initial(self, *, seed: int = 0) -> np.ndarray:
@@ -194,6 +198,10 @@ class PolicyShape:
         z = rng.standard_normal(self.size) * 0.5
         for name in ("theta1", "bias1", "theta2", "bias2"):
             z[self._slices[name]] *= 0.4
+        if self.encoder.blocks > 1:  # half of the pairs start as differences: later blocks against the first
+            pairs = self.hidden // 2
+            w = z[self._slices["w1"]].reshape(pairs, self.encoder.blocks, -1)
+            w[: pairs // 2, 1:] = -np.abs(w[: pairs // 2, 1:]) * np.sign(w[: pairs // 2, :1])
         return z
 
     def network(self, params) -> Network:
@@ -209,15 +217,15 @@ class PolicyShape:
         def theta(x, scale):
             return np.clip(np.rint(scale * (1 + x)), 1, hi // 4).astype(np.int64)
 
-        def bias(x, scale, theta):  # relative to theta - 1: a neuron without input starts near its threshold
-            return np.clip(theta - 1 + np.rint(scale * x), lo // 4, hi // 4).astype(np.int64)
+        def bias(x, scale, theta, gain=1.0):  # a neuron without input starts near its threshold: gain * bias
+            return np.clip(np.rint((theta - 1 + scale * x) / gain), lo // 4, hi // 4).astype(np.int64)
 
         # [pairs, blocks * vars, K] positive-bit weights -> [pairs, n_in]: (p_1..p_K, n_1..n_K) per variable
         pos = np.where(part["w1"] >= 0, 1, -1).reshape(pairs, -1, self._k)
         w1 = np.concatenate([pos, -pos], axis=2).reshape(pairs, self.n_in)
         w2 = np.where(part["w2"] >= 0, 1, -1)
         theta1, theta2 = theta(part["theta1"], self._scale1), theta(part["theta2"], self._scale2)
-        bias1 = bias(part["bias1"], self._scale1, theta1)
+        bias1 = bias(part["bias1"], self._scale1, theta1, self.bias_gain)
         common = {"v_bits": self.v_bits, "u_bits": self.v_bits, "frac_bits": FRAC_BITS}
         hidden = Layer(np.concatenate([w1, -w1]).astype(np.int8), theta=np.tile(theta1, 2), bias=np.tile(bias1, 2),
                        neuron="lif", reset=self.spec.hidden_reset, lam=self.spec.hidden_lam,
@@ -226,6 +234,14 @@ class PolicyShape:
                     bias=bias(part["bias2"], self._scale2, theta2), neuron="lif", reset="zero", lam=1 << FRAC_BITS,
                     where=f"{self.task} output layer", **common)
         return Network((hidden, out))
+
+
+def _bias_gain(lam: int, frac_bits: int, timesteps: int) -> float:
+    """What a constant bias of 1 adds, in the steady state, to a membrane that leaks by lam / 2^frac_bits per
+    timestep and is read in the first of `timesteps` timesteps per environment step (no reset)."""
+    keep = 1 - lam / (1 << frac_bits)
+    per_step = sum(keep ** j for j in range(timesteps))  # the bias of one environment step, at its last timestep
+    return 1 + keep * per_step / (1 - keep ** timesteps) if keep < 1 else 1.0
 
 
 def load_options(core, via: str | None) -> dict:
@@ -324,7 +340,7 @@ class _Scorer:
                           max_steps=self.max_steps, seed=seed, progress=progress)
         if result.interrupted:
             raise KeyboardInterrupt
-        self.core_steps += result.total_steps * self.shape.spec.blocks
+        self.core_steps += result.total_steps * self.shape.encoder.timesteps
         return result
 
     def close(self):
@@ -490,7 +506,7 @@ def save(out, shape: PolicyShape, result: ESResult, evaluation: Evaluation | Non
     shape.network(result.params).save(files["policy"])
     np.save(files["latents"], result.params)
     report = {"task": shape.task, "hidden": shape.hidden, "n_in": shape.n_in, "parameters": shape.size,
-              "blocks": shape.spec.blocks, **result.to_json(), **(extra or {})}
+              "timesteps_per_step": shape.encoder.timesteps, **result.to_json(), **(extra or {})}
     if evaluation is not None:
         report["evaluation"] = evaluation.to_json()
     files["curve"].write_text(json.dumps(report, indent=1, default=_json_default))
