@@ -144,8 +144,11 @@ class PolicyShape:
     mirror pairs (the second has the first's input weights negated, the same threshold and bias,
     and the negated output weight), and a neuron's weight on a variable's negative thermometer bit
     `n_j` is minus its weight on the positive bit `p_j` (so its drive is an odd function of each
-    variable). The latents: per pair its weights on the positive bits of every block and variable,
-    its threshold and bias offset, its output weight; the output neuron's threshold and bias offset.
+    variable). With several input blocks (timesteps), a pair's weights on block b are its weights on
+    block 0 times one sign per (block, variable): the pair chooses, per variable, which linear filter
+    of the past its membrane applies (see docs/closed-loop-learning.md). The latents: per pair its
+    weights on the positive bits of block 0, its filter signs, its threshold and bias offset, its
+    output weight; the output neuron's threshold and bias offset.
 
     Parameters (keyword-only after `task`)
     ----------
@@ -169,11 +172,11 @@ class PolicyShape:
         self.n_in = self.encoder.n_in
         self.decoder = partial(cartpole.decode, timestep=0)
         pairs, self._k = self.hidden // 2, spec.levels
-        self._n_pos = self.encoder.blocks * len(spec.observed) * spec.levels  # positive bits, over all blocks
+        n_vars, self._blocks = len(spec.observed), self.encoder.blocks
         self._slices = {}
         start = 0
-        for name, size in (("w1", pairs * self._n_pos), ("theta1", pairs), ("bias1", pairs), ("w2", pairs),
-                           ("theta2", 1), ("bias2", 1)):
+        for name, size in (("w1", pairs * n_vars * spec.levels), ("filter", pairs * n_vars * (self._blocks - 1)),
+                           ("theta1", pairs), ("bias1", pairs), ("w2", pairs), ("theta2", 1), ("bias2", 1)):
             self._slices[name] = slice(start, start + size)
             start += size
         self.size = start
@@ -198,10 +201,10 @@ class PolicyShape:
         z = rng.standard_normal(self.size) * 0.5
         for name in ("theta1", "bias1", "theta2", "bias2"):
             z[self._slices[name]] *= 0.4
-        if self.encoder.blocks > 1:  # half of the pairs start as differences: later blocks against the first
+        if self._blocks > 1:  # half of the pairs start as differences: every later block against the first
             pairs = self.hidden // 2
-            w = z[self._slices["w1"]].reshape(pairs, self.encoder.blocks, -1)
-            w[: pairs // 2, 1:] = -np.abs(w[: pairs // 2, 1:]) * np.sign(w[: pairs // 2, :1])
+            f = z[self._slices["filter"]].reshape(pairs, -1)
+            f[: pairs // 2] = -np.abs(f[: pairs // 2])
         return z
 
     def network(self, params) -> Network:
@@ -220,8 +223,12 @@ class PolicyShape:
         def bias(x, scale, theta, gain=1.0):  # a neuron without input starts near its threshold: gain * bias
             return np.clip(np.rint((theta - 1 + scale * x) / gain), lo // 4, hi // 4).astype(np.int64)
 
-        # [pairs, blocks * vars, K] positive-bit weights -> [pairs, n_in]: (p_1..p_K, n_1..n_K) per variable
-        pos = np.where(part["w1"] >= 0, 1, -1).reshape(pairs, -1, self._k)
+        # block 0's positive-bit weights [pairs, 1, vars, K]; block b's are block 0's times the sign of the
+        # pair's filter latent for (b, variable); then [pairs, blocks * vars, K] -> [pairs, n_in] with
+        # (p_1..p_K, n_1..n_K) per variable
+        pos0 = np.where(part["w1"] >= 0, 1, -1).reshape(pairs, 1, -1, self._k)
+        filt = np.where(part["filter"] >= 0, 1, -1).reshape(pairs, self._blocks - 1, len(self.spec.observed), 1)
+        pos = np.concatenate([pos0, pos0 * filt], axis=1).reshape(pairs, -1, self._k)
         w1 = np.concatenate([pos, -pos], axis=2).reshape(pairs, self.n_in)
         w2 = np.where(part["w2"] >= 0, 1, -1)
         theta1, theta2 = theta(part["theta1"], self._scale1), theta(part["theta2"], self._scale2)

@@ -52,6 +52,13 @@ def test_the_policy_network_is_binary_odd_and_made_of_mirror_pairs(task):
     assert np.array_equal(per_var[..., :k], -per_var[..., k:])  # n_j weight = -p_j weight
     assert np.array_equal(out.weights[0, :4], -out.weights[0, 4:]) and (hidden.theta >= 1).all()
     assert (hidden.lam, hidden.reset) == (shape.spec.hidden_lam, shape.spec.hidden_reset)
+    blocks = shape.encoder.blocks
+    by_block = per_var[:4, :, :k].reshape(4, blocks, -1, k)  # [pairs, blocks, vars, K] positive-bit weights
+    ratio = by_block * by_block[:, :1]  # each block's weights over block 0's: one sign per (pair, block, variable)
+    assert (ratio == ratio[..., :1]).all()
+    if blocks > 1:
+        assert (ratio[:2, 1:] == -1).all(), "half of the pairs start as differences against block 0"
+        assert (ratio[2:, 1:] == 1).any() and shape.size == 4 * (2 * k + 2 * (blocks - 1) + 3) + 2
     z = np.zeros(shape.size)
     w0 = shape.network(z).layers[0].weights.reshape(8, -1, 2 * k)
     assert (w0[:4, :, :k] == 1).all() and (w0[:4, :, k:] == -1).all()  # the sign of 0 is +1
