@@ -34,7 +34,7 @@ def plot_learning_curve(report: dict, path, *, title: str = "") -> Path:
     ax.set_ylabel("return (steps balanced)")
     ax.set_ylim(0, 520)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="lower right")
     ax.set_title(title or f"{report.get('task', '')}: evolution strategies with the core in the loop", fontsize=9)
     fig.tight_layout()
     path = Path(path)
