@@ -436,7 +436,8 @@ def cmd_nir_import(args) -> int:
 #: `spikeloop loop` options that only training takes (--learn es): option -> (attribute, default).
 LEARN_OPTIONS = {"--generations": ("generations", 40), "--population": ("population", 24),
                  "--sigma": ("sigma", 0.3), "--lr": ("lr", 0.05), "--hidden": ("hidden", 24),
-                 "--eval-episodes": ("eval_episodes", 100), "--out": ("out", None), "--via": ("via", None)}
+                 "--eval-episodes": ("eval_episodes", 100), "--out": ("out", None), "--via": ("via", None),
+                 "--init": ("init", None)}
 LEARN_METHODS = ("es",)
 
 
@@ -534,6 +535,16 @@ def _learn(args) -> int:
         raise ValueError(f"spikeloop loop needs {e.name}: pip install gymnasium") from e
     options = {"golden": shape.geometry, "sim": shape.geometry, **board_options(args)}[args.backend]
     start = shape.initial(seed=args.seed)
+    if args.init is not None:  # continue from saved latents
+        try:
+            start = np.load(args.init, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise OptionError(f"argument --init: cannot read {args.init} ({e})") from None
+        if not isinstance(start, np.ndarray):
+            raise OptionError(f"argument --init: {args.init} is not a .npy array of latents (latents.npy)")
+        if start.shape != (shape.size,):
+            raise OptionError(f"argument --init: {args.init} holds shape {start.shape}, the "
+                              f"{args.task} policy with --hidden {args.hidden} has {shape.size} latents")
     try:
         core = open_backend(shape.network(start), args.backend, **options)
     except (RuntimeError, OSError, TimeoutError) as e:
@@ -790,6 +801,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, default=None,
                    help="--learn: folder for policy.npz, latents.npy, learning.json, learning.png "
                         "(default build/evolve/TASK)")
+    s.add_argument("--init", type=Path, default=None,
+                   help="--learn: start from these latents (latents.npy of an earlier run) instead of random ones")
     s.add_argument("--via", default=None,
                    help="--learn: how Core.load loads each candidate, passed as load(via=...) when the driver "
                         "takes it (default: the driver's own)")

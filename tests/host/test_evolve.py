@@ -251,6 +251,9 @@ def test_loop_learn_trains_evaluates_and_saves(tmp_path, capsys):
     (["--learn", "es", "--policy", "p.npz"], "argument --policy: runs a trained policy"),
     (["--learn", "es", "--via", "carrier-pigeon", "--generations", "1"], "via = 'carrier-pigeon'"),
     (["--policy", "POSITIONS"], "the cartpole task's policies are 64-24-1"),
+    (["--init", "x.npy"], "argument --init: only training takes it"),
+    (["--learn", "es", "--init", "POSITIONS"], "is not a .npy array of latents"),
+    (["--learn", "es", "--init", "LATENTS"], "has 422 latents"),
 ])
 def test_loop_refuses_bad_learning_options(argv, match, tmp_path, capsys):
     from spikeloop.app.cli import main
@@ -262,6 +265,9 @@ def test_loop_refuses_bad_learning_options(argv, match, tmp_path, capsys):
         shape = PolicyShape("cartpole-positions")
         shape.network(shape.initial()).save(tmp_path / "pos.npz")
         argv = [str(tmp_path / "pos.npz") if a == "POSITIONS" else a for a in argv]
+    if "LATENTS" in argv:
+        np.save(tmp_path / "z.npy", np.zeros(5))
+        argv = [str(tmp_path / "z.npy") if a == "LATENTS" else a for a in argv]
     status = main(["loop", *argv, "--quiet", "--log", str(tmp_path / "l.log")])
     err = capsys.readouterr().err
     assert status == 2 and match in err, err
