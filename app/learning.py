@@ -25,7 +25,10 @@ def plot_learning_curve(report: dict, path, *, title: str = "") -> Path:
                     label="population min-max")
     ax.plot(gen, [row["mean"] for row in curve], label="population mean")
     ax.plot(gen, [row["max"] for row in curve], linewidth=0.8, label="population max")
-    ax.plot(gen, [row["centre"] for row in curve], "k.-", label="centre (the policy kept)")
+    ax.plot(gen, [row["centre"] for row in curve], "k.-", label="centre of the search")
+    kept = report.get("kept_generation")
+    if kept is not None and 0 <= kept - gen[0] < len(curve):
+        ax.plot([kept], [curve[kept - gen[0]]["centre"]], "r*", markersize=12, label="the policy kept")
     evaluation = report.get("evaluation")
     if evaluation:
         ax.axhline(evaluation["mean_steps"], color="g", linestyle="--",

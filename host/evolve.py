@@ -301,6 +301,7 @@ class ESResult:
     loads: int = 0
     stopped_early: bool = False
     interrupted: bool = False
+    kept_generation: int | None = None  # the generation whose centre `params` is
 
     @property
     def core_steps_per_second(self) -> float:
@@ -322,7 +323,8 @@ class ESResult:
         """The learning curve and the totals, JSON-ready."""
         return {"curve": self.curve, "seconds": self.seconds, "core_steps": self.core_steps,
                 "core_steps_per_second": self.core_steps_per_second, "loads": self.loads,
-                "stopped_early": self.stopped_early, "interrupted": self.interrupted}
+                "stopped_early": self.stopped_early, "interrupted": self.interrupted,
+                "kept_generation": self.kept_generation}
 
 
 def _centred_ranks(x: np.ndarray) -> np.ndarray:
@@ -404,7 +406,7 @@ def evolve(core, shape: PolicyShape, config: ESConfig | None = None, *, params=N
                 check = scorer(centre, EVAL_SEED + 500_000 + gen * 100, config.confirm)
                 confirmed = float(np.mean(check.returns))
             if centre_score > best or (centre_score == best and confirmed is not None):
-                best, result.params = centre_score, centre.copy()
+                best, result.params, result.kept_generation = centre_score, centre.copy(), gen
             row = {"generation": gen, "mean": float(scores.mean()), "max": float(scores.max()),
                    "min": float(scores.min()), "centre": centre_score, "confirm": confirmed,
                    "seconds": time.perf_counter() - g0, "core_steps": scorer.core_steps}
@@ -415,7 +417,7 @@ def evolve(core, shape: PolicyShape, config: ESConfig | None = None, *, params=N
                 bar.set_postfix(mean=f"{row['mean']:.0f}", max=f"{row['max']:.0f}", centre=f"{centre_score:.0f}")
                 bar.update(1)
             if centre_score >= config.target and (config.confirm == 0 or confirmed >= config.target):
-                result.params = centre.copy()
+                result.params, result.kept_generation = centre.copy(), gen
                 result.stopped_early = True
                 break
             grad = _centred_ranks(scores) @ noise / (config.population * config.sigma)

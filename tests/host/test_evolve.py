@@ -114,6 +114,7 @@ def test_a_tiny_es_run_improves_its_seeded_score():
     assert result.loads == 4 * (6 + 1) and result.core_steps == sum(
         row["mean"] * 6 + row["centre"] for row in rows) == result.curve[-1]["core_steps"]
     assert result.core_steps_per_second > 0 and "4 generation(s)" in result.summary()
+    assert result.params is not None and rows[result.kept_generation]["centre"] == best
     again = evolve.evolve(core, shape, config, progress=False)  # seeded: the same run again
     assert again.curve[-1]["centre"] == result.curve[-1]["centre"] and np.array_equal(again.params, result.params)
     core.close()
