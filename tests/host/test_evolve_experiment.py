@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("gymnasium")
 
-#: task -> (generations at most, success rate the run must reach over 100 episodes)
-RUNS = {"cartpole": (40, 0.9), "cartpole-positions": (45, 0.0)}
+#: task -> (generations at most, success rate the run must reach over 100 episodes; measured with seed 0: 1.0, 0.21)
+RUNS = {"cartpole": (40, 0.9), "cartpole-positions": (45, 0.15)}
 
 
 @pytest.mark.experiment
