@@ -15,6 +15,7 @@ RUNS = {"cartpole": (40, 0.9), "cartpole-positions": (45, 0.15)}
 
 
 @pytest.mark.experiment
+@pytest.mark.tools  # a training run: out of `make check` too
 @pytest.mark.parametrize("task", list(RUNS))
 def test_es_trains_a_policy_with_the_core_in_the_loop(task, tmp_path, capsys):
     from spikeloop.app.cli import main
