@@ -11,20 +11,21 @@ policy by running CartPole episodes on the core (docs/closed-loop-learning.md).
   so the policy needs memory, which it finds in the membranes the core carries from one
   environment step to the next; the state is cleared only at the start of an episode).
 - Policy (`PolicyShape`): each observed variable becomes a thermometer code
-  (`cartpole.ThermometerEncoder`), shown in `blocks` core timesteps per environment step, block
-  j on its own input lines (`BlockEncoder`); a hidden layer of binary-weight neurons; one output
-  neuron; push right iff it fired in the environment step's first timestep (`cartpole.decode`).
-  With `blocks` = 3 and a leaky hidden layer without reset, a hidden membrane read in the first
-  timestep holds `w0 . e(t)` plus the decayed memory of `w1 . e(t-1)`, `w2 . e(t-1)`, ...: with
-  opposite signs on the blocks, a difference of positions, i.e. a velocity.
+  (`cartpole.ThermometerEncoder`), shown in one or more core timesteps per environment step, on
+  input lines of its own per timestep (`BlockEncoder`); a hidden layer of binary-weight neurons in
+  mirror pairs; one output neuron; push right iff it fired in the environment step's first
+  timestep (`cartpole.decode`). For the positions task (3 timesteps, a hidden layer that leaks by
+  half per timestep, no reset) a hidden membrane read in the first timestep holds the code's
+  drive now plus the decayed drives of the blocks shown after the past read-outs: with opposite
+  signs on the later blocks, a difference of positions, i.e. a velocity.
 - Parameters: a real latent vector; a weight is the sign of its latent (+1 for 0), a threshold
   and a bias are rounded, clipped integers (`PolicyShape.network`).
 - Search (`evolve`): OpenAI-style evolution strategies, antithetic pairs, centred-rank fitness,
   Adam; each candidate is loaded into the core (`core.load(network, verify=False)`, by stream
   where the driver offers `via=`) and scored by its mean return over the generation's episodes
-  (the same seeds for every candidate). Training stops early once the mean of the population
-  (the search distribution's centre, evaluated each generation) reaches the target and holds it
-  on `confirm` fresh episodes.
+  (the same seeds for every candidate). Training stops early once the centre of the search
+  distribution (the population's mean, scored each generation too) reaches the target and holds
+  it on `confirm` fresh episodes; otherwise the best-scoring centre is kept.
 
 numpy only (no torch): it runs on the PYNQ board's ARM as well.
 """
