@@ -85,7 +85,9 @@ COMMAND_EXAMPLES = {
                  "spikeloop estimate --sizes 784,256,10 --lanes 8,4 --chunk 64,32 --analytic",
                  "spikeloop estimate --largest --analytic            the fastest core that fits (seconds)",
                  "spikeloop estimate --largest                       the same, synthesized: tens of minutes"],
-    "loop": ["spikeloop loop", "spikeloop loop --backend sim --episodes 5 --log build/loop.log"],
+    "loop": ["spikeloop loop", "spikeloop loop --backend sim --episodes 5 --log build/loop.log",
+             "spikeloop loop --learn es --task cartpole-positions --generations 40 --out build/evolve/positions",
+             "spikeloop loop --task cartpole-positions --policy build/evolve/positions/policy.npz --backend sim"],
     "demo": ["spikeloop demo", "spikeloop demo --quick --out build/quick"],
 }
 
@@ -467,26 +469,80 @@ def cmd_nir_import(args) -> int:
     return 0
 
 
+#: `spikeloop loop` options that only training takes (--learn es): option -> (attribute, default).
+LEARN_OPTIONS = {"--generations": ("generations", 40), "--population": ("population", 24),
+                 "--sigma": ("sigma", 0.3), "--lr": ("lr", 0.05), "--hidden": ("hidden", 24),
+                 "--eval-episodes": ("eval_episodes", 100), "--out": ("out", None), "--via": ("via", None),
+                 "--init": ("init", None)}
+LEARN_METHODS = ("es",)
+
+
+def _check_loop_options(args) -> None:
+    """Refuse option combinations `spikeloop loop` cannot run, before any work."""
+    from spikeloop.host.evolve import TASKS
+
+    if args.task not in TASKS:  # argparse's choices already refuse it; kept for direct callers
+        raise OptionError(f"argument --task: {args.task!r}, expected one of {', '.join(TASKS)}")
+    if args.learn is None:
+        given = [opt for opt, (attr, _) in LEARN_OPTIONS.items() if getattr(args, attr) is not None]
+        if given:
+            raise OptionError(f"argument {given[0]}: only training takes it; add --learn es")
+        if args.task != "cartpole" and args.policy is None:
+            raise OptionError(f"argument --task: the hand-built policy sees the full state; --task {args.task} "
+                              "needs --learn es (training) or --policy (a trained policy.npz)")
+    else:
+        if args.policy is not None:
+            raise OptionError("argument --policy: runs a trained policy; leave it out with --learn es")
+        for attr, default in LEARN_OPTIONS.values():
+            if getattr(args, attr) is None and default is not None:
+                setattr(args, attr, default)
+        if args.population % 2:
+            raise OptionError(f"argument --population: expected an even number (antithetic pairs), "
+                              f"got {args.population}")
+        if args.hidden % 2:
+            raise OptionError(f"argument --hidden: expected an even number (mirror pairs), got {args.hidden}")
+
+
 def cmd_loop(args) -> int:
-    """Closed loop: Gymnasium's CartPole balanced by an SNN policy on the chosen backend (spikeloop.host)."""
+    """Closed loop: Gymnasium's CartPole balanced by an SNN policy on the chosen backend (spikeloop.host);
+    with --learn es, the policy is trained with the core in the loop."""
     from spikeloop.host import cartpole
     from spikeloop.host.loop import run_loop
 
     check_board_options(args)
+    _check_loop_options(args)
+    if args.learn is not None:
+        return _learn(args)
     if args.log is not None:
         _writable(args.log, "--log")
-    encoder = cartpole.ThermometerEncoder()
-    network = cartpole.policy_network(encoder)
-    options = {"golden": cartpole.GEOMETRY, "sim": cartpole.GEOMETRY, **board_options(args)}[args.backend]
+    if args.policy is not None:
+        from spikeloop.host.evolve import PolicyShape
+
+        network = Network.load(args.policy)
+        shape = PolicyShape(args.task, hidden=network.layers[0].n_out, v_bits=network.layers[0].v_bits)
+        if network.sizes != (shape.n_in, shape.hidden, 1):
+            raise ValueError(f"{args.policy}: a {'-'.join(map(str, network.sizes))} network, the {args.task} task's "
+                             f"policies are {shape.n_in}-{shape.hidden}-1 (trained with --task {args.task}?)")
+        encoder, decoder, geometry = shape.encoder, shape.decoder, shape.geometry
+        env = None
+    else:
+        encoder, decoder, geometry = cartpole.ThermometerEncoder(), cartpole.decode, cartpole.GEOMETRY
+        network = cartpole.policy_network(encoder)
+    options = {"golden": geometry, "sim": geometry, **board_options(args)}[args.backend]
     try:
-        env = cartpole.make_env()
+        if args.policy is not None:
+            from spikeloop.host.evolve import make_task_env
+
+            env = make_task_env(args.task)
+        else:
+            env = cartpole.make_env()
     except ImportError as e:
         raise ValueError(f"spikeloop loop needs {e.name}: pip install gymnasium") from e
     _say(f"CartPole-v1 on {args.backend}: {args.episodes} episode(s) of up to 500 steps (a second or so each "
          "on golden; Ctrl-C stops with a summary) ...")
     try:
         with open_backend(network, args.backend, **options) as core:
-            result = run_loop(core, env, encoder, cartpole.decode, episodes=args.episodes, seed=args.seed,
+            result = run_loop(core, env, encoder, decoder, episodes=args.episodes, seed=args.seed,
                               log=args.log, progress=not args.quiet, close_env=True)
     except (RuntimeError, OSError, TimeoutError) as e:
         raise _backend_error(args.backend, e) from e
@@ -499,6 +555,71 @@ def cmd_loop(args) -> int:
     solved = min(result.steps) >= 500
     print(f"{args.backend}: CartPole-v1 {'solved' if solved else 'NOT solved'} (500 steps per episode){log}")
     return 0 if solved else 1
+
+
+def _learn(args) -> int:
+    """`spikeloop loop --learn es`: train, evaluate, save the policy, the learning curve and its plot."""
+    from spikeloop.host import evolve
+
+    out = _out_dir(args.out if args.out is not None else Path("build/evolve") / args.task)
+    shape = evolve.PolicyShape(args.task, hidden=args.hidden)
+    config = evolve.ESConfig(population=args.population, generations=args.generations, episodes=args.episodes,
+                             sigma=args.sigma, lr=args.lr, seed=args.seed)
+    try:
+        evolve.make_task_env(args.task).close()
+    except ImportError as e:
+        raise ValueError(f"spikeloop loop needs {e.name}: pip install gymnasium") from e
+    options = {"golden": shape.geometry, "sim": shape.geometry, **board_options(args)}[args.backend]
+    start = shape.initial(seed=args.seed)
+    if args.init is not None:  # continue from saved latents
+        try:
+            start = np.load(args.init, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise OptionError(f"argument --init: cannot read {args.init} ({e})") from None
+        if not isinstance(start, np.ndarray):
+            raise OptionError(f"argument --init: {args.init} is not a .npy array of latents (latents.npy)")
+        if start.shape != (shape.size,):
+            raise OptionError(f"argument --init: {args.init} holds shape {start.shape}, the "
+                              f"{args.task} policy with --hidden {args.hidden} has {shape.size} latents")
+    try:
+        core = open_backend(shape.network(start), args.backend, **options)
+    except (RuntimeError, OSError, TimeoutError) as e:
+        raise _backend_error(args.backend, e) from e
+    with core:
+        where = repr(core)
+        evolve.load_options(core, args.via)  # refuses a --via the driver does not take, before any work
+        _say(f"training {shape!r} on {args.backend} by evolution strategies: up to {config.generations} "
+             f"generations of {config.population} candidates x {config.episodes} episode(s), seed {config.seed} "
+             "(seconds to minutes per generation; Ctrl-C keeps what was learnt) ...")
+        try:
+            result = evolve.evolve(core, shape, config, params=start, via=args.via, progress=not args.quiet)
+        except (RuntimeError, OSError, TimeoutError) as e:
+            raise RunFailed(str(_backend_error(args.backend, e))) from e
+        print(result.summary())
+        evaluation = None
+        if not result.interrupted and result.curve:
+            _say(f"evaluating the policy on {args.eval_episodes} episodes of up to 500 steps ...")
+            try:
+                evaluation = evolve.evaluate(core, shape, result.params, episodes=args.eval_episodes, via=args.via,
+                                             progress=not args.quiet)
+            except KeyboardInterrupt:
+                result.interrupted = True
+            if evaluation is not None:
+                print(f"evaluation: {evaluation.summary()}")
+    if not result.curve:
+        raise Interrupted("no generation finished; nothing saved")
+    extra = {"backend": args.backend, "config": config, "core": where}
+    files = evolve.save(out, shape, result, evaluation, extra=extra)
+    import json
+
+    from spikeloop.app.learning import plot_learning_curve
+
+    files["plot"] = plot_learning_curve(json.loads(files["curve"].read_text()), out / "learning.png")
+    for name, path in files.items():
+        print(f"  {name:<8} {path}")
+    if result.interrupted:
+        raise Interrupted(f"the policy learnt so far and its learning curve are in {out}")
+    return 0
 
 
 def cmd_demo(args) -> int:
@@ -695,9 +816,36 @@ def parser() -> argparse.ArgumentParser:
 
     s = _command(sub, "loop", cmd_loop)
     s.add_argument("--backend", default="golden", choices=BACKENDS, help="where the policy runs (default: golden)")
-    s.add_argument("--episodes", type=int_in(1), default=3, help="episodes to run, at least 1 (default 3)")
-    s.add_argument("--seed", type=int_in(0), default=0, help="episode e is reset with seed + e (default 0)")
+    s.add_argument("--episodes", type=int_in(1), default=3,
+                   help="episodes to run, at least 1; with --learn: per candidate and generation (default 3)")
+    s.add_argument("--seed", type=int_in(0), default=0,
+                   help="episode e is reset with seed + e; with --learn: seeds the search (default 0)")
     s.add_argument("--log", type=Path, default=Path("build/loop.log"), help="log file (default build/loop.log)")
+    s.add_argument("--task", default="cartpole", choices=("cartpole", "cartpole-positions"),
+                   help="cartpole (full state) or cartpole-positions (cart position and pole angle only: the "
+                        "policy needs memory) (default cartpole)")
+    s.add_argument("--policy", type=Path, default=None,
+                   help="run a trained policy (policy.npz written by --learn es) instead of the hand-built one")
+    s.add_argument("--learn", default=None, choices=LEARN_METHODS,
+                   help="train the policy with the core in the loop: es (evolution strategies)")
+    s.add_argument("--generations", type=int_in(1), default=None, help="--learn: generations at most (default 40)")
+    s.add_argument("--population", type=int_in(2), default=None,
+                   help="--learn: candidates per generation, even (default 24)")
+    s.add_argument("--sigma", type=float_in(0.0, open_lo=True), default=None,
+                   help="--learn: noise on the latent parameters, > 0 (default 0.3)")
+    s.add_argument("--lr", type=float_in(0.0, open_lo=True), default=None, help="--learn: Adam's step, > 0 (0.05)")
+    s.add_argument("--hidden", type=int_in(2, 1024), default=None,
+                   help="--learn: hidden neurons, even (mirror pairs) (default 24)")
+    s.add_argument("--eval-episodes", type=int_in(1), default=None,
+                   help="--learn: episodes of the final evaluation (default 100)")
+    s.add_argument("--out", type=Path, default=None,
+                   help="--learn: folder for policy.npz, latents.npy, learning.json, learning.png "
+                        "(default build/evolve/TASK)")
+    s.add_argument("--init", type=Path, default=None,
+                   help="--learn: start from these latents (latents.npy of an earlier run) instead of random ones")
+    s.add_argument("--via", default=None,
+                   help="--learn: how Core.load loads each candidate, passed as load(via=...) when the driver "
+                        "takes it (default: the driver's own)")
     add_board_arguments(s)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -26,6 +26,7 @@ from spikeloop.network import Layer, Network
 
 __all__ = [
     "GAINS", "RANGES", "UNIT", "GEOMETRY", "ThermometerEncoder", "policy_network", "decode", "make_env", "policy",
+    "ObservedOnly",
 ]
 
 #: Controller gains on (x, x_dot, theta, theta_dot).
@@ -77,16 +78,40 @@ def policy_network(encoder: ThermometerEncoder | None = None, *, v_bits: int = 8
     return Network((layer,))
 
 
-def decode(out) -> int:
-    """Action 1 (push right) iff the "right" neuron fired in the (last) timestep."""
+def decode(out, *, timestep: int = -1) -> int:
+    """Action 1 (push right) iff the "right" neuron (the first output) fired in the last timestep
+    (or in `timestep` of a step of several)."""
     spikes = np.asarray(out.spikes)
-    return int(spikes.reshape(-1, 2)[-1, 0])
+    return int((spikes if spikes.ndim == 1 else spikes[timestep])[0])
 
 
 def policy(obs, encoder: ThermometerEncoder | None = None) -> int:
     """The same policy in plain numpy (what the core must agree with)."""
     encoder = encoder or ThermometerEncoder()
     return int(encoder.level(obs).sum() >= 1)
+
+
+class ObservedOnly:
+    """An environment that shows only some of its observation's variables (`observed`, indices): e.g.
+    CartPole's positions (0, 2), its velocities hidden. Gymnasium's reset/step API; the rest passes through."""
+
+    def __init__(self, env, observed):
+        self.env = env
+        self.observed = np.asarray(observed, dtype=int)
+        if self.observed.ndim != 1 or self.observed.size == 0:
+            raise ValueError(f"observed must be a non-empty list of indices, got {observed!r}")
+        self.spec = getattr(env, "spec", None)
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        return np.asarray(obs)[self.observed], info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return np.asarray(obs)[self.observed], reward, terminated, truncated, info
+
+    def close(self):
+        self.env.close()
 
 
 def make_env(render_mode=None):
