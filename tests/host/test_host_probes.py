@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import PROFILE, SEED, main_network, spike_train
+from conftest import SEED, main_network, make_core, spike_train
 
 from spikeloop import golden, regmap
 from spikeloop.config import ConfigError, CoreConfig
@@ -15,18 +15,12 @@ from spikeloop.host.driver import probe_value
 LANES, CHUNK = [3, 2], [16, 12]
 
 
-@pytest.fixture(scope="module", params=["golden", "sim"])
+@pytest.fixture(scope="module", params=["golden", "sim", "pynq"])
 def probed(request):
-    """The MAIN network (a cuba layer, then a lif layer) on a core built with probes."""
-    options = {}
-    if request.param == "sim":
-        from spikeloop.sim.board import board_available
-
-        reason = board_available()
-        if reason:
-            pytest.skip(reason)
-        options["profile"] = PROFILE
-    core = open_core(request.param, main_network(), lanes=LANES, chunk=CHUNK, probes=True, **options)
+    """The MAIN network (a cuba layer, then a lif layer) on a core built with probes: the golden board,
+    the simulated board, and the simulated board behind pynq's own driver and the Zynq/AXI-DMA model."""
+    config = CoreConfig.for_network(main_network(), lanes=LANES, chunk=CHUNK, membranes=True, probes=True)
+    core = make_core(request.param, config, main_network())
     yield core
     core.close()
 
