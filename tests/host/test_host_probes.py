@@ -107,3 +107,26 @@ def test_probe_values():
     config = CoreConfig.for_network(main_network(), lanes=LANES, chunk=CHUNK, probes=True)
     assert [probe_value(p, config) for p in (None, "off", "spikes", "all", ["v"], ("u", "spikes"), [])] == \
         [0, 0, 1, 7, 2, 5, 0]
+
+
+def test_probes_through_the_uart_bridge_emulator():
+    """The serial transport to a golden board behind the UART bridge emulator: the probe words come
+    through, and the emulator's flow accounting follows the longer output timesteps."""
+    pytest.importorskip("serial")
+    from spikeloop.sim.golden_board import GoldenBoard
+    from spikeloop.sim.uart_board import UARTBoard
+
+    config = CoreConfig.for_network(main_network(), lanes=LANES, chunk=CHUNK, membranes=True, probes=True)
+    board = UARTBoard(GoldenBoard(config))
+    try:
+        core = open_core("serial", main_network(), config=config, port=board.port)
+        spikes = spike_train((12, 40), SEED + 33)
+        out = core.run(spikes, probe="all")
+        ref = golden.run(main_network(), spikes, record=True)
+        assert all(layer.z.any() for layer in ref.layers)
+        assert_layers_equal(out.layers, ref.layers)
+        assert np.array_equal(core.run(spikes).spikes, ref.spikes)
+        core.close()
+        assert board.stats["flow_violations"] == 0
+    finally:
+        board.stop()
