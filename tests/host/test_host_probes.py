@@ -16,11 +16,17 @@ LANES, CHUNK = [3, 2], [16, 12]
 
 
 @pytest.fixture(scope="module", params=["golden", "sim", "pynq"])
-def probed(request):
+def backend(request):
+    """The transport (module-scoped here; the tiers of tests/conftest.py read this parameter)."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def probed(backend):
     """The MAIN network (a cuba layer, then a lif layer) on a core built with probes: the golden board,
     the simulated board, and the simulated board behind pynq's own driver and the Zynq/AXI-DMA model."""
     config = CoreConfig.for_network(main_network(), lanes=LANES, chunk=CHUNK, membranes=True, probes=True)
-    core = make_core(request.param, config, main_network())
+    core = make_core(backend, config, main_network())
     yield core
     core.close()
 
