@@ -172,7 +172,8 @@ class Core:
         self._dtype = np.dtype(np.uint32 if cfg.bus_width == 32 else np.uint64)
         self._codec = StreamCodec(cfg)
         self._codecs = {0: self._codec}  # by PROBE value
-        self._probe: int | None = None  # the PROBE value last written (None: unknown)
+        # the PROBE value last written (None: unknown; a core built without probes holds 0)
+        self._probe: int | None = None if cfg.probes else 0
         limit = transport.max_transfer_words
         self._max_steps = max(1, min(limit // self._words_in, limit // self._words_out))
         self._chunk_steps = self._max_steps
