@@ -806,6 +806,12 @@ def report(config: CoreConfig, board: Board, *, synthesized: Synthesis | None, o
             text = f"{v:,.1f}" if k == "bram" else f"{round(v):,}"
             line += f"{text:>12}{v / capacity:>8.1%}"
         print(line, file=out)
+    if config.probes and board.device.family == "xc7":
+        extra = ZERO
+        for r in probe_resources(config).values():
+            extra = extra + r
+        print(f"probes   of that, analytic: {round(extra.lut):,} LUT (output multiplexer), {round(extra.ff):,} FF "
+              "(every neuron's v' and u held); probing runs one timestep at a time", file=out)
     if synthesized is not None:
         how = "cached" if synthesized.cached else f"{synthesized.seconds:.0f} s"
         print(f"yosys    {synthesized.yosys.split(' (')[0]} ({how}: {synthesized.path})", file=out)

@@ -32,7 +32,8 @@ def test_the_analytic_model_adds_the_capture_registers_and_the_output_multiplexe
 def test_estimate_and_verilog_take_probes(capsys, tmp_path):
     out = tmp_path / "e.json"
     assert cli.main(["estimate", "--analytic", "--probes", "--json", str(out)]) == 0
-    assert "--probes" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "--probes" in printed and "probes   of that, analytic:" in printed
     numbers = json.loads(out.read_text())
     assert numbers["config"]["probes"] is True and numbers["config_args"][-1] == "--probes"
     probed = CoreConfig.build(DEFAULT_SIZES, lanes=16, chunk=64, probes=True)
