@@ -36,6 +36,7 @@ from .common import (
     MemBus,
     Probed,
     check_choice,
+    check_type,
     group_sum_layout,
     index_shape,
     neuron_out_layout,
@@ -146,8 +147,7 @@ class NeuronArray(wiring.Component, Probed):
             check_int("u_bits", u_bits, 2, 32)
             check_int("frac_bits", frac_bits, 0, 16)
             check_choice("decay", decay, DECAYS)
-            if not isinstance(probes, bool):
-                raise TypeError(f"probes must be a bool, not {probes!r}")
+            check_type("probes", probes, bool)
         self._probes_built = probes
         self._config = config = LayerConfig(
             n_in, n_out, lanes=lanes, chunk=1, v_bits=v_bits, u_bits=u_bits, frac_bits=frac_bits, decay=decay

@@ -21,6 +21,7 @@ from spikeloop.network import Network, random_network
 from spikeloop.rtl.framing import Framer
 from spikeloop.rtl.layer import Layer
 from spikeloop.rtl.network import Network as NetworkRtl
+from spikeloop.rtl.neuron import NeuronArray
 from spikeloop.rtl.top import Core
 from spikeloop.stream import output_words_per_timestep, pack_output, words_per_timestep
 from spikeloop.windows import load_writes
@@ -43,6 +44,13 @@ def probe_case(seed: int, *, bus_width: int = 32, membranes: bool = True):
 def _members(component) -> set[str]:
     Fragment.get(component, None)  # elaborated: it is used
     return set(component.signature.members)
+
+
+def test_the_probes_flag_must_be_a_bool():
+    with pytest.raises(TypeError, match="probes must be a bool, not 1"):
+        NeuronArray(n_in=8, n_out=4, lanes=2, probes=1)
+    with pytest.raises(TypeError, match="probes must be a bool, not 'yes'"):
+        Layer(config=CoreConfig.build((8, 4), lanes=2, chunk=8).layers[0], probes="yes")
 
 
 def test_probes_are_not_built_without_the_flag():
