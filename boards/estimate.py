@@ -15,7 +15,10 @@ Two estimators, one answer format (`Resources`: LUT, FF, BRAM, DSP):
   fitted to Yosys runs stored in `estimate_data.json` (`python -m spikeloop.boards.estimate
   calibrate` adds runs); memories are mapped by the rules Yosys applies (LUT RAM for shallow
   memories, RAMB18/RAMB36 otherwise), DSPs counted per multiplier. tests/boards holds it to
-  the synthesized numbers (tolerances in docs/boards.md).
+  the synthesized numbers (tolerances in docs/boards.md). The probes (`CoreConfig.probes`), absent
+  from the calibration runs, are added structurally (`probe_resources`): a flip-flop per captured
+  bit (every neuron's v' and current, the neuron arrays' current outputs) and the framer's
+  word multiplexer over every probe word, about W * words / 4 LUT6s (4:1 per LUT, MUXF7/F8 free).
 
 Throughput: `spikeloop.rtl.throughput`, the gateware's model (docs/gateware.md): layer k takes
 `G_k * max(1, Z_k) + 1` cycles per timestep, with `G_k = ceil(n_out/P)` groups and `Z_k` nonzero
@@ -64,7 +67,7 @@ from .devices import board as get_board
 __all__ = [
     "Resources", "Synthesis", "DoesNotFit", "synthesize", "analytic", "layer_resources", "cycles_per_timestep",
     "synapses", "ops_per_cycle", "check_fit", "largest", "memory_map", "place_and_route", "routed_summary",
-    "synth_plan", "main",
+    "synth_plan", "main", "probe_resources",
 ]
 
 #: The toolchain's cache kind of synthesis results (the folder: `toolchain.cache_dir(CACHE_KIND)`).
@@ -599,11 +602,34 @@ def layer_resources(layer: LayerConfig, *, membranes: bool = False) -> dict[str,
     return out
 
 
+def probe_resources(config: CoreConfig) -> dict[str, Resources]:
+    """What the probes add to `config` (nothing unless `config.probes`), by part: "layer k probes"
+    (the captured v' where the collector does not hold it already, the currents, and the neuron
+    array's current output register: one FF per bit) and "framer probes" (the multiplexer of the
+    probe words onto the bus: W * words / 4 LUT6s, with a few percent for the second level; the
+    section sequencing is a handful of LUTs and FFs)."""
+    from spikeloop.stream import PROBE_KINDS
+
+    if not config.probes:
+        return {}
+    parts = {}
+    for k, layer in enumerate(config.layers):
+        last = config.membranes and k == len(config.layers) - 1
+        ub = max(layer.u_bits, max(layer.syn_bits, layer.v_bits) + 1)  # rtl.common.current_bits
+        ff = layer.n_out * (ub + (0 if last else layer.v_bits)) + layer.lanes * ub
+        parts[f"layer {k} probes"] = Resources(0, ff, 0, 0)
+    W = config.bus_width
+    words = output_words_per_timestep(config, (1 << len(PROBE_KINDS)) - 1)
+    sections = 1 + len(PROBE_KINDS) * len(config.layers)
+    parts["framer probes"] = Resources(W * words / 4 * 1.07 + 4 * sections, 16, 0, 0)
+    return parts
+
+
 def analytic(config: CoreConfig, *, breakdown: bool = False):
     """Resources of `config` on the xc7z020, from the structural model (no synthesis).
 
     With `breakdown`, returns (total, {part: Resources}) with parts "core", "layer k crossbar",
-    "layer k neurons", "layer k collector".
+    "layer k neurons", "layer k collector", and with probes "layer k probes", "framer probes".
     """
     lut, ff = _linear("core", _core_features(config))
     parts = {"core": Resources(lut, ff, 0, 0)}
@@ -611,6 +637,7 @@ def analytic(config: CoreConfig, *, breakdown: bool = False):
         last = config.membranes and k == len(config.layers) - 1
         for name, r in layer_resources(layer, membranes=last).items():
             parts[f"layer {k} {name}"] = r
+    parts.update(probe_resources(config))
     total = ZERO
     for r in parts.values():
         total = total + r
@@ -779,6 +806,12 @@ def report(config: CoreConfig, board: Board, *, synthesized: Synthesis | None, o
             text = f"{v:,.1f}" if k == "bram" else f"{round(v):,}"
             line += f"{text:>12}{v / capacity:>8.1%}"
         print(line, file=out)
+    if config.probes and board.device.family == "xc7":
+        extra = ZERO
+        for r in probe_resources(config).values():
+            extra = extra + r
+        print(f"probes   of that, analytic: {round(extra.lut):,} LUT (output multiplexer), {round(extra.ff):,} FF "
+              "(every neuron's v' and u held); probing runs one timestep at a time", file=out)
     if synthesized is not None:
         how = "cached" if synthesized.cached else f"{synthesized.seconds:.0f} s"
         print(f"yosys    {synthesized.yosys.split(' (')[0]} ({how}: {synthesized.path})", file=out)

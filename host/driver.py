@@ -21,7 +21,8 @@ What the driver does, for every transport alike:
 - run / step: packs spikes with `stream.StreamCodec` (the layout of `stream.pack_spikes`), makes one
   stream transfer per chunk of timesteps with a deadline, checks that exactly the expected words came
   back with TLAST (`TransferError`), unpacks them, and checks STATUS for sticky errors
-  set by the gateware (`CoreError`);
+  set by the gateware (`CoreError`); `run(..., probe=)` sets `PROBE` (when it changes) and also
+  returns every layer's spikes, membranes v' and currents u (a core built with probes);
 - readouts: membranes and currents per layer, counters, status;
 - reset: stops a transfer in flight, drains what the core still holds, completes a partial input
   timestep, clears errors, state and counters. After any error above, `reset()` makes the core
@@ -42,19 +43,22 @@ from spikeloop.config import ConfigError, CoreConfig, design_hash, max_timestep_
 from spikeloop.network import Network
 from spikeloop.paramstream import build_frame, bus_words
 from spikeloop.spikes import SpikeError, as_bool_spikes, check_spikes
-from spikeloop.stream import StreamCodec, output_words_per_timestep, words_per_timestep
+from spikeloop.stream import PROBE_KINDS, StreamCodec, output_words_per_timestep, words_per_timestep
 from spikeloop.windows import load_writes, neuron_word_index, unpack_neuron_values
 
 from .transport import Transport, TransportError, open_transport, transport_class
 
 __all__ = [
     "Core", "Output", "Status", "CoreError", "LoadError", "TransferError", "ConfigError", "SpikeError",
-    "TransportError", "open_core", "describe_config",
+    "TransportError", "open_core", "describe_config", "probe_value", "PROBE_NAMES",
 ]
 
 _STATUS = regmap.register("STATUS")
 _CONTROL = regmap.register("CONTROL")
+_PROBE = regmap.register("PROBE")
 _ERROR_MASK = sum(_STATUS.field(name).mask for name in regmap.ERRORS)
+#: Names `run(probe=...)` takes besides the sections of `PROBE_KINDS`.
+PROBE_NAMES = {"off": (), "spikes": ("spikes",), "all": PROBE_KINDS}
 
 
 class CoreError(RuntimeError):
@@ -75,11 +79,48 @@ class TransferError(RuntimeError):
     """A stream transfer did not bring back what the contract promises (T timesteps in, T out)."""
 
 
-class Output(NamedTuple):
-    """What the core returned: spikes (bool) and, when the core outputs them, membranes v' (int64)."""
-
+class _Pair(NamedTuple):
     spikes: np.ndarray
     membranes: np.ndarray | None
+
+
+class Output(_Pair):
+    """What the core returned: spikes (bool) and, when the core outputs them, membranes v' (int64),
+    a pair (`z, v = core.step(...)`); with a probe, `.layers`: a `golden.LayerStep(z, v, u)` per layer,
+    shaped as the spikes with that layer's n_out (v, u None when the probe does not select them),
+    as `golden.run(record=True).layers`; None without a probe."""
+
+    def __new__(cls, spikes, membranes, layers=None):
+        self = super().__new__(cls, spikes, membranes)
+        self.layers = layers
+        return self
+
+
+def probe_value(probe, config: CoreConfig) -> int:
+    """The `PROBE` register value of a `run(probe=...)` argument: None or "off" (0), "spikes", "all"
+    (spikes, v, u), or an iterable of names from `PROBE_KINDS`. Refuses a probe on a core built
+    without probes (`ConfigError`) and unknown names (`ValueError`)."""
+    if probe is None:
+        kinds = ()
+    elif isinstance(probe, str):
+        if probe not in PROBE_NAMES:
+            raise ValueError(f"unknown probe {probe!r}; choose from {', '.join(map(repr, PROBE_NAMES))} or a set "
+                             f"of {', '.join(map(repr, PROBE_KINDS))}")
+        kinds = PROBE_NAMES[probe]
+    else:
+        try:
+            kinds = tuple(probe)
+        except TypeError:
+            raise ValueError(f"probe must be None, a name or an iterable of names, got {probe!r}") from None
+        for kind in kinds:
+            if kind not in PROBE_KINDS:
+                raise ValueError(f"unknown probe section {kind!r} in {probe!r}; choose from "
+                                 f"{', '.join(map(repr, PROBE_KINDS))}")
+    value = _PROBE.encode(**dict.fromkeys(kinds, 1))
+    if value and not config.probes:
+        raise ConfigError(f"probe {probe!r}: this core was built without probes: build it with "
+                          "CoreConfig(..., probes=True) or `--probes`")
+    return value
 
 
 @dataclass(frozen=True)
@@ -97,7 +138,7 @@ def describe_config(config: CoreConfig) -> str:
     """One line: sizes, lanes, chunks, output options and the design hash prefix."""
     lanes = "/".join(str(c.lanes) for c in config.layers)
     chunk = "/".join(str(c.chunk) for c in config.layers)
-    extra = ", membranes" if config.membranes else ""
+    extra = (", membranes" if config.membranes else "") + (", probes" if config.probes else "")
     return (f"{'-'.join(map(str, config.sizes))} (lanes {lanes}, chunk {chunk}{extra}, {config.bus_width}-bit bus, "
             f"design {design_hash(config).hex()[:12]})")
 
@@ -134,6 +175,9 @@ class Core:
         self._words_out = output_words_per_timestep(cfg)
         self._dtype = np.dtype(np.uint32 if cfg.bus_width == 32 else np.uint64)
         self._codec = StreamCodec(cfg)
+        self._codecs = {0: self._codec}  # by PROBE value
+        # the PROBE value last written (None: unknown; a core built without probes holds 0)
+        self._probe: int | None = None if cfg.probes else 0
         limit = transport.max_transfer_words
         self._max_steps = max(1, min(limit // self._words_in, limit // self._words_out))
         self._chunk_steps = self._max_steps
@@ -229,7 +273,20 @@ class Core:
 
     def write_register(self, name: str, value: int, layer: int | None = None) -> None:
         """Write a register by name (per-layer registers need `layer`). No check: the core has its own."""
-        self.transport.write(self._offset(name, layer), int(value) & 0xFFFFFFFF)
+        offset = self._offset(name, layer)
+        if offset == _PROBE.offset:
+            self._probe = None  # `run` writes PROBE again
+        self.transport.write(offset, int(value) & 0xFFFFFFFF)
+
+    def _set_probe(self, value: int) -> StreamCodec:
+        """Write PROBE when it differs from what was last written; the codec of its output words."""
+        if value != self._probe:
+            self.transport.write(_PROBE.offset, value)
+            self._probe = value
+        codec = self._codecs.get(value)
+        if codec is None:
+            codec = self._codecs[value] = StreamCodec(self._config, value)
+        return codec
 
     def status(self) -> Status:
         """STATUS, decoded."""
@@ -299,11 +356,11 @@ class Core:
         return tuple(LayerState(self.membranes(k)[None], self.currents(k)[None]) for k in layers)
 
     # ------------------------------------------------------------------ deadlines
-    def _deadline(self, steps: int = 1, timeout: float | None = None) -> float:
+    def _deadline(self, steps: int = 1, timeout: float | None = None, extra_words: int = 0) -> float:
         timeout = timeout if timeout is not None else self.timeout
         if timeout is None:
             rate = self.transport.cycles_per_second
-            timeout = 2.0 + 4.0 * steps * self._cycles_per_step_bound / rate
+            timeout = 2.0 + 4.0 * steps * (self._cycles_per_step_bound + extra_words) / rate
         return time.monotonic() + timeout
 
     def _wait_status(self, done, what: str, deadline: float) -> Status:
@@ -436,35 +493,46 @@ class Core:
         self.clear_counters()
 
     # ------------------------------------------------------------------ spikes
-    def _transfer(self, spikes: np.ndarray, timeout: float | None) -> tuple[np.ndarray, np.ndarray | None]:
-        """bool [t, n_in] -> (bool [t, n_out], int64 [t, n_out] or None), one transfer."""
+    def _transfer(self, spikes: np.ndarray, timeout: float | None, codec: StreamCodec | None = None):
+        """bool [t, n_in] -> (bool [t, n_out], int64 [t, n_out] or None, per-layer probes or None), one
+        transfer; `codec`: the one of the PROBE value set (default: probes off)."""
         self._check_loaded()
+        codec = codec or self._codec
         t0 = time.perf_counter()
         steps = spikes.shape[0]
-        words = self._codec.pack(spikes)
-        n_out = steps * self._words_out
+        words = codec.pack(spikes)
+        n_out = steps * codec.words_out
         t1 = time.perf_counter()
-        got = self.transport.transfer(words, n_out, deadline=self._deadline(steps, timeout))
+        deadline = self._deadline(steps, timeout, codec.words_out - self._words_out)
+        got = self.transport.transfer(words, n_out, deadline=deadline)
         t2 = time.perf_counter()
         if got.words.size != n_out or not got.last:
             raise TransferError(
                 f"{self.transport.describe()}: {steps} timesteps in gave {got.words.size} words out, expected {n_out} "
-                f"({self._words_out} per timestep){' ending with TLAST' if got.last else ' and no TLAST'}. "
+                f"({codec.words_out} per timestep){' ending with TLAST' if got.last else ' and no TLAST'}. "
                 "The output is unusable; call reset() before the next transfer.")
-        z, v = self._codec.unpack(got.words)
+        z, v = codec.unpack(got.words)
+        layers = codec.unpack_probes(got.words)
         t3 = time.perf_counter()
         if self.check_errors:
             self._check_errors()
         self.last_timing = {"pack": t1 - t0, "transfer": t2 - t1, "unpack": t3 - t2, "check": time.perf_counter() - t3}
-        return z, v
+        return z, v, layers
 
-    def run(self, spikes, *, reset: bool = True, timeout: float | None = None) -> Output:
+    def run(self, spikes, *, reset: bool = True, probe=None, timeout: float | None = None) -> Output:
         """Run whole sequences: spikes [T, n_in] or [B, T, n_in] of 0/1 (bool, integers; numpy or torch).
 
         Each sequence starts from a cleared state (as `golden.run`), unless `reset=False` (one
         unbatched sequence continuing from the current state). Batch entries run one after the
-        other. Returns `Output(spikes [.., T, n_out] bool, membranes int64 or None)`.
+        other. Returns `Output(spikes [.., T, n_out] bool, membranes int64 or None, layers)`.
+
+        `probe` (a core built with probes): None or "off", "spikes" (every layer's spikes), "all"
+        (spikes, pre-reset membranes v' and currents u), or an iterable of "spikes", "v", "u".
+        `layers` is then a `golden.LayerStep` per layer, equal to `golden.run(record=True).layers`
+        (the sections not selected are None); None without a probe. PROBE is written only when it
+        changes. While probing, the core runs one timestep at a time (docs/gateware.md).
         """
+        codec = self._set_probe(probe_value(probe, self._config))
         s, batched = check_spikes(spikes, self._config.n_in)
         if batched and not reset:
             raise ValueError("reset=False continues one sequence; give spikes of shape [T, n_in], not a batch")
@@ -472,17 +540,33 @@ class Core:
         n_out = self._config.n_out
         z_all = np.empty((B, T, n_out), bool)
         v_all = np.empty((B, T, n_out), np.int64) if self._config.membranes else None
+        kinds = dict.fromkeys(PROBE_KINDS, False)
+        kinds.update(_PROBE.decode(codec.probe))
+        layers_all = None
+        if codec.probe:
+            layers_all = [{kind: np.empty((B, T, layer.n_out), bool if kind == "spikes" else np.int64)
+                           for kind in PROBE_KINDS if kinds[kind]} for layer in self._config.layers]
+        chunk = max(1, min(self._chunk_steps, self.transport.max_transfer_words // codec.words_out))
         for b in range(B):
             if reset:
                 self.clear_state(timeout=timeout)
-            for t0 in range(0, T, self._chunk_steps):
-                z, v = self._transfer(s[b, t0 : t0 + self._chunk_steps], timeout)
-                z_all[b, t0 : t0 + z.shape[0]] = z
+            for t0 in range(0, T, chunk):
+                z, v, layers = self._transfer(s[b, t0 : t0 + chunk], timeout, codec)
+                t1 = t0 + z.shape[0]
+                z_all[b, t0:t1] = z
                 if v_all is not None:
-                    v_all[b, t0 : t0 + z.shape[0]] = v
-        if not batched:
-            return Output(z_all[0], None if v_all is None else v_all[0])
-        return Output(z_all, v_all)
+                    v_all[b, t0:t1] = v
+                for got, step in zip(layers_all or (), layers or ()):
+                    for kind, arr in got.items():
+                        arr[b, t0:t1] = {"spikes": step.z, "v": step.v, "u": step.u}[kind]
+        pick = (lambda x: x[0]) if not batched else (lambda x: x)
+        layers_out = None
+        if layers_all is not None:
+            from spikeloop.golden import LayerStep
+
+            layers_out = tuple(LayerStep(*(pick(got[kind]) if kind in got else None for kind in PROBE_KINDS))
+                               for got in layers_all)
+        return Output(pick(z_all), None if v_all is None else pick(v_all), layers_out)
 
     def step(self, spikes, *, timeout: float | None = None) -> Output:
         """The next timestep(s) of a closed loop, from the current state: spikes [n_in] (one
@@ -498,7 +582,9 @@ class Core:
                              f"got shape {arr.shape}")
         if arr.dtype != np.bool_:
             arr = as_bool_spikes(arr)
-        z, v = self._transfer(arr.reshape(-1, n_in), timeout)
+        if self._probe != 0:  # a run with a probe came before: the closed loop streams the output alone
+            self._set_probe(0)
+        z, v, _ = self._transfer(arr.reshape(-1, n_in), timeout)
         if arr.ndim == 1:
             return Output(z[0], None if v is None else v[0])
         return Output(z, v)
@@ -520,12 +606,12 @@ class Core:
 
 
 def open_core(backend: str, network: Network | None = None, *, config: CoreConfig | None = None, lanes=16, chunk=64,
-              membranes: bool = True, bus_width: int = 32, timeout: float | None = None, check_errors: bool = True,
-              **options) -> Core:
+              membranes: bool = True, bus_width: int = 32, probes: bool = False, timeout: float | None = None,
+              check_errors: bool = True, **options) -> Core:
     """Open a core by transport name and (optionally) load `network` into it.
 
     "golden" and "sim" build the core they talk to: from `config`, else from the network
-    (`CoreConfig.for_network(network, lanes=, chunk=, membranes=, bus_width=)`). "pynq" talks to a
+    (`CoreConfig.for_network(network, lanes=, chunk=, membranes=, bus_width=, probes=)`). "pynq" talks to a
     built bitstream (`bitfile=`, `overlay=`, `device=` ... see `PynqTransport`); a given `config`
     is then the design it must be. Other keyword `options` go to the transport.
     """
@@ -535,7 +621,8 @@ def open_core(backend: str, network: Network | None = None, *, config: CoreConfi
         if config is None:
             if network is None:
                 raise ValueError(f"the {backend} transport needs a config= or a network= to build its core from")
-            config = CoreConfig.for_network(network, lanes=lanes, chunk=chunk, membranes=membranes, bus_width=bus_width)
+            config = CoreConfig.for_network(network, lanes=lanes, chunk=chunk, membranes=membranes, bus_width=bus_width,
+                                            probes=probes)
         transport = cls(config=config, **options)
     else:
         transport = open_transport(backend, **options)

@@ -226,6 +226,7 @@ class SerialTransport(Transport):
         step_bytes = per_in * frame_length("STREAM", width)
         frame_bytes = frame_length("OUTPUT", width)
         steps = -(-words.size // per_in)
+        per_out = max(per_out, n_out // steps)  # a probe (PROBE) lengthens the output timesteps past WORDS_OUT
         out = np.zeros(n_out, words.dtype)
         got, sent, last = 0, 0, False
         t0 = time.monotonic()

@@ -17,7 +17,8 @@ from spikeloop.regmap import WINDOW_KINDS
 
 __all__ = [
     "parameters", "check_choice", "check_type", "popcount", "saturate", "onehot_index",
-    "index_shape", "word_layout", "spike_layout", "group_sum_layout", "neuron_out_layout",
+    "index_shape", "word_layout", "spike_layout", "group_sum_layout", "neuron_out_layout", "current_bits",
+    "probe_layout",
     "MemBus", "LayerControl", "WINDOW", "DECAY_BITS", "Probed",
 ]
 
@@ -134,14 +135,32 @@ def group_sum_layout(config: LayerConfig) -> data.StructLayout:
     })
 
 
-def neuron_out_layout(config: LayerConfig) -> data.StructLayout:
-    """Neuron array -> collector: spikes `z` and pre-reset membranes `v` of one group."""
-    return data.StructLayout({
+def current_bits(config: LayerConfig) -> int:
+    """Signed width of a neuron's current of the timestep: sat_U(...) for cuba, a = syn + bias for lif."""
+    return max(config.u_bits, max(config.syn_bits, config.v_bits) + 1)
+
+
+def neuron_out_layout(config: LayerConfig, *, probes: bool = False) -> data.StructLayout:
+    """Neuron array -> collector: spikes `z` and pre-reset membranes `v` of one group; with
+    `probes`, also the currents `u` of the timestep (`current_bits` wide)."""
+    fields = {
         "z": unsigned(config.lanes),
         "v": data.ArrayLayout(signed(config.v_bits), config.lanes),
         "group": index_shape(config.n_groups),
         "end": unsigned(1),
         "last": unsigned(1),
+    }
+    if probes:
+        fields["u"] = data.ArrayLayout(signed(current_bits(config)), config.lanes)
+    return data.StructLayout(fields)
+
+
+def probe_layout(config: LayerConfig) -> data.StructLayout:
+    """A layer's capture of one timestep for the probes: spikes `z`, pre-reset membranes `v`, currents `u`."""
+    return data.StructLayout({
+        "z": unsigned(config.n_out),
+        "v": data.ArrayLayout(signed(config.v_bits), config.n_out),
+        "u": data.ArrayLayout(signed(current_bits(config)), config.n_out),
     })
 
 

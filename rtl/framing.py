@@ -5,7 +5,9 @@ Input: a timestep is `words_per_timestep(n, W)` words of spike bits, LSB-first. 
 the last word of a timestep ends that timestep early: the missing bits are zero, it is passed on,
 and `truncated` pulses. Output: every payload becomes `output_words_per_timestep(config)` words,
 spikes first, then (with membranes) the membranes as 32-bit two's complement fields; `last` is
-on the last word of a payload that carries `last`.
+on the last word of a payload that carries `last`. A core built with probes appends, per layer,
+the sections its `PROBE` value selects (`stream.pack_output(..., probe=)`), read straight from the
+layers' capture registers; the value is taken with each payload.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from spikeloop import regmap
 from spikeloop.config import CoreConfig
 from spikeloop.network import check_int
-from spikeloop.stream import BUS_WIDTHS, output_words_per_timestep, words_per_timestep
+from spikeloop.stream import BUS_WIDTHS, PROBE_KINDS, output_words_per_timestep, words_per_timestep
 
 from .common import Probed, check_choice, check_type, parameters, popcount, spike_layout, word_layout
+from .network import probe_layouts
+from .registers import field_layout
 
 __all__ = ["Deframer", "Framer"]
 
@@ -121,6 +126,8 @@ class Framer(wiring.Component, Probed):
     o_stream : Out(stream of `word_layout(bus_width)`).
     busy : Out(1), words of a timestep are still to be sent.
     timestep : Out(1), a payload is taken this cycle; spikes : Out(range(n_out + 1)), its spikes.
+    probe : In(`field_layout(PROBE)`), with `config.probes`: the sections to append (taken with each payload).
+    layers : In(`network.probe_layouts(config)`), with `config.probes`: the layers' captures.
     """
 
     def __init__(self, *, config: CoreConfig):
@@ -128,13 +135,17 @@ class Framer(wiring.Component, Probed):
             check_type("config", config, CoreConfig)
         self._config = config
         v_bits = config.layers[-1].v_bits if config.membranes else None
-        super().__init__({
+        members = {
             "i_stream": In(stream.Signature(spike_layout(config.n_out, membranes=v_bits))),
             "o_stream": Out(stream.Signature(word_layout(config.bus_width))),
             "busy": Out(1),
             "timestep": Out(1),
             "spikes": Out(range(config.n_out + 1)),
-        })
+        }
+        if config.probes:
+            members["probe"] = In(field_layout(regmap.register("PROBE")))
+            members["layers"] = In(probe_layouts(config))
+        super().__init__(members)
 
     @property
     def config(self) -> CoreConfig:
@@ -142,6 +153,8 @@ class Framer(wiring.Component, Probed):
         return self._config
 
     def elaborate(self, platform):
+        if self._config.probes:
+            return self._elaborate_probes()
         m = Module()
         cfg = self._config
         W = cfg.bus_width
@@ -170,19 +183,84 @@ class Framer(wiring.Component, Probed):
         self._probes = {"steps": active, "lasts": active & held_last, "oidx": oidx}
         return m
 
+    def _elaborate_probes(self):
+        """The framer of a core built with probes: the output words, then the selected sections of
+        every layer. `oidx` walks the words of all sections; past the last word of a section it
+        jumps to the first word of the next selected one, or ends the timestep."""
+        m = Module()
+        cfg = self._config
+        W = cfg.bus_width
+        payload = self.i_stream.p
+        base = self._words(payload)
+        held = Signal(len(Cat(*base)))
+        held_last = Signal()
+        active = Signal()
+        sel = Signal(len(PROBE_KINDS))  # the PROBE value taken with the payload
+        probe_bits = Cat(*(self.probe[kind] for kind in PROBE_KINDS))
+        # sections: (PROBE bit or None for the output words, first word index, words)
+        sections, words = [(None, 0, len(base))], []
+        for k, layer in enumerate(cfg.layers):
+            captured = self.layers[f"layer{k}"]
+            for bit, kind in enumerate(PROBE_KINDS):
+                if kind == "spikes":
+                    section = _spike_words(captured.z, layer.n_out, W)
+                else:
+                    section = _field_words([captured[kind][j] for j in range(layer.n_out)], W)
+                sections.append((bit, len(base) + len(words), len(section)))
+                words += section
+        end = len(base) + len(words)
+        oidx = Signal(range(end + 1))
+        nxt = Signal.like(oidx)
+        m.d.comb += nxt.eq(oidx + 1)
+        with m.Switch(oidx):
+            for s, (_, first, count) in enumerate(sections):
+                target = Const(end, len(oidx))
+                for bit, start, _ in reversed(sections[s + 1 :]):
+                    target = Mux(sel[bit], start, target)
+                with m.Case(first + count - 1):
+                    m.d.comb += nxt.eq(target)
+        m.d.comb += self.i_stream.ready.eq(~active)
+        with m.If(self.i_stream.valid & ~active):
+            m.d.sync += [held.eq(Cat(*base)), held_last.eq(payload.last), active.eq(1), oidx.eq(0),
+                         sel.eq(probe_bits)]
+            m.d.comb += [self.timestep.eq(1), self.spikes.eq(popcount(payload.spikes))]
+        done = nxt == end
+        m.d.comb += [
+            self.o_stream.valid.eq(active),
+            self.o_stream.p.data.eq(Cat(held, *words).word_select(oidx, W)),
+            self.o_stream.p.last.eq(held_last & done),
+            self.busy.eq(active),
+        ]
+        with m.If(self.o_stream.valid & self.o_stream.ready):
+            with m.If(done):
+                m.d.sync += active.eq(0)
+            with m.Else():
+                m.d.sync += oidx.eq(nxt)
+        self._probes = {"steps": active, "lasts": active & held_last, "oidx": oidx}
+        return m
+
     def _words(self, payload) -> list:
         """The words of one output timestep: spikes, then the membranes as 32-bit fields."""
         cfg = self._config
         W = cfg.bus_width
-        spikes = Cat(payload.spikes, Const(0, words_per_timestep(cfg.n_out, W) * W - cfg.n_out))
-        words = [spikes[w * W : (w + 1) * W] for w in range(len(spikes) // W)]
+        words = _spike_words(payload.spikes, cfg.n_out, W)
         if cfg.membranes:
-            fields = [_sext(payload.v[j], MEMBRANE_BITS) for j in range(cfg.n_out)]
-            per = W // MEMBRANE_BITS
-            fields += [Const(0, MEMBRANE_BITS)] * (-len(fields) % per)
-            for i in range(0, len(fields), per):
-                words.append(Cat(*fields[i : i + per]))
+            words += _field_words([payload.v[j] for j in range(cfg.n_out)], W)
         return words
+
+
+def _spike_words(spikes, n: int, W: int) -> list:
+    """`n` spike bits as bus words, LSB-first, the last word zero-padded."""
+    padded = Cat(spikes, Const(0, words_per_timestep(n, W) * W - n))
+    return [padded[w * W : (w + 1) * W] for w in range(len(padded) // W)]
+
+
+def _field_words(values, W: int) -> list:
+    """Signed values as 32-bit two's complement fields, W/32 per bus word, the last word zero-padded."""
+    fields = [_sext(value, MEMBRANE_BITS) for value in values]
+    per = W // MEMBRANE_BITS
+    fields += [Const(0, MEMBRANE_BITS)] * (-len(fields) % per)
+    return [Cat(*fields[i : i + per]) for i in range(0, len(fields), per)]
 
 
 def _sext(value, width):

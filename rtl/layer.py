@@ -5,6 +5,10 @@ timestep into one payload for the next layer; it holds that payload until the ne
 takes it, while this layer already computes the following timestep, so consecutive layers
 work on consecutive timesteps at once (the same-timestep semantics are kept: layer k+1 sees
 exactly layer k's spikes of the same timestep).
+
+With `probes`, the collector also holds every neuron's pre-reset membrane and current of the
+timestep, beside its spikes, for the framer to stream (`probe`); they stay put until the layer's
+next timestep, which the core holds back while a probe is selected (rtl/top.py).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikeloop.config import LayerConfig
 
-from .common import WINDOW, LayerControl, MemBus, Probed, check_type, parameters, spike_layout
+from .common import WINDOW, LayerControl, MemBus, Probed, check_type, parameters, probe_layout, spike_layout
 from .crossbar import Crossbar
 from .neuron import NeuronArray
 
@@ -29,6 +33,7 @@ class Layer(wiring.Component, Probed):
     ----------
     config : LayerConfig (sizes, lanes, chunk, widths, decay).
     membranes : bool, whether the output payload carries the pre-reset membranes `v`.
+    probes : bool, whether the layer captures its timestep's z, v' and u for the probes (`probe`).
 
     Members
     -------
@@ -36,27 +41,34 @@ class Layer(wiring.Component, Probed):
     o_stream : Out(stream of `spike_layout(n_out[, membranes=v_bits])`), one payload per timestep.
     ctrl : In(LayerControl).
     bus : In(MemBus), the layer's windows (weights, theta, bias, v, u).
+    probe : Out(`probe_layout(config)`), with `probes`: the last timestep's spikes, membranes v' and
+        currents u of every neuron, held in registers.
     """
 
-    def __init__(self, *, config: LayerConfig, membranes: bool = False):
+    def __init__(self, *, config: LayerConfig, membranes: bool = False, probes: bool = False):
         with parameters(self):
             check_type("config", config, LayerConfig)
             check_type("membranes", membranes, bool)
+            check_type("probes", probes, bool)
         self._config = config
         self._membranes = membranes
+        self._probes_built = probes
         self._crossbar = Crossbar(n_in=config.n_in, n_out=config.n_out, lanes=config.lanes, chunk=config.chunk)
         self._neurons = NeuronArray(
             n_in=config.n_in, n_out=config.n_out, lanes=config.lanes, v_bits=config.v_bits, u_bits=config.u_bits,
-            frac_bits=config.frac_bits, decay=config.decay,
+            frac_bits=config.frac_bits, decay=config.decay, probes=probes,
         )
         self._addr_width = max(self._crossbar.addr_width, self._neurons.addr_width)
-        super().__init__({
+        members = {
             "i_stream": In(stream.Signature(spike_layout(config.n_in))),
             "o_stream": Out(stream.Signature(
                 spike_layout(config.n_out, membranes=config.v_bits if membranes else None))),
             "ctrl": In(LayerControl()),
             "bus": In(MemBus(addr_width=self._addr_width)),
-        })
+        }
+        if probes:
+            members["probe"] = Out(probe_layout(config))
+        super().__init__(members)
 
     @property
     def config(self) -> LayerConfig:
@@ -142,14 +154,25 @@ class Layer(wiring.Component, Probed):
             self.o_stream.valid.eq(o_valid),
             self.o_stream.p.spikes.eq(z[: c.n_out]),
         ]
-        if self._membranes:
-            v = [Signal.like(beat.p.v[0], name=f"v{j}") for j in range(NG * P)]
+        captured = {"v": self._membranes or self._probes_built, "u": self._probes_built}
+        held = {}
+        for kind, wanted in captured.items():
+            if not wanted:
+                continue
+            held[kind] = regs = [Signal.like(beat.p[kind][0], name=f"{kind}{j}") for j in range(NG * P)]
             with m.If(beat.valid & beat.ready):
                 with m.Switch(beat.p.group):
                     for g in range(NG):
                         with m.Case(g):
-                            m.d.sync += [v[g * P + p].eq(beat.p.v[p]) for p in range(P)]
-            m.d.comb += self.o_stream.p.v.eq(Cat(*v[: c.n_out]))
+                            m.d.sync += [regs[g * P + p].eq(beat.p[kind][p]) for p in range(P)]
+        if self._membranes:
+            m.d.comb += self.o_stream.p.v.eq(Cat(*held["v"][: c.n_out]))
+        if self._probes_built:
+            m.d.comb += [
+                self.probe.z.eq(z[: c.n_out]),
+                self.probe.v.eq(Cat(*held["v"][: c.n_out])),
+                self.probe.u.eq(Cat(*held["u"][: c.n_out])),
+            ]
 
         m.d.comb += self.ctrl.busy.eq(xbar.busy | neurons.ctrl.busy | o_valid)
         # the collector's own timestep (the crossbar and the neuron array name theirs)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeloop.config import CoreConfig
 
-from .common import LayerControl, MemBus, check_type, parameters, spike_layout
+from .common import LayerControl, MemBus, check_type, parameters, probe_layout, spike_layout
 from .layer import Layer
 
-__all__ = ["Network"]
+__all__ = ["Network", "probe_layouts"]
 
 
 class Network(wiring.Component):
@@ -30,6 +30,7 @@ class Network(wiring.Component):
     ctrl : In(LayerControl).array(n_layers).
     bus : In(MemBus with a `layer` select).
     busy : Out(1), a timestep is in flight somewhere.
+    probe : Out(`probe_layouts(config)`), with `config.probes`: every layer's capture (`Layer.probe`).
     """
 
     def __init__(self, *, config: CoreConfig):
@@ -38,19 +39,22 @@ class Network(wiring.Component):
         self._config = config
         n = len(config.layers)
         self._layers = [
-            Layer(config=layer, membranes=bool(config.membranes) and k == n - 1)
+            Layer(config=layer, membranes=bool(config.membranes) and k == n - 1, probes=bool(config.probes))
             for k, layer in enumerate(config.layers)
         ]
         self._addr_width = max(layer.addr_width for layer in self._layers)
         last = config.layers[-1]
-        super().__init__({
+        members = {
             "i_stream": In(stream.Signature(spike_layout(config.n_in))),
             "o_stream": Out(stream.Signature(spike_layout(config.n_out,
                                                           membranes=last.v_bits if config.membranes else None))),
             "ctrl": In(LayerControl()).array(n),
             "bus": In(MemBus(addr_width=self._addr_width, n_layers=n)),
             "busy": Out(1),
-        })
+        }
+        if config.probes:
+            members["probe"] = Out(probe_layouts(config))
+        super().__init__(members)
 
     @property
     def config(self) -> CoreConfig:
@@ -109,4 +113,11 @@ class Network(wiring.Component):
         for layer in layers:
             busy = busy | layer.ctrl.busy
         m.d.comb += self.busy.eq(busy)
+        if self._config.probes:
+            m.d.comb += [self.probe[f"layer{k}"].eq(layer.probe) for k, layer in enumerate(layers)]
         return m
+
+
+def probe_layouts(config: CoreConfig) -> data.StructLayout:
+    """Every layer's probe capture, `layer0` ... (`common.probe_layout` each)."""
+    return data.StructLayout({f"layer{k}": probe_layout(layer) for k, layer in enumerate(config.layers)})

@@ -36,6 +36,7 @@ from .common import (
     MemBus,
     Probed,
     check_choice,
+    check_type,
     group_sum_layout,
     index_shape,
     neuron_out_layout,
@@ -79,6 +80,7 @@ class LaneUpdate(NamedTuple):
     v_pre: Value  #: v', the pre-reset membrane
     z: Value  #: the spike, v' >= theta
     v_next: Value  #: the membrane after the reset
+    u: Value  #: the current of the timestep: `u_cuba` (cuba) or a = syn + bias (lif)
 
 
 def neuron_update(m: Module, *, syn, bias, theta, v, u, lam_loss, alpha_loss, cuba, reset, v_bits: int,
@@ -111,7 +113,7 @@ def neuron_update(m: Module, *, syn, bias, theta, v, u, lam_loss, alpha_loss, cu
             m.d.comb += vn.eq(Mux(z, 0, vp))
         with m.Default():
             m.d.comb += vn.eq(vp)
-    return LaneUpdate(u_cuba, vp, z, vn)
+    return LaneUpdate(u_cuba, vp, z, vn, u_new)
 
 
 class NeuronArray(wiring.Component, Probed):
@@ -124,17 +126,19 @@ class NeuronArray(wiring.Component, Probed):
     lanes : P, neurons per clock.
     v_bits, u_bits, frac_bits : widths of the numerics contract.
     decay : "shift" or "multiply".
+    probes : bool, the output also carries each lane's current of the timestep (for the probes).
 
     Members
     -------
     i_stream : In(stream of `group_sum_layout`).
-    o_stream : Out(stream of `neuron_out_layout`): z and v' per group, spikes of padding lanes are 0.
+    o_stream : Out(stream of `neuron_out_layout`): z and v' (and with `probes` u) per group, spikes of
+        padding lanes are 0.
     ctrl : In(LayerControl): neuron kind, reset mode, lam, alpha, state clear.
     bus : In(MemBus): windows theta, bias (read/write), v, u (read-only).
     """
 
     def __init__(self, *, n_in: int, n_out: int, lanes: int, v_bits: int = 16, u_bits: int = 16,
-                 frac_bits: int = 8, decay: str = "shift"):
+                 frac_bits: int = 8, decay: str = "shift", probes: bool = False):
         with parameters(self):
             check_int("n_in", n_in, 1, 65536)
             check_int("n_out", n_out, 1, 65536)
@@ -143,6 +147,8 @@ class NeuronArray(wiring.Component, Probed):
             check_int("u_bits", u_bits, 2, 32)
             check_int("frac_bits", frac_bits, 0, 16)
             check_choice("decay", decay, DECAYS)
+            check_type("probes", probes, bool)
+        self._probes_built = probes
         self._config = config = LayerConfig(
             n_in, n_out, lanes=lanes, chunk=1, v_bits=v_bits, u_bits=u_bits, frac_bits=frac_bits, decay=decay
         )
@@ -151,7 +157,7 @@ class NeuronArray(wiring.Component, Probed):
         self._addr_width = ceil_log2(config.lane_stride) + max(1, ceil_log2(config.n_groups))
         super().__init__({
             "i_stream": In(stream.Signature(group_sum_layout(config))),
-            "o_stream": Out(stream.Signature(neuron_out_layout(config))),
+            "o_stream": Out(stream.Signature(neuron_out_layout(config, probes=probes))),
             "ctrl": In(LayerControl()),
             "bus": In(MemBus(addr_width=self._addr_width)),
         })
@@ -268,7 +274,7 @@ class NeuronArray(wiring.Component, Probed):
         lam_d = [lam.of(v_rp.data[p]) for p in range(P)]
         alpha_d = [alpha.of(u_rp.data[p]) for p in range(P)]
         lane_valid = [(b_group != NG - 1) | Const(p < c.n_out - (NG - 1) * P, 1) for p in range(P)]
-        v_next, u_next, z_bits, v_pre = [], [], [], []
+        v_next, u_next, z_bits, v_pre, u_now = [], [], [], [], []
         for p in range(P):
             lane = neuron_update(
                 m, syn=b_syn[p], bias=bias_rp.data[p], theta=theta_rp.data[p], v=v_rp.data[p], u=u_rp.data[p],
@@ -279,6 +285,7 @@ class NeuronArray(wiring.Component, Probed):
             u_next.append(lane.u_cuba)
             z_bits.append(lane.z & lane_valid[p])
             v_pre.append(lane.v_pre)
+            u_now.append(lane.u)
 
         m.d.comb += [
             v_wp.addr.eq(b_group), v_wp.data.eq(Cat(*v_next)), v_wp.en.eq(b_go),
@@ -303,6 +310,8 @@ class NeuronArray(wiring.Component, Probed):
                 o.z.eq(Cat(*z_bits)), o.v.eq(Cat(*v_pre)), o.group.eq(b_group), o.end.eq(b_end), o.last.eq(b_last),
                 o_valid.eq(1),
             ]
+            if self._probes_built:
+                m.d.sync += o.u.eq(Cat(*u_now))
         m.d.comb += [
             self.o_stream.valid.eq(o_valid),
             self.ctrl.clearing.eq(clear_pend | clearing),

@@ -14,6 +14,10 @@ Stream framing (`spikeloop.regmap.pack_spikes`, `pack_output`): every input time
 exactly one output timestep, in order; the output TLAST is on the last word of the timestep
 that carried the input TLAST, also when TLAST truncated it (`STATUS.err_truncated`). So T
 timesteps in always give T timesteps out with TLAST, and a DMA never hangs.
+
+Probes (a core built with `probes`): the framer appends the layers' captures `PROBE` selects; while
+`PROBE` is not 0 the deframer is held (`hold`) from a timestep's first word until its last output
+word is sent, so that layers do not overlap timesteps and every capture holds that timestep.
 """
 
 from __future__ import annotations
@@ -171,7 +175,7 @@ class Core(wiring.Component, Probed):
             clear.start.eq(regs.control.clear_state),
             clear.quiet.eq(~deframer.busy & ~net.busy),
             clear.layers_clearing.eq(layers_clearing),
-            deframer.hold.eq(clear.hold),
+            deframer.hold.eq(self._hold(m, clear.hold)),
             regs.status.busy.eq(busy),
             regs.status.clearing.eq(clear.clearing),
             regs.status.err_truncated.eq(deframer.truncated),
@@ -180,6 +184,16 @@ class Core(wiring.Component, Probed):
         ]
         m.d.comb += [counters.inc[name].eq(value) for name, value in self._events.items()]
         return m
+
+    def _hold(self, m, clear_hold):
+        """The deframer's hold: the state clear's; with probes built, also while PROBE is not 0 and a
+        timestep is in flight (and the framer is connected to PROBE and the layers' captures)."""
+        if not self._config.probes:
+            return clear_hold
+        regs, net, deframer, framer = self._registers, self._network, self._deframer, self._framer
+        m.d.comb += [framer.probe.eq(regs.probe), framer.layers.eq(net.probe)]
+        probing = regs.probe.as_value().any()
+        return clear_hold | (probing & (deframer.busy | net.busy | framer.busy))
 
 
 class CoreTop(wiring.Component):

@@ -11,7 +11,8 @@ membrane/current readout), so a host checks identity, loads and verifies paramet
 the simulated board or the PYNQ. Refused writes set `err_param` / `err_address` as the gateware does.
 Input words are taken at once; each complete timestep (or one ended early by TLAST: zero-padded,
 `err_truncated`) runs through `golden.run` from the kept state, and its output, packed as the core
-packs it, waits in the core until a receive takes it (`arm`), as on the simulated board.
+packs it (with the per-layer sections `PROBE` selects, from `golden.run(record=True)`), waits in
+the core until a receive takes it (`arm`), as on the simulated board.
 
 Time is not modelled: a transfer completes at once, in zero clock cycles. `run` only lets the
 clock count (`cycles`) advance while its `until` conditions do not hold (a host waiting for output
@@ -240,9 +241,10 @@ class GoldenBoard(Board):
             return
         spikes = unpack_spikes(words.astype(np.uint32 if cfg.bus_width == 32 else np.uint64),
                                       cfg.n_in, cfg.bus_width)
-        trace = golden.run(self.network(), spikes, states=self._states)
+        probe = self._probe
+        trace = golden.run(self.network(), spikes, states=self._states, record=bool(probe))
         self._states = trace.states
-        out = pack_output(trace.spikes, trace.membranes, cfg).astype(np.uint64)
+        out = pack_output(trace.spikes, trace.membranes, cfg, probe=probe, layers=trace.layers).astype(np.uint64)
         flags = np.zeros(out.size, bool)
         flags[-1:] = last
         self._out = np.concatenate([self._out, out])

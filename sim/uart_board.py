@@ -59,6 +59,7 @@ IDLE_SECONDS = 0.05
 #: Line faults `inject` knows.
 LINK_FAULTS = ("mute", "garbage", "wrong_reply")
 _READ_SIZE = 1 << 16
+_PROBE_OFFSET = regmap.register("PROBE").offset
 
 
 class _Core:
@@ -291,6 +292,8 @@ class UARTBoard:
             self._commands.popleft()
             if name == "WRITE":
                 self._core.write(*args)
+                if args[0] & self._core._mask == _PROBE_OFFSET:  # the output timesteps grow by the probe's words
+                    self._per_out = output_words_per_timestep(self._core.config, self._core.board.read(_PROBE_OFFSET))
                 reply = frame_read_data(0) if self._wrong_reply else frame_ack()
             else:
                 value = self._core.read(*args)

@@ -1,7 +1,7 @@
 """The core-configuration options every command shares (`spikeloop verilog`, `estimate`, `make bitstream`),
 and the argparse types that check every option where it enters.
 
-`--sizes --lanes --chunk --v-bits --u-bits --frac-bits --decay --membranes --bus-width`, so one
+`--sizes --lanes --chunk --v-bits --u-bits --frac-bits --decay --membranes --probes --bus-width`, so one
 `CONFIG=...` works for `make verilog`, `make estimate` and `make bitstream`.
 
 Each option is checked at the boundary, in one wording: an argparse type refuses what is out of
@@ -169,6 +169,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, sizes_required: boo
     parser.add_argument("--decay", default="shift", type=_decays,
                         help="shift or multiply, one or one per layer (default shift)")
     parser.add_argument("--membranes", action="store_true", help="output the last layer's membranes too")
+    parser.add_argument("--probes", action="store_true",
+                        help="build the probes: every layer's spikes, membranes and currents on request (PROBE)")
     parser.add_argument("--bus-width", type=int, choices=BUS_WIDTHS, default=32,
                         help="AXI-Stream data width in bits, 32 or 64 (default 32)")
 
@@ -195,6 +197,7 @@ def config_from_args(args, *, default_sizes=DEFAULT_SIZES, default_lanes=DEFAULT
         sizes, lanes=lanes, chunk=chunk,
         v_bits=args.v_bits, u_bits=args.u_bits, frac_bits=args.frac_bits,
         decay=decay[0] if len(decay) == 1 else decay, membranes=args.membranes, bus_width=args.bus_width,
+        probes=bool(getattr(args, "probes", False)),
     )
 
 
@@ -212,4 +215,4 @@ def config_args(config: CoreConfig) -> list[str]:
     args = ["--sizes", ",".join(map(str, config.sizes)), "--lanes", col("lanes"), "--chunk", col("chunk"),
             "--v-bits", col("v_bits"), "--u-bits", col("u_bits"), "--frac-bits", col("frac_bits"),
             "--decay", col("decay"), "--bus-width", str(config.bus_width)]
-    return args + (["--membranes"] if config.membranes else [])
+    return args + (["--membranes"] if config.membranes else []) + (["--probes"] if config.probes else [])

@@ -148,7 +148,8 @@ _g.add("CONFIG", "ro", "Configuration readback.", [
 ])
 _g.add("ADDRESS_BITS", "ro", "Width of the AXI-Lite byte address space (windows included).")
 _g.add("WORDS_IN", "ro", "AXI-Stream words per input timestep.")
-_g.add("WORDS_OUT", "ro", "AXI-Stream words per output timestep.")
+_g.add("WORDS_OUT", "ro", "AXI-Stream words per output timestep with PROBE = 0 (a probe adds its sections: "
+       "`stream.output_words_per_timestep(config, probe)`).")
 _g.add("CONTROL", "wo", "Actions; each bit written 1 acts once.", [
     Field("clear_state", 0, 1, "zero every v and u once the timesteps in flight are done"),
     Field("clear_counters", 1, 1, "zero the counters"),
@@ -485,6 +486,13 @@ _DOC_STREAM = """
   is built with `membranes`, the last layer's pre-reset membranes `v'` as 32-bit two's
   complement fields, `W/32` per word, neuron `j` in bits `32*(j % (W/32))` of membrane word
   `j // (W/32)` (`pack_output` / `unpack_output`).
+- Probes (a core built with `probes`, `PROBE` not 0): after those words, for each layer `k` in
+  order, the sections `PROBE` selects, each starting a new word: `spikes`, the layer's spikes in
+  `ceil(n_out_k / W)` words packed like the output spikes; `v`, its pre-reset membranes `v'`, and
+  `u`, its currents `u` (`u = a` for `lif`), both as 32-bit two's complement fields like the output
+  membranes (`pack_output(..., probe=, layers=)` / `unpack_probes`; the count is
+  `output_words_per_timestep(config, probe)`). While `PROBE` is not 0 the core works on one
+  timestep at a time.
 - TLAST: on the output, on the last word of the timestep that carried the input TLAST. A TLAST
   before the last word of an input timestep ends it early: the missing bits are 0, the
   timestep is processed and `err_truncated` is set. T timesteps in always give T timesteps out.

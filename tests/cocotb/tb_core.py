@@ -16,7 +16,9 @@ Events a case can ask for, per transfer index:
   run-time registers are written again (the memories keep weights, thresholds and biases) and
   the following transfers must run from a zero state;
 - `truncate`: drop that many words from the end of the transfer (a TLAST before the end of a
-  timestep): the sticky `err_truncated` must be set and the transfer still closed by TLAST.
+  timestep): the sticky `err_truncated` must be set and the transfer still closed by TLAST;
+- `probes`: the PROBE value of each transfer (a core built with probes), written before it when it
+  changes; the output then carries every layer's selected sections (`pack_output(..., probe=)`).
 With `back_to_back` all transfers are queued at once, so each starts right behind the previous
 TLAST; otherwise each transfer's output is taken before the next is sent.
 
@@ -47,7 +49,7 @@ __all__ = ["TB", "write_case", "read_case", "effective_spikes", "CaseFailure"]
 
 def write_case(path, *, config: CoreConfig, network: Network, transfers, seed: int, idle: float = 0.0,
                backpressure: float = 0.0, clear_before=(), clear_during=(), reset_during=(), truncate=None,
-               back_to_back: bool = False) -> Path:
+               back_to_back: bool = False, probes=None) -> Path:
     """Write a case file for the bench. `transfers`: list of bool [T, n_in] arrays.
 
     `truncate`: {transfer index: words dropped from its end}. See the module docstring for the
@@ -76,7 +78,10 @@ def write_case(path, *, config: CoreConfig, network: Network, transfers, seed: i
         "seed": seed, "idle": idle, "backpressure": backpressure, "clear_before": sorted(clear_before),
         "clear_during": sorted(clear_during), "reset_during": sorted(reset_during),
         "truncate": {str(k): v for k, v in sorted(truncate.items())}, "back_to_back": back_to_back,
+        "probes": [int(p) for p in probes] if probes is not None else [0] * len(transfers),
     }
+    if len(case["probes"]) != len(transfers) or (any(case["probes"]) and (back_to_back or not config.probes)):
+        raise ValueError("probes: one PROBE value per transfer, on a core built with probes, not back to back")
     path.write_text(json.dumps(case, indent=1))
     return path
 
@@ -89,6 +94,7 @@ def read_case(path) -> dict:
     with np.load(case["spikes"]) as npz:
         case["transfers"] = [npz[f"t{k}"] for k in range(case["transfers"])]
     case["truncate"] = {int(k): v for k, v in case["truncate"].items()}
+    case.setdefault("probes", [0] * len(case["transfers"]))
     return case
 
 
@@ -266,14 +272,21 @@ class Case:
         self.words = self.timesteps = self.neuron_steps = 0  # compared
         self.since_reset = 0  # timesteps output since the last reset
         self.truncated = False  # a truncation inside a timestep since the last reset
+        self.probe = 0  # the PROBE value written (0 after a reset)
 
     def fail(self, message: str, transfer: int | None = None, timestep: int | None = None):
         where = f"case {self.path.stem} ({self.path}), seed {self.case['seed']}"
         raise CaseFailure(f"{message} [{where}]", transfer=transfer, timestep=timestep, seed=self.case["seed"])
 
-    def golden(self, spikes, states):
+    def golden(self, spikes, states, probe: int = 0):
         trace = golden.run(self.network, spikes, states=states, record=True)
-        return pack_output(trace.spikes, trace.membranes, self.config), trace
+        return pack_output(trace.spikes, trace.membranes, self.config, probe=probe, layers=trace.layers), trace
+
+    async def set_probe(self, probe: int) -> None:
+        """Write PROBE when it differs from what the core holds (the core is idle here)."""
+        if probe != self.probe:
+            await self.tb.write(regmap.register("PROBE").offset, probe)
+            self.probe = probe
 
     def inputs(self, k: int):
         """Words sent and spikes computed for transfer k."""
@@ -300,7 +313,7 @@ class Case:
             self.fail(f"transfer {k}: {got.size} words out, expected {want.size}", k)
         bad = np.flatnonzero(got != want)
         if bad.size:
-            t = int(bad[0] // self.per_out)
+            t = int(bad[0] // (want.size // trace.spikes.shape[0]))
             self.fail(f"transfer {k}: word {bad[0]} (timestep {t}) is {int(got[bad[0]]):#x}, expected "
                       f"{int(want[bad[0]]):#x}", k, t)
         self.count(want, trace)
@@ -308,7 +321,7 @@ class Case:
     def count(self, want: np.ndarray, trace) -> None:
         """Account for words that were compared."""
         self.words += want.size
-        steps = want.size // self.per_out
+        steps = trace.spikes.shape[0]
         self.timesteps += steps
         self.since_reset += steps
         self.neuron_steps += sum(layer.z.size for layer in trace.layers)
@@ -354,8 +367,9 @@ class Case:
                     await self.clear_during(k)
                 else:
                     words, spikes = self.inputs(k)
+                    await self.set_probe(case["probes"][k])
                     await tb.send(words)
-                    want, trace = self.golden(spikes, self.states)
+                    want, trace = self.golden(spikes, self.states, self.probe)
                     self.compare(k, await self.recv(k, spikes.shape[0]), want, trace)
                     self.states = trace.states
         await ClockCycles(self.dut.aclk, 10)
@@ -402,6 +416,7 @@ class Case:
             self.fail(f"transfer {k}: sent completely before the reset; make it longer", k)
         await tb.reset()
         self.states = None
+        self.probe = 0
         self.since_reset = 0
         self.truncated = False
         status = await tb.status()

