@@ -1,5 +1,5 @@
 """Closed-loop learning with the core in the loop: evolution strategies that score every candidate
-policy by running CartPole episodes on the core (docs/closed-loop-learning.md).
+policy by running CartPole episodes on the core (docs/in-the-loop.md, "A closed loop that learns").
 
     shape = PolicyShape("cartpole-positions")
     core = open_core("golden", shape.network(shape.initial(seed=0)), **shape.geometry)
@@ -147,7 +147,7 @@ class PolicyShape:
     `n_j` is minus its weight on the positive bit `p_j` (so its drive is an odd function of each
     variable). With several input blocks (timesteps), a pair's weights on block b are its weights on
     block 0 times one sign per (block, variable): the pair chooses, per variable, which linear filter
-    of the past its membrane applies (see docs/closed-loop-learning.md). The latents: per pair its
+    of the past its membrane applies (docs/in-the-loop.md). The latents: per pair its
     weights on the positive bits of block 0, its filter signs, its threshold and bias offset, its
     output weight; the output neuron's threshold and bias offset.
 

@@ -1,5 +1,5 @@
-"""The full closed-loop training of docs/closed-loop-learning.md (`make experiments`; minutes per task): ES on the
-golden board, then 100 evaluation episodes of 500 steps.
+"""The full closed-loop training of docs/in-the-loop.md, "A closed loop that learns" (`make experiments`;
+minutes per task): ES on the golden board, then 100 evaluation episodes of 500 steps.
 Alone: pytest -m experiment tests/host/test_evolve_experiment.py"""
 
 from __future__ import annotations
