@@ -612,9 +612,9 @@ def _learn(args) -> int:
     files = evolve.save(out, shape, result, evaluation, extra=extra)
     import json
 
-    from spikeloop.app.learning import plot_learning_curve
+    from spikeloop.quant.plots import learning_curve
 
-    files["plot"] = plot_learning_curve(json.loads(files["curve"].read_text()), out / "learning.png")
+    files["plot"] = learning_curve(json.loads(files["curve"].read_text()), out / "learning.png")
     for name, path in files.items():
         print(f"  {name:<8} {path}")
     if result.interrupted:

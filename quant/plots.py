@@ -1,7 +1,8 @@
 """Pictures a user can open (PNG, matplotlib's Agg backend, imported only when drawing).
 
-Spike rasters, membrane traces, firing-rate histograms, training curves and reliability
-diagrams. Every function takes plain numpy data (no torch), writes one PNG and returns its path.
+Spike rasters, membrane traces, firing-rate histograms, training curves, reliability
+diagrams and the learning curves of closed-loop training. Every function takes plain numpy data
+(no torch), writes one PNG and returns its path.
 """
 
 from __future__ import annotations
@@ -199,3 +200,36 @@ def reliability_diagram(reliability, path, *, ece: float | None = None, few: int
     axn.set_xlabel("confidence (top-label probability)")
     axn.set_ylabel("samples")
     return _save(fig, path, title)
+
+
+def learning_curve(report: dict, path, *, title: str = "") -> Path:
+    """Draw mean, max and min return of the population and the centre's return per generation.
+
+    `report`: the dict written to learning.json (`spikeloop.host.evolve.save`), with `curve` rows
+    holding `generation`, `mean`, `max`, `min`, `centre`. Returns the PNG's path.
+    """
+    curve = report.get("curve") or []
+    if not curve:
+        raise ValueError("the report holds no learning curve (no generation finished)")
+    plt = _pyplot()
+    gen = [row["generation"] for row in curve]
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    ax.fill_between(gen, [row["min"] for row in curve], [row["max"] for row in curve], alpha=0.2,
+                    label="population min-max")
+    ax.plot(gen, [row["mean"] for row in curve], label="population mean")
+    ax.plot(gen, [row["max"] for row in curve], linewidth=0.8, label="population max")
+    ax.plot(gen, [row["centre"] for row in curve], "k.-", label="centre of the search")
+    kept = report.get("kept_generation")
+    if kept is not None and 0 <= kept - gen[0] < len(curve):
+        ax.plot([kept], [curve[kept - gen[0]]["centre"]], "r*", markersize=12, label="the policy kept")
+    evaluation = report.get("evaluation")
+    if evaluation:
+        ax.axhline(evaluation["mean_steps"], color="g", linestyle="--",
+                   label=f"evaluation: {evaluation['successes']}/{evaluation['episodes']} balanced")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("return (steps balanced)")
+    ax.set_ylim(0, 520)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(title or f"{report.get('task', '')}: evolution strategies with the core in the loop", fontsize=9)
+    return _save(fig, path, "")

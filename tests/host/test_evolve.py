@@ -147,12 +147,12 @@ def test_save_writes_the_policy_the_latents_and_the_curve(tmp_path):
     report = json.loads(files["curve"].read_text())
     assert report["task"] == "cartpole" and report["evaluation"]["successes"] == 1
     assert report["config"]["population"] == 24 and report["curve"][0]["centre"] == 1.5
-    from spikeloop.app.learning import plot_learning_curve
+    from spikeloop.quant.plots import learning_curve
 
-    png = plot_learning_curve(report, tmp_path / "curve.png")
+    png = learning_curve(report, tmp_path / "curve.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="no learning curve"):
-        plot_learning_curve({"curve": []}, tmp_path / "none.png")
+        learning_curve({"curve": []}, tmp_path / "none.png")
 
 
 class _LoadsByStream:
