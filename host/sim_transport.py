@@ -64,15 +64,19 @@ class BoardTransport(Transport):
         self.stats.mmio_writes += int(np.size(offsets))
         self.board.write_many(offsets, values)
 
-    def send_frame(self, words, *, deadline: float) -> None:
-        from spikeloop.sim.interface import Until
-
+    def _start(self, words):
+        """A stream transfer's words as a flat array, and the board, once nothing earlier is queued (counted)."""
         words = np.asarray(words).reshape(-1)
-        board = self.board
-        if board.pending:
+        if self.board.pending:
             raise TransportError(f"{self.name}: input words of an earlier transfer are still queued; "
                                  "reset the core first")
         self.stats.count_stream(sent=words.nbytes)
+        return words, self.board
+
+    def send_frame(self, words, *, deadline: float) -> None:
+        from spikeloop.sim.interface import Until
+
+        words, board = self._start(words)
         c0, t0 = board.cycles, time.monotonic()
         board.send(words, last=True)
         while board.pending:
@@ -88,12 +92,7 @@ class BoardTransport(Transport):
     def transfer(self, words, n_out: int, *, deadline: float) -> Received:
         from spikeloop.sim.interface import BoardError, Rx, Until
 
-        words = np.asarray(words).reshape(-1)
-        board = self.board
-        if board.pending:
-            raise TransportError(f"{self.name}: input words of an earlier transfer are still queued; "
-                                 "reset the core first")
-        self.stats.count_stream(sent=words.nbytes)
+        words, board = self._start(words)
         c0, t0 = board.cycles, time.monotonic()
         try:  # the receive is armed before the first input word goes out; then the first slice runs
             state = board.transfer(words, n_out, SLICE_CYCLES)
