@@ -13,8 +13,9 @@ transport's calls, i.e. the bus transfers with the simulated core computing, and
 driver; the load's part into the transport and the export).
 
 Closed loop: `run_loop` with the ES CartPole policy (`spikeloop.host.evolve.PolicyShape`, task
-"cartpole") on the golden and the simulated board: per environment step the phases' median
-latency (encode, pack, core transfer, unpack, decode, env step).
+"cartpole", its initial latents: the loop ES runs for every candidate) on the golden and the
+simulated board, episodes until 1,000 environment steps: per step the phases' median latency
+(encode, pack, core transfer, unpack, decode, env step).
 
 PYNQ-Z2 estimate (no board here): the bus transactions of one closed-loop step and of one
 training step (its core runs and its parameter load), counted on the pynq transport over the
@@ -47,7 +48,7 @@ from bench_loads import (  # noqa: E402
     DMA_MM2S_BYTES_PER_SECOND,
     MMIO_SECONDS,
     _CountedDma,
-    frame_cycles,  # noqa: E402
+    frame_cycles,
 )
 from bench_sim import _Timed  # noqa: E402
 
@@ -243,8 +244,9 @@ def _bus(part: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------------- closed loop
-def loop_latency(backend: str, *, episodes: int, max_steps: int, profile: str) -> dict:
-    """`run_loop` with the ES CartPole policy (initial latents, seed 0) on `backend`: per-phase median latency."""
+def loop_latency(backend: str, *, steps: int, max_steps: int, profile: str) -> dict:
+    """`run_loop` with the ES CartPole policy (initial latents, seed 0) on `backend`, episode after episode
+    (seeds 0, 1, ...) until at least `steps` environment steps: per-phase median latency."""
     from spikeloop.host import open_core
     from spikeloop.host.evolve import PolicyShape, make_task_env
     from spikeloop.host.loop import run_loop
@@ -254,12 +256,21 @@ def loop_latency(backend: str, *, episodes: int, max_steps: int, profile: str) -
     options = {"profile": profile} if backend == "sim" else {}
     with open_core(backend, network, **shape.geometry, **options) as core:
         env = make_task_env(shape.task)
-        result = run_loop(core, env, shape.encoder, shape.decoder, episodes=episodes, max_steps=max_steps, seed=0,
-                          progress=False, close_env=True)
-    median = {p: float(np.median(result.latency[p])) * 1e6 for p in LOOP_PHASES}
-    return {"steps": result.total_steps, "steps_per_second": result.steps_per_second, "median_us": median,
-            "step_median_us": float(np.median(result.step_latency())) * 1e6,
-            "step_p99_us": float(np.percentile(result.step_latency(), 99)) * 1e6}
+        latency, seconds, episodes = {p: [] for p in LOOP_PHASES}, 0.0, 0
+        while sum(map(len, latency["core"])) < steps:
+            result = run_loop(core, env, shape.encoder, shape.decoder, episodes=1, max_steps=max_steps,
+                              seed=episodes, progress=False)
+            for p in LOOP_PHASES:
+                latency[p].append(result.latency[p])
+            seconds += result.seconds
+            episodes += 1
+        env.close()
+    latency = {p: np.concatenate(v) for p, v in latency.items()}
+    step = sum(latency.values())
+    median = {p: float(np.median(latency[p])) * 1e6 for p in LOOP_PHASES}
+    return {"steps": int(step.size), "episodes": episodes, "steps_per_second": step.size / seconds,
+            "median_us": median, "step_median_us": float(np.median(step)) * 1e6,
+            "step_p99_us": float(np.percentile(step, 99)) * 1e6}
 
 
 def pynq_loop_step(*, steps: int, profile: str) -> dict:
@@ -315,7 +326,7 @@ def main(argv=None) -> int:
     hidden, timesteps, batch = (16, 8, 8) if quick else (64, 8, 32)
     max_steps = args.steps if args.steps is not None else (2 if quick else 24)
     profile = args.profile or ("quick" if quick else "fast")
-    loop_steps, loop_episodes = (20, 1) if quick else (500, 3)
+    loop_steps = 20 if quick else 1000
     if max_steps < 1 or args.reps < 1:
         parser.error(f"--steps {max_steps} and --reps {args.reps}: expected positive integers")
     print(f"training: digits 64-{hidden}-10, T={timesteps}, batch {batch}, {max_steps} steps, {args.reps} "
@@ -342,7 +353,7 @@ def main(argv=None) -> int:
     ratios = {b: sw / training[b]["samples_per_second"] for b in TRAIN_BACKENDS}
     fracs = {b: fractions(training[b]) for b in TRAIN_BACKENDS}
 
-    loop = {b: loop_latency(b, episodes=loop_episodes, max_steps=loop_steps, profile=profile) for b in LOOP_BACKENDS}
+    loop = {b: loop_latency(b, steps=loop_steps, max_steps=500, profile=profile) for b in LOOP_BACKENDS}
     pynq_train = pynq_training_step(setup, profile=profile, samples=batch)
     pynq_loop = pynq_loop_step(steps=min(loop_steps, 50), profile=profile)
 
@@ -358,11 +369,11 @@ def main(argv=None) -> int:
     for row in fracs["sim"]:
         print(f"| {row} | " + " | ".join(f"{fracs[b][row]:.1%}" for b in TRAIN_BACKENDS) + " |")
     print("\nClosed loop, ES CartPole policy (PolicyShape('cartpole')): median latency per environment step (us)")
-    print("| backend | steps | steps/s | " + " | ".join(LOOP_PHASES) + " | step (median) | step (p99) |")
+    print("| backend | steps (episodes) | steps/s | " + " | ".join(LOOP_PHASES) + " | step (median) | step (p99) |")
     print("|---|---|---|" + "---|" * (len(LOOP_PHASES) + 2))
     for b in LOOP_BACKENDS:
         r = loop[b]
-        print(f"| {b} | {r['steps']} | {r['steps_per_second']:.0f} | "
+        print(f"| {b} | {r['steps']} ({r['episodes']}) | {r['steps_per_second']:.0f} | "
               + " | ".join(f"{r['median_us'][p]:.1f}" for p in LOOP_PHASES)
               + f" | {r['step_median_us']:.1f} | {r['step_p99_us']:.1f} |")
     print("\nPYNQ-Z2 estimate: transfers counted on the pynq transport over the Zynq model x published costs")
