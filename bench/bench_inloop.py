@@ -1,7 +1,7 @@
 """Training with the core in the loop and the closed loop, measured side by side.
 
     python bench/bench_inloop.py                  # digits 64-64-10, T=8, batch 32, 24 steps
-    python bench/bench_inloop.py --quick          # a tiny run: 64-16-10, 2 steps of 8, short episodes
+    python bench/bench_inloop.py --quick          # a tiny run: 64-16-10, 2 steps of 4, short episodes
     python bench/bench_inloop.py --json build/bench/inloop.json
 
 Training (`spikeloop.quant.inloop.fit`): the same model (same initial parameters, the core's
@@ -323,7 +323,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=str(ROOT / "build" / "bench" / "inloop.json"))
     args = parser.parse_args(argv)
     quick = args.quick
-    hidden, timesteps, batch = (16, 8, 8) if quick else (64, 8, 32)
+    hidden, timesteps, batch = (16, 8, 4) if quick else (64, 8, 32)
     max_steps = args.steps if args.steps is not None else (2 if quick else 24)
     profile = args.profile or ("quick" if quick else "fast")
     loop_steps = 20 if quick else 1000
