@@ -129,3 +129,10 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(BUILD)
+
+# Training with the core in the loop against software training (samples/s, where a step's time goes), the
+# closed loop's latency per phase, and a PYNQ-Z2 estimate of both from counted transfers; JSON in
+# build/bench/inloop.json.
+.PHONY: bench-inloop
+bench-inloop: $(STAMP)
+	$(PY) bench/bench_inloop.py --json $(BUILD)/bench/inloop.json

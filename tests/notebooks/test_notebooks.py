@@ -29,7 +29,7 @@ pytest.importorskip("ipykernel")
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
-NAMES = ("quickstart.ipynb", "closed_loop.ipynb", "latency_throughput.ipynb")
+NAMES = ("quickstart.ipynb", "closed_loop.ipynb", "latency_throughput.ipynb", "learning_in_the_loop.ipynb")
 #: Seconds a cell may take: a cold simulated-board build of a small design included.
 CELL_TIMEOUT = 600
 
@@ -110,7 +110,9 @@ from spikeloop.sim.board import SimBoard
 pynq.Device.active_device = SimDevice(SimBoard({config}, profile="quick"))"""
 
 
-@pytest.mark.parametrize("name", NAMES)
+#: learning_in_the_loop.ipynb is left out: it opens two designs one after the other (a core with probes, then
+#: the CartPole policy's), and the simulated PYNQ device holds one.
+@pytest.mark.parametrize("name", sorted(BOARD_CONFIG))
 def test_the_pynq_branch_runs_on_the_simulated_pynq_board(name, kernel_dir, tmp_path, monkeypatch):
     from spikeloop.sim.board import board_available
 
