@@ -20,9 +20,9 @@ core. ``model`` is what the model itself predicts before fine-tuning (what its t
     make experiments                                                    # the same, as a test
 
 The cores are the golden board behind the host driver (`spikeloop.host.Core` over
-`BoardTransport`): the parameters go through the driver's load and the faulty board's writes.
-Until the driver returns per-layer traces (`Core.run(..., probe=...)`), `BoardProbes` reads them
-from the network the golden board's registers hold (what the golden board itself runs).
+`BoardTransport`), built with probes: every forward pass is the driver's
+``run(spikes, probe="all")``, every parameter load the driver's (a load frame by stream, through
+the faulty board's memory when there is one).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -77,51 +76,22 @@ class StudyConfig:
             raise ValueError(f"stuck_fraction = {self.stuck_fraction!r}, expected a number in (0, 1]")
 
 
-class BoardProbes:
-    """A driver `Core` over a golden board, with `run(..., probe="all")`: the board's network's traces.
-
-    For drivers without probes: ``run`` gives ``spikeloop.golden.run(board.network(), spikes,
-    record=True).layers``, the board's own numerics on the parameters its registers hold (stuck bits
-    included). ``load`` and ``reset`` are the driver's."""
-
-    def __init__(self, core, board):
-        self.core, self.board = core, board
-
-    def load(self, network, *, verify: bool = True):
-        self.core.load(network, verify=verify)
-
-    def run(self, spikes, *, reset: bool = True, probe=None):
-        from spikeloop import golden
-
-        if not reset or probe != "all":
-            raise ValueError("BoardProbes runs whole sequences from a cleared state with probe='all'")
-        return SimpleNamespace(layers=golden.run(self.board.network(), spikes, record=True).layers)
-
-    def reset(self):
-        self.core.reset()
-
-    def close(self):
-        self.core.close()
-
-
 def golden_core(network, *, stuck_fraction: float | None = None, seed: int = 0):
-    """A core for ``network`` (its widths) on the golden board behind the driver, with stuck weight bits
-    when ``stuck_fraction`` is given; probes from the driver when it has them, else `BoardProbes`."""
-    from spikeloop.app.inloop import driver_has_probes
+    """A core with probes for ``network`` (its widths) on the golden board behind the driver, loaded (by
+    stream, without read-back), with stuck weight bits when ``stuck_fraction`` is given."""
     from spikeloop.config import CoreConfig
     from spikeloop.host import Core
     from spikeloop.host.sim_transport import BoardTransport
     from spikeloop.sim.faults import StuckWeightBits
     from spikeloop.sim.golden_board import GoldenBoard
 
-    probes = driver_has_probes()
-    config = CoreConfig.for_network(network, lanes=8, chunk=32, membranes=True, probes=probes)
+    config = CoreConfig.for_network(network, lanes=8, chunk=32, membranes=True, probes=True)
     board = GoldenBoard(config)
     if stuck_fraction is not None:
         board = StuckWeightBits(board, fraction=stuck_fraction, seed=seed)
     core = Core(BoardTransport(board=board), expect=config)
     core.load(network, verify=False)
-    return core if probes else BoardProbes(core, board)
+    return core
 
 
 @dataclass
