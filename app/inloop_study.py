@@ -7,7 +7,7 @@ digits (`spikeloop.quant.data`), for several seeds:
   integer core (thresholds, biases and decays rounded, floor shifts, saturation);
 - ``narrow``: the core's membranes are narrower than the model assumed: exported with
   ``narrow_bits`` fewer bits than the training set needs, so the core saturates; the model
-  knows nothing of those widths;
+  knows nothing of those widths (``narrow_layers``: every layer, or the hidden ones only);
 - ``stuck``: a board with stuck weight bits (`spikeloop.sim.faults.StuckWeightBits` over the
   golden board, ``stuck_fraction`` of the synapses of every layer, seeded).
 
@@ -39,6 +39,7 @@ import numpy as np
 
 SCENARIOS = ("float", "narrow", "stuck")
 COLUMNS = ("model", "before", "in_the_loop", "software")
+NARROW_LAYERS = ("all", "hidden")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class StudyConfig:
     lr: float = 0.02  # fine-tuning, synapses
     lr_neuron: float = 0.02  # fine-tuning, thresholds, biases, gain
     narrow_bits: int = 3
+    narrow_layers: str = "all"  # which layers "narrow" narrows: "all", or "hidden" (all but the readout)
     stuck_fraction: float = 0.1
     max_train: int | None = None  # a seeded subset of the training split (None: all)
     max_test: int | None = None
@@ -72,6 +74,8 @@ class StudyConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} = {v!r}, expected a positive integer")
+        if self.narrow_layers not in NARROW_LAYERS:
+            raise ValueError(f"narrow_layers = {self.narrow_layers!r}; expected one of {', '.join(NARROW_LAYERS)}")
         if not 0 < self.stuck_fraction <= 1:
             raise ValueError(f"stuck_fraction = {self.stuck_fraction!r}, expected a number in (0, 1]")
 
@@ -149,8 +153,10 @@ def run_study(study: StudyConfig | None = None, *, progress: bool = False, log=N
                 ints = [layer.integer_params() for layer in model.layers]
                 floor = [bits_for(min(int(p.bias.min()), 0), max(int(p.theta.max()), int(p.bias.max()), 1))
                          for p in ints]
-                widths = [(max(v - study.narrow_bits, f), max(u - study.narrow_bits, f))
-                          for (v, u), f in zip(widths, floor)]
+                last = len(widths) - 1
+                widths = [(v, u) if k == last and study.narrow_layers == "hidden" else
+                          (max(v - study.narrow_bits, f), max(u - study.narrow_bits, f))
+                          for k, ((v, u), f) in enumerate(zip(widths, floor))]
             network = export(model, widths=widths).network
             stuck = study.stuck_fraction if scenario == "stuck" else None
             core = golden_core(network, stuck_fraction=stuck, seed=seed)
@@ -203,6 +209,8 @@ def main(argv=None) -> int:
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
     for name in ("lr", "lr_neuron", "stuck_fraction"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name))
+    p.add_argument("--narrow-layers", choices=NARROW_LAYERS, default=d.narrow_layers,
+                   help="the layers the narrow scenario narrows (hidden: all but the readout)")
     p.add_argument("--out", type=Path, default=None, help="folder for rows.json and table.md")
     p.add_argument("--progress", action="store_true", help="progress bars")
     ns = p.parse_args(argv)

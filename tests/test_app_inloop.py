@@ -18,7 +18,6 @@ from spikeloop.quant.data import load_digits
 from spikeloop.quant.inloop import CoreFault, InLoopInterrupted, core_traces, fit, gradients
 from spikeloop.quant.train import TrainConfig, TrainResult, build_model
 from spikeloop.sim.golden_board import GoldenBoard
-from spikeloop.sim.golden_board import GoldenBoard
 
 SEED = 11
 
@@ -180,6 +179,8 @@ def test_study_small():
         StudyConfig(scenarios=("cosmic rays",))
     with pytest.raises(ValueError, match="stuck_fraction"):
         StudyConfig(stuck_fraction=0)
+    with pytest.raises(ValueError, match="narrow_layers = 'readout'; expected one of all, hidden"):
+        StudyConfig(narrow_layers="readout")
 
 
 @pytest.mark.experiment
