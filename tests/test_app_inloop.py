@@ -66,6 +66,26 @@ def test_unknown_backend_is_refused(capsys):
     assert "--in-the-loop 'tpu': unknown backend; expected one of golden, sim, pynq" in err
 
 
+def test_a_core_without_probes_is_refused_and_closed(monkeypatch):
+    """A PYNQ bitstream built without probes cannot train in the loop: refused, the core closed."""
+    from spikeloop.app import cli
+    from spikeloop.host import open_core
+    from spikeloop.network import random_network
+
+    net = random_network((20, 6), seed=SEED)
+    opened = []
+
+    def no_probes(network, backend, **options):
+        opened.append(open_core("golden", network))  # built without probes, like an old bitstream
+        return opened[-1]
+
+    monkeypatch.setattr(cli, "open_backend", no_probes)
+    with pytest.raises(ValueError, match=r"needs a core built with probes \(CONFIG.probes\); .* has none"):
+        inloop.open_loop_core(net, "pynq")
+    with pytest.raises(Exception, match="close"):
+        opened[0].status()
+
+
 def test_bayes_rule_is_refused(capsys, tmp_path):
     assert main(["train", "--in-the-loop", "golden", "--rule", "bayes", "--out", str(tmp_path)]) == 2
     assert "needs the straight-through rule" in capsys.readouterr().err
