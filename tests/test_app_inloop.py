@@ -171,6 +171,37 @@ def test_driver_core_in_the_loop_equals_software(backend, small_digits):
         assert torch.equal(p, q), f"{name} (seed {SEED})"
 
 
+@pytest.mark.tools
+def test_stuck_bits_on_the_verilated_board_are_forced_alike_by_stream_and_mmio():
+    """StuckWeightBits over the Verilated board (the build of the test above): a load by stream and one by
+    MMIO store the same weight words, with the stuck bits forced (words read back through AXI-Lite)."""
+    from spikeloop import regmap
+    from spikeloop.config import CoreConfig
+    from spikeloop.host import Core
+    from spikeloop.host.sim_transport import BoardTransport
+    from spikeloop.quant.export import export
+    from spikeloop.sim.board import SimBoard
+    from spikeloop.sim.faults import StuckWeightBits
+    from spikeloop.windows import load_writes
+
+    network = export(two_layer_model(), widths=WIDTHS).network
+    config = CoreConfig.for_network(network, lanes=4, chunk=[16, 12], membranes=True, probes=True)
+    board = StuckWeightBits(SimBoard(config, profile="quick"), fraction=0.2, seed=SEED)
+    offsets = np.concatenate([regmap.window(config, k, "weights").base + regmap.WORD_BYTES *
+                              np.arange(regmap.window(config, k, "weights").words) for k in range(2)])
+    clean = dict(load_writes(config, network))
+    with Core(BoardTransport(board=board), expect=config) as core:
+        held = {}
+        for via in ("stream", "mmio"):
+            core.reset()
+            core.load(network, verify=False, via=via)
+            held[via] = core.transport.read_many(offsets).astype(np.int64)
+    assert np.array_equal(held["stream"], held["mmio"]), f"seed {SEED}"
+    want = np.array([board.forced_writes([(o, clean[o])])[0][1] for o in offsets.tolist()])
+    assert np.array_equal(held["stream"], want)
+    assert (want != np.array([clean[o] for o in offsets.tolist()])).any(), "no bit forced: a vacuous comparison"
+
+
 def test_stuck_bits_core_differs_from_its_network():
     from spikeloop.network import random_network
 
