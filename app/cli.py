@@ -403,15 +403,12 @@ def cmd_train(args) -> int:
 
 def _train_in_the_loop(args, cfg) -> int:
     """`spikeloop train --in-the-loop BACKEND`: every forward pass on a core (spikeloop.app.inloop)."""
-    from spikeloop.app.inloop import check_backend, driver_has_probes, train_in_the_loop
+    from spikeloop.app.inloop import check_backend, train_in_the_loop
     from spikeloop.quant.inloop import CoreFault, InLoopInterrupted
 
     backend = check_backend(args.in_the_loop)
     if cfg.rule != "ste":
         raise ValueError(f"--rule {cfg.rule}: in-the-loop training needs the straight-through rule (ste)")
-    if not driver_has_probes():
-        raise ValueError("--in-the-loop needs a driver with probes (Core.run(..., probe=...)); this spikeloop's "
-                         "driver has none yet")
     _out_dir(args.out)
     options = {"bitfile": args.bitfile} if backend == "pynq" else {}
     _say(f"training on {cfg.dataset} with the {backend} core in the loop, hidden {'-'.join(map(str, cfg.hidden))}, "

@@ -14,7 +14,6 @@ Afterwards the test split runs on the core, and ``out`` gets ``checkpoint.pt``, 
 
 from __future__ import annotations
 
-import inspect
 import json
 import time
 from dataclasses import asdict
@@ -33,24 +32,20 @@ def check_backend(backend) -> str:
     return backend
 
 
-def driver_has_probes() -> bool:
-    """Whether this spikeloop's driver returns per-layer traces (`Core.run(..., probe=...)`)."""
-    from spikeloop.host import Core
-
-    return "probe" in inspect.signature(Core.run).parameters
-
-
 def open_loop_core(network, backend: str, *, say=None, **options):
     """A core with probes on ``backend``, loaded with ``network`` (`spikeloop.app.cli.open_backend`)."""
     from spikeloop.app.cli import _say, open_backend
 
     check_backend(backend)
-    if not driver_has_probes():
-        raise ValueError("in-the-loop training needs a driver with probes (Core.run(..., probe=...)); this "
-                         "spikeloop's driver has none yet")
     if backend in ("golden", "sim"):  # cores built here: with probes; a PYNQ's bitstream has them or not
         options["probes"] = True
-    return open_backend(network, backend, say=say or _say, **options)
+    core = open_backend(network, backend, say=say or _say, **options)
+    if not core.config.probes:
+        what = core.transport.describe()
+        core.close()
+        raise ValueError(f"in-the-loop training needs a core built with probes (CONFIG.probes); {what} has none: "
+                         "build the bitstream with probes")
+    return core
 
 
 def train_in_the_loop(cfg=None, *, backend: str = "golden", core=None, out=None, progress: bool = True, data=None,

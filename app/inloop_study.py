@@ -7,7 +7,7 @@ digits (`spikeloop.quant.data`), for several seeds:
   integer core (thresholds, biases and decays rounded, floor shifts, saturation);
 - ``narrow``: the core's membranes are narrower than the model assumed: exported with
   ``narrow_bits`` fewer bits than the training set needs, so the core saturates; the model
-  knows nothing of those widths;
+  knows nothing of those widths (``narrow_layers``: every layer, or the hidden ones only);
 - ``stuck``: a board with stuck weight bits (`spikeloop.sim.faults.StuckWeightBits` over the
   golden board, ``stuck_fraction`` of the synapses of every layer, seeded).
 
@@ -20,9 +20,9 @@ core. ``model`` is what the model itself predicts before fine-tuning (what its t
     make experiments                                                    # the same, as a test
 
 The cores are the golden board behind the host driver (`spikeloop.host.Core` over
-`BoardTransport`): the parameters go through the driver's load and the faulty board's writes.
-Until the driver returns per-layer traces (`Core.run(..., probe=...)`), `BoardProbes` reads them
-from the network the golden board's registers hold (what the golden board itself runs).
+`BoardTransport`), built with probes: every forward pass is the driver's
+``run(spikes, probe="all")``, every parameter load the driver's (a load frame by stream, through
+the faulty board's memory when there is one).
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
 SCENARIOS = ("float", "narrow", "stuck")
 COLUMNS = ("model", "before", "in_the_loop", "software")
+NARROW_LAYERS = ("all", "hidden")
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class StudyConfig:
     lr: float = 0.02  # fine-tuning, synapses
     lr_neuron: float = 0.02  # fine-tuning, thresholds, biases, gain
     narrow_bits: int = 3
+    narrow_layers: str = "all"  # which layers "narrow" narrows: "all", or "hidden" (all but the readout)
     stuck_fraction: float = 0.1
     max_train: int | None = None  # a seeded subset of the training split (None: all)
     max_test: int | None = None
@@ -73,55 +74,28 @@ class StudyConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} = {v!r}, expected a positive integer")
+        if self.narrow_layers not in NARROW_LAYERS:
+            raise ValueError(f"narrow_layers = {self.narrow_layers!r}; expected one of {', '.join(NARROW_LAYERS)}")
         if not 0 < self.stuck_fraction <= 1:
             raise ValueError(f"stuck_fraction = {self.stuck_fraction!r}, expected a number in (0, 1]")
 
 
-class BoardProbes:
-    """A driver `Core` over a golden board, with `run(..., probe="all")`: the board's network's traces.
-
-    For drivers without probes: ``run`` gives ``spikeloop.golden.run(board.network(), spikes,
-    record=True).layers``, the board's own numerics on the parameters its registers hold (stuck bits
-    included). ``load`` and ``reset`` are the driver's."""
-
-    def __init__(self, core, board):
-        self.core, self.board = core, board
-
-    def load(self, network, *, verify: bool = True):
-        self.core.load(network, verify=verify)
-
-    def run(self, spikes, *, reset: bool = True, probe=None):
-        from spikeloop import golden
-
-        if not reset or probe != "all":
-            raise ValueError("BoardProbes runs whole sequences from a cleared state with probe='all'")
-        return SimpleNamespace(layers=golden.run(self.board.network(), spikes, record=True).layers)
-
-    def reset(self):
-        self.core.reset()
-
-    def close(self):
-        self.core.close()
-
-
 def golden_core(network, *, stuck_fraction: float | None = None, seed: int = 0):
-    """A core for ``network`` (its widths) on the golden board behind the driver, with stuck weight bits
-    when ``stuck_fraction`` is given; probes from the driver when it has them, else `BoardProbes`."""
-    from spikeloop.app.inloop import driver_has_probes
+    """A core with probes for ``network`` (its widths) on the golden board behind the driver, loaded (by
+    stream, without read-back), with stuck weight bits when ``stuck_fraction`` is given."""
     from spikeloop.config import CoreConfig
     from spikeloop.host import Core
     from spikeloop.host.sim_transport import BoardTransport
     from spikeloop.sim.faults import StuckWeightBits
     from spikeloop.sim.golden_board import GoldenBoard
 
-    probes = driver_has_probes()
-    config = CoreConfig.for_network(network, lanes=8, chunk=32, membranes=True, probes=probes)
+    config = CoreConfig.for_network(network, lanes=8, chunk=32, membranes=True, probes=True)
     board = GoldenBoard(config)
     if stuck_fraction is not None:
         board = StuckWeightBits(board, fraction=stuck_fraction, seed=seed)
     core = Core(BoardTransport(board=board), expect=config)
     core.load(network, verify=False)
-    return core if probes else BoardProbes(core, board)
+    return core
 
 
 @dataclass
@@ -179,8 +153,10 @@ def run_study(study: StudyConfig | None = None, *, progress: bool = False, log=N
                 ints = [layer.integer_params() for layer in model.layers]
                 floor = [bits_for(min(int(p.bias.min()), 0), max(int(p.theta.max()), int(p.bias.max()), 1))
                          for p in ints]
-                widths = [(max(v - study.narrow_bits, f), max(u - study.narrow_bits, f))
-                          for (v, u), f in zip(widths, floor)]
+                last = len(widths) - 1
+                widths = [(v, u) if k == last and study.narrow_layers == "hidden" else
+                          (max(v - study.narrow_bits, f), max(u - study.narrow_bits, f))
+                          for k, ((v, u), f) in enumerate(zip(widths, floor))]
             network = export(model, widths=widths).network
             stuck = study.stuck_fraction if scenario == "stuck" else None
             core = golden_core(network, stuck_fraction=stuck, seed=seed)
@@ -233,6 +209,8 @@ def main(argv=None) -> int:
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
     for name in ("lr", "lr_neuron", "stuck_fraction"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name))
+    p.add_argument("--narrow-layers", choices=NARROW_LAYERS, default=d.narrow_layers,
+                   help="the layers the narrow scenario narrows (hidden: all but the readout)")
     p.add_argument("--out", type=Path, default=None, help="folder for rows.json and table.md")
     p.add_argument("--progress", action="store_true", help="progress bars")
     ns = p.parse_args(argv)

@@ -356,7 +356,9 @@ def fit(
         raise CoreFault(
             f"the core failed while {fault.what} ({type(e).__name__}: {str(e).strip() or 'no message'}); training "
             f"stopped after {steps} complete step(s), the parameters of the last one {kept}; core.reset() makes "
-            "the core usable again", result, steps, saved) from e
+            "the core usable again" + ("; the load did not finish, so load those parameters (or the checkpoint's "
+                                       "network) before running" if fault.what.startswith("loading") else ""),
+            result, steps, saved) from e
     except KeyboardInterrupt:
         bar.close()
         result = stopped()

@@ -3,12 +3,14 @@
 `StuckWeightBits(board, fraction=, seed=)` wraps any `spikeloop.sim.interface.Board`: a seeded
 choice of ``fraction`` of the synapse bits of every weights window is stuck, each at 0 (weight
 -1) or at 1 (weight +1) with equal odds, and every AXI-Lite write to such a word (one by one or
-in bulk) stores the word with those bits forced, as a memory with stuck cells would. Reads give
-what is stored, so a load with read-back (`Core.load(verify=True)`) finds the fault, and one
-without (`verify=False`) runs the faulty network. Padding bits of the windows are never chosen.
-Everything else goes to the wrapped board unchanged.
-
-Parameter loads by stream frames do not pass through here yet (MMIO writes only).
+in bulk) stores the word with those bits forced, as a memory with stuck cells would. Parameter
+loads by stream get the same: after a write arming a load (`CONTROL.load_params`, with
+`STATUS.loading` then set), the next transfer up to TLAST is walked as the core walks it
+(`spikeloop.paramstream.parse_frame`), its weight words forced by the same rule, and the frame
+rebuilt (`frame_from_writes`) before it goes on; a frame the core refuses goes on unchanged. Reads
+give what is stored, so a load with read-back (`Core.load(verify=True)`) finds the fault, and one
+without (`verify=False`) runs the faulty network, whether it was loaded by MMIO or by stream.
+Padding bits of the windows are never chosen. Everything else goes to the wrapped board unchanged.
 """
 
 from __future__ import annotations
@@ -17,11 +19,15 @@ import numpy as np
 
 from spikeloop import regmap
 from spikeloop.config import CoreConfig
+from spikeloop.paramstream import FrameError, bus_words, frame_from_writes, parse_frame
 from spikeloop.windows import pack_weights
 
 from .interface import Board
 
 __all__ = ["StuckWeightBits"]
+
+_CONTROL = regmap.register("CONTROL")
+_STATUS = regmap.register("STATUS")
 
 
 class StuckWeightBits(Board):
@@ -46,6 +52,8 @@ class StuckWeightBits(Board):
         rng = np.random.default_rng(self.seed)
         self._force: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # word offset -> (bits to clear, bits to set)
         self._stuck: list[np.ndarray] = []
+        self._armed = False  # a write armed a parameter load: the next transfer up to TLAST may be its frame
+        self._frame: list[np.ndarray] = []  # its words so far (sends without TLAST)
         config = board.config
         for k, layer in enumerate(config.layers):
             real = pack_weights(np.ones((layer.n_out, layer.n_in), np.int8), layer)  # 1 on every synapse bit
@@ -77,11 +85,47 @@ class StuckWeightBits(Board):
         clear, put = hit
         return (int(value) & ~int(clear) & 0xFFFFFFFF) | int(put)
 
+    def forced_writes(self, writes) -> list[tuple[int, int]]:
+        """(byte offset, word) ``writes`` as this memory stores them: the stuck bits of weight words forced."""
+        return [(int(o), self._forced(o, v)) for o, v in writes]
+
+    def forced_frame(self, words) -> np.ndarray:
+        """The bus ``words`` of a load frame (one transfer, TLAST on the last) with the writes the core makes
+        forced (`forced_writes`), rebuilt into a frame; a frame the core refuses, unchanged. Same dtype."""
+        words = np.asarray(words).reshape(-1)
+        config = self.board.config
+        try:
+            writes = parse_frame(config, words)
+        except FrameError:
+            return words
+        forced = self.forced_writes(writes)
+        if forced == [(int(o), int(v) & 0xFFFFFFFF) for o, v in writes]:
+            return words
+        return bus_words(frame_from_writes(config, forced), config.bus_width).astype(words.dtype)
+
+    def _frame_words(self, words, last: bool):
+        """Words sent while a load is armed: held until TLAST, then the whole frame forced (None before)."""
+        self._frame.append(np.asarray(words).reshape(-1))
+        if not last:
+            return None
+        words, self._frame, self._armed = np.concatenate(self._frame), [], False
+        return self.forced_frame(words)
+
+    def _loading(self) -> bool:
+        if not self._armed:
+            return False
+        if self._frame:
+            return True
+        self._armed = bool(_STATUS.decode(self.board.read(_STATUS.offset))["loading"])
+        return self._armed
+
     # ------------------------------------------------------------------ registers
     def read(self, offset: int) -> int:
         return self.board.read(offset)
 
     def write(self, offset: int, value: int) -> None:
+        if int(offset) == _CONTROL.offset and _CONTROL.decode(int(value))["load_params"]:
+            self._armed, self._frame = True, []
         self.board.write(offset, self._forced(offset, value))
 
     def read_many(self, offsets) -> np.ndarray:
@@ -90,7 +134,9 @@ class StuckWeightBits(Board):
     def write_many(self, offsets, values) -> None:
         offsets = np.asarray(offsets, dtype=np.int64).reshape(-1)
         values = np.asarray(values, dtype=np.int64).reshape(-1) & 0xFFFFFFFF
-        values = np.array([self._forced(o, v) for o, v in zip(offsets.tolist(), values.tolist())], dtype=np.int64)
+        if (offsets == _CONTROL.offset).any():
+            self._armed, self._frame = True, []  # checked against STATUS.loading at the next send
+        values = np.array([v for _, v in self.forced_writes(zip(offsets.tolist(), values.tolist()))], dtype=np.int64)
         self.board.write_many(offsets, values)
 
     # ------------------------------------------------------------------ the rest, unchanged
@@ -106,6 +152,10 @@ class StuckWeightBits(Board):
         return f"{self.board.describe()} with {sum(len(s) for s in self._stuck)} stuck weight bits"
 
     def send(self, words, *, last: bool = True) -> None:
+        if self._loading():
+            words = self._frame_words(words, last)
+            if words is None:
+                return
         self.board.send(words, last=last)
 
     @property
@@ -113,6 +163,7 @@ class StuckWeightBits(Board):
         return self.board.pending
 
     def discard(self) -> None:
+        self._frame = []
         self.board.discard()
 
     def arm(self, room: int) -> None:
@@ -139,9 +190,12 @@ class StuckWeightBits(Board):
         return self.board.run(max_cycles, until)
 
     def transfer(self, words, room: int, max_cycles: int) -> int:
+        if self._loading():
+            words = self._frame_words(words, True)
         return self.board.transfer(words, room, max_cycles)
 
     def reset(self, cycles: int = 16) -> None:
+        self._armed, self._frame = False, []
         self.board.reset(cycles)
 
     def fault(self, kind: int, value: int = 0) -> None:

@@ -61,6 +61,63 @@ def test_single_and_bulk_writes_store_the_same_words():
         assert np.array_equal(a.weights, b.weights)
 
 
+def held_weights(board):
+    return [layer.weights.copy() for layer in board.network().layers]
+
+
+@pytest.mark.parametrize("bus_width", [32, 64])
+def test_stream_and_mmio_loads_store_the_same_forced_network(bus_width):
+    """The driver loads by stream by default: the frame's weight words are forced by the same rule as
+    MMIO writes, so both paths hold the same faulty network (and it differs from the clean one)."""
+    net = random_network((40, 12, 6), seed=SEED)
+    config = CoreConfig.for_network(net, lanes=[4, 3], chunk=[16, 12], membranes=True, bus_width=bus_width)
+    held = {}
+    for via in ("stream", "mmio"):
+        board = StuckWeightBits(GoldenBoard(config), fraction=0.1, seed=SEED)
+        core = Core(BoardTransport(board=board), expect=config)
+        assert core.transport.can_send_frames
+        core.load(net, verify=False, via=via)
+        held[via] = held_weights(board)
+        with pytest.raises(LoadError, match="words read back differently"):
+            core.load(net, via=via)
+        stats = core.transport.stats
+        assert (stats.mmio_writes < 20) if via == "stream" else (stats.mmio_writes > 40), (via, stats)
+    for k, (a, b, clean) in enumerate(zip(held["stream"], held["mmio"], net.layers)):
+        assert np.array_equal(a, b), f"layer {k} (seed {SEED})"
+        assert (a != clean.weights).any(), f"layer {k}: no weight forced (seed {SEED}), a vacuous comparison"
+
+
+def test_a_frame_sent_in_pieces_is_forced_whole_and_a_refused_frame_passes_unchanged():
+    from spikeloop import regmap
+    from spikeloop.paramstream import build_frame, bus_words
+
+    net, board, _ = setup()
+    config = board.config
+    words = bus_words(build_frame(config, net), config.bus_width)
+    control = regmap.register("CONTROL")
+    board.write(control.offset, control.encode(load_params=1))
+    board.send(words[:7], last=False)
+    board.send(words[7:], last=True)
+    pieces = held_weights(board)
+    _, board2, core2 = setup()
+    core2.load(net, verify=False, via="mmio")
+    assert all(np.array_equal(a, b) for a, b in zip(pieces, held_weights(board2)))
+    bad = words.copy()
+    bad[1] ^= 1  # another design's hash: the core refuses it, nothing is written
+    assert np.array_equal(board.forced_frame(bad), bad)
+    forced = board.forced_frame(words)
+    assert forced.dtype == words.dtype and forced.shape == words.shape and not np.array_equal(forced, words)
+    assert np.array_equal(board.forced_frame(forced), forced)  # forcing twice changes nothing
+
+
+def test_spikes_after_a_load_are_not_taken_for_a_frame():
+    net, board, core = setup()
+    core.load(net, verify=False)
+    spikes = np.random.default_rng(SEED).random((6, 40)) < 0.4
+    out = core.run(spikes)
+    assert np.array_equal(out.spikes, golden.run(board.network(), spikes).spikes) and out.spikes.any()
+
+
 def test_the_choice_is_seeded():
     a, b, c = setup(seed=1)[1], setup(seed=1)[1], setup(seed=2)[1]
     assert all(np.array_equal(x, y) for x, y in zip(a.stuck_bits, b.stuck_bits))
