@@ -128,7 +128,7 @@ def test_largest_fitting_configuration_beats_the_default(best):
 
 
 def test_largest_configuration_fits_by_synthesis_too(best):
-    match = [run for run in RUNS if run["config"] == best.params()]
+    match = [run for run, config in zip(RUNS, CALIBRATED) if config.params() == best.params()]
     assert match, ("the largest configuration is not among the stored runs: add it to estimate.CALIBRATION and "
                    "re-run `python -m spikeloop.boards.estimate calibrate`")
     total = estimate.Resources(0, 0, 0, 0)
