@@ -171,6 +171,7 @@ def test_driver_core_in_the_loop_equals_software(backend, small_digits):
         assert torch.equal(p, q), f"{name} (seed {SEED})"
 
 
+@pytest.mark.experiment  # a Verilator build of its own: CI runs it in `make experiments`
 @pytest.mark.tools
 def test_stuck_bits_on_the_verilated_board_are_forced_alike_by_stream_and_mmio():
     """StuckWeightBits over the Verilated board (the build of the test above): a load by stream and one by

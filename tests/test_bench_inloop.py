@@ -20,6 +20,7 @@ def bench_inloop():
     return module
 
 
+@pytest.mark.experiment  # a Verilator build of its own: CI runs it in `make experiments`
 @pytest.mark.tools
 def test_the_quick_bench_runs_and_writes_its_numbers(tmp_path, capsys):
     from spikeloop.sim.board import board_available

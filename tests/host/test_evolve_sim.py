@@ -18,6 +18,7 @@ DATA = Path(__file__).parent / "data"
 STEPS = 60  # a short episode: the simulated board runs some hundred environment steps per second
 
 
+@pytest.mark.experiment  # a Verilator build of its own: CI runs it in `make experiments`
 @pytest.mark.tools
 @pytest.mark.parametrize("task", evolve.TASKS)
 def test_a_trained_policy_runs_the_same_episode_on_the_simulated_board(task):
