@@ -76,7 +76,12 @@ def test_the_kernel_is_this_interpreter_and_a_failing_cell_fails(kernel_dir, tmp
     assert Path(executable) == Path(sys.executable) and Path(cwd).resolve() == tmp_path.resolve()
 
 
-@pytest.mark.parametrize("name", NAMES)
+#: Notebooks whose run builds simulated boards of their own (two designs): executed by `make experiments`
+#: (CI runs it), so that `make test` stays under 15 minutes.
+LONG = ("learning_in_the_loop.ipynb",)
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.experiment) if n in LONG else n for n in NAMES])
 def test_the_notebook_runs_on_the_simulated_board(name, kernel_dir, tmp_path, monkeypatch):
     from spikeloop.sim.board import board_available
 
