@@ -31,11 +31,12 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from spikeloop.metrics import readout_scores
 from spikeloop.network import Layer, Network, NetworkError, signed_range
 from spikeloop.quant.golden import GoldenModel
 from spikeloop.spikes import check_spikes
 
-from .models import BinarySNN, predict, readout_scores
+from .models import BinarySNN, predict
 
 
 class ExportError(ValueError):

@@ -38,11 +38,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from spikeloop.metrics import readout_scores
 from spikeloop.network import Network
 
 from .data import Dataset
 from .export import ExportError, export
-from .models import BinarySNN, LayerTrace, predict, readout_scores
+from .models import BinarySNN, LayerTrace, predict
 from .train import TrainConfig, TrainError, TrainInterrupted, TrainResult, build_model, save_checkpoint
 
 __all__ = [

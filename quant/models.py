@@ -51,12 +51,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from spikeloop.metrics import READOUTS, readout_scores
 from spikeloop.network import FRAC_BITS_RANGE, NEURONS, RESETS, check_chain, signed_range
 from spikeloop.quant.golden import LayerParams, LIFOutput, LIFState, lif_step
 
 SURROGATES = ("fast_sigmoid", "arctan")
 RULES = ("ste", "bayes")
-READOUTS = ("membrane", "count")
 WEIGHT_MODES = ("sample", "mode", "draw")
 
 
@@ -468,20 +468,6 @@ class SNNOutput(NamedTuple):
     def membranes(self) -> torch.Tensor:
         """The last layer's pre-reset membranes [B, T, n_out]."""
         return self.layers[-1].v
-
-
-def readout_scores(spikes, membranes, readout: str):
-    """The class scores a readout takes from the last layer ([B, T, n_out] each -> [B, n_out]).
-
-    ``"count"``: spikes summed over time; ``"membrane"``: the pre-reset membrane at the last
-    timestep. Works on torch tensors and numpy arrays alike; the prediction is the first
-    index of the maximum score (`predict`).
-    """
-    if readout == "count":
-        return spikes.sum(1) if isinstance(spikes, torch.Tensor) else np.asarray(spikes).astype(np.int64).sum(1)
-    if readout == "membrane":
-        return membranes[:, -1]
-    raise ModelError(f"readout must be one of {', '.join(READOUTS)}; got {readout!r}")
 
 
 def predict(scores):

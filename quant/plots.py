@@ -148,7 +148,7 @@ _PALE_BLUE = "#c6dbef"
 
 def reliability_diagram(reliability, path, *, ece: float | None = None, few: int = 10, title: str = "") -> Path:
     """Reliability diagram from per-bin statistics (anything with ``edges``, ``counts``,
-    ``confidence``, ``accuracy``, e.g. `spikeloop.quant.metrics.reliability`): accuracy per
+    ``confidence``, ``accuracy``, e.g. `spikeloop.metrics.reliability`): accuracy per
     confidence bin (pale hatched bars for bins of fewer than `few` samples, whose accuracy says
     little) against the diagonal, each bin's mean confidence as a red tick joined to the bar's top
     by a red line (the gap; nothing is drawn over a bar, so no colour appears that the legend does

@@ -25,8 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from spikeloop.metrics import accuracy, expected_calibration_error, softmax
+
 from .data import DATASETS, ENCODINGS, SPIKE_DATASETS, Dataset, Encoder, load_dataset
-from .metrics import accuracy, expected_calibration_error, softmax
 from .models import NEURONS, READOUTS, RESETS, RULES, SURROGATES, BinarySNN, ModelError, feedforward, predict
 
 PREDICTIONS = ("mode", "ensemble", "committee")
@@ -471,6 +472,7 @@ def plot_run(done: RunResult, out: Path, *, sample: int = 0) -> dict:
     deployed integer model, and for test sample ``sample`` a spike raster (input and every
     layer) and membrane traces from the golden model, plus per-neuron firing rates over the test set."""
     from spikeloop import golden
+    from spikeloop.metrics import reliability
     from spikeloop.quant.plots import (
         membrane_traces,
         rate_histogram,
@@ -478,8 +480,6 @@ def plot_run(done: RunResult, out: Path, *, sample: int = 0) -> dict:
         spike_raster,
         training_curves,
     )
-
-    from .metrics import reliability
 
     result, network, x_test = done.result, done.network, done.x_test
     data, cfg = result.data, result.config

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spikeloop.quant.metrics import reliability
+from spikeloop.metrics import reliability
 from spikeloop.quant.plots import membrane_traces, rate_histogram, reliability_diagram, spike_raster, training_curves
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -37,7 +37,7 @@ def test_every_picture_is_a_png(tmp_path):
         (lambda p: rate_histogram([("r", np.zeros((2, 2)))], p), "panel 'r' has shape"),
         (lambda p: training_curves([], p), "training_curves: the history is empty"),
         (lambda p: reliability_diagram(reliability(np.eye(3), np.arange(3))._replace(edges=np.zeros(3)), p),
-         "reliability_diagram: 3 edges for 15 bins"),
+         "reliability_diagram: 3 edges for 20 bins"),
     ],
 )
 def test_picture_refusals(tmp_path, call, match):
@@ -63,7 +63,7 @@ def figures(monkeypatch):
 
 def _reliability_case():
     """Fifteen bins: one of 1, 2 and 3 samples, the rest of 40; accuracy above and below confidence."""
-    from spikeloop.quant.metrics import Reliability
+    from spikeloop.metrics import Reliability
 
     edges = np.linspace(0, 1, 16)
     counts = np.array([0, 0, 0, 0, 0, 0, 1, 2, 3, 40, 40, 40, 40, 40, 40])

@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from spikeloop.network import Network
-from spikeloop.quant.data import load_digits, make_temporal
-from spikeloop.quant.export import check, export
-from spikeloop.quant.metrics import (
+from spikeloop.metrics import (
     MetricError,
     accuracy,
     expected_calibration_error,
     reliability,
     softmax,
 )
+from spikeloop.network import Network
+from spikeloop.quant.data import load_digits, make_temporal
+from spikeloop.quant.export import check, export
 from spikeloop.quant.train import (
     TrainConfig,
     TrainError,

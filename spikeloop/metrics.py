@@ -1,4 +1,8 @@
-"""Classification metrics: accuracy and expected calibration error (numpy only)."""
+"""Classification metrics: the readout's class scores, accuracy, calibration (numpy only; runs on the board).
+
+Calibration follows Guo et al. (2017): the samples are binned by their top probability into
+`ECE_BINS` equal-width bins of (0, 1]; ECE is the sample-weighted mean of |accuracy - confidence|.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,30 @@ from typing import NamedTuple
 
 import numpy as np
 
+#: How a classifier reads its last layer: its final pre-reset membranes, or its spike counts.
+READOUTS = ("membrane", "count")
+#: Equal-width confidence bins of the expected calibration error.
+ECE_BINS = 20
+
 
 class MetricError(ValueError):
     """Metric inputs of the wrong shape or range."""
+
+
+def readout_scores(spikes, membranes, readout: str):
+    """The class scores a readout takes from the last layer ([B, T, n_out] each -> [B, n_out]).
+
+    ``"count"``: spikes summed over time; ``"membrane"``: the pre-reset membrane v' at the last
+    timestep. Numpy arrays and torch tensors alike; the prediction is the first index of the
+    maximum score.
+    """
+    if readout == "count":
+        return spikes.sum(1)
+    if readout == "membrane":
+        if membranes is None:
+            raise MetricError("the membrane readout needs the last layer's membranes; got none")
+        return membranes[:, -1]
+    raise MetricError(f"readout must be one of {', '.join(READOUTS)}; got {readout!r}")
 
 
 def _labels(labels, n: int | None = None) -> np.ndarray:
@@ -47,7 +72,7 @@ class Reliability(NamedTuple):
     accuracy: np.ndarray
 
 
-def reliability(probs, labels, *, n_bins: int = 15) -> Reliability:
+def reliability(probs, labels, *, n_bins: int = ECE_BINS) -> Reliability:
     """Bin samples by their top probability into ``n_bins`` equal-width bins of (0, 1]."""
     p = _probs(probs)
     labels = _labels(labels, len(p))
@@ -64,7 +89,7 @@ def reliability(probs, labels, *, n_bins: int = 15) -> Reliability:
     return Reliability(edges, counts, mean_conf, mean_acc)
 
 
-def expected_calibration_error(probs, labels, *, n_bins: int = 15) -> float:
+def expected_calibration_error(probs, labels, *, n_bins: int = ECE_BINS) -> float:
     """ECE: sum over bins of (bin share) * |accuracy - mean confidence|, with top-label confidence."""
     r = reliability(probs, labels, n_bins=n_bins)
     filled = r.counts > 0
