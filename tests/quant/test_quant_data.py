@@ -12,7 +12,9 @@ from spikeloop.quant.data import (
     load_digits,
     load_events,
     load_mnist5k,
+    make_moons,
     make_temporal,
+    population_code,
     rate_encode,
     split,
 )
@@ -117,11 +119,53 @@ def test_encoder_object(digits):
         (lambda: latency_encode(np.zeros((1, 2)), 3, threshold=1.0), "threshold must be"),
         (lambda: Encoder("delta", 4), "unknown encoding 'delta'"),
         (lambda: Encoder("rate", 2.5), "steps must be a positive integer"),
+        (lambda: make_moons(n_samples=3), "n_samples must be an integer >= 4, got 3"),
+        (lambda: make_moons(noise=-0.1), "noise must be a non-negative number, got -0.1"),
+        (lambda: make_moons(fields=1), "fields must be an integer >= 2, got 1"),
+        (lambda: make_moons(seed=-2), "seed must be a non-negative integer, got -2"),
+        (lambda: population_code(np.zeros((3, 2)), [(0, 1)], 4), "d windows, got shape"),
+        (lambda: population_code(np.zeros((3, 1)), [(1, 1)], 4), r"window 0 = \(1, 1\): expected lo < hi"),
     ],
 )
 def test_refusals(call, match):
     with pytest.raises(DataError, match=match):
         call()
+
+
+# ---- two moons, population-coded -------------------------------------------------------------
+
+
+def test_moons_shapes_range_labels_and_seeding():
+    d = make_moons(seed=0)
+    assert d.name == "moons" and d.n_in == 16 and d.n_classes == 2 and not d.is_spikes
+    assert len(d.y_train) == 800 and len(d.y_test) == 200
+    for x in (d.x_train, d.x_test):
+        assert x.dtype == np.float32 and x.min() > 0 and x.max() <= 1
+    assert np.bincount(d.y_test).tolist() == [100, 100] and set(np.unique(d.y_train)) == {0, 1}
+    again = load_dataset("moons", seed=0)
+    np.testing.assert_array_equal(again.x_train, d.x_train)
+    np.testing.assert_array_equal(again.y_test, d.y_test)
+    assert not np.array_equal(make_moons(seed=1).x_train, d.x_train)
+    check_spikes(Encoder("rate", 8)(d.x_test, seed=3), 16)  # the rate code takes the intensities
+
+
+def test_population_code_peaks_at_the_nearest_centre():
+    values = np.array([[-1.5, 0.0], [0.5, 1.5], [9.0, -9.0]])
+    code = population_code(values, [(-1.5, 2.5), (-1.0, 1.5)], 5)
+    assert code.shape == (3, 10)
+    # centres -1.5, -0.5, 0.5, 1.5, 2.5 and -1.0, -0.375, 0.25, 0.875, 1.5: exactly on a centre -> 1.0
+    assert code[0, 0] == 1.0 and code[1, 2] == 1.0 and code[1, 9] == 1.0
+    assert code[:2, :5].argmax(1).tolist() == [0, 2] and code[0, 5:].argmax() == 2
+    np.testing.assert_allclose(code[0, 1], np.exp(-0.5))  # one spacing away: sigma = the spacing
+    assert code[2, 4] == 1.0 and code[2, 5] == 1.0  # outside the window: clipped to its edge
+
+
+def test_a_small_network_learns_the_moons():
+    from spikeloop.quant.train import TrainConfig, train
+
+    cfg = TrainConfig(dataset="moons", hidden=(16,), steps=8, epochs=3, seed=0)
+    result = train(cfg, progress=False, evaluate_float=False)
+    assert result.metrics["accuracy"] >= 0.85, f"seed {cfg.seed}: {result.metrics}"
 
 
 # ---- the synthetic temporal task -------------------------------------------------------------
