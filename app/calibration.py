@@ -1,0 +1,369 @@
+"""Calibration on the simulated board: straight-through against Bayesian binary SNNs.
+
+For each data set (two moons, digits, MNIST-5k; `spikeloop.quant.data`) and seed, three ways to train
+on the host (`spikeloop.quant.train.train`):
+
+- ``ste``: straight-through binary weights (the frequentist baseline);
+- ``bisnn``: the Bayesian rule with BiSNN's published update (Jang, Skatchkovsky & Simeone 2021,
+  arXiv 2012.08300: mirror descent on the natural parameters, ``TrainConfig(rule="bayes", update="bisnn")``);
+- ``adam``: the Bayesian rule trained with Adam on the loss and the exact KL (``update="adam"``).
+
+Each trained model is exported with fixed widths (`CORE_BITS`, so one core holds every model of a data
+set): the straight-through network as a point-mass posterior, the Bayesian ones as their posterior
+(`spikeloop.quant.export.posterior`). All are evaluated on the simulated board (`open_core("sim", ...)`,
+one core per data set, reloaded per model) with `spikeloop.host.ensemble.predict`: the mode for every
+model, and for the Bayesian ones an ensemble and a committee of ``samples`` networks (10). Accuracy, ECE
+(20 bins) and the mean confidence come from the core's outputs. Once per data set the core's
+`Prediction` of the first Bayesian model (mode, ensemble and committee) is checked equal, integer for
+integer, to the golden model's (``predict(None, ...)``).
+
+    python -m spikeloop.app.calibration --out build/calibration           # the full study (about 10 minutes)
+    python -m spikeloop.app.calibration --out build/calibration --quick   # the small one the tests run
+
+Writes ``table.md`` (mean ± standard deviation over the seeds), ``rows.json`` (every row, the checks,
+the settings) and one reliability diagram per data set, method and prediction (pooled over the seeds)
+into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+DATASETS = ("moons", "digits", "mnist5k")
+#: Training methods: straight-through, Bayes with BiSNN's update, Bayes with Adam on the exact KL.
+METHODS = ("ste", "bisnn", "adam")
+#: The predictions each method is evaluated with on the core.
+METHOD_PREDICTIONS = {"ste": ("mode",), "bisnn": ("mode", "ensemble", "committee"),
+                      "adam": ("mode", "ensemble", "committee")}
+#: Membrane and current bits of every layer of every exported network: wide enough never to saturate
+#: the study's networks (T = 8, at most 784 inputs), so the core equals the trained model's hardware mode.
+CORE_BITS = 16
+#: The seed of the ensemble's and the committee's draws is the training seed plus this.
+DRAW_SEED_OFFSET = 7_000
+
+
+class StudyError(ValueError):
+    """A study setting that cannot run, named with its value."""
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    """How one data set is trained and tested: hidden sizes, epochs, and a seeded test subset (None: all)."""
+
+    hidden: tuple[int, ...]
+    epochs: int
+    max_test: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
+            raise StudyError(f"hidden = {self.hidden!r}, expected positive layer sizes")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise StudyError(f"epochs = {self.epochs!r}, expected a positive integer")
+        if self.max_test is not None and (isinstance(self.max_test, bool) or not isinstance(self.max_test, int)
+                                          or self.max_test < 1):
+            raise StudyError(f"max_test = {self.max_test!r}, expected a positive integer or None")
+
+
+#: The full study (about 10 minutes on 2 free cores): every training split, the MNIST-5k test split cut to 500.
+FULL_PLANS = {"moons": DataPlan((32,), 20), "digits": DataPlan((64,), 20), "mnist5k": DataPlan((64,), 6, 500)}
+#: The small study of the tests: seconds of training, a few dozen test samples.
+QUICK_PLANS = {"moons": DataPlan((16,), 3, 60), "digits": DataPlan((32,), 3, 60), "mnist5k": DataPlan((32,), 1, 40)}
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The study's settings; the defaults are the full study (`StudyConfig.quick()`: the small one)."""
+
+    datasets: tuple[str, ...] = DATASETS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    methods: tuple[str, ...] = METHODS
+    plans: dict = field(default_factory=lambda: dict(FULL_PLANS))
+    steps: int = 8
+    samples: int = 10  # networks of an ensemble and of a committee
+    batch_size: int = 64  # training; the core runs batches of predict's default (64) too
+    kl_weight: float | None = None  # None: TrainConfig's default
+    tau: float | None = None  # None: TrainConfig's default
+    lanes: int = 16  # the simulated board's neurons per clock (capped at each layer's outputs)
+    chunk: int = 64  # its synapses per clock (capped at each layer's inputs)
+    workers: int = 2  # training processes (1: train in this process)
+
+    def __post_init__(self):
+        for name, known in (("datasets", DATASETS), ("methods", METHODS)):
+            value = tuple(getattr(self, name))
+            object.__setattr__(self, name, value)
+            bad = [v for v in value if v not in known]
+            if bad or not value or len(set(value)) != len(value):
+                raise StudyError(f"{name} = {value!r}; expected distinct names from {', '.join(known)}")
+        object.__setattr__(self, "seeds", tuple(self.seeds))
+        if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds):
+            raise StudyError(f"seeds = {self.seeds!r}, expected non-negative integers")
+        missing = [d for d in self.datasets if not isinstance(self.plans.get(d), DataPlan)]
+        if missing:
+            raise StudyError(f"plans: no DataPlan for {', '.join(missing)}")
+        for name in ("steps", "samples", "batch_size", "lanes", "chunk", "workers"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise StudyError(f"{name} = {v!r}, expected a positive integer")
+        for name in ("kl_weight", "tau"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < np.inf
+                                  or (name == "tau" and v == 0)):
+                raise StudyError(f"{name} = {v!r}, expected None or a {'positive' if name == 'tau' else 'non-negative'}"
+                                 " finite number")
+
+    @classmethod
+    def quick(cls, **changes) -> StudyConfig:
+        """The small study (seconds per model): one seed, `QUICK_PLANS`, ensembles and committees of 3."""
+        return cls(**{"seeds": (0,), "plans": dict(QUICK_PLANS), "samples": 3, "workers": 1, **changes})
+
+    def train_config(self, dataset: str, method: str, seed: int):
+        """The `TrainConfig` of one model."""
+        from spikeloop.quant.train import TrainConfig
+
+        plan = self.plans[dataset]
+        bayes = {} if method == "ste" else {"rule": "bayes", "update": method}
+        tuned = {k: v for k, v in (("kl_weight", self.kl_weight), ("tau", self.tau)) if v is not None and bayes}
+        return TrainConfig(dataset=dataset, hidden=plan.hidden, steps=self.steps, epochs=plan.epochs,
+                           batch_size=self.batch_size, seed=seed, **bayes, **tuned)
+
+
+@dataclass
+class Trained:
+    """One trained model as the core needs it: its posterior and its test spikes and labels."""
+
+    dataset: str
+    method: str
+    seed: int
+    posterior: object  # spikeloop.posterior.Posterior
+    x_test: np.ndarray  # uint8 [N, T, n_in]
+    y_test: np.ndarray  # int64 [N]
+    train_seconds: float
+    host: dict  # the trainer's own metrics of the model (torch, hardware mode)
+
+
+def subset_indices(n: int, max_test: int | None, seed: int) -> np.ndarray:
+    """The sorted indices of a seeded subset of ``max_test`` of ``n`` test samples (all when None or >= n)."""
+    if max_test is None or max_test >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed + 12345).choice(n, max_test, replace=False))
+
+
+def train_one(study: StudyConfig, dataset: str, method: str, seed: int) -> Trained:
+    """Train one model on the host and export it with `CORE_BITS` (runs in a worker process too)."""
+    from spikeloop.quant.export import posterior
+    from spikeloop.quant.train import encode_test, train
+
+    cfg = study.train_config(dataset, method, seed)
+    data = cfg.load_data()
+    keep = subset_indices(len(data.y_test), study.plans[dataset].max_test, seed)
+    data = replace(data, x_test=data.x_test[keep], y_test=data.y_test[keep])
+    result = train(cfg, data=data, progress=False, evaluate_float=False)
+    widths = [(CORE_BITS, CORE_BITS)] * len(result.model.layers)
+    host = {k: v for k, v in result.metrics.items() if k != "train_seconds"}
+    return Trained(dataset, method, seed, posterior(result.model, widths=widths), encode_test(cfg, data.x_test),
+                   data.y_test, result.metrics["train_seconds"], host)
+
+
+@dataclass
+class Row:
+    """One model and one prediction, measured on the core."""
+
+    dataset: str
+    method: str
+    seed: int
+    prediction: str
+    accuracy: float
+    ece: float
+    confidence: float  # mean top-label probability
+    loads: int  # networks loaded into the core
+    seconds: float  # predict's, on the core
+    train_seconds: float
+    n_test: int
+    counts: list  # samples per confidence bin (20 bins of (0, 1])
+
+
+def _row(trained: Trained, how: str, p) -> Row:
+    return Row(trained.dataset, trained.method, trained.seed, how, p.accuracy(trained.y_test), p.ece(trained.y_test),
+               float(p.probs.max(1).mean()), p.loads, p.seconds, trained.train_seconds, len(trained.y_test),
+               p.reliability(trained.y_test).counts.tolist())
+
+
+def equal_predictions(a, b) -> bool:
+    """Whether two `Prediction`s agree integer for integer (scores, predictions) and in every probability."""
+    return (a.how == b.how and a.samples == b.samples and np.array_equal(a.scores, b.scores)
+            and np.array_equal(a.predictions, b.predictions) and np.array_equal(a.probs, b.probs))
+
+
+def evaluate_dataset(study: StudyConfig, models: list[Trained], *, log=None) -> tuple[list[Row], dict, dict]:
+    """Every model of one data set on one simulated board: (rows, the golden check, pooled predictions).
+
+    The pooled predictions map (method, prediction) to (probs, labels) over the seeds, for the diagrams."""
+    from spikeloop.host import open_core
+    from spikeloop.host.ensemble import predict
+
+    say = log or (lambda line: None)
+    rows, pooled, check = [], {}, {}
+    first = models[0].posterior.network
+    checked = next((t for t in models if t.method != "ste"), models[0])  # the first Bayesian model, if any
+    t0 = time.perf_counter()
+    with open_core("sim", first, lanes=study.lanes, chunk=study.chunk, membranes=True) as core:
+        check["core"] = repr(core)
+        check["open_seconds"] = time.perf_counter() - t0
+        for trained in models:
+            for how in METHOD_PREDICTIONS[trained.method]:
+                p = predict(core, trained.posterior, trained.x_test, how=how, samples=study.samples,
+                            seed=trained.seed + DRAW_SEED_OFFSET)
+                rows.append(_row(trained, how, p))
+                probs, labels = pooled.setdefault((trained.method, how), ([], []))
+                probs.append(p.probs)
+                labels.append(trained.y_test)
+                if trained is checked:
+                    gold = predict(None, trained.posterior, trained.x_test, how=how, samples=study.samples,
+                                   seed=trained.seed + DRAW_SEED_OFFSET)
+                    check.setdefault("compared", {})[how] = {
+                        "equal": equal_predictions(p, gold), "scores": int(p.scores.size),
+                        "nonzero_scores": int(np.count_nonzero(p.scores)), "loads": p.loads}
+                    check.update(method=trained.method, seed=trained.seed,
+                                 equal=all(c["equal"] for c in check["compared"].values()))
+                r = rows[-1]
+                say(f"{r.dataset} {r.method} seed {r.seed} {how}: accuracy {r.accuracy:.3f}, ECE {r.ece:.3f}, "
+                    f"confidence {r.confidence:.3f} ({r.loads} loads, {r.seconds:.1f} s on the core)")
+    pooled = {key: (np.concatenate(probs), np.concatenate(labels)) for key, (probs, labels) in pooled.items()}
+    return rows, check, pooled
+
+
+def _trained_models(study: StudyConfig, log):
+    """Yield (data set, its trained models) in the study's order, training in ``study.workers`` processes."""
+    jobs = [(d, m, s) for d in study.datasets for s in study.seeds for m in study.methods]
+    if study.workers == 1:
+        for dataset in study.datasets:
+            mine = [job for job in jobs if job[0] == dataset]
+            yield dataset, [_announce(train_one(study, *job), log) for job in mine]
+        return
+    import multiprocessing
+
+    with ProcessPoolExecutor(study.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {job: pool.submit(train_one, study, *job) for job in jobs}
+        for dataset in study.datasets:
+            yield dataset, [_announce(futures[job].result(), log) for job in jobs if job[0] == dataset]
+
+
+def _announce(trained: Trained, log) -> Trained:
+    if log is not None:
+        log(f"trained {trained.dataset} {trained.method} seed {trained.seed} in {trained.train_seconds:.1f} s "
+            f"(host, hardware mode: accuracy {trained.host['accuracy']:.3f}, ECE {trained.host['ece']:.3f})")
+    return trained
+
+
+@dataclass
+class Study:
+    """What `run_study` measured: the rows, the golden checks per data set, the pooled predictions, seconds."""
+
+    config: StudyConfig
+    rows: list[Row]
+    checks: dict
+    pooled: dict = field(repr=False)
+    seconds: float
+
+
+def run_study(study: StudyConfig | None = None, *, log=None) -> Study:
+    """Train every model, evaluate each on its data set's simulated board, check the core against the golden model."""
+    study = study or StudyConfig()
+    start = time.perf_counter()
+    rows, checks, pooled = [], {}, {}
+    for dataset, models in _trained_models(study, log):
+        mine, checks[dataset], pool = evaluate_dataset(study, models, log=log)
+        rows += mine
+        pooled.update({(dataset, *key): value for key, value in pool.items()})
+    return Study(study, rows, checks, pooled, time.perf_counter() - start)
+
+
+def _mean_std(values) -> str:
+    values = np.asarray(values, np.float64)
+    return f"{values.mean():.3f} ± {values.std():.3f}"
+
+
+def table(rows: list[Row]) -> str:
+    """A Markdown table: per data set, method and prediction, the mean ± standard deviation over the seeds of
+    accuracy, ECE and confidence minus accuracy (> 0: over-confident)."""
+    lines = ["| data set | training | prediction | seeds | accuracy | ECE (20 bins) | confidence − accuracy |",
+             "|---|---|---|---|---|---|---|"]
+    for dataset in DATASETS:
+        for method in METHODS:
+            for how in METHOD_PREDICTIONS[method]:
+                mine = [r for r in rows if (r.dataset, r.method, r.prediction) == (dataset, method, how)]
+                if not mine:
+                    continue
+                gap = [r.confidence - r.accuracy for r in mine]
+                lines.append(f"| {dataset} | {method} | {how} | {len(mine)} | {_mean_std([r.accuracy for r in mine])} "
+                             f"| {_mean_std([r.ece for r in mine])} | {_mean_std(gap)} |")
+    return "\n".join(lines)
+
+
+def write(result: Study, out: Path) -> dict:
+    """``table.md``, ``rows.json`` and the reliability diagrams (pooled over the seeds) into ``out``; returns
+    the files by name."""
+    from spikeloop.metrics import expected_calibration_error, reliability
+    from spikeloop.quant.plots import reliability_diagram
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"table": out / "table.md", "rows": out / "rows.json"}
+    files["table"].write_text(table(result.rows) + "\n")
+    seeds = ", ".join(map(str, result.config.seeds))
+    for (dataset, method, how), (probs, labels) in sorted(result.pooled.items()):
+        name = f"reliability_{dataset}_{method}_{how}"
+        files[name] = reliability_diagram(
+            reliability(probs, labels), out / f"{name}.png", ece=expected_calibration_error(probs, labels),
+            title=f"{dataset}, {method}, {how} (sim core; seeds {seeds} pooled)")
+    settings = asdict(result.config)
+    settings["plans"] = {k: asdict(v) for k, v in result.config.plans.items()}
+    files["rows"].write_text(json.dumps({
+        "study": settings, "core_bits": CORE_BITS, "seconds": result.seconds, "checks": result.checks,
+        "rows": [asdict(r) for r in result.rows], "figures": {k: str(v) for k, v in files.items()}}, indent=1))
+    return files
+
+
+def main(argv=None) -> int:
+    """Run the study; print the table and the golden checks (and write them to ``--out``)."""
+    p = argparse.ArgumentParser(prog="python -m spikeloop.app.calibration", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=Path("build/calibration"), help="folder for table.md, rows.json, PNGs")
+    p.add_argument("--quick", action="store_true", help="the small study of the tests (one seed, tiny models)")
+    p.add_argument("--datasets", nargs="+", choices=DATASETS, default=None)
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=None)
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--samples", type=int, default=None, help="networks per ensemble and committee (10; quick 3)")
+    p.add_argument("--workers", type=int, default=None, help="training processes (2; quick 1)")
+    p.add_argument("--kl-weight", type=float, default=None, help="the Bayesian rules' KL weight (TrainConfig's)")
+    p.add_argument("--tau", type=float, default=None, help="the concrete relaxation's temperature (TrainConfig's)")
+    ns = p.parse_args(argv)
+    given = {k: v for k, v in (("datasets", ns.datasets), ("methods", ns.methods), ("seeds", ns.seeds),
+                               ("samples", ns.samples), ("workers", ns.workers), ("kl_weight", ns.kl_weight),
+                               ("tau", ns.tau)) if v is not None}
+    try:
+        study = StudyConfig.quick(**given) if ns.quick else StudyConfig(**given)
+    except StudyError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    result = run_study(study, log=lambda line: print(line, file=sys.stderr, flush=True))
+    files = write(result, ns.out)
+    print(table(result.rows))
+    for dataset, check in result.checks.items():
+        print(f"{dataset}: the core's predictions {'EQUAL' if check.get('equal') else 'DIFFERENT'} to the golden "
+              f"model's ({check.get('method')} seed {check.get('seed')}: "
+              f"{', '.join(check.get('compared', {}))})")
+    print(f"{result.seconds:.0f} s; {files['table']}, {files['rows']} and {len(files) - 2} reliability diagrams")
+    return 0 if all(c.get("equal") for c in result.checks.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
