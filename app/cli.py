@@ -71,7 +71,9 @@ COMMAND_EXAMPLES = {
                       "spikeloop random-spikes --n-in 64 --steps 16 --batch 8 --out batch.npz"],
     "train": ["spikeloop train --dataset digits --hidden 256 --epochs 30 --out build/train",
               "spikeloop train --in-the-loop sim --hidden 32 --epochs 2 --out build/loop",
-              "spikeloop train --dataset temporal --neuron cuba --steps 32 --rule bayes --out build/temporal"],
+              "spikeloop train --dataset temporal --neuron cuba --steps 32 --rule bayes --out build/temporal",
+              "spikeloop train --dataset moons --rule bayes --update bisnn --predict ensemble --backend sim",
+              "spikeloop train --rule bayes --predict committee --samples 5 --out build/committee"],
     "export": ["spikeloop export --checkpoint build/train/checkpoint.pt --out net.npz"],
     "nir": ["spikeloop nir export --network net.npz --out net.nir",
             "spikeloop nir import model.nir --out net.npz --binarize"],
@@ -382,6 +384,7 @@ def cmd_train(args) -> int:
     if args.hidden is not None:
         given["hidden"] = args.hidden
     cfg = train.TrainConfig(**given)
+    check_predict_options(args, cfg)
     if args.in_the_loop is not None:
         return _train_in_the_loop(args, cfg)
     _out_dir(args.out)
@@ -396,9 +399,84 @@ def cmd_train(args) -> int:
     print(f"test accuracy of the integer model on the golden model: {s['golden_test_accuracy']:.2%} "
           f"(float mode {m.get('float_accuracy', float('nan')):.2%}), ECE {m['ece']:.3f}")
     print(f"golden model vs hardware-mode model: {'EQUAL' if s['equal'] else 'DIFFERENT'}")
-    for name, path in done.files.items():
+    files, equal = dict(done.files), s["equal"]
+    if args.predict is not None:
+        predicted = predict_on_core(args, cfg, done)
+        files.update(predicted["files"])
+        equal = equal and predicted["equal"] is not False
+    for name, path in files.items():
         print(f"  {name:<16} {path}")
-    return 0 if s["equal"] else 1
+    return 0 if equal else 1
+
+
+#: Where `spikeloop train --predict` runs its networks.
+PREDICT_BACKENDS = ("golden", "sim")
+
+
+def check_predict_options(args, cfg) -> None:
+    """Refuse `--predict`, `--samples` and `--backend` where they cannot work, before any training."""
+    if args.predict is None:
+        for option, value in (("--samples", args.samples), ("--backend", args.backend)):
+            if value is not None:
+                raise OptionError(f"argument {option}: only --predict takes it (--predict mode, ensemble or committee)")
+        return
+    if args.in_the_loop is not None:
+        raise OptionError("argument --predict: not with --in-the-loop, whose test already runs on the loop's core; "
+                          "leave one of them out")
+    if args.predict != "mode" and cfg.rule != "bayes":
+        raise OptionError(f"argument --predict: {args.predict} draws networks from a Bayesian posterior and --rule "
+                          f"{cfg.rule} trains one network; add --rule bayes, or use --predict mode")
+    if args.predict == "mode" and args.samples is not None:
+        raise OptionError(f"argument --samples: --predict mode runs the one mode network, so --samples "
+                          f"{args.samples} has nothing to draw; use it with --predict ensemble or committee")
+
+
+def predict_on_core(args, cfg, done) -> dict:
+    """`spikeloop train --predict`: the trained posterior on `--backend`'s core (spikeloop.host.ensemble.predict)
+    over the test split; prints accuracy and ECE, writes posterior.npz, prediction.json and a reliability diagram.
+    Returns {"files": ..., "equal": whether the core equals the golden model (None on the golden backend)}."""
+    import json
+
+    from spikeloop.host.ensemble import predict
+    from spikeloop.quant.export import posterior
+    from spikeloop.quant.plots import reliability_diagram
+
+    model, labels = done.result.model, done.result.data.y_test
+    post = posterior(model, widths=[(layer.v_bits, layer.u_bits) for layer in done.network.layers])
+    files = {"posterior": args.out / "posterior.npz"}
+    post.save(files["posterior"])
+    samples = 1 if args.predict == "mode" else (args.samples or cfg.n_samples)
+    backend = args.backend or PREDICT_BACKENDS[0]
+    article = "an" if args.predict == "ensemble" else "a"
+    what = ("the mode network" if args.predict == "mode"
+            else f"{article} {args.predict} of {samples} networks drawn from the posterior")
+    _say(f"predicting the {len(labels)} test samples with {what} on the {backend} core ...")
+    with open_backend(post.network, backend) as core:
+        try:
+            p = predict(core, post, done.x_test, how=args.predict, samples=samples, seed=cfg.seed)
+        except (RuntimeError, OSError, TimeoutError) as e:
+            raise RunFailed(str(_backend_error(backend, e))) from e
+    equal = None
+    if backend != "golden":
+        from spikeloop.app.calibration import equal_predictions
+
+        equal = equal_predictions(p, predict(None, post, done.x_test, how=args.predict, samples=samples,
+                                             seed=cfg.seed))
+    accuracy, ece = p.accuracy(labels), p.ece(labels)
+    print(f"{args.predict} ({samples} network{'s' if samples > 1 else ''}, {p.loads} loads) on {backend}: "
+          f"test accuracy {accuracy:.2%}, ECE {ece:.3f} (20 bins), mean confidence {p.probs.max(1).mean():.3f}, "
+          f"{p.seconds:.1f} s")
+    if equal is not None:
+        print(f"{backend} core vs golden model, every score of every network: {'EQUAL' if equal else 'DIFFERENT'}")
+    files["reliability_core"] = reliability_diagram(
+        p.reliability(labels), args.out / f"reliability_{args.predict}_{backend}.png", ece=ece,
+        title=f"{cfg.dataset}, {cfg.rule}: {args.predict} of {samples} on {backend}")
+    files["prediction"] = args.out / "prediction.json"
+    files["prediction"].write_text(json.dumps({
+        "how": args.predict, "samples": samples, "backend": backend, "seed": cfg.seed, "accuracy": accuracy,
+        "ece": ece, "confidence": float(p.probs.max(1).mean()), "loads": p.loads, "seconds": p.seconds,
+        "equal_to_golden": equal, "n_test": len(labels)}, indent=1))
+    return {"files": files, "equal": equal}
 
 
 def _train_in_the_loop(args, cfg) -> int:
@@ -771,6 +849,17 @@ def parser() -> argparse.ArgumentParser:
                    help="run every forward pass on a core with probes: golden, sim or pynq (the model's surrogate "
                         "gives the gradients; the parameters are loaded after each step)")
     s.add_argument("--bitfile", default="spikeloop.bit", help="--in-the-loop pynq: the overlay's bitstream")
+    from spikeloop.host.ensemble import PREDICTIONS
+
+    s.add_argument("--predict", default=None, choices=PREDICTIONS,
+                   help="after training, predict the test split on --backend's core and print accuracy and ECE: "
+                        "mode (the posterior's mode network), ensemble (--samples networks drawn afresh per batch) "
+                        "or committee (--samples networks drawn once); the last two need --rule bayes")
+    s.add_argument("--samples", type=int_in(1), default=None,
+                   help="--predict ensemble or committee: networks drawn from the posterior, at least 1 (default 10)")
+    s.add_argument("--backend", default=None, choices=PREDICT_BACKENDS,
+                   help="--predict: golden (the numerics alone) or sim (the simulated board, checked equal to the "
+                        "golden model) (default golden)")
 
     s = _command(sub, "export", cmd_export)
     s.add_argument("--checkpoint", required=True, type=Path, help="checkpoint.pt written by `spikeloop train`")
