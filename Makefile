@@ -34,6 +34,13 @@ experiments: $(STAMP)
 inloop-study: $(STAMP)
 	$(PY) -m spikeloop.app.inloop_study --out $(BUILD)/inloop_study
 
+# The calibration study (docs/bayesian.md): straight-through against Bayes (BiSNN's update, Adam) on moons, digits and
+# MNIST-5k, 3 seeds, on the simulated board (about 10 minutes on 2 free cores): build/calibration/table.md, rows.json,
+# predictions.npz and the reliability diagrams.
+.PHONY: calibration-study
+calibration-study: $(STAMP)
+	$(PY) -m spikeloop.app.calibration --out $(BUILD)/calibration
+
 # The README executed top to bottom in an empty folder (tests/test_readme.py; about 3 minutes, a CI step of its own).
 .PHONY: readme
 readme: $(STAMP)

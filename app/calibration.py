@@ -13,16 +13,18 @@ set): the straight-through network as a point-mass posterior, the Bayesian ones 
 (`spikeloop.quant.export.posterior`). All are evaluated on the simulated board (`open_core("sim", ...)`,
 one core per data set, reloaded per model) with `spikeloop.host.ensemble.predict`: the mode for every
 model, and for the Bayesian ones an ensemble and a committee of ``samples`` networks (10). Accuracy, ECE
-(20 bins) and the mean confidence come from the core's outputs. Once per data set the core's
+(20 bins) and the mean confidence come from the core's outputs (``backend="golden"``: the golden board behind
+the same driver, for a quick check without Verilator). Once per data set the core's
 `Prediction` of the first Bayesian model (mode, ensemble and committee) is checked equal, integer for
 integer, to the golden model's (``predict(None, ...)``).
 
-    python -m spikeloop.app.calibration --out build/calibration           # the full study (about 10 minutes)
+    python -m spikeloop.app.calibration --out build/calibration           # the full study (make calibration-study)
     python -m spikeloop.app.calibration --out build/calibration --quick   # the small one the tests run
 
 Writes ``table.md`` (mean ± standard deviation over the seeds), ``rows.json`` (every row, the checks,
-the settings) and one reliability diagram per data set, method and prediction (pooled over the seeds)
-into ``--out``.
+the settings), ``predictions.npz`` (every network's scores and the labels, per data set, method,
+prediction and seed) and one reliability diagram per data set, method and prediction (pooled over the
+seeds) into ``--out``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ METHODS = ("ste", "bisnn", "adam")
 #: The predictions each method is evaluated with on the core.
 METHOD_PREDICTIONS = {"ste": ("mode",), "bisnn": ("mode", "ensemble", "committee"),
                       "adam": ("mode", "ensemble", "committee")}
+#: Where the models run: the simulated board (the study's), or the golden board behind the same driver.
+BACKENDS = ("sim", "golden")
 #: Membrane and current bits of every layer of every exported network: wide enough never to saturate
 #: the study's networks (T = 8, at most 784 inputs), so the core equals the trained model's hardware mode.
 CORE_BITS = 16
@@ -95,6 +99,8 @@ class StudyConfig:
     lanes: int = 16  # the simulated board's neurons per clock (capped at each layer's outputs)
     chunk: int = 64  # its synapses per clock (capped at each layer's inputs)
     workers: int = 2  # training processes (1: train in this process)
+    backend: str = "sim"  # the core's transport: "sim" (the simulated board) or "golden" (the numerics alone)
+    lr: float | None = None  # the Bayesian rules' synapse learning rate (None: TrainConfig's default)
 
     def __post_init__(self):
         for name, known in (("datasets", DATASETS), ("methods", METHODS)):
@@ -113,12 +119,14 @@ class StudyConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise StudyError(f"{name} = {v!r}, expected a positive integer")
-        for name in ("kl_weight", "tau"):
+        if self.backend not in BACKENDS:
+            raise StudyError(f"backend = {self.backend!r}; expected one of {', '.join(BACKENDS)}")
+        for name in ("kl_weight", "tau", "lr"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < np.inf
-                                  or (name == "tau" and v == 0)):
-                raise StudyError(f"{name} = {v!r}, expected None or a {'positive' if name == 'tau' else 'non-negative'}"
-                                 " finite number")
+                                  or (name != "kl_weight" and v == 0)):
+                kind = "non-negative" if name == "kl_weight" else "positive"
+                raise StudyError(f"{name} = {v!r}, expected None or a {kind} finite number")
 
     @classmethod
     def quick(cls, **changes) -> StudyConfig:
@@ -131,7 +139,8 @@ class StudyConfig:
 
         plan = self.plans[dataset]
         bayes = {} if method == "ste" else {"rule": "bayes", "update": method}
-        tuned = {k: v for k, v in (("kl_weight", self.kl_weight), ("tau", self.tau)) if v is not None and bayes}
+        tuned = {k: v for k, v in (("kl_weight", self.kl_weight), ("tau", self.tau), ("lr", self.lr))
+                 if v is not None and bayes}
         return TrainConfig(dataset=dataset, hidden=plan.hidden, steps=self.steps, epochs=plan.epochs,
                            batch_size=self.batch_size, seed=seed, **bayes, **tuned)
 
@@ -188,13 +197,14 @@ class Row:
     seconds: float  # predict's, on the core
     train_seconds: float
     n_test: int
+    gain: float  # the posterior's readout gain: logits = gain * scores
     counts: list  # samples per confidence bin (20 bins of (0, 1])
 
 
 def _row(trained: Trained, how: str, p) -> Row:
     return Row(trained.dataset, trained.method, trained.seed, how, p.accuracy(trained.y_test), p.ece(trained.y_test),
                float(p.probs.max(1).mean()), p.loads, p.seconds, trained.train_seconds, len(trained.y_test),
-               p.reliability(trained.y_test).counts.tolist())
+               trained.posterior.gain, p.reliability(trained.y_test).counts.tolist())
 
 
 def equal_predictions(a, b) -> bool:
@@ -204,18 +214,18 @@ def equal_predictions(a, b) -> bool:
 
 
 def evaluate_dataset(study: StudyConfig, models: list[Trained], *, log=None) -> tuple[list[Row], dict, dict]:
-    """Every model of one data set on one simulated board: (rows, the golden check, pooled predictions).
+    """Every model of one data set on one core (``study.backend``): (rows, the golden check, predictions).
 
-    The pooled predictions map (method, prediction) to (probs, labels) over the seeds, for the diagrams."""
+    The predictions map (method, prediction, seed) to (scores int64 [K, N, C], labels, probs)."""
     from spikeloop.host import open_core
     from spikeloop.host.ensemble import predict
 
     say = log or (lambda line: None)
-    rows, pooled, check = [], {}, {}
+    rows, kept, check = [], {}, {}
     first = models[0].posterior.network
     checked = next((t for t in models if t.method != "ste"), models[0])  # the first Bayesian model, if any
     t0 = time.perf_counter()
-    with open_core("sim", first, lanes=study.lanes, chunk=study.chunk, membranes=True) as core:
+    with open_core(study.backend, first, lanes=study.lanes, chunk=study.chunk, membranes=True) as core:
         check["core"] = repr(core)
         check["open_seconds"] = time.perf_counter() - t0
         for trained in models:
@@ -223,9 +233,7 @@ def evaluate_dataset(study: StudyConfig, models: list[Trained], *, log=None) -> 
                 p = predict(core, trained.posterior, trained.x_test, how=how, samples=study.samples,
                             seed=trained.seed + DRAW_SEED_OFFSET)
                 rows.append(_row(trained, how, p))
-                probs, labels = pooled.setdefault((trained.method, how), ([], []))
-                probs.append(p.probs)
-                labels.append(trained.y_test)
+                kept[trained.method, how, trained.seed] = (p.scores, trained.y_test, p.probs)
                 if trained is checked:
                     gold = predict(None, trained.posterior, trained.x_test, how=how, samples=study.samples,
                                    seed=trained.seed + DRAW_SEED_OFFSET)
@@ -237,8 +245,7 @@ def evaluate_dataset(study: StudyConfig, models: list[Trained], *, log=None) -> 
                 r = rows[-1]
                 say(f"{r.dataset} {r.method} seed {r.seed} {how}: accuracy {r.accuracy:.3f}, ECE {r.ece:.3f}, "
                     f"confidence {r.confidence:.3f} ({r.loads} loads, {r.seconds:.1f} s on the core)")
-    pooled = {key: (np.concatenate(probs), np.concatenate(labels)) for key, (probs, labels) in pooled.items()}
-    return rows, check, pooled
+    return rows, check, kept
 
 
 def _trained_models(study: StudyConfig, log):
@@ -266,25 +273,31 @@ def _announce(trained: Trained, log) -> Trained:
 
 @dataclass
 class Study:
-    """What `run_study` measured: the rows, the golden checks per data set, the pooled predictions, seconds."""
+    """What `run_study` measured: the rows, the golden checks per data set, the predictions (data set, method,
+    prediction, seed) -> (scores, labels, probs), seconds."""
 
     config: StudyConfig
     rows: list[Row]
     checks: dict
-    pooled: dict = field(repr=False)
+    predictions: dict = field(repr=False)
     seconds: float
+
+    def pooled(self, dataset: str, method: str, how: str) -> tuple[np.ndarray, np.ndarray]:
+        """(probs, labels) of one data set, method and prediction, concatenated over the seeds."""
+        mine = [v for (d, m, h, _), v in sorted(self.predictions.items()) if (d, m, h) == (dataset, method, how)]
+        return np.concatenate([probs for _, _, probs in mine]), np.concatenate([labels for _, labels, _ in mine])
 
 
 def run_study(study: StudyConfig | None = None, *, log=None) -> Study:
     """Train every model, evaluate each on its data set's simulated board, check the core against the golden model."""
     study = study or StudyConfig()
     start = time.perf_counter()
-    rows, checks, pooled = [], {}, {}
+    rows, checks, predictions = [], {}, {}
     for dataset, models in _trained_models(study, log):
-        mine, checks[dataset], pool = evaluate_dataset(study, models, log=log)
+        mine, checks[dataset], kept = evaluate_dataset(study, models, log=log)
         rows += mine
-        pooled.update({(dataset, *key): value for key, value in pool.items()})
-    return Study(study, rows, checks, pooled, time.perf_counter() - start)
+        predictions.update({(dataset, *key): value for key, value in kept.items()})
+    return Study(study, rows, checks, predictions, time.perf_counter() - start)
 
 
 def _mean_std(values) -> str:
@@ -310,21 +323,28 @@ def table(rows: list[Row]) -> str:
 
 
 def write(result: Study, out: Path) -> dict:
-    """``table.md``, ``rows.json`` and the reliability diagrams (pooled over the seeds) into ``out``; returns
+    """``table.md``, ``rows.json``, ``predictions.npz`` (per data set, method, prediction and seed: the scores
+    of every network, the labels) and the reliability diagrams (pooled over the seeds) into ``out``; returns
     the files by name."""
     from spikeloop.metrics import expected_calibration_error, reliability
     from spikeloop.quant.plots import reliability_diagram
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    files = {"table": out / "table.md", "rows": out / "rows.json"}
+    files = {"table": out / "table.md", "rows": out / "rows.json", "predictions": out / "predictions.npz"}
     files["table"].write_text(table(result.rows) + "\n")
+    arrays = {}
+    for (dataset, method, how, seed), (scores, labels, _) in result.predictions.items():
+        arrays[f"{dataset}_{method}_{how}_{seed}_scores"] = scores
+        arrays[f"{dataset}_{method}_{how}_{seed}_labels"] = labels
+    np.savez_compressed(files["predictions"], **arrays)
     seeds = ", ".join(map(str, result.config.seeds))
-    for (dataset, method, how), (probs, labels) in sorted(result.pooled.items()):
+    for dataset, method, how in sorted({key[:3] for key in result.predictions}):
+        probs, labels = result.pooled(dataset, method, how)
         name = f"reliability_{dataset}_{method}_{how}"
         files[name] = reliability_diagram(
             reliability(probs, labels), out / f"{name}.png", ece=expected_calibration_error(probs, labels),
-            title=f"{dataset}, {method}, {how} (sim core; seeds {seeds} pooled)")
+            title=f"{dataset}, {method}, {how} ({result.config.backend} core; seeds {seeds} pooled)")
     settings = asdict(result.config)
     settings["plans"] = {k: asdict(v) for k, v in result.config.plans.items()}
     files["rows"].write_text(json.dumps({
@@ -345,10 +365,12 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=None, help="training processes (2; quick 1)")
     p.add_argument("--kl-weight", type=float, default=None, help="the Bayesian rules' KL weight (TrainConfig's)")
     p.add_argument("--tau", type=float, default=None, help="the concrete relaxation's temperature (TrainConfig's)")
+    p.add_argument("--lr", type=float, default=None, help="the Bayesian rules' synapse learning rate (TrainConfig's)")
+    p.add_argument("--backend", choices=BACKENDS, default=None, help="sim (the study's) or golden (the numerics)")
     ns = p.parse_args(argv)
     given = {k: v for k, v in (("datasets", ns.datasets), ("methods", ns.methods), ("seeds", ns.seeds),
                                ("samples", ns.samples), ("workers", ns.workers), ("kl_weight", ns.kl_weight),
-                               ("tau", ns.tau)) if v is not None}
+                               ("tau", ns.tau), ("lr", ns.lr), ("backend", ns.backend)) if v is not None}
     try:
         study = StudyConfig.quick(**given) if ns.quick else StudyConfig(**given)
     except StudyError as e:
@@ -361,7 +383,8 @@ def main(argv=None) -> int:
         print(f"{dataset}: the core's predictions {'EQUAL' if check.get('equal') else 'DIFFERENT'} to the golden "
               f"model's ({check.get('method')} seed {check.get('seed')}: "
               f"{', '.join(check.get('compared', {}))})")
-    print(f"{result.seconds:.0f} s; {files['table']}, {files['rows']} and {len(files) - 2} reliability diagrams")
+    print(f"{result.seconds:.0f} s; {files['table']}, {files['rows']}, {files['predictions']} and {len(files) - 3} "
+          "reliability diagrams")
     return 0 if all(c.get("equal") for c in result.checks.values()) else 1
 
 
