@@ -250,7 +250,7 @@ def test_loop_learn_trains_evaluates_and_saves(tmp_path, capsys):
     (["--learn", "es", "--population", "5"], "argument --population: expected an even number"),
     (["--learn", "es", "--hidden", "7"], "argument --hidden: expected an even number"),
     (["--learn", "es", "--policy", "p.npz"], "argument --policy: runs a trained policy"),
-    (["--learn", "es", "--via", "carrier-pigeon", "--generations", "1"], "via must be 'stream' or 'mmio'"),
+    (["--learn", "es", "--via", "carrier-pigeon", "--generations", "1"], "argument --via: invalid choice: 'carrier-pigeon'"),
     (["--policy", "POSITIONS"], "the cartpole task's policies are 64-24-1"),
     (["--init", "x.npy"], "argument --init: only training takes it"),
     (["--learn", "es", "--init", "POSITIONS"], "is not a .npy array of latents"),
