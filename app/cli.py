@@ -796,6 +796,8 @@ def _version() -> str:
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the `spikeloop` command."""
+    from spikeloop.host.driver import LOAD_PATHS
+
     p = _Parser(prog="spikeloop", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=_Formatter)
     p.add_argument("--version", action="version", version=f"spikeloop {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -931,7 +933,7 @@ def parser() -> argparse.ArgumentParser:
                         "(default build/evolve/TASK)")
     s.add_argument("--init", type=Path, default=None,
                    help="--learn: start from these latents (latents.npy of an earlier run) instead of random ones")
-    s.add_argument("--via", default=None,
+    s.add_argument("--via", default=None, choices=LOAD_PATHS,
                    help="--learn: how Core.load loads each candidate, passed as load(via=...) when the driver "
                         "takes it (default: the driver's own)")
     add_board_arguments(s)

@@ -29,7 +29,7 @@ def test_draw_is_one_rule():
     assert a.content_hash == b.content_hash
     rng = np.random.default_rng(3)
     assert p.draw(rng).content_hash != p.draw(rng).content_hash
-    for layer, ref, probs in zip(a.layers, p.network.layers, p.probs):
+    for layer, ref in zip(a.layers, p.network.layers):
         assert layer.params() == ref.params() and np.array_equal(layer.theta, ref.theta)
         assert set(np.unique(layer.weights)) <= {-1, 1}
     u = np.random.default_rng(3)
