@@ -23,8 +23,8 @@ integer, to the golden model's (``predict(None, ...)``).
 
 Writes ``table.md`` (mean ± standard deviation over the seeds), ``rows.json`` (every row, the checks,
 the settings), ``predictions.npz`` (every network's scores and the labels, per data set, method,
-prediction and seed) and one reliability diagram per data set, method and prediction (pooled over the
-seeds) into ``--out``.
+prediction and seed), every model's posterior (``posteriors/<data set>_<method>_<seed>.npz``) and one
+reliability diagram per data set, method and prediction (pooled over the seeds) into ``--out``.
 """
 
 from __future__ import annotations
@@ -281,6 +281,7 @@ class Study:
     checks: dict
     predictions: dict = field(repr=False)
     seconds: float
+    posteriors: dict = field(default_factory=dict, repr=False)  # (data set, method, seed) -> Posterior
 
     def pooled(self, dataset: str, method: str, how: str) -> tuple[np.ndarray, np.ndarray]:
         """(probs, labels) of one data set, method and prediction, concatenated over the seeds."""
@@ -292,12 +293,13 @@ def run_study(study: StudyConfig | None = None, *, log=None) -> Study:
     """Train every model, evaluate each on its data set's simulated board, check the core against the golden model."""
     study = study or StudyConfig()
     start = time.perf_counter()
-    rows, checks, predictions = [], {}, {}
+    rows, checks, predictions, posteriors = [], {}, {}, {}
     for dataset, models in _trained_models(study, log):
         mine, checks[dataset], kept = evaluate_dataset(study, models, log=log)
         rows += mine
         predictions.update({(dataset, *key): value for key, value in kept.items()})
-    return Study(study, rows, checks, predictions, time.perf_counter() - start)
+        posteriors.update({(t.dataset, t.method, t.seed): t.posterior for t in models})
+    return Study(study, rows, checks, predictions, time.perf_counter() - start, posteriors)
 
 
 def _mean_std(values) -> str:
@@ -324,8 +326,8 @@ def table(rows: list[Row]) -> str:
 
 def write(result: Study, out: Path) -> dict:
     """``table.md``, ``rows.json``, ``predictions.npz`` (per data set, method, prediction and seed: the scores
-    of every network, the labels) and the reliability diagrams (pooled over the seeds) into ``out``; returns
-    the files by name."""
+    of every network, the labels), the posteriors and the reliability diagrams (pooled over the seeds) into
+    ``out``; returns the files by name."""
     from spikeloop.metrics import expected_calibration_error, reliability
     from spikeloop.quant.plots import reliability_diagram
 
@@ -338,6 +340,11 @@ def write(result: Study, out: Path) -> dict:
         arrays[f"{dataset}_{method}_{how}_{seed}_scores"] = scores
         arrays[f"{dataset}_{method}_{how}_{seed}_labels"] = labels
     np.savez_compressed(files["predictions"], **arrays)
+    for (dataset, method, seed), posterior in sorted(result.posteriors.items()):
+        name = f"posterior_{dataset}_{method}_{seed}"
+        files[name] = out / "posteriors" / f"{name[len('posterior_'):]}.npz"
+        files[name].parent.mkdir(exist_ok=True)
+        posterior.save(files[name])
     seeds = ", ".join(map(str, result.config.seeds))
     for dataset, method, how in sorted({key[:3] for key in result.predictions}):
         probs, labels = result.pooled(dataset, method, how)
@@ -383,8 +390,9 @@ def main(argv=None) -> int:
         print(f"{dataset}: the core's predictions {'EQUAL' if check.get('equal') else 'DIFFERENT'} to the golden "
               f"model's ({check.get('method')} seed {check.get('seed')}: "
               f"{', '.join(check.get('compared', {}))})")
-    print(f"{result.seconds:.0f} s; {files['table']}, {files['rows']}, {files['predictions']} and {len(files) - 3} "
-          "reliability diagrams")
+    diagrams = sum(name.startswith("reliability_") for name in files)
+    print(f"{result.seconds:.0f} s; {files['table']}, {files['rows']}, {files['predictions']}, {diagrams} "
+          f"reliability diagrams, the posteriors in {ns.out / 'posteriors'}")
     return 0 if all(c.get("equal") for c in result.checks.values()) else 1
 
 

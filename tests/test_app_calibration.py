@@ -80,6 +80,11 @@ def test_a_small_study_on_the_golden_board_measures_checks_and_writes(tmp_path):
     assert record["study"]["plans"]["moons"]["hidden"] == [16]
     with np.load(files["predictions"]) as npz:
         assert np.array_equal(npz["moons_bisnn_ensemble_0_scores"], scores)
+    from spikeloop.posterior import Posterior
+
+    saved = Posterior.load(tmp_path / "posteriors" / "moons_bisnn_0.npz")
+    assert saved.network.content_hash == result.posteriors["moons", "bisnn", 0].network.content_hash
+    assert sorted(p.name for p in (tmp_path / "posteriors").iterdir()) == ["moons_bisnn_0.npz", "moons_ste_0.npz"]
     text = files["table"].read_text()
     assert text == table(result.rows) + "\n" and "| moons | bisnn | committee | 1 |" in text
     pictures = sorted(p.name for p in tmp_path.glob("*.png"))
