@@ -21,7 +21,9 @@ integer, to the golden model's (``predict(None, ...)``).
     python -m spikeloop.app.calibration --out build/calibration           # the full study (make calibration-study)
     python -m spikeloop.app.calibration --out build/calibration --quick   # the small one the tests run
 
-Writes ``table.md`` (mean ± standard deviation over the seeds), ``rows.json`` (every row, the checks,
+Writes ``table.md`` (mean ± standard deviation over the seeds), ``diagnostics.md`` (the readout gain, the
+share of undecided synapses, the factor on the gain that would fit the test set best: what lies behind
+the numbers), ``rows.json`` (every row, the checks,
 the settings), ``predictions.npz`` (every network's scores and the labels, per data set, method,
 prediction and seed), every model's posterior (``posteriors/<data set>_<method>_<seed>.npz``) and one
 reliability diagram per data set, method and prediction (pooled over the seeds) into ``--out``.
@@ -199,12 +201,45 @@ class Row:
     n_test: int
     gain: float  # the posterior's readout gain: logits = gain * scores
     counts: list  # samples per confidence bin (20 bins of (0, 1])
+    undecided: float  # share of the posterior's synapses with 0.05 < P(w = +1) < 0.95 (0 for straight-through)
+    best_scale: float  # diagnostic: the factor on the gain that `rescaled` found (see there)
+    best_scale_ece: float  # diagnostic: the ECE with it
+
+
+#: The factors on the readout gain `rescaled` tries (0.1 to 10, log-spaced).
+SCALES = np.geomspace(0.1, 10.0, 41)
+
+
+def rescaled(scores, labels, gain: float) -> tuple[float, float]:
+    """Diagnostic, not a method: the factor c of `SCALES` on the readout gain whose probabilities (mean over the
+    networks of ``softmax(c * gain * scores)``) have the least negative log-likelihood on these very samples,
+    and the ECE they leave: (c, ECE). c > 1: the model was under-confident by its readout's scale alone."""
+    from spikeloop.metrics import expected_calibration_error, softmax
+
+    scores = np.asarray(scores, np.float64)
+    k, n, c = scores.shape
+    best = None
+    for scale in SCALES:
+        probs = softmax(scale * gain * scores.reshape(-1, c)).reshape(k, n, c).mean(0)
+        nll = -np.log(np.maximum(probs[np.arange(n), labels], 1e-300)).mean()
+        if best is None or nll < best[0]:
+            best = (nll, float(scale), probs)
+    return best[1], expected_calibration_error(best[2], labels)
+
+
+def undecided_share(posterior) -> float:
+    """The share of the posterior's synapses with 0.05 < P(w = +1) < 0.95."""
+    probs = np.concatenate([p.ravel() for p in posterior.probs])
+    return float(np.mean((probs > 0.05) & (probs < 0.95)))
 
 
 def _row(trained: Trained, how: str, p) -> Row:
-    return Row(trained.dataset, trained.method, trained.seed, how, p.accuracy(trained.y_test), p.ece(trained.y_test),
-               float(p.probs.max(1).mean()), p.loads, p.seconds, trained.train_seconds, len(trained.y_test),
-               trained.posterior.gain, p.reliability(trained.y_test).counts.tolist())
+    scale, scaled_ece = rescaled(p.scores, trained.y_test, trained.posterior.gain)
+    labels = trained.y_test
+    return Row(trained.dataset, trained.method, trained.seed, how, p.accuracy(labels), p.ece(labels),
+               float(p.probs.max(1).mean()), p.loads, p.seconds, trained.train_seconds, len(labels),
+               trained.posterior.gain, p.reliability(labels).counts.tolist(), undecided_share(trained.posterior),
+               scale, scaled_ece)
 
 
 def equal_predictions(a, b) -> bool:
@@ -324,6 +359,23 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def diagnostics(rows: list[Row]) -> str:
+    """A Markdown table of what lies behind the calibration: the readout gain, the share of undecided synapses,
+    and the factor on the gain that fits the test set best with the ECE it leaves (means over the seeds)."""
+    header = "| data set | training | prediction | gain | undecided synapses | best factor on the gain | ECE with it |"
+    lines = [header, "|---|---|---|---|---|---|---|"]
+    for dataset in DATASETS:
+        for method in METHODS:
+            for how in METHOD_PREDICTIONS[method]:
+                mine = [r for r in rows if (r.dataset, r.method, r.prediction) == (dataset, method, how)]
+                if mine:
+                    lines.append(f"| {dataset} | {method} | {how} | {np.mean([r.gain for r in mine]):.4f} | "
+                                 f"{np.mean([r.undecided for r in mine]):.1%} | "
+                                 f"{np.exp(np.mean(np.log([r.best_scale for r in mine]))):.2f} | "
+                                 f"{np.mean([r.best_scale_ece for r in mine]):.3f} |")
+    return "\n".join(lines)
+
+
 def write(result: Study, out: Path) -> dict:
     """``table.md``, ``rows.json``, ``predictions.npz`` (per data set, method, prediction and seed: the scores
     of every network, the labels), the posteriors and the reliability diagrams (pooled over the seeds) into
@@ -333,8 +385,10 @@ def write(result: Study, out: Path) -> dict:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    files = {"table": out / "table.md", "rows": out / "rows.json", "predictions": out / "predictions.npz"}
+    files = {"table": out / "table.md", "diagnostics": out / "diagnostics.md", "rows": out / "rows.json",
+             "predictions": out / "predictions.npz"}
     files["table"].write_text(table(result.rows) + "\n")
+    files["diagnostics"].write_text(diagnostics(result.rows) + "\n")
     arrays = {}
     for (dataset, method, how, seed), (scores, labels, _) in result.predictions.items():
         arrays[f"{dataset}_{method}_{how}_{seed}_scores"] = scores
@@ -386,6 +440,8 @@ def main(argv=None) -> int:
     result = run_study(study, log=lambda line: print(line, file=sys.stderr, flush=True))
     files = write(result, ns.out)
     print(table(result.rows))
+    print()
+    print(diagnostics(result.rows))
     for dataset, check in result.checks.items():
         print(f"{dataset}: the core's predictions {'EQUAL' if check.get('equal') else 'DIFFERENT'} to the golden "
               f"model's ({check.get('method')} seed {check.get('seed')}: "

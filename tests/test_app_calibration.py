@@ -16,6 +16,7 @@ from spikeloop.app.calibration import (  # noqa: E402
     StudyError,
     equal_predictions,
     main,
+    rescaled,
     run_study,
     subset_indices,
     table,
@@ -72,6 +73,7 @@ def test_a_small_study_on_the_golden_board_measures_checks_and_writes(tmp_path):
         assert 0.6 < r.accuracy <= 1 and 0 <= r.ece <= 1 and 0.5 <= r.confidence <= 1, r
         assert sum(r.counts) == r.n_test == 60
         assert r.loads == {"mode": 1, "ensemble": 3, "committee": 3}[r.prediction]  # 60 samples: one batch of 64
+        assert (r.undecided == 0) == (r.method == "ste") and 0.1 <= r.best_scale <= 10 and 0 <= r.best_scale_ece <= 1
     scores, labels, probs = result.predictions["moons", "bisnn", "ensemble", 0]
     assert scores.shape == (3, 60, 2) and probs.shape == (60, 2) and labels.shape == (60,)
     files = write(result, tmp_path)
@@ -85,11 +87,24 @@ def test_a_small_study_on_the_golden_board_measures_checks_and_writes(tmp_path):
     saved = Posterior.load(tmp_path / "posteriors" / "moons_bisnn_0.npz")
     assert saved.network.content_hash == result.posteriors["moons", "bisnn", 0].network.content_hash
     assert sorted(p.name for p in (tmp_path / "posteriors").iterdir()) == ["moons_bisnn_0.npz", "moons_ste_0.npz"]
+    assert "| moons | bisnn | ensemble |" in files["diagnostics"].read_text()
     text = files["table"].read_text()
     assert text == table(result.rows) + "\n" and "| moons | bisnn | committee | 1 |" in text
     pictures = sorted(p.name for p in tmp_path.glob("*.png"))
     assert pictures == ["reliability_moons_bisnn_committee.png", "reliability_moons_bisnn_ensemble.png",
                         "reliability_moons_bisnn_mode.png", "reliability_moons_ste_mode.png"]
+
+
+def test_rescaled_finds_the_scale_the_labels_were_drawn_with():
+    """Labels drawn from softmax(2 * scores): a model that reads softmax(scores) is under-confident by a factor 2."""
+    seed = 11
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(0, 1.5, (1, 5000, 2))
+    p1 = 1 / (1 + np.exp(-2 * (scores[0, :, 1] - scores[0, :, 0])))
+    labels = (rng.random(5000) < p1).astype(np.int64)
+    scale, ece = rescaled(scores, labels, 1.0)
+    assert 1.6 < scale < 2.5 and ece < 0.05, f"seed {seed}: scale {scale}, ECE {ece}"
+    assert rescaled(scores * 2, labels, 1.0)[0] == pytest.approx(1.0, rel=0.25)
 
 
 def test_predictions_are_equal_only_when_every_score_is(tmp_path):
