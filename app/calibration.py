@@ -80,7 +80,7 @@ class DataPlan:
 
 
 #: The full study (about 10 minutes on 2 free cores): every training split, the MNIST-5k test split cut to 500.
-FULL_PLANS = {"moons": DataPlan((32,), 20), "digits": DataPlan((64,), 20), "mnist5k": DataPlan((64,), 6, 500)}
+FULL_PLANS = {"moons": DataPlan((32,), 30), "digits": DataPlan((64,), 30), "mnist5k": DataPlan((64,), 8, 500)}
 #: The small study of the tests: seconds of training, a few dozen test samples.
 QUICK_PLANS = {"moons": DataPlan((16,), 3, 60), "digits": DataPlan((32,), 3, 60), "mnist5k": DataPlan((32,), 1, 40)}
 
