@@ -1,10 +1,12 @@
 """Seeded training of binary-weight SNNs, evaluation (accuracy, ECE) and the digits demo.
 
 ``train(TrainConfig(...))`` builds a `BinarySNN` (`spikeloop.quant.models.feedforward`),
-trains it with Adam on cross-entropy (plus the KL term for the Bayesian rule) with a tqdm
-progress bar, and evaluates it on the test split. Every random draw comes from ``seed``:
-the split, the initial weights, the shuffling, the rate-code noise (a fresh seed per batch
-and epoch while training, a fixed one for the test set) and the Bayesian samples.
+trains it on cross-entropy with Adam (plus the KL term for the Bayesian rule) or, for the
+Bayesian rule with ``update="bisnn"``, with BiSNN's mirror descent on the natural parameters
+(`spikeloop.quant.bayes`; Adam for the rest), with a tqdm progress bar, and evaluates it on
+the test split. Every random draw comes from ``seed``: the split, the initial weights, the
+shuffling, the rate-code noise (a fresh seed per batch and epoch while training, a fixed one
+for the test set) and the Bayesian samples.
 
 ``run()`` is the whole path: train -> export (widths from the training set) -> save -> load ->
 golden model on the test set, checked equal to the hardware-mode model, and with ``out`` the
@@ -31,11 +33,14 @@ from .data import DATASETS, ENCODINGS, SPIKE_DATASETS, Dataset, Encoder, load_da
 from .models import NEURONS, READOUTS, RESETS, RULES, SURROGATES, BinarySNN, ModelError, feedforward, predict
 
 PREDICTIONS = ("mode", "ensemble", "committee")
+UPDATES = ("adam", "bisnn")
 TEST_SEED_OFFSET = 1_000_003  # the test set's rate code uses seed + this, never a training seed
+BISNN_TAU = 0.5  # the default relaxation temperature with the BiSNN update (measured likewise)
+BISNN_LR = 30.0  # the default learning rate of the BiSNN update (measured on digits: bench/bench_bisnn.py)
 
 
 CHOICES = {"dataset": DATASETS, "encoding": ENCODINGS, "neuron": NEURONS, "reset": RESETS, "rule": RULES,
-           "readout": READOUTS, "surrogate": SURROGATES}
+           "readout": READOUTS, "surrogate": SURROGATES, "update": UPDATES}
 
 
 class TrainError(ValueError):
@@ -53,6 +58,7 @@ class TrainConfig:
     neuron: str = "lif"
     reset: str = "subtract"
     rule: str = "ste"
+    update: str = "adam"  # synapse update: "adam" (on the loss + KL) or "bisnn" (the published mirror descent)
     readout: str = "membrane"
     surrogate: str = "fast_sigmoid"
     slope: float = 5.0
@@ -62,14 +68,14 @@ class TrainConfig:
     hardware: bool = True
     epochs: int = 30
     batch_size: int = 64
-    lr: float | None = None  # synapses; None: 0.05 for "ste", 0.2 for "bayes" (natural parameters)
+    lr: float | None = None  # synapses; None: 0.05 "ste", 0.2 "bayes" with Adam, BISNN_LR with "bisnn"
     lr_neuron: float = 0.05  # thresholds, biases, decays, readout gain
     seed: int = 0
     test_fraction: float = 0.2
     # Bayesian rule
-    kl_weight: float = 0.1  # times KL(q || prior) / n_train
+    kl_weight: float = 0.1  # times KL(q || prior) / n_train; "bisnn": rho = kl_weight / n_train
     prior: float = 0.5
-    tau: float = 1.0
+    tau: float | None = None  # concrete relaxation temperature; None: 1.0 with Adam, BISNN_TAU with "bisnn"
     n_samples: int = 10  # ensemble / committee size
     threads: int | None = 1  # torch intra-op threads while training (None: leave as is)
     # data sets read from disk (nmnist, shd, dvsgesture through tonic)
@@ -89,12 +95,15 @@ class TrainConfig:
             raise TrainError(f"seed = {self.seed!r}, expected a non-negative integer")
         for name in ("lr", "lr_neuron", "slope", "tau"):
             v = getattr(self, name)
-            if v is None and name == "lr":
+            if v is None and name in ("lr", "tau"):
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise TrainError(f"{name} = {v!r}, expected a positive number")
         if isinstance(self.kl_weight, bool) or not isinstance(self.kl_weight, (int, float)) or self.kl_weight < 0:
             raise TrainError(f"kl_weight = {self.kl_weight!r}, expected a non-negative number")
+        if self.update == "bisnn" and self.rule != "bayes":
+            raise TrainError(f"update = 'bisnn' needs rule = 'bayes' (it updates the posterior's natural parameters); "
+                             f"got rule = {self.rule!r}")
         if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
             raise TrainError(f"hidden = {self.hidden!r}, expected positive layer sizes")
         if self.neuron == "lif" and self.current_leak not in (None, 0, 0.0):
@@ -110,7 +119,16 @@ class TrainConfig:
         """The learning rate of the latent weights / natural parameters."""
         if self.lr is not None:
             return self.lr
+        if self.update == "bisnn":
+            return BISNN_LR
         return 0.2 if self.rule == "bayes" else 0.05
+
+    @property
+    def relaxation_tau(self) -> float:
+        """The temperature of the concrete relaxation of the Bayesian rule."""
+        if self.tau is not None:
+            return self.tau
+        return BISNN_TAU if self.update == "bisnn" else 1.0
 
     def encoder(self) -> Encoder:
         """The spike encoder of this run (data sets that are spikes already pass through, checked)."""
@@ -135,11 +153,47 @@ def build_model(cfg: TrainConfig, n_in: int, n_classes: int) -> BinarySNN:
         return feedforward(
             (n_in, *cfg.hidden, n_classes), neuron=cfg.neuron, reset=cfg.reset, rule=cfg.rule,
             readout=cfg.readout, leak=cfg.leak, current_leak=cfg.current_leak, frac_bits=cfg.frac_bits,
-            surrogate=cfg.surrogate, slope=cfg.slope, steps_hint=cfg.steps, prior=cfg.prior, tau=cfg.tau,
+            surrogate=cfg.surrogate, slope=cfg.slope, steps_hint=cfg.steps, prior=cfg.prior, tau=cfg.relaxation_tau,
             hardware=cfg.hardware, seed=cfg.seed,
         )
     except ModelError as e:
         raise TrainError(str(e)) from e
+
+
+class Updater:
+    """The optimizers of a run and their cosine schedules over ``total_steps``: Adam on every parameter
+    (``cfg.update == "adam"``), or the BiSNN mirror descent (`spikeloop.quant.bayes.BiSNN`, rho =
+    ``kl_weight / n_train``) on the natural parameters and Adam on thresholds, biases, decays and gain."""
+
+    def __init__(self, cfg: TrainConfig, model: BinarySNN, *, n_train: int, total_steps: int):
+        groups = model.param_groups(lr=cfg.synapse_lr, lr_neuron=cfg.lr_neuron)
+        if cfg.update == "bisnn":
+            from .bayes import BiSNN
+
+            if model.rule != "bayes":
+                raise TrainError(f"update = 'bisnn' needs a model of rule 'bayes'; this one follows {model.rule!r}")
+            try:
+                mirror = BiSNN([layer.weights for layer in model.layers], lr=cfg.synapse_lr,
+                               rho=cfg.kl_weight / n_train)
+            except ModelError as e:
+                raise TrainError(str(e)) from e
+            self.optimizers = [mirror, torch.optim.Adam(groups[1:])]
+        else:
+            self.optimizers = [torch.optim.Adam(groups)]
+        self.schedules = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=max(1, total_steps))
+                          for o in self.optimizers]
+        self.kl_in_loss = model.rule == "bayes" and cfg.update == "adam"
+
+    def zero_grad(self) -> None:
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        """Every optimizer's step, then every schedule's."""
+        for o in self.optimizers:
+            o.step()
+        for s in self.schedules:
+            s.step()
 
 
 def encode_test(cfg: TrainConfig, x: np.ndarray) -> np.ndarray:
@@ -175,10 +229,13 @@ def evaluate(
 ) -> Evaluation:
     """Accuracy and ECE of ``model`` on encoded ``spikes`` [N, T, n_in].
 
-    ``how``: ``"mode"`` (the deployed binary network), ``"ensemble"`` (mean of the softmax of
-    ``n_samples`` sampled binary networks) or ``"committee"`` (majority vote of their
-    predictions, ties to the lowest class; confidence = vote share). The last two need the
-    Bayesian rule.
+    ``how``: ``"mode"`` (the deployed binary network), or, for the Bayesian rule, the papers' two
+    ways of predicting with ``n_samples`` sampled binary networks, whose class probabilities are
+    the mean over the networks of the softmax of their logits: ``"ensemble"`` draws
+    ``n_samples`` networks afresh for each batch of ``batch_size`` samples, ``"committee"`` draws
+    them once for the whole set. Draws come from ``torch.Generator().manual_seed(seed)``, in
+    order: per batch (ensemble) or once (committee), ``n_samples`` networks, layer by layer.
+    Predictions: the first index of the largest probability.
     """
     if how not in PREDICTIONS:
         raise TrainError(f"how = {how!r}; expected one of {', '.join(PREDICTIONS)}")
@@ -192,21 +249,20 @@ def evaluate(
         if how == "mode":
             logits = _logits(model, x, model.weights("mode", hardware=hardware), hardware, batch_size)
             probs = softmax(logits)
-            preds = predict(logits)
         else:
             gen = torch.Generator().manual_seed(seed)
-            all_probs, votes = [], np.zeros((len(x), model.sizes[-1]))
-            for _ in range(n_samples):
-                ws = [layer.weights.binary("draw", gen) for layer in model.layers]
-                logits = _logits(model, x, ws, hardware, batch_size)
-                all_probs.append(softmax(logits))
-                votes[np.arange(len(x)), predict(logits)] += 1
-            if how == "ensemble":
-                probs = np.mean(all_probs, 0)
-                preds = predict(probs)
-            else:
-                probs = votes / n_samples
-                preds = predict(votes)
+
+            def draws():
+                return [[layer.weights.binary("draw", gen) for layer in model.layers] for _ in range(n_samples)]
+
+            fixed = draws() if how == "committee" else None
+            parts = []
+            for start in range(0, len(x), batch_size):
+                xb = x[start:start + batch_size]
+                nets = fixed if fixed is not None else draws()
+                parts.append(np.mean([softmax(_logits(model, xb, ws, hardware, batch_size)) for ws in nets], 0))
+            probs = np.concatenate(parts)
+        preds = predict(probs)
     finally:
         model.train(was_training)
     return Evaluation(how, accuracy(preds, labels), expected_calibration_error(probs, labels), preds, probs)
@@ -264,9 +320,8 @@ def train(cfg: TrainConfig | None = None, *, data: Dataset | None = None, progre
                 f"steps = {cfg.steps} but the data set {data.name!r} has {data.steps} timesteps per sample"
             )
         model = build_model(cfg, data.n_in, data.n_classes)
-        opt = torch.optim.Adam(model.param_groups(lr=cfg.synapse_lr, lr_neuron=cfg.lr_neuron))
         n_batches = -(-len(data.y_train) // cfg.batch_size)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * n_batches)
+        updater = Updater(cfg, model, n_train=len(data.y_train), total_steps=cfg.epochs * n_batches)
         encoder = cfg.encoder()
         gen = torch.Generator().manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
@@ -285,12 +340,11 @@ def train(cfg: TrainConfig | None = None, *, data: Dataset | None = None, progre
                     y = y_all[idx]
                     out = model(x, generator=gen)
                     loss = F.cross_entropy(out.logits, y)
-                    if model.rule == "bayes":
+                    if updater.kl_in_loss:
                         loss = loss + cfg.kl_weight / len(data.y_train) * model.kl()
-                    opt.zero_grad(set_to_none=True)
+                    updater.zero_grad()
                     loss.backward()
-                    opt.step()
-                    sched.step()
+                    updater.step()
                     model.post_step()
                     total += len(idx)
                     correct += int((out.logits.argmax(1) == y).sum())
@@ -321,7 +375,7 @@ def train(cfg: TrainConfig | None = None, *, data: Dataset | None = None, progre
         if model.rule == "bayes":
             for how in ("ensemble", "committee"):
                 e = evaluate(model, x_test, data.y_test, how=how, hardware=True, n_samples=cfg.n_samples,
-                             seed=cfg.seed + TEST_SEED_OFFSET)
+                             seed=cfg.seed + TEST_SEED_OFFSET, batch_size=cfg.batch_size)
                 metrics[how] = e.summary()
         return TrainResult(model, cfg, history, metrics, time.perf_counter() - start, data)
     finally:
@@ -526,7 +580,7 @@ def _parse(argv=None) -> tuple[TrainConfig, argparse.Namespace]:
         elif f.name == "hardware":
             p.add_argument("--float", dest="hardware", action="store_false", help="train in float mode")
         elif isinstance(value, bool) or value is None:
-            kind = float if f.name in ("current_leak", "lr") else str if f.name == "data_root" else int
+            kind = float if f.name in ("current_leak", "lr", "tau") else str if f.name == "data_root" else int
             p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=value)
         else:
             p.add_argument(f"--{f.name.replace('_', '-')}", type=type(value), default=value,
