@@ -36,7 +36,7 @@ PREDICTIONS = ("mode", "ensemble", "committee")
 UPDATES = ("adam", "bisnn")
 TEST_SEED_OFFSET = 1_000_003  # the test set's rate code uses seed + this, never a training seed
 BISNN_TAU = 0.5  # the default relaxation temperature with the BiSNN update (measured likewise)
-BISNN_LR = 30.0  # the default learning rate of the BiSNN update (measured on digits: bench/bench_bisnn.py)
+BISNN_LR = 30.0  # the default learning rate of the BiSNN update (measured on digits, docs/bayesian.md)
 
 
 CHOICES = {"dataset": DATASETS, "encoding": ENCODINGS, "neuron": NEURONS, "reset": RESETS, "rule": RULES,
