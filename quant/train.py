@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spikeloop.metrics import accuracy, expected_calibration_error, softmax
+from spikeloop.metrics import accuracy, expected_calibration_error, pooled_probabilities, softmax
 
 from .data import DATASETS, ENCODINGS, SPIKE_DATASETS, Dataset, Encoder, load_dataset
 from .models import NEURONS, READOUTS, RESETS, RULES, SURROGATES, BinarySNN, ModelError, feedforward, predict
@@ -231,7 +231,7 @@ def evaluate(
 
     ``how``: ``"mode"`` (the deployed binary network), or, for the Bayesian rule, the papers' two
     ways of predicting with ``n_samples`` sampled binary networks, whose class probabilities are
-    the mean over the networks of the softmax of their logits: ``"ensemble"`` draws
+    the softmax of their mean logits (`spikeloop.metrics.pooled_probabilities`): ``"ensemble"`` draws
     ``n_samples`` networks afresh for each batch of ``batch_size`` samples, ``"committee"`` draws
     them once for the whole set. Draws come from ``torch.Generator().manual_seed(seed)``, in
     order: per batch (ensemble) or once (committee), ``n_samples`` networks, layer by layer.
@@ -260,7 +260,7 @@ def evaluate(
             for start in range(0, len(x), batch_size):
                 xb = x[start:start + batch_size]
                 nets = fixed if fixed is not None else draws()
-                parts.append(np.mean([softmax(_logits(model, xb, ws, hardware, batch_size)) for ws in nets], 0))
+                parts.append(pooled_probabilities([_logits(model, xb, ws, hardware, batch_size) for ws in nets]))
             probs = np.concatenate(parts)
         preds = predict(probs)
     finally:

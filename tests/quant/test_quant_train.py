@@ -89,11 +89,11 @@ def test_bayes_training_and_predictions(digits):
     x = encode_test(cfg, digits.x_test[:50])
     committee = evaluate(result.model, x, digits.y_test[:50], how="committee", n_samples=3, seed=0, batch_size=16)
     np.testing.assert_allclose(committee.probs.sum(1), 1.0)
-    # the committee: the mean softmax of 3 networks drawn once for the whole set
+    # the committee: the softmax of the mean logits of 3 networks drawn once for the whole set
     gen = torch.Generator().manual_seed(0)
     nets = [[layer.weights.binary("draw", gen) for layer in result.model.layers] for _ in range(3)]
     with torch.no_grad():
-        want = np.mean([softmax(result.model(x, weights=ws).logits.double().numpy()) for ws in nets], 0)
+        want = softmax(np.mean([result.model(x, weights=ws).logits.double().numpy() for ws in nets], 0))
     np.testing.assert_allclose(committee.probs, want, rtol=1e-12)
     again = evaluate(result.model, x, digits.y_test[:50], how="committee", n_samples=3, seed=0, batch_size=16)
     np.testing.assert_array_equal(again.probs, committee.probs)
