@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from spikeloop.metrics import accuracy, expected_calibration_error, pooled_probabilities, softmax
+from spikeloop.posterior import draw_weights
 
 from .data import DATASETS, ENCODINGS, SPIKE_DATASETS, Dataset, Encoder, load_dataset
 from .models import NEURONS, READOUTS, RESETS, RULES, SURROGATES, BinarySNN, ModelError, feedforward, predict
@@ -233,8 +234,10 @@ def evaluate(
     ways of predicting with ``n_samples`` sampled binary networks, whose class probabilities are
     the softmax of their mean logits (`spikeloop.metrics.pooled_probabilities`): ``"ensemble"`` draws
     ``n_samples`` networks afresh for each batch of ``batch_size`` samples, ``"committee"`` draws
-    them once for the whole set. Draws come from ``torch.Generator().manual_seed(seed)``, in
-    order: per batch (ensemble) or once (committee), ``n_samples`` networks, layer by layer.
+    them once for the whole set. Draws follow the boards' one sampling rule
+    (`spikeloop.posterior.draw_weights`) from ``np.random.default_rng(seed)``, in order: per batch
+    (ensemble) or once (committee), ``n_samples`` networks; so they are the networks
+    `spikeloop.host.ensemble.predict` runs on a core for the model's posterior, batch sizes equal.
     Predictions: the first index of the largest probability.
     """
     if how not in PREDICTIONS:
@@ -250,10 +253,12 @@ def evaluate(
             logits = _logits(model, x, model.weights("mode", hardware=hardware), hardware, batch_size)
             probs = softmax(logits)
         else:
-            gen = torch.Generator().manual_seed(seed)
+            rng = np.random.default_rng(seed)
+            probs = [layer.weights.probabilities().numpy() for layer in model.layers]
 
             def draws():
-                return [[layer.weights.binary("draw", gen) for layer in model.layers] for _ in range(n_samples)]
+                return [[torch.from_numpy(w.astype(np.float32)) for w in draw_weights(probs, rng)]
+                        for _ in range(n_samples)]
 
             fixed = draws() if how == "committee" else None
             parts = []
