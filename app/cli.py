@@ -371,7 +371,7 @@ TRAIN_OPTIONS = {  # CLI option -> (TrainConfig field, type, help); None values 
     "--leak": ("leak", float_in(0.0, 1.0), "membrane decay per step in [0, 1], lam = round(leak * 2^F) (0.125)"),
     "--epochs": ("epochs", int_in(1), "passes over the training set (default 30)"),
     "--batch-size": ("batch_size", int_in(1), "samples per gradient step (default 64)"),
-    "--lr": ("lr", float_in(0.0, open_lo=True), "synapse learning rate, > 0 (default 0.05 ste, 0.2 bayes)"),
+    "--lr": ("lr", float_in(0.0, open_lo=True), "synapse learning rate (0.05 ste, 0.2 bayes, 30 bayes + bisnn)"),
     "--seed": ("seed", int_in(0), "seeds the split, the encodings, the initial weights and the batches (default 0)"),
     "--data-root": ("data_root", str, "folder holding tonic's data set folders (nmnist, shd, dvsgesture)"),
     "--max-samples": ("max_samples", int_in(1), "cap on each split of an event data set"),
@@ -487,8 +487,6 @@ def _train_in_the_loop(args, cfg) -> int:
     from spikeloop.quant.inloop import CoreFault, InLoopInterrupted
 
     backend = check_backend(args.in_the_loop)
-    if cfg.rule != "ste":
-        raise ValueError(f"--rule {cfg.rule}: in-the-loop training needs the straight-through rule (ste)")
     _out_dir(args.out)
     options = {"bitfile": args.bitfile} if backend == "pynq" else {}
     _say(f"training on {cfg.dataset} with the {backend} core in the loop, hidden {'-'.join(map(str, cfg.hidden))}, "

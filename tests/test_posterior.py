@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spikeloop.metrics import MetricError, readout_scores
+from spikeloop.metrics import MetricError, pooled_probabilities, readout_scores, softmax
 from spikeloop.network import random_network
 from spikeloop.posterior import Posterior, PosteriorError, mode_probs
 
@@ -80,3 +80,11 @@ def test_readout_scores():
         readout_scores(z, v, "max")
     with pytest.raises(MetricError, match="needs the last layer's membranes"):
         readout_scores(z, None, "membrane")
+
+
+def test_pooled_probabilities_are_the_softmax_of_the_mean_logits():
+    logits = np.array([[[4.0, 0.0]], [[0.0, 2.0]]])  # two networks, one sample
+    assert np.allclose(pooled_probabilities(logits), softmax(np.array([[2.0, 1.0]])))
+    assert np.allclose(pooled_probabilities(logits[:1]), softmax(logits[0]))
+    with pytest.raises(MetricError, match=r"logits must have shape \[K >= 1, N, n_classes\], got \(2, 2\)"):
+        pooled_probabilities(np.zeros((2, 2)))
