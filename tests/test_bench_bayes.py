@@ -3,21 +3,10 @@ estimate and the on-core-sampling table are consistent, and it writes its JSON."
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def bench_bayes():
-    """The module bench/bench_bayes.py (bench/ is no package)."""
-    spec = importlib.util.spec_from_file_location("bench_bayes", ROOT / "bench" / "bench_bayes.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benches import load_bench
 
 
 def check_numbers(out: dict, bench) -> None:
@@ -42,7 +31,7 @@ def check_numbers(out: dict, bench) -> None:
 
 
 def test_the_quick_bench_on_the_golden_board(tmp_path, capsys):
-    bench = bench_bayes()
+    bench = load_bench("bench_bayes")
     path = tmp_path / "bayes.json"
     assert bench.main(["--quick", "--backend", "golden", "--json", str(path)]) == 0
     out = json.loads(path.read_text())
@@ -60,7 +49,7 @@ def test_the_quick_bench_on_the_simulated_board(tmp_path):
 
     if reason := board_available():
         pytest.skip(reason)
-    bench = bench_bayes()
+    bench = load_bench("bench_bayes")
     path = tmp_path / "bayes.json"
     assert bench.main(["--quick", "--json", str(path)]) == 0
     out = json.loads(path.read_text())
@@ -71,6 +60,6 @@ def test_the_quick_bench_on_the_simulated_board(tmp_path):
 
 def test_the_bench_refuses_a_batch_count_below_one(capsys):
     with pytest.raises(SystemExit) as info:
-        bench_bayes().main(["--quick", "--batches", "0", "--json", "unused.json"])
+        load_bench("bench_bayes").main(["--quick", "--batches", "0", "--json", "unused.json"])
     assert info.value.code == 2
     assert "--batches 0" in capsys.readouterr().err

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from benches import load_bench
 
 pytest.importorskip("torch")
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def bench_inloop():
-    """The module bench/bench_inloop.py (bench/ is no package)."""
-    spec = importlib.util.spec_from_file_location("bench_inloop", ROOT / "bench" / "bench_inloop.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.experiment  # a Verilator build of its own: CI runs it in `make experiments`
@@ -28,7 +18,7 @@ def test_the_quick_bench_runs_and_writes_its_numbers(tmp_path, capsys):
     if reason := board_available():
         pytest.skip(reason)
     path = tmp_path / "inloop.json"
-    assert bench_inloop().main(["--quick", "--json", str(path)]) == 0
+    assert load_bench("bench_inloop").main(["--quick", "--json", str(path)]) == 0
     out = json.loads(path.read_text())
     training = out["training"]
     assert set(training["results"]) == {"software", "golden", "sim"}
@@ -49,6 +39,6 @@ def test_the_quick_bench_runs_and_writes_its_numbers(tmp_path, capsys):
 
 def test_the_bench_refuses_a_step_count_below_one(capsys):
     with pytest.raises(SystemExit) as info:
-        bench_inloop().main(["--quick", "--steps", "0", "--json", "unused.json"])
+        load_bench("bench_inloop").main(["--quick", "--steps", "0", "--json", "unused.json"])
     assert info.value.code == 2
     assert "--steps 0" in capsys.readouterr().err

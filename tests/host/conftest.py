@@ -68,15 +68,10 @@ def serving_line(proc, deadline: float) -> str:
 
 
 def bench_faces():
-    """The module bench/bench_faces.py (the faces' client benchmarks; bench/ is no package)."""
-    import importlib.util
-    from pathlib import Path
+    """The module bench/bench_faces.py (the faces' client benchmarks)."""
+    from benches import load_bench
 
-    path = Path(__file__).resolve().parents[2] / "bench" / "bench_faces.py"
-    spec = importlib.util.spec_from_file_location("bench_faces", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("bench_faces")
 
 
 def _board_or_skip(config: CoreConfig):
