@@ -144,3 +144,10 @@ clean:
 .PHONY: bench-inloop
 bench-inloop: $(STAMP)
 	$(PY) bench/bench_inloop.py --json $(BUILD)/bench/inloop.json
+
+# Ensembles of sampled binary networks on the simulated board (samples/s, loads against runs), a PYNQ-Z2 estimate
+# of reloads against compute per batch, and what sampling the weights on the core would cost and save; JSON in
+# build/bench/bayes.json.
+.PHONY: bench-bayes
+bench-bayes: $(STAMP)
+	$(PY) bench/bench_bayes.py --json $(BUILD)/bench/bayes.json
