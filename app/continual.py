@@ -258,33 +258,41 @@ class Run:
                 "ece": average_accuracy(self.ece[how]), "all_classes": average_accuracy(self.all_classes[how])}
 
 
-class CountingCore:
-    """A core whose `run` and `load` calls are counted (everything else is the core's own)."""
+class CoreCalls:
+    """Counts a core's `run` and `load` calls while in a ``with`` block (its own methods, wrapped on the instance:
+    the core stays the driver's `Core`)."""
 
     def __init__(self, core):
-        self._core, self.runs, self.loads = core, 0, 0
+        self.core, self.runs, self.loads = core, 0, 0
 
-    def run(self, *args, **kwargs):
-        self.runs += 1
-        return self._core.run(*args, **kwargs)
+    def __enter__(self) -> CoreCalls:
+        run, load = self.core.run, self.core.load
 
-    def load(self, *args, **kwargs):
-        self.loads += 1
-        return self._core.load(*args, **kwargs)
+        def counted_run(*args, **kwargs):
+            self.runs += 1
+            return run(*args, **kwargs)
 
-    def __getattr__(self, name):
-        return getattr(self._core, name)
+        def counted_load(*args, **kwargs):
+            self.loads += 1
+            return load(*args, **kwargs)
+
+        self.core.run, self.core.load = counted_run, counted_load
+        return self
+
+    def __exit__(self, *exc) -> None:
+        del self.core.run, self.core.load
 
 
 def posterior_of(model, widths):
     """What the core evaluates: the exported posterior (bayes), or the network as a point mass (ste)."""
     from spikeloop.posterior import Posterior, mode_probs
-    from spikeloop.quant.export import export, posterior
+    from spikeloop.quant import export as exporting
 
     if model.rule == "bayes":
-        return posterior(model, widths=list(widths))
+        return exporting.posterior(model, widths=list(widths))
+    export = exporting.export
     network = export(model, widths=list(widths)).network
-    return Posterior(network, mode_probs(network), readout=model.readout, gain=float(model.log_gain.exp()))
+    return Posterior(network, mode_probs(network), readout=model.readout, gain=float(model.log_gain.detach().exp()))
 
 
 def evaluate_seen(core, model, widths, tasks: list, encode, *, hows, samples: int, seed: int,
@@ -327,7 +335,6 @@ def run_one(study: ContinualConfig, rule: str, coreset_batches: int, seed: int, 
     data = data if data is not None else cfg.load_data()
     tasks = [subset(t, max_train=study.max_train, max_test=study.max_test, seed=seed + k)
              for k, t in enumerate(split_tasks(data, study.tasks))]
-    counted = CountingCore(core)
     model = build_model(cfg, data.n_in, data.n_classes)
     model.set_widths(widths)
     hows = HOWS[rule]
@@ -341,11 +348,11 @@ def run_one(study: ContinualConfig, rule: str, coreset_batches: int, seed: int, 
     calls = dict.fromkeys(("train_runs", "train_loads", "test_runs", "test_loads"), 0)
     for i, task in enumerate(tasks):
         t0 = time.perf_counter()
-        before = counted.runs, counted.loads
-        done = fit(cfg, data=with_replay(task, kept), model=model, core=counted, widths=widths,
-                   seed_offset=TASK_SEED_STRIDE * i, progress=progress)
-        calls["train_runs"] += counted.runs - before[0]
-        calls["train_loads"] += counted.loads - before[1]
+        with CoreCalls(core) as counted:
+            done = fit(cfg, data=with_replay(task, kept), model=model, core=core, widths=widths,
+                       seed_offset=TASK_SEED_STRIDE * i, progress=progress)
+        calls["train_runs"] += counted.runs
+        calls["train_loads"] += counted.loads
         if on_task is not None:
             on_task(i, model)
         if rule == "bayes":
@@ -357,11 +364,11 @@ def run_one(study: ContinualConfig, rule: str, coreset_batches: int, seed: int, 
         t1 = time.perf_counter()
         trained += done.totals["samples"]
         train_core_s += sum(done.totals[k] for k in ("core", "load", "forward", "backward", "optimizer"))
-        before = counted.runs, counted.loads
-        seen = evaluate_seen(counted, model, widths, tasks[:i + 1], lambda x: encode_test(cfg, x), hows=hows,
-                             samples=study.samples, seed=seed * TASK_SEED_STRIDE + ENSEMBLE_SEED + i)
-        calls["test_runs"] += counted.runs - before[0]
-        calls["test_loads"] += counted.loads - before[1]
+        with CoreCalls(core) as counted:
+            seen = evaluate_seen(core, model, widths, tasks[:i + 1], lambda x: encode_test(cfg, x), hows=hows,
+                                 samples=study.samples, seed=seed * TASK_SEED_STRIDE + ENSEMBLE_SEED + i)
+        calls["test_runs"] += counted.runs
+        calls["test_loads"] += counted.loads
         for how, (a, e, al) in seen.items():
             acc[how][i][:i + 1], ece[how][i][:i + 1], alls[how][i][:i + 1] = a, e, al
         t2 = time.perf_counter()
@@ -562,7 +569,9 @@ def plots(result: StudyResult, out: Path) -> dict:
 
     panels = [(method_name(rule, c, how), result.mean_matrix(rule, c, how))
               for rule, c in result.study.methods if result.runs_of(rule, c) for how in HOWS[rule]]
-    name = f"split {result.study.dataset}, mean over seeds {', '.join(map(str, result.study.seeds))}"
+    seeds = result.study.seeds
+    name = f"split {result.study.dataset}, " + (f"seed {seeds[0]}" if len(seeds) == 1 else
+                                                 f"mean over seeds {', '.join(map(str, seeds))}")
     return {"accuracy_matrix": accuracy_matrices(panels, out / "accuracy_matrix.png",
                                                  title=f"task accuracy after each task: {name}"),
             "task_curves": task_curves(panels, out / "task_curves.png", title=f"accuracy per task: {name}")}
@@ -602,6 +611,8 @@ def add_arguments(p: argparse.ArgumentParser, int_in=None) -> None:
                    help=f"hidden layer sizes (default {' '.join(map(str, d.hidden))})")
     p.add_argument("--samples", type=int_in(1), default=None,
                    help=f"networks in the Bayesian ensemble (default {d.samples})")
+    p.add_argument("--tasks", type=int_in(2, len(TASKS)), default=None,
+                   help=f"learn the first N tasks of {len(TASKS)} (default all)")
     p.add_argument("--max-train", type=int_in(1), default=None, help="per task: a subset of its training split")
     p.add_argument("--max-test", type=int_in(1), default=None, help="per task: a subset of its test split")
     p.add_argument("--backend", default=d.backend, choices=BACKENDS,
@@ -620,7 +631,7 @@ def config_from_args(args) -> ContinualConfig:
     jobs = args.jobs if args.jobs is not None else 1 if args.quick or args.backend == "pynq" else DEFAULT_JOBS
     given = {"dataset": args.dataset, "backend": args.backend, "jobs": jobs}
     for opt, name in (("rule", "rules"), ("coreset", "coresets"), ("seeds", "seeds"), ("epochs", "epochs"),
-                      ("hidden", "hidden"), ("samples", "samples"), ("max_train", "max_train"),
+                      ("hidden", "hidden"), ("samples", "samples"), ("tasks", "tasks"), ("max_train", "max_train"),
                       ("max_test", "max_test")):
         if getattr(args, opt) is not None:
             given[name] = getattr(args, opt)
@@ -660,7 +671,7 @@ def main(argv=None) -> int:
 
 
 __all__ = [
-    "BACKENDS", "DATASETS", "HOWS", "RULES", "TASKS", "ContinualConfig", "ContinualError", "CountingCore", "Run",
+    "BACKENDS", "DATASETS", "HOWS", "RULES", "TASKS", "ContinualConfig", "ContinualError", "CoreCalls", "Run",
     "StudyResult", "add_arguments", "average_accuracy", "config_from_args", "coreset", "evaluate_seen", "forgetting",
     "main", "plots", "posterior_of", "quick_config", "report", "run_one", "run_study", "save", "split_tasks",
     "study_widths", "subset", "table", "task_probabilities", "with_replay",

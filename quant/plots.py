@@ -269,8 +269,9 @@ def accuracy_matrices(panels: list[tuple[str, np.ndarray]], path, *, title: str 
         ax.set_xticks(range(t))
         ax.set_yticks(range(t))
         ax.set_xlabel("tested on task")
-        ax.set_ylabel("after learning task")
         ax.set_title(name, fontsize=9)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("after learning task")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="accuracy")
