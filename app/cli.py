@@ -358,6 +358,7 @@ TRAIN_CHOICES = {
     "reset": RESETS,
     "rule": ("ste", "bayes"),
     "readout": ("membrane", "count"),
+    "update": ("adam", "bisnn"),
 }
 
 TRAIN_OPTIONS = {  # CLI option -> (TrainConfig field, type, help); None values are left to TrainConfig's defaults
@@ -368,6 +369,7 @@ TRAIN_OPTIONS = {  # CLI option -> (TrainConfig field, type, help); None values 
     "--reset": ("reset", str, "subtract, zero or none (default subtract)"),
     "--rule": ("rule", str, "ste (straight-through) or bayes (BiSNN) (default ste)"),
     "--readout": ("readout", str, "membrane or count (default membrane)"),
+    "--update": ("update", str, "synapse update: adam, or bisnn (BiSNN's mirror descent, --rule bayes) (adam)"),
     "--leak": ("leak", float_in(0.0, 1.0), "membrane decay per step in [0, 1], lam = round(leak * 2^F) (0.125)"),
     "--epochs": ("epochs", int_in(1), "passes over the training set (default 30)"),
     "--batch-size": ("batch_size", int_in(1), "samples per gradient step (default 64)"),

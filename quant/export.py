@@ -17,6 +17,10 @@ Widths (``widths=``):
   values that would leave the range are counted and refused unless ``allow_saturation``.
 - a list of ``(v_bits, u_bits)`` per layer: as ``"model"``, with these widths.
 
+`posterior` exports a Bayesian model as a `spikeloop.posterior.Posterior`: the mode network as
+`export` makes it, ``P(w = +1)`` per synapse, the readout and the gain (what an ensemble or a
+committee on a core needs).
+
 `verify` runs the exported network on the golden model (`spikeloop.quant.golden`) and the
 model in hardware mode with the network's widths, and compares every layer's spikes, membranes
 and currents and the predictions, as integers. `check` raises when anything differs.
@@ -33,6 +37,7 @@ import torch
 
 from spikeloop.metrics import readout_scores
 from spikeloop.network import Layer, Network, NetworkError, signed_range
+from spikeloop.posterior import Posterior, mode_probs
 from spikeloop.quant.golden import GoldenModel
 from spikeloop.spikes import check_spikes
 
@@ -262,6 +267,29 @@ def export(
             raise ExportError(f"the model does not fit the contract: {e}") from e
         reports.append(LayerReport(k, roundings, v_bits, u_bits, obs_v, obs_u, outside, source))
     return Exported(Network(tuple(layers)), ExportReport(tuple(reports), n_cal))
+
+
+def posterior(
+    model: BinarySNN,
+    *,
+    widths: str | Sequence[tuple[int, int]] = "model",
+    calibration=None,
+    margin_bits: int = 0,
+) -> Posterior:
+    """The model as a board file of a Bayesian binary network (`spikeloop.posterior.Posterior`).
+
+    ``network``: the posterior mode exactly as `export` makes it with these ``widths`` (``"model"``
+    by default, or a list of (v_bits, u_bits); ``"auto"`` with ``calibration``), ``calibration`` and
+    ``margin_bits``; ``probs``: ``P(w = +1) = sigmoid(2 * logit)`` per synapse in float64 (for the
+    straight-through rule, a point mass on its signs: every draw is the mode); ``readout`` the
+    model's; ``gain = exp(log_gain)``, so ``Posterior.logits`` are the model's logits.
+    """
+    network = export(model, calibration=calibration, widths=widths, margin_bits=margin_bits).network
+    if model.rule == "bayes":
+        probs = [torch.sigmoid(2 * layer.weights.logit.detach().double()).numpy() for layer in model.layers]
+    else:
+        probs = list(mode_probs(network))
+    return Posterior(network, probs, readout=model.readout, gain=float(model.log_gain.detach().double().exp()))
 
 
 class Verification(NamedTuple):

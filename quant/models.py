@@ -171,16 +171,40 @@ class STWeights(nn.Module):
 class BayesWeights(nn.Module):
     """Mean-field Bernoulli posterior over +/-1 weights, natural parameter ``logit`` per synapse.
 
-    ``P(w = +1) = sigmoid(2 * logit)``, ``E[w] = tanh(logit)``. ``prior`` is ``P(w = +1)``
-    under the prior; ``tau`` the temperature of the concrete relaxation.
+    ``P(w = +1) = sigmoid(2 * logit)``, ``E[w] = tanh(logit)``. The prior is a Bernoulli per
+    synapse too, held as natural parameters in the buffer ``prior_logit`` (``prior``: a scalar
+    ``P(w = +1)`` for every synapse, or a tensor of natural parameters [n_out, n_in], e.g. a
+    previous posterior: `spikeloop.quant.bayes.carry_prior`). ``tau`` is the temperature of the
+    concrete relaxation.
     """
 
-    def __init__(self, n_out: int, n_in: int, *, generator: torch.Generator, prior: float = 0.5,
+    def __init__(self, n_out: int, n_in: int, *, generator: torch.Generator, prior: float | torch.Tensor = 0.5,
                  tau: float = 1.0, init_scale: float = 1.0):
         super().__init__()
         self.logit = nn.Parameter((torch.rand(n_out, n_in, generator=generator) * 2 - 1) * init_scale)
-        self.prior = prior
+        self.register_buffer("prior_logit", torch.zeros(n_out, n_in))
+        self.set_prior(prior)
         self.tau = tau
+
+    @torch.no_grad()
+    def set_prior(self, prior: float | torch.Tensor) -> None:
+        """The prior: a scalar ``P(w = +1)`` in (0, 1), or natural parameters [n_out, n_in]."""
+        if isinstance(prior, torch.Tensor):
+            if tuple(prior.shape) != tuple(self.logit.shape) or not bool(torch.isfinite(prior).all()):
+                raise ModelError(f"prior natural parameters must be finite with shape {list(self.logit.shape)}, "
+                                 f"got {list(prior.shape)}")
+            self.prior_logit.copy_(prior.detach())
+            return
+        if isinstance(prior, bool) or not isinstance(prior, (int, float, np.floating)) or not 0 < prior < 1:
+            raise ModelError(f"prior = {prior!r}, expected P(w = +1) in (0, 1) or natural parameters")
+        self.prior_logit.fill_(0.5 * math.log(prior / (1 - prior)))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # checkpoints written before the prior was per synapse: keep the prior set at construction
+        state_dict.setdefault(prefix + "prior_logit", self.prior_logit.clone())
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def _delta(self, generator) -> torch.Tensor:
         u = torch.rand(self.logit.shape, generator=generator).clamp_(1e-6, 1 - 1e-6)
@@ -207,11 +231,11 @@ class BayesWeights(nn.Module):
         raise ModelError(f"weight mode {mode!r}; expected one of {', '.join(WEIGHT_MODES)}")
 
     def kl(self) -> torch.Tensor:
-        """KL(q || prior) summed over the synapses."""
+        """KL(q || prior) summed over the synapses (two Bernoullis per synapse)."""
         q = torch.sigmoid(2 * self.logit)
-        p = torch.tensor(self.prior, dtype=q.dtype)
+        p = torch.sigmoid(2 * self.prior_logit).to(q.dtype)
         eps = 1e-7
-        return (q * torch.log((q + eps) / p) + (1 - q) * torch.log((1 - q + eps) / (1 - p))).sum()
+        return (q * torch.log((q + eps) / (p + eps)) + (1 - q) * torch.log((1 - q + eps) / (1 - p + eps))).sum()
 
     @torch.no_grad()
     def post_step(self) -> None:
@@ -221,6 +245,10 @@ class BayesWeights(nn.Module):
     def probabilities(self) -> torch.Tensor:
         """``P(w = +1)`` per synapse."""
         return torch.sigmoid(2 * self.logit.detach())
+
+    def prior_probabilities(self) -> torch.Tensor:
+        """``P(w = +1)`` per synapse under the prior."""
+        return torch.sigmoid(2 * self.prior_logit)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """Seeded training of binary-weight SNNs, evaluation (accuracy, ECE) and the digits demo.
 
 ``train(TrainConfig(...))`` builds a `BinarySNN` (`spikeloop.quant.models.feedforward`),
-trains it with Adam on cross-entropy (plus the KL term for the Bayesian rule) with a tqdm
-progress bar, and evaluates it on the test split. Every random draw comes from ``seed``:
-the split, the initial weights, the shuffling, the rate-code noise (a fresh seed per batch
-and epoch while training, a fixed one for the test set) and the Bayesian samples.
+trains it on cross-entropy with Adam (plus the KL term for the Bayesian rule) or, for the
+Bayesian rule with ``update="bisnn"``, with BiSNN's mirror descent on the natural parameters
+(`spikeloop.quant.bayes`; Adam for the rest), with a tqdm progress bar, and evaluates it on
+the test split. Every random draw comes from ``seed``: the split, the initial weights, the
+shuffling, the rate-code noise (a fresh seed per batch and epoch while training, a fixed one
+for the test set) and the Bayesian samples.
 
 ``run()`` is the whole path: train -> export (widths from the training set) -> save -> load ->
 golden model on the test set, checked equal to the hardware-mode model, and with ``out`` the
@@ -31,11 +33,13 @@ from .data import DATASETS, ENCODINGS, SPIKE_DATASETS, Dataset, Encoder, load_da
 from .models import NEURONS, READOUTS, RESETS, RULES, SURROGATES, BinarySNN, ModelError, feedforward, predict
 
 PREDICTIONS = ("mode", "ensemble", "committee")
+UPDATES = ("adam", "bisnn")
 TEST_SEED_OFFSET = 1_000_003  # the test set's rate code uses seed + this, never a training seed
+BISNN_LR = 100.0  # the default learning rate of the BiSNN update (measured: bench/bench_bisnn.py)
 
 
 CHOICES = {"dataset": DATASETS, "encoding": ENCODINGS, "neuron": NEURONS, "reset": RESETS, "rule": RULES,
-           "readout": READOUTS, "surrogate": SURROGATES}
+           "readout": READOUTS, "surrogate": SURROGATES, "update": UPDATES}
 
 
 class TrainError(ValueError):
@@ -53,6 +57,7 @@ class TrainConfig:
     neuron: str = "lif"
     reset: str = "subtract"
     rule: str = "ste"
+    update: str = "adam"  # synapse update: "adam" (on the loss + KL) or "bisnn" (the published mirror descent)
     readout: str = "membrane"
     surrogate: str = "fast_sigmoid"
     slope: float = 5.0
@@ -62,12 +67,12 @@ class TrainConfig:
     hardware: bool = True
     epochs: int = 30
     batch_size: int = 64
-    lr: float | None = None  # synapses; None: 0.05 for "ste", 0.2 for "bayes" (natural parameters)
+    lr: float | None = None  # synapses; None: 0.05 "ste", 0.2 "bayes" with Adam, BISNN_LR with "bisnn"
     lr_neuron: float = 0.05  # thresholds, biases, decays, readout gain
     seed: int = 0
     test_fraction: float = 0.2
     # Bayesian rule
-    kl_weight: float = 0.1  # times KL(q || prior) / n_train
+    kl_weight: float = 0.1  # times KL(q || prior) / n_train; "bisnn": rho = kl_weight / n_train
     prior: float = 0.5
     tau: float = 1.0
     n_samples: int = 10  # ensemble / committee size
@@ -95,6 +100,9 @@ class TrainConfig:
                 raise TrainError(f"{name} = {v!r}, expected a positive number")
         if isinstance(self.kl_weight, bool) or not isinstance(self.kl_weight, (int, float)) or self.kl_weight < 0:
             raise TrainError(f"kl_weight = {self.kl_weight!r}, expected a non-negative number")
+        if self.update == "bisnn" and self.rule != "bayes":
+            raise TrainError(f"update = 'bisnn' needs rule = 'bayes' (it updates the posterior's natural parameters); "
+                             f"got rule = {self.rule!r}")
         if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
             raise TrainError(f"hidden = {self.hidden!r}, expected positive layer sizes")
         if self.neuron == "lif" and self.current_leak not in (None, 0, 0.0):
@@ -110,6 +118,8 @@ class TrainConfig:
         """The learning rate of the latent weights / natural parameters."""
         if self.lr is not None:
             return self.lr
+        if self.update == "bisnn":
+            return BISNN_LR
         return 0.2 if self.rule == "bayes" else 0.05
 
     def encoder(self) -> Encoder:
@@ -140,6 +150,42 @@ def build_model(cfg: TrainConfig, n_in: int, n_classes: int) -> BinarySNN:
         )
     except ModelError as e:
         raise TrainError(str(e)) from e
+
+
+class Updater:
+    """The optimizers of a run and their cosine schedules over ``total_steps``: Adam on every parameter
+    (``cfg.update == "adam"``), or the BiSNN mirror descent (`spikeloop.quant.bayes.BiSNN`, rho =
+    ``kl_weight / n_train``) on the natural parameters and Adam on thresholds, biases, decays and gain."""
+
+    def __init__(self, cfg: TrainConfig, model: BinarySNN, *, n_train: int, total_steps: int):
+        groups = model.param_groups(lr=cfg.synapse_lr, lr_neuron=cfg.lr_neuron)
+        if cfg.update == "bisnn":
+            from .bayes import BiSNN
+
+            if model.rule != "bayes":
+                raise TrainError(f"update = 'bisnn' needs a model of rule 'bayes'; this one follows {model.rule!r}")
+            try:
+                mirror = BiSNN([layer.weights for layer in model.layers], lr=cfg.synapse_lr,
+                               rho=cfg.kl_weight / n_train)
+            except ModelError as e:
+                raise TrainError(str(e)) from e
+            self.optimizers = [mirror, torch.optim.Adam(groups[1:])]
+        else:
+            self.optimizers = [torch.optim.Adam(groups)]
+        self.schedules = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=max(1, total_steps))
+                          for o in self.optimizers]
+        self.kl_in_loss = model.rule == "bayes" and cfg.update == "adam"
+
+    def zero_grad(self) -> None:
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        """Every optimizer's step, then every schedule's."""
+        for o in self.optimizers:
+            o.step()
+        for s in self.schedules:
+            s.step()
 
 
 def encode_test(cfg: TrainConfig, x: np.ndarray) -> np.ndarray:
@@ -264,9 +310,8 @@ def train(cfg: TrainConfig | None = None, *, data: Dataset | None = None, progre
                 f"steps = {cfg.steps} but the data set {data.name!r} has {data.steps} timesteps per sample"
             )
         model = build_model(cfg, data.n_in, data.n_classes)
-        opt = torch.optim.Adam(model.param_groups(lr=cfg.synapse_lr, lr_neuron=cfg.lr_neuron))
         n_batches = -(-len(data.y_train) // cfg.batch_size)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * n_batches)
+        updater = Updater(cfg, model, n_train=len(data.y_train), total_steps=cfg.epochs * n_batches)
         encoder = cfg.encoder()
         gen = torch.Generator().manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
@@ -285,12 +330,11 @@ def train(cfg: TrainConfig | None = None, *, data: Dataset | None = None, progre
                     y = y_all[idx]
                     out = model(x, generator=gen)
                     loss = F.cross_entropy(out.logits, y)
-                    if model.rule == "bayes":
+                    if updater.kl_in_loss:
                         loss = loss + cfg.kl_weight / len(data.y_train) * model.kl()
-                    opt.zero_grad(set_to_none=True)
+                    updater.zero_grad()
                     loss.backward()
-                    opt.step()
-                    sched.step()
+                    updater.step()
                     model.post_step()
                     total += len(idx)
                     correct += int((out.logits.argmax(1) == y).sum())
