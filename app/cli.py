@@ -413,8 +413,6 @@ def _train_in_the_loop(args, cfg) -> int:
     from spikeloop.quant.inloop import CoreFault, InLoopInterrupted
 
     backend = check_backend(args.in_the_loop)
-    if cfg.rule != "ste":
-        raise ValueError(f"--rule {cfg.rule}: in-the-loop training needs the straight-through rule (ste)")
     _out_dir(args.out)
     options = {"bitfile": args.bitfile} if backend == "pynq" else {}
     _say(f"training on {cfg.dataset} with the {backend} core in the loop, hidden {'-'.join(map(str, cfg.hidden))}, "

@@ -58,13 +58,11 @@ def train_in_the_loop(cfg=None, *, backend: str = "golden", core=None, out=None,
     `InLoopInterrupted` on Ctrl-C.
     """
     from spikeloop.quant.export import export
-    from spikeloop.quant.inloop import InLoopError, core_accuracy, fit
+    from spikeloop.quant.inloop import core_accuracy, fit
     from spikeloop.quant.train import TrainConfig, calibration_spikes, encode_test, evaluate, save_checkpoint
 
     check_backend(backend)
     cfg = cfg or TrainConfig()
-    if cfg.rule != "ste":
-        raise InLoopError(f"--rule {cfg.rule}: in-the-loop training needs the straight-through rule (ste)")
     out = Path(out) if out is not None else None
     data = data if data is not None else cfg.load_data()
     from spikeloop.quant.train import build_model

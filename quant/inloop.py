@@ -10,6 +10,13 @@ next timestep's state follows from the core's values and the gradient is the mod
 After each optimizer step the parameters go back to the core: `spikeloop.quant.export.export`
 with the core's widths, then ``core.load(network, verify=False)``.
 
+The Bayesian rule (BiSNN) runs the same way with one hard binary sample per step: the step draws
+the sample (straight-through Gumbel-softmax, `BinarySNN.weights("sample")`), exports it with the
+core's widths and loads it (``verify=False``; by stream where the transport can), runs the batch
+on the core with probes and substitutes the core's values; the backward pass goes through the
+relaxed weights, and the update is ``cfg.update`` (Adam on the loss + KL, or BiSNN's mirror
+descent, `spikeloop.quant.train.Updater`). After training the core holds the posterior mode.
+
 The core is duck-typed (this module never imports the host): ``load(network, verify=)``,
 ``run(spikes, reset=True, probe="all")`` returning an object whose ``.layers`` are, per layer,
 ``(z bool [T, n_out], v int64 [T, n_out], u int64 [T, n_out])`` like
@@ -44,7 +51,7 @@ from spikeloop.network import Network
 from .data import Dataset
 from .export import ExportError, export
 from .models import BinarySNN, LayerTrace, predict
-from .train import TrainConfig, TrainError, TrainInterrupted, TrainResult, build_model, save_checkpoint
+from .train import TrainConfig, TrainError, TrainInterrupted, TrainResult, Updater, build_model, save_checkpoint
 
 __all__ = [
     "CORE_FAULTS", "CoreFault", "FitResult", "InLoopError", "InLoopInterrupted", "TIMING_KEYS", "core_accuracy",
@@ -137,10 +144,14 @@ def loop_widths(model: BinarySNN, widths=None) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in widths]
 
 
-def load_model(core, model: BinarySNN, widths: Sequence[tuple[int, int]]) -> Network:
-    """Export ``model`` with the core's ``widths`` and load it into ``core`` (no read-back); returns the network."""
+def load_model(core, model: BinarySNN, widths: Sequence[tuple[int, int]], weights="mode") -> Network:
+    """Export ``model`` with the core's ``widths`` and load it into ``core`` (no read-back); returns the network.
+
+    ``weights``: ``"mode"`` (the deployed network) or per layer the +/-1 weights of one sample."""
+    if not isinstance(weights, str):
+        weights = [w.detach() if isinstance(w, torch.Tensor) else w for w in weights]
     try:
-        network = export(model, widths=list(widths)).network
+        network = export(model, widths=list(widths), weights=weights).network
     except ExportError as e:
         raise InLoopError(f"the model cannot be loaded into the core: {e}") from e
     core.load(network, verify=False)
@@ -170,30 +181,38 @@ def core_accuracy(core, spikes, labels, readout: str) -> float:
 def _check_model(model) -> BinarySNN:
     if not isinstance(model, BinarySNN):
         raise InLoopError(f"expected a BinarySNN, got {type(model).__name__}")
-    if model.rule != "ste":
-        raise InLoopError(f"in-the-loop training needs the straight-through rule (one binary network per step, "
-                          f"loaded into the core); this model follows {model.rule!r}")
     return model
 
 
-def _loss(model: BinarySNN, x: torch.Tensor, y: torch.Tensor, observed):
-    out = model(x, observed=observed)
+def _loss(model: BinarySNN, x: torch.Tensor, y: torch.Tensor, observed, weights=None):
+    out = model(x, observed=observed, weights=weights)
     return F.cross_entropy(out.logits, y), out
 
 
-def gradients(model: BinarySNN, spikes, labels, *, core=None, widths=None) -> dict[str, torch.Tensor]:
+def _step_weights(model: BinarySNN, generator):
+    """This step's weights: None (the model's own) for the straight-through rule; for the Bayesian rule one
+    hard sample with the relaxed gradient (straight-through Gumbel-softmax)."""
+    if model.rule != "bayes":
+        return None
+    return model.weights("sample", generator, hardware=True)
+
+
+def gradients(model: BinarySNN, spikes, labels, *, core=None, widths=None, seed: int = 0) -> dict[str, torch.Tensor]:
     """The gradient of one training step's loss (cross-entropy on ``spikes`` [B, T, n_in], ``labels`` [B]),
     per parameter name: in software (``core=None``) or with ``core``'s values in the forward pass (the core
-    first loaded with the model, with ``widths`` as `loop_widths`). Leaves the model's ``.grad`` set."""
+    first loaded with the model, with ``widths`` as `loop_widths`). Leaves the model's ``.grad`` set.
+    For the Bayesian rule the step's sample is drawn from ``torch.Generator().manual_seed(seed)`` and is
+    what the core runs."""
     _check_model(model)
     x = torch.as_tensor(np.asarray(spikes))
     y = torch.as_tensor(np.asarray(labels))
+    ws = _step_weights(model, torch.Generator().manual_seed(seed))
     observed = None
     if core is not None:
-        load_model(core, model, loop_widths(model, widths))
+        load_model(core, model, loop_widths(model, widths), "mode" if ws is None else ws)
         observed = core_traces(core, x, len(model.layers))
     model.zero_grad(set_to_none=True)
-    loss, _ = _loss(model, x, y, observed)
+    loss, _ = _loss(model, x, y, observed, ws)
     loss.backward()
     return {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
 
@@ -277,8 +296,10 @@ def fit(
     n_train = len(data.y_train)
     n_batches = -(-n_train // cfg.batch_size)
     total_steps = cfg.epochs * n_batches if max_steps is None else min(max_steps, cfg.epochs * n_batches)
-    opt = torch.optim.Adam(model.param_groups(lr=cfg.synapse_lr, lr_neuron=cfg.lr_neuron))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * n_batches)
+    if cfg.rule != model.rule:
+        raise InLoopError(f"cfg.rule = {cfg.rule!r} but the model follows {model.rule!r}")
+    updater = Updater(cfg, model, n_train=n_train, total_steps=cfg.epochs * n_batches)
+    gen = torch.Generator().manual_seed(seed)
     encoder = cfg.encoder()
     rng = np.random.default_rng(seed)
     y_all = torch.as_tensor(data.y_train)
@@ -312,28 +333,35 @@ def fit(
                 idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
                 x = torch.from_numpy(encoder(data.x_train[idx], seed=seed * 100_000 + epoch * 1000 + b))
                 y = y_all[idx]
+                ws = _step_weights(model, gen)
+                sample_load = 0.0
+                if core is not None and ws is not None:
+                    t0 = time.perf_counter()
+                    _core_call(f"loading the sample of step {steps + 1}", load_model, core, model, core_widths, ws)
+                    sample_load = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 observed = None
                 if core is not None:
                     observed = _core_call(f"running batch {b + 1} of epoch {epoch + 1}", core_traces, core, x,
                                           len(model.layers))
                 t1 = time.perf_counter()
-                loss, out = _loss(model, x, y, observed)
+                loss, out = _loss(model, x, y, observed, ws)
+                if updater.kl_in_loss:
+                    loss = loss + cfg.kl_weight / n_train * model.kl()
                 t2 = time.perf_counter()
-                opt.zero_grad(set_to_none=True)
+                updater.zero_grad()
                 loss.backward()
                 t3 = time.perf_counter()
-                opt.step()
-                sched.step()
+                updater.step()
                 model.post_step()
                 t4 = time.perf_counter()
-                if core is not None:
+                if core is not None and ws is None:
                     _core_call(f"loading the parameters of step {steps + 1}", load_model, core, model, core_widths)
                 t5 = time.perf_counter()
                 steps += 1
                 good = _snapshot(model)
                 timing.append({"core": t1 - t0, "forward": t2 - t1, "backward": t3 - t2, "optimizer": t4 - t3,
-                               "load": t5 - t4 + (first_load if steps == 1 else 0.0),
+                               "load": t5 - t4 + sample_load + (first_load if steps == 1 else 0.0),
                                "samples": len(idx)})
                 total += len(idx)
                 correct += int((out.logits.argmax(1) == y).sum())
@@ -348,6 +376,8 @@ def fit(
                         f"{correct / total:.1%}, {time.perf_counter() - start:.1f} s so far")
             if steps >= total_steps:
                 break
+        if core is not None and model.rule == "bayes":  # the core holds the last sample: give it the mode
+            _core_call("loading the posterior mode", load_model, core, model, core_widths)
     except _CoreCallFailed as fault:
         bar.close()
         result = stopped()

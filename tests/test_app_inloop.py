@@ -86,9 +86,21 @@ def test_a_core_without_probes_is_refused_and_closed(monkeypatch):
         opened[0].status()
 
 
-def test_bayes_rule_is_refused(capsys, tmp_path):
-    assert main(["train", "--in-the-loop", "golden", "--rule", "bayes", "--out", str(tmp_path)]) == 2
-    assert "needs the straight-through rule" in capsys.readouterr().err
+@pytest.mark.parametrize("update", ["adam", "bisnn"])
+def test_bayes_rule_trains_in_the_loop(small_digits, tmp_path, update):
+    """The Bayesian rule in the loop: one sample per step on the core; afterwards the core holds the mode."""
+    cfg = replace(CFG, rule="bayes", update=update)
+    core = ProbeCore()
+    s = inloop.train_in_the_loop(cfg, core=core, data=small_digits, out=tmp_path, progress=False)
+    assert s["steps"] == 3 and s["equal"] and s["config"]["update"] == update
+    from spikeloop.network import Network
+
+    assert core.network.content_hash == Network.load(tmp_path / "network.npz").content_hash  # the mode
+
+
+def test_bisnn_without_the_bayesian_rule_is_refused(capsys, tmp_path):
+    assert main(["train", "--in-the-loop", "golden", "--update", "bisnn", "--out", str(tmp_path)]) == 2
+    assert "update = 'bisnn' needs rule = 'bayes'" in capsys.readouterr().err
 
 
 def _fake_train(raise_this):

@@ -243,7 +243,7 @@ def test_refusals():
     with pytest.raises(InLoopError, match=r"layer 1: widths entry \(8, 40\)"):
         loop_widths(model, [(8, 8), (8, 40)])
     bayes = feedforward((12, 10, 3), rule="bayes")
-    with pytest.raises(InLoopError, match="straight-through rule"):
+    with pytest.raises(InLoopError, match="cfg.rule = 'ste' but the model follows 'bayes'"):
         fit(CFG, data=data, model=bayes, progress=False)
     with pytest.raises(InLoopError, match="max_steps = 0"):
         fit(CFG, data=data, model=model, max_steps=0, progress=False)
@@ -266,3 +266,53 @@ def test_refusals():
     with pytest.raises(ModelError, match=r"layer 0: observed v must have shape \[2, 5, 10\]"):
         z = torch.zeros(2, 5, 10, dtype=torch.bool)
         model(torch.zeros(2, 5, 12), observed=[LayerTrace(z, torch.zeros(2, 4, 10), z), None])
+
+
+BAYES = replace(CFG, rule="bayes", lr=None)
+
+
+def golden_board(model, widths):
+    from spikeloop.host import open_core
+
+    return open_core("golden", export(model, widths=list(widths)).network, probes=True)
+
+
+def test_one_bayes_step_on_the_golden_board_gives_the_software_gradients():
+    """One hard sample per step, loaded into the core: with a faithful core the gradients equal software's."""
+    data = tiny_data()
+    x = BAYES.encoder()(data.x_train[:8], seed=3)
+    y = data.y_train[:8]
+    soft, loop = model_for(BAYES, data), model_for(BAYES, data)
+    core = golden_board(loop, loop_widths(loop))
+    g_soft = gradients(soft, x, y, seed=5)
+    g_loop = gradients(loop, x, y, core=core, seed=5)
+    assert set(g_soft) == set(g_loop) and "layers.0.weights.logit" in g_soft
+    for name in g_soft:
+        assert torch.equal(g_soft[name], g_loop[name]), f"{name} (seed {SEED})"
+    assert g_soft["layers.0.weights.logit"].abs().sum() > 0, "no gradient reached the natural parameters"
+    # not vacuous: the core ran a sample, not the mode, and its hidden layer fired
+    sample = [w.detach().to(torch.int8).numpy() for w in loop.weights("sample", torch.Generator().manual_seed(5))]
+    mode = loop.binary_weights("mode")
+    assert any((s != m).any() for s, m in zip(sample, mode))
+    assert core_traces(core, x, 2)[0].z.any()
+    core.close()
+
+
+@pytest.mark.parametrize("update", ["adam", "bisnn"])
+def test_a_short_bayes_fit_on_the_golden_board_equals_software(update):
+    data = tiny_data()
+    cfg = replace(BAYES, update=update)
+    soft = fit(cfg, data=data, model=model_for(cfg, data), progress=False)
+    model = model_for(cfg, data)
+    core = golden_board(model, loop_widths(model))
+    loop = fit(cfg, data=data, model=model, core=core, progress=False)
+    assert soft.steps == loop.steps == 6 and soft.history == loop.history
+    for (name, a), b in zip(soft.model.state_dict().items(), loop.model.state_dict().values()):
+        assert torch.equal(a, b), f"{name} (seed {SEED})"
+    start = model_for(cfg, data).state_dict()["layers.0.weights.logit"]
+    assert not torch.equal(start, loop.model.state_dict()["layers.0.weights.logit"])
+    # afterwards the core holds the posterior mode: its readout is the model's
+    x = cfg.encoder()(data.x_test, seed=1)
+    assert core_accuracy(core, x, data.y_test, loop.model.readout) == \
+        float(np.mean(loop.model.eval()(x).scores.argmax(1).numpy() == data.y_test))
+    core.close()

@@ -87,11 +87,22 @@ def test_bayes_training_and_predictions(digits):
     for how in ("ensemble", "committee"):
         assert m[how]["accuracy"] > 0.5 and 0 <= m[how]["ece"] <= 1
     x = encode_test(cfg, digits.x_test[:50])
-    committee = evaluate(result.model, x, digits.y_test[:50], how="committee", n_samples=3, seed=0)
+    committee = evaluate(result.model, x, digits.y_test[:50], how="committee", n_samples=3, seed=0, batch_size=16)
     np.testing.assert_allclose(committee.probs.sum(1), 1.0)
-    assert set(np.unique(committee.probs * 3)) <= {0.0, 1.0, 2.0, 3.0}
-    again = evaluate(result.model, x, digits.y_test[:50], how="committee", n_samples=3, seed=0)
-    np.testing.assert_array_equal(again.predictions, committee.predictions)
+    # the committee: the mean softmax of 3 networks drawn once for the whole set
+    gen = torch.Generator().manual_seed(0)
+    nets = [[layer.weights.binary("draw", gen) for layer in result.model.layers] for _ in range(3)]
+    with torch.no_grad():
+        want = np.mean([softmax(result.model(x, weights=ws).logits.double().numpy()) for ws in nets], 0)
+    np.testing.assert_allclose(committee.probs, want, rtol=1e-12)
+    again = evaluate(result.model, x, digits.y_test[:50], how="committee", n_samples=3, seed=0, batch_size=16)
+    np.testing.assert_array_equal(again.probs, committee.probs)
+    # the ensemble draws afresh per batch: in one batch it is the committee, in several it is not
+    one = evaluate(result.model, x, digits.y_test[:50], how="ensemble", n_samples=3, seed=0, batch_size=50)
+    np.testing.assert_array_equal(one.probs, want)
+    many = evaluate(result.model, x, digits.y_test[:50], how="ensemble", n_samples=3, seed=0, batch_size=16)
+    np.testing.assert_array_equal(many.probs[:16], want[:16])
+    assert not np.array_equal(many.probs[16:], want[16:])
     network, _ = export(result.model, calibration=x)
     assert check(result.model, network, x).equal
 
