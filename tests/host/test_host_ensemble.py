@@ -89,13 +89,13 @@ def test_the_core_predicts_as_the_golden_model_network_for_network(backend, how,
     # the scores are the golden model's of the documented draws, sample for sample
     networks = drawn(post, how, seed, 3)
     assert last_loaded.layers[0].weights.tobytes() == networks[-1][-1].layers[0].weights.tobytes()
-    fired = 0
+    fired = np.zeros(2, np.int64)
     for b, batch in enumerate((slice(0, 8), slice(8, 16), slice(16, 20))):
         for j, net in enumerate(networks[b]):
             trace = golden.run(net, spikes[batch], record=True)
             assert np.array_equal(on_core.scores[j, batch], readout_scores(trace.spikes, trace.membranes, "membrane"))
-            fired += min(int(layer.z.sum()) for layer in trace.layers)
-    assert fired > 0, "vacuous: a layer fired no spike"
+            fired += [int(layer.z.sum()) for layer in trace.layers]
+    assert (fired > 0).all(), f"vacuous: spikes per layer {fired}"
     want = softmax(GAIN * on_core.scores.reshape(-1, 6).astype(np.float64)).reshape(k, N, 6).mean(0)
     assert np.allclose(on_core.probs, want, rtol=0, atol=1e-15)
     assert np.array_equal(on_core.predictions, on_core.probs.argmax(1))
