@@ -90,8 +90,7 @@ class ContinualConfig:
     max_test: int | None = None  # per task: a seeded subset of its test split (None: all)
     backend: str = "sim"
     jobs: int = 1  # processes sharing the runs (each with its own core)
-    lr: float | None = None  # synapses; None: the rule's default (TrainConfig)
-    kl_weight: float | None = None  # None: TrainConfig's default
+    kl_weight: float | None = None  # bayes: the KL term's weight (toward the carried prior); None: TrainConfig's
 
     def __post_init__(self):
         for name in ("rules", "coresets", "seeds", "hidden"):
@@ -124,12 +123,9 @@ class ContinualConfig:
                 _positive(name, getattr(self, name))
         if self.jobs > 1 and self.backend == "pynq":
             raise ContinualError(f"jobs = {self.jobs}: a PYNQ board is one core; expected jobs = 1 with it")
-        for name in ("lr", "kl_weight"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0
-                                  or (name == "lr" and not v > 0)):
-                raise ContinualError(f"{name} = {v!r}, expected a {'positive' if name == 'lr' else 'non-negative'} "
-                                     "number or None")
+        v = self.kl_weight
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < np.inf):
+            raise ContinualError(f"kl_weight = {v!r}, expected a non-negative number or None")
 
     @property
     def methods(self) -> list[tuple[str, int]]:
@@ -141,9 +137,8 @@ class ContinualConfig:
         from spikeloop.quant.train import TrainConfig
 
         extra = {"update": "bisnn"} if rule == "bayes" else {}
-        for name in ("lr", "kl_weight"):
-            if getattr(self, name) is not None:
-                extra[name] = getattr(self, name)
+        if rule == "bayes" and self.kl_weight is not None:
+            extra["kl_weight"] = self.kl_weight
         return TrainConfig(dataset=self.dataset, hidden=self.hidden, steps=self.steps, epochs=self.epochs,
                            batch_size=self.batch_size, rule=rule, n_samples=self.samples, seed=seed, **extra)
 

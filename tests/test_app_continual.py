@@ -97,7 +97,7 @@ def test_task_probabilities_by_hand():
     ({"max_test": 0}, "max_test = 0"),
     ({"backend": "fpga"}, "backend = 'fpga'"),
     ({"backend": "pynq", "jobs": 2}, "jobs = 2: a PYNQ board is one core"),
-    ({"lr": 0.0}, "lr = 0.0"),
+    ({"kl_weight": -1.0}, "kl_weight = -1.0"),
 ])
 def test_config_refusals_name_the_value(kwargs, message):
     with pytest.raises(ContinualError, match=message.replace("(", r"\(").replace(")", r"\)")):
