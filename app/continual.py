@@ -298,8 +298,7 @@ def posterior_of(model, widths):
 
     if model.rule == "bayes":
         return exporting.posterior(model, widths=list(widths))
-    export = exporting.export
-    network = export(model, widths=list(widths)).network
+    network = exporting.export(model, widths=list(widths)).network
     return Posterior(network, mode_probs(network), readout=model.readout, gain=float(model.log_gain.detach().exp()))
 
 
@@ -602,6 +601,7 @@ def save(result: StudyResult, out) -> dict:
 
 def add_arguments(p: argparse.ArgumentParser, int_in=None) -> None:
     """The study's options (``int_in``: an argparse type factory for integers >= lo, `spikeloop.configargs.int_in`)."""
+    from spikeloop.configargs import float_in
     from spikeloop.configargs import int_in as _int_in
 
     int_in = int_in or _int_in
@@ -622,6 +622,8 @@ def add_arguments(p: argparse.ArgumentParser, int_in=None) -> None:
                         f"{' '.join(map(str, m['hidden']))})")
     p.add_argument("--samples", type=int_in(1), default=None,
                    help=f"networks in the Bayesian ensemble (default {d.samples})")
+    p.add_argument("--kl-weight", type=float_in(0.0), default=None,
+                   help="bayes: the weight of the KL term toward the carried prior (default: TrainConfig's, 0.1)")
     p.add_argument("--tasks", type=int_in(2, len(TASKS)), default=None,
                    help=f"learn the first N tasks of {len(TASKS)} (default all)")
     p.add_argument("--max-train", type=int_in(1), default=None,
@@ -645,13 +647,15 @@ def config_from_args(args) -> ContinualConfig:
     given = {"dataset": args.dataset, "backend": args.backend, "jobs": jobs}
     for opt, name in (("rule", "rules"), ("coreset", "coresets"), ("seeds", "seeds"), ("epochs", "epochs"),
                       ("hidden", "hidden"), ("samples", "samples"), ("tasks", "tasks"), ("max_train", "max_train"),
-                      ("max_test", "max_test")):
+                      ("max_test", "max_test"), ("kl_weight", "kl_weight")):
         if getattr(args, opt) is not None:
             given[name] = getattr(args, opt)
     rules = given.get("rules", RULES)
     if args.samples is not None and "bayes" not in rules:
         raise ContinualError("argument --samples: only the Bayesian ensemble takes it; --rule ste predicts with its "
                              "one network")
+    if args.kl_weight is not None and "bayes" not in rules:
+        raise ContinualError("argument --kl-weight: only the Bayesian rule has a KL term; --rule ste has none")
     if jobs > 1 and args.backend == "pynq":
         raise ContinualError(f"argument --jobs: {jobs} processes, but a PYNQ board is one core; use --jobs 1")
     for name, opt in (("rules", "--rule"), ("coresets", "--coreset"), ("seeds", "--seeds")):

@@ -23,6 +23,8 @@ BAD = [
     ([*C, "--hidden", "0"], "argument --hidden: expected an integer in [1, 4096], got 0"),
     ([*C, "--samples", "0"], "argument --samples: expected an integer >= 1, got 0"),
     ([*C, "--rule", "ste", "--samples", "5"], "argument --samples: only the Bayesian ensemble takes it"),
+    ([*C, "--rule", "ste", "--kl-weight", "1"], "argument --kl-weight: only the Bayesian rule has a KL term"),
+    ([*C, "--kl-weight", "-1"], "argument --kl-weight: expected a number >= 0"),
     ([*C, "--tasks", "6"], "argument --tasks: expected an integer in [2, 5], got 6"),
     ([*C, "--max-test", "0"], "argument --max-test: expected an integer >= 1, got 0"),
     ([*C, "--backend", "fpga"], "argument --backend: invalid choice: 'fpga'"),
