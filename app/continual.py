@@ -37,7 +37,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -473,6 +473,18 @@ class StudyResult:
                 "runs": [{**asdict(r), "summary": {h: r.summary(h) for h in HOWS[r.rule]}} for r in self.runs]}
 
 
+def load_result(path) -> StudyResult:
+    """A study's `StudyResult` back from its rows.json (`save`), e.g. to redraw its plots or tables."""
+    record = json.loads(Path(path).read_text())
+    def known(cls, values: dict) -> dict:  # fields of this version (rows.json may hold more)
+        return {k: v for k, v in values.items() if k in {f.name for f in fields(cls)}}
+
+    runs = [Run(**known(Run, r)) for r in record["runs"]]
+    return StudyResult(ContinualConfig(**known(ContinualConfig, record["study"])), runs,
+                       [tuple(w) for w in record["widths"]],
+                       record["seconds"], record.get("open_seconds", 0.0))
+
+
 def run_study(study: ContinualConfig | None = None, *, core=None, progress: bool = False, log=None,
               **options) -> StudyResult:
     """Every rule, coreset and seed of ``study``. ``core``: an open core with probes built for the study's widths
@@ -557,7 +569,8 @@ def matrix_text(matrix, name: str) -> str:
 
 
 def report(result: StudyResult) -> str:
-    """The table, then every method's mean accuracy matrix and forgetting per task."""
+    """The table, then every method's mean accuracy matrix, forgetting per task and ECE per task (means over the
+    seeds)."""
     parts = [table(result), ""]
     for rule, c in result.study.methods:
         if not result.runs_of(rule, c):
@@ -567,6 +580,8 @@ def report(result: StudyResult) -> str:
             per = np.mean([r.summary(how)["forgetting_per_task"] for r in result.runs_of(rule, c)], axis=0)
             parts.append(matrix_text(m, f"{method_name(rule, c, how)}: accuracy (mean over seeds)"))
             parts.append("  forgetting per task: " + " ".join(f"{v:+.1%}" for v in per))
+            ece = result.mean_matrix(rule, c, how, "ece")[-1]
+            parts.append("  ECE per task after the last: " + " ".join(f"{v:.3f}" for v in ece))
     return "\n".join(parts)
 
 
@@ -692,9 +707,8 @@ def main(argv=None) -> int:
 __all__ = [
     "BACKENDS", "DATASETS", "HOWS", "RULES", "SIZES", "TASKS", "ContinualConfig", "ContinualError", "CoreCalls", "Run",
     "StudyResult", "add_arguments", "average_accuracy", "config_from_args", "coreset", "evaluate_seen", "forgetting",
-    "main", "plots", "posterior_of", "quick_config", "report", "run_one", "run_study", "save", "sized_config",
-    "split_tasks",
-    "study_widths", "subset", "table", "task_probabilities", "with_replay",
+    "load_result", "main", "plots", "posterior_of", "quick_config", "report", "run_one", "run_study", "save",
+    "sized_config", "split_tasks", "study_widths", "subset", "table", "task_probabilities", "with_replay",
 ]
 
 

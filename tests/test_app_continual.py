@@ -194,6 +194,8 @@ def test_tiny_study_report_and_files(digits, tiny_core, tmp_path):
     rows = json.loads(files["rows"].read_text())
     want = result.runs[0].summary("mode")["forgetting"]
     assert rows["runs"][0]["summary"]["mode"]["forgetting"] == pytest.approx(want)
+    again = continual.load_result(files["rows"])
+    assert continual.report(again) == text and again.study == study
 
 
 @pytest.mark.experiment  # a Verilator build of its own
