@@ -373,7 +373,7 @@ TRAIN_OPTIONS = {  # CLI option -> (TrainConfig field, type, help); None values 
     "--leak": ("leak", float_in(0.0, 1.0), "membrane decay per step in [0, 1], lam = round(leak * 2^F) (0.125)"),
     "--epochs": ("epochs", int_in(1), "passes over the training set (default 30)"),
     "--batch-size": ("batch_size", int_in(1), "samples per gradient step (default 64)"),
-    "--lr": ("lr", float_in(0.0, open_lo=True), "synapse learning rate, > 0 (default 0.05 ste, 0.2 bayes)"),
+    "--lr": ("lr", float_in(0.0, open_lo=True), "synapse learning rate (0.05 ste, 0.2 bayes, 30 bayes + bisnn)"),
     "--seed": ("seed", int_in(0), "seeds the split, the encodings, the initial weights and the batches (default 0)"),
     "--data-root": ("data_root", str, "folder holding tonic's data set folders (nmnist, shd, dvsgesture)"),
     "--max-samples": ("max_samples", int_in(1), "cap on each split of an event data set"),
@@ -747,6 +747,8 @@ def _version() -> str:
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the `spikeloop` command."""
+    from spikeloop.host.driver import LOAD_PATHS
+
     p = _Parser(prog="spikeloop", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=_Formatter)
     p.add_argument("--version", action="version", version=f"spikeloop {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -871,7 +873,7 @@ def parser() -> argparse.ArgumentParser:
                         "(default build/evolve/TASK)")
     s.add_argument("--init", type=Path, default=None,
                    help="--learn: start from these latents (latents.npy of an earlier run) instead of random ones")
-    s.add_argument("--via", default=None,
+    s.add_argument("--via", default=None, choices=LOAD_PATHS,
                    help="--learn: how Core.load loads each candidate, passed as load(via=...) when the driver "
                         "takes it (default: the driver's own)")
     add_board_arguments(s)

@@ -61,6 +61,10 @@ _ERROR_MASK = sum(_STATUS.field(name).mask for name in regmap.ERRORS)
 PROBE_NAMES = {"off": (), "spikes": ("spikes",), "all": PROBE_KINDS}
 
 
+#: How `Core.load` can write a network: one load frame by a stream transfer, or AXI-Lite writes.
+LOAD_PATHS = ("stream", "mmio")
+
+
 class CoreError(RuntimeError):
     """The core set sticky error bits (`.errors`, names from regmap's STATUS fields), or the core is
     closed (`.errors` empty)."""
@@ -388,8 +392,8 @@ class Core:
             raise TypeError(f"network must be a Network, got {type(network).__name__}")
         if via is None:
             via = "stream" if self.transport.can_send_frames else "mmio"
-        if via not in ("stream", "mmio"):
-            raise ValueError(f"via must be 'stream' or 'mmio', not {via!r}")
+        if via not in LOAD_PATHS:
+            raise ValueError(f"via must be {' or '.join(map(repr, LOAD_PATHS))}, not {via!r}")
         try:
             self._config.check_network(network)
         except ConfigError as exc:

@@ -17,7 +17,8 @@ loaded with ``core.load(network, verify=False)`` (a load frame by stream where t
 send one) and runs its samples there; ``core=None`` runs the same networks in the golden model
 (`spikeloop.golden.run`), so a faithful core gives the same `Prediction`, integer for integer.
 The class scores are `spikeloop.metrics.readout_scores` of the last layer with the posterior's
-readout; probabilities = the mean over the networks of ``softmax(posterior.logits(scores))``;
+readout; probabilities = the softmax of the mean over the networks of ``posterior.logits(scores)``
+(`spikeloop.metrics.pooled_probabilities`: the readout averaged over time and over samples);
 the prediction is the first index of the largest probability. The core keeps the last network
 loaded.
 """
@@ -35,9 +36,9 @@ from spikeloop.metrics import (
     Reliability,
     accuracy,
     expected_calibration_error,
+    pooled_probabilities,
     readout_scores,
     reliability,
-    softmax,
 )
 from spikeloop.network import Network
 from spikeloop.posterior import Posterior
@@ -212,6 +213,6 @@ def predict(core: Core | None, posterior: Posterior, spikes, *, how: str = "ense
             scores[k, batch] = runner.scores(x[batch])
         load_seconds.append(t1 - t0 if core is not None else 0.0)
         run_seconds.append(time.perf_counter() - t1)
-    probs = softmax(posterior.logits(scores).reshape(-1, n_classes)).reshape(scores.shape).mean(0)
+    probs = pooled_probabilities(posterior.logits(scores))
     return Prediction(how, samples, probs, probs.argmax(1).astype(np.int64), scores, len(load_seconds),
                       time.perf_counter() - start, np.array(load_seconds), np.array(run_seconds))

@@ -21,9 +21,9 @@ One step, for every synapse (learning rate ``eta``):
    (straight-through Gumbel-softmax);
 2. the gradient with respect to the mean parameter, through the relaxation:
    ``g = s * dL/dw_r`` with the scale ``s = (1 - w_r^2) / (tau * (1 - tanh^2 theta))``
-   (BayesBiNN eq. 8's scale, without its data-set size N: here ``L`` is the mean loss
+   (BayesBiNN's scale, Sec. 3, without its data-set size N: here ``L`` is the mean loss
    per sample and ``rho`` carries the 1/N);
-3. the mirror-descent update (BayesBiNN eq. 8 with the KL weighted by ``rho``, as BiSNN's
+3. the mirror-descent update (BayesBiNN's update, Sec. 3, with the KL weighted by ``rho``, as BiSNN's
    free energy weights it):
 
        theta <- (1 - eta * rho) * theta + eta * rho * theta0 - eta * g.

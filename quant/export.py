@@ -286,7 +286,7 @@ def posterior(
     """
     network = export(model, calibration=calibration, widths=widths, margin_bits=margin_bits).network
     if model.rule == "bayes":
-        probs = [torch.sigmoid(2 * layer.weights.logit.detach().double()).numpy() for layer in model.layers]
+        probs = [layer.weights.probabilities().numpy() for layer in model.layers]
     else:
         probs = list(mode_probs(network))
     return Posterior(network, probs, readout=model.readout, gain=float(model.log_gain.detach().double().exp()))

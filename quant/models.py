@@ -243,8 +243,8 @@ class BayesWeights(nn.Module):
         self.logit.clamp_(-6.0, 6.0)
 
     def probabilities(self) -> torch.Tensor:
-        """``P(w = +1)`` per synapse."""
-        return torch.sigmoid(2 * self.logit.detach())
+        """``P(w = +1)`` per synapse, float64 (what `spikeloop.posterior.draw_weights` draws from)."""
+        return torch.sigmoid(2 * self.logit.detach().double())
 
     def prior_probabilities(self) -> torch.Tensor:
         """``P(w = +1)`` per synapse under the prior."""

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spikeloop.metrics import accuracy, expected_calibration_error, softmax
+from spikeloop.metrics import accuracy, expected_calibration_error, pooled_probabilities, softmax
+from spikeloop.posterior import draw_weights
 
 from .data import DATASETS, ENCODINGS, SPIKE_DATASETS, Dataset, Encoder, load_dataset
 from .models import NEURONS, READOUTS, RESETS, RULES, SURROGATES, BinarySNN, ModelError, feedforward, predict
@@ -35,7 +36,8 @@ from .models import NEURONS, READOUTS, RESETS, RULES, SURROGATES, BinarySNN, Mod
 PREDICTIONS = ("mode", "ensemble", "committee")
 UPDATES = ("adam", "bisnn")
 TEST_SEED_OFFSET = 1_000_003  # the test set's rate code uses seed + this, never a training seed
-BISNN_LR = 30.0  # the default learning rate of the BiSNN update (measured on digits: bench/bench_bisnn.py)
+BISNN_TAU = 0.5  # the default relaxation temperature with the BiSNN update (measured likewise)
+BISNN_LR = 30.0  # the default learning rate of the BiSNN update (measured on digits, docs/bayesian.md)
 
 
 CHOICES = {"dataset": DATASETS, "encoding": ENCODINGS, "neuron": NEURONS, "reset": RESETS, "rule": RULES,
@@ -74,7 +76,7 @@ class TrainConfig:
     # Bayesian rule
     kl_weight: float = 0.1  # times KL(q || prior) / n_train; "bisnn": rho = kl_weight / n_train
     prior: float = 0.5
-    tau: float = 1.0
+    tau: float | None = None  # concrete relaxation temperature; None: 1.0 with Adam, BISNN_TAU with "bisnn"
     n_samples: int = 10  # ensemble / committee size
     threads: int | None = 1  # torch intra-op threads while training (None: leave as is)
     # data sets read from disk (nmnist, shd, dvsgesture through tonic)
@@ -94,7 +96,7 @@ class TrainConfig:
             raise TrainError(f"seed = {self.seed!r}, expected a non-negative integer")
         for name in ("lr", "lr_neuron", "slope", "tau"):
             v = getattr(self, name)
-            if v is None and name == "lr":
+            if v is None and name in ("lr", "tau"):
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise TrainError(f"{name} = {v!r}, expected a positive number")
@@ -122,6 +124,13 @@ class TrainConfig:
             return BISNN_LR
         return 0.2 if self.rule == "bayes" else 0.05
 
+    @property
+    def relaxation_tau(self) -> float:
+        """The temperature of the concrete relaxation of the Bayesian rule."""
+        if self.tau is not None:
+            return self.tau
+        return BISNN_TAU if self.update == "bisnn" else 1.0
+
     def encoder(self) -> Encoder:
         """The spike encoder of this run (data sets that are spikes already pass through, checked)."""
         if self.dataset in SPIKE_DATASETS:
@@ -145,7 +154,7 @@ def build_model(cfg: TrainConfig, n_in: int, n_classes: int) -> BinarySNN:
         return feedforward(
             (n_in, *cfg.hidden, n_classes), neuron=cfg.neuron, reset=cfg.reset, rule=cfg.rule,
             readout=cfg.readout, leak=cfg.leak, current_leak=cfg.current_leak, frac_bits=cfg.frac_bits,
-            surrogate=cfg.surrogate, slope=cfg.slope, steps_hint=cfg.steps, prior=cfg.prior, tau=cfg.tau,
+            surrogate=cfg.surrogate, slope=cfg.slope, steps_hint=cfg.steps, prior=cfg.prior, tau=cfg.relaxation_tau,
             hardware=cfg.hardware, seed=cfg.seed,
         )
     except ModelError as e:
@@ -223,10 +232,12 @@ def evaluate(
 
     ``how``: ``"mode"`` (the deployed binary network), or, for the Bayesian rule, the papers' two
     ways of predicting with ``n_samples`` sampled binary networks, whose class probabilities are
-    the mean over the networks of the softmax of their logits: ``"ensemble"`` draws
+    the softmax of their mean logits (`spikeloop.metrics.pooled_probabilities`): ``"ensemble"`` draws
     ``n_samples`` networks afresh for each batch of ``batch_size`` samples, ``"committee"`` draws
-    them once for the whole set. Draws come from ``torch.Generator().manual_seed(seed)``, in
-    order: per batch (ensemble) or once (committee), ``n_samples`` networks, layer by layer.
+    them once for the whole set. Draws follow the boards' one sampling rule
+    (`spikeloop.posterior.draw_weights`) from ``np.random.default_rng(seed)``, in order: per batch
+    (ensemble) or once (committee), ``n_samples`` networks; so they are the networks
+    `spikeloop.host.ensemble.predict` runs on a core for the model's posterior, batch sizes equal.
     Predictions: the first index of the largest probability.
     """
     if how not in PREDICTIONS:
@@ -242,17 +253,19 @@ def evaluate(
             logits = _logits(model, x, model.weights("mode", hardware=hardware), hardware, batch_size)
             probs = softmax(logits)
         else:
-            gen = torch.Generator().manual_seed(seed)
+            rng = np.random.default_rng(seed)
+            probs = [layer.weights.probabilities().numpy() for layer in model.layers]
 
             def draws():
-                return [[layer.weights.binary("draw", gen) for layer in model.layers] for _ in range(n_samples)]
+                return [[torch.from_numpy(w.astype(np.float32)) for w in draw_weights(probs, rng)]
+                        for _ in range(n_samples)]
 
             fixed = draws() if how == "committee" else None
             parts = []
             for start in range(0, len(x), batch_size):
                 xb = x[start:start + batch_size]
                 nets = fixed if fixed is not None else draws()
-                parts.append(np.mean([softmax(_logits(model, xb, ws, hardware, batch_size)) for ws in nets], 0))
+                parts.append(pooled_probabilities([_logits(model, xb, ws, hardware, batch_size) for ws in nets]))
             probs = np.concatenate(parts)
         preds = predict(probs)
     finally:
@@ -367,7 +380,7 @@ def train(cfg: TrainConfig | None = None, *, data: Dataset | None = None, progre
         if model.rule == "bayes":
             for how in ("ensemble", "committee"):
                 e = evaluate(model, x_test, data.y_test, how=how, hardware=True, n_samples=cfg.n_samples,
-                             seed=cfg.seed + TEST_SEED_OFFSET)
+                             seed=cfg.seed + TEST_SEED_OFFSET, batch_size=cfg.batch_size)
                 metrics[how] = e.summary()
         return TrainResult(model, cfg, history, metrics, time.perf_counter() - start, data)
     finally:
@@ -572,7 +585,7 @@ def _parse(argv=None) -> tuple[TrainConfig, argparse.Namespace]:
         elif f.name == "hardware":
             p.add_argument("--float", dest="hardware", action="store_false", help="train in float mode")
         elif isinstance(value, bool) or value is None:
-            kind = float if f.name in ("current_leak", "lr") else str if f.name == "data_root" else int
+            kind = float if f.name in ("current_leak", "lr", "tau") else str if f.name == "data_root" else int
             p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=value)
         else:
             p.add_argument(f"--{f.name.replace('_', '-')}", type=type(value), default=value,

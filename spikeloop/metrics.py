@@ -97,6 +97,15 @@ def expected_calibration_error(probs, labels, *, n_bins: int = ECE_BINS) -> floa
     return float(np.sum(weights * np.abs(r.accuracy[filled] - r.confidence[filled])))
 
 
+def pooled_probabilities(logits) -> np.ndarray:
+    """Class probabilities of K networks' logits [K, N, n_classes]: the softmax of their mean over the K
+    networks (the readout averaged over the samples, as for one network it is over time)."""
+    z = np.asarray(logits, np.float64)
+    if z.ndim != 3 or z.shape[0] < 1:
+        raise MetricError(f"logits must have shape [K >= 1, N, n_classes], got {z.shape}")
+    return softmax(z.mean(0))
+
+
 def softmax(logits) -> np.ndarray:
     """Row-wise softmax of [N, n_classes] logits."""
     z = np.asarray(logits, np.float64)

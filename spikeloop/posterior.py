@@ -78,14 +78,8 @@ class Posterior:
 
     def draw(self, rng: np.random.Generator) -> Network:
         """One sampled binary network (the module's sampling rule); advances ``rng``."""
-        if not isinstance(rng, np.random.Generator):
-            raise PosteriorError(f"rng must be a numpy Generator (np.random.default_rng(seed)), "
-                                 f"got {type(rng).__name__}")
-        layers = []
-        for layer, p in zip(self.network.layers, self.probs):
-            w = np.where(rng.random(p.shape) < p, 1, -1).astype(np.int8)
-            layers.append(layer.replace(weights=w))
-        return Network(tuple(layers))
+        weights = draw_weights(self.probs, rng)
+        return Network(tuple(layer.replace(weights=w) for layer, w in zip(self.network.layers, weights)))
 
     def logits(self, scores) -> np.ndarray:
         """``gain * scores`` as float64."""
@@ -150,9 +144,17 @@ class Posterior:
             raise PosteriorError(f"{path}: {e}") from None
 
 
+def draw_weights(probs, rng: np.random.Generator) -> list[np.ndarray]:
+    """The sampling rule: per layer in order, ``u = rng.random(p.shape)``, ``w = +1 where u < p, else -1``
+    (int8); advances ``rng``. ``probs``: per layer, ``P(w = +1)`` as float64 arrays."""
+    if not isinstance(rng, np.random.Generator):
+        raise PosteriorError(f"rng must be a numpy Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+    return [np.where(rng.random(np.shape(p)) < p, 1, -1).astype(np.int8) for p in probs]
+
+
 def mode_probs(network: Network) -> tuple[np.ndarray, ...]:
     """The probabilities of a point mass on ``network``'s weights (1 where w = +1, else 0)."""
     return tuple((layer.weights > 0).astype(np.float64) for layer in network.layers)
 
 
-__all__ = ["FORMAT", "VERSION", "Posterior", "PosteriorError", "mode_probs"]
+__all__ = ["FORMAT", "VERSION", "Posterior", "PosteriorError", "draw_weights", "mode_probs"]

@@ -31,7 +31,8 @@ from spikeloop.network import MAX_LAYERS, Decay, Neuron, Reset, signed_range
 __all__ = [
     "MAGIC", "VERSION", "WORD_BYTES", "ERRORS", "COUNTERS", "Field", "Register", "Window", "Verdict",
     "GLOBAL_REGISTERS", "LAYER_REGISTERS", "LAYER_BASE", "LAYER_STRIDE", "WINDOW_BASE", "WINDOW_KINDS",
-    "register", "layer_register", "layer_offset", "windows", "window", "address_bits", "decode_address",
+    "register", "layer_register", "layer_offset", "windows", "window", "writable_offsets", "address_bits",
+    "decode_address",
     "judge_write", "RegisterPort", "next_pow2", "ceil_div", "markdown",
 ]
 
@@ -295,6 +296,16 @@ def window(config, layer: int, kind: str) -> Window:
         if w.layer == layer and w.kind == kind:
             return w
     raise KeyError(f"no window {kind!r} for layer {layer}")
+
+
+def writable_offsets(config) -> list[int]:
+    """Every run-time layer register and every word of the writable windows (padding included): what a load
+    may write, in address order within each kind."""
+    offsets = [layer_offset(k, r.name) for k in range(len(config.layers)) for r in LAYER_REGISTERS if r.access == "rw"]
+    for w in windows(config):
+        if w.writable:
+            offsets += [w.base + 4 * i for i in range(w.words)]
+    return offsets
 
 
 def address_bits(config) -> int:

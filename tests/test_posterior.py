@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spikeloop.metrics import MetricError, readout_scores
+from spikeloop.metrics import MetricError, pooled_probabilities, readout_scores, softmax
 from spikeloop.network import random_network
 from spikeloop.posterior import Posterior, PosteriorError, mode_probs
 
@@ -29,7 +29,7 @@ def test_draw_is_one_rule():
     assert a.content_hash == b.content_hash
     rng = np.random.default_rng(3)
     assert p.draw(rng).content_hash != p.draw(rng).content_hash
-    for layer, ref, probs in zip(a.layers, p.network.layers, p.probs):
+    for layer, ref in zip(a.layers, p.network.layers):
         assert layer.params() == ref.params() and np.array_equal(layer.theta, ref.theta)
         assert set(np.unique(layer.weights)) <= {-1, 1}
     u = np.random.default_rng(3)
@@ -80,3 +80,11 @@ def test_readout_scores():
         readout_scores(z, v, "max")
     with pytest.raises(MetricError, match="needs the last layer's membranes"):
         readout_scores(z, None, "membrane")
+
+
+def test_pooled_probabilities_are_the_softmax_of_the_mean_logits():
+    logits = np.array([[[4.0, 0.0]], [[0.0, 2.0]]])  # two networks, one sample
+    assert np.allclose(pooled_probabilities(logits), softmax(np.array([[2.0, 1.0]])))
+    assert np.allclose(pooled_probabilities(logits[:1]), softmax(logits[0]))
+    with pytest.raises(MetricError, match=r"logits must have shape \[K >= 1, N, n_classes\], got \(2, 2\)"):
+        pooled_probabilities(np.zeros((2, 2)))

@@ -27,16 +27,6 @@ CONTROL = regmap.register("CONTROL")
 STATUS = regmap.register("STATUS")
 
 
-def writable_offsets(config: CoreConfig) -> list[int]:
-    """Every run-time register and every word of the writable windows, padding included."""
-    offsets = [regmap.layer_offset(k, r.name) for k in range(len(config.layers))
-               for r in regmap.LAYER_REGISTERS if r.access == "rw"]
-    for w in regmap.windows(config):
-        if w.writable:
-            offsets += [w.base + 4 * i for i in range(w.words)]
-    return offsets
-
-
 def other_design(config: CoreConfig, network) -> CoreConfig:
     """A core for the same network with one lane more in layer 0: another design hash."""
     lanes = [c.lanes for c in config.layers]
@@ -70,7 +60,7 @@ async def load_by_stream(dut):
     for words in (bad, good):
         board.write(CONTROL.offset, CONTROL.encode(load_params=1))
         board.send(words, last=True)
-    offsets = writable_offsets(config)
+    offsets = regmap.writable_offsets(config)
 
     status, _ = await load(tb, bad)
     assert status["err_load"] == 1, f"a frame for another design was taken: {status}"

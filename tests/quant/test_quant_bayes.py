@@ -9,7 +9,7 @@ import torch
 from spikeloop.quant.bayes import BiSNN, carry_prior
 from spikeloop.quant.data import load_digits
 from spikeloop.quant.models import BayesWeights, BinaryLIF, ModelError, feedforward
-from spikeloop.quant.train import TrainConfig, TrainError, Updater, train
+from spikeloop.quant.train import BISNN_LR, BISNN_TAU, TrainConfig, TrainError, Updater, build_model, train
 
 
 def _weights(theta, prior, tau):
@@ -121,7 +121,19 @@ def test_refusals(call, match):
         call()
 
 
+def test_config_defaults_of_the_update():
+    bisnn = TrainConfig(rule="bayes", update="bisnn")
+    assert bisnn.synapse_lr == BISNN_LR and bisnn.relaxation_tau == BISNN_TAU
+    assert TrainConfig(rule="bayes").relaxation_tau == 1.0 and TrainConfig(rule="bayes", tau=0.3).relaxation_tau == 0.3
+    assert build_model(bisnn, 4, 2).layers[0].weights.tau == BISNN_TAU
+    updater = Updater(bisnn, build_model(bisnn, 4, 2), n_train=200, total_steps=10)
+    assert isinstance(updater.optimizers[0], BiSNN) and not updater.kl_in_loss
+    assert updater.optimizers[0].param_groups[0]["rho"] == pytest.approx(bisnn.kl_weight / 200)
+
+
 def test_config_update_refusals():
+    with pytest.raises(TrainError, match="tau = -1.0, expected a positive number"):
+        TrainConfig(rule="bayes", tau=-1.0)
     with pytest.raises(TrainError, match="update = 'sgd'; expected one of adam, bisnn"):
         TrainConfig(update="sgd")
     with pytest.raises(TrainError, match="update = 'bisnn' needs rule = 'bayes'.*got rule = 'ste'"):

@@ -15,6 +15,7 @@ from spikeloop.metrics import (
     softmax,
 )
 from spikeloop.network import Network
+from spikeloop.posterior import draw_weights
 from spikeloop.quant.data import load_digits, make_temporal
 from spikeloop.quant.export import check, export
 from spikeloop.quant.train import (
@@ -89,11 +90,12 @@ def test_bayes_training_and_predictions(digits):
     x = encode_test(cfg, digits.x_test[:50])
     committee = evaluate(result.model, x, digits.y_test[:50], how="committee", n_samples=3, seed=0, batch_size=16)
     np.testing.assert_allclose(committee.probs.sum(1), 1.0)
-    # the committee: the mean softmax of 3 networks drawn once for the whole set
-    gen = torch.Generator().manual_seed(0)
-    nets = [[layer.weights.binary("draw", gen) for layer in result.model.layers] for _ in range(3)]
+    # the committee: the softmax of the mean logits of 3 networks drawn once for the whole set
+    rng = np.random.default_rng(0)
+    probs = [layer.weights.probabilities().numpy() for layer in result.model.layers]
+    nets = [[torch.from_numpy(w.astype(np.float32)) for w in draw_weights(probs, rng)] for _ in range(3)]
     with torch.no_grad():
-        want = np.mean([softmax(result.model(x, weights=ws).logits.double().numpy()) for ws in nets], 0)
+        want = softmax(np.mean([result.model(x, weights=ws).logits.double().numpy() for ws in nets], 0))
     np.testing.assert_allclose(committee.probs, want, rtol=1e-12)
     again = evaluate(result.model, x, digits.y_test[:50], how="committee", n_samples=3, seed=0, batch_size=16)
     np.testing.assert_array_equal(again.probs, committee.probs)
@@ -105,6 +107,18 @@ def test_bayes_training_and_predictions(digits):
     assert not np.array_equal(many.probs[16:], want[16:])
     network, _ = export(result.model, calibration=x)
     assert check(result.model, network, x).equal
+    # the same networks as a board draws from the model's posterior (host.ensemble on the golden model)
+    from spikeloop.host.ensemble import predict
+    from spikeloop.quant.export import posterior
+
+    post = posterior(result.model, widths=[(32, 32)] * len(result.model.layers))
+    for how in ("committee", "ensemble"):
+        board = predict(None, post, x, how=how, samples=3, seed=0, batch_size=16)
+        torch_model = evaluate(result.model, x, digits.y_test[:50], how=how, n_samples=3, seed=0, batch_size=16)
+        np.testing.assert_allclose(board.probs, torch_model.probs, rtol=0, atol=1e-5)  # float32 logits in torch
+        top2 = np.sort(board.probs, 1)[:, -2:]
+        clear = top2[:, 1] - top2[:, 0] > 1e-4  # where no near-tie lets float32 rounding choose
+        assert clear.sum() > 40 and np.array_equal(board.predictions[clear], torch_model.predictions[clear])
 
 
 def test_evaluate_refusals(trained, digits):

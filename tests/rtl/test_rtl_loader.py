@@ -30,16 +30,6 @@ def config_for(bus_width):
     return CoreConfig.for_network(NET, lanes=[5, 2], chunk=[14, 7], bus_width=bus_width)
 
 
-def readable(config):
-    """Every run-time register and every word of the writable windows (padding included)."""
-    offsets = [regmap.layer_offset(k, r.name) for k in range(len(config.layers))
-               for r in regmap.LAYER_REGISTERS if r.access == "rw"]
-    for w in regmap.windows(config):
-        if w.writable:
-            offsets += [w.base + 4 * i for i in range(w.words)]
-    return offsets
-
-
 def lasts_of(words):
     lasts = np.zeros(len(words), bool)
     lasts[-1] = True
@@ -51,7 +41,7 @@ def golden_after(config, frames):
     for words in frames:
         board.write(CONTROL.offset, CONTROL.encode(load_params=1))
         board.send(words, last=True)
-    return board, [board.read(o) for o in readable(config)]
+    return board, [board.read(o) for o in regmap.writable_offsets(config)]
 
 
 @pytest.mark.parametrize("bus_width", [32, 64])
@@ -74,7 +64,7 @@ def test_a_stream_load_equals_the_golden_boards_then_runs(bus_width):
             while (status := await read_status(ctx, dut))["loading"]:  # AXI-Lite reads while the frame streams
                 got["polls"] += 1
             assert not any(status[e] for e in regmap.ERRORS), status
-        got["words"] = [await axil_read(ctx, dut, o) for o in readable(config)]
+        got["words"] = [await axil_read(ctx, dut, o) for o in regmap.writable_offsets(config)]
         await axil_write(ctx, dut, CONTROL.offset, CONTROL.encode(clear_state=1))
         armed.append("spikes")
 
@@ -135,7 +125,7 @@ def test_refused_frames_set_err_load_as_the_golden_board(case, bus_width):
         for _ in range(4):
             await ctx.tick()
         got["status"] = await read_status(ctx, dut)
-        got["words"] = [await axil_read(ctx, dut, o) for o in readable(config)]
+        got["words"] = [await axil_read(ctx, dut, o) for o in regmap.writable_offsets(config)]
         # after the refused frame, the stream carries spikes again: one timestep in, one out
         await send_words(ctx, dut, [0] * words_in, [0] * (words_in - 1) + [1])
         got["out"], _ = await receive_words(ctx, dut, output_words_per_timestep(config))
