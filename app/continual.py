@@ -17,8 +17,9 @@ core (`spikeloop.host.ensemble.predict`): the mode network for both rules, and f
 ensemble of ``samples`` networks drawn afresh per batch from the exported posterior
 (`spikeloop.quant.export.posterior`). The network has one output per class (ten), shared by all
 tasks; a task's test samples are classified between the task's two classes (the task is known
-at test time), with the probabilities the softmax of those two logits (averaged over the
-ensemble's networks). ``all_classes`` keeps the accuracy over all ten outputs too.
+at test time), with the probabilities the softmax of those two logits averaged over the
+ensemble's networks (`spikeloop.metrics.pooled_probabilities`, the ensembles' one rule).
+``all_classes`` keeps the accuracy over all ten outputs too.
 
 Results per run (rule, coreset, seed): the accuracy matrix (row i: after task i; column j <= i:
 task j), the ECE matrix (20 bins), the average accuracy (last row), forgetting (`forgetting`).
@@ -42,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeloop.metrics import expected_calibration_error, softmax
+from spikeloop.metrics import expected_calibration_error, pooled_probabilities
 
 #: The five tasks of a split data set: two classes each.
 TASKS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))
@@ -229,13 +230,13 @@ def forgetting(matrix) -> tuple[float, list[float]]:
 
 
 def task_probabilities(scores, gain: float, classes) -> np.ndarray:
-    """Per sample, the probabilities of its task's classes: the mean over the networks of the softmax of
-    ``gain * scores`` restricted to those classes. ``scores`` int [K, N, C]; ``classes`` int [N, 2]."""
+    """Per sample, the probabilities of its task's classes: `spikeloop.metrics.pooled_probabilities` (the softmax
+    of the logits ``gain * scores`` averaged over the networks) restricted to those classes. ``scores`` int
+    [K, N, C]; ``classes`` int [N, 2]."""
     scores = np.asarray(scores)
     classes = np.asarray(classes)
     picked = np.take_along_axis(scores, np.broadcast_to(classes[None], (scores.shape[0], *classes.shape)), axis=2)
-    k, n, c = picked.shape
-    return softmax(gain * picked.reshape(k * n, c).astype(np.float64)).reshape(k, n, c).mean(0)
+    return pooled_probabilities(gain * picked.astype(np.float64))
 
 
 # ---------------------------------------------------------------------------------------------

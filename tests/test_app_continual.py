@@ -77,9 +77,9 @@ def test_task_probabilities_by_hand():
     scores = np.array([[[1, 3, 0, 9], [0, 0, 2, 2]], [[3, 1, 0, 9], [0, 0, 4, 2]]])  # [K=2, N=2, C=4]
     classes = np.array([[0, 1], [2, 3]])  # sample 0: task (0, 1); sample 1: task (2, 3)
     p = task_probabilities(scores, 0.5, classes)
-    s = lambda a, b: 1 / (1 + math.exp(-0.5 * (a - b)))  # noqa: E731  softmax of two logits, first class
-    assert p[0] == pytest.approx([(s(1, 3) + s(3, 1)) / 2, 1 - (s(1, 3) + s(3, 1)) / 2])
-    assert p[1] == pytest.approx([(s(2, 2) + s(4, 2)) / 2, 1 - (s(2, 2) + s(4, 2)) / 2])
+    first = lambda a, b: 1 / (1 + math.exp(-0.5 * (a - b)))  # noqa: E731  softmax of two logits, first class
+    # the logits averaged over the two networks, then the softmax: sample 0 (2, 2) -> 1/2; sample 1 (3, 2)
+    assert p[0] == pytest.approx([0.5, 0.5]) and p[1] == pytest.approx([first(3, 2), 1 - first(3, 2)])
 
 
 @pytest.mark.parametrize("kwargs, message", [
