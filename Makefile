@@ -60,6 +60,14 @@ regress-long: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/spikeloop demo --out $(BUILD)/demo
 
+# Continual learning on the simulated board (docs/bayesian.md): split digits and split MNIST-5k, five two-class tasks
+# in order, Bayes (the posterior as the next prior) against straight-through, with and without a coreset, 3 seeds
+# each; every forward pass and every test on the core. About 15 minutes each on 2 free cores; build/continual-*/.
+.PHONY: continual-study
+continual-study: $(STAMP)
+	$(PY) -m spikeloop.app.continual --dataset digits --backend sim --out $(BUILD)/continual-digits
+	$(PY) -m spikeloop.app.continual --dataset mnist5k --backend sim --out $(BUILD)/continual-mnist5k
+
 # The package as users install it: the wheel, installed non-editable with [hw] in a fresh virtual environment,
 # runs the golden model, the simulated board (word for word against it), verilog and estimate outside the checkout.
 .PHONY: wheel-check

@@ -55,6 +55,7 @@ examples:
   spikeloop random-spikes --n-in 784 --steps 100 --out in.npz
   spikeloop run --network net.npz --input in.npz --backend sim --out out.npz
   spikeloop estimate --board pynq-z2 --analytic     resources on the PYNQ-Z2 in a second
+  spikeloop continual --quick --backend golden      split digits learnt task by task: Bayes vs straight-through
 
 `spikeloop COMMAND --help` shows each command's options and examples.
 """
@@ -91,6 +92,9 @@ COMMAND_EXAMPLES = {
              "spikeloop loop --learn es --task cartpole-positions --generations 40 --out build/evolve/positions",
              "spikeloop loop --task cartpole-positions --policy build/evolve/positions/policy.npz --backend sim"],
     "demo": ["spikeloop demo", "spikeloop demo --quick --out build/quick"],
+    "continual": ["spikeloop continual --quick --backend golden --out build/continual-quick   a minute",
+                  "spikeloop continual --dataset digits --backend sim --out build/continual    the full study",
+                  "spikeloop continual --dataset mnist5k --rule bayes --coreset 2 --seeds 0 --out build/cm"],
 }
 
 
@@ -713,6 +717,33 @@ def cmd_demo(args) -> int:
         raise Interrupted("nothing saved") from None
 
 
+def cmd_continual(args) -> int:
+    """Continual learning on a core: five two-class tasks learnt in order, Bayes (the posterior as the next prior)
+    against straight-through, with or without a coreset; prints the accuracy matrices and forgetting."""
+    from spikeloop.app import continual
+
+    study = continual.config_from_args(args)  # refused before any work
+    out = _out_dir(args.out)
+    _require("torch", "train", "spikeloop continual")
+    from spikeloop.quant.inloop import CoreFault
+
+    runs = len(study.methods) * len(study.seeds)
+    _say(f"continual learning on split {study.dataset} ({study.tasks} tasks): {runs} runs on the {study.backend} "
+         f"core, {study.jobs} at a time (minutes on the simulated board; Ctrl-C stops, nothing saved) ...")
+    try:
+        result = continual.run_study(study, log=_say, **continual.backend_options(args))
+    except CoreFault as e:
+        raise RunFailed(str(e)) from e
+    except KeyboardInterrupt:
+        raise Interrupted("nothing saved") from None
+    print(continual.report(result))
+    files = continual.save(result, out)
+    print(f"{runs} runs in {result.seconds:.0f} s")
+    for name, path in files.items():
+        print(f"  {name:<16} {path}")
+    return 0
+
+
 def cmd_verilog(args) -> int:
     """Write the Verilog of a core configuration and its manifest (default: the 784-256-128-10 core)."""
     from spikeloop.configargs import config_from_args
@@ -936,6 +967,11 @@ def parser() -> argparse.ArgumentParser:
                         "takes it (default: the driver's own)")
     add_board_arguments(s)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    s = _command(sub, "continual", cmd_continual)
+    from spikeloop.app.continual import add_arguments as add_continual_arguments
+
+    add_continual_arguments(s)
 
     s = _command(sub, "demo", cmd_demo)
     s.add_argument("--out", type=Path, default=Path("build/demo"),

@@ -1,7 +1,8 @@
 """Pictures a user can open (PNG, matplotlib's Agg backend, imported only when drawing).
 
 Spike rasters, membrane traces, firing-rate histograms, training curves, reliability
-diagrams and the learning curves of closed-loop training. Every function takes plain numpy data
+diagrams, the learning curves of closed-loop training, and continual learning's accuracy matrices
+and per-task curves. Every function takes plain numpy data
 (no torch), writes one PNG and returns its path.
 """
 
@@ -233,3 +234,76 @@ def learning_curve(report: dict, path, *, title: str = "") -> Path:
     ax.legend(fontsize=7, loc="lower right")
     ax.set_title(title or f"{report.get('task', '')}: evolution strategies with the core in the loop", fontsize=9)
     return _save(fig, path, "")
+
+
+def _check_matrices(panels, what: str) -> list:
+    panels = list(panels)
+    if not panels:
+        raise ValueError(f"{what}: no panels to draw")
+    for name, m in panels:
+        m = np.asarray(m, np.float64)
+        if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] < 1:
+            raise ValueError(f"{what}: panel {name!r} has shape {m.shape}, expected a square accuracy matrix")
+    return [(name, np.asarray(m, np.float64)) for name, m in panels]
+
+
+def accuracy_matrices(panels: list[tuple[str, np.ndarray]], path, *, title: str = "") -> Path:
+    """Heat maps of continual-learning accuracy matrices, one panel per (name, matrix [T, T]): row i after
+    task i was learnt, column j the accuracy on task j (entries above the diagonal, not yet learnt, blank);
+    every cell written as a percentage."""
+    panels = _check_matrices(panels, "accuracy_matrices")
+    plt = _pyplot()
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.1 * rows + 0.4), squeeze=False)
+    image = None
+    for ax, (name, m) in zip(axes.flat, panels):
+        t = m.shape[0]
+        shown = np.where(np.tril(np.ones((t, t), bool)), m, np.nan)
+        image = ax.imshow(shown, vmin=0, vmax=1, cmap="viridis")
+        for i in range(t):
+            for j in range(i + 1):
+                if np.isfinite(m[i, j]):
+                    ax.text(j, i, f"{m[i, j]:.0%}", ha="center", va="center", fontsize=7,
+                            color="white" if m[i, j] < 0.6 else "black")
+        ax.set_xticks(range(t))
+        ax.set_yticks(range(t))
+        ax.set_xlabel("tested on task")
+        ax.set_title(name, fontsize=9)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("after learning task")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="accuracy")
+    if title:
+        fig.suptitle(title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def task_curves(panels: list[tuple[str, np.ndarray]], path, *, title: str = "") -> Path:
+    """Per-task accuracy curves of continual learning, one panel per (name, matrix [T, T]): for each task j a
+    line of its accuracy after each task i >= j, so forgetting shows as a line going down."""
+    panels = _check_matrices(panels, "task_curves")
+    plt = _pyplot()
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows + 0.4), squeeze=False, sharey=True)
+    for ax, (name, m) in zip(axes.flat, panels):
+        t = m.shape[0]
+        for j in range(t):
+            ax.plot(range(j, t), m[j:, j], "-o", ms=3, label=f"task {j}")
+        ax.set_xticks(range(t))
+        ax.set_xlabel("after learning task")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.set_title(name, fontsize=9)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("test accuracy")
+    axes.flat[0].legend(fontsize=7, loc="lower left")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    return _save(fig, path, title)
