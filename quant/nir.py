@@ -220,7 +220,69 @@ def read_nir(path) -> object:
     try:
         return nir.read(path)
     except Exception as e:  # h5py and nir raise many kinds
+        unknown = _unknown_types(path)
+        if unknown:
+            name, kind = unknown[0]
+            raise NIRError(f"{path}: node '{name}' has type {kind!r}, which NIR {nir.version} does not know "
+                           f"(it knows {', '.join(sorted(_node_types()))})") from e
         raise NIRError(f"{path}: not a readable NIR graph ({type(e).__name__}: {e})") from e
+
+
+def _node_types() -> set[str]:
+    """The names of the node types the installed NIR package reads."""
+    nir = _nir()
+    found, todo = set(), [nir.NIRNode]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            found.add(sub.__name__)
+            todo.append(sub)
+    return found
+
+
+def _unknown_types(path: Path) -> list[tuple[str, str]]:
+    """(node, type) of the nodes of a NIR file whose type NIR does not know, at any depth; [] when the file
+    cannot be walked."""
+    import h5py
+
+    known, found = _node_types(), []
+
+    def walk(group, where):
+        for name, node in group.get("nodes", {}).items():
+            kind = node.get("type")
+            kind = kind[()].decode() if kind is not None and isinstance(kind[()], bytes) else None
+            if kind is not None and kind not in known:
+                found.append((where + name, kind))
+            if isinstance(node, h5py.Group):
+                walk(node, f"{where}{name}.")
+
+    try:
+        with h5py.File(path, "r") as f:
+            walk(f["node"], "")
+    except Exception:  # not HDF5, or not laid out as NIR writes it: the caller's message stands
+        return []
+    return found
+
+
+def _back_edge(start: str, edges: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """The first edge, in a depth-first walk from ``start`` in edge order, that leads back to a node on
+    the walk's current path (the edge that closes a cycle), or None."""
+    succ: dict[str, list[str]] = {}
+    for a, b in edges:
+        succ.setdefault(a, []).append(b)
+    on_path, done = [start], {start}
+    todo = [iter(succ.get(start, ()))]
+    while todo:
+        b = next(todo[-1], None)
+        if b is None:
+            todo.pop()
+            on_path.pop()
+        elif b in on_path:
+            return on_path[-1], b
+        elif b not in done:
+            done.add(b)
+            on_path.append(b)
+            todo.append(iter(succ.get(b, ())))
+    return None
 
 
 def _chain(graph) -> tuple[tuple, list[str]]:
@@ -235,13 +297,21 @@ def _chain(graph) -> tuple[tuple, list[str]]:
     outputs = [k for k, n in nodes.items() if isinstance(n, nir.Output)]
     if len(inputs) != 1 or len(outputs) != 1:
         raise NIRError(f"the graph has input nodes {inputs} and output nodes {outputs}; expected one of each")
-    succ: dict[str, str] = {}
-    pred: dict[str, str] = {}
+    edges = []
     for edge in graph.edges:
         a, b = (str(x.decode() if isinstance(x, bytes) else x) for x in edge)
         for end in (a, b):
             if end not in nodes:
                 raise NIRError(f"edge ({a!r}, {b!r}) names node '{end}', which is not in the graph")
+        edges.append((a, b))
+    back = _back_edge(inputs[0], edges)
+    if back is not None:
+        a, b = back
+        raise NIRError(f"edge ({a!r}, {b!r}) is recurrent: it feeds '{a}' back into '{b}', which comes before it "
+                       "(a recurrent layer, as snnTorch's RLeaky writes one); spikeloop's layers are feed-forward")
+    succ: dict[str, str] = {}
+    pred: dict[str, str] = {}
+    for a, b in edges:
         if a in succ and succ[a] != b:
             raise NIRError(f"node '{a}' feeds both '{succ[a]}' and '{b}'; spikeloop imports a single chain")
         if b in pred and pred[b] != a:
@@ -430,6 +500,12 @@ def _layer(index, syn_name, name, node, w, bias, scale, *, dt, frac_bits, v_bits
         layer_reset, source = "zero", "NIR reset to v_reset = 0"
     vb = v_bits if v_bits is not None else _meta(node, "v_bits", DEFAULT_BITS)
     ub = u_bits if u_bits is not None else _meta(node, "u_bits", vb if neuron == "lif" else DEFAULT_BITS)
+    top = 2 ** (int(vb) - 1) - 1 if isinstance(vb, (int, np.integer)) and 2 <= vb <= 62 else None
+    if top is not None and theta.max() > top:
+        j = int(np.argmax(theta))
+        need = int(theta[j]).bit_length() + 1
+        raise NIRError(f"node '{name}': theta[{j}] = {int(theta[j])} is outside [1, {top}], the range of "
+                       f"v_bits = {vb}; import with v_bits >= {need} (spikeloop nir --v-bits {need})")
     too_big = max(abs(theta).max(), abs(b_int).max())
     if too_big >= 2.0**62:
         raise NIRError(f"node '{name}': thresholds or biases of {too_big:.3g} weight units cannot be contract integers")

@@ -292,6 +292,13 @@ def _recurrent():
     return _chain_graph(_lin(), sub)
 
 
+def _recurrent_edge():
+    """A recurrent layer written flat: the neuron's spikes fed back into its own synapses."""
+    g = _chain_graph(_lin(), _lif())
+    g.edges.append(("lif", "linear"))
+    return g
+
+
 def _branching():
     g = _chain_graph(_lin(), _lif())
     g.nodes["extra"] = _lif()
@@ -339,7 +346,10 @@ def _branching():
         (lambda: _chain_graph(_lin(), _lif()), {"frac_bits": 17}, r"frac_bits = 17, expected an integer in \[0, 16\]"),
         (lambda: _chain_graph(_lin(), _lif()), {"v_bits": 2.5}, "v_bits = 2.5, expected an integer"),
         (lambda: _chain_graph(_lin(), _lif(v_threshold=np.full(2, 40.0))), {"v_bits": 6},
-         r"node 'lif': theta\[0\] = 41 is outside \[1, 31\] .layer 0 of the imported network"),
+         (r"node 'lif': theta\[0\] = 41 is outside \[1, 31\], the range of v_bits = 6; import with v_bits >= 7 "
+          r"\(spikeloop nir --v-bits 7\)")),
+        (_recurrent_edge, {}, ("edge .'lif', 'linear'. is recurrent: it feeds 'lif' back into 'linear', which comes "
+                               "before it .a recurrent layer")),
         (lambda: _chain_graph(_lin()), {}, r"node 'linear' \(Linear\) feeds the output directly"),
         (lambda: _chain_graph(), {}, "the graph has no Linear/Affine -> LIF/CubaLIF/IF layer"),
         (lambda: "not a graph.txt", {}, "not a graph.txt: no such NIR file"),
@@ -356,6 +366,17 @@ def test_file_refusals_and_export_refusals(tmp_path):
     bad.write_bytes(b"not hdf5")
     with pytest.raises(NIRError, match="junk.nir: not a readable NIR graph"):
         from_nir(bad)
+    # a node type the installed NIR does not know is named, not reported as NIR's bare AssertionError
+    import h5py
+
+    unknown = tmp_path / "dendrite.nir"
+    nir.write(unknown, _chain_graph(_lin(), _lif()))
+    with h5py.File(unknown, "r+") as f:
+        del f["node/nodes/linear/type"]
+        f["node/nodes/linear/type"] = b"Dendrite"
+    with pytest.raises(NIRError, match="dendrite.nir: node 'linear' has type 'Dendrite', which NIR .* does not know "
+                                       r"\(it knows .*Linear.*\)"):
+        from_nir(unknown)
     with pytest.raises(NIRError, match="expected a Network, got str"):
         to_nir("net.npz")
     net = random_network((5, 4, 3), seed=0)
