@@ -541,7 +541,8 @@ def cmd_nir_import(args) -> int:
     _require("nir", "train", "spikeloop nir")
     _out_file(args.out)
     network, report = nir.from_nir(args.graph, dt=args.dt, frac_bits=args.frac_bits, v_bits=args.v_bits,
-                                   u_bits=args.u_bits, reset=args.reset, binarize=args.binarize)
+                                   u_bits=args.u_bits, reset=args.reset, binarize=args.binarize,
+                                   type_check=not args.no_type_check)
     print(report)
     digest = network.save(args.out)
     print(f"{'-'.join(map(str, network.sizes))} network -> {args.out} ({digest})")
@@ -923,6 +924,9 @@ def parser() -> argparse.ArgumentParser:
                    help="reset of every layer (default: spikeloop metadata, else zero)")
     n.add_argument("--binarize", action="store_true",
                    help="take the signs of non-binary weights, folding their scale into thresholds and biases")
+    n.add_argument("--no-type-check", action="store_true",
+                   help="skip NIR's own shape check when reading (files of older NIR versions often fail it; "
+                        "the import checks the shapes it uses)")
 
     s = _command(sub, "verilog", cmd_verilog)
     add_config_arguments(s, default_sizes="784,256,128,10, lanes 16, chunk 64")

@@ -211,15 +211,28 @@ def _integer_decay(name: str, field: str, d: np.ndarray, frac_bits: int) -> tupl
 # Import
 
 
-def read_nir(path) -> object:
-    """Read a NIR file (HDF5); a missing or unreadable file raises `NIRError` naming it."""
+def read_nir(path, *, type_check: bool = True) -> object:
+    """Read a NIR file (HDF5); a missing or unreadable file raises `NIRError` naming it.
+
+    ``type_check=False`` skips NIR's own check that every edge joins matching shapes, which files
+    written by older NIR versions often fail (the import checks the shapes it uses itself).
+    """
     nir = _nir()
     path = Path(path)
     if not path.is_file():
         raise NIRError(f"{path}: no such NIR file")
     try:
-        return nir.read(path)
+        return nir.read(path, type_check=bool(type_check))
     except Exception as e:  # h5py and nir raise many kinds
+        if type_check:
+            try:
+                nir.read(path, type_check=False)
+            except Exception:  # unreadable either way: the messages below say why
+                pass
+            else:
+                raise NIRError(f"{path}: NIR's type check refuses the graph ({e}); files written by older NIR "
+                               "versions often fail it: import with type_check=False (spikeloop nir import "
+                               "--no-type-check)") from e
         unknown = _unknown_types(path)
         if unknown:
             name, kind = unknown[0]
@@ -372,6 +385,7 @@ def from_nir(
     u_bits: int | None = None,
     reset: str | None = None,
     binarize: bool = False,
+    type_check: bool = True,
 ) -> Imported:
     """Import a NIR graph (or the path of a NIR file) as a contract `Network` under the profile.
 
@@ -380,11 +394,12 @@ def from_nir(
     contract fields NIR does not carry (default: spikeloop's node metadata, else 8, 16, 16).
     ``reset``: ``"zero"``, ``"subtract"`` or ``"none"`` for every layer (default: the node's
     spikeloop metadata, else ``"zero"``, NIR's reset to ``v_reset = 0``). ``binarize``: take
-    the signs of non-binary weights (see docs/nir.md). Returns ``(network, report)``.
+    the signs of non-binary weights (see docs/nir.md). ``type_check``: NIR's own shape check when
+    reading a file (`read_nir`). Returns ``(network, report)``.
     """
     nir = _nir()
     if isinstance(graph, (str, Path)):
-        graph = read_nir(graph)
+        graph = read_nir(graph, type_check=type_check)
     if not isinstance(graph, nir.NIRGraph):
         raise NIRError(f"expected a nir.NIRGraph or the path of a NIR file, got {type(graph).__name__}")
     if dt is None:

@@ -180,6 +180,24 @@ def test_nir_import_of_real_valued_weights_needs_binarize(tmp_path, capsys):
     assert Network.load(tmp_path / "n.npz").layers[0].weights.tolist() == [[1, -1, 1], [1, 1, -1]]
 
 
+def test_nir_import_of_a_file_that_nir_s_type_check_refuses(tmp_path, capsys):
+    import nir
+
+    graph = nir.NIRGraph.from_list(
+        nir.Input(input_type={"input": np.array([3])}),
+        nir.Linear(weight=np.array([[1.0, -1.0, 1.0], [1.0, 1.0, -1.0]])),
+        nir.IF(r=np.ones(2), v_threshold=np.ones(2), v_reset=np.zeros(2)),
+        nir.Output(output_type={"output": np.array([4])}),  # a shape no node gives: NIR's check refuses it
+        type_check=False,
+    )
+    nir.write(tmp_path / "older.nir", graph)
+    args = ["nir", "import", str(tmp_path / "older.nir"), "--out", str(tmp_path / "n.npz")]
+    assert main(args) == 2
+    assert "NIR's type check refuses the graph" in capsys.readouterr().err
+    assert main([*args, "--no-type-check"]) == 0
+    assert Network.load(tmp_path / "n.npz").sizes == (3, 2)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

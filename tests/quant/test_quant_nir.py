@@ -366,6 +366,15 @@ def test_file_refusals_and_export_refusals(tmp_path):
     bad.write_bytes(b"not hdf5")
     with pytest.raises(NIRError, match="junk.nir: not a readable NIR graph"):
         from_nir(bad)
+    # a file NIR's own type check refuses (here an output shape no node gives) is named with the way around it
+    older = tmp_path / "older.nir"
+    graph = _chain_graph(_lin(), _lif())
+    graph.nodes["output"] = nir.Output(output_type={"output": np.array([5])})
+    nir.write(older, graph)
+    with pytest.raises(NIRError, match=r"older.nir: NIR's type check refuses the graph .*import with "
+                                       r"type_check=False \(spikeloop nir import --no-type-check\)"):
+        from_nir(older)
+    assert from_nir(older, type_check=False).network.sizes == (3, 2)
     # a node type the installed NIR does not know is named, not reported as NIR's bare AssertionError
     import h5py
 
