@@ -35,6 +35,10 @@ SYNAPSES = ("Linear", "Affine")
 NEURON_NODES = ("LIF", "CubaLIF", "IF")
 
 
+#: The reset source of a layer whose graph says nothing of the reset kind (NIR's reset to v_reset = 0).
+RESET_UNSAID = "NIR reset to v_reset = 0"
+
+
 class NIRError(ValueError):
     """A NIR graph cannot be imported or a network cannot be exported under the profile."""
 
@@ -96,9 +100,21 @@ class NIRReport:
     layers: tuple[NIRLayerReport, ...]
     producer: str
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the import had to assume: today, a reset kind the graph does not say."""
+        guessed = [layer.index for layer in self.layers if layer.reset_source == RESET_UNSAID]
+        if not guessed:
+            return ()
+        unsaid = (f"the graph does not say which reset layer(s) {', '.join(map(str, guessed))} use (NIR has no field "
+                  "for it, and snnTorch writes v_reset = 0 for its subtract reset too): imported as 'zero'; if the "
+                  "source network subtracts the threshold (snnTorch's default), import with reset='subtract' "
+                  "(spikeloop nir import --reset subtract)")
+        return (unsaid,)
+
     def __str__(self) -> str:
         head = f"NIR import ({PROFILE}, dt = {self.dt:g} s, F = {self.frac_bits}, graph from {self.producer})"
-        return "\n".join([head, *(str(layer) for layer in self.layers)])
+        return "\n".join([head, *(str(layer) for layer in self.layers), *(f"warning: {w}" for w in self.warnings)])
 
 
 class Imported(NamedTuple):
@@ -512,7 +528,7 @@ def _layer(index, syn_name, name, node, w, bias, scale, *, dt, frac_bits, v_bits
     elif _meta(node, "reset") is not None:
         layer_reset, source = _meta(node, "reset"), "spikeloop metadata"
     else:
-        layer_reset, source = "zero", "NIR reset to v_reset = 0"
+        layer_reset, source = "zero", RESET_UNSAID
     vb = v_bits if v_bits is not None else _meta(node, "v_bits", DEFAULT_BITS)
     ub = u_bits if u_bits is not None else _meta(node, "u_bits", vb if neuron == "lif" else DEFAULT_BITS)
     top = 2 ** (int(vb) - 1) - 1 if isinstance(vb, (int, np.integer)) and 2 <= vb <= 62 else None
