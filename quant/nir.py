@@ -385,10 +385,16 @@ def _weights(name: str, node, binarize: bool):
     bad = (w != 1) & (w != -1)
     if bad.any():
         idx = [int(i) for i in np.argwhere(bad)[0]]
-        raise NIRError(
-            f"node '{name}': weight{idx} = {w[tuple(idx)]:.8g}, expected exactly +1 or -1; pass binarize=True "
-            "(CLI: --binarize) to take the signs and fold each neuron's mean |weight| into its threshold and bias"
-        )
+        message = (f"node '{name}': weight{idx} = {w[tuple(idx)]:.8g}, expected exactly +1 or -1; pass binarize=True "
+                   "(CLI: --binarize) to take the signs and fold each neuron's mean |weight| into its threshold and "
+                   "bias")
+        if np.abs(w).max() <= 1:
+            scale = np.abs(w).mean(1)
+            message += (f". All its weights lie in [-1, 1], as the latent weights of a straight-through model do: if "
+                        "the model computes with sign(W), export the signs instead (write torch.sign(W) into the layer "
+                        "before exporting), since binarize would divide its thresholds by the mean |W| per neuron "
+                        f"(here {scale.min():.3g} to {scale.max():.3g}) and make a different network")
+        raise NIRError(message)
     return w.astype(np.int8), bias, None
 
 

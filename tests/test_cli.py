@@ -175,7 +175,11 @@ def test_nir_import_of_real_valued_weights_needs_binarize(tmp_path, capsys):
     nir.write(tmp_path / "real.nir", graph)
     args = ["nir", "import", str(tmp_path / "real.nir"), "--out", str(tmp_path / "n.npz")]
     assert main(args) == 2
-    assert "node 'linear': weight[0, 0] = 0.5, expected exactly +1 or -1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "node 'linear': weight[0, 0] = 0.5, expected exactly +1 or -1" in err
+    # weights in [-1, 1] may be a straight-through model's latent weights: the message says what to export
+    assert "as the latent weights of a straight-through model do" in err and "export the signs instead" in err
+    assert "(here 0.267 to 0.5)" in err
     assert main([*args, "--binarize"]) == 0
     assert Network.load(tmp_path / "n.npz").layers[0].weights.tolist() == [[1, -1, 1], [1, 1, -1]]
 
