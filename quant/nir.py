@@ -449,32 +449,45 @@ def from_nir(
     body = path[k:]
     if not body:
         raise NIRError("the graph has no Linear/Affine -> LIF/CubaLIF/IF layer between its input and output")
-    layers, reports = [], []
+    layers, reports, problems = [], [], []
+    prev_out = n_in
     for i in range(0, len(body), 2):
         syn_name = body[i]
         syn = nodes[syn_name]
         if type(syn).__name__ not in SYNAPSES:
             where = "after the input" if i == 0 else f"after the neuron node '{body[i - 1]}'"
-            raise NIRError(f"node '{syn_name}' is a {type(syn).__name__} {where}; expected Linear or Affine "
-                           "(spikeloop imports chains of Linear/Affine -> LIF/CubaLIF/IF)")
+            problems.append(f"node '{syn_name}' is a {type(syn).__name__} {where}; expected Linear or Affine "
+                            "(spikeloop imports chains of Linear/Affine -> LIF/CubaLIF/IF)")
+            break  # the chain's pairing is lost: what follows would be misread
         if i + 1 >= len(body):
-            raise NIRError(f"node '{syn_name}' ({type(syn).__name__}) feeds the output directly; "
-                           "expected a LIF, CubaLIF or IF node after it")
+            problems.append(f"node '{syn_name}' ({type(syn).__name__}) feeds the output directly; "
+                            "expected a LIF, CubaLIF or IF node after it")
+            break
         neu_name = body[i + 1]
         neu = nodes[neu_name]
         if type(neu).__name__ not in NEURON_NODES:
-            raise NIRError(f"node '{neu_name}' is a {type(neu).__name__} after '{syn_name}'; expected LIF, CubaLIF "
-                           "or IF (spikeloop layers spike; LI, CubaLI and I readouts are not supported)")
-        w, bias, scale = _weights(syn_name, syn, binarize)
-        n_out, layer_in = w.shape
-        expected_in = n_in if not layers else layers[-1].n_out
-        if layer_in != expected_in:
-            raise NIRError(f"node '{syn_name}': weight has {layer_in} inputs, expected {expected_in} "
-                           f"({'the input size' if not layers else 'the previous layer size'})")
-        layer, report = _layer(len(layers), syn_name, neu_name, neu, w, bias, scale, dt=dt, frac_bits=frac_bits,
-                               v_bits=v_bits, u_bits=u_bits, reset=reset)
+            problems.append(f"node '{neu_name}' is a {type(neu).__name__} after '{syn_name}'; expected LIF, CubaLIF "
+                            "or IF (spikeloop layers spike; LI, CubaLI and I readouts are not supported)")
+            break
+        try:
+            w, bias, scale = _weights(syn_name, syn, binarize)
+            n_out, layer_in = w.shape
+            expected_in, prev_out = prev_out, n_out
+            if layer_in != expected_in:
+                raise NIRError(f"node '{syn_name}': weight has {layer_in} inputs, expected {expected_in} "
+                               f"({'the input size' if i == 0 else 'the previous layer size'})")
+            layer, report = _layer(i // 2, syn_name, neu_name, neu, w, bias, scale, dt=dt,
+                                   frac_bits=frac_bits, v_bits=v_bits, u_bits=u_bits, reset=reset)
+        except NIRError as e:  # go on: every layer's problems are reported at once
+            problems.append(str(e))
+            shape_of = np.shape(getattr(syn, "weight", ()))
+            prev_out = shape_of[0] if len(shape_of) == 2 else prev_out
+            continue
         layers.append(layer)
         reports.append(report)
+    if problems:
+        raise NIRError(problems[0] if len(problems) == 1 else
+                       f"{len(problems)} problems in the graph:\n" + "\n".join(f"- {p}" for p in problems))
     try:
         network = Network(tuple(layers))
     except NetworkError as e:

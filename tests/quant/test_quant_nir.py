@@ -367,6 +367,16 @@ def test_import_refusals_name_the_node(make, kwargs, match):
         from_nir(make(), **kwargs)
 
 
+def test_every_layer_s_problems_are_reported_at_once():
+    graph = _chain_graph(_lin(), _lif(v_leak=np.array([0.0, 0.1])), _lin(2, 2), _lif(v_reset=np.array([0.0, -1.0])))
+    with pytest.raises(NIRError) as info:
+        from_nir(graph)
+    lines = str(info.value).splitlines()
+    assert lines[0] == "2 problems in the graph:"
+    assert lines[1].startswith(r"- node 'lif': v_leak[1] = 0.1, expected 0")
+    assert lines[2].startswith(r"- node 'lif_1': v_reset[1] = -1, expected 0")
+
+
 def test_file_refusals_and_export_refusals(tmp_path):
     bad = tmp_path / "junk.nir"
     bad.write_bytes(b"not hdf5")
