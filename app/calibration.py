@@ -211,16 +211,17 @@ SCALES = np.geomspace(0.1, 10.0, 41)
 
 
 def rescaled(scores, labels, gain: float) -> tuple[float, float]:
-    """Diagnostic, not a method: the factor c of `SCALES` on the readout gain whose probabilities (mean over the
-    networks of ``softmax(c * gain * scores)``) have the least negative log-likelihood on these very samples,
-    and the ECE they leave: (c, ECE). c > 1: the model was under-confident by its readout's scale alone."""
-    from spikeloop.metrics import expected_calibration_error, softmax
+    """Diagnostic, not a method: the factor c of `SCALES` on the readout gain whose probabilities (the predictions'
+    own rule, `spikeloop.metrics.pooled_probabilities` of ``c * gain * scores``) have the least negative
+    log-likelihood on these very samples, and the ECE they leave: (c, ECE). c > 1: the model was under-confident
+    by its readout's scale alone."""
+    from spikeloop.metrics import expected_calibration_error, pooled_probabilities
 
     scores = np.asarray(scores, np.float64)
-    k, n, c = scores.shape
+    n = scores.shape[1]
     best = None
     for scale in SCALES:
-        probs = softmax(scale * gain * scores.reshape(-1, c)).reshape(k, n, c).mean(0)
+        probs = pooled_probabilities(scale * gain * scores)
         nll = -np.log(np.maximum(probs[np.arange(n), labels], 1e-300)).mean()
         if best is None or nll < best[0]:
             best = (nll, float(scale), probs)
