@@ -29,9 +29,11 @@ from spikeloop.configargs import OptionError, add_config_arguments, float_in, in
 from spikeloop.network import (
     BITS_RANGE,
     FRAC_BITS_RANGE,
+    INPUT_SHIFT_RANGE,
     MAX_WIDTH,
     NEURONS,
     RESETS,
+    ROUNDINGS,
     Network,
     NetworkError,
     random_network,
@@ -79,8 +81,9 @@ COMMAND_EXAMPLES = {
     "nir": ["spikeloop nir export --network net.npz --out net.nir",
             "spikeloop nir import model.nir --out net.npz --binarize"],
     "nir export": ["spikeloop nir export --network net.npz --out net.nir --dt 1e-3"],
-    "nir import": ["spikeloop nir import model_from_snntorch.nir --out net.npz",
-                   "spikeloop nir import model_from_norse.nir --dt 1e-3 --out net.npz"],
+    "nir import": ["spikeloop nir import model_from_snntorch.nir --reset subtract_next --out net.npz",
+                   "spikeloop nir import model_from_norse.nir --source norse --out net.npz"],
+    "nir agree": ["spikeloop nir agree model.nir --recorded spikes.npz --reset subtract_next --sweep"],
     "verilog": ["spikeloop verilog --out build/verilog",
                 "spikeloop verilog --sizes 784,256,10 --lanes 16 --chunk 64 --membranes --out build/verilog"],
     "estimate": ["spikeloop estimate --analytic                      the analytic model, in a second",
@@ -524,6 +527,37 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _add_nir_import_arguments(n) -> None:
+    """The options of `spikeloop nir import` and `spikeloop nir agree` (`from_nir`'s arguments)."""
+    from spikeloop.quant.nir import FLOAT_DEFAULTS, SOURCES
+
+    n.add_argument("--source", default=None, choices=SOURCES,
+                   help="whose conventions the graph follows: nir (default) or norse (Norse 1.1.0's to_nir)")
+    n.add_argument("--dt", type=float_in(0.0, open_lo=True), default=None,
+                   help="seconds per timestep (default: the graph's spikeloop metadata, else 1e-4; --source norse: "
+                        "1e-3)")
+    n.add_argument("--frac-bits", type=int_in(*FRAC_BITS_RANGE), default=None,
+                   help=f"F of the decay factors, {FRAC_BITS_RANGE[0]} to {FRAC_BITS_RANGE[1]} "
+                        f"(default {FLOAT_DEFAULTS['frac_bits']})")
+    n.add_argument("--input-shift", type=int_in(*INPUT_SHIFT_RANGE), default=None,
+                   help=f"k: the membrane's fractional bits per weight, {INPUT_SHIFT_RANGE[0]} to "
+                        f"{INPUT_SHIFT_RANGE[1]} (default {FLOAT_DEFAULTS['input_shift']})")
+    n.add_argument("--decay-round", default=None, choices=ROUNDINGS,
+                   help=f"how a decay rounds (default {FLOAT_DEFAULTS['decay_round']})")
+    n.add_argument("--v-bits", type=int_in(*BITS_RANGE), default=None,
+                   help=f"membrane width, {BITS_RANGE[0]} to {BITS_RANGE[1]} (default 16 + input shift)")
+    n.add_argument("--u-bits", type=int_in(*BITS_RANGE), default=None,
+                   help=f"current width, {BITS_RANGE[0]} to {BITS_RANGE[1]} (default 16 + input shift)")
+    n.add_argument("--reset", default=None, choices=RESETS,
+                   help="reset of every layer (default: spikeloop metadata, else zero; snnTorch's Leaky with its "
+                        "default subtract reset: subtract_next)")
+    n.add_argument("--binarize", action="store_true",
+                   help="take the signs of non-binary weights, folding their scale into thresholds and biases")
+    n.add_argument("--no-type-check", action="store_true",
+                   help="skip NIR's own shape check when reading (files of older NIR versions often fail it; "
+                        "the import checks the shapes it uses)")
+
+
 def cmd_nir_export(args) -> int:
     """Write a network image as a NIR graph (docs/nir.md)."""
     nir = _require("spikeloop.quant.nir", "train", "spikeloop nir")
@@ -535,17 +569,37 @@ def cmd_nir_export(args) -> int:
     return 0
 
 
+def _nir_import_options(args) -> dict:
+    """`from_nir`'s keyword arguments from the options `_add_nir_import_arguments` declares."""
+    return dict(dt=args.dt, frac_bits=args.frac_bits, v_bits=args.v_bits, u_bits=args.u_bits, reset=args.reset,
+                decay_round=args.decay_round, input_shift=args.input_shift, source=args.source,
+                binarize=args.binarize, type_check=not args.no_type_check)
+
+
 def cmd_nir_import(args) -> int:
     """Import a NIR graph (snnTorch, Norse, spikeloop) as a network image (docs/nir.md)."""
     nir = _require("spikeloop.quant.nir", "train", "spikeloop nir")
     _require("nir", "train", "spikeloop nir")
     _out_file(args.out)
-    network, report = nir.from_nir(args.graph, dt=args.dt, frac_bits=args.frac_bits, v_bits=args.v_bits,
-                                   u_bits=args.u_bits, reset=args.reset, binarize=args.binarize,
-                                   type_check=not args.no_type_check)
+    network, report = nir.from_nir(args.graph, **_nir_import_options(args))
     print(report)
     digest = network.save(args.out)
     print(f"{'-'.join(map(str, network.sizes))} network -> {args.out} ({digest})")
+    return 0
+
+
+def cmd_nir_agree(args) -> int:
+    """Import a NIR graph and compare the golden model's output spikes with the source framework's (docs/nir.md)."""
+    nir = _require("spikeloop.quant.nir", "train", "spikeloop nir")
+    _require("nir", "train", "spikeloop nir")
+    inputs, outputs = nir.read_recording(args.recorded)
+    options = _nir_import_options(args)
+    graph = nir.read_nir(args.graph, type_check=options.pop("type_check"))
+    print(nir.from_nir(graph, **options).report)
+    rows = nir.agreement_table(graph, inputs, outputs, sweep=None if args.sweep else {}, **options)
+    print(f"output spikes of {args.graph} against {args.recorded} ({rows[0][1].samples} samples x "
+          f"{inputs.shape[1]} steps x {outputs.shape[2]} outputs):")
+    print(nir.format_agreement(rows))
     return 0
 
 
@@ -902,7 +956,7 @@ def parser() -> argparse.ArgumentParser:
                    help="extra bits on top of the widths the calibration needs (default 0)")
 
     s = _command(sub, "nir", None, help_text="NIR graphs in and out (docs/nir.md)")
-    nsub = s.add_subparsers(dest="nir_command", required=True, metavar="{export,import}")
+    nsub = s.add_subparsers(dest="nir_command", required=True, metavar="{export,import,agree}")
     s.set_defaults(func=None)
     n = _command(nsub, "nir export", cmd_nir_export)
     n.add_argument("--network", required=True, type=Path, help="network image (.npz)")
@@ -912,21 +966,14 @@ def parser() -> argparse.ArgumentParser:
     n = _command(nsub, "nir import", cmd_nir_import)
     n.add_argument("graph", type=Path, help="NIR file")
     n.add_argument("--out", required=True, type=Path, help="network image to write (.npz)")
-    n.add_argument("--dt", type=float_in(0.0, open_lo=True), default=None,
-                   help="seconds per timestep (default: the graph's spikeloop metadata, else 1e-4; Norse: 1e-3)")
-    n.add_argument("--frac-bits", type=int_in(*FRAC_BITS_RANGE), default=None,
-                   help=f"F of the decay factors, {FRAC_BITS_RANGE[0]} to {FRAC_BITS_RANGE[1]} (default 8)")
-    n.add_argument("--v-bits", type=int_in(*BITS_RANGE), default=None,
-                   help=f"membrane width, {BITS_RANGE[0]} to {BITS_RANGE[1]} (default 16)")
-    n.add_argument("--u-bits", type=int_in(*BITS_RANGE), default=None,
-                   help=f"current width, {BITS_RANGE[0]} to {BITS_RANGE[1]} (default 16)")
-    n.add_argument("--reset", default=None, choices=RESETS,
-                   help="reset of every layer (default: spikeloop metadata, else zero)")
-    n.add_argument("--binarize", action="store_true",
-                   help="take the signs of non-binary weights, folding their scale into thresholds and biases")
-    n.add_argument("--no-type-check", action="store_true",
-                   help="skip NIR's own shape check when reading (files of older NIR versions often fail it; "
-                        "the import checks the shapes it uses)")
+    _add_nir_import_arguments(n)
+    n = _command(nsub, "nir agree", cmd_nir_agree)
+    n.add_argument("graph", type=Path, help="NIR file")
+    n.add_argument("--recorded", required=True, type=Path,
+                   help="the source framework's spikes (.npz: inputs and outputs [samples, steps, neurons])")
+    n.add_argument("--sweep", action="store_true",
+                   help="also every combination of --decay-round and --input-shift 0, 4, 8, 12")
+    _add_nir_import_arguments(n)
 
     s = _command(sub, "verilog", cmd_verilog)
     add_config_arguments(s, default_sizes="784,256,128,10, lanes 16, chunk 64")
