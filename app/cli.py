@@ -578,12 +578,23 @@ def _nir_import_options(args) -> dict:
                 binarize=args.binarize, type_check=not args.no_type_check)
 
 
+def _nir_import(nir, graph, options: dict):
+    """`from_nir`, its list of problems on one line (the command's error is one line)."""
+    try:
+        return nir.from_nir(graph, **options)
+    except nir.NIRError as e:
+        head, *problems = str(e).splitlines()
+        if not problems:
+            raise
+        raise nir.NIRError(f"{head} " + "; ".join(p.removeprefix("- ") for p in problems)) from e
+
+
 def cmd_nir_import(args) -> int:
     """Import a NIR graph (snnTorch, Norse, spikeloop) as a network image (docs/nir.md)."""
     nir = _require("spikeloop.quant.nir", "train", "spikeloop nir")
     _require("nir", "train", "spikeloop nir")
     _out_file(args.out)
-    network, report = nir.from_nir(args.graph, **_nir_import_options(args))
+    network, report = _nir_import(nir, args.graph, _nir_import_options(args))
     print(report)
     digest = network.save(args.out)
     print(f"{'-'.join(map(str, network.sizes))} network -> {args.out} ({digest})")
@@ -597,7 +608,7 @@ def cmd_nir_agree(args) -> int:
     inputs, outputs = nir.read_recording(args.recorded)
     options = _nir_import_options(args)
     graph = nir.read_nir(args.graph, type_check=options.pop("type_check"))
-    print(nir.from_nir(graph, **options).report)
+    print(_nir_import(nir, graph, options).report)
     rows = nir.agreement_table(graph, inputs, outputs, sweep=None if args.sweep else {}, **options)
     print(f"output spikes of {args.graph} against {args.recorded} ({rows[0][1].samples} samples x "
           f"{inputs.shape[1]} steps x {outputs.shape[2]} outputs):")
