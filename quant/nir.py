@@ -44,7 +44,7 @@ NORSE_DT = 1e-3  # Norse's default dt, which its to_nir also writes into every t
 SOURCES = ("nir", "norse")
 #: The contract settings a graph from a float simulator (no spikeloop metadata) gets unless told: the ones that
 #: agree best with snnTorch and Norse on the fixtures (docs/nir.md, "Agreement with the source").
-FLOAT_DEFAULTS = {"frac_bits": 12, "input_shift": 8, "decay_round": "nearest"}
+FLOAT_DEFAULTS = {"frac_bits": 16, "input_shift": 12, "decay_round": "nearest"}
 DEFAULT_BITS = 16  # v_bits (and u_bits) in weight units: the default width is DEFAULT_BITS + input_shift
 SNAP = 1e-6  # relative distance within which a stored real is taken as the nearby grid value
 META = "spikeloop_"  # prefix of the metadata keys spikeloop writes on its nodes and graph

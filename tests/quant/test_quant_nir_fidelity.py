@@ -73,11 +73,11 @@ def test_the_v1_arithmetic_is_what_lost_the_spikes():
 def test_the_agreement_table_and_its_command(capsys):
     graph, inputs, outputs = _fixture("norse_lifbox")
     rows = agreement_table(graph, inputs, outputs, source="norse",
-                           sweep={"decay_round": ("floor", "nearest"), "input_shift": (0, 8)})
+                           sweep={"decay_round": ("floor", "nearest"), "input_shift": (0, 12)})
     assert [options for options, _ in rows] == [
-        {}, {"decay_round": "floor", "input_shift": 0}, {"decay_round": "floor", "input_shift": 8},
-        {"decay_round": "nearest", "input_shift": 0}, {"decay_round": "nearest", "input_shift": 8}]
-    assert rows[0][1] == rows[4][1]  # the defaults are nearest, k = 8
+        {}, {"decay_round": "floor", "input_shift": 0}, {"decay_round": "floor", "input_shift": 12},
+        {"decay_round": "nearest", "input_shift": 0}, {"decay_round": "nearest", "input_shift": 12}]
+    assert rows[0][1] == rows[4][1]  # the defaults are nearest, k = 12
     assert rows[1][1].bits < 0.95 < 0.99 <= rows[4][1].bits
     table = format_agreement(rows)
     assert table.splitlines()[2].startswith("| **defaults** | ") and "| decay_round=floor, input_shift=0 |" in table
@@ -108,14 +108,15 @@ def test_the_nir_paper_lif_fires_at_the_reference_times():
 
 def test_norse_1_1_graphs_need_their_source_and_say_so():
     graph = read_nir(FIXTURES / "norse_lif.nir", type_check=False)
-    with pytest.raises(NIRError, match=r"node '1': tau_syn\[0\] = 5.0000003e-06, expected a time constant >= dt = "
-                                       r"0.0001 s .* imports with source='norse' \(spikeloop nir import --source norse\)"):
+    with pytest.raises(NIRError, match=r"node '1': tau_syn\[0\] = 5.0000003e-06, expected a time constant >= "
+                                       r"dt = 0.0001 s .* imports with source='norse' "
+                                       r"\(spikeloop nir import --source norse\)"):
         from_nir(graph)
     network, report = from_nir(graph, source="norse")
     first = network.layers[0]
-    # Norse: decay dt * tau_inv per step (0.2 and 0.1 at dt = 1e-3); the current takes the input as it comes
-    # (gain 1), the membrane dt * tau_mem_inv of the current: v > 0.5 is 5 weights, 5 * 2^8 contract units
-    assert (first.neuron, first.alpha, first.lam, first.theta[0]) == ("cuba", 819, 410, 5 * 256 + 1)
+    # Norse: decay dt * tau_inv per step (0.2 and 0.1 at dt = 1e-3, times 2^16); the current takes the input as
+    # it comes (gain 1), the membrane dt * tau_mem_inv of the current: v > 0.5 is 5 weights, 5 * 2^12 units
+    assert (first.neuron, first.alpha, first.lam, first.theta[0]) == ("cuba", 13107, 6554, 5 * 4096 + 1)
     assert report.layers[0].reset_source == "Norse resets to v_reset" and report.dt == 1e-3
     with pytest.raises(NIRError, match=r"node '1': tau_syn\[0\] = 5.0000003e-06, expected tau >= dt\^2 = 0.01"):
         from_nir(graph, source="norse", dt=0.1)
