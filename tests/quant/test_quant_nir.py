@@ -428,3 +428,19 @@ def test_a_leading_flatten_takes_the_input_in_c_order():
     )
     network, _ = from_nir(graph)
     assert network.n_in == 6 and network.layers[0].weights.tolist() == w.astype(int).tolist()
+
+
+@pytest.mark.parametrize("seed, options", [
+    (7, dict(decay_round="zero", input_shift=6, bias_to="membrane", u_overflow="wrap", v_range="symmetric")),
+    (8, dict(decay_round="nearest", input_shift=12, reset="subtract_next")),
+])
+def test_round_trip_keeps_the_contract_v2_options(seed, options, tmp_path):
+    """Thresholds and biases go out in weight units (divided by 2^k) and come back equal; the options ride in
+    spikeloop's metadata (a graph without them is a v1 network: OPTION_DEFAULTS)."""
+    net = random_network((17, 9, 5), seed=seed, neuron="cuba", frac_bits=12, lam=300, alpha=900, v_bits=24,
+                         u_bits=24)
+    rng = np.random.default_rng(seed)
+    net = Network(tuple(layer.replace(bias=rng.integers(-3000, 3000, layer.n_out), **options)
+                        for layer in net.layers))
+    assert from_nir(to_nir(net)).network == net, f"seed {seed}"
+    assert from_nir(write_nir(net, tmp_path / "v2.nir")).network == net, f"seed {seed}"
