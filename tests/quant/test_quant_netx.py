@@ -13,7 +13,7 @@ import pytest
 
 from spikeloop import golden
 from spikeloop.app.cli import main
-from spikeloop.network import Network
+from spikeloop.network import OPTION_DEFAULTS, Network
 
 h5py = pytest.importorskip("h5py")
 from spikeloop.quant.netx import LOIHI, NetxError, from_netx, lava_states, lava_trace  # noqa: E402
@@ -38,7 +38,7 @@ def assert_guards(name, layers):
 
 
 def test_there_are_fixtures():
-    assert len(CASES) >= 4, CASES
+    assert len(CASES) >= 5, CASES
     for name in CASES:
         assert (FIXTURES / f"{name}.npz").stat().st_size < 100_000
         assert (FIXTURES / f"{name}.net").stat().st_size < 100_000
@@ -55,7 +55,7 @@ def test_fixture_imports_with_loihi_s_options(name):
         assert options.pop("input_shift") == r.input_shift == 6 + r.weight.bit_length() - 1
         assert options == {k: LOIHI[k] for k in options}
         assert (layer.neuron, layer.reset, layer.v_bits, layer.u_bits, layer.frac_bits) == ("cuba", "zero", 24, 24, 12)
-        assert (layer.theta - 1) % 64 == 0 and (layer.bias % 64 == 0).all()
+        assert ((layer.theta - 1) % 64 == 0).all() and (layer.bias % 64 == 0).all()
     text = str(report)
     assert "netx import of" in text and "input_shift" in text and "t-(k+1)" in text
 
@@ -129,6 +129,29 @@ def test_the_wrap_fixture_wraps_u():
     assert (jumps < -WRAP).any(), "u passed 2^23 and wrapped"
     for name in CASES:  # Lava keeps +2^23 where a 24-bit wrap gives -2^23: no fixture reaches it
         assert all((np.abs(uu) != WRAP).all() for _, uu, _ in lava_record(name)[1]), name
+
+
+def test_the_saturate_fixture_reaches_loihi_s_lowest_membrane():
+    _, layers = lava_record("saturate_16_8_4")
+    assert (layers[0][2] == -(WRAP - 1)).any() and layers[0][2].min() == -(WRAP - 1)
+
+
+def matches(network, name):
+    x, layers = lava_record(name)
+    return all(np.array_equal(r.z, s) and np.array_equal(r.u, u) and np.array_equal(r.v, v)
+               for r, (s, u, v) in zip(lava_trace(network, x), layers))
+
+
+@pytest.mark.parametrize("option", [k for k in OPTION_DEFAULTS if k != "input_shift"])
+def test_every_loihi_option_is_needed(option):
+    """With any one of Loihi's options set back to its v1 value, some fixture no longer matches Lava."""
+    differ = []
+    for name in CASES:
+        network, _ = from_netx(FIXTURES / f"{name}.net")
+        assert matches(network, name), name
+        changed_net = Network(tuple(layer.replace(**{option: OPTION_DEFAULTS[option]}) for layer in network.layers))
+        differ += [] if matches(changed_net, name) else [name]
+    assert differ, f"no fixture tells {option} = {LOIHI[option]!r} from {OPTION_DEFAULTS[option]!r}"
 
 
 def test_the_cli_imports_into_a_new_folder(tmp_path, capsys):
