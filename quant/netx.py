@@ -55,8 +55,8 @@ class NetxLayerReport:
     input_shift: int  # 6 + log2(c)
     alpha: int  # iDecay
     lam: int  # vDecay
-    vth_mant: tuple[int, int]  # (min, max)
-    theta: tuple[int, int]
+    vth_mant: int
+    theta: int
     bias: tuple[int, int] | None  # contract bias (bias mantissa << 6), None when the block has none
 
     def __str__(self) -> str:
@@ -64,8 +64,8 @@ class NetxLayerReport:
         return "\n".join([
             f"layer {self.index}: {self.block}, dense {self.n_in} -> {self.n_out}",
             f"  weights +/-{self.weight} ({self.signs}) -> +/-1 with input_shift = {self.input_shift}",
-            (f"  alpha = {self.alpha} (iDecay), lam = {self.lam} (vDecay), vThMant in [{self.vth_mant[0]}, "
-            f"{self.vth_mant[1]}] -> theta in [{self.theta[0]}, {self.theta[1]}], bias {bias}"),
+            (f"  alpha = {self.alpha} (iDecay), lam = {self.lam} (vDecay), theta = {self.theta} "
+             f"(vThMant {self.vth_mant} << {LOIHI_SHIFT}, + 1), bias {bias}"),
         ])
 
 
@@ -114,10 +114,13 @@ def _text(value) -> str:
 
 def _scalar(block: str, field: str, value, lo: int, hi: int, expected: str) -> tuple[int | None, str | None]:
     """An integer field in [lo, hi]: (value, None) or (None, problem)."""
-    arr = np.asarray(value)
-    if arr.size != 1 or arr.dtype.kind not in "biuf" or not np.isfinite(arr).all() or arr.reshape(-1)[0] % 1:
+    arr = np.asarray(value).reshape(-1)
+    if arr.size == 0 or arr.dtype.kind not in "biuf" or not np.isfinite(arr).all() or (arr % 1).any():
         return None, f"{block}: {field} = {value!r}, expected one integer ({expected})"
-    x = int(arr.reshape(-1)[0])
+    if (arr != arr[0]).any():  # lava-dl writes one per neuron when its parameters are not shared
+        return None, (f"{block}: {field} holds {np.unique(arr).size} different values from {arr.min():g} to "
+                      f"{arr.max():g}, expected one for the layer (the contract has one per layer)")
+    x = int(arr[0])
     if not lo <= x <= hi:
         return None, f"{block}: {field} = {x}, expected an integer in [{lo}, {hi}] ({expected})"
     return x, None
@@ -322,10 +325,9 @@ def _import(blocks):
             warnings.append(f"{name}: one step's synaptic input can reach {w.shape[1] * c << LOIHI_SHIFT}, so u can "
                             "pass +/-2^24 where Lava wraps once and a 24-bit wrap differs (docs/lava.md)")
         layers.append(layer)
-        vth = params["vThMant"]
         reports.append(NetxLayerReport(
-            index, name, w.shape[1], n_out, c, signs, shift, params["iDecay"], params["vDecay"], (vth, vth),
-            (int(theta.min()), int(theta.max())), None if bias is None else (int(b.min()), int(b.max())),
+            index, name, w.shape[1], n_out, c, signs, shift, params["iDecay"], params["vDecay"], params["vThMant"],
+            int(theta[0]), None if bias is None else (int(b.min()), int(b.max())),
         ))
     if not problems and not layers:
         problems.append("no dense block; expected at least one")

@@ -219,6 +219,8 @@ REFUSALS = {
                "layer/0: neuron/iDecay = 5000, expected an integer in [0, 4096]"),
     "vDecay": (lambda f: put(f, "layer/1/neuron/vDecay", -1), "layer/1: neuron/vDecay = -1"),
     "vThMant": (lambda f: put(f, "layer/2/neuron/vThMant", 1 << 17), "layer/2: neuron/vThMant = 131072"),
+    "per-neuron decays": (lambda f: put(f, "layer/1/neuron/iDecay", np.arange(8) + 100),
+                          "layer/1: neuron/iDecay holds 8 different values from 100 to 107, expected one"),
     "missing vThMant": (lambda f: f.__delitem__("layer/2/neuron/vThMant"), "layer/2: neuron/vThMant is missing"),
     "bias range": (lambda f: put(f, "layer/0/bias", np.full(12, 5000.0)),
                    "layer/0: bias[0] = 5000, expected an integer in [-4096, 4095]"),
@@ -247,6 +249,11 @@ def test_every_problem_of_a_file_is_reported_at_once(tmp_path):
     with pytest.raises(NetxError, match="2 problems") as e:
         from_netx(changed(tmp_path, edit))
     assert "layer/0: neuron/refDelay = 3" in str(e.value) and "layer/2: neuron/gradedSpike" in str(e.value)
+
+
+def test_per_neuron_fields_that_agree_are_one_value(tmp_path):
+    network, _ = from_netx(changed(tmp_path, lambda f: put(f, "layer/1/neuron/vDecay", np.full(8, 0))))
+    assert network == from_netx(FIXTURES / "binary_16_12_8_4.net").network
 
 
 def test_an_input_block_without_neuron_only_names_the_input_size(tmp_path):
