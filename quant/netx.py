@@ -274,6 +274,7 @@ def _import(blocks):
     h5py = _h5py()
     layers, reports, problems, warnings = [], [], [], []
     n_prev = None  # outputs of the previous block (the input shape before the first dense block)
+    dense = 0  # dense blocks seen
     for name, group in blocks:
         kind = _text(group["type"][()]) if "type" in group else "(missing)"
         shape = np.asarray(group["shape"][()]).reshape(-1) if "shape" in group else None
@@ -300,13 +301,14 @@ def _import(blocks):
             problems.append(f"{name}: shape is missing, expected the number of neurons")
             continue
         n_out = int(np.prod(shape))
+        dense += 1
         w, c, signs, errs = _weights(name, np.asarray(group["weight"][()]), n_out)
         bias, bias_errs = _bias(name, group, n_out)
         params, neuron_errs = _neuron(name, group)
         errs += bias_errs + neuron_errs
         if w is not None and n_prev is not None and w.shape[1] != n_prev:
             errs.append(f"{name}: weight has {w.shape[1]} inputs, expected {n_prev} (the "
-                        f"{'input size' if not layers and not reports else 'previous block size'})")
+                        f"{'input size' if dense == 1 else 'previous block size'})")
         n_prev = n_out
         if errs:
             problems += errs
@@ -321,9 +323,9 @@ def _import(blocks):
         except NetworkError as e:  # pragma: no cover - every field was checked above
             problems.append(str(e))
             continue
-        if w.shape[1] * c << (LOIHI_SHIFT + 1) > 1 << 24:
-            warnings.append(f"{name}: one step's synaptic input can reach {w.shape[1] * c << LOIHI_SHIFT}, so u can "
-                            "pass +/-2^24 where Lava wraps once and a 24-bit wrap differs (docs/lava.md)")
+        if w.shape[1] * c << LOIHI_SHIFT > 1 << 24:
+            warnings.append(f"{name}: one step's synaptic input can reach {w.shape[1] * c << LOIHI_SHIFT} > 2^24, so "
+                            "u can pass +/-3*2^23, which Lava's single wrap leaves outside 24 bits (docs/lava.md)")
         layers.append(layer)
         reports.append(NetxLayerReport(
             index, name, w.shape[1], n_out, c, signs, shift, params["iDecay"], params["vDecay"], params["vThMant"],

@@ -274,3 +274,18 @@ def test_unreadable_files_and_bad_spikes(tmp_path):
         lava_trace(network, np.zeros((5, 15), np.uint8))
     with pytest.raises(NetxError, match="spikes must be 0/1"):
         lava_trace(network, np.full((5, 16), 2))
+
+
+def test_a_layer_whose_input_can_pass_lava_s_single_wrap_is_warned_about(tmp_path):
+    def wide(f):
+        put(f, "layer/0/weight", np.full((4, 4097), 128.0) * np.where(np.arange(4097) % 2, 1, -1))
+        put(f, "layer/0/shape", np.array([4]))
+        put(f, "layer/1/weight", np.full((2, 4), 64.0) * np.array([1, -1, 1, 1]))
+        put(f, "layer/1/shape", np.array([2]))
+        del f["layer/2"]
+    network, report = from_netx(changed(tmp_path, wide))
+    assert network.sizes == (4097, 4, 2)
+    assert len(report.warnings) == 1 and report.warnings[0].startswith("layer/0: one step's synaptic input can reach "
+                                                                       "33562624 > 2^24")
+    assert "warning: layer/0" in str(report)
+    assert not from_netx(FIXTURES / "binary_16_12_8.net").report.warnings
