@@ -60,12 +60,13 @@ def test_fixture_imports_with_loihi_s_options(name):
     assert "netx import of" in text and "input_shift" in text and "t-(k+1)" in text
 
 
+@pytest.mark.parametrize("engine", ["auto", "numpy", "reference"])
 @pytest.mark.parametrize("name", CASES)
-def test_lava_trace_equals_lava_at_every_step_of_every_layer(name):
+def test_lava_trace_equals_lava_at_every_step_of_every_layer(name, engine):
     x, layers = lava_record(name)
     assert_guards(name, layers)
     network, _ = from_netx(FIXTURES / f"{name}.net")
-    for k, (rec, (s, u, v)) in enumerate(zip(lava_trace(network, x), layers)):
+    for k, (rec, (s, u, v)) in enumerate(zip(lava_trace(network, x, engine=engine), layers)):
         assert np.array_equal(rec.z, s), f"{name}: layer {k} spikes"
         assert np.array_equal(rec.u, u), f"{name}: layer {k} u"
         assert np.array_equal(rec.v, v), f"{name}: layer {k} v"
