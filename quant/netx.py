@@ -351,7 +351,7 @@ def _delayed(x: np.ndarray) -> np.ndarray:
 def lava_trace(network: Network, spikes, *, engine: str = "auto") -> tuple[golden.LayerStep, ...]:
     """What Lava's monitors record when ``network`` (as `from_netx` made it) runs in Lava on ``spikes``.
 
-    ``spikes``: 0/1 [T, n_in], row t sent by Lava's ring buffer at step t+1. Per layer
+    ``spikes``: 0/1 [T, n_in], row t sent by Lava's ring buffer at its step t+1 (Lava counts from 1). Per layer
     ``LayerStep(z, v, u)`` [T, n_out] in Lava's steps: Lava's layer k sees layer k-1's spikes of the
     previous step (the input's for k = 0), so each layer runs alone on its input delayed by one step
     (`spikeloop.golden.run` on a one-layer network), biases acting from the first step. ``v`` is after
