@@ -85,6 +85,8 @@ COMMAND_EXAMPLES = {
     "nir import": ["spikeloop nir import model_from_snntorch.nir --reset subtract_next --out net.npz",
                    "spikeloop nir import model_from_norse.nir --source norse --out net.npz"],
     "nir agree": ["spikeloop nir agree model.nir --recorded spikes.npz --reset subtract_next --sweep"],
+    "netx": ["spikeloop netx import model.net --out net.npz"],
+    "netx import": ["spikeloop netx import model.net --out net.npz"],
     "verilog": ["spikeloop verilog --out build/verilog",
                 "spikeloop verilog --sizes 784,256,10 --lanes 16 --chunk 64 --membranes --out build/verilog"],
     "estimate": ["spikeloop estimate --analytic                      the analytic model, in a second",
@@ -616,6 +618,18 @@ def cmd_nir_agree(args) -> int:
     return 0
 
 
+def cmd_netx_import(args) -> int:
+    """Import a lava-dl netx HDF5 file as a network image that runs as Lava's Loihi model does (docs/lava.md)."""
+    netx = _require("spikeloop.quant.netx", "train", "spikeloop netx")
+    _require("h5py", "train", "spikeloop netx")
+    _out_file(args.out)
+    network, report = netx.from_netx(args.file)
+    print(report)
+    digest = network.save(args.out)
+    print(f"{'-'.join(map(str, network.sizes))} network -> {args.out} ({digest})")
+    return 0
+
+
 #: `spikeloop loop` options that only training takes (--learn es): option -> (attribute, default).
 LEARN_OPTIONS = {"--generations": ("generations", 40), "--population": ("population", 24),
                  "--sigma": ("sigma", 0.3), "--lr": ("lr", 0.05), "--hidden": ("hidden", 24),
@@ -988,6 +1002,13 @@ def parser() -> argparse.ArgumentParser:
                    help="also every combination of --decay-round and --input-shift 0, 4, 8, 12")
     _add_nir_import_arguments(n)
 
+    s = _command(sub, "netx", None, help_text="lava-dl netx HDF5 files in (docs/lava.md)")
+    nsub = s.add_subparsers(dest="netx_command", required=True, metavar="{import}")
+    s.set_defaults(func=None)
+    n = _command(nsub, "netx import", cmd_netx_import)
+    n.add_argument("file", type=Path, help="netx HDF5 file written by lava-dl (.net)")
+    n.add_argument("--out", required=True, type=Path, help="network image to write (.npz)")
+
     s = _command(sub, "verilog", cmd_verilog)
     add_config_arguments(s, default_sizes="784,256,128,10, lanes 16, chunk 64")
     s.add_argument("--out", type=Path, default=Path("build/verilog"), help="output folder (default build/verilog)")
@@ -1071,7 +1092,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("spikeloop: interrupted; nothing saved", file=sys.stderr)
         return 130
-    name = " ".join(filter(None, (args.command, getattr(args, "nir_command", None))))
+    sub_command = getattr(args, "nir_command", None) or getattr(args, "netx_command", None)
+    name = " ".join(filter(None, (args.command, sub_command)))
     try:
         return args.func(args)
     except KeyboardInterrupt as e:
