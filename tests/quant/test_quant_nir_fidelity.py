@@ -211,3 +211,15 @@ def test_nir_import_command_takes_the_options(tmp_path, capsys):
         "subtract_next", "zero", 6, 10, 22)
     assert main(["nir", "import", str(FIXTURES / "norse_lif.nir"), "--no-type-check", "--out", str(out)]) == 2
     assert "--source norse" in capsys.readouterr().err
+
+
+def test_nir_commands_refuse_in_one_line_naming_every_problem(tmp_path, capsys):
+    graph = FIXTURES / "norse_lif.nir"
+    assert main(["nir", "agree", str(graph), "--recorded", str(tmp_path / "none.npz"), "--source", "norse",
+                 "--no-type-check"]) == 2
+    assert "none.npz: no such recording" in capsys.readouterr().err
+    # both layers of a Norse graph read as NIR are refused, on one line
+    assert main(["nir", "agree", str(graph), "--recorded", str(FIXTURES / "norse_lif.npz"), "--no-type-check"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("spikeloop nir agree: error: 2 problems in the graph: node '1': tau_syn[0] = ")
+    assert "; node '3': tau_syn[0] = " in line and line.endswith("(spikeloop nir import --source norse)")
