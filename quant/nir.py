@@ -214,6 +214,11 @@ def _first_bad(name: str, field: str, arr: np.ndarray, bad: np.ndarray, expected
     return NIRError(f"node '{name}': {field}[{j}] = {arr[j]:.8g}, expected {expected}")
 
 
+def _step(dt: float, source: str) -> float:
+    """The numerator of the decay per step: dt (NIR: dt / tau), dt^2 for Norse 1.1.0 (dt * dt / tau)."""
+    return dt * dt if source == "norse" else dt
+
+
 def _decay(name: str, field: str, tau: np.ndarray, dt: float, source: str) -> np.ndarray:
     """The fraction lost per step, per neuron (0 for tau = inf): dt / tau (NIR), or dt * dt / tau for a graph
     from Norse 1.1.0, whose to_nir writes tau = dt / tau_inv while its cells decay by dt * tau_inv per step.
@@ -221,7 +226,7 @@ def _decay(name: str, field: str, tau: np.ndarray, dt: float, source: str) -> np
     bad = ~(tau > 0)
     if bad.any():
         raise _first_bad(name, field, tau, bad, "a positive time constant (seconds)")
-    step = dt * dt if source == "norse" else dt
+    step = _step(dt, source)
     with np.errstate(divide="ignore"):
         d = _snap(np.where(np.isinf(tau), 0.0, step / tau))
     bad = d > 1
@@ -238,9 +243,10 @@ def _decay(name: str, field: str, tau: np.ndarray, dt: float, source: str) -> np
     return d
 
 
-def _gain(name: str, field: str, factor: np.ndarray, tau_field: str, tau: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """The Euler input gain factor * d (d = dt/tau, the decay per step); infinite tau with infinite factor is 1
-    (snnTorch writes factor = tau/dt), infinite tau with a finite factor is refused (no input would arrive)."""
+def _gain(name: str, field: str, factor: np.ndarray, tau_field: str, tau: np.ndarray, step: float) -> np.ndarray:
+    """The Euler input gain factor * d (d = step/tau, the decay per step, not snapped: a decay too small for
+    any F still passes its input); infinite tau with infinite factor is 1 (snnTorch writes factor = tau/dt),
+    infinite tau with a finite factor is refused (no input would arrive)."""
     inf_tau, inf_f = np.isinf(tau), np.isinf(factor)
     bad = inf_tau != inf_f
     if bad.any():
@@ -250,7 +256,7 @@ def _gain(name: str, field: str, factor: np.ndarray, tau_field: str, tau: np.nda
             f"{field}*dt/{tau_field} is undefined; expected both finite, or both infinite (no decay, gain 1)"
         )
     with np.errstate(invalid="ignore"):
-        return np.where(inf_tau, 1.0, factor * np.where(inf_tau, 0.0, d))
+        return np.where(inf_tau, 1.0, factor * np.where(inf_tau, 0.0, step / np.where(inf_tau, 1.0, tau)))
 
 
 def _integer_decay(name: str, field: str, d: np.ndarray, frac_bits: int) -> tuple[int, float]:
@@ -641,7 +647,7 @@ def _layer(index, syn_name, name, node, w, bias, scale, *, dt, frac_bits, source
         tau, r = _param(name, node, "tau", n), _param(name, node, "r", n)
         d = _decay(name, "tau", tau, dt, source)
         lam, lam_real = _integer_decay(name, "tau", d, frac_bits)
-        gain = _gain(name, "r", r, "tau", tau, d)
+        gain = _gain(name, "r", r, "tau", tau, _step(dt, source))
         neuron = "lif"
     else:  # CubaLIF
         tau_syn, tau_mem = _param(name, node, "tau_syn", n), _param(name, node, "tau_mem", n)
@@ -650,8 +656,8 @@ def _layer(index, syn_name, name, node, w, bias, scale, *, dt, frac_bits, source
         alpha, alpha_real = _integer_decay(name, "tau_syn", d_syn, frac_bits)
         lam, lam_real = _integer_decay(name, "tau_mem", d_mem, frac_bits)
         # Norse's LIFCell adds its input to the current as it comes (i <- i + x): gain w_in, not w_in * dt/tau_syn
-        syn_gain = w_in if source == "norse" else _gain(name, "w_in", w_in, "tau_syn", tau_syn, d_syn)
-        gain = syn_gain * _gain(name, "r", r, "tau_mem", tau_mem, d_mem)
+        syn_gain = w_in if source == "norse" else _gain(name, "w_in", w_in, "tau_syn", tau_syn, _step(dt, source))
+        gain = syn_gain * _gain(name, "r", r, "tau_mem", tau_mem, _step(dt, source))
         neuron = "cuba"
     bad = ~(np.isfinite(gain) & (gain > 0))
     if bad.any():
@@ -826,7 +832,59 @@ def _time_constant(factor: int, frac_bits: int, dt: float) -> float:
     return math.inf if factor == 0 else dt * (1 << frac_bits) / factor
 
 
-def to_nir(network: Network, *, dt: float = DEFAULT_DT, producer: str = "spikeloop"):
+#: the float simulators whose NIR readers ``to_nir(reader=...)`` writes for (docs/nir.md, "Read back by")
+READERS = ("snntorch", "norse")
+#: snnTorch 1.0's ``import_from_nir`` takes every time constant at this dt (it ignores the graph's)
+SNNTORCH_DT = 1e-4
+#: tau / dt of a layer without leak written for snnTorch, which reads ``IF`` as a leaky ``Leaky(beta=0.9)``
+#: and ``tau = inf`` as a threshold of nan: a leak of 2^-40 per step never moves a membrane across
+#: ``theta - 1/2`` within the contract's range, and `from_nir` rounds it back to ``lam = 0``
+NO_LEAK_STEPS = 2.0**40
+
+
+class NIRReaderWarning(UserWarning):
+    """What a reader of an exported graph (`READERS`) computes only approximately."""
+
+
+def reader_check(network: Network, reader: str, dt: float) -> tuple[str, ...]:
+    """What `reader`'s NIR import cannot express in ``network`` (all problems, one `NIRError`); returns the
+    warnings for what it expresses only approximately."""
+    if reader not in READERS:
+        raise NIRError(f"reader = {reader!r}, expected one of {', '.join(READERS)} or None")
+    who = {"snntorch": "snnTorch 1.0's import_from_nir", "norse": "Norse 1.1.0's from_nir"}[reader]
+    problems, warnings = [], []
+    if reader == "snntorch" and not math.isclose(dt, SNNTORCH_DT, rel_tol=1e-9):
+        problems.append(f"dt = {dt:g}, expected {SNNTORCH_DT:g}: {who} takes every time constant at dt = "
+                        f"{SNNTORCH_DT:g} s")
+    for k, layer in enumerate(network.layers):
+        name = f"layer {k} (lif{k})"
+        if layer.reset != "zero":
+            hint = (" (snnTorch's Leaky(reset_mechanism='subtract') computes subtract_next: set it on the imported "
+                    "modules)" if reader == "snntorch" and layer.reset == "subtract_next" else "")
+            problems.append(f"{name}: reset = {layer.reset!r}, expected 'zero': {who} builds every neuron with a "
+                            f"reset to zero at the spike's step{hint}")
+        if layer.neuron == "cuba" and (layer.alpha == 0 or layer.lam == 0):
+            problems.append(f"{name}: cuba with alpha = {layer.alpha}, lam = {layer.lam}, expected both > 0: {who} "
+                            f"reads an infinite time constant of a CubaLIF as an undefined input gain")
+        if layer.neuron == "cuba" and layer.bias_to == "membrane" and layer.bias.any():
+            problems.append(f"{name}: bias_to = 'membrane' in a cuba layer, expected 'current': {who} adds a bias "
+                            f"to the synaptic current")
+        if reader == "snntorch" and len(np.unique(layer.theta)) > 1:
+            problems.append(f"{name}: theta differs across the layer's neurons, expected one value: {who} takes "
+                            f"one threshold per layer")
+        if layer.lam or (layer.neuron == "cuba" and layer.alpha):
+            warnings.append(f"{name}: decay_round = {layer.decay_round!r} rounds every decay to an integer; {who} "
+                            f"decays in float: spikes agree unless a rounding moves a membrane across theta")
+        for option in ("u_overflow", "v_range"):
+            if getattr(layer, option) != OPTION_DEFAULTS[option]:
+                warnings.append(f"{name}: {option} = {getattr(layer, option)!r} is not expressed: {who} does not "
+                                f"bound its membranes")
+    if problems:
+        raise NIRError(f"{len(problems)} problem(s) exporting for {reader}:\n" + "\n".join(f"- {p}" for p in problems))
+    return tuple(warnings)
+
+
+def to_nir(network: Network, *, dt: float = DEFAULT_DT, producer: str = "spikeloop", reader: str | None = None):
     """Write ``network`` as a NIR graph under the profile (docs/nir.md).
 
     Layer k becomes ``fc{k}`` (Affine, or Linear when every bias is 0; weights +/-1) and ``lif{k}``:
@@ -836,6 +894,12 @@ def to_nir(network: Network, *, dt: float = DEFAULT_DT, producer: str = "spikelo
     ``w_in = tau_syn/dt``; ``r = 1`` for IF) and ``v_reset = 0``. The fields NIR lacks (reset kind,
     widths, F, dt, the contract's options) go into ``spikeloop_*`` metadata, so `from_nir` gives
     the same network back.
+
+    ``reader`` ("snntorch" or "norse") writes the same network in the form that framework's NIR import
+    runs with the same spikes: refused (`NIRError`, every problem named) where it cannot express the
+    network, a `NIRReaderWarning` each where it is approximate (`reader_check`). snnTorch: a layer without
+    leak becomes a ``LIF`` with ``tau = 2^40 dt``. Norse: a leaky ``LIF`` gets ``r = 1`` (Norse ignores
+    ``r``) and its threshold times ``dt / tau``; read it with ``from_nir(graph, dt=dt)``.
     """
     nir = _nir()
     if not isinstance(network, Network):
@@ -846,6 +910,11 @@ def to_nir(network: Network, *, dt: float = DEFAULT_DT, producer: str = "spikelo
     if len(frac) != 1:
         raise NIRError(f"the layers use frac_bits {sorted(frac)}; the NIR profile has one F per graph, expected equal")
     dt = float(dt)
+    if reader is not None:
+        import warnings
+
+        for message in reader_check(network, reader, dt):
+            warnings.warn(message, NIRReaderWarning, stacklevel=2)
     nodes = {"input": nir.Input(input_type={"input": np.array([network.n_in])})}
     names = ["input"]
     for k, layer in enumerate(network.layers):
@@ -862,8 +931,16 @@ def to_nir(network: Network, *, dt: float = DEFAULT_DT, producer: str = "spikelo
         thr = (layer.theta.astype(np.float64) - 0.5) / unit
         zeros = np.zeros(n)
         tau_mem = _time_constant(layer.lam, layer.frac_bits, dt)
-        if layer.neuron == "lif" and layer.lam == 0:
+        if layer.neuron == "lif" and layer.lam == 0 and reader == "snntorch":
+            tau = dt * NO_LEAK_STEPS
+            node = nir.LIF(tau=np.full(n, tau), r=np.full(n, NO_LEAK_STEPS), v_leak=zeros, v_threshold=thr,
+                           v_reset=zeros, metadata=meta)
+        elif layer.neuron == "lif" and layer.lam == 0:
             node = nir.IF(r=np.ones(n), v_threshold=thr, v_reset=zeros, metadata=meta)
+        elif layer.neuron == "lif" and reader == "norse":
+            d = dt / tau_mem
+            node = nir.LIF(tau=np.full(n, tau_mem), r=np.ones(n), v_leak=zeros, v_threshold=thr * d, v_reset=zeros,
+                           metadata=meta)
         elif layer.neuron == "lif":
             node = nir.LIF(tau=np.full(n, tau_mem), r=np.full(n, tau_mem / dt), v_leak=zeros, v_threshold=thr,
                            v_reset=zeros, metadata=meta)
@@ -880,10 +957,10 @@ def to_nir(network: Network, *, dt: float = DEFAULT_DT, producer: str = "spikelo
     return nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])), metadata=metadata)
 
 
-def write_nir(network: Network, path, *, dt: float = DEFAULT_DT) -> Path:
+def write_nir(network: Network, path, *, dt: float = DEFAULT_DT, reader: str | None = None) -> Path:
     """`to_nir` and write the graph to ``path`` (HDF5, as `nir.write` does)."""
     nir = _nir()
-    graph = to_nir(network, dt=dt)
+    graph = to_nir(network, dt=dt, reader=reader)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     nir.write(path, graph)
