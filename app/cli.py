@@ -81,7 +81,8 @@ COMMAND_EXAMPLES = {
     "export": ["spikeloop export --checkpoint build/train/checkpoint.pt --out net.npz"],
     "nir": ["spikeloop nir export --network net.npz --out net.nir",
             "spikeloop nir import model.nir --out net.npz --binarize"],
-    "nir export": ["spikeloop nir export --network net.npz --out net.nir --dt 1e-3"],
+    "nir export": ["spikeloop nir export --network net.npz --out net.nir --dt 1e-3",
+                   "spikeloop nir export --network net.npz --out net.nir --reader snntorch"],
     "nir import": ["spikeloop nir import model_from_snntorch.nir --reset subtract_next --out net.npz",
                    "spikeloop nir import model_from_norse.nir --source norse --out net.npz"],
     "nir agree": ["spikeloop nir agree model.nir --recorded spikes.npz --reset subtract_next --sweep"],
@@ -568,8 +569,13 @@ def cmd_nir_export(args) -> int:
     _require("nir", "train", "spikeloop nir")
     _out_file(args.out)
     net = Network.load(args.network)
-    path = nir.write_nir(net, args.out, dt=args.dt)
-    print(f"{'-'.join(map(str, net.sizes))} network -> {path} (NIR, {nir.PROFILE}, dt = {args.dt:g} s)")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", nir.NIRReaderWarning)
+        path = nir.write_nir(net, args.out, dt=args.dt, reader=args.reader)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    print(f"{'-'.join(map(str, net.sizes))} network -> {path} (NIR, {nir.PROFILE}, dt = {args.dt:g} s"
+          + (f", for {args.reader}'s reader)" if args.reader else ")"))
     return 0
 
 
@@ -990,6 +996,9 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("--out", required=True, type=Path, help="NIR file to write")
     n.add_argument("--dt", type=float_in(0.0, open_lo=True), default=1e-4,
                    help="seconds per timestep, > 0 (default 1e-4, as snnTorch)")
+    n.add_argument("--reader", choices=("snntorch", "norse"), default=None,
+                   help="write for that framework's NIR reader (snnTorch 1.0, Norse 1.1.0): refuses what it cannot "
+                        "express, warns where it is approximate (docs/nir.md)")
     n = _command(nsub, "nir import", cmd_nir_import)
     n.add_argument("graph", type=Path, help="NIR file")
     n.add_argument("--out", required=True, type=Path, help="network image to write (.npz)")

@@ -880,7 +880,7 @@ def reader_check(network: Network, reader: str, dt: float) -> tuple[str, ...]:
                 warnings.append(f"{name}: {option} = {getattr(layer, option)!r} is not expressed: {who} does not "
                                 f"bound its membranes")
     if problems:
-        raise NIRError(f"{len(problems)} problem(s) exporting for {reader}:\n" + "\n".join(f"- {p}" for p in problems))
+        raise NIRError(f"{len(problems)} problem(s) exporting for {reader}: " + "; ".join(problems))
     return tuple(warnings)
 
 

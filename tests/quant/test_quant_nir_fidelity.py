@@ -58,8 +58,8 @@ def test_the_defaults_agree_with_the_source_framework(name):
 
 
 def test_the_v1_arithmetic_is_what_lost_the_spikes():
-    """The same import with v1's arithmetic (no fractional membrane bits, floor) loses about a tenth of the
-    spikes at beta = 0.9: the agreement test above can fail."""
+    """The same import with v1's arithmetic (no fractional membrane bits, floor) loses about 7% of the output
+    spike bits at beta = 0.9: the agreement test above can fail."""
     graph, inputs, outputs = _fixture("snntorch_b0.9_subtract")
     a = agreement(from_nir(graph, reset="subtract_next", frac_bits=8, input_shift=0, decay_round="floor").network,
                   inputs, outputs)
@@ -78,7 +78,7 @@ def test_the_agreement_table_and_its_command(capsys):
         {}, {"decay_round": "floor", "input_shift": 0}, {"decay_round": "floor", "input_shift": 12},
         {"decay_round": "nearest", "input_shift": 0}, {"decay_round": "nearest", "input_shift": 12}]
     assert rows[0][1] == rows[4][1]  # the defaults are nearest, k = 12
-    assert rows[1][1].bits < 0.95 < 0.99 <= rows[4][1].bits
+    assert rows[1][1].bits < 0.98 < 0.99 <= rows[4][1].bits
     table = format_agreement(rows)
     assert table.splitlines()[2].startswith("| **defaults** | ") and "| decay_round=floor, input_shift=0 |" in table
     assert main(["nir", "agree", str(FIXTURES / "norse_lifbox.nir"), "--recorded", str(FIXTURES / "norse_lifbox.npz"),
@@ -115,8 +115,8 @@ def test_norse_1_1_graphs_need_their_source_and_say_so():
     network, report = from_nir(graph, source="norse")
     first = network.layers[0]
     # Norse: decay dt * tau_inv per step (0.2 and 0.1 at dt = 1e-3, times 2^16); the current takes the input as
-    # it comes (gain 1), the membrane dt * tau_mem_inv of the current: v > 0.5 is 5 weights, 5 * 2^12 units
-    assert (first.neuron, first.alpha, first.lam, first.theta[0]) == ("cuba", 13107, 6554, 5 * 4096 + 1)
+    # it comes (gain 1), the membrane dt * tau_mem_inv of the current: v > 2 is 20 weights, 20 * 2^12 units
+    assert (first.neuron, first.alpha, first.lam, first.theta[0]) == ("cuba", 13107, 6554, 20 * 4096 + 1)
     assert report.layers[0].reset_source == "Norse resets to v_reset" and report.dt == 1e-3
     with pytest.raises(NIRError, match=r"node '1': tau_syn\[0\] = 5.0000003e-06, expected tau >= dt\^2 = 0.01"):
         from_nir(graph, source="norse", dt=0.1)
