@@ -30,10 +30,11 @@ import export_for_readers  # noqa: E402
 SNNTORCH = {
     "snntorch_b1_zero": ({"reset": "zero"}, 1.0),  # no decay: float and integer agree exactly
     "snntorch_b0.9_zero": ({"reset": "zero"}, 0.999),
+    "norse_lifbox": ({"source": "norse"}, 0.999),
     "norse_lif": ({"source": "norse"}, 0.999),  # a cuba layer: snnTorch's Synaptic
 }
 #: fixture -> least agreement with Norse's reader (snntorch_b1_zero has no decay: exact)
-NORSE = {"snntorch_b1_zero": 1.0, "norse_lifbox": 0.999, "norse_lif": 0.999}
+NORSE = {"snntorch_b1_zero": 1.0, "snntorch_b0.9_zero": 0.999, "norse_lifbox": 0.999, "norse_lif": 0.999}
 
 
 def _network(name, options):
