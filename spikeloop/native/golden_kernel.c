@@ -51,9 +51,12 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define SL_INLINE static inline __attribute__((always_inline))
 #define SL_RESTRICT __restrict__
+/* a function of its own (per instruction set, like the entry point), never inlined */
+#define SL_OUTLINE static __attribute__((noinline)) SL_CLONES
 #else
 #define SL_INLINE static inline
 #define SL_RESTRICT
+#define SL_OUTLINE static
 #endif
 
 /* One layer, as laid out by spikeloop/native/golden_kernel.py (ctypes.Structure sl_layer). */
@@ -170,98 +173,90 @@ SL_INLINE int pow2_log(int64_t x) {
 
 SL_INLINE int64_t clamp(int64_t x, int64_t lo, int64_t hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
-/* How keep(x, factor), what is left of x after a decay by factor/2^F, is computed.
- * Rounding floor, x - ((x * factor) >> F): DECAY_NONE (factor 0: x), DECAY_SHIFT (factor 2^k:
- * x - (x >> (F-k)), exact because x * 2^k never overflows for in-range x), DECAY_MUL.
- * Roundings zero and nearest, with p = x * (2^F - factor): sign(p) * ((|p| + h) >> F), h = 0 or
- * 2^(F-1) (DECAY_SIGNMAG; factor 0 is DECAY_NONE for them too). */
-enum { DECAY_NONE, DECAY_SHIFT, DECAY_MUL, DECAY_SIGNMAG };
+/* How x - ((x * factor) >> F) (keep under the floor rounding) is computed: DECAY_NONE (factor 0:
+ * x), DECAY_SHIFT (factor 2^k: x - (x >> (F-k)), exact because x * 2^k never overflows for in-range
+ * x), DECAY_MUL. */
+enum { DECAY_NONE, DECAY_SHIFT, DECAY_MUL };
 
-typedef struct sl_decay {
-    int kind;
-    int64_t factor, fb, shift; /* factor: the multiplier (2^F - factor for DECAY_SIGNMAG) */
-    int64_t half;              /* h of DECAY_SIGNMAG */
-} sl_decay;
-
-SL_INLINE sl_decay decay_of(int64_t factor, int64_t fb, int64_t rounding) {
-    sl_decay d = {DECAY_MUL, factor, fb, 0, 0};
+SL_INLINE int decay_kind(int64_t factor, int64_t fb, int64_t *shift) {
     int k = pow2_log(factor);
-    if (factor == 0) {
-        d.kind = DECAY_NONE;
-    } else if (rounding != 0) {
-        d.kind = DECAY_SIGNMAG;
-        d.factor = ((int64_t)1 << fb) - factor;
-        d.half = rounding == 2 ? ((int64_t)1 << fb) >> 1 : 0;
-    } else if (k >= 0 && k <= fb) {
-        d.kind = DECAY_SHIFT;
-        d.shift = fb - k;
+    if (factor == 0) return DECAY_NONE;
+    if (k >= 0 && k <= fb) {
+        *shift = fb - k;
+        return DECAY_SHIFT;
     }
-    return d;
+    return DECAY_MUL;
 }
 
-/* sign(p) * ((|p| + h) >> F) for p = x * m: only a magnitude is shifted (|p| < 2^48). */
-SL_INLINE int64_t keep_signmag(int64_t x, int64_t m, int64_t fb, int64_t h) {
-    int64_t p = x * m;
-    int64_t q = ((p < 0 ? -p : p) + h) >> fb;
-    return p < 0 ? -q : q;
+/* y[j] = sat(keep(x[j]) + in[j]) under the roundings toward zero (1) and to the nearest (2): with
+ * p = x[j] * (2^F - factor), keep = sign(p) * ((|p| + h) >> F), h = 0 or 2^(F-1) (|p| < 2^48; only
+ * a magnitude is shifted). y may be x. */
+SL_OUTLINE void signmag_add_sat(int64_t *y, const int64_t *x, const int64_t *SL_RESTRICT in, int64_t n,
+                                int64_t factor, int64_t fb, int64_t rounding, int64_t lo, int64_t hi) {
+    const int64_t m = ((int64_t)1 << fb) - factor, h = rounding == 2 ? ((int64_t)1 << fb) >> 1 : 0;
+    for (int64_t j = 0; j < n; j++) {
+        int64_t p = x[j] * m;
+        int64_t q = ((p < 0 ? -p : p) + h) >> fb;
+        y[j] = clamp((p < 0 ? -q : q) + in[j], lo, hi);
+    }
 }
 
-/* in[j] = acc[j] * 2^k + bias[j] (the current's input a; a multiply, as << of a negative is
- * undefined in C; |acc * 2^k| <= 2^32) */
+/* in[j] = acc[j] * 2^k + bias[j] (the current's input a; for k > 0 a multiply, as << of a negative
+ * is undefined in C; |acc * 2^k| <= 2^32) */
 #define SL_INPUT(NAME, T)                                                                       \
+    SL_OUTLINE void NAME##_shifted(int64_t *SL_RESTRICT in, const T *SL_RESTRICT acc,           \
+                                   const int64_t *SL_RESTRICT bias, int64_t n, int64_t k) {     \
+        const int64_t scale = (int64_t)1 << k;                                                  \
+        for (int64_t j = 0; j < n; j++) in[j] = (int64_t)acc[j] * scale + bias[j];              \
+    }                                                                                           \
     SL_INLINE void NAME(int64_t *SL_RESTRICT in, const T *SL_RESTRICT acc,                      \
                         const int64_t *SL_RESTRICT bias, int64_t n, int64_t k) {                \
         if (k == 0) {                                                                           \
             for (int64_t j = 0; j < n; j++) in[j] = (int64_t)acc[j] + bias[j];                  \
         } else {                                                                                \
-            const int64_t scale = (int64_t)1 << k;                                              \
-            for (int64_t j = 0; j < n; j++) in[j] = (int64_t)acc[j] * scale + bias[j];          \
+            NAME##_shifted(in, acc, bias, n, k);                                                \
         }                                                                                       \
     }
 SL_INPUT(input16, int16_t)
 SL_INPUT(input32, int32_t)
 
-/* y[j] = sat(keep(x[j]) + in[j]) for the decay kinds; y may be x only through the in-place
- * variant below (u of cuba), so two functions keep restrict honest. */
+/* y[j] = sat(x[j] - ((x[j] * factor) >> F) + in[j]) for the three decay kinds; y may be x
+ * only through the in-place variant below (u of cuba), so two functions keep restrict honest. */
 #define SL_DECAY_LOOP(X, Y)                                                                     \
-    const int64_t factor = d.factor, fb = d.fb, shift = d.shift, half = d.half;                 \
-    switch (d.kind) {                                                                           \
+    switch (kind) {                                                                             \
     case DECAY_NONE:                                                                            \
         for (int64_t j = 0; j < n; j++) Y = clamp(X + in[j], lo, hi);                           \
         break;                                                                                  \
     case DECAY_SHIFT:                                                                           \
         for (int64_t j = 0; j < n; j++) Y = clamp(X - (X >> shift) + in[j], lo, hi);            \
         break;                                                                                  \
-    case DECAY_MUL:                                                                             \
-        for (int64_t j = 0; j < n; j++) Y = clamp(X - ((X * factor) >> fb) + in[j], lo, hi);    \
-        break;                                                                                  \
     default:                                                                                    \
-        for (int64_t j = 0; j < n; j++)                                                         \
-            Y = clamp(keep_signmag(X, factor, fb, half) + in[j], lo, hi);                       \
+        for (int64_t j = 0; j < n; j++) Y = clamp(X - ((X * factor) >> fb) + in[j], lo, hi);    \
         break;                                                                                  \
     }
 
 SL_INLINE void decay_add_sat(int64_t *SL_RESTRICT y, const int64_t *SL_RESTRICT x,
-                             const int64_t *SL_RESTRICT in, int64_t n, sl_decay d, int64_t lo,
-                             int64_t hi) {
+                             const int64_t *SL_RESTRICT in, int64_t n, int kind, int64_t factor,
+                             int64_t fb, int64_t shift, int64_t lo, int64_t hi) {
     SL_DECAY_LOOP(x[j], y[j])
 }
 
 SL_INLINE void decay_add_sat_inplace(int64_t *SL_RESTRICT x, const int64_t *SL_RESTRICT in, int64_t n,
-                                     sl_decay d, int64_t lo, int64_t hi) {
+                                     int kind, int64_t factor, int64_t fb, int64_t shift, int64_t lo,
+                                     int64_t hi) {
     SL_DECAY_LOOP(x[j], x[j])
 }
 
 /* x[j] wrapped into [lo, hi] = [-2^(U-1), 2^(U-1) - 1] (two's complement of U bits), on uint64:
  * (x - lo) mod 2^U lies in [0, 2^U), so converting it back to int64 is exact. */
-SL_INLINE void wrap_into(int64_t *SL_RESTRICT x, int64_t n, int64_t lo, int64_t hi) {
+SL_OUTLINE void wrap_into(int64_t *SL_RESTRICT x, int64_t n, int64_t lo, int64_t hi) {
     const uint64_t mask = (uint64_t)hi - (uint64_t)lo, ulo = (uint64_t)lo;
     for (int64_t j = 0; j < n; j++) x[j] = (int64_t)(((uint64_t)x[j] - ulo) & mask) + lo;
 }
 
 /* e[j] = in[j] + vbias[j] - theta[j] * (v[j] >= theta[j]): the membrane's input beyond the current,
  * vbias (NULL: none) and, for the subtract_next reset (`next`), theta off after a spike of v_prev. */
-SL_INLINE void membrane_input(int64_t *SL_RESTRICT e, const int64_t *SL_RESTRICT in,
+SL_OUTLINE void membrane_input(int64_t *SL_RESTRICT e, const int64_t *SL_RESTRICT in,
                               const int64_t *SL_RESTRICT vbias, const int64_t *SL_RESTRICT v,
                               const int64_t *SL_RESTRICT theta, int64_t n, int next) {
     if (vbias) {
@@ -304,23 +299,28 @@ SL_INLINE void fire_reset(int64_t *SL_RESTRICT v, uint8_t *SL_RESTRICT z, const 
 /*
  * Neuron update of one layer for one batch row at one timestep, from accumulated sums `acc`.
  * v, u: this row's state. Writes the spikes into L->z and, when recording, z / v' / u at `rec`.
+ * A function of its own (one call per layer and step): inlined into the run loop, its floor loops
+ * lost a register to the v2 branches (one more instruction per 4 neurons in GCC 12).
  */
 #define SL_NEURONS(NAME, T, INPUT)                                                              \
-    SL_INLINE void NAME(const sl_layer *L, const T *acc, int64_t *v, int64_t *u, int64_t rec) { \
+    SL_OUTLINE void NAME(const sl_layer *L, const T *acc, int64_t *v, int64_t *u, int64_t rec) { \
         const int64_t n = L->n_out, fb = L->frac_bits;                                          \
         int8_t *scratch = (int8_t *)L->acc + 4 * L->stride;                                     \
         int64_t *in = L->u_rec ? L->u_rec + rec : (int64_t *)scratch;                           \
         int64_t *vp = L->v_rec ? L->v_rec + rec : (int64_t *)scratch + L->stride;               \
+        int64_t shift = 0;                                                                      \
         if (L->neuron == 1) {                                                                   \
             int64_t *a = (int64_t *)scratch; /* consumed before vp is written */                \
             INPUT(a, acc, L->bias, n, L->input_shift);                                          \
-            sl_decay d = decay_of(L->alpha, fb, L->decay_round);                                \
-            if (L->u_wrap) {                                                                    \
-                decay_add_sat_inplace(u, a, n, d, INT64_MIN, INT64_MAX);                        \
-                wrap_into(u, n, L->u_lo, L->u_hi);                                              \
+            /* a wrapping u is updated unsaturated (|keep(u) + a| < 2^35), then wrapped */      \
+            int64_t lo = L->u_wrap ? INT64_MIN : L->u_lo, hi = L->u_wrap ? INT64_MAX : L->u_hi; \
+            if (L->decay_round) {                                                               \
+                signmag_add_sat(u, u, a, n, L->alpha, fb, L->decay_round, lo, hi);              \
             } else {                                                                            \
-                decay_add_sat_inplace(u, a, n, d, L->u_lo, L->u_hi);                            \
+                int kind = decay_kind(L->alpha, fb, &shift);                                    \
+                decay_add_sat_inplace(u, a, n, kind, L->alpha, fb, shift, lo, hi);              \
             }                                                                                   \
+            if (L->u_wrap) wrap_into(u, n, L->u_lo, L->u_hi);                                   \
             if (L->u_rec) memcpy(in, u, (size_t)n * sizeof(int64_t));                           \
             in = u;                                                                             \
         } else {                                                                                \
@@ -331,7 +331,12 @@ SL_INLINE void fire_reset(int64_t *SL_RESTRICT v, uint8_t *SL_RESTRICT z, const 
             membrane_input(e, in, L->vbias, v, L->theta, n, L->reset == 3);                     \
             in = e;                                                                             \
         }                                                                                       \
-        decay_add_sat(vp, v, in, n, decay_of(L->lam, fb, L->decay_round), L->v_lo, L->v_hi);    \
+        if (L->decay_round) {                                                                   \
+            signmag_add_sat(vp, v, in, n, L->lam, fb, L->decay_round, L->v_lo, L->v_hi);        \
+        } else {                                                                                \
+            int kind = decay_kind(L->lam, fb, &shift);                                          \
+            decay_add_sat(vp, v, in, n, kind, L->lam, fb, shift, L->v_lo, L->v_hi);             \
+        }                                                                                       \
         fire_reset(v, L->z, vp, L->theta, n, L->reset);                                         \
         if (L->z_rec) memcpy(L->z_rec + rec, L->z, (size_t)n);                                  \
     }
