@@ -257,8 +257,8 @@ SL_OUTLINE void wrap_into(int64_t *SL_RESTRICT x, int64_t n, int64_t lo, int64_t
 /* e[j] = in[j] + vbias[j] - theta[j] * (v[j] >= theta[j]): the membrane's input beyond the current,
  * vbias (NULL: none) and, for the subtract_next reset (`next`), theta off after a spike of v_prev. */
 SL_OUTLINE void membrane_input(int64_t *SL_RESTRICT e, const int64_t *SL_RESTRICT in,
-                              const int64_t *SL_RESTRICT vbias, const int64_t *SL_RESTRICT v,
-                              const int64_t *SL_RESTRICT theta, int64_t n, int next) {
+                               const int64_t *SL_RESTRICT vbias, const int64_t *SL_RESTRICT v,
+                               const int64_t *SL_RESTRICT theta, int64_t n, int next) {
     if (vbias) {
         for (int64_t j = 0; j < n; j++) e[j] = in[j] + vbias[j];
     } else {
@@ -303,7 +303,8 @@ SL_INLINE void fire_reset(int64_t *SL_RESTRICT v, uint8_t *SL_RESTRICT z, const 
  * lost a register to the v2 branches (one more instruction per 4 neurons in GCC 12).
  */
 #define SL_NEURONS(NAME, T, INPUT)                                                              \
-    SL_OUTLINE void NAME(const sl_layer *L, const T *acc, int64_t *v, int64_t *u, int64_t rec) { \
+    SL_OUTLINE void NAME(const sl_layer *L, const T *acc, int64_t *v, int64_t *u,               \
+                         int64_t rec) {                                                         \
         const int64_t n = L->n_out, fb = L->frac_bits;                                          \
         int8_t *scratch = (int8_t *)L->acc + 4 * L->stride;                                     \
         int64_t *in = L->u_rec ? L->u_rec + rec : (int64_t *)scratch;                           \

@@ -18,7 +18,7 @@ import numpy as np
 
 from spikeloop import toolchain
 from spikeloop.native import NativeBuildError, NativeUnavailable, load_library, native_enabled
-from spikeloop.network import Layer, Network, Neuron, Overflow, Reset, Rounding, signed_range, v_range_bounds
+from spikeloop.network import Layer, Network, Neuron, Reset, Rounding, signed_range, v_range_bounds
 
 SOURCE = ("spikeloop.native", "golden_kernel.c")  # a package file (importlib.resources)
 ABI = 2
@@ -140,7 +140,7 @@ class LayerData:
             neuron=int(Neuron.of(layer.neuron)), reset=int(Reset.of(layer.reset)),
             frac_bits=layer.frac_bits, lam=layer.lam, alpha=layer.alpha,
             v_lo=v_lo, v_hi=v_hi, u_lo=u_lo, u_hi=u_hi, decay_round=int(Rounding.of(layer.decay_round)),
-            input_shift=layer.input_shift, u_wrap=int(Overflow.of(layer.u_overflow) == Overflow.WRAP),
+            input_shift=layer.input_shift, u_wrap=int(layer.u_overflow == "wrap"),
         )
 
     def fill(self, st: SlLayer) -> None:
