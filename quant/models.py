@@ -505,6 +505,7 @@ class BinaryLIF(nn.Module):
                     got = None if seen is None else tuple(seen.shape)
                     raise ModelError(f"{self.where}: observed {name} must have shape {list(want)}, got {got}")
         v_bits, u_bits = widths if widths is not None else (self.v_bits, self.u_bits)
+        decay_round = self.decay_round
         if hardware:
             dtype, rounding, frac_bits, unit = torch.float64, _round_shift_ste, self.frac_bits, self.unit
             theta, bias = self.theta_hw().to(dtype), self.bias_hw().to(dtype)
@@ -514,12 +515,13 @@ class BinaryLIF(nn.Module):
             u_wrap = u_bits if self.u_overflow == "wrap" else None
         else:  # real dynamics: decays are fractions (F = 0), a weight is 1, nothing rounds, saturates or wraps
             dtype, rounding, frac_bits, unit = torch.float32, _no_rounding, 0, 1
+            decay_round = "floor"  # one formula for every rounding, v - v*leak (x*(1 - leak) differs in float32)
             theta, bias = self.theta_float(), self.bias
             lam, alpha = self.leak_float(), self.current_leak_float()
             v_range = u_range = u_wrap = None
         to_membrane = self.bias_to == "membrane"
         p = LayerParams(weights.to(dtype).T, theta, bias, self.neuron, self.reset, v_range, u_range,
-                        frac_bits, lam, alpha, self.decay_round, self.input_shift,
+                        frac_bits, lam, alpha, decay_round, self.input_shift,
                         bias if to_membrane else None, u_wrap)
         a = (x.to(dtype) @ p.weights_t) * unit  # [B, T, n_out]; exact: sums of +/-1 times a power of two
         if not to_membrane:
