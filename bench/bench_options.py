@@ -72,7 +72,8 @@ def measure(model, cfg: TrainConfig, data, x_test: np.ndarray, *, verify: bool) 
     agree = agreement(model, network, x_test)
     acc = float(np.mean(agree.pop("g_pred") == data.y_test))
     float_acc = float(np.mean(agree.pop("f_pred") == data.y_test))
-    return {"accuracy": acc, "float_accuracy": float_acc, **agree, "widths": [[lr.v_bits, lr.u_bits] for lr in network.layers]}
+    widths = [[layer.v_bits, layer.u_bits] for layer in network.layers]
+    return {"accuracy": acc, "float_accuracy": float_acc, **agree, "widths": widths}
 
 
 def with_options(model, options: dict):
