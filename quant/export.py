@@ -246,7 +246,8 @@ def export(
                 outside += int(obs_u[0] < ulo) + int(obs_u[1] > uhi)
         if outside and not allow_saturation:
             raise ExportError(
-                f"layer {k}: v_bits={v_bits}, u_bits={u_bits} saturate (or wrap) on the calibration data "
+                f"layer {k}: v_bits={v_bits}, u_bits={u_bits} "
+                f"{'saturate or wrap' if obs_u and layer.u_overflow == 'wrap' else 'saturate'} on the calibration data "
                 f"(v' in {list(obs_v)}{', u in ' + str(list(obs_u)) if obs_u else ''}); "
                 "widen them, use widths='auto', or pass allow_saturation=True"
             )
