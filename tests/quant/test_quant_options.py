@@ -37,14 +37,15 @@ def _model(neuron, reset, options, seed):
 
 
 def _narrow_widths(model, spikes):
-    """Per layer, widths one bit (v) and two bits (u) narrower than the unbounded values need, but wide enough
+    """Per layer, widths two bits narrower than the unbounded values need (v: as if symmetric), but wide enough
     for the thresholds and biases: saturation and wrap happen. Returns (widths, ranges without bounds)."""
     ranges = observed_ranges(model, spikes)
     widths = []
     for layer, ((vlo, vhi), (ulo, uhi)) in zip(model.layers, ranges):
         p = layer.integer_params()
         floor = bits_for(-int(p.theta.max()), max(int(p.theta.max()), int(np.abs(p.bias).max())))
-        widths.append((max(floor, bits_for(vlo, vhi) - 1), max(2, bits_for(min(ulo, 0), max(uhi, 0)) - 2)))
+        widths.append((max(floor, bits_for(min(vlo, -vhi), max(vhi, -vlo)) - 2),
+                       max(2, bits_for(min(ulo, 0), max(uhi, 0)) - 2)))
     return widths, ranges
 
 
@@ -54,7 +55,7 @@ def test_hardware_mode_equals_golden_for_every_option(neuron, reset):
     network's golden run equals the hardware mode in spikes, membranes and currents of every layer, on widths
     narrow enough that v saturates and u saturates or wraps."""
     clamped = {key: set() for key in OPTION_DEFAULTS}
-    last_fired = 0
+    last_fired, floor_hit = 0, set()
     for i, options in enumerate(OPTION_GRID):
         seed = 1000 * RESETS.index(reset) + 100 * (neuron == "cuba") + i
         where = f"seed {seed}, {neuron}, {reset}, {options}"
@@ -73,6 +74,9 @@ def test_hardware_mode_equals_golden_for_every_option(neuron, reset):
             assert bool(m.v.eq(m.v.round()).all()), where
         assert bool(trace.layers[0].z.any()) and bool(trace.layers[1].z.any()), f"{where}: a layer never fired"
         last_fired += bool(trace.layers[-1].z.any())
+        if any(bool((g.v == membrane_bounds(layer.v_bits, layer.v_range)[0]).any())
+               for g, layer in zip(trace.layers, network.layers)):
+            floor_hit.add(options["v_range"])
         assert check(model, network, x).equal, where
         lo, hi = membrane_bounds(network.layers[0].v_bits, options["v_range"])
         (vlo, vhi), (ulo, uhi) = ranges[0]
@@ -85,6 +89,7 @@ def test_hardware_mode_equals_golden_for_every_option(neuron, reset):
         if neuron == "cuba" and (ulo < ulo_n or uhi > uhi_n):
             clamped["u_overflow"].add(options["u_overflow"])
     assert last_fired >= len(OPTION_GRID) // 2, f"the output layer fired in {last_fired} of {len(OPTION_GRID)} cases"
+    assert floor_hit == set(V_RANGES), f"membranes reached the lower bound only under {floor_hit}"
     # the grid reached the bounds under every value of every option (the u bounds for cuba only)
     assert clamped["v_range"] == set(V_RANGES) and clamped["decay_round"] == set(ROUNDINGS), clamped
     assert clamped["input_shift"] == set(SHIFTS) and clamped["bias_to"] == set(BIAS_TOS), clamped
