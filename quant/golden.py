@@ -3,7 +3,7 @@
 `lif_step` is the contract's step (docs/numerics.md) in torch: pure, explicit typed state,
 vectorized over batch and neurons. The integer golden model below runs it on int64 tensors;
 the training model (`spikeloop.quant.models.BinaryLIF`) runs the very same function on
-float tensors with straight-through floors and surrogate spikes, so what is trained is what
+float tensors with straight-through roundings and surrogate spikes, so what is trained is what
 is deployed. `GoldenModel` wraps a `Network` as a module.
 
 `GoldenModel.run` on the CPU hands the sequence to `spikeloop.golden.run` (its native kernel,

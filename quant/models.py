@@ -5,13 +5,13 @@ real numbers: latent weights (or, for the Bayesian rule, the natural parameters 
 Bernoulli posterior per weight), a threshold and a bias per neuron in units of one weight,
 and decay fractions ``leak`` (membrane) and ``current_leak`` (cuba current).
 
-Two forward modes share one code path, the golden model's own step function
-(`spikeloop.quant.golden.lif_step`), given the pieces each mode needs around it:
-
 Each layer carries contract v2's options (docs/numerics.md): ``decay_round``, ``input_shift``
 ``k``, ``bias_to``, ``u_overflow``, ``v_range`` (defaults: v1's, `OPTION_DEFAULTS`) and any
 reset, ``"subtract_next"`` included. Thresholds and biases are real numbers in units of one
 weight in both modes; the hardware mode holds the membrane in units of ``2^-k`` of a weight.
+
+Two forward modes share one code path, the golden model's own step function
+(`spikeloop.quant.golden.lif_step`), given the pieces each mode needs around it:
 
 ``hardware=True`` (the default) is the contract's integer arithmetic, held in float64
 tensors (exact below 2^53): binary weights, the synaptic sum times ``2^k``, integer thresholds
@@ -23,7 +23,7 @@ produces are exactly those `spikeloop.quant.golden` produces for the exported ne
 gradients still flow. What is trained is what is deployed, by construction.
 
 ``hardware=False`` is the float relaxation of the same model (real thresholds, biases and
-decays ``v * (1 - leak)``, no rounding, no saturation or wrap, unit weights of 1);
+decays ``v - v*leak``, no rounding, no saturation or wrap, unit weights of 1);
 `spikeloop.quant.export` reports what rounding it costs.
 
 The spike is ``z = (v' >= theta)``; its backward pass is a surrogate derivative of
