@@ -37,12 +37,12 @@ import numpy as np
 import torch
 
 from spikeloop.metrics import readout_scores
-from spikeloop.network import Layer, Network, NetworkError, signed_range
+from spikeloop.network import Layer, Network, NetworkError, membrane_range, signed_range
 from spikeloop.posterior import Posterior, mode_probs
 from spikeloop.quant.golden import GoldenModel
 from spikeloop.spikes import check_spikes
 
-from .models import BinarySNN, membrane_bounds, predict
+from .models import BinarySNN, predict
 
 
 class ExportError(ValueError):
@@ -239,7 +239,7 @@ def export(
             v_bits, u_bits = fixed[k]
         outside = 0
         if observed:
-            vlo, vhi = membrane_bounds(v_bits, layer.v_range)
+            vlo, vhi = membrane_range(v_bits, layer.v_range)
             outside += int(obs_v[0] < vlo) + int(obs_v[1] > vhi)
             if obs_u:
                 ulo, uhi = signed_range(u_bits)

@@ -52,7 +52,6 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from types import SimpleNamespace
 from typing import NamedTuple
 
 import numpy as np
@@ -71,8 +70,8 @@ from spikeloop.network import (
     ROUNDINGS,
     V_RANGES,
     check_chain,
+    membrane_range,
     signed_range,
-    v_range_bounds,
 )
 from spikeloop.quant.golden import LayerParams, LIFOutput, LIFState, lif_step
 
@@ -166,11 +165,6 @@ def _round_shift_ste(p: torch.Tensor, frac_bits: int, rounding: str) -> torch.Te
 def _no_rounding(p: torch.Tensor, frac_bits: int, rounding: str) -> torch.Tensor:
     """The float mode's decays: real fractions with F = 0, nothing rounds."""
     return p
-
-
-def membrane_bounds(v_bits: int, v_range: str) -> tuple[int, int]:
-    """The range a membrane of ``v_bits`` saturates to under ``v_range`` (`spikeloop.network.v_range_bounds`)."""
-    return v_range_bounds(SimpleNamespace(v_bits=v_bits, v_range=v_range))
 
 
 def check_options(where: str, options: dict, error: type[Exception] = ValueError) -> dict:
@@ -510,7 +504,7 @@ class BinaryLIF(nn.Module):
             dtype, rounding, frac_bits, unit = torch.float64, _round_shift_ste, self.frac_bits, self.unit
             theta, bias = self.theta_hw().to(dtype), self.bias_hw().to(dtype)
             lam, alpha = self.lam_hw().to(dtype), self.alpha_hw().to(dtype)
-            v_range = membrane_bounds(v_bits, self.v_range) if v_bits is not None else None
+            v_range = membrane_range(v_bits, self.v_range) if v_bits is not None else None
             u_range = signed_range(u_bits) if u_bits is not None else None
             u_wrap = u_bits if self.u_overflow == "wrap" else None
         else:  # real dynamics: decays are fractions (F = 0), a weight is 1, nothing rounds, saturates or wraps

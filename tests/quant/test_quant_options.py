@@ -10,11 +10,20 @@ import pytest
 import torch
 
 from spikeloop.app.cli import main as cli_main
-from spikeloop.network import BIAS_TOS, OPTION_DEFAULTS, OVERFLOWS, RESETS, ROUNDINGS, V_RANGES, signed_range
+from spikeloop.network import (
+    BIAS_TOS,
+    OPTION_DEFAULTS,
+    OVERFLOWS,
+    RESETS,
+    ROUNDINGS,
+    V_RANGES,
+    membrane_range,
+    signed_range,
+)
 from spikeloop.quant.data import load_digits
 from spikeloop.quant.export import bits_for, check, export, observed_ranges, posterior
 from spikeloop.quant.golden import GoldenModel, LayerParams, kept, round_shift
-from spikeloop.quant.models import BinaryLIF, ModelError, _round_shift_ste, feedforward, membrane_bounds
+from spikeloop.quant.models import BinaryLIF, ModelError, _round_shift_ste, feedforward
 from spikeloop.quant.train import TrainConfig, TrainError, load_checkpoint, run
 from spikeloop.spikes import poisson_spikes
 
@@ -74,11 +83,11 @@ def test_hardware_mode_equals_golden_for_every_option(neuron, reset):
             assert bool(m.v.eq(m.v.round()).all()), where
         assert bool(trace.layers[0].z.any()) and bool(trace.layers[1].z.any()), f"{where}: a layer never fired"
         last_fired += bool(trace.layers[-1].z.any())
-        if any(bool((g.v == membrane_bounds(layer.v_bits, layer.v_range)[0]).any())
+        if any(bool((g.v == membrane_range(layer.v_bits, layer.v_range)[0]).any())
                for g, layer in zip(trace.layers, network.layers)):
             floor_hit.add(options["v_range"])
         assert check(model, network, x).equal, where
-        lo, hi = membrane_bounds(network.layers[0].v_bits, options["v_range"])
+        lo, hi = membrane_range(network.layers[0].v_bits, options["v_range"])
         (vlo, vhi), (ulo, uhi) = ranges[0]
         if vlo < lo or vhi > hi:
             clamped["v_range"].add(options["v_range"])
