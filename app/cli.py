@@ -27,14 +27,17 @@ import numpy as np
 from spikeloop.config import DEFAULT_CHUNK, DEFAULT_LANES, MAX_CHUNK, MAX_LANES, design_hash
 from spikeloop.configargs import OptionError, add_config_arguments, float_in, int_in, int_or_list, sizes_type
 from spikeloop.network import (
+    BIAS_TOS,
     BITS_RANGE,
     FRAC_BITS_RANGE,
     INPUT_SHIFT_RANGE,
     MAX_WIDTH,
     NEURONS,
     OPTION_DEFAULTS,
+    OVERFLOWS,
     RESETS,
     ROUNDINGS,
+    V_RANGES,
     Network,
     NetworkError,
     random_network,
@@ -369,6 +372,10 @@ TRAIN_CHOICES = {
     "rule": ("ste", "bayes"),
     "readout": ("membrane", "count"),
     "update": ("adam", "bisnn"),
+    "decay_round": ROUNDINGS,
+    "bias_to": BIAS_TOS,
+    "u_overflow": OVERFLOWS,
+    "v_range": V_RANGES,
 }
 
 TRAIN_OPTIONS = {  # CLI option -> (TrainConfig field, type, help); None values are left to TrainConfig's defaults
@@ -376,11 +383,17 @@ TRAIN_OPTIONS = {  # CLI option -> (TrainConfig field, type, help); None values 
     "--encoding": ("encoding", str, "rate or latency, for the image data sets (default rate)"),
     "--steps": ("steps", int_in(1), "timesteps per sample (default 16)"),
     "--neuron": ("neuron", str, "lif or cuba (default lif)"),
-    "--reset": ("reset", str, "subtract, zero or none (default subtract)"),
+    "--reset": ("reset", str, "subtract, zero, none or subtract_next (snnTorch's Leaky) (default subtract)"),
     "--rule": ("rule", str, "ste (straight-through) or bayes (BiSNN) (default ste)"),
     "--readout": ("readout", str, "membrane or count (default membrane)"),
     "--update": ("update", str, "synapse update: adam, or bisnn (BiSNN's mirror descent, --rule bayes) (adam)"),
     "--leak": ("leak", float_in(0.0, 1.0), "membrane decay per step in [0, 1], lam = round(leak * 2^F) (0.125)"),
+    "--decay-round": ("decay_round", str, "how the decays round: floor, zero or nearest (default floor)"),
+    "--input-shift": ("input_shift", int_in(*INPUT_SHIFT_RANGE),
+                      "fractional membrane bits: the synaptic sum is shifted left by this, 0..16 (default 0)"),
+    "--bias-to": ("bias_to", str, "where the bias enters: current or membrane (default current)"),
+    "--u-overflow": ("u_overflow", str, "what a cuba current does beyond u_bits: saturate or wrap (saturate)"),
+    "--v-range": ("v_range", str, "the membrane's range: full or symmetric (default full)"),
     "--epochs": ("epochs", int_in(1), "passes over the training set (default 30)"),
     "--batch-size": ("batch_size", int_in(1), "samples per gradient step (default 64)"),
     "--lr": ("lr", float_in(0.0, open_lo=True), "synapse learning rate (0.05 ste, 0.2 bayes, 30 bayes + bisnn)"),
@@ -958,8 +971,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, type=Path, help="spike file to write (.npz); its folder is created")
 
     s = _command(sub, "train", cmd_train)
-    for opt, (_, kind, text) in TRAIN_OPTIONS.items():
-        choices = TRAIN_CHOICES.get(opt[2:])
+    for opt, (field, kind, text) in TRAIN_OPTIONS.items():
+        choices = TRAIN_CHOICES.get(field)
         s.add_argument(opt, type=kind, default=None, help=text, choices=choices)
     s.add_argument("--hidden", type=int_in(1, MAX_WIDTH), nargs="+", default=None,
                    help="hidden layer sizes (default 256)")

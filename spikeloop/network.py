@@ -113,10 +113,15 @@ def signed_range(bits: int) -> tuple[int, int]:
     return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
 
+def membrane_range(v_bits: int, v_range: str) -> tuple[int, int]:
+    """The inclusive range a membrane of `v_bits` bits saturates to under `v_range` ("full" or "symmetric")."""
+    lo, hi = signed_range(v_bits)
+    return (lo + 1 if v_range == "symmetric" else lo), hi
+
+
 def v_range_bounds(layer) -> tuple[int, int]:
     """The inclusive range the membrane of `layer` saturates to (its v_bits and v_range)."""
-    lo, hi = signed_range(layer.v_bits)
-    return (lo + 1 if layer.v_range == "symmetric" else lo), hi
+    return membrane_range(layer.v_bits, layer.v_range)
 
 
 def check_int(name: str, value, lo: int, hi: int | None = None, *, error: type[Exception] = ValueError,
