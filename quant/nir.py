@@ -2,7 +2,8 @@
 
 `from_nir` imports a NIR graph (as snnTorch's `export_to_nir` or Norse's `to_nir` write them)
 into a `spikeloop.network.Network`; `to_nir` writes a `Network` as a NIR graph; `model_to_nir`
-exports a trained `BinarySNN` first. The discrete-time fixed-point profile that both follow
+exports a trained `BinarySNN` first; ``to_nir(reader=...)`` writes for snnTorch's or Norse's own
+NIR reader and refuses what that reader cannot express. The discrete-time fixed-point profile that both follow
 (what one timestep is, how a time constant becomes ``lam``/``alpha``, how thresholds and
 biases become integers, the reset order) is docs/nir.md; this module implements that text.
 
