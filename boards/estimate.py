@@ -615,7 +615,7 @@ def probe_resources(config: CoreConfig) -> dict[str, Resources]:
     parts = {}
     for k, layer in enumerate(config.layers):
         last = config.membranes and k == len(config.layers) - 1
-        ub = max(layer.u_bits, max(layer.syn_bits, layer.v_bits) + 1)  # rtl.common.current_bits
+        ub = layer.current_bits
         ff = layer.n_out * (ub + (0 if last else layer.v_bits)) + layer.lanes * ub
         parts[f"layer {k} probes"] = Resources(0, ff, 0, 0)
     W = config.bus_width
