@@ -384,7 +384,11 @@ def mode_word(*, neuron: str, reset: str, **options) -> int:
     missing = [f.name for f in _MODE.fields if f.name not in labels]
     if missing:
         raise KeyError(f"MODE needs {', '.join(missing)}")
-    return _MODE.encode(**{name: MODE_CODES[name].of(v) if name in MODE_CODES else v for name, v in labels.items()})
+    values = {name: MODE_CODES[name].of(v) if name in MODE_CODES else int(v) for name, v in labels.items()}
+    for f in _MODE.fields:
+        if f.top is not None and not 0 <= values[f.name] <= f.top:
+            raise ValueError(f"MODE.{f.name} = {values[f.name]} is outside [0, {f.top}]")
+    return _MODE.encode(**values)
 
 
 def mode_labels(word: int) -> dict:

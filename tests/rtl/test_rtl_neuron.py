@@ -15,11 +15,21 @@ import pytest
 from rtlsim import bus_read, bus_write, get, put, seeded, simulate
 
 from spikeloop import golden
-from spikeloop.network import Layer, Neuron, Reset, signed_range
+from spikeloop.network import Layer, signed_range
+from spikeloop.regmap import layer_register
 from spikeloop.rtl.neuron import NeuronArray
-from spikeloop.windows import neuron_word_index, pack_neuron_values
+from spikeloop.windows import layer_control_values, neuron_word_index, pack_neuron_values
 
 COMPARED = {"neuron_timesteps": 0}
+
+
+def set_control(ctx, ctrl, layer: Layer) -> None:
+    """Drive the run-time values of `layer` (every MODE field, lam, alpha) as the register file would."""
+    values = layer_control_values(layer)
+    for name, value in layer_register("MODE").decode(values["MODE"]).items():
+        ctx.set(getattr(ctrl, name), value)
+    ctx.set(ctrl.lam, values["LAM"])
+    ctx.set(ctrl.alpha, values["ALPHA"])
 
 
 def run_neurons(layer: Layer, syn: np.ndarray, *, lanes: int, decay: str, seed: int, stall: float = 0.0,
@@ -41,10 +51,7 @@ def run_neurons(layer: Layer, syn: np.ndarray, *, lanes: int, decay: str, seed: 
 
     async def source(ctx):
         ctrl = dut.ctrl
-        ctx.set(ctrl.neuron, Neuron.of(layer.neuron))
-        ctx.set(ctrl.reset, Reset.of(layer.reset))
-        ctx.set(ctrl.lam, layer.lam)
-        ctx.set(ctrl.alpha, layer.alpha)
+        set_control(ctx, ctrl, layer)
         for sel, values in (("theta", layer.theta), ("bias", layer.bias)):
             image = pack_neuron_values(values, cfg)
             for addr in map(int, neuron_word_index(cfg)):
@@ -218,10 +225,7 @@ def test_neuron_array_bus_reads_are_served_while_the_output_is_blocked():
     state = {}
 
     async def host(ctx):
-        ctx.set(dut.ctrl.neuron, 1)
-        ctx.set(dut.ctrl.reset, Reset.ZERO)
-        ctx.set(dut.ctrl.lam, layer.lam)
-        ctx.set(dut.ctrl.alpha, layer.alpha)
+        set_control(ctx, dut.ctrl, layer)
         for sel, values in (("theta", layer.theta), ("bias", layer.bias)):
             image = pack_neuron_values(values, cfg)
             for addr in map(int, neuron_word_index(cfg)):
