@@ -31,6 +31,7 @@ from spikeloop.network import (
     FRAC_BITS_RANGE,
     MAX_WIDTH,
     NEURONS,
+    OPTION_DEFAULTS,
     RESETS,
     Network,
     NetworkError,
@@ -191,6 +192,7 @@ def cmd_info(args) -> int:
             f"v_bits={p['v_bits']} u_bits={p['u_bits']} F={p['frac_bits']} lam={p['lam']} alpha={p['alpha']} "
             f"theta=[{layer.theta.min()}..{layer.theta.max()}] bias=[{layer.bias.min()}..{layer.bias.max()}] "
             f"+1 weights={plus / layer.weights.size:.1%}"
+            + "".join(f" {key}={value}" for key, value in layer.options().items() if value != OPTION_DEFAULTS[key])
         )
     return 0
 

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from spikeloop import golden as np_golden
-from spikeloop.network import Layer, Network, signed_range
+from spikeloop.network import Layer, Network, signed_range, v_range_bounds
 from spikeloop.spikes import check_spikes, check_step
 
 __all__ = [
-    "ENGINES", "GoldenModel", "GoldenTrace", "LIFOutput", "LIFState", "LayerParams", "floor_shift", "lif_step",
+    "ENGINES", "GoldenModel", "GoldenTrace", "LIFOutput", "LIFState", "LayerParams", "floor_shift", "kept", "lif_step",
     "observe", "synaptic_input", "threshold", "zero_state",
 ]
 
@@ -75,29 +75,56 @@ class LayerParams(NamedTuple):
     frac_bits: int
     lam: int | torch.Tensor
     alpha: int | torch.Tensor
+    decay_round: str = "floor"  # contract v2's options (docs/numerics.md); the defaults are v1's
+    input_shift: int = 0
+    membrane_bias: torch.Tensor | None = None  # the bias when it enters the membrane (bias is then 0)
+    u_wrap: int | None = None  # u_bits when the current wraps instead of saturating
 
     @classmethod
     def of(cls, layer: Layer, device=None) -> LayerParams:
         """Convert a validated `Layer`."""
+        def ints(x):
+            return torch.as_tensor(x.copy(), dtype=torch.int64, device=device)
+
         return cls(
             torch.as_tensor(layer.weights.T.copy(), dtype=torch.float32, device=device),
-            torch.as_tensor(layer.theta.copy(), dtype=torch.int64, device=device),
-            torch.as_tensor(layer.bias.copy(), dtype=torch.int64, device=device),
-            layer.neuron, layer.reset, signed_range(layer.v_bits), signed_range(layer.u_bits),
-            layer.frac_bits, layer.lam, layer.alpha,
+            ints(layer.theta), ints(layer.current_bias),
+            layer.neuron, layer.reset, v_range_bounds(layer), signed_range(layer.u_bits),
+            layer.frac_bits, layer.lam, layer.alpha, layer.decay_round, layer.input_shift,
+            ints(layer.membrane_bias) if layer.bias_to == "membrane" else None,
+            layer.u_bits if layer.u_overflow == "wrap" else None,
         )
 
 
 def synaptic_input(s: torch.Tensor, p: LayerParams) -> torch.Tensor:
-    """a = sum_i w[j,i] s[i] + bias[j]; s is 0/1 [..., n_in]. Exact: |sum| <= n_in < 2^24 in float32."""
+    """a = (sum_i w[j,i] s[i]) << input_shift + bias[j] (the bias that enters the current); s is 0/1
+    [..., n_in]. Exact: |sum| <= n_in < 2^24 in float32."""
     if p.weights_t.shape[0] >= 1 << 24:
         raise ValueError(f"n_in = {p.weights_t.shape[0]}: float32 sums are exact only below 2^24")
-    return (s.to(torch.float32) @ p.weights_t).to(torch.int64) + p.bias
+    return ((s.to(torch.float32) @ p.weights_t).to(torch.int64) << p.input_shift) + p.bias
 
 
 def floor_shift(x: torch.Tensor, factor, frac_bits: int) -> torch.Tensor:
     """(x * factor) >> frac_bits: the contract's decay amount on integer tensors."""
     return (x * factor) >> frac_bits
+
+
+def kept(x: torch.Tensor, factor, p: LayerParams, shift=floor_shift) -> torch.Tensor:
+    """What is left of `x` after a decay by factor/2^F under `p.decay_round` (`spikeloop.golden.keep`):
+    "floor" x - shift(x, factor, F); "zero" and "nearest" round p = x*(2^F - factor) / 2^F toward zero or
+    to the nearest (halves away from zero), on integer tensors."""
+    if p.decay_round == "floor":
+        return x - shift(x, factor, p.frac_bits)
+    prod = x * ((1 << p.frac_bits) - factor)
+    half = (1 << p.frac_bits) >> 1 if p.decay_round == "nearest" else 0
+    return torch.sign(prod) * ((prod.abs() + half) >> p.frac_bits)
+
+
+def _fit_current(x: torch.Tensor, p: LayerParams) -> torch.Tensor:
+    if p.u_wrap is None:
+        return _saturate(x, p.u_range)
+    half = 1 << (p.u_wrap - 1)
+    return ((x + half) & ((1 << p.u_wrap) - 1)) - half
 
 
 def threshold(v: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -127,9 +154,10 @@ def lif_step(
     """One timestep of one layer given synaptic input `a` [B, n_out]: `spikeloop.golden.neuron_step` in torch.
 
         u  = a                                                  (lif)
-        u  = sat_U(u_prev - shift(u_prev, alpha, F) + a)        (cuba)
-        v' = sat_V(v_prev - shift(v_prev, lam, F) + u);  z = fire(v', theta)
-        v  = v' - theta*z (subtract) | v'*(1-z) (zero) | v' (none)
+        u  = fit_U(kept(u_prev, alpha) + a)                     (cuba)
+        r  = theta * (v_prev >= theta) for reset "subtract_next", else 0
+        v' = sat_V(kept(v_prev, lam) + u + membrane_bias - r);  z = fire(v', theta)
+        v  = v' - theta*z (subtract) | v'*(1-z) (zero) | v' (none, subtract_next)
 
     By default on int64 tensors: `shift` is `floor_shift`, `(x * k) >> F`, and `fire` is
     `threshold`, `v' >= theta` (bool z): the contract exactly. The training model passes its
@@ -143,10 +171,15 @@ def lif_step(
     """
     seen = observed if observed is not None else LIFOutput(None, None, None)
     if p.neuron == "cuba":
-        u = observe(_saturate(state.u - shift(state.u, p.alpha, p.frac_bits) + a, p.u_range), seen.u)
+        u = observe(_fit_current(kept(state.u, p.alpha, p, shift) + a, p), seen.u)
     else:
         u = a
-    v_pre = observe(_saturate(state.v - shift(state.v, p.lam, p.frac_bits) + u, p.v_range), seen.v)
+    v_in = kept(state.v, p.lam, p, shift) + u
+    if p.membrane_bias is not None:
+        v_in = v_in + p.membrane_bias
+    if p.reset == "subtract_next":
+        v_in = v_in - p.theta * (state.v >= p.theta)
+    v_pre = observe(_saturate(v_in, p.v_range), seen.v)
     z = fire(v_pre, p.theta)
     if seen.z is not None:
         z = observe(z, seen.z) if z.dtype != torch.bool else seen.z.to(torch.bool)
@@ -155,7 +188,7 @@ def lif_step(
         v = v_pre - p.theta * zr
     elif p.reset == "zero":  # bool z of the integer model, 0/1 floats of the training model
         v = v_pre.masked_fill(zr, 0) if zr.dtype == torch.bool else v_pre * (1 - zr)
-    else:
+    else:  # none, subtract_next
         v = v_pre
     return LIFOutput(z, v_pre, u), LIFState(v, u if p.neuron == "cuba" else state.u)
 
@@ -287,8 +320,7 @@ class GoldenModel(torch.nn.Module):
             acc = torch._int_mm(torch.from_numpy(flat.view(np.int8)), w8).numpy()
         except (RuntimeError, AttributeError):  # shape or platform limits of _int_mm
             return np_golden.synaptic_input(layer, x)
-        a = acc.astype(np.int64)
-        a += layer.bias
+        a = np_golden.shifted_input(layer, acc.astype(np.int64))
         return a.reshape(*x.shape[:-1], layer.n_out)
 
     def stepper(self, batch: int = 1, *, engine: str = "auto") -> np_golden.Stepper:

@@ -24,12 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spikeloop.network import Layer, Network, signed_range
+from spikeloop.network import Layer, Network, signed_range, v_range_bounds
 from spikeloop.spikes import SpikeError, as_bool_spikes, check_spikes, check_step
 
 __all__ = [
     "ENGINES", "STEPPER_ENGINES", "LayerState", "LayerStep", "Stepper", "Trace", "check_engine", "initial_state",
-    "native_available", "network_step", "neuron_step", "run", "states_fit", "synaptic_input",
+    "keep", "native_available", "network_step", "neuron_step", "run", "shifted_input", "states_fit",
+    "synaptic_input", "wrap",
 ]
 
 ENGINES = ("auto", "native", "numpy", "reference")  # of `run`
@@ -82,13 +83,23 @@ class Trace:
 
 
 def synaptic_input(layer: Layer, s: np.ndarray) -> np.ndarray:
-    """a = sum_i w[j,i] s[i] + bias[j] for 0/1 spikes s [..., n_in]; int64 [..., n_out].
+    """a = (sum_i w[j,i] s[i]) << input_shift + bias[j] (the bias only when it enters the current) for 0/1
+    spikes s [..., n_in]; int64 [..., n_out].
 
     Uses a float32 matrix product, exact because |sum| <= n_in <= 65536 < 2^24.
     """
     assert layer.n_in < 1 << 24, "float32 sums are exact only below 2^24"
     w = _float_weights(layer)
-    return (s.astype(np.float32) @ w).astype(np.int64) + layer.bias
+    return shifted_input(layer, (s.astype(np.float32) @ w).astype(np.int64))
+
+
+def shifted_input(layer: Layer, sums: np.ndarray) -> np.ndarray:
+    """The current's input `a` from the integer sums `sum_i w[j,i] s[i]` (int64, modified in place)."""
+    if layer.input_shift:
+        np.left_shift(sums, layer.input_shift, out=sums)
+    if layer.bias_to == "current":
+        sums += layer.bias
+    return sums
 
 
 def _float_weights(layer: Layer) -> np.ndarray:
@@ -99,32 +110,54 @@ def _float_weights(layer: Layer) -> np.ndarray:
     return cached
 
 
-def _decay(x: np.ndarray, factor: int, frac_bits: int) -> np.ndarray:
-    """x - floor(x * factor / 2^F)."""
-    return x - ((x * factor) >> frac_bits)
+def keep(x: np.ndarray, factor: int, frac_bits: int, rounding: str) -> np.ndarray:
+    """What is left of `x` after a decay by factor/2^F, rounded as `rounding` says (docs/numerics.md):
+    "floor" x - floor(x*factor/2^F); with p = x*(2^F - factor), "zero" sign(p)*(|p| >> F), "nearest"
+    sign(p)*((|p| + 2^(F-1)) >> F) (half away from zero)."""
+    if rounding == "floor":
+        return x - ((x * factor) >> frac_bits)
+    p = x * ((1 << frac_bits) - factor)
+    half = (1 << frac_bits) >> 1 if rounding == "nearest" else 0
+    return np.sign(p) * ((np.abs(p) + half) >> frac_bits)
+
+
+def wrap(x: np.ndarray, bits: int) -> np.ndarray:
+    """x wrapped to a two's complement integer of `bits` bits."""
+    half = 1 << (bits - 1)
+    return ((x + half) & ((1 << bits) - 1)) - half
+
+
+def _fit_current(x: np.ndarray, layer: Layer) -> np.ndarray:
+    """The cuba current brought into u_bits: saturated or wrapped (`u_overflow`)."""
+    if layer.u_overflow == "wrap":
+        return wrap(x, layer.u_bits)
+    return np.clip(x, *signed_range(layer.u_bits))
 
 
 def neuron_step(a: np.ndarray, state: LayerState, layer: Layer) -> tuple[LayerStep, LayerState]:
     """The reference step: one layer's neurons advanced by one timestep, pure.
 
-    Input: synaptic input `a` (int64 [B, n_out], see `synaptic_input`); state: `v`, `u` of the
-    previous timestep; params: the layer. With `>>` the floor shift and `sat_N` the clamp to N
-    signed bits (docs/numerics.md):
+    Input: the current's input `a` (int64 [B, n_out], see `synaptic_input`); state: `v`, `u` of the
+    previous timestep; params: the layer. With `keep` the decay under the layer's `decay_round`,
+    `fit_U` the saturation or wrap of u, `sat_V` the clamp to the layer's `v_range`, and
+    `b_v` the bias when it enters the membrane (docs/numerics.md):
 
         u  = a                                                  (neuron "lif")
-        u  = sat_U(u_prev - ((u_prev * alpha) >> F) + a)        (neuron "cuba")
-        v' = sat_V(v_prev - ((v_prev * lam) >> F) + u)
+        u  = fit_U(keep(u_prev, alpha) + a)                     (neuron "cuba")
+        r  = theta * (v_prev >= theta) for reset "subtract_next", else 0
+        v' = sat_V(keep(v_prev, lam) + u + b_v - r)
         z  = v' >= theta
-        v  = v' - theta*z ("subtract") | v'*(1-z) ("zero") | v' ("none")
+        v  = v' - theta*z ("subtract") | v'*(1-z) ("zero") | v' ("none", "subtract_next")
 
     Returns the output `LayerStep(z, v', u)` and the new state `LayerState(v, u)` (a lif
     layer carries its state's `u` unchanged).
     """
-    if layer.neuron == "cuba":
-        u = np.clip(_decay(state.u, layer.alpha, layer.frac_bits) + a, *signed_range(layer.u_bits))
-    else:
-        u = a
-    v_pre = np.clip(_decay(state.v, layer.lam, layer.frac_bits) + u, *signed_range(layer.v_bits))
+    rounding, F = layer.decay_round, layer.frac_bits
+    u = _fit_current(keep(state.u, layer.alpha, F, rounding) + a, layer) if layer.neuron == "cuba" else a
+    v_in = keep(state.v, layer.lam, F, rounding) + u + layer.membrane_bias
+    if layer.reset == "subtract_next":
+        v_in = v_in - layer.theta * (state.v >= layer.theta)
+    v_pre = np.clip(v_in, *v_range_bounds(layer))
     z = v_pre >= layer.theta
     if layer.reset == "subtract":
         v = v_pre - layer.theta * z
@@ -180,7 +213,7 @@ def run(network: Network, spikes, *, record: bool = False, states=None, engine: 
     fit = engine != "reference" and states_fit(network, batch, states)
     if engine == "native" and not fit:
         raise ValueError("engine='native' needs states that are int64 [B, n_out] inside their layer's ranges")
-    lib = _kernel(engine) if fit else None
+    lib = _kernel(engine, network) if fit else None
     if lib is not None:
         recorded, finals = _run_native(lib, network, s, states, record)
     elif fit:
@@ -236,9 +269,16 @@ def states_fit(network: Network, batch: int, states) -> bool:
     return True
 
 
-def _kernel(engine: str):
-    """The native kernel for `engine` ("auto": None when unavailable; "native": it or an error)."""
+def _kernel(engine: str, network: Network | None = None):
+    """The native kernel for `engine` ("auto": None when unavailable; "native": it or an error), for
+    `network` if given: the kernel runs contract v1 layers only (`Layer.is_v1`)."""
     if engine not in ("auto", "native"):
+        return None
+    beyond = [k for k, layer in enumerate(network.layers) if not layer.is_v1] if network is not None else []
+    if beyond:
+        if engine == "native":
+            raise ValueError(f"engine='native' runs contract v1 layers only; layer {beyond[0]} uses contract v2's "
+                             f"options {network.layers[beyond[0]].options()} (use engine 'auto' or 'numpy')")
         return None
     from spikeloop.native import golden_kernel
 
@@ -296,29 +336,45 @@ class _Decay:
 
 
 class _NumpyNeurons:
-    """One layer's neuron update on [batch, n_out] int64 buffers, in place (no allocation)."""
+    """One layer's neuron update on [batch, n_out] int64 buffers, in place (v1 options allocate nothing)."""
 
     def __init__(self, layer: Layer, batch: int):
+        self.layer = layer
         self.cuba = layer.neuron == "cuba"
         self.reset = layer.reset
         self.theta = layer.theta
-        self.v_lo, self.v_hi = signed_range(layer.v_bits)
+        self.floor = layer.decay_round == "floor"
+        self.v_lo, self.v_hi = v_range_bounds(layer)
         self.u_lo, self.u_hi = signed_range(layer.u_bits)
         self.lam = _Decay(layer.lam, layer.frac_bits)
         self.alpha = _Decay(layer.alpha, layer.frac_bits)
         self.tmp = np.empty((batch, layer.n_out), np.int64)
 
+    def _keep(self, decay: _Decay, x, out) -> None:
+        if self.floor:
+            decay(x, out, self.tmp)
+        else:
+            np.copyto(out, keep(x, decay.factor, decay.frac_bits, self.layer.decay_round))
+
     def __call__(self, a, v, u, vp, z) -> None:
-        """Given synaptic input `a`, advance states `v`, `u` in place; write v' into `vp`, spikes into `z`."""
-        tmp = self.tmp
+        """Given the current's input `a`, advance states `v`, `u` in place; write v' into `vp`, spikes into `z`."""
+        tmp, layer = self.tmp, self.layer
         if self.cuba:
-            self.alpha(u, u, tmp)
+            self._keep(self.alpha, u, u)
             np.add(u, a, out=u)
-            np.maximum(u, self.u_lo, out=u)
-            np.minimum(u, self.u_hi, out=u)
+            if layer.u_overflow == "wrap":
+                np.copyto(u, wrap(u, layer.u_bits))
+            else:
+                np.maximum(u, self.u_lo, out=u)
+                np.minimum(u, self.u_hi, out=u)
             a = u
-        self.lam(v, vp, tmp)
+        self._keep(self.lam, v, vp)
         np.add(vp, a, out=vp)
+        if layer.bias_to == "membrane":
+            np.add(vp, layer.bias, out=vp)
+        if self.reset == "subtract_next":
+            np.multiply(self.theta, v >= self.theta, out=tmp)
+            np.subtract(vp, tmp, out=vp)
         np.maximum(vp, self.v_lo, out=vp)
         np.minimum(vp, self.v_hi, out=vp)
         np.greater_equal(vp, self.theta, out=z)
@@ -395,7 +451,7 @@ class Stepper:
         self._u = [np.zeros((batch, layer.n_out), np.int64) for layer in network.layers]
         self._in = np.zeros((batch, n_in), np.uint8)
         self._in_bool = self._in.view(np.bool_)
-        lib = _kernel(engine)
+        lib = _kernel(engine, network)
         if lib is not None:
             from spikeloop.native.golden_kernel import NativeRun
 
@@ -499,7 +555,7 @@ class Stepper:
             np.copyto(xf, x)
             np.matmul(xf, self._wt[k], out=af)  # exact: |sum| <= n_in < 2^24
             np.copyto(a, af, casting="unsafe")
-            np.add(a, self.network.layers[k].bias, out=a)
+            shifted_input(self.network.layers[k], a)
             self._updates[k](a, self._v[k], self._u[k], self._vps[k], self._zs[k])
             x = self._zs[k]
 

@@ -12,11 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeloop.network import Layer, Network, NetworkError
+from spikeloop.network import OPTION_DEFAULTS, Layer, Network, NetworkError
 
 FORMAT = "spikeloop.network"
-VERSION = 1
-LAYER_KEYS = ("n_in", "n_out", "neuron", "reset", "v_bits", "u_bits", "frac_bits", "lam", "alpha")
+#: The versions this module reads. A network is written in the lowest that holds it: version 1 when every
+#: layer is a contract v1 layer (`Layer.is_v1`), else version 2, which adds contract v2's options.
+VERSIONS = (1, 2)
+VERSION = VERSIONS[-1]
+V1_LAYER_KEYS = ("n_in", "n_out", "neuron", "reset", "v_bits", "u_bits", "frac_bits", "lam", "alpha")
+LAYER_KEYS = V1_LAYER_KEYS + tuple(OPTION_DEFAULTS)
+_TEXT_KEYS = ("neuron", "reset", "decay_round", "bias_to", "u_overflow", "v_range")
 
 
 class ImageError(NetworkError):
@@ -42,18 +47,27 @@ def _members(layer: Layer, k: int) -> dict[str, np.ndarray]:
     }
 
 
-def _hash(layer_params: list[dict], arrays: list[np.ndarray]) -> str:
-    h = hashlib.sha256(f"{FORMAT}/{VERSION}\n".encode())
-    h.update(json.dumps(layer_params, sort_keys=True, separators=(",", ":")).encode())
-    for arr in arrays:
-        h.update(np.ascontiguousarray(arr).tobytes())
-    return "sha256:" + h.hexdigest()
+def _hashed_params(layer: Layer) -> dict:
+    """The fields the hash covers: v1's, and only the options that differ from v1's meaning, so that the
+    hash of a network contract v1 expresses is the one it always had."""
+    return {key: value for key, value in layer.params().items()
+            if key in V1_LAYER_KEYS or value != OPTION_DEFAULTS[key]}
 
 
 def content_hash(network: Network) -> str:
     """The image's content hash: what a bitstream's design identity and the driver compare."""
-    arrays = [a for k, layer in enumerate(network.layers) for a in _members(layer, k).values()]
-    return _hash([layer.params() for layer in network.layers], arrays)
+    h = hashlib.sha256(f"{FORMAT}/1\n".encode())  # the hash scheme's version, not the file's
+    h.update(json.dumps([_hashed_params(layer) for layer in network.layers], sort_keys=True,
+                        separators=(",", ":")).encode())
+    for k, layer in enumerate(network.layers):
+        for arr in _members(layer, k).values():
+            h.update(np.ascontiguousarray(arr).tobytes())
+    return "sha256:" + h.hexdigest()
+
+
+def file_version(network: Network) -> int:
+    """The image version `save_image` writes for `network`: the lowest that holds it."""
+    return 1 if all(layer.is_v1 for layer in network.layers) else 2
 
 
 def save_image(network: Network, path, *, producer: str = "spikeloop") -> str:
@@ -64,11 +78,13 @@ def save_image(network: Network, path, *, producer: str = "spikeloop") -> str:
     for k, layer in enumerate(network.layers):
         members.update(_members(layer, k))
     digest = content_hash(network)
+    version = file_version(network)
+    keys = V1_LAYER_KEYS if version == 1 else LAYER_KEYS
     meta = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": version,
         "producer": producer,
-        "layers": [layer.params() for layer in network.layers],
+        "layers": [{key: value for key, value in layer.params().items() if key in keys} for layer in network.layers],
         "content_hash": digest,
     }
     members["meta"] = np.frombuffer(json.dumps(meta, indent=1).encode(), dtype=np.uint8)
@@ -121,8 +137,10 @@ def load_image(path) -> Network:
     if fmt != FORMAT:
         raise ImageError(f"{path}: field 'format' = {fmt!r}, expected {FORMAT!r}")
     version = _field(meta, "version", str(path), int)
-    if version != VERSION:
-        raise ImageError(f"{path}: field 'version' = {version}, this spikeloop reads version {VERSION}")
+    if version not in VERSIONS:
+        raise ImageError(f"{path}: field 'version' = {version}, this spikeloop reads versions "
+                         f"{', '.join(map(str, VERSIONS))}")
+    keys = V1_LAYER_KEYS if version == 1 else LAYER_KEYS
     layer_params = _field(meta, "layers", str(path), list)
     if not layer_params:
         raise ImageError(f"{path}: field 'layers' is empty")
@@ -138,9 +156,10 @@ def load_image(path) -> Network:
         where = f"{path}: layers[{k}]"
         if not isinstance(p, dict):
             raise ImageError(f"{where} is {p!r}, expected an object")
-        unknown = sorted(set(p) - set(LAYER_KEYS))
+        unknown = sorted(set(p) - set(keys))
         if unknown:
-            raise ImageError(f"{where}: unknown fields {unknown}")
+            raise ImageError(f"{where}: unknown fields {unknown}" + (
+                " (contract v2's options need a version 2 image)" if set(unknown) & set(OPTION_DEFAULTS) else ""))
         n_in = _field(p, "n_in", where, int)
         n_out = _field(p, "n_out", where, int)
         if not (1 <= n_in and 1 <= n_out):
@@ -158,7 +177,9 @@ def load_image(path) -> Network:
         packed = arrays[f"layer{k}_weights"]
         if n_in % 8 and (packed[:, -1] >> (n_in % 8)).any():
             raise ImageError(f"{path}: member 'layer{k}_weights' has non-zero padding bits past n_in = {n_in}")
-        kwargs = {key: _field(p, key, where, str if key in ("neuron", "reset") else int) for key in LAYER_KEYS[2:]}
+        kwargs = {key: _field(p, key, where, str if key in _TEXT_KEYS else int) for key in keys[2:]}
+        if version == 1 and kwargs["reset"] == "subtract_next":
+            raise ImageError(f"{where}: reset = 'subtract_next' needs a version 2 image")
         try:
             layers.append(
                 Layer(

@@ -38,11 +38,44 @@ class Neuron(_Code):
 
 
 class Reset(_Code):
-    """Reset mode after a spike (MODE.reset): subtract theta, set to zero, or keep v."""
+    """Reset mode after a spike (MODE.reset): subtract theta, set to zero, keep v, or subtract theta at
+    the next step after the decay (`subtract_next`, snnTorch's `Leaky`)."""
 
     SUBTRACT = 0
     ZERO = 1
     NONE = 2
+    SUBTRACT_NEXT = 3
+
+
+class Rounding(_Code):
+    """How a decay rounds (contract v2): `floor` of the decrement (v1), the kept product toward `zero`
+    (Loihi), or to the `nearest` (half away from zero; closest to a float simulator)."""
+
+    FLOOR = 0
+    ZERO = 1
+    NEAREST = 2
+
+
+class BiasTo(_Code):
+    """Where the bias enters (contract v2): the `current` (v1) or the `membrane` (Loihi)."""
+
+    CURRENT = 0
+    MEMBRANE = 1
+
+
+class Overflow(_Code):
+    """What a cuba current does beyond u_bits (contract v2): `saturate` (v1) or `wrap` (Loihi)."""
+
+    SATURATE = 0
+    WRAP = 1
+
+
+class VRange(_Code):
+    """The membrane's saturation range (contract v2): `full` two's complement (v1) or `symmetric`,
+    [-(2^(V-1) - 1), 2^(V-1) - 1] (Loihi)."""
+
+    FULL = 0
+    SYMMETRIC = 1
 
 
 class Decay(_Code):
@@ -57,6 +90,14 @@ class Decay(_Code):
 NEURONS = Neuron.labels()
 RESETS = Reset.labels()
 DECAYS = Decay.labels()
+ROUNDINGS = Rounding.labels()
+BIAS_TOS = BiasTo.labels()
+OVERFLOWS = Overflow.labels()
+V_RANGES = VRange.labels()
+INPUT_SHIFT_RANGE = (0, 16)
+#: Contract v2's per-layer options and the values that mean exactly what contract v1 meant.
+OPTION_DEFAULTS = {"decay_round": "floor", "input_shift": 0, "bias_to": "current", "u_overflow": "saturate",
+                   "v_range": "full"}
 MAX_LAYERS = 16
 MAX_WIDTH = 65536
 BITS_RANGE = (2, 32)
@@ -70,6 +111,12 @@ class NetworkError(ValueError):
 def signed_range(bits: int) -> tuple[int, int]:
     """The inclusive range of a two's complement integer of `bits` bits."""
     return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def v_range_bounds(layer) -> tuple[int, int]:
+    """The inclusive range the membrane of `layer` saturates to (its v_bits and v_range)."""
+    lo, hi = signed_range(layer.v_bits)
+    return (lo + 1 if layer.v_range == "symmetric" else lo), hi
 
 
 def check_int(name: str, value, lo: int, hi: int | None = None, *, error: type[Exception] = ValueError,
@@ -137,6 +184,11 @@ class Layer:
         frac_bits: int = 8,
         lam: int = 0,
         alpha: int = 0,
+        decay_round: str = "floor",
+        input_shift: int = 0,
+        bias_to: str = "current",
+        u_overflow: str = "saturate",
+        v_range: str = "full",
         where: str = "layer",
     ):
         w = np.asarray(weights)
@@ -162,6 +214,11 @@ class Layer:
         self.alpha = _check_int(where, "alpha", alpha, 0, 1 << self.frac_bits)
         if self.neuron == "lif" and self.alpha != 0:
             raise NetworkError(f"{where}: alpha = {self.alpha} but neuron 'lif' has no current; expected 0")
+        self.decay_round = _check_choice(where, "decay_round", decay_round, ROUNDINGS)
+        self.input_shift = _check_int(where, "input_shift", input_shift, *INPUT_SHIFT_RANGE)
+        self.bias_to = _check_choice(where, "bias_to", bias_to, BIAS_TOS)
+        self.u_overflow = _check_choice(where, "u_overflow", u_overflow, OVERFLOWS)
+        self.v_range = _check_choice(where, "v_range", v_range, V_RANGES)
         v_lo, v_hi = signed_range(self.v_bits)
         self.weights = w.astype(np.int8)
         self.theta = _int_array(where, "theta", theta, (n_out,), 1, v_hi)
@@ -179,12 +236,31 @@ class Layer:
         """Number of neurons."""
         return self.weights.shape[0]
 
+    @property
+    def current_bias(self) -> np.ndarray:
+        """The bias the synaptic input carries into the current (all of it, unless `bias_to` is membrane)."""
+        return self.bias if self.bias_to == "current" else np.zeros_like(self.bias)
+
+    @property
+    def membrane_bias(self) -> np.ndarray:
+        """The bias added to the membrane directly (`bias_to` membrane; else zero)."""
+        return self.bias if self.bias_to == "membrane" else np.zeros_like(self.bias)
+
+    def options(self) -> dict:
+        """Contract v2's options of the layer (keys of `OPTION_DEFAULTS`)."""
+        return {key: getattr(self, key) for key in OPTION_DEFAULTS}
+
+    @property
+    def is_v1(self) -> bool:
+        """Whether contract v1 expresses this layer: every option at its default, and a v1 reset."""
+        return self.options() == OPTION_DEFAULTS and self.reset != "subtract_next"
+
     def params(self) -> dict:
         """The scalar fields, as stored in the image metadata."""
         return {
             "n_in": self.n_in, "n_out": self.n_out, "neuron": self.neuron, "reset": self.reset,
             "v_bits": self.v_bits, "u_bits": self.u_bits, "frac_bits": self.frac_bits,
-            "lam": self.lam, "alpha": self.alpha,
+            "lam": self.lam, "alpha": self.alpha, **self.options(),
         }
 
     def replace(self, **changes) -> Layer:
@@ -288,17 +364,21 @@ def random_network(
     lam: int | None = None,
     alpha: int | None = None,
     theta: int | None = None,
+    **options,
 ) -> Network:
     """A random network of the given sizes, e.g. (784, 256, 10), that fires on ~20% dense input.
 
-    Thresholds default to random values up to about sqrt(n_in), so that random +/-1 sums cross
-    them now and then; a given `theta` is used for every neuron.
+    Thresholds default to random values up to about sqrt(n_in) (times 2^input_shift), so that random
+    +/-1 sums cross them now and then; a given `theta` is used for every neuron. `options` are contract
+    v2's (`OPTION_DEFAULTS`' keys), the same for every layer.
     """
+    shift = options.get("input_shift", 0)
+    scale = 1 << shift if isinstance(shift, int) and INPUT_SHIFT_RANGE[0] <= shift <= INPUT_SHIFT_RANGE[1] else 1
     rng = np.random.default_rng(seed)
     layers = []
     for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         v_hi = max(1, (1 << (v_bits - 1)) - 1) if isinstance(v_bits, int) and v_bits >= 1 else 1
-        th_hi = max(1, min(v_hi, int(np.sqrt(n_in))))
+        th_hi = max(1, min(v_hi, int(np.sqrt(n_in)) * scale))
         layers.append(
             Layer(
                 rng.choice(np.array([-1, 1], dtype=np.int8), size=(n_out, n_in)),
@@ -307,7 +387,7 @@ def random_network(
                 neuron=neuron, reset=reset, v_bits=v_bits, u_bits=u_bits, frac_bits=frac_bits,
                 lam=(1 << frac_bits) // 8 if lam is None else lam,
                 alpha=0 if neuron == "lif" else ((1 << frac_bits) // 4 if alpha is None else alpha),
-                where=f"layer {k}",
+                where=f"layer {k}", **options,
             )
         )
     return Network(tuple(layers))

@@ -14,7 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 NEURONS = ("lif", "cuba")
-RESETS = ("subtract", "zero", "none")
+RESETS = ("subtract", "zero", "none", "subtract_next")
+ROUNDINGS = ("floor", "zero", "nearest")
 
 
 def sat(x: int, bits: int) -> int:
@@ -29,9 +30,23 @@ def floor_div_pow2(x: int, frac_bits: int) -> int:
     return x // (2**frac_bits)
 
 
-def decay(x: int, factor: int, frac_bits: int) -> int:
-    """x - floor(x * factor / 2^F): what is left of `x` after one step of decay."""
-    return x - floor_div_pow2(x * factor, frac_bits)
+def decay(x: int, factor: int, frac_bits: int, rounding: str = "floor") -> int:
+    """What is left of `x` after one step of decay by factor / 2^F, rounded as `rounding` says:
+    "floor": x - floor(x * factor / 2^F); with p = x * (2^F - factor), "zero": p / 2^F rounded toward
+    zero; "nearest": p / 2^F rounded to the nearest integer, halves away from zero."""
+    if rounding == "floor":
+        return x - floor_div_pow2(x * factor, frac_bits)
+    p = x * (2**frac_bits - factor)
+    half = 2 ** (frac_bits - 1) if rounding == "nearest" and frac_bits > 0 else 0
+    if rounding not in ("zero", "nearest"):
+        raise ValueError(f"unknown rounding {rounding!r}")
+    q = (abs(p) + half) // 2**frac_bits
+    return q if p >= 0 else -q
+
+
+def wrap(x: int, bits: int) -> int:
+    """x wrapped into the two's complement range of `bits` bits."""
+    return (x + 2 ** (bits - 1)) % 2**bits - 2 ** (bits - 1)
 
 
 @dataclass
@@ -48,6 +63,11 @@ class RefLayer:
     frac_bits: int = 8
     lam: int = 0
     alpha: int = 0
+    decay_round: str = "floor"
+    input_shift: int = 0
+    bias_to: str = "current"
+    u_overflow: str = "saturate"
+    v_range: str = "full"
 
     @property
     def n_out(self) -> int:
@@ -71,6 +91,11 @@ class RefLayer:
             frac_bits=int(layer.frac_bits),
             lam=int(layer.lam),
             alpha=int(layer.alpha),
+            decay_round=str(layer.decay_round),
+            input_shift=int(layer.input_shift),
+            bias_to=str(layer.bias_to),
+            u_overflow=str(layer.u_overflow),
+            v_range=str(layer.v_range),
         )
 
 
@@ -119,31 +144,54 @@ def run_reference(layers: list[RefLayer], spikes: list, v_state=None, u_state=No
                 layer = layers[k]
                 assert len(s) == layer.n_in
                 v_lo, v_hi = -(2 ** (layer.v_bits - 1)), 2 ** (layer.v_bits - 1) - 1
+                if layer.v_range == "symmetric":
+                    v_lo += 1
                 u_lo, u_hi = -(2 ** (layer.u_bits - 1)), 2 ** (layer.u_bits - 1) - 1
+                rounding, F = layer.decay_round, layer.frac_bits
                 z_row, v_row, u_row = [], [], []
                 for j in range(layer.n_out):
-                    # a[j] = sum_i w[j,i] * s[i] + bias[j]   (not saturated)
+                    # a[j] = (sum_i w[j,i] * s[i]) * 2^k + bias[j] (bias to the current)   (not saturated)
                     acc = 0
                     for i in range(layer.n_in):
                         acc += layer.weights[j][i] * s[i]
-                    a = acc + layer.bias[j]
+                    a = acc * 2**layer.input_shift
+                    b_v = 0
+                    if layer.bias_to == "current":
+                        a += layer.bias[j]
+                    else:
+                        b_v = layer.bias[j]
+                        events["bias_to_membrane"] += 1
 
                     u_prev = u_state[k][b][j]
                     v_prev = v_state[k][b][j]
                     if layer.neuron == "lif":
                         u = a
                     elif layer.neuron == "cuba":
-                        u_raw = decay(u_prev, layer.alpha, layer.frac_bits) + a
-                        u = sat(u_raw, layer.u_bits)
-                        if u_raw > u_hi:
-                            events["u_sat_hi"] += 1
-                        if u_raw < u_lo:
-                            events["u_sat_lo"] += 1
+                        u_raw = decay(u_prev, layer.alpha, F, rounding) + a
+                        if layer.u_overflow == "wrap":
+                            u = wrap(u_raw, layer.u_bits)
+                            if u != u_raw:
+                                events["u_wrap"] += 1
+                        else:
+                            u = sat(u_raw, layer.u_bits)
+                            if u_raw > u_hi:
+                                events["u_sat_hi"] += 1
+                            if u_raw < u_lo:
+                                events["u_sat_lo"] += 1
                     else:
                         raise ValueError(f"unknown neuron {layer.neuron!r}")
 
-                    v_raw = decay(v_prev, layer.lam, layer.frac_bits) + u
-                    v_pre = sat(v_raw, layer.v_bits)
+                    theta = layer.theta[j]
+                    kept = decay(v_prev, layer.lam, F, rounding)
+                    if rounding == "nearest" and F and (abs(v_prev) * (2**F - layer.lam)) % 2**F == 2 ** (F - 1):
+                        events["round_tie"] += 1
+                    if 0 < v_prev and kept < v_prev and v_prev * layer.lam < 2**F:
+                        events["small_leaked"] += 1
+                    v_raw = kept + u + b_v
+                    if layer.reset == "subtract_next" and v_prev >= theta:
+                        v_raw -= theta
+                        events["subtract_next"] += 1
+                    v_pre = min(max(v_raw, v_lo), v_hi)
                     if v_raw > v_hi:
                         events["v_sat_hi"] += 1
                     if v_raw < v_lo:
@@ -162,7 +210,7 @@ def run_reference(layers: list[RefLayer], spikes: list, v_state=None, u_state=No
                         v = v_pre - theta * z
                     elif layer.reset == "zero":
                         v = v_pre * (1 - z)
-                    elif layer.reset == "none":
+                    elif layer.reset in ("none", "subtract_next"):
                         v = v_pre
                     else:
                         raise ValueError(f"unknown reset {layer.reset!r}")

@@ -34,7 +34,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spikeloop import golden as npg
-from spikeloop.network import NEURONS, RESETS, Layer, Network, signed_range
+from spikeloop.network import (
+    BIAS_TOS,
+    NEURONS,
+    OPTION_DEFAULTS,
+    OVERFLOWS,
+    RESETS,
+    ROUNDINGS,
+    V_RANGES,
+    Layer,
+    Network,
+    signed_range,
+)
 from spikeloop.quant import golden as tg
 
 # ----------------------------------------------------------------------------------------------
@@ -143,6 +154,14 @@ NEURON_ST = st.sampled_from(NEURONS)
 RESET_ST = st.sampled_from(RESETS)
 FRAC_BITS_ST = st.one_of(st.integers(0, 16), st.sampled_from([0, 1, 16]))
 WEIGHT_MODE_ST = st.sampled_from(["random", "random", "plus", "minus"])
+# Contract v2's options: half the layers keep v1's meaning, the others draw each option.
+V2_OPTIONS_ST = st.one_of(st.just(OPTION_DEFAULTS), st.fixed_dictionaries({
+    "decay_round": st.sampled_from(ROUNDINGS),
+    "input_shift": st.sampled_from([0, 0, 1, 2, 6, 16]),
+    "bias_to": st.sampled_from(BIAS_TOS),
+    "u_overflow": st.sampled_from(OVERFLOWS),
+    "v_range": st.sampled_from(V_RANGES),
+}))
 
 
 @cache
@@ -162,13 +181,14 @@ def _layer_strategy(draw, n_in: int, n_out: int, small_bits: bool, k: int) -> La
     theta = draw(theta_strategy(v_bits, n_out))
     bias = draw(bias_strategy(v_bits, n_out))
     mode = draw(WEIGHT_MODE_ST)
+    options = draw(V2_OPTIONS_ST)
     if mode == "random":
         weights = (2 * draw(bits_matrix_strategy(n_out, n_in)) - 1).astype(np.int8)
     else:
         weights = np.full((n_out, n_in), 1 if mode == "plus" else -1, dtype=np.int8)
     return Layer(
         weights, theta=np.array(theta, np.int64), bias=np.array(bias, np.int64), neuron=neuron, reset=reset,
-        v_bits=v_bits, u_bits=u_bits, frac_bits=frac_bits, lam=lam, alpha=alpha, where=f"layer {k}",
+        v_bits=v_bits, u_bits=u_bits, frac_bits=frac_bits, lam=lam, alpha=alpha, where=f"layer {k}", **options,
     )
 
 
@@ -381,6 +401,9 @@ def check_case(case: Case, tally: Counter) -> None:
         tally["lam=2^(F-k), 0<k<F"] += 1 < layer.lam < one and layer.lam & (layer.lam - 1) == 0
         tally[layer.neuron] += 1
         tally[f"reset {layer.reset}"] += 1
+        for key, value in layer.options().items():
+            if value != OPTION_DEFAULTS[key]:
+                tally[f"{key} {value}"] += 1
         if layer.neuron == "cuba":
             tally["alpha=0"] += layer.alpha == 0
             tally["alpha=2^F"] += layer.alpha == one
@@ -465,7 +488,7 @@ def test_v_equal_to_theta_fires(reset):
     z = expected.z[0][0, :, 0]
     assert expected.events["v_eq_theta"] > 0
     assert v[4] == 5 and z[4] == 1 and z[:4].sum() == 0  # fires on v' == theta, not only above
-    after = {"subtract": 1, "zero": 1, "none": 6}[reset]
+    after = {"subtract": 1, "zero": 1, "none": 6, "subtract_next": 1}[reset]
     assert v[5] == after
 
 
@@ -588,8 +611,12 @@ def _assert_not_vacuous(name: str, tally: Counter, n: int) -> None:
     for corner in ("v_sat_hi", "v_sat_lo", "u_sat_hi", "u_sat_lo", "v_eq_theta"):
         assert tally[corner] >= 0.01 * cases, f"{name}: corner {corner} too rare ({summary})"
     for feature in ("lam=0", "lam=2^F", "lam=other", "lam=2^(F-k), 0<k<F", "alpha=0", "alpha=2^F", "lif", "cuba",
-                    "reset subtract", "reset zero", "reset none", "unbatched", "batch>1"):
+                    "reset subtract", "reset zero", "reset none", "reset subtract_next", "unbatched", "batch>1",
+                    "decay_round zero", "decay_round nearest", "input_shift 6", "bias_to membrane", "u_overflow wrap",
+                    "v_range symmetric"):
         assert tally[feature] > 0, f"{name}: never generated {feature} ({summary})"
+    for corner in ("u_wrap", "subtract_next", "bias_to_membrane", "small_leaked"):
+        assert tally[corner] > 0, f"{name}: corner {corner} never met ({summary})"
     if name == "small_bits":
         for corner in ("v_sat_hi", "v_sat_lo", "u_sat_hi", "u_sat_lo"):
             assert tally[corner] >= 0.05 * cases, f"{name}: corner {corner} too rare ({summary})"

@@ -18,6 +18,7 @@ import pytest
 from spikeloop.image import (
     FORMAT,
     LAYER_KEYS,
+    V1_LAYER_KEYS,
     VERSION,
     ImageError,
     content_hash,
@@ -137,9 +138,9 @@ def test_network_save_and_load_methods(tmp_path):
 
 def test_meta_contents(good):
     net, path, members, meta = good
-    assert meta["format"] == FORMAT == "spikeloop.network" and meta["version"] == VERSION == 1
+    assert meta["format"] == FORMAT == "spikeloop.network" and meta["version"] == 1 and VERSION == 2
     assert meta["producer"] == "spikeloop"
-    assert meta["layers"] == [layer.params() for layer in net.layers]
+    assert meta["layers"] == [{k: layer.params()[k] for k in V1_LAYER_KEYS} for layer in net.layers]
     assert meta["content_hash"] == net.content_hash
     assert set(members) == {"meta", "layer0_weights", "layer0_theta", "layer0_bias",
                             "layer1_weights", "layer1_theta", "layer1_bias"}
@@ -295,7 +296,7 @@ def test_missing_top_level_field(good, tmp_path, key):
     [
         ("format", "spikeloop.other", ["field 'format' = 'spikeloop.other'", "expected 'spikeloop.network'"]),
         ("format", 5, ["field 'format' = 5", "expected str"]),
-        ("version", 2, ["field 'version' = 2", "version 1"]),
+        ("version", 3, ["field 'version' = 3", "versions 1, 2"]),
         ("version", 0, ["field 'version' = 0"]),
         ("version", "1", ["field 'version' = '1'", "expected an integer"]),
         ("version", 1.0, ["field 'version' = 1.0", "expected an integer"]),
@@ -319,7 +320,7 @@ def test_layer_entry_not_an_object(good, tmp_path):
         load_image(bad_file(tmp_path, set_meta(members, meta)))
 
 
-@pytest.mark.parametrize("key", LAYER_KEYS)
+@pytest.mark.parametrize("key", V1_LAYER_KEYS)
 def test_missing_layer_field(good, tmp_path, key):
     _, _, members, meta = good
     del meta["layers"][1][key]
@@ -581,3 +582,81 @@ def test_corrupt_zip_header_is_an_image_error(good, tmp_path, what, offset, valu
     bad.write_bytes(_patch_central_directory(path.read_bytes(), offset, value))
     with raises(str(bad)):
         load_image(bad)
+
+
+# ----------------------------------------------------------------------------------------------
+# Contract v2: options, versions, and v1 images that keep their meaning
+
+FIXTURES = Path(__file__).parent / "fixtures"
+V2_OPTIONS = {"decay_round": "zero", "input_shift": 6, "bias_to": "membrane", "u_overflow": "wrap",
+              "v_range": "symmetric"}
+
+
+def test_a_v1_image_written_before_contract_v2_loads_with_its_hash_and_meaning():
+    """tests/fixtures/image_v1.npz and its trace were written by spikeloop before contract v2."""
+    net = load_image(FIXTURES / "image_v1.npz")
+    with np.load(FIXTURES / "image_v1_trace.npz") as old:
+        assert net.content_hash == str(old["content_hash"])
+        assert all(layer.is_v1 for layer in net.layers)
+        from spikeloop import golden
+
+        trace = golden.run(net, old["spikes"], record=True)
+        for k, rec in enumerate(trace.layers):
+            assert rec.z.any(), f"layer {k} never fired"
+            for field in ("z", "v", "u"):
+                assert np.array_equal(getattr(rec, field), old[f"{field}{k}"]), f"layer {k} {field}"
+
+
+def test_v1_networks_are_written_as_version_1_and_v2_networks_as_version_2(tmp_path):
+    v1 = random_network((5, 3), seed=1)
+    v2 = random_network((5, 3), seed=1, neuron="cuba", **V2_OPTIONS)
+    nxt = random_network((5, 3), seed=1, reset="subtract_next")
+    for net, version in ((v1, 1), (v2, 2), (nxt, 2)):
+        save_image(net, tmp_path / "n.npz")
+        meta = get_meta(read_members(tmp_path / "n.npz"))
+        assert meta["version"] == version
+        assert set(meta["layers"][0]) == set(V1_LAYER_KEYS if version == 1 else LAYER_KEYS)
+        assert load_image(tmp_path / "n.npz") == net
+
+
+def test_options_at_their_v1_values_keep_the_v1_hash_and_others_change_it():
+    net = random_network((7, 4), seed=3, neuron="cuba")
+    hashes = {net.content_hash}
+    for key, value in V2_OPTIONS.items():
+        changed = Network(tuple(layer.replace(**{key: value}) for layer in net.layers))
+        hashes.add(changed.content_hash)
+    assert len(hashes) == 1 + len(V2_OPTIONS)
+    explicit = Network(tuple(layer.replace(decay_round="floor", input_shift=0) for layer in net.layers))
+    assert explicit.content_hash == net.content_hash
+
+
+def test_a_v1_image_with_a_v2_option_is_refused(good, tmp_path):
+    _, _, members, meta = good
+    meta["layers"][0]["decay_round"] = "zero"
+    with raises("layers[0]", "unknown fields ['decay_round']", "need a version 2 image"):
+        load_image(bad_file(tmp_path, set_meta(members, meta)))
+
+
+def test_a_v1_image_with_reset_subtract_next_is_refused(good, tmp_path):
+    _, _, members, meta = good
+    meta["layers"][1]["reset"] = "subtract_next"
+    with raises("layers[1]", "reset = 'subtract_next' needs a version 2 image"):
+        load_image(bad_file(tmp_path, set_meta(members, meta)))
+
+
+@pytest.mark.parametrize(("key", "value", "parts"), [
+    ("decay_round", "up", ("decay_round must be one of floor, zero, nearest", "'up'")),
+    ("input_shift", 17, ("input_shift = 17 is outside [0, 16]",)),
+    ("bias_to", "both", ("bias_to must be one of current, membrane",)),
+    ("u_overflow", 3, ("field 'u_overflow' = 3, expected str",)),
+    ("v_range", "half", ("v_range must be one of full, symmetric",)),
+])
+def test_a_version_2_image_with_a_bad_option_is_refused(tmp_path, key, value, parts):
+    path = tmp_path / "v2.npz"
+    save_image(random_network((5, 3), seed=1, neuron="cuba", **V2_OPTIONS), path)
+    members = read_members(path)
+    meta = get_meta(members)
+    meta["layers"][0][key] = value
+    with raises("layers[0]", *parts):
+        load_image(bad_file(tmp_path, set_meta(members, meta)))
+

@@ -11,12 +11,14 @@ from spikeloop.network import (
     MAX_LAYERS,
     MAX_WIDTH,
     NEURONS,
+    OPTION_DEFAULTS,
     RESETS,
     Layer,
     Network,
     NetworkError,
     random_network,
     signed_range,
+    v_range_bounds,
 )
 
 W = np.array([[1, -1, 1], [-1, -1, 1]], dtype=np.int8)  # n_out = 2, n_in = 3
@@ -39,7 +41,8 @@ def test_valid_layer_fields_and_dtypes():
     assert layer.bias.dtype == np.int64 and layer.bias.tolist() == [-2, -2]  # scalar broadcast
     assert layer.params() == {
         "n_in": 3, "n_out": 2, "neuron": "cuba", "reset": "zero", "v_bits": 8, "u_bits": 6,
-        "frac_bits": 4, "lam": 3, "alpha": 16,
+        "frac_bits": 4, "lam": 3, "alpha": 16, "decay_round": "floor", "input_shift": 0, "bias_to": "current",
+        "u_overflow": "saturate", "v_range": "full",
     }
     assert "neuron='cuba'" in repr(layer) and "n_in=3" in repr(layer)
 
@@ -465,3 +468,43 @@ def test_random_network_bad_arguments_are_network_errors(neuron):
 def test_random_network_out_of_range_arguments_name_the_field(kw, parts):
     with raises(*parts):
         random_network((5, 3), seed=1, **kw)
+
+
+# ----------------------------------------------------------------------------------------------
+# Contract v2's options
+
+
+def test_options_default_to_what_v1_meant():
+    layer = make(theta=2)
+    assert layer.options() == OPTION_DEFAULTS and layer.is_v1
+    assert not make(theta=2, reset="subtract_next").is_v1
+    assert not make(theta=2, input_shift=3).is_v1
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("decay_round", "down", "layer: decay_round must be one of floor, zero, nearest; got 'down'"),
+    ("decay_round", None, "layer: decay_round must be one of floor, zero, nearest; got None"),
+    ("input_shift", -1, "layer: input_shift = -1 is outside [0, 16]"),
+    ("input_shift", 17, "layer: input_shift = 17 is outside [0, 16]"),
+    ("input_shift", 2.0, "layer: input_shift must be an integer, not 2.0"),
+    ("input_shift", True, "layer: input_shift must be an integer, not True"),
+    ("bias_to", "voltage", "layer: bias_to must be one of current, membrane; got 'voltage'"),
+    ("u_overflow", "clip", "layer: u_overflow must be one of saturate, wrap; got 'clip'"),
+    ("v_range", "signed", "layer: v_range must be one of full, symmetric; got 'signed'"),
+    ("reset", "subtract-next", "layer: reset must be one of subtract, zero, none, subtract_next; got 'subtract-next'"),
+])
+def test_bad_options_are_refused_by_name(key, value, message):
+    with pytest.raises(NetworkError, match="^" + re.escape(message) + "$"):
+        make(theta=2, **{key: value})
+
+
+def test_biases_split_by_where_they_enter():
+    layer = make(theta=2, bias=[3, -1], neuron="cuba", bias_to="membrane")
+    assert layer.current_bias.tolist() == [0, 0] and layer.membrane_bias.tolist() == [3, -1]
+    layer = make(theta=2, bias=[3, -1])
+    assert layer.current_bias.tolist() == [3, -1] and layer.membrane_bias.tolist() == [0, 0]
+
+
+def test_symmetric_range_leaves_out_the_most_negative_value():
+    assert v_range_bounds(make(theta=2, v_bits=8)) == (-128, 127)
+    assert v_range_bounds(make(theta=2, v_bits=8, v_range="symmetric")) == (-127, 127)
