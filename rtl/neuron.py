@@ -1,18 +1,21 @@
 """The neuron array: `lif` and `cuba` neurons of one layer, time-multiplexed over `lanes` (P) lanes.
 
 Each input payload carries the synaptic sums of one group of P neurons; the array reads the
-group's threshold, bias, membrane and current from memory, applies docs/numerics.md
+group's threshold, bias, membrane and current from memory, applies docs/numerics.md (contract v2,
+every option a run-time field of MODE)
 
-    a     = syn + bias
-    u     = a                                        (lif)
-    u     = sat_U(u_prev - ((u_prev*alpha) >> F) + a) (cuba)
-    v'    = sat_V(v_prev - ((v_prev*lam) >> F) + u)
+    a_u   = (syn << k) + bias*(bias_to current);   b_v = bias*(bias_to membrane)
+    u     = a_u                                       (lif)
+    u     = fit_U(keep(u_prev, alpha) + a_u)          (cuba; fit_U saturates or wraps)
+    r     = theta * (v_prev >= theta)                 (subtract_next; else 0)
+    v'    = sat'_V(keep(v_prev, lam) + u + b_v - r)   (sat'_V: full or symmetric range)
     z     = v' >= theta
-    v     = v' - theta*z | v'*(1-z) | v'              (subtract | zero | none)
+    v     = v' - theta*z | v'*(1-z) | v' | v'         (subtract | zero | none | subtract_next)
 
-writes v (and u for cuba) back and emits z and v'. With decay "shift" the products are
-`x >> (F - log2(lam))` (lam a power of two, or 0 for no decay): a barrel shifter, no
-multiplier; with decay "multiply" any lam in [0, 2^F] goes through a multiplier.
+writes v (and u for cuba) back and emits z and v'. `keep` is `x - Decay.of(x)`, rounded floor, toward
+zero or to nearest. With decay "shift" the products are shifts by `F - log2(lam)` (lam a power of
+two, or 0 for no decay): a barrel shifter, no multiplier; with decay "multiply" any lam in [0, 2^F]
+goes through a multiplier.
 
 Two pipeline stages (read, compute + write back); one group per clock when the output is free.
 """
