@@ -168,7 +168,7 @@ class NeuronArray(wiring.Component, Probed):
     i_stream : In(stream of `group_sum_layout`).
     o_stream : Out(stream of `neuron_out_layout`): z and v' (and with `probes` u) per group, spikes of
         padding lanes are 0.
-    ctrl : In(LayerControl): neuron kind, reset mode, lam, alpha, state clear.
+    ctrl : In(LayerControl): the MODE fields (neuron kind, reset mode, options), lam, alpha, state clear.
     bus : In(MemBus): windows theta, bias (read/write), v, u (read-only).
     """
 
