@@ -19,8 +19,8 @@ from spikeloop.golden import LayerStep
 from spikeloop.regmap import register
 
 __all__ = [
-    "BUS_WIDTHS", "FIELD_BITS", "PROBE_KINDS", "StreamCodec", "words_per_timestep", "output_words_per_timestep", "probe_kinds",
-    "pack_spikes", "unpack_spikes", "pack_output", "unpack_output", "unpack_probes",
+    "BUS_WIDTHS", "FIELD_BITS", "PROBE_KINDS", "StreamCodec", "words_per_timestep", "output_words_per_timestep",
+    "probe_kinds", "pack_spikes", "unpack_spikes", "pack_output", "unpack_output", "unpack_probes",
 ]
 
 #: AXI-Stream TDATA widths the core supports.

@@ -14,7 +14,6 @@ import pytest
 from amaranth.hdl import Const
 
 from spikeloop.network import Rounding
-
 from spikeloop.rtl import neuron
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
