@@ -27,12 +27,17 @@ import numpy as np
 from spikeloop.config import DEFAULT_CHUNK, DEFAULT_LANES, MAX_CHUNK, MAX_LANES, design_hash
 from spikeloop.configargs import OptionError, add_config_arguments, float_in, int_in, int_or_list, sizes_type
 from spikeloop.network import (
+    BIAS_TOS,
     BITS_RANGE,
     FRAC_BITS_RANGE,
+    INPUT_SHIFT_RANGE,
     MAX_WIDTH,
     NEURONS,
     OPTION_DEFAULTS,
+    OVERFLOWS,
     RESETS,
+    ROUNDINGS,
+    V_RANGES,
     Network,
     NetworkError,
     random_network,
@@ -80,8 +85,11 @@ COMMAND_EXAMPLES = {
     "nir": ["spikeloop nir export --network net.npz --out net.nir",
             "spikeloop nir import model.nir --out net.npz --binarize"],
     "nir export": ["spikeloop nir export --network net.npz --out net.nir --dt 1e-3"],
-    "nir import": ["spikeloop nir import model_from_snntorch.nir --out net.npz",
-                   "spikeloop nir import model_from_norse.nir --dt 1e-3 --out net.npz"],
+    "nir import": ["spikeloop nir import model_from_snntorch.nir --reset subtract_next --out net.npz",
+                   "spikeloop nir import model_from_norse.nir --source norse --out net.npz"],
+    "nir agree": ["spikeloop nir agree model.nir --recorded spikes.npz --reset subtract_next --sweep"],
+    "netx": ["spikeloop netx import model.net --out net.npz"],
+    "netx import": ["spikeloop netx import model.net --out net.npz"],
     "verilog": ["spikeloop verilog --out build/verilog",
                 "spikeloop verilog --sizes 784,256,10 --lanes 16 --chunk 64 --membranes --out build/verilog"],
     "estimate": ["spikeloop estimate --analytic                      the analytic model, in a second",
@@ -363,6 +371,10 @@ TRAIN_CHOICES = {
     "rule": ("ste", "bayes"),
     "readout": ("membrane", "count"),
     "update": ("adam", "bisnn"),
+    "decay_round": ROUNDINGS,
+    "bias_to": BIAS_TOS,
+    "u_overflow": OVERFLOWS,
+    "v_range": V_RANGES,
 }
 
 TRAIN_OPTIONS = {  # CLI option -> (TrainConfig field, type, help); None values are left to TrainConfig's defaults
@@ -370,11 +382,17 @@ TRAIN_OPTIONS = {  # CLI option -> (TrainConfig field, type, help); None values 
     "--encoding": ("encoding", str, "rate or latency, for the image data sets (default rate)"),
     "--steps": ("steps", int_in(1), "timesteps per sample (default 16)"),
     "--neuron": ("neuron", str, "lif or cuba (default lif)"),
-    "--reset": ("reset", str, "subtract, zero or none (default subtract)"),
+    "--reset": ("reset", str, "subtract, zero, none or subtract_next (snnTorch's Leaky) (default subtract)"),
     "--rule": ("rule", str, "ste (straight-through) or bayes (BiSNN) (default ste)"),
     "--readout": ("readout", str, "membrane or count (default membrane)"),
     "--update": ("update", str, "synapse update: adam, or bisnn (BiSNN's mirror descent, --rule bayes) (adam)"),
     "--leak": ("leak", float_in(0.0, 1.0), "membrane decay per step in [0, 1], lam = round(leak * 2^F) (0.125)"),
+    "--decay-round": ("decay_round", str, "how the decays round: floor, zero or nearest (default floor)"),
+    "--input-shift": ("input_shift", int_in(*INPUT_SHIFT_RANGE),
+                      "fractional membrane bits: the synaptic sum is shifted left by this, 0..16 (default 0)"),
+    "--bias-to": ("bias_to", str, "where the bias enters: current or membrane (default current)"),
+    "--u-overflow": ("u_overflow", str, "what a cuba current does beyond u_bits: saturate or wrap (saturate)"),
+    "--v-range": ("v_range", str, "the membrane's range: full or symmetric (default full)"),
     "--epochs": ("epochs", int_in(1), "passes over the training set (default 30)"),
     "--batch-size": ("batch_size", int_in(1), "samples per gradient step (default 64)"),
     "--lr": ("lr", float_in(0.0, open_lo=True), "synapse learning rate (0.05 ste, 0.2 bayes, 30 bayes + bisnn)"),
@@ -526,6 +544,37 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _add_nir_import_arguments(n) -> None:
+    """The options of `spikeloop nir import` and `spikeloop nir agree` (`from_nir`'s arguments)."""
+    from spikeloop.quant.nir import FLOAT_DEFAULTS, SOURCES
+
+    n.add_argument("--source", default=None, choices=SOURCES,
+                   help="whose conventions the graph follows: nir (default) or norse (Norse 1.1.0's to_nir)")
+    n.add_argument("--dt", type=float_in(0.0, open_lo=True), default=None,
+                   help="seconds per timestep (default: the graph's spikeloop metadata, else 1e-4; --source norse: "
+                        "1e-3)")
+    n.add_argument("--frac-bits", type=int_in(*FRAC_BITS_RANGE), default=None,
+                   help=f"F of the decay factors, {FRAC_BITS_RANGE[0]} to {FRAC_BITS_RANGE[1]} "
+                        f"(default {FLOAT_DEFAULTS['frac_bits']})")
+    n.add_argument("--input-shift", type=int_in(*INPUT_SHIFT_RANGE), default=None,
+                   help=f"k: the membrane's fractional bits per weight, {INPUT_SHIFT_RANGE[0]} to "
+                        f"{INPUT_SHIFT_RANGE[1]} (default {FLOAT_DEFAULTS['input_shift']})")
+    n.add_argument("--decay-round", default=None, choices=ROUNDINGS,
+                   help=f"how a decay rounds (default {FLOAT_DEFAULTS['decay_round']})")
+    n.add_argument("--v-bits", type=int_in(*BITS_RANGE), default=None,
+                   help=f"membrane width, {BITS_RANGE[0]} to {BITS_RANGE[1]} (default 16 + input shift)")
+    n.add_argument("--u-bits", type=int_in(*BITS_RANGE), default=None,
+                   help=f"current width, {BITS_RANGE[0]} to {BITS_RANGE[1]} (default 16 + input shift)")
+    n.add_argument("--reset", default=None, choices=RESETS,
+                   help="reset of every layer (default: spikeloop metadata, else zero; snnTorch's Leaky with its "
+                        "default subtract reset: subtract_next)")
+    n.add_argument("--binarize", action="store_true",
+                   help="take the signs of non-binary weights, folding their scale into thresholds and biases")
+    n.add_argument("--no-type-check", action="store_true",
+                   help="skip NIR's own shape check when reading (files of older NIR versions often fail it; "
+                        "the import checks the shapes it uses)")
+
+
 def cmd_nir_export(args) -> int:
     """Write a network image as a NIR graph (docs/nir.md)."""
     nir = _require("spikeloop.quant.nir", "train", "spikeloop nir")
@@ -537,14 +586,57 @@ def cmd_nir_export(args) -> int:
     return 0
 
 
+def _nir_import_options(args) -> dict:
+    """`from_nir`'s keyword arguments from the options `_add_nir_import_arguments` declares."""
+    return dict(dt=args.dt, frac_bits=args.frac_bits, v_bits=args.v_bits, u_bits=args.u_bits, reset=args.reset,
+                decay_round=args.decay_round, input_shift=args.input_shift, source=args.source,
+                binarize=args.binarize, type_check=not args.no_type_check)
+
+
+def _nir_import(nir, graph, options: dict):
+    """`from_nir`, its list of problems on one line (the command's error is one line)."""
+    try:
+        return nir.from_nir(graph, **options)
+    except nir.NIRError as e:
+        head, *problems = str(e).splitlines()
+        if not problems:
+            raise
+        raise nir.NIRError(f"{head} " + "; ".join(p.removeprefix("- ") for p in problems)) from e
+
+
 def cmd_nir_import(args) -> int:
     """Import a NIR graph (snnTorch, Norse, spikeloop) as a network image (docs/nir.md)."""
     nir = _require("spikeloop.quant.nir", "train", "spikeloop nir")
     _require("nir", "train", "spikeloop nir")
     _out_file(args.out)
-    network, report = nir.from_nir(args.graph, dt=args.dt, frac_bits=args.frac_bits, v_bits=args.v_bits,
-                                   u_bits=args.u_bits, reset=args.reset, binarize=args.binarize,
-                                   type_check=not args.no_type_check)
+    network, report = _nir_import(nir, args.graph, _nir_import_options(args))
+    print(report)
+    digest = network.save(args.out)
+    print(f"{'-'.join(map(str, network.sizes))} network -> {args.out} ({digest})")
+    return 0
+
+
+def cmd_nir_agree(args) -> int:
+    """Import a NIR graph and compare the golden model's output spikes with the source framework's (docs/nir.md)."""
+    nir = _require("spikeloop.quant.nir", "train", "spikeloop nir")
+    _require("nir", "train", "spikeloop nir")
+    inputs, outputs = nir.read_recording(args.recorded)
+    options = _nir_import_options(args)
+    graph = nir.read_nir(args.graph, type_check=options.pop("type_check"))
+    print(_nir_import(nir, graph, options).report)
+    rows = nir.agreement_table(graph, inputs, outputs, sweep=None if args.sweep else {}, **options)
+    print(f"output spikes of {args.graph} against {args.recorded} ({rows[0][1].samples} samples x "
+          f"{inputs.shape[1]} steps x {outputs.shape[2]} outputs):")
+    print(nir.format_agreement(rows))
+    return 0
+
+
+def cmd_netx_import(args) -> int:
+    """Import a lava-dl netx HDF5 file as a network image that runs as Lava's Loihi model does (docs/lava.md)."""
+    netx = _require("spikeloop.quant.netx", "train", "spikeloop netx")
+    _require("h5py", "train", "spikeloop netx")
+    _out_file(args.out)
+    network, report = netx.from_netx(args.file)
     print(report)
     digest = network.save(args.out)
     print(f"{'-'.join(map(str, network.sizes))} network -> {args.out} ({digest})")
@@ -873,8 +965,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, type=Path, help="spike file to write (.npz); its folder is created")
 
     s = _command(sub, "train", cmd_train)
-    for opt, (_, kind, text) in TRAIN_OPTIONS.items():
-        choices = TRAIN_CHOICES.get(opt[2:])
+    for opt, (field, kind, text) in TRAIN_OPTIONS.items():
+        choices = TRAIN_CHOICES.get(field)
         s.add_argument(opt, type=kind, default=None, help=text, choices=choices)
     s.add_argument("--hidden", type=int_in(1, MAX_WIDTH), nargs="+", default=None,
                    help="hidden layer sizes (default 256)")
@@ -904,7 +996,7 @@ def parser() -> argparse.ArgumentParser:
                    help="extra bits on top of the widths the calibration needs (default 0)")
 
     s = _command(sub, "nir", None, help_text="NIR graphs in and out (docs/nir.md)")
-    nsub = s.add_subparsers(dest="nir_command", required=True, metavar="{export,import}")
+    nsub = s.add_subparsers(dest="nir_command", required=True, metavar="{export,import,agree}")
     s.set_defaults(func=None)
     n = _command(nsub, "nir export", cmd_nir_export)
     n.add_argument("--network", required=True, type=Path, help="network image (.npz)")
@@ -914,21 +1006,21 @@ def parser() -> argparse.ArgumentParser:
     n = _command(nsub, "nir import", cmd_nir_import)
     n.add_argument("graph", type=Path, help="NIR file")
     n.add_argument("--out", required=True, type=Path, help="network image to write (.npz)")
-    n.add_argument("--dt", type=float_in(0.0, open_lo=True), default=None,
-                   help="seconds per timestep (default: the graph's spikeloop metadata, else 1e-4; Norse: 1e-3)")
-    n.add_argument("--frac-bits", type=int_in(*FRAC_BITS_RANGE), default=None,
-                   help=f"F of the decay factors, {FRAC_BITS_RANGE[0]} to {FRAC_BITS_RANGE[1]} (default 8)")
-    n.add_argument("--v-bits", type=int_in(*BITS_RANGE), default=None,
-                   help=f"membrane width, {BITS_RANGE[0]} to {BITS_RANGE[1]} (default 16)")
-    n.add_argument("--u-bits", type=int_in(*BITS_RANGE), default=None,
-                   help=f"current width, {BITS_RANGE[0]} to {BITS_RANGE[1]} (default 16)")
-    n.add_argument("--reset", default=None, choices=RESETS,
-                   help="reset of every layer (default: spikeloop metadata, else zero)")
-    n.add_argument("--binarize", action="store_true",
-                   help="take the signs of non-binary weights, folding their scale into thresholds and biases")
-    n.add_argument("--no-type-check", action="store_true",
-                   help="skip NIR's own shape check when reading (files of older NIR versions often fail it; "
-                        "the import checks the shapes it uses)")
+    _add_nir_import_arguments(n)
+    n = _command(nsub, "nir agree", cmd_nir_agree)
+    n.add_argument("graph", type=Path, help="NIR file")
+    n.add_argument("--recorded", required=True, type=Path,
+                   help="the source framework's spikes (.npz: inputs and outputs [samples, steps, neurons])")
+    n.add_argument("--sweep", action="store_true",
+                   help="also every combination of --decay-round and --input-shift 0, 4, 8, 12")
+    _add_nir_import_arguments(n)
+
+    s = _command(sub, "netx", None, help_text="lava-dl netx HDF5 files in (docs/lava.md)")
+    nsub = s.add_subparsers(dest="netx_command", required=True, metavar="{import}")
+    s.set_defaults(func=None)
+    n = _command(nsub, "netx import", cmd_netx_import)
+    n.add_argument("file", type=Path, help="netx HDF5 file written by lava-dl (.net)")
+    n.add_argument("--out", required=True, type=Path, help="network image to write (.npz)")
 
     s = _command(sub, "verilog", cmd_verilog)
     add_config_arguments(s, default_sizes="784,256,128,10, lanes 16, chunk 64")
@@ -1013,7 +1105,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("spikeloop: interrupted; nothing saved", file=sys.stderr)
         return 130
-    name = " ".join(filter(None, (args.command, getattr(args, "nir_command", None))))
+    sub_command = getattr(args, "nir_command", None) or getattr(args, "netx_command", None)
+    name = " ".join(filter(None, (args.command, sub_command)))
     try:
         return args.func(args)
     except KeyboardInterrupt as e:

@@ -300,7 +300,7 @@ def posterior_of(model, widths):
     if model.rule == "bayes":
         return exporting.posterior(model, widths=list(widths))
     network = exporting.export(model, widths=list(widths)).network
-    return Posterior(network, mode_probs(network), readout=model.readout, gain=float(model.log_gain.detach().exp()))
+    return Posterior(network, mode_probs(network), readout=model.readout, gain=model.logit_gain(hardware=True))
 
 
 def evaluate_seen(core, model, widths, tasks: list, encode, *, hows, samples: int, seed: int,

@@ -9,6 +9,9 @@ beta = 1 - lam / 2^F and reset "subtract", in float32 under `torch.inference_mod
    Ours: `spikeloop.golden.Stepper`.
 2. sequence: batch 64 x 100 timesteps per run: milliseconds per run and timesteps per second.
    Ours: `spikeloop.golden.run` and `spikeloop.quant.golden.GoldenModel.run` (engine "auto").
+   Also `golden.run` of the same sizes as contract v2's Loihi layers (`LOIHI`: cuba, F = 12,
+   rounding toward zero, input shift 6, bias into the membrane, wrap of u, symmetric v range),
+   on the native kernel and on numpy: what the v2 options cost.
 
 Peers are measured interleaved, in a rotating order, in one process, so that the noise of a
 shared machine hits all of them; each figure is the median over the repetitions. Before timing,
@@ -48,6 +51,9 @@ DENSITY = 0.2
 BATCH, STEPS = 64, 100
 SEED = 2024
 GOALS = {"streaming": 10.0, "sequence": 2.0}
+#: Contract v2's options as Loihi's neuron uses them (docs/numerics.md), for the v2 rows.
+LOIHI = dict(neuron="cuba", reset="zero", v_bits=24, u_bits=24, frac_bits=12, lam=300, alpha=401, decay_round="zero",
+             input_shift=6, bias_to="membrane", u_overflow="wrap", v_range="symmetric")
 SNN = "snnTorch (Linear + Leaky, float32)"
 SNN1 = "snnTorch, torch.set_num_threads(1)"
 ROOT = Path(__file__).resolve().parent.parent
@@ -216,12 +222,17 @@ def main() -> int:
     seq = poisson_spikes((BATCH, STEPS, SIZES[0]), DENSITY, seed=SEED + 2)
     seq_t = torch.from_numpy(seq.astype(np.float32)).transpose(0, 1).contiguous()  # [T, B, n_in]
     ref = golden.run(network, seq, engine="reference")
-    for label, trace in (
-        ("golden.run (auto)", golden.run(network, seq)),
-        ("golden.run (numpy)", golden.run(network, seq, engine="numpy")),
+    network_v2 = random_network(SIZES, seed=SEED, **LOIHI)
+    ref_v2 = golden.run(network_v2, seq, engine="reference")
+    for label, trace, want in (
+        ("golden.run (auto)", golden.run(network, seq), ref),
+        ("golden.run (numpy)", golden.run(network, seq, engine="numpy"), ref),
+        ("golden.run, v2 Loihi options (auto)", golden.run(network_v2, seq), ref_v2),
+        ("golden.run, v2 Loihi options (numpy)", golden.run(network_v2, seq, engine="numpy"), ref_v2),
     ):
-        check(f"{label}, [64, 100] vs reference run", np.array_equal(trace.spikes, ref.spikes)
-              and np.array_equal(trace.membranes, ref.membranes), failures)
+        check(f"{label}, [64, 100] vs reference run", np.array_equal(trace.spikes, want.spikes)
+              and np.array_equal(trace.membranes, want.membranes), failures)
+    check("the v2 network spikes", bool(ref_v2.spikes.any()), failures)
     for eng in ("auto", "numpy"):
         trace = model.run(seq, engine=eng)
         check(f"GoldenModel.run ({eng}), [64, 100] vs reference run",
@@ -232,6 +243,7 @@ def main() -> int:
         with torch.inference_mode():
             snn.run(seq_t)
 
+    v2_engine = "native" if golden.native_available() else "numpy"
     seq_peers = {
         SNN: seq_snn,
         SNN1: one_thread(seq_snn),
@@ -241,6 +253,8 @@ def main() -> int:
         "GoldenModel.run (engine=numpy: int8 mm)": lambda: model.run(seq, engine="numpy"),
         "golden.run (engine=reference)": lambda: golden.run(network, seq, engine="reference"),
         "GoldenModel.run (engine=torch)": lambda: model.run(seq, engine="torch"),
+        f"golden.run, v2 Loihi options ({v2_engine})": lambda: golden.run(network_v2, seq),
+        "golden.run, v2 Loihi options (engine=numpy)": lambda: golden.run(network_v2, seq, engine="numpy"),
     }
     for fn in seq_peers.values():
         fn()  # warm-up
@@ -283,6 +297,7 @@ def main() -> int:
         out.mkdir(parents=True, exist_ok=True)
         result = {
             "network": {"sizes": SIZES, "frac_bits": FRAC_BITS, "lam": LAM, "reset": "subtract", "seed": SEED},
+            "network_v2": LOIHI,
             "density": DENSITY, "reps": reps, "engine": engine,
             "versions": {"python": platform.python_version(), "numpy": np.__version__,
                          "torch": torch.__version__, "snntorch": snntorch.__version__},

@@ -1,18 +1,19 @@
 """From a trained `BinarySNN` to a contract `Network`, and the check that both compute the same.
 
-`export` takes the integers the hardware mode already uses (``theta = max(1, round(theta))``,
-``bias = round(bias)``, ``lam = round(leak * 2^F)``, ``alpha = round(current_leak * 2^F)``,
-the signs of the latent weights or the posterior mode), chooses the membrane and current
-widths and builds a validated `spikeloop.network.Network`. Thresholds and biases are in units
-of one weight: the weights are exactly +/-1, so nothing is rescaled. The `ExportReport`
-says per layer what was rounded and by how much, which widths were chosen and why.
+`export` takes the integers the hardware mode already uses (``theta = max(1, round(theta * 2^k))``,
+``bias = round(bias * 2^k)``, ``lam = round(leak * 2^F)``, ``alpha = round(current_leak * 2^F)``,
+the signs of the latent weights or the posterior mode) and every layer's contract v2 options
+(``k`` its ``input_shift``), chooses the membrane and current widths and builds a validated
+`spikeloop.network.Network`. The model's thresholds and biases are in units of one weight, the
+network's in units of ``2^-k`` of one. The `ExportReport` says per layer what was rounded and
+by how much, which widths were chosen and why.
 
 Widths (``widths=``):
 
 - ``"auto"``: the model runs in hardware mode without saturation on ``calibration`` spikes
   (typically the training set); each layer gets the fewest bits that hold every observed
-  ``v'`` (and ``u`` for cuba), its thresholds and its biases, plus ``margin_bits``. Nothing
-  saturates on the calibration data.
+  ``v'`` (and ``u`` for cuba), its thresholds and its biases, plus ``margin_bits`` (under the
+  layer's ``v_range``). Nothing saturates or wraps on the calibration data.
 - ``"model"``: the widths set on the layers (`BinarySNN.set_widths`); with ``calibration``,
   values that would leave the range are counted and refused unless ``allow_saturation``.
 - a list of ``(v_bits, u_bits)`` per layer: as ``"model"``, with these widths.
@@ -41,7 +42,7 @@ from spikeloop.posterior import Posterior, mode_probs
 from spikeloop.quant.golden import GoldenModel
 from spikeloop.spikes import check_spikes
 
-from .models import BinarySNN, predict
+from .models import BinarySNN, membrane_bounds, predict
 
 
 class ExportError(ValueError):
@@ -227,6 +228,8 @@ def export(
         if fixed is None:
             lo = min(obs_v[0], int(p.bias.min()), 0)
             hi = max(obs_v[1], int(p.theta.max()), int(p.bias.max()))
+            if layer.v_range == "symmetric":  # [-(2^(V-1)-1), 2^(V-1)-1]: as wide below as above
+                lo, hi = min(lo, -hi), max(hi, -lo)
             v_bits = bits_for(lo, hi) + margin_bits
             u_bits = bits_for(min(obs_u[0], 0), max(obs_u[1], 0)) + margin_bits if obs_u else v_bits
             for name, bits in (("v_bits", v_bits), ("u_bits", u_bits)):
@@ -236,22 +239,23 @@ def export(
             v_bits, u_bits = fixed[k]
         outside = 0
         if observed:
-            vlo, vhi = signed_range(v_bits)
+            vlo, vhi = membrane_bounds(v_bits, layer.v_range)
             outside += int(obs_v[0] < vlo) + int(obs_v[1] > vhi)
             if obs_u:
                 ulo, uhi = signed_range(u_bits)
                 outside += int(obs_u[0] < ulo) + int(obs_u[1] > uhi)
         if outside and not allow_saturation:
             raise ExportError(
-                f"layer {k}: v_bits={v_bits}, u_bits={u_bits} saturate on the calibration data "
+                f"layer {k}: v_bits={v_bits}, u_bits={u_bits} "
+                f"{'saturate or wrap' if obs_u and layer.u_overflow == 'wrap' else 'saturate'} on the calibration data "
                 f"(v' in {list(obs_v)}{', u in ' + str(list(obs_u)) if obs_u else ''}); "
                 "widen them, use widths='auto', or pass allow_saturation=True"
             )
         scale = float(1 << layer.frac_bits)
         with torch.no_grad():
             roundings = (
-                _rounding("theta", layer.theta_float().numpy(), p.theta),
-                _rounding("bias", layer.bias.numpy(), p.bias),
+                _rounding("theta", layer.theta_float().numpy() * layer.unit, p.theta),
+                _rounding("bias", layer.bias.numpy() * layer.unit, p.bias),
                 _rounding("lam", layer.leak.clamp(0, 1).item() * scale, p.lam),
                 _rounding("alpha", layer.current_leak.clamp(0, 1).item() * scale, p.alpha),
             )
@@ -260,7 +264,7 @@ def export(
                 Layer(
                     w.astype(np.int8), theta=p.theta, bias=p.bias, neuron=layer.neuron, reset=layer.reset,
                     v_bits=v_bits, u_bits=u_bits, frac_bits=layer.frac_bits, lam=p.lam, alpha=p.alpha,
-                    where=f"layer {k}",
+                    where=f"layer {k}", **layer.options(),
                 )
             )
         except NetworkError as e:
@@ -282,14 +286,15 @@ def posterior(
     by default, or a list of (v_bits, u_bits); ``"auto"`` with ``calibration``), ``calibration`` and
     ``margin_bits``; ``probs``: ``P(w = +1) = sigmoid(2 * logit)`` per synapse in float64 (for the
     straight-through rule, a point mass on its signs: every draw is the mode); ``readout`` the
-    model's; ``gain = exp(log_gain)``, so ``Posterior.logits`` are the model's logits.
+    model's; ``gain`` the model's `BinarySNN.logit_gain` (hardware mode), so ``Posterior.logits`` are the
+    model's logits.
     """
     network = export(model, calibration=calibration, widths=widths, margin_bits=margin_bits).network
     if model.rule == "bayes":
         probs = [layer.weights.probabilities().numpy() for layer in model.layers]
     else:
         probs = list(mode_probs(network))
-    return Posterior(network, probs, readout=model.readout, gain=float(model.log_gain.detach().double().exp()))
+    return Posterior(network, probs, readout=model.readout, gain=model.logit_gain(hardware=True))
 
 
 class Verification(NamedTuple):

@@ -3,7 +3,7 @@
 `lif_step` is the contract's step (docs/numerics.md) in torch: pure, explicit typed state,
 vectorized over batch and neurons. The integer golden model below runs it on int64 tensors;
 the training model (`spikeloop.quant.models.BinaryLIF`) runs the very same function on
-float tensors with straight-through floors and surrogate spikes, so what is trained is what
+float tensors with straight-through roundings and surrogate spikes, so what is trained is what
 is deployed. `GoldenModel` wraps a `Network` as a module.
 
 `GoldenModel.run` on the CPU hands the sequence to `spikeloop.golden.run` (its native kernel,
@@ -25,8 +25,8 @@ from spikeloop.network import Layer, Network, signed_range, v_range_bounds
 from spikeloop.spikes import check_spikes, check_step
 
 __all__ = [
-    "ENGINES", "GoldenModel", "GoldenTrace", "LIFOutput", "LIFState", "LayerParams", "floor_shift", "kept", "lif_step",
-    "observe", "synaptic_input", "threshold", "zero_state",
+    "ENGINES", "GoldenModel", "GoldenTrace", "LIFOutput", "LIFState", "LayerParams", "kept", "lif_step",
+    "observe", "round_shift", "synaptic_input", "threshold", "zero_state",
 ]
 
 ENGINES = ("auto", "native", "numpy", "torch")  # of `GoldenModel.run`
@@ -104,27 +104,34 @@ def synaptic_input(s: torch.Tensor, p: LayerParams) -> torch.Tensor:
     return ((s.to(torch.float32) @ p.weights_t).to(torch.int64) << p.input_shift) + p.bias
 
 
-def floor_shift(x: torch.Tensor, factor, frac_bits: int) -> torch.Tensor:
-    """(x * factor) >> frac_bits: the contract's decay amount on integer tensors."""
-    return (x * factor) >> frac_bits
+def round_shift(p: torch.Tensor, frac_bits: int, rounding: str) -> torch.Tensor:
+    """p / 2^F rounded as `rounding` says, on integer tensors: "floor" p >> F; "zero" sign(p) * (|p| >> F);
+    "nearest" sign(p) * ((|p| + 2^(F-1)) >> F) (halves away from zero; 2^(F-1) is 0 at F = 0)."""
+    if rounding == "floor":
+        return p >> frac_bits
+    half = (1 << frac_bits) >> 1 if rounding == "nearest" else 0
+    return torch.sign(p) * ((p.abs() + half) >> frac_bits)
 
 
-def kept(x: torch.Tensor, factor, p: LayerParams, shift=floor_shift) -> torch.Tensor:
+def kept(x: torch.Tensor, factor, p: LayerParams, rounding=round_shift) -> torch.Tensor:
     """What is left of `x` after a decay by factor/2^F under `p.decay_round` (`spikeloop.golden.keep`):
-    "floor" x - shift(x, factor, F); "zero" and "nearest" round p = x*(2^F - factor) / 2^F toward zero or
-    to the nearest (halves away from zero), on integer tensors."""
+    "floor" x - rounding(x*factor, F, "floor"); "zero" and "nearest" rounding(x*(2^F - factor), F, ...).
+
+    `rounding(p, F, how)` is `round_shift` on integer tensors; the training model passes its
+    straight-through version (float64 forward equal to it, identity backward) or, in float mode,
+    no rounding at all (with F = 0 and real decay fractions)."""
     if p.decay_round == "floor":
-        return x - shift(x, factor, p.frac_bits)
-    prod = x * ((1 << p.frac_bits) - factor)
-    half = (1 << p.frac_bits) >> 1 if p.decay_round == "nearest" else 0
-    return torch.sign(prod) * ((prod.abs() + half) >> p.frac_bits)
+        return x - rounding(x * factor, p.frac_bits, "floor")
+    return rounding(x * ((1 << p.frac_bits) - factor), p.frac_bits, p.decay_round)
 
 
 def _fit_current(x: torch.Tensor, p: LayerParams) -> torch.Tensor:
+    """The cuba current brought into u_bits: saturated, or wrapped (`p.u_wrap`; integers or floats
+    holding integers: `remainder` rounds toward minus infinity like two's complement does)."""
     if p.u_wrap is None:
         return _saturate(x, p.u_range)
     half = 1 << (p.u_wrap - 1)
-    return ((x + half) & ((1 << p.u_wrap) - 1)) - half
+    return torch.remainder(x + half, 1 << p.u_wrap) - half
 
 
 def threshold(v: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -148,7 +155,7 @@ def observe(x: torch.Tensor, seen: torch.Tensor | None) -> torch.Tensor:
 
 
 def lif_step(
-    a: torch.Tensor, state: LIFState, p: LayerParams, *, shift=floor_shift, fire=threshold,
+    a: torch.Tensor, state: LIFState, p: LayerParams, *, rounding=round_shift, fire=threshold,
     detach_reset: bool = False, observed: LIFOutput | None = None,
 ) -> tuple[LIFOutput, LIFState]:
     """One timestep of one layer given synaptic input `a` [B, n_out]: `spikeloop.golden.neuron_step` in torch.
@@ -159,10 +166,11 @@ def lif_step(
         v' = sat_V(kept(v_prev, lam) + u + membrane_bias - r);  z = fire(v', theta)
         v  = v' - theta*z (subtract) | v'*(1-z) (zero) | v' (none, subtract_next)
 
-    By default on int64 tensors: `shift` is `floor_shift`, `(x * k) >> F`, and `fire` is
+    By default on int64 tensors: `rounding` is `round_shift` (see `kept`) and `fire` is
     `threshold`, `v' >= theta` (bool z): the contract exactly. The training model passes its
-    straight-through floor and surrogate spike (0/1 floats) instead; `detach_reset` then
-    keeps the gradient out of the reset's `z`. A range of None in `p` does not saturate.
+    straight-through roundings and surrogate spike (0/1 floats) instead; `detach_reset` then
+    keeps the gradient out of the reset's `z` (and, for "subtract_next", out of the previous
+    step's spike `fire(v_prev, theta)`). A range of None in `p` does not saturate.
 
     `observed` (a core's `LIFOutput` of this timestep, for in-the-loop training) puts its
     currents (cuba), pre-reset membranes and spikes in place of the computed ones with `observe`,
@@ -171,14 +179,15 @@ def lif_step(
     """
     seen = observed if observed is not None else LIFOutput(None, None, None)
     if p.neuron == "cuba":
-        u = observe(_fit_current(kept(state.u, p.alpha, p, shift) + a, p), seen.u)
+        u = observe(_fit_current(kept(state.u, p.alpha, p, rounding) + a, p), seen.u)
     else:
         u = a
-    v_in = kept(state.v, p.lam, p, shift) + u
+    v_in = kept(state.v, p.lam, p, rounding) + u
     if p.membrane_bias is not None:
         v_in = v_in + p.membrane_bias
-    if p.reset == "subtract_next":
-        v_in = v_in - p.theta * (state.v >= p.theta)
+    if p.reset == "subtract_next":  # the stored v is the previous v': it spiked when v >= theta
+        fired = fire(state.v, p.theta)
+        v_in = v_in - p.theta * (fired.detach() if detach_reset else fired)
     v_pre = observe(_saturate(v_in, p.v_range), seen.v)
     z = fire(v_pre, p.theta)
     if seen.z is not None:

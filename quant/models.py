@@ -5,19 +5,26 @@ real numbers: latent weights (or, for the Bayesian rule, the natural parameters 
 Bernoulli posterior per weight), a threshold and a bias per neuron in units of one weight,
 and decay fractions ``leak`` (membrane) and ``current_leak`` (cuba current).
 
+Each layer carries contract v2's options (docs/numerics.md): ``decay_round``, ``input_shift``
+``k``, ``bias_to``, ``u_overflow``, ``v_range`` (defaults: v1's, `OPTION_DEFAULTS`) and any
+reset, ``"subtract_next"`` included. Thresholds and biases are real numbers in units of one
+weight in both modes; the hardware mode holds the membrane in units of ``2^-k`` of a weight.
+
 Two forward modes share one code path, the golden model's own step function
 (`spikeloop.quant.golden.lif_step`), given the pieces each mode needs around it:
 
 ``hardware=True`` (the default) is the contract's integer arithmetic, held in float64
-tensors (exact below 2^53): binary weights, integer thresholds ``theta = max(1, round(theta_r))``
-and biases ``round(bias_r)``, integer decays ``lam = round(leak * 2^F)``, floor shifts
-``(v * lam) >> F``, saturation to ``v_bits``/``u_bits`` when set. Every rounding and floor is
-a straight-through estimator (forward: the integer; backward: identity), so the spikes it
+tensors (exact below 2^53): binary weights, the synaptic sum times ``2^k``, integer thresholds
+``theta = max(1, round(theta_r * 2^k))`` and biases ``round(bias_r * 2^k)`` (into the current or
+the membrane), integer decays ``lam = round(leak * 2^F)`` rounded as ``decay_round`` says,
+saturation to ``v_bits`` (``v_range``) and ``u_bits`` (or its wrap) when set. Every rounding is a
+straight-through estimator (forward: the integer; backward: identity), so the spikes it
 produces are exactly those `spikeloop.quant.golden` produces for the exported network while
 gradients still flow. What is trained is what is deployed, by construction.
 
 ``hardware=False`` is the float relaxation of the same model (real thresholds, biases and
-decays, no floor, no saturation); `spikeloop.quant.export` reports what rounding it costs.
+decays ``v - v*leak``, no rounding, no saturation or wrap, unit weights of 1);
+`spikeloop.quant.export` reports what rounding it costs.
 
 The spike is ``z = (v' >= theta)``; its backward pass is a surrogate derivative of
 ``x = (v' - theta) / theta`` (the threshold detached in the denominator):
@@ -45,6 +52,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import NamedTuple
 
 import numpy as np
@@ -52,7 +60,20 @@ import torch
 from torch import nn
 
 from spikeloop.metrics import READOUTS, readout_scores
-from spikeloop.network import FRAC_BITS_RANGE, NEURONS, RESETS, check_chain, signed_range
+from spikeloop.network import (
+    BIAS_TOS,
+    FRAC_BITS_RANGE,
+    INPUT_SHIFT_RANGE,
+    NEURONS,
+    OPTION_DEFAULTS,
+    OVERFLOWS,
+    RESETS,
+    ROUNDINGS,
+    V_RANGES,
+    check_chain,
+    signed_range,
+    v_range_bounds,
+)
 from spikeloop.quant.golden import LayerParams, LIFOutput, LIFState, lif_step
 
 SURROGATES = ("fast_sigmoid", "arctan")
@@ -129,15 +150,45 @@ def _hard_sign(w: torch.Tensor) -> torch.Tensor:
     return torch.where(w >= 0, 1.0, -1.0).to(w.dtype)
 
 
-def _floor_shift_ste(x: torch.Tensor, factor: torch.Tensor, frac_bits: int) -> torch.Tensor:
-    """``(x * factor) >> F`` on floats holding integers: the floor forward, straight-through backward."""
+def _round_shift_ste(p: torch.Tensor, frac_bits: int, rounding: str) -> torch.Tensor:
+    """`spikeloop.quant.golden.round_shift` on floats holding integers: ``p / 2^F`` rounded as
+    ``rounding`` says ("floor", "zero", "nearest") forward, straight-through backward."""
     inv = 1.0 / float(1 << frac_bits)  # a power of two: exact
-    return straight_through(x * factor * inv, torch.floor((x * factor).detach() * inv))
+    q = p.detach()
+    if rounding == "floor":
+        whole = torch.floor(q * inv)
+    else:
+        half = float((1 << frac_bits) >> 1) if rounding == "nearest" else 0.0
+        whole = torch.sign(q) * torch.floor((q.abs() + half) * inv)
+    return straight_through(p * inv, whole)
 
 
-def _scale_by(x: torch.Tensor, factor: torch.Tensor, frac_bits: int) -> torch.Tensor:
-    """The float mode's decay amount ``x * leak`` (``leak`` a fraction: no floor, no shift)."""
-    return x * factor
+def _no_rounding(p: torch.Tensor, frac_bits: int, rounding: str) -> torch.Tensor:
+    """The float mode's decays: real fractions with F = 0, nothing rounds."""
+    return p
+
+
+def membrane_bounds(v_bits: int, v_range: str) -> tuple[int, int]:
+    """The range a membrane of ``v_bits`` saturates to under ``v_range`` (`spikeloop.network.v_range_bounds`)."""
+    return v_range_bounds(SimpleNamespace(v_bits=v_bits, v_range=v_range))
+
+
+def check_options(where: str, options: dict, error: type[Exception] = ValueError) -> dict:
+    """Contract v2's options (keys of `OPTION_DEFAULTS`, missing ones at their defaults) checked, or
+    `error` naming the option, its value and what was expected."""
+    unknown = sorted(set(options) - set(OPTION_DEFAULTS))
+    if unknown:
+        raise error(f"{where}: unknown option(s) {', '.join(unknown)}; expected {', '.join(OPTION_DEFAULTS)}")
+    out = {**OPTION_DEFAULTS, **options}
+    for name, choices in (("decay_round", ROUNDINGS), ("bias_to", BIAS_TOS), ("u_overflow", OVERFLOWS),
+                          ("v_range", V_RANGES)):
+        if out[name] not in choices:
+            raise error(f"{where}: {name} must be one of {', '.join(choices)}; got {out[name]!r}")
+    k, (lo, hi) = out["input_shift"], INPUT_SHIFT_RANGE
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not lo <= k <= hi:
+        raise error(f"{where}: input_shift = {k!r}, expected an integer in [{lo}, {hi}]")
+    out["input_shift"] = int(k)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,9 +353,10 @@ class BinaryLIF(nn.Module):
     ``theta`` initial threshold (default ``max(1, round(sqrt(n_in) / 2))``), ``bias`` initial
     bias, both in units of one weight. ``leak`` / ``current_leak``: decay fractions in [0, 1]
     (``lam = round(leak * 2^F)``); ``current_leak`` must be 0 for ``lif``. ``v_bits`` /
-    ``u_bits``: saturation widths of the hardware mode (None: no saturation, as while the
+    ``u_bits``: saturation widths of the hardware mode (None: no saturation or wrap, as while the
     widths are not chosen yet). ``learn_leak`` makes the decays trainable.
-    ``detach_reset``: no gradient through the reset (the forward is the same).
+    ``detach_reset``: no gradient through the reset (the forward is the same). ``options``:
+    contract v2's (`OPTION_DEFAULTS`' keys: decay_round, input_shift, bias_to, u_overflow, v_range).
     """
 
     def __init__(
@@ -330,9 +382,12 @@ class BinaryLIF(nn.Module):
         tau: float = 1.0,
         seed: int = 0,
         where: str = "layer",
+        **options,
     ):
         super().__init__()
         self.where = where
+        for name, value in check_options(where, options, ModelError).items():
+            setattr(self, name, value)
         self.n_in = _check_int(f"{where}: n_in", n_in, 1, 65536)
         self.n_out = _check_int(f"{where}: n_out", n_out, 1, 65536)
         self.neuron = _check_choice(f"{where}: neuron", neuron, NEURONS)
@@ -374,13 +429,24 @@ class BinaryLIF(nn.Module):
     def _scale(self) -> float:
         return float(1 << self.frac_bits)
 
+    @property
+    def unit(self) -> int:
+        """One weight in the hardware mode's membrane units: ``2^input_shift``."""
+        return 1 << self.input_shift
+
+    def options(self) -> dict:
+        """Contract v2's options of the layer (keys of `OPTION_DEFAULTS`)."""
+        return {key: getattr(self, key) for key in OPTION_DEFAULTS}
+
     def theta_hw(self) -> torch.Tensor:
-        """Integer thresholds ``max(1, round(theta))`` (straight-through gradient)."""
-        return straight_through(self.theta, torch.round(self.theta.detach()).clamp(min=1))
+        """Integer thresholds ``max(1, round(theta * 2^k))`` (straight-through gradient)."""
+        x = self.theta * self.unit
+        return straight_through(x, torch.round(x.detach()).clamp(min=1))
 
     def bias_hw(self) -> torch.Tensor:
-        """Integer biases ``round(bias)`` (straight-through gradient)."""
-        return straight_through(self.bias, torch.round(self.bias.detach()))
+        """Integer biases ``round(bias * 2^k)`` (straight-through gradient)."""
+        x = self.bias * self.unit
+        return straight_through(x, torch.round(x.detach()))
 
     def lam_hw(self) -> torch.Tensor:
         """Integer membrane decay ``round(leak * 2^F)`` in [0, 2^F] (straight-through gradient)."""
@@ -439,35 +505,44 @@ class BinaryLIF(nn.Module):
                     got = None if seen is None else tuple(seen.shape)
                     raise ModelError(f"{self.where}: observed {name} must have shape {list(want)}, got {got}")
         v_bits, u_bits = widths if widths is not None else (self.v_bits, self.u_bits)
+        decay_round = self.decay_round
         if hardware:
-            dtype, shift = torch.float64, _floor_shift_ste
+            dtype, rounding, frac_bits, unit = torch.float64, _round_shift_ste, self.frac_bits, self.unit
             theta, bias = self.theta_hw().to(dtype), self.bias_hw().to(dtype)
             lam, alpha = self.lam_hw().to(dtype), self.alpha_hw().to(dtype)
-            v_range = signed_range(v_bits) if v_bits is not None else None
+            v_range = membrane_bounds(v_bits, self.v_range) if v_bits is not None else None
             u_range = signed_range(u_bits) if u_bits is not None else None
-        else:
-            dtype, shift = torch.float32, _scale_by
+            u_wrap = u_bits if self.u_overflow == "wrap" else None
+        else:  # real dynamics: decays are fractions (F = 0), a weight is 1, nothing rounds, saturates or wraps
+            dtype, rounding, frac_bits, unit = torch.float32, _no_rounding, 0, 1
+            decay_round = "floor"  # one formula for every rounding, v - v*leak (x*(1 - leak) differs in float32)
             theta, bias = self.theta_float(), self.bias
             lam, alpha = self.leak_float(), self.current_leak_float()
-            v_range = u_range = None
+            v_range = u_range = u_wrap = None
+        to_membrane = self.bias_to == "membrane"
         p = LayerParams(weights.to(dtype).T, theta, bias, self.neuron, self.reset, v_range, u_range,
-                        self.frac_bits, lam, alpha)
-        a = x.to(dtype) @ p.weights_t + bias  # [B, T, n_out]
+                        frac_bits, lam, alpha, decay_round, self.input_shift,
+                        bias if to_membrane else None, u_wrap)
+        a = (x.to(dtype) @ p.weights_t) * unit  # [B, T, n_out]; exact: sums of +/-1 times a power of two
+        if not to_membrane:
+            a = a + bias
         batch, steps = x.shape[:2]
         state = LIFState(a.new_zeros(batch, self.n_out), a.new_zeros(batch, self.n_out))
         fire = functools.partial(spike, kind=self.surrogate, slope=self.slope)
         outs = []
         for t in range(steps):
             seen = None if observed is None else LIFOutput(*(field[:, t] for field in observed))
-            out, state = lif_step(a[:, t], state, p, shift=shift, fire=fire, detach_reset=self.detach_reset,
+            out, state = lif_step(a[:, t], state, p, rounding=rounding, fire=fire, detach_reset=self.detach_reset,
                                   observed=seen)
             outs.append(out)
         return LayerTrace(*(torch.stack(field, 1) for field in zip(*outs)))
 
     def extra_repr(self) -> str:
+        changed = "".join(f", {k}={v!r}" for k, v in self.options().items() if v != OPTION_DEFAULTS[k])
         return (
             f"n_in={self.n_in}, n_out={self.n_out}, neuron={self.neuron!r}, reset={self.reset!r}, "
             f"rule={self.rule!r}, frac_bits={self.frac_bits}, surrogate={self.surrogate!r}, slope={self.slope}"
+            f"{changed}"
         )
 
 
@@ -479,7 +554,8 @@ class SNNOutput(NamedTuple):
     """A network forward pass.
 
     ``scores``: the readout before scaling (spike counts or final membranes of the last
-    layer; integers in hardware mode), ``logits = gain * scores``, ``layers``: every layer's
+    layer; integers in hardware mode, membranes in units of ``2^-k`` of a weight),
+    ``logits = gain * score_unit * scores`` (`BinarySNN.score_unit`), ``layers``: every layer's
     `LayerTrace`.
     """
 
@@ -510,8 +586,9 @@ class BinarySNN(nn.Module):
 
     ``readout="membrane"``: scores are the last layer's final pre-reset membranes (use reset
     ``"none"`` and no leak in that layer to have it sum its input over the whole sequence);
-    ``"count"``: scores are its spike counts. ``logits = gain * scores`` with a trainable
-    ``gain`` (a temperature; it changes no prediction). ``hardware`` is the default mode.
+    ``"count"``: scores are its spike counts. ``logits = gain * score_unit * scores`` with a
+    trainable ``gain`` (a temperature; it changes no prediction) and `score_unit`, which makes the
+    logits of both modes alike. ``hardware`` is the default mode.
     """
 
     def __init__(self, layers: Sequence[BinaryLIF], *, readout: str = "membrane", hardware: bool = True,
@@ -535,6 +612,18 @@ class BinarySNN(nn.Module):
     def sizes(self) -> tuple[int, ...]:
         """(n_in, n_out of layer 0, ...)."""
         return (self.layers[0].n_in, *(layer.n_out for layer in self.layers))
+
+    def score_unit(self, hardware: bool | None = None) -> float:
+        """A readout score's worth in weights: ``2^-k`` (the last layer's ``input_shift``) for the hardware
+        mode's membranes, else 1."""
+        hardware = self.hardware if hardware is None else hardware
+        if hardware and self.readout == "membrane":
+            return 1.0 / self.layers[-1].unit
+        return 1.0
+
+    def logit_gain(self, hardware: bool | None = None) -> float:
+        """The factor from readout scores to logits, ``gain * score_unit`` (what a `Posterior` keeps)."""
+        return float(self.log_gain.detach().double().exp()) * self.score_unit(hardware)
 
     def weights(self, mode: str | None = None, generator=None, *, hardware: bool | None = None) -> list[torch.Tensor]:
         """Every layer's weights for one forward pass.
@@ -595,7 +684,7 @@ class BinarySNN(nn.Module):
             h = trace.z
         last = traces[-1]
         scores = readout_scores(last.z, last.v, self.readout)
-        logits = scores.to(torch.float32) * self.log_gain.exp()
+        logits = scores.to(torch.float32) * (self.log_gain.exp() * self.score_unit(hardware))
         return SNNOutput(logits, scores, tuple(traces))
 
     def kl(self) -> torch.Tensor:
@@ -649,8 +738,11 @@ def feedforward(
     tau: float = 1.0,
     hardware: bool = True,
     seed: int = 0,
+    **options,
 ) -> BinarySNN:
     """A network of the given sizes, e.g. ``(64, 256, 10)``, all layers alike except the last.
+
+    ``options``: contract v2's (`OPTION_DEFAULTS`' keys), the same for every layer.
 
     With ``readout="membrane"`` the last layer defaults to reset ``"none"`` and no leak, so its
     final membrane is the sum of its input over the sequence. ``steps_hint`` (the expected
@@ -674,7 +766,7 @@ def feedforward(
                 theta=out_theta if last else None,
                 leak=out_leak if last else leak, current_leak=current_leak, frac_bits=frac_bits,
                 surrogate=surrogate, slope=slope, learn_leak=learn_leak, prior=prior, tau=tau,
-                seed=seed * 1000 + k, where=f"layer {k}",
+                seed=seed * 1000 + k, where=f"layer {k}", **options,
             )
         )
     if membrane:

@@ -8,13 +8,16 @@ biases become integers, the reset order) is docs/nir.md; this module implements 
 
 Supported graphs are chains ``Input -> [Flatten] -> (Linear | Affine) -> (LIF | CubaLIF | IF)
 -> ... -> Output``. Weights must be exactly +/-1 unless ``binarize=True``. Anything else is
-refused with `NIRError` naming the node and what was expected there.
+refused with `NIRError` naming the node and what was expected there. `agreement` runs the golden
+model of an imported graph on the input spikes a source framework was recorded with and compares
+the output spikes (`spikeloop nir agree`).
 
 This module needs `nir` (and numpy), not torch; `model_to_nir` imports torch when called.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +25,27 @@ from typing import NamedTuple
 
 import numpy as np
 
-from spikeloop.network import FRAC_BITS_RANGE, RESETS, Layer, Network, NetworkError
+from spikeloop.network import (
+    FRAC_BITS_RANGE,
+    INPUT_SHIFT_RANGE,
+    OPTION_DEFAULTS,
+    RESETS,
+    ROUNDINGS,
+    Layer,
+    Network,
+    NetworkError,
+)
 
-PROFILE = "spikeloop-fxp/1"
-DEFAULT_DT = 1e-4  # seconds per timestep: snnTorch's export convention (Norse's is 1e-3)
-DEFAULT_FRAC_BITS = 8
-DEFAULT_BITS = 16
+PROFILE = "spikeloop-fxp/2"
+DEFAULT_DT = 1e-4  # seconds per timestep: snnTorch's export convention
+NORSE_DT = 1e-3  # Norse's default dt, which its to_nir also writes into every time constant
+#: Where a graph comes from: "nir" reads NIR's equations; "norse" reads what Norse 1.1.0's to_nir writes
+#: (tau = dt / tau_mem_inv; a CubaLIF's input enters its current with gain w_in, without dt / tau_syn).
+SOURCES = ("nir", "norse")
+#: The contract settings a graph from a float simulator (no spikeloop metadata) gets unless told: the ones that
+#: agree best with snnTorch and Norse on the fixtures (docs/nir.md, "Agreement with the source").
+FLOAT_DEFAULTS = {"frac_bits": 16, "input_shift": 12, "decay_round": "nearest"}
+DEFAULT_BITS = 16  # v_bits (and u_bits) in weight units: the default width is DEFAULT_BITS + input_shift
 SNAP = 1e-6  # relative distance within which a stored real is taken as the nearby grid value
 META = "spikeloop_"  # prefix of the metadata keys spikeloop writes on its nodes and graph
 
@@ -37,6 +55,7 @@ NEURON_NODES = ("LIF", "CubaLIF", "IF")
 
 #: The reset source of a layer whose graph says nothing of the reset kind (NIR's reset to v_reset = 0).
 RESET_UNSAID = "NIR reset to v_reset = 0"
+RESET_NORSE = "Norse resets to v_reset"
 
 
 class NIRError(ValueError):
@@ -67,21 +86,25 @@ class NIRLayerReport:
     reset: str
     reset_source: str
     lam: int
-    lam_real: float  # 2^F * dt / tau_mem before rounding (0 for IF)
+    lam_real: float  # 2^F * (decay per step) before rounding (0 for IF)
     alpha: int
     alpha_real: float
     gain: tuple[float, float]  # (min, max) of the input gain folded into theta
     scale: tuple[float, float] | None  # binarization scales (min, max), None when weights were +/-1
     theta: tuple[int, int]
     bias_changed: int
-    bias_max_abs: float  # largest |integer - real| of the bias in weight units
+    bias_max_abs: float  # largest |integer - real| of the bias in contract units (2^-k weights)
+    decay_round: str = OPTION_DEFAULTS["decay_round"]
+    input_shift: int = OPTION_DEFAULTS["input_shift"]
+    silent: int = 0  # neurons whose threshold no input can reach (binarize)
 
     def __str__(self) -> str:
         lines = [
             (f"layer {self.index}: {self.synapse} -> {self.neuron} ({self.node_type} -> {self.kind}, "
              f"reset={self.reset} [{self.reset_source}])"),
             f"  lam = {self.lam} (2^F dt/tau = {self.lam_real:.6g})"
-            + (f", alpha = {self.alpha} (2^F dt/tau_syn = {self.alpha_real:.6g})" if self.kind == "cuba" else ""),
+            + (f", alpha = {self.alpha} (2^F dt/tau_syn = {self.alpha_real:.6g})" if self.kind == "cuba" else "")
+            + f", decay_round = {self.decay_round}, input_shift = {self.input_shift}",
             f"  input gain in [{self.gain[0]:.6g}, {self.gain[1]:.6g}], theta in [{self.theta[0]}, {self.theta[1]}]",
             f"  bias: {self.bias_changed} rounded, max |d| = {self.bias_max_abs:.3g}",
         ]
@@ -99,21 +122,30 @@ class NIRReport:
     frac_bits: int
     layers: tuple[NIRLayerReport, ...]
     producer: str
+    source: str = "nir"
+    notes: tuple[str, ...] = ()  # further warnings (a binarized network that stays silent on a probe)
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        """What the import had to assume: today, a reset kind the graph does not say."""
+        """What the import had to assume (a reset kind the graph does not say) or found doubtful."""
+        found = []
         guessed = [layer.index for layer in self.layers if layer.reset_source == RESET_UNSAID]
-        if not guessed:
-            return ()
-        unsaid = (f"the graph does not say which reset layer(s) {', '.join(map(str, guessed))} use (NIR has no field "
-                  "for it, and snnTorch writes v_reset = 0 for its subtract reset too): imported as 'zero'; if the "
-                  "source network subtracts the threshold (snnTorch's default), import with reset='subtract' "
-                  "(spikeloop nir import --reset subtract)")
-        return (unsaid,)
+        if guessed:
+            found.append(
+                f"the graph does not say which reset layer(s) {', '.join(map(str, guessed))} use (NIR has no field "
+                "for it, and snnTorch writes v_reset = 0 for its subtract reset too): imported as 'zero'; if the "
+                "source network subtracts the threshold, import with --reset: snnTorch's Leaky (reset_mechanism "
+                "'subtract', its default) takes the threshold off at the next step after the decay, which is "
+                "reset='subtract_next' (spikeloop nir import --reset subtract_next)")
+        for layer in self.layers:
+            if layer.silent:
+                found.append(f"layer {layer.index} ({layer.neuron}): {layer.silent} neuron(s) can never fire (theta "
+                             "above the largest membrane any input reaches)")
+        return (*found, *self.notes)
 
     def __str__(self) -> str:
-        head = f"NIR import ({PROFILE}, dt = {self.dt:g} s, F = {self.frac_bits}, graph from {self.producer})"
+        head = (f"NIR import ({PROFILE}, dt = {self.dt:g} s, F = {self.frac_bits}, graph from {self.producer}, "
+                f"read as {self.source})")
         return "\n".join([head, *(str(layer) for layer in self.layers), *(f"warning: {w}" for w in self.warnings)])
 
 
@@ -182,22 +214,33 @@ def _first_bad(name: str, field: str, arr: np.ndarray, bad: np.ndarray, expected
     return NIRError(f"node '{name}': {field}[{j}] = {arr[j]:.8g}, expected {expected}")
 
 
-def _decay(name: str, field: str, tau: np.ndarray, dt: float) -> np.ndarray:
-    """dt / tau per neuron (0 for tau = inf), refusing tau <= 0 and tau < dt."""
+def _decay(name: str, field: str, tau: np.ndarray, dt: float, source: str) -> np.ndarray:
+    """The fraction lost per step, per neuron (0 for tau = inf): dt / tau (NIR), or dt * dt / tau for a graph
+    from Norse 1.1.0, whose to_nir writes tau = dt / tau_inv while its cells decay by dt * tau_inv per step.
+    Refuses tau <= 0 and decays above 1."""
     bad = ~(tau > 0)
     if bad.any():
         raise _first_bad(name, field, tau, bad, "a positive time constant (seconds)")
+    step = dt * dt if source == "norse" else dt
     with np.errstate(divide="ignore"):
-        d = _snap(np.where(np.isinf(tau), 0.0, dt / tau))
+        d = _snap(np.where(np.isinf(tau), 0.0, step / tau))
     bad = d > 1
     if bad.any():
-        raise _first_bad(name, field, tau, bad, f"a time constant >= dt = {dt:g} s (the decay dt/tau would exceed 1)")
+        if source == "norse":
+            raise _first_bad(name, field, tau, bad, f"tau >= dt^2 = {step:g} (Norse writes tau = dt / tau_inv; "
+                             f"dt = {dt:g} s, so tau_inv <= 1/dt)")
+        j = int(np.flatnonzero(bad)[0])
+        raise NIRError(
+            f"node '{name}': {field}[{j}] = {tau[j]:.8g}, expected a time constant >= dt = {dt:g} s (the decay "
+            f"dt/tau would exceed 1); Norse 1.1.0's to_nir writes tau = dt/tau_inv (1e-05 for its default "
+            "tau_mem_inv = 100/s), which falls below dt: a graph from Norse imports with source='norse' "
+            "(spikeloop nir import --source norse)")
     return d
 
 
-def _gain(name: str, field: str, factor: np.ndarray, tau_field: str, tau: np.ndarray, dt: float) -> np.ndarray:
-    """The Euler input gain factor*dt/tau; infinite tau with infinite factor is 1 (snnTorch writes
-    factor = tau/dt), infinite tau with a finite factor is refused (no input would arrive)."""
+def _gain(name: str, field: str, factor: np.ndarray, tau_field: str, tau: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """The Euler input gain factor * d (d = dt/tau, the decay per step); infinite tau with infinite factor is 1
+    (snnTorch writes factor = tau/dt), infinite tau with a finite factor is refused (no input would arrive)."""
     inf_tau, inf_f = np.isinf(tau), np.isinf(factor)
     bad = inf_tau != inf_f
     if bad.any():
@@ -207,8 +250,7 @@ def _gain(name: str, field: str, factor: np.ndarray, tau_field: str, tau: np.nda
             f"{field}*dt/{tau_field} is undefined; expected both finite, or both infinite (no decay, gain 1)"
         )
     with np.errstate(invalid="ignore"):
-        g = np.where(inf_tau, 1.0, factor * dt / np.where(inf_tau, 1.0, tau))
-    return g
+        return np.where(inf_tau, 1.0, factor * np.where(inf_tau, 0.0, d))
 
 
 def _integer_decay(name: str, field: str, d: np.ndarray, frac_bits: int) -> tuple[int, float]:
@@ -238,7 +280,7 @@ def read_nir(path, *, type_check: bool = True) -> object:
     if not path.is_file():
         raise NIRError(f"{path}: no such NIR file")
     try:
-        return nir.read(path, type_check=bool(type_check))
+        return _as_written(nir.read(path, type_check=bool(type_check)), path)
     except Exception as e:  # h5py and nir raise many kinds
         if type_check:
             try:
@@ -255,6 +297,25 @@ def read_nir(path, *, type_check: bool = True) -> object:
             raise NIRError(f"{path}: node '{name}' has type {kind!r}, which NIR {nir.version} does not know "
                            f"(it knows {', '.join(sorted(_node_types()))})") from e
         raise NIRError(f"{path}: not a readable NIR graph ({type(e).__name__}: {e})") from e
+
+
+def _as_written(graph, path: Path):
+    """The graph with only the nodes its file holds: NIR's reader adds an Input before every node that no edge
+    enters and an Output after every node no edge leaves (``input_output`` before an unconnected Output), names
+    the user never wrote; they and their edges are taken out again, so the import names the user's own nodes."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            written = set(f["node"]["nodes"].keys())
+    except Exception:  # not laid out as NIR writes it: keep what NIR read
+        return graph
+    added = set(graph.nodes) - written
+    if added and written <= set(graph.nodes):
+        for name in added:
+            del graph.nodes[name]
+        graph.edges = [(a, b) for a, b in graph.edges if a not in added and b not in added]
+    return graph
 
 
 def _node_types() -> set[str]:
@@ -346,6 +407,9 @@ def _chain(graph) -> tuple[tuple, list[str]]:
         if b in pred and pred[b] != a:
             raise NIRError(f"node '{b}' is fed by both '{pred[b]}' and '{a}'; spikeloop imports a single chain")
         succ[a], pred[b] = b, a
+    if outputs[0] not in pred:
+        raise NIRError(f"the output node '{outputs[0]}' is not connected (no edge enters it); expected a chain from "
+                       f"'{inputs[0]}' to '{outputs[0]}'")
     path, name = [], inputs[0]
     seen = {name}
     while name != outputs[0]:
@@ -362,6 +426,15 @@ def _chain(graph) -> tuple[tuple, list[str]]:
         raise NIRError(f"node '{stray[0]}' is not on the chain from '{inputs[0]}' to '{outputs[0]}'")
     shape = nodes[inputs[0]].input_type["input"]
     return tuple(int(x) for x in np.asarray(shape).reshape(-1)), path
+
+
+def _latent_hint(w: np.ndarray) -> str:
+    """What to do with weights that all lie in [-1, 1], as a straight-through model's latent weights do."""
+    scale = np.abs(w).mean(1)
+    return ("All its weights lie in [-1, 1], as the latent weights of a straight-through model do: if the model "
+            "computes with sign(W), export the signs instead (write torch.sign(W) into the layer before exporting), "
+            "since binarize divides its thresholds by the mean |W| per neuron (here "
+            f"{scale.min():.3g} to {scale.max():.3g}) and makes a different network")
 
 
 def _weights(name: str, node, binarize: bool):
@@ -389,13 +462,16 @@ def _weights(name: str, node, binarize: bool):
                    "(CLI: --binarize) to take the signs and fold each neuron's mean |weight| into its threshold and "
                    "bias")
         if np.abs(w).max() <= 1:
-            scale = np.abs(w).mean(1)
-            message += (f". All its weights lie in [-1, 1], as the latent weights of a straight-through model do: if "
-                        "the model computes with sign(W), export the signs instead (write torch.sign(W) into the layer "
-                        "before exporting), since binarize would divide its thresholds by the mean |W| per neuron "
-                        f"(here {scale.min():.3g} to {scale.max():.3g}) and make a different network")
+            message += ". " + _latent_hint(w)
         raise NIRError(message)
     return w.astype(np.int8), bias, None
+
+
+def _check_int(field: str, value, lo: int, hi: int, flag: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+        raise NIRError(f"{field} = {value!r}, expected an integer in [{lo}, {hi}] ({flag})")
 
 
 def from_nir(
@@ -406,39 +482,51 @@ def from_nir(
     v_bits: int | None = None,
     u_bits: int | None = None,
     reset: str | None = None,
+    decay_round: str | None = None,
+    input_shift: int | None = None,
+    source: str | None = None,
     binarize: bool = False,
     type_check: bool = True,
 ) -> Imported:
-    """Import a NIR graph (or the path of a NIR file) as a contract `Network` under the profile.
+    """Import a NIR graph (or the path of a NIR file) as a contract `Network` under the profile (docs/nir.md).
 
-    ``dt``: seconds per timestep (default: the graph's ``spikeloop_dt`` metadata, else 1e-4 as
-    snnTorch exports; Norse graphs need 1e-3). ``frac_bits``, ``v_bits``, ``u_bits``: the
-    contract fields NIR does not carry (default: spikeloop's node metadata, else 8, 16, 16).
-    ``reset``: ``"zero"``, ``"subtract"`` or ``"none"`` for every layer (default: the node's
-    spikeloop metadata, else ``"zero"``, NIR's reset to ``v_reset = 0``). ``binarize``: take
-    the signs of non-binary weights (see docs/nir.md). ``type_check``: NIR's own shape check when
-    reading a file (`read_nir`). Returns ``(network, report)``.
+    ``source``: ``"nir"`` (default: NIR's equations) or ``"norse"`` (what Norse 1.1.0's ``to_nir`` writes).
+    ``dt``: seconds per timestep (default: the graph's ``spikeloop_dt`` metadata, else 1e-4 as snnTorch
+    exports, 1e-3 for Norse). ``frac_bits``, ``input_shift``, ``decay_round``, ``v_bits``, ``u_bits``:
+    contract fields NIR does not carry (default: spikeloop's metadata, else `FLOAT_DEFAULTS` and
+    ``DEFAULT_BITS + input_shift`` bits). ``reset``: one of `RESETS` for every layer (default: spikeloop's
+    metadata, else ``"zero"``, NIR's reset to ``v_reset = 0``, with a warning unless the source is Norse).
+    ``binarize``: take the signs of non-binary weights (see docs/nir.md). ``type_check``: NIR's own
+    shape check when reading a file (`read_nir`). Returns ``(network, report)``.
     """
     nir = _nir()
+    if source is None:
+        source = "nir"
+    if source not in SOURCES:
+        raise NIRError(f"source = {source!r}, expected one of {', '.join(SOURCES)}")
     if isinstance(graph, (str, Path)):
         graph = read_nir(graph, type_check=type_check)
     if not isinstance(graph, nir.NIRGraph):
         raise NIRError(f"expected a nir.NIRGraph or the path of a NIR file, got {type(graph).__name__}")
     if dt is None:
-        dt = _meta(graph, "dt", DEFAULT_DT)
+        dt = _meta(graph, "dt", NORSE_DT if source == "norse" else DEFAULT_DT)
     if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (math.isfinite(dt) and dt > 0):
         raise NIRError(f"dt = {dt!r}, expected a positive number of seconds per timestep")
     dt = float(dt)
     if reset is not None and reset not in RESETS:
         raise NIRError(f"reset = {reset!r}, expected one of {', '.join(RESETS)} or None (from the graph)")
+    if decay_round is not None and decay_round not in ROUNDINGS:
+        raise NIRError(f"decay_round = {decay_round!r}, expected one of {', '.join(ROUNDINGS)} or None")
+    _check_int("input_shift", input_shift, *INPUT_SHIFT_RANGE, "--input-shift")
     for field, value in (("frac_bits", frac_bits), ("v_bits", v_bits), ("u_bits", u_bits)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
             raise NIRError(f"{field} = {value!r}, expected an integer")
     if frac_bits is None:
-        frac_bits = _meta(graph, "frac_bits", DEFAULT_FRAC_BITS)
-    if not FRAC_BITS_RANGE[0] <= frac_bits <= FRAC_BITS_RANGE[1]:
-        raise NIRError(f"frac_bits = {frac_bits}, expected an integer in [{FRAC_BITS_RANGE[0]}, {FRAC_BITS_RANGE[1]}]")
+        frac_bits = _meta(graph, "frac_bits", FLOAT_DEFAULTS["frac_bits"])
+    _check_int("frac_bits", frac_bits, *FRAC_BITS_RANGE, "--frac-bits")
     frac_bits = int(frac_bits)
+    given = {"reset": reset, "decay_round": decay_round, "input_shift": input_shift, "v_bits": v_bits,
+             "u_bits": u_bits}
 
     shape, path = _chain(graph)
     nodes = graph.nodes
@@ -476,8 +564,8 @@ def from_nir(
             if layer_in != expected_in:
                 raise NIRError(f"node '{syn_name}': weight has {layer_in} inputs, expected {expected_in} "
                                f"({'the input size' if i == 0 else 'the previous layer size'})")
-            layer, report = _layer(i // 2, syn_name, neu_name, neu, w, bias, scale, dt=dt,
-                                   frac_bits=frac_bits, v_bits=v_bits, u_bits=u_bits, reset=reset)
+            layer, report = _layer(i // 2, syn_name, neu_name, neu, w, bias, scale, dt=dt, frac_bits=frac_bits,
+                                   source=source, given=given)
         except NIRError as e:  # go on: every layer's problems are reported at once
             problems.append(str(e))
             shape_of = np.shape(getattr(syn, "weight", ()))
@@ -493,10 +581,45 @@ def from_nir(
     except NetworkError as e:
         raise NIRError(str(e)) from e
     producer = _meta(graph, "producer", "unknown")
-    return Imported(network, NIRReport(dt, frac_bits, tuple(reports), str(producer)))
+    notes = _probe(network, body) if binarize else ()
+    return Imported(network, NIRReport(dt, frac_bits, tuple(reports), str(producer), source, notes))
 
 
-def _layer(index, syn_name, name, node, w, bias, scale, *, dt, frac_bits, v_bits, u_bits, reset):
+PROBE = {"samples": 16, "steps": 64, "rate": 0.5, "seed": 0}  # the input a binarized network must answer
+
+
+def _probe(network: Network, body: list[str]) -> tuple[str, ...]:
+    """A warning when the (binarized) network gives no output spike on `PROBE`'s random input spikes."""
+    from spikeloop import golden
+
+    rng = np.random.default_rng(PROBE["seed"])
+    x = rng.random((PROBE["samples"], PROBE["steps"], network.n_in)) < PROBE["rate"]
+    if golden.run(network, x, record=True).layers[-1].z.any():
+        return ()
+    theta = network.layers[-1].theta
+    note = (f"with --binarize the network gives no output spike on a probe ({PROBE['samples']} random inputs, "
+            f"rate {PROBE['rate']}, {PROBE['steps']} steps, seed {PROBE['seed']}; last node '{body[-1]}', theta up "
+            f"to {int(theta.max())}): the binarized thresholds are likely out of reach. If the model computes with "
+            "sign(W) (a straight-through model), export the signs instead of binarizing")
+    return (note,)
+
+
+def _reachable(w: np.ndarray, bias: np.ndarray, lam: int, alpha: int, frac_bits: int, neuron: str,
+               k: int) -> np.ndarray:
+    """An upper bound of each neuron's membrane (contract units) over any input: every excitatory input
+    spiking at every step, the geometric sum of the decays plus one unit of rounding per step (inf where
+    nothing decays and the drive is positive)."""
+    drive = ((w > 0).sum(1) * float(1 << k) + np.maximum(bias, 0)).astype(np.float64)
+
+    def settle(x, factor):
+        if factor == 0:
+            return np.where(x > 0, np.inf, 0.0)
+        return (x + 1) * float(1 << frac_bits) / factor
+
+    return settle(drive, lam) if neuron == "lif" else settle(settle(drive, alpha), lam)
+
+
+def _layer(index, syn_name, name, node, w, bias, scale, *, dt, frac_bits, source, given):
     kind_name = type(node).__name__
     n = w.shape[0]
     thr = _param(name, node, "v_threshold", n)
@@ -516,20 +639,34 @@ def _layer(index, syn_name, name, node, w, bias, scale, *, dt, frac_bits, v_bits
         neuron = "lif"
     elif kind_name == "LIF":
         tau, r = _param(name, node, "tau", n), _param(name, node, "r", n)
-        lam, lam_real = _integer_decay(name, "tau", _decay(name, "tau", tau, dt), frac_bits)
-        gain = _gain(name, "r", r, "tau", tau, dt)
+        d = _decay(name, "tau", tau, dt, source)
+        lam, lam_real = _integer_decay(name, "tau", d, frac_bits)
+        gain = _gain(name, "r", r, "tau", tau, d)
         neuron = "lif"
     else:  # CubaLIF
         tau_syn, tau_mem = _param(name, node, "tau_syn", n), _param(name, node, "tau_mem", n)
         r, w_in = _param(name, node, "r", n), _param(name, node, "w_in", n)
-        alpha, alpha_real = _integer_decay(name, "tau_syn", _decay(name, "tau_syn", tau_syn, dt), frac_bits)
-        lam, lam_real = _integer_decay(name, "tau_mem", _decay(name, "tau_mem", tau_mem, dt), frac_bits)
-        gain = _gain(name, "w_in", w_in, "tau_syn", tau_syn, dt) * _gain(name, "r", r, "tau_mem", tau_mem, dt)
+        d_syn, d_mem = _decay(name, "tau_syn", tau_syn, dt, source), _decay(name, "tau_mem", tau_mem, dt, source)
+        alpha, alpha_real = _integer_decay(name, "tau_syn", d_syn, frac_bits)
+        lam, lam_real = _integer_decay(name, "tau_mem", d_mem, frac_bits)
+        # Norse's LIFCell adds its input to the current as it comes (i <- i + x): gain w_in, not w_in * dt/tau_syn
+        syn_gain = w_in if source == "norse" else _gain(name, "w_in", w_in, "tau_syn", tau_syn, d_syn)
+        gain = syn_gain * _gain(name, "r", r, "tau_mem", tau_mem, d_mem)
         neuron = "cuba"
     bad = ~(np.isfinite(gain) & (gain > 0))
     if bad.any():
         raise _first_bad(name, "input gain", gain, bad, "a positive finite number (r, w_in > 0)")
-    unit = gain * (scale if scale is not None else 1.0)  # one contract unit, in the node's membrane units
+    spikeloop_node = _meta(node, "neuron") is not None
+    base = OPTION_DEFAULTS if spikeloop_node else {**OPTION_DEFAULTS, "decay_round": FLOAT_DEFAULTS["decay_round"],
+                                                    "input_shift": FLOAT_DEFAULTS["input_shift"]}
+    options = {key: given.get(key) if given.get(key) is not None else _meta(node, key, base[key])
+               for key in OPTION_DEFAULTS}
+    k = options["input_shift"]
+    lo, hi = INPUT_SHIFT_RANGE
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not lo <= k <= hi:
+        raise NIRError(f"node '{name}': metadata {META}input_shift = {k!r}, expected an integer in [{lo}, {hi}]")
+    k = int(k)
+    unit = gain * (scale if scale is not None else 1.0) / (1 << k)  # one contract unit, in the node's membrane units
     t = _snap(thr / unit)
     bad = ~np.isfinite(t)
     if bad.any():
@@ -538,42 +675,146 @@ def _layer(index, syn_name, name, node, w, bias, scale, *, dt, frac_bits, v_bits
     bad = theta < 1
     if bad.any():
         j = int(np.flatnonzero(bad)[0])
-        raise NIRError(f"node '{name}': v_threshold[{j}] = {thr[j]:.8g} is {t[j]:.8g} weight units, giving theta = "
+        raise NIRError(f"node '{name}': v_threshold[{j}] = {thr[j]:.8g} is {t[j]:.8g} contract units, giving theta = "
                        f"{int(theta[j])}; expected a threshold >= 0 (the contract needs theta >= 1)")
-    b_real = bias / (scale if scale is not None else 1.0)
+    b_real = bias / (scale if scale is not None else 1.0) * (1 << k)
     b_int = _round_half_even(b_real)
-    if reset is not None:
-        layer_reset, source = reset, "given"
+    if given["reset"] is not None:
+        layer_reset, reset_source = given["reset"], "given"
     elif _meta(node, "reset") is not None:
-        layer_reset, source = _meta(node, "reset"), "spikeloop metadata"
+        layer_reset, reset_source = _meta(node, "reset"), "spikeloop metadata"
+    elif source == "norse":
+        layer_reset, reset_source = "zero", RESET_NORSE
     else:
-        layer_reset, source = "zero", RESET_UNSAID
-    vb = v_bits if v_bits is not None else _meta(node, "v_bits", DEFAULT_BITS)
-    ub = u_bits if u_bits is not None else _meta(node, "u_bits", vb if neuron == "lif" else DEFAULT_BITS)
+        layer_reset, reset_source = "zero", RESET_UNSAID
+    vb = given["v_bits"] if given["v_bits"] is not None else _meta(node, "v_bits", DEFAULT_BITS + k)
+    ub = given["u_bits"] if given["u_bits"] is not None else _meta(
+        node, "u_bits", vb if neuron == "lif" else DEFAULT_BITS + k)
     top = 2 ** (int(vb) - 1) - 1 if isinstance(vb, (int, np.integer)) and 2 <= vb <= 62 else None
     if top is not None and theta.max() > top:
         j = int(np.argmax(theta))
         need = int(theta[j]).bit_length() + 1
         raise NIRError(f"node '{name}': theta[{j}] = {int(theta[j])} is outside [1, {top}], the range of "
-                       f"v_bits = {vb}; import with v_bits >= {need} (spikeloop nir --v-bits {need})")
+                       f"v_bits = {vb}; expected v_bits >= {need} (spikeloop nir import --v-bits {need})")
     too_big = max(abs(theta).max(), abs(b_int).max())
     if too_big >= 2.0**62:
-        raise NIRError(f"node '{name}': thresholds or biases of {too_big:.3g} weight units cannot be contract integers")
+        raise NIRError(f"node '{name}': v_threshold or bias of {too_big:.3g} contract units, expected values that "
+                       "fit 62-bit integers")
+    silent = 0
+    if scale is not None:
+        reach = _reachable(w, b_int, lam, alpha, frac_bits, neuron, k)
+        never = theta > reach
+        if never.all():
+            j = int(np.argmin(theta))
+            raise NIRError(
+                f"node '{name}': v_threshold[{j}] = {thr[j]:.8g} becomes theta[{j}] = {int(theta[j])} after binarize "
+                f"(dividing by mean|W| = {scale[j]:.3g}), above {reach[j]:.6g}, the largest membrane any input "
+                "reaches, and so does every neuron's: the layer would never fire; expected a reachable threshold. "
+                "If the model computes with sign(W) (a straight-through model), export the signs instead of "
+                "binarizing")
+        silent = int(never.sum())
     try:
         layer = Layer(
             w, theta=theta.astype(np.int64), bias=b_int.astype(np.int64), neuron=neuron, reset=layer_reset,
             v_bits=vb, u_bits=ub, frac_bits=frac_bits, lam=lam, alpha=alpha, where=f"node '{name}'",
+            **{key: options[key] for key in OPTION_DEFAULTS if key != "input_shift"}, input_shift=k,
         )
     except NetworkError as e:
         raise NIRError(f"{e} (layer {index} of the imported network)") from e
     diff = np.abs(b_int - b_real)
     report = NIRLayerReport(
-        index, syn_name, name, kind_name, neuron, layer_reset, source, lam, lam_real, alpha, alpha_real,
+        index, syn_name, name, kind_name, neuron, layer_reset, reset_source, lam, lam_real, alpha, alpha_real,
         (float(gain.min()), float(gain.max())),
         None if scale is None else (float(scale.min()), float(scale.max())),
         (int(theta.min()), int(theta.max())), int((diff > 0).sum()), float(diff.max()),
+        options["decay_round"], k, silent,
     )
     return layer, report
+
+
+# ---------------------------------------------------------------------------------------------
+# Agreement with the source framework
+
+
+class Agreement(NamedTuple):
+    """How the imported network's output spikes compare with the ones the source framework recorded."""
+
+    bits: float  # fraction of equal output spike bits over samples x timesteps x outputs
+    predictions: float  # fraction of samples with the same prediction (most output spikes, first on ties)
+    spikes: int  # output spikes of the imported network
+    reference_spikes: int  # output spikes recorded from the source
+    samples: int
+
+
+#: The options `agreement_table` varies (each row: one combination, the other options at their defaults).
+SWEEP = {"decay_round": ROUNDINGS, "input_shift": (0, 4, 8, 12)}
+
+
+def read_recording(path) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs bool [N, T, n_in], outputs bool [N, T, n_out]) from an .npz holding arrays ``inputs`` and
+    ``outputs``: 0/1 or bool, or bits packed along the last axis (uint8, with ``n_in`` and ``n_out``; how
+    tests/fixtures/nir/digits_task.py saves them)."""
+    path = Path(path)
+    if not path.is_file():
+        raise NIRError(f"{path}: no such recording")
+    with np.load(path) as f:
+        found = dict(f)
+    arrays = []
+    for key, size in (("inputs", "n_in"), ("outputs", "n_out")):
+        if key not in found:
+            raise NIRError(f"{path}: no array '{key}', expected 'inputs' and 'outputs' [samples, steps, neurons]")
+        x = found[key]
+        if size in found:
+            x = np.unpackbits(x.astype(np.uint8), axis=-1, count=int(found[size]))
+        if x.ndim != 3 or not np.isin(x, (0, 1)).all():
+            raise NIRError(f"{path}: '{key}' has shape {x.shape} (or values other than 0/1), expected 0/1 spikes "
+                           "[samples, steps, neurons]")
+        arrays.append(x.astype(bool))
+    inputs, outputs = arrays
+    if inputs.shape[:2] != outputs.shape[:2]:
+        raise NIRError(f"{path}: inputs {inputs.shape} and outputs {outputs.shape}, expected the same samples and "
+                       "steps")
+    return inputs, outputs
+
+
+def agreement(network: Network, inputs: np.ndarray, outputs: np.ndarray) -> Agreement:
+    """Run the golden model on ``inputs`` (bool [N, T, n_in]) and compare its output spikes at every step
+    with ``outputs`` (bool [N, T, n_out], what the source framework gave)."""
+    from spikeloop import golden
+
+    if outputs.shape != (*inputs.shape[:2], network.n_out):
+        raise NIRError(f"recorded outputs have shape {outputs.shape}, expected {(*inputs.shape[:2], network.n_out)} "
+                       "(the inputs' samples and steps, the network's outputs)")
+    ours = golden.run(network, inputs, record=True).layers[-1].z.astype(bool)
+    same_prediction = ours.sum(1).argmax(1) == outputs.sum(1).argmax(1)
+    return Agreement(float((ours == outputs).mean()), float(same_prediction.mean()), int(ours.sum()),
+                     int(outputs.sum()), int(inputs.shape[0]))
+
+
+def agreement_table(graph, inputs: np.ndarray, outputs: np.ndarray, *, sweep: dict | None = None,
+                    **import_options) -> list[tuple[dict, Agreement]]:
+    """`agreement` under the import's defaults (``import_options`` as `from_nir` takes them), then for every
+    combination of the `SWEEP` options (``sweep`` replaces it); rows are ``(options given, agreement)``,
+    the first ``({}, ...)`` the defaults."""
+    if isinstance(graph, (str, Path)):
+        graph = read_nir(graph, type_check=import_options.pop("type_check", True))
+    sweep = SWEEP if sweep is None else sweep
+    rows = [({}, agreement(from_nir(graph, **import_options).network, inputs, outputs))]
+    keys = list(sweep)
+    for combo in itertools.product(*(sweep[key] for key in keys)):
+        options = dict(zip(keys, combo))
+        rows.append((options, agreement(from_nir(graph, **{**import_options, **options}).network, inputs, outputs)))
+    return rows
+
+
+def format_agreement(rows: list[tuple[dict, Agreement]]) -> str:
+    """`agreement_table`'s rows as a Markdown table."""
+    lines = ["| options | spike bits equal | predictions equal | spikes (ours / source) |", "|---|---|---|---|"]
+    for options, a in rows:
+        name = ", ".join(f"{k}={v}" for k, v in options.items()) or "**defaults**"
+        lines.append(f"| {name} | {100 * a.bits:.2f}% | {100 * a.predictions:.1f}% | "
+                     f"{a.spikes} / {a.reference_spikes} |")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -590,10 +831,11 @@ def to_nir(network: Network, *, dt: float = DEFAULT_DT, producer: str = "spikelo
 
     Layer k becomes ``fc{k}`` (Affine, or Linear when every bias is 0; weights +/-1) and ``lif{k}``:
     an ``IF`` node for a ``lif`` layer without leak, a ``LIF`` node for a leaky ``lif`` layer, a
-    ``CubaLIF`` node for a ``cuba`` layer, with ``v_threshold = theta - 1/2``, unit input gains
-    (``r = tau/dt``, ``w_in = tau_syn/dt``; ``r = 1`` for IF) and ``v_reset = 0``. The fields NIR
-    lacks (reset kind, widths, F, dt) go into ``spikeloop_*`` metadata, so `from_nir` gives the
-    same network back.
+    ``CubaLIF`` node for a ``cuba`` layer, with ``v_threshold = (theta - 1/2) / 2^k`` and biases
+    ``bias / 2^k`` in weight units (k = ``input_shift``), unit input gains (``r = tau/dt``,
+    ``w_in = tau_syn/dt``; ``r = 1`` for IF) and ``v_reset = 0``. The fields NIR lacks (reset kind,
+    widths, F, dt, the contract's options) go into ``spikeloop_*`` metadata, so `from_nir` gives
+    the same network back.
     """
     nir = _nir()
     if not isinstance(network, Network):
@@ -609,13 +851,15 @@ def to_nir(network: Network, *, dt: float = DEFAULT_DT, producer: str = "spikelo
     for k, layer in enumerate(network.layers):
         n = layer.n_out
         w = layer.weights.astype(np.float64)
+        unit = float(1 << layer.input_shift)  # contract units per weight
         if layer.bias.any():
-            nodes[f"fc{k}"] = nir.Affine(weight=w, bias=layer.bias.astype(np.float64))
+            nodes[f"fc{k}"] = nir.Affine(weight=w, bias=layer.bias.astype(np.float64) / unit)
         else:
             nodes[f"fc{k}"] = nir.Linear(weight=w)
         meta = {META + "neuron": layer.neuron, META + "reset": layer.reset, META + "v_bits": layer.v_bits,
-                META + "u_bits": layer.u_bits, META + "frac_bits": layer.frac_bits}
-        thr = layer.theta.astype(np.float64) - 0.5
+                META + "u_bits": layer.u_bits, META + "frac_bits": layer.frac_bits,
+                **{META + key: value for key, value in layer.options().items()}}
+        thr = (layer.theta.astype(np.float64) - 0.5) / unit
         zeros = np.zeros(n)
         tau_mem = _time_constant(layer.lam, layer.frac_bits, dt)
         if layer.neuron == "lif" and layer.lam == 0:

@@ -28,10 +28,22 @@ import torch
 import torch.nn.functional as F
 
 from spikeloop.metrics import accuracy, expected_calibration_error, pooled_probabilities, softmax
+from spikeloop.network import BIAS_TOS, OPTION_DEFAULTS, OVERFLOWS, ROUNDINGS, V_RANGES
 from spikeloop.posterior import draw_weights
 
 from .data import DATASETS, ENCODINGS, SPIKE_DATASETS, Dataset, Encoder, load_dataset
-from .models import NEURONS, READOUTS, RESETS, RULES, SURROGATES, BinarySNN, ModelError, feedforward, predict
+from .models import (
+    NEURONS,
+    READOUTS,
+    RESETS,
+    RULES,
+    SURROGATES,
+    BinarySNN,
+    ModelError,
+    check_options,
+    feedforward,
+    predict,
+)
 
 PREDICTIONS = ("mode", "ensemble", "committee")
 UPDATES = ("adam", "bisnn")
@@ -41,7 +53,8 @@ BISNN_LR = 30.0  # the default learning rate of the BiSNN update (measured on di
 
 
 CHOICES = {"dataset": DATASETS, "encoding": ENCODINGS, "neuron": NEURONS, "reset": RESETS, "rule": RULES,
-           "readout": READOUTS, "surrogate": SURROGATES, "update": UPDATES}
+           "readout": READOUTS, "surrogate": SURROGATES, "update": UPDATES, "decay_round": ROUNDINGS,
+           "bias_to": BIAS_TOS, "u_overflow": OVERFLOWS, "v_range": V_RANGES}
 
 
 class TrainError(ValueError):
@@ -66,6 +79,12 @@ class TrainConfig:
     leak: float = 0.125
     current_leak: float | None = None
     frac_bits: int = 8
+    # contract v2's options of every layer (docs/numerics.md; docs/training.md measures them)
+    decay_round: str = OPTION_DEFAULTS["decay_round"]
+    input_shift: int = OPTION_DEFAULTS["input_shift"]
+    bias_to: str = OPTION_DEFAULTS["bias_to"]
+    u_overflow: str = OPTION_DEFAULTS["u_overflow"]
+    v_range: str = OPTION_DEFAULTS["v_range"]
     hardware: bool = True
     epochs: int = 30
     batch_size: int = 64
@@ -88,6 +107,7 @@ class TrainConfig:
         for name, choices in CHOICES.items():
             if getattr(self, name) not in choices:
                 raise TrainError(f"{name} = {getattr(self, name)!r}; expected one of {', '.join(choices)}")
+        check_options("TrainConfig", self.options(), TrainError)
         for name in ("steps", "epochs", "batch_size", "n_samples"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -114,6 +134,10 @@ class TrainConfig:
         if self.max_samples is not None and (isinstance(self.max_samples, bool) or not isinstance(self.max_samples, int)
                                              or self.max_samples < 1):
             raise TrainError(f"max_samples = {self.max_samples!r}, expected a positive integer or None")
+
+    def options(self) -> dict:
+        """Contract v2's options of every layer (keys of `OPTION_DEFAULTS`)."""
+        return {key: getattr(self, key) for key in OPTION_DEFAULTS}
 
     @property
     def synapse_lr(self) -> float:
@@ -155,7 +179,7 @@ def build_model(cfg: TrainConfig, n_in: int, n_classes: int) -> BinarySNN:
             (n_in, *cfg.hidden, n_classes), neuron=cfg.neuron, reset=cfg.reset, rule=cfg.rule,
             readout=cfg.readout, leak=cfg.leak, current_leak=cfg.current_leak, frac_bits=cfg.frac_bits,
             surrogate=cfg.surrogate, slope=cfg.slope, steps_hint=cfg.steps, prior=cfg.prior, tau=cfg.relaxation_tau,
-            hardware=cfg.hardware, seed=cfg.seed,
+            hardware=cfg.hardware, seed=cfg.seed, **cfg.options(),
         )
     except ModelError as e:
         raise TrainError(str(e)) from e
@@ -429,7 +453,8 @@ def load_checkpoint(path) -> tuple[BinarySNN, TrainConfig, dict]:
             f"{path}: checkpoint version {record.get('version')!r}, this spikeloop reads {CHECKPOINT_VERSION}"
         )
     known = {f.name for f in fields(TrainConfig)}
-    config = {k: v for k, v in record["config"].items() if k in known}
+    # checkpoints written before contract v2 hold no options: they meant v1's
+    config = {**OPTION_DEFAULTS, **{k: v for k, v in record["config"].items() if k in known}}
     cfg = TrainConfig(**{**config, "hidden": tuple(config.get("hidden", ()))})
     sizes = list(record["sizes"])
     if len(sizes) < 2 or tuple(sizes[1:-1]) != cfg.hidden:

@@ -213,7 +213,7 @@ def run(network: Network, spikes, *, record: bool = False, states=None, engine: 
     fit = engine != "reference" and states_fit(network, batch, states)
     if engine == "native" and not fit:
         raise ValueError("engine='native' needs states that are int64 [B, n_out] inside their layer's ranges")
-    lib = _kernel(engine, network) if fit else None
+    lib = _kernel(engine) if fit else None
     if lib is not None:
         recorded, finals = _run_native(lib, network, s, states, record)
     elif fit:
@@ -269,16 +269,10 @@ def states_fit(network: Network, batch: int, states) -> bool:
     return True
 
 
-def _kernel(engine: str, network: Network | None = None):
-    """The native kernel for `engine` ("auto": None when unavailable; "native": it or an error), for
-    `network` if given: the kernel runs contract v1 layers only (`Layer.is_v1`)."""
+def _kernel(engine: str):
+    """The native kernel for `engine` ("auto": None when unavailable; "native": it or an error); it runs
+    every option of contract v2."""
     if engine not in ("auto", "native"):
-        return None
-    beyond = [k for k, layer in enumerate(network.layers) if not layer.is_v1] if network is not None else []
-    if beyond:
-        if engine == "native":
-            raise ValueError(f"engine='native' runs contract v1 layers only; layer {beyond[0]} uses contract v2's "
-                             f"options {network.layers[beyond[0]].options()} (use engine 'auto' or 'numpy')")
         return None
     from spikeloop.native import golden_kernel
 
@@ -451,7 +445,7 @@ class Stepper:
         self._u = [np.zeros((batch, layer.n_out), np.int64) for layer in network.layers]
         self._in = np.zeros((batch, n_in), np.uint8)
         self._in_bool = self._in.view(np.bool_)
-        lib = _kernel(engine, network)
+        lib = _kernel(engine)
         if lib is not None:
             from spikeloop.native.golden_kernel import NativeRun
 

@@ -156,7 +156,7 @@ def test_train_export_and_nir_commands(tmp_path, capsys):
     assert main(["nir", "export", "--network", str(out / "network.npz"), "--out", str(tmp_path / "net.nir")]) == 0
     assert main(["nir", "import", str(tmp_path / "net.nir"), "--out", str(tmp_path / "back.npz")]) == 0
     text = capsys.readouterr().out
-    assert "NIR import (spikeloop-fxp/1" in text
+    assert "NIR import (spikeloop-fxp/2" in text
     assert Network.load(tmp_path / "back.npz") == net
     assert main(["nir", "import", str(tmp_path / "net.nir"), "--reset", "zero", "--v-bits", "12",
                  "--out", str(tmp_path / "zero.npz")]) == 0

@@ -4,8 +4,10 @@ Reference: `spikeloop.golden.network_step` stepped by hand and `run(engine="refe
 Checked against it: `run` with the native kernel and with in-place numpy, `Stepper` (native
 and numpy), and `spikeloop.quant.golden.GoldenModel.run` on every engine. Random networks
 cover lif/cuba, every reset, saturation of u and v, decays 0 / 2^F / powers of two / others,
-F = 0..16, widths 2..32, batch 1 and > 1, unbatched input. Every random case comes from a
-seeded generator and every failure message starts with the seed that reproduces it.
+F = 0..16, widths 2..32, batch 1 and > 1, unbatched input; the "v2" cases add every value of
+contract v2's options (`OPTION_DEFAULTS`), and a test checks that each value occurs and changes
+some result. Every random case comes from a seeded generator and every failure message starts
+with the seed that reproduces it.
 """
 
 from __future__ import annotations
@@ -14,10 +16,30 @@ import numpy as np
 import pytest
 
 from spikeloop import golden
-from spikeloop.network import RESETS, Network, random_network, signed_range
+from spikeloop.network import (
+    BIAS_TOS,
+    INPUT_SHIFT_RANGE,
+    NEURONS,
+    OPTION_DEFAULTS,
+    OVERFLOWS,
+    RESETS,
+    ROUNDINGS,
+    V_RANGES,
+    Network,
+    random_network,
+    signed_range,
+)
 from spikeloop.spikes import SpikeError
 
 N_CASES = 48
+#: The values each contract v2 option takes in the "v2" cases.
+V2_CHOICES = {"decay_round": ROUNDINGS, "input_shift": (0, 1, 6, INPUT_SHIFT_RANGE[1]), "bias_to": BIAS_TOS,
+              "u_overflow": OVERFLOWS, "v_range": V_RANGES}
+assert set(V2_CHOICES) == set(OPTION_DEFAULTS)
+#: Cases: (seed, v2), the v1 ones with contract v1's options, the v2 ones with random options.
+CASES = [pytest.param((seed, False), id=str(seed)) for seed in range(N_CASES)] + [
+    pytest.param((seed, True), id=f"v2-{seed}") for seed in range(N_CASES)
+]
 
 
 def _native() -> bool:
@@ -40,9 +62,11 @@ def _decay(rng, frac_bits: int) -> int:
     return int(rng.integers(0, full + 1))
 
 
-def random_case(seed: int):
-    """A random network, input spikes [B, T, n_in] and a description, all from `seed`."""
+def random_case(seed: int, v2: bool = False):
+    """A random network, input spikes [B, T, n_in] and a description, all from `seed` (and, with
+    `v2`, random values of contract v2's options per layer, from another generator)."""
     rng = np.random.default_rng(seed)
+    rng_v2 = np.random.default_rng([seed, 2])
     n_layers = int(rng.integers(1, 4))
     sizes = [int(rng.choice([1, 3, 8, 13, 64, 65, 100, 130, 200])) for _ in range(n_layers + 1)]
     specs = []
@@ -69,15 +93,17 @@ def random_case(seed: int):
             frac_bits=frac_bits,
             lam=_decay(rng, frac_bits),
             alpha=_decay(rng, frac_bits) if neuron == "cuba" else 0,
+            **({key: values[int(rng_v2.integers(len(values)))] for key, values in V2_CHOICES.items()} if v2 else {}),
         ))
     network = Network.build(specs)
     batch = int(rng.choice([1, 1, 2, 5]))
     steps = int(rng.integers(1, 25))
     density = float(rng.choice([0.0, 0.05, 0.2, 0.5, 0.9, 1.0]))
     spikes = rng.random((batch, steps, sizes[0])) < density
-    what = (f"seed={seed}: sizes={sizes} batch={batch} steps={steps} density={density} layers="
-            + "; ".join(f"{s['neuron']}/{s['reset']} v{s['v_bits']} u{s['u_bits']} F{s['frac_bits']} "
-                        f"lam={s['lam']} alpha={s['alpha']}" for s in specs))
+    what = (f"seed={seed}{' v2' if v2 else ''}: sizes={sizes} batch={batch} steps={steps} density={density} "
+            "layers=" + "; ".join(f"{s['neuron']}/{s['reset']} v{s['v_bits']} u{s['u_bits']} F{s['frac_bits']} "
+                                  f"lam={s['lam']} alpha={s['alpha']} {network.layers[k].options()}"
+                                  for k, s in enumerate(specs)))
     return network, spikes, what
 
 
@@ -122,9 +148,9 @@ def assert_trace_equal(trace, ref, what: str) -> None:
 # golden.run
 
 
-@pytest.mark.parametrize("seed", range(N_CASES))
-def test_reference_run_matches_network_step(seed):
-    network, spikes, what = random_case(seed)
+@pytest.mark.parametrize("case", CASES)
+def test_reference_run_matches_network_step(case):
+    network, spikes, what = random_case(*case)
     layers, finals = reference_steps(network, spikes)
     trace = golden.run(network, spikes, record=True, engine="reference")
     for k, (z, v, u) in enumerate(layers):
@@ -136,9 +162,9 @@ def test_reference_run_matches_network_step(seed):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("seed", range(N_CASES))
-def test_run_engines_equal_reference(seed, engine):
-    network, spikes, what = random_case(seed)
+@pytest.mark.parametrize("case", CASES)
+def test_run_engines_equal_reference(case, engine):
+    network, spikes, what = random_case(*case)
     what = f"{what} engine={engine}"
     for record in (False, True):
         ref = golden.run(network, spikes, record=record, engine="reference")
@@ -156,8 +182,9 @@ def test_run_engines_equal_reference(seed, engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_run_does_not_modify_states(engine):
-    network, spikes, what = random_case(7)
+@pytest.mark.parametrize("v2", [False, True])
+def test_run_does_not_modify_states(engine, v2):
+    network, spikes, what = random_case(7, v2)
     states = golden.run(network, spikes, engine="reference").states
     before = [(s.v.copy(), s.u.copy()) for s in states]
     golden.run(network, spikes, states=states, engine=engine)
@@ -206,6 +233,90 @@ def test_saturation_is_exact(engine, neuron, reset):
         u_lo, u_hi = signed_range(4)
         u = ref.layers[0].u
         assert (u == u_lo).any() and (u == u_hi).any(), f"seed={seed}: u never saturated"
+    assert_trace_equal(golden.run(network, spikes, record=True, engine=engine), ref, f"seed={seed} {engine}")
+
+
+def _differs(a: golden.Trace, b: golden.Trace) -> bool:
+    return any(not np.array_equal(getattr(x, f), getattr(y, f)) for x, y in zip(a.layers, b.layers) for f in "zvu")
+
+
+def test_v2_cases_cover_every_option_value_and_each_matters():
+    """The "v2" cases hold both neurons, all four resets and every value of every v2 option; each value
+    other than v1's changes some reference result when set back to v1's (so the equalities above are
+    not vacuous), and most cases spike."""
+    seen = {key: set() for key in (*V2_CHOICES, "neuron", "reset")}
+    matters, fired = set(), 0
+    for seed in range(N_CASES):
+        network, spikes, what = random_case(seed, True)
+        ref = golden.run(network, spikes, record=True, engine="reference")
+        fired += bool(ref.layers[0].z.any())
+        for k, layer in enumerate(network.layers):
+            fields = {**layer.options(), "neuron": layer.neuron, "reset": layer.reset}
+            v1 = {**OPTION_DEFAULTS, "reset": "subtract"}
+            for key, value in fields.items():
+                seen[key].add(value)
+                if key in v1 and value != v1[key] and (key, value) not in matters:
+                    layers = list(network.layers)
+                    layers[k] = layer.replace(**{key: v1[key]})
+                    if _differs(ref, golden.run(Network(tuple(layers)), spikes, record=True, engine="reference")):
+                        matters.add((key, value))
+    want = {**V2_CHOICES, "neuron": NEURONS, "reset": RESETS}
+    assert {key: sorted(map(str, values)) for key, values in seen.items()} == {
+        key: sorted(map(str, values)) for key, values in want.items()}
+    v1 = {**OPTION_DEFAULTS, "reset": "subtract"}
+    assert matters == {(key, value) for key, values in want.items() if key in v1 for value in values
+                       if value != v1[key]}
+    assert fired >= N_CASES // 2, f"only {fired} of {N_CASES} v2 cases spike"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("neuron", ["lif", "cuba"])
+@pytest.mark.parametrize("reset", RESETS)
+@pytest.mark.parametrize("rounding", ROUNDINGS)
+def test_v2_rails_are_exact(engine, neuron, reset, rounding):
+    """Contract v2's rails: v saturates to the symmetric range (never -2^(V-1)), u wraps, the bias enters the
+    membrane, the sum is shifted; every engine agrees with the reference."""
+    seed = 1500 + 100 * RESETS.index(reset) + 10 * ROUNDINGS.index(rounding) + (neuron == "cuba")
+    rng = np.random.default_rng(seed)
+    n_in, n_out = 100, 40
+    network = Network.build([dict(
+        weights=rng.choice(np.array([-1, 1], np.int8), size=(n_out, n_in)),
+        theta=rng.integers(1, 64, size=n_out), bias=rng.integers(-64, 64, size=n_out),
+        neuron=neuron, reset=reset, v_bits=8, u_bits=7, frac_bits=4, lam=3, alpha=5 if neuron == "cuba" else 0,
+        decay_round=rounding, input_shift=2, bias_to="membrane", u_overflow="wrap", v_range="symmetric",
+    )])
+    spikes = rng.random((3, 30, n_in)) < 0.5
+    ref = golden.run(network, spikes, record=True, engine="reference")
+    v_lo, v_hi = signed_range(8)
+    assert ref.membranes.min() == v_lo + 1 and ref.membranes.max() == v_hi, f"seed={seed}: v never saturated"
+    if neuron == "cuba":
+        saturating = Network((network.layers[0].replace(u_overflow="saturate"),))
+        assert _differs(ref, golden.run(saturating, spikes, record=True, engine="reference")), f"seed={seed}: no wrap"
+    assert_trace_equal(golden.run(network, spikes, record=True, engine=engine), ref, f"seed={seed} {engine}")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("rounding", ROUNDINGS)
+def test_widest_values_stay_exact(engine, rounding):
+    """32-bit v and u, F = 16, decays leaving 2^16 - 1 (|v * (2^F - lam)| near 2^47), the sum of 40,000 inputs
+    shifted by 16 (int32 accumulators in the kernel; |a| near 2^31.3) and a u that wraps at 32 bits."""
+    seed = 3200 + ROUNDINGS.index(rounding)
+    rng = np.random.default_rng(seed)
+    n_in = 40000
+    w = rng.choice(np.array([-1, 1], np.int8), size=(6, n_in))
+    w[0], w[1] = 1, -1
+    v_lo, v_hi = signed_range(32)
+    network = Network.build([dict(weights=w, theta=[v_hi] * 3 + [1 << 30] * 3, bias=[v_lo, v_hi, 7, -9, v_hi, v_lo],
+                                  neuron="cuba", reset="subtract_next", v_bits=32, u_bits=32, frac_bits=16, lam=1,
+                                  alpha=1, decay_round=rounding, input_shift=16, bias_to=bias_to, u_overflow="wrap",
+                                  v_range="symmetric") for bias_to in ("membrane",)])
+    spikes = rng.random((2, 8, n_in)) < 0.9
+    spikes[:, :3] = True
+    ref = golden.run(network, spikes, record=True, engine="reference")
+    assert ref.membranes.max() == v_hi and ref.membranes.min() == v_lo + 1, f"seed={seed}: v never saturated"
+    u = ref.layers[0].u
+    assert (np.diff(u[:, :, 0], axis=1) < 0).any(), f"seed={seed}: u of an all-positive input never wrapped"
+    assert ref.spikes.any(), f"seed={seed}: no spike"
     assert_trace_equal(golden.run(network, spikes, record=True, engine=engine), ref, f"seed={seed} {engine}")
 
 
@@ -260,9 +371,9 @@ def test_wide_output_spans_kernel_tiles(engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("seed", range(N_CASES))
-def test_stepper_equals_network_step(seed, engine):
-    network, spikes, what = random_case(seed)
+@pytest.mark.parametrize("case", CASES)
+def test_stepper_equals_network_step(case, engine):
+    network, spikes, what = random_case(*case)
     what = f"{what} engine={engine}"
     batch, steps = spikes.shape[:2]
     layers, finals = reference_steps(network, spikes)
@@ -285,8 +396,9 @@ def test_stepper_equals_network_step(seed, engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_stepper_reset_and_states(engine):
-    network, spikes, what = random_case(11)
+@pytest.mark.parametrize("v2", [False, True])
+def test_stepper_reset_and_states(engine, v2):
+    network, spikes, what = random_case(11, v2)
     batch, steps = spikes.shape[:2]
     stepper = golden.Stepper(network, batch, engine=engine)
     for t in range(steps):
@@ -452,12 +564,12 @@ def test_build_helper_caches_and_reports_errors(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("engine", ["numpy", pytest.param("native", marks=needs_native), "auto"])
-@pytest.mark.parametrize("seed", range(0, N_CASES, 3))
-def test_torch_model_engines_equal_plain_loop(seed, engine):
+@pytest.mark.parametrize("case", CASES[::3])
+def test_torch_model_engines_equal_plain_loop(case, engine):
     torch = pytest.importorskip("torch")
     from spikeloop.quant.golden import GoldenModel
 
-    network, spikes, what = random_case(seed)
+    network, spikes, what = random_case(*case)
     what = f"{what} engine={engine}"
     model = GoldenModel(network)
     for x in (spikes, spikes[0], torch.from_numpy(spikes)):

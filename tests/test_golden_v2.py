@@ -1,5 +1,5 @@
 """Contract v2's options worked by hand (docs/numerics.md): each example is checked on every golden engine
-(numpy reference, in-place numpy, the torch adapter) and against tests/reference.py."""
+(numpy reference, in-place numpy, the native kernel, the torch adapter) and against tests/reference.py."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from spikeloop import golden
 from spikeloop.network import Layer, Network, random_network
 from spikeloop.quant import golden as tg
 
+needs_native = pytest.mark.skipif(not golden.native_available(), reason="no C compiler: no native kernel")
+#: The engines of `golden.run` each example runs on (the native kernel only where it builds).
+ENGINES = ("reference", "numpy", "auto") + (("native",) if golden.native_available() else ())
+
 
 def one(**kw) -> Network:
     return Network((Layer(np.array([[1]], np.int8), **kw),))
@@ -20,7 +24,7 @@ def one(**kw) -> Network:
 def traces(net: Network, spikes) -> golden.LayerStep:
     """Layer 0's (z, v', u) [T] from every engine, asserted equal, and from the scalar reference."""
     s = np.asarray(spikes, np.int64).reshape(1, -1, net.n_in)
-    runs = [golden.run(net, s, record=True, engine=e).layers[0] for e in ("reference", "numpy", "auto")]
+    runs = [golden.run(net, s, record=True, engine=e).layers[0] for e in ENGINES]
     t = tg.GoldenModel(net).run(torch.from_numpy(s), record=True, engine="torch").layers[0]
     runs.append(golden.LayerStep(*(x.numpy() for x in t)))
     r = ref.run_reference([ref.RefLayer.of(layer) for layer in net.layers], s.tolist())
@@ -133,14 +137,23 @@ def test_a_loihi_layer_by_hand():
     assert sum(want_z) >= 2
 
 
-def test_the_native_engine_refuses_v2_layers_by_name_and_auto_falls_back():
-    net = random_network((6, 4), seed=5, decay_round="nearest")
-    s = np.random.default_rng(5).random((2, 5, 6)) < 0.5
-    with pytest.raises(ValueError, match="engine='native' runs contract v1 layers only; layer 0 uses"):
-        golden.run(net, s, engine="native")
-    assert np.array_equal(golden.run(net, s).spikes, golden.run(net, s, engine="reference").spikes)
+@needs_native
+def test_the_native_engine_runs_v2_layers_and_auto_chooses_it():
+    seed = 5
+    net = random_network((6, 4), seed=seed, neuron="cuba", alpha=40, lam=30, decay_round="nearest", input_shift=3,
+                         bias_to="membrane", u_overflow="wrap", v_range="symmetric", reset="subtract_next")
+    s = np.random.default_rng(seed).random((2, 5, 6)) < 0.5
+    ref = golden.run(net, s, record=True, engine="reference")
+    assert ref.spikes.any(), f"seed={seed}: no spike"
+    for engine in ("native", "auto"):
+        got = golden.run(net, s, record=True, engine=engine)
+        for field in ("z", "v", "u"):
+            assert np.array_equal(getattr(got.layers[0], field), getattr(ref.layers[0], field)), (seed, engine, field)
     stepper = golden.Stepper(net, batch=2)
-    assert stepper.engine == "numpy"
+    assert stepper.engine == "native"
+    for t in range(5):
+        z, v = stepper.step(s[:, t])
+        assert np.array_equal(z, ref.spikes[:, t]) and np.array_equal(v, ref.membranes[:, t]), (seed, t)
 
 
 def test_every_combination_of_options_equals_the_reference():
@@ -158,7 +171,7 @@ def test_every_combination_of_options_equals_the_reference():
                              bias_to=bias_to, u_overflow=overflow, v_range=v_range)
         s = np.random.default_rng(seed).random((2, 12, 9)) < 0.5
         r = ref.run_reference([ref.RefLayer.of(layer) for layer in net.layers], s.astype(int).tolist())
-        for engine in ("reference", "numpy"):
+        for engine in ENGINES:
             got = golden.run(net, s, record=True, engine=engine)
             for k, rec in enumerate(got.layers):
                 for field in ("z", "v", "u"):

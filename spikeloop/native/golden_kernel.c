@@ -13,14 +13,23 @@
  *   - sum_i w[j,i] s[i] is then a sum of +/-1 rows of the transposed weight matrix: groups of
  *     8 rows are summed in int8 lanes (|sum| <= 8), then widened into int16 accumulators
  *     (n_in <= 32767, so |sum| <= n_in fits) or int32 ones (larger n_in);
- *   - the neuron update runs on int64 lanes (v_prev*lam fits v_bits+F+1 <= 49 bits), with a
- *     shift instead of a multiply when lam (alpha) is 0 or a power of two; the saturations are
- *     vector min/max, as cheap as any proof that they could be skipped.
+ *   - the neuron update runs on int64 lanes (v_prev*lam and v_prev*(2^F - lam) fit v_bits+F+1
+ *     <= 49 bits, the shifted sum (x << k) + bias fits 34), with a shift instead of a multiply when
+ *     lam (alpha) is 0 or a power of two under the floor rounding; the saturations are vector
+ *     min/max, as cheap as any proof that they could be skipped.
+ * Contract v2's options each cost a pass or a loop variant only where a layer uses them: the
+ * input shift (a multiply by 2^k), the roundings toward zero and to the nearest (sign and
+ * magnitude), the wrap of u (a pass after the unsaturated update), the bias into the membrane and
+ * the subtract_next reset (one pass folding bias_v - theta*(v_prev >= theta) into the membrane's
+ * input); the symmetric v range is only another v_lo. A contract v1 layer runs the v1 loops.
  * Batch rows are independent; one call runs batch x steps x layers, each (row, step) through
  * all layers before the next, so a row's state stays in cache.
  *
  * Arithmetic right shifts of negative int64 are used for floor(x / 2^F): GCC and Clang define
- * `>>` on negative signed integers as arithmetic; spikeloop_golden_selftest() checks it.
+ * `>>` on negative signed integers as arithmetic; spikeloop_golden_selftest() checks it. Nothing
+ * else depends on implementation-defined behaviour: the sign-magnitude roundings shift only
+ * magnitudes, the input shift is a multiply (`<<` of a negative is undefined), and the wrap works
+ * on uint64 and converts back only values in [0, 2^U).
  *
  * On x86-64 with GCC the hot entry point is compiled for several instruction sets
  * (target_clones, chosen at load time by the dynamic linker); define SPIKELOOP_NO_CLONES to
@@ -30,7 +39,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define SPIKELOOP_GOLDEN_ABI 1
+#define SPIKELOOP_GOLDEN_ABI 2
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
     (__GNUC__ >= 11) && !defined(SPIKELOOP_NO_CLONES)
@@ -42,20 +51,27 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define SL_INLINE static inline __attribute__((always_inline))
 #define SL_RESTRICT __restrict__
+/* a function of its own (per instruction set, like the entry point), never inlined */
+#define SL_OUTLINE static __attribute__((noinline)) SL_CLONES
 #else
 #define SL_INLINE static inline
 #define SL_RESTRICT
+#define SL_OUTLINE static
 #endif
 
 /* One layer, as laid out by spikeloop/native/golden_kernel.py (ctypes.Structure sl_layer). */
 typedef struct sl_layer {
     int64_t n_in, n_out, stride;        /* stride: length of a row of wt, >= n_out */
     int64_t neuron;                     /* 0 lif, 1 cuba */
-    int64_t reset;                      /* 0 subtract, 1 zero, 2 none */
+    int64_t reset;                      /* 0 subtract, 1 zero, 2 none, 3 subtract_next */
     int64_t frac_bits, lam, alpha;
-    int64_t v_lo, v_hi, u_lo, u_hi;
+    int64_t v_lo, v_hi, u_lo, u_hi;     /* v_lo: -2^(V-1), or -(2^(V-1) - 1) for the symmetric range */
+    int64_t decay_round;                /* 0 floor, 1 zero, 2 nearest */
+    int64_t input_shift;                /* k: the synaptic sum is multiplied by 2^k */
+    int64_t u_wrap;                     /* 0: u saturates to [u_lo, u_hi]; 1: u wraps to that range */
     const int8_t *wt;                   /* [n_in][stride], wt[i][j] = w[j][i] (+/-1), padding 0 */
-    const int64_t *theta, *bias;        /* [n_out] */
+    const int64_t *theta, *bias;        /* [n_out]; bias: the bias into the current (0 if membrane) */
+    const int64_t *vbias;               /* [n_out] the bias into the membrane, or NULL (none) */
     int64_t *v, *u;                     /* state [batch][n_out], updated in place */
     void *acc;                          /* scratch, SCRATCH_PER_COLUMN*stride bytes (see below) */
     uint8_t *z;                         /* scratch [n_out]: this layer's spikes of the current step */
@@ -157,8 +173,9 @@ SL_INLINE int pow2_log(int64_t x) {
 
 SL_INLINE int64_t clamp(int64_t x, int64_t lo, int64_t hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
-/* How x - ((x * factor) >> F) is computed: DECAY_NONE (factor 0: x), DECAY_SHIFT (factor 2^k:
- * x - (x >> (F-k)), exact because x * 2^k never overflows for in-range x), DECAY_MUL. */
+/* How x - ((x * factor) >> F) (keep under the floor rounding) is computed: DECAY_NONE (factor 0:
+ * x), DECAY_SHIFT (factor 2^k: x - (x >> (F-k)), exact because x * 2^k never overflows for in-range
+ * x), DECAY_MUL. */
 enum { DECAY_NONE, DECAY_SHIFT, DECAY_MUL };
 
 SL_INLINE int decay_kind(int64_t factor, int64_t fb, int64_t *shift) {
@@ -171,11 +188,34 @@ SL_INLINE int decay_kind(int64_t factor, int64_t fb, int64_t *shift) {
     return DECAY_MUL;
 }
 
-/* in[j] = acc[j] + bias[j] (the synaptic input a) */
+/* y[j] = sat(keep(x[j]) + in[j]) under the roundings toward zero (1) and to the nearest (2): with
+ * p = x[j] * (2^F - factor), keep = sign(p) * ((|p| + h) >> F), h = 0 or 2^(F-1) (|p| < 2^48; only
+ * a magnitude is shifted). y may be x. */
+SL_OUTLINE void signmag_add_sat(int64_t *y, const int64_t *x, const int64_t *SL_RESTRICT in, int64_t n,
+                                int64_t factor, int64_t fb, int64_t rounding, int64_t lo, int64_t hi) {
+    const int64_t m = ((int64_t)1 << fb) - factor, h = rounding == 2 ? ((int64_t)1 << fb) >> 1 : 0;
+    for (int64_t j = 0; j < n; j++) {
+        int64_t p = x[j] * m;
+        int64_t q = ((p < 0 ? -p : p) + h) >> fb;
+        y[j] = clamp((p < 0 ? -q : q) + in[j], lo, hi);
+    }
+}
+
+/* in[j] = acc[j] * 2^k + bias[j] (the current's input a; for k > 0 a multiply, as << of a negative
+ * is undefined in C; |acc * 2^k| <= 2^32) */
 #define SL_INPUT(NAME, T)                                                                       \
+    SL_OUTLINE void NAME##_shifted(int64_t *SL_RESTRICT in, const T *SL_RESTRICT acc,           \
+                                   const int64_t *SL_RESTRICT bias, int64_t n, int64_t k) {     \
+        const int64_t scale = (int64_t)1 << k;                                                  \
+        for (int64_t j = 0; j < n; j++) in[j] = (int64_t)acc[j] * scale + bias[j];              \
+    }                                                                                           \
     SL_INLINE void NAME(int64_t *SL_RESTRICT in, const T *SL_RESTRICT acc,                      \
-                        const int64_t *SL_RESTRICT bias, int64_t n) {                           \
-        for (int64_t j = 0; j < n; j++) in[j] = (int64_t)acc[j] + bias[j];                      \
+                        const int64_t *SL_RESTRICT bias, int64_t n, int64_t k) {                \
+        if (k == 0) {                                                                           \
+            for (int64_t j = 0; j < n; j++) in[j] = (int64_t)acc[j] + bias[j];                  \
+        } else {                                                                                \
+            NAME##_shifted(in, acc, bias, n, k);                                                \
+        }                                                                                       \
     }
 SL_INPUT(input16, int16_t)
 SL_INPUT(input32, int32_t)
@@ -207,7 +247,28 @@ SL_INLINE void decay_add_sat_inplace(int64_t *SL_RESTRICT x, const int64_t *SL_R
     SL_DECAY_LOOP(x[j], x[j])
 }
 
-/* z = v' >= theta; v = v' - theta*z | v'*(1-z) | v' */
+/* x[j] wrapped into [lo, hi] = [-2^(U-1), 2^(U-1) - 1] (two's complement of U bits), on uint64:
+ * (x - lo) mod 2^U lies in [0, 2^U), so converting it back to int64 is exact. */
+SL_OUTLINE void wrap_into(int64_t *SL_RESTRICT x, int64_t n, int64_t lo, int64_t hi) {
+    const uint64_t mask = (uint64_t)hi - (uint64_t)lo, ulo = (uint64_t)lo;
+    for (int64_t j = 0; j < n; j++) x[j] = (int64_t)(((uint64_t)x[j] - ulo) & mask) + lo;
+}
+
+/* e[j] = in[j] + vbias[j] - theta[j] * (v[j] >= theta[j]): the membrane's input beyond the current,
+ * vbias (NULL: none) and, for the subtract_next reset (`next`), theta off after a spike of v_prev. */
+SL_OUTLINE void membrane_input(int64_t *SL_RESTRICT e, const int64_t *SL_RESTRICT in,
+                               const int64_t *SL_RESTRICT vbias, const int64_t *SL_RESTRICT v,
+                               const int64_t *SL_RESTRICT theta, int64_t n, int next) {
+    if (vbias) {
+        for (int64_t j = 0; j < n; j++) e[j] = in[j] + vbias[j];
+    } else {
+        memcpy(e, in, (size_t)n * sizeof(int64_t));
+    }
+    if (next)
+        for (int64_t j = 0; j < n; j++) e[j] -= v[j] >= theta[j] ? theta[j] : 0;
+}
+
+/* z = v' >= theta; v = v' - theta*z (subtract) | v'*(1-z) (zero) | v' (none, subtract_next) */
 SL_INLINE void fire_reset(int64_t *SL_RESTRICT v, uint8_t *SL_RESTRICT z, const int64_t *SL_RESTRICT vp,
                           const int64_t *SL_RESTRICT theta, int64_t n, int64_t reset) {
     if (reset == 0) {
@@ -231,15 +292,19 @@ SL_INLINE void fire_reset(int64_t *SL_RESTRICT v, uint8_t *SL_RESTRICT z, const 
 }
 
 /* Scratch of a layer (sl_layer.acc, SCRATCH_PER_COLUMN * stride bytes): accumulators (4 bytes per
- * column), then the current input and the pre-reset membranes when not recorded (8 + 8). */
-#define SCRATCH_PER_COLUMN 20
+ * column), then the current input and the pre-reset membranes when not recorded (8 + 8), then the
+ * membrane's input when it differs from the current (8). */
+#define SCRATCH_PER_COLUMN 28
 
 /*
  * Neuron update of one layer for one batch row at one timestep, from accumulated sums `acc`.
  * v, u: this row's state. Writes the spikes into L->z and, when recording, z / v' / u at `rec`.
+ * A function of its own (one call per layer and step): inlined into the run loop, its floor loops
+ * lost a register to the v2 branches (one more instruction per 4 neurons in GCC 12).
  */
 #define SL_NEURONS(NAME, T, INPUT)                                                              \
-    SL_INLINE void NAME(const sl_layer *L, const T *acc, int64_t *v, int64_t *u, int64_t rec) { \
+    SL_OUTLINE void NAME(const sl_layer *L, const T *acc, int64_t *v, int64_t *u,               \
+                         int64_t rec) {                                                         \
         const int64_t n = L->n_out, fb = L->frac_bits;                                          \
         int8_t *scratch = (int8_t *)L->acc + 4 * L->stride;                                     \
         int64_t *in = L->u_rec ? L->u_rec + rec : (int64_t *)scratch;                           \
@@ -247,16 +312,32 @@ SL_INLINE void fire_reset(int64_t *SL_RESTRICT v, uint8_t *SL_RESTRICT z, const 
         int64_t shift = 0;                                                                      \
         if (L->neuron == 1) {                                                                   \
             int64_t *a = (int64_t *)scratch; /* consumed before vp is written */                \
-            INPUT(a, acc, L->bias, n);                                                          \
-            int kind = decay_kind(L->alpha, fb, &shift);                                        \
-            decay_add_sat_inplace(u, a, n, kind, L->alpha, fb, shift, L->u_lo, L->u_hi);        \
+            INPUT(a, acc, L->bias, n, L->input_shift);                                          \
+            /* a wrapping u is updated unsaturated (|keep(u) + a| < 2^35), then wrapped */      \
+            int64_t lo = L->u_wrap ? INT64_MIN : L->u_lo, hi = L->u_wrap ? INT64_MAX : L->u_hi; \
+            if (L->decay_round) {                                                               \
+                signmag_add_sat(u, u, a, n, L->alpha, fb, L->decay_round, lo, hi);              \
+            } else {                                                                            \
+                int kind = decay_kind(L->alpha, fb, &shift);                                    \
+                decay_add_sat_inplace(u, a, n, kind, L->alpha, fb, shift, lo, hi);              \
+            }                                                                                   \
+            if (L->u_wrap) wrap_into(u, n, L->u_lo, L->u_hi);                                   \
             if (L->u_rec) memcpy(in, u, (size_t)n * sizeof(int64_t));                           \
             in = u;                                                                             \
         } else {                                                                                \
-            INPUT(in, acc, L->bias, n);                                                         \
+            INPUT(in, acc, L->bias, n, L->input_shift);                                         \
         }                                                                                       \
-        int kind = decay_kind(L->lam, fb, &shift);                                              \
-        decay_add_sat(vp, v, in, n, kind, L->lam, fb, shift, L->v_lo, L->v_hi);                 \
+        if (L->vbias || L->reset == 3) {                                                        \
+            int64_t *e = (int64_t *)scratch + 2 * L->stride;                                    \
+            membrane_input(e, in, L->vbias, v, L->theta, n, L->reset == 3);                     \
+            in = e;                                                                             \
+        }                                                                                       \
+        if (L->decay_round) {                                                                   \
+            signmag_add_sat(vp, v, in, n, L->lam, fb, L->decay_round, L->v_lo, L->v_hi);        \
+        } else {                                                                                \
+            int kind = decay_kind(L->lam, fb, &shift);                                          \
+            decay_add_sat(vp, v, in, n, kind, L->lam, fb, shift, L->v_lo, L->v_hi);             \
+        }                                                                                       \
         fire_reset(v, L->z, vp, L->theta, n, L->reset);                                         \
         if (L->z_rec) memcpy(L->z_rec + rec, L->z, (size_t)n);                                  \
     }

@@ -3,8 +3,9 @@
 `kernel()` builds and loads the library on first use (see `spikeloop.native.load_library`) and
 returns None, with one warning, when that is impossible; `spikeloop.golden` then uses numpy.
 `NativeRun` binds a network to state and output buffers and advances it; it is what
-`spikeloop.golden.Stepper` and `spikeloop.golden.run` use. The kernel's results are held equal
-to the numpy reference by tests/test_golden_fast.py.
+`spikeloop.golden.Stepper` and `spikeloop.golden.run` use. The kernel runs every option of
+contract v2 (`spikeloop.network.OPTION_DEFAULTS`, reset "subtract_next"); its results are held
+equal to the numpy reference by tests/test_golden_fast.py.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import numpy as np
 
 from spikeloop import toolchain
 from spikeloop.native import NativeBuildError, NativeUnavailable, load_library, native_enabled
-from spikeloop.network import Layer, Network, signed_range
+from spikeloop.network import Layer, Network, Neuron, Reset, Rounding, signed_range, v_range_bounds
 
 SOURCE = ("spikeloop.native", "golden_kernel.c")  # a package file (importlib.resources)
-ABI = 1
+ABI = 2
 ALIGN = 64
-SCRATCH_PER_COLUMN = 20  # bytes of kernel scratch per (padded) output column, as in golden_kernel.c
+SCRATCH_PER_COLUMN = 28  # bytes of kernel scratch per (padded) output column, as in golden_kernel.c
 
 _I64 = ctypes.c_int64
 _P = ctypes.c_void_p
@@ -34,9 +35,11 @@ class SlLayer(ctypes.Structure):
     _fields_ = [
         *((name, _I64) for name in (
             "n_in", "n_out", "stride", "neuron", "reset", "frac_bits", "lam", "alpha",
-            "v_lo", "v_hi", "u_lo", "u_hi",
+            "v_lo", "v_hi", "u_lo", "u_hi", "decay_round", "input_shift", "u_wrap",
         )),
-        *((name, _P) for name in ("wt", "theta", "bias", "v", "u", "acc", "z", "z_rec", "v_rec", "u_rec")),
+        *((name, _P) for name in (
+            "wt", "theta", "bias", "vbias", "v", "u", "acc", "z", "z_rec", "v_rec", "u_rec",
+        )),
     ]
 
 
@@ -120,21 +123,24 @@ def aligned_zeros(shape, dtype) -> np.ndarray:
 
 
 class LayerData:
-    """A layer's arrays in the kernel's layout: transposed int8 weights padded to `stride` columns."""
+    """A layer's arrays in the kernel's layout: transposed int8 weights padded to `stride` columns,
+    the bias split into the current's and the membrane's (None unless `bias_to` is membrane)."""
 
     def __init__(self, layer: Layer):
         self.stride = -(-layer.n_out // ALIGN) * ALIGN
         self.wt = aligned_zeros((layer.n_in, self.stride), np.int8)
         self.wt[:, :layer.n_out] = layer.weights.T
         self.theta = np.ascontiguousarray(layer.theta, np.int64)
-        self.bias = np.ascontiguousarray(layer.bias, np.int64)
-        v_lo, v_hi = signed_range(layer.v_bits)
+        self.bias = np.ascontiguousarray(layer.current_bias, np.int64)
+        self.vbias = np.ascontiguousarray(layer.bias, np.int64) if layer.bias_to == "membrane" else None
+        v_lo, v_hi = v_range_bounds(layer)
         u_lo, u_hi = signed_range(layer.u_bits)
         self.scalars = dict(
             n_in=layer.n_in, n_out=layer.n_out, stride=self.stride,
-            neuron=("lif", "cuba").index(layer.neuron), reset=("subtract", "zero", "none").index(layer.reset),
+            neuron=int(Neuron.of(layer.neuron)), reset=int(Reset.of(layer.reset)),
             frac_bits=layer.frac_bits, lam=layer.lam, alpha=layer.alpha,
-            v_lo=v_lo, v_hi=v_hi, u_lo=u_lo, u_hi=u_hi,
+            v_lo=v_lo, v_hi=v_hi, u_lo=u_lo, u_hi=u_hi, decay_round=int(Rounding.of(layer.decay_round)),
+            input_shift=layer.input_shift, u_wrap=int(layer.u_overflow == "wrap"),
         )
 
     def fill(self, st: SlLayer) -> None:
@@ -143,6 +149,7 @@ class LayerData:
         for name, value in self.scalars.items():
             setattr(st, name, value)
         st.wt, st.theta, st.bias = self.wt.ctypes.data, self.theta.ctypes.data, self.bias.ctypes.data
+        st.vbias = _ptr(self.vbias)
 
     @classmethod
     def of(cls, layer: Layer) -> LayerData:

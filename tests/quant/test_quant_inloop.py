@@ -87,12 +87,19 @@ def model_for(cfg, data, *, neuron="lif", widths=((10, 10), (12, 12))):
     return model
 
 
-@pytest.mark.parametrize("neuron", ["lif", "cuba"])
-def test_one_step_in_the_loop_gives_the_software_gradients(neuron):
+#: contract v2's options (and reset) unlike v1's, for the loop
+V2 = dict(reset="subtract_next", decay_round="nearest", input_shift=4, bias_to="membrane", u_overflow="wrap",
+          v_range="symmetric")
+
+
+@pytest.mark.parametrize("neuron, options", [("lif", {}), ("cuba", {}), ("lif", V2), ("cuba", V2)],
+                         ids=["lif", "cuba", "lif-v2", "cuba-v2"])
+def test_one_step_in_the_loop_gives_the_software_gradients(neuron, options):
     data = tiny_data()
-    x = CFG.encoder()(data.x_train[:8], seed=3)
+    cfg = replace(CFG, **options)
+    x = cfg.encoder()(data.x_train[:8], seed=3)
     y = data.y_train[:8]
-    soft, loop = model_for(CFG, data, neuron=neuron), model_for(CFG, data, neuron=neuron)
+    soft, loop = model_for(cfg, data, neuron=neuron), model_for(cfg, data, neuron=neuron)
     core = ProbeCore()
     g_soft = gradients(soft, x, y)
     g_loop = gradients(loop, x, y, core=core)

@@ -19,6 +19,10 @@ snn = pytest.importorskip("snntorch")
 from snntorch import utils as snn_utils  # noqa: E402
 from snntorch.export_nir import export_to_nir  # noqa: E402
 
+#: The v1 contract's arithmetic (F = 8, no input shift, floor), which the checks of the profile's fields below
+#: spell out; imports of float graphs default to `FLOAT_DEFAULTS` (test_quant_nir_fidelity.py measures why).
+V1 = dict(frac_bits=8, input_shift=0, decay_round="floor")
+
 ROUND_TRIP = [
     # (seed, neuron, reset, frac_bits, lam, alpha)
     (0, "lif", "subtract", 8, 32, None),
@@ -117,7 +121,7 @@ def test_snntorch_export_imports_with_the_profile_fields(tmp_path):
     assert from_nir(tmp_path / "snntorch.nir").network == from_nir(graph).network
     kinds = sorted(type(n).__name__ for n in graph.nodes.values())
     assert kinds == ["Affine", "CubaLIF", "Input", "LIF", "Linear", "Output"]
-    network, report = from_nir(graph)
+    network, report = from_nir(graph, **V1)
     first, second = network.layers
     assert (first.neuron, first.lam, first.alpha, first.reset) == ("lif", 32, 0, "zero")  # 256 * (1 - 0.875)
     assert (second.neuron, second.lam, second.alpha) == ("cuba", 32, 64)  # 256 * (1 - 0.75)
@@ -132,7 +136,7 @@ def test_snntorch_export_imports_with_the_profile_fields(tmp_path):
     assert "LIF -> lif" in text and "CubaLIF -> cuba" in text and "bias: 2 rounded, max |d| = 0.5" in text
     # snnTorch's graph does not say its reset (subtract here): the report says what was assumed and the way out
     (warning,) = report.warnings
-    assert "does not say which reset layer(s) 0, 1 use" in warning and "--reset subtract" in warning
+    assert "does not say which reset layer(s) 0, 1 use" in warning and "--reset subtract_next" in warning
     assert f"warning: {warning}" in text
     given = from_nir(graph, reset="subtract")
     assert given.network.layers[0].reset == "subtract" and given.report.warnings == ()
@@ -196,7 +200,8 @@ def _profile_layer(syn, neu, dt: Fraction, frac: int, reset: str) -> RefLayer:
 
 
 def _norse_style_graph():
-    """What Norse's to_nir writes (r = 1, w_in = 1, tau = 1/tau_inv, thresholds 1.0), with +/-1 weights."""
+    """NIR's equations with the field values older Norse wrote (r = 1, w_in = 1, tau = 1/tau_inv, as in the NIR
+    paper's LIF graph), +/-1 weights; Norse 1.1.0 writes tau = dt/tau_inv (test_quant_nir_fidelity.py)."""
     rng = np.random.default_rng(5)
     w1 = rng.choice([-1.0, 1.0], size=(9, 14)).astype(np.float32)
     w2 = rng.choice([-1.0, 1.0], size=(4, 9)).astype(np.float32)
@@ -222,10 +227,10 @@ def test_imported_golden_output_equals_the_profile(source):
     seed = 21
     if source == "snntorch":
         _, graph = _snntorch_net(seed, 0.8, "zero", synaptic=True)
-        dt, imported = Fraction(1, 10**4), from_nir(graph).network
+        dt, imported = Fraction(1, 10**4), from_nir(graph, **V1).network
     else:
         graph = _norse_style_graph()
-        dt, imported = Fraction(1, 1000), from_nir(graph, dt=1e-3).network
+        dt, imported = Fraction(1, 1000), from_nir(graph, dt=1e-3, **V1).network
     succ = dict(graph.edges)
     chain, name = [], succ["input"]
     while name != "output":
@@ -245,7 +250,7 @@ def test_imported_golden_output_equals_the_profile(source):
 
 
 def test_norse_style_gains_are_folded_into_thresholds():
-    network, report = from_nir(_norse_style_graph(), dt=1e-3)
+    network, report = from_nir(_norse_style_graph(), dt=1e-3, **V1)
     first, second = network.layers
     # LIF: dt/tau = 0.1 -> lam = round(25.6) = 26, input gain r*dt/tau = 0.1: v > 0.3 is 3 weight units -> theta 4
     assert (first.lam, first.theta[0]) == (26, 4)
@@ -253,7 +258,7 @@ def test_norse_style_gains_are_folded_into_thresholds():
     assert (second.alpha, second.lam, second.theta[0]) == (51, 26, 2)
     assert report.layers[1].gain[0] == pytest.approx(0.02)
     # with snnTorch's dt the Norse time constants would decay by dt/tau = 0.01 (not what Norse means): it says so
-    assert from_nir(_norse_style_graph()).report.dt == 1e-4
+    assert from_nir(_norse_style_graph(), **V1).report.dt == 1e-4
 
 
 def test_binarize_takes_signs_and_folds_the_scale():
@@ -267,7 +272,7 @@ def test_binarize_takes_signs_and_folds_the_scale():
     with pytest.raises(NIRError, match=r"node 'affine': weight\[0, 0\] = 0.5, expected exactly \+1 or -1; pass "
                                        "binarize=True"):
         from_nir(graph)
-    network, report = from_nir(graph, binarize=True)
+    network, report = from_nir(graph, binarize=True, **V1)
     layer = network.layers[0]
     assert layer.weights.tolist() == [[1, -1, 1, -1], [-1, 1, 1, 1]]
     # row scales 0.375 and 2: theta from 0.75/0.375 = 2 -> 3 and 4/2 = 2 -> 3; bias 1 and -1.5 -> -2
@@ -332,7 +337,7 @@ def _branching():
         (lambda: _chain_graph(_lin(), _lif(tau=np.full(2, np.inf))), {},
          r"node 'lif': tau\[0\] = inf with r\[0\] = 8: the input gain r\*dt/tau is undefined"),
         (lambda: _chain_graph(_lin(), _lif(v_threshold=np.array([1.0, -1.5]))), {},
-         r"node 'lif': v_threshold\[1\] = -1.5 is -1.5 weight units, giving theta = -1; expected a threshold >= 0"),
+         r"node 'lif': v_threshold\[1\] = -1.5 is -1.5 contract units, giving theta = -1; expected a threshold >= 0"),
         (lambda: _chain_graph(_lin(), _lif(r=np.array([8.0, 0.0]))), {},
          r"node 'lif': input gain\[1\] = 0, expected a positive finite number"),
         (lambda: _chain_graph(_lin(), nir.LI(tau=np.ones(2), r=np.ones(2), v_leak=np.zeros(2))), {},
@@ -352,8 +357,8 @@ def _branching():
         (lambda: _chain_graph(_lin(), _lif()), {"frac_bits": 17}, r"frac_bits = 17, expected an integer in \[0, 16\]"),
         (lambda: _chain_graph(_lin(), _lif()), {"v_bits": 2.5}, "v_bits = 2.5, expected an integer"),
         (lambda: _chain_graph(_lin(), _lif(v_threshold=np.full(2, 40.0))), {"v_bits": 6},
-         (r"node 'lif': theta\[0\] = 41 is outside \[1, 31\], the range of v_bits = 6; import with v_bits >= 7 "
-          r"\(spikeloop nir --v-bits 7\)")),
+         (r"node 'lif': theta\[0\] = 41 is outside \[1, 31\], the range of v_bits = 6; expected v_bits >= 7 "
+          r"\(spikeloop nir import --v-bits 7\)")),
         (_recurrent_edge, {}, ("edge .'lif', 'linear'. is recurrent: it feeds 'lif' back into 'linear', which comes "
                                "before it .a recurrent layer")),
         (lambda: _chain_graph(_lin()), {}, r"node 'linear' \(Linear\) feeds the output directly"),
@@ -364,7 +369,7 @@ def _branching():
 )
 def test_import_refusals_name_the_node(make, kwargs, match):
     with pytest.raises(NIRError, match=match):
-        from_nir(make(), **kwargs)
+        from_nir(make(), **{**V1, **kwargs})
 
 
 def test_every_layer_s_problems_are_reported_at_once():
@@ -423,3 +428,19 @@ def test_a_leading_flatten_takes_the_input_in_c_order():
     )
     network, _ = from_nir(graph)
     assert network.n_in == 6 and network.layers[0].weights.tolist() == w.astype(int).tolist()
+
+
+@pytest.mark.parametrize("seed, options", [
+    (7, dict(decay_round="zero", input_shift=6, bias_to="membrane", u_overflow="wrap", v_range="symmetric")),
+    (8, dict(decay_round="nearest", input_shift=12, reset="subtract_next")),
+])
+def test_round_trip_keeps_the_contract_v2_options(seed, options, tmp_path):
+    """Thresholds and biases go out in weight units (divided by 2^k) and come back equal; the options ride in
+    spikeloop's metadata (a graph without them is a v1 network: OPTION_DEFAULTS)."""
+    net = random_network((17, 9, 5), seed=seed, neuron="cuba", frac_bits=12, lam=300, alpha=900, v_bits=24,
+                         u_bits=24)
+    rng = np.random.default_rng(seed)
+    net = Network(tuple(layer.replace(bias=rng.integers(-3000, 3000, layer.n_out), **options)
+                        for layer in net.layers))
+    assert from_nir(to_nir(net)).network == net, f"seed {seed}"
+    assert from_nir(write_nir(net, tmp_path / "v2.nir")).network == net, f"seed {seed}"
