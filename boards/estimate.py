@@ -58,6 +58,7 @@ from spikeloop.config import (
     layer_cycles,
 )
 from spikeloop.config import MAX_CHUNK as CORE_MAX_CHUNK
+from spikeloop.network import INPUT_SHIFT_RANGE
 from spikeloop.stream import output_words_per_timestep, words_per_timestep
 
 from . import flow
@@ -594,12 +595,35 @@ def layer_resources(layer: LayerConfig, *, membranes: bool = False) -> dict[str,
     lut, ff = _linear("crossbar", _crossbar_features(layer))
     out = {"crossbar": Resources(lut + w.lutram_luts, ff, w.bram, 0)}
     lut, ff = _linear("neurons", _neuron_features(layer))
+    lut += options_luts(layer)
     neuron_mems = [mems[kind] for kind in ("theta", "bias", "v", "u")]
     out["neurons"] = Resources(lut + sum(m.lutram_luts for m in neuron_mems), ff,
                                sum(m.bram for m in neuron_mems), _dsps(layer))
     lut, ff = _linear("collector", _collector_features(layer, membranes))
     out["collector"] = Resources(lut, ff, 0, 0)
     return out
+
+
+#: LUTs per lane and per bit of (syn_bits + 16 + max(v_bits, u_bits)) that contract v2's run-time options add
+#: to a neuron array (the input shift's barrel shifter, the wider sums, the rounding, bias, wrap and
+#: subtract_next logic): fitted to Yosys on the default core, 6,879 -> 11,542, 6,342 -> 11,178 and 4,548 -> 7,407
+#: LUTs for its three neuron arrays (16, 16 and 10 lanes).
+OPTIONS_LUT_PER_LANE_BIT = 6.8
+
+
+def options_luts(layer: LayerConfig) -> float:
+    """What the options logic adds to `layer`'s neuron array, while the calibration runs predate it (runs
+    synthesized since carry `"options": true`, and then the fitted coefficients hold it already)."""
+    if _calibrated_with_options():
+        return 0.0
+    bits = layer.syn_bits + INPUT_SHIFT_RANGE[1] + max(layer.v_bits, layer.u_bits)
+    return OPTIONS_LUT_PER_LANE_BIT * layer.lanes * bits
+
+
+@lru_cache(maxsize=1)
+def _calibrated_with_options() -> bool:
+    runs = json.loads(DATA.read_text())["runs"] if DATA.is_file() else []
+    return bool(runs) and all(run.get("options") for run in runs)
 
 
 def probe_resources(config: CoreConfig) -> dict[str, Resources]:
@@ -615,7 +639,7 @@ def probe_resources(config: CoreConfig) -> dict[str, Resources]:
     parts = {}
     for k, layer in enumerate(config.layers):
         last = config.membranes and k == len(config.layers) - 1
-        ub = max(layer.u_bits, max(layer.syn_bits, layer.v_bits) + 1)  # rtl.common.current_bits
+        ub = layer.current_bits
         ff = layer.n_out * (ub + (0 if last else layer.v_bits)) + layer.lanes * ub
         parts[f"layer {k} probes"] = Resources(0, ff, 0, 0)
     W = config.bus_width
@@ -763,7 +787,7 @@ def calibrate(configs=None, *, jobs: int = 1, out="boards/estimate_data.json", l
     with ThreadPoolExecutor(jobs) as pool:
         results = list(pool.map(lambda c: synthesize(c, board, log=log), configs))
     runs = [{"board": r.board, "config": r.config, "modules": r.modules, "yosys": r.yosys, "seconds": r.seconds,
-             "source_hash": r.extra.get("source_hash", "")} for r in results]
+             "source_hash": r.extra.get("source_hash", ""), "options": True} for r in results]
     out = Path(out)
     out.write_text(json.dumps({"runs": runs}, indent=None, sort_keys=True).replace('{"board"', '\n{"board"') + "\n")
     coefficients.cache_clear()

@@ -13,11 +13,11 @@ from amaranth.utils import ceil_log2
 
 from spikeloop.config import LayerConfig
 from spikeloop.network import check_int
-from spikeloop.regmap import WINDOW_KINDS
+from spikeloop.regmap import WINDOW_KINDS, layer_register
 
 __all__ = [
     "parameters", "check_choice", "check_type", "popcount", "saturate", "onehot_index",
-    "index_shape", "word_layout", "spike_layout", "group_sum_layout", "neuron_out_layout", "current_bits",
+    "index_shape", "word_layout", "spike_layout", "group_sum_layout", "neuron_out_layout",
     "probe_layout",
     "MemBus", "LayerControl", "WINDOW", "DECAY_BITS", "Probed",
 ]
@@ -80,14 +80,21 @@ def popcount(value: Value) -> Value:
     return terms[0]
 
 
-def saturate(value: Value, bits: int) -> Value:
-    """sat_bits(value): clamp a signed value to the range of a `bits`-bit two's complement integer."""
+def saturate(value: Value, bits: int, *, symmetric=None) -> Value:
+    """sat_bits(value): clamp a signed value to the range of a `bits`-bit two's complement integer;
+    with `symmetric` (a 1-bit value) set, to [-(2^(bits-1) - 1), 2^(bits-1) - 1]."""
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     value = Value.cast(value)
     shape = value.shape()
-    if len(value) < bits or (shape.signed and len(value) == bits):
+    if symmetric is None and (len(value) < bits or (shape.signed and len(value) == bits)):
         return value.as_signed() if shape.signed else value  # already inside the range
-    return Mux(value > hi, Const(hi, signed(bits)), Mux(value < lo, Const(lo, signed(bits)), value[:bits].as_signed()))
+    low = value < lo
+    if symmetric is not None:
+        low = low | (Value.cast(symmetric) & (value == lo))
+    floor = Const(lo, signed(bits)) if symmetric is None else Mux(symmetric, Const(lo + 1, signed(bits)),
+                                                                    Const(lo, signed(bits)))
+    top = Const(hi, signed(bits))
+    return Mux(value > hi, top, Mux(low, floor, value[:bits].as_signed()))
 
 
 def onehot_index(onehot: Value) -> Value:
@@ -135,14 +142,9 @@ def group_sum_layout(config: LayerConfig) -> data.StructLayout:
     })
 
 
-def current_bits(config: LayerConfig) -> int:
-    """Signed width of a neuron's current of the timestep: sat_U(...) for cuba, a = syn + bias for lif."""
-    return max(config.u_bits, max(config.syn_bits, config.v_bits) + 1)
-
-
 def neuron_out_layout(config: LayerConfig, *, probes: bool = False) -> data.StructLayout:
     """Neuron array -> collector: spikes `z` and pre-reset membranes `v` of one group; with
-    `probes`, also the currents `u` of the timestep (`current_bits` wide)."""
+    `probes`, also the currents `u` of the timestep (`LayerConfig.current_bits` wide)."""
     fields = {
         "z": unsigned(config.lanes),
         "v": data.ArrayLayout(signed(config.v_bits), config.lanes),
@@ -151,7 +153,7 @@ def neuron_out_layout(config: LayerConfig, *, probes: bool = False) -> data.Stru
         "last": unsigned(1),
     }
     if probes:
-        fields["u"] = data.ArrayLayout(signed(current_bits(config)), config.lanes)
+        fields["u"] = data.ArrayLayout(signed(config.current_bits), config.lanes)
     return data.StructLayout(fields)
 
 
@@ -160,7 +162,7 @@ def probe_layout(config: LayerConfig) -> data.StructLayout:
     return data.StructLayout({
         "z": unsigned(config.n_out),
         "v": data.ArrayLayout(signed(config.v_bits), config.n_out),
-        "u": data.ArrayLayout(signed(current_bits(config)), config.n_out),
+        "u": data.ArrayLayout(signed(config.current_bits), config.n_out),
     })
 
 
@@ -208,15 +210,15 @@ class MemBus(wiring.Signature):
 class LayerControl(wiring.Signature):
     """Run-time registers of a layer, from the register file's side.
 
-    `neuron`, `reset`: codes of `spikeloop.network.Neuron` / `Reset`; `lam`, `alpha`:
-    decays in [0, 2^F]; `clear`: a one-cycle pulse zeroes v and u (after the groups in flight);
-    `clearing`: the clear is pending or running; `busy`: a timestep is in flight in the layer.
+    One member per field of MODE (`neuron`, `reset`, `decay_round`, `bias_to`, `u_overflow`, `v_range`:
+    codes of `regmap.MODE_CODES`; `input_shift`: k); `lam`, `alpha`: decays in [0, 2^F]; `clear`: a
+    one-cycle pulse zeroes v and u (after the groups in flight); `clearing`: the clear is pending or
+    running; `busy`: a timestep is in flight in the layer.
     """
 
     def __init__(self):
         super().__init__({
-            "neuron": Out(1),
-            "reset": Out(2),
+            **{f.name: Out(f.width) for f in layer_register("MODE").fields},
             "lam": Out(DECAY_BITS),
             "alpha": Out(DECAY_BITS),
             "clear": Out(1),

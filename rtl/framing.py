@@ -19,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 from spikeloop import regmap
 from spikeloop.config import CoreConfig
 from spikeloop.network import check_int
-from spikeloop.stream import BUS_WIDTHS, PROBE_KINDS, output_words_per_timestep, words_per_timestep
+from spikeloop.stream import BUS_WIDTHS, FIELD_BITS, PROBE_KINDS, output_words_per_timestep, words_per_timestep
 
 from .common import Probed, check_choice, check_type, parameters, popcount, spike_layout, word_layout
 from .network import probe_layouts
@@ -28,7 +28,6 @@ from .registers import field_layout
 __all__ = ["Deframer", "Framer"]
 
 #: Bits of a membrane field in the output stream.
-MEMBRANE_BITS = 32
 
 
 class Deframer(wiring.Component, Probed):
@@ -257,9 +256,9 @@ def _spike_words(spikes, n: int, W: int) -> list:
 
 def _field_words(values, W: int) -> list:
     """Signed values as 32-bit two's complement fields, W/32 per bus word, the last word zero-padded."""
-    fields = [_sext(value, MEMBRANE_BITS) for value in values]
-    per = W // MEMBRANE_BITS
-    fields += [Const(0, MEMBRANE_BITS)] * (-len(fields) % per)
+    fields = [_sext(value, FIELD_BITS) for value in values]
+    per = W // FIELD_BITS
+    fields += [Const(0, FIELD_BITS)] * (-len(fields) % per)
     return [Cat(*fields[i : i + per]) for i in range(0, len(fields), per)]
 
 

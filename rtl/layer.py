@@ -104,14 +104,10 @@ class Layer(wiring.Component, Probed):
 
         wiring.connect(m, wiring.flipped(self.i_stream), xbar.i_stream)
         wiring.connect(m, producer=xbar.o_stream, consumer=neurons.i_stream)
-        m.d.comb += [
-            neurons.ctrl.neuron.eq(self.ctrl.neuron),
-            neurons.ctrl.reset.eq(self.ctrl.reset),
-            neurons.ctrl.lam.eq(self.ctrl.lam),
-            neurons.ctrl.alpha.eq(self.ctrl.alpha),
-            neurons.ctrl.clear.eq(self.ctrl.clear),
-            self.ctrl.clearing.eq(neurons.ctrl.clearing),
-        ]
+        for name, member in self.ctrl.signature.members.items():  # run-time values in, clearing out
+            if name != "busy":
+                inner, outer = getattr(neurons.ctrl, name), getattr(self.ctrl, name)
+                m.d.comb += inner.eq(outer) if member.flow == In else outer.eq(inner)
 
         # ---- bus: each window goes to the child that owns it; addresses past a child's window
         # are refused (writes) or read as 0.

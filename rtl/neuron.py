@@ -1,18 +1,21 @@
 """The neuron array: `lif` and `cuba` neurons of one layer, time-multiplexed over `lanes` (P) lanes.
 
 Each input payload carries the synaptic sums of one group of P neurons; the array reads the
-group's threshold, bias, membrane and current from memory, applies docs/numerics.md
+group's threshold, bias, membrane and current from memory, applies docs/numerics.md (contract v2,
+every option a run-time field of MODE)
 
-    a     = syn + bias
-    u     = a                                        (lif)
-    u     = sat_U(u_prev - ((u_prev*alpha) >> F) + a) (cuba)
-    v'    = sat_V(v_prev - ((v_prev*lam) >> F) + u)
+    a_u   = (syn << k) + bias*(bias_to current);   b_v = bias*(bias_to membrane)
+    u     = a_u                                       (lif)
+    u     = fit_U(keep(u_prev, alpha) + a_u)          (cuba; fit_U saturates or wraps)
+    r     = theta * (v_prev >= theta)                 (subtract_next; else 0)
+    v'    = sat'_V(keep(v_prev, lam) + u + b_v - r)   (sat'_V: full or symmetric range)
     z     = v' >= theta
-    v     = v' - theta*z | v'*(1-z) | v'              (subtract | zero | none)
+    v     = v' - theta*z | v'*(1-z) | v' | v'         (subtract | zero | none | subtract_next)
 
-writes v (and u for cuba) back and emits z and v'. With decay "shift" the products are
-`x >> (F - log2(lam))` (lam a power of two, or 0 for no decay): a barrel shifter, no
-multiplier; with decay "multiply" any lam in [0, 2^F] goes through a multiplier.
+writes v (and u for cuba) back and emits z and v'. `keep` is `x - Decay.of(x)`, rounded floor, toward
+zero or to nearest. With decay "shift" the products are shifts by `F - log2(lam)` (lam a power of
+two, or 0 for no decay): a barrel shifter, no multiplier; with decay "multiply" any lam in [0, 2^F]
+goes through a multiplier.
 
 Two pipeline stages (read, compute + write back); one group per clock when the output is free.
 """
@@ -28,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from spikeloop.config import LayerConfig
-from spikeloop.network import DECAYS, Reset, check_int
+from spikeloop.network import DECAYS, INPUT_SHIFT_RANGE, BiasTo, Neuron, Overflow, Reset, Rounding, VRange, check_int
 
 from .common import (
     WINDOW,
@@ -49,69 +52,101 @@ __all__ = ["NeuronArray", "Decay", "LaneUpdate", "neuron_update"]
 
 
 class Decay:
-    """floor(x * factor / 2^F) for signed `x`, as a shift (mode "shift") or a product ("multiply").
+    """What one step of decay by `factor`/2^F takes from a signed `x`, rounded as `rounding` says
+    (a `Rounding` code), as a shift (mode "shift") or a product ("multiply").
 
-    In shift mode `factor` must be 0 or a power of two; the position of its highest set bit is
-    used (the register file refuses other values). The shift amount is decoded once and shared
-    by every lane.
+    What is left, `x - of(x)`, is the contract's `keep(x, factor)`. With `c` the rounding's constant
+    (0 for floor; for x >= 0: 2^F - 1 toward zero, 2^F - 1 - h to nearest; for x < 0: 0 toward zero,
+    h to nearest; h = 2^(F-1), or 0 when F = 0) the loss is `(x*factor + c) >> F`, an arithmetic shift:
+    floor's loss is the floor of the decrement, toward zero rounds the loss away from zero, so the
+    kept value goes toward zero, and to nearest rounds the kept value half away from zero.
+    In shift mode `factor` must be 0 or a power of two 2^m (the register file refuses other values);
+    with s = F - m the loss is `(x + (c >> m)) >> s`, and `c >> m` is `2^s - 1`, `2^(s-1) - 1` or
+    `2^(s-1)`, masks decoded once from s and shared by every lane, as are the constants of multiply mode.
     """
 
-    def __init__(self, m: Module, factor, *, frac_bits: int, mode: str, name: str):
+    def __init__(self, m: Module, factor, *, rounding, frac_bits: int, mode: str, name: str):
         self._F = F = frac_bits
         self._mode = mode
         self._f = f = factor[: F + 1]
+        h = (1 << F) >> 1
         if mode == "shift":
             self._shift = shift = Signal(range(F + 1), name=f"{name}_shift")
             for b in range(F + 1):  # the last assignment wins: the highest set bit
                 with m.If(f[b]):
                     m.d.comb += shift.eq(F - b)
+            mask = Signal(F + 1, name=f"{name}_mask")  # 2^s - 1
+            m.d.comb += mask.eq((Const(1, F + 2) << shift) - 1)
+            pos, neg = (mask, mask >> 1), (0, (mask + 1) >> 1)
+        else:
+            pos, neg = ((1 << F) - 1, (1 << F) - 1 - h), (0, h)
+        self._c_pos = Signal(F + 1, name=f"{name}_c_pos")  # the rounding's constant for x >= 0
+        self._c_neg = Signal(F + 1, name=f"{name}_c_neg")  # and for x < 0
+        m.d.comb += [
+            self._c_pos.eq(Mux(rounding == Rounding.ZERO, pos[0], Mux(rounding == Rounding.NEAREST, pos[1], 0))),
+            self._c_neg.eq(Mux(rounding == Rounding.ZERO, neg[0], Mux(rounding == Rounding.NEAREST, neg[1], 0))),
+        ]
 
     def of(self, x):
         """The amount `x` loses in one step."""
+        x = Value.cast(x)
+        c = Mux(x[-1], self._c_neg, self._c_pos)
         if self._mode == "multiply":
-            return (x * self._f) >> self._F  # x signed: the shift is arithmetic, i.e. floor
-        return Mux(self._f.any(), x >> self._shift, 0)
+            return (x * self._f + c) >> self._F  # x signed: the shift is arithmetic, i.e. floor
+        return Mux(self._f.any(), (x + c) >> self._shift, 0)
 
 
 class LaneUpdate(NamedTuple):
     """The results of `neuron_update` for one neuron."""
 
-    u_cuba: Value  #: sat_U(u_prev - alpha_loss + a): the current a cuba neuron stores
+    u_cuba: Value  #: fit_U(keep(u_prev, alpha) + a_u): the current a cuba neuron stores
     v_pre: Value  #: v', the pre-reset membrane
     z: Value  #: the spike, v' >= theta
-    v_next: Value  #: the membrane after the reset
-    u: Value  #: the current of the timestep: `u_cuba` (cuba) or a = syn + bias (lif)
+    v_next: Value  #: the membrane stored for the next step
+    u: Value  #: the current of the timestep: `u_cuba` (cuba) or a_u (lif)
 
 
-def neuron_update(m: Module, *, syn, bias, theta, v, u, lam_loss, alpha_loss, cuba, reset, v_bits: int,
-                  u_bits: int, name: str = "") -> LaneUpdate:
+def neuron_update(m: Module, *, syn, bias, theta, v, u, lam_loss, alpha_loss, mode, v_bits: int, u_bits: int,
+                  name: str = "") -> LaneUpdate:
     """The equations of docs/numerics.md for one neuron, as combinational logic added to `m`.
 
     `syn` is sum_i w[j,i] s[i]; `v`, `u` the stored state; `lam_loss`, `alpha_loss` the amounts
-    the decays take (`Decay.of`); `cuba` selects the neuron kind, `reset` is a `Reset` code.
+    the decays take (`Decay.of`, which applies MODE.decay_round); `mode` has MODE's other fields
+    as attributes (a `LayerControl`, or a view of MODE's field layout): `neuron`, `reset` (a `Reset`
+    code), `input_shift` (k <= 16), `bias_to`, `u_overflow`, `v_range`.
     Every lane of `NeuronArray` is one call; the formal proof of `tests/formal/formal_jobs.py` checks
-    this function against the contract, computed on unbounded integers, for all inputs.
+    this function against the contract, computed on unbounded integers, for all inputs and options.
     """
     V, U = v_bits, u_bits
-    a = Signal(signed(max(len(syn), V) + 1), name=f"a{name}")
+    k_max = INPUT_SHIFT_RANGE[1]
+    cuba = mode.neuron == Neuron.CUBA
+    to_membrane = mode.bias_to == BiasTo.MEMBRANE
+    shifted = Signal(signed(len(syn) + k_max), name=f"syn_k{name}")  # syn << k
+    a = Signal(signed(max(len(shifted), V) + 1), name=f"a{name}")  # a_u
+    u_sum = Signal(signed(max(U, len(a)) + 2), name=f"u_sum{name}")
     u_cuba = Signal(signed(U), name=f"u_cuba{name}")
     u_new = Signal(signed(max(U, len(a))), name=f"u{name}")
+    r = Signal(signed(V), name=f"r{name}")  # theta taken off now for the spike of the step before (subtract_next)
     vp = Signal(signed(V), name=f"vp{name}")
     z = Signal(name=f"z{name}")
     vn = Signal(signed(V), name=f"vn{name}")
     m.d.comb += [
-        a.eq(syn + bias),
-        u_cuba.eq(saturate(u - alpha_loss + a, U)),
+        shifted.eq(syn << mode.input_shift),
+        a.eq(shifted + Mux(to_membrane, 0, bias)),
+        u_sum.eq(u - alpha_loss + a),
+        u_cuba.eq(Mux(mode.u_overflow == Overflow.WRAP, u_sum[:U].as_signed(), saturate(u_sum, U))),
         u_new.eq(Mux(cuba, u_cuba, a)),
-        vp.eq(saturate(v - lam_loss + u_new, V)),
+        r.eq(Mux((mode.reset == Reset.SUBTRACT_NEXT) & (v >= theta), theta, 0)),
+        vp.eq(saturate(v - lam_loss + u_new + Mux(to_membrane, bias, 0) - r, V,
+                       symmetric=mode.v_range == VRange.SYMMETRIC)),
         z.eq(vp >= theta),
     ]
-    with m.Switch(reset):
+    with m.Switch(mode.reset):
         with m.Case(Reset.SUBTRACT):
             m.d.comb += vn.eq(Mux(z, vp - theta, vp))
         with m.Case(Reset.ZERO):
             m.d.comb += vn.eq(Mux(z, 0, vp))
-        with m.Default():
+        with m.Default():  # none, subtract_next (v' is kept; the next step takes theta off)
             m.d.comb += vn.eq(vp)
     return LaneUpdate(u_cuba, vp, z, vn, u_new)
 
@@ -133,7 +168,7 @@ class NeuronArray(wiring.Component, Probed):
     i_stream : In(stream of `group_sum_layout`).
     o_stream : Out(stream of `neuron_out_layout`): z and v' (and with `probes` u) per group, spikes of
         padding lanes are 0.
-    ctrl : In(LayerControl): neuron kind, reset mode, lam, alpha, state clear.
+    ctrl : In(LayerControl): the MODE fields (neuron kind, reset mode, options), lam, alpha, state clear.
     bus : In(MemBus): windows theta, bias (read/write), v, u (read-only).
     """
 
@@ -268,9 +303,9 @@ class NeuronArray(wiring.Component, Probed):
 
         # ---- stage B: the neuron equations, one lane per neuron of the group.
         ctrl = self.ctrl
-        cuba = ctrl.neuron == 1
-        lam = Decay(m, ctrl.lam, frac_bits=F, mode=c.decay, name="lam")
-        alpha = Decay(m, ctrl.alpha, frac_bits=F, mode=c.decay, name="alpha")
+        cuba = ctrl.neuron == Neuron.CUBA
+        lam = Decay(m, ctrl.lam, rounding=ctrl.decay_round, frac_bits=F, mode=c.decay, name="lam")
+        alpha = Decay(m, ctrl.alpha, rounding=ctrl.decay_round, frac_bits=F, mode=c.decay, name="alpha")
         lam_d = [lam.of(v_rp.data[p]) for p in range(P)]
         alpha_d = [alpha.of(u_rp.data[p]) for p in range(P)]
         lane_valid = [(b_group != NG - 1) | Const(p < c.n_out - (NG - 1) * P, 1) for p in range(P)]
@@ -278,14 +313,14 @@ class NeuronArray(wiring.Component, Probed):
         for p in range(P):
             lane = neuron_update(
                 m, syn=b_syn[p], bias=bias_rp.data[p], theta=theta_rp.data[p], v=v_rp.data[p], u=u_rp.data[p],
-                lam_loss=lam_d[p], alpha_loss=alpha_d[p], cuba=cuba, reset=ctrl.reset, v_bits=V, u_bits=U,
+                lam_loss=lam_d[p], alpha_loss=alpha_d[p], mode=ctrl, v_bits=V, u_bits=U,
                 name=str(p),
             )
             v_next.append(lane.v_next)
             u_next.append(lane.u_cuba)
             z_bits.append(lane.z & lane_valid[p])
             v_pre.append(lane.v_pre)
-            u_now.append(lane.u)
+            u_now.append(lane.u[: c.current_bits])  # the stream carries it modulo 2^32
 
         m.d.comb += [
             v_wp.addr.eq(b_group), v_wp.data.eq(Cat(*v_next)), v_wp.en.eq(b_go),

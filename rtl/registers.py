@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikeloop import regmap
 from spikeloop.config import CoreConfig, LayerConfig
-from spikeloop.network import Neuron, Reset, check_int
+from spikeloop.network import check_int
 from spikeloop.regmap import COUNTERS, GLOBAL_REGISTERS, LAYER_REGISTERS
 
 from .common import DECAY_BITS, WINDOW, MemBus, Probed, check_type, parameters
@@ -32,8 +32,6 @@ __all__ = ["AxiLite", "RegisterFile", "field_layout", "runtime_layout"]
 
 #: Bits of an AXI-Lite data word (every register and window word).
 DATA_BITS = 32
-#: Codes a field of a run-time register may hold, by field name.
-_CODES = {"neuron": Neuron, "reset": Reset}
 
 
 class AxiLite(wiring.Signature):
@@ -81,7 +79,8 @@ def _runtime_registers() -> tuple[regmap.Register, ...]:
 
 def runtime_layout() -> data.StructLayout:
     """A layer's run-time values, named as `LayerControl` names them: the fields of the `rw`
-    per-layer registers (MODE: neuron, reset) and the field-less ones in lower case (lam, alpha)."""
+    per-layer registers (MODE: neuron, reset and the numerics options) and the field-less ones in lower case
+    (lam, alpha)."""
     members = {}
     for r in _runtime_registers():
         members.update({f.name: f.width for f in r.fields} if r.fields else {r.name.lower(): _bits(r)})
@@ -323,15 +322,14 @@ class RegisterFile(wiring.Component, Probed):
 def _accepts(register: regmap.Register, layer: LayerConfig, value):
     """Whether a write of `value` to a run-time register of `layer` is taken.
 
-    With fields: no bit outside them, each field holding one of its codes. Without (a decay):
+    With fields: no bit outside them, none above its `top` (a code, or input_shift's bound). Without (a decay):
     0..2^F, and 0 or a power of two when the layer's decay is "shift".
     """
     if register.fields:
         ok = value[_bits(register):] == 0
         for f in register.fields:
-            top = max(_CODES[f.name]) if f.name in _CODES else (1 << f.width) - 1
-            if top < (1 << f.width) - 1:  # a field whose every value is a code needs no check
-                ok = ok & (value.bit_select(f.lsb, f.width) <= top)
+            if f.top is not None and f.top < (1 << f.width) - 1:  # a field whose every value is legal needs no check
+                ok = ok & (value.bit_select(f.lsb, f.width) <= f.top)
         return ok
     ok = value <= (1 << layer.frac_bits)
     if layer.decay == "shift":

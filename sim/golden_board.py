@@ -6,7 +6,7 @@
     board.transfer(words, n_out, max_cycles); board.take()
 
 The register file is modelled from `spikeloop.regmap` (identity, configuration readback, CONTROL,
-STATUS with its sticky bits, counters, MODE/LAM/ALPHA, the parameter windows and the
+STATUS with its sticky bits, counters, MODE (with the numerics options)/LAM/ALPHA, the parameter windows and the
 membrane/current readout), so a host checks identity, loads and verifies parameters exactly as on
 the simulated board or the PYNQ. Refused writes set `err_param` / `err_address` as the gateware does.
 Input words are taken at once; each complete timestep (or one ended early by TLAST: zero-padded,
@@ -32,7 +32,7 @@ import numpy as np
 
 from spikeloop import golden, regmap
 from spikeloop.config import CoreConfig
-from spikeloop.network import Layer, Network, NetworkError, Neuron, Reset
+from spikeloop.network import Layer, Network, NetworkError
 from spikeloop.stream import pack_output, unpack_spikes, words_per_timestep
 from spikeloop.windows import pack_neuron_values, unpack_neuron_values, unpack_weights
 
@@ -44,7 +44,6 @@ __all__ = ["GoldenBoard"]
 _STATUS = regmap.register("STATUS")
 _CONTROL = regmap.register("CONTROL")
 _PROBE = regmap.register("PROBE")
-_MODE = regmap.layer_register("MODE")
 _RUN_TIME = tuple(r.name for r in regmap.LAYER_REGISTERS if r.access == "rw")  # MODE, LAM, ALPHA
 _NO_WORDS = np.zeros(0, np.uint64)
 
@@ -215,16 +214,15 @@ class GoldenBoard(Board):
             layers = []
             for k, cfg in enumerate(self._config.layers):
                 image = {w.kind: img for w, img in self._windows.values() if w.layer == k}
-                mode = _MODE.decode(self._run_time["MODE"][k])
-                neuron = Neuron(mode["neuron"]).label
+                mode = regmap.mode_labels(self._run_time["MODE"][k])
                 try:
                     layers.append(Layer(
                         unpack_weights(image["weights"], cfg),
                         theta=unpack_neuron_values(image["theta"], cfg),
                         bias=unpack_neuron_values(image["bias"], cfg),
-                        neuron=neuron, reset=Reset(mode["reset"]).label, v_bits=cfg.v_bits, u_bits=cfg.u_bits,
+                        **mode, v_bits=cfg.v_bits, u_bits=cfg.u_bits,
                         frac_bits=cfg.frac_bits, lam=self._run_time["LAM"][k],
-                        alpha=self._run_time["ALPHA"][k] if neuron == "cuba" else 0, where=f"layer {k}",
+                        alpha=self._run_time["ALPHA"][k] if mode["neuron"] == "cuba" else 0, where=f"layer {k}",
                     ))
                 except NetworkError as exc:
                     raise BoardError(f"the registers hold no valid network ({exc}); load one first") from None

@@ -19,6 +19,7 @@ from spikeloop.network import (
     BITS_RANGE,
     DECAYS,
     FRAC_BITS_RANGE,
+    INPUT_SHIFT_RANGE,
     MAX_WIDTH,
     Decay,
     Layer,
@@ -39,7 +40,7 @@ from spikeloop.regmap import (
     register,
     window,
 )
-from spikeloop.stream import BUS_WIDTHS, output_words_per_timestep, words_per_timestep
+from spikeloop.stream import BUS_WIDTHS, FIELD_BITS, output_words_per_timestep, words_per_timestep
 
 __all__ = [
     "ConfigError", "LayerConfig", "CoreConfig", "MAX_LANES", "MAX_CHUNK", "MAX_ROW_BITS",
@@ -137,6 +138,12 @@ class LayerConfig:
     def syn_bits(self) -> int:
         """Signed width of sum_i w[j,i] s[i], which lies in [-n_in, n_in]."""
         return self.n_in.bit_length() + 1
+
+    @property
+    def current_bits(self) -> int:
+        """Signed width of a neuron's current of the timestep as the probes hold it: fit_U(...) for cuba,
+        a_u = (syn << k) + bias for lif (k up to 16), at most a stream field (which carries it modulo 2^32)."""
+        return min(FIELD_BITS, max(self.u_bits, max(self.syn_bits + INPUT_SHIFT_RANGE[1], self.v_bits) + 1))
 
     def check_layer(self, layer: Layer, where: str | None = None) -> None:
         """Raise ConfigError unless `layer` runs on this build exactly."""

@@ -26,20 +26,31 @@ from typing import NamedTuple
 
 import numpy as np
 
-from spikeloop.network import MAX_LAYERS, Decay, Neuron, Reset, signed_range
+from spikeloop.network import (
+    INPUT_SHIFT_RANGE,
+    MAX_LAYERS,
+    BiasTo,
+    Decay,
+    Neuron,
+    Overflow,
+    Reset,
+    Rounding,
+    VRange,
+    signed_range,
+)
 
 __all__ = [
     "MAGIC", "VERSION", "WORD_BYTES", "ERRORS", "COUNTERS", "Field", "Register", "Window", "Verdict",
     "GLOBAL_REGISTERS", "LAYER_REGISTERS", "LAYER_BASE", "LAYER_STRIDE", "WINDOW_BASE", "WINDOW_KINDS",
     "register", "layer_register", "layer_offset", "windows", "window", "writable_offsets", "address_bits",
-    "decode_address",
+    "decode_address", "MODE_CODES", "mode_word", "mode_labels",
     "judge_write", "RegisterPort", "next_pow2", "ceil_div", "markdown",
 ]
 
 #: Identity word at offset 0: the ASCII bytes "SKLP" read as a little-endian 32-bit word.
 MAGIC = int.from_bytes(b"SKLP", "little")
 #: Register map version (major, minor). A major bump means old drivers must refuse the core.
-VERSION = (1, 1)
+VERSION = (1, 2)
 #: AXI-Lite data width in bytes; every register and window word is 32 bits.
 WORD_BYTES = 4
 _COUNTED = {
@@ -66,6 +77,14 @@ def _codes(enum) -> str:
     return ", ".join(f"{code.value} {code.label}" for code in enum)
 
 
+
+
+#: The codes each field of a layer's MODE holds, by field name, in bit order; its last field,
+#: `input_shift`, holds a number (the layer's k).
+MODE_CODES = {"neuron": Neuron, "reset": Reset, "decay_round": Rounding, "bias_to": BiasTo, "u_overflow": Overflow,
+              "v_range": VRange}
+
+
 # --------------------------------------------------------------------------------------------
 # The register table
 # --------------------------------------------------------------------------------------------
@@ -73,12 +92,14 @@ def _codes(enum) -> str:
 
 @dataclass(frozen=True)
 class Field:
-    """A bit field of a register: bits [lsb, lsb+width)."""
+    """A bit field of a register: bits [lsb, lsb+width); a write holding more than `top` in it is
+    refused (None: every value is taken)."""
 
     name: str
     lsb: int
     width: int
     doc: str = ""
+    top: int | None = None
 
     @property
     def mask(self) -> int:
@@ -124,6 +145,18 @@ class Register:
         return {f.name: (int(word) >> f.lsb) & ((1 << f.width) - 1) for f in self.fields}
 
 
+def _mode_fields() -> list[Field]:
+    """MODE's fields, packed from bit 0: each code field as wide as its largest code, then input_shift."""
+    fields, lsb = [], 0
+    for name, enum in MODE_CODES.items():
+        fields.append(Field(name, lsb, max(enum).bit_length() or 1, _codes(enum), max(enum)))
+        lsb += fields[-1].width
+    lo, hi = INPUT_SHIFT_RANGE
+    fields.append(Field("input_shift", lsb, hi.bit_length(), f"k in {lo}..{hi}: the synaptic sum is shifted left by k",
+                        hi))
+    return fields
+
+
 class _Block:
     """Allocates consecutive 32-bit registers, so that no offset is ever typed."""
 
@@ -161,7 +194,7 @@ _g.add("STATUS", "rw1c", "State and sticky errors (write 1 to an error bit to cl
     Field("clearing", 1, 1, "a state clear is pending or running"),
     Field("loading", 2, 1, "a parameter load is armed or in progress"),
     Field("err_truncated", 8, 1, "input TLAST came before the last word of a timestep (zero-padded, processed)"),
-    Field("err_param", 9, 1, "a run-time register write was refused (bad neuron/reset code, lam or alpha)"),
+    Field("err_param", 9, 1, "a run-time register write was refused (a MODE field out of its codes, lam or alpha)"),
     Field("err_address", 10, 1, "an access to an unmapped or read-only address"),
     Field("err_busy_write", 11, 1, "a parameter window was written while a timestep was in flight"),
     Field("err_load", 12, 1, "a parameter load frame was refused or cut short (magic, design hash, length): "
@@ -189,10 +222,8 @@ _l.add("WIDTHS", "ro", "Widths and decay implementation.", [
     Field("v_bits", 0, 8), Field("u_bits", 8, 8), Field("frac_bits", 16, 8),
     Field("decay", 24, 1, _codes(Decay)),
 ])
-_l.add("MODE", "rw", "Neuron kind and reset mode.", [
-    Field("neuron", 0, 1, _codes(Neuron)),
-    Field("reset", 1, 2, _codes(Reset)),
-])
+_l.add("MODE", "rw", "Neuron kind, reset mode and the layer's numerics options (docs/numerics.md).",
+       _mode_fields())
 _l.add("LAM", "rw", "Membrane decay lam, 0..2^F (a power of two or 0 with decay 'shift').")
 _l.add("ALPHA", "rw", "Current decay alpha, 0..2^F (a power of two or 0 with decay 'shift').")
 _l.add("WEIGHTS_BASE", "ro", "Byte offset of the weights window.")
@@ -341,8 +372,36 @@ class Verdict(NamedTuple):
     errors: tuple[str, ...] = ()
 
 
-_MODE_BITS = max(f.lsb + f.width for f in layer_register("MODE").fields)
+_MODE = layer_register("MODE")
+_MODE_BITS = max(f.lsb + f.width for f in _MODE.fields)
 _PROBE_BITS = max(f.lsb + f.width for f in register("PROBE").fields)
+
+
+def mode_word(*, neuron: str, reset: str, **options) -> int:
+    """The MODE word of a layer: its neuron kind, reset mode and the five numerics options
+    (`Layer.options()`: labels, and input_shift as a number)."""
+    labels = {"neuron": neuron, "reset": reset, **options}
+    missing = [f.name for f in _MODE.fields if f.name not in labels]
+    if missing:
+        raise KeyError(f"MODE needs {', '.join(missing)}")
+    values = {name: MODE_CODES[name].of(v) if name in MODE_CODES else int(v) for name, v in labels.items()}
+    for f in _MODE.fields:
+        if f.top is not None and not 0 <= values[f.name] <= f.top:
+            raise ValueError(f"MODE.{f.name} = {values[f.name]} is outside [0, {f.top}]")
+    return _MODE.encode(**values)
+
+
+def mode_labels(word: int) -> dict:
+    """Inverse of `mode_word`: the MODE word's fields as labels (input_shift a number); ValueError for a code
+    that is none."""
+    out = {}
+    for name, value in _MODE.decode(word).items():
+        if name in MODE_CODES:
+            if value not in tuple(MODE_CODES[name]):
+                raise ValueError(f"MODE.{name} = {value} is not one of the codes {_codes(MODE_CODES[name])}")
+            value = MODE_CODES[name](value).label
+        out[name] = value
+    return out
 
 
 class RegisterPort(ABC):
@@ -372,7 +431,8 @@ def judge_write(config, offset: int, value: int, *, busy: bool = False) -> Verdi
 
     - Misaligned, unmapped and read-only addresses (identity, readback, counters, the `v` and `u`
       windows): dropped, `err_address`.
-    - `MODE` with bits above its fields or an unknown reset code; `LAM`, `ALPHA` above 2^F or,
+    - `MODE` with bits above its fields or a field above its `top` (an unknown code, input_shift
+      above 16); `LAM`, `ALPHA` above 2^F or,
       with decay `shift`, neither 0 nor a power of two: dropped, `err_param`.
     - `theta` outside [1, 2^(v_bits-1) - 1], `bias` outside the `v_bits` range: dropped, `err_param`.
     - A window write while `busy` (a timestep in flight) also sets `err_busy_write`.
@@ -391,7 +451,8 @@ def judge_write(config, offset: int, value: int, *, busy: bool = False) -> Verdi
         k, reg = what
         layer = config.layers[k]
         if reg.name == "MODE":
-            ok = value >> _MODE_BITS == 0 and reg.decode(value)["reset"] in tuple(Reset)
+            fields = reg.decode(value)
+            ok = value >> _MODE_BITS == 0 and all(f.top is None or fields[f.name] <= f.top for f in reg.fields)
         else:
             ok = value <= 1 << layer.frac_bits and (layer.decay == Decay.MULTIPLY.label or value & (value - 1) == 0)
         return Verdict(True) if ok else Verdict(False, ("err_param",))
@@ -444,7 +505,9 @@ the gateware (`spikeloop.rtl.top`), the host driver and the simulated boards all
 - 64-bit counters: read `_LO` first; it latches the upper half, which `_HI` returns.
 - The configuration registers (`CONFIG`, per-layer `N_IN` ... `U_BASE`) describe the build;
   `spikeloop.config.CoreConfig.from_readback` rebuilds it and checks it against `HASH0..7`.
-- Codes (`spikeloop.network.Neuron`, `Reset`, `Decay`): neuron {neuron}, reset {reset}, decay {decay}.
+- Codes (`spikeloop.network.Neuron`, `Reset`, `Decay`, `Rounding`, `BiasTo`, `Overflow`, `VRange`): neuron
+  {neuron}, reset {reset}, decay {decay}, decay_round {decay_round}, bias_to {bias_to}, u_overflow {u_overflow},
+  v_range {v_range}.
 
 ## Global registers
 
@@ -513,8 +576,7 @@ _DOC_STREAM = """
 def markdown(example) -> str:
     """docs/regmap.md: the whole register map and stream format, with the windows of the
     configuration `example` (`spikeloop.config.DEFAULT_CORE` in the docs)."""
-    codes = {name: {code.label: code.value for code in enum} for name, enum in
-             (("neuron", Neuron), ("reset", Reset), ("decay", Decay))}
+    codes = {name: {code.label: code.value for code in enum} for name, enum in {**MODE_CODES, "decay": Decay}.items()}
     text = _DOC_HEAD.format(major=VERSION[0], minor=VERSION[1], magic=MAGIC, **codes)
     text += "".join(f"| `{r.offset:#05x}` | `{r.name}` | {r.access} | {r.doc} | {_fields_text(r)} |\n"
                     for r in GLOBAL_REGISTERS)

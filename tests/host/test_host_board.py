@@ -156,8 +156,12 @@ def test_the_golden_transport_emulates_the_gateware_registers(board):
     status = regmap.register("STATUS").offset
     theta, bias = regmap.window(config, 0, "theta"), regmap.window(config, 1, "bias")
     writes = [
-        (regmap.layer_offset(0, "MODE"), 0b011), (regmap.layer_offset(0, "MODE"), 0b110),  # reset code 3: refused
-        (regmap.layer_offset(1, "MODE"), 1 << 5),  # bits above the fields: refused
+        (regmap.layer_offset(0, "MODE"), 0b011), (regmap.layer_offset(0, "MODE"), 0b11000),  # rounding 3: refused
+        (regmap.layer_offset(0, "MODE"), 17 << 8),   # k 17 refused; all options at their tops taken
+        (regmap.layer_offset(0, "MODE"), regmap.mode_word(neuron="lif", reset="subtract_next", decay_round="nearest",
+                                                          bias_to="membrane", u_overflow="wrap", v_range="symmetric",
+                                                          input_shift=16)),
+        (regmap.layer_offset(1, "MODE"), 1 << 13),  # bits above the fields: refused
         (regmap.layer_offset(0, "LAM"), 16), (regmap.layer_offset(0, "LAM"), 12),  # not a power of two
         (regmap.layer_offset(1, "ALPHA"), 64), (regmap.layer_offset(1, "ALPHA"), 128),  # > 2^F
         (theta.base, 5), (theta.base + 4, 0), (theta.base + 8, 2047), (theta.base + 12, 2048),  # v_bits = 12

@@ -13,7 +13,7 @@ from spikeloop import golden, paramstream, regmap
 from spikeloop.config import CoreConfig
 from spikeloop.host import Core, LoadError, TransportError
 from spikeloop.host.transport import BusStats
-from spikeloop.network import random_network
+from spikeloop.network import OPTION_DEFAULTS, Network, random_network
 from spikeloop.windows import load_writes
 
 
@@ -58,6 +58,42 @@ def test_a_stream_load_leaves_the_windows_of_an_mmio_load(backend, request):
     finally:
         by_mmio.close()
         by_stream.close()
+
+
+def v2_network() -> Network:
+    """MAIN with contract v2's options, on MAIN's build (they are run-time): a Loihi-like cuba layer (toward
+    zero, k = 6, a slow current, bias into v, u wraps, v symmetric), then lif with snnTorch's subtract_next,
+    rounding to nearest."""
+    first, second = main_network().layers
+    hi = (1 << (first.v_bits - 1)) - 1
+    return Network((first.replace(decay_round="zero", input_shift=6, bias_to="membrane", u_overflow="wrap",
+                                  v_range="symmetric", alpha=4, theta=np.minimum(first.theta << 6, hi)),
+                    second.replace(reset="subtract_next", decay_round="nearest")))
+
+
+@pytest.mark.parametrize("via", ["stream", "mmio"])
+def test_a_v2_network_runs_as_the_golden_model(backend, via, request):
+    if backend != "golden":
+        request.getfixturevalue("main_board_built")
+    net = v2_network()
+    spikes = spike_train((2, 40, 40), SEED + 13)
+    ref = golden.run(net, spikes, record=True)
+    plain = Network(tuple(layer.replace(**OPTION_DEFAULTS, reset="subtract") for layer in net.layers))
+    saturating = Network((net.layers[0].replace(u_overflow="saturate"), net.layers[1]))
+    assert ref.spikes.any() and ref.layers[0].z.any(), "vacuous: no spikes"
+    assert not np.array_equal(golden.run(plain, spikes).membranes, ref.membranes), "the options change nothing"
+    assert not np.array_equal(golden.run(saturating, spikes, record=True).layers[0].u, ref.layers[0].u), \
+        "the current never wraps"
+    core = make_core(backend, main_config())
+    try:
+        core.load(net, via=via)
+        for k, layer in enumerate(net.layers):
+            mode = regmap.mode_labels(core.transport.read(regmap.layer_offset(k, "MODE")))
+            assert mode == {"neuron": layer.neuron, "reset": layer.reset, **layer.options()}
+        out = core.run(spikes)
+        assert np.array_equal(out.spikes, ref.spikes) and np.array_equal(out.membranes, ref.membranes)
+    finally:
+        core.close()
 
 
 def _other_design(frame, config):

@@ -227,7 +227,7 @@ def test_core_refuses_bad_writes_with_sticky_bits():
         await axil_write(ctx, dut, lam, 32)  # > 2^F
         await axil_write(ctx, dut, lam, 8)
         assert await axil_read(ctx, dut, lam) == 8
-        await axil_write(ctx, dut, regmap.layer_offset(0, "MODE"), regmap.layer_register("MODE").encode(reset=3))
+        await axil_write(ctx, dut, regmap.layer_offset(0, "MODE"), regmap.layer_register("MODE").encode(decay_round=3))
         await axil_write(ctx, dut, regmap.window(config, 0, "theta").base, 0)  # theta >= 1
         assert await axil_read(ctx, dut, regmap.window(config, 0, "theta").base) == 0
         assert (await read_status(ctx, dut))["err_address"] == 0

@@ -15,11 +15,21 @@ import pytest
 from rtlsim import bus_read, bus_write, get, put, seeded, simulate
 
 from spikeloop import golden
-from spikeloop.network import Layer, Neuron, Reset, signed_range
+from spikeloop.network import OPTION_DEFAULTS, Layer, signed_range
+from spikeloop.regmap import layer_register
 from spikeloop.rtl.neuron import NeuronArray
-from spikeloop.windows import neuron_word_index, pack_neuron_values
+from spikeloop.windows import layer_control_values, neuron_word_index, pack_neuron_values
 
 COMPARED = {"neuron_timesteps": 0}
+
+
+def set_control(ctx, ctrl, layer: Layer) -> None:
+    """Drive the run-time values of `layer` (every MODE field, lam, alpha) as the register file would."""
+    values = layer_control_values(layer)
+    for name, value in layer_register("MODE").decode(values["MODE"]).items():
+        ctx.set(getattr(ctrl, name), value)
+    ctx.set(ctrl.lam, values["LAM"])
+    ctx.set(ctrl.alpha, values["ALPHA"])
 
 
 def run_neurons(layer: Layer, syn: np.ndarray, *, lanes: int, decay: str, seed: int, stall: float = 0.0,
@@ -41,10 +51,7 @@ def run_neurons(layer: Layer, syn: np.ndarray, *, lanes: int, decay: str, seed: 
 
     async def source(ctx):
         ctrl = dut.ctrl
-        ctx.set(ctrl.neuron, Neuron.of(layer.neuron))
-        ctx.set(ctrl.reset, Reset.of(layer.reset))
-        ctx.set(ctrl.lam, layer.lam)
-        ctx.set(ctrl.alpha, layer.alpha)
+        set_control(ctx, ctrl, layer)
         for sel, values in (("theta", layer.theta), ("bias", layer.bias)):
             image = pack_neuron_values(values, cfg)
             for addr in map(int, neuron_word_index(cfg)):
@@ -90,14 +97,14 @@ def golden_neurons(layer: Layer, syn: np.ndarray, clear_at: int | None = None):
     for t in range(syn.shape[0]):
         if t == clear_at:
             state = golden.LayerState.zeros(layer)
-        out, state = golden.neuron_step(syn[t][None] + layer.bias, state, layer)
+        out, state = golden.neuron_step(golden.shifted_input(layer, syn[t][None].astype(np.int64)), state, layer)
         z.append(out.z[0])
         v.append(out.v[0])
         u.append(out.u[0])
     return np.array(z), np.array(v), np.array(u), state
 
 
-def make_layer(neuron, reset, decay, seed, *, n_in=48, n_out=11, v_bits=6, u_bits=6, frac_bits=4):
+def make_layer(neuron, reset, decay, seed, *, n_in=48, n_out=11, v_bits=6, u_bits=6, frac_bits=4, **options):
     rng = np.random.default_rng(seed)
     v_hi = signed_range(v_bits)[1]
     if decay == "shift":
@@ -111,6 +118,7 @@ def make_layer(neuron, reset, decay, seed, *, n_in=48, n_out=11, v_bits=6, u_bit
         theta=rng.integers(1, v_hi // 2, size=n_out),
         bias=rng.integers(-4, 5, size=n_out),
         neuron=neuron, reset=reset, v_bits=v_bits, u_bits=u_bits, frac_bits=frac_bits, lam=lam, alpha=alpha,
+        **options,
     )
 
 
@@ -147,6 +155,51 @@ def test_neuron_array_matches_golden(neuron, reset, decay):
     if neuron == "cuba":
         ulo, uhi = signed_range(layer.u_bits)
         assert (gu == uhi).any() and (gu == ulo).any(), f"current saturation not reached: {where}"
+
+
+#: Contract v2's options on the neuron array: Loihi's (toward zero, input shift, bias into v, wrap, symmetric),
+#: snnTorch's reset order with rounding to nearest, and mixes that put every option against the others.
+OPTION_CASES = {
+    "loihi": ("cuba", "zero", "multiply", dict(decay_round="zero", input_shift=3, bias_to="membrane",
+                                                u_overflow="wrap", v_range="symmetric")),
+    "nearest-subtract-next": ("lif", "subtract_next", "shift", dict(decay_round="nearest")),
+    "cuba-nearest-next": ("cuba", "subtract_next", "multiply", dict(decay_round="nearest", input_shift=1,
+                                                                     u_overflow="wrap")),
+    "zero-shift-membrane": ("lif", "subtract", "shift", dict(decay_round="zero", input_shift=2, bias_to="membrane",
+                                                            v_range="symmetric")),
+    "cuba-zero-shift": ("cuba", "none", "shift", dict(decay_round="zero", v_range="symmetric", input_shift=16)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OPTION_CASES))
+def test_neuron_array_options_match_golden(case):
+    """Each option changes what the golden model computes on this input (checked against the layer with
+    that option at its default), and the neuron array follows it bit for bit."""
+    neuron, reset, decay, options = OPTION_CASES[case]
+    seed = zlib.crc32(case.encode()) % 100_000
+    wrap = options.get("u_overflow") == "wrap"  # a narrower current, to wrap often
+    layer = make_layer(neuron, reset, decay, seed, v_bits=7, u_bits=7 if wrap else 9, **options)
+    if layer.lam == 0:
+        layer = layer.replace(lam=1 << (layer.frac_bits - 2))
+    if neuron == "cuba" and layer.alpha == 0:
+        layer = layer.replace(alpha=1 << (layer.frac_bits - 1))
+    rng = np.random.default_rng(seed)
+    syn = random_syn(rng, 80, layer.n_in, layer.n_out)
+    if layer.input_shift and not wrap:  # keep most shifted sums inside the membrane's range, some beyond it
+        syn = np.clip(syn >> layer.input_shift, -layer.n_in, layer.n_in) + rng.integers(-1, 2, syn.shape)
+    z, v, v_end, u_end = run_neurons(layer, syn, lanes=4, decay=decay, seed=seed, stall=0.2)
+    gz, gv, gu, state = golden_neurons(layer, syn)
+    where = f"{case}: {layer.params()} {seeded(seed)}"
+    assert np.array_equal(v, gv), f"membranes differ: {where}, first at {np.argwhere(v != gv)[0]}"
+    assert np.array_equal(z, gz), f"spikes differ: {where}"
+    assert np.array_equal(v_end, state.v[0]) and np.array_equal(u_end, state.u[0]), f"final state differs: {where}"
+    assert gz.any() and not gz.all(), f"spikes must vary: {where}"
+    changes = {**options, "reset": reset} if reset == "subtract_next" else options
+    for name in changes:
+        plain = layer.replace(**{name: "subtract" if name == "reset" else OPTION_DEFAULTS[name]})
+        pz, pv, pu, _ = golden_neurons(plain, syn)
+        assert not (np.array_equal(pv, gv) and np.array_equal(pu, gu)), f"{name} changed nothing: {where}"
+    COMPARED["neuron_timesteps"] += z.size
 
 
 @pytest.mark.parametrize("lanes", [1, 4, 11])
@@ -218,10 +271,7 @@ def test_neuron_array_bus_reads_are_served_while_the_output_is_blocked():
     state = {}
 
     async def host(ctx):
-        ctx.set(dut.ctrl.neuron, 1)
-        ctx.set(dut.ctrl.reset, Reset.ZERO)
-        ctx.set(dut.ctrl.lam, layer.lam)
-        ctx.set(dut.ctrl.alpha, layer.alpha)
+        set_control(ctx, dut.ctrl, layer)
         for sel, values in (("theta", layer.theta), ("bias", layer.bias)):
             image = pack_neuron_values(values, cfg)
             for addr in map(int, neuron_word_index(cfg)):

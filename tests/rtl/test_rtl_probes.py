@@ -29,12 +29,20 @@ from spikeloop.windows import load_writes
 PROBE = regmap.register("PROBE")
 
 
-def probe_case(seed: int, *, bus_width: int = 32, membranes: bool = True):
-    """A cuba layer, then a lif layer, then a cuba layer, on a core built with probes."""
+#: Contract v2's options for the three layers of `probe_case(..., v2=True)`: the lif layer's current a_u is
+#: (syn << 16) + bias, wider than any v or u of the core, streamed whole by the probes.
+V2_OPTIONS = ({"decay_round": "zero", "u_overflow": "wrap"},
+              {"decay_round": "nearest", "input_shift": 16, "bias_to": "membrane"},
+              {"v_range": "symmetric", "input_shift": 1})
+
+
+def probe_case(seed: int, *, bus_width: int = 32, membranes: bool = True, v2: bool = False):
+    """A cuba layer, then a lif layer, then a cuba layer, on a core built with probes (with `v2`, with
+    `V2_OPTIONS` and the last layer's reset subtract_next)."""
     base = random_network((26, 11, 7, 5), seed=seed, v_bits=10, u_bits=9, frac_bits=5, neuron="cuba")
-    kinds = [("cuba", "subtract", 8, 16), ("lif", "zero", 2, 0), ("cuba", "none", 32, 8)]
-    layers = [layer.replace(neuron=n, reset=r, lam=lam, alpha=alpha) for layer, (n, r, lam, alpha) in
-              zip(base.layers, kinds)]
+    kinds = [("cuba", "subtract", 8, 16), ("lif", "zero", 2, 0), ("cuba", "subtract_next" if v2 else "none", 32, 8)]
+    layers = [layer.replace(neuron=n, reset=r, lam=lam, alpha=alpha, **(options if v2 else {}))
+              for layer, (n, r, lam, alpha), options in zip(base.layers, kinds, V2_OPTIONS)]
     network = Network(tuple(layers))
     config = CoreConfig.for_network(network, lanes=[3, 7, 2], chunk=[9, 4, 7], membranes=membranes,
                                     bus_width=bus_width, probes=True)
@@ -64,10 +72,10 @@ def test_probes_are_not_built_without_the_flag():
     assert "probe" in _members(Layer(config=built.layers[0], probes=True))
 
 
-@pytest.mark.parametrize("bus_width", [32, 64])
-def test_core_streams_probes_bit_exact_and_one_timestep_at_a_time(bus_width):
-    seed = 5 + bus_width
-    network, config = probe_case(seed, bus_width=bus_width, membranes=bus_width == 32)
+@pytest.mark.parametrize("bus_width,v2", [(32, False), (64, False), (32, True)])
+def test_core_streams_probes_bit_exact_and_one_timestep_at_a_time(bus_width, v2):
+    seed = 5 + bus_width + v2
+    network, config = probe_case(seed, bus_width=bus_width, membranes=bus_width == 32, v2=v2)
     rng = np.random.default_rng(seed)
     # three transfers: PROBE all, then spikes only, then off (layers overlap again)
     plan = [(PROBE.encode(spikes=1, v=1, u=1), densities(rng, 14, network.n_in)),
@@ -75,6 +83,8 @@ def test_core_streams_probes_bit_exact_and_one_timestep_at_a_time(bus_width):
             (0, densities(rng, 9, network.n_in))]
     trace = golden.run(network, np.concatenate([s for _, s in plan]), record=True)
     assert all(layer.z.any() for layer in trace.layers), seeded(seed)
+    if v2:  # the wide current reaches the stream
+        assert (np.abs(trace.layers[1].u) > 1 << 16).any(), seeded(seed)
     want, ends, t = [], [], 0
     for probe, spikes in plan:
         steps = slice(t, t + spikes.shape[0])

@@ -13,7 +13,7 @@ import pytest
 
 from spikeloop import regmap
 from spikeloop.config import DEFAULT_CORE, ConfigError, CoreConfig, LayerConfig, design_hash
-from spikeloop.network import MAX_LAYERS, random_network
+from spikeloop.network import MAX_LAYERS, OPTION_DEFAULTS, random_network
 from spikeloop.stream import (
     BUS_WIDTHS,
     output_words_per_timestep,
@@ -220,8 +220,23 @@ def test_config_refuses_bad_values(make, error):
 
 def test_register_encode_refuses_bad_fields():
     mode = regmap.layer_register("MODE")
-    assert mode.decode(mode.encode(neuron=1, reset=2)) == {"neuron": 1, "reset": 2}
+    assert mode.decode(mode.encode(neuron=1, reset=2)) == {**{f.name: 0 for f in mode.fields}, "neuron": 1, "reset": 2}
     with pytest.raises(ValueError, match="MODE.reset = 4 does not fit 2 bits"):
         mode.encode(reset=4)
     with pytest.raises(KeyError):
         mode.encode(kind=1)
+
+
+def test_mode_word_carries_every_option():
+    options = {"neuron": "cuba", "reset": "subtract_next", "decay_round": "nearest", "bias_to": "membrane",
+               "u_overflow": "wrap", "v_range": "symmetric", "input_shift": 16}
+    word = regmap.mode_word(**options)
+    assert regmap.mode_labels(word) == options
+    assert regmap.mode_word(neuron="lif", reset="subtract", **OPTION_DEFAULTS) == 0  # v1's MODE words are unchanged
+    assert regmap.judge_write(CoreConfig.build((8, 4)), regmap.layer_offset(0, "MODE"), word).performed
+    with pytest.raises(KeyError, match="MODE needs decay_round"):
+        regmap.mode_word(neuron="lif", reset="zero", input_shift=0)
+    with pytest.raises(ValueError, match=r"MODE.input_shift = 17 is outside \[0, 16\]"):
+        regmap.mode_word(**{**options, "input_shift": 17})
+    with pytest.raises(ValueError, match=r"MODE.decay_round = 3 is not one of the codes 0 floor, 1 zero, 2 nearest"):
+        regmap.mode_labels(3 << regmap.layer_register("MODE").field("decay_round").lsb)

@@ -38,7 +38,9 @@ def _register_cases(config):
         for r in regmap.LAYER_REGISTERS:
             offset = regmap.LAYER_BASE + k * regmap.LAYER_STRIDE + r.offset
             if r.name == "MODE":
-                values = (mode.encode(neuron=1, reset=2), mode.encode(reset=3), 1 << 3, 0)
+                tops = {f.name: f.top for f in mode.fields}  # every field at its top, and one past where that exists
+                values = (mode.encode(**tops), mode.encode(reset=3, input_shift=5), 3 << mode.field("decay_round").lsb,
+                          (tops["input_shift"] + 1) << mode.field("input_shift").lsb, 1 << 13, 0)
             elif r.name in ("LAM", "ALPHA"):
                 values = (3, 4, 1 << frac, (1 << frac) + 1, 0)
             else:
