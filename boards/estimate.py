@@ -523,8 +523,8 @@ def _calibration_rows():
         config = CoreConfig.from_params(run["config"])
         for name, cells in run["modules"].items():
             kind, layer = _module_kind(name)
-            if kind == "top":
-                continue
+            if kind == "top" or (kind == "neurons" and config.layers[layer].options):
+                continue  # the fit is of neuron arrays without options; `options_luts` adds them
             key = (id(run), kind, layer)
             feats = _features(kind, config, layer)
             prev = rows.get(key)
@@ -605,25 +605,19 @@ def layer_resources(layer: LayerConfig, *, membranes: bool = False) -> dict[str,
 
 
 #: LUTs per lane and per bit of (syn_bits + 16 + max(v_bits, u_bits)) that contract v2's run-time options add
-#: to a neuron array (the input shift's barrel shifter, the wider sums, the rounding, bias, wrap and
-#: subtract_next logic): fitted to Yosys on the default core, 6,879 -> 11,542, 6,342 -> 11,178 and 4,548 -> 7,407
+#: to a neuron array built with them (`LayerConfig.options`, `--options`; the input shift's barrel shifter,
+#: the wider sums, the rounding, bias, wrap and subtract_next logic): fitted to Yosys on the default core, 6,879 -> 11,542, 6,342 -> 11,178 and 4,548 -> 7,407
 #: LUTs for its three neuron arrays (16, 16 and 10 lanes).
 OPTIONS_LUT_PER_LANE_BIT = 6.8
 
 
 def options_luts(layer: LayerConfig) -> float:
-    """What the options logic adds to `layer`'s neuron array, while the calibration runs predate it (runs
-    synthesized since carry `"options": true`, and then the fitted coefficients hold it already)."""
-    if _calibrated_with_options():
+    """What the options logic adds to `layer`'s neuron array: nothing unless it is built with `options`
+    (the calibration fit is of neuron arrays without them)."""
+    if not layer.options:
         return 0.0
     bits = layer.syn_bits + INPUT_SHIFT_RANGE[1] + max(layer.v_bits, layer.u_bits)
     return OPTIONS_LUT_PER_LANE_BIT * layer.lanes * bits
-
-
-@lru_cache(maxsize=1)
-def _calibrated_with_options() -> bool:
-    runs = json.loads(DATA.read_text())["runs"] if DATA.is_file() else []
-    return bool(runs) and all(run.get("options") for run in runs)
 
 
 def probe_resources(config: CoreConfig) -> dict[str, Resources]:
@@ -709,18 +703,23 @@ MAX_CHUNK = 256
 
 
 def largest(sizes, board: Board | str = "pynq-z2", *, margin: float = 0.9, v_bits=16, u_bits=16, frac_bits=8,
-            decay="shift", membranes=False, bus_width=32, max_chunk: int | None = MAX_CHUNK) -> CoreConfig:
+            decay="shift", options=False, membranes=False, bus_width=32,
+            max_chunk: int | None = MAX_CHUNK) -> CoreConfig:
     """The configuration of `sizes` with the fewest dense cycles per timestep (most ops/cycle)
     whose analytic estimate uses at most `margin` of every resource of the board's device.
 
     For each cycle budget, from the shortest up, every layer takes its cheapest (P, C) meeting
     it; the first budget whose whole core fits wins. `max_chunk` caps C (default `MAX_CHUNK`; None
     for no cap): a popcount of C bits is one combinational adder tree, a timing limit the resource
-    model does not see, and Yosys spends tens of minutes on C = 784.
+    model does not see, and Yosys spends tens of minutes on C = 784. `options`: build with contract v2's
+    options, every layer or one bool per layer.
     """
     board = get_board(board) if isinstance(board, str) else board
     sizes = tuple(int(s) for s in sizes)
     widths = {"v_bits": v_bits, "u_bits": u_bits, "frac_bits": frac_bits, "decay": decay}
+    switches = list(options) if isinstance(options, (list, tuple)) else [options] * (len(sizes) - 1)
+    if len(switches) != len(sizes) - 1:
+        raise ConfigError(f"config: options has {len(switches)} entries for {len(sizes) - 1} layers")
     from spikeloop.rtl import throughput
 
     probe = CoreConfig.build(sizes, membranes=membranes, bus_width=bus_width, lanes=1, chunk=1)
@@ -733,12 +732,14 @@ def largest(sizes, board: Board | str = "pynq-z2", *, margin: float = 0.9, v_bit
     def attempt(budget):
         lanes, chunks = [], []
         for k, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
-            best = _cheapest_layer(n_in, n_out, budget, widths, board, membranes and k == len(sizes) - 2, max_chunk)
+            best = _cheapest_layer(n_in, n_out, budget, {**widths, "options": switches[k]}, board,
+                                   membranes and k == len(sizes) - 2, max_chunk)
             if best is None:
                 return None
             lanes.append(best[1])
             chunks.append(best[2])
-        cfg = CoreConfig.build(sizes, lanes=lanes, chunk=chunks, membranes=membranes, bus_width=bus_width, **widths)
+        cfg = CoreConfig.build(sizes, lanes=lanes, chunk=chunks, options=switches, membranes=membranes,
+                               bus_width=bus_width, **widths)
         try:
             check_fit(analytic(cfg), board, source="analytic", margin=margin)
         except DoesNotFit:
@@ -787,7 +788,7 @@ def calibrate(configs=None, *, jobs: int = 1, out="boards/estimate_data.json", l
     with ThreadPoolExecutor(jobs) as pool:
         results = list(pool.map(lambda c: synthesize(c, board, log=log), configs))
     runs = [{"board": r.board, "config": r.config, "modules": r.modules, "yosys": r.yosys, "seconds": r.seconds,
-             "source_hash": r.extra.get("source_hash", ""), "options": True} for r in results]
+             "source_hash": r.extra.get("source_hash", "")} for r in results]
     out = Path(out)
     out.write_text(json.dumps({"runs": runs}, indent=None, sort_keys=True).replace('{"board"', '\n{"board"') + "\n")
     coefficients.cache_clear()
@@ -882,7 +883,8 @@ def run(args) -> int:
         sizes = board.default_sizes if args.sizes is None else [int(x) for x in str(args.sizes).split(",")]
         decay = str(args.decay)
         config = largest(sizes, board, margin=args.margin, v_bits=args.v_bits, u_bits=args.u_bits,
-                         frac_bits=args.frac_bits, decay=decay, membranes=args.membranes, bus_width=args.bus_width,
+                         frac_bits=args.frac_bits, decay=decay, options=args.options, membranes=args.membranes,
+                         bus_width=args.bus_width,
                          max_chunk=args.max_chunk or None)
     else:
         config = flow.config_from_args(args, default_sizes=board.default_sizes, default_lanes=board.default_lanes,

@@ -56,7 +56,7 @@ class Layer(wiring.Component, Probed):
         self._crossbar = Crossbar(n_in=config.n_in, n_out=config.n_out, lanes=config.lanes, chunk=config.chunk)
         self._neurons = NeuronArray(
             n_in=config.n_in, n_out=config.n_out, lanes=config.lanes, v_bits=config.v_bits, u_bits=config.u_bits,
-            frac_bits=config.frac_bits, decay=config.decay, probes=probes,
+            frac_bits=config.frac_bits, decay=config.decay, probes=probes, options=config.options,
         )
         self._addr_width = max(self._crossbar.addr_width, self._neurons.addr_width)
         members = {

@@ -2,7 +2,7 @@
 
 Each input payload carries the synaptic sums of one group of P neurons; the array reads the
 group's threshold, bias, membrane and current from memory, applies docs/numerics.md (contract v2,
-every option a run-time field of MODE)
+every option a run-time field of MODE, when the layer is built with `options`)
 
     a_u   = (syn << k) + bias*(bias_to current);   b_v = bias*(bias_to membrane)
     u     = a_u                                       (lif)
@@ -31,7 +31,18 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from spikeloop.config import LayerConfig
-from spikeloop.network import DECAYS, INPUT_SHIFT_RANGE, BiasTo, Neuron, Overflow, Reset, Rounding, VRange, check_int
+from spikeloop.network import (
+    DECAYS,
+    INPUT_SHIFT_RANGE,
+    OPTION_DEFAULTS,
+    BiasTo,
+    Neuron,
+    Overflow,
+    Reset,
+    Rounding,
+    VRange,
+    check_int,
+)
 
 from .common import (
     WINDOW,
@@ -96,6 +107,18 @@ class Decay:
         return Mux(self._f.any(), (x + c) >> self._shift, 0)
 
 
+class _V1Mode(NamedTuple):
+    """MODE as a build without options sees it: the run-time neuron and reset, the options at their v1 codes."""
+
+    neuron: Value
+    reset: Value
+    decay_round: int = Rounding.of(OPTION_DEFAULTS["decay_round"])
+    input_shift: int = OPTION_DEFAULTS["input_shift"]
+    bias_to: int = BiasTo.of(OPTION_DEFAULTS["bias_to"])
+    u_overflow: int = Overflow.of(OPTION_DEFAULTS["u_overflow"])
+    v_range: int = VRange.of(OPTION_DEFAULTS["v_range"])
+
+
 class LaneUpdate(NamedTuple):
     """The results of `neuron_update` for one neuron."""
 
@@ -107,18 +130,22 @@ class LaneUpdate(NamedTuple):
 
 
 def neuron_update(m: Module, *, syn, bias, theta, v, u, lam_loss, alpha_loss, mode, v_bits: int, u_bits: int,
-                  name: str = "") -> LaneUpdate:
+                  options: bool = True, name: str = "") -> LaneUpdate:
     """The equations of docs/numerics.md for one neuron, as combinational logic added to `m`.
 
     `syn` is sum_i w[j,i] s[i]; `v`, `u` the stored state; `lam_loss`, `alpha_loss` the amounts
     the decays take (`Decay.of`, which applies MODE.decay_round); `mode` has MODE's other fields
     as attributes (a `LayerControl`, or a view of MODE's field layout): `neuron`, `reset` (a `Reset`
-    code), `input_shift` (k <= 16), `bias_to`, `u_overflow`, `v_range`.
+    code), `input_shift` (k <= 16), `bias_to`, `u_overflow`, `v_range`. Without `options` only `neuron`
+    and `reset` are read: the options are their v1 values, constants, and reset is never subtract_next
+    (the register file refuses it), so none of their logic is built.
     Every lane of `NeuronArray` is one call; the formal proof of `tests/formal/formal_jobs.py` checks
     this function against the contract, computed on unbounded integers, for all inputs and options.
     """
     V, U = v_bits, u_bits
-    k_max = INPUT_SHIFT_RANGE[1]
+    if not options:
+        mode = _V1Mode(mode.neuron, mode.reset)
+    k_max = INPUT_SHIFT_RANGE[1] if options else 0
     cuba = mode.neuron == Neuron.CUBA
     to_membrane = mode.bias_to == BiasTo.MEMBRANE
     shifted = Signal(signed(len(syn) + k_max), name=f"syn_k{name}")  # syn << k
@@ -136,9 +163,9 @@ def neuron_update(m: Module, *, syn, bias, theta, v, u, lam_loss, alpha_loss, mo
         u_sum.eq(u - alpha_loss + a),
         u_cuba.eq(Mux(mode.u_overflow == Overflow.WRAP, u_sum[:U].as_signed(), saturate(u_sum, U))),
         u_new.eq(Mux(cuba, u_cuba, a)),
-        r.eq(Mux((mode.reset == Reset.SUBTRACT_NEXT) & (v >= theta), theta, 0)),
+        r.eq(Mux((mode.reset == Reset.SUBTRACT_NEXT) & (v >= theta), theta, 0) if options else 0),
         vp.eq(saturate(v - lam_loss + u_new + Mux(to_membrane, bias, 0) - r, V,
-                       symmetric=mode.v_range == VRange.SYMMETRIC)),
+                       symmetric=(mode.v_range == VRange.SYMMETRIC) if options else None)),
         z.eq(vp >= theta),
     ]
     with m.Switch(mode.reset):
@@ -162,6 +189,8 @@ class NeuronArray(wiring.Component, Probed):
     v_bits, u_bits, frac_bits : widths of the numerics contract.
     decay : "shift" or "multiply".
     probes : bool, the output also carries each lane's current of the timestep (for the probes).
+    options : bool, the lanes carry contract v2's options logic; without it MODE's option fields are
+        their v1 values (`neuron_update`).
 
     Members
     -------
@@ -173,7 +202,7 @@ class NeuronArray(wiring.Component, Probed):
     """
 
     def __init__(self, *, n_in: int, n_out: int, lanes: int, v_bits: int = 16, u_bits: int = 16,
-                 frac_bits: int = 8, decay: str = "shift", probes: bool = False):
+                 frac_bits: int = 8, decay: str = "shift", probes: bool = False, options: bool = False):
         with parameters(self):
             check_int("n_in", n_in, 1, 65536)
             check_int("n_out", n_out, 1, 65536)
@@ -183,9 +212,11 @@ class NeuronArray(wiring.Component, Probed):
             check_int("frac_bits", frac_bits, 0, 16)
             check_choice("decay", decay, DECAYS)
             check_type("probes", probes, bool)
+            check_type("options", options, bool)
         self._probes_built = probes
         self._config = config = LayerConfig(
-            n_in, n_out, lanes=lanes, chunk=1, v_bits=v_bits, u_bits=u_bits, frac_bits=frac_bits, decay=decay
+            n_in, n_out, lanes=lanes, chunk=1, v_bits=v_bits, u_bits=u_bits, frac_bits=frac_bits, decay=decay,
+            options=options,
         )
         self._syn_bits = config.syn_bits
         # word address = group * lane_stride + lane; at least one group bit (no zero-width signals)
@@ -304,8 +335,9 @@ class NeuronArray(wiring.Component, Probed):
         # ---- stage B: the neuron equations, one lane per neuron of the group.
         ctrl = self.ctrl
         cuba = ctrl.neuron == Neuron.CUBA
-        lam = Decay(m, ctrl.lam, rounding=ctrl.decay_round, frac_bits=F, mode=c.decay, name="lam")
-        alpha = Decay(m, ctrl.alpha, rounding=ctrl.decay_round, frac_bits=F, mode=c.decay, name="alpha")
+        rounding = ctrl.decay_round if c.options else _V1Mode(ctrl.neuron, ctrl.reset).decay_round
+        lam = Decay(m, ctrl.lam, rounding=rounding, frac_bits=F, mode=c.decay, name="lam")
+        alpha = Decay(m, ctrl.alpha, rounding=rounding, frac_bits=F, mode=c.decay, name="alpha")
         lam_d = [lam.of(v_rp.data[p]) for p in range(P)]
         alpha_d = [alpha.of(u_rp.data[p]) for p in range(P)]
         lane_valid = [(b_group != NG - 1) | Const(p < c.n_out - (NG - 1) * P, 1) for p in range(P)]
@@ -313,7 +345,7 @@ class NeuronArray(wiring.Component, Probed):
         for p in range(P):
             lane = neuron_update(
                 m, syn=b_syn[p], bias=bias_rp.data[p], theta=theta_rp.data[p], v=v_rp.data[p], u=u_rp.data[p],
-                lam_loss=lam_d[p], alpha_loss=alpha_d[p], mode=ctrl, v_bits=V, u_bits=U,
+                lam_loss=lam_d[p], alpha_loss=alpha_d[p], mode=ctrl, v_bits=V, u_bits=U, options=c.options,
                 name=str(p),
             )
             v_next.append(lane.v_next)

@@ -322,14 +322,16 @@ class RegisterFile(wiring.Component, Probed):
 def _accepts(register: regmap.Register, layer: LayerConfig, value):
     """Whether a write of `value` to a run-time register of `layer` is taken.
 
-    With fields: no bit outside them, none above its `top` (a code, or input_shift's bound). Without (a decay):
+    MODE: no bit outside its fields, none above its `regmap.mode_top` for the layer's build (a code,
+    input_shift's bound, or an option's v1 value on a build without options). Without fields (a decay):
     0..2^F, and 0 or a power of two when the layer's decay is "shift".
     """
     if register.fields:
         ok = value[_bits(register):] == 0
         for f in register.fields:
-            if f.top is not None and f.top < (1 << f.width) - 1:  # a field whose every value is legal needs no check
-                ok = ok & (value.bit_select(f.lsb, f.width) <= f.top)
+            top = regmap.mode_top(f.name, layer.options)
+            if top is not None and top < (1 << f.width) - 1:  # a field whose every value is legal needs no check
+                ok = ok & (value.bit_select(f.lsb, f.width) <= top)
         return ok
     ok = value <= (1 << layer.frac_bits)
     if layer.decay == "shift":

@@ -1,7 +1,7 @@
 """What a bitstream is built for: `LayerConfig` / `CoreConfig`, validated up front.
 
-Sizes, lanes `P`, chunk `C`, widths, decay implementation and the output stream options of a
-core; the design hash that names a build and the configuration readback that lets a driver
+Sizes, lanes `P`, chunk `C`, widths, decay implementation, the options switch and the output
+stream options of a core; the design hash that names a build and the configuration readback that lets a driver
 rebuild it from the registers (`CoreConfig.readback`, `CoreConfig.from_readback`); the cycles a
 timestep takes; and the default core (`DEFAULT_CORE`). numpy only (it runs on the board).
 """
@@ -21,10 +21,12 @@ from spikeloop.network import (
     FRAC_BITS_RANGE,
     INPUT_SHIFT_RANGE,
     MAX_WIDTH,
+    OPTION_DEFAULTS,
     Decay,
     Layer,
     LayerChain,
     Network,
+    Reset,
     check_chain,
     check_int,
 )
@@ -70,6 +72,9 @@ class LayerConfig:
     the numerics contract.
     `decay`: `"shift"` or `"multiply"` (see `DECAYS`). Neuron kind, reset mode, lam and alpha
     are run-time registers, not part of the build.
+    `options`: the neuron array carries contract v2's options logic (MODE's decay_round, input_shift,
+    bias_to, u_overflow, v_range and reset subtract_next; about 290 LUTs a lane); without it those
+    fields are tied to their v1 values and a MODE write of another value is refused.
     """
 
     n_in: int
@@ -80,6 +85,7 @@ class LayerConfig:
     u_bits: int = 16
     frac_bits: int = 8
     decay: str = "shift"
+    options: bool = False
     where: str = "layer"
 
     def __post_init__(self):
@@ -97,6 +103,9 @@ class LayerConfig:
         _int(w, "frac_bits", self.frac_bits, *FRAC_BITS_RANGE)
         if self.decay not in DECAYS:
             raise ConfigError(f"{w}: decay must be one of {', '.join(DECAYS)}; got {self.decay!r}")
+        if not isinstance(self.options, (bool, np.bool_)):
+            raise ConfigError(f"{w}: options must be True or False, got {self.options!r}")
+        object.__setattr__(self, "options", bool(self.options))
 
     # Geometry of the memories (derived, read-only).
     @property
@@ -160,10 +169,21 @@ class LayerConfig:
                         f"{w}: {name} = {value} is not 0 or a power of two, and the core is built with "
                         "decay 'shift' (build with decay='multiply')"
                     )
+        if not self.options:
+            used = {**{k: v for k, v in layer.options().items() if v != OPTION_DEFAULTS[k]},
+                    **({"reset": layer.reset} if layer.reset == Reset.SUBTRACT_NEXT.label else {})}
+            if used:
+                name, value = next(iter(used.items()))
+                raise ConfigError(
+                    f"{w}: {name} = {value!r} needs contract v2's options logic, and the core is built without it "
+                    "(build with options=True, `--options` on the command line)"
+                )
 
     def params(self) -> dict:
-        """The build parameters as a plain dict (for JSON, hashing and readback)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "where"}
+        """The build parameters as a plain dict (for JSON, hashing and readback); `options` only when on,
+        so a build without it keeps the parameters and design hash it had before the switch existed."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name != "where" and (f.name != "options" or self.options)}
 
 
 @dataclass(frozen=True)
@@ -202,6 +222,7 @@ class CoreConfig(LayerChain):
         u_bits=16,
         frac_bits=8,
         decay="shift",
+        options=False,
         membranes: bool = False,
         bus_width: int = 32,
         probes: bool = False,
@@ -233,6 +254,7 @@ class CoreConfig(LayerChain):
             "u_bits": per_layer("u_bits", u_bits),
             "frac_bits": per_layer("frac_bits", frac_bits),
             "decay": per_layer("decay", decay),
+            "options": per_layer("options", options),
         }
         layers = tuple(
             LayerConfig(ins[k], outs[k], **{key: col[k] for key, col in cols.items()}, where=f"layer {k}")
@@ -241,11 +263,11 @@ class CoreConfig(LayerChain):
         return cls(layers, membranes=membranes, bus_width=bus_width, probes=probes)
 
     @classmethod
-    def for_network(cls, network: Network, *, lanes=1, chunk=32, decay=None, **options) -> CoreConfig:
+    def for_network(cls, network: Network, *, lanes=1, chunk=32, decay=None, options=None, **kwargs) -> CoreConfig:
         """The configuration that holds `network` exactly (sizes and widths taken from it).
 
         `decay` defaults to `"shift"` for layers whose lam and alpha are 0 or powers of two, else
-        `"multiply"`.
+        `"multiply"`; `options` to on for the layers that use contract v2's options (`not Layer.is_v1`).
         """
         if not isinstance(network, Network):
             raise TypeError(f"expected a Network, got {type(network).__name__}")
@@ -255,12 +277,14 @@ class CoreConfig(LayerChain):
 
         if decay is None:
             decay = [(Decay.SHIFT if pow2_ok(layer) else Decay.MULTIPLY).label for layer in network.layers]
+        if options is None:
+            options = [not layer.is_v1 for layer in network.layers]
         return cls.build(
-            network.sizes, lanes=lanes, chunk=chunk, decay=decay,
+            network.sizes, lanes=lanes, chunk=chunk, decay=decay, options=options,
             v_bits=[layer.v_bits for layer in network.layers],
             u_bits=[layer.u_bits for layer in network.layers],
             frac_bits=[layer.frac_bits for layer in network.layers],
-            **options,
+            **kwargs,
         )
 
     def check_network(self, network: Network) -> None:
@@ -305,7 +329,8 @@ class CoreConfig(LayerChain):
             geometry = layer_register("GEOMETRY").encode(lanes=layer.lanes, chunk=layer.chunk)
             values[layer_offset(k, "GEOMETRY")] = geometry
             values[layer_offset(k, "WIDTHS")] = layer_register("WIDTHS").encode(
-                v_bits=layer.v_bits, u_bits=layer.u_bits, frac_bits=layer.frac_bits, decay=Decay.of(layer.decay)
+                v_bits=layer.v_bits, u_bits=layer.u_bits, frac_bits=layer.frac_bits, decay=Decay.of(layer.decay),
+                options=int(layer.options),
             )
             for kind in WINDOW_KINDS:
                 values[layer_offset(k, f"{kind.upper()}_BASE")] = window(self, k, kind).base
@@ -336,7 +361,7 @@ class CoreConfig(LayerChain):
             layers.append(LayerConfig(
                 read(layer_offset(k, "N_IN")), read(layer_offset(k, "N_OUT")),
                 lanes=geometry["lanes"], chunk=geometry["chunk"], v_bits=widths["v_bits"], u_bits=widths["u_bits"],
-                frac_bits=widths["frac_bits"], decay=decay, where=f"layer {k}",
+                frac_bits=widths["frac_bits"], decay=decay, options=bool(widths["options"]), where=f"layer {k}",
             ))
         config = cls(tuple(layers), membranes=bool(cfg["membranes"]), bus_width=cfg["bus_bytes"] * 8,
                      probes=bool(cfg["probes"]))

@@ -1,7 +1,7 @@
 """The core-configuration options every command shares (`spikeloop verilog`, `estimate`, `make bitstream`),
 and the argparse types that check every option where it enters.
 
-`--sizes --lanes --chunk --v-bits --u-bits --frac-bits --decay --membranes --probes --bus-width`, so one
+`--sizes --lanes --chunk --v-bits --u-bits --frac-bits --decay --options --membranes --probes --bus-width`, so one
 `CONFIG=...` works for `make verilog`, `make estimate` and `make bitstream`.
 
 Each option is checked at the boundary, in one wording: an argparse type refuses what is out of
@@ -126,6 +126,14 @@ def _decays(text: str) -> str:
     return str(text)
 
 
+def _switches(text: str) -> bool | list[bool]:
+    """'1' -> True, '0' -> False, '1,0,0' -> one per layer; an argparse type."""
+    values = str(text).split(",")
+    if any(v not in ("0", "1") for v in values):
+        raise argparse.ArgumentTypeError(f"expected 0 or 1, one or one per layer, got {text!r}")
+    return values[0] == "1" if len(values) == 1 else [v == "1" for v in values]
+
+
 def check_per_layer(option: str, value, sizes, *, what: str, limit: int) -> None:
     """Refuse `--lanes` (sizes: each layer's n_out) or `--chunk` (each layer's n_in) out of its true range.
 
@@ -168,6 +176,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, sizes_required: boo
                         help=f"F, fraction bits of the decay factors, {flo} to {fhi}, one or per layer (default 8)")
     parser.add_argument("--decay", default="shift", type=_decays,
                         help="shift or multiply, one or one per layer (default shift)")
+    parser.add_argument("--options", nargs="?", const=True, default=False, type=_switches,
+                        help="build with contract v2's options logic (decay_round, input_shift, bias_to, u_overflow, "
+                             "v_range, reset subtract_next; docs/boards.md gives its cost): every layer, or 0/1 per "
+                             "layer like 1,0,0 (default: off)")
     parser.add_argument("--membranes", action="store_true", help="output the last layer's membranes too")
     parser.add_argument("--probes", action="store_true",
                         help="build the probes: every layer's spikes, membranes and currents on request (PROBE)")
@@ -196,7 +208,8 @@ def config_from_args(args, *, default_sizes=DEFAULT_SIZES, default_lanes=DEFAULT
     return CoreConfig.build(
         sizes, lanes=lanes, chunk=chunk,
         v_bits=args.v_bits, u_bits=args.u_bits, frac_bits=args.frac_bits,
-        decay=decay[0] if len(decay) == 1 else decay, membranes=args.membranes, bus_width=args.bus_width,
+        decay=decay[0] if len(decay) == 1 else decay, options=getattr(args, "options", False),
+        membranes=args.membranes, bus_width=args.bus_width,
         probes=bool(getattr(args, "probes", False)),
     )
 
@@ -215,4 +228,9 @@ def config_args(config: CoreConfig) -> list[str]:
     args = ["--sizes", ",".join(map(str, config.sizes)), "--lanes", col("lanes"), "--chunk", col("chunk"),
             "--v-bits", col("v_bits"), "--u-bits", col("u_bits"), "--frac-bits", col("frac_bits"),
             "--decay", col("decay"), "--bus-width", str(config.bus_width)]
+    switches = [layer.options for layer in config.layers]
+    if all(switches):
+        args.append("--options")
+    elif any(switches):
+        args += ["--options", ",".join(str(int(on)) for on in switches)]
     return args + (["--membranes"] if config.membranes else []) + (["--probes"] if config.probes else [])

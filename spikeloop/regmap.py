@@ -29,6 +29,7 @@ import numpy as np
 from spikeloop.network import (
     INPUT_SHIFT_RANGE,
     MAX_LAYERS,
+    OPTION_DEFAULTS,
     BiasTo,
     Decay,
     Neuron,
@@ -43,7 +44,7 @@ __all__ = [
     "MAGIC", "VERSION", "WORD_BYTES", "ERRORS", "COUNTERS", "Field", "Register", "Window", "Verdict",
     "GLOBAL_REGISTERS", "LAYER_REGISTERS", "LAYER_BASE", "LAYER_STRIDE", "WINDOW_BASE", "WINDOW_KINDS",
     "register", "layer_register", "layer_offset", "windows", "window", "writable_offsets", "address_bits",
-    "decode_address", "MODE_CODES", "mode_word", "mode_labels",
+    "decode_address", "MODE_CODES", "mode_top", "mode_word", "mode_labels",
     "judge_write", "RegisterPort", "next_pow2", "ceil_div", "markdown",
 ]
 
@@ -194,7 +195,8 @@ _g.add("STATUS", "rw1c", "State and sticky errors (write 1 to an error bit to cl
     Field("clearing", 1, 1, "a state clear is pending or running"),
     Field("loading", 2, 1, "a parameter load is armed or in progress"),
     Field("err_truncated", 8, 1, "input TLAST came before the last word of a timestep (zero-padded, processed)"),
-    Field("err_param", 9, 1, "a run-time register write was refused (a MODE field out of its codes, lam or alpha)"),
+    Field("err_param", 9, 1, "a run-time register write was refused (a MODE field out of its codes or of the build's "
+          "options, lam or alpha)"),
     Field("err_address", 10, 1, "an access to an unmapped or read-only address"),
     Field("err_busy_write", 11, 1, "a parameter window was written while a timestep was in flight"),
     Field("err_load", 12, 1, "a parameter load frame was refused or cut short (magic, design hash, length): "
@@ -218,9 +220,10 @@ _l = _Block()
 _l.add("N_IN", "ro", "Inputs of the layer.")
 _l.add("N_OUT", "ro", "Neurons of the layer.")
 _l.add("GEOMETRY", "ro", "Lanes and chunk.", [Field("lanes", 0, 16, "P"), Field("chunk", 16, 16, "C")])
-_l.add("WIDTHS", "ro", "Widths and decay implementation.", [
+_l.add("WIDTHS", "ro", "Widths, decay implementation and the options switch.", [
     Field("v_bits", 0, 8), Field("u_bits", 8, 8), Field("frac_bits", 16, 8),
     Field("decay", 24, 1, _codes(Decay)),
+    Field("options", 25, 1, "the layer is built with contract v2's options (else MODE takes only their v1 values)"),
 ])
 _l.add("MODE", "rw", "Neuron kind, reset mode and the layer's numerics options (docs/numerics.md).",
        _mode_fields())
@@ -377,6 +380,17 @@ _MODE_BITS = max(f.lsb + f.width for f in _MODE.fields)
 _PROBE_BITS = max(f.lsb + f.width for f in register("PROBE").fields)
 
 
+def mode_top(name: str, options: bool) -> int | None:
+    """The largest value MODE's field `name` takes on a layer built with or without contract v2's options:
+    without them, the v1 value of an option and reset's codes below subtract_next (None: every value)."""
+    f = _MODE.field(name)
+    if options or name == "neuron":
+        return None if f.top is None else int(f.top)
+    if name == "reset":
+        return int(Reset.SUBTRACT_NEXT) - 1
+    return int(MODE_CODES[name].of(OPTION_DEFAULTS[name]) if name in MODE_CODES else OPTION_DEFAULTS[name])
+
+
 def mode_word(*, neuron: str, reset: str, **options) -> int:
     """The MODE word of a layer: its neuron kind, reset mode and the five numerics options
     (`Layer.options()`: labels, and input_shift as a number)."""
@@ -431,8 +445,8 @@ def judge_write(config, offset: int, value: int, *, busy: bool = False) -> Verdi
 
     - Misaligned, unmapped and read-only addresses (identity, readback, counters, the `v` and `u`
       windows): dropped, `err_address`.
-    - `MODE` with bits above its fields or a field above its `top` (an unknown code, input_shift
-      above 16); `LAM`, `ALPHA` above 2^F or,
+    - `MODE` with bits above its fields or a field above its `mode_top` (an unknown code, input_shift
+      above 16; on a layer built without options, any option but its v1 value, or reset subtract_next); `LAM`, `ALPHA` above 2^F or,
       with decay `shift`, neither 0 nor a power of two: dropped, `err_param`.
     - `theta` outside [1, 2^(v_bits-1) - 1], `bias` outside the `v_bits` range: dropped, `err_param`.
     - A window write while `busy` (a timestep in flight) also sets `err_busy_write`.
@@ -452,7 +466,9 @@ def judge_write(config, offset: int, value: int, *, busy: bool = False) -> Verdi
         layer = config.layers[k]
         if reg.name == "MODE":
             fields = reg.decode(value)
-            ok = value >> _MODE_BITS == 0 and all(f.top is None or fields[f.name] <= f.top for f in reg.fields)
+            ok = value >> _MODE_BITS == 0 and all(
+                mode_top(f.name, layer.options) is None or fields[f.name] <= mode_top(f.name, layer.options)
+                for f in reg.fields)
         else:
             ok = value <= 1 << layer.frac_bits and (layer.decay == Decay.MULTIPLY.label or value & (value - 1) == 0)
         return Verdict(True) if ok else Verdict(False, ("err_param",))
