@@ -25,7 +25,7 @@ STATUS = regmap.register("STATUS")
 CONTROL = regmap.register("CONTROL")
 CONFIGS = [
     CoreConfig.build((40, 20, 12, 5), lanes=[4, 3, 5], chunk=[8, 6, 12], frac_bits=[4, 8, 3],
-                     decay=["shift", "multiply", "shift"]),
+                     decay=["shift", "multiply", "shift"], options=[True, False, True]),
     CoreConfig.build((70, 8), lanes=8, chunk=70, bus_width=64, membranes=True, probes=True),
 ]
 #: A value the software window refuses (raises `w_err` for).

@@ -31,6 +31,7 @@ CONFIGS = [
     CoreConfig.build((40, 20, 12, 5), lanes=[4, 3, 5], chunk=[8, 6, 12]),
     CoreConfig.build((70, 8), lanes=8, chunk=70, bus_width=64, membranes=True),
     CoreConfig.build((1, 1)),
+    CoreConfig.build((40, 20, 12, 5), lanes=2, chunk=8, options=[True, False, True]),
 ]
 
 
@@ -107,6 +108,33 @@ def test_design_hash_changes_with_the_configuration():
     assert design_hash(a) == design_hash(CoreConfig.build((40, 20, 5), lanes=4, chunk=8))
     assert design_hash(a) != design_hash(CoreConfig.build((40, 20, 5), lanes=4, chunk=10))
     assert design_hash(a) != design_hash(CoreConfig.build((40, 20, 5), lanes=4, chunk=8, bus_width=64))
+    assert design_hash(a) != design_hash(CoreConfig.build((40, 20, 5), lanes=4, chunk=8, options=[False, True]))
+
+
+def test_a_build_without_options_keeps_its_parameters_and_hash():
+    """`options` is in the parameters only when on: JSON written before the switch loads as a build without
+    it, and the default core keeps the design hash it had (the calibration runs and overlays name it)."""
+    params = DEFAULT_CORE.params()
+    assert all("options" not in layer for layer in params["layers"])
+    assert design_hash(DEFAULT_CORE).hex()[:16] == "e86ad1276d6e56ba"
+    assert [layer.options for layer in CoreConfig.from_params(params).layers] == [False] * 3
+    on = CoreConfig.build((40, 20, 5), options=True)
+    assert [layer["options"] for layer in on.params()["layers"]] == [True, True]
+    widths = [regmap.layer_register("WIDTHS").decode(on.readback()[regmap.layer_offset(k, "WIDTHS")])
+              for k in range(2)]
+    assert [w["options"] for w in widths] == [1, 1]
+
+
+def test_a_layer_without_options_takes_only_v1_mode_values():
+    config = CoreConfig.build((8, 4, 2), options=[True, False])
+    mode = regmap.layer_register("MODE")
+    assert [regmap.mode_top(f.name, False) for f in mode.fields] == [1, 2, 0, 0, 0, 0, 0]
+    assert [regmap.mode_top(f.name, True) for f in mode.fields] == [f.top for f in mode.fields]
+    words = [mode.encode(reset=3)] + [mode.encode(**{f.name: 1}) for f in mode.fields[2:]]
+    for word in words:
+        assert regmap.judge_write(config, regmap.layer_offset(0, "MODE"), word) == (True, ()), hex(word)
+        assert regmap.judge_write(config, regmap.layer_offset(1, "MODE"), word) == (False, ("err_param",)), hex(word)
+    assert regmap.judge_write(config, regmap.layer_offset(1, "MODE"), mode.encode(neuron=1, reset=2)).performed
 
 
 def test_spike_packing_is_lsb_first():
@@ -197,6 +225,24 @@ def test_config_build_and_for_network():
         CoreConfig.build((30, 8, 4), v_bits=[16, 8], frac_bits=6, decay="multiply").check_network(net)
     with pytest.raises(ConfigError, match="the network has 2 layers, the core is built for 1"):
         CoreConfig.build((30, 8)).check_network(net)
+    assert [c.options for c in auto.layers] == [False, False]  # a v1 network needs no options
+
+
+@pytest.mark.parametrize("option,value", [
+    ("decay_round", "nearest"), ("input_shift", 6), ("bias_to", "membrane"), ("u_overflow", "wrap"),
+    ("v_range", "symmetric"), ("reset", "subtract_next"),
+])
+def test_a_v2_layer_needs_a_build_with_options(option, value):
+    net = random_network((30, 8, 4), seed=3, neuron="cuba")
+    net = type(net)((net.layers[0], net.layers[1].replace(**{option: value})))
+    auto = CoreConfig.for_network(net, lanes=2, chunk=10)
+    assert [c.options for c in auto.layers] == [False, True]
+    auto.check_network(net)
+    CoreConfig.for_network(net, options=True).check_network(net)
+    with pytest.raises(ConfigError, match=f"layer 1: {option} = {value!r} needs contract v2's options logic, and the "
+                                          r"core is built without it \(build with options=True, `--options` on the "
+                                          r"command line\)"):
+        CoreConfig.for_network(net, options=False).check_network(net)
 
 
 @pytest.mark.parametrize("make,error", [
@@ -210,6 +256,8 @@ def test_config_build_and_for_network():
     (lambda: CoreConfig.build((8, 4), bus_width=48), "bus_width must be one of"),
     (lambda: CoreConfig.build((8, 4), membranes=1), "membranes must be True or False"),
     (lambda: CoreConfig.build((8, 4, 2), lanes=[1, 1, 1]), "lanes has 3 entries for 2 layers"),
+    (lambda: CoreConfig.build((8, 4, 2), options=[True]), "options has 1 entries for 2 layers"),
+    (lambda: LayerConfig(8, 4, options=1), "layer: options must be True or False, got 1"),
     (lambda: CoreConfig((LayerConfig(8, 4), LayerConfig(5, 2))), "layer 1: n_in = 5 but layer 0 has n_out = 4"),
     (lambda: CoreConfig(()), "0 layers"),
 ])
@@ -233,7 +281,8 @@ def test_mode_word_carries_every_option():
     word = regmap.mode_word(**options)
     assert regmap.mode_labels(word) == options
     assert regmap.mode_word(neuron="lif", reset="subtract", **OPTION_DEFAULTS) == 0  # v1's MODE words are unchanged
-    assert regmap.judge_write(CoreConfig.build((8, 4)), regmap.layer_offset(0, "MODE"), word).performed
+    assert regmap.judge_write(CoreConfig.build((8, 4), options=True), regmap.layer_offset(0, "MODE"), word).performed
+    assert not regmap.judge_write(CoreConfig.build((8, 4)), regmap.layer_offset(0, "MODE"), word).performed
     with pytest.raises(KeyError, match="MODE needs decay_round"):
         regmap.mode_word(neuron="lif", reset="zero", input_shift=0)
     with pytest.raises(ValueError, match=r"MODE.input_shift = 17 is outside \[0, 16\]"):

@@ -21,9 +21,10 @@ from spikeloop.rtl.top import Core
 STATUS = regmap.register("STATUS")
 CLEAR = STATUS.encode(**dict.fromkeys(regmap.ERRORS, 1))
 #: Two layers: decay shift and multiply, padding lanes (5 of a stride of 8), padded weight rows
-#: (3 words of a stride of 4), an input of two bus words (so that one word leaves a timestep in flight).
+#: (3 words of a stride of 4), an input of two bus words (so that one word leaves a timestep in flight);
+#: layer 0 built with contract v2's options, layer 1 without (its MODE takes only the v1 values).
 CONFIG = CoreConfig.build((40, 7, 3), lanes=[5, 2], chunk=[14, 7], v_bits=[8, 6], frac_bits=[4, 3],
-                          decay=["shift", "multiply"])
+                          decay=["shift", "multiply"], options=[True, False])
 
 
 def _register_cases(config):
@@ -40,7 +41,10 @@ def _register_cases(config):
             if r.name == "MODE":
                 tops = {f.name: f.top for f in mode.fields}  # every field at its top, and one past where that exists
                 values = (mode.encode(**tops), mode.encode(reset=3, input_shift=5), 3 << mode.field("decay_round").lsb,
-                          (tops["input_shift"] + 1) << mode.field("input_shift").lsb, 1 << 13, 0)
+                          (tops["input_shift"] + 1) << mode.field("input_shift").lsb, 1 << 13, 0,
+                          mode.encode(neuron=1, reset=2))
+                # each option one above its v1 value alone: taken with options, refused without
+                values += tuple(mode.encode(**{f.name: 1}) for f in mode.fields if f.name not in ("neuron", "reset"))
             elif r.name in ("LAM", "ALPHA"):
                 values = (3, 4, 1 << frac, (1 << frac) + 1, 0)
             else:
