@@ -30,7 +30,9 @@ def main_network(seed: int = SEED, *, v_bits: int = 12) -> Network:
 
 
 def main_config(network: Network | None = None) -> CoreConfig:
-    return CoreConfig.for_network(network or main_network(), lanes=[3, 2], chunk=[16, 12], membranes=True)
+    """MAIN's build, with contract v2's options (so that the v2 networks of the tests load on it too)."""
+    return CoreConfig.for_network(network or main_network(), lanes=[3, 2], chunk=[16, 12], membranes=True,
+                                  options=True)
 
 
 def wide_network(seed: int = SEED + 1) -> Network:

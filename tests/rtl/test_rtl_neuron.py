@@ -33,14 +33,16 @@ def set_control(ctx, ctrl, layer: Layer) -> None:
 
 
 def run_neurons(layer: Layer, syn: np.ndarray, *, lanes: int, decay: str, seed: int, stall: float = 0.0,
-                clear_at: int | None = None):
-    """Drive sums `syn` [T, n_out] through a NeuronArray set up as `layer`.
+                clear_at: int | None = None, options: bool | None = None):
+    """Drive sums `syn` [T, n_out] through a NeuronArray set up as `layer` (built with contract v2's options
+    when `options`, by default when the layer uses them).
 
     Returns (z [T, n_out], v' [T, n_out], v and u read back at the end [n_out] each).
     With `clear_at`, the state is cleared before timestep `clear_at`.
     """
     dut = NeuronArray(n_in=layer.n_in, n_out=layer.n_out, lanes=lanes, v_bits=layer.v_bits,
-                      u_bits=layer.u_bits, frac_bits=layer.frac_bits, decay=decay)
+                      u_bits=layer.u_bits, frac_bits=layer.frac_bits, decay=decay,
+                      options=not layer.is_v1 if options is None else options)
     cfg = dut.config
     steps = syn.shape[0]
     rng = random.Random(seed)
@@ -200,6 +202,26 @@ def test_neuron_array_options_match_golden(case):
         pz, pv, pu, _ = golden_neurons(plain, syn)
         assert not (np.array_equal(pv, gv) and np.array_equal(pu, gu)), f"{name} changed nothing: {where}"
     COMPARED["neuron_timesteps"] += z.size
+
+
+@pytest.mark.parametrize("case", ["loihi", "cuba-nearest-next"])
+def test_a_neuron_array_without_options_ties_them_to_v1(case):
+    """Built without options, the array computes v1 whatever MODE's option fields hold (the register file
+    refuses other values; this checks the gateware ties them): the options at their defaults, and a reset
+    code of subtract_next keeps v' as `none` does."""
+    neuron, reset, decay, options = OPTION_CASES[case]
+    seed = zlib.crc32(case.encode()) % 100_000
+    layer = make_layer(neuron, reset, decay, seed, v_bits=7, u_bits=7, **options)
+    rng = np.random.default_rng(seed)
+    syn = random_syn(rng, 40, layer.n_in, layer.n_out)
+    z, v, _, _ = run_neurons(layer, syn, lanes=4, decay=decay, seed=seed, options=False)
+    v1 = layer.replace(**OPTION_DEFAULTS, reset="none" if reset == "subtract_next" else reset)
+    gz, gv, _, _ = golden_neurons(v1, syn)
+    where = f"{case}: {seeded(seed)}"
+    assert np.array_equal(v, gv) and np.array_equal(z, gz), f"not the v1 neurons: {where}"
+    assert gz.any(), f"vacuous, no spikes: {where}"
+    _, v2, _, _ = golden_neurons(layer, syn)
+    assert not np.array_equal(v2, gv), f"the options change nothing here: {where}"
 
 
 @pytest.mark.parametrize("lanes", [1, 4, 11])
