@@ -352,7 +352,9 @@ class NeuronArray(wiring.Component, Probed):
             u_next.append(lane.u_cuba)
             z_bits.append(lane.z & lane_valid[p])
             v_pre.append(lane.v_pre)
-            u_now.append(lane.u[: c.current_bits])  # the stream carries it modulo 2^32
+            current = Signal(signed(c.current_bits), name=f"current{p}")  # modulo 2^32, sign-extended without
+            m.d.comb += current.eq(lane.u)  # the options (whose a_u is narrower)
+            u_now.append(current)
 
         m.d.comb += [
             v_wp.addr.eq(b_group), v_wp.data.eq(Cat(*v_next)), v_wp.en.eq(b_go),

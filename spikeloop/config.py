@@ -151,8 +151,10 @@ class LayerConfig:
     @property
     def current_bits(self) -> int:
         """Signed width of a neuron's current of the timestep as the probes hold it: fit_U(...) for cuba,
-        a_u = (syn << k) + bias for lif (k up to 16), at most a stream field (which carries it modulo 2^32)."""
-        return min(FIELD_BITS, max(self.u_bits, max(self.syn_bits + INPUT_SHIFT_RANGE[1], self.v_bits) + 1))
+        a_u = (syn << k) + bias for lif (k up to 16 with `options`, else 0), at most a stream field (which
+        carries it modulo 2^32)."""
+        k = INPUT_SHIFT_RANGE[1] if self.options else 0
+        return min(FIELD_BITS, max(self.u_bits, max(self.syn_bits + k, self.v_bits) + 1))
 
     def check_layer(self, layer: Layer, where: str | None = None) -> None:
         """Raise ConfigError unless `layer` runs on this build exactly."""
