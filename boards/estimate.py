@@ -606,8 +606,8 @@ def layer_resources(layer: LayerConfig, *, membranes: bool = False) -> dict[str,
 
 #: LUTs per lane and per bit of (syn_bits + 16 + max(v_bits, u_bits)) that contract v2's run-time options add
 #: to a neuron array built with them (`LayerConfig.options`, `--options`; the input shift's barrel shifter,
-#: the wider sums, the rounding, bias, wrap and subtract_next logic): fitted to Yosys on the default core, 6,879 -> 11,542, 6,342 -> 11,178 and 4,548 -> 7,407
-#: LUTs for its three neuron arrays (16, 16 and 10 lanes).
+#: the wider sums, the rounding, bias, wrap and subtract_next logic): fitted to Yosys on the default core,
+#: 6,879 -> 11,542, 6,342 -> 11,178 and 4,548 -> 7,407 LUTs for its three neuron arrays (16, 16 and 10 lanes).
 OPTIONS_LUT_PER_LANE_BIT = 6.8
 
 

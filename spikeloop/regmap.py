@@ -446,8 +446,8 @@ def judge_write(config, offset: int, value: int, *, busy: bool = False) -> Verdi
     - Misaligned, unmapped and read-only addresses (identity, readback, counters, the `v` and `u`
       windows): dropped, `err_address`.
     - `MODE` with bits above its fields or a field above its `mode_top` (an unknown code, input_shift
-      above 16; on a layer built without options, any option but its v1 value, or reset subtract_next); `LAM`, `ALPHA` above 2^F or,
-      with decay `shift`, neither 0 nor a power of two: dropped, `err_param`.
+      above 16; on a layer built without options, any option but its v1 value, or reset subtract_next);
+      `LAM`, `ALPHA` above 2^F or, with decay `shift`, neither 0 nor a power of two: dropped, `err_param`.
     - `theta` outside [1, 2^(v_bits-1) - 1], `bias` outside the `v_bits` range: dropped, `err_param`.
     - A window write while `busy` (a timestep in flight) also sets `err_busy_write`.
     - `PROBE` with bits above its fields, or nonzero on a core built without probes: dropped, `err_param`.

@@ -328,14 +328,16 @@ class NeuronHarness(Harness):
 #: The core the sequential proofs run on: 34 inputs (two bus words per timestep, so framing and
 #: truncation are exercised), a layer of 3 neurons in 2 groups of 2 lanes (one padding lane) and
 #: 2 chunks of 17, a layer of 2 neurons in 2 groups of 1 lane and 2 chunks of 2, 4-bit membranes,
-#: membranes on the output (3 words per timestep).
+#: membranes on the output (3 words per timestep), built with contract v2's options (the larger datapath;
+#: `neuron_update` without them is the same with constants, checked by tests/rtl/test_rtl_neuron.py).
 SMALL_CORE = CoreConfig.build((34, 3, 2), lanes=[2, 1], chunk=[17, 2], v_bits=4, u_bits=4, frac_bits=2,
-                              membranes=True)
+                              membranes=True, options=True)
 
 
 #: The core the covers run on (a cover is a search from reset, and its cost grows quickly with
 #: depth): one layer of 2 neurons, 1 lane, 2 chunks of 17 over two input words, membranes on.
-COVER_CORE = CoreConfig.build((34, 2), lanes=1, chunk=17, v_bits=4, u_bits=4, frac_bits=2, membranes=True)
+COVER_CORE = CoreConfig.build((34, 2), lanes=1, chunk=17, v_bits=4, u_bits=4, frac_bits=2, membranes=True,
+                             options=True)
 
 
 class CoreHarness(Harness):
