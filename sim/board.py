@@ -463,7 +463,7 @@ def bench(config: CoreConfig, *, steps: int = 2000, density: float = 0.2, seed: 
 def add_served_core_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of a command that serves a simulated core (the board emulators): the network
     (`--network` image, or `--sizes` of a random one), `--lanes`, `--chunk`, `--membranes`,
-    `--bus-width`, `--profile`."""
+    `--options`, `--bus-width`, `--profile`."""
     from spikeloop.configargs import int_or_list
 
     source = parser.add_mutually_exclusive_group(required=True)
@@ -472,6 +472,9 @@ def add_served_core_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lanes", type=int_or_list, default=16, help="neurons per clock P (16), or one per layer: 3,2")
     parser.add_argument("--chunk", type=int_or_list, default=64, help="synapses per clock C (64), or one per layer")
     parser.add_argument("--membranes", action="store_true", help="the core also outputs membranes")
+    parser.add_argument("--options", action="store_true",
+                        help="build every layer with contract v2's options, so that any network of these sizes loads "
+                             "(default: the layers whose network uses them)")
     parser.add_argument("--bus-width", type=int, default=32, choices=BUS_WIDTHS)
     parser.add_argument("--profile", default=None, choices=sorted(PROFILES), help="simulated board build profile")
 
@@ -485,7 +488,7 @@ def served_core(args):
     else:
         network = random_network(np.atleast_1d(args.sizes).tolist(), seed=0)
     return network, CoreConfig.for_network(network, lanes=args.lanes, chunk=args.chunk, membranes=args.membranes,
-                                           bus_width=args.bus_width)
+                                           bus_width=args.bus_width, options=True if args.options else None)
 
 
 def serve_until_interrupted() -> None:

@@ -230,3 +230,16 @@ def test_a_board_transport_takes_boards_only():
         GoldenBoard(main_config()).fault(3)
     transport = GoldenTransport(config=main_config())
     assert transport.describe() == "golden transport (40-12-6)" and transport.cycles_per_second == float("inf")
+
+
+def test_a_served_core_takes_the_options_of_its_network_or_of_every_layer():
+    import argparse
+
+    from spikeloop.sim.board import add_served_core_arguments, served_core
+
+    parser = argparse.ArgumentParser()
+    add_served_core_arguments(parser)
+    _, auto = served_core(parser.parse_args(["--sizes", "20,8,4", "--lanes", "2", "--chunk", "10"]))
+    _, forced = served_core(parser.parse_args(["--sizes", "20,8,4", "--lanes", "2", "--chunk", "10", "--options"]))
+    assert [layer.options for layer in auto.layers] == [False, False]  # a random network is v1
+    assert [layer.options for layer in forced.layers] == [True, True]
