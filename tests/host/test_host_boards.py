@@ -193,7 +193,8 @@ def test_the_command_lines_serve_a_golden_board(tmp_path):
 
     network = main_network()
     network.save(tmp_path / "net.npz")
-    design = ["--network", str(tmp_path / "net.npz"), "--lanes", "3,2", "--chunk", "16,12", "--membranes", "--golden"]
+    design = ["--network", str(tmp_path / "net.npz"), "--lanes", "3,2", "--chunk", "16,12", "--membranes", "--options",
+              "--golden"]  # main_config() carries the options
     for face, options in (("pynq_remote", ["--port", "0", "--overlay-dir", str(tmp_path / "overlay")]),
                           ("uart_board", [])):
         proc = subprocess.Popen([sys.executable, "-m", f"spikeloop.sim.{face}", *design, *options],
