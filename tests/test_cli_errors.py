@@ -393,7 +393,8 @@ def test_ctrl_c_in_the_closed_loop_prints_a_summary_and_interrupted(tmp_path):
 
 
 @pytest.mark.tools  # imports torch and starts a training run
-@pytest.mark.xfail(reason="seen once under a loaded CI, not reproduced since (alone, 9 of 9 pass, Ctrl-C after 0 to 3 s): "
+@pytest.mark.xfail(reason="seen once under a loaded CI, not reproduced since (alone, 9 of 9 pass, Ctrl-C after "
+                   "0 to 3 s): "
                    "the run printed 'spikeloop train: interrupted; nothing saved' and then ended by SIGINT (-2) "
                    "instead of exit status 130; no handler of the project resets SIGINT")
 def test_ctrl_c_in_train_from_a_terminal(tmp_path):
