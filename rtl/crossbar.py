@@ -8,14 +8,30 @@ identity of docs/numerics.md:
 
     sum_i w[j,i] s[i] = 2 * popcount(wbits[j] & s) - popcount(s)
 
-Cycles per timestep: n_groups * max(1, nonzero chunks) + 3 (capture, read, output), with
-no bubble between groups. A stalled output holds the pipeline; bus reads of the weights
-window are served even then (the stalled row is read again afterwards).
+Pipeline (one item = one (group, nonzero chunk) weight row; every stage after W moves on one
+enable, `advance`):
+
+    i_stream -> W -> I -> M -> A -> T1 .. Tk -> S -> O (+ skid) -> o_stream
+    W  capture a timestep; walk its groups and, per group, its nonzero chunks (lowest first)
+    I  the row to read and the chunk's C spike bits
+    M  the row on the memory's read port
+    A  each lane's weights AND the chunk, and the chunk itself (lane P: popcount(s))
+    T  popcount trees: counters of up to 6 bits (one LUT level each), registered every
+       `LEVELS_PER_STAGE` levels, until two rows are left: k = `tree_stages(C)`, 0 for C <= 2
+    S  acc = (0 at the group's first chunk, else acc) + the two rows, per lane and for popcount(s)
+    O  2*acc - pops at the group's last chunk
+
+Cycles per timestep: n_groups * max(1, nonzero chunks) + 1 (capture), with no bubble between
+groups and the next timestep captured right after the last item issued. Latency from capture to
+the first group's sums: nonzero chunks + 5 + k cycles. The output has a skid register: a blocked
+output stops `advance` the cycle after, so the enable of the whole pipeline comes from registers.
+Bus reads of the weights window are served even while stalled (`WindowPort`): the grant and the
+replay of M's row hold the pipeline for two cycles; writes and read answers are registered.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -32,12 +48,74 @@ from .common import (
     index_shape,
     onehot_index,
     parameters,
-    popcount,
     spike_layout,
 )
 from .window import WindowPort
 
-__all__ = ["Crossbar"]
+__all__ = ["Crossbar", "LEVELS_PER_STAGE", "tree_stages"]
+
+#: Counter levels (one LUT6 each) of the popcount trees between two register stages.
+LEVELS_PER_STAGE = 3
+#: Bits a counter takes: a LUT6 has 6 inputs.
+COUNTER_BITS = 6
+
+
+def _groups(height: int) -> list[int]:
+    """Sizes of the counters over a column of `height` bits of one weight (none at 2 or fewer):
+    as few as take 6 bits each, of balanced sizes (each at least 3, so every counter shrinks the heap)."""
+    if height <= 2:
+        return []
+    n = -(-height // COUNTER_BITS)
+    return [height // n + (i < height % n) for i in range(n)]
+
+
+def _compress(heap: list[list], count) -> list[list]:
+    """One counter level over a heap (column i: bits of weight 2^i): `count(bits)` gives a counter's
+    result bits, which go to its column and the next ones; bits outside counters pass."""
+    after = [[] for _ in range(len(heap) + 2)]
+    for i, column in enumerate(heap):
+        start = 0
+        for size in _groups(len(column)):
+            for k, bit in enumerate(count(column[start : start + size])):
+                after[i + k].append(bit)
+            start += size
+        after[i] += column[start:]
+    while after and not after[-1]:
+        after.pop()
+    return after
+
+
+def _stage_levels(chunk: int) -> list[int]:
+    """Counter levels of each register stage of the popcount tree of `chunk` bits (to two rows)."""
+    heap, levels = [[None] * chunk], 0
+    while max(map(len, heap)) > 2:
+        heap, levels = _compress(heap, lambda bits: [None] * len(bits).bit_length()), levels + 1
+    return [min(LEVELS_PER_STAGE, levels - done) for done in range(0, levels, LEVELS_PER_STAGE)]
+
+
+def tree_stages(chunk: int) -> int:
+    """Register stages (T1..Tk) of the popcount tree of a chunk of C bits."""
+    return len(_stage_levels(chunk))
+
+
+def _count(bits: list) -> list:
+    """The number of set bits among up to 6 bits, as a table (one LUT level), bit by bit."""
+    width = len(bits).bit_length()
+    value = Array(Const(n.bit_count(), width) for n in range(1 << len(bits)))[Cat(*bits)]
+    return [value[k] for k in range(width)]
+
+
+def _register(m, enable, heap: list[list], name: str) -> list[list]:
+    """The heap's bits in registers that load on `enable`."""
+    regs = [Signal(len(column), name=f"{name}_c{i}") for i, column in enumerate(heap)]
+    with m.If(enable):
+        m.d.sync += [reg.eq(Cat(*column)) for reg, column in zip(regs, heap)]
+    return [[reg[b] for b in range(len(reg))] for reg in regs]
+
+
+def _rows(heap: list[list]) -> list[Value]:
+    """The two numbers of a heap of at most two bits per column."""
+    return [Cat(*(column[r] if len(column) > r else Const(0, 1) for column in heap)) for r in range(2)]
 
 
 class Crossbar(wiring.Component, Probed):
@@ -83,6 +161,12 @@ class Crossbar(wiring.Component, Probed):
         """Width of the weights window's word address."""
         return self._addr_width
 
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an item's issue in W to its group's sums in the output register, unstalled."""
+        return 5 + tree_stages(self._geometry.chunk)
+
     def elaborate(self, platform):
         m = Module()
         g = self._geometry
@@ -95,17 +179,19 @@ class Crossbar(wiring.Component, Probed):
         wp = mem.write_port(granularity=32)
         rp = mem.read_port()
 
-        # ---- bus: writes go straight to the write port; reads share the read port (`WindowPort`).
+        # ---- bus: writes are registered, then written; reads share the read port (`WindowPort`),
+        # their answers are registered.
         bus = self.bus
         is_weights = bus.sel == WINDOW["weights"]
         bus_row = bus.addr[stride_bits:]
         bus_word = bus.addr[:stride_bits] if stride_bits else Const(0, 1)
         in_range = (bus_row < g.weight_rows) & (bus_word < row_words)
-        m.d.comb += [
-            wp.addr.eq(bus_row),
-            wp.data.eq(bus.w_data.replicate(row_words)),
-            wp.en.eq(Mux(bus.w_stb & is_weights & in_range, 1 << bus_word, 0)),
+        w_row, w_data, w_en = Signal.like(wp.addr), Signal(32), Signal.like(wp.en)
+        m.d.sync += [
+            w_row.eq(bus_row), w_data.eq(bus.w_data),
+            w_en.eq(Mux(bus.w_stb & is_weights & in_range, 1 << bus_word, 0)),
         ]
+        m.d.comb += [wp.addr.eq(w_row), wp.data.eq(w_data.replicate(row_words)), wp.en.eq(w_en)]
         read_tag = data.StructLayout({"word": max(1, stride_bits), "valid": 1})
         m.submodules.window = port = WindowPort(addr_width=len(rp.addr), tag=read_tag)
         m.d.comb += [
@@ -114,8 +200,19 @@ class Crossbar(wiring.Component, Probed):
             port.r_tag.word.eq(bus_word),
             port.r_tag.valid.eq(in_range),
         ]
+        m.d.sync += [
+            bus.r_ack.eq(port.ack),
+            bus.r_data.eq(Mux(port.ack_tag.valid, rp.data.word_select(port.ack_tag.word, 32), 0)),
+        ]
 
-        # ---- stage 0: capture a timestep, then issue (group, nonzero chunk) reads.
+        # One enable for the stages I..S: the skid register is empty and the read port serves
+        # neither a bus read (grant) nor the held row again (replay). All its terms are registers.
+        skid_valid = Signal()
+        advance = ~skid_valid & ~port.grant & ~port.replay
+        item = data.StructLayout({"valid": 1, "first": 1, "end": 1, "group": index_shape(NG), "step_end": 1,
+                                  "last": 1})
+
+        # ---- W: capture a timestep, then issue its (group, nonzero chunk) items.
         spikes = Signal(NC * C)
         last = Signal()
         nz = Signal(NC)  # chunks holding at least one spike
@@ -134,40 +231,25 @@ class Crossbar(wiring.Component, Probed):
                 running.eq(1), group.eq(0), row_base.eq(0), first.eq(1),
             ]
 
-        # ---- stage 1 registers: the item whose weight row is on the read port.
-        s1_valid = Signal()
-        s1_first = Signal()
-        s1_end = Signal()
-        s1_bits = Signal(C)
-        s1_group = Signal.like(group)
-        s1_tend = Signal()
-        s1_last = Signal()
+        # the lowest remaining chunk by a prefix OR: before[c], some chunk below c remains
+        before = Cat(Const(0, 1), *(rem[:c].any() for c in range(1, NC)))
+        lowest = rem & ~before
+        rest = rem & before
+        end_of_group = ~rest.any()
+        chunk_bits = Const(0, C)
+        for c in range(NC):
+            chunk_bits = chunk_bits | Mux(lowest[c], spikes.word_select(c, C), 0)
+        issue = running & advance
 
-        o_valid = Signal()
-        free = ~o_valid | self.o_stream.ready
-        # Bus reads take the read port even while stage 1 is stalled (`WindowPort`).
-        stalled = s1_valid & s1_end & ~free
-        s1_row = Signal.like(rp.addr)
-        advance = ~stalled & ~port.replay
-        issue = running & advance & ~port.grant
-
-        lowest = rem & (~rem + 1)
-        chunk_idx = onehot_index(lowest)[: max(1, ceil_log2(NC))]
-        rest = rem & (rem - 1)
-        end_of_group = rest == 0
-        chunk_bits = Mux(rem.any(), spikes.word_select(chunk_idx, C), 0)
-
-        m.d.comb += [
-            port.stall.eq(stalled), port.addr.eq(row_base + chunk_idx), port.held.eq(s1_row),
-            rp.addr.eq(port.rp_addr), rp.en.eq(port.rp_en),
-        ]
+        # ---- I: the item whose row the read port reads next.
+        i_tag, i_row, i_bits = Signal(item), Signal.like(rp.addr), Signal(C)
         with m.If(advance):
-            m.d.sync += s1_valid.eq(issue)
+            m.d.sync += i_tag.valid.eq(issue)
         with m.If(issue):
             m.d.sync += [
-                s1_first.eq(first), s1_end.eq(end_of_group), s1_bits.eq(chunk_bits), s1_group.eq(group),
-                s1_row.eq(row_base + chunk_idx),
-                s1_tend.eq(group == NG - 1), s1_last.eq(last),
+                i_tag.first.eq(first), i_tag.end.eq(end_of_group), i_tag.group.eq(group),
+                i_tag.step_end.eq(group == NG - 1), i_tag.last.eq(last),
+                i_row.eq(row_base + onehot_index(lowest)[: max(1, ceil_log2(NC))]), i_bits.eq(chunk_bits),
                 rem.eq(rest), first.eq(0),
             ]
             with m.If(end_of_group):
@@ -175,39 +257,71 @@ class Crossbar(wiring.Component, Probed):
                 with m.If(group == NG - 1):
                     m.d.sync += running.eq(0)
 
-        # ---- bus read answer: the cycle after the grant.
+        # ---- M: the item whose weight row is on the read port (read again after a bus read).
+        m_tag, m_row, m_bits = Signal(item), Signal.like(rp.addr), Signal(C)
         m.d.comb += [
-            bus.r_ack.eq(port.ack),
-            bus.r_data.eq(Mux(port.ack_tag.valid, rp.data.word_select(port.ack_tag.word, 32), 0)),
+            port.stall.eq(~advance), port.addr.eq(i_row), port.held.eq(m_row),
+            rp.addr.eq(port.rp_addr), rp.en.eq(port.rp_en),
         ]
+        with m.If(advance):
+            m.d.sync += [m_tag.eq(i_tag), m_row.eq(i_row), m_bits.eq(i_bits)]
 
-        # ---- stage 1: popcounts and accumulation.
-        acc_bits = g.n_in.bit_length()
-        accs = [Signal(acc_bits, name=f"acc{p}") for p in range(P)]
-        pops = Signal(acc_bits)
-        weights = rp.data
-        new_accs = [Mux(s1_first, 0, accs[p]) + popcount(weights[p * C : (p + 1) * C] & s1_bits) for p in range(P)]
-        new_pops = Mux(s1_first, 0, pops) + popcount(s1_bits)
+        # ---- A: each lane's weights AND the chunk; lane P, the chunk itself (for popcount(s)).
+        a_tag = Signal(item)
+        heaps = _register(m, advance, [[*(rp.data[p * C : (p + 1) * C] & m_bits)] for p in range(P)] + [[*m_bits]],
+                          "a_bits")
+        with m.If(advance):
+            m.d.sync += a_tag.eq(m_tag)
+        heaps = [[column] for column in heaps]
 
-        o = self.o_stream.p
+        # ---- T1..Tk: the popcount trees, a register stage every LEVELS_PER_STAGE counter levels.
+        tags = [i_tag, m_tag, a_tag]
+        for k, levels in enumerate(_stage_levels(C), start=1):
+            for _ in range(levels):
+                heaps = [_compress(heap, _count) for heap in heaps]
+            heaps = [_register(m, advance, heap, f"t{k}_lane{p}") for p, heap in enumerate(heaps)]
+            tags.append(Signal(item, name=f"t{k}_tag"))
+            with m.If(advance):
+                m.d.sync += tags[-1].eq(tags[-2])
+
+        # ---- S: accumulate (the group's first chunk clears) each lane's count and popcount(s).
+        accs = [Signal(g.n_in.bit_length(), name=f"acc{p}") for p in range(P + 1)]
+        s_tag = Signal(item)
+        with m.If(advance):
+            m.d.sync += s_tag.eq(tags[-1])
+            with m.If(tags[-1].valid):
+                for acc, heap in zip(accs, heaps):
+                    m.d.sync += acc.eq(Mux(tags[-1].first, 0, acc) + sum(_rows(heap)))
+        tags.append(s_tag)
+
+        # ---- O: at a group's last chunk, 2*acc - pops per lane into the output register, or into
+        # the skid register if the output is blocked (which stops `advance` from the next cycle).
+        o, o_valid = self.o_stream.p, Signal()
+        sums, skid = Signal.like(o), Signal.like(o)
+        m.d.comb += [sums.syn[p].eq(2 * accs[p] - accs[P]) for p in range(P)]
+        m.d.comb += [sums.group.eq(s_tag.group), sums.end.eq(s_tag.step_end), sums.last.eq(s_tag.last)]
+        free = ~o_valid | self.o_stream.ready
         with m.If(self.o_stream.ready):
             m.d.sync += o_valid.eq(0)
-        with m.If(s1_valid & advance):
-            m.d.sync += [acc.eq(new) for acc, new in zip(accs, new_accs)]
-            m.d.sync += pops.eq(new_pops)
-            with m.If(s1_end):
-                m.d.sync += [o.syn[p].eq(2 * new_accs[p] - new_pops) for p in range(P)]
-                m.d.sync += [o.group.eq(s1_group), o.end.eq(s1_tend), o.last.eq(s1_last), o_valid.eq(1)]
+        with m.If(skid_valid):
+            with m.If(free):
+                m.d.sync += [o.eq(skid), o_valid.eq(1), skid_valid.eq(0)]
+        with m.Elif(advance & s_tag.valid & s_tag.end):
+            with m.If(free):
+                m.d.sync += [o.eq(sums), o_valid.eq(1)]
+            with m.Else():
+                m.d.sync += [skid.eq(sums), skid_valid.eq(1)]
         m.d.comb += [
             self.o_stream.valid.eq(o_valid),
-            self.busy.eq(running | s1_valid | o_valid),
+            self.busy.eq(running | Cat(*(tag.valid for tag in tags)).any() | o_valid | skid_valid),
         ]
         # A timestep is inside from its capture until its last group leaves: it is `running` until
-        # its last chunk issues, then that chunk is in stage 1, then the group sums in `o`.
-        s1_token = s1_valid & s1_tend & s1_end
-        o_token = o_valid & o.end
+        # its last chunk issues, then that chunk is in one of the stages I..S, then its last group's
+        # sums are in the skid or the output register.
+        ends = [(tag.valid & tag.end & tag.step_end, tag.last) for tag in tags]
+        ends += [(skid_valid & skid.end, skid.last), (o_valid & o.end, o.last)]
         self._probes = {
-            "steps": running + s1_token + o_token,
-            "lasts": (running & last) + (s1_token & s1_last) + (o_token & o.last),
+            "steps": running + sum(end for end, _ in ends),
+            "lasts": (running & last) + sum(end & is_last for end, is_last in ends),
         }
         return m

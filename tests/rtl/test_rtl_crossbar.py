@@ -149,7 +149,7 @@ def test_crossbar_refuses_non_integers():
 
 def test_crossbar_bus_reads_are_served_while_the_output_is_blocked():
     """A host reading weights while nobody drains the output must not hang (nor corrupt the sums)."""
-    n_in, n_out, lanes, chunk = 24, 6, 2, 8
+    n_in, n_out, lanes, chunk = 24, 40, 2, 8  # 20 groups: more items than the pipeline holds
     rng = np.random.default_rng(9)
     weights = rng.choice(np.array([-1, 1], np.int8), size=(n_out, n_in))
     spikes = rng.random((1, n_in)) < 0.5
@@ -165,7 +165,7 @@ def test_crossbar_bus_reads_are_served_while_the_output_is_blocked():
         await put(ctx, dut.i_stream, {"spikes": sum(1 << int(i) for i in np.flatnonzero(spikes[0])), "last": 0})
         await ctx.tick().repeat(10)
         assert not ctx.get(dut.i_stream.ready), "expected a stalled pipeline"
-        for addr in range(image.size):  # stalled: group 0 waits in the output, group 1 in stage 1
+        for addr in range(image.size):  # stalled: group 0 in the output, group 1 in the skid, the stages full
             assert await bus_read(ctx, dut.bus, "weights", addr, timeout=5) == image[addr]
         state["read"] = True
 
