@@ -98,11 +98,13 @@ def tree_stages(chunk: int) -> int:
     return len(_stage_levels(chunk))
 
 
-def _count(bits: list) -> list:
-    """The number of set bits among up to 6 bits, as a table (one LUT level), bit by bit."""
+def _count(m, bits: list) -> list:
+    """The number of set bits among up to 6 bits, bit by bit: a table in a kept signal, so that
+    synthesis maps it to one LUT level and does not merge it with the next counters."""
     width = len(bits).bit_length()
-    value = Array(Const(n.bit_count(), width) for n in range(1 << len(bits)))[Cat(*bits)]
-    return [value[k] for k in range(width)]
+    count = Signal(width, attrs={"keep": 1})
+    m.d.comb += count.eq(Array(Const(n.bit_count(), width) for n in range(1 << len(bits)))[Cat(*bits)])
+    return [count[k] for k in range(width)]
 
 
 def _register(m, enable, heap: list[list], name: str) -> list[list]:
@@ -179,23 +181,29 @@ class Crossbar(wiring.Component, Probed):
         wp = mem.write_port(granularity=32)
         rp = mem.read_port()
 
-        # ---- bus: writes are registered, then written; reads share the read port (`WindowPort`),
-        # their answers are registered.
+        # ---- bus: strobes, select, address and data are registered first (the decode before them
+        # ends there); then writes go to the write port, reads to the read port (`WindowPort`), and
+        # read answers are registered.
         bus = self.bus
-        is_weights = bus.sel == WINDOW["weights"]
-        bus_row = bus.addr[stride_bits:]
-        bus_word = bus.addr[:stride_bits] if stride_bits else Const(0, 1)
+        sel, addr, w_data, w_stb, r_stb = (
+            Signal.like(value, name=f"bus_{name}")
+            for name, value in (("sel", bus.sel), ("addr", bus.addr), ("w_data", bus.w_data),
+                                ("w_stb", bus.w_stb), ("r_stb", bus.r_stb)))
+        m.d.sync += [sel.eq(bus.sel), addr.eq(bus.addr), w_data.eq(bus.w_data), w_stb.eq(bus.w_stb),
+                     r_stb.eq(bus.r_stb)]
+        is_weights = sel == WINDOW["weights"]
+        bus_row = addr[stride_bits:]
+        bus_word = addr[:stride_bits] if stride_bits else Const(0, 1)
         in_range = (bus_row < g.weight_rows) & (bus_word < row_words)
-        w_row, w_data, w_en = Signal.like(wp.addr), Signal(32), Signal.like(wp.en)
-        m.d.sync += [
-            w_row.eq(bus_row), w_data.eq(bus.w_data),
-            w_en.eq(Mux(bus.w_stb & is_weights & in_range, 1 << bus_word, 0)),
+        m.d.comb += [
+            wp.addr.eq(bus_row),
+            wp.data.eq(w_data.replicate(row_words)),
+            wp.en.eq(Mux(w_stb & is_weights & in_range, 1 << bus_word, 0)),
         ]
-        m.d.comb += [wp.addr.eq(w_row), wp.data.eq(w_data.replicate(row_words)), wp.en.eq(w_en)]
         read_tag = data.StructLayout({"word": max(1, stride_bits), "valid": 1})
         m.submodules.window = port = WindowPort(addr_width=len(rp.addr), tag=read_tag)
         m.d.comb += [
-            port.r_stb.eq(bus.r_stb & is_weights),
+            port.r_stb.eq(r_stb & is_weights),
             port.r_addr.eq(bus_row),
             port.r_tag.word.eq(bus_word),
             port.r_tag.valid.eq(in_range),
@@ -278,7 +286,7 @@ class Crossbar(wiring.Component, Probed):
         tags = [i_tag, m_tag, a_tag]
         for k, levels in enumerate(_stage_levels(C), start=1):
             for _ in range(levels):
-                heaps = [_compress(heap, _count) for heap in heaps]
+                heaps = [_compress(heap, lambda bits: _count(m, bits)) for heap in heaps]
             heaps = [_register(m, advance, heap, f"t{k}_lane{p}") for p, heap in enumerate(heaps)]
             tags.append(Signal(item, name=f"t{k}_tag"))
             with m.If(advance):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from rtlsim import bus_read, bus_write, get, put, seeded, simulate
 
-from spikeloop.rtl.crossbar import Crossbar
+from spikeloop.rtl.crossbar import LEVELS_PER_STAGE, Crossbar, _compress, _stage_levels, tree_stages
 from spikeloop.windows import pack_weights
 
 
@@ -76,6 +76,9 @@ CASES = [
     (64, 8, 8, 64),  # one chunk, one group
     (33, 7, 1, 32),  # row of 32 bits, two chunks
     (70, 5, 5, 20),  # row of 100 bits: four words per row, stride 4
+    (7, 4, 2, 2),  # no popcount tree stage (C <= 2)
+    (5, 3, 3, 1),
+    (330, 3, 1, 330),  # three tree stages
 ]
 
 
@@ -179,3 +182,55 @@ def test_crossbar_bus_reads_are_served_while_the_output_is_blocked():
     simulate(dut, host, sink, max_cycles=2000)
     sums = np.array(got).reshape(n_out)
     assert np.array_equal(sums, spikes[0].astype(np.int64) @ weights.T.astype(np.int64))
+
+
+def test_tree_stages_grow_with_the_chunk():
+    """A register stage every LEVELS_PER_STAGE counter levels: none for C <= 2, one up to 18, ..."""
+    assert [tree_stages(c) for c in (1, 2, 3, 8, 18, 19, 64, 196, 324, 325, 1024, 4096)] == [
+        0, 0, 1, 1, 1, 2, 2, 2, 2, 3, 3, 4]
+    for c in range(1, 4097):
+        levels = _stage_levels(c)
+        assert all(1 <= n <= LEVELS_PER_STAGE for n in levels) and len(levels) <= 4, (c, levels)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 6, 7, 16, 20, 64, 196, 325, 1000, 4096])
+def test_counter_heap_sums_to_the_popcount(chunk):
+    """The counters' arithmetic on integers: the two rows left add up to the number of set bits."""
+    seed = chunk
+    rng = random.Random(seed)
+
+    def count(bits):
+        total = sum(bits)
+        return [(total >> k) & 1 for k in range(len(bits).bit_length())]
+
+    for density in (0.0, 0.1, 0.5, 0.9, 1.0):
+        bits = [int(rng.random() < density) for _ in range(chunk)]
+        heap = [bits]
+        for _ in range(sum(_stage_levels(chunk))):
+            heap = _compress(heap, count)
+        assert max(map(len, heap)) <= 2, f"{chunk}: {list(map(len, heap))}"
+        rows = sum(bit << i for i, column in enumerate(heap) for bit in column)
+        assert rows == sum(bits), f"chunk {chunk}, density {density}: {rows} != {sum(bits)} {seeded(seed)}"
+
+
+@pytest.mark.parametrize("chunk", [2, 8, 64])
+def test_crossbar_latency(chunk):
+    """The sums of a one-chunk group are in the output register `latency` clocks after its capture."""
+    dut = Crossbar(n_in=chunk, n_out=2, lanes=2, chunk=chunk)
+    seen = {}
+
+    async def tb(ctx):
+        assert not await bus_write(ctx, dut.bus, "weights", 0, 1)  # w[0, 0] = +1, every other -1
+        await put(ctx, dut.i_stream, {"spikes": 1, "last": 1})
+        ticks = 0
+        while not ctx.get(dut.o_stream.valid):
+            await ctx.tick()
+            ticks += 1
+        seen["ticks"] = ticks
+        ctx.set(dut.o_stream.ready, 1)
+        seen["syn"] = [ctx.get(dut.o_stream.p.syn[lane]) for lane in range(2)]
+        await ctx.tick()
+
+    simulate(dut, tb, max_cycles=100)
+    assert seen == {"ticks": dut.latency, "syn": [1, -1]}
+    assert dut.latency == 5 + tree_stages(chunk)
