@@ -30,7 +30,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from spikeloop.config import LayerConfig
+from spikeloop.config import LayerConfig, state_cycles
 from spikeloop.network import (
     DECAYS,
     INPUT_SHIFT_RANGE,
@@ -293,11 +293,9 @@ class NeuronArray(wiring.Component, Probed):
         read_ports = tuple(mem.read_port() for mem in (theta_mem, bias_mem, v_mem, u_mem))
         theta_rp, bias_rp, v_rp, u_rp = read_ports
 
-        # ---- bus writes: checked at once (w_err), written from registers a clock later
+        # ---- the bus: a write is checked at once (w_err); writes and reads go on from registers a clock
+        # later, and a read's answer is registered too (one clock after the window port's `ack`).
         bus = self.bus
-        bus_group = bus.addr[lane_bits:]
-        bus_lane = bus.addr[:lane_bits] if lane_bits else Const(0, 1)
-        in_range = (bus_group < NG) & (bus_lane < P)
         value = bus.w_data.as_signed()
         v_lo, v_hi = -(1 << (V - 1)), (1 << (V - 1)) - 1
         w_theta = bus.w_stb & (bus.sel == WINDOW["theta"])
@@ -305,27 +303,31 @@ class NeuronArray(wiring.Component, Probed):
         w_state = bus.w_stb & ((bus.sel == WINDOW["v"]) | (bus.sel == WINDOW["u"]))
         theta_ok = (value >= 1) & (value <= v_hi)
         bias_ok = (value >= v_lo) & (value <= v_hi)
-        lane_en = Mux(in_range, Const(1, P) << bus_lane, 0)
-        w_row = Signal.like(theta_wp.addr)
-        w_word = Signal(V)
-        w_pending = Signal()  # a write lands this clock: the pipeline reads no row yet
-        m.d.sync += [w_row.eq(bus_group), w_word.eq(bus.w_data[:V]), w_pending.eq(w_theta | w_bias)]
-        for kind, wp, strobe, ok in (("theta", theta_wp, w_theta, theta_ok), ("bias", bias_wp, w_bias, bias_ok)):
-            w_en = Signal(P, name=f"{kind}_w_en")
-            m.d.sync += w_en.eq(Mux(strobe & ok, lane_en, 0))
-            m.d.comb += [wp.addr.eq(w_row), wp.data.eq(Cat(*(w_word for _ in range(P)))), wp.en.eq(w_en)]
         m.d.comb += bus.w_err.eq((w_theta & ~theta_ok) | (w_bias & ~bias_ok) | w_state)
-
-        # ---- bus reads through the window port; the answer is registered (one clock after `ack`)
         is_mine = (bus.sel == WINDOW["theta"]) | (bus.sel == WINDOW["bias"]) | (bus.sel == WINDOW["v"]) | (
             bus.sel == WINDOW["u"])
+        q_sel, q_addr, q_word = Signal.like(bus.sel), Signal.like(bus.addr), Signal(V)
+        q_theta, q_bias, q_read = Signal(), Signal(), Signal()  # a write of theta or bias, a read
+        m.d.sync += [
+            q_sel.eq(bus.sel), q_addr.eq(bus.addr), q_word.eq(bus.w_data[:V]),
+            q_theta.eq(w_theta & theta_ok), q_bias.eq(w_bias & bias_ok), q_read.eq(bus.r_stb & is_mine),
+        ]
+        q_group = q_addr[lane_bits:]
+        q_lane = q_addr[:lane_bits] if lane_bits else Const(0, 1)
+        in_range = (q_group < NG) & (q_lane < P)
+        lane_en = Mux(in_range, Const(1, P) << q_lane, 0)
+        for wp, strobe in ((theta_wp, q_theta), (bias_wp, q_bias)):
+            m.d.comb += [wp.addr.eq(q_group), wp.data.eq(Cat(*(q_word for _ in range(P)))),
+                         wp.en.eq(Mux(strobe, lane_en, 0))]
+        w_pending = q_theta | q_bias  # a write lands this clock: the pipeline reads no row yet
+
         read_tag = data.StructLayout({"lane": max(1, lane_bits), "sel": len(bus.sel), "valid": 1})
         m.submodules.window = port = WindowPort(addr_width=len(theta_rp.addr), tag=read_tag)
         m.d.comb += [
-            port.r_stb.eq(bus.r_stb & is_mine),
-            port.r_addr.eq(bus_group),
-            port.r_tag.lane.eq(bus_lane),
-            port.r_tag.sel.eq(bus.sel),
+            port.r_stb.eq(q_read),
+            port.r_addr.eq(q_group),
+            port.r_tag.lane.eq(q_lane),
+            port.r_tag.sel.eq(q_sel),
             port.r_tag.valid.eq(in_range),
         ]
         r_value = Signal(signed(32))
@@ -415,11 +417,12 @@ class NeuronArray(wiring.Component, Probed):
         last_valid, last_group, last_end, last_last = item
         write = adv & last_valid
 
-        # ---- read-modify-write: a group's v and u are written `len(items)` clocks after its read; a
-        # group is offered again at least `NG` clocks after (groups come in order), so only a layer of
-        # fewer groups needs to hold a group back until its write has landed (the read ports are not
-        # transparent).
-        if NG <= len(items):
+        # ---- read-modify-write: a group's v and u are written `len(items)` clocks after its read (the
+        # read ports are not transparent: a read sees the write a clock later); a group is offered again
+        # at least `NG` clocks after (groups come in order), so only a layer of fewer groups than
+        # `state_cycles` holds a group back until its write has landed.
+        assert len(items) + 1 == state_cycles(c)
+        if NG < state_cycles(c):
             inflight = Signal(NG)
             m.d.sync += inflight.eq((inflight | Mux(accept, Const(1, NG) << i.p.group, 0))
                                     & ~Mux(write, Const(1, NG) << last_group, 0))
