@@ -17,7 +17,27 @@ zero or to nearest. With decay "shift" the products are shifts by `F - log2(lam)
 two, or 0 for no decay): a barrel shifter, no multiplier; with decay "multiply" any lam in [0, 2^F]
 goes through a multiplier.
 
-Two pipeline stages (read, compute + write back); one group per clock when the output is free.
+A pipeline of one group per clock; every stage register loads on one enable, `adv` (the output
+register is free or taken, and no bus read is being replayed), so all stages hold together:
+
+    accept   group on the read ports' address (i_stream.ready)
+    ports    the row on the read ports (WindowPort lends them to bus reads; `replay` reads it again)
+    read     theta, bias, v, u in registers (read latency 2)
+    product  x * lam, x * alpha (decay "multiply" only: the multiplier's own stage)
+    loss     lam_loss, alpha_loss (`Decay.of`)
+    update1  a_u, u - alpha_loss, v - lam_loss, b_v - r        (`neuron_update`, step 1)
+    update2  u_cuba = fit_U(...), u, (v - lam_loss) + (b_v - r)  (step 2)
+    update3  v' = sat'_V(... + u)                               (step 3)
+             z, the reset (step 4) -> v, u written back, z/v'/u into the output register
+
+A group's v and u are read when it is accepted and written `state_cycles - 1` clocks later; the read
+ports are not transparent, so a group comes in again only after its write has landed: groups come in
+order, which leaves a layer of at least `state_cycles` groups nothing to wait for; a smaller layer
+keeps a bit per group in flight and holds the group back (`spikeloop.config.layer_cycles`).
+MODE, lam and alpha, and what `Decay` decodes from them, are run-time constants in registers: a
+register write reaches the lanes a clock later (the register file writes them between runs).
+Bus writes of theta and bias land a clock after the strobe (from registers; the pipeline reads no
+row while one lands); bus reads answer two clocks later than the window port alone.
 """
 
 from __future__ import annotations
