@@ -324,14 +324,17 @@ class NeuronArray(wiring.Component, Probed):
         theta_ok = (value >= 1) & (value <= v_hi)
         bias_ok = (value >= v_lo) & (value <= v_hi)
         m.d.comb += bus.w_err.eq((w_theta & ~theta_ok) | (w_bias & ~bias_ok) | w_state)
-        is_mine = (bus.sel == WINDOW["theta"]) | (bus.sel == WINDOW["bias"]) | (bus.sel == WINDOW["v"]) | (
-            bus.sel == WINDOW["u"])
-        q_sel, q_addr, q_word = Signal.like(bus.sel), Signal.like(bus.addr), Signal(V)
-        q_theta, q_bias, q_read = Signal(), Signal(), Signal()  # a write of theta or bias, a read
+        q_sel = Signal.like(bus.sel, name="q_sel")  # the request, registered as it comes
+        q_addr = Signal.like(bus.addr, name="q_addr")
+        q_word = Signal(V, name="q_word")
+        q_w_stb, q_r_stb, q_theta_ok, q_bias_ok = (Signal(name=f"q_{n}") for n in ("w_stb", "r_stb", "theta_ok",
+                                                                                  "bias_ok"))
         m.d.sync += [
-            q_sel.eq(bus.sel), q_addr.eq(bus.addr), q_word.eq(bus.w_data[:V]),
-            q_theta.eq(w_theta & theta_ok), q_bias.eq(w_bias & bias_ok), q_read.eq(bus.r_stb & is_mine),
+            q_sel.eq(bus.sel), q_addr.eq(bus.addr), q_word.eq(bus.w_data[:V]), q_w_stb.eq(bus.w_stb),
+            q_r_stb.eq(bus.r_stb), q_theta_ok.eq(theta_ok), q_bias_ok.eq(bias_ok),
         ]
+        q_theta = q_w_stb & (q_sel == WINDOW["theta"]) & q_theta_ok
+        q_bias = q_w_stb & (q_sel == WINDOW["bias"]) & q_bias_ok
         q_group = q_addr[lane_bits:]
         q_lane = q_addr[:lane_bits] if lane_bits else Const(0, 1)
         in_range = (q_group < NG) & (q_lane < P)
@@ -339,12 +342,13 @@ class NeuronArray(wiring.Component, Probed):
         for wp, strobe in ((theta_wp, q_theta), (bias_wp, q_bias)):
             m.d.comb += [wp.addr.eq(q_group), wp.data.eq(Cat(*(q_word for _ in range(P)))),
                          wp.en.eq(Mux(strobe, lane_en, 0))]
-        w_pending = q_theta | q_bias  # a write lands this clock: the pipeline reads no row yet
+        w_pending = q_w_stb  # a write may land this clock: the pipeline reads no row yet
 
         read_tag = data.StructLayout({"lane": max(1, lane_bits), "sel": len(bus.sel), "valid": 1})
         m.submodules.window = port = WindowPort(addr_width=len(theta_rp.addr), tag=read_tag)
         m.d.comb += [
-            port.r_stb.eq(q_read),
+            port.r_stb.eq(q_r_stb & ((q_sel == WINDOW["theta"]) | (q_sel == WINDOW["bias"]) | (q_sel == WINDOW["v"])
+                                    | (q_sel == WINDOW["u"]))),
             port.r_addr.eq(q_group),
             port.r_tag.lane.eq(q_lane),
             port.r_tag.sel.eq(q_sel),
