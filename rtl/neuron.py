@@ -17,7 +17,27 @@ zero or to nearest. With decay "shift" the products are shifts by `F - log2(lam)
 two, or 0 for no decay): a barrel shifter, no multiplier; with decay "multiply" any lam in [0, 2^F]
 goes through a multiplier.
 
-Two pipeline stages (read, compute + write back); one group per clock when the output is free.
+A pipeline of one group per clock; every stage register loads on one enable, `adv` (the output
+register is free or taken, and no bus read is being replayed), so all stages hold together:
+
+    accept   group on the read ports' address (i_stream.ready)
+    ports    the row on the read ports (WindowPort lends them to bus reads; `replay` reads it again)
+    read     theta, bias, v, u in registers (read latency 2)
+    product  x * lam, x * alpha (decay "multiply" only: the multiplier's own stage)
+    loss     lam_loss, alpha_loss (`Decay.of`)
+    update1  a_u, u - alpha_loss, v - lam_loss, b_v - r        (`neuron_update`, step 1)
+    update2  u_cuba = fit_U(...), u, (v - lam_loss) + (b_v - r)  (step 2)
+    update3  v' = sat'_V(... + u)                               (step 3)
+             z, the reset (step 4) -> v, u written back, z/v'/u into the output register
+
+A group's v and u are read when it is accepted and written `state_cycles - 1` clocks later; the read
+ports are not transparent, so a group comes in again only after its write has landed: groups come in
+order, which leaves a layer of at least `state_cycles` groups nothing to wait for; a smaller layer
+keeps a bit per group in flight and holds the group back (`spikeloop.config.layer_cycles`).
+MODE, lam and alpha, and what `Decay` decodes from them, are run-time constants in registers: a
+register write reaches the lanes a clock later (the register file writes them between runs).
+Bus writes of theta and bias land a clock after the strobe (from registers; the pipeline reads no
+row while one lands); bus reads answer two clocks later than the window port alone.
 """
 
 from __future__ import annotations
@@ -30,7 +50,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from spikeloop.config import LayerConfig
+from spikeloop.config import LayerConfig, state_cycles
 from spikeloop.network import (
     DECAYS,
     INPUT_SHIFT_RANGE,
@@ -62,6 +82,11 @@ from .window import WindowPort
 __all__ = ["NeuronArray", "Decay", "LaneUpdate", "neuron_update"]
 
 
+def _same(value, name):
+    """The `stage` of a combinational build: the value itself, no register."""
+    return value
+
+
 class Decay:
     """What one step of decay by `factor`/2^F takes from a signed `x`, rounded as `rounding` says
     (a `Rounding` code), as a shift (mode "shift") or a product ("multiply").
@@ -74,49 +99,55 @@ class Decay:
     In shift mode `factor` must be 0 or a power of two 2^m (the register file refuses other values);
     with s = F - m the loss is `(x + (c >> m)) >> s`, and `c >> m` is `2^s - 1`, `2^(s-1) - 1` or
     `2^(s-1)`, masks decoded once from s and shared by every lane, as are the constants of multiply mode.
+    `hold` (default: none) keeps the decoded constants, e.g. in registers: `hold(value, name)` returns
+    the value to use; `factor` and `rounding` are run-time constants, so a register only delays them.
     """
 
-    def __init__(self, m: Module, factor, *, rounding, frac_bits: int, mode: str, name: str):
+    def __init__(self, m: Module, factor, *, rounding, frac_bits: int, mode: str, name: str, hold=_same):
         self._F = F = frac_bits
         self._mode = mode
-        self._f = f = factor[: F + 1]
+        self._f = f = hold(factor[: F + 1], f"{name}_factor")
         h = (1 << F) >> 1
         if mode == "shift":
-            self._shift = shift = Signal(range(F + 1), name=f"{name}_shift")
+            shift = Signal(range(F + 1), name=f"{name}_shift_of")
             for b in range(F + 1):  # the last assignment wins: the highest set bit
-                with m.If(f[b]):
+                with m.If(factor[b]):
                     m.d.comb += shift.eq(F - b)
-            mask = Signal(F + 1, name=f"{name}_mask")  # 2^s - 1
-            m.d.comb += mask.eq((Const(1, F + 2) << shift) - 1)
-            pos, neg = (mask, mask >> 1), (0, (mask + 1) >> 1)
+            mask = ((Const(1, F + 2) << shift) - 1)[: F + 1]  # 2^s - 1
+            pos, neg = (mask, mask >> 1), (0, (mask + 1) >> 1)  # x >= 0, x < 0: toward zero, to nearest
+            self._shift = hold(shift, f"{name}_shift")
+            self._any = hold(factor[: F + 1].any(), f"{name}_any")
         else:
             pos, neg = ((1 << F) - 1, (1 << F) - 1 - h), (0, h)
-        self._c_pos = Signal(F + 1, name=f"{name}_c_pos")  # the rounding's constant for x >= 0
-        self._c_neg = Signal(F + 1, name=f"{name}_c_neg")  # and for x < 0
-        m.d.comb += [
-            self._c_pos.eq(Mux(rounding == Rounding.ZERO, pos[0], Mux(rounding == Rounding.NEAREST, pos[1], 0))),
-            self._c_neg.eq(Mux(rounding == Rounding.ZERO, neg[0], Mux(rounding == Rounding.NEAREST, neg[1], 0))),
-        ]
+        c_pos, c_neg = (Mux(rounding == Rounding.ZERO, c[0], Mux(rounding == Rounding.NEAREST, c[1], 0))
+                        for c in (pos, neg))
+        self._c_pos = hold(Value.cast(c_pos)[: F + 1], f"{name}_c_pos")  # the rounding's constant for x >= 0
+        self._c_neg = hold(Value.cast(c_neg)[: F + 1], f"{name}_c_neg")  # and for x < 0
 
-    def of(self, x):
-        """The amount `x` loses in one step."""
+    @property
+    def stages(self) -> int:
+        """Pipeline stages `of` puts between x and the loss (the product's own, with "multiply")."""
+        return 1 if self._mode == "multiply" else 0
+
+    def of(self, x, stage=_same):
+        """The amount `x` loses in one step; with `stage` (see `neuron_update`), `stages` stages later."""
         x = Value.cast(x)
         c = Mux(x[-1], self._c_neg, self._c_pos)
-        if self._mode == "multiply":
-            return (x * self._f + c) >> self._F  # x signed: the shift is arithmetic, i.e. floor
-        return Mux(self._f.any(), (x + c) >> self._shift, 0)
+        if self._mode == "multiply":  # x signed: the shift is arithmetic, i.e. floor
+            return (stage(x * self._f, "product") + stage(c, "product_c")) >> self._F
+        return Mux(self._any, (x + c) >> self._shift, 0)
 
 
-class _V1Mode(NamedTuple):
-    """MODE as a build without options sees it: the run-time neuron and reset, the options at their v1 codes."""
+class _Mode(NamedTuple):
+    """MODE's fields as `neuron_update` reads them; a build without options sees the options at their v1 codes."""
 
     neuron: Value
     reset: Value
-    decay_round: int = Rounding.of(OPTION_DEFAULTS["decay_round"])
-    input_shift: int = OPTION_DEFAULTS["input_shift"]
-    bias_to: int = BiasTo.of(OPTION_DEFAULTS["bias_to"])
-    u_overflow: int = Overflow.of(OPTION_DEFAULTS["u_overflow"])
-    v_range: int = VRange.of(OPTION_DEFAULTS["v_range"])
+    decay_round: Value | int = Rounding.of(OPTION_DEFAULTS["decay_round"])
+    input_shift: Value | int = OPTION_DEFAULTS["input_shift"]
+    bias_to: Value | int = BiasTo.of(OPTION_DEFAULTS["bias_to"])
+    u_overflow: Value | int = Overflow.of(OPTION_DEFAULTS["u_overflow"])
+    v_range: Value | int = VRange.of(OPTION_DEFAULTS["v_range"])
 
 
 class LaneUpdate(NamedTuple):
@@ -129,9 +160,13 @@ class LaneUpdate(NamedTuple):
     u: Value  #: the current of the timestep: `u_cuba` (cuba) or a_u (lif)
 
 
+#: Pipeline stages `neuron_update` puts between its inputs and its results.
+UPDATE_STAGES = 3
+
+
 def neuron_update(m: Module, *, syn, bias, theta, v, u, lam_loss, alpha_loss, mode, v_bits: int, u_bits: int,
-                  options: bool = True, name: str = "") -> LaneUpdate:
-    """The equations of docs/numerics.md for one neuron, as combinational logic added to `m`.
+                  options: bool = True, name: str = "", stage=_same) -> LaneUpdate:
+    """The equations of docs/numerics.md for one neuron, as logic added to `m`.
 
     `syn` is sum_i w[j,i] s[i]; `v`, `u` the stored state; `lam_loss`, `alpha_loss` the amounts
     the decays take (`Decay.of`, which applies MODE.decay_round); `mode` has MODE's other fields
@@ -139,35 +174,57 @@ def neuron_update(m: Module, *, syn, bias, theta, v, u, lam_loss, alpha_loss, mo
     code), `input_shift` (k <= 16), `bias_to`, `u_overflow`, `v_range`. Without `options` only `neuron`
     and `reset` are read: the options are their v1 values, constants, and reset is never subtract_next
     (the register file refuses it), so none of their logic is built.
+    The logic is cut in four steps; `stage(value, name)` returns what passes from one step to the next
+    (default: the value itself, all combinational; `NeuronArray` gives a register, so the results come
+    `UPDATE_STAGES` clocks after the inputs, while `mode` is a run-time constant, read undelayed):
+
+        1: a_u = (syn << k) + bias_u;  u - alpha_loss;  v - lam_loss;  b_v - r
+        2: u_cuba = fit_U(...);  u = u_cuba | a_u;  (v - lam_loss) + (b_v - r)
+        3: v' = sat'_V(... + u)
+        4: z = v' >= theta;  the reset
+
     Every lane of `NeuronArray` is one call; the formal proof of `tests/formal/formal_jobs.py` checks
-    this function against the contract, computed on unbounded integers, for all inputs and options.
+    this function, combinational, against the contract, computed on unbounded integers, for all inputs
+    and options.
     """
     V, U = v_bits, u_bits
     if not options:
-        mode = _V1Mode(mode.neuron, mode.reset)
+        mode = _Mode(mode.neuron, mode.reset)
     k_max = INPUT_SHIFT_RANGE[1] if options else 0
     cuba = mode.neuron == Neuron.CUBA
     to_membrane = mode.bias_to == BiasTo.MEMBRANE
-    shifted = Signal(signed(len(syn) + k_max), name=f"syn_k{name}")  # syn << k
-    a = Signal(signed(max(len(shifted), V) + 1), name=f"a{name}")  # a_u
-    u_sum = Signal(signed(max(U, len(a)) + 2), name=f"u_sum{name}")
-    u_cuba = Signal(signed(U), name=f"u_cuba{name}")
-    u_new = Signal(signed(max(U, len(a))), name=f"u{name}")
-    r = Signal(signed(V), name=f"r{name}")  # theta taken off now for the spike of the step before (subtract_next)
-    vp = Signal(signed(V), name=f"vp{name}")
-    z = Signal(name=f"z{name}")
+
+    def wire(what, expr, shape=None):
+        sig = Signal(shape if shape is not None else Value.cast(expr).shape(), name=f"{what}{name}")
+        m.d.comb += sig.eq(expr)
+        return sig
+
+    # step 1
+    shifted = wire("syn_k", syn << mode.input_shift, signed(len(syn) + k_max))  # syn << k
+    a = wire("a", shifted + Mux(to_membrane, 0, bias), signed(max(len(shifted), V) + 1))  # a_u
+    kept_u = wire("kept_u", u - alpha_loss)
+    kept_v = wire("kept_v", v - lam_loss)
+    r = (Mux((mode.reset == Reset.SUBTRACT_NEXT) & (v >= theta), theta, 0) if options
+         else Const(0, signed(V)))  # theta taken off now for the spike of the step before (subtract_next)
+    v_add = wire("v_add", Mux(to_membrane, bias, 0) - r)  # b_v - r
+    a, kept_u, kept_v, v_add, theta = (stage(x, f"{what}{name}_1") for x, what in (
+        (a, "a"), (kept_u, "kept_u"), (kept_v, "kept_v"), (v_add, "v_add"), (theta, "theta")))
+    # step 2
+    u_sum = wire("u_sum", kept_u + a)
+    u_cuba = wire("u_cuba", Mux(mode.u_overflow == Overflow.WRAP, u_sum[:U].as_signed(), saturate(u_sum, U)),
+                  signed(U))
+    u_new = wire("u", Mux(cuba, u_cuba, a), signed(max(U, len(a))))
+    v_base = wire("v_base", kept_v + v_add)
+    u_cuba, u_new, v_base, theta = (stage(x, f"{what}{name}_2") for x, what in (
+        (u_cuba, "u_cuba"), (u_new, "u"), (v_base, "v_base"), (theta, "theta")))
+    # step 3
+    vp = wire("vp", saturate(v_base + u_new, V, symmetric=(mode.v_range == VRange.SYMMETRIC) if options else None),
+              signed(V))
+    u_cuba, u_new, vp, theta = (stage(x, f"{what}{name}_3") for x, what in (
+        (u_cuba, "u_cuba"), (u_new, "u"), (vp, "vp"), (theta, "theta")))
+    # step 4
+    z = wire("z", vp >= theta, 1)
     vn = Signal(signed(V), name=f"vn{name}")
-    m.d.comb += [
-        shifted.eq(syn << mode.input_shift),
-        a.eq(shifted + Mux(to_membrane, 0, bias)),
-        u_sum.eq(u - alpha_loss + a),
-        u_cuba.eq(Mux(mode.u_overflow == Overflow.WRAP, u_sum[:U].as_signed(), saturate(u_sum, U))),
-        u_new.eq(Mux(cuba, u_cuba, a)),
-        r.eq(Mux((mode.reset == Reset.SUBTRACT_NEXT) & (v >= theta), theta, 0) if options else 0),
-        vp.eq(saturate(v - lam_loss + u_new + Mux(to_membrane, bias, 0) - r, V,
-                       symmetric=(mode.v_range == VRange.SYMMETRIC) if options else None)),
-        z.eq(vp >= theta),
-    ]
     with m.Switch(mode.reset):
         with m.Case(Reset.SUBTRACT):
             m.d.comb += vn.eq(Mux(z, vp - theta, vp))
@@ -253,16 +310,12 @@ class NeuronArray(wiring.Component, Probed):
         v_mem, u_mem = lane_memory("v", V), lane_memory("u", U)
         theta_wp, bias_wp = theta_mem.write_port(granularity=1), bias_mem.write_port(granularity=1)
         v_wp, u_wp = v_mem.write_port(), u_mem.write_port()
-        theta_rp, bias_rp = theta_mem.read_port(), bias_mem.read_port()
-        v_rp = v_mem.read_port(transparent_for=[v_wp])
-        u_rp = u_mem.read_port(transparent_for=[u_wp])
-        read_ports = (theta_rp, bias_rp, v_rp, u_rp)
+        read_ports = tuple(mem.read_port() for mem in (theta_mem, bias_mem, v_mem, u_mem))
+        theta_rp, bias_rp, v_rp, u_rp = read_ports
 
-        # ---- bus
+        # ---- the bus: a write is checked at once (w_err); writes and reads go on from registers a clock
+        # later, and a read's answer is registered too (one clock after the window port's `ack`).
         bus = self.bus
-        bus_group = bus.addr[lane_bits:]
-        bus_lane = bus.addr[:lane_bits] if lane_bits else Const(0, 1)
-        in_range = (bus_group < NG) & (bus_lane < P)
         value = bus.w_data.as_signed()
         v_lo, v_hi = -(1 << (V - 1)), (1 << (V - 1)) - 1
         w_theta = bus.w_stb & (bus.sel == WINDOW["theta"])
@@ -270,96 +323,145 @@ class NeuronArray(wiring.Component, Probed):
         w_state = bus.w_stb & ((bus.sel == WINDOW["v"]) | (bus.sel == WINDOW["u"]))
         theta_ok = (value >= 1) & (value <= v_hi)
         bias_ok = (value >= v_lo) & (value <= v_hi)
-        lane_en = Mux(in_range, Const(1, P) << bus_lane, 0)
-        for wp, strobe, ok in ((theta_wp, w_theta, theta_ok), (bias_wp, w_bias, bias_ok)):
-            m.d.comb += [
-                wp.addr.eq(bus_group),
-                wp.data.eq(Cat(*(bus.w_data[:V] for _ in range(P)))),
-                wp.en.eq(Mux(strobe & ok, lane_en, 0)),
-            ]
         m.d.comb += bus.w_err.eq((w_theta & ~theta_ok) | (w_bias & ~bias_ok) | w_state)
+        q_sel = Signal.like(bus.sel, name="q_sel")  # the request, registered as it comes
+        q_addr = Signal.like(bus.addr, name="q_addr")
+        q_word = Signal(V, name="q_word")
+        q_w_stb, q_r_stb, q_theta_ok, q_bias_ok = (Signal(name=f"q_{n}") for n in ("w_stb", "r_stb", "theta_ok",
+                                                                                  "bias_ok"))
+        m.d.sync += [
+            q_sel.eq(bus.sel), q_addr.eq(bus.addr), q_word.eq(bus.w_data[:V]), q_w_stb.eq(bus.w_stb),
+            q_r_stb.eq(bus.r_stb), q_theta_ok.eq(theta_ok), q_bias_ok.eq(bias_ok),
+        ]
+        q_theta = q_w_stb & (q_sel == WINDOW["theta"]) & q_theta_ok
+        q_bias = q_w_stb & (q_sel == WINDOW["bias"]) & q_bias_ok
+        q_group = q_addr[lane_bits:]
+        q_lane = q_addr[:lane_bits] if lane_bits else Const(0, 1)
+        in_range = (q_group < NG) & (q_lane < P)
+        lane_en = Mux(in_range, Const(1, P) << q_lane, 0)
+        for wp, strobe in ((theta_wp, q_theta), (bias_wp, q_bias)):
+            m.d.comb += [wp.addr.eq(q_group), wp.data.eq(Cat(*(q_word for _ in range(P)))),
+                         wp.en.eq(Mux(strobe, lane_en, 0))]
+        w_pending = q_w_stb  # a write may land this clock: the pipeline reads no row yet
 
-        is_mine = (bus.sel == WINDOW["theta"]) | (bus.sel == WINDOW["bias"]) | (bus.sel == WINDOW["v"]) | (
-            bus.sel == WINDOW["u"])
         read_tag = data.StructLayout({"lane": max(1, lane_bits), "sel": len(bus.sel), "valid": 1})
         m.submodules.window = port = WindowPort(addr_width=len(theta_rp.addr), tag=read_tag)
         m.d.comb += [
-            port.r_stb.eq(bus.r_stb & is_mine),
-            port.r_addr.eq(bus_group),
-            port.r_tag.lane.eq(bus_lane),
-            port.r_tag.sel.eq(bus.sel),
+            port.r_stb.eq(q_r_stb & ((q_sel == WINDOW["theta"]) | (q_sel == WINDOW["bias"]) | (q_sel == WINDOW["v"])
+                                    | (q_sel == WINDOW["u"]))),
+            port.r_addr.eq(q_group),
+            port.r_tag.lane.eq(q_lane),
+            port.r_tag.sel.eq(q_sel),
             port.r_tag.valid.eq(in_range),
         ]
-
-        # ---- clear: walk the groups writing zeros, once stage B is empty. Memories keep their
-        # contents through a reset, so a reset starts a clear too (state starts at 0).
-        clear_pend = Signal(init=1)
-        clearing = Signal()
-        clear_addr = Signal(index_shape(NG))
-        with m.If(self.ctrl.clear):
-            m.d.sync += clear_pend.eq(1)
-
-        # ---- stage A: accept a group, read its parameters and state.
-        b_valid = Signal()
-        b_syn = Signal(data.ArrayLayout(signed(self._syn_bits), P))
-        b_group = Signal(index_shape(NG))
-        b_end = Signal()
-        b_last = Signal()
-        o_valid = Signal()
-        # Bus reads take the read ports even while stage B waits for the output (`WindowPort`).
-        b_go = b_valid & ~port.replay & (~o_valid | self.o_stream.ready)
-        hold = b_valid & ~b_go  # read ports must keep (or regain) stage B's data
-        m.d.comb += self.i_stream.ready.eq(~hold & ~port.pending & ~clear_pend & ~clearing)
-        accept = self.i_stream.valid & self.i_stream.ready
-        m.d.comb += [
-            port.stall.eq(b_valid & o_valid & ~self.o_stream.ready),
-            port.addr.eq(self.i_stream.p.group),
-            port.held.eq(b_group),
-        ]
-        for rp in read_ports:
-            m.d.comb += [rp.addr.eq(port.rp_addr), rp.en.eq(port.rp_en)]
-        with m.If(~hold):
-            m.d.sync += b_valid.eq(accept)
-        with m.If(accept):
-            m.d.sync += [b_syn.eq(self.i_stream.p.syn), b_group.eq(self.i_stream.p.group),
-                         b_end.eq(self.i_stream.p.end), b_last.eq(self.i_stream.p.last)]
-
-        # ---- bus read answer.
         r_value = Signal(signed(32))
         with m.Switch(port.ack_tag.sel):
             for kind, rp in zip(("theta", "bias", "v", "u"), read_ports):
                 with m.Case(WINDOW[kind]):
                     m.d.comb += r_value.eq(rp.data[port.ack_tag.lane])
-        m.d.comb += [bus.r_ack.eq(port.ack), bus.r_data.eq(Mux(port.ack_tag.valid, r_value, 0))]
+        m.d.sync += [bus.r_ack.eq(port.ack), bus.r_data.eq(Mux(port.ack & port.ack_tag.valid, r_value, 0))]
 
-        # ---- stage B: the neuron equations, one lane per neuron of the group.
+        # ---- run-time constants (MODE, the decays' shifts and rounding constants) in registers: they
+        # change by register writes between runs and reach the lanes a clock after the write.
+        def hold(value, name):
+            reg = Signal(Value.cast(value).shape(), name=name)
+            m.d.sync += reg.eq(value)
+            return reg
+
         ctrl = self.ctrl
-        cuba = ctrl.neuron == Neuron.CUBA
-        rounding = ctrl.decay_round if c.options else _V1Mode(ctrl.neuron, ctrl.reset).decay_round
-        lam = Decay(m, ctrl.lam, rounding=rounding, frac_bits=F, mode=c.decay, name="lam")
-        alpha = Decay(m, ctrl.alpha, rounding=rounding, frac_bits=F, mode=c.decay, name="alpha")
-        lam_d = [lam.of(v_rp.data[p]) for p in range(P)]
-        alpha_d = [alpha.of(u_rp.data[p]) for p in range(P)]
-        lane_valid = [(b_group != NG - 1) | Const(p < c.n_out - (NG - 1) * P, 1) for p in range(P)]
-        v_next, u_next, z_bits, v_pre, u_now = [], [], [], [], []
-        for p in range(P):
-            lane = neuron_update(
-                m, syn=b_syn[p], bias=bias_rp.data[p], theta=theta_rp.data[p], v=v_rp.data[p], u=u_rp.data[p],
-                lam_loss=lam_d[p], alpha_loss=alpha_d[p], mode=ctrl, v_bits=V, u_bits=U, options=c.options,
-                name=str(p),
-            )
-            v_next.append(lane.v_next)
-            u_next.append(lane.u_cuba)
-            z_bits.append(lane.z & lane_valid[p])
-            v_pre.append(lane.v_pre)
-            current = Signal(signed(c.current_bits), name=f"current{p}")  # modulo 2^32, sign-extended without
-            m.d.comb += current.eq(lane.u)  # the options (whose a_u is narrower)
-            u_now.append(current)
+        fields = _Mode._fields if c.options else ("neuron", "reset")
+        mode = _Mode(**{f: hold(getattr(ctrl, f), f"mode_{f}") for f in fields})
+        rounding = ctrl.decay_round if c.options else _Mode(ctrl.neuron, ctrl.reset).decay_round
+        lam = Decay(m, ctrl.lam, rounding=rounding, frac_bits=F, mode=c.decay, name="lam", hold=hold)
+        alpha = Decay(m, ctrl.alpha, rounding=rounding, frac_bits=F, mode=c.decay, name="alpha", hold=hold)
+        cuba = mode.neuron == Neuron.CUBA
+
+        # ---- the pipeline: every stage register loads on `adv`, all at once
+        adv = Signal()
+
+        def stage(value, name):
+            value = value if isinstance(value, data.View) else Value.cast(value)
+            reg = Signal(value.shape(), name=name)
+            with m.If(adv):
+                m.d.sync += reg.eq(value)
+            return reg
+
+        items = []  # per stage: (valid, group, end, last), the item whose data that stage holds
+
+        def step(item, name):
+            items.append(tuple(stage(x, f"{name}_{what}") for x, what in zip(item, ("valid", "group", "end", "last"))))
+            return items[-1]
+
+        def delay(value, n, name):
+            for i in range(n):
+                value = stage(value, f"{name}_d{i}")
+            return value
+
+        blocked = Signal()  # the output register is full and not taken
+        hazard = Signal()  # the offered group's state is still in flight
+        o_valid = Signal()
+        clear_pend = Signal(init=1)  # a reset clears the state too (memories keep their contents)
+        clearing = Signal()
+        i = self.i_stream
+        m.d.comb += [
+            blocked.eq(o_valid & ~self.o_stream.ready),
+            adv.eq(~blocked & ~port.replay),
+            i.ready.eq(adv & ~port.pending & ~w_pending & ~clear_pend & ~clearing & ~hazard),
+        ]
+        accept = i.valid & i.ready
+        # stage "ports": the group's row is on the read ports
+        item = step((accept, i.p.group, i.p.end, i.p.last), "ports")
+        syn = stage(i.p.syn, "ports_syn")
+        m.d.comb += [port.stall.eq(blocked & item[0]), port.addr.eq(i.p.group), port.held.eq(item[1])]
+        for rp in read_ports:
+            m.d.comb += [rp.addr.eq(port.rp_addr), rp.en.eq(port.rp_en)]
+        # stage "read": the row in registers
+        item = step(item, "read")
+        syn = stage(syn, "read_syn")
+        theta, bias, v, u = ([stage(rp.data[p], f"read_{kind}{p}") for p in range(P)]
+                             for kind, rp in zip(("theta", "bias", "v", "u"), read_ports))
+        # stages of the decays: the product (multiply), the loss
+        for n in range(lam.stages):
+            item = step(item, f"product{n}")
+        lam_loss = [stage(lam.of(v[p], stage), f"lam_loss{p}") for p in range(P)]
+        alpha_loss = [stage(alpha.of(u[p], stage), f"alpha_loss{p}") for p in range(P)]
+        item = step(item, "loss")
+        syn, theta, bias, v, u = (
+            [delay(x[p], lam.stages + 1, f"{what}{p}") for p in range(P)]
+            for x, what in ((syn, "syn"), (theta, "theta"), (bias, "bias"), (v, "v"), (u, "u")))
+        # stages of `neuron_update`; its results are for the item of the last stage
+        lanes = [
+            neuron_update(m, syn=syn[p], bias=bias[p], theta=theta[p], v=v[p], u=u[p], lam_loss=lam_loss[p],
+                          alpha_loss=alpha_loss[p], mode=mode, v_bits=V, u_bits=U, options=c.options,
+                          name=str(p), stage=stage)
+            for p in range(P)
+        ]
+        for n in range(UPDATE_STAGES):
+            item = step(item, f"update{n + 1}")
+        last_valid, last_group, last_end, last_last = item
+        write = adv & last_valid
+
+        # ---- read-modify-write: a group's v and u are written `len(items)` clocks after its read (the
+        # read ports are not transparent: a read sees the write a clock later); a group is offered again
+        # at least `NG` clocks after (groups come in order), so only a layer of fewer groups than
+        # `state_cycles` holds a group back until its write has landed.
+        assert len(items) + 1 == state_cycles(c)
+        if NG < state_cycles(c):
+            inflight = Signal(NG)
+            m.d.sync += inflight.eq((inflight | Mux(accept, Const(1, NG) << i.p.group, 0))
+                                    & ~Mux(write, Const(1, NG) << last_group, 0))
+            m.d.comb += hazard.eq(inflight.bit_select(i.p.group, 1))
 
         m.d.comb += [
-            v_wp.addr.eq(b_group), v_wp.data.eq(Cat(*v_next)), v_wp.en.eq(b_go),
-            u_wp.addr.eq(b_group), u_wp.data.eq(Cat(*u_next)), u_wp.en.eq(b_go & cuba),
+            v_wp.addr.eq(last_group), v_wp.data.eq(Cat(*(lane.v_next for lane in lanes))), v_wp.en.eq(write),
+            u_wp.addr.eq(last_group), u_wp.data.eq(Cat(*(lane.u_cuba for lane in lanes))), u_wp.en.eq(write & cuba),
         ]
+
+        # ---- clear: walk the groups writing zeros, once the pipeline is empty
+        clear_addr = Signal(index_shape(NG))
+        with m.If(ctrl.clear):
+            m.d.sync += clear_pend.eq(1)
+        in_flight = Cat(*(it[0] for it in items)).any()
         with m.If(clearing):
             m.d.comb += [
                 v_wp.addr.eq(clear_addr), v_wp.data.eq(0), v_wp.en.eq(1),
@@ -368,24 +470,28 @@ class NeuronArray(wiring.Component, Probed):
             m.d.sync += clear_addr.eq(clear_addr + 1)
             with m.If(clear_addr == NG - 1):
                 m.d.sync += clearing.eq(0)
-        with m.Elif(clear_pend & ~b_valid):
+        with m.Elif(clear_pend & ~in_flight):
             m.d.sync += [clearing.eq(1), clear_pend.eq(0), clear_addr.eq(0)]
 
+        # ---- output register
         o = self.o_stream.p
+        lane_valid = [(last_group != NG - 1) | Const(p < c.n_out - (NG - 1) * P, 1) for p in range(P)]
         with m.If(self.o_stream.ready):
             m.d.sync += o_valid.eq(0)
-        with m.If(b_go):
+        with m.If(write):
             m.d.sync += [
-                o.z.eq(Cat(*z_bits)), o.v.eq(Cat(*v_pre)), o.group.eq(b_group), o.end.eq(b_end), o.last.eq(b_last),
-                o_valid.eq(1),
+                o.z.eq(Cat(*(lane.z & ok for lane, ok in zip(lanes, lane_valid)))),
+                o.v.eq(Cat(*(lane.v_pre for lane in lanes))),
+                o.group.eq(last_group), o.end.eq(last_end), o.last.eq(last_last), o_valid.eq(1),
             ]
-            if self._probes_built:
-                m.d.sync += o.u.eq(Cat(*u_now))
+            if self._probes_built:  # modulo 2^32, sign-extended without the options (whose a_u is narrower)
+                m.d.sync += [o.u[p].eq(lane.u) for p, lane in enumerate(lanes)]
         m.d.comb += [
             self.o_stream.valid.eq(o_valid),
-            self.ctrl.clearing.eq(clear_pend | clearing),
-            self.ctrl.busy.eq(b_valid | o_valid),
+            ctrl.clearing.eq(clear_pend | clearing),
+            ctrl.busy.eq(in_flight | o_valid),
         ]
-        b_token, o_token = b_valid & b_end, o_valid & o.end  # a timestep is inside until its last group leaves
-        self._probes = {"steps": b_token + o_token, "lasts": (b_token & b_last) + (o_token & o.last)}
+        # a timestep is inside until its last group leaves
+        tokens = [(valid & end, last) for valid, _, end, last in items] + [(o_valid & o.end, o.last)]
+        self._probes = {"steps": sum(t for t, _ in tokens), "lasts": sum(t & last for t, last in tokens)}
         return m

@@ -46,7 +46,7 @@ from spikeloop.stream import BUS_WIDTHS, FIELD_BITS, output_words_per_timestep, 
 
 __all__ = [
     "ConfigError", "LayerConfig", "CoreConfig", "MAX_LANES", "MAX_CHUNK", "MAX_ROW_BITS",
-    "design_hash", "hash_words", "layer_cycles", "framing_cycles", "max_timestep_cycles",
+    "design_hash", "hash_words", "state_cycles", "layer_cycles", "framing_cycles", "max_timestep_cycles",
     "DEFAULT_SIZES", "DEFAULT_LANES", "DEFAULT_CHUNK", "DEFAULT_CORE",
 ]
 
@@ -389,12 +389,20 @@ def hash_words(config: CoreConfig) -> list[int]:
     return [int.from_bytes(digest[4 * k : 4 * k + 4], "little") for k in range(8)]
 
 
+def state_cycles(layer: LayerConfig) -> int:
+    """Clocks from the neuron array's read of a group's v and u to the first read that sees them written
+    back (rtl/neuron.py: read ports, read registers, the decays' product with decay "multiply", the
+    losses, three update stages, the write landing): the least time between two timesteps of a group."""
+    return 7 + (layer.decay == "multiply")
+
+
 def layer_cycles(layer: LayerConfig, nonzero_chunks=None):
-    """Clocks a layer's crossbar spends on one timestep with `nonzero_chunks` input chunks holding
-    a spike (default: all of them, dense input): one row per (group, nonzero chunk), at least one
-    per group, and one clock to take the next timestep (docs/gateware.md, "Throughput")."""
+    """Clocks a layer spends on one timestep with `nonzero_chunks` input chunks holding a spike
+    (default: all of them, dense input): its crossbar's one row per (group, nonzero chunk), at least
+    one per group, and one clock to take the next timestep; at least `state_cycles`, which only a
+    layer of few groups reaches (docs/gateware.md, "Throughput")."""
     z = layer.n_chunks if nonzero_chunks is None else nonzero_chunks
-    cycles = layer.n_groups * np.maximum(1, z) + 1
+    cycles = np.maximum(layer.n_groups * np.maximum(1, z) + 1, state_cycles(layer))
     return cycles if np.ndim(cycles) else cycles.item()
 
 
@@ -405,9 +413,10 @@ def framing_cycles(config: CoreConfig) -> int:
 
 def max_timestep_cycles(config: CoreConfig) -> int:
     """An upper bound on the clocks from a timestep's first input word to its last output word:
-    every layer dense, one after the other, each with a few clocks of hand-over, and the stream words.
+    every layer dense, one after the other, each with its neuron array's latency and a few clocks of
+    hand-over, and the stream words.
     Deadlines of drivers and test benches are computed from it."""
-    layers = sum(int(layer_cycles(layer)) + 3 for layer in config.layers)
+    layers = sum(int(layer_cycles(layer)) + state_cycles(layer) + 3 for layer in config.layers)
     return layers + words_per_timestep(config.n_in, config.bus_width) + output_words_per_timestep(config) + 8
 
 
