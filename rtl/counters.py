@@ -87,7 +87,7 @@ class Counters(wiring.Component):
         for name, width in self._widths.items():
             inc_q = Signal(width, name=f"{name.lower()}_inc")
             lo = Signal(L, name=f"{name.lower()}_lo")
-            carry = Signal(name=f"{name.lower()}_c")
+            carry = Signal(max(width, L) + 1 - L, name=f"{name.lower()}_c")  # the sum's bits above the low half
             lo_d = Signal(L, name=f"{name.lower()}_lo_d")
             hi = Signal(COUNTER_BITS - L, name=f"{name.lower()}_hi")
             m.d.sync += [inc_q.eq(self.inc[name]), lo_d.eq(lo)]
