@@ -45,8 +45,11 @@ class Deframer(wiring.Component, Probed):
     hold : In(1), take no word that would start a new timestep.
     busy : Out(1), a timestep is partly received or not yet passed on.
     truncated : Out(1), a `last` ended a timestep early (one cycle).
-    spikes : Out(range(W + 1)), spikes in the word taken this cycle (padding bits excluded).
+    spikes : Out(range(W + 1)), spikes in the word taken `COUNT_LATENCY` cycles ago (padding bits excluded).
     """
+
+    #: Cycles from a word taken to its `spikes`.
+    COUNT_LATENCY = 2
 
     def __init__(self, *, n: int, bus_width: int):
         with parameters(self):
@@ -87,8 +90,10 @@ class Deframer(wiring.Component, Probed):
         take = self.i_stream.valid & self.i_stream.ready
         last_valid_bits = n - (words - 1) * W
         in_mask = Mux(widx == words - 1, (1 << last_valid_bits) - 1, (1 << W) - 1)
+        counted = Signal(W)  # the spikes of the word taken
+        m.d.sync += counted.eq(Mux(take, word & in_mask, 0))
+        m.d.comb += self.spikes.eq(_count(m, counted))
         with m.If(take):
-            m.d.comb += self.spikes.eq(popcount(word & in_mask))
             with m.Switch(widx):
                 for w in range(words):
                     with m.Case(w):
@@ -124,7 +129,7 @@ class Framer(wiring.Component, Probed):
     i_stream : In(stream of `spike_layout(n_out[, membranes=v_bits])`), the network's output.
     o_stream : Out(stream of `word_layout(bus_width)`).
     busy : Out(1), words of a timestep are still to be sent.
-    timestep : Out(1), a payload is taken this cycle; spikes : Out(range(n_out + 1)), its spikes.
+    timestep : Out(1), a payload was taken (`COUNT_LATENCY` cycles ago); spikes : Out(range(n_out + 1)), its spikes.
     probe : In(`field_layout(PROBE)`), with `config.probes`: the sections to append (taken with each payload).
     layers : In(`network.probe_layouts(config)`), with `config.probes`: the layers' captures.
     """
@@ -145,6 +150,9 @@ class Framer(wiring.Component, Probed):
             members["probe"] = In(field_layout(regmap.register("PROBE")))
             members["layers"] = In(probe_layouts(config))
         super().__init__(members)
+
+    #: Cycles from a payload taken to its `timestep` and `spikes`.
+    COUNT_LATENCY = 2
 
     @property
     def config(self) -> CoreConfig:
@@ -167,7 +175,7 @@ class Framer(wiring.Component, Probed):
         m.d.comb += self.i_stream.ready.eq(~active)
         with m.If(self.i_stream.valid & ~active):
             m.d.sync += [held.eq(Cat(*out_words)), held_last.eq(payload.last), active.eq(1), oidx.eq(0)]
-            m.d.comb += [self.timestep.eq(1), self.spikes.eq(popcount(payload.spikes))]
+        self._count_payloads(m, held)
         m.d.comb += [
             self.o_stream.valid.eq(active),
             self.o_stream.p.data.eq(held.word_select(oidx, W)),
@@ -222,7 +230,7 @@ class Framer(wiring.Component, Probed):
         with m.If(self.i_stream.valid & ~active):
             m.d.sync += [held.eq(Cat(*base)), held_last.eq(payload.last), active.eq(1), oidx.eq(0),
                          sel.eq(probe_bits)]
-            m.d.comb += [self.timestep.eq(1), self.spikes.eq(popcount(payload.spikes))]
+        self._count_payloads(m, held)
         done = nxt == end
         m.d.comb += [
             self.o_stream.valid.eq(active),
@@ -238,6 +246,15 @@ class Framer(wiring.Component, Probed):
         self._probes = {"steps": active, "lasts": active & held_last, "oidx": oidx}
         return m
 
+    def _count_payloads(self, m, held):
+        """`timestep` and `spikes` of each payload taken, from `held` (a cycle later, then counted by
+        6-bit groups into registers, their sum a cycle later)."""
+        took, counted = Signal(), Signal()
+        m.d.sync += [took.eq(self.i_stream.valid & self.i_stream.ready), counted.eq(took)]
+        spikes = Signal(self._config.n_out)
+        m.d.comb += spikes.eq(Mux(took, held[: self._config.n_out], 0))
+        m.d.comb += [self.timestep.eq(counted), self.spikes.eq(_count(m, spikes))]
+
     def _words(self, payload) -> list:
         """The words of one output timestep: spikes, then the membranes as 32-bit fields."""
         cfg = self._config
@@ -246,6 +263,19 @@ class Framer(wiring.Component, Probed):
         if cfg.membranes:
             words += _field_words([payload.v[j] for j in range(cfg.n_out)], W)
         return words
+
+
+def _count(m, bits) -> Value:
+    """The set bits of `bits` a cycle later: each 6-bit group's count registered (one LUT level), then
+    their sum (a small adder tree)."""
+    groups = []
+    for i in range(0, len(bits), 6):
+        group = Signal(range(len(bits[i : i + 6]) + 1), name=f"count{i // 6}")
+        m.d.sync += group.eq(popcount(bits[i : i + 6]))
+        groups.append(group)
+    while len(groups) > 1:
+        groups = [groups[i] + groups[i + 1] for i in range(0, len(groups) - 1, 2)] + groups[len(groups) & ~1 :]
+    return groups[0]
 
 
 def _spike_words(spikes, n: int, W: int) -> list:
