@@ -157,13 +157,15 @@ class Loader(wiring.Component, Probed):
                     m.d.comb += refuse.eq(left_zero)  # no room for the count
                 with m.Elif(seg == COUNT):
                     m.d.comb += refuse.eq(word > left)  # data words past the length
-        good_end = ~refuse & Mux(hdr == HEADER_WORDS - 1, flag.header, (hdr == HEADER_WORDS) & left_zero)
-        tlast_early = ~refuse & ~good_end & beat_last & end_of_beat
-        no_tlast = good_end & ~beat_last
+        # the frame ends at the held word (a refused word there errs as well; refusals free nothing: the
+        # next cycle swallows the rest of the bus word, so no free waits for a comparison)
+        ends = Mux(hdr == HEADER_WORDS - 1, flag.header, (hdr == HEADER_WORDS) & left_zero)
+        tlast_early = ~ends & beat_last & end_of_beat
+        no_tlast = ends & ~beat_last
         error = step & (refuse | tlast_early | no_tlast)
         m.d.sync += self.error.eq(error)
 
-        frees = full & (swallow | step & (end_of_beat | refuse | tlast_early | good_end))
+        frees = full & (swallow | step & (end_of_beat | ends))
         done = frees & beat_last  # the frame's TLAST: good or refused
         with m.If(step):
             with m.If(hdr != HEADER_WORDS):

@@ -293,25 +293,24 @@ class RegisterFile(wiring.Component, Probed):
             sel = sel | Mux(hit, WINDOW[w.kind], 0)
             layer = layer | Mux(hit, w.layer, 0)
             waddr = waddr | Mux(hit, addr[2:span_bits], 0)
-        any_hit, writable_hit, control_hit, refused = Const(0), Const(0), Const(0), Const(0)
-        for hit, w, ok, (_, kind, _, _) in zip(hits, writable, oks, self._plan):
-            any_hit = any_hit | hit
-            if w:
-                writable_hit = writable_hit | hit
-                refused = refused | (hit & ~ok)
+        control_hit = Const(0)
+        for hit, (_, kind, _, _) in zip(hits, self._plan):
             if kind == "control":
                 control_hit = control_hit | hit
-        bad_read = ~win_hit & ~any_hit | ~aligned
-        bad_write = Mux(win_hit, win_ro, ~writable_hit) | ~aligned
 
-        b_hit, b_write = Signal(n, name="b_hit"), Signal(n, name="b_write")
-        b_bad, b_refused = Signal(name="b_bad"), Signal(name="b_refused")
+        # registered decode
+        b_read, b_write_access, b_aligned = Signal(name="b_read"), Signal(name="b_write_access"), Signal()
+        b_hit, b_ok = Signal(n, name="b_hit"), Signal(n, name="b_ok")
+        b_win, b_ro = Signal(name="b_win"), Signal(name="b_ro")
         b_pulse = {f.name: Signal(name=f"pulse_{f.name}") for f in regmap.register("CONTROL").fields}
         m.d.sync += [
+            b_read.eq(a_valid & a_read),
+            b_write_access.eq(write),
+            b_aligned.eq(aligned),
             b_hit.eq(Mux(a_valid, Cat(*hits), 0)),
-            b_write.eq(Mux(write, Cat(*(hit & ok if w else 0 for hit, w, ok in zip(hits, writable, oks))), 0)),
-            b_bad.eq(a_valid & Mux(a_read, bad_read, bad_write)),
-            b_refused.eq(write & refused),
+            b_ok.eq(Cat(*oks)),
+            b_win.eq(win_hit),
+            b_ro.eq(win_ro),
             win.w_stb.eq(write & win_hit & ~win_ro),
             win.r_stb.eq(a_valid & a_read & win_hit),
         ]
@@ -319,6 +318,21 @@ class RegisterFile(wiring.Component, Probed):
                      for f, pulse in zip(regmap.register("CONTROL").fields, b_pulse.values())]
         with m.If(a_valid):  # sampled with the strobes
             m.d.sync += [win.sel.eq(sel), win.layer.eq(layer), win.addr.eq(waddr)]
+
+        # its verdicts, from registers
+        writable_hit, refused = Const(0), Const(0)
+        for i, w in enumerate(writable):
+            if w:
+                writable_hit = writable_hit | b_hit[i]
+                refused = refused | (b_hit[i] & ~b_ok[i])
+        b_write = Signal(n, name="b_write")
+        b_bad, b_refused = Signal(name="b_bad"), Signal(name="b_refused")
+        m.d.comb += [
+            b_write.eq(Mux(b_write_access, b_hit & b_ok & Cat(*(Const(int(w)) for w in writable)), 0)),
+            b_bad.eq(b_read & (~b_aligned | ~b_win & ~b_hit.any())
+                     | b_write_access & (~b_aligned | Mux(b_win, b_ro, ~writable_hit))),
+            b_refused.eq(b_write_access & refused),
+        ]
         return b_hit, b_write, b_bad, b_refused, b_pulse
 
     def _read_mux(self, m, b_hit, status_word, shadows, stores, probe):
