@@ -81,35 +81,35 @@ class Deframer(wiring.Component, Probed):
         n, W = self._n, self._bus_width
         words = words_per_timestep(n, W)
         widx = Signal(range(max(2, words)))
+        at = Signal(words, init=1)  # one-hot: the word `widx` (its slot's write enable needs no decoder)
         vec = Signal(words * W)
         pending = Signal()
         pending_last = Signal()
-        pending_words = Signal.like(widx)  # index of the last word received of the pending timestep
         word, last = self.i_stream.p.data, self.i_stream.p.last
-        m.d.comb += self.i_stream.ready.eq(~pending & ~(self.hold & (widx == 0)))
+        m.d.comb += self.i_stream.ready.eq(~pending & ~(self.hold & at[0]))
         take = self.i_stream.valid & self.i_stream.ready
         last_valid_bits = n - (words - 1) * W
-        in_mask = Mux(widx == words - 1, (1 << last_valid_bits) - 1, (1 << W) - 1)
+        in_mask = Mux(at[words - 1], (1 << last_valid_bits) - 1, (1 << W) - 1)
         counted = Signal(W)  # the spikes of the word taken
         m.d.sync += counted.eq(Mux(take, word & in_mask, 0))
         m.d.comb += self.spikes.eq(_count(m, counted))
         with m.If(take):
-            with m.Switch(widx):
-                for w in range(words):
-                    with m.Case(w):
-                        m.d.sync += vec[w * W : (w + 1) * W].eq(word)
-            with m.If((widx == words - 1) | last):
-                m.d.sync += [pending.eq(1), pending_last.eq(last), pending_words.eq(widx), widx.eq(0)]
-                with m.If(widx != words - 1):
+            with m.If(at[0]):  # a new timestep: the words a TLAST may leave out are zero
+                m.d.sync += vec.eq(0)
+            for w in range(words):
+                with m.If(at[w]):
+                    m.d.sync += vec[w * W : (w + 1) * W].eq(word)
+            with m.If(at[words - 1] | last):
+                m.d.sync += [pending.eq(1), pending_last.eq(last), widx.eq(0), at.eq(1)]
+                with m.If(~at[words - 1]):
                     m.d.comb += self.truncated.eq(1)
             with m.Else():
-                m.d.sync += widx.eq(widx + 1)
-        masked = Cat(vec[:W], *(Mux(pending_words >= w, vec[w * W : (w + 1) * W], 0) for w in range(1, words)))
+                m.d.sync += [widx.eq(widx + 1), at.eq(at << 1)]
         m.d.comb += [
             self.o_stream.valid.eq(pending),
-            self.o_stream.p.spikes.eq(masked[:n]),
+            self.o_stream.p.spikes.eq(vec[:n]),
             self.o_stream.p.last.eq(pending_last),
-            self.busy.eq(pending | (widx != 0)),
+            self.busy.eq(pending | ~at[0]),
         ]
         with m.If(self.o_stream.valid & self.o_stream.ready):
             m.d.sync += pending.eq(0)
