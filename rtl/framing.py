@@ -193,7 +193,8 @@ class Framer(wiring.Component, Probed):
     def _elaborate_probes(self):
         """The framer of a core built with probes: the output words, then the selected sections of
         every layer. `oidx` walks the words of all sections; past the last word of a section it
-        jumps to the first word of the next selected one, or ends the timestep."""
+        jumps to the first word of the next selected one (`ns`, kept a section ahead in a register,
+        as is whether the word is its section's last), or ends the timestep."""
         m = Module()
         cfg = self._config
         W = cfg.bus_width
@@ -217,21 +218,26 @@ class Framer(wiring.Component, Probed):
                 words += section
         end = len(base) + len(words)
         oidx = Signal(range(end + 1))
-        nxt = Signal.like(oidx)
-        m.d.comb += nxt.eq(oidx + 1)
-        with m.Switch(oidx):
-            for s, (_, first, count) in enumerate(sections):
-                target = Const(end, len(oidx))
-                for bit, start, _ in reversed(sections[s + 1 :]):
-                    target = Mux(sel[bit], start, target)
-                with m.Case(first + count - 1):
-                    m.d.comb += nxt.eq(target)
+        none = len(sections)  # `ns` when no selected section follows
+        ns = Signal(range(none + 1))  # the next selected section after the current one
+        left = Signal(range(max(count for _, _, count in sections)))  # words of the section after oidx
+        last_word = Signal()  # left == 0
+
+        def following(s, bits):
+            """The first section after `s` whose PROBE bit is set in `bits` (kinds repeat every
+            len(PROBE_KINDS) sections, so the next len(PROBE_KINDS) decide), or `none`."""
+            target = Const(none, len(ns))
+            for t in reversed(range(s + 1, min(s + 1 + len(PROBE_KINDS), none))):
+                target = Mux(bits[sections[t][0]], t, target)
+            return target
+
         m.d.comb += self.i_stream.ready.eq(~active)
         with m.If(self.i_stream.valid & ~active):
             m.d.sync += [held.eq(Cat(*base)), held_last.eq(payload.last), active.eq(1), oidx.eq(0),
-                         sel.eq(probe_bits)]
+                         sel.eq(probe_bits), left.eq(len(base) - 1), last_word.eq(len(base) == 1),
+                         ns.eq(following(0, probe_bits))]
         self._count_payloads(m, held)
-        done = nxt == end
+        done = last_word & (ns == none)
         m.d.comb += [
             self.o_stream.valid.eq(active),
             self.o_stream.p.data.eq(Cat(held, *words).word_select(oidx, W)),
@@ -241,8 +247,15 @@ class Framer(wiring.Component, Probed):
         with m.If(self.o_stream.valid & self.o_stream.ready):
             with m.If(done):
                 m.d.sync += active.eq(0)
+            with m.Elif(last_word):  # jump to section `ns`
+                with m.Switch(ns):
+                    for t in range(1, none):
+                        _, first, count = sections[t]
+                        with m.Case(t):
+                            m.d.sync += [oidx.eq(first), left.eq(count - 1), last_word.eq(count == 1),
+                                         ns.eq(following(t, sel))]
             with m.Else():
-                m.d.sync += oidx.eq(nxt)
+                m.d.sync += [oidx.eq(oidx + 1), left.eq(left - 1), last_word.eq(left == 1)]
         self._probes = {"steps": active, "lasts": active & held_last, "oidx": oidx}
         return m
 
