@@ -173,14 +173,17 @@ class RegisterFile(wiring.Component, Probed):
         wdata = Signal(DATA_BITS)
         m.d.sync += a_valid.eq(0)
         # Stage B: the access decoded (registers), acted on in this cycle.
-        b_hit, b_write, b_bad, b_refused, b_pulse = self._decode(m, a_valid, a_read, addr, outside, wdata, probe)
+        b_hit, b_write, b_bad, b_refused = self._decode(m, a_valid, a_read, addr, outside, wdata, probe)
         b_data = Signal(DATA_BITS)
         m.d.sync += b_data.eq(wdata)
         m.d.comb += win.w_data.eq(b_data)
         rdata = Signal(DATA_BITS)
         m.d.comb += bus.rdata.eq(rdata)
 
-        lite_waits = bus.arvalid | (bus.awvalid & bus.wvalid)
+        lite_waits = Signal()  # an AXI-Lite request waits (registered: a valid stays up until taken)
+        m.d.sync += lite_waits.eq(bus.arvalid | (bus.awvalid & bus.wvalid))
+        rvalue = Signal(DATA_BITS)  # the register `b_hit` selects, every cycle
+        m.d.sync += rvalue.eq(self._read_mux(m, b_hit, status_word, shadows, stores, probe))
         stream_in = self.writes
         lite_turn = Signal()  # an AXI-Lite access went last: a waiting stream write goes first (round robin)
         with m.FSM(name="axil") as axil:
@@ -204,11 +207,15 @@ class RegisterFile(wiring.Component, Probed):
                 m.next = "READ_B"
 
             with m.State("READ_B"):  # a window read strobes the MemBus now (win.r_stb)
+                self._latch_counters(m, b_hit, shadows)
                 with m.If(win.r_stb):
                     m.next = "READ_WINDOW"
                 with m.Else():
-                    m.d.sync += rdata.eq(self._read_mux(m, b_hit, status_word, shadows, stores, probe))
-                    m.next = "READ_RESP"
+                    m.next = "READ_VALUE"
+
+            with m.State("READ_VALUE"):
+                m.d.sync += rdata.eq(rvalue)
+                m.next = "READ_RESP"
 
             with m.State("READ_WINDOW"):
                 with m.If(win.r_ack):
@@ -231,7 +238,7 @@ class RegisterFile(wiring.Component, Probed):
                 with m.If(bus.bready):
                     m.next = "IDLE"
 
-        # Stage B's effects (b_hit, b_bad and b_pulse are zero unless an access is there).
+        # Stage B's effects (b_hit, b_write and b_bad are zero unless an access is there).
         with m.If(b_bad):
             m.d.sync += sticky["err_address"].eq(1)
         with m.If(b_refused):
@@ -241,9 +248,10 @@ class RegisterFile(wiring.Component, Probed):
                 m.d.sync += sticky["err_param"].eq(1)
             with m.If(status_q.busy):
                 m.d.sync += sticky["err_busy_write"].eq(1)
-        m.d.comb += [self.control[name].eq(pulse) for name, pulse in b_pulse.items()]
         for i, (_, kind, register, arg) in enumerate(self._plan):
-            if kind == "status":
+            if kind == "control":
+                m.d.comb += [self.control[f.name].eq(b_write[i] & b_data[f.lsb]) for f in register.fields]
+            elif kind == "status":
                 for f in register.fields:
                     if f.name in sticky:
                         with m.If(b_write[i] & b_data[f.lsb]):
@@ -255,8 +263,8 @@ class RegisterFile(wiring.Component, Probed):
 
         self._probes = {
             "writing": axil.ongoing("WRITE") | axil.ongoing("WRITE_B") | axil.ongoing("WRITE_RESP"),
-            "reading": (axil.ongoing("READ") | axil.ongoing("READ_B") | axil.ongoing("READ_WINDOW")
-                        | axil.ongoing("READ_RESP")),
+            "reading": (axil.ongoing("READ") | axil.ongoing("READ_B") | axil.ongoing("READ_VALUE")
+                        | axil.ongoing("READ_WINDOW") | axil.ongoing("READ_RESP")),
         }
         return m
 
@@ -265,7 +273,7 @@ class RegisterFile(wiring.Component, Probed):
 
         Returns `b_hit` (one bit per plan entry: the aligned address is that register's), `b_write`
         (the entry takes the written value), `b_bad` (err_address), `b_refused` (err_param: a value the
-        register refuses) and `b_pulse` (CONTROL field -> its pulse); all zero without an access.
+        register refuses); all zero without an access.
         """
         cfg, win = self._config, self.windows
         n = len(self._plan)
@@ -293,16 +301,11 @@ class RegisterFile(wiring.Component, Probed):
             sel = sel | Mux(hit, WINDOW[w.kind], 0)
             layer = layer | Mux(hit, w.layer, 0)
             waddr = waddr | Mux(hit, addr[2:span_bits], 0)
-        control_hit = Const(0)
-        for hit, (_, kind, _, _) in zip(hits, self._plan):
-            if kind == "control":
-                control_hit = control_hit | hit
 
         # registered decode
         b_read, b_write_access, b_aligned = Signal(name="b_read"), Signal(name="b_write_access"), Signal()
         b_hit, b_ok = Signal(n, name="b_hit"), Signal(n, name="b_ok")
         b_win, b_ro = Signal(name="b_win"), Signal(name="b_ro")
-        b_pulse = {f.name: Signal(name=f"pulse_{f.name}") for f in regmap.register("CONTROL").fields}
         m.d.sync += [
             b_read.eq(a_valid & a_read),
             b_write_access.eq(write),
@@ -314,8 +317,6 @@ class RegisterFile(wiring.Component, Probed):
             win.w_stb.eq(write & win_hit & ~win_ro),
             win.r_stb.eq(a_valid & a_read & win_hit),
         ]
-        m.d.sync += [pulse.eq(write & control_hit & wdata[f.lsb])
-                     for f, pulse in zip(regmap.register("CONTROL").fields, b_pulse.values())]
         with m.If(a_valid):  # sampled with the strobes
             m.d.sync += [win.sel.eq(sel), win.layer.eq(layer), win.addr.eq(waddr)]
 
@@ -333,20 +334,23 @@ class RegisterFile(wiring.Component, Probed):
                      | b_write_access & (~b_aligned | Mux(b_win, b_ro, ~writable_hit))),
             b_refused.eq(b_write_access & refused),
         ]
-        return b_hit, b_write, b_bad, b_refused, b_pulse
+        return b_hit, b_write, b_bad, b_refused
+
+    def _latch_counters(self, m, b_hit, shadows):
+        """Reading a `_LO` counter latches its upper half for `_HI` (as `rvalue` takes the lower half)."""
+        for i, (_, kind, _, arg) in enumerate(self._plan):
+            if kind == "counter_lo":
+                with m.If(b_hit[i]):
+                    m.d.sync += shadows[arg].eq(self.counters[arg][DATA_BITS:])
 
     def _read_mux(self, m, b_hit, status_word, shadows, stores, probe):
-        """The value of the register `b_hit` selects (one-hot; 0 for none); reading a `_LO` counter
-        latches its upper half for `_HI`."""
+        """The value of the register `b_hit` selects (one-hot; 0 for none)."""
         value = Const(0, DATA_BITS)
         for i, (_, kind, register, arg) in enumerate(self._plan):
             if kind == "const":
                 source = Const(arg, DATA_BITS)
             elif kind == "counter_lo":
-                count = self.counters[arg]
-                source = count[:DATA_BITS]
-                with m.If(b_hit[i]):
-                    m.d.sync += shadows[arg].eq(count[DATA_BITS:])
+                source = self.counters[arg][:DATA_BITS]
             elif kind == "counter_hi":
                 source = shadows[arg]
             elif kind == "runtime":
