@@ -45,8 +45,11 @@ class Deframer(wiring.Component, Probed):
     hold : In(1), take no word that would start a new timestep.
     busy : Out(1), a timestep is partly received or not yet passed on.
     truncated : Out(1), a `last` ended a timestep early (one cycle).
-    spikes : Out(range(W + 1)), spikes in the word taken this cycle (padding bits excluded).
+    spikes : Out(range(W + 1)), spikes in the word taken `COUNT_LATENCY` cycles ago (padding bits excluded).
     """
+
+    #: Cycles from a word taken to its `spikes`.
+    COUNT_LATENCY = 2
 
     def __init__(self, *, n: int, bus_width: int):
         with parameters(self):
@@ -78,33 +81,35 @@ class Deframer(wiring.Component, Probed):
         n, W = self._n, self._bus_width
         words = words_per_timestep(n, W)
         widx = Signal(range(max(2, words)))
+        at = Signal(words, init=1)  # one-hot: the word `widx` (its slot's write enable needs no decoder)
         vec = Signal(words * W)
         pending = Signal()
         pending_last = Signal()
-        pending_words = Signal.like(widx)  # index of the last word received of the pending timestep
         word, last = self.i_stream.p.data, self.i_stream.p.last
-        m.d.comb += self.i_stream.ready.eq(~pending & ~(self.hold & (widx == 0)))
+        m.d.comb += self.i_stream.ready.eq(~pending & ~(self.hold & at[0]))
         take = self.i_stream.valid & self.i_stream.ready
         last_valid_bits = n - (words - 1) * W
-        in_mask = Mux(widx == words - 1, (1 << last_valid_bits) - 1, (1 << W) - 1)
+        in_mask = Mux(at[words - 1], (1 << last_valid_bits) - 1, (1 << W) - 1)
+        counted = Signal(W)  # the spikes of the word taken
+        m.d.sync += counted.eq(Mux(take, word & in_mask, 0))
+        m.d.comb += self.spikes.eq(_count(m, counted))
         with m.If(take):
-            m.d.comb += self.spikes.eq(popcount(word & in_mask))
-            with m.Switch(widx):
-                for w in range(words):
-                    with m.Case(w):
-                        m.d.sync += vec[w * W : (w + 1) * W].eq(word)
-            with m.If((widx == words - 1) | last):
-                m.d.sync += [pending.eq(1), pending_last.eq(last), pending_words.eq(widx), widx.eq(0)]
-                with m.If(widx != words - 1):
+            with m.If(at[0]):  # a new timestep: the words a TLAST may leave out are zero
+                m.d.sync += vec.eq(0)
+            for w in range(words):
+                with m.If(at[w]):
+                    m.d.sync += vec[w * W : (w + 1) * W].eq(word)
+            with m.If(at[words - 1] | last):
+                m.d.sync += [pending.eq(1), pending_last.eq(last), widx.eq(0), at.eq(1)]
+                with m.If(~at[words - 1]):
                     m.d.comb += self.truncated.eq(1)
             with m.Else():
-                m.d.sync += widx.eq(widx + 1)
-        masked = Cat(vec[:W], *(Mux(pending_words >= w, vec[w * W : (w + 1) * W], 0) for w in range(1, words)))
+                m.d.sync += [widx.eq(widx + 1), at.eq(at << 1)]
         m.d.comb += [
             self.o_stream.valid.eq(pending),
-            self.o_stream.p.spikes.eq(masked[:n]),
+            self.o_stream.p.spikes.eq(vec[:n]),
             self.o_stream.p.last.eq(pending_last),
-            self.busy.eq(pending | (widx != 0)),
+            self.busy.eq(pending | ~at[0]),
         ]
         with m.If(self.o_stream.valid & self.o_stream.ready):
             m.d.sync += pending.eq(0)
@@ -124,7 +129,7 @@ class Framer(wiring.Component, Probed):
     i_stream : In(stream of `spike_layout(n_out[, membranes=v_bits])`), the network's output.
     o_stream : Out(stream of `word_layout(bus_width)`).
     busy : Out(1), words of a timestep are still to be sent.
-    timestep : Out(1), a payload is taken this cycle; spikes : Out(range(n_out + 1)), its spikes.
+    timestep : Out(1), a payload was taken (`COUNT_LATENCY` cycles ago); spikes : Out(range(n_out + 1)), its spikes.
     probe : In(`field_layout(PROBE)`), with `config.probes`: the sections to append (taken with each payload).
     layers : In(`network.probe_layouts(config)`), with `config.probes`: the layers' captures.
     """
@@ -145,6 +150,9 @@ class Framer(wiring.Component, Probed):
             members["probe"] = In(field_layout(regmap.register("PROBE")))
             members["layers"] = In(probe_layouts(config))
         super().__init__(members)
+
+    #: Cycles from a payload taken to its `timestep` and `spikes`.
+    COUNT_LATENCY = 2
 
     @property
     def config(self) -> CoreConfig:
@@ -167,7 +175,7 @@ class Framer(wiring.Component, Probed):
         m.d.comb += self.i_stream.ready.eq(~active)
         with m.If(self.i_stream.valid & ~active):
             m.d.sync += [held.eq(Cat(*out_words)), held_last.eq(payload.last), active.eq(1), oidx.eq(0)]
-            m.d.comb += [self.timestep.eq(1), self.spikes.eq(popcount(payload.spikes))]
+        self._count_payloads(m, held)
         m.d.comb += [
             self.o_stream.valid.eq(active),
             self.o_stream.p.data.eq(held.word_select(oidx, W)),
@@ -185,7 +193,8 @@ class Framer(wiring.Component, Probed):
     def _elaborate_probes(self):
         """The framer of a core built with probes: the output words, then the selected sections of
         every layer. `oidx` walks the words of all sections; past the last word of a section it
-        jumps to the first word of the next selected one, or ends the timestep."""
+        jumps to the first word of the next selected one (`ns`, kept a section ahead in a register,
+        as is whether the word is its section's last), or ends the timestep."""
         m = Module()
         cfg = self._config
         W = cfg.bus_width
@@ -209,21 +218,26 @@ class Framer(wiring.Component, Probed):
                 words += section
         end = len(base) + len(words)
         oidx = Signal(range(end + 1))
-        nxt = Signal.like(oidx)
-        m.d.comb += nxt.eq(oidx + 1)
-        with m.Switch(oidx):
-            for s, (_, first, count) in enumerate(sections):
-                target = Const(end, len(oidx))
-                for bit, start, _ in reversed(sections[s + 1 :]):
-                    target = Mux(sel[bit], start, target)
-                with m.Case(first + count - 1):
-                    m.d.comb += nxt.eq(target)
+        none = len(sections)  # `ns` when no selected section follows
+        ns = Signal(range(none + 1))  # the next selected section after the current one
+        left = Signal(range(max(count for _, _, count in sections)))  # words of the section after oidx
+        last_word = Signal()  # left == 0
+
+        def following(s, bits):
+            """The first section after `s` whose PROBE bit is set in `bits` (kinds repeat every
+            len(PROBE_KINDS) sections, so the next len(PROBE_KINDS) decide), or `none`."""
+            target = Const(none, len(ns))
+            for t in reversed(range(s + 1, min(s + 1 + len(PROBE_KINDS), none))):
+                target = Mux(bits[sections[t][0]], t, target)
+            return target
+
         m.d.comb += self.i_stream.ready.eq(~active)
         with m.If(self.i_stream.valid & ~active):
             m.d.sync += [held.eq(Cat(*base)), held_last.eq(payload.last), active.eq(1), oidx.eq(0),
-                         sel.eq(probe_bits)]
-            m.d.comb += [self.timestep.eq(1), self.spikes.eq(popcount(payload.spikes))]
-        done = nxt == end
+                         sel.eq(probe_bits), left.eq(len(base) - 1), last_word.eq(len(base) == 1),
+                         ns.eq(following(0, probe_bits))]
+        self._count_payloads(m, held)
+        done = last_word & (ns == none)
         m.d.comb += [
             self.o_stream.valid.eq(active),
             self.o_stream.p.data.eq(Cat(held, *words).word_select(oidx, W)),
@@ -233,10 +247,26 @@ class Framer(wiring.Component, Probed):
         with m.If(self.o_stream.valid & self.o_stream.ready):
             with m.If(done):
                 m.d.sync += active.eq(0)
+            with m.Elif(last_word):  # jump to section `ns`
+                with m.Switch(ns):
+                    for t in range(1, none):
+                        _, first, count = sections[t]
+                        with m.Case(t):
+                            m.d.sync += [oidx.eq(first), left.eq(count - 1), last_word.eq(count == 1),
+                                         ns.eq(following(t, sel))]
             with m.Else():
-                m.d.sync += oidx.eq(nxt)
+                m.d.sync += [oidx.eq(oidx + 1), left.eq(left - 1), last_word.eq(left == 1)]
         self._probes = {"steps": active, "lasts": active & held_last, "oidx": oidx}
         return m
+
+    def _count_payloads(self, m, held):
+        """`timestep` and `spikes` of each payload taken, from `held` (a cycle later, then counted by
+        6-bit groups into registers, their sum a cycle later)."""
+        took, counted = Signal(), Signal()
+        m.d.sync += [took.eq(self.i_stream.valid & self.i_stream.ready), counted.eq(took)]
+        spikes = Signal(self._config.n_out)
+        m.d.comb += spikes.eq(Mux(took, held[: self._config.n_out], 0))
+        m.d.comb += [self.timestep.eq(counted), self.spikes.eq(_count(m, spikes))]
 
     def _words(self, payload) -> list:
         """The words of one output timestep: spikes, then the membranes as 32-bit fields."""
@@ -246,6 +276,19 @@ class Framer(wiring.Component, Probed):
         if cfg.membranes:
             words += _field_words([payload.v[j] for j in range(cfg.n_out)], W)
         return words
+
+
+def _count(m, bits) -> Value:
+    """The set bits of `bits` a cycle later: each 6-bit group's count registered (one LUT level), then
+    their sum (a small adder tree)."""
+    groups = []
+    for i in range(0, len(bits), 6):
+        group = Signal(range(len(bits[i : i + 6]) + 1), name=f"count{i // 6}")
+        m.d.sync += group.eq(popcount(bits[i : i + 6]))
+        groups.append(group)
+    while len(groups) > 1:
+        groups = [groups[i] + groups[i + 1] for i in range(0, len(groups) - 1, 2)] + groups[len(groups) & ~1 :]
+    return groups[0]
 
 
 def _spike_words(spikes, n: int, W: int) -> list:

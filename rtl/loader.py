@@ -9,6 +9,16 @@ to TLAST, where `loading` clears.
 
 Rate: one frame word per clock while the register file takes a write per clock (it does while no
 AXI-Lite access interleaves): a 32-bit bus word per clock, a 64-bit bus word per two clocks.
+
+Pipeline (for a short path from every register to the next):
+
+    i_stream -> FIFO (2 bus words, ready from its count) -> held frame word (FIFO head, `half`) -> o_writes
+                  + flags of each frame word (magic, HASH0, length < 3, = 3, = 4) computed as it comes in
+
+`select` is a register: set once armed and `quiet` (the core holds the deframer while `loading`,
+so it stays quiet), cleared at the frame's TLAST; the FIFO takes no word past TLAST. The walk keeps
+the frame words left after the held one (`left`, and `left == 0` in a register) instead of a
+position, so each check is one comparison of registers; `error` is registered (a cycle late).
 """
 
 from __future__ import annotations
@@ -46,10 +56,10 @@ class Loader(wiring.Component, Probed):
     i_stream : In(stream of `word_layout(bus_width)`), the input stream while `select`.
     o_writes : Out(stream of `write_layout()`), to the register file.
     arm : In(1), a CONTROL.load_params pulse.
-    quiet : In(1), the deframer holds no partly received timestep.
-    select : Out(1), the input stream goes to the loader (armed and quiet, or a frame under way).
+    quiet : In(1), the deframer holds no partly received timestep (it must take no new one while `loading`).
+    select : Out(1), the input stream goes to the loader (armed and quiet a cycle ago, or a frame under way).
     loading : Out(1), armed or taking a frame (STATUS.loading).
-    error : Out(1), the frame is refused (one cycle; STATUS.err_load).
+    error : Out(1), the frame was refused (one cycle, the cycle after; STATUS.err_load).
     """
 
     def __init__(self, *, config: CoreConfig):
@@ -79,26 +89,54 @@ class Loader(wiring.Component, Probed):
         OFFSET, COUNT, DATA = 0, 1, 2  # what the next segment word is
 
         armed = Signal()
-        started = Signal()  # a bus word of the frame was taken
-        full = Signal()  # a bus word is held
-        beat = Signal(W)
-        beat_last = Signal()
-        half = Signal(range(max(2, per_beat)))  # the held bus word's frame word being walked
-        pos = Signal(FRAME_BITS)  # that frame word's index in the frame
-        length = Signal(FRAME_BITS)
+        select = Signal()
+        seen_last = Signal()  # the frame's TLAST bus word was taken: take no more
+        m.d.comb += [self.select.eq(select), self.loading.eq(armed)]
+
+        # The input FIFO: two bus words, each with flags of its frame words computed as it comes in.
+        flags = data.StructLayout({"magic": 1, "hash": 1, "short": 1, "header": 1, "segment": 1})
+        entry = data.StructLayout({"beat": W, "last": 1, "flags": data.ArrayLayout(flags, per_beat)})
+        slots = [Signal(entry, name=f"slot{i}") for i in range(2)]
+        wr, rd = Signal(), Signal()
+        count = Signal(range(3))
+        incoming = Signal(entry)
+        m.d.comb += [incoming.beat.eq(self.i_stream.p.data), incoming.last.eq(self.i_stream.p.last)]
+        for h in range(per_beat):
+            value = self.i_stream.p.data.word_select(h, FRAME_BITS)
+            m.d.comb += [incoming.flags[h].magic.eq(value == LOAD_MAGIC), incoming.flags[h].hash.eq(value == hash0),
+                         incoming.flags[h].short.eq(value < HEADER_WORDS),
+                         incoming.flags[h].header.eq(value == HEADER_WORDS),
+                         incoming.flags[h].segment.eq(value == HEADER_WORDS + 1)]
+        m.d.comb += self.i_stream.ready.eq(select & (count != 2) & ~seen_last)
+        push = self.i_stream.valid & self.i_stream.ready
+        with m.If(push):
+            with m.If(wr):
+                m.d.sync += slots[1].eq(incoming)
+            with m.Else():
+                m.d.sync += slots[0].eq(incoming)
+            m.d.sync += wr.eq(~wr)
+            with m.If(self.i_stream.p.last):
+                m.d.sync += seen_last.eq(1)
+        head = Signal(entry)
+        m.d.comb += head.eq(Mux(rd, slots[1], slots[0]))
+        full = count != 0
+
+        # The held frame word: `half` of the FIFO's head.
+        half = Signal(range(max(2, per_beat)))
+        word = head.beat.word_select(half, FRAME_BITS) if per_beat > 1 else head.beat
+        flag = head.flags[half] if per_beat > 1 else head.flags[0]
+        beat_last = head.last
+        end_of_beat = half == per_beat - 1
+        hdr = Signal(range(HEADER_WORDS + 1))  # the held word's index in the frame, up to HEADER_WORDS
+        left = Signal(FRAME_BITS)  # frame words after the held one (from the length word on)
+        left_zero = Signal()  # left == 0
         addr = Signal(FRAME_BITS)
         remaining = Signal(FRAME_BITS)
         seg = Signal(2)
         swallow = Signal()  # refused: drop bus words up to TLAST
 
-        word = beat.word_select(half, FRAME_BITS) if per_beat > 1 else beat
-        end_of_beat = half == per_beat - 1
-        select = armed & (started | self.quiet)
-        m.d.comb += [self.select.eq(select), self.loading.eq(armed)]
-
-        # the held frame word
         walking = full & ~swallow
-        is_data = walking & (pos >= HEADER_WORDS) & (seg == DATA)
+        is_data = walking & (hdr == HEADER_WORDS) & (seg == DATA)
         step = Signal()  # the frame word is done with (a data word: its write was taken)
         refuse = Signal()
         m.d.comb += [
@@ -107,30 +145,35 @@ class Loader(wiring.Component, Probed):
             self.o_writes.p.data.eq(word),
             step.eq(walking & (~is_data | self.o_writes.ready)),
         ]
-        with m.If(pos == 0):
-            m.d.comb += refuse.eq(word != LOAD_MAGIC)
-        with m.Elif(pos == 1):
-            m.d.comb += refuse.eq(word != hash0)
-        with m.Elif(pos == 2):
-            m.d.comb += refuse.eq(word < HEADER_WORDS)
-        with m.Elif(seg == OFFSET):
-            m.d.comb += refuse.eq(pos + 1 == length)  # no room for the count
-        with m.Elif(seg == COUNT):
-            m.d.comb += refuse.eq(word > length - (pos + 1))  # data words past the length
-        declared = Mux(pos == 2, word, length)
-        good_end = ~refuse & (pos >= HEADER_WORDS - 1) & (declared == pos + 1)
-        tlast_early = ~refuse & ~good_end & beat_last & end_of_beat
-        no_tlast = good_end & ~beat_last
+        with m.Switch(hdr):
+            with m.Case(0):
+                m.d.comb += refuse.eq(~flag.magic)
+            with m.Case(1):
+                m.d.comb += refuse.eq(~flag.hash)
+            with m.Case(2):
+                m.d.comb += refuse.eq(flag.short)
+            with m.Default():
+                with m.If(seg == OFFSET):
+                    m.d.comb += refuse.eq(left_zero)  # no room for the count
+                with m.Elif(seg == COUNT):
+                    m.d.comb += refuse.eq(word > left)  # data words past the length
+        # the frame ends at the held word (a refused word there errs as well; refusals free nothing: the
+        # next cycle swallows the rest of the bus word, so no free waits for a comparison)
+        ends = Mux(hdr == HEADER_WORDS - 1, flag.header, (hdr == HEADER_WORDS) & left_zero)
+        tlast_early = ~ends & beat_last & end_of_beat
+        no_tlast = ends & ~beat_last
         error = step & (refuse | tlast_early | no_tlast)
-        m.d.comb += self.error.eq(error)
+        m.d.sync += self.error.eq(error)
 
-        frees = full & (swallow | step & (end_of_beat | refuse | tlast_early | good_end))
+        frees = full & (swallow | step & (end_of_beat | ends))
         done = frees & beat_last  # the frame's TLAST: good or refused
         with m.If(step):
-            m.d.sync += pos.eq(pos + 1)
-            with m.If(pos == 2):
-                m.d.sync += length.eq(word)
-            with m.Elif(pos > 2):
+            with m.If(hdr != HEADER_WORDS):
+                m.d.sync += hdr.eq(hdr + 1)
+            with m.If(hdr == HEADER_WORDS - 1):
+                m.d.sync += [left.eq(word - (HEADER_WORDS + 1)), left_zero.eq(flag.segment)]
+            with m.Elif(hdr == HEADER_WORDS):
+                m.d.sync += [left.eq(left - 1), left_zero.eq(left == 1)]
                 with m.Switch(seg):
                     with m.Case(OFFSET):
                         m.d.sync += [addr.eq(word), seg.eq(COUNT)]
@@ -143,18 +186,15 @@ class Loader(wiring.Component, Probed):
         with m.If(error):
             m.d.sync += swallow.eq(1)
 
-        # bus words in: one held at a time, the next taken in the cycle the held one is freed (not past TLAST)
-        m.d.comb += self.i_stream.ready.eq(select & (~full | frees & ~beat_last))
-        take = self.i_stream.valid & self.i_stream.ready
+        m.d.sync += count.eq(count + push - frees)
         with m.If(frees):
-            m.d.sync += [full.eq(0), half.eq(0)]
+            m.d.sync += [rd.eq(~rd), half.eq(0)]
         with m.Elif(step):
             m.d.sync += half.eq(half + 1)
-        with m.If(take):
-            m.d.sync += [beat.eq(self.i_stream.p.data), beat_last.eq(self.i_stream.p.last), full.eq(1),
-                         started.eq(1)]
+        with m.If(armed & ~select & self.quiet):
+            m.d.sync += select.eq(1)
         with m.If(done):
-            m.d.sync += [armed.eq(0), started.eq(0), swallow.eq(0), pos.eq(0), seg.eq(OFFSET)]
+            m.d.sync += [armed.eq(0), select.eq(0), seen_last.eq(0), swallow.eq(0), hdr.eq(0), seg.eq(OFFSET)]
         with m.If(self.arm):
             m.d.sync += armed.eq(1)
         self._probes = {"to_loader": select}

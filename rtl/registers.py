@@ -15,7 +15,7 @@ Writes are whole words (`wstrb` is ignored). Window accesses go to the `MemBus`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -144,13 +144,15 @@ class RegisterFile(wiring.Component, Probed):
         cfg = self._config
         bus, win = self.bus, self.windows
         status_reg = regmap.register("STATUS")
+        status_q = Signal.like(self.status)  # the status inputs, registered
+        m.d.sync += status_q.eq(self.status)
         sticky = {f.name: Signal(name=f.name) for f in status_reg.fields if f.name.startswith("err_")}
         for name, bit in sticky.items():  # set from outside; a STATUS write below clears (it wins)
-            with m.If(self.status[name]):
+            with m.If(status_q[name]):
                 m.d.sync += bit.eq(1)
         status_word = Const(0, DATA_BITS)
         for f in status_reg.fields:
-            status_word = status_word | (sticky.get(f.name, self.status[f.name]) << f.lsb)
+            status_word = status_word | (sticky.get(f.name, status_q[f.name]) << f.lsb)
         shadows = {name: Signal(DATA_BITS, name=f"{name.lower()}_hi") for name in COUNTERS}
         probe = Signal(_bits(regmap.register("PROBE")), name="probe")
         m.d.comb += self.probe.eq(probe)
@@ -162,60 +164,58 @@ class RegisterFile(wiring.Component, Probed):
                     m.d.comb += [self.layers[k][f.name].eq(regs[r.name].bit_select(f.lsb, f.width)) for f in r.fields]
                 else:
                     m.d.comb += self.layers[k][r.name.lower()].eq(regs[r.name])
+        m.d.comb += [bus.bresp.eq(0), bus.rresp.eq(0)]
 
+        # Stage A: the access taken (from AXI-Lite or the stream writes).
+        a_valid, a_read = Signal(), Signal()
         addr = Signal(len(bus.awaddr))
         outside = Signal()  # a stream write's address beyond the address space
         wdata = Signal(DATA_BITS)
+        m.d.sync += a_valid.eq(0)
+        # Stage B: the access decoded (registers), acted on in this cycle.
+        b_hit, b_write, b_bad, b_refused = self._decode(m, a_valid, a_read, addr, outside, wdata, probe)
+        b_data = Signal(DATA_BITS)
+        m.d.sync += b_data.eq(wdata)
+        m.d.comb += win.w_data.eq(b_data)
         rdata = Signal(DATA_BITS)
-        m.d.comb += [bus.bresp.eq(0), bus.rresp.eq(0), bus.rdata.eq(rdata)]
+        m.d.comb += bus.rdata.eq(rdata)
 
-        # Window decode (combinational on the latched address).
-        win_hit = Signal()
-        win_ro = Signal()
-        for w in regmap.windows(cfg):
-            span_bits = (w.span - 1).bit_length()
-            with m.If((addr[span_bits:] == (w.base >> span_bits)) & (addr[2:span_bits] < w.words)):
-                m.d.comb += [win_hit.eq(1), win.layer.eq(w.layer), win.sel.eq(WINDOW[w.kind]),
-                             win.addr.eq(addr[2:span_bits]), win_ro.eq(int(not w.writable))]
-        m.d.comb += win.w_data.eq(wdata)
-
-        word_addr = addr[2:]
-        aligned = addr[:2] == 0
-        lite_waits = bus.arvalid | (bus.awvalid & bus.wvalid)
+        lite_waits = Signal()  # an AXI-Lite request waits (registered: a valid stays up until taken)
+        m.d.sync += lite_waits.eq(bus.arvalid | (bus.awvalid & bus.wvalid))
+        rvalue = Signal(DATA_BITS)  # the register `b_hit` selects, every cycle
+        m.d.sync += rvalue.eq(self._read_mux(m, b_hit, status_word, shadows, stores, probe))
         stream_in = self.writes
-        take_stream = Signal()  # latch the next stream write (IDLE, or SWRITE back to back)
-        with m.If(take_stream):
-            m.d.comb += stream_in.ready.eq(1)
-            m.d.sync += [addr.eq(stream_in.p.addr), outside.eq(stream_in.p.addr[len(addr):] != 0),
-                         wdata.eq(stream_in.p.data)]
         lite_turn = Signal()  # an AXI-Lite access went last: a waiting stream write goes first (round robin)
         with m.FSM(name="axil") as axil:
-            with m.State("IDLE"):
+            with m.State("IDLE"):  # stream writes back to back, one per clock, while no AXI-Lite access waits
                 with m.If(stream_in.valid & (lite_turn | ~lite_waits)):
-                    m.d.comb += take_stream.eq(1)
-                    m.d.sync += lite_turn.eq(0)
-                    m.next = "SWRITE"
+                    m.d.comb += stream_in.ready.eq(1)
+                    m.d.sync += [a_valid.eq(1), a_read.eq(0), addr.eq(stream_in.p.addr),
+                                 outside.eq(stream_in.p.addr[len(addr):] != 0), wdata.eq(stream_in.p.data),
+                                 lite_turn.eq(0)]
                 with m.Elif(bus.arvalid):
-                    m.d.sync += lite_turn.eq(1)
                     m.d.comb += bus.arready.eq(1)
-                    m.d.sync += [addr.eq(bus.araddr), outside.eq(0)]
+                    m.d.sync += [a_valid.eq(1), a_read.eq(1), addr.eq(bus.araddr), outside.eq(0), lite_turn.eq(1)]
                     m.next = "READ"
                 with m.Elif(bus.awvalid & bus.wvalid):
                     m.d.comb += [bus.awready.eq(1), bus.wready.eq(1)]
-                    m.d.sync += [addr.eq(bus.awaddr), outside.eq(0), wdata.eq(bus.wdata), lite_turn.eq(1)]
+                    m.d.sync += [a_valid.eq(1), a_read.eq(0), addr.eq(bus.awaddr), outside.eq(0),
+                                 wdata.eq(bus.wdata), lite_turn.eq(1)]
                     m.next = "WRITE"
 
-            with m.State("READ"):
-                with m.If(win_hit & aligned):
-                    m.d.comb += win.r_stb.eq(1)
+            with m.State("READ"):  # decoding
+                m.next = "READ_B"
+
+            with m.State("READ_B"):  # a window read strobes the MemBus now (win.r_stb)
+                self._latch_counters(m, b_hit, shadows)
+                with m.If(win.r_stb):
                     m.next = "READ_WINDOW"
                 with m.Else():
-                    m.next = "READ_RESP"
-                    m.d.sync += rdata.eq(0)
-                    with m.If(~aligned):
-                        m.d.sync += sticky["err_address"].eq(1)
-                    with m.Else():
-                        self._read(m, word_addr, rdata, status_word, shadows, stores, sticky, probe)
+                    m.next = "READ_VALUE"
+
+            with m.State("READ_VALUE"):
+                m.d.sync += rdata.eq(rvalue)
+                m.next = "READ_RESP"
 
             with m.State("READ_WINDOW"):
                 with m.If(win.r_ack):
@@ -227,96 +227,142 @@ class RegisterFile(wiring.Component, Probed):
                 with m.If(bus.rready):
                     m.next = "IDLE"
 
-            def write_word():
-                with m.If(~aligned | outside):
-                    m.d.sync += sticky["err_address"].eq(1)
-                with m.Elif(win_hit):
-                    with m.If(win_ro):
-                        m.d.sync += sticky["err_address"].eq(1)
-                    with m.Else():
-                        m.d.comb += win.w_stb.eq(1)
-                        with m.If(win.w_err):
-                            m.d.sync += sticky["err_param"].eq(1)
-                        with m.If(self.status.busy):
-                            m.d.sync += sticky["err_busy_write"].eq(1)
-                with m.Else():
-                    self._write(m, word_addr, wdata, stores, sticky, probe)
+            with m.State("WRITE"):  # decoding
+                m.next = "WRITE_B"
 
-            with m.State("WRITE"):
+            with m.State("WRITE_B"):  # written now (as a stream write in whichever state)
                 m.next = "WRITE_RESP"
-                write_word()
-
-            with m.State("SWRITE"):  # a stream write: no response; the next one back to back unless AXI-Lite waits
-                write_word()
-                with m.If(stream_in.valid & ~lite_waits):
-                    m.d.comb += take_stream.eq(1)
-                with m.Else():
-                    m.next = "IDLE"
 
             with m.State("WRITE_RESP"):
                 m.d.comb += bus.bvalid.eq(1)
                 with m.If(bus.bready):
                     m.next = "IDLE"
 
+        # Stage B's effects (b_hit, b_write and b_bad are zero unless an access is there).
+        with m.If(b_bad):
+            m.d.sync += sticky["err_address"].eq(1)
+        with m.If(b_refused):
+            m.d.sync += sticky["err_param"].eq(1)
+        with m.If(win.w_stb):
+            with m.If(win.w_err):
+                m.d.sync += sticky["err_param"].eq(1)
+            with m.If(status_q.busy):
+                m.d.sync += sticky["err_busy_write"].eq(1)
+        for i, (_, kind, register, arg) in enumerate(self._plan):
+            if kind == "control":
+                m.d.comb += [self.control[f.name].eq(b_write[i] & b_data[f.lsb]) for f in register.fields]
+            elif kind == "status":
+                for f in register.fields:
+                    if f.name in sticky:
+                        with m.If(b_write[i] & b_data[f.lsb]):
+                            m.d.sync += sticky[f.name].eq(0)
+            elif kind in ("probe", "runtime"):
+                target = probe if kind == "probe" else stores[arg][register.name]
+                with m.If(b_write[i]):
+                    m.d.sync += target.eq(b_data)
+
         self._probes = {
-            "writing": axil.ongoing("WRITE") | axil.ongoing("WRITE_RESP"),
-            "reading": axil.ongoing("READ") | axil.ongoing("READ_WINDOW") | axil.ongoing("READ_RESP"),
+            "writing": axil.ongoing("WRITE") | axil.ongoing("WRITE_B") | axil.ongoing("WRITE_RESP"),
+            "reading": (axil.ongoing("READ") | axil.ongoing("READ_B") | axil.ongoing("READ_VALUE")
+                        | axil.ongoing("READ_WINDOW") | axil.ongoing("READ_RESP")),
         }
         return m
 
-    def _read(self, m, word_addr, rdata, status_word, shadows, stores, sticky, probe):
-        with m.Switch(word_addr):
-            for offset, kind, register, arg in self._plan:
-                with m.Case(offset // regmap.WORD_BYTES):
-                    if kind == "const":
-                        m.d.sync += rdata.eq(arg)
-                    elif kind == "counter_lo":
-                        count = self.counters[arg]
-                        m.d.sync += [rdata.eq(count[:DATA_BITS]), shadows[arg].eq(count[DATA_BITS:])]
-                    elif kind == "counter_hi":
-                        m.d.sync += rdata.eq(shadows[arg])
-                    elif kind == "runtime":
-                        m.d.sync += rdata.eq(stores[arg][register.name])
-                    elif kind == "probe":
-                        m.d.sync += rdata.eq(probe)
-                    elif kind == "status":
-                        m.d.sync += rdata.eq(status_word)
-                    else:  # "control": write-only, reads 0
-                        m.d.sync += rdata.eq(0)
-            with m.Default():
-                m.d.sync += sticky["err_address"].eq(1)
+    def _decode(self, m, a_valid, a_read, addr, outside, wdata, probe):
+        """Stage A -> B: the access's address decoded into registers, and the MemBus driven from registers.
 
-    def _write(self, m, word_addr, wdata, stores, sticky, probe):
-        with m.Switch(word_addr):
-            for offset, kind, register, arg in self._plan:
-                if kind == "control":
-                    with m.Case(offset // regmap.WORD_BYTES):
-                        for f in register.fields:
-                            with m.If(wdata[f.lsb]):
-                                m.d.comb += self.control[f.name].eq(1)
-                elif kind == "status":
-                    with m.Case(offset // regmap.WORD_BYTES):
-                        for f in register.fields:
-                            if f.name in sticky:
-                                with m.If(wdata[f.lsb]):
-                                    m.d.sync += sticky[f.name].eq(0)
-                elif kind == "probe":
-                    with m.Case(offset // regmap.WORD_BYTES):
-                        ok = wdata[len(probe):] == 0
-                        if not self._config.probes:
-                            ok = ok & (wdata == 0)
-                        with m.If(ok):
-                            m.d.sync += probe.eq(wdata)
-                        with m.Else():
-                            m.d.sync += sticky["err_param"].eq(1)
-                elif kind == "runtime":
-                    with m.Case(offset // regmap.WORD_BYTES):
-                        with m.If(_accepts(register, self._config.layers[arg], wdata)):
-                            m.d.sync += stores[arg][register.name].eq(wdata)
-                        with m.Else():
-                            m.d.sync += sticky["err_param"].eq(1)
-            with m.Default():
-                m.d.sync += sticky["err_address"].eq(1)  # read-only or unmapped
+        Returns `b_hit` (one bit per plan entry: the aligned address is that register's), `b_write`
+        (the entry takes the written value), `b_bad` (err_address), `b_refused` (err_param: a value the
+        register refuses); all zero without an access.
+        """
+        cfg, win = self._config, self.windows
+        n = len(self._plan)
+        aligned = (addr[:2] == 0) & ~outside
+        word_addr = addr[2:]
+        write = a_valid & ~a_read
+        hits = [aligned & (word_addr == offset // regmap.WORD_BYTES) for offset, _, _, _ in self._plan]
+        writable = [kind in ("control", "status", "probe", "runtime") for _, kind, _, _ in self._plan]
+        oks = []
+        for _, kind, register, arg in self._plan:
+            if kind == "probe":
+                ok = wdata[len(probe):] == 0
+                oks.append(ok & (wdata == 0) if not cfg.probes else ok)
+            elif kind == "runtime":
+                oks.append(_accepts(register, cfg.layers[arg], wdata))
+            else:
+                oks.append(Const(1))
+        win_hit, win_ro, sel, layer, waddr = Const(0), Const(0), 0, 0, 0
+        for w in regmap.windows(cfg):
+            span_bits = (w.span - 1).bit_length()
+            hit = aligned & (addr[span_bits:] == (w.base >> span_bits)) & (addr[2:span_bits] < w.words)
+            win_hit = win_hit | hit
+            if not w.writable:
+                win_ro = win_ro | hit
+            sel = sel | Mux(hit, WINDOW[w.kind], 0)
+            layer = layer | Mux(hit, w.layer, 0)
+            waddr = waddr | Mux(hit, addr[2:span_bits], 0)
+
+        # registered decode
+        b_read, b_write_access, b_aligned = Signal(name="b_read"), Signal(name="b_write_access"), Signal()
+        b_hit, b_ok = Signal(n, name="b_hit"), Signal(n, name="b_ok")
+        b_win, b_ro = Signal(name="b_win"), Signal(name="b_ro")
+        m.d.sync += [
+            b_read.eq(a_valid & a_read),
+            b_write_access.eq(write),
+            b_aligned.eq(aligned),
+            b_hit.eq(Mux(a_valid, Cat(*hits), 0)),
+            b_ok.eq(Cat(*oks)),
+            b_win.eq(win_hit),
+            b_ro.eq(win_ro),
+            win.w_stb.eq(write & win_hit & ~win_ro),
+            win.r_stb.eq(a_valid & a_read & win_hit),
+        ]
+        with m.If(a_valid):  # sampled with the strobes
+            m.d.sync += [win.sel.eq(sel), win.layer.eq(layer), win.addr.eq(waddr)]
+
+        # its verdicts, from registers
+        writable_hit, refused = Const(0), Const(0)
+        for i, w in enumerate(writable):
+            if w:
+                writable_hit = writable_hit | b_hit[i]
+                refused = refused | (b_hit[i] & ~b_ok[i])
+        b_write = Signal(n, name="b_write")
+        b_bad, b_refused = Signal(name="b_bad"), Signal(name="b_refused")
+        m.d.comb += [
+            b_write.eq(Mux(b_write_access, b_hit & b_ok & Cat(*(Const(int(w)) for w in writable)), 0)),
+            b_bad.eq(b_read & (~b_aligned | ~b_win & ~b_hit.any())
+                     | b_write_access & (~b_aligned | Mux(b_win, b_ro, ~writable_hit))),
+            b_refused.eq(b_write_access & refused),
+        ]
+        return b_hit, b_write, b_bad, b_refused
+
+    def _latch_counters(self, m, b_hit, shadows):
+        """Reading a `_LO` counter latches its upper half for `_HI` (as `rvalue` takes the lower half)."""
+        for i, (_, kind, _, arg) in enumerate(self._plan):
+            if kind == "counter_lo":
+                with m.If(b_hit[i]):
+                    m.d.sync += shadows[arg].eq(self.counters[arg][DATA_BITS:])
+
+    def _read_mux(self, m, b_hit, status_word, shadows, stores, probe):
+        """The value of the register `b_hit` selects (one-hot; 0 for none)."""
+        value = Const(0, DATA_BITS)
+        for i, (_, kind, register, arg) in enumerate(self._plan):
+            if kind == "const":
+                source = Const(arg, DATA_BITS)
+            elif kind == "counter_lo":
+                source = self.counters[arg][:DATA_BITS]
+            elif kind == "counter_hi":
+                source = shadows[arg]
+            elif kind == "runtime":
+                source = stores[arg][register.name]
+            elif kind == "probe":
+                source = probe
+            elif kind == "status":
+                source = status_word
+            else:  # "control": write-only, reads 0
+                continue
+            value = value | Mux(b_hit[i], source, 0)
+        return value
 
 
 def _accepts(register: regmap.Register, layer: LayerConfig, value):

@@ -175,7 +175,7 @@ class Core(wiring.Component, Probed):
             clear.start.eq(regs.control.clear_state),
             clear.quiet.eq(~deframer.busy & ~net.busy),
             clear.layers_clearing.eq(layers_clearing),
-            deframer.hold.eq(self._hold(m, clear.hold)),
+            deframer.hold.eq(self._hold(m, clear.hold | loader.loading)),
             regs.status.busy.eq(busy),
             regs.status.clearing.eq(clear.clearing),
             regs.status.err_truncated.eq(deframer.truncated),

@@ -16,17 +16,21 @@ def test_counter_names_come_from_the_register_table():
     assert COUNTERS == ("TIMESTEPS", "SPIKES_IN", "SPIKES_OUT", "BUSY_CYCLES")
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_counters_add_their_increments_and_clear(seed):
+@pytest.mark.parametrize("seed,low_bits", [(1, 32), (2, 32), (3, 3), (4, 1)])
+def test_counters_add_their_increments_and_clear(seed, low_bits):
+    """Cycle by cycle, `LATENCY` cycles late; a narrow low half carries into the high one often."""
     rng = random.Random(seed)
     widths = {name: rng.choice([1, 3, 7]) for name in COUNTERS}
-    dut = Counters(widths=widths)
+    dut = Counters(widths=widths, low_bits=low_bits)
     twin = dict.fromkeys(widths, 0)
+    history = [dict(twin)] * Counters.LATENCY
+    carries = {"seen": 0}
 
     async def bench(ctx):
         for cycle in range(400):
-            for name, count in twin.items():
+            for name, count in history[-Counters.LATENCY].items():
                 assert ctx.get(dut.count[name]) == count, (cycle, name, seeded(seed))
+                carries["seen"] += count >= 1 << low_bits
             clear = rng.random() < 0.03
             incs = {name: rng.randrange(1 << w) for name, w in widths.items()}
             for name, inc in incs.items():
@@ -35,8 +39,10 @@ def test_counters_add_their_increments_and_clear(seed):
             await ctx.tick()
             for name in twin:
                 twin[name] = 0 if clear else (twin[name] + incs[name]) % (1 << COUNTER_BITS)
+            history.append(dict(twin))
 
     simulate(dut, bench, max_cycles=1000)
+    assert carries["seen"] > 0 or low_bits == 32  # the narrow low halves carried
 
 
 @pytest.mark.parametrize("widths,error,message", [
@@ -49,6 +55,12 @@ def test_counters_add_their_increments_and_clear(seed):
 def test_counters_refuse_bad_parameters(widths, error, message):
     with pytest.raises(error, match=message):
         Counters(widths=widths)
+
+
+@pytest.mark.parametrize("low_bits", [0, 64])
+def test_counters_refuse_a_bad_low_half(low_bits):
+    with pytest.raises(ValueError, match=rf"low_bits = {low_bits} is outside \[1, 63\]"):
+        Counters(widths=dict.fromkeys(COUNTERS, 1), low_bits=low_bits)
 
 
 class ClearTwin:

@@ -48,10 +48,12 @@ def rtl_deframe(words, lasts, *, n: int, bus_width: int, seed: int, stall: float
         got["done"] = True
 
     async def monitor(ctx):
+        after = 0  # cycles sampled after the last timestep: the count comes `COUNT_LATENCY` cycles late
         async for _, _, spikes, truncated in ctx.tick().sample(dut.spikes, dut.truncated):
             got["counted"] += spikes
             got["truncated"] += truncated
-            if "done" in got:
+            after += "done" in got
+            if after > Deframer.COUNT_LATENCY:
                 return
 
     async def holder(ctx):  # `hold` toggles: it may delay timesteps, never change them
@@ -154,10 +156,12 @@ def rtl_frame(spikes, membranes, lasts, *, config: CoreConfig, seed: int, stall:
         got["done"] = True
 
     async def monitor(ctx):
+        after = 0  # cycles sampled after the last word: the count comes `COUNT_LATENCY` cycles late
         async for _, _, timestep, spikes_out in ctx.tick().sample(dut.timestep, dut.spikes):
             got["timesteps"] += timestep
             got["spikes"] += spikes_out
-            if "done" in got:
+            after += "done" in got
+            if after > Framer.COUNT_LATENCY:
                 return
 
     simulate(dut, source, sink, monitor, max_cycles=50 * count + 200)

@@ -63,7 +63,7 @@ def test_a_stream_load_equals_the_golden_boards_then_runs(bus_width):
             armed.append(k)
             while (status := await read_status(ctx, dut))["loading"]:  # AXI-Lite reads while the frame streams
                 got["polls"] += 1
-            assert not any(status[e] for e in regmap.ERRORS), status
+            assert not any(status[e] for e in regmap.ERRORS), (k, [e for e in regmap.ERRORS if status[e]])
         got["words"] = [await axil_read(ctx, dut, o) for o in regmap.writable_offsets(config)]
         await axil_write(ctx, dut, CONTROL.offset, CONTROL.encode(clear_state=1))
         armed.append("spikes")
