@@ -42,7 +42,7 @@ from . import flow
 from .devices import BOARDS, TimingFailed
 from .uart_bridge import UARTBridge
 
-__all__ = ["BAUD", "TOOLS", "OSCILLATOR_MHZ", "PLLSettings", "pll_settings", "ULX3STop", "plan", "build",
+__all__ = ["BAUD", "TOOLS", "OSCILLATOR_MHZ", "PLLSettings", "pll_settings", "clocking", "ULX3STop", "plan", "build",
            "summarize_report", "timing_failure"]
 
 BOARD = BOARDS["ulx3s"]
@@ -134,6 +134,17 @@ def pll_settings(clock_mhz, *, input_mhz=OSCILLATOR_MHZ) -> PLLSettings:
                      f"the nearest clocks it makes: {' and '.join(f'{float(f):.6g} MHz' for f in nearest)}")
 
 
+def clocking(clock_mhz, *, baud: int = BAUD) -> tuple[PLLSettings, int]:
+    """The PLL settings of the core clock `clock_mhz` and the UART's divisor (clocks per bit) at it;
+    a ValueError when the PLL cannot make the clock or it gives fewer than 4 clocks per bit."""
+    pll = pll_settings(clock_mhz)
+    divisor = round(pll.output_mhz * 1_000_000 / baud)
+    if divisor < 4:
+        raise ValueError(f"a {float(pll.output_mhz):g} MHz clock gives {baud:,} baud fewer than 4 clocks "
+                         f"per bit; choose a clock of at least {4 * baud / 1e6:g} MHz")
+    return pll, divisor
+
+
 class ULX3STop(Elaboratable):
     """The core, clocked by the PLL, behind a UART bridge on the ULX3S's FTDI UART.
 
@@ -145,11 +156,7 @@ class ULX3STop(Elaboratable):
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, got {type(config).__name__}")
         self.config, self.baud = config, baud
-        self.pll = pll_settings(clock_mhz)
-        self.divisor = round(self.pll.output_mhz * 1_000_000 / baud)
-        if self.divisor < 4:
-            raise ValueError(f"a {float(self.pll.output_mhz):g} MHz clock gives {baud:,} baud fewer than 4 clocks "
-                             f"per bit; choose a clock of at least {4 * baud / 1e6:g} MHz")
+        self.pll, self.divisor = clocking(clock_mhz, baud=baud)
 
     @property
     def clock_mhz(self) -> float:
@@ -162,7 +169,9 @@ class ULX3STop(Elaboratable):
 
         m = Module()
         m.submodules.osc = osc = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
-        clk, lock = Signal(name="pll_clk", attrs={"keep": 1}), Signal(name="pll_lock")
+        # nextpnr names a net by the first of its names in Yosys's (sorted) list and looks the LPF's
+        # FREQUENCY NET up by that name: an upper-case name sorts before the submodules' `bridge.clk`.
+        clk, lock = Signal(name="PLL_CLKOP", attrs={"keep": 1}), Signal(name="pll_lock")
         pll = self.pll
         m.submodules.pll = Instance(
             "EHXPLLL",
@@ -214,9 +223,10 @@ def plan(config: CoreConfig, *, out=None, root=None, seed: int = 1, clock_mhz: f
     says so, for `spikeloop estimate`) but then writes no spikeloop.bit."""
     from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-    top = ULX3STop(config, clock_mhz=clock_mhz)  # refuses a clock the PLL cannot make, before any tool runs
+    pll, divisor = clocking(clock_mhz)  # refuses a clock the PLL cannot make, before any tool runs
+    clock_mhz = float(pll.output_mhz)
     tools = {name: toolchain.find(name) for name in TOOLS.values()}
-    inputs = {**flow.design_inputs(config), "board": "ulx3s", "seed": seed, "baud": BAUD, "pll": top.pll.as_dict(),
+    inputs = {**flow.design_inputs(config), "board": "ulx3s", "seed": seed, "baud": BAUD, "pll": pll.as_dict(),
               "flow": {f"{package}/{name}": toolchain.resource(package, name) for package, name in FLOW_SOURCES},
               "tools": {name: tool.version() for name, tool in tools.items()},
               "packages": flow.package_versions(("amaranth-boards",))}
@@ -226,11 +236,11 @@ def plan(config: CoreConfig, *, out=None, root=None, seed: int = 1, clock_mhz: f
         (folder / "spikeloop.bit").unlink(missing_ok=True)  # an earlier build's, in a named `out`
         env = {var: tools[name].argv[0] for var, name in TOOLS.items()}
         env["OPENFPGALOADER"] = "true"  # only used to program a board
-        log(f"building {'-'.join(map(str, config.sizes))} for the ULX3S 85F at {top.clock_mhz:g} MHz in {work} "
+        log(f"building {'-'.join(map(str, config.sizes))} for the ULX3S 85F at {clock_mhz:g} MHz in {work} "
             "(Yosys, nextpnr, ecppack) ...")
         # --timing-allow-fail: nextpnr finishes and reports when fmax is below the clock; the check is ours.
         amaranth_plan = ULX3S_85F_Platform().build(
-            top, name="spikeloop", do_build=False,
+            ULX3STop(config, clock_mhz=clock_mhz), name="spikeloop", do_build=False,
             nextpnr_opts=f"--seed {seed} --report spikeloop_report.json --timing-allow-fail")
         amaranth_plan.extract(work)
         reports = folder / "reports"
@@ -244,12 +254,12 @@ def plan(config: CoreConfig, *, out=None, root=None, seed: int = 1, clock_mhz: f
         if summary["timing_met"]:
             shutil.copyfile(work / "spikeloop.bit", folder / "spikeloop.bit")
         meta = flow.overlay_metadata(config, board="ulx3s", tools=inputs["tools"], part=BOARD.device.part,
-                                     clock_mhz=top.clock_mhz, pll=inputs["pll"], uart_baud=BAUD,
-                                     uart_divisor=top.divisor, build_seconds=round(seconds),
+                                     clock_mhz=clock_mhz, pll=inputs["pll"], uart_baud=BAUD,
+                                     uart_divisor=divisor, build_seconds=round(seconds),
                                      status="built" if summary["timing_met"] else "timing fails", **summary)
         flow.write_metadata(folder / "spikeloop.json", meta)
 
-    name = f"ulx3s-{design_hash(config).hex()[:16]}-{top.clock_mhz:g}mhz"
+    name = f"ulx3s-{design_hash(config).hex()[:16]}-{clock_mhz:g}mhz"
     return toolchain.BuildPlan("bitstream", name, inputs, build, products=("spikeloop.json",), root=root,
                                folder=None if out is None else Path(out), lock_timeout=6 * 3600)
 
