@@ -1,8 +1,8 @@
 """The ULX3S host link's gateware: UART frames -> the core's AXI-Lite and streams, on Amaranth's simulator.
 
 The bridge is driven at the pin level (8N1, 4 clocks per bit; the identity read also at the ULX3S's
-100): identity read, a network loaded with `windows.load_writes`, timesteps streamed in lock-step, every output word compared with
-`stream.pack_output` of the golden model.
+100): identity read, a network loaded with `windows.load_writes`, timesteps streamed in lock-step,
+every output word compared with `stream.pack_output` of the golden model.
 """
 
 from __future__ import annotations
