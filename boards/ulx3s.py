@@ -52,7 +52,7 @@ BAUD = DEFAULT_BAUD
 TOOLS = {"YOSYS": "yosys", "NEXTPNR_ECP5": "nextpnr-ecp5", "ECPPACK": "ecppack"}
 #: The flow's own sources (the top, the UART bridge, its frame table): an input of every build, beside the core's.
 FLOW_SOURCES = (("spikeloop.boards", "ulx3s.py"), ("spikeloop.boards", "uart_bridge.py"), ("spikeloop", "uartlink.py"))
-#: The board's oscillator (amaranth-boards' `clk25` on pin G2), the PLL's input.
+#: The board's oscillator (amaranth-boards' `clk25` on pin G2), the PLL's input (the top checks the two agree).
 OSCILLATOR_MHZ = 25
 
 # The ECP5's sysCLOCK PLL, in MHz (ECP5 data sheet FPGA-DS-02012, "sysCLOCK PLL Timing"; Lattice
@@ -168,6 +168,9 @@ class ULX3STop(Elaboratable):
         from spikeloop.rtl.top import axi_members
 
         m = Module()
+        if platform.default_clk_frequency != self.pll.input_mhz * 1_000_000:
+            raise ValueError(f"the PLL's settings are for a {float(self.pll.input_mhz):g} MHz input, the platform's "
+                             f"{platform.default_clk} runs at {platform.default_clk_frequency / 1e6:g} MHz")
         m.submodules.osc = osc = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
         # nextpnr names a net by the first of its names in Yosys's (sorted) list and looks the LPF's
         # FREQUENCY NET up by that name: an upper-case name sorts before the submodules' `bridge.clk`.
