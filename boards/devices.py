@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from spikeloop.config import DEFAULT_CHUNK, DEFAULT_LANES, DEFAULT_SIZES
 
-__all__ = ["Device", "Board", "BOARDS", "board"]
+__all__ = ["Device", "Board", "BOARDS", "TimingFailed", "board"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,9 @@ class Device:
 class Board:
     """A board: its device, the clock the core runs at, and how its bitstream is built.
 
+    `clock_mhz`: the core clock a build targets and checks timing against (pynq-z2: the PS's
+    FCLK_CLK0; ulx3s: the ECP5 PLL's output from the 25 MHz oscillator); `--clock-mhz` chooses another.
+
     `flow`: `"vivado"` (a Zynq: PS + AXI DMA block design, Vivado only) or `"yowasp"` (an open
     flow: Yosys, nextpnr and the packer from PyPI). `default_sizes`, `default_lanes`,
     `default_chunk`: the configuration `make bitstream BOARD=...` builds when none is given.
@@ -64,9 +67,13 @@ BOARDS: dict[str, Board] = {
     "pynq-z2": Board("pynq-z2", XC7Z020, clock_mhz=100.0, flow="vivado",
                      default_sizes=DEFAULT_SIZES, default_lanes=DEFAULT_LANES, default_chunk=DEFAULT_CHUNK),
     # A small network that places and routes in about a minute from PyPI tools (docs/boards.md).
-    "ulx3s": Board("ulx3s", ECP5_85F, clock_mhz=25.0, flow="yowasp",
+    "ulx3s": Board("ulx3s", ECP5_85F, clock_mhz=100.0, flow="yowasp",
                    default_sizes=(64, 32, 10), default_lanes=4, default_chunk=16),
 }
+
+
+class TimingFailed(RuntimeError):
+    """A build's timing report says the design misses its clock: it gives no bitstream."""
 
 
 def board(name: str) -> Board:

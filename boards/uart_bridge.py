@@ -73,7 +73,12 @@ class UARTRx(wiring.Component):
 
 
 class UARTTx(wiring.Component):
-    """8N1 transmitter: bytes from `i_stream` out of the `tx` pin."""
+    """8N1 transmitter: bytes from `i_stream` out of the `tx` pin.
+
+    Shallow for a fast clock: `ready` is a register (idle), and the end of each bit is a register
+    (`bit_end`, set one clock ahead from `timer == 1`), so no counter compare sits in front of a
+    register's enable.
+    """
 
     def __init__(self, *, divisor: int):
         _check_divisor(divisor)
@@ -84,17 +89,20 @@ class UARTTx(wiring.Component):
         m = Module()
         d = self._divisor
         timer = Signal(range(d))
+        bit_end = Signal()  # timer == 0: the current bit's last clock
         shift = Signal(10, init=0x3FF)
         left = Signal(range(11))
-        m.d.comb += [self.tx.eq(shift[0]), self.i_stream.ready.eq(left == 0)]
-        with m.If(self.i_stream.valid & (left == 0)):
-            m.d.sync += [shift.eq(Cat(Const(0, 1), self.i_stream.payload, Const(1, 1))), left.eq(10),
-                         timer.eq(d - 1)]
-        with m.Elif(left != 0):
-            with m.If(timer == 0):
-                m.d.sync += [shift.eq(Cat(shift[1:], Const(1, 1))), left.eq(left - 1), timer.eq(d - 1)]
-            with m.Else():
-                m.d.sync += timer.eq(timer - 1)
+        idle = Signal(init=1)  # left == 0
+        m.d.comb += [self.tx.eq(shift[0]), self.i_stream.ready.eq(idle)]
+        with m.If(idle):
+            with m.If(self.i_stream.valid):
+                m.d.sync += [shift.eq(Cat(Const(0, 1), self.i_stream.payload, Const(1, 1))), left.eq(10),
+                             timer.eq(d - 1), bit_end.eq(0), idle.eq(0)]
+        with m.Elif(bit_end):
+            m.d.sync += [shift.eq(Cat(shift[1:], Const(1, 1))), left.eq(left - 1), timer.eq(d - 1), bit_end.eq(0),
+                         idle.eq(left == 1)]
+        with m.Else():
+            m.d.sync += [timer.eq(timer - 1), bit_end.eq(timer == 1)]
         return m
 
 
@@ -136,16 +144,16 @@ class UARTBridge(wiring.Component):
         addr, wdata = args[:32], args[32:64]
         s_flags, s_word = args[:8], args[8 : 8 + W]
 
-        # ---- transmit: a frame of up to 2 + WB bytes, LSB byte first
+        # ---- transmit: a frame of up to 2 + WB bytes, LSB byte first; `tx_busy` (tx_len != 0) is a register
         tx_frame = Signal(8 * (2 + WB))
         tx_len = Signal(range(3 + WB))
-        tx_busy = tx_len != 0
+        tx_busy = Signal()
         m.d.comb += [tx.i_stream.valid.eq(tx_busy), tx.i_stream.payload.eq(tx_frame[:8])]
         with m.If(tx.i_stream.valid & tx.i_stream.ready):
-            m.d.sync += [tx_frame.eq(tx_frame >> 8), tx_len.eq(tx_len - 1)]
+            m.d.sync += [tx_frame.eq(tx_frame >> 8), tx_len.eq(tx_len - 1), tx_busy.eq(tx_len != 1)]
         reply = Signal(8 * 5)  # the parser's pending reply
         reply_len = Signal(range(6))
-        load_reply = Signal()
+        replying = Signal()  # in REPLY: the reply goes out before any output word
 
         with m.FSM(name="bridge"):
             with m.State("IDLE"):
@@ -203,16 +211,16 @@ class UARTBridge(wiring.Component):
                 with m.If(self.s_axis_tready):
                     m.next = "IDLE"
             with m.State("REPLY"):
+                m.d.comb += replying.eq(1)
                 with m.If(~tx_busy):
-                    m.d.comb += load_reply.eq(1)
-                    m.d.sync += [tx_frame.eq(reply), tx_len.eq(reply_len)]
+                    m.d.sync += [tx_frame.eq(reply), tx_len.eq(reply_len), tx_busy.eq(1)]
                     m.next = "IDLE"
 
-        # Output words go out whenever the transmitter is free and no reply is being loaded.
-        take_output = ~tx_busy & ~load_reply & self.m_axis_tvalid
-        m.d.comb += self.m_axis_tready.eq(take_output)
-        with m.If(take_output):
+        # Output words go out whenever the transmitter is free and no reply waits; `m_axis_tready`
+        # does not depend on `m_axis_tvalid` (no combinational path from the core back into it).
+        m.d.comb += self.m_axis_tready.eq(~tx_busy & ~replying)
+        with m.If(self.m_axis_tready & self.m_axis_tvalid):
             m.d.sync += [tx_frame.eq(Cat(Const(FRAMES["OUTPUT"], 8), self.m_axis_tlast, Const(0, 7),
                                          self.m_axis_tdata)),
-                         tx_len.eq(2 + WB)]
+                         tx_len.eq(2 + WB), tx_busy.eq(1)]
         return m

@@ -33,6 +33,7 @@ proc spikeloop_block_design {} {
         CONFIG.PCW_USE_FABRIC_INTERRUPT {1} \
         CONFIG.PCW_IRQ_F2P_INTR {1} \
     ] $ps
+    spikeloop_check_clock $spikeloop_clock_mhz [get_property CONFIG.PCW_ACT_FPGA0_PERIPHERAL_FREQMHZ $ps]
 
     # ---- clock and reset
     set clk [get_bd_pins ps7/FCLK_CLK0]

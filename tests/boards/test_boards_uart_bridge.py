@@ -1,8 +1,8 @@
 """The ULX3S host link's gateware: UART frames -> the core's AXI-Lite and streams, on Amaranth's simulator.
 
-The bridge is driven at the pin level (8N1, 4 clocks per bit): identity read, a network loaded
-with `windows.load_writes`, timesteps streamed in lock-step, every output word compared with
-`stream.pack_output` of the golden model.
+The bridge is driven at the pin level (8N1, 4 clocks per bit; the identity read also at the ULX3S's
+100): identity read, a network loaded with `windows.load_writes`, timesteps streamed in lock-step,
+every output word compared with `stream.pack_output` of the golden model.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from amaranth.hdl import Elaboratable, Module
 from amaranth.sim import Simulator
 
 from spikeloop import golden, regmap
+from spikeloop.boards import ulx3s
+from spikeloop.boards.devices import BOARDS
 from spikeloop.boards.uart_bridge import UARTBridge
 from spikeloop.config import CoreConfig
 from spikeloop.network import random_network
@@ -24,9 +26,9 @@ DIVISOR = 4
 
 
 class CoreOverUART(Elaboratable):
-    def __init__(self, config):
+    def __init__(self, config, divisor=DIVISOR):
         self.config = config
-        self.bridge = UARTBridge(config=config, divisor=DIVISOR)
+        self.bridge = UARTBridge(config=config, divisor=divisor)
 
     def elaborate(self, platform):
         from spikeloop.rtl import Core
@@ -41,9 +43,10 @@ class CoreOverUART(Elaboratable):
         return m
 
 
-def run_over_uart(config, script, *, max_cycles=400_000):
-    """Run `await script(send, wait_bytes, received)` against the core behind the bridge; returns the board's bytes."""
-    dut = CoreOverUART(config)
+def run_over_uart(config, script, *, max_cycles=400_000, divisor=DIVISOR):
+    """Run `await script(send, wait_bytes, received)` against the core behind the bridge (`divisor` clocks
+    per bit); returns the board's bytes."""
+    dut = CoreOverUART(config, divisor)
     bridge = dut.bridge
     received = bytearray()
 
@@ -52,7 +55,7 @@ def run_over_uart(config, script, *, max_cycles=400_000):
             for byte in data:
                 for bit in [0, *((byte >> i) & 1 for i in range(8)), 1]:
                     ctx.set(bridge.rx, bit)
-                    await ctx.tick().repeat(DIVISOR)
+                    await ctx.tick().repeat(divisor)
 
         async def wait_bytes(n):
             for _ in range(max_cycles):
@@ -73,12 +76,12 @@ def run_over_uart(config, script, *, max_cycles=400_000):
         while True:
             while ctx.get(bridge.tx):  # wait for a start bit
                 await ctx.tick()
-            await ticks(ctx, DIVISOR // 2)
+            await ticks(ctx, divisor // 2)
             byte = 0
             for i in range(8):
-                await ticks(ctx, DIVISOR)
+                await ticks(ctx, divisor)
                 byte |= ctx.get(bridge.tx) << i
-            await ticks(ctx, DIVISOR)
+            await ticks(ctx, divisor)
             assert ctx.get(bridge.tx) == 1, "missing stop bit"
             received.append(byte)
 
@@ -112,7 +115,10 @@ def test_bridge_rejects_bad_parameters():
         UARTBridge(config="784,10", divisor=8)
 
 
-def test_identity_and_run_time_registers_over_uart():
+@pytest.mark.parametrize("divisor", [DIVISOR, ulx3s.clocking(BOARDS["ulx3s"].clock_mhz)[1]],
+                         ids=["fast", "ulx3s-clock"])
+def test_identity_and_run_time_registers_over_uart(divisor):
+    """At 4 clocks per bit and at the ULX3S's (100 clocks per bit at 100 MHz and 1 Mbaud)."""
     config = CoreConfig.build((12, 4), lanes=2, chunk=4)
     magic, lam = regmap.register("MAGIC").offset, regmap.layer_offset(0, "LAM")
 
@@ -124,7 +130,7 @@ def test_identity_and_run_time_registers_over_uart():
         await send(frame_read(lam))
         await wait(11)
 
-    replies = parse_replies(run_over_uart(config, script))
+    replies = parse_replies(run_over_uart(config, script, max_cycles=100 * 40 * divisor, divisor=divisor))
     assert replies == [("read", regmap.MAGIC), ("ack", None), ("read", 4)]
 
 

@@ -16,6 +16,7 @@ import pytest
 from spikeloop import regmap
 from spikeloop.boards import build as board_build
 from spikeloop.boards import vivado
+from spikeloop.boards.devices import TimingFailed
 from spikeloop.config import DEFAULT_CORE, CoreConfig, design_hash
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,8 +137,106 @@ def test_build_writes_bit_and_hwh_with_the_same_base_name_and_reports(prepared):
     assert "[file join $here ${spikeloop_name}.bit]" in tcl and "[file join $here ${spikeloop_name}.hwh]" in tcl
     assert read_settings(prepared)["name"] == "spikeloop" and vivado.OUTPUTS == ("spikeloop.bit", "spikeloop.hwh")
     for report in ("report_utilization -file reports/utilization.rpt", "report_timing_summary",
-                   "if {$wns < 0}"):
+                   "spikeloop_check_timing $wns $whs $spikeloop_clock_mhz"):
         assert report in tcl
+
+
+def test_timing_is_checked_before_the_bitstream_is_written(prepared):
+    """build.tcl writes the summary, then checks timing, then copies spikeloop.bit out: a design that
+    misses its clock leaves no spikeloop.bit (the one in Vivado's run folder is not the overlay)."""
+    tcl = (prepared / "build.tcl").read_text()
+    summary = tcl.index("set f [open reports/summary.txt w]")
+    check = tcl.index("spikeloop_check_timing $wns $whs")
+    copy = tcl.index("file copy -force [lindex $bits 0] [file join $here ${spikeloop_name}.bit]")
+    assert summary < check < copy
+    assert "source [file join $here checks.tcl]" in tcl
+    assert 'puts $f "whs_ns = $whs"' in tcl and "get_timing_paths -hold" in tcl
+    bd = (prepared / "block_design.tcl").read_text()
+    assert "spikeloop_check_clock $spikeloop_clock_mhz [get_property CONFIG.PCW_ACT_FPGA0_PERIPHERAL_FREQMHZ $ps]" in bd
+
+
+def run_tcl(script: str) -> subprocess.CompletedProcess:
+    """`script` in tclsh after checks.tcl; prints `ok` when it returns, else the error's message."""
+    checks = vivado.tcl_file("checks.tcl").read_text()
+    probe = f"{checks}\nif {{[catch {{{script}}} message]}} {{puts \"error: $message\"}} else {{puts ok}}\n"
+    return subprocess.run(["tclsh"], input=probe, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.skipif(shutil.which("tclsh") is None, reason="needs tclsh to run checks.tcl")
+@pytest.mark.parametrize("wns, whs, expected", [
+    ("0.25", "0.05", "ok"),
+    ("0.0", "0.0", "ok"),
+    ("-0.412", "0.05", "error: spikeloop: timing not met at 100 MHz (WNS -0.412 ns, WHS 0.05 ns), no bitstream"),
+    ("0.3", "-0.01", "error: spikeloop: timing not met at 100 MHz (WNS 0.3 ns, WHS -0.01 ns)"),
+    ("{}", "0.1", "error: spikeloop: no timing result (WNS '', WHS '0.1')"),
+])
+def test_checks_tcl_stops_a_build_that_misses_timing(wns, whs, expected):
+    out = run_tcl(f"spikeloop_check_timing {wns} {whs} 100")
+    assert out.returncode == 0 and out.stdout.startswith(expected), out
+    if expected != "ok":
+        assert "--clock-mhz" in out.stdout or "no timing result" in out.stdout
+
+
+@pytest.mark.skipif(shutil.which("tclsh") is None, reason="needs tclsh to run checks.tcl")
+@pytest.mark.parametrize("requested, actual, expected", [
+    ("100", "100.000000", "ok"),
+    ("142.857", "142.857132", "ok"),
+    ("150", "142.857132", "error: spikeloop: FCLK_CLK0 would run at 142.857132 MHz, not the 150 MHz asked for"),
+    ("100", "{}", "error: spikeloop: FCLK_CLK0 would run at  MHz, not the 100 MHz asked for"),
+])
+def test_checks_tcl_stops_a_clock_the_ps_does_not_make(requested, actual, expected):
+    out = run_tcl(f"spikeloop_check_clock {requested} {actual}")
+    assert out.returncode == 0 and out.stdout.startswith(expected), out
+
+
+def test_fclk_divisors():
+    assert vivado.fclk_divisors(100) == (2, 5) and vivado.fclk_divisors(250) == (2, 2)
+    for mhz in (50, 125, 200, 142.857, 10):
+        a, b = vivado.fclk_divisors(mhz)
+        assert 1 <= a <= b <= 63 and abs(vivado.FCLK_SOURCE_MHZ / (a * b) - mhz) <= 0.001, mhz
+
+
+@pytest.mark.parametrize("clock, message", [
+    (150, (r"FCLK_CLK0 cannot be 150 MHz: the PS makes it as 1000 MHz \(its I/O PLL\) divided by two divisors of "
+           r"1-63; the nearest clocks: 142\.857 MHz and 166\.667 MHz")),
+    (300, r"FCLK_CLK0 runs at most 250 MHz, got 300 MHz"),
+    (0, r"clock_mhz must be a positive number of MHz, got 0"),
+    (-1.5, r"clock_mhz must be a positive number of MHz, got -1\.5"),
+    ("100", r"clock_mhz must be a positive number of MHz, got '100'"),
+])
+def test_a_clock_fclk_cannot_be_is_refused(clock, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        vivado.fclk_divisors(clock)
+    with pytest.raises(ValueError, match=message):
+        vivado.settings(SMALL, clock_mhz=clock)
+    with pytest.raises(ValueError, match=message):
+        vivado.prepare(SMALL, tmp_path, clock_mhz=clock)
+    assert not (tmp_path / "settings.tcl").exists()
+
+
+@pytest.mark.parametrize("clock, message", [("150", "FCLK_CLK0 cannot be 150 MHz"), ("0", "got 0"),
+                                            ("300", "at most 250 MHz")])
+def test_make_bitstream_refuses_the_clock_before_vivado(clock, message, tmp_path, capsys):
+    status = board_build.main(["--board", "pynq-z2", "--out", str(tmp_path / "b"), "--clock-mhz", clock,
+                               "--sizes", "40,20,12", "--lanes", "4,3", "--chunk", "8,6"])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.startswith("make bitstream: error: ") and message in err, err
+    assert not (tmp_path / "b" / "settings.tcl").exists()
+
+
+def test_vivado_timing_failure_is_read_from_the_summary(tmp_path):
+    """The summary build.tcl writes before its timing check (`key = value` lines) -> TimingFailed."""
+    reports = tmp_path / "reports"
+    assert vivado.timing_failure(tmp_path) is None, "no summary: no timing verdict"
+    reports.mkdir()
+    (reports / "summary.txt").write_text("vivado = v2024.1\nwns_ns = -0.731\nwhs_ns = 0.041\nclock_mhz = 100\n")
+    error = vivado.timing_failure(tmp_path)
+    assert isinstance(error, TimingFailed)
+    assert str(error).startswith("timing fails at 100 MHz: worst setup slack -0.731 ns, worst hold slack 0.041 ns")
+    assert "no bitstream" in str(error) and str(reports / "timing_summary.rpt") in str(error)
+    (reports / "summary.txt").write_text("wns_ns = 0.2\nwhs_ns = 0.03\nclock_mhz = 100\n")
+    assert vivado.timing_failure(tmp_path) is None
 
 
 @pytest.mark.parametrize("name", vivado.TCL_FILES)
