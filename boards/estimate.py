@@ -835,7 +835,8 @@ def timing_summary(result: timing.Timing, config: CoreConfig, board: Board, *, r
     order = sorted(result.modules.items(), key=lambda kv: (-kv[1]["deepest"].levels, kv[0]))
     for module, paths in order[:rows]:
         p = paths["deepest"]
-        lines.append(f"         {p.levels:6d} {p.delay_ns:6.2f}  {module}: {p.source} -> {p.sink}")
+        sink = p.sink[len(module):] if p.sink.startswith(f"{module}.") else p.sink
+        lines.append(f"         {p.levels:6d} {p.delay_ns:6.2f}  {module}: {p.source} -> {sink}")
     if len(order) > rows:
         lines.append(f"         ... {len(order) - rows} more modules (--json for all)")
     slow = result.slowest[0] if result.slowest else None
