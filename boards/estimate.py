@@ -863,7 +863,8 @@ def report(config: CoreConfig, board: Board, *, synthesized: Synthesis | None, o
     ops = ops_per_cycle(config)
     print(f"cycles   {cycles_per_timestep(config)} per timestep on dense input (layers: {per_layer}); "
           f"{synapses(config):,} synapses, {ops:,.0f} synaptic ops/cycle, "
-          f"{ops * board.clock_mhz / 1e3:,.1f} GOPS at {board.clock_mhz:g} MHz", file=out)
+          f"{ops * board.clock_mhz / 1e3:,.1f} G synaptic ops/s if it meets the {board.clock_mhz:g} MHz clock",
+          file=out)
     columns = [("analytic", est)] if est is not None else []
     if synthesized is not None:
         columns.append(("yosys", synthesized.resources))
