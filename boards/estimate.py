@@ -61,14 +61,14 @@ from spikeloop.config import MAX_CHUNK as CORE_MAX_CHUNK
 from spikeloop.network import INPUT_SHIFT_RANGE
 from spikeloop.stream import output_words_per_timestep, words_per_timestep
 
-from . import flow
+from . import flow, timing
 from .devices import BOARDS, Board
 from .devices import board as get_board
 
 __all__ = [
     "Resources", "Synthesis", "DoesNotFit", "synthesize", "analytic", "layer_resources", "cycles_per_timestep",
     "synapses", "ops_per_cycle", "check_fit", "largest", "memory_map", "place_and_route", "routed_summary",
-    "synth_plan", "main", "probe_resources",
+    "synth_plan", "main", "probe_resources", "synaptic_ops_per_second", "timing_summary",
 ]
 
 #: The toolchain's cache kind of synthesis results (the folder: `toolchain.cache_dir(CACHE_KIND)`).
@@ -276,8 +276,8 @@ def synth_key(config: CoreConfig, board: Board) -> str:
 def place_and_route(config: CoreConfig, board: Board | str = "ulx3s", *, cache=None, log=None) -> dict:
     """Place and route `config` for an open-toolchain board (the ULX3S: Yosys, nextpnr, ecppack, as
     `make bitstream`); its metadata: `fmax_mhz`, `utilization` {cell: [used, available]},
-    `build_seconds` ... A build plan (`ulx3s.plan`) cached in the toolchain's `bitstream/` folder
-    (or `cache`); the folder also holds the bitstream."""
+    `build_seconds`, `critical_path` (`timing.nextpnr_critical_path`) ... A build plan (`ulx3s.plan`)
+    cached in the toolchain's `bitstream/` folder (or `cache`); the folder also holds the bitstream."""
     from . import ulx3s
 
     board = get_board(board) if isinstance(board, str) else board
@@ -285,7 +285,10 @@ def place_and_route(config: CoreConfig, board: Board | str = "ulx3s", *, cache=N
         raise ValueError(f"place and route runs for the open-toolchain board (ulx3s), not the {board.name}: "
                          "its vendor flow is Vivado (make bitstream BOARD=pynq-z2)")
     folder = ulx3s.plan(config, root=cache, log=log or (lambda s: None)).execute()
-    return json.loads((folder / "spikeloop.json").read_text())
+    meta = json.loads((folder / "spikeloop.json").read_text())
+    report = folder / "reports" / "nextpnr.json"
+    meta["critical_path"] = timing.nextpnr_critical_path(json.loads(report.read_text())) if report.exists() else None
+    return meta
 
 
 def synthesize(config: CoreConfig, board: Board | str = "pynq-z2", *, cache=None, force: bool = False,
@@ -800,10 +803,52 @@ def routed_summary(meta: dict, config: CoreConfig) -> str:
     fmax, clock = meta["fmax_mhz"], meta["clock_mhz"]
     used = ", ".join(f"{cell} {n:,}/{cap:,} ({n / cap:.1%})" for cell, (n, cap) in sorted(meta["utilization"].items())
                      if cell in ("TRELLIS_COMB", "TRELLIS_FF", "TRELLIS_RAMW", "DP16KD", "MULT18X18D"))
+    at_fmax, at_clock = synaptic_ops_per_second(config, fmax, clock)
+    lines = [f"nextpnr  fmax {fmax:.1f} MHz (clock {clock:g} MHz{'' if fmax >= clock else ': TIMING FAILS'}); "
+             f"{at_fmax / 1e9:,.1f} G synaptic ops/s at fmax"
+             + (f", {at_clock / 1e9:,.1f} G at the clock" if at_clock is not None else ""),
+             f"         {used}; built in {meta['build_seconds']} s ({meta['tools']['nextpnr-ecp5']})"]
+    path = meta.get("critical_path")
+    if path:
+        lines.append(f"timing   critical path {path['delay_ns']:.2f} ns, {path['logic_cells']} logic cells, in "
+                     f"{path['module']}: {path['source']} -> {path['sink']}")
+    return "\n".join(lines)
+
+
+def synaptic_ops_per_second(config: CoreConfig, fmax_mhz: float, clock_mhz: float) -> tuple[float, float | None]:
+    """Synaptic ops/s on dense input at the fmax the design reaches, and at the board's clock when the
+    design meets it (else None)."""
     ops = ops_per_cycle(config)
-    return (f"nextpnr  fmax {fmax:.1f} MHz (clock {clock:g} MHz{'' if fmax >= clock else ': TIMING FAILS'}); "
-            f"{ops * clock / 1e3:,.1f} G synaptic ops/s at the clock, {ops * fmax / 1e3:,.1f} G at fmax\n"
-            f"         {used}; built in {meta['build_seconds']} s ({meta['tools']['nextpnr-ecp5']})")
+    return ops * fmax_mhz * 1e6, (ops * clock_mhz * 1e6 if fmax_mhz >= clock_mhz else None)
+
+
+def timing_summary(result: timing.Timing, config: CoreConfig, board: Board, *, rows: int = 12) -> str:
+    """Lines of `spikeloop estimate` for the xc7 timing: the deepest path per module, fmax, budget, ops/s."""
+    clock = board.clock_mhz
+    meets = result.fmax_mhz >= clock and not result.n_violations
+    how = "cached" if result.extra.get("cached") else f"{result.extra.get('total_seconds', 0):.0f} s"
+    lines = [f"timing   {result.levels} LUT levels at most, expected fmax {result.fmax_mhz:.1f} MHz: "
+             + (f"meets the {clock:g} MHz clock" if meets else
+                f"misses the {clock:g} MHz clock ({result.n_violations:,} endpoints over the budget)")
+             + f"; budget {result.budget} levels ({how}; Yosys synth_xilinx -flatten, an estimate, not sign-off)",
+             f"         {'levels':>6} {'ns':>6}  module: deepest path source -> sink"]
+    order = sorted(result.modules.items(), key=lambda kv: (-kv[1]["deepest"].levels, kv[0]))
+    for module, paths in order[:rows]:
+        p = paths["deepest"]
+        sink = p.sink[len(module):] if p.sink.startswith(f"{module}.") else p.sink
+        lines.append(f"         {p.levels:6d} {p.delay_ns:6.2f}  {module}: {p.source} -> {sink}")
+    if len(order) > rows:
+        lines.append(f"         ... {len(order) - rows} more modules (--json for all)")
+    slow = result.slowest[0] if result.slowest else None
+    if slow is not None:
+        lines.append(f"         slowest  {slow.delay_ns:.2f} ns ({slow.levels} levels): {slow.source} -> {slow.sink}")
+    lines.append(f"         {timing.conversion_text(clock)}")
+    at_fmax, at_clock = synaptic_ops_per_second(config, result.fmax_mhz, clock)
+    lines.append(f"ops/s    {ops_per_cycle(config):,.0f} synaptic ops/cycle x {result.fmax_mhz:.1f} MHz = "
+                 f"{at_fmax / 1e9:,.1f} G synaptic ops/s at the expected fmax; "
+                 + (f"{at_clock / 1e9:,.1f} G at the {clock:g} MHz clock" if at_clock is not None and meets
+                    else f"the {clock:g} MHz clock is not met"))
+    return "\n".join(lines)
 
 
 def report(config: CoreConfig, board: Board, *, synthesized: Synthesis | None, out=None) -> None:
@@ -818,7 +863,8 @@ def report(config: CoreConfig, board: Board, *, synthesized: Synthesis | None, o
     ops = ops_per_cycle(config)
     print(f"cycles   {cycles_per_timestep(config)} per timestep on dense input (layers: {per_layer}); "
           f"{synapses(config):,} synapses, {ops:,.0f} synaptic ops/cycle, "
-          f"{ops * board.clock_mhz / 1e3:,.1f} GOPS at {board.clock_mhz:g} MHz", file=out)
+          f"{ops * board.clock_mhz / 1e3:,.1f} G synaptic ops/s if it meets the {board.clock_mhz:g} MHz clock",
+          file=out)
     columns = [("analytic", est)] if est is not None else []
     if synthesized is not None:
         columns.append(("yosys", synthesized.resources))
@@ -840,6 +886,18 @@ def report(config: CoreConfig, board: Board, *, synthesized: Synthesis | None, o
     if synthesized is not None:
         how = "cached" if synthesized.cached else f"{synthesized.seconds:.0f} s"
         print(f"yosys    {synthesized.yosys.split(' (')[0]} ({how}: {synthesized.path})", file=out)
+
+
+def timing_numbers(result: timing.Timing, config: CoreConfig, board: Board) -> dict:
+    """The xc7 timing for `--json`: levels, fmax, budget, ops/s, the deepest and slowest path per module."""
+    at_fmax, at_clock = synaptic_ops_per_second(config, result.fmax_mhz, board.clock_mhz)
+    meets = result.fmax_mhz >= board.clock_mhz and not result.n_violations
+    return {"levels": result.levels, "fmax_mhz": round(result.fmax_mhz, 2), "clock_mhz": board.clock_mhz,
+            "meets_clock": meets, "budget_levels": result.budget, "endpoints_over_budget": result.n_violations,
+            "net_ns": timing.T_NET_NS, "conversion": timing.conversion_text(board.clock_mhz),
+            "synaptic_ops_per_second": {"at_fmax": at_fmax, "at_clock": at_clock if meets else None},
+            "modules": {m: {k: {"levels": p.levels, "delay_ns": p.delay_ns, "source": p.source, "sink": p.sink}
+                            for k, p in paths.items()} for m, paths in sorted(result.modules.items())}}
 
 
 def main(argv=None) -> int:
@@ -871,6 +929,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", type=Path, default=None,
                    help="folder of cached syntheses and place-and-route runs (default: the spikeloop cache)")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
+    p.add_argument("--no-timing", action="store_true",
+                   help="skip the timing (xc7: a flat Yosys synthesis and the longest paths, minutes for a large "
+                        "core; ulx3s: nextpnr's place and route)")
 
 
 def run(args) -> int:
@@ -892,12 +953,16 @@ def run(args) -> int:
     synthesized = None if args.analytic else synthesize(config, board, cache=args.cache,
                                                         log=lambda s: print(s, file=sys.stderr))
     report(config, board, synthesized=synthesized)
-    routed = None
-    if board.name == "ulx3s":
+    routed = timed = None
+    if board.name == "ulx3s" and not args.no_timing:
         if synthesized is not None:
             check_fit(synthesized.resources, board, source="Yosys")  # nextpnr only for what can fit
         routed = place_and_route(config, board, cache=args.cache, log=lambda s: print(s, file=sys.stderr))
         print(routed_summary(routed, config))
+    elif board.device.family == "xc7" and not (args.analytic or args.no_timing):
+        timed = timing.xc7_timing(config, clock_mhz=board.clock_mhz, cache=args.cache,
+                                  log=lambda s: print(s, file=sys.stderr))
+        print(timing_summary(timed, config, board))
     if args.json:
         numbers = {"board": board.name, "config": config.params(), "config_args": flow.config_args(config),
                    "design_hash": design_hash(config).hex(), "cycles_per_timestep": cycles_per_timestep(config),
@@ -905,7 +970,14 @@ def run(args) -> int:
                    "analytic": analytic(config).as_dict() if board.device.family == "xc7" else None,
                    "synthesis": synthesized.resources.as_dict() if synthesized else None,
                    "place_and_route": None if routed is None else
-                   {k: routed.get(k) for k in ("fmax_mhz", "clock_mhz", "utilization", "build_seconds", "tools")}}
+                   {k: routed.get(k) for k in ("fmax_mhz", "clock_mhz", "utilization", "build_seconds", "tools",
+                                               "critical_path")},
+                   "timing": None if timed is None else timing_numbers(timed, config, board)}
+        if routed is not None:
+            at_fmax, at_clock = synaptic_ops_per_second(config, routed["fmax_mhz"], board.clock_mhz)
+            numbers["synaptic_ops_per_second"] = {"at_fmax": at_fmax, "at_clock": at_clock}
+        elif timed is not None:
+            numbers["synaptic_ops_per_second"] = numbers["timing"]["synaptic_ops_per_second"]
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(numbers, indent=1) + "\n")
     if synthesized is not None:

@@ -95,7 +95,7 @@ def test_fresh_synthesis_matches_the_analytic_model_and_is_cached(tmp_path_facto
     assert Path(third.path).exists() and third.path == first.path
     # `spikeloop estimate` finds it in the cache too
     capsys.readouterr()
-    assert cli.main(["estimate", "--cache", str(cache), *estimate.flow.config_args(FRESH)]) == 0
+    assert cli.main(["estimate", "--cache", str(cache), "--no-timing", *estimate.flow.config_args(FRESH)]) == 0
     out = capsys.readouterr().out
     assert "yosys" in out and "(cached:" in out and f"{first.resources.lut:,}" in out, out
     got = estimate.analytic(FRESH)
@@ -181,3 +181,19 @@ def test_cli_estimate_refuses_what_does_not_fit(capsys, tmp_path):
     assert "does not fit" in capsys.readouterr().err
     numbers = json.loads((tmp_path / "e.json").read_text())
     assert numbers["analytic"]["lut"] > PYNQ.device.lut and numbers["capacity"]["lut"] == 53_200
+
+
+def test_routed_summary_gives_ops_per_second_and_the_critical_path():
+    config = CoreConfig.build((64, 32, 10), lanes=4, chunk=16)
+    meta = {"fmax_mhz": 33.4, "clock_mhz": 25.0, "build_seconds": 156, "tools": {"nextpnr-ecp5": "nextpnr 0.11"},
+            "utilization": {"TRELLIS_COMB": [8719, 83640], "TRELLIS_FF": [1998, 83640]},
+            "critical_path": {"delay_ns": 29.9, "logic_cells": 41, "source": "core.x.r$FF", "sink": "core.y.v WD",
+                              "module": "core.y", "clock": "clk"}}
+    text = estimate.routed_summary(meta, config)
+    ops = estimate.ops_per_cycle(config)
+    assert f"{ops * 33.4e6 / 1e9:,.1f} G synaptic ops/s at fmax" in text, text
+    assert f"{ops * 25e6 / 1e9:,.1f} G at the clock" in text and "TIMING FAILS" not in text
+    assert "critical path 29.90 ns, 41 logic cells, in core.y: core.x.r$FF -> core.y.v WD" in text
+    slow = estimate.routed_summary({**meta, "fmax_mhz": 20.0, "critical_path": None}, config)
+    assert "TIMING FAILS" in slow and "at the clock" not in slow and "critical path" not in slow
+    assert estimate.synaptic_ops_per_second(config, 20.0, 25.0) == (ops * 20e6, None)
