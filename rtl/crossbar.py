@@ -22,11 +22,13 @@ enable, `advance`):
     O  2*acc - pops at the group's last chunk
 
 Cycles per timestep: n_groups * max(1, nonzero chunks) + 1 (capture), with no bubble between
-groups and the next timestep captured right after the last item issued. Latency from capture to
-the first group's sums: nonzero chunks + 5 + k cycles. The output has a skid register: a blocked
-output stops `advance` the cycle after, so the enable of the whole pipeline comes from registers.
-Bus reads of the weights window are served even while stalled (`WindowPort`): the grant and the
-replay of M's row hold the pipeline for two cycles; writes and read answers are registered.
+groups and the next timestep captured the cycle after its last item issued. Latency: a group's
+sums are in the output register `Crossbar.latency` = 5 + k cycles after its last item issued,
+so Z + 5 + k after the capture for the first group (Z = max(1, nonzero chunks)). The output has a
+skid register: a blocked output stops `advance` from the next cycle, so the enable of the whole
+pipeline comes from registers. Bus requests are registered before their decode. Bus reads of the
+weights window are served even while stalled (`WindowPort`): the grant and the replay of M's row
+hold the pipeline for two cycles; read answers are registered.
 """
 
 from __future__ import annotations
