@@ -278,11 +278,12 @@ class Crossbar(wiring.Component, Probed):
 
         # ---- A: each lane's weights AND the chunk; lane P, the chunk itself (for popcount(s)).
         a_tag = Signal(item)
-        heaps = _register(m, advance, [[*(rp.data[p * C : (p + 1) * C] & m_bits)] for p in range(P)] + [[*m_bits]],
-                          "a_bits")
+        a_bits = [Signal(C, name=f"a_bits{p}") for p in range(P + 1)]
         with m.If(advance):
             m.d.sync += a_tag.eq(m_tag)
-        heaps = [[column] for column in heaps]
+            m.d.sync += [a_bits[p].eq(rp.data[p * C : (p + 1) * C] & m_bits) for p in range(P)]
+            m.d.sync += a_bits[P].eq(m_bits)
+        heaps = [[[*bits]] for bits in a_bits]  # one heap per lane: C bits of weight 1
 
         # ---- T1..Tk: the popcount trees, a register stage every LEVELS_PER_STAGE counter levels.
         tags = [i_tag, m_tag, a_tag]
