@@ -22,11 +22,13 @@ enable, `advance`):
     O  2*acc - pops at the group's last chunk
 
 Cycles per timestep: n_groups * max(1, nonzero chunks) + 1 (capture), with no bubble between
-groups and the next timestep captured right after the last item issued. Latency from capture to
-the first group's sums: nonzero chunks + 5 + k cycles. The output has a skid register: a blocked
-output stops `advance` the cycle after, so the enable of the whole pipeline comes from registers.
-Bus reads of the weights window are served even while stalled (`WindowPort`): the grant and the
-replay of M's row hold the pipeline for two cycles; writes and read answers are registered.
+groups and the next timestep captured the cycle after its last item issued. Latency: a group's
+sums are in the output register `Crossbar.latency` = 5 + k cycles after its last item issued,
+so Z + 5 + k after the capture for the first group (Z = max(1, nonzero chunks)). The output has a
+skid register: a blocked output stops `advance` from the next cycle, so the enable of the whole
+pipeline comes from registers. Bus requests are registered before their decode. Bus reads of the
+weights window are served even while stalled (`WindowPort`): the grant and the replay of M's row
+hold the pipeline for two cycles; read answers are registered.
 """
 
 from __future__ import annotations
@@ -276,11 +278,12 @@ class Crossbar(wiring.Component, Probed):
 
         # ---- A: each lane's weights AND the chunk; lane P, the chunk itself (for popcount(s)).
         a_tag = Signal(item)
-        heaps = _register(m, advance, [[*(rp.data[p * C : (p + 1) * C] & m_bits)] for p in range(P)] + [[*m_bits]],
-                          "a_bits")
+        a_bits = [Signal(C, name=f"a_bits{p}") for p in range(P + 1)]
         with m.If(advance):
             m.d.sync += a_tag.eq(m_tag)
-        heaps = [[column] for column in heaps]
+            m.d.sync += [a_bits[p].eq(rp.data[p * C : (p + 1) * C] & m_bits) for p in range(P)]
+            m.d.sync += a_bits[P].eq(m_bits)
+        heaps = [[[*bits]] for bits in a_bits]  # one heap per lane: C bits of weight 1
 
         # ---- T1..Tk: the popcount trees, a register stage every LEVELS_PER_STAGE counter levels.
         tags = [i_tag, m_tag, a_tag]
