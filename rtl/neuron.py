@@ -106,7 +106,7 @@ class Decay:
     def __init__(self, m: Module, factor, *, rounding, frac_bits: int, mode: str, name: str, hold=_same):
         self._F = F = frac_bits
         self._mode = mode
-        self._f = f = hold(factor[: F + 1], f"{name}_factor")
+        self._f = hold(factor[: F + 1], f"{name}_factor")
         h = (1 << F) >> 1
         if mode == "shift":
             shift = Signal(range(F + 1), name=f"{name}_shift_of")
