@@ -392,8 +392,8 @@ def hash_words(config: CoreConfig) -> list[int]:
 def state_cycles(layer: LayerConfig) -> int:
     """Clocks from the neuron array's read of a group's v and u to the first read that sees them written
     back (rtl/neuron.py: read ports, read registers, the decays' product with decay "multiply", the
-    losses, three update stages, the write landing): the least time between two timesteps of a group."""
-    return 7 + (layer.decay == "multiply")
+    losses, five update stages, the write landing): the least time between two timesteps of a group."""
+    return 9 + (layer.decay == "multiply")
 
 
 def layer_cycles(layer: LayerConfig, nonzero_chunks=None):
