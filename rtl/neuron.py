@@ -407,6 +407,7 @@ class NeuronArray(wiring.Component, Probed):
 
         blocked = Signal()  # the output register is full and not taken
         hazard = Signal()  # the offered group's state is still in flight
+        may_take = Signal()  # the array takes a group whose state is not in flight
         o_valid = Signal()
         clear_pend = Signal(init=1)  # a reset clears the state too (memories keep their contents)
         clearing = Signal()
@@ -414,7 +415,8 @@ class NeuronArray(wiring.Component, Probed):
         m.d.comb += [
             blocked.eq(o_valid & ~self.o_stream.ready),
             adv.eq(~blocked & ~port.replay),
-            i.ready.eq(adv & ~port.pending & ~w_pending & ~clear_pend & ~clearing & ~hazard),
+            may_take.eq(adv & ~port.pending & ~w_pending & ~clear_pend & ~clearing),
+            i.ready.eq(may_take & ~hazard),
         ]
         accept = i.valid & i.ready
         # stage "ports": the group's row is on the read ports
@@ -456,7 +458,8 @@ class NeuronArray(wiring.Component, Probed):
         assert len(items) + 1 == state_cycles(c)
         if NG < state_cycles(c):
             inflight = Signal(NG)
-            m.d.sync += inflight.eq((inflight | Mux(accept, Const(1, NG) << i.p.group, 0))
+            # (a group held back is in flight already: its bit needs no `hazard`)
+            m.d.sync += inflight.eq((inflight | Mux(i.valid & may_take, Const(1, NG) << i.p.group, 0))
                                     & ~Mux(write, Const(1, NG) << last_group, 0))
             m.d.comb += hazard.eq(inflight.bit_select(i.p.group, 1))
 
