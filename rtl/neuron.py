@@ -39,7 +39,8 @@ keeps a bit per group in flight and holds the group back (`spikeloop.config.laye
 MODE, lam and alpha, and what `Decay` decodes from them, are run-time constants in registers: a
 register write reaches the lanes a clock later (the register file writes them between runs).
 Bus writes of theta and bias land a clock after the strobe (from registers; the pipeline reads no
-row while one lands); bus reads answer two clocks later than the window port alone.
+row while one lands); bus reads answer two clocks later than the window port alone. A state clear
+starts once no stage holds a group; the probes count a timestep in every stage it occupies.
 """
 
 from __future__ import annotations
