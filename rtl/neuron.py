@@ -473,9 +473,8 @@ class NeuronArray(wiring.Component, Probed):
         clear_addr = Signal(index_shape(NG))
         with m.If(ctrl.clear):
             m.d.sync += clear_pend.eq(1)
-        valids = [it[0] for it in items]
-        in_flight = Signal()  # a stage holds a group: registered, from the stages' next valid bits
-        m.d.sync += in_flight.eq(Mux(adv, accept | Cat(*valids[:-1]).any(), Cat(*valids).any()))
+        in_flight = Signal()  # a stage holds a group
+        m.d.comb += in_flight.eq(Cat(*(it[0] for it in items)).any())
         with m.If(clearing):
             m.d.comb += [
                 v_wp.addr.eq(clear_addr), v_wp.data.eq(0), v_wp.en.eq(1),
