@@ -88,13 +88,18 @@ def saturate(value: Value, bits: int, *, symmetric=None) -> Value:
     shape = value.shape()
     if symmetric is None and (len(value) < bits or (shape.signed and len(value) == bits)):
         return value.as_signed() if shape.signed else value  # already inside the range
-    low = value < lo
+    # outside the range iff the bits from `bits - 1` up are not all equal: or-trees, no comparator
+    extend = max(0, bits - len(value)) + (0 if shape.signed else 1)
+    value = Cat(value, (value[-1] if shape.signed else Const(0, 1)).replicate(extend)) if extend else value
+    top = value[bits - 1 :]
+    inside = ~top.any() | top.all()
+    low = top[-1] & ~inside
     if symmetric is not None:
-        low = low | (Value.cast(symmetric) & (value == lo))
+        low = low | (Value.cast(symmetric) & inside & top[-1] & ~value[: bits - 1].any())
+    high = ~top[-1] & ~inside
     floor = Const(lo, signed(bits)) if symmetric is None else Mux(symmetric, Const(lo + 1, signed(bits)),
                                                                     Const(lo, signed(bits)))
-    top = Const(hi, signed(bits))
-    return Mux(value > hi, top, Mux(low, floor, value[:bits].as_signed()))
+    return Mux(high, Const(hi, signed(bits)), Mux(low, floor, value[:bits].as_signed()))
 
 
 def onehot_index(onehot: Value) -> Value:

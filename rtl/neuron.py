@@ -26,9 +26,11 @@ register is free or taken, and no bus read is being replayed), so all stages hol
     product  x * lam, x * alpha (decay "multiply" only: the multiplier's own stage)
     loss     lam_loss, alpha_loss (`Decay.of`)
     update1  a_u, u - alpha_loss, v - lam_loss, b_v - r        (`neuron_update`, step 1)
-    update2  u_cuba = fit_U(...), u, (v - lam_loss) + (b_v - r)  (step 2)
-    update3  v' = sat'_V(... + u)                               (step 3)
-             z, the reset (step 4) -> v, u written back, z/v'/u into the output register
+    update2  (u - alpha_loss) + a_u, (v - lam_loss) + (b_v - r)  (step 2)
+    update3  u_cuba = fit_U(...), u = u_cuba | a_u             (step 3)
+    update4  ... + u                                           (step 4)
+    update5  v' = sat'_V(...)                                  (step 5)
+             z, the reset (step 6) -> v, u written back, z/v'/u into the output register
 
 A group's v and u are read when it is accepted and written `state_cycles - 1` clocks later; the read
 ports are not transparent, so a group comes in again only after its write has landed: groups come in
@@ -37,7 +39,8 @@ keeps a bit per group in flight and holds the group back (`spikeloop.config.laye
 MODE, lam and alpha, and what `Decay` decodes from them, are run-time constants in registers: a
 register write reaches the lanes a clock later (the register file writes them between runs).
 Bus writes of theta and bias land a clock after the strobe (from registers; the pipeline reads no
-row while one lands); bus reads answer two clocks later than the window port alone.
+row while one lands); bus reads answer two clocks later than the window port alone. A state clear
+starts once no stage holds a group; the probes count a timestep in every stage it occupies.
 """
 
 from __future__ import annotations
@@ -106,7 +109,7 @@ class Decay:
     def __init__(self, m: Module, factor, *, rounding, frac_bits: int, mode: str, name: str, hold=_same):
         self._F = F = frac_bits
         self._mode = mode
-        self._f = f = hold(factor[: F + 1], f"{name}_factor")
+        self._f = hold(factor[: F + 1], f"{name}_factor")
         h = (1 << F) >> 1
         if mode == "shift":
             shift = Signal(range(F + 1), name=f"{name}_shift_of")
@@ -161,7 +164,7 @@ class LaneUpdate(NamedTuple):
 
 
 #: Pipeline stages `neuron_update` puts between its inputs and its results.
-UPDATE_STAGES = 3
+UPDATE_STAGES = 5
 
 
 def neuron_update(m: Module, *, syn, bias, theta, v, u, lam_loss, alpha_loss, mode, v_bits: int, u_bits: int,
@@ -174,14 +177,16 @@ def neuron_update(m: Module, *, syn, bias, theta, v, u, lam_loss, alpha_loss, mo
     code), `input_shift` (k <= 16), `bias_to`, `u_overflow`, `v_range`. Without `options` only `neuron`
     and `reset` are read: the options are their v1 values, constants, and reset is never subtract_next
     (the register file refuses it), so none of their logic is built.
-    The logic is cut in four steps; `stage(value, name)` returns what passes from one step to the next
+    The logic is cut in six steps; `stage(value, name)` returns what passes from one step to the next
     (default: the value itself, all combinational; `NeuronArray` gives a register, so the results come
     `UPDATE_STAGES` clocks after the inputs, while `mode` is a run-time constant, read undelayed):
 
         1: a_u = (syn << k) + bias_u;  u - alpha_loss;  v - lam_loss;  b_v - r
-        2: u_cuba = fit_U(...);  u = u_cuba | a_u;  (v - lam_loss) + (b_v - r)
-        3: v' = sat'_V(... + u)
-        4: z = v' >= theta;  the reset
+        2: (u - alpha_loss) + a_u;  (v - lam_loss) + (b_v - r)
+        3: u_cuba = fit_U(...);  u = u_cuba | a_u
+        4: (v - lam_loss + b_v - r) + u
+        5: v' = sat'_V(...)
+        6: z = v' >= theta;  the reset
 
     Every lane of `NeuronArray` is one call; the formal proof of `tests/formal/formal_jobs.py` checks
     this function, combinational, against the contract, computed on unbounded integers, for all inputs
@@ -207,22 +212,26 @@ def neuron_update(m: Module, *, syn, bias, theta, v, u, lam_loss, alpha_loss, mo
     r = (Mux((mode.reset == Reset.SUBTRACT_NEXT) & (v >= theta), theta, 0) if options
          else Const(0, signed(V)))  # theta taken off now for the spike of the step before (subtract_next)
     v_add = wire("v_add", Mux(to_membrane, bias, 0) - r)  # b_v - r
-    a, kept_u, kept_v, v_add, theta = (stage(x, f"{what}{name}_1") for x, what in (
-        (a, "a"), (kept_u, "kept_u"), (kept_v, "kept_v"), (v_add, "v_add"), (theta, "theta")))
+    def cut(step, **values):
+        return [stage(x, f"{what}{name}_{step}") for what, x in values.items()]
+
+    a, kept_u, kept_v, v_add, theta = cut(1, a=a, kept_u=kept_u, kept_v=kept_v, v_add=v_add, theta=theta)
     # step 2
     u_sum = wire("u_sum", kept_u + a)
+    v_base = wire("v_base", kept_v + v_add)
+    a, u_sum, v_base, theta = cut(2, a=a, u_sum=u_sum, v_base=v_base, theta=theta)
+    # step 3
     u_cuba = wire("u_cuba", Mux(mode.u_overflow == Overflow.WRAP, u_sum[:U].as_signed(), saturate(u_sum, U)),
                   signed(U))
     u_new = wire("u", Mux(cuba, u_cuba, a), signed(max(U, len(a))))
-    v_base = wire("v_base", kept_v + v_add)
-    u_cuba, u_new, v_base, theta = (stage(x, f"{what}{name}_2") for x, what in (
-        (u_cuba, "u_cuba"), (u_new, "u"), (v_base, "v_base"), (theta, "theta")))
-    # step 3
-    vp = wire("vp", saturate(v_base + u_new, V, symmetric=(mode.v_range == VRange.SYMMETRIC) if options else None),
-              signed(V))
-    u_cuba, u_new, vp, theta = (stage(x, f"{what}{name}_3") for x, what in (
-        (u_cuba, "u_cuba"), (u_new, "u"), (vp, "vp"), (theta, "theta")))
+    u_cuba, u_new, v_base, theta = cut(3, u_cuba=u_cuba, u=u_new, v_base=v_base, theta=theta)
     # step 4
+    v_sum = wire("v_sum", v_base + u_new)
+    u_cuba, u_new, v_sum, theta = cut(4, u_cuba=u_cuba, u=u_new, v_sum=v_sum, theta=theta)
+    # step 5
+    vp = wire("vp", saturate(v_sum, V, symmetric=(mode.v_range == VRange.SYMMETRIC) if options else None), signed(V))
+    u_cuba, u_new, vp, theta = cut(5, u_cuba=u_cuba, u=u_new, vp=vp, theta=theta)
+    # step 6
     z = wire("z", vp >= theta, 1)
     vn = Signal(signed(V), name=f"vn{name}")
     with m.Switch(mode.reset):
@@ -399,6 +408,7 @@ class NeuronArray(wiring.Component, Probed):
 
         blocked = Signal()  # the output register is full and not taken
         hazard = Signal()  # the offered group's state is still in flight
+        may_take = Signal()  # the array takes a group whose state is not in flight
         o_valid = Signal()
         clear_pend = Signal(init=1)  # a reset clears the state too (memories keep their contents)
         clearing = Signal()
@@ -406,7 +416,8 @@ class NeuronArray(wiring.Component, Probed):
         m.d.comb += [
             blocked.eq(o_valid & ~self.o_stream.ready),
             adv.eq(~blocked & ~port.replay),
-            i.ready.eq(adv & ~port.pending & ~w_pending & ~clear_pend & ~clearing & ~hazard),
+            may_take.eq(adv & ~port.pending & ~w_pending & ~clear_pend & ~clearing),
+            i.ready.eq(may_take & ~hazard),
         ]
         accept = i.valid & i.ready
         # stage "ports": the group's row is on the read ports
@@ -448,7 +459,8 @@ class NeuronArray(wiring.Component, Probed):
         assert len(items) + 1 == state_cycles(c)
         if NG < state_cycles(c):
             inflight = Signal(NG)
-            m.d.sync += inflight.eq((inflight | Mux(accept, Const(1, NG) << i.p.group, 0))
+            # (a group held back is in flight already: its bit needs no `hazard`)
+            m.d.sync += inflight.eq((inflight | Mux(i.valid & may_take, Const(1, NG) << i.p.group, 0))
                                     & ~Mux(write, Const(1, NG) << last_group, 0))
             m.d.comb += hazard.eq(inflight.bit_select(i.p.group, 1))
 
@@ -461,7 +473,8 @@ class NeuronArray(wiring.Component, Probed):
         clear_addr = Signal(index_shape(NG))
         with m.If(ctrl.clear):
             m.d.sync += clear_pend.eq(1)
-        in_flight = Cat(*(it[0] for it in items)).any()
+        in_flight = Signal()  # a stage holds a group
+        m.d.comb += in_flight.eq(Cat(*(it[0] for it in items)).any())
         with m.If(clearing):
             m.d.comb += [
                 v_wp.addr.eq(clear_addr), v_wp.data.eq(0), v_wp.en.eq(1),

@@ -3,7 +3,8 @@
 Model, per timestep in steady state (input offered at full rate, output always taken; the contract's
 `spikeloop.config.layer_cycles` and `framing_cycles`):
 
-    layer k:  G_k * max(1, Z_k) + 1       G_k = ceil(n_out/P) groups, Z_k = input chunks of C holding a spike
+    layer k:  max(G_k * max(1, Z_k) + 1, S_k)   G_k = ceil(n_out/P) groups, Z_k = input chunks of C holding
+                                              a spike, S_k = `state_cycles` (reached by layers of few groups)
     core:     max(WORDS_IN + 1, WORDS_OUT + 1, max_k layer k)
 
 The crossbar issues one (group, nonzero chunk) weight row per clock and spends one clock taking
@@ -12,7 +13,8 @@ layer holds one timestep for the next, so layers overlap and the slowest one (or
 framing: a word per clock plus the hand-over) sets the rate. When one stage is the slowest at
 every timestep this is exact; when the slowest stage changes from timestep to timestep (sparse
 input of varying density), the one-timestep buffers between layers let them overlap partly and
-the rate lies between max_k mean_t(stage k) and mean_t max_k(stage k). With input density d
+the rate lies between max_k mean_t(stage k) (S_k taken over the mean: it spaces a group's
+timesteps, not each timestep) and mean_t max_k(stage k). With input density d
 (independent bits), a chunk of c inputs holds a spike with probability 1 - (1-d)^c: E[Z].
 
 `measure` runs the core on Amaranth's simulator (no Verilator build, which takes minutes for a
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spikeloop import regmap
-from spikeloop.config import CoreConfig, LayerConfig, framing_cycles, layer_cycles
+from spikeloop.config import CoreConfig, LayerConfig, framing_cycles, layer_cycles, state_cycles
 from spikeloop.stream import output_words_per_timestep, pack_spikes, words_per_timestep
 from spikeloop.windows import neuron_word_index
 
@@ -173,8 +175,13 @@ def measure(config: CoreConfig, densities=(1.0, 0.2, 0.05, 0.01, 0.0), *, steps:
         z = [nonzero_chunks(config.layers[0], spikes)]
         z += [np.full(steps, layer.n_chunks if deeper == "dense" else 0) for layer in config.layers[1:]]
         stages = stage_cycles(config, z)[:, first:]
+        # a layer's state_cycles bound the spacing of a group's timesteps, not each timestep: the lower
+        # bound takes it over the mean of the crossbar's cycles
+        lower = max(float(stages[0].mean()), *(
+            max(float(layer_cycles(layer, zk[first:], state=False).mean()), state_cycles(layer))
+            for layer, zk in zip(config.layers, z)))
         later = [1.0 if deeper == "dense" else 0.0] * (len(config.layers) - 1)
         results.append(Measurement(d, steps - first, measured, float(stages.max(axis=0).mean()),
-                                   float(stages.mean(axis=1).max()), expected_core_cycles(config, [d, *later]),
+                                   lower, expected_core_cycles(config, [d, *later]),
                                    synapses(config) / measured))
     return results

@@ -392,17 +392,17 @@ def hash_words(config: CoreConfig) -> list[int]:
 def state_cycles(layer: LayerConfig) -> int:
     """Clocks from the neuron array's read of a group's v and u to the first read that sees them written
     back (rtl/neuron.py: read ports, read registers, the decays' product with decay "multiply", the
-    losses, three update stages, the write landing): the least time between two timesteps of a group."""
-    return 7 + (layer.decay == "multiply")
+    losses, five update stages, the write landing): the least time between two timesteps of a group."""
+    return 9 + (layer.decay == "multiply")
 
 
-def layer_cycles(layer: LayerConfig, nonzero_chunks=None):
+def layer_cycles(layer: LayerConfig, nonzero_chunks=None, *, state: bool = True):
     """Clocks a layer spends on one timestep with `nonzero_chunks` input chunks holding a spike
     (default: all of them, dense input): its crossbar's one row per (group, nonzero chunk), at least
-    one per group, and one clock to take the next timestep; at least `state_cycles`, which only a
-    layer of few groups reaches (docs/gateware.md, "Throughput")."""
+    one per group, and one clock to take the next timestep; with `state`, at least `state_cycles`,
+    which only a layer of few groups reaches (docs/gateware.md, "Throughput")."""
     z = layer.n_chunks if nonzero_chunks is None else nonzero_chunks
-    cycles = np.maximum(layer.n_groups * np.maximum(1, z) + 1, state_cycles(layer))
+    cycles = np.maximum(layer.n_groups * np.maximum(1, z) + 1, state_cycles(layer) if state else 0)
     return cycles if np.ndim(cycles) else cycles.item()
 
 

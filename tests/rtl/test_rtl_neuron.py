@@ -285,7 +285,7 @@ def test_neuron_array_refuses_bad_parameters(kwargs, exc, error):
 def test_neuron_array_bus_reads_are_served_while_the_output_is_blocked():
     """The output is not taken: the pipeline fills and holds (a group on the read ports, which every
     bus read takes and the array reads again), bus reads are answered, and the groups come out right."""
-    layer = make_layer("cuba", "zero", "shift", 5, n_out=16)
+    layer = make_layer("cuba", "zero", "shift", 5, n_out=24)
     rng = np.random.default_rng(5)
     syn = random_syn(rng, 4, layer.n_in, layer.n_out)
     dut = NeuronArray(n_in=layer.n_in, n_out=layer.n_out, lanes=2, v_bits=layer.v_bits, u_bits=layer.u_bits,

@@ -35,7 +35,7 @@ def test_expected_nonzero_chunks():
     spikes[1, 69] = True
     spikes[2, [0, 40]] = True
     assert throughput.nonzero_chunks(layer, spikes).tolist() == [0, 1, 2]
-    assert layer_cycles(layer, 0) == state_cycles(layer) == 7  # one group: max(max(1, Z) + 1, 7)
+    assert layer_cycles(layer, 0) == state_cycles(layer) == 9  # one group: max(max(1, Z) + 1, 9)
     wide = CoreConfig.build((70, 40), lanes=4, chunk=32).layers[0]  # 10 groups: the crossbar sets the pace
     assert layer_cycles(wide, 0) == 11 and layer_cycles(wide, 2) == 21 and layer_cycles(wide) == 31
 
@@ -45,7 +45,7 @@ def test_a_layer_of_few_groups_waits_for_its_state(decay):
     """Two groups: a group's next timestep waits until its v and u are written back (`state_cycles`)."""
     config = CoreConfig.build((40, 6), lanes=3, chunk=20, v_bits=12, decay=decay)  # 2 groups x 2 chunks
     layer = config.layers[0]
-    assert state_cycles(layer) == (8 if decay == "multiply" else 7) > 2 * 2 + 1
+    assert state_cycles(layer) == (10 if decay == "multiply" else 9) > 2 * 2 + 1
     results = throughput.measure(config, (1.0, 0.0), steps=16, seed=2)
     for r in results:
         assert r.measured == r.model == state_cycles(layer), r
