@@ -113,7 +113,8 @@ class Deframer(wiring.Component, Probed):
         ]
         with m.If(self.o_stream.valid & self.o_stream.ready):
             m.d.sync += pending.eq(0)
-        self._probes = {"steps": pending, "lasts": pending & pending_last, "widx": widx}
+        self._probes = {"steps": pending, "lasts": pending & pending_last, "widx": widx,
+                        "deframer_ok": (at == (Const(1, words) << widx)[:words]) & (widx < words)}
         return m
 
 

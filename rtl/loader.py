@@ -197,5 +197,7 @@ class Loader(wiring.Component, Probed):
             m.d.sync += [armed.eq(0), select.eq(0), seen_last.eq(0), swallow.eq(0), hdr.eq(0), seg.eq(OFFSET)]
         with m.If(self.arm):
             m.d.sync += armed.eq(1)
-        self._probes = {"to_loader": select}
+        self._probes = {"to_loader": select,
+                        "loader_ok": (count <= 2) & ((wr ^ rd) == (count == 1)) & (~select | armed)
+                        & (half < per_beat)}
         return m
