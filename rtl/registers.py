@@ -188,8 +188,8 @@ class RegisterFile(wiring.Component, Probed):
         lite_turn = Signal()  # an AXI-Lite access went last: a waiting stream write goes first (round robin)
         with m.FSM(name="axil") as axil:
             with m.State("IDLE"):  # stream writes back to back, one per clock, while no AXI-Lite access waits
-                with m.If(stream_in.valid & (lite_turn | ~lite_waits)):
-                    m.d.comb += stream_in.ready.eq(1)
+                m.d.comb += stream_in.ready.eq(lite_turn | ~lite_waits)  # from registers, whatever `valid` is
+                with m.If(stream_in.valid & stream_in.ready):
                     m.d.sync += [a_valid.eq(1), a_read.eq(0), addr.eq(stream_in.p.addr),
                                  outside.eq(stream_in.p.addr[len(addr):] != 0), wdata.eq(stream_in.p.data),
                                  lite_turn.eq(0)]
