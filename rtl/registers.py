@@ -180,6 +180,8 @@ class RegisterFile(wiring.Component, Probed):
         rdata = Signal(DATA_BITS)
         m.d.comb += bus.rdata.eq(rdata)
 
+        r_ack, r_data = Signal(), Signal(DATA_BITS)  # the MemBus read answer, registered
+        m.d.sync += [r_ack.eq(win.r_ack), r_data.eq(win.r_data)]
         lite_waits = Signal()  # an AXI-Lite request waits (registered: a valid stays up until taken)
         m.d.sync += lite_waits.eq(bus.arvalid | (bus.awvalid & bus.wvalid))
         rvalue = Signal(DATA_BITS)  # the register `b_hit` selects, every cycle
@@ -217,9 +219,9 @@ class RegisterFile(wiring.Component, Probed):
                 m.d.sync += rdata.eq(rvalue)
                 m.next = "READ_RESP"
 
-            with m.State("READ_WINDOW"):
-                with m.If(win.r_ack):
-                    m.d.sync += rdata.eq(win.r_data)
+            with m.State("READ_WINDOW"):  # the answer is registered as it comes (r_ack), taken a cycle later
+                with m.If(r_ack):
+                    m.d.sync += rdata.eq(r_data)
                     m.next = "READ_RESP"
 
             with m.State("READ_RESP"):
