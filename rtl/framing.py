@@ -12,7 +12,7 @@ layers' capture registers; the value is taken with each payload.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -195,7 +195,9 @@ class Framer(wiring.Component, Probed):
         """The framer of a core built with probes: the output words, then the selected sections of
         every layer. `oidx` walks the words of all sections; past the last word of a section it
         jumps to the first word of the next selected one (`ns`, kept a section ahead in a register,
-        as is whether the word is its section's last), or ends the timestep."""
+        as is whether the word is its section's last), or ends the timestep. The words go out of a
+        register loaded from the multiplexer over every word (`o_stream` one cycle later; a payload
+        is taken while the last word of the one before still waits there)."""
         m = Module()
         cfg = self._config
         W = cfg.bus_width
@@ -239,13 +241,22 @@ class Framer(wiring.Component, Probed):
                          ns.eq(following(0, probe_bits))]
         self._count_payloads(m, held)
         done = last_word & (ns == none)
+        # the output word register: loaded from the word multiplexer while the walk goes on
+        o_valid, o_last, o_final = Signal(), Signal(), Signal()  # o_final: the timestep's last word
+        o_idx = Signal.like(oidx)
+        every = Cat(held, *words)
+        load = active & (~o_valid | self.o_stream.ready)
+        with m.If(load):
+            m.d.sync += [self.o_stream.p.data.eq(Array(every.word_select(i, W) for i in range(end))[oidx]),
+                         o_last.eq(held_last & done), o_final.eq(done), o_idx.eq(oidx), o_valid.eq(1)]
+        with m.Elif(self.o_stream.ready):
+            m.d.sync += o_valid.eq(0)
         m.d.comb += [
-            self.o_stream.valid.eq(active),
-            self.o_stream.p.data.eq(Cat(held, *words).word_select(oidx, W)),
-            self.o_stream.p.last.eq(held_last & done),
-            self.busy.eq(active),
+            self.o_stream.valid.eq(o_valid),
+            self.o_stream.p.last.eq(o_last),
+            self.busy.eq(active | o_valid),
         ]
-        with m.If(self.o_stream.valid & self.o_stream.ready):
+        with m.If(load):
             with m.If(done):
                 m.d.sync += active.eq(0)
             with m.Elif(last_word):  # jump to section `ns`
@@ -257,7 +268,8 @@ class Framer(wiring.Component, Probed):
                                          ns.eq(following(t, sel))]
             with m.Else():
                 m.d.sync += [oidx.eq(oidx + 1), left.eq(left - 1), last_word.eq(left == 1)]
-        self._probes = {"steps": active, "lasts": active & held_last, "oidx": oidx}
+        self._probes = {"steps": active + (o_valid & o_final), "lasts": (active & held_last) + (o_valid & o_last),
+                        "oidx": o_idx, "framer_ok": ~o_valid | o_final | active}
         return m
 
     def _count_payloads(self, m, held):
