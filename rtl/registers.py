@@ -11,6 +11,18 @@ Every access answers OKAY (an error response would be a bus fault on the Zynq, k
 process); refusals set sticky STATUS bits: a read-only, unmapped or unaligned address sets
 `err_address`, a refused value `err_param`, a window write while busy `err_busy_write`.
 Writes are whole words (`wstrb` is ignored). Window accesses go to the `MemBus`.
+
+Pipeline: every access (AXI-Lite or a stream write) passes two register stages, stream writes
+back to back one per clock; an AXI-Lite access is taken only in IDLE, so accesses stay in order:
+
+    IDLE: take -> A (addr, data, kind) -> B (decode: one-hot `b_hit`, values accepted, window hit,
+                                              MemBus sel/layer/addr/w_data/w_stb/r_stb) -> effects
+    write: WRITE (A) -> WRITE_B (B) -> WRITE_RESP
+    read:  READ (A) -> READ_B (B; counters' upper halves latched) -> READ_VALUE (the registered
+           read multiplexer) -> READ_RESP, or READ_WINDOW (registered r_ack, r_data) -> READ_RESP
+
+The status inputs (`status_q`), the AXI-Lite request the round robin sees and the MemBus read
+answer are registered too.
 """
 
 from __future__ import annotations

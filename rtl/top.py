@@ -18,6 +18,9 @@ timesteps in always give T timesteps out with TLAST, and a DMA never hangs.
 Probes (a core built with `probes`): the framer appends the layers' captures `PROBE` selects; while
 `PROBE` is not 0 the deframer is held (`hold`) from a timestep's first word until its last output
 word is sent, so that layers do not overlap timesteps and every capture holds that timestep.
+While a load is armed the deframer is held as well (the loader takes the stream once it is quiet).
+`busy` (BUSY_CYCLES, STATUS.busy, the probe hold) takes the network's busy a cycle late, with the
+cycle a timestep goes from the deframer to the network covered by a register of that hand-over.
 """
 
 from __future__ import annotations
