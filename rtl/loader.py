@@ -191,15 +191,19 @@ class Loader(wiring.Component, Probed):
             m.d.sync += [rd.eq(~rd), half.eq(0)]
         with m.Elif(step):
             m.d.sync += half.eq(half + 1)
-        with m.If(armed & ~select & self.quiet):
+        finished = Signal()  # the frame ended a cycle ago: disarm (a register apart from the walk)
+        m.d.sync += finished.eq(done)
+        with m.If(armed & ~select & ~finished & self.quiet):
             m.d.sync += select.eq(1)
         with m.If(done):
-            m.d.sync += [armed.eq(0), select.eq(0), seen_last.eq(0), swallow.eq(0), hdr.eq(0), seg.eq(OFFSET)]
+            m.d.sync += [select.eq(0), seen_last.eq(0), swallow.eq(0), hdr.eq(0), seg.eq(OFFSET)]
+        with m.If(finished):
+            m.d.sync += armed.eq(0)
         with m.If(self.arm):
             m.d.sync += armed.eq(1)
         self._probes = {"to_loader": select,
                         "loader_ok": (count <= 2) & ((wr ^ rd) == (count == 1)) & (~select | armed)
-                        & (half < per_beat) & (queued[0] | ~queued[1])}
+                        & ~(finished & select) & (half < per_beat) & (queued[0] | ~queued[1])}
         return m
 
     def _writes_fifo(self, m, push, addr, word):

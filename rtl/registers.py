@@ -162,9 +162,11 @@ class RegisterFile(wiring.Component, Probed):
         for name, bit in sticky.items():  # set from outside; a STATUS write below clears (it wins)
             with m.If(status_q[name]):
                 m.d.sync += bit.eq(1)
+        w_err = Signal()  # a window refused the write of the cycle before (`MemBus.w_err`, registered)
         status_word = Const(0, DATA_BITS)
-        for f in status_reg.fields:
-            status_word = status_word | (sticky.get(f.name, status_q[f.name]) << f.lsb)
+        for f in status_reg.fields:  # an error seen reads at once, before its sticky bit is set
+            bit = sticky[f.name] | status_q[f.name] if f.name in sticky else status_q[f.name]
+            status_word = status_word | ((bit | w_err if f.name == "err_param" else bit) << f.lsb)
         shadows = {name: Signal(DATA_BITS, name=f"{name.lower()}_hi") for name in COUNTERS}
         probe = Signal(_bits(regmap.register("PROBE")), name="probe")
         m.d.comb += self.probe.eq(probe)
@@ -257,9 +259,10 @@ class RegisterFile(wiring.Component, Probed):
             m.d.sync += sticky["err_address"].eq(1)
         with m.If(b_refused):
             m.d.sync += sticky["err_param"].eq(1)
+        m.d.sync += w_err.eq(win.w_stb & win.w_err)
+        with m.If(w_err):
+            m.d.sync += sticky["err_param"].eq(1)
         with m.If(win.w_stb):
-            with m.If(win.w_err):
-                m.d.sync += sticky["err_param"].eq(1)
             with m.If(status_q.busy):
                 m.d.sync += sticky["err_busy_write"].eq(1)
         for i, (_, kind, register, arg) in enumerate(self._plan):
