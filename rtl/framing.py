@@ -12,7 +12,7 @@ layers' capture registers; the value is taken with each payload.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -247,8 +247,11 @@ class Framer(wiring.Component, Probed):
         every = Cat(held, *words)
         load = active & (~o_valid | self.o_stream.ready)
         with m.If(load):
-            m.d.sync += [self.o_stream.p.data.eq(Array(every.word_select(i, W) for i in range(end))[oidx]),
-                         o_last.eq(held_last & done), o_final.eq(done), o_idx.eq(oidx), o_valid.eq(1)]
+            m.d.sync += [o_last.eq(held_last & done), o_final.eq(done), o_idx.eq(oidx), o_valid.eq(1)]
+            with m.Switch(oidx):  # a case per word (a multiplexer tree, not a shifter)
+                for i in range(end):
+                    with m.Case(i):
+                        m.d.sync += self.o_stream.p.data.eq(every[i * W : (i + 1) * W])
         with m.Elif(self.o_stream.ready):
             m.d.sync += o_valid.eq(0)
         m.d.comb += [
