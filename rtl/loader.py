@@ -196,9 +196,9 @@ class Loader(wiring.Component, Probed):
         with m.If(armed & ~select & ~finished & self.quiet):
             m.d.sync += select.eq(1)
         with m.If(done):
-            m.d.sync += [select.eq(0), seen_last.eq(0), swallow.eq(0), hdr.eq(0), seg.eq(OFFSET)]
+            m.d.sync += [select.eq(0), swallow.eq(0), hdr.eq(0), seg.eq(OFFSET)]
         with m.If(finished):
-            m.d.sync += armed.eq(0)
+            m.d.sync += [armed.eq(0), seen_last.eq(0)]
         with m.If(self.arm):
             m.d.sync += armed.eq(1)
         self._probes = {"to_loader": select,
