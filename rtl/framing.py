@@ -113,7 +113,8 @@ class Deframer(wiring.Component, Probed):
         ]
         with m.If(self.o_stream.valid & self.o_stream.ready):
             m.d.sync += pending.eq(0)
-        self._probes = {"steps": pending, "lasts": pending & pending_last, "widx": widx}
+        self._probes = {"steps": pending, "lasts": pending & pending_last, "widx": widx,
+                        "deframer_ok": (at == (Const(1, words) << widx)[:words]) & (widx < words)}
         return m
 
 
@@ -194,7 +195,9 @@ class Framer(wiring.Component, Probed):
         """The framer of a core built with probes: the output words, then the selected sections of
         every layer. `oidx` walks the words of all sections; past the last word of a section it
         jumps to the first word of the next selected one (`ns`, kept a section ahead in a register,
-        as is whether the word is its section's last), or ends the timestep."""
+        as is whether the word is its section's last), or ends the timestep. The words go out of a
+        register loaded from the multiplexer over every word (`o_stream` one cycle later; a payload
+        is taken while the last word of the one before still waits there)."""
         m = Module()
         cfg = self._config
         W = cfg.bus_width
@@ -238,13 +241,25 @@ class Framer(wiring.Component, Probed):
                          ns.eq(following(0, probe_bits))]
         self._count_payloads(m, held)
         done = last_word & (ns == none)
+        # the output word register: loaded from the word multiplexer while the walk goes on
+        o_valid, o_last, o_final = Signal(), Signal(), Signal()  # o_final: the timestep's last word
+        o_idx = Signal.like(oidx)
+        every = Cat(held, *words)
+        load = active & (~o_valid | self.o_stream.ready)
+        with m.If(load):
+            m.d.sync += [o_last.eq(held_last & done), o_final.eq(done), o_idx.eq(oidx), o_valid.eq(1)]
+            with m.Switch(oidx):  # a case per word (a multiplexer tree, not a shifter)
+                for i in range(end):
+                    with m.Case(i):
+                        m.d.sync += self.o_stream.p.data.eq(every[i * W : (i + 1) * W])
+        with m.Elif(self.o_stream.ready):
+            m.d.sync += o_valid.eq(0)
         m.d.comb += [
-            self.o_stream.valid.eq(active),
-            self.o_stream.p.data.eq(Cat(held, *words).word_select(oidx, W)),
-            self.o_stream.p.last.eq(held_last & done),
-            self.busy.eq(active),
+            self.o_stream.valid.eq(o_valid),
+            self.o_stream.p.last.eq(o_last),
+            self.busy.eq(active | o_valid),
         ]
-        with m.If(self.o_stream.valid & self.o_stream.ready):
+        with m.If(load):
             with m.If(done):
                 m.d.sync += active.eq(0)
             with m.Elif(last_word):  # jump to section `ns`
@@ -256,7 +271,8 @@ class Framer(wiring.Component, Probed):
                                          ns.eq(following(t, sel))]
             with m.Else():
                 m.d.sync += [oidx.eq(oidx + 1), left.eq(left - 1), last_word.eq(left == 1)]
-        self._probes = {"steps": active, "lasts": active & held_last, "oidx": oidx}
+        self._probes = {"steps": active + (o_valid & o_final), "lasts": (active & held_last) + (o_valid & o_last),
+                        "oidx": o_idx, "framer_ok": ~o_valid | o_final | active}
         return m
 
     def _count_payloads(self, m, held):

@@ -12,7 +12,8 @@ AXI-Lite access interleaves): a 32-bit bus word per clock, a 64-bit bus word per
 
 Pipeline (for a short path from every register to the next):
 
-    i_stream -> FIFO (2 bus words, ready from its count) -> held frame word (FIFO head, `half`) -> o_writes
+    i_stream -> FIFO (2 bus words, ready from its count) -> held frame word (FIFO head, `half`)
+             -> FIFO (2 writes, taken while the second is free) -> o_writes
                   + flags of each frame word (magic, HASH0, length < 3, = 3, = 4) computed as it comes in
 
 `select` is a register: set once armed and `quiet` (the core holds the deframer while `loading`,
@@ -23,7 +24,7 @@ position, so each check is one comparison of registers; `error` is registered (a
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -58,7 +59,7 @@ class Loader(wiring.Component, Probed):
     arm : In(1), a CONTROL.load_params pulse.
     quiet : In(1), the deframer holds no partly received timestep (it must take no new one while `loading`).
     select : Out(1), the input stream goes to the loader (armed and quiet a cycle ago, or a frame under way).
-    loading : Out(1), armed or taking a frame (STATUS.loading).
+    loading : Out(1), armed, taking a frame or writes of it still to go out (STATUS.loading).
     error : Out(1), the frame was refused (one cycle, the cycle after; STATUS.err_load).
     """
 
@@ -91,7 +92,7 @@ class Loader(wiring.Component, Probed):
         armed = Signal()
         select = Signal()
         seen_last = Signal()  # the frame's TLAST bus word was taken: take no more
-        m.d.comb += [self.select.eq(select), self.loading.eq(armed)]
+        m.d.comb += self.select.eq(select)
 
         # The input FIFO: two bus words, each with flags of its frame words computed as it comes in.
         flags = data.StructLayout({"magic": 1, "hash": 1, "short": 1, "header": 1, "segment": 1})
@@ -137,13 +138,12 @@ class Loader(wiring.Component, Probed):
 
         walking = full & ~swallow
         is_data = walking & (hdr == HEADER_WORDS) & (seg == DATA)
-        step = Signal()  # the frame word is done with (a data word: its write was taken)
+        step = Signal()  # the frame word is done with (a data word: its write was queued)
         refuse = Signal()
+        queued = self._writes_fifo(m, is_data & step, addr, word)
         m.d.comb += [
-            self.o_writes.valid.eq(is_data),
-            self.o_writes.p.addr.eq(addr),
-            self.o_writes.p.data.eq(word),
-            step.eq(walking & (~is_data | self.o_writes.ready)),
+            step.eq(walking & (~is_data | ~queued[1])),
+            self.loading.eq(armed | queued.any()),  # until the last write has gone out
         ]
         with m.Switch(hdr):
             with m.Case(0):
@@ -191,11 +191,38 @@ class Loader(wiring.Component, Probed):
             m.d.sync += [rd.eq(~rd), half.eq(0)]
         with m.Elif(step):
             m.d.sync += half.eq(half + 1)
-        with m.If(armed & ~select & self.quiet):
+        finished = Signal()  # the frame ended a cycle ago: disarm (a register apart from the walk)
+        m.d.sync += finished.eq(done)
+        with m.If(armed & ~select & ~finished & self.quiet):
             m.d.sync += select.eq(1)
         with m.If(done):
-            m.d.sync += [armed.eq(0), select.eq(0), seen_last.eq(0), swallow.eq(0), hdr.eq(0), seg.eq(OFFSET)]
+            m.d.sync += [select.eq(0), swallow.eq(0), hdr.eq(0), seg.eq(OFFSET)]
+        with m.If(finished):
+            m.d.sync += [armed.eq(0), seen_last.eq(0)]
         with m.If(self.arm):
             m.d.sync += armed.eq(1)
-        self._probes = {"to_loader": select}
+        self._probes = {"to_loader": select,
+                        "loader_ok": (count <= 2) & ((wr ^ rd) == (count == 1)) & (~select | armed)
+                        & ~(finished & select) & (half < per_beat) & (queued[0] | ~queued[1])}
         return m
+
+    def _writes_fifo(self, m, push, addr, word):
+        """`o_writes` from two registers (a FIFO whose fullness is known from registers); returns
+        their valid bits (`[1]`: both held, take no write)."""
+        held = [Signal(write_layout(), name=f"write{i}") for i in range(2)]
+        valid = Signal(2)  # valid[0]: held[0] (the head) holds a write; valid[1]: held[1] does
+        pop = self.o_writes.valid & self.o_writes.ready
+        m.d.comb += [self.o_writes.valid.eq(valid[0]), self.o_writes.p.eq(held[0])]
+        incoming = Signal(write_layout())
+        m.d.comb += [incoming.addr.eq(addr), incoming.data.eq(word)]
+        with m.If(pop):  # the second moves up; an incoming write goes behind it
+            m.d.sync += [held[0].eq(Mux(valid[1], held[1], incoming)), held[1].eq(incoming),
+                         valid.eq(Cat(valid[1] | push, valid[1] & push))]
+        with m.Else():
+            with m.If(push & ~valid[0]):
+                m.d.sync += held[0].eq(incoming)
+            with m.If(push & valid[0]):
+                m.d.sync += held[1].eq(incoming)
+            with m.If(push):
+                m.d.sync += valid.eq(Cat(1, valid[0]))
+        return valid

@@ -11,6 +11,18 @@ Every access answers OKAY (an error response would be a bus fault on the Zynq, k
 process); refusals set sticky STATUS bits: a read-only, unmapped or unaligned address sets
 `err_address`, a refused value `err_param`, a window write while busy `err_busy_write`.
 Writes are whole words (`wstrb` is ignored). Window accesses go to the `MemBus`.
+
+Pipeline: every access (AXI-Lite or a stream write) passes two register stages, stream writes
+back to back one per clock; an AXI-Lite access is taken only in IDLE, so accesses stay in order:
+
+    IDLE: take -> A (addr, data, kind) -> B (decode: one-hot `b_hit`, values accepted, window hit,
+                                              MemBus sel/layer/addr/w_data/w_stb/r_stb) -> effects
+    write: WRITE (A) -> WRITE_B (B) -> WRITE_RESP
+    read:  READ (A) -> READ_B (B; counters' upper halves latched) -> READ_VALUE (the registered
+           read multiplexer) -> READ_RESP, or READ_WINDOW (registered r_ack, r_data) -> READ_RESP
+
+The status inputs (`status_q`), the AXI-Lite request the round robin sees and the MemBus read
+answer are registered too.
 """
 
 from __future__ import annotations
@@ -150,9 +162,11 @@ class RegisterFile(wiring.Component, Probed):
         for name, bit in sticky.items():  # set from outside; a STATUS write below clears (it wins)
             with m.If(status_q[name]):
                 m.d.sync += bit.eq(1)
+        w_err = Signal()  # a window refused the write of the cycle before (`MemBus.w_err`, registered)
         status_word = Const(0, DATA_BITS)
-        for f in status_reg.fields:
-            status_word = status_word | (sticky.get(f.name, status_q[f.name]) << f.lsb)
+        for f in status_reg.fields:  # an error seen reads at once, before its sticky bit is set
+            bit = sticky[f.name] | status_q[f.name] if f.name in sticky else status_q[f.name]
+            status_word = status_word | ((bit | w_err if f.name == "err_param" else bit) << f.lsb)
         shadows = {name: Signal(DATA_BITS, name=f"{name.lower()}_hi") for name in COUNTERS}
         probe = Signal(_bits(regmap.register("PROBE")), name="probe")
         m.d.comb += self.probe.eq(probe)
@@ -180,6 +194,8 @@ class RegisterFile(wiring.Component, Probed):
         rdata = Signal(DATA_BITS)
         m.d.comb += bus.rdata.eq(rdata)
 
+        r_ack, r_data = Signal(), Signal(DATA_BITS)  # the MemBus read answer, registered
+        m.d.sync += [r_ack.eq(win.r_ack), r_data.eq(win.r_data)]
         lite_waits = Signal()  # an AXI-Lite request waits (registered: a valid stays up until taken)
         m.d.sync += lite_waits.eq(bus.arvalid | (bus.awvalid & bus.wvalid))
         rvalue = Signal(DATA_BITS)  # the register `b_hit` selects, every cycle
@@ -188,8 +204,8 @@ class RegisterFile(wiring.Component, Probed):
         lite_turn = Signal()  # an AXI-Lite access went last: a waiting stream write goes first (round robin)
         with m.FSM(name="axil") as axil:
             with m.State("IDLE"):  # stream writes back to back, one per clock, while no AXI-Lite access waits
-                with m.If(stream_in.valid & (lite_turn | ~lite_waits)):
-                    m.d.comb += stream_in.ready.eq(1)
+                m.d.comb += stream_in.ready.eq(lite_turn | ~lite_waits)  # from registers, whatever `valid` is
+                with m.If(stream_in.valid & stream_in.ready):
                     m.d.sync += [a_valid.eq(1), a_read.eq(0), addr.eq(stream_in.p.addr),
                                  outside.eq(stream_in.p.addr[len(addr):] != 0), wdata.eq(stream_in.p.data),
                                  lite_turn.eq(0)]
@@ -217,9 +233,9 @@ class RegisterFile(wiring.Component, Probed):
                 m.d.sync += rdata.eq(rvalue)
                 m.next = "READ_RESP"
 
-            with m.State("READ_WINDOW"):
-                with m.If(win.r_ack):
-                    m.d.sync += rdata.eq(win.r_data)
+            with m.State("READ_WINDOW"):  # the answer is registered as it comes (r_ack), taken a cycle later
+                with m.If(r_ack):
+                    m.d.sync += rdata.eq(r_data)
                     m.next = "READ_RESP"
 
             with m.State("READ_RESP"):
@@ -243,9 +259,10 @@ class RegisterFile(wiring.Component, Probed):
             m.d.sync += sticky["err_address"].eq(1)
         with m.If(b_refused):
             m.d.sync += sticky["err_param"].eq(1)
+        m.d.sync += w_err.eq(win.w_stb & win.w_err)
+        with m.If(w_err):
+            m.d.sync += sticky["err_param"].eq(1)
         with m.If(win.w_stb):
-            with m.If(win.w_err):
-                m.d.sync += sticky["err_param"].eq(1)
             with m.If(status_q.busy):
                 m.d.sync += sticky["err_busy_write"].eq(1)
         for i, (_, kind, register, arg) in enumerate(self._plan):

@@ -18,6 +18,9 @@ timesteps in always give T timesteps out with TLAST, and a DMA never hangs.
 Probes (a core built with `probes`): the framer appends the layers' captures `PROBE` selects; while
 `PROBE` is not 0 the deframer is held (`hold`) from a timestep's first word until its last output
 word is sent, so that layers do not overlap timesteps and every capture holds that timestep.
+While a load is armed the deframer is held as well (the loader takes the stream once it is quiet).
+`busy` (BUSY_CYCLES, STATUS.busy, the probe hold) takes the network's busy a cycle late, with the
+cycle a timestep goes from the deframer to the network covered by a register of that hand-over.
 """
 
 from __future__ import annotations
@@ -170,12 +173,16 @@ class Core(wiring.Component, Probed):
         # state clear, status, counters
         busy = self._events["BUSY_CYCLES"]
         layers_clearing = Cat(*(ctrl.clearing for ctrl in net.ctrl)).any()
+        # a timestep in flight; the network's busy comes a cycle late (it comes from deep in the
+        # layers), the cycle a timestep goes from the deframer to the network is covered by `handed`
+        net_busy, handed = Signal(), Signal()
+        m.d.sync += [net_busy.eq(net.busy), handed.eq(deframer.o_stream.valid & deframer.o_stream.ready)]
         m.d.comb += [
-            busy.eq(deframer.busy | net.busy | framer.busy),
+            busy.eq(deframer.busy | handed | net_busy | framer.busy),
             clear.start.eq(regs.control.clear_state),
             clear.quiet.eq(~deframer.busy & ~net.busy),
             clear.layers_clearing.eq(layers_clearing),
-            deframer.hold.eq(self._hold(m, clear.hold | loader.loading)),
+            deframer.hold.eq(self._hold(m, clear.hold | loader.loading, busy)),
             regs.status.busy.eq(busy),
             regs.status.clearing.eq(clear.clearing),
             regs.status.err_truncated.eq(deframer.truncated),
@@ -185,15 +192,16 @@ class Core(wiring.Component, Probed):
         m.d.comb += [counters.inc[name].eq(value) for name, value in self._events.items()]
         return m
 
-    def _hold(self, m, clear_hold):
-        """The deframer's hold: the state clear's; with probes built, also while PROBE is not 0 and a
-        timestep is in flight (and the framer is connected to PROBE and the layers' captures)."""
+    def _hold(self, m, clear_hold, busy):
+        """The deframer's hold: the state clear's and the loader's; with probes built, also while PROBE
+        is not 0 and a timestep is in flight (`busy`; and the framer is connected to PROBE and the
+        layers' captures)."""
         if not self._config.probes:
             return clear_hold
-        regs, net, deframer, framer = self._registers, self._network, self._deframer, self._framer
+        regs, net, framer = self._registers, self._network, self._framer
         m.d.comb += [framer.probe.eq(regs.probe), framer.layers.eq(net.probe)]
         probing = regs.probe.as_value().any()
-        return clear_hold | (probing & (deframer.busy | net.busy | framer.busy))
+        return clear_hold | (probing & busy)
 
 
 class CoreTop(wiring.Component):

@@ -406,6 +406,8 @@ class CoreHarness(Harness):
             taken.eq(taken + ends_in - ends_out),
             taken_last.eq(taken_last + (ends_in & core.s_axis_tlast) - (give & core.m_axis_tlast)),
         ]
+        m.d.comb += [Assert(value, f"{name}: a component's own state is inconsistent")
+                     for name, value in core.probes.items() if name.endswith("_ok")]
         m.d.comb += [
             Assert(taken == steps, "timesteps taken - given != timesteps inside: one was dropped or duplicated"),
             Assert(taken_last == lasts, "TLAST timesteps taken - given != those inside: a TLAST was lost or added"),
