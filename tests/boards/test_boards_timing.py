@@ -90,6 +90,15 @@ def test_a_carry_chain_counts_once_and_its_routes_cost_no_net():
     assert p.delay_ns == ns(CKO, 127, 508, 334, 2 * NET)  # S[0] -> CO[3], CI -> O[1]
 
 
+def test_the_slowest_path_counts_the_sinks_setup():
+    cells = {"src": ff(9, 1), "a": cell("LUT3", I0=1, O=2), "b": cell("LUT6", I5=1, O=3), "d": ff(2, 4),
+             "r": cell("FDRE", C=100, CE="1", R=3, D="0", Q=5)}
+    r = timing.analyse(netlist(cells, {"m.d": 4, "m.r": 5}))
+    assert [p.sink for p in r.slowest] == ["m.r R", "m.d D"]  # R's setup (0.404 ns) outweighs I0's extra delay
+    assert r.slowest[0].delay_ns == ns(CKO, 127, 2 * NET, 404) > r.slowest[1].delay_ns == ns(CKO, 407, 2 * NET)
+    assert r.fmax_mhz == 1000 / r.slowest[0].delay_ns
+
+
 def test_a_muxf7_adds_no_level():
     cells = {"src": ff(9, 1), "sel": ff(9, 2), "l0": cell("LUT6", I5=1, O=3), "l1": cell("LUT6", I5=1, O=4),
              "mux": cell("MUXF7", I0=3, I1=4, S=2, O=5), "dst": ff(5, 6)}
