@@ -54,7 +54,7 @@ from spikeloop.config import CoreConfig, design_hash
 
 from . import flow
 
-__all__ = ["T_NET_NS", "SCRIPT", "Path_", "Timing", "cells_sim", "level_budget", "analyse", "netlist_plan",
+__all__ = ["T_NET_NS", "SCRIPT", "TimingPath", "Timing", "cells_sim", "level_budget", "analyse", "netlist_plan",
            "xc7_timing", "conversion_text", "nextpnr_critical_path"]
 
 #: Assumed delay of one routed net on a -1 7-series part (ns); see the module docstring.
@@ -198,7 +198,7 @@ def conversion_text(clock_mhz: float) -> str:
 
 
 @dataclass(frozen=True)
-class Path_:
+class TimingPath:
     """One endpoint's longest path: LUT levels, estimated delay (ns), routed nets, source -> sink."""
 
     levels: int
@@ -477,7 +477,7 @@ class _Graph:
             b = entry[5]
         nets = a[3] + 1
         delay = (a[1] + round(T_NET_NS * 1000) + setup) / 1000
-        return Path_(a[2], round(delay, 3), nets, a[4] / 1000, source, sink, module, tuple(reversed(cells)))
+        return TimingPath(a[2], round(delay, 3), nets, a[4] / 1000, source, sink, module, tuple(reversed(cells)))
 
 
 @dataclass
@@ -487,7 +487,7 @@ class Timing:
     clock_mhz: float
     deepest: list
     slowest: list
-    modules: dict  # module -> {"deepest": Path_, "slowest": Path_}
+    modules: dict  # module -> {"deepest": TimingPath, "slowest": TimingPath}
     endpoints: int
     violations: list = field(default_factory=list)
     n_violations: int = 0
@@ -524,7 +524,7 @@ class Timing:
     def from_json(cls, d: dict) -> Timing:
         """Inverse of `to_json`."""
         def path(p):
-            return Path_(**{**p, "cells": tuple(p["cells"])})
+            return TimingPath(**{**p, "cells": tuple(p["cells"])})
 
         return cls(d["clock_mhz"], [path(p) for p in d["deepest"]], [path(p) for p in d["slowest"]],
                    {m: {k: path(p) for k, p in v.items()} for m, v in d["modules"].items()}, d["endpoints"],
