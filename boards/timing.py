@@ -27,7 +27,7 @@ Conversion to an expected fmax for the -1 speed grade, one formula per path:
   routes cost none: CARRY4 CO to the next CI, a LUT into the MUXF7 / CARRY4 S of its slice, a
   MUXF7 into its MUXF8. Check against Xilinx's UG949 (UltraFast Design Methodology, "Datapath
   Delay and Logic Levels"): a 7-series path whose route delay exceeds 75 % counts as
-  route-dominated; with these cells a path of 0.7 ns nets is 55-65 % route.
+  route-dominated; with these cells the deepest paths measured are 64-70 % route.
 - budget: the most LUT levels a path may have at a clock, from the same formula with every level
   the slowest LUT input (0.642 ns) plus one net and the slowest flip-flop setup (0.404 ns):
   `level_budget(100)` = floor((10 - 0.303 - 0.7 - 0.404) / (0.642 + 0.7)) = 6 from a flip-flop,
@@ -54,7 +54,7 @@ from spikeloop.config import CoreConfig, design_hash
 
 from . import flow
 
-__all__ = ["T_NET_NS", "SCRIPT", "Path_", "Timing", "cells_sim", "level_budget", "analyse", "netlist_plan",
+__all__ = ["T_NET_NS", "SCRIPT", "TimingPath", "Timing", "cells_sim", "level_budget", "analyse", "netlist_plan",
            "xc7_timing", "conversion_text", "nextpnr_critical_path"]
 
 #: Assumed delay of one routed net on a -1 7-series part (ns); see the module docstring.
@@ -63,6 +63,8 @@ T_NET_NS = 0.7
 SCRIPT = "read_verilog {src}; synth_xilinx -flatten -family xc7 -top {top} -noiopad; write_json {net}"
 #: Paths kept in a result, the deepest and the slowest each (one per endpoint).
 KEEP = 40
+#: This module's source as it was imported: the key of a cached analysis is that of the code that ran it.
+_SOURCE = toolchain.resource("spikeloop.boards", "timing.py").read_bytes()
 
 # DSP48E1 figures (ps) of cells_sim.v's functions for USE_DPORT = "FALSE", by USE_MULT: the
 # combinational input -> P delay, P's clock-to-out by the last register before it, the setup of
@@ -196,7 +198,7 @@ def conversion_text(clock_mhz: float) -> str:
 
 
 @dataclass(frozen=True)
-class Path_:
+class TimingPath:
     """One endpoint's longest path: LUT levels, estimated delay (ns), routed nets, source -> sink."""
 
     levels: int
@@ -475,7 +477,7 @@ class _Graph:
             b = entry[5]
         nets = a[3] + 1
         delay = (a[1] + round(T_NET_NS * 1000) + setup) / 1000
-        return Path_(a[2], round(delay, 3), nets, a[4] / 1000, source, sink, module, tuple(reversed(cells)))
+        return TimingPath(a[2], round(delay, 3), nets, a[4] / 1000, source, sink, module, tuple(reversed(cells)))
 
 
 @dataclass
@@ -485,7 +487,7 @@ class Timing:
     clock_mhz: float
     deepest: list
     slowest: list
-    modules: dict  # module -> {"deepest": Path_, "slowest": Path_}
+    modules: dict  # module -> {"deepest": TimingPath, "slowest": TimingPath}
     endpoints: int
     violations: list = field(default_factory=list)
     n_violations: int = 0
@@ -522,7 +524,7 @@ class Timing:
     def from_json(cls, d: dict) -> Timing:
         """Inverse of `to_json`."""
         def path(p):
-            return Path_(**{**p, "cells": tuple(p["cells"])})
+            return TimingPath(**{**p, "cells": tuple(p["cells"])})
 
         return cls(d["clock_mhz"], [path(p) for p in d["deepest"]], [path(p) for p in d["slowest"]],
                    {m: {k: path(p) for k, p in v.items()} for m, v in d["modules"].items()}, d["endpoints"],
@@ -544,7 +546,8 @@ def analyse(netlist: dict, *, clock_mhz: float = 100.0, keep: int = KEEP) -> Tim
             a = memo.get(bit)
             if a is None:
                 continue
-            ends.append((a[0], sink, bit, setup))
+            total = a[1] + setup  # the sink's setup orders endpoints too
+            ends.append(((a[2], total) if deepest else (total, a[2]), sink, bit, setup))
         ends.sort(key=lambda e: e[0], reverse=True)
         kind = "deepest" if deepest else "slowest"
         kept = []
@@ -609,7 +612,7 @@ def xc7_timing(config: CoreConfig, *, clock_mhz: float = 100.0, cache=None, log=
     plan = netlist_plan(config, cache=cache, log=log)
     cached = plan.cached()
     folder = plan.execute()
-    key = toolchain.content_key(toolchain.resource("spikeloop.boards", "timing.py"), T_NET_NS, clock_mhz)[:20]
+    key = toolchain.content_key(_SOURCE, T_NET_NS, clock_mhz)[:20]
     stored = folder / f"timing-{key}.json"
     if stored.exists():
         result = Timing.from_json(json.loads(stored.read_text()))
