@@ -175,8 +175,6 @@ def config_a():
     return timing.xc7_timing(CONFIG_A, clock_mhz=PYNQ.clock_mhz)
 
 
-@pytest.mark.xfail(strict=True, reason="main's core is 18 LUT levels deep (neuron update, popcount, loader); "
-                                        "the pipelining of issue 18 brings it within the budget")
 def test_every_path_of_a_default_structured_core_is_within_the_100_mhz_budget(config_a):
     r = config_a
     assert r.endpoints > 5000 and r.levels >= 2, "the analysis saw the core"  # no vacuous pass

@@ -593,7 +593,10 @@ def main(argv=None) -> int:
     parser.add_argument("jobs", nargs="*", help=f"job names (default: all): {', '.join(JOBS)}")
     parser.add_argument("--workdir", default=str(DEFAULT_WORKDIR))
     parser.add_argument("--list", action="store_true", help="list the jobs and exit")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds each job may take (default 600)")
     args = parser.parse_args(argv)
+    if args.timeout <= 0:
+        parser.error(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     if args.list:
         for job in JOBS.values():
             print(f"{job.name:24} {job.mode:6} depth {job.depth:3}  {job.doc}")
@@ -607,7 +610,7 @@ def main(argv=None) -> int:
         parser.error(f"unknown job(s) {', '.join(unknown)}; known: {', '.join(JOBS)}")
     failed = 0
     for name in args.jobs or JOBS:
-        result = run_job(JOBS[name], args.workdir)
+        result = run_job(JOBS[name], args.workdir, timeout=args.timeout)
         print(result.summary() if result.passed else failure_report(result), flush=True)
         failed += not result.passed
     return 1 if failed else 0
