@@ -186,6 +186,7 @@ def test_bitstream_end_to_end(cache):
         assert (folder / "reports" / report_file).stat().st_size > 0
 
 
+@pytest.mark.experiment  # a second place and route (about 3 minutes); its decision is tested above without one
 def test_a_build_that_misses_its_clock_gives_no_bitstream(cache, capsys):
     """`make bitstream BOARD=ulx3s` at a clock nextpnr cannot meet: exit status 4, a message naming fmax and
     the clock, no spikeloop.bit (the folder is in the cache: built once per gateware change)."""
