@@ -196,7 +196,7 @@ class Framer(wiring.Component, Probed):
         every layer. `oidx` walks the words of all sections; past the last word of a section it
         jumps to the first word of the next selected one (`ns`, kept a section ahead in a register,
         as is whether the word is its section's last), or ends the timestep. The words go out of a
-        register loaded from the multiplexer over every word (`o_stream` one cycle later; a payload
+        register loaded from the word multiplexer (`o_stream` one cycle later; a payload
         is taken while the last word of the one before still waits there)."""
         m = Module()
         cfg = self._config
@@ -248,10 +248,7 @@ class Framer(wiring.Component, Probed):
         load = active & (~o_valid | self.o_stream.ready)
         with m.If(load):
             m.d.sync += [o_last.eq(held_last & done), o_final.eq(done), o_idx.eq(oidx), o_valid.eq(1)]
-            with m.Switch(oidx):  # a case per word (a multiplexer tree, not a shifter)
-                for i in range(end):
-                    with m.Case(i):
-                        m.d.sync += self.o_stream.p.data.eq(every[i * W : (i + 1) * W])
+            m.d.sync += self.o_stream.p.data.eq(every.word_select(oidx, W))
         with m.Elif(self.o_stream.ready):
             m.d.sync += o_valid.eq(0)
         m.d.comb += [
