@@ -543,9 +543,9 @@ JOBS = {job.name: job for job in (
     Job("neuron-shift-cover", lambda: NeuronHarness(decay="shift", decays=True), "cover", 1,
         "the same reachable with decay shift"),
     # yices: z3 takes minutes over a sum of a few 8-bit counts that yices relates in a second
-    Job("core-prove", CoreHarness, "prove", 1, "streams, each component's counting, AXI-Lite on the small core",
+    Job("core-prove", CoreHarness, "prove", 2, "streams, each component's counting, AXI-Lite on the small core",
         solver="yices"),
-    Job("core-count-prove", lambda: CoreHarness(whole=True), "prove", 1,
+    Job("core-count-prove", lambda: CoreHarness(whole=True), "prove", 2,
         "the core's counting from its components' (as core-prove proves them)", solver="yices"),
     Job("core-cover", lambda: CoreHarness(COVER_CORE), "cover", 24,
         "transfers, spikes and rails reachable on the cover core"),
