@@ -2,7 +2,8 @@
 
 Each `Job` builds a harness (the design under proof plus `Assert`/`Assume`/`Cover` statements,
 Amaranth 0.5), exports it with `amaranth.back.rtlil.convert`, writes an .sby file and runs
-`yowasp-sby` with the `smtbmc z3` engine (TOOLCHAIN.md, "Formal proofs from PyPI"):
+`yowasp-sby` with the `smtbmc z3` engine (TOOLCHAIN.md, "Formal proofs from PyPI"; the core's
+jobs with `smtbmc yices`):
 
     python tests/formal/formal_jobs.py                 # every job, one line each: result and time
     python tests/formal/formal_jobs.py core-prove      # one job; its files under build/formal/core-prove
@@ -19,8 +20,10 @@ The harnesses (docs/gateware.md, "Formal proofs"):
   any resets, any handshakes):
   every stream (the AXI-Stream output and each internal `lib.stream` between framing, crossbar,
   neuron array and collector) holds valid and payload while stalled; counting timesteps at
-  the ports, the timesteps taken minus those given out always equals the timesteps held inside
-  the pipeline (so none is dropped or duplicated), and likewise for those carrying TLAST; the
+  every boundary (the AXI-Stream ports and each internal stream), each component (deframer,
+  each crossbar, neuron array and collector, framer) holds exactly the timesteps that crossed its
+  input and not its output (its `probes`), and so the core holds the timesteps taken minus those
+  given out (none dropped or duplicated), and likewise for those carrying TLAST; the
   framing's word positions match independent counts, output TLAST is only on the last word of a
   timestep; AXI-Lite: AW and W are taken together, a response answers exactly one open request
   and no request is taken while one is open (the open requests equal the FSM's state),
@@ -28,6 +31,9 @@ The harnesses (docs/gateware.md, "Formal proofs"):
   Covers (from reset, on the smaller `COVER_CORE`, the AXI-Lite master free to load parameters):
   a whole transfer out with TLAST, an output spike, the last layer's `v'` at both rails in the
   output stream, a truncated transfer still closed by TLAST.
+  The components' counts are inductive at depth 1; their sum, the core's count, is proven apart
+  (`whole`: the components' counts assumed), since a solver relates a sum of nine counts to the
+  core's slowly when the whole core is in the same query.
 
 Every job must end PASS: in prove mode a failed base case or induction step (a counterexample
 trace is then under `<workdir>/<job>/run/engine_0/`), in cover mode an unreached cover, fails it.
