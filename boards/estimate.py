@@ -507,7 +507,12 @@ def crossbar_ffs(layer: LayerConfig) -> dict[str, int]:
 def _lane_ffs(syn_bits: int, v_bits: int, u_bits: int, frac_bits: int, decay: str, options: bool) -> int:
     """Flip-flops of one neuron-array lane: the stage registers `neuron_update` and `Decay.of` ask for
     (counted by calling them with a stage that records widths), the syn/theta/bias/v/u registers of
-    the read and delay stages, and the output's z and v'."""
+    the read and delay stages, and the output's z and v'. Left out: the current of stages 4 and 5,
+    which only the probes read (`probe_resources`), and with decay "multiply" the product, held in
+    the DSP48E1's own register (MREG). Without options the rounding constants and b_v - r are 0: no
+    registers, and a bit less in both v_base and v_sum. A loss keeps the bits of x, one more for
+    "multiply" (factor < 2^(F+1)) and one more for a rounding constant (options): the upper bits of
+    its Amaranth shape repeat the sign, and synthesis keeps one."""
     from amaranth.hdl import Module, Signal, Value, signed
 
     from spikeloop.rtl.common import LayerControl
@@ -515,20 +520,27 @@ def _lane_ffs(syn_bits: int, v_bits: int, u_bits: int, frac_bits: int, decay: st
 
     V, U = v_bits, u_bits
     m, widths = Module(), []
+    m._MustUse__used = True  # built to be measured, never elaborated (as rtl.common.parameters does)
+
+    unread = {"product", "u_4", "u_5"} | (set() if options else {"v_add_1", "product_c"})
 
     def stage(value, name):
         value = Value.cast(value)
-        widths.append(len(value))
+        widths.append(0 if name in unread else len(value))
         return Signal(value.shape(), name=name)
 
     ctrl = LayerControl().create()
     decay_of = Decay(m, ctrl.lam, rounding=ctrl.decay_round, frac_bits=frac_bits, mode=decay, name="lam")
-    losses = [stage(decay_of.of(Signal(signed(bits)), stage), "loss") for bits in (V, U)]
+    loss_extra = (decay == "multiply") + options
+    losses = [Signal(signed(min(len(Value.cast(decay_of.of(Signal(signed(bits)), stage))), bits + loss_extra)))
+              for bits in (V, U)]
+    widths += [len(loss) for loss in losses]
     neuron_update(m, syn=Signal(signed(syn_bits)), bias=Signal(signed(V)), theta=Signal(signed(V)),
                   v=Signal(signed(V)), u=Signal(signed(U)), lam_loss=losses[0], alpha_loss=losses[1], mode=ctrl,
                   v_bits=V, u_bits=U, options=options, stage=stage)
     row = syn_bits + 3 * V + U  # syn, theta, bias, v, u
-    return sum(widths) + syn_bits + row * (1 + decay_of.stages + 1) + 1 + V  # ports, read, delays; z, v'
+    narrower = 0 if options else 3  # v_base (two stages) and v_sum
+    return sum(widths) - narrower + syn_bits + row * (2 + decay_of.stages) + 1 + V  # ports, read, delays; z, v'
 
 
 def neuron_ffs(layer: LayerConfig) -> dict[str, int]:
@@ -538,18 +550,21 @@ def neuron_ffs(layer: LayerConfig) -> dict[str, int]:
     P, NG, V, F = layer.lanes, layer.n_groups, layer.v_bits, layer.frac_bits
     g = _index_bits(NG)
     lane_bits = (layer.lane_stride - 1).bit_length()
+    mems = layer_memories(layer)
     mode_fields = regmap.layer_register("MODE").fields
     mode_bits = sum(f.width for f in mode_fields if layer.options or f.name in ("neuron", "reset"))
-    # per decay (lam, alpha): the rounding constants; "shift" also the shift and lam != 0, "multiply"
-    # the factor itself
-    decay_bits = 3 * (F + 1) if layer.decay == "multiply" else 2 * (F + 1) + F.bit_length() + 1
+    # per decay (lam, alpha): the rounding constants (options: 0 without); "shift" also the shift and
+    # lam != 0 ("multiply": the factor is in each DSP48E1's B register)
+    decay_bits = 2 * (F + 1) * layer.options + (0 if layer.decay == "multiply" else F.bit_length() + 1)
     stages = UPDATE_STAGES + 3 + (layer.decay == "multiply")  # ports, read, (product), loss, updates
     payload = P * (1 + V) + g + 2  # z, v', group, end, last
     return {
-        "bus requests and read answer": 3 + lane_bits + _index_bits(NG) + V + 4 + 1 + 32,
+        "bus requests and read answer": 3 + lane_bits + _index_bits(NG) + V + 4 + 1 + V,  # r_data: V, sign
         "read port": _window_port_ffs(_index_bits(max(2, NG)), max(1, lane_bits) + 3 + 1),
         "run-time constants": mode_bits + 2 * decay_bits,
         "stage items": stages * (3 + g),
+        "memory read registers (LUT RAM)": sum(mems[k].width for k in ("theta", "bias", "v", "u")
+                                               if mems[k].kind == "lutram"),
         "lanes": P * _lane_ffs(layer.syn_bits, V, layer.u_bits, F, layer.decay, layer.options),
         "groups in flight": NG if NG < state_cycles(layer) else 0,
         "clear": 2 + g,
@@ -737,7 +752,7 @@ def options_luts(layer: LayerConfig) -> float:
 def probe_resources(config: CoreConfig) -> dict[str, Resources]:
     """What the probes add to `config` (nothing unless `config.probes`), by part: "layer k probes"
     (the captured v' where the collector does not hold it already, the currents, and the neuron
-    array's current in its output and skid registers: one FF per bit) and "framer probes" (the
+    array's current in its update stages 4 and 5, output and skid registers: one FF per bit) and "framer probes" (the
     multiplexer of the probe words onto the bus: W * words / 4 LUT6s, with a few percent for the
     second level; its output word register, W FFs; the section sequencing, a handful of LUTs and FFs)."""
     from spikeloop.stream import PROBE_KINDS
@@ -748,7 +763,7 @@ def probe_resources(config: CoreConfig) -> dict[str, Resources]:
     for k, layer in enumerate(config.layers):
         last = config.membranes and k == len(config.layers) - 1
         ub = layer.current_bits
-        ff = layer.n_out * (ub + (0 if last else layer.v_bits)) + 2 * layer.lanes * ub
+        ff = layer.n_out * (ub + (0 if last else layer.v_bits)) + 4 * layer.lanes * ub
         parts[f"layer {k} probes"] = Resources(0, ff, 0, 0)
     W = config.bus_width
     words = output_words_per_timestep(config, (1 << len(PROBE_KINDS)) - 1)
