@@ -40,7 +40,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -464,7 +464,7 @@ def _window_port_ffs(addr_bits: int, tag_bits: int) -> int:
     return 3 + addr_bits + 2 * tag_bits
 
 
-@lru_cache(maxsize=None)
+@cache
 def tree_register_bits(chunk: int) -> tuple[int, ...]:
     """Register bits of one lane's popcount tree per stage T1..Tk (rtl/crossbar.py's heaps, counted
     by its `_compress` and `_stage_levels`)."""
@@ -503,7 +503,7 @@ def crossbar_ffs(layer: LayerConfig) -> dict[str, int]:
     }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _lane_ffs(syn_bits: int, v_bits: int, u_bits: int, frac_bits: int, decay: str, options: bool) -> int:
     """Flip-flops of one neuron-array lane: the stage registers `neuron_update` and `Decay.of` ask for
     (counted by calling them with a stage that records widths), the syn/theta/bias/v/u registers of
@@ -574,9 +574,12 @@ def neuron_ffs(layer: LayerConfig) -> dict[str, int]:
 
 
 def collector_ffs(layer: LayerConfig, membranes: bool) -> int:
-    """Flip-flops of a layer's collector (rtl/layer.py): the spikes (and membranes), valid, last,
-    the bus miss answer."""
-    return layer.n_out * (1 + layer.v_bits * membranes) + 3
+    """Flip-flops of a layer's collector (rtl/layer.py): the spikes (and membranes), valid, last, and
+    the answer to a read past a window, unless the crossbar's and the neuron array's addresses are
+    as wide (then none is past)."""
+    weights = (layer.row_stride - 1).bit_length() + _index_bits(layer.weight_rows)
+    neurons = (layer.lane_stride - 1).bit_length() + _index_bits(layer.n_groups)
+    return layer.n_out * (1 + layer.v_bits * membranes) + 2 + (weights != neurons)
 
 
 def _count_bits(n: int) -> int:
