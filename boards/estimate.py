@@ -10,15 +10,19 @@ Two estimators, one answer format (`Resources`: LUT, FF, BRAM, DSP):
   result is kept again under a key of the generated Verilog (`verilog-<key>.json`): an edit of the
   sources that leaves the Verilog as it was (a docstring, a command-line option) costs one Verilog
   generation, not a synthesis.
-- `analytic(config)`: milliseconds. LUTs and FFs are linear in structural features of each
-  module (P*C popcount bits, lanes x widths, input vector, output words, ...), with coefficients
-  fitted to Yosys runs stored in `estimate_data.json` (`python -m spikeloop.boards.estimate
-  calibrate` adds runs); memories are mapped by the rules Yosys applies (LUT RAM for shallow
-  memories, RAMB18/RAMB36 otherwise), DSPs counted per multiplier. tests/boards holds it to
-  the synthesized numbers (tolerances in docs/boards.md). The probes (`CoreConfig.probes`), absent
-  from the calibration runs, are added structurally (`probe_resources`): a flip-flop per captured
-  bit (every neuron's v' and current, the neuron arrays' current outputs) and the framer's
-  word multiplexer over every probe word, about W * words / 4 LUT6s (4:1 per LUT, MUXF7/F8 free).
+- `analytic(config)`: milliseconds. Flip-flops are counted from the gateware's structure
+  (`crossbar_ffs`, `neuron_ffs`, `collector_ffs`, `core_ffs`: the popcount trees' stage registers by
+  rtl/crossbar.py's own `_compress`, a neuron lane's stage registers by calling `neuron_update`,
+  the register widths of the periphery), less what synthesis removes; only the periphery's fixed
+  part is a measured constant. LUTs are linear in structural features of each module (P*C popcount
+  bits, lanes x widths, input vector, output words, ...), with coefficients fitted to Yosys runs
+  stored in `estimate_data.json` (`python -m spikeloop.boards.estimate calibrate` adds runs);
+  memories are mapped by the rules Yosys applies (LUT RAM for shallow memories, RAMB18/RAMB36
+  otherwise), DSPs counted per multiplier. tests/boards holds it to the synthesized numbers
+  (tolerances in docs/boards.md). The probes (`CoreConfig.probes`), absent from the calibration
+  runs, are added structurally (`probe_resources`): a flip-flop per captured bit (every neuron's v'
+  and current, the neuron arrays' current stages and outputs) and the framer's word multiplexer
+  over every probe word, about W * words / 4 LUT6s (4:1 per LUT, MUXF7/F8 free).
 
 Throughput: `spikeloop.rtl.throughput`, the gateware's model (docs/gateware.md): layer k takes
 `G_k * max(1, Z_k) + 1` cycles per timestep, with `G_k = ceil(n_out/P)` groups and `Z_k` nonzero
@@ -601,14 +605,16 @@ def core_ffs(config: CoreConfig) -> dict[str, float]:
         "register file: layer registers": runtime * len(config.layers),
         "register file: decode per register": 2 * len(registers._plan(config)),
         "register file: address": regmap.address_bits(config),
+        "loader input FIFO": 2 * (W + 1 + 5 * (W // 32)),  # two bus words, TLAST, five flags per frame word
         "fixed (counters, loader, register file, state clear)": FIXED_FFS,
     }
 
 
 #: Flip-flops of the periphery that no configuration changes: the 64-bit counters with their
-#: carries and shadows (402), the loader (318), the register file's AXI-Lite side and status (285),
-#: the state clear and the core's own (5): Yosys on the default core.
-FIXED_FFS = 402 + 318 + 285 + 5
+#: carries and shadows (402), the loader's walk of a frame (242: 318 with its 32-bit FIFO), the
+#: register file's AXI-Lite side and status (285), the state clear and the core's own (5): Yosys on
+#: the default core (by module) after the pipelining.
+FIXED_FFS = 402 + 242 + 285 + 5
 
 
 def _module_kind(name: str) -> tuple[str, int | None]:
