@@ -395,11 +395,6 @@ def layer_memories(layer: LayerConfig) -> dict[str, MemoryMap]:
 # --------------------------------------------------------------------------------------------
 
 
-def _lutram_read_bits(layer: LayerConfig, kinds) -> int:
-    mems = layer_memories(layer)
-    return sum(mems[k].width for k in kinds if mems[k].kind == "lutram")
-
-
 def _crossbar_features(layer: LayerConfig) -> dict[str, dict[str, float]]:
     P, C, NC = layer.lanes, layer.chunk, layer.n_chunks
     acc = layer.n_in.bit_length()
@@ -494,11 +489,12 @@ def crossbar_ffs(layer: LayerConfig) -> dict[str, int]:
         "bus requests and read answer": 3 + addr_bits + 32 + 2 + 1 + 32,
         "weight read register (LUT RAM)": weights.width if weights.kind == "lutram" else 0,
         "read port": _window_port_ffs(row, max(1, stride_bits) + 1),
-        # W: the timestep (n_in bits: the padding is constant), its nonzero chunks and the walk;
-        # the next chunk and the count left, and the offered payload (its register and nonzero chunks)
+        # W: the timestep (n_in bits: the padding is constant), its nonzero chunks and the walk
         "capture and walk": layer.n_in + 1 + 2 * NC + 1 + g + _index_bits(layer.weight_rows) + 1,
+        # the walk's choices a clock ahead: the offered payload's nonzero chunks (and offered), the
+        # timestep's and the group's lowest chunk and their counts of chunks left
         "walk registers ahead": 3 * NC + 2 * (NC.bit_length()) + 1,
-        "input register": layer.n_in + 1,
+        "input register": layer.n_in + 1,  # the offered payload: spikes and last
         "I, M: row, chunk bits": 2 * (tag + row + C),
         "A: lanes AND chunk": tag + (P + 1) * C,
         "T: popcount trees": sum(tag + (P + 1) * bits for bits in tree_register_bits(C)),
@@ -651,7 +647,7 @@ def _ffs(cells: dict[str, int]) -> float:
 
 
 def _calibration_rows():
-    """(kind, features, logic LUTs, FFs) per module of every stored xc7 run."""
+    """(kind, features, logic LUTs, FFs) per module of every stored xc7 run (the FFs are not fitted)."""
     if not DATA.is_file():
         return []
     rows = {}
