@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from amaranth.hdl import Cat, Const, Mux, Shape, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -16,7 +16,7 @@ from spikeloop.network import check_int
 from spikeloop.regmap import WINDOW_KINDS, layer_register
 
 __all__ = [
-    "parameters", "check_choice", "check_type", "popcount", "saturate", "onehot_index",
+    "parameters", "check_choice", "check_type", "popcount", "saturate", "onehot_index", "SkidOutput",
     "index_shape", "word_layout", "spike_layout", "group_sum_layout", "neuron_out_layout",
     "probe_layout",
     "MemBus", "LayerControl", "WINDOW", "DECAY_BITS", "Probed",
@@ -111,6 +111,41 @@ def onehot_index(onehot: Value) -> Value:
         hits = [onehot[i] for i in range(len(onehot)) if (i >> b) & 1]
         bits.append(Cat(*hits).any() if hits else Const(0, 1))
     return Cat(*bits)
+
+
+class SkidOutput:
+    """A pipeline's output register with a skid register behind it, so that the pipeline's enable
+    comes from registers only: `held` (a register) is set while the skid register is full, and the
+    pipeline must not advance then.
+
+    `offer(m, payload, load)`: on `load`, `payload` goes to the output register, or to the skid
+    register if the output is blocked (which stops the pipeline from the next clock).
+    """
+
+    def __init__(self, o_stream):
+        self._o_stream = o_stream
+        self.valid = Signal(name="o_valid")  # the output register is full
+        self.held = Signal(name="skid_valid")
+        self.skid = Signal.like(o_stream.p, name="skid")
+
+    def offer(self, m, payload, load) -> None:
+        o_stream, o = self._o_stream, self._o_stream.p
+        free = ~self.valid | o_stream.ready
+        with m.If(o_stream.ready):
+            m.d.sync += self.valid.eq(0)
+        with m.If(self.held):
+            with m.If(free):
+                m.d.sync += [o.eq(self.skid), self.valid.eq(1), self.held.eq(0)]
+        with m.Elif(load):
+            with m.If(free):
+                m.d.sync += [o.eq(payload), self.valid.eq(1)]
+            with m.Else():
+                m.d.sync += [self.skid.eq(payload), self.held.eq(1)]
+        m.d.comb += o_stream.valid.eq(self.valid)
+
+    def full(self) -> list:
+        """(full, payload) of the skid and the output register, for the token counts."""
+        return [(self.held, self.skid), (self.valid, self._o_stream.p)]
 
 
 def index_shape(count: int) -> Shape:

@@ -12,7 +12,8 @@ Pipeline (one item = one (group, nonzero chunk) weight row; every stage after W 
 enable, `advance`):
 
     i_stream -> W -> I -> M -> A -> T1 .. Tk -> S -> O (+ skid) -> o_stream
-    W  capture a timestep; walk its groups and, per group, its nonzero chunks (lowest first)
+    W  capture a timestep (its nonzero chunks registered a clock before); walk its groups and,
+       per group, its nonzero chunks, lowest first (the next chunk and the count left in registers)
     I  the row to read and the chunk's C spike bits
     M  the row on the memory's read port
     A  each lane's weights AND the chunk, and the chunk itself (lane P: popcount(s))
@@ -22,7 +23,8 @@ enable, `advance`):
     O  2*acc - pops at the group's last chunk
 
 Cycles per timestep: n_groups * max(1, nonzero chunks) + 1 (capture), with no bubble between
-groups and the next timestep captured the cycle after its last item issued. Latency: a group's
+groups and the next timestep captured the cycle after its last item issued, if it is offered by
+then (a payload offered to an idle crossbar is captured a clock later). Latency: a group's
 sums are in the output register `Crossbar.latency` = 5 + k cycles after its last item issued,
 so Z + 5 + k after the capture for the first group (Z = max(1, nonzero chunks)). The output has a
 skid register: a blocked output stops `advance` from the next cycle, so the enable of the whole
@@ -46,18 +48,22 @@ from .common import (
     WINDOW,
     MemBus,
     Probed,
+    SkidOutput,
     group_sum_layout,
     index_shape,
     onehot_index,
     parameters,
+    popcount,
     spike_layout,
 )
 from .window import WindowPort
 
 __all__ = ["Crossbar", "LEVELS_PER_STAGE", "tree_stages"]
 
-#: Counter levels (one LUT6 each) of the popcount trees between two register stages.
-LEVELS_PER_STAGE = 3
+#: Counter levels (one LUT6 each) of the popcount trees between two register stages: two, because
+#: synthesis may split a counter's table in two LUT levels (Yosys's ABC9 shares logic between a
+#: counter's bits), and two such counters stay within the xc7's six levels at 100 MHz.
+LEVELS_PER_STAGE = 2
 #: Bits a counter takes: a LUT6 has 6 inputs.
 COUNTER_BITS = 6
 
@@ -107,6 +113,12 @@ def _count(m, bits: list) -> list:
     count = Signal(width, attrs={"keep": 1})
     m.d.comb += count.eq(Array(Const(n.bit_count(), width) for n in range(1 << len(bits)))[Cat(*bits)])
     return [count[k] for k in range(width)]
+
+
+def _lowest(bits: Value) -> Value:
+    """The lowest set bit of `bits`, one-hot (0 if none): `bits & -bits`, a carry chain (a prefix OR
+    left to synthesis becomes a chain of LUTs)."""
+    return (bits & (~bits + 1))[: len(bits)]
 
 
 def _register(m, enable, heap: list[list], name: str) -> list[list]:
@@ -217,38 +229,45 @@ class Crossbar(wiring.Component, Probed):
 
         # One enable for the stages I..S: the skid register is empty and the read port serves
         # neither a bus read (grant) nor the held row again (replay). All its terms are registers.
-        skid_valid = Signal()
-        advance = ~skid_valid & ~port.grant & ~port.replay
+        out = SkidOutput(self.o_stream)
+        advance = ~out.held & ~port.grant & ~port.replay
         item = data.StructLayout({"valid": 1, "first": 1, "end": 1, "group": index_shape(NG), "step_end": 1,
                                   "last": 1})
 
-        # ---- W: capture a timestep, then issue its (group, nonzero chunk) items.
+        # ---- W: capture a timestep, then issue its (group, nonzero chunk) items. Every choice of the
+        # walk comes from registers: the next chunk to issue (`low`, one-hot) and how many are left
+        # (`count`) are computed a clock ahead, and the offered payload's nonzero chunks are
+        # registered before the capture (a payload holds until taken: it is taken a clock after it
+        # is first offered, or at once if it already waited).
         spikes = Signal(NC * C)
         last = Signal()
-        nz = Signal(NC)  # chunks holding at least one spike
-        rem = Signal(NC)  # nonzero chunks of the current group not issued yet
+        nz, nz_low, nz_count = Signal(NC), Signal(NC), Signal(range(NC + 1))  # the timestep's nonzero chunks
+        rem, low, count = Signal(NC), Signal(NC), Signal(range(NC + 1))  # the group's chunks not issued yet
         running = Signal()
         group = Signal(index_shape(NG))
         row_base = Signal(index_shape(g.weight_rows))
         first = Signal()
 
-        m.d.comb += self.i_stream.ready.eq(~running)
-        with m.If(self.i_stream.valid & ~running):
-            incoming = Cat(self.i_stream.p.spikes, Const(0, NC * C - g.n_in))
-            incoming_nz = Cat(*(incoming.word_select(c, C).any() for c in range(NC)))
+        incoming = Cat(self.i_stream.p.spikes, Const(0, NC * C - g.n_in))
+        offered_nz, offered = Signal(NC), Signal()  # the offered payload's nonzero chunks, a clock later
+        m.d.sync += [
+            offered_nz.eq(Cat(*(incoming.word_select(c, C).any() for c in range(NC)))),
+            offered.eq(self.i_stream.valid & ~self.i_stream.ready),
+        ]
+        m.d.comb += self.i_stream.ready.eq(offered & ~running)
+        with m.If(self.i_stream.valid & self.i_stream.ready):
             m.d.sync += [
-                spikes.eq(incoming), last.eq(self.i_stream.p.last), nz.eq(incoming_nz), rem.eq(incoming_nz),
+                spikes.eq(incoming), last.eq(self.i_stream.p.last),
+                nz.eq(offered_nz), nz_low.eq(_lowest(offered_nz)), nz_count.eq(popcount(offered_nz)),
+                rem.eq(offered_nz), low.eq(_lowest(offered_nz)), count.eq(popcount(offered_nz)),
                 running.eq(1), group.eq(0), row_base.eq(0), first.eq(1),
             ]
 
-        # the lowest remaining chunk by a prefix OR: before[c], some chunk below c remains
-        before = Cat(Const(0, 1), *(rem[:c].any() for c in range(1, NC)))
-        lowest = rem & ~before
-        rest = rem & before
-        end_of_group = ~rest.any()
+        rest = rem & ~low
+        end_of_group = count <= 1
         chunk_bits = Const(0, C)
         for c in range(NC):
-            chunk_bits = chunk_bits | Mux(lowest[c], spikes.word_select(c, C), 0)
+            chunk_bits = chunk_bits | Mux(low[c], spikes.word_select(c, C), 0)
         issue = running & advance
 
         # ---- I: the item whose row the read port reads next.
@@ -259,11 +278,12 @@ class Crossbar(wiring.Component, Probed):
             m.d.sync += [
                 i_tag.first.eq(first), i_tag.end.eq(end_of_group), i_tag.group.eq(group),
                 i_tag.step_end.eq(group == NG - 1), i_tag.last.eq(last),
-                i_row.eq(row_base + onehot_index(lowest)[: max(1, ceil_log2(NC))]), i_bits.eq(chunk_bits),
-                rem.eq(rest), first.eq(0),
+                i_row.eq(row_base + onehot_index(low)[: max(1, ceil_log2(NC))]), i_bits.eq(chunk_bits),
+                rem.eq(rest), low.eq(_lowest(rest)), count.eq(count - 1), first.eq(0),
             ]
             with m.If(end_of_group):
-                m.d.sync += [group.eq(group + 1), row_base.eq(row_base + NC), rem.eq(nz), first.eq(1)]
+                m.d.sync += [group.eq(group + 1), row_base.eq(row_base + NC), rem.eq(nz), low.eq(nz_low),
+                             count.eq(nz_count), first.eq(1)]
                 with m.If(group == NG - 1):
                     m.d.sync += running.eq(0)
 
@@ -307,30 +327,16 @@ class Crossbar(wiring.Component, Probed):
 
         # ---- O: at a group's last chunk, 2*acc - pops per lane into the output register, or into
         # the skid register if the output is blocked (which stops `advance` from the next cycle).
-        o, o_valid = self.o_stream.p, Signal()
-        sums, skid = Signal.like(o), Signal.like(o)
+        sums = Signal.like(self.o_stream.p)
         m.d.comb += [sums.syn[p].eq(2 * accs[p] - accs[P]) for p in range(P)]
         m.d.comb += [sums.group.eq(s_tag.group), sums.end.eq(s_tag.step_end), sums.last.eq(s_tag.last)]
-        free = ~o_valid | self.o_stream.ready
-        with m.If(self.o_stream.ready):
-            m.d.sync += o_valid.eq(0)
-        with m.If(skid_valid):
-            with m.If(free):
-                m.d.sync += [o.eq(skid), o_valid.eq(1), skid_valid.eq(0)]
-        with m.Elif(advance & s_tag.valid & s_tag.end):
-            with m.If(free):
-                m.d.sync += [o.eq(sums), o_valid.eq(1)]
-            with m.Else():
-                m.d.sync += [skid.eq(sums), skid_valid.eq(1)]
-        m.d.comb += [
-            self.o_stream.valid.eq(o_valid),
-            self.busy.eq(running | Cat(*(tag.valid for tag in tags)).any() | o_valid | skid_valid),
-        ]
+        out.offer(m, sums, advance & s_tag.valid & s_tag.end)
+        m.d.comb += self.busy.eq(running | Cat(*(tag.valid for tag in tags)).any() | out.valid | out.held)
         # A timestep is inside from its capture until its last group leaves: it is `running` until
         # its last chunk issues, then that chunk is in one of the stages I..S, then its last group's
         # sums are in the skid or the output register.
         ends = [(tag.valid & tag.end & tag.step_end, tag.last) for tag in tags]
-        ends += [(skid_valid & skid.end, skid.last), (o_valid & o.end, o.last)]
+        ends += [(full & held.end, held.last) for full, held in out.full()]
         self._probes = {
             "steps": running + sum(end for end, _ in ends),
             "lasts": (running & last) + sum(end & is_last for end, is_last in ends),

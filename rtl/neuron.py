@@ -17,8 +17,9 @@ zero or to nearest. With decay "shift" the products are shifts by `F - log2(lam)
 two, or 0 for no decay): a barrel shifter, no multiplier; with decay "multiply" any lam in [0, 2^F]
 goes through a multiplier.
 
-A pipeline of one group per clock; every stage register loads on one enable, `adv` (the output
-register is free or taken, and no bus read is being replayed), so all stages hold together:
+A pipeline of one group per clock; every stage register loads on one enable, `adv` (the output's
+skid register is empty, and no bus read is being replayed; both registers), so all stages hold
+together; a result the blocked output cannot take goes to the skid register:
 
     accept   group on the read ports' address (i_stream.ready)
     ports    the row on the read ports (WindowPort lends them to bus reads; `replay` reads it again)
@@ -72,6 +73,7 @@ from .common import (
     LayerControl,
     MemBus,
     Probed,
+    SkidOutput,
     check_choice,
     check_type,
     group_sum_layout,
@@ -406,16 +408,14 @@ class NeuronArray(wiring.Component, Probed):
                 value = stage(value, f"{name}_d{i}")
             return value
 
-        blocked = Signal()  # the output register is full and not taken
+        out = SkidOutput(self.o_stream)  # a blocked output stops `adv` from the next clock
         hazard = Signal()  # the offered group's state is still in flight
         may_take = Signal()  # the array takes a group whose state is not in flight
-        o_valid = Signal()
         clear_pend = Signal(init=1)  # a reset clears the state too (memories keep their contents)
         clearing = Signal()
         i = self.i_stream
         m.d.comb += [
-            blocked.eq(o_valid & ~self.o_stream.ready),
-            adv.eq(~blocked & ~port.replay),
+            adv.eq(~out.held & ~port.replay),
             may_take.eq(adv & ~port.pending & ~w_pending & ~clear_pend & ~clearing),
             i.ready.eq(may_take & ~hazard),
         ]
@@ -423,7 +423,7 @@ class NeuronArray(wiring.Component, Probed):
         # stage "ports": the group's row is on the read ports
         item = step((accept, i.p.group, i.p.end, i.p.last), "ports")
         syn = stage(i.p.syn, "ports_syn")
-        m.d.comb += [port.stall.eq(blocked & item[0]), port.addr.eq(i.p.group), port.held.eq(item[1])]
+        m.d.comb += [port.stall.eq(out.held & item[0]), port.addr.eq(i.p.group), port.held.eq(item[1])]
         for rp in read_ports:
             m.d.comb += [rp.addr.eq(port.rp_addr), rp.en.eq(port.rp_en)]
         # stage "read": the row in registers
@@ -486,25 +486,23 @@ class NeuronArray(wiring.Component, Probed):
         with m.Elif(clear_pend & ~in_flight):
             m.d.sync += [clearing.eq(1), clear_pend.eq(0), clear_addr.eq(0)]
 
-        # ---- output register
-        o = self.o_stream.p
+        # ---- output register (and its skid register)
+        result = Signal.like(self.o_stream.p)
         lane_valid = [(last_group != NG - 1) | Const(p < c.n_out - (NG - 1) * P, 1) for p in range(P)]
-        with m.If(self.o_stream.ready):
-            m.d.sync += o_valid.eq(0)
-        with m.If(write):
-            m.d.sync += [
-                o.z.eq(Cat(*(lane.z & ok for lane, ok in zip(lanes, lane_valid)))),
-                o.v.eq(Cat(*(lane.v_pre for lane in lanes))),
-                o.group.eq(last_group), o.end.eq(last_end), o.last.eq(last_last), o_valid.eq(1),
-            ]
-            if self._probes_built:  # modulo 2^32, sign-extended without the options (whose a_u is narrower)
-                m.d.sync += [o.u[p].eq(lane.u) for p, lane in enumerate(lanes)]
         m.d.comb += [
-            self.o_stream.valid.eq(o_valid),
+            result.z.eq(Cat(*(lane.z & ok for lane, ok in zip(lanes, lane_valid)))),
+            result.v.eq(Cat(*(lane.v_pre for lane in lanes))),
+            result.group.eq(last_group), result.end.eq(last_end), result.last.eq(last_last),
+        ]
+        if self._probes_built:  # modulo 2^32, sign-extended without the options (whose a_u is narrower)
+            m.d.comb += [result.u[p].eq(lane.u) for p, lane in enumerate(lanes)]
+        out.offer(m, result, write)
+        m.d.comb += [
             ctrl.clearing.eq(clear_pend | clearing),
-            ctrl.busy.eq(in_flight | o_valid),
+            ctrl.busy.eq(in_flight | out.valid | out.held),
         ]
         # a timestep is inside until its last group leaves
-        tokens = [(valid & end, last) for valid, _, end, last in items] + [(o_valid & o.end, o.last)]
+        tokens = [(valid & end, last) for valid, _, end, last in items]
+        tokens += [(full & held.end, held.last) for full, held in out.full()]
         self._probes = {"steps": sum(t for t, _ in tokens), "lasts": sum(t & last for t, last in tokens)}
         return m

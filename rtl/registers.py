@@ -297,7 +297,8 @@ class RegisterFile(wiring.Component, Probed):
         aligned = (addr[:2] == 0) & ~outside
         word_addr = addr[2:]
         write = a_valid & ~a_read
-        hits = [aligned & (word_addr == offset // regmap.WORD_BYTES) for offset, _, _, _ in self._plan]
+        equals = _decoder(m, word_addr)
+        hits = [aligned & equals(offset // regmap.WORD_BYTES) for offset, _, _, _ in self._plan]
         writable = [kind in ("control", "status", "probe", "runtime") for _, kind, _, _ in self._plan]
         oks = []
         for _, kind, register, arg in self._plan:
@@ -380,6 +381,24 @@ class RegisterFile(wiring.Component, Probed):
                 continue
             value = value | Mux(b_hit[i], source, 0)
         return value
+
+
+def _decoder(m, value, *, field_bits: int = 3):
+    """`equals(k)`, true when `value == k`: `value` cut into fields of `field_bits`, each decoded one-hot
+    into kept signals (one LUT level), so that every comparison is an AND of one bit per field (one
+    more), however many addresses share the decoder (left to synthesis, they share chains of LUTs)."""
+    fields = []
+    for lsb in range(0, len(value), field_bits):
+        part = value[lsb : lsb + field_bits]
+        onehot = Signal(1 << len(part), name=f"decode{lsb}", attrs={"keep": 1})
+        m.d.comb += onehot.eq(Const(1, len(onehot)) << part)
+        fields.append((lsb, len(part), onehot))
+
+    def equals(k: int):
+        if k >> len(value):
+            return Const(0)
+        return Cat(*(onehot[(k >> lsb) & ((1 << width) - 1)] for lsb, width, onehot in fields)).all()
+    return equals
 
 
 def _accepts(register: regmap.Register, layer: LayerConfig, value):

@@ -186,11 +186,11 @@ def test_crossbar_bus_reads_are_served_while_the_output_is_blocked():
 
 def test_tree_stages_grow_with_the_chunk():
     """A register stage every LEVELS_PER_STAGE counter levels: none for C <= 2, one up to 18, ..."""
-    assert [tree_stages(c) for c in (1, 2, 3, 8, 18, 19, 64, 196, 324, 325, 1024, 4096)] == [
-        0, 0, 1, 1, 1, 2, 2, 2, 2, 3, 3, 4]
+    assert [tree_stages(c) for c in (1, 2, 3, 8, 18, 19, 64, 72, 73, 196, 324, 325, 1024, 4096)] == [
+        0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 5]
     for c in range(1, 4097):
         levels = _stage_levels(c)
-        assert all(1 <= n <= LEVELS_PER_STAGE for n in levels) and len(levels) <= 4, (c, levels)
+        assert all(1 <= n <= LEVELS_PER_STAGE for n in levels) and len(levels) <= 6, (c, levels)
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 6, 7, 16, 20, 64, 196, 325, 1000, 4096])
