@@ -494,7 +494,6 @@ def crossbar_ffs(layer: LayerConfig) -> dict[str, int]:
         # the walk's choices a clock ahead: the offered payload's nonzero chunks (and offered), the
         # timestep's and the group's lowest chunk and their counts of chunks left
         "walk registers ahead": 3 * NC + 2 * (NC.bit_length()) + 1,
-        "input register": layer.n_in + 1,  # the offered payload: spikes and last
         "I, M: row, chunk bits": 2 * (tag + row + C),
         "A: lanes AND chunk": tag + (P + 1) * C,
         "T: popcount trees": sum(tag + (P + 1) * bits for bits in tree_register_bits(C)),
