@@ -13,7 +13,7 @@ enable, `advance`):
 
     i_stream -> W -> I -> M -> A -> T1 .. Tk -> S -> O (+ skid) -> o_stream
     W  capture a timestep (its nonzero chunks registered a clock before); walk its groups and,
-       per group, its nonzero chunks, lowest first (the next chunk and the count left in registers)
+       per group, its nonzero chunks, lowest first (the next chunk in a register)
     I  the row to read and the chunk's C spike bits
     M  the row on the memory's read port
     A  each lane's weights AND the chunk, and the chunk itself (lane P: popcount(s))
@@ -53,7 +53,6 @@ from .common import (
     index_shape,
     onehot_index,
     parameters,
-    popcount,
     spike_layout,
 )
 from .window import WindowPort
@@ -235,21 +234,22 @@ class Crossbar(wiring.Component, Probed):
                                   "last": 1})
 
         # ---- W: capture a timestep, then issue its (group, nonzero chunk) items. Every choice of the
-        # walk comes from registers: the next chunk to issue (`low`, one-hot) and how many are left
-        # (`count`) are computed a clock ahead, and the offered payload's nonzero chunks are
-        # registered before the capture (a payload holds until taken: it is taken a clock after it
-        # is first offered, or at once if it already waited).
+        # walk comes from registers: the next chunk to issue (`low`, one-hot) is computed a clock
+        # ahead (a group ends when no other chunk remains), and the offered payload's nonzero chunks
+        # are registered before the capture (a payload holds until taken: it is taken a clock after
+        # it is first offered, or at once if it already waited).
         spikes = Signal(NC * C)
         last = Signal()
-        nz, nz_low, nz_count = Signal(NC), Signal(NC), Signal(range(NC + 1))  # the timestep's nonzero chunks
-        rem, low, count = Signal(NC), Signal(NC), Signal(range(NC + 1))  # the group's chunks not issued yet
+        nz, nz_low = Signal(NC), Signal(NC)  # the timestep's nonzero chunks, the lowest of them (one-hot)
+        rem, low = Signal(NC), Signal(NC)  # the group's chunks not issued yet, the lowest of them
         running = Signal()
         group = Signal(index_shape(NG))
         row_base = Signal(index_shape(g.weight_rows))
         first = Signal()
 
         incoming = Cat(self.i_stream.p.spikes, Const(0, NC * C - g.n_in))
-        offered_nz, offered = Signal(NC), Signal()  # the offered payload's nonzero chunks, a clock later
+        offered_nz = Signal(NC)  # the offered payload's nonzero chunks, a clock later
+        offered = Signal()  # the payload was offered a clock ago and not taken: it is the same one
         m.d.sync += [
             offered_nz.eq(Cat(*(incoming.word_select(c, C).any() for c in range(NC)))),
             offered.eq(self.i_stream.valid & ~self.i_stream.ready),
@@ -258,13 +258,12 @@ class Crossbar(wiring.Component, Probed):
         with m.If(self.i_stream.valid & self.i_stream.ready):
             m.d.sync += [
                 spikes.eq(incoming), last.eq(self.i_stream.p.last),
-                nz.eq(offered_nz), nz_low.eq(_lowest(offered_nz)), nz_count.eq(popcount(offered_nz)),
-                rem.eq(offered_nz), low.eq(_lowest(offered_nz)), count.eq(popcount(offered_nz)),
+                nz.eq(offered_nz), nz_low.eq(_lowest(offered_nz)), rem.eq(offered_nz), low.eq(_lowest(offered_nz)),
                 running.eq(1), group.eq(0), row_base.eq(0), first.eq(1),
             ]
 
         rest = rem & ~low
-        end_of_group = count <= 1
+        end_of_group = ~rest.any()
         chunk_bits = Const(0, C)
         for c in range(NC):
             chunk_bits = chunk_bits | Mux(low[c], spikes.word_select(c, C), 0)
@@ -279,11 +278,11 @@ class Crossbar(wiring.Component, Probed):
                 i_tag.first.eq(first), i_tag.end.eq(end_of_group), i_tag.group.eq(group),
                 i_tag.step_end.eq(group == NG - 1), i_tag.last.eq(last),
                 i_row.eq(row_base + onehot_index(low)[: max(1, ceil_log2(NC))]), i_bits.eq(chunk_bits),
-                rem.eq(rest), low.eq(_lowest(rest)), count.eq(count - 1), first.eq(0),
+                rem.eq(rest), low.eq(_lowest(rest)), first.eq(0),
             ]
             with m.If(end_of_group):
                 m.d.sync += [group.eq(group + 1), row_base.eq(row_base + NC), rem.eq(nz), low.eq(nz_low),
-                             count.eq(nz_count), first.eq(1)]
+                             first.eq(1)]
                 with m.If(group == NG - 1):
                     m.d.sync += running.eq(0)
 
