@@ -492,8 +492,8 @@ def crossbar_ffs(layer: LayerConfig) -> dict[str, int]:
         # W: the timestep (n_in bits: the padding is constant), its nonzero chunks and the walk
         "capture and walk": layer.n_in + 1 + 2 * NC + 1 + g + _index_bits(layer.weight_rows) + 1,
         # the walk's choices a clock ahead: the offered payload's nonzero chunks (and offered), the
-        # timestep's and the group's lowest chunk and their counts of chunks left
-        "walk registers ahead": 3 * NC + 2 * (NC.bit_length()) + 1,
+        # timestep's and the group's lowest chunk
+        "walk registers ahead": 3 * NC + 1,
         "I, M: row, chunk bits": 2 * (tag + row + C),
         "A: lanes AND chunk": tag + (P + 1) * C,
         "T: popcount trees": sum(tag + (P + 1) * bits for bits in tree_register_bits(C)),
