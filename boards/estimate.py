@@ -10,15 +10,19 @@ Two estimators, one answer format (`Resources`: LUT, FF, BRAM, DSP):
   result is kept again under a key of the generated Verilog (`verilog-<key>.json`): an edit of the
   sources that leaves the Verilog as it was (a docstring, a command-line option) costs one Verilog
   generation, not a synthesis.
-- `analytic(config)`: milliseconds. LUTs and FFs are linear in structural features of each
-  module (P*C popcount bits, lanes x widths, input vector, output words, ...), with coefficients
-  fitted to Yosys runs stored in `estimate_data.json` (`python -m spikeloop.boards.estimate
-  calibrate` adds runs); memories are mapped by the rules Yosys applies (LUT RAM for shallow
-  memories, RAMB18/RAMB36 otherwise), DSPs counted per multiplier. tests/boards holds it to
-  the synthesized numbers (tolerances in docs/boards.md). The probes (`CoreConfig.probes`), absent
-  from the calibration runs, are added structurally (`probe_resources`): a flip-flop per captured
-  bit (every neuron's v' and current, the neuron arrays' current outputs) and the framer's
-  word multiplexer over every probe word, about W * words / 4 LUT6s (4:1 per LUT, MUXF7/F8 free).
+- `analytic(config)`: milliseconds. Flip-flops are counted from the gateware's structure
+  (`crossbar_ffs`, `neuron_ffs`, `collector_ffs`, `core_ffs`: the popcount trees' stage registers by
+  rtl/crossbar.py's own `_compress`, a neuron lane's stage registers by calling `neuron_update`,
+  the register widths of the periphery), less what synthesis removes; only the periphery's fixed
+  part is a measured constant. LUTs are linear in structural features of each module (P*C popcount
+  bits, lanes x widths, input vector, output words, ...), with coefficients fitted to Yosys runs
+  stored in `estimate_data.json` (`python -m spikeloop.boards.estimate calibrate` adds runs);
+  memories are mapped by the rules Yosys applies (LUT RAM for shallow memories, RAMB18/RAMB36
+  otherwise), DSPs counted per multiplier. tests/boards holds it to the synthesized numbers
+  (tolerances in docs/boards.md). The probes (`CoreConfig.probes`), absent from the calibration
+  runs, are added structurally (`probe_resources`): a flip-flop per captured bit (every neuron's v'
+  and current, the neuron arrays' current stages and outputs) and the framer's word multiplexer
+  over every probe word, about W * words / 4 LUT6s (4:1 per LUT, MUXF7/F8 free).
 
 Throughput: `spikeloop.rtl.throughput`, the gateware's model (docs/gateware.md): layer k takes
 `G_k * max(1, Z_k) + 1` cycles per timestep, with `G_k = ceil(n_out/P)` groups and `Z_k` nonzero
@@ -40,7 +44,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +60,7 @@ from spikeloop.config import (
     LayerConfig,
     design_hash,
     layer_cycles,
+    state_cycles,
 )
 from spikeloop.config import MAX_CHUNK as CORE_MAX_CHUNK
 from spikeloop.network import INPUT_SHIFT_RANGE
@@ -390,96 +395,221 @@ def layer_memories(layer: LayerConfig) -> dict[str, MemoryMap]:
 # --------------------------------------------------------------------------------------------
 
 
-def _lutram_read_bits(layer: LayerConfig, kinds) -> int:
-    mems = layer_memories(layer)
-    return sum(mems[k].width for k in kinds if mems[k].kind == "lutram")
-
-
 def _crossbar_features(layer: LayerConfig) -> dict[str, dict[str, float]]:
     P, C, NC = layer.lanes, layer.chunk, layer.n_chunks
     acc = layer.n_in.bit_length()
-    return {
-        "lut": {
-            "popcount bits P*C": P * C,
-            "accumulator bits P*log2(n_in)": P * acc,
-            "chunk multiplexer C*(n_chunks-1)": C * (NC - 1),
-            "inputs n_in": layer.n_in,
-            "chunks": NC,
-            "one": 1.0,
-        },
-        "ff": {  # the captured timestep, the chunk masks, stage 1, the P accumulators and sums, and the
-                 # read register of a weight memory in LUT RAM (a block RAM has its own)
-            "LUT RAM read bits": _lutram_read_bits(layer, ("weights",)),
-            "inputs n_in": layer.n_in,
-            "chunk C": C,
-            "chunks": NC,
-            "lane sum bits P*(2*log2(n_in)+1)": P * (2 * acc + 1),
-            "one": 1.0,
-        },
-    }
+    return {"lut": {
+        "popcount bits P*C": P * C,
+        "accumulator bits P*log2(n_in)": P * acc,
+        "chunk multiplexer C*(n_chunks-1)": C * (NC - 1),
+        "inputs n_in": layer.n_in,
+        "chunks": NC,
+        "one": 1.0,
+    }}
 
 
 def _neuron_features(layer: LayerConfig) -> dict[str, dict[str, float]]:
     P, V, U = layer.lanes, layer.v_bits, layer.u_bits
     mult = layer.decay == "multiply"
-    return {
-        "lut": {
-            "lane membrane bits P*V": P * V * (not mult),
-            "lane current bits P*U": P * U * (not mult),
-            "lane membrane bits P*V (multiply)": P * V * mult,
-            "lane current bits P*U (multiply)": P * U * mult,
-            "lane sum bits P*syn": P * layer.syn_bits,
-            "groups": layer.n_groups,
-            "one": 1.0,
-        },
-        "ff": {  # stage B's sums, the output v' and z per lane, read registers of LUT RAM
-            "LUT RAM read bits": _lutram_read_bits(layer, ("theta", "bias", "v", "u")),
-            "lane sum bits P*syn": P * layer.syn_bits,
-            "lane membrane bits P*V": P * V,
-            "lane current bits P*U (multiply)": P * U * mult,
-            "lanes": P,
-            "one": 1.0,
-        },
-    }
+    return {"lut": {
+        "lane membrane bits P*V": P * V * (not mult),
+        "lane current bits P*U": P * U * (not mult),
+        "lane membrane bits P*V (multiply)": P * V * mult,
+        "lane current bits P*U (multiply)": P * U * mult,
+        "lane sum bits P*syn": P * layer.syn_bits,
+        "groups": layer.n_groups,
+        "one": 1.0,
+    }}
 
 
 def _collector_features(layer: LayerConfig, membranes: bool) -> dict[str, dict[str, float]]:
-    return {
-        "lut": {
-            "outputs n_out": layer.n_out,
-            "membrane bits n_out*V": layer.n_out * layer.v_bits * membranes,
-            "groups": layer.n_groups,
-            "one": 1.0,
-        },
-        "ff": {
-            "outputs n_out": layer.n_out,
-            "membrane bits n_out*V": layer.n_out * layer.v_bits * membranes,
-            "one": 1.0,
-        },
-    }
+    return {"lut": {
+        "outputs n_out": layer.n_out,
+        "membrane bits n_out*V": layer.n_out * layer.v_bits * membranes,
+        "groups": layer.n_groups,
+        "one": 1.0,
+    }}
 
 
 def _core_features(config: CoreConfig) -> dict[str, dict[str, float]]:
     W = config.bus_width
     words_in = words_per_timestep(config.n_in, W)
     words_out = output_words_per_timestep(config)
+    return {"lut": {
+        "input vector bits": words_in * W,
+        "output words bits": words_out * W,
+        "outputs n_out (spike popcount)": config.n_out,
+        "readback registers": len(config.readback()) + 3 * len(config.layers),
+        "windows": len(regmap.windows(config)),
+        "one": 1.0,
+    }}
+
+
+# --------------------------------------------------------------------------------------------
+# Flip-flops, counted from the gateware's structure
+# --------------------------------------------------------------------------------------------
+# Every register of the pipelines is counted by the widths the gateware gives it (rtl/*.py), with
+# what synthesis removes left out: bits that are constant (padding beyond n_in or n_out) or that
+# nothing reads. A memory in LUT RAM adds its read register (a block RAM holds its own).
+
+
+def _index_bits(count: int) -> int:
+    """Bits of `rtl.common.index_shape(count)`."""
+    return max(1, (count - 1).bit_length())
+
+
+def _window_port_ffs(addr_bits: int, tag_bits: int) -> int:
+    """rtl/window.py: pending, replay, ack, the held row and the request's tag twice."""
+    return 3 + addr_bits + 2 * tag_bits
+
+
+@cache
+def tree_register_bits(chunk: int) -> tuple[int, ...]:
+    """Register bits of one lane's popcount tree per stage T1..Tk (rtl/crossbar.py's heaps, counted
+    by its `_compress` and `_stage_levels`)."""
+    from spikeloop.rtl.crossbar import _compress, _stage_levels
+
+    heap, out = [[None] * chunk], []
+    for levels in _stage_levels(chunk):
+        for _ in range(levels):
+            heap = _compress(heap, lambda bits: [None] * len(bits).bit_length())
+        out.append(sum(map(len, heap)))
+    return tuple(out)
+
+
+def crossbar_ffs(layer: LayerConfig) -> dict[str, int]:
+    """Flip-flops of a crossbar (rtl/crossbar.py) by pipeline part."""
+    P, C, NC, NG = layer.lanes, layer.chunk, layer.n_chunks, layer.n_groups
+    g, row = _index_bits(NG), _index_bits(max(2, layer.weight_rows))
+    stride_bits = (layer.row_stride - 1).bit_length()
+    addr_bits = stride_bits + _index_bits(layer.weight_rows)
+    tag = 5 + g  # an item: valid, first, end, group, step_end, last
+    weights = layer_memories(layer)["weights"]
     return {
-        "lut": {
-            "input vector bits": words_in * W,
-            "output words bits": words_out * W,
-            "outputs n_out (spike popcount)": config.n_out,
-            "readback registers": len(config.readback()) + 3 * len(config.layers),
-            "windows": len(regmap.windows(config)),
-            "one": 1.0,
-        },
-        "ff": {
-            "input vector bits": words_in * W,
-            "output words bits": words_out * W,
-            "layers (MODE, LAM, ALPHA)": len(config.layers),
-            "address bits": regmap.address_bits(config),
-            "one": 1.0,
-        },
+        "bus requests and read answer": 3 + addr_bits + 32 + 2 + 1 + 32,
+        "weight read register (LUT RAM)": weights.width if weights.kind == "lutram" else 0,
+        "read port": _window_port_ffs(row, max(1, stride_bits) + 1),
+        # W: the timestep (n_in bits: the padding is constant), its nonzero chunks and the walk
+        "capture and walk": layer.n_in + 1 + 2 * NC + 1 + g + _index_bits(layer.weight_rows) + 1,
+        # the walk's choices a clock ahead: the offered payload's nonzero chunks (and offered), the
+        # timestep's and the group's lowest chunk
+        "walk registers ahead": 3 * NC + 1,
+        "I, M: row, chunk bits": 2 * (tag + row + C),
+        "A: lanes AND chunk": tag + (P + 1) * C,
+        "T: popcount trees": sum(tag + (P + 1) * bits for bits in tree_register_bits(C)),
+        "S: accumulators": tag + (P + 1) * layer.n_in.bit_length(),
+        "O: output and skid": 2 * (P * layer.syn_bits + g + 2) + 2,
     }
+
+
+@cache
+def _lane_ffs(syn_bits: int, v_bits: int, u_bits: int, frac_bits: int, decay: str, options: bool) -> int:
+    """Flip-flops of one neuron-array lane: the stage registers `neuron_update` and `Decay.of` ask for
+    (counted by calling them with a stage that records widths), the syn/theta/bias/v/u registers of
+    the read and delay stages, and the output's z and v'. Left out: the current of stages 4 and 5,
+    which only the probes read (`probe_resources`), and with decay "multiply" the product, held in
+    the DSP48E1's own register (MREG). Without options the rounding constants and b_v - r are 0: no
+    registers, and a bit less in both v_base and v_sum. A loss keeps the bits of x, one more for
+    "multiply" (factor < 2^(F+1)) and one more for a rounding constant (options): the upper bits of
+    its Amaranth shape repeat the sign, and synthesis keeps one."""
+    from amaranth.hdl import Module, Signal, Value, signed
+
+    from spikeloop.rtl.common import LayerControl
+    from spikeloop.rtl.neuron import Decay, neuron_update
+
+    V, U = v_bits, u_bits
+    m, widths = Module(), []
+    m._MustUse__used = True  # built to be measured, never elaborated (as rtl.common.parameters does)
+
+    unread = {"product", "u_4", "u_5"} | (set() if options else {"v_add_1", "product_c"})
+
+    def stage(value, name):
+        value = Value.cast(value)
+        widths.append(0 if name in unread else len(value))
+        return Signal(value.shape(), name=name)
+
+    ctrl = LayerControl().create()
+    decay_of = Decay(m, ctrl.lam, rounding=ctrl.decay_round, frac_bits=frac_bits, mode=decay, name="lam")
+    loss_extra = (decay == "multiply") + options
+    losses = [Signal(signed(min(len(Value.cast(decay_of.of(Signal(signed(bits)), stage))), bits + loss_extra)))
+              for bits in (V, U)]
+    widths += [len(loss) for loss in losses]
+    neuron_update(m, syn=Signal(signed(syn_bits)), bias=Signal(signed(V)), theta=Signal(signed(V)),
+                  v=Signal(signed(V)), u=Signal(signed(U)), lam_loss=losses[0], alpha_loss=losses[1], mode=ctrl,
+                  v_bits=V, u_bits=U, options=options, stage=stage)
+    row = syn_bits + 3 * V + U  # syn, theta, bias, v, u
+    narrower = 0 if options else 3  # v_base (two stages) and v_sum
+    return sum(widths) - narrower + syn_bits + row * (2 + decay_of.stages) + 1 + V  # ports, read, delays; z, v'
+
+
+def neuron_ffs(layer: LayerConfig) -> dict[str, int]:
+    """Flip-flops of a neuron array (rtl/neuron.py) by part, without probes (`probe_resources`)."""
+    from spikeloop.rtl.neuron import UPDATE_STAGES
+
+    P, NG, V, F = layer.lanes, layer.n_groups, layer.v_bits, layer.frac_bits
+    g = _index_bits(NG)
+    lane_bits = (layer.lane_stride - 1).bit_length()
+    mems = layer_memories(layer)
+    mode_fields = regmap.layer_register("MODE").fields
+    mode_bits = sum(f.width for f in mode_fields if layer.options or f.name in ("neuron", "reset"))
+    # per decay (lam, alpha): the rounding constants (options: 0 without); "shift" also the shift and
+    # lam != 0 ("multiply": the factor is in each DSP48E1's B register)
+    decay_bits = 2 * (F + 1) * layer.options + (0 if layer.decay == "multiply" else F.bit_length() + 1)
+    stages = UPDATE_STAGES + 3 + (layer.decay == "multiply")  # ports, read, (product), loss, updates
+    payload = P * (1 + V) + g + 2  # z, v', group, end, last
+    return {
+        "bus requests and read answer": 3 + lane_bits + _index_bits(NG) + V + 4 + 1 + V,  # r_data: V, sign
+        "read port": _window_port_ffs(_index_bits(max(2, NG)), max(1, lane_bits) + 3 + 1),
+        "run-time constants": mode_bits + 2 * decay_bits,
+        "stage items": stages * (3 + g),
+        "memory read registers (LUT RAM)": sum(mems[k].width for k in ("theta", "bias", "v", "u")
+                                               if mems[k].kind == "lutram"),
+        "lanes": P * _lane_ffs(layer.syn_bits, V, layer.u_bits, F, layer.decay, layer.options),
+        "groups in flight": NG if NG < state_cycles(layer) else 0,
+        "clear": 2 + g,
+        "output (z and v' are the lanes')": 1 + g + 2,
+        "output skid": payload + 1,
+    }
+
+
+def collector_ffs(layer: LayerConfig, membranes: bool) -> int:
+    """Flip-flops of a layer's collector (rtl/layer.py): the spikes (and membranes), valid, last, and
+    the answer to a read past a window, unless the crossbar's and the neuron array's addresses are
+    as wide (then none is past)."""
+    weights = (layer.row_stride - 1).bit_length() + _index_bits(layer.weight_rows)
+    neurons = (layer.lane_stride - 1).bit_length() + _index_bits(layer.n_groups)
+    return layer.n_out * (1 + layer.v_bits * membranes) + 2 + (weights != neurons)
+
+
+def _count_bits(n: int) -> int:
+    """Register bits of the 6-bit group counts of `n` bits (rtl/framing.py `_count`)."""
+    return sum(min(6, n - i).bit_length() for i in range(0, n, 6))
+
+
+def core_ffs(config: CoreConfig) -> dict[str, float]:
+    """Flip-flops of the periphery (rtl/framing.py, rtl/registers.py; the rest is fixed)."""
+    from spikeloop.rtl import registers
+
+    W = config.bus_width
+    words_in = words_per_timestep(config.n_in, W)
+    runtime = sum(registers._bits(r) for r in registers._runtime_registers())
+    framed = config.n_out + config.membranes * config.n_out * config.layers[-1].v_bits
+    return {
+        "deframer": config.n_in + words_in + _index_bits(max(2, words_in)) + 2 + W + _count_bits(W),
+        "framer": framed + 4 + _index_bits(max(2, output_words_per_timestep(config))) + _count_bits(config.n_out),
+        "register file: layer registers": runtime * len(config.layers),
+        "register file: decode per register": 2 * len(registers._plan(config)),
+        "register file: address": regmap.address_bits(config),
+        "loader input FIFO": 2 * (W + 1 + 5 * (W // 32)),  # two bus words, TLAST, five flags per frame word
+        "fixed (counters, loader, register file, state clear)": FIXED_FFS,
+    }
+
+
+#: Flip-flops of the periphery that no configuration changes: the 64-bit counters with their
+#: carries and shadows (402), the loader's walk of a frame (242: 318 with its 32-bit FIFO), the
+#: register file's AXI-Lite side and status (285), the state clear and the core's own (5): Yosys on
+#: the default core (by module) after the pipelining.
+FIXED_FFS = 402 + 242 + 285 + 5
 
 
 def _module_kind(name: str) -> tuple[str, int | None]:
@@ -516,7 +646,7 @@ def _ffs(cells: dict[str, int]) -> float:
 
 
 def _calibration_rows():
-    """(kind, features, logic LUTs, FFs) per module of every stored xc7 run."""
+    """(kind, features, logic LUTs, FFs) per module of every stored xc7 run (the FFs are not fitted)."""
     if not DATA.is_file():
         return []
     rows = {}
@@ -554,7 +684,8 @@ def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def coefficients() -> dict[str, dict[str, dict[str, float]]]:
-    """kind -> {"lut": {feature: coefficient}, "ff": {...}} fitted to the calibration runs.
+    """kind -> {"lut": {feature: coefficient}} fitted to the calibration runs (flip-flops are counted:
+    `crossbar_ffs`, `neuron_ffs`, `collector_ffs`, `core_ffs`).
 
     Rows are weighted by 1/(target + 50) so that small modules count as much as large ones
     in relative terms.
@@ -566,7 +697,7 @@ def coefficients() -> dict[str, dict[str, dict[str, float]]]:
         if not mine:
             raise RuntimeError(f"no calibration data for {kind} modules in {DATA}")
         out[kind] = {}
-        for target, col in (("lut", 2), ("ff", 3)):
+        for target, col in (("lut", 2),):
             names = list(mine[0][1][target])
             a = np.array([[r[1][target][n] for n in names] for r in mine], float)
             b = np.array([r[col] for r in mine], float)
@@ -585,9 +716,9 @@ def _dsps(layer: LayerConfig) -> int:
     return layer.lanes * (per(layer.v_bits) + per(layer.u_bits))
 
 
-def _linear(kind: str, feats: dict[str, dict[str, float]]) -> tuple[float, float]:
-    c = coefficients()[kind]
-    return tuple(sum(c[t][n] * v for n, v in feats[t].items()) for t in ("lut", "ff"))
+def _linear(kind: str, feats: dict[str, dict[str, float]]) -> float:
+    c = coefficients()[kind]["lut"]
+    return sum(c[n] * v for n, v in feats["lut"].items())
 
 
 def layer_resources(layer: LayerConfig, *, membranes: bool = False) -> dict[str, Resources]:
@@ -595,15 +726,14 @@ def layer_resources(layer: LayerConfig, *, membranes: bool = False) -> dict[str,
     layer is the last one of a core that outputs membranes)."""
     mems = layer_memories(layer)
     w = mems["weights"]
-    lut, ff = _linear("crossbar", _crossbar_features(layer))
-    out = {"crossbar": Resources(lut + w.lutram_luts, ff, w.bram, 0)}
-    lut, ff = _linear("neurons", _neuron_features(layer))
-    lut += options_luts(layer)
+    lut = _linear("crossbar", _crossbar_features(layer))
+    out = {"crossbar": Resources(lut + w.lutram_luts, sum(crossbar_ffs(layer).values()), w.bram, 0)}
+    lut = _linear("neurons", _neuron_features(layer)) + options_luts(layer)
     neuron_mems = [mems[kind] for kind in ("theta", "bias", "v", "u")]
-    out["neurons"] = Resources(lut + sum(m.lutram_luts for m in neuron_mems), ff,
+    out["neurons"] = Resources(lut + sum(m.lutram_luts for m in neuron_mems), sum(neuron_ffs(layer).values()),
                                sum(m.bram for m in neuron_mems), _dsps(layer))
-    lut, ff = _linear("collector", _collector_features(layer, membranes))
-    out["collector"] = Resources(lut, ff, 0, 0)
+    lut = _linear("collector", _collector_features(layer, membranes))
+    out["collector"] = Resources(lut, collector_ffs(layer, membranes), 0, 0)
     return out
 
 
@@ -626,9 +756,9 @@ def options_luts(layer: LayerConfig) -> float:
 def probe_resources(config: CoreConfig) -> dict[str, Resources]:
     """What the probes add to `config` (nothing unless `config.probes`), by part: "layer k probes"
     (the captured v' where the collector does not hold it already, the currents, and the neuron
-    array's current output register: one FF per bit) and "framer probes" (the multiplexer of the
-    probe words onto the bus: W * words / 4 LUT6s, with a few percent for the second level; the
-    section sequencing is a handful of LUTs and FFs)."""
+    array's current in its update stages 4 and 5, output and skid registers: one FF per bit) and "framer probes" (the
+    multiplexer of the probe words onto the bus: W * words / 4 LUT6s, with a few percent for the
+    second level; its output word register, W FFs; the section sequencing, a handful of LUTs and FFs)."""
     from spikeloop.stream import PROBE_KINDS
 
     if not config.probes:
@@ -637,12 +767,12 @@ def probe_resources(config: CoreConfig) -> dict[str, Resources]:
     for k, layer in enumerate(config.layers):
         last = config.membranes and k == len(config.layers) - 1
         ub = layer.current_bits
-        ff = layer.n_out * (ub + (0 if last else layer.v_bits)) + layer.lanes * ub
+        ff = layer.n_out * (ub + (0 if last else layer.v_bits)) + 4 * layer.lanes * ub
         parts[f"layer {k} probes"] = Resources(0, ff, 0, 0)
     W = config.bus_width
     words = output_words_per_timestep(config, (1 << len(PROBE_KINDS)) - 1)
     sections = 1 + len(PROBE_KINDS) * len(config.layers)
-    parts["framer probes"] = Resources(W * words / 4 * 1.07 + 4 * sections, 16, 0, 0)
+    parts["framer probes"] = Resources(W * words / 4 * 1.07 + 4 * sections, W + 16, 0, 0)
     return parts
 
 
@@ -652,8 +782,7 @@ def analytic(config: CoreConfig, *, breakdown: bool = False):
     With `breakdown`, returns (total, {part: Resources}) with parts "core", "layer k crossbar",
     "layer k neurons", "layer k collector", and with probes "layer k probes", "framer probes".
     """
-    lut, ff = _linear("core", _core_features(config))
-    parts = {"core": Resources(lut, ff, 0, 0)}
+    parts = {"core": Resources(_linear("core", _core_features(config)), sum(core_ffs(config).values()), 0, 0)}
     for k, layer in enumerate(config.layers):
         last = config.membranes and k == len(config.layers) - 1
         for name, r in layer_resources(layer, membranes=last).items():

@@ -413,10 +413,12 @@ def framing_cycles(config: CoreConfig) -> int:
 
 def max_timestep_cycles(config: CoreConfig) -> int:
     """An upper bound on the clocks from a timestep's first input word to its last output word:
-    every layer dense, one after the other, each with its neuron array's latency and a few clocks of
-    hand-over, and the stream words.
+    every layer dense, one after the other, each with its crossbar's latency (capture, issue, memory,
+    popcount trees of at most one register stage per bit of C, accumulate, output: bounded by
+    6 + C.bit_length()), its neuron array's and a few clocks of hand-over, and the stream words.
     Deadlines of drivers and test benches are computed from it."""
-    layers = sum(int(layer_cycles(layer)) + state_cycles(layer) + 3 for layer in config.layers)
+    layers = sum(int(layer_cycles(layer)) + 6 + layer.chunk.bit_length() + state_cycles(layer) + 3
+                 for layer in config.layers)
     return layers + words_per_timestep(config.n_in, config.bus_width) + output_words_per_timestep(config) + 8
 
 

@@ -2,8 +2,10 @@
 the refusal of what does not fit, the search for the largest fitting configuration, the CLI.
 
 Tolerances of the analytic model against Yosys (`synth_xilinx -family xc7`), stated in docs/boards.md:
-on the stored calibration runs LUT and FF within 10 %, block RAM and DSP exact; on a fresh
-synthesis of a configuration outside the calibration set LUT and FF within 20 %, BRAM and DSP exact.
+on the stored calibration runs LUT within 10 %, block RAM and DSP exact; on a fresh synthesis of a
+configuration outside the calibration set LUT within 20 %, FF within 5 % (per crossbar and neuron
+array too, per collector exact: the FFs are counted from the gateware, not fitted, and the
+stored runs predate its pipeline registers), BRAM and DSP exact.
 """
 
 from __future__ import annotations
@@ -79,7 +81,6 @@ def test_analytic_model_matches_the_calibration_runs(run):
         got = estimate.Resources(got.lut - sum(estimate.options_luts(layer) for layer in config.layers), got.ff,
                                  got.bram, got.dsp)
     assert within(got.lut, want.lut, 0.10), (got, want)
-    assert within(got.ff, want.ff, 0.10), (got, want)
     assert got.bram == want.bram and got.dsp == want.dsp, (got, want)
 
 
@@ -107,12 +108,39 @@ def test_fresh_synthesis_matches_the_analytic_model_and_is_cached(tmp_path_facto
     assert got.bram == want.bram and got.dsp == want.dsp, (got, want)
 
 
-@pytest.mark.xfail(strict=True, reason="the calibration runs (estimate_data.json) predate the pipeline registers of "
-                                       "the 100 MHz core, so the analytic model counts about a third of the FFs; "
-                                       "`python -m spikeloop.boards.estimate calibrate` (hours of Yosys) refits it")
 def test_analytic_flip_flops_match_a_fresh_synthesis():
-    got, want = estimate.analytic(FRESH), estimate.synthesize(FRESH, PYNQ).resources
-    assert within(got.ff, want.ff, 0.20), (got, want)
+    synthesized = estimate.synthesize(FRESH, PYNQ)
+    got, parts = estimate.analytic(FRESH, breakdown=True)
+    want = synthesized.resources
+    print(f"fresh config: analytic {got.ff:,.0f} FF vs Yosys {want.ff:,.0f}")
+    assert within(got.ff, want.ff, 0.05), (got, want)
+    ffs = {name: estimate.count_cells(cells, "xc7").ff for name, cells in synthesized.modules.items()}
+    for k in range(len(FRESH.layers)):
+        for part in ("crossbar", "neurons"):
+            name = f"spikeloop_core.core.network.layer{k}.{part}"
+            yosys = ffs[name] + ffs[f"{name}.window"]  # the read port is a module of its own
+            assert within(parts[f"layer {k} {part}"].ff, yosys, 0.05), (k, part, parts[f"layer {k} {part}"], yosys)
+        assert parts[f"layer {k} collector"].ff == ffs[f"spikeloop_core.core.network.layer{k}"], k
+
+
+def test_popcount_tree_registers_are_the_crossbars():
+    """`tree_register_bits` counts the registers the crossbar builds (`t<k>_lane<p>_c<i>`), stage by
+    stage, for chunk widths with no stage, one and several."""
+    import re
+
+    from amaranth.back import rtlil
+
+    from spikeloop.rtl.crossbar import Crossbar, tree_stages
+
+    stages_seen = set()
+    for chunk in (2, 3, 7, 16, 37, 64):
+        text = rtlil.convert(Crossbar(n_in=64, n_out=4, lanes=2, chunk=chunk), name="xbar")
+        widths = [(int(k), int(w)) for w, k in re.findall(r"wire width (\d+) .*\\t(\d+)_lane0_c\d+\n", text)]
+        got = tuple(sum(w for k, w in widths if k == stage) for stage in range(1, tree_stages(chunk) + 1))
+        assert got == estimate.tree_register_bits(chunk), (chunk, got)
+        assert sum(w for _, w in widths) == sum(got), chunk  # no stage beyond tree_stages
+        stages_seen.add(len(got))
+    assert stages_seen >= {0, 1, 2}, stages_seen
 
 
 def test_a_configuration_that_does_not_fit_is_refused_with_the_numbers():
@@ -159,7 +187,11 @@ def test_the_options_cost_luts_only_where_they_are_built():
     assert all(x > 1000 for x in extra), extra
     assert estimate.analytic(some).lut == pytest.approx(off.lut + extra[1])
     assert estimate.analytic(on).lut == pytest.approx(off.lut + sum(extra))
-    assert estimate.analytic(on).ff == off.ff
+    # the options widen the neuron arrays' stage registers and keep the rounding constants: FFs too,
+    # only in the layers built with them
+    assert estimate.analytic(on).ff > off.ff
+    assert estimate.analytic(some).ff - off.ff == pytest.approx(
+        sum(estimate.neuron_ffs(on.layers[1]).values()) - sum(estimate.neuron_ffs(DEFAULT_CORE.layers[1]).values()))
     assert all(not layer.get("options") for run in RUNS for layer in run["config"]["layers"])
     with_options = estimate.largest(DEFAULT_SIZES, PYNQ, margin=0.9, options=True)
     assert all(layer.options for layer in with_options.layers)

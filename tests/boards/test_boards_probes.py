@@ -23,10 +23,11 @@ def test_the_analytic_model_adds_the_capture_registers_and_the_output_multiplexe
     base, base_parts = estimate.analytic(plain, breakdown=True)
     assert set(parts) - set(base_parts) == {"layer 0 probes", "layer 1 probes", "framer probes"}
     # with options, layer 0: every neuron's v' (10 bits) and current (a lif current (syn << 16) + bias:
-    # max(9, max(7 + 16, 10) + 1) = 24 bits), the lanes' currents
-    assert parts["layer 0 probes"].ff == 20 * (10 + 24) + 5 * 24
+    # max(9, max(7 + 16, 10) + 1) = 24 bits), the lanes' currents in update stages 4 and 5 (which
+    # only the probes read), the output and the skid register
+    assert parts["layer 0 probes"].ff == 20 * (10 + 24) + 4 * 5 * 24
     # layer 1 outputs membranes already: only the currents (max(14, max(6 + 16, 12) + 1) = 23 bits)
-    assert parts["layer 1 probes"].ff == 7 * 23 + 7 * 23
+    assert parts["layer 1 probes"].ff == 7 * 23 + 4 * 7 * 23
     words = output_words_per_timestep(probed, 7)
     assert parts["framer probes"].lut >= 32 * words / 4
     assert total.lut > base.lut and total.ff > base.ff and total.bram == base.bram

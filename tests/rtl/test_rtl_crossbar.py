@@ -191,6 +191,7 @@ def test_tree_stages_grow_with_the_chunk():
     for c in range(1, 4097):
         levels = _stage_levels(c)
         assert all(1 <= n <= LEVELS_PER_STAGE for n in levels) and len(levels) <= 6, (c, levels)
+        assert 1 + 5 + len(levels) <= 6 + c.bit_length(), c  # capture + latency: max_timestep_cycles's bound
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 6, 7, 16, 20, 64, 196, 325, 1000, 4096])
