@@ -27,10 +27,18 @@ pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"formal tools: {MIS
 #: Jobs left out of the test run, with why (none: the core's k-induction closes at depth 2 since each
 #: component's count is proven apart from their sum, core-prove and core-count-prove).
 SLOW: dict[str, str] = {}
+#: Jobs run with `make experiments`: the core's covers from reset take minutes (the core's proofs, the neuron's
+#: and the decays' covers stay in the test run).
+LONG = {"core-cover"}
 
 
-@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.skip(reason=SLOW[name])) if name in SLOW
-                                  else name for name in formal.JOBS])
+def _job_param(name):
+    if name in SLOW:
+        return pytest.param(name, marks=pytest.mark.skip(reason=SLOW[name]))
+    return pytest.param(name, marks=pytest.mark.experiment) if name in LONG else name
+
+
+@pytest.mark.parametrize("name", [_job_param(name) for name in formal.JOBS])
 def test_formal_job(name):
     result = formal.run_job(formal.JOBS[name], WORKDIR)
     print(result.summary())
