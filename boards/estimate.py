@@ -453,6 +453,10 @@ def _core_features(config: CoreConfig) -> dict[str, dict[str, float]]:
 # nothing reads. A memory in LUT RAM adds its read register (a block RAM holds its own).
 
 
+#: Bits of `MemBus.sel` (a window kind).
+_SEL_BITS = (len(regmap.WINDOW_KINDS) - 1).bit_length()
+
+
 def _index_bits(count: int) -> int:
     """Bits of `rtl.common.index_shape(count)`."""
     return max(1, (count - 1).bit_length())
@@ -487,6 +491,7 @@ def crossbar_ffs(layer: LayerConfig) -> dict[str, int]:
     weights = layer_memories(layer)["weights"]
     return {
         "bus requests and read answer": 3 + addr_bits + 32 + 2 + 1 + 32,
+        "weight write, a clock later": _index_bits(layer.weight_rows) + 32 + layer.row_words,
         "weight read register (LUT RAM)": weights.width if weights.kind == "lutram" else 0,
         "read port": _window_port_ffs(row, max(1, stride_bits) + 1),
         # W: the timestep (n_in bits: the padding is constant), its nonzero chunks and the walk
@@ -558,7 +563,9 @@ def neuron_ffs(layer: LayerConfig) -> dict[str, int]:
     stages = UPDATE_STAGES + 3 + (layer.decay == "multiply")  # ports, read, (product), loss, updates
     payload = P * (1 + V) + g + 2  # z, v', group, end, last
     return {
-        "bus requests and read answer": 3 + lane_bits + _index_bits(NG) + V + 4 + 1 + V,  # r_data: V, sign
+        # the request; the answer: each memory's lane, then ack, sel, valid and the data (V or U bits)
+        "bus requests and read answer": _SEL_BITS + lane_bits + _index_bits(NG) + V + 4
+                                        + 3 * V + layer.u_bits + 1 + _SEL_BITS + 1 + 1 + max(V, layer.u_bits),
         "read port": _window_port_ffs(_index_bits(max(2, NG)), max(1, lane_bits) + 3 + 1),
         "run-time constants": mode_bits + 2 * decay_bits,
         "stage items": stages * (3 + g),
@@ -594,12 +601,16 @@ def core_ffs(config: CoreConfig) -> dict[str, float]:
     words_in = words_per_timestep(config.n_in, W)
     runtime = sum(registers._bits(r) for r in registers._runtime_registers())
     framed = config.n_out + config.membranes * config.n_out * config.layers[-1].v_bits
+    windows = regmap.windows(config)
+    spans = [(w.span - 1).bit_length() - 2 for w in windows]
     return {
         "deframer": config.n_in + words_in + _index_bits(max(2, words_in)) + 2 + W + _count_bits(W),
         "framer": framed + 4 + _index_bits(max(2, output_words_per_timestep(config))) + _count_bits(config.n_out),
         "register file: layer registers": runtime * len(config.layers),
         "register file: decode per register": 2 * len(registers._plan(config)),
         "register file: address": regmap.address_bits(config),
+        # the window hit (one bit per window) and offset, then the MemBus's data (its strobes are fixed)
+        "register file: window decode": len(windows) + max(1, *spans) + 32 - 2,
         "loader input FIFO": 2 * (W + 1 + 5 * (W // 32)),  # two bus words, TLAST, five flags per frame word
         "fixed (counters, loader, register file, state clear)": FIXED_FFS,
     }
@@ -607,9 +618,9 @@ def core_ffs(config: CoreConfig) -> dict[str, float]:
 
 #: Flip-flops of the periphery that no configuration changes: the 64-bit counters with their
 #: carries and shadows (402), the loader's walk of a frame (242: 318 with its 32-bit FIFO), the
-#: register file's AXI-Lite side and status (285), the state clear and the core's own (5): Yosys on
+#: register file's AXI-Lite side and status (285), the state clear and the core's own (6): Yosys on
 #: the default core (by module) after the pipelining.
-FIXED_FFS = 402 + 242 + 285 + 5
+FIXED_FFS = 402 + 242 + 285 + 6
 
 
 def _module_kind(name: str) -> tuple[str, int | None]:

@@ -12,8 +12,8 @@ __all__ = ["StateClear"]
 class StateClear(wiring.Component):
     """Turns a clear request into one `clear` pulse for every layer, when the core is quiet.
 
-    From the request on, `hold` keeps new timesteps out; once `quiet` (no timestep received in
-    part or in flight), `clear` pulses; `hold` lasts until the layers have zeroed their state.
+    From the request on, `hold` keeps new timesteps out; a clock after `quiet` (no timestep received
+    in part or in flight) is seen, `clear` pulses; `hold` lasts until the layers have zeroed their state.
 
     Members
     -------
@@ -39,7 +39,9 @@ class StateClear(wiring.Component):
         m = Module()
         requested = Signal()
         running = Signal()  # the pulse went out; the layers raise `clearing` from the next cycle
-        with m.If(requested & self.quiet):
+        settled = Signal()  # quiet while requested, a clock ago (new timesteps are held out meanwhile)
+        m.d.sync += settled.eq(self.quiet & requested & ~settled)
+        with m.If(requested & settled):
             m.d.comb += self.clear.eq(1)
             m.d.sync += [requested.eq(0), running.eq(1)]
         with m.Elif(running & ~self.layers_clearing):

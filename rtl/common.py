@@ -16,7 +16,7 @@ from spikeloop.network import check_int
 from spikeloop.regmap import WINDOW_KINDS, layer_register
 
 __all__ = [
-    "parameters", "check_choice", "check_type", "popcount", "saturate", "onehot_index", "SkidOutput",
+    "parameters", "check_choice", "check_type", "decoder", "popcount", "saturate", "onehot_index", "SkidOutput",
     "index_shape", "word_layout", "spike_layout", "group_sum_layout", "neuron_out_layout",
     "probe_layout",
     "MemBus", "LayerControl", "WINDOW", "DECAY_BITS", "Probed",
@@ -111,6 +111,32 @@ def onehot_index(onehot: Value) -> Value:
         hits = [onehot[i] for i in range(len(onehot)) if (i >> b) & 1]
         bits.append(Cat(*hits).any() if hits else Const(0, 1))
     return Cat(*bits)
+
+
+def decoder(m, value, *, field_bits: int = 3):
+    """`equals(k, lo=0)`, true when `value[lo:] == k >> lo`: `value` cut into fields of `field_bits`, each
+    decoded one-hot into kept signals (one LUT level), so that every comparison is an AND of one term per
+    field (one more; a field that `lo` cuts gives the OR of its matching one-hot bits), however many
+    comparisons share the decoder (left to synthesis, they share chains of LUTs)."""
+    fields = []
+    for lsb in range(0, len(value), field_bits):
+        part = value[lsb : lsb + field_bits]
+        onehot = Signal(1 << len(part), name=f"decode{lsb}", attrs={"keep": 1})
+        m.d.comb += onehot.eq(Const(1, len(onehot)) << part)
+        fields.append((lsb, len(part), onehot))
+
+    def equals(k: int, lo: int = 0):
+        if k >> len(value):
+            return Const(0)
+        terms = []
+        for lsb, width, onehot in fields:
+            cut = max(0, lo - lsb)  # low bits of the field that do not take part
+            if cut >= width:
+                continue
+            want = (k >> lsb) & ((1 << width) - 1)
+            terms.append(Cat(*(onehot[j] for j in range(1 << width) if j >> cut == want >> cut)).any())
+        return Cat(*terms).all()
+    return equals
 
 
 class SkidOutput:

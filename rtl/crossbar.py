@@ -208,11 +208,12 @@ class Crossbar(wiring.Component, Probed):
         bus_row = addr[stride_bits:]
         bus_word = addr[:stride_bits] if stride_bits else Const(0, 1)
         in_range = (bus_row < g.weight_rows) & (bus_word < row_words)
-        m.d.comb += [
-            wp.addr.eq(bus_row),
-            wp.data.eq(w_data.replicate(row_words)),
-            wp.en.eq(Mux(w_stb & is_weights & in_range, 1 << bus_word, 0)),
-        ]
+        w_row = Signal.like(bus_row, name="w_row")  # a write goes to the port a clock later, its enables
+        w_word = Signal.like(w_data, name="w_word")  # (one-hot in the row's words) from a register
+        w_en = Signal(row_words, name="w_en")
+        m.d.sync += [w_row.eq(bus_row), w_word.eq(w_data),
+                     w_en.eq(Mux(w_stb & is_weights & in_range, Const(1, row_words) << bus_word, 0))]
+        m.d.comb += [wp.addr.eq(w_row), wp.data.eq(w_word.replicate(row_words)), wp.en.eq(w_en)]
         read_tag = data.StructLayout({"word": max(1, stride_bits), "valid": 1})
         m.submodules.window = port = WindowPort(addr_width=len(rp.addr), tag=read_tag)
         m.d.comb += [

@@ -325,7 +325,7 @@ class NeuronArray(wiring.Component, Probed):
         theta_rp, bias_rp, v_rp, u_rp = read_ports
 
         # ---- the bus: a write is checked at once (w_err); writes and reads go on from registers a clock
-        # later, and a read's answer is registered too (one clock after the window port's `ack`).
+        # later, and a read's answer two clocks after the window port's `ack`.
         bus = self.bus
         value = bus.w_data.as_signed()
         v_lo, v_hi = -(1 << (V - 1)), (1 << (V - 1)) - 1
@@ -365,12 +365,18 @@ class NeuronArray(wiring.Component, Probed):
             port.r_tag.sel.eq(q_sel),
             port.r_tag.valid.eq(in_range),
         ]
+        # the answer in two register stages: the lane of every memory, then the memory
+        kinds = ("theta", "bias", "v", "u")
+        r_lanes = [Signal(signed(bits), name=f"r_{kind}") for kind, bits in zip(kinds, (V, V, V, U))]
+        r_ack, r_sel, r_valid = Signal(name="r_ack"), Signal.like(bus.sel, name="r_sel"), Signal(name="r_valid")
+        m.d.sync += [lane.eq(rp.data[port.ack_tag.lane]) for lane, rp in zip(r_lanes, read_ports)]
+        m.d.sync += [r_ack.eq(port.ack), r_sel.eq(port.ack_tag.sel), r_valid.eq(port.ack & port.ack_tag.valid)]
         r_value = Signal(signed(32))
-        with m.Switch(port.ack_tag.sel):
-            for kind, rp in zip(("theta", "bias", "v", "u"), read_ports):
+        with m.Switch(r_sel):
+            for kind, lane in zip(kinds, r_lanes):
                 with m.Case(WINDOW[kind]):
-                    m.d.comb += r_value.eq(rp.data[port.ack_tag.lane])
-        m.d.sync += [bus.r_ack.eq(port.ack), bus.r_data.eq(Mux(port.ack & port.ack_tag.valid, r_value, 0))]
+                    m.d.comb += r_value.eq(lane)
+        m.d.sync += [bus.r_ack.eq(r_ack), bus.r_data.eq(Mux(r_valid, r_value, 0))]
 
         # ---- run-time constants (MODE, the decays' shifts and rounding constants) in registers: they
         # change by register writes between runs and reach the lanes a clock after the write.

@@ -12,14 +12,14 @@ process); refusals set sticky STATUS bits: a read-only, unmapped or unaligned ad
 `err_address`, a refused value `err_param`, a window write while busy `err_busy_write`.
 Writes are whole words (`wstrb` is ignored). Window accesses go to the `MemBus`.
 
-Pipeline: every access (AXI-Lite or a stream write) passes two register stages, stream writes
+Pipeline: every access (AXI-Lite or a stream write) passes two register stages (a window's three), stream writes
 back to back one per clock; an AXI-Lite access is taken only in IDLE, so accesses stay in order:
 
-    IDLE: take -> A (addr, data, kind) -> B (decode: one-hot `b_hit`, values accepted, window hit,
-                                              MemBus sel/layer/addr/w_data/w_stb/r_stb) -> effects
-    write: WRITE (A) -> WRITE_B (B) -> WRITE_RESP
+    IDLE: take -> A (addr, data, kind) -> B (decode: one-hot `b_hit`, values accepted, window hit)
+                                           -> effects; C (MemBus sel/layer/addr/w_data/w_stb/r_stb)
+    write: WRITE (A) -> WRITE_B (B) -> WRITE_RESP (C)
     read:  READ (A) -> READ_B (B; counters' upper halves latched) -> READ_VALUE (the registered
-           read multiplexer) -> READ_RESP, or READ_WINDOW (registered r_ack, r_data) -> READ_RESP
+           read multiplexer) -> READ_RESP, or READ_WINDOW (C, then registered r_ack, r_data) -> READ_RESP
 
 The status inputs (`status_q`), the AXI-Lite request the round robin sees and the MemBus read
 answer are registered too.
@@ -36,7 +36,7 @@ from spikeloop.config import CoreConfig, LayerConfig
 from spikeloop.network import check_int
 from spikeloop.regmap import COUNTERS, GLOBAL_REGISTERS, LAYER_REGISTERS
 
-from .common import DECAY_BITS, WINDOW, MemBus, Probed, check_type, parameters
+from .common import DECAY_BITS, WINDOW, MemBus, Probed, check_type, decoder, parameters
 from .counters import counter_layout
 from .loader import write_layout
 
@@ -187,10 +187,10 @@ class RegisterFile(wiring.Component, Probed):
         wdata = Signal(DATA_BITS)
         m.d.sync += a_valid.eq(0)
         # Stage B: the access decoded (registers), acted on in this cycle.
-        b_hit, b_write, b_bad, b_refused = self._decode(m, a_valid, a_read, addr, outside, wdata, probe)
         b_data = Signal(DATA_BITS)
         m.d.sync += b_data.eq(wdata)
-        m.d.comb += win.w_data.eq(b_data)
+        b_hit, b_write, b_bad, b_refused, b_win = self._decode(m, a_valid, a_read, addr, outside, wdata, b_data,
+                                                               probe)
         rdata = Signal(DATA_BITS)
         m.d.comb += bus.rdata.eq(rdata)
 
@@ -222,9 +222,9 @@ class RegisterFile(wiring.Component, Probed):
             with m.State("READ"):  # decoding
                 m.next = "READ_B"
 
-            with m.State("READ_B"):  # a window read strobes the MemBus now (win.r_stb)
+            with m.State("READ_B"):  # a window read strobes the MemBus a clock later (win.r_stb)
                 self._latch_counters(m, b_hit, shadows)
-                with m.If(win.r_stb):
+                with m.If(b_win):
                     m.next = "READ_WINDOW"
                 with m.Else():
                     m.next = "READ_VALUE"
@@ -285,19 +285,20 @@ class RegisterFile(wiring.Component, Probed):
         }
         return m
 
-    def _decode(self, m, a_valid, a_read, addr, outside, wdata, probe):
-        """Stage A -> B: the access's address decoded into registers, and the MemBus driven from registers.
+    def _decode(self, m, a_valid, a_read, addr, outside, wdata, b_data, probe):
+        """Stage A -> B: the access's address decoded into registers; B -> C: the MemBus driven from
+        registers (strobes, sel, layer, addr, w_data).
 
         Returns `b_hit` (one bit per plan entry: the aligned address is that register's), `b_write`
         (the entry takes the written value), `b_bad` (err_address), `b_refused` (err_param: a value the
-        register refuses); all zero without an access.
+        register refuses); all zero without an access; and `b_win` (the address is a window's).
         """
         cfg, win = self._config, self.windows
         n = len(self._plan)
         aligned = (addr[:2] == 0) & ~outside
         word_addr = addr[2:]
         write = a_valid & ~a_read
-        equals = _decoder(m, word_addr)
+        equals = decoder(m, word_addr)
         hits = [aligned & equals(offset // regmap.WORD_BYTES) for offset, _, _, _ in self._plan]
         writable = [kind in ("control", "status", "probe", "runtime") for _, kind, _, _ in self._plan]
         oks = []
@@ -309,33 +310,44 @@ class RegisterFile(wiring.Component, Probed):
                 oks.append(_accepts(register, cfg.layers[arg], wdata))
             else:
                 oks.append(Const(1))
-        win_hit, win_ro, sel, layer, waddr = Const(0), Const(0), 0, 0, 0
-        for w in regmap.windows(cfg):
-            span_bits = (w.span - 1).bit_length()
-            hit = aligned & (addr[span_bits:] == (w.base >> span_bits)) & (addr[2:span_bits] < w.words)
-            win_hit = win_hit | hit
-            if not w.writable:
-                win_ro = win_ro | hit
-            sel = sel | Mux(hit, WINDOW[w.kind], 0)
-            layer = layer | Mux(hit, w.layer, 0)
-            waddr = waddr | Mux(hit, addr[2:span_bits], 0)
+        windows = regmap.windows(cfg)
+        spans = [(w.span - 1).bit_length() - 2 for w in windows]  # a window's word offset bits
+        win_hits = []
+        for w, lo in zip(windows, spans):  # the base matches from bit `lo` up
+            hit = aligned & equals(w.base // regmap.WORD_BYTES, lo)
+            win_hits.append(hit & (word_addr[:lo] < w.words) if w.words < 1 << lo else hit)
 
         # registered decode
         b_read, b_write_access, b_aligned = Signal(name="b_read"), Signal(name="b_write_access"), Signal()
         b_hit, b_ok = Signal(n, name="b_hit"), Signal(n, name="b_ok")
-        b_win, b_ro = Signal(name="b_win"), Signal(name="b_ro")
+        b_whit = Signal(len(windows), name="b_whit")  # the window hit (one-hot or zero)
+        b_offset = Signal(max(1, *spans), name="b_offset")  # the word offset in it
         m.d.sync += [
             b_read.eq(a_valid & a_read),
             b_write_access.eq(write),
             b_aligned.eq(aligned),
             b_hit.eq(Mux(a_valid, Cat(*hits), 0)),
             b_ok.eq(Cat(*oks)),
-            b_win.eq(win_hit),
-            b_ro.eq(win_ro),
-            win.w_stb.eq(write & win_hit & ~win_ro),
-            win.r_stb.eq(a_valid & a_read & win_hit),
+            b_whit.eq(Cat(*win_hits)),
+            b_offset.eq(word_addr[: len(b_offset)]),
         ]
-        with m.If(a_valid):  # sampled with the strobes
+
+        # the MemBus, a clock later (stage C), from the registered window hit
+        b_win = b_whit.any()
+        b_ro = Cat(*(b_whit[i] for i, w in enumerate(windows) if not w.writable)).any()
+        sel, layer, waddr, by_span = 0, 0, 0, {}
+        for i, (w, lo) in enumerate(zip(windows, spans)):
+            sel = sel | Mux(b_whit[i], WINDOW[w.kind], 0)
+            layer = layer | Mux(b_whit[i], w.layer, 0)
+            by_span[lo] = by_span.get(lo, Const(0)) | b_whit[i]
+        for lo, hit in by_span.items():
+            waddr = waddr | Mux(hit, b_offset[:lo], 0)
+        m.d.sync += [
+            win.w_stb.eq(b_write_access & b_win & ~b_ro),
+            win.r_stb.eq(b_read & b_win),
+            win.w_data.eq(b_data),
+        ]
+        with m.If(b_read | b_write_access):  # sampled with the strobes
             m.d.sync += [win.sel.eq(sel), win.layer.eq(layer), win.addr.eq(waddr)]
 
         # its verdicts, from registers
@@ -352,7 +364,7 @@ class RegisterFile(wiring.Component, Probed):
                      | b_write_access & (~b_aligned | Mux(b_win, b_ro, ~writable_hit))),
             b_refused.eq(b_write_access & refused),
         ]
-        return b_hit, b_write, b_bad, b_refused
+        return b_hit, b_write, b_bad, b_refused, b_win
 
     def _latch_counters(self, m, b_hit, shadows):
         """Reading a `_LO` counter latches its upper half for `_HI` (as `rvalue` takes the lower half)."""
@@ -383,24 +395,6 @@ class RegisterFile(wiring.Component, Probed):
         return value
 
 
-def _decoder(m, value, *, field_bits: int = 3):
-    """`equals(k)`, true when `value == k`: `value` cut into fields of `field_bits`, each decoded one-hot
-    into kept signals (one LUT level), so that every comparison is an AND of one bit per field (one
-    more), however many addresses share the decoder (left to synthesis, they share chains of LUTs)."""
-    fields = []
-    for lsb in range(0, len(value), field_bits):
-        part = value[lsb : lsb + field_bits]
-        onehot = Signal(1 << len(part), name=f"decode{lsb}", attrs={"keep": 1})
-        m.d.comb += onehot.eq(Const(1, len(onehot)) << part)
-        fields.append((lsb, len(part), onehot))
-
-    def equals(k: int):
-        if k >> len(value):
-            return Const(0)
-        return Cat(*(onehot[(k >> lsb) & ((1 << width) - 1)] for lsb, width, onehot in fields)).all()
-    return equals
-
-
 def _accepts(register: regmap.Register, layer: LayerConfig, value):
     """Whether a write of `value` to a run-time register of `layer` is taken.
 
@@ -415,9 +409,11 @@ def _accepts(register: regmap.Register, layer: LayerConfig, value):
             if top is not None and top < (1 << f.width) - 1:  # a field whose every value is legal needs no check
                 ok = ok & (value.bit_select(f.lsb, f.width) <= top)
         return ok
-    ok = value <= (1 << layer.frac_bits)
+    F = layer.frac_bits  # value <= 2^F, tested on bit F and the bits around it (no 32-bit comparator)
+    low = value[: F + 1]
+    ok = (value[F + 1 :] == 0) & (~value[F] | (value[:F] == 0))
     if layer.decay == "shift":
-        ok = ok & ((value & (value - 1)) == 0)
+        ok = ok & ((low & (low - 1))[: F + 1] == 0)
     return ok
 
 

@@ -64,18 +64,19 @@ def test_counters_refuse_a_bad_low_half(low_bits):
 
 
 class ClearTwin:
-    """The state clear in software: a request waits for a quiet core, pulses once, then holds new
-    timesteps until the layers have cleared."""
+    """The state clear in software: a request waits for a quiet core, pulses once a clock after it saw
+    it quiet, then holds new timesteps until the layers have cleared."""
 
     def __init__(self):
-        self.requested = self.running = False
+        self.requested = self.running = self.settled = False
 
     def outputs(self, quiet: bool, layers_clearing: bool) -> dict:
-        return {"clear": self.requested and quiet, "hold": self.requested or self.running,
+        return {"clear": self.requested and self.settled, "hold": self.requested or self.running,
                 "clearing": self.requested or self.running or layers_clearing}
 
     def step(self, start: bool, quiet: bool, layers_clearing: bool) -> None:
-        if self.requested and quiet:
+        clear, self.settled = self.requested and self.settled, quiet and self.requested and not self.settled
+        if clear:
             self.requested, self.running = False, True
         elif self.running and not layers_clearing:
             self.running = False
@@ -117,6 +118,8 @@ def test_state_clear_waits_for_a_quiet_core_and_pulses_once():
             assert ctx.get(dut.hold) and ctx.get(dut.clearing) and not ctx.get(dut.clear)
             await ctx.tick()
         ctx.set(dut.quiet, 1)
+        assert not ctx.get(dut.clear)
+        await ctx.tick()  # seen quiet: the pulse
         assert ctx.get(dut.clear)
         await ctx.tick()
         assert not ctx.get(dut.clear)
