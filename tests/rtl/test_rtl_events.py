@@ -125,8 +125,7 @@ def test_events_sparse_input(density):
     assert np.array_equal(sums, spikes.astype(np.int64) @ weights.T.astype(np.int64)), seeded(seed)
     cycles = event_cycles(spikes, n_out=n_out, lanes=lanes, events=events)
     assert per_step[1:] == cycles[1:].tolist(), f"{per_step} {seeded(seed)}"
-    assert (cycles < 3 * 3 + 1).all() or density > 0.01  # a few inputs per bank at most
-    assert (cycles > 3 + 1).any(), "every timestep had one input per bank at most"  # the walk went on
+    assert (cycles > 3 * 1 + 1).any(), f"no bank ever held two inputs {seeded(seed)}"  # the walk went on
 
 
 def test_event_cycles_follow_the_busiest_bank():
@@ -301,7 +300,11 @@ def test_events_refuse_non_integers():
 
 
 def test_events_cycles_refuse_wrong_shape():
-    dut = EventCrossbar(n_in=8, n_out=4, lanes=2, events=2)
-    with pytest.raises(ValueError, match=r"spikes have shape \(7,\), the crossbar has 8 inputs"):
-        dut.cycles(np.zeros(7))
-    assert dut.cycles(np.zeros(8)) == 2 * 1 + 1 and dut.cycles(np.ones(8)) == 2 * 4 + 1
+    with warnings.catch_warnings():  # never elaborated: reported unused when collected
+        warnings.simplefilter("ignore")
+        dut = EventCrossbar(n_in=8, n_out=4, lanes=2, events=2)
+        with pytest.raises(ValueError, match=r"spikes have shape \(7,\), the crossbar has 8 inputs"):
+            dut.cycles(np.zeros(7))
+        assert dut.cycles(np.zeros(8)) == 2 * 1 + 1 and dut.cycles(np.ones(8)) == 2 * 4 + 1
+        del dut
+        gc.collect()
