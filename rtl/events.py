@@ -89,9 +89,32 @@ def event_cycles(spikes, *, n_out: int, lanes: int, events: int):
     return cycles if np.ndim(cycles) else int(cycles)
 
 
-def _several(bits: Value) -> Value:
-    """Whether `bits` has two or more set bits: any left once the lowest is cleared."""
-    return (bits & ~_lowest(bits)).any()
+def _several(m, bits: Value, name: str) -> Value:
+    """Whether `bits` has two or more set bits: a tree of (any, several) pairs, the leaves over 6 bits and
+    the nodes over 3 pairs (6 inputs), so one LUT level each; no carry chain, unlike `x & (x - 1)`. The
+    pairs are signals, so that each is computed once."""
+    bits = Value.cast(bits)
+    nodes = []
+    for start in range(0, len(bits), 6):
+        leaf = [bits[i] for i in range(start, min(start + 6, len(bits)))]
+        nodes.append((Cat(*leaf).any(), _two_of(leaf)))
+    level = 0
+    while len(nodes) > 1:
+        pairs = []
+        for k, (any_, several) in enumerate(nodes):
+            pair = Signal(2, name=f"{name}_l{level}_{k}")
+            m.d.comb += pair.eq(Cat(any_, several))
+            pairs.append((pair[0], pair[1]))
+        nodes = [(Cat(*(a for a, _ in group)).any(), Cat(*(s for _, s in group)).any() | _two_of([a for a, _ in group]))
+                 for group in (pairs[i : i + 3] for i in range(0, len(pairs), 3))]
+        level += 1
+    return nodes[0][1]
+
+
+def _two_of(bits: list) -> Value:
+    """Whether two or more of a few 1-bit values are set."""
+    pairs = [a & b for i, a in enumerate(bits) for b in bits[i + 1 :]]
+    return Cat(*pairs).any() if pairs else Const(0, 1)
 
 
 class EventCrossbar(wiring.Component, Probed):
@@ -239,12 +262,14 @@ class EventCrossbar(wiring.Component, Probed):
         row_base = Signal(index_shape(geo.rows))
         first = Signal()
 
-        incoming = bank_bits_of(Cat(self.i_stream.p.spikes, Const(0, K * E - geo.n_in)))
+        incoming = bank_signals("incoming", K)
+        m.d.comb += [mine.eq(bits) for mine, bits in zip(
+            incoming, bank_bits_of(Cat(self.i_stream.p.spikes, Const(0, K * E - geo.n_in))))]
         offered = Signal()  # the payload was offered a clock ago and not taken: it is the same one
         m.d.sync += [
             [offered_low[b].eq(_lowest(bits)) for b, bits in enumerate(incoming)],
             offered_has.eq(Cat(*(bits.any() for bits in incoming))),
-            offered_several.eq(Cat(*(_several(bits) for bits in incoming))),
+            offered_several.eq(Cat(*(_several(m, bits, f"offered_several{b}") for b, bits in enumerate(incoming)))),
             offered.eq(self.i_stream.valid & ~self.i_stream.ready),
         ]
         m.d.comb += self.i_stream.ready.eq(offered & ~running)
@@ -260,7 +285,8 @@ class EventCrossbar(wiring.Component, Probed):
                 running.eq(1), group.eq(0), row_base.eq(0), first.eq(1),
             ]
 
-        rest = [rem[b] & ~low[b] for b in range(E)]
+        rest = bank_signals("rest", K)  # the group's inputs left once `low` issues
+        m.d.comb += [rest[b].eq(rem[b] & ~low[b]) for b in range(E)]
         end_of_group = ~several.any()
         issue = running & advance
 
@@ -279,7 +305,7 @@ class EventCrossbar(wiring.Component, Probed):
                 [rem[b].eq(rest[b]) for b in range(E)],
                 [low[b].eq(_lowest(rest[b])) for b in range(E)],
                 has.eq(several),
-                several.eq(Cat(*(_several(bits) for bits in rest))),
+                several.eq(Cat(*(_several(m, bits, f"several{b}") for b, bits in enumerate(rest)))),
                 first.eq(0),
             ]
             with m.If(end_of_group):
