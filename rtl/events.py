@@ -89,26 +89,25 @@ def event_cycles(spikes, *, n_out: int, lanes: int, events: int):
     return cycles if np.ndim(cycles) else int(cycles)
 
 
-def _several(m, bits: Value, name: str) -> Value:
-    """Whether `bits` has two or more set bits: a tree of (any, several) pairs, the leaves over 6 bits and
-    the nodes over 3 pairs (6 inputs), so one LUT level each; no carry chain, unlike `x & (x - 1)`. The
-    pairs are signals, so that each is computed once."""
+def _several(m, bits: Value, name: str) -> tuple[Value, Value]:
+    """(any, several): whether `bits` has a set bit, and two or more. A tree of (any, several) pairs in kept
+    signals, so that synthesis maps each to about one LUT level: leaves over 6 bits, nodes over 3 pairs
+    (6 inputs). No carry chain, unlike `x & (x - 1)`."""
     bits = Value.cast(bits)
-    nodes = []
-    for start in range(0, len(bits), 6):
-        leaf = [bits[i] for i in range(start, min(start + 6, len(bits)))]
-        nodes.append((Cat(*leaf).any(), _two_of(leaf)))
+    nodes = [[bits[i] for i in range(start, min(start + 6, len(bits)))] for start in range(0, len(bits), 6)]
+    nodes = [(Cat(*group).any(), _two_of(group)) for group in nodes]
     level = 0
-    while len(nodes) > 1:
+    while True:
         pairs = []
         for k, (any_, several) in enumerate(nodes):
-            pair = Signal(2, name=f"{name}_l{level}_{k}")
+            pair = Signal(2, name=f"{name}_t{level}_{k}", attrs={"keep": 1})
             m.d.comb += pair.eq(Cat(any_, several))
             pairs.append((pair[0], pair[1]))
+        if len(pairs) == 1:
+            return pairs[0]
         nodes = [(Cat(*(a for a, _ in group)).any(), Cat(*(s for _, s in group)).any() | _two_of([a for a, _ in group]))
                  for group in (pairs[i : i + 3] for i in range(0, len(pairs), 3))]
         level += 1
-    return nodes[0][1]
 
 
 def _two_of(bits: list) -> Value:
@@ -238,62 +237,72 @@ class EventCrossbar(wiring.Component, Probed):
         item = data.StructLayout({"valid": 1, "first": 1, "end": 1, "group": index_shape(NG), "step_end": 1,
                                   "last": 1})
 
-        # ---- W: capture a timestep, then issue its items, a clock each. Per bank b, with its K spike
-        # bits: `rem` the inputs of the group not taken yet, `low` the lowest of them (one-hot), `has`
-        # whether there is one, `several` whether there are two or more (a group ends when no bank
-        # has several). They are computed a clock ahead: from the offered payload a clock before the
-        # capture (a payload holds until taken: it is taken a clock after it is first offered, or at
-        # once if it already waited), and for the next item while an item issues. The `start_`
-        # registers keep the timestep's first values, for the next group.
+        # ---- W: capture a timestep, then issue its items, a clock each. Per bank b, over its K spike
+        # bits, two inputs are chosen ahead: `low` (one-hot, its bank row `index`) issues next, `low2`
+        # after it, and `rem` holds the group's inputs after both; `has`, `has2`: whether `low`, `low2`
+        # is one. A group ends at an item after which no bank has a `low2`. While an item issues, the
+        # next ones are computed from these registers (`low2` moves up, the lowest of `rem` comes in);
+        # before the capture, from the offered payload (a payload holds until taken: it is taken a
+        # clock after it is first offered, or at once if it already waited). The `start_` registers
+        # keep the timestep's first choices, for the next group.
         def bank_bits_of(value):
             return [Cat(*(value[k * E + b] for k in range(K))) for b in range(E)]
 
         def bank_signals(name, shape):
             return [Signal(shape, name=f"{name}{b}") for b in range(E)]
 
+        k_bits = max(1, ceil_log2(K))
         last = Signal()
-        spikes, rem, low, start_low, offered_low = (
-            bank_signals(name, K) for name in ("spikes", "rem", "low", "start_low", "offered_low"))
-        has, several, start_has, start_several, offered_has, offered_several = (
-            Signal(E, name=name) for name in ("has", "several", "start_has", "start_several",
-                                              "offered_has", "offered_several"))
+        rem, low, low2, start_rem, start_low, start_low2, offered_low, offered_low2 = (
+            bank_signals(name, K) for name in ("rem", "low", "low2", "start_rem", "start_low", "start_low2",
+                                               "offered_low", "offered_low2"))
+        index, start_index = (bank_signals(name, k_bits) for name in ("index", "start_index"))
+        has, has2, start_has, start_has2, offered_has, offered_has2 = (
+            Signal(E, name=name) for name in ("has", "has2", "start_has", "start_has2", "offered_has", "offered_has2"))
         running = Signal()
         group = Signal(index_shape(NG))
         row_base = Signal(index_shape(geo.rows))
         first = Signal()
 
-        incoming = bank_signals("incoming", K)
+        incoming, incoming_low = bank_signals("incoming", K), bank_signals("incoming_low", K)
         m.d.comb += [mine.eq(bits) for mine, bits in zip(
             incoming, bank_bits_of(Cat(self.i_stream.p.spikes, Const(0, K * E - geo.n_in))))]
+        m.d.comb += [incoming_low[b].eq(_lowest(incoming[b])) for b in range(E)]
         offered = Signal()  # the payload was offered a clock ago and not taken: it is the same one
+        offered_trees = [_several(m, bits, f"offered{b}") for b, bits in enumerate(incoming)]
         m.d.sync += [
-            [offered_low[b].eq(_lowest(bits)) for b, bits in enumerate(incoming)],
-            offered_has.eq(Cat(*(bits.any() for bits in incoming))),
-            offered_several.eq(Cat(*(_several(m, bits, f"offered_several{b}") for b, bits in enumerate(incoming)))),
+            [offered_low[b].eq(incoming_low[b]) for b in range(E)],
+            [offered_low2[b].eq(_lowest(incoming[b] & ~incoming_low[b])) for b in range(E)],
+            offered_has.eq(Cat(*(any_ for any_, _ in offered_trees))),
+            offered_has2.eq(Cat(*(several for _, several in offered_trees))),
             offered.eq(self.i_stream.valid & ~self.i_stream.ready),
         ]
         m.d.comb += self.i_stream.ready.eq(offered & ~running)
         with m.If(self.i_stream.valid & self.i_stream.ready):
+            for b in range(E):
+                after = incoming[b] & ~offered_low[b] & ~offered_low2[b]
+                first_index = onehot_index(offered_low[b])[:k_bits]
+                m.d.sync += [
+                    rem[b].eq(after), start_rem[b].eq(after),
+                    low[b].eq(offered_low[b]), start_low[b].eq(offered_low[b]),
+                    low2[b].eq(offered_low2[b]), start_low2[b].eq(offered_low2[b]),
+                    index[b].eq(first_index), start_index[b].eq(first_index),
+                ]
             m.d.sync += [
-                [spikes[b].eq(bits) for b, bits in enumerate(incoming)],
-                [rem[b].eq(bits) for b, bits in enumerate(incoming)],
-                [low[b].eq(offered_low[b]) for b in range(E)],
-                [start_low[b].eq(offered_low[b]) for b in range(E)],
                 has.eq(offered_has), start_has.eq(offered_has),
-                several.eq(offered_several), start_several.eq(offered_several),
+                has2.eq(offered_has2), start_has2.eq(offered_has2),
                 last.eq(self.i_stream.p.last),
                 running.eq(1), group.eq(0), row_base.eq(0), first.eq(1),
             ]
 
-        rest = bank_signals("rest", K)  # the group's inputs left once `low` issues
-        m.d.comb += [rest[b].eq(rem[b] & ~low[b]) for b in range(E)]
-        end_of_group = ~several.any()
+        rem_low = bank_signals("rem_low", K)  # the lowest of `rem`: `low2` after the next item
+        m.d.comb += [rem_low[b].eq(_lowest(rem[b])) for b in range(E)]
+        end_of_group = ~has2.any()
         issue = running & advance
 
         # ---- I: the item whose rows the read ports read next.
         i_tag, i_valid = Signal(item), Signal(E)
         i_rows = [Signal(index_shape(geo.rows), name=f"i_row{b}") for b in range(E)]
-        k_bits = max(1, ceil_log2(K))
         with m.If(advance):
             m.d.sync += i_tag.valid.eq(issue)
         with m.If(issue):
@@ -301,19 +310,23 @@ class EventCrossbar(wiring.Component, Probed):
                 i_tag.first.eq(first), i_tag.end.eq(end_of_group), i_tag.group.eq(group),
                 i_tag.step_end.eq(group == NG - 1), i_tag.last.eq(last),
                 i_valid.eq(has),
-                [i_rows[b].eq(row_base + onehot_index(low[b])[:k_bits]) for b in range(E)],
-                [rem[b].eq(rest[b]) for b in range(E)],
-                [low[b].eq(_lowest(rest[b])) for b in range(E)],
-                has.eq(several),
-                several.eq(Cat(*(_several(m, bits, f"several{b}") for b, bits in enumerate(rest)))),
+                [i_rows[b].eq(row_base + index[b]) for b in range(E)],
+                [low[b].eq(low2[b]) for b in range(E)],
+                [index[b].eq(onehot_index(low2[b])[:k_bits]) for b in range(E)],
+                [low2[b].eq(rem_low[b]) for b in range(E)],
+                [rem[b].eq(rem[b] & ~rem_low[b]) for b in range(E)],
+                has.eq(has2),
+                has2.eq(Cat(*(bits.any() for bits in rem))),
                 first.eq(0),
             ]
             with m.If(end_of_group):
                 m.d.sync += [
                     group.eq(group + 1), row_base.eq(row_base + K),
-                    [rem[b].eq(spikes[b]) for b in range(E)],
+                    [rem[b].eq(start_rem[b]) for b in range(E)],
                     [low[b].eq(start_low[b]) for b in range(E)],
-                    has.eq(start_has), several.eq(start_several),
+                    [low2[b].eq(start_low2[b]) for b in range(E)],
+                    [index[b].eq(start_index[b]) for b in range(E)],
+                    has.eq(start_has), has2.eq(start_has2),
                     first.eq(1),
                 ]
                 with m.If(group == NG - 1):
