@@ -30,10 +30,10 @@ Pipeline (one item = the E rows read in one clock; every stage after W moves on 
 `advance`), as in the dense crossbar with a chunk of E bits:
 
     i_stream -> W -> I -> M -> A -> T1 .. Tk -> S -> O (+ skid) -> o_stream
-    W  capture a timestep; per bank, the lowest active input (one-hot), whether the bank has one and
-       whether it has two or more are registered a clock before the capture and again a clock ahead
-       of every issue: every choice of the walk comes from registers (a group ends when no bank has
-       two or more left)
+    W  capture a timestep; per bank, the next two inputs to take (one-hot, the lowest first) and the
+       rest are registered a clock before the capture and again while each item issues: every
+       choice of the walk comes from registers, and a group ends at the item after which no bank
+       has a second input chosen (a register too)
     I  each bank's row to read (group base + bank row) and whether it has an input
     M  the rows on the banks' read ports
     A  each lane's E weights AND valid; and valid itself (lane P: popcount(valid))
