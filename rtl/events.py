@@ -47,6 +47,12 @@ to an idle crossbar is captured a clock later). Latency: a group's sums are in t
 `EventCrossbar.latency` = 5 + tree_stages(E) clocks after its last item issued. The output has a skid
 register, bus requests are registered before their decode, and bus reads are served even while
 stalled (`WindowPort`, one per bank, all granted together), as in the dense crossbar.
+
+Cost and depth: W holds 8 registers per input (the choices, the timestep's first choices for the next
+groups, and the offered payload's), whatever n_out. The deepest paths are the OR over a bank's K
+remaining inputs and the carry chain of `_lowest` over them: at 784 inputs (Yosys `synth_xilinx`,
+counted as boards/timing.py does) 6 LUT levels with E = 16 or 64 (K = 49, 13), 8 with E = 4 (K = 196);
+keep K at about 64 or less.
 """
 
 from __future__ import annotations

@@ -88,6 +88,7 @@ CASES = [
     (70, 40, 36, 64),  # P = 36 > 32: two words per bank row, stride 2; E = 64 < n_in
     (64, 9, 2, 64),  # every input in its own bank
     (8, 3, 3, 7),  # E = n_in - 1: one bank holds two inputs
+    (1, 1, 1, 1),  # the least layer
 ]
 
 
