@@ -83,6 +83,7 @@ from .window import WindowPort
 
 __all__ = ["EventCrossbar", "event_cycles", "MAX_EVENTS"]
 
+
 def event_cycles(spikes, *, n_out: int, lanes: int, events: int):
     """Clocks the event-driven crossbar spends on each timestep of `spikes` ([n_in] or [T, n_in] of 0/1):
     n_groups * max(1, max over banks of the bank's active inputs) + 1 (an int, or an array of T)."""
@@ -97,8 +98,8 @@ def event_cycles(spikes, *, n_out: int, lanes: int, events: int):
 
 def _several(m, bits: Value, name: str) -> tuple[Value, Value]:
     """(any, several): whether `bits` has a set bit, and two or more. A tree of (any, several) pairs in kept
-    signals, so that synthesis maps each to about one LUT level: leaves over 6 bits, nodes over 3 pairs
-    (6 inputs). No carry chain, unlike `x & (x - 1)`."""
+    signals, leaves over 6 bits and nodes over 3 pairs (6 inputs each, a LUT6): no carry chain, unlike
+    `x & (x - 1)`. (Synthesis may still restructure the tree; the depth is measured, see above.)"""
     bits = Value.cast(bits)
     nodes = [[bits[i] for i in range(start, min(start + 6, len(bits)))] for start in range(0, len(bits), 6)]
     nodes = [(Cat(*group).any(), _two_of(group)) for group in nodes]
@@ -129,7 +130,7 @@ class EventCrossbar(wiring.Component, Probed):
     ----------
     n_in, n_out : sizes of the layer.
     lanes : P, neurons per clock (1 <= P <= n_out).
-    events : E, active inputs per clock (1 <= E <= min(64, n_in)): the number of banks.
+    events : E, active inputs per clock (1 <= E <= min(MAX_EVENTS, n_in), MAX_EVENTS = 64): the number of banks.
 
     Members
     -------
