@@ -19,7 +19,8 @@ from spikeloop.windows import EventGeometry, pack_event_weights, unpack_event_we
 
 def run_events(weights, spikes, *, lanes, events, seed, stall=0.0, readback=True):
     """Load `weights`, stream `spikes` [T, n_in]; returns (sums [T, n_out], cycles per timestep list,
-    counts of the cycles the input and the output were held back)."""
+    counts of the cycles the output was held back and of the bus reads served while the timesteps
+    streamed, which there are with `stall`)."""
     n_out, n_in = weights.shape
     dut = EventCrossbar(n_in=n_in, n_out=n_out, lanes=lanes, events=events)
     n_groups = dut.geometry.n_groups
@@ -40,6 +41,7 @@ def run_events(weights, spikes, *, lanes, events, seed, stall=0.0, readback=True
         for t in range(steps):
             bits = sum(1 << int(i) for i in np.flatnonzero(spikes[t]))
             await put(ctx, dut.i_stream, {"spikes": bits, "last": int(t == steps - 1)}, rng=rng, stall=stall)
+        done["sent"] = True
 
     async def sink(ctx):
         while not done["loaded"]:
@@ -54,16 +56,26 @@ def run_events(weights, spikes, *, lanes, events, seed, stall=0.0, readback=True
                         sums[t, j] = p.syn[lane]
 
     cycles_at = []
-    held = {"input": 0, "output": 0}
+    held = {"output": 0, "reads": 0}
+
+    async def reader(ctx):  # bus reads while the crossbar runs, checked against the image
+        while not done["loaded"]:
+            await ctx.tick()
+        addr = 0
+        while not done.get("sent"):
+            got = await bus_read(ctx, dut.bus, "weights", addr)
+            assert got == image[addr], f"weights[{addr}] read {got:#x} while running, wrote {int(image[addr]):#x}"
+            held["reads"] += 1
+            addr = (addr + 7) % image.size
+            await ctx.tick().repeat(rng.randrange(1, 6))
 
     async def timer(ctx):
         while not done["loaded"]:
             await ctx.tick()
         now = 0
-        async for _, _, i_valid, i_ready, valid, ready, end in ctx.tick().sample(
-                dut.i_stream.valid, dut.i_stream.ready, dut.o_stream.valid, dut.o_stream.ready, dut.o_stream.p.end):
+        async for _, _, valid, ready, end in ctx.tick().sample(dut.o_stream.valid, dut.o_stream.ready,
+                                                                dut.o_stream.p.end):
             now += 1
-            held["input"] += i_valid and not i_ready
             held["output"] += valid and not ready
             if valid and ready and end:
                 cycles_at.append(now)
@@ -71,7 +83,7 @@ def run_events(weights, spikes, *, lanes, events, seed, stall=0.0, readback=True
                     return
 
     budget = int(np.sum(dut.cycles(spikes))) * (4 if stall else 1) + 50 * steps + 20 * image.size + 1000
-    simulate(dut, loader_and_source, sink, timer, max_cycles=budget)
+    simulate(dut, loader_and_source, sink, timer, *([reader] if stall else []), max_cycles=budget)
     return sums, np.diff([0, *cycles_at]).tolist(), held
 
 
@@ -107,7 +119,7 @@ def test_events_match_matrix_product(n_in, n_out, lanes, events, stall):
     assert np.array_equal(sums, expected), f"event crossbar sums differ {seeded(seed)}"
     assert (expected != 0).any() and (expected[0] == 0).all()
     if stall:
-        assert held["input"] > 0 and held["output"] > 0, f"no stall happened {seeded(seed)}"
+        assert held["output"] > 0 and held["reads"] > 0, f"no stall or read happened {seeded(seed)} {held}"
     else:
         # back to back, unstalled: each timestep takes exactly its formula (the first one also the latency)
         assert per_step[1:] == event_cycles(spikes[1:], n_out=n_out, lanes=lanes, events=events).tolist(), \
