@@ -1,6 +1,7 @@
 """What the core's parameter windows hold: weights, thresholds, biases and state as 32-bit words.
 
-Weights are 1 bit per synapse, a row per (neuron group, input chunk) (`pack_weights`); per-neuron
+Weights are 1 bit per synapse, a row per (neuron group, input chunk) (`pack_weights`), or for the
+event-driven crossbar a row per (neuron group, bank row, bank) (`pack_event_weights`); per-neuron
 values are 32-bit two's complement words, a group of `lanes` neurons per power-of-two stride
 (`pack_neuron_values`); `load_writes` lists every register write that loads a network. Where the
 windows lie is `spikeloop.regmap` (`windows`, `window`). numpy only (it runs on the board).
@@ -11,11 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikeloop.network import Layer, Network
-from spikeloop.regmap import WORD_BYTES, layer_offset, mode_word, window
+from spikeloop.network import Layer, Network, check_int
+from spikeloop.regmap import WORD_BYTES, ceil_div, layer_offset, mode_word, next_pow2, window
 
 __all__ = [
-    "pack_weights", "unpack_weights", "pack_neuron_values", "unpack_neuron_values", "neuron_word_index",
+    "pack_weights", "unpack_weights", "MAX_EVENTS", "EventGeometry", "pack_event_weights", "unpack_event_weights",
+    "pack_neuron_values", "unpack_neuron_values", "neuron_word_index",
     "load_writes", "layer_control_values",
 ]
 
@@ -47,6 +49,100 @@ def unpack_weights(words, layer) -> np.ndarray:
     P, C = layer.lanes, layer.chunk
     full = bits.reshape(layer.n_groups, layer.n_chunks, P, C).transpose(0, 2, 1, 3)
     full = full.reshape(layer.n_groups * P, layer.n_chunks * C)[: layer.n_out, : layer.n_in]
+    return (2 * full.astype(np.int8) - 1).astype(np.int8)
+
+
+#: Most inputs the event-driven crossbar takes per clock (its popcount trees: two register stages).
+MAX_EVENTS = 64
+
+
+class EventGeometry:
+    """The weights window of the event-driven crossbar (rtl/events.py): `n_in`, `n_out`, `lanes` (P),
+    `events` (E, 1 <= E <= min(MAX_EVENTS, n_in)), checked with a ValueError or TypeError naming the value.
+
+    Input i lies in bank `i % E` at bank row `i // E` (K = ceil(n_in / E) rows per bank and group).
+    The P weight bits of a (group g, bank row k, bank b) are the synapses of neurons g*P .. g*P+P-1
+    from input k*E + b (lane p at bit p, 1 for +1), in `row_words` words LSB-first, at word
+
+        ((g * K + k) * bank_stride + b) * row_stride + word
+
+    where `row_stride` = next_pow2(row_words) and `bank_stride` = next_pow2(E): every field of the
+    address is a bit field. Padding lanes, inputs, banks and words hold 0.
+    """
+
+    def __init__(self, *, n_in: int, n_out: int, lanes: int, events: int):
+        self.n_in = check_int("n_in", n_in, 1, 65536)
+        self.n_out = check_int("n_out", n_out, 1, 65536)
+        self.lanes = check_int("lanes", lanes, 1, n_out)
+        self.events = check_int("events", events, 1, min(MAX_EVENTS, n_in))
+
+    def __repr__(self):
+        return f"EventGeometry(n_in={self.n_in}, n_out={self.n_out}, lanes={self.lanes}, events={self.events})"
+
+    @property
+    def n_groups(self) -> int:
+        """Groups of `lanes` neurons (the last one padded with idle lanes)."""
+        return ceil_div(self.n_out, self.lanes)
+
+    @property
+    def bank_rows(self) -> int:
+        """K: rows of a bank per group, ceil(n_in / E) (the last one padded in the banks past n_in % E)."""
+        return ceil_div(self.n_in, self.events)
+
+    @property
+    def rows(self) -> int:
+        """Rows of each bank's memory: one per (group, bank row)."""
+        return self.n_groups * self.bank_rows
+
+    @property
+    def row_words(self) -> int:
+        """32-bit words holding one bank row of P bits."""
+        return ceil_div(self.lanes, 32)
+
+    @property
+    def row_stride(self) -> int:
+        """Words between two (bank, row)s in the window (a power of two)."""
+        return next_pow2(self.row_words)
+
+    @property
+    def bank_stride(self) -> int:
+        """Bank slots per row in the window (a power of two >= E)."""
+        return next_pow2(self.events)
+
+    @property
+    def words(self) -> int:
+        """Words of the weights window image."""
+        return self.rows * self.bank_stride * self.row_stride
+
+
+def pack_event_weights(weights, lanes: int, events: int) -> np.ndarray:
+    """+/-1 weights [n_out, n_in] -> the event-driven crossbar's weights window image, uint32
+    [`EventGeometry.words`], laid out as `EventGeometry` says."""
+    w = np.asarray(weights)
+    if w.ndim != 2:
+        raise ValueError(f"weights have shape {w.shape}, expected [n_out, n_in]")
+    geo = EventGeometry(n_in=w.shape[1], n_out=w.shape[0], lanes=lanes, events=events)
+    P, E, K = geo.lanes, geo.events, geo.bank_rows
+    bits = np.zeros((geo.n_groups * P, K * E), np.uint8)
+    bits[: geo.n_out, : geo.n_in] = w > 0
+    # [g, p, k, b] -> [g, k, b, p]
+    rows = bits.reshape(geo.n_groups, P, K, E).transpose(0, 2, 3, 1)
+    padded = np.zeros((geo.n_groups, K, geo.bank_stride, geo.row_stride * 32), np.uint8)
+    padded[:, :, :E, :P] = rows
+    padded = padded.reshape(-1, geo.row_stride * 32)
+    return np.packbits(padded, axis=1, bitorder="little").view("<u4").astype(np.uint32).reshape(-1)
+
+
+def unpack_event_weights(words, *, n_in: int, n_out: int, lanes: int, events: int) -> np.ndarray:
+    """Inverse of `pack_event_weights`: int8 [n_out, n_in] of +/-1."""
+    geo = EventGeometry(n_in=n_in, n_out=n_out, lanes=lanes, events=events)
+    words = np.asarray(words, dtype=np.uint32)
+    if words.shape != (geo.words,):
+        raise ValueError(f"expected {geo.words} words, got shape {words.shape}")
+    P, E, K = geo.lanes, geo.events, geo.bank_rows
+    bits = np.unpackbits(words.reshape(-1, geo.row_stride).astype("<u4").view(np.uint8), axis=1, bitorder="little")
+    rows = bits.reshape(geo.n_groups, K, geo.bank_stride, geo.row_stride * 32)[:, :, :E, :P]
+    full = rows.transpose(0, 3, 1, 2).reshape(geo.n_groups * P, K * E)[:n_out, :n_in]
     return (2 * full.astype(np.int8) - 1).astype(np.int8)
 
 

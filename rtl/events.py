@@ -1,0 +1,396 @@
+"""The event-driven binary synapse crossbar: `lanes` (P) neurons x `events` (E) active inputs per clock.
+
+Where the dense crossbar (rtl/crossbar.py) reads every input chunk that holds a spike, this one reads
+only the inputs that spike: a timestep costs about ceil(active / E) x ceil(n_out / P) clocks.
+
+Inputs are split into E banks: input i lies in bank `i % E`, at bank row `i // E` (K = ceil(n_in / E)
+bank rows). Each bank has its own weight memory of P-bit rows: row `g * K + k` holds the weights of
+input `k * E + b` for the P neurons of group g (lane p at bit p, 1 for +1). Every synapse is stored
+once: n_groups * P * K * E bits (P rounded up to whole 32-bit words above 32).
+
+The weights window (`spikeloop.windows.EventGeometry`, packed by `pack_event_weights`): the P bits of
+(group g, bank row k, bank b) are `row_words` = ceil(P / 32) words at word
+
+    ((g * K + k) * bank_stride + b) * row_stride + word
+
+with `bank_stride` = next_pow2(E) and `row_stride` = next_pow2(row_words), so the address is three bit
+fields: row, bank, word. A bus write goes to that bank's memory; words past a row's `row_words`, banks
+past E and rows past the last are ignored on write and read as 0.
+
+For each group, every clock, each bank takes its lowest active input not taken yet and reads its row;
+per lane, with the popcount identity of docs/numerics.md over the E chosen inputs (`valid`: the banks
+that took one),
+
+    sum = 2 * popcount(weights & valid) - popcount(valid)
+
+accumulated over the group's clocks. A group takes Z = max(1, max over banks of the bank's active
+inputs) clocks; then the walk starts again from the captured timestep for the next group.
+
+Pipeline (one item = the E rows read in one clock; every stage after W moves on one enable,
+`advance`), as in the dense crossbar with a chunk of E bits:
+
+    i_stream -> W -> I -> M -> A -> T1 .. Tk -> S -> O (+ skid) -> o_stream
+    W  capture a timestep; per bank, the next two inputs to take (one-hot, the lowest first) and the
+       rest are registered a clock before the capture and again while each item issues: every
+       choice of the walk comes from registers, and a group ends at the item after which no bank
+       has a second input chosen (a register too)
+    I  each bank's row to read (group base + bank row) and whether it has an input
+    M  the rows on the banks' read ports
+    A  each lane's E weights AND valid; and valid itself (lane P: popcount(valid))
+    T  popcount trees of E bits (`rtl.crossbar.tree_stages(E)` register stages)
+    S  acc = (0 at the group's first item, else acc) + the two rows, per lane and for popcount(valid)
+    O  2*acc - pops at the group's last item
+
+Cycles per timestep (`cycles`, `event_cycles`): n_groups * Z + 1 (capture), no bubble between groups,
+the next timestep captured the cycle after its last item issued if offered by then (a payload offered
+to an idle crossbar is captured a clock later). Latency: a group's sums are in the output register
+`EventCrossbar.latency` = 5 + tree_stages(E) clocks after its last item issued. The output has a skid
+register, bus requests are registered before their decode, and bus reads are served even while
+stalled (`WindowPort`, one per bank, all granted together), as in the dense crossbar.
+
+Cost and depth: W holds 8 registers per input (the choices, the timestep's first choices for the next
+groups, and the offered payload's), whatever n_out. The deepest paths are the OR over a bank's K
+remaining inputs and the carry chain of `_lowest` over them: at 784 inputs (Yosys `synth_xilinx`,
+counted as boards/timing.py does) 6 LUT levels with E = 16 or 64 (K = 49, 13), 8 with E = 4 (K = 196);
+keep K at about 64 or less.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from spikeloop.config import LayerConfig
+from spikeloop.windows import MAX_EVENTS, EventGeometry
+
+from .common import (
+    WINDOW,
+    MemBus,
+    Probed,
+    SkidOutput,
+    group_sum_layout,
+    index_shape,
+    onehot_index,
+    parameters,
+    spike_layout,
+)
+from .crossbar import _compress, _count, _lowest, _register, _rows, _stage_levels, tree_stages
+from .window import WindowPort
+
+__all__ = ["EventCrossbar", "event_cycles", "MAX_EVENTS"]
+
+
+def event_cycles(spikes, *, n_out: int, lanes: int, events: int):
+    """Clocks the event-driven crossbar spends on each timestep of `spikes` ([n_in] or [T, n_in] of 0/1):
+    n_groups * max(1, max over banks of the bank's active inputs) + 1 (an int, or an array of T)."""
+    s = np.asarray(spikes)
+    geo = EventGeometry(n_in=s.shape[-1], n_out=n_out, lanes=lanes, events=events)
+    padded = np.zeros((*s.shape[:-1], geo.bank_rows * geo.events), bool)
+    padded[..., : geo.n_in] = s != 0
+    per_bank = padded.reshape(*s.shape[:-1], geo.bank_rows, geo.events).sum(axis=-2)
+    cycles = geo.n_groups * np.maximum(1, per_bank.max(axis=-1)) + 1
+    return cycles if np.ndim(cycles) else int(cycles)
+
+
+def _several(m, bits: Value, name: str) -> tuple[Value, Value]:
+    """(any, several): whether `bits` has a set bit, and two or more. A tree of (any, several) pairs in kept
+    signals, leaves over 6 bits and nodes over 3 pairs (6 inputs each, a LUT6): no carry chain, unlike
+    `x & (x - 1)`. (Synthesis may still restructure the tree; the depth is measured, see above.)"""
+    bits = Value.cast(bits)
+    nodes = [[bits[i] for i in range(start, min(start + 6, len(bits)))] for start in range(0, len(bits), 6)]
+    nodes = [(Cat(*group).any(), _two_of(group)) for group in nodes]
+    level = 0
+    while True:
+        pairs = []
+        for k, (any_, several) in enumerate(nodes):
+            pair = Signal(2, name=f"{name}_t{level}_{k}", attrs={"keep": 1})
+            m.d.comb += pair.eq(Cat(any_, several))
+            pairs.append((pair[0], pair[1]))
+        if len(pairs) == 1:
+            return pairs[0]
+        nodes = [(Cat(*(a for a, _ in group)).any(), Cat(*(s for _, s in group)).any() | _two_of([a for a, _ in group]))
+                 for group in (pairs[i : i + 3] for i in range(0, len(pairs), 3))]
+        level += 1
+
+
+def _two_of(bits: list) -> Value:
+    """Whether two or more of a few 1-bit values are set."""
+    pairs = [a & b for i, a in enumerate(bits) for b in bits[i + 1 :]]
+    return Cat(*pairs).any() if pairs else Const(0, 1)
+
+
+class EventCrossbar(wiring.Component, Probed):
+    """Event-driven binary-weight crossbar of one layer, bit-exact with `rtl.crossbar.Crossbar`.
+
+    Parameters (keyword-only)
+    ----------
+    n_in, n_out : sizes of the layer.
+    lanes : P, neurons per clock (1 <= P <= n_out).
+    events : E, active inputs per clock (1 <= E <= min(MAX_EVENTS, n_in), MAX_EVENTS = 64): the number of banks.
+
+    Members
+    -------
+    i_stream : In(stream of `spike_layout(n_in)`), one payload per timestep.
+    o_stream : Out(stream of `group_sum_layout`), `n_groups` payloads per timestep, in group order.
+    bus : In(MemBus), the weights window (`sel == WINDOW["weights"]`); reads wait for a free port.
+    busy : Out(1), a timestep is in flight.
+    """
+
+    def __init__(self, *, n_in: int, n_out: int, lanes: int, events: int):
+        with parameters(self):
+            self._events = EventGeometry(n_in=n_in, n_out=n_out, lanes=lanes, events=events)
+        geo = self._events
+        self._geometry = LayerConfig(n_in, n_out, lanes=lanes)
+        # word address = ((row << bank bits) | bank) << stride bits | word; at least one row bit
+        self._addr_width = (ceil_log2(geo.row_stride) + ceil_log2(geo.bank_stride)
+                            + max(1, ceil_log2(geo.rows)))
+        super().__init__({
+            "i_stream": In(stream.Signature(spike_layout(n_in))),
+            "o_stream": Out(stream.Signature(group_sum_layout(self._geometry))),
+            "bus": In(MemBus(addr_width=self._addr_width)),
+            "busy": Out(1),
+        })
+
+    @property
+    def geometry(self) -> LayerConfig:
+        """Sizes and lanes (for the output layout: `syn_bits`, `n_groups`)."""
+        return self._geometry
+
+    @property
+    def events(self) -> EventGeometry:
+        """The banks and the weights window's layout."""
+        return self._events
+
+    @property
+    def addr_width(self) -> int:
+        """Width of the weights window's word address."""
+        return self._addr_width
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an item's issue in W to its group's sums in the output register, unstalled."""
+        return 5 + tree_stages(self._events.events)
+
+    def cycles(self, spikes):
+        """Clocks per timestep for `spikes` ([n_in] or [T, n_in]): `event_cycles`."""
+        geo = self._events
+        if np.shape(spikes)[-1:] != (geo.n_in,):
+            raise ValueError(f"spikes have shape {np.shape(spikes)}, the crossbar has {geo.n_in} inputs")
+        return event_cycles(spikes, n_out=geo.n_out, lanes=geo.lanes, events=geo.events)
+
+    def elaborate(self, platform):
+        m = Module()
+        geo = self._events
+        P, E, K, NG = geo.lanes, geo.events, geo.bank_rows, geo.n_groups
+        row_words = geo.row_words
+        stride_bits, bank_bits = ceil_log2(geo.row_stride), ceil_log2(geo.bank_stride)
+        width = P if row_words == 1 else 32 * row_words
+
+        # one memory per bank; depth >= 2: a one-row memory would have a zero-width address
+        banks = []
+        for b in range(E):
+            mem = Memory(shape=unsigned(width), depth=max(2, geo.rows), init=[])
+            m.submodules[f"bank{b}"] = mem
+            wp = mem.write_port(granularity=None if row_words == 1 else 32)
+            banks.append((wp, mem.read_port()))
+
+        # ---- bus: strobes, select, address and data are registered first (the decode before them
+        # ends there); then writes go to one bank's write port, reads to every bank's read port
+        # (`WindowPort`s, which all grant together), and read answers are registered.
+        bus = self.bus
+        sel, addr, w_data, w_stb, r_stb = (
+            Signal.like(value, name=f"bus_{name}")
+            for name, value in (("sel", bus.sel), ("addr", bus.addr), ("w_data", bus.w_data),
+                                ("w_stb", bus.w_stb), ("r_stb", bus.r_stb)))
+        m.d.sync += [sel.eq(bus.sel), addr.eq(bus.addr), w_data.eq(bus.w_data), w_stb.eq(bus.w_stb),
+                     r_stb.eq(bus.r_stb)]
+        is_weights = sel == WINDOW["weights"]
+        bus_word = addr[:stride_bits] if stride_bits else Const(0, 1)
+        bus_bank = addr[stride_bits : stride_bits + bank_bits] if bank_bits else Const(0, 1)
+        bus_row = addr[stride_bits + bank_bits :]
+        in_range = (bus_row < geo.rows) & (bus_bank < E) & (bus_word < row_words)
+        write = w_stb & is_weights & in_range
+        for b, (wp, _) in enumerate(banks):
+            m.d.comb += [wp.addr.eq(bus_row), wp.data.eq(w_data.replicate(row_words)[:width])]
+            if row_words == 1:
+                m.d.comb += wp.en.eq(write & (bus_bank == b))
+            else:
+                m.d.comb += wp.en.eq(Mux(write & (bus_bank == b), 1 << bus_word, 0))
+        read_tag = data.StructLayout({"word": max(1, stride_bits), "bank": max(1, bank_bits), "valid": 1})
+        ports = []
+        for b, (_, rp) in enumerate(banks):
+            m.submodules[f"window{b}"] = port = WindowPort(addr_width=len(rp.addr), tag=read_tag)
+            m.d.comb += [
+                port.r_stb.eq(r_stb & is_weights),
+                port.r_addr.eq(bus_row),
+                port.r_tag.word.eq(bus_word),
+                port.r_tag.bank.eq(bus_bank),
+                port.r_tag.valid.eq(in_range),
+            ]
+            ports.append(port)
+        port = ports[0]  # every port grants, replays and answers in the same cycles
+        answers = Array(Cat(rp.data, Const(0, 32 * row_words - width)) for _, rp in banks)
+        answer = answers[port.ack_tag.bank].word_select(port.ack_tag.word, 32)
+        m.d.sync += [bus.r_ack.eq(port.ack), bus.r_data.eq(Mux(port.ack_tag.valid, answer, 0))]
+
+        # One enable for the stages I..S: the skid register is empty and the read ports serve
+        # neither a bus read (grant) nor the held rows again (replay). All its terms are registers.
+        out = SkidOutput(self.o_stream)
+        advance = ~out.held & ~port.grant & ~port.replay
+        item = data.StructLayout({"valid": 1, "first": 1, "end": 1, "group": index_shape(NG), "step_end": 1,
+                                  "last": 1})
+
+        # ---- W: capture a timestep, then issue its items, a clock each. Per bank b, over its K spike
+        # bits, two inputs are chosen ahead: `low` (one-hot, its bank row `index`) issues next, `low2`
+        # after it, and `rem` holds the group's inputs after both; `has`, `has2`: whether `low`, `low2`
+        # is one. A group ends at an item after which no bank has a `low2`. While an item issues, the
+        # next ones are computed from these registers (`low2` moves up, the lowest of `rem` comes in);
+        # before the capture, from the offered payload (a payload holds until taken: it is taken a
+        # clock after it is first offered, or at once if it already waited). The `start_` registers
+        # keep the timestep's first choices, for the next group.
+        def bank_bits_of(value):
+            return [Cat(*(value[k * E + b] for k in range(K))) for b in range(E)]
+
+        def bank_signals(name, shape):
+            return [Signal(shape, name=f"{name}{b}") for b in range(E)]
+
+        k_bits = max(1, ceil_log2(K))
+        last = Signal()
+        rem, low, low2, start_rem, start_low, start_low2, offered_low, offered_low2 = (
+            bank_signals(name, K) for name in ("rem", "low", "low2", "start_rem", "start_low", "start_low2",
+                                               "offered_low", "offered_low2"))
+        index, start_index = (bank_signals(name, k_bits) for name in ("index", "start_index"))
+        has, has2, start_has, start_has2, offered_has, offered_has2 = (
+            Signal(E, name=name) for name in ("has", "has2", "start_has", "start_has2", "offered_has", "offered_has2"))
+        running = Signal()
+        group = Signal(index_shape(NG))
+        row_base = Signal(index_shape(geo.rows))
+        first = Signal()
+
+        incoming, incoming_low = bank_signals("incoming", K), bank_signals("incoming_low", K)
+        m.d.comb += [mine.eq(bits) for mine, bits in zip(
+            incoming, bank_bits_of(Cat(self.i_stream.p.spikes, Const(0, K * E - geo.n_in))))]
+        m.d.comb += [incoming_low[b].eq(_lowest(incoming[b])) for b in range(E)]
+        offered = Signal()  # the payload was offered a clock ago and not taken: it is the same one
+        offered_trees = [_several(m, bits, f"offered{b}") for b, bits in enumerate(incoming)]
+        m.d.sync += [
+            [offered_low[b].eq(incoming_low[b]) for b in range(E)],
+            [offered_low2[b].eq(_lowest(incoming[b] & ~incoming_low[b])) for b in range(E)],
+            offered_has.eq(Cat(*(any_ for any_, _ in offered_trees))),
+            offered_has2.eq(Cat(*(several for _, several in offered_trees))),
+            offered.eq(self.i_stream.valid & ~self.i_stream.ready),
+        ]
+        m.d.comb += self.i_stream.ready.eq(offered & ~running)
+        with m.If(self.i_stream.valid & self.i_stream.ready):
+            for b in range(E):
+                after = incoming[b] & ~offered_low[b] & ~offered_low2[b]
+                first_index = onehot_index(offered_low[b])[:k_bits]
+                m.d.sync += [
+                    rem[b].eq(after), start_rem[b].eq(after),
+                    low[b].eq(offered_low[b]), start_low[b].eq(offered_low[b]),
+                    low2[b].eq(offered_low2[b]), start_low2[b].eq(offered_low2[b]),
+                    index[b].eq(first_index), start_index[b].eq(first_index),
+                ]
+            m.d.sync += [
+                has.eq(offered_has), start_has.eq(offered_has),
+                has2.eq(offered_has2), start_has2.eq(offered_has2),
+                last.eq(self.i_stream.p.last),
+                running.eq(1), group.eq(0), row_base.eq(0), first.eq(1),
+            ]
+
+        rem_low = bank_signals("rem_low", K)  # the lowest of `rem`: `low2` after the next item
+        m.d.comb += [rem_low[b].eq(_lowest(rem[b])) for b in range(E)]
+        end_of_group = ~has2.any()
+        issue = running & advance
+
+        # ---- I: the item whose rows the read ports read next.
+        i_tag, i_valid = Signal(item), Signal(E)
+        i_rows = [Signal(index_shape(geo.rows), name=f"i_row{b}") for b in range(E)]
+        with m.If(advance):
+            m.d.sync += i_tag.valid.eq(issue)
+        with m.If(issue):
+            m.d.sync += [
+                i_tag.first.eq(first), i_tag.end.eq(end_of_group), i_tag.group.eq(group),
+                i_tag.step_end.eq(group == NG - 1), i_tag.last.eq(last),
+                i_valid.eq(has),
+                [i_rows[b].eq(row_base + index[b]) for b in range(E)],
+                [low[b].eq(low2[b]) for b in range(E)],
+                [index[b].eq(onehot_index(low2[b])[:k_bits]) for b in range(E)],
+                [low2[b].eq(rem_low[b]) for b in range(E)],
+                [rem[b].eq(rem[b] & ~rem_low[b]) for b in range(E)],
+                has.eq(has2),
+                has2.eq(Cat(*(bits.any() for bits in rem))),
+                first.eq(0),
+            ]
+            with m.If(end_of_group):
+                m.d.sync += [
+                    group.eq(group + 1), row_base.eq(row_base + K),
+                    [rem[b].eq(start_rem[b]) for b in range(E)],
+                    [low[b].eq(start_low[b]) for b in range(E)],
+                    [low2[b].eq(start_low2[b]) for b in range(E)],
+                    [index[b].eq(start_index[b]) for b in range(E)],
+                    has.eq(start_has), has2.eq(start_has2),
+                    first.eq(1),
+                ]
+                with m.If(group == NG - 1):
+                    m.d.sync += running.eq(0)
+
+        # ---- M: the item whose weight rows are on the read ports (read again after a bus read).
+        m_tag, m_valid = Signal(item), Signal(E)
+        m_rows = [Signal(index_shape(geo.rows), name=f"m_row{b}") for b in range(E)]
+        for b, ((_, rp), port_b) in enumerate(zip(banks, ports)):
+            m.d.comb += [
+                port_b.stall.eq(~advance), port_b.addr.eq(i_rows[b]), port_b.held.eq(m_rows[b]),
+                rp.addr.eq(port_b.rp_addr), rp.en.eq(port_b.rp_en),
+            ]
+        with m.If(advance):
+            m.d.sync += [m_tag.eq(i_tag), m_valid.eq(i_valid), [m_rows[b].eq(i_rows[b]) for b in range(E)]]
+
+        # ---- A: each lane's E weights AND valid; lane P, valid itself (for popcount(valid)).
+        a_tag = Signal(item)
+        a_bits = [Signal(E, name=f"a_bits{p}") for p in range(P + 1)]
+        with m.If(advance):
+            m.d.sync += a_tag.eq(m_tag)
+            m.d.sync += [a_bits[p].eq(Cat(*(rp.data[p] for _, rp in banks)) & m_valid) for p in range(P)]
+            m.d.sync += a_bits[P].eq(m_valid)
+        heaps = [[[*bits]] for bits in a_bits]  # one heap per lane: E bits of weight 1
+
+        # ---- T1..Tk: the popcount trees, a register stage every LEVELS_PER_STAGE counter levels.
+        tags = [i_tag, m_tag, a_tag]
+        for k, levels in enumerate(_stage_levels(E), start=1):
+            for _ in range(levels):
+                heaps = [_compress(heap, lambda bits: _count(m, bits)) for heap in heaps]
+            heaps = [_register(m, advance, heap, f"t{k}_lane{p}") for p, heap in enumerate(heaps)]
+            tags.append(Signal(item, name=f"t{k}_tag"))
+            with m.If(advance):
+                m.d.sync += tags[-1].eq(tags[-2])
+
+        # ---- S: accumulate (the group's first item clears) each lane's count and popcount(valid).
+        accs = [Signal(geo.n_in.bit_length(), name=f"acc{p}") for p in range(P + 1)]
+        s_tag = Signal(item)
+        with m.If(advance):
+            m.d.sync += s_tag.eq(tags[-1])
+            with m.If(tags[-1].valid):
+                for acc, heap in zip(accs, heaps):
+                    m.d.sync += acc.eq(Mux(tags[-1].first, 0, acc) + sum(_rows(heap)))
+        tags.append(s_tag)
+
+        # ---- O: at a group's last item, 2*acc - pops per lane into the output register, or into
+        # the skid register if the output is blocked (which stops `advance` from the next cycle).
+        sums = Signal.like(self.o_stream.p)
+        m.d.comb += [sums.syn[p].eq(2 * accs[p] - accs[P]) for p in range(P)]
+        m.d.comb += [sums.group.eq(s_tag.group), sums.end.eq(s_tag.step_end), sums.last.eq(s_tag.last)]
+        out.offer(m, sums, advance & s_tag.valid & s_tag.end)
+        m.d.comb += self.busy.eq(running | Cat(*(tag.valid for tag in tags)).any() | out.valid | out.held)
+        # A timestep is inside from its capture until its last group leaves (as in the dense crossbar).
+        ends = [(tag.valid & tag.end & tag.step_end, tag.last) for tag in tags]
+        ends += [(full & held.end, held.last) for full, held in out.full()]
+        self._probes = {
+            "steps": running + sum(end for end, _ in ends),
+            "lasts": (running & last) + sum(end & is_last for end, is_last in ends),
+        }
+        return m
