@@ -137,8 +137,11 @@ class Loader(wiring.Component, Probed):
         swallow = Signal()  # refused: drop bus words up to TLAST
 
         walking = full & ~swallow
-        is_data = walking & (hdr == HEADER_WORDS) & (seg == DATA)
-        step = Signal()  # the frame word is done with (a data word: its write was queued)
+        # kept signals: each a LUT of its own over registers, which synthesis cannot fold into longer
+        # chains shared with the checks (the write FIFO's enables measured 7 levels without)
+        is_data = Signal(attrs={"keep": 1})
+        m.d.comb += is_data.eq(walking & (hdr == HEADER_WORDS) & (seg == DATA))
+        step = Signal(attrs={"keep": 1})  # the frame word is done with (a data word: its write was queued)
         refuse = Signal()
         queued = self._writes_fifo(m, is_data & step, addr, word)
         m.d.comb += [
