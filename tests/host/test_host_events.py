@@ -90,3 +90,19 @@ def test_a_driver_refuses_the_other_kind(event_board):
     golden_dense.close()
     with open_core("golden", main_network(), lanes=[3, 2], chunk=[None, 12], events=[8, None]) as core:
         assert [layer.events for layer in core.config.layers] == [8, None]
+
+
+def test_a_served_core_takes_events():
+    """The board emulators' `--events` (sim/board.py `add_served_core_arguments`), checked like the other commands'."""
+    import argparse
+
+    from spikeloop.configargs import OptionError
+    from spikeloop.sim.board import add_served_core_arguments, served_core
+
+    parser = argparse.ArgumentParser()
+    add_served_core_arguments(parser)
+    _, config = served_core(parser.parse_args(["--sizes", "40,12,6", "--lanes", "3,2", "--chunk", "12",
+                                               "--events", "8,0"]))
+    assert [(layer.events, layer.chunk) for layer in config.layers] == [(8, 8), (None, 12)]
+    with pytest.raises(OptionError, match="argument --events: expected 0 .dense. or an integer in .1, 12. for layer 1"):
+        served_core(parser.parse_args(["--sizes", "40,12,6", "--events", "8,13"]))
