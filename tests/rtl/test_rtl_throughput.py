@@ -67,3 +67,13 @@ def test_a_layer_of_few_groups_waits_for_its_state(decay):
     results = throughput.measure(config, (1.0, 0.0), steps=16, seed=2)
     for r in results:
         assert r.measured == r.model == state_cycles(layer), r
+
+
+def test_the_deadline_bound_holds_an_event_crossbar():
+    """`max_timestep_cycles` bounds a layer's crossbar latency by 6 + C.bit_length(); an event-driven layer's chunk
+    is E, and its capture (a clock later on an idle crossbar), issue and `EventCrossbar.latency` fit that bound."""
+    from spikeloop.rtl.events import EventCrossbar
+
+    for events in range(1, 65):
+        dut = EventCrossbar(n_in=64, n_out=2, lanes=1, events=events)
+        assert 1 + 1 + dut.latency <= 6 + events.bit_length(), events
