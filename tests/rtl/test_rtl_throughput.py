@@ -71,9 +71,10 @@ def test_a_layer_of_few_groups_waits_for_its_state(decay):
 
 def test_the_deadline_bound_holds_an_event_crossbar():
     """`max_timestep_cycles` bounds a layer's crossbar latency by 6 + C.bit_length(); an event-driven layer's chunk
-    is E, and its capture (a clock later on an idle crossbar), issue and `EventCrossbar.latency` fit that bound."""
-    from spikeloop.rtl.events import EventCrossbar
+    is E, and its capture (a clock later on an idle crossbar), issue and `EventCrossbar.latency` (5 + tree_stages(E))
+    fit that bound."""
+    from spikeloop.rtl.crossbar import tree_stages
+    from spikeloop.rtl.events import MAX_EVENTS
 
-    for events in range(1, 65):
-        dut = EventCrossbar(n_in=64, n_out=2, lanes=1, events=events)
-        assert 1 + 1 + dut.latency <= 6 + events.bit_length(), events
+    for events in range(1, MAX_EVENTS + 1):
+        assert 1 + 1 + 5 + tree_stages(events) <= 6 + events.bit_length(), events
