@@ -25,7 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from spikeloop.config import DEFAULT_CHUNK, DEFAULT_LANES, MAX_CHUNK, MAX_LANES, design_hash
-from spikeloop.configargs import OptionError, add_config_arguments, float_in, int_in, int_or_list, sizes_type
+from spikeloop.configargs import (
+    OptionError,
+    add_config_arguments,
+    events_type,
+    float_in,
+    int_in,
+    int_or_list,
+    sizes_type,
+)
 from spikeloop.network import (
     BIAS_TOS,
     BITS_RANGE,
@@ -324,15 +332,17 @@ def cmd_run(args) -> int:
 
 
 def sim_geometry(args, net: Network) -> dict:
-    """`--lanes` and `--chunk` of `run --backend sim`, checked against the network's layers (defaults 16, 64)."""
-    from spikeloop.configargs import check_per_layer
+    """`--lanes`, `--chunk` and `--events` of `run --backend sim`, checked against the network's layers (defaults
+    16, 64, every layer dense)."""
+    from spikeloop.configargs import check_events, check_per_layer
 
     if args.lanes is not None:
         check_per_layer("--lanes", args.lanes, net.sizes[1:], what="outputs", limit=MAX_LANES)
     if args.chunk is not None:
         check_per_layer("--chunk", args.chunk, net.sizes[:-1], what="inputs", limit=MAX_CHUNK)
-    return {"lanes": DEFAULT_LANES if args.lanes is None else args.lanes,
-            "chunk": DEFAULT_CHUNK if args.chunk is None else args.chunk}
+    chunk = DEFAULT_CHUNK if args.chunk is None else args.chunk
+    return {"lanes": DEFAULT_LANES if args.lanes is None else args.lanes, "chunk": chunk,
+            "events": check_events(args.events, net.sizes[:-1], chunk)}
 
 
 def cmd_random_network(args) -> int:
@@ -951,6 +961,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--chunk", type=int_or_list, default=None,
                    help="sim: synapses per clock C, one or per layer, at most each layer's inputs "
                         f"(default {DEFAULT_CHUNK}, or a layer's inputs if fewer)")
+    s.add_argument("--events", type=events_type, default=None,
+                   help="sim: E, active inputs per clock of the event-driven crossbar, one or per layer (0: the "
+                        "dense crossbar), at most each layer's inputs (default: every layer dense)")
     add_board_arguments(s)
 
     s = _command(sub, "random-network", cmd_random_network)

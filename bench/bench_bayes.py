@@ -181,14 +181,14 @@ def on_core_sampling(config) -> dict:
     from spikeloop.boards.estimate import memory_map
 
     synapses = sum(layer.n_in * layer.n_out for layer in config.layers)
-    words = sum(layer.row_words * layer.weight_rows for layer in config.layers)
+    words = sum(layer.weight_window.data_words().size for layer in config.layers)  # weight words, no padding
     row_bits = max(32 * layer.row_words for layer in config.layers)
     out = {"synapses": synapses, "weight_words": words, "prob_bits": PROB_BITS * synapses, "options": {}}
     for name, per_clock in (("word", 32), ("row", row_bits)):
         bram = 0.0
         for layer in config.layers:
             width = PROB_BITS * min(per_clock, 32 * layer.row_words)
-            depth = layer.row_words * layer.weight_rows * 32 // (width // PROB_BITS)
+            depth = layer.weight_window.data_words().size * 32 // (width // PROB_BITS)
             bram += memory_map(width, max(2, depth)).bram
         generators = math.ceil(PROB_BITS * per_clock / 64)
         luts = per_clock * COMPARATOR_LUTS + generators * GENERATOR_LUTS

@@ -11,7 +11,8 @@ Two estimators, one answer format (`Resources`: LUT, FF, BRAM, DSP):
   sources that leaves the Verilog as it was (a docstring, a command-line option) costs one Verilog
   generation, not a synthesis.
 - `analytic(config)`: milliseconds. Flip-flops are counted from the gateware's structure
-  (`crossbar_ffs`, `neuron_ffs`, `collector_ffs`, `core_ffs`: the popcount trees' stage registers by
+  (`crossbar_ffs`, `event_crossbar_ffs`, `neuron_ffs`, `collector_ffs`, `core_ffs`: the popcount trees' stage
+  registers by
   rtl/crossbar.py's own `_compress`, a neuron lane's stage registers by calling `neuron_update`,
   the register widths of the periphery), less what synthesis removes; only the periphery's fixed
   part is a measured constant. LUTs are linear in structural features of each module (P*C popcount
@@ -22,7 +23,10 @@ Two estimators, one answer format (`Resources`: LUT, FF, BRAM, DSP):
   (tolerances in docs/boards.md). The probes (`CoreConfig.probes`), absent from the calibration
   runs, are added structurally (`probe_resources`): a flip-flop per captured bit (every neuron's v'
   and current, the neuron arrays' current stages and outputs) and the framer's word multiplexer
-  over every probe word, about W * words / 4 LUT6s (4:1 per LUT, MUXF7/F8 free).
+  over every probe word, about W * words / 4 LUT6s (4:1 per LUT, MUXF7/F8 free). An event-driven crossbar
+  (`LayerConfig.events`), also absent from them: its flip-flops counted the same way (`event_crossbar_ffs`),
+  its LUTs the dense model's with a chunk of E plus its walk (`event_walk_luts`, a per-input coefficient
+  from four Yosys runs of the crossbar alone), its E bank memories mapped like any other.
 
 Throughput: `spikeloop.rtl.throughput`, the gateware's model (docs/gateware.md): layer k takes
 `G_k * max(1, Z_k) + 1` cycles per timestep, with `G_k = ceil(n_out/P)` groups and `Z_k` nonzero
@@ -326,12 +330,14 @@ _COST_LUTRAM, _COST_18, _COST_36 = 8, 129, 257
 
 @dataclass(frozen=True)
 class MemoryMap:
-    """How one memory maps: LUT RAM LUTs or block RAMs (in RAMB36 units)."""
+    """How one memory maps: LUT RAM LUTs or block RAMs (in RAMB36 units); `banks` memories of `width` x `depth`
+    alike (an event-driven crossbar's), the LUTs and block RAMs counted for all of them."""
 
     width: int
     depth: int
     lutram_luts: float
     bram: float
+    banks: int = 1
 
     @property
     def kind(self) -> str:
@@ -382,8 +388,16 @@ def memory_map(width: int, depth: int, *, group: int | None = None) -> MemoryMap
 
 
 def layer_memories(layer: LayerConfig) -> dict[str, MemoryMap]:
-    """The memories of one layer: the weights (crossbar) and theta, bias, v, u (neuron array)."""
-    out = {"weights": memory_map(32 * layer.row_words, max(2, layer.weight_rows), group=32)}
+    """The memories of one layer: the weights (crossbar) and theta, bias, v, u (neuron array). An event-driven
+    crossbar has E bank memories of P-bit rows (whole words above 32); "weights" is their sum (`MemoryMap.banks`)."""
+    if layer.events is None:
+        out = {"weights": memory_map(32 * layer.row_words, max(2, layer.weight_rows), group=32)}
+    else:
+        geo = layer.weight_window
+        width = geo.lanes if geo.row_words == 1 else 32 * geo.row_words
+        bank = memory_map(width, max(2, geo.rows), group=None if geo.row_words == 1 else 32)
+        out = {"weights": MemoryMap(bank.width, bank.depth, bank.lutram_luts * geo.events, bank.bram * geo.events,
+                                    banks=geo.events)}
     for kind, bits, group in (("theta", layer.v_bits, layer.v_bits), ("bias", layer.v_bits, layer.v_bits),
                               ("v", layer.v_bits, None), ("u", layer.u_bits, None)):
         out[kind] = memory_map(layer.lanes * bits, max(2, layer.n_groups), group=group)
@@ -396,16 +410,32 @@ def layer_memories(layer: LayerConfig) -> dict[str, MemoryMap]:
 
 
 def _crossbar_features(layer: LayerConfig) -> dict[str, dict[str, float]]:
+    """The dense crossbar's features; an event-driven one's pipeline after its walk is the dense one's with a
+    chunk of E (no chunk multiplexer: `event_walk_luts` is its walk)."""
     P, C, NC = layer.lanes, layer.chunk, layer.n_chunks
+    dense = layer.events is None
     acc = layer.n_in.bit_length()
     return {"lut": {
         "popcount bits P*C": P * C,
         "accumulator bits P*log2(n_in)": P * acc,
-        "chunk multiplexer C*(n_chunks-1)": C * (NC - 1),
+        "chunk multiplexer C*(n_chunks-1)": C * (NC - 1) * dense,
         "inputs n_in": layer.n_in,
-        "chunks": NC,
+        "chunks": NC * dense,
         "one": 1.0,
     }}
+
+
+#: LUTs per input of an event-driven crossbar's walk (rtl/events.py W: each bank's lowest and second-lowest
+#: choices over its inputs, `_several`'s trees, the `rem` updates, the rows' adders), beyond the dense model
+#: with a chunk of E: fitted to Yosys `synth_xilinx -flatten` of the crossbar alone (n_in, n_out, P, E) =
+#: (128, 32, 8, 16): 1,832 logic LUTs; (256, 48, 16, 32): 4,331; (96, 20, 4, 4): 997; (200, 40, 40, 8): 3,584
+#: (the model: 1,832, 4,415, 1,133, 3,232; within 15%). Not in the calibration runs: an estimate of the trend.
+EVENT_WALK_LUTS_PER_INPUT = 9.5
+
+
+def event_walk_luts(layer: LayerConfig) -> float:
+    """LUTs of an event-driven crossbar's walk (none for a dense layer): `EVENT_WALK_LUTS_PER_INPUT` per input."""
+    return 0.0 if layer.events is None else EVENT_WALK_LUTS_PER_INPUT * layer.n_in
 
 
 def _neuron_features(layer: LayerConfig) -> dict[str, dict[str, float]]:
@@ -482,7 +512,10 @@ def tree_register_bits(chunk: int) -> tuple[int, ...]:
 
 
 def crossbar_ffs(layer: LayerConfig) -> dict[str, int]:
-    """Flip-flops of a crossbar (rtl/crossbar.py) by pipeline part."""
+    """Flip-flops of a crossbar (rtl/crossbar.py, or rtl/events.py for an event-driven layer:
+    `event_crossbar_ffs`) by pipeline part."""
+    if layer.events is not None:
+        return event_crossbar_ffs(layer)
     P, C, NC, NG = layer.lanes, layer.chunk, layer.n_chunks, layer.n_groups
     g, row = _index_bits(NG), _index_bits(max(2, layer.weight_rows))
     stride_bits = (layer.row_stride - 1).bit_length()
@@ -502,6 +535,37 @@ def crossbar_ffs(layer: LayerConfig) -> dict[str, int]:
         "I, M: row, chunk bits": 2 * (tag + row + C),
         "A: lanes AND chunk": tag + (P + 1) * C,
         "T: popcount trees": sum(tag + (P + 1) * bits for bits in tree_register_bits(C)),
+        "S: accumulators": tag + (P + 1) * layer.n_in.bit_length(),
+        "O: output and skid": 2 * (P * layer.syn_bits + g + 2) + 2,
+    }
+
+
+def event_crossbar_ffs(layer: LayerConfig) -> dict[str, int]:
+    """Flip-flops of an event-driven crossbar (rtl/events.py) by pipeline part, counted as `crossbar_ffs`
+    counts the dense one: the registers the gateware declares, less what synthesis removes: `low` and
+    `start_low`, which nothing reads (the walk uses `index`), the one-hot bits that cannot be set (`low2`
+    and its copies never hold a bank's lowest input; padding inputs are constant), and the E read ports'
+    registers but one (they have the same inputs and merge)."""
+    geo = layer.weight_window
+    P, E, K, NG = geo.lanes, geo.events, geo.bank_rows, geo.n_groups
+    g, row = _index_bits(NG), _index_bits(max(2, geo.rows))
+    stride_bits, bank_bits = (geo.row_stride - 1).bit_length(), (geo.bank_stride - 1).bit_length()
+    addr_bits = stride_bits + bank_bits + max(1, (geo.rows - 1).bit_length())
+    k_bits = max(1, (K - 1).bit_length())
+    tag = 5 + g  # an item: valid, first, end, group, step_end, last
+    weights = layer_memories(layer)["weights"]
+    inputs = [len(range(b, layer.n_in, E)) for b in range(E)]  # inputs of each bank
+    return {
+        "bus requests and read answer": _SEL_BITS + addr_bits + 32 + 2 + 1 + 32,
+        "weight read registers (LUT RAM)": E * weights.width if weights.kind == "lutram" else 0,
+        "read ports (merged)": _window_port_ffs(row, max(1, stride_bits) + max(1, bank_bits) + 1),
+        # W, per bank of n inputs: offered_low, rem and start_rem (n bits each); offered_low2, low2 and
+        # start_low2 (n - 1: never the lowest); the index of the next input twice; six `has` flags
+        "walk choices": sum(3 * n + 3 * max(0, n - 1) for n in inputs) + E * (2 * k_bits + 6),
+        "walk state": 4 + g + _index_bits(geo.rows),  # running, last, offered, first; group, row base
+        "I, M: rows and valid": 2 * (tag + E * (row + 1)),
+        "A: lanes AND valid": tag + (P + 1) * E,
+        "T: popcount trees": sum(tag + (P + 1) * bits for bits in tree_register_bits(E)),
         "S: accumulators": tag + (P + 1) * layer.n_in.bit_length(),
         "O: output and skid": 2 * (P * layer.syn_bits + g + 2) + 2,
     }
@@ -737,7 +801,7 @@ def layer_resources(layer: LayerConfig, *, membranes: bool = False) -> dict[str,
     layer is the last one of a core that outputs membranes)."""
     mems = layer_memories(layer)
     w = mems["weights"]
-    lut = _linear("crossbar", _crossbar_features(layer))
+    lut = _linear("crossbar", _crossbar_features(layer)) + event_walk_luts(layer)
     out = {"crossbar": Resources(lut + w.lutram_luts, sum(crossbar_ffs(layer).values()), w.bram, 0)}
     lut = _linear("neurons", _neuron_features(layer)) + options_luts(layer)
     neuron_mems = [mems[kind] for kind in ("theta", "bias", "v", "u")]

@@ -139,10 +139,13 @@ class Status:
 
 
 def describe_config(config: CoreConfig) -> str:
-    """One line: sizes, lanes, chunks, output options and the design hash prefix."""
+    """One line: sizes, lanes, chunks, event-driven layers (events E, `-` for a dense layer), output options and
+    the design hash prefix."""
     lanes = "/".join(str(c.lanes) for c in config.layers)
     chunk = "/".join(str(c.chunk) for c in config.layers)
-    extra = (", membranes" if config.membranes else "") + (", probes" if config.probes else "")
+    events = "/".join("-" if c.events is None else str(c.events) for c in config.layers)
+    extra = ((f", events {events}" if any(c.events is not None for c in config.layers) else "")
+             + (", membranes" if config.membranes else "") + (", probes" if config.probes else ""))
     return (f"{'-'.join(map(str, config.sizes))} (lanes {lanes}, chunk {chunk}{extra}, {config.bus_width}-bit bus, "
             f"design {design_hash(config).hex()[:12]})")
 
@@ -610,12 +613,12 @@ class Core:
 
 
 def open_core(backend: str, network: Network | None = None, *, config: CoreConfig | None = None, lanes=16, chunk=64,
-              membranes: bool = True, bus_width: int = 32, probes: bool = False, timeout: float | None = None,
-              check_errors: bool = True, **options) -> Core:
+              events=None, membranes: bool = True, bus_width: int = 32, probes: bool = False,
+              timeout: float | None = None, check_errors: bool = True, **options) -> Core:
     """Open a core by transport name and (optionally) load `network` into it.
 
     "golden" and "sim" build the core they talk to: from `config`, else from the network
-    (`CoreConfig.for_network(network, lanes=, chunk=, membranes=, bus_width=, probes=)`). "pynq" talks to a
+    (`CoreConfig.for_network(network, lanes=, chunk=, events=, membranes=, bus_width=, probes=)`). "pynq" talks to a
     built bitstream (`bitfile=`, `overlay=`, `device=` ... see `PynqTransport`); a given `config`
     is then the design it must be. Other keyword `options` go to the transport.
     """
@@ -625,8 +628,8 @@ def open_core(backend: str, network: Network | None = None, *, config: CoreConfi
         if config is None:
             if network is None:
                 raise ValueError(f"the {backend} transport needs a config= or a network= to build its core from")
-            config = CoreConfig.for_network(network, lanes=lanes, chunk=chunk, membranes=membranes, bus_width=bus_width,
-                                            probes=probes)
+            config = CoreConfig.for_network(network, lanes=lanes, chunk=chunk, events=events, membranes=membranes,
+                                            bus_width=bus_width, probes=probes)
         transport = cls(config=config, **options)
     else:
         transport = open_transport(backend, **options)

@@ -89,10 +89,7 @@ def event_cycles(spikes, *, n_out: int, lanes: int, events: int):
     n_groups * max(1, max over banks of the bank's active inputs) + 1 (an int, or an array of T)."""
     s = np.asarray(spikes)
     geo = EventGeometry(n_in=s.shape[-1], n_out=n_out, lanes=lanes, events=events)
-    padded = np.zeros((*s.shape[:-1], geo.bank_rows * geo.events), bool)
-    padded[..., : geo.n_in] = s != 0
-    per_bank = padded.reshape(*s.shape[:-1], geo.bank_rows, geo.events).sum(axis=-2)
-    cycles = geo.n_groups * np.maximum(1, per_bank.max(axis=-1)) + 1
+    cycles = geo.n_groups * np.maximum(1, geo.items(s)) + 1
     return cycles if np.ndim(cycles) else int(cycles)
 
 

@@ -1,5 +1,8 @@
 """One layer: crossbar -> neuron array -> collector, joined by streams.
 
+The crossbar is the dense `Crossbar` or, when the layer's `events` is set, the event-driven
+`EventCrossbar`: same ports, same output, so nothing else in the layer depends on the kind.
+
 The collector gathers the per-group spikes (and, with `membranes`, pre-reset membranes) of a
 timestep into one payload for the next layer; it holds that payload until the next layer
 takes it, while this layer already computes the following timestep, so consecutive layers
@@ -21,6 +24,7 @@ from spikeloop.config import LayerConfig
 
 from .common import WINDOW, LayerControl, MemBus, Probed, check_type, parameters, probe_layout, spike_layout
 from .crossbar import Crossbar
+from .events import EventCrossbar
 from .neuron import NeuronArray
 
 __all__ = ["Layer"]
@@ -31,7 +35,7 @@ class Layer(wiring.Component, Probed):
 
     Parameters (keyword-only)
     ----------
-    config : LayerConfig (sizes, lanes, chunk, widths, decay).
+    config : LayerConfig (sizes, lanes, chunk or events, widths, decay).
     membranes : bool, whether the output payload carries the pre-reset membranes `v`.
     probes : bool, whether the layer captures its timestep's z, v' and u for the probes (`probe`).
 
@@ -53,7 +57,11 @@ class Layer(wiring.Component, Probed):
         self._config = config
         self._membranes = membranes
         self._probes_built = probes
-        self._crossbar = Crossbar(n_in=config.n_in, n_out=config.n_out, lanes=config.lanes, chunk=config.chunk)
+        if config.events is None:
+            self._crossbar = Crossbar(n_in=config.n_in, n_out=config.n_out, lanes=config.lanes, chunk=config.chunk)
+        else:
+            self._crossbar = EventCrossbar(n_in=config.n_in, n_out=config.n_out, lanes=config.lanes,
+                                           events=config.events)
         self._neurons = NeuronArray(
             n_in=config.n_in, n_out=config.n_out, lanes=config.lanes, v_bits=config.v_bits, u_bits=config.u_bits,
             frac_bits=config.frac_bits, decay=config.decay, probes=probes, options=config.options,
@@ -76,8 +84,8 @@ class Layer(wiring.Component, Probed):
         return self._config
 
     @property
-    def crossbar(self) -> Crossbar:
-        """The layer's crossbar."""
+    def crossbar(self) -> Crossbar | EventCrossbar:
+        """The layer's crossbar: `EventCrossbar` when `config.events` is set, else `Crossbar`."""
         return self._crossbar
 
     @property

@@ -5,6 +5,8 @@ Model, per timestep in steady state (input offered at full rate, output always t
 
     layer k:  max(G_k * max(1, Z_k) + 1, S_k)   G_k = ceil(n_out/P) groups, Z_k = input chunks of C holding
                                               a spike, S_k = `state_cycles` (reached by layers of few groups)
+                                              (an event-driven layer: Z_k = the most active inputs of one
+                                              of its E banks, `rtl.events.event_cycles`)
     core:     max(WORDS_IN + 1, WORDS_OUT + 1, max_k layer k)
 
 The crossbar issues one (group, nonzero chunk) weight row per clock and spends one clock taking
@@ -23,6 +25,7 @@ wide crossbar) and returns the measured cycles per timestep next to the model's.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,16 +45,29 @@ def chunk_sizes(layer: LayerConfig) -> list[int]:
 
 
 def nonzero_chunks(layer: LayerConfig, spikes) -> np.ndarray:
-    """Z per timestep: chunks of the layer's input holding at least one spike; spikes [T, n_in]."""
+    """Z per timestep, spikes [T, n_in]: chunks of the layer's input holding at least one spike; for an
+    event-driven layer the most active inputs of one bank (`EventGeometry.items`, as `event_cycles`)."""
     spikes = np.asarray(spikes, bool)
+    if layer.events is not None:
+        return np.asarray(layer.weight_window.items(spikes))
     padded = np.zeros((spikes.shape[0], layer.n_chunks * layer.chunk), bool)
     padded[:, : layer.n_in] = spikes
     return padded.reshape(spikes.shape[0], layer.n_chunks, layer.chunk).any(axis=2).sum(axis=1)
 
 
 def expected_nonzero_chunks(layer: LayerConfig, density: float) -> float:
-    """E[Z] for independent input bits of probability `density`."""
-    return float(sum(1 - (1 - density) ** c for c in chunk_sizes(layer)))
+    """E[Z] for independent input bits of probability `density`; for an event-driven layer, E[max over
+    banks of Binomial(bank inputs, density)] = sum over m >= 1 of P(some bank has m or more)."""
+    if layer.events is None:
+        return float(sum(1 - (1 - density) ** c for c in chunk_sizes(layer)))
+    E, K = layer.events, layer.n_chunks
+    sizes = [K if b < layer.n_in - (K - 1) * E else K - 1 for b in range(E)]  # inputs per bank
+    d = float(density)
+
+    def cdf(n, m):  # P(Binomial(n, d) <= m)
+        return sum(math.comb(n, i) * d ** i * (1 - d) ** (n - i) for i in range(min(n, m) + 1))
+
+    return float(sum(1 - math.prod(cdf(n, m - 1) for n in sizes) for m in range(1, K + 1)))
 
 
 def stage_cycles(config: CoreConfig, z_per_layer) -> np.ndarray:

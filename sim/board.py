@@ -462,15 +462,18 @@ def bench(config: CoreConfig, *, steps: int = 2000, density: float = 0.2, seed: 
 
 def add_served_core_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of a command that serves a simulated core (the board emulators): the network
-    (`--network` image, or `--sizes` of a random one), `--lanes`, `--chunk`, `--membranes`,
+    (`--network` image, or `--sizes` of a random one), `--lanes`, `--chunk`, `--events`, `--membranes`,
     `--options`, `--bus-width`, `--profile`."""
-    from spikeloop.configargs import int_or_list
+    from spikeloop.configargs import events_type, int_or_list
 
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--network", help="network image (.npz) the core is built for")
     source.add_argument("--sizes", type=int_or_list, help="or a random network of these sizes: 784,256,10 (seed 0)")
     parser.add_argument("--lanes", type=int_or_list, default=16, help="neurons per clock P (16), or one per layer: 3,2")
     parser.add_argument("--chunk", type=int_or_list, default=64, help="synapses per clock C (64), or one per layer")
+    parser.add_argument("--events", type=events_type, default=None,
+                        help="active inputs per clock E of the event-driven crossbar, or one per layer (0: dense; "
+                             "default: every layer dense)")
     parser.add_argument("--membranes", action="store_true", help="the core also outputs membranes")
     parser.add_argument("--options", action="store_true",
                         help="build every layer with contract v2's options, so that any network of these sizes loads "
@@ -487,8 +490,12 @@ def served_core(args):
         network = Network.load(args.network)
     else:
         network = random_network(np.atleast_1d(args.sizes).tolist(), seed=0)
-    return network, CoreConfig.for_network(network, lanes=args.lanes, chunk=args.chunk, membranes=args.membranes,
-                                           bus_width=args.bus_width, options=True if args.options else None)
+    from spikeloop.configargs import check_events
+
+    events = check_events(args.events, network.sizes[:-1], args.chunk)
+    return network, CoreConfig.for_network(network, lanes=args.lanes, chunk=args.chunk, events=events,
+                                           membranes=args.membranes, bus_width=args.bus_width,
+                                           options=True if args.options else None)
 
 
 def serve_until_interrupted() -> None:

@@ -20,7 +20,6 @@ import numpy as np
 from spikeloop import regmap
 from spikeloop.config import CoreConfig
 from spikeloop.paramstream import FrameError, bus_words, frame_from_writes, parse_frame
-from spikeloop.windows import pack_weights
 
 from .interface import Board
 
@@ -56,7 +55,7 @@ class StuckWeightBits(Board):
         self._frame: list[np.ndarray] = []  # its words so far (sends without TLAST)
         config = board.config
         for k, layer in enumerate(config.layers):
-            real = pack_weights(np.ones((layer.n_out, layer.n_in), np.int8), layer)  # 1 on every synapse bit
+            real = layer.weight_window.pack(np.ones((layer.n_out, layer.n_in), np.int8))  # 1 on every synapse bit
             bits = np.unpackbits(real.astype("<u4").view(np.uint8), bitorder="little").astype(bool)
             where = np.flatnonzero(bits)
             n = int(round(self.fraction * where.size))

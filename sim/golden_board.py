@@ -34,7 +34,7 @@ from spikeloop import golden, regmap
 from spikeloop.config import CoreConfig
 from spikeloop.network import Layer, Network, NetworkError
 from spikeloop.stream import pack_output, unpack_spikes, words_per_timestep
-from spikeloop.windows import pack_neuron_values, unpack_neuron_values, unpack_weights
+from spikeloop.windows import pack_neuron_values, unpack_neuron_values
 
 from .interface import Board, BoardError, Fault, Rx, Until, check_fault
 from .load_frames import FrameTaker
@@ -217,7 +217,7 @@ class GoldenBoard(Board):
                 mode = regmap.mode_labels(self._run_time["MODE"][k])
                 try:
                     layers.append(Layer(
-                        unpack_weights(image["weights"], cfg),
+                        cfg.weight_window.unpack(image["weights"]),
                         theta=unpack_neuron_values(image["theta"], cfg),
                         bias=unpack_neuron_values(image["bias"], cfg),
                         **mode, v_bits=cfg.v_bits, u_bits=cfg.u_bits,

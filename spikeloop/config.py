@@ -1,9 +1,9 @@
 """What a bitstream is built for: `LayerConfig` / `CoreConfig`, validated up front.
 
-Sizes, lanes `P`, chunk `C`, widths, decay implementation, the options switch and the output
-stream options of a core; the design hash that names a build and the configuration readback that lets a driver
-rebuild it from the registers (`CoreConfig.readback`, `CoreConfig.from_readback`); the cycles a
-timestep takes; and the default core (`DEFAULT_CORE`). numpy only (it runs on the board).
+Sizes, lanes `P`, chunk `C` or events `E` (the crossbar's kind), widths, decay implementation, the options
+switch and the output stream options of a core; the design hash that names a build and the configuration
+readback that lets a driver rebuild it from the registers (`CoreConfig.readback`, `CoreConfig.from_readback`);
+the cycles a timestep takes; and the default core (`DEFAULT_CORE`). numpy only (it runs on the board).
 """
 
 from __future__ import annotations
@@ -43,9 +43,10 @@ from spikeloop.regmap import (
     window,
 )
 from spikeloop.stream import BUS_WIDTHS, FIELD_BITS, output_words_per_timestep, words_per_timestep
+from spikeloop.windows import MAX_EVENTS, DenseGeometry, EventGeometry
 
 __all__ = [
-    "ConfigError", "LayerConfig", "CoreConfig", "MAX_LANES", "MAX_CHUNK", "MAX_ROW_BITS",
+    "ConfigError", "LayerConfig", "CoreConfig", "MAX_LANES", "MAX_CHUNK", "MAX_ROW_BITS", "MAX_EVENTS",
     "design_hash", "hash_words", "state_cycles", "layer_cycles", "framing_cycles", "max_timestep_cycles",
     "DEFAULT_SIZES", "DEFAULT_LANES", "DEFAULT_CHUNK", "DEFAULT_CORE",
 ]
@@ -75,6 +76,10 @@ class LayerConfig:
     `options`: the neuron array carries contract v2's options logic (MODE's decay_round, input_shift,
     bias_to, u_overflow, v_range and reset subtract_next; about 290 LUTs a lane); without it those
     fields are tied to their v1 values and a MODE write of another value is refused.
+    `events` (E): None for the dense crossbar (rtl/crossbar.py: every input chunk that holds a spike, a
+    clock each); an int in 1..MAX_EVENTS (and <= n_in) for the event-driven one (rtl/events.py: E active
+    inputs a clock, whichever they are). Its E inputs a clock are its synapses per neuron per clock, so
+    `chunk` is E: leave chunk unset (or equal to E); another chunk is refused.
     """
 
     n_in: int
@@ -86,12 +91,22 @@ class LayerConfig:
     frac_bits: int = 8
     decay: str = "shift"
     options: bool = False
+    events: int | None = None
     where: str = "layer"
 
     def __post_init__(self):
         w = self.where
         _int(w, "n_in", self.n_in, 1, MAX_WIDTH)
         _int(w, "n_out", self.n_out, 1, MAX_WIDTH)
+        if self.events is not None:
+            _int(w, "events", self.events, 1, min(MAX_EVENTS, self.n_in))
+            if self.chunk is None:
+                object.__setattr__(self, "chunk", self.events)
+            elif self.chunk != self.events:
+                raise ConfigError(
+                    f"{w}: chunk = {self.chunk!r} with events = {self.events}: an event-driven layer takes `events` "
+                    "inputs a clock (its chunk); leave chunk unset or equal to events"
+                )
         if self.chunk is None:
             object.__setattr__(self, "chunk", min(32, self.n_in))
         _int(w, "lanes", self.lanes, 1, min(MAX_LANES, self.n_out))
@@ -109,8 +124,17 @@ class LayerConfig:
 
     # Geometry of the memories (derived, read-only).
     @property
+    def weight_window(self) -> DenseGeometry | EventGeometry:
+        """The weights window's layout for this layer's crossbar kind: words, padding, packer
+        (`DenseGeometry`, or `EventGeometry` with `events`). Every user of the window goes through it."""
+        if self.events is None:
+            return DenseGeometry(n_in=self.n_in, n_out=self.n_out, lanes=self.lanes, chunk=self.chunk)
+        return EventGeometry(n_in=self.n_in, n_out=self.n_out, lanes=self.lanes, events=self.events)
+
+    @property
     def n_chunks(self) -> int:
-        """Input chunks of `chunk` bits per timestep (the last one zero-padded)."""
+        """Input chunks of `chunk` bits per timestep (the last one zero-padded); with `events`, the bank rows
+        K = ceil(n_in / E): the most clocks a group takes."""
         return ceil_div(self.n_in, self.chunk)
 
     @property
@@ -120,23 +144,24 @@ class LayerConfig:
 
     @property
     def row_bits(self) -> int:
-        """Weight bits read per clock: lanes * chunk."""
+        """Weight bits read per clock: lanes * chunk (with `events`, P bits from each of E banks)."""
         return self.lanes * self.chunk
 
     @property
     def row_words(self) -> int:
-        """32-bit words holding one weight row."""
-        return ceil_div(self.row_bits, 32)
+        """32-bit words holding one weight row of the window (`weight_window.row_words`)."""
+        return self.weight_window.row_words
 
     @property
     def row_stride(self) -> int:
-        """Words between weight rows in the weights window (a power of two)."""
-        return next_pow2(self.row_words)
+        """Words between weight rows in the weights window, a power of two (`weight_window.row_stride`)."""
+        return self.weight_window.row_stride
 
     @property
     def weight_rows(self) -> int:
-        """Rows of the weight memory: one per (group, chunk)."""
-        return self.n_groups * self.n_chunks
+        """Rows of `row_stride` words in the weights window (`weight_window.slots`): one per (group, chunk),
+        or with `events` one per (group, bank row, bank slot)."""
+        return self.weight_window.slots
 
     @property
     def lane_stride(self) -> int:
@@ -182,10 +207,12 @@ class LayerConfig:
                 )
 
     def params(self) -> dict:
-        """The build parameters as a plain dict (for JSON, hashing and readback); `options` only when on,
-        so a build without it keeps the parameters and design hash it had before the switch existed."""
+        """The build parameters as a plain dict (for JSON, hashing and readback); `options` only when on and
+        `events` only when set, so a build without them keeps the parameters and design hash it had before
+        they existed."""
         return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name != "where" and (f.name != "options" or self.options)}
+                if f.name != "where" and (f.name != "options" or self.options)
+                and (f.name != "events" or self.events is not None)}
 
 
 @dataclass(frozen=True)
@@ -225,6 +252,7 @@ class CoreConfig(LayerChain):
         frac_bits=8,
         decay="shift",
         options=False,
+        events=None,
         membranes: bool = False,
         bus_width: int = 32,
         probes: bool = False,
@@ -232,7 +260,10 @@ class CoreConfig(LayerChain):
         """A configuration from sizes `(n_in, n_out0, n_out1, ...)`.
 
         Every per-layer argument is a scalar (all layers) or a sequence (one per layer). A scalar
-        `lanes` or `chunk` is capped at each layer's `n_out` or `n_in` respectively.
+        `lanes`, `chunk` or `events` is capped at each layer's `n_out`, `n_in`, `n_in` respectively.
+        `events`: None (every layer dense), an int (every layer event-driven) or one entry per layer, None
+        for a dense layer. A scalar `chunk` applies to the dense layers only (an event-driven layer's chunk
+        is its events); a per-layer chunk entry of an event-driven layer must be None or equal its events.
         """
         sizes = tuple(sizes)
         if len(sizes) < 2:
@@ -257,7 +288,10 @@ class CoreConfig(LayerChain):
             "frac_bits": per_layer("frac_bits", frac_bits),
             "decay": per_layer("decay", decay),
             "options": per_layer("options", options),
+            "events": per_layer("events", events, ins),
         }
+        if not isinstance(chunk, (list, tuple)):
+            cols["chunk"] = [None if e is not None else c for c, e in zip(cols["chunk"], cols["events"])]
         layers = tuple(
             LayerConfig(ins[k], outs[k], **{key: col[k] for key, col in cols.items()}, where=f"layer {k}")
             for k in range(n)
@@ -265,11 +299,13 @@ class CoreConfig(LayerChain):
         return cls(layers, membranes=membranes, bus_width=bus_width, probes=probes)
 
     @classmethod
-    def for_network(cls, network: Network, *, lanes=1, chunk=32, decay=None, options=None, **kwargs) -> CoreConfig:
+    def for_network(cls, network: Network, *, lanes=1, chunk=32, decay=None, options=None, events=None,
+                    **kwargs) -> CoreConfig:
         """The configuration that holds `network` exactly (sizes and widths taken from it).
 
         `decay` defaults to `"shift"` for layers whose lam and alpha are 0 or powers of two, else
         `"multiply"`; `options` to on for the layers that use contract v2's options (`not Layer.is_v1`).
+        `events` as in `build`.
         """
         if not isinstance(network, Network):
             raise TypeError(f"expected a Network, got {type(network).__name__}")
@@ -282,7 +318,7 @@ class CoreConfig(LayerChain):
         if options is None:
             options = [not layer.is_v1 for layer in network.layers]
         return cls.build(
-            network.sizes, lanes=lanes, chunk=chunk, decay=decay, options=options,
+            network.sizes, lanes=lanes, chunk=chunk, decay=decay, options=options, events=events,
             v_bits=[layer.v_bits for layer in network.layers],
             u_bits=[layer.u_bits for layer in network.layers],
             frac_bits=[layer.frac_bits for layer in network.layers],
@@ -332,7 +368,7 @@ class CoreConfig(LayerChain):
             values[layer_offset(k, "GEOMETRY")] = geometry
             values[layer_offset(k, "WIDTHS")] = layer_register("WIDTHS").encode(
                 v_bits=layer.v_bits, u_bits=layer.u_bits, frac_bits=layer.frac_bits, decay=Decay.of(layer.decay),
-                options=int(layer.options),
+                options=int(layer.options), events=int(layer.events is not None),
             )
             for kind in WINDOW_KINDS:
                 values[layer_offset(k, f"{kind.upper()}_BASE")] = window(self, k, kind).base
@@ -363,7 +399,8 @@ class CoreConfig(LayerChain):
             layers.append(LayerConfig(
                 read(layer_offset(k, "N_IN")), read(layer_offset(k, "N_OUT")),
                 lanes=geometry["lanes"], chunk=geometry["chunk"], v_bits=widths["v_bits"], u_bits=widths["u_bits"],
-                frac_bits=widths["frac_bits"], decay=decay, options=bool(widths["options"]), where=f"layer {k}",
+                frac_bits=widths["frac_bits"], decay=decay, options=bool(widths["options"]),
+                events=geometry["chunk"] if widths["events"] else None, where=f"layer {k}",
             ))
         config = cls(tuple(layers), membranes=bool(cfg["membranes"]), bus_width=cfg["bus_bytes"] * 8,
                      probes=bool(cfg["probes"]))
@@ -397,10 +434,12 @@ def state_cycles(layer: LayerConfig) -> int:
 
 
 def layer_cycles(layer: LayerConfig, nonzero_chunks=None, *, state: bool = True):
-    """Clocks a layer spends on one timestep with `nonzero_chunks` input chunks holding a spike
-    (default: all of them, dense input): its crossbar's one row per (group, nonzero chunk), at least
-    one per group, and one clock to take the next timestep; with `state`, at least `state_cycles`,
-    which only a layer of few groups reaches (docs/gateware.md, "Throughput")."""
+    """Clocks a layer spends on one timestep with `nonzero_chunks` (Z) clocks per group (default: dense
+    input, `n_chunks`): its crossbar's Z items per group, at least one, and one clock to take the next
+    timestep; with `state`, at least `state_cycles`, which only a layer of few groups reaches
+    (docs/gateware.md, "Throughput"). Z is the input chunks holding a spike for the dense crossbar, the
+    most active inputs of one bank for the event-driven one (`EventGeometry.items`; then this is
+    `rtl.events.event_cycles`, and the dense default K = n_chunks is its all-active case)."""
     z = layer.n_chunks if nonzero_chunks is None else nonzero_chunks
     cycles = np.maximum(layer.n_groups * np.maximum(1, z) + 1, state_cycles(layer) if state else 0)
     return cycles if np.ndim(cycles) else cycles.item()

@@ -1,12 +1,13 @@
 """The core-configuration options every command shares (`spikeloop verilog`, `estimate`, `make bitstream`),
 and the argparse types that check every option where it enters.
 
-`--sizes --lanes --chunk --v-bits --u-bits --frac-bits --decay --options --membranes --probes --bus-width`, so one
+`--sizes --lanes --chunk --events --v-bits --u-bits --frac-bits --decay --options --membranes --probes --bus-width`,
+so one
 `CONFIG=...` works for `make verilog`, `make estimate` and `make bitstream`.
 
 Each option is checked at the boundary, in one wording: an argparse type refuses what is out of
 its range on its own (argparse then says `argument --steps: ...`), and `config_from_args` checks
-`--lanes` and `--chunk` against the layer sizes (`argument --chunk: 1000000 is outside [1, 784] ...`).
+`--lanes`, `--chunk` and `--events` against the layer sizes (`argument --chunk: 1000000 is outside [1, 784] ...`).
 Nothing is capped silently: a value the core cannot take is refused with its true range.
 """
 
@@ -19,6 +20,7 @@ from spikeloop.config import (
     DEFAULT_LANES,
     DEFAULT_SIZES,
     MAX_CHUNK,
+    MAX_EVENTS,
     MAX_LANES,
     MAX_ROW_BITS,
     ConfigError,
@@ -29,7 +31,7 @@ from spikeloop.stream import BUS_WIDTHS
 
 __all__ = [
     "add_config_arguments", "config_from_args", "config_args", "int_or_list", "int_in", "float_in", "ints_in",
-    "sizes_type", "check_per_layer", "OptionError",
+    "sizes_type", "check_per_layer", "events_type", "check_events", "OptionError",
 ]
 
 
@@ -134,6 +136,40 @@ def _switches(text: str) -> bool | list[bool]:
     return values[0] == "1" if len(values) == 1 else [v == "1" for v in values]
 
 
+#: An argparse type for `--events`: E, 0 for a dense layer, one value or one per layer.
+events_type = ints_in(0, MAX_EVENTS)
+
+
+def check_events(value, sizes, chunk=None):
+    """`--events` (an `events_type` value or None) as `CoreConfig.build` takes it, checked against the layers'
+    inputs `sizes` and against a per-layer `--chunk`: 0 is a dense layer (None), one value serves every layer
+    (capped at each layer's inputs), one value per layer is checked layer by layer. A per-layer `--chunk` must
+    give an event-driven layer its events (its chunk) or be one value, which the dense layers take."""
+    if value is None:
+        return None
+    sizes = list(sizes)
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(sizes):
+            raise OptionError(f"argument --events: {len(value)} values for {len(sizes)} layers")
+        for k, (v, size) in enumerate(zip(value, sizes)):
+            hi = min(MAX_EVENTS, size)
+            if v and not 1 <= v <= hi:
+                raise OptionError(f"argument --events: expected 0 (dense) or an integer in [1, {hi}] for layer {k} "
+                                  f"(at most its inputs and {MAX_EVENTS}), got {v}")
+        per_layer = [v or None for v in value]
+    else:
+        if not 0 <= value <= MAX_EVENTS:
+            raise OptionError(f"argument --events: expected 0 (dense) or an integer in [1, {MAX_EVENTS}], got {value}")
+        per_layer = [min(value, size) or None for size in sizes]
+    if isinstance(chunk, (list, tuple)):
+        for k, (c, e) in enumerate(zip(chunk, per_layer)):
+            if e is not None and c != e:
+                raise OptionError(f"arguments --chunk and --events: layer {k} is event-driven with events {e}, which "
+                                  f"is its chunk, but --chunk gives it {c}: give {e} there, or one --chunk value (it "
+                                  "serves the dense layers)")
+    return per_layer
+
+
 def check_per_layer(option: str, value, sizes, *, what: str, limit: int) -> None:
     """Refuse `--lanes` (sizes: each layer's n_out) or `--chunk` (each layer's n_in) out of its true range.
 
@@ -168,6 +204,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, sizes_required: boo
                         help="P, neurons per clock: one value or one per layer, at most each layer's outputs")
     parser.add_argument("--chunk", type=int_or_list, default=None,
                         help="C, synapses per clock: one value or one per layer, at most each layer's inputs")
+    parser.add_argument("--events", type=events_type, default=None,
+                        help=f"E, active inputs per clock of the event-driven crossbar (1 to {MAX_EVENTS}, at most "
+                             "the layer's inputs; 0: the dense crossbar): one value or one per layer like 16,0 "
+                             "(default: every layer dense; an event-driven layer's chunk is its events)")
     parser.add_argument("--v-bits", type=ints_in(lo, hi), default=16,
                         help=f"membrane width in bits, {lo} to {hi}, one or one per layer (default 16)")
     parser.add_argument("--u-bits", type=ints_in(lo, hi), default=16,
@@ -200,13 +240,15 @@ def config_from_args(args, *, default_sizes=DEFAULT_SIZES, default_lanes=DEFAULT
         check_per_layer("--chunk", args.chunk, sizes[:-1], what="inputs", limit=MAX_CHUNK)
     lanes = default_lanes if args.lanes is None else args.lanes
     chunk = default_chunk if args.chunk is None else args.chunk
-    rows = [p * c for p, c in zip(_each(lanes, sizes[1:]), _each(chunk, sizes[:-1]))]
+    events = check_events(getattr(args, "events", None), sizes[:-1], chunk)
+    rows = [p * (c if e is None else e) for p, c, e in zip(_each(lanes, sizes[1:]), _each(chunk, sizes[:-1]),
+                                                              events or [None] * (len(sizes) - 1))]
     if max(rows) > MAX_ROW_BITS:
         raise OptionError(f"arguments --lanes and --chunk: lanes x chunk = {max(rows)} weight bits per clock, "
                           f"at most {MAX_ROW_BITS}")
     decay = str(args.decay).split(",")
     return CoreConfig.build(
-        sizes, lanes=lanes, chunk=chunk,
+        sizes, lanes=lanes, chunk=chunk, events=events,
         v_bits=args.v_bits, u_bits=args.u_bits, frac_bits=args.frac_bits,
         decay=decay[0] if len(decay) == 1 else decay, options=getattr(args, "options", False),
         membranes=args.membranes, bus_width=args.bus_width,
@@ -228,6 +270,8 @@ def config_args(config: CoreConfig) -> list[str]:
     args = ["--sizes", ",".join(map(str, config.sizes)), "--lanes", col("lanes"), "--chunk", col("chunk"),
             "--v-bits", col("v_bits"), "--u-bits", col("u_bits"), "--frac-bits", col("frac_bits"),
             "--decay", col("decay"), "--bus-width", str(config.bus_width)]
+    if any(layer.events is not None for layer in config.layers):
+        args += ["--events", col("events").replace("None", "0")]
     switches = [layer.options for layer in config.layers]
     if all(switches):
         args.append("--options")

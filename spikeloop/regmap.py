@@ -220,10 +220,12 @@ _l = _Block()
 _l.add("N_IN", "ro", "Inputs of the layer.")
 _l.add("N_OUT", "ro", "Neurons of the layer.")
 _l.add("GEOMETRY", "ro", "Lanes and chunk.", [Field("lanes", 0, 16, "P"), Field("chunk", 16, 16, "C")])
-_l.add("WIDTHS", "ro", "Widths, decay implementation and the options switch.", [
+_l.add("WIDTHS", "ro", "Widths, decay implementation, the options switch and the crossbar's kind.", [
     Field("v_bits", 0, 8), Field("u_bits", 8, 8), Field("frac_bits", 16, 8),
     Field("decay", 24, 1, _codes(Decay)),
     Field("options", 25, 1, "the layer is built with contract v2's options (else MODE takes only their v1 values)"),
+    Field("events", 26, 1, "the layer's crossbar is event-driven, taking `GEOMETRY.chunk` active inputs a clock "
+          "(else dense: every input chunk that holds a spike)"),
 ])
 _l.add("MODE", "rw", "Neuron kind, reset mode and the layer's numerics options (docs/numerics.md).",
        _mode_fields())
@@ -305,7 +307,7 @@ class Window:
 
 def _window_words(layer, kind: str) -> int:
     if kind == "weights":
-        return layer.weight_rows * layer.row_stride
+        return layer.weight_window.words
     return layer.n_groups * layer.lane_stride
 
 
@@ -551,6 +553,11 @@ chunks of `C` synapses:
   from input chunk `c`; neuron `g*P + p`, input `c*C + b` is row bit `p*C + b` (1 for +1,
   0 for -1). A row is `ceil(P*C/32)` words, LSB-first, at a stride of the next power of two
   (`pack_weights`).
+  A layer with an event-driven crossbar (`WIDTHS.events`, `E` = `C` banks, input `i` in bank
+  `i % E` at bank row `i // E`, `K = ceil(n_in/E)`) holds instead the `P` bits of (group `g`,
+  bank row `k`, bank `b`), lane `p` at bit `p`, in `ceil(P/32)` words at word
+  `((g*K + k) * next_pow2(E) + b) * next_pow2(ceil(P/32))` (`pack_event_weights`). Words past a
+  row's data, and banks past `E`, are ignored on write and read as 0.
 - `theta`, `bias` (rw), `v`, `u` (ro): neuron `j` is word `(j // P) * next_pow2(P) + j % P`,
   a 32-bit two's complement value (`pack_neuron_values`). Writes outside
   `1 <= theta <= 2^(v_bits-1)-1`, or outside the `v_bits` range for `bias`, are refused

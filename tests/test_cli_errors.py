@@ -85,6 +85,13 @@ BAD = [
     ([*RUN, "--lanes", "4,17"], "argument --lanes: expected an integer in [1, 5] for layer 1"),
     ([*RUN, "--chunk", "1000000"], "argument --chunk: expected an integer in [1, 40]"),
     ([*RUN, "--chunk", "8,8,8"], "argument --chunk: 3 values for 2 layers"),
+    ([*RUN, "--events", "65"], "argument --events: expected integers in [0, 64], got 65"),
+    ([*RUN, "--events", "-1"], "argument --events: expected integers in [0, 64], got -1"),
+    ([*RUN, "--events", "x"], "argument --events: expected an integer or comma-separated integers"),
+    ([*RUN, "--events", "8,17"], "argument --events: expected 0 (dense) or an integer in [1, 16] for layer 1"),
+    ([*RUN, "--events", "8,8,8"], "argument --events: 3 values for 2 layers"),
+    ([*RUN, "--chunk", "16,16", "--events", "8,0"],
+     "arguments --chunk and --events: layer 0 is event-driven with events 8, which is its chunk, but --chunk"),
     ([*RUN, "--baudrate", "0"], "argument --baudrate: expected an integer >= 1, got 0"),
     ([*RUN, "--backend", "serial"], "--backend serial needs --port"),
     # random-network
@@ -140,6 +147,10 @@ BAD = [
     (["verilog", "--lanes", "1000", "--out", "{tmp}/v"], "argument --lanes: expected an integer in [1, 256]"),
     (["verilog", "--chunk", "1000000", "--out", "{tmp}/v"], CHUNK_MESSAGE),
     (["verilog", "--sizes", "784,10", "--lanes", "3,2", "--out", "{tmp}/v"], "argument --lanes: 2 values for 1"),
+    (["verilog", "--events", "65", "--out", "{tmp}/v"], "argument --events: expected integers in [0, 64], got 65"),
+    (["verilog", "--sizes", "784,10", "--events", "16,0", "--out", "{tmp}/v"], "argument --events: 2 values for 1"),
+    (["verilog", "--sizes", "40,12,5", "--events", "8,13", "--out", "{tmp}/v"],
+     "argument --events: expected 0 (dense) or an integer in [1, 12] for layer 1 (at most its inputs and 64), got 13"),
     (["verilog", "--v-bits", "1", "--out", "{tmp}/v"], "argument --v-bits: expected integers in [2, 32], got 1"),
     (["verilog", "--u-bits", "40", "--out", "{tmp}/v"], "argument --u-bits"),
     (["verilog", "--frac-bits", "17", "--out", "{tmp}/v"], "argument --frac-bits"),
@@ -159,6 +170,7 @@ BAD = [
     (["estimate", "--analytic", "--margin", "0"], "argument --margin: expected a number in (0, 1], got 0"),
     (["estimate", "--analytic", "--margin", "x"], "argument --margin"),
     (["estimate", "--analytic", "--max-chunk", "-1"], "argument --max-chunk"),
+    (["estimate", "--analytic", "--events", "x"], "argument --events: expected an integer or comma-separated"),
     (["estimate", "--analytic", "--json", NOT_A_FOLDER], "argument --json"),
     (["estimate", "--cache", "{tmp}/afile"], "argument --cache"),
     # loop
@@ -516,3 +528,38 @@ def test_verilog_warns_of_a_chunk_wider_than_timing_allows(tmp_path, capsys, mon
     assert "warning: chunk 784 > 256" in capsys.readouterr().err
     assert main(["verilog", "--out", str(tmp_path / "v")]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_events_select_the_event_driven_crossbar_per_layer(tmp, capsys, monkeypatch):
+    """`--events` reaches the build: per layer (0 dense), one value for all (capped at a layer's inputs), round
+    trip through `config_args`; `run --backend sim` hands it to `open_core`."""
+    import argparse
+
+    from spikeloop.configargs import add_config_arguments, config_args, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    config = config_from_args(parser.parse_args(["--sizes", "40,12,5", "--lanes", "4,5", "--chunk", "8",
+                                                 "--events", "8,0"]))
+    assert [(layer.events, layer.chunk) for layer in config.layers] == [(8, 8), (None, 8)]
+    assert config_from_args(parser.parse_args(config_args(config))) == config
+    assert "--events" in config_args(config) and "--events" not in config_args(config_from_args(
+        parser.parse_args(["--sizes", "40,12,5"])))
+    every = config_from_args(parser.parse_args(["--sizes", "40,12,5", "--events", "16"]))
+    assert [layer.events for layer in every.layers] == [16, 12]
+    mixed = config_from_args(parser.parse_args(["--sizes", "40,12,5", "--chunk", "8,6", "--events", "8,0"]))
+    assert [(layer.events, layer.chunk) for layer in mixed.layers] == [(8, 8), (None, 6)]
+
+    import spikeloop.host
+
+    real = spikeloop.host.open_core
+    seen = {}
+
+    def fake_open_core(backend, network, *, log=None, **options):
+        seen.update(options)
+        return real("golden", network, lanes=options["lanes"], chunk=options["chunk"], events=options["events"])
+
+    monkeypatch.setattr(spikeloop.host, "open_core", fake_open_core)
+    assert main(["run", "--network", str(tmp / "net.npz"), "--input", str(tmp / "in.npz"), "--backend", "sim",
+                 "--events", "8,0", "--out", str(tmp / "o.npz")]) == 0
+    assert seen["events"] == [8, None]

@@ -123,6 +123,30 @@ def test_analytic_flip_flops_match_a_fresh_synthesis():
         assert parts[f"layer {k} collector"].ff == ffs[f"spikeloop_core.core.network.layer{k}"], k
 
 
+#: An event-driven layer 0 (E = 8) before a dense one: also outside the calibration set (about 30 s of Yosys).
+FRESH_EVENTS = CoreConfig.build((48, 24, 6), lanes=[3, 2], chunk=[None, 12], events=[8, None], u_bits=12)
+
+
+def test_an_event_driven_crossbar_matches_a_fresh_synthesis():
+    """The event crossbar's flip-flops are counted from its structure (`event_crossbar_ffs`), within 5 % of Yosys as
+    the dense one's; its LUTs (the dense model with a chunk of E and the walk) within 20 %; its banks' memories as
+    mapped; and the whole core as the other fresh configuration."""
+    synthesized = estimate.synthesize(FRESH_EVENTS, PYNQ)
+    got, parts = estimate.analytic(FRESH_EVENTS, breakdown=True)
+    want = synthesized.resources
+    print(f"event config: analytic {got.rounded()} vs Yosys {want}")
+    name = "spikeloop_core.core.network.layer0.crossbar"
+    mine = {m: c for m, c in synthesized.modules.items() if m == name or m.startswith(name + ".")}
+    assert any(".window7" in m for m in mine), sorted(mine)  # the event crossbar's eight read ports: the right kind
+    xbar = sum((estimate.count_cells(c, "xc7") for c in mine.values()), estimate.Resources(0, 0, 0, 0))
+    part = parts["layer 0 crossbar"]
+    assert within(part.ff, xbar.ff, 0.05), (part, xbar)
+    assert within(part.lut, xbar.lut, 0.20) and part.bram == xbar.bram, (part, xbar)
+    assert within(got.ff, want.ff, 0.05) and within(got.lut, want.lut, 0.20), (got, want)
+    assert got.bram == want.bram and got.dsp == want.dsp, (got, want)
+    assert estimate.layer_memories(FRESH_EVENTS.layers[0])["weights"].banks == 8
+
+
 def test_popcount_tree_registers_are_the_crossbars():
     """`tree_register_bits` counts the registers the crossbar builds (`t<k>_lane<p>_c<i>`), stage by
     stage, for chunk widths with no stage, one and several."""

@@ -65,6 +65,7 @@ class Bench:
     volume: int = 2000  # timesteps of the volume case
     probes: bool = False
     options: tuple[dict, ...] = ()  # contract v2's options of each layer (`Layer.options()`; none: v1's)
+    events: int | list[int | None] | None = None  # the event-driven crossbar's E per layer (None: dense)
 
     def per_layer(self, value, k):
         return value[k] if isinstance(value, tuple) else value
@@ -88,6 +89,9 @@ CONFIGS = {
                           v_bits=10, u_bits=9, volume=4000,
                           options=({"decay_round": "nearest"},
                                    {"decay_round": "zero", "input_shift": 2, "v_range": "symmetric"})),
+    # the event-driven crossbar (E = 8 banks of 5 inputs) before a dense layer
+    "events": Bench((40, 12, 5), [4, 5], [None, 12], ("cuba", "lif"), ("zero", "subtract"), v_bits=10, u_bits=9,
+                    volume=1500, events=[8, None]),
 }
 #: More configurations for `make regress-long`: the default build of `make verilog`, one group and
 #: one chunk per layer, one neuron and one synapse per clock, extreme widths, four layers.
@@ -130,7 +134,10 @@ def make_network(name: str, seed: int, *, randomize: bool = False) -> tuple[Netw
         layers.append(base.replace(neuron=neuron, reset=reset, lam=lam, alpha=alpha if neuron == "cuba" else 0))
     network = Network(tuple(layers))
     config = CoreConfig.for_network(network, lanes=bench.lanes, chunk=bench.chunk, decay=bench.decay,
-                                    membranes=bench.membranes, bus_width=bench.bus, probes=bench.probes)
+                                    membranes=bench.membranes, bus_width=bench.bus, probes=bench.probes,
+                                    events=bench.events)
+    if bench.events is not None:
+        assert [layer.events for layer in config.layers] == list(bench.events), "the kind did not reach the build"
     return network, config
 
 

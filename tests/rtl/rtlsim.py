@@ -13,7 +13,7 @@ from amaranth.sim import Simulator
 
 from spikeloop.config import LayerConfig
 from spikeloop.rtl.common import WINDOW
-from spikeloop.windows import pack_neuron_values, pack_weights
+from spikeloop.windows import pack_neuron_values
 
 PERIOD = 1e-8
 
@@ -120,7 +120,7 @@ async def load_layer(ctx, bus, layer_cfg: LayerConfig, layer, *, index: int | No
     """Write a network layer's weights, thresholds and biases through a MemBus (non-zero words only,
     the memories start at zero)."""
     images = {
-        "weights": pack_weights(layer.weights, layer_cfg),
+        "weights": layer_cfg.weight_window.pack(layer.weights),
         "theta": pack_neuron_values(layer.theta, layer_cfg),
         "bias": pack_neuron_values(layer.bias, layer_cfg),
     }

@@ -19,7 +19,7 @@ from spikeloop.config import DEFAULT_CORE, CoreConfig, design_hash
 from spikeloop.network import random_network
 from spikeloop.rtl.top import Core, CoreTop
 from spikeloop.stream import output_words_per_timestep, pack_output, pack_spikes, unpack_output
-from spikeloop.windows import load_writes, neuron_word_index, pack_weights
+from spikeloop.windows import load_writes, neuron_word_index
 
 STATUS = regmap.register("STATUS")
 
@@ -77,10 +77,11 @@ def expected_words(config, trace):
     return pack_output(trace.spikes, trace.membranes, config)
 
 
-@pytest.mark.parametrize("bus_width", [32, 64])
-def test_core_runs_a_network_bit_exact(bus_width):
-    seed = 11 + bus_width
-    network, config = build_case("three-layers-lif", seed, bus_width=bus_width)
+@pytest.mark.parametrize("bus_width,name", [(32, "three-layers-lif"), (64, "three-layers-lif"),
+                                            (32, "events-and-dense")])
+def test_core_runs_a_network_bit_exact(bus_width, name):
+    seed = 11 + bus_width + (0 if name == "three-layers-lif" else 100)
+    network, config = build_case(name, seed, bus_width=bus_width)
     rng = np.random.default_rng(seed)
     transfers = [densities(rng, 25, network.n_in), densities(rng, 15, network.n_in)]  # back to back
     trace = golden.run(network, np.concatenate(transfers), record=True)
@@ -110,7 +111,7 @@ def test_core_runs_a_network_bit_exact(bus_width):
             j = layer.n_out - 1
             index = int(neuron_word_index(cfg)[j])
             assert await axil_read(ctx, dut, regmap.window(config, k, "theta").base + 4 * index) == layer.theta[j]
-            image = pack_weights(layer.weights, cfg)
+            image = cfg.weight_window.pack(layer.weights)
             assert await axil_read(ctx, dut, regmap.window(config, k, "weights").base) == image[0]
         got["start"] = True
         for spikes in transfers:

@@ -11,9 +11,10 @@ from rtlsim import Cycles, bus_read, get, load_layer, put, seeded, simulate
 from spikeloop import golden
 from spikeloop.config import CoreConfig, LayerConfig, layer_cycles, state_cycles
 from spikeloop.network import Network, Neuron, Reset, random_network
-from spikeloop.rtl import Layer
+from spikeloop.rtl import Layer, throughput
 from spikeloop.rtl import Network as NetworkRTL
-from spikeloop.windows import neuron_word_index, pack_weights
+from spikeloop.rtl.events import event_cycles
+from spikeloop.windows import neuron_word_index
 
 
 def set_controls(ctx, ctrl, layer) -> None:
@@ -68,7 +69,7 @@ def run_network(network: Network, config: CoreConfig, spikes: np.ndarray, *, see
             words = [await bus_read(ctx, dut.bus, "v", int(a), layer=k) for a in neuron_word_index(cfg)]
             final_v.append(np.array(words, np.uint32).astype(np.int32).astype(np.int64))
 
-    load_words = sum(int(np.count_nonzero(pack_weights(layer.weights, cfg)))
+    load_words = sum(int(np.count_nonzero(cfg.weight_window.pack(layer.weights)))
                      for cfg, layer in zip(config.layers, network.layers))
     budget = 10 * load_words + steps * sum(20 * cfg.weight_rows + 50 for cfg in config.layers) + 5000
     simulate(dut, source, sink, max_cycles=budget, cycles=clock)
@@ -80,7 +81,8 @@ def check_network(network: Network, config: CoreConfig, spikes: np.ndarray, *, s
     z, v, final_v, cycles = run_network(network, config, spikes, seed=seed, stall=stall)
     trace = golden.run(network, spikes, record=True)
     lanes, chunk = [c.lanes for c in config.layers], [c.chunk for c in config.layers]
-    where = f"sizes {config.sizes} lanes {lanes} chunk {chunk} {seeded(seed)}"
+    events = [c.events for c in config.layers]
+    where = f"sizes {config.sizes} lanes {lanes} chunk {chunk} events {events} {seeded(seed)}"
     if not np.array_equal(z, trace.spikes):
         t, j = np.argwhere(z != trace.spikes)[0]
         raise AssertionError(f"output spikes differ first at t={t}, neuron {j}: {where}")
@@ -105,17 +107,21 @@ def densities(rng, steps, n_in):
 
 
 NETWORKS = {
-    # name: (sizes, per-layer lanes, per-layer chunk, neuron/reset per layer, decay, membranes)
+    # name: (sizes, per-layer lanes, per-layer chunk, neuron/reset per layer, decay, membranes[, per-layer events])
     "three-layers-lif": ((40, 20, 12, 5), [4, 3, 5], [8, 6, 12], [("lif", "subtract")] * 3, "shift", True),
     "cuba-zero-multiply": ((30, 16, 7), [16, 2], [7, 16], [("cuba", "zero"), ("cuba", "none")], "multiply", True),
     "mixed-kinds": ((50, 24, 9, 6), [5, 9, 1], [25, 3, 9], [("lif", "none"), ("cuba", "subtract"), ("lif", "zero")],
                     "shift", False),
     "one-layer-wide-row": ((70, 8), [8], [70], [("lif", "subtract")], "shift", True),
+    "events-and-dense": ((40, 20, 12, 5), [4, 3, 5], [None, 6, None], [("lif", "subtract"), ("cuba", "zero"),
+                         ("lif", "none")], "multiply", True, [8, None, 5]),
+    "events-wide-lanes": ((70, 40, 6), [36, 6], [None, 13], [("cuba", "subtract"), ("lif", "zero")], "shift", False,
+                          [64, None]),
 }
 
 
 def build_case(name: str, seed: int, *, bus_width: int = 32):
-    sizes, lanes, chunk, kinds, decay, membranes = NETWORKS[name]
+    sizes, lanes, chunk, kinds, decay, membranes, *events = NETWORKS[name]
     rng = np.random.default_rng(seed)
     base = random_network(sizes, seed=seed, v_bits=10, u_bits=9, frac_bits=5, neuron="cuba")
     layers = []
@@ -125,7 +131,7 @@ def build_case(name: str, seed: int, *, bus_width: int = 32):
         layers.append(layer.replace(neuron=neuron, reset=reset, lam=lam, alpha=alpha))
     network = Network(tuple(layers))
     config = CoreConfig.for_network(network, lanes=lanes, chunk=chunk, decay=decay, membranes=membranes,
-                                    bus_width=bus_width)
+                                    bus_width=bus_width, events=events[0] if events else None)
     return network, config
 
 
@@ -166,6 +172,33 @@ def test_cycles_per_timestep():
     assert empty_cycles <= empty_bound, empty_cycles
 
 
+@pytest.mark.parametrize("pattern", ["dense", "sparse", "empty"])
+def test_cycles_per_timestep_of_an_event_layer(pattern):
+    """An event-driven layer 0 of 4 groups: n_groups * max(1, Z) + 1 per timestep (Z the most active inputs of one
+    bank), the same spikes each timestep; layer 1 (dense, one group) is shorter and overlaps."""
+    sizes = (64, 16, 8)
+    network = random_network(sizes, seed=4, v_bits=10, frac_bits=5)
+    config = CoreConfig.for_network(network, lanes=[4, 8], chunk=[None, 16], events=[16, None])
+    spikes = np.zeros(64, bool)
+    if pattern == "dense":
+        spikes[:] = True  # Z = 4
+    elif pattern == "sparse":
+        spikes[[1, 17, 33, 2, 50]] = True  # bank 1 holds three: Z = 3
+    steps = 16
+
+    def per_timestep():  # steady state: the pipelines' fill and drain cancel in the difference
+        def cycles(n):
+            return run_network(network, config, np.tile(spikes, (n, 1)), seed=4)[3]
+        return (cycles(2 * steps) - cycles(steps)) / steps
+
+    z = int(throughput.nonzero_chunks(config.layers[0], spikes[None])[0])
+    assert z == {"dense": 4, "sparse": 3, "empty": 0}[pattern]
+    model = max(layer_cycles(layer, zk) for layer, zk in zip(config.layers, [z, config.layers[1].n_chunks]))
+    assert model == layer_cycles(config.layers[0], z) == max(event_cycles(spikes, n_out=16, lanes=4, events=16),
+                                                             state_cycles(config.layers[0]))
+    assert per_timestep() == model
+
+
 def test_layer_refuses_bad_parameters():
     with pytest.raises(TypeError, match="config must be a LayerConfig"):
         Layer(config={"n_in": 4})
@@ -175,9 +208,10 @@ def test_layer_refuses_bad_parameters():
         NetworkRTL(config=LayerConfig(4, 4))
 
 
-def random_case(seed: int):
+def random_case(seed: int, *, events: bool = False):
     """A random configuration and network: 1 to 3 layers of 1 to 48 neurons, any P and C,
-    widths from 4 to 20 bits, every neuron kind, reset and decay mode."""
+    widths from 4 to 20 bits, every neuron kind, reset and decay mode; with `events`, each layer
+    event-driven or dense at random, any E."""
     rng = np.random.default_rng(seed)
     n_layers = int(rng.integers(1, 4))
     sizes = [int(rng.integers(1, 49))] + [int(rng.integers(1, 33)) for _ in range(n_layers)]
@@ -204,8 +238,13 @@ def random_case(seed: int):
     network = Network(tuple(layers))
     lanes = [int(rng.integers(1, layer.n_out + 1)) for layer in layers]
     chunk = [int(rng.integers(1, layer.n_in + 1)) for layer in layers]
-    config = CoreConfig.for_network(network, lanes=lanes, chunk=chunk, decay=decay,
-                                    membranes=bool(rng.integers(0, 2)))
+    membranes = bool(rng.integers(0, 2))
+    kinds = [None] * len(layers)
+    if events:  # drawn after the rest, so a seed's other choices are those of the dense case
+        kinds = [int(rng.integers(1, layer.n_in + 1)) if rng.random() < 0.7 else None for layer in layers]
+        chunk = [c if e is None else None for c, e in zip(chunk, kinds)]
+    config = CoreConfig.for_network(network, lanes=lanes, chunk=chunk, decay=decay, membranes=membranes,
+                                    events=kinds)
     return network, config
 
 
@@ -213,4 +252,12 @@ def random_case(seed: int):
 def test_random_configurations_match_golden(seed):
     network, config = random_case(seed)
     spikes = densities(np.random.default_rng(seed), 50, network.n_in)
+    check_network(network, config, spikes, seed=seed, stall=0.2 if seed % 2 else 0.0)
+
+
+@pytest.mark.parametrize("seed", range(100, 106))
+def test_random_event_configurations_match_golden(seed):
+    network, config = random_case(seed, events=True)
+    assert any(layer.events for layer in config.layers), "no event layer drawn"
+    spikes = densities(np.random.default_rng(seed), 40, network.n_in)
     check_network(network, config, spikes, seed=seed, stall=0.2 if seed % 2 else 0.0)

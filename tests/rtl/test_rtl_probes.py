@@ -36,16 +36,17 @@ V2_OPTIONS = ({"decay_round": "zero", "u_overflow": "wrap"},
               {"v_range": "symmetric", "input_shift": 1})
 
 
-def probe_case(seed: int, *, bus_width: int = 32, membranes: bool = True, v2: bool = False):
+def probe_case(seed: int, *, bus_width: int = 32, membranes: bool = True, v2: bool = False, events=None):
     """A cuba layer, then a lif layer, then a cuba layer, on a core built with probes (with `v2`, with
-    `V2_OPTIONS` and the last layer's reset subtract_next)."""
+    `V2_OPTIONS` and the last layer's reset subtract_next; `events`: per layer, the event-driven crossbar's E)."""
     base = random_network((26, 11, 7, 5), seed=seed, v_bits=10, u_bits=9, frac_bits=5, neuron="cuba")
     kinds = [("cuba", "subtract", 8, 16), ("lif", "zero", 2, 0), ("cuba", "subtract_next" if v2 else "none", 32, 8)]
     layers = [layer.replace(neuron=n, reset=r, lam=lam, alpha=alpha, **(options if v2 else {}))
               for layer, (n, r, lam, alpha), options in zip(base.layers, kinds, V2_OPTIONS)]
     network = Network(tuple(layers))
-    config = CoreConfig.for_network(network, lanes=[3, 7, 2], chunk=[9, 4, 7], membranes=membranes,
-                                    bus_width=bus_width, probes=True)
+    chunk = [9, 4, 7] if events is None else [c if e is None else None for c, e in zip([9, 4, 7], events)]
+    config = CoreConfig.for_network(network, lanes=[3, 7, 2], chunk=chunk, membranes=membranes,
+                                    bus_width=bus_width, probes=True, events=events)
     return network, config
 
 
@@ -72,10 +73,12 @@ def test_probes_are_not_built_without_the_flag():
     assert "probe" in _members(Layer(config=built.layers[0], probes=True))
 
 
-@pytest.mark.parametrize("bus_width,v2", [(32, False), (64, False), (32, True)])
-def test_core_streams_probes_bit_exact_and_one_timestep_at_a_time(bus_width, v2):
-    seed = 5 + bus_width + v2
-    network, config = probe_case(seed, bus_width=bus_width, membranes=bus_width == 32, v2=v2)
+@pytest.mark.parametrize("bus_width,v2,events", [(32, False, None), (64, False, None), (32, True, None),
+                                                 (32, False, [5, None, 3])])
+def test_core_streams_probes_bit_exact_and_one_timestep_at_a_time(bus_width, v2, events):
+    seed = 5 + bus_width + v2 + (0 if events is None else 50)
+    network, config = probe_case(seed, bus_width=bus_width, membranes=bus_width == 32, v2=v2, events=events)
+    assert [layer.events for layer in config.layers] == (events or [None] * 3)
     rng = np.random.default_rng(seed)
     # three transfers: PROBE all, then spikes only, then off (layers overlap again)
     plan = [(PROBE.encode(spikes=1, v=1, u=1), densities(rng, 14, network.n_in)),

@@ -23,7 +23,14 @@ from spikeloop.stream import (
     unpack_spikes,
     words_per_timestep,
 )
-from spikeloop.windows import load_writes, pack_neuron_values, pack_weights, unpack_neuron_values, unpack_weights
+from spikeloop.windows import (
+    load_writes,
+    pack_event_weights,
+    pack_neuron_values,
+    pack_weights,
+    unpack_neuron_values,
+    unpack_weights,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = [
@@ -32,6 +39,7 @@ CONFIGS = [
     CoreConfig.build((70, 8), lanes=8, chunk=70, bus_width=64, membranes=True),
     CoreConfig.build((1, 1)),
     CoreConfig.build((40, 20, 12, 5), lanes=2, chunk=8, options=[True, False, True]),
+    CoreConfig.build((70, 40, 12, 5), lanes=[36, 3, 5], chunk=[None, 6, None], events=[64, None, 12]),
 ]
 
 
@@ -123,6 +131,76 @@ def test_a_build_without_options_keeps_its_parameters_and_hash():
     widths = [regmap.layer_register("WIDTHS").decode(on.readback()[regmap.layer_offset(k, "WIDTHS")])
               for k in range(2)]
     assert [w["options"] for w in widths] == [1, 1]
+
+
+def test_a_dense_build_keeps_its_parameters_and_hash_and_events_change_them():
+    """`events` is in the parameters only when set (as `options`); the kind is read back from WIDTHS.events
+    with E in GEOMETRY.chunk, and an old build reads 0 there."""
+    assert all("events" not in layer for layer in DEFAULT_CORE.params()["layers"])
+    assert design_hash(DEFAULT_CORE).hex()[:16] == "e86ad1276d6e56ba"
+    dense = CoreConfig.build((40, 20, 5), lanes=4, chunk=8)
+    event = CoreConfig.build((40, 20, 5), lanes=4, chunk=8, events=[8, None])
+    assert [layer.events for layer in event.layers] == [8, None] and event.layers[0].chunk == 8
+    assert design_hash(dense) != design_hash(event)
+    assert [layer.get("events") for layer in event.params()["layers"]] == [8, None]
+    widths, geometry = regmap.layer_register("WIDTHS"), regmap.layer_register("GEOMETRY")
+    for config, kinds in ((dense, [0, 0]), (event, [1, 0])):
+        values = config.readback()
+        assert [widths.decode(values[regmap.layer_offset(k, "WIDTHS")])["events"] for k in range(2)] == kinds
+        assert geometry.decode(values[regmap.layer_offset(0, "GEOMETRY")])["chunk"] == 8
+    forged = dict(event.readback())  # a driver told the wrong kind refuses the core
+    forged[regmap.layer_offset(0, "WIDTHS")] &= ~widths.field("events").mask
+    with pytest.raises(ConfigError, match="design hash"):
+        CoreConfig.from_readback(lambda offset: forged.get(offset, 0))
+
+
+def test_events_are_checked_and_exclude_another_chunk():
+    assert LayerConfig(40, 12, events=8).chunk == 8 and LayerConfig(40, 12, chunk=8, events=8).events == 8
+    with pytest.raises(ConfigError, match=r"layer: chunk = 16 with events = 8"):
+        LayerConfig(40, 12, chunk=16, events=8)
+    for bad, message in ((0, r"events = 0 is outside \[1, 40\]"), (65, r"events = 65 is outside \[1, 40\]"),
+                         (2.5, "events"), (True, "events")):
+        with pytest.raises(ConfigError, match=message):
+            LayerConfig(40, 12, events=bad)
+    with pytest.raises(ConfigError, match=r"events = 65 is outside \[1, 64\]"):
+        LayerConfig(100, 12, events=65)
+    # build: a scalar caps at n_in and leaves the chunk of the dense layers; None entries are dense
+    config = CoreConfig.build((100, 20, 5), lanes=4, chunk=16, events=[32, None])
+    assert [(layer.events, layer.chunk) for layer in config.layers] == [(32, 32), (None, 16)]
+    assert [layer.events for layer in CoreConfig.build((100, 20, 5), events=64).layers] == [64, 20]
+    with pytest.raises(ConfigError, match="layer 1: chunk = 16 with events = 4"):
+        CoreConfig.build((100, 20, 5), chunk=[None, 16], events=[None, 4])
+    with pytest.raises(ConfigError, match="events has 1 entries for 2 layers"):
+        CoreConfig.build((100, 20, 5), events=[4])
+    network = random_network((30, 10, 4), seed=2)
+    assert [layer.events for layer in CoreConfig.for_network(network, events=[5, None]).layers] == [5, None]
+
+
+@pytest.mark.parametrize("n_in,n_out,lanes,events", [(40, 12, 4, 8), (37, 10, 3, 5), (70, 40, 36, 64), (1, 1, 1, 1)])
+def test_an_event_layer_window_follows_its_kind(n_in, n_out, lanes, events):
+    """Every user of the weights window goes through `LayerConfig.weight_window`: the event layout's words,
+    padding and packer, the window's size in the register map, the load writes."""
+    layer = LayerConfig(n_in, n_out, lanes=lanes, events=events)
+    geo = layer.weight_window
+    assert geo.words == layer.weight_rows * layer.row_stride == geo.rows * geo.bank_stride * geo.row_stride
+    assert (layer.row_words, layer.row_stride) == (-(-lanes // 32), geo.row_stride)
+    rng = np.random.default_rng(n_in)
+    w = rng.choice(np.array([-1, 1], np.int8), size=(n_out, n_in))
+    image = geo.pack(w)
+    assert np.array_equal(image, pack_event_weights(w, lanes, events)) and np.array_equal(geo.unpack(image), w)
+    padding = np.setdiff1d(np.arange(image.size), geo.data_words())
+    assert not image[padding].any() and padding.size == image.size - geo.rows * events * geo.row_words
+    with pytest.raises(ValueError, match="event-driven crossbar"):
+        pack_weights(w, layer)
+    config = CoreConfig((layer,))
+    assert regmap.window(config, 0, "weights").words == geo.words
+    network = random_network((n_in, n_out), seed=3)
+    base = regmap.window(config, 0, "weights").base
+    weights = {(o - base) // 4: v for o, v in load_writes(config, network) if base <= o < base + 4 * geo.words}
+    assert sorted(weights) == geo.data_words().tolist()
+    image = np.zeros(geo.words, np.uint32)
+    image[list(weights)] = list(weights.values())
+    assert np.array_equal(geo.unpack(image), network.layers[0].weights)
 
 
 def test_a_layer_without_options_takes_only_v1_mode_values():

@@ -9,12 +9,15 @@ from spikeloop.config import CoreConfig, layer_cycles, state_cycles
 from spikeloop.rtl import throughput
 
 
-@pytest.mark.parametrize("sizes,lanes,chunk,bus", [
-    ((100, 24, 10), [6, 10], [25, 24], 32),  # layer 0 sets the pace when dense, the framing when empty
-    ((70, 9, 40), [2, 8], [7, 3], 64),  # on empty input layer 1 (5 groups x 3 chunks) sets the pace
+@pytest.mark.parametrize("sizes,lanes,chunk,events,bus", [
+    ((100, 24, 10), [6, 10], [25, 24], None, 32),  # layer 0 sets the pace when dense, the framing when empty
+    ((70, 9, 40), [2, 8], [7, 3], None, 64),  # on empty input layer 1 (5 groups x 3 chunks) sets the pace
+    ((100, 24, 10), [6, 10], [None, 24], [16, None], 32),  # event layer 0: 4 groups x 7 bank rows when dense
+    ((70, 9, 40), [2, 8], [7, None], [None, 4], 64),  # event layer 1 (5 groups x 3 bank rows) on empty input
 ])
-def test_measured_cycles_equal_the_model(sizes, lanes, chunk, bus):
-    config = CoreConfig.build(sizes, lanes=lanes, chunk=chunk, v_bits=12, bus_width=bus)
+def test_measured_cycles_equal_the_model(sizes, lanes, chunk, events, bus):
+    config = CoreConfig.build(sizes, lanes=lanes, chunk=chunk, events=events, v_bits=12, bus_width=bus)
+    assert [layer.events for layer in config.layers] == (events or [None] * 2)
     results = throughput.measure(config, (1.0, 0.05, 0.0), steps=16, seed=1)
     for r in results:
         assert r.lower <= r.measured <= r.model, r
@@ -40,6 +43,21 @@ def test_expected_nonzero_chunks():
     assert layer_cycles(wide, 0) == 11 and layer_cycles(wide, 2) == 21 and layer_cycles(wide) == 31
 
 
+def test_expected_items_of_an_event_layer():
+    layer = CoreConfig.build((10, 4), lanes=2, events=4).layers[0]  # banks of 3, 3, 2, 2 inputs
+    assert layer.n_chunks == 3 and layer_cycles(layer) == max(2 * 3 + 1, state_cycles(layer))
+    assert throughput.expected_nonzero_chunks(layer, 1.0) == 3
+    assert throughput.expected_nonzero_chunks(layer, 0.0) == 0
+    spikes = np.zeros((4, 10), bool)
+    spikes[1, 9] = True
+    spikes[2, [0, 4, 8]] = True  # bank 0 holds all three
+    spikes[3, [0, 1, 2, 3]] = True  # a spike in every bank
+    assert throughput.nonzero_chunks(layer, spikes).tolist() == [0, 1, 3, 1]
+    rng = np.random.default_rng(5)
+    sample = throughput.nonzero_chunks(layer, rng.random((20000, 10)) < 0.3).mean()
+    assert throughput.expected_nonzero_chunks(layer, 0.3) == pytest.approx(sample, abs=0.02), "seed 5"
+
+
 @pytest.mark.parametrize("decay", ["shift", "multiply"])
 def test_a_layer_of_few_groups_waits_for_its_state(decay):
     """Two groups: a group's next timestep waits until its v and u are written back (`state_cycles`)."""
@@ -49,3 +67,14 @@ def test_a_layer_of_few_groups_waits_for_its_state(decay):
     results = throughput.measure(config, (1.0, 0.0), steps=16, seed=2)
     for r in results:
         assert r.measured == r.model == state_cycles(layer), r
+
+
+def test_the_deadline_bound_holds_an_event_crossbar():
+    """`max_timestep_cycles` bounds a layer's crossbar latency by 6 + C.bit_length(); an event-driven layer's chunk
+    is E, and its capture (a clock later on an idle crossbar), issue and `EventCrossbar.latency` (5 + tree_stages(E))
+    fit that bound."""
+    from spikeloop.rtl.crossbar import tree_stages
+    from spikeloop.rtl.events import MAX_EVENTS
+
+    for events in range(1, MAX_EVENTS + 1):
+        assert 1 + 1 + 5 + tree_stages(events) <= 6 + events.bit_length(), events

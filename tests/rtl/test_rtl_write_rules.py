@@ -10,6 +10,7 @@ says the write is performed.
 
 from __future__ import annotations
 
+import pytest
 from rtlsim import simulate
 from test_rtl_core import axil_read, axil_write, send_words
 
@@ -25,6 +26,9 @@ CLEAR = STATUS.encode(**dict.fromkeys(regmap.ERRORS, 1))
 #: layer 0 built with contract v2's options, layer 1 without (its MODE takes only the v1 values).
 CONFIG = CoreConfig.build((40, 7, 3), lanes=[5, 2], chunk=[14, 7], v_bits=[8, 6], frac_bits=[4, 3],
                           decay=["shift", "multiply"], options=[True, False])
+#: The same with layer 0 on the event-driven crossbar: 6 banks in slots of 8 (two padding banks a row).
+CONFIG_EVENTS = CoreConfig.build((40, 7, 3), lanes=[5, 2], chunk=[None, 7], events=[6, None], v_bits=[8, 6],
+                                 frac_bits=[4, 3], decay=["shift", "multiply"], options=[True, False])
 
 
 def _register_cases(config):
@@ -63,7 +67,10 @@ def _window_cases(config):
         values = {"weights": (0xFFFFFFFF, 0), "theta": (0, 1, hi, hi + 1, -1), "bias": (lo - 1, lo, hi, hi + 1),
                   "v": (5,), "u": (5,)}[w.kind]
         pad = layer.row_words if w.kind == "weights" else layer.lanes  # first padding word of a row / group
-        for index, readable in ((0, w.kind in ("theta", "bias")), (pad, False), (w.words - 1, False)):
+        edges = [(0, w.kind in ("theta", "bias")), (pad, False), (w.words - 1, False)]
+        if w.kind == "weights" and layer.events is not None:  # the first padding bank of a row
+            edges.append((layer.events * layer.weight_window.row_stride, False))
+        for index, readable in edges:
             cases += [(w.base + 4 * index, value & 0xFFFFFFFF, readable) for value in values]
         if w.end < w.base + w.span:
             cases.append((w.end, 1, False))  # inside the window's span, past its words
@@ -71,8 +78,8 @@ def _window_cases(config):
     return cases
 
 
-def test_the_core_judges_every_write_as_the_register_map_does():
-    config = CONFIG
+@pytest.mark.parametrize("config", [CONFIG, CONFIG_EVENTS], ids=["dense", "events"])
+def test_the_core_judges_every_write_as_the_register_map_does(config):
     dut = Core(config=config)
     idle_cases = _register_cases(config) + _window_cases(config)
     busy_cases = _window_cases(config) + [(regmap.layer_offset(0, "LAM"), 3, True)]
