@@ -48,7 +48,7 @@ to an idle crossbar is captured a clock later). Latency: a group's sums are in t
 register, bus requests are registered before their decode, and bus reads are served even while
 stalled (`WindowPort`, one per bank, all granted together), as in the dense crossbar.
 
-Cost and depth: W holds 8 registers per input (the choices, the timestep's first choices for the next
+Cost and depth: W holds 6 registers per input (the choices, the timestep's first choices for the next
 groups, and the offered payload's), whatever n_out. The deepest paths are the OR over a bank's K
 remaining inputs and the carry chain of `_lowest` over them: at 784 inputs (Yosys `synth_xilinx`,
 counted as boards/timing.py does) 6 LUT levels with E = 16 or 64 (K = 49, 13), 8 with E = 4 (K = 196);
@@ -242,9 +242,9 @@ class EventCrossbar(wiring.Component, Probed):
                                   "last": 1})
 
         # ---- W: capture a timestep, then issue its items, a clock each. Per bank b, over its K spike
-        # bits, two inputs are chosen ahead: `low` (one-hot, its bank row `index`) issues next, `low2`
-        # after it, and `rem` holds the group's inputs after both; `has`, `has2`: whether `low`, `low2`
-        # is one. A group ends at an item after which no bank has a `low2`. While an item issues, the
+        # bits, two inputs are chosen ahead: the next to issue (its bank row `index`), then `low2`
+        # (one-hot), and `rem` holds the group's inputs after both; `has`, `has2`: whether each is
+        # there. A group ends at an item after which no bank has a `low2`. While an item issues, the
         # next ones are computed from these registers (`low2` moves up, the lowest of `rem` comes in);
         # before the capture, from the offered payload (a payload holds until taken: it is taken a
         # clock after it is first offered, or at once if it already waited). The `start_` registers
@@ -257,9 +257,8 @@ class EventCrossbar(wiring.Component, Probed):
 
         k_bits = max(1, ceil_log2(K))
         last = Signal()
-        rem, low, low2, start_rem, start_low, start_low2, offered_low, offered_low2 = (
-            bank_signals(name, K) for name in ("rem", "low", "low2", "start_rem", "start_low", "start_low2",
-                                               "offered_low", "offered_low2"))
+        rem, low2, start_rem, start_low2, offered_low, offered_low2 = (
+            bank_signals(name, K) for name in ("rem", "low2", "start_rem", "start_low2", "offered_low", "offered_low2"))
         index, start_index = (bank_signals(name, k_bits) for name in ("index", "start_index"))
         has, has2, start_has, start_has2, offered_has, offered_has2 = (
             Signal(E, name=name) for name in ("has", "has2", "start_has", "start_has2", "offered_has", "offered_has2"))
@@ -288,7 +287,6 @@ class EventCrossbar(wiring.Component, Probed):
                 first_index = onehot_index(offered_low[b])[:k_bits]
                 m.d.sync += [
                     rem[b].eq(after), start_rem[b].eq(after),
-                    low[b].eq(offered_low[b]), start_low[b].eq(offered_low[b]),
                     low2[b].eq(offered_low2[b]), start_low2[b].eq(offered_low2[b]),
                     index[b].eq(first_index), start_index[b].eq(first_index),
                 ]
@@ -315,7 +313,6 @@ class EventCrossbar(wiring.Component, Probed):
                 i_tag.step_end.eq(group == NG - 1), i_tag.last.eq(last),
                 i_valid.eq(has),
                 [i_rows[b].eq(row_base + index[b]) for b in range(E)],
-                [low[b].eq(low2[b]) for b in range(E)],
                 [index[b].eq(onehot_index(low2[b])[:k_bits]) for b in range(E)],
                 [low2[b].eq(rem_low[b]) for b in range(E)],
                 [rem[b].eq(rem[b] & ~rem_low[b]) for b in range(E)],
@@ -327,7 +324,6 @@ class EventCrossbar(wiring.Component, Probed):
                 m.d.sync += [
                     group.eq(group + 1), row_base.eq(row_base + K),
                     [rem[b].eq(start_rem[b]) for b in range(E)],
-                    [low[b].eq(start_low[b]) for b in range(E)],
                     [low2[b].eq(start_low2[b]) for b in range(E)],
                     [index[b].eq(start_index[b]) for b in range(E)],
                     has.eq(start_has), has2.eq(start_has2),
