@@ -137,8 +137,8 @@ class Loader(wiring.Component, Probed):
         swallow = Signal()  # refused: drop bus words up to TLAST
 
         walking = full & ~swallow
-        # kept signals: each a LUT of its own over registers, which synthesis cannot fold into longer
-        # chains shared with the checks (the write FIFO's enables measured 7 levels without)
+        # kept signals (here and for `frees`): each a LUT of its own, which synthesis cannot fold into
+        # longer chains shared with the checks (the FIFOs' enables measured 7 levels in a large core)
         is_data = Signal(attrs={"keep": 1})
         m.d.comb += is_data.eq(walking & (hdr == HEADER_WORDS) & (seg == DATA))
         step = Signal(attrs={"keep": 1})  # the frame word is done with (a data word: its write was queued)
@@ -168,7 +168,10 @@ class Loader(wiring.Component, Probed):
         error = step & (refuse | tlast_early | no_tlast)
         m.d.sync += self.error.eq(error)
 
-        frees = full & (swallow | step & (end_of_beat | ends))
+        ends_beat = Signal(attrs={"keep": 1})  # the held word is its bus word's last or the frame's
+        m.d.comb += ends_beat.eq(end_of_beat | ends)
+        frees = Signal(attrs={"keep": 1})  # (step implies full)
+        m.d.comb += frees.eq(full & swallow | step & ends_beat)
         done = frees & beat_last  # the frame's TLAST: good or refused
         with m.If(step):
             with m.If(hdr != HEADER_WORDS):
