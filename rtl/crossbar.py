@@ -57,7 +57,7 @@ from .common import (
 )
 from .window import WindowPort
 
-__all__ = ["Crossbar", "LEVELS_PER_STAGE", "tree_stages"]
+__all__ = ["Crossbar", "LEVELS_PER_STAGE", "count_and_sum", "tree_stages"]
 
 #: Counter levels (one LUT6 each) of the popcount trees between two register stages: two, because
 #: synthesis may split a counter's table in two LUT levels (Yosys's ABC9 shares logic between a
@@ -131,6 +131,49 @@ def _register(m, enable, heap: list[list], name: str) -> list[list]:
 def _rows(heap: list[list]) -> list[Value]:
     """The two numbers of a heap of at most two bits per column."""
     return [Cat(*(column[r] if len(column) > r else Const(0, 1) for column in heap)) for r in range(2)]
+
+
+def count_and_sum(m, o_stream, busy, out: SkidOutput, *, advance, tags: list, a_bits: list, acc_bits: int,
+                  running, last) -> dict:
+    """The stages after A of a crossbar, on one enable `advance`: T1..Tk, the popcount trees of each lane's
+    bits in `a_bits` (the last: the input bits themselves), a register stage every `LEVELS_PER_STAGE`
+    counter levels; S, each lane's count accumulated over a group's items (its first clears); O, at a
+    group's last item, 2*acc - pops per lane into the output register, or into the skid register if the
+    output is blocked (which stops `advance` from the next cycle). `tags` holds the item registers of
+    the stages up to A. Drives `busy`; returns the probes: a timestep is inside from its capture until
+    its last group leaves (it is `running` until its last item issues, then that item is in one of the
+    stages, then its last group's sums are in the skid or the output register)."""
+    heaps = [[[*bits]] for bits in a_bits]  # one heap per lane: bits of weight 1
+    tags, item = list(tags), tags[0].shape()
+    for k, levels in enumerate(_stage_levels(len(a_bits[0])), start=1):
+        for _ in range(levels):
+            heaps = [_compress(heap, lambda bits: _count(m, bits)) for heap in heaps]
+        heaps = [_register(m, advance, heap, f"t{k}_lane{p}") for p, heap in enumerate(heaps)]
+        tags.append(Signal(item, name=f"t{k}_tag"))
+        with m.If(advance):
+            m.d.sync += tags[-1].eq(tags[-2])
+
+    P = len(a_bits) - 1
+    accs = [Signal(acc_bits, name=f"acc{p}") for p in range(P + 1)]
+    s_tag = Signal(item, name="s_tag")
+    with m.If(advance):
+        m.d.sync += s_tag.eq(tags[-1])
+        with m.If(tags[-1].valid):
+            for acc, heap in zip(accs, heaps):
+                m.d.sync += acc.eq(Mux(tags[-1].first, 0, acc) + sum(_rows(heap)))
+    tags.append(s_tag)
+
+    sums = Signal.like(o_stream.p)
+    m.d.comb += [sums.syn[p].eq(2 * accs[p] - accs[P]) for p in range(P)]
+    m.d.comb += [sums.group.eq(s_tag.group), sums.end.eq(s_tag.step_end), sums.last.eq(s_tag.last)]
+    out.offer(m, sums, advance & s_tag.valid & s_tag.end)
+    m.d.comb += busy.eq(running | Cat(*(tag.valid for tag in tags)).any() | out.valid | out.held)
+    ends = [(tag.valid & tag.end & tag.step_end, tag.last) for tag in tags]
+    ends += [(full & held.end, held.last) for full, held in out.full()]
+    return {
+        "steps": running + sum(end for end, _ in ends),
+        "lasts": (running & last) + sum(end & is_last for end, is_last in ends),
+    }
 
 
 class Crossbar(wiring.Component, Probed):
@@ -303,42 +346,6 @@ class Crossbar(wiring.Component, Probed):
             m.d.sync += a_tag.eq(m_tag)
             m.d.sync += [a_bits[p].eq(rp.data[p * C : (p + 1) * C] & m_bits) for p in range(P)]
             m.d.sync += a_bits[P].eq(m_bits)
-        heaps = [[[*bits]] for bits in a_bits]  # one heap per lane: C bits of weight 1
-
-        # ---- T1..Tk: the popcount trees, a register stage every LEVELS_PER_STAGE counter levels.
-        tags = [i_tag, m_tag, a_tag]
-        for k, levels in enumerate(_stage_levels(C), start=1):
-            for _ in range(levels):
-                heaps = [_compress(heap, lambda bits: _count(m, bits)) for heap in heaps]
-            heaps = [_register(m, advance, heap, f"t{k}_lane{p}") for p, heap in enumerate(heaps)]
-            tags.append(Signal(item, name=f"t{k}_tag"))
-            with m.If(advance):
-                m.d.sync += tags[-1].eq(tags[-2])
-
-        # ---- S: accumulate (the group's first chunk clears) each lane's count and popcount(s).
-        accs = [Signal(g.n_in.bit_length(), name=f"acc{p}") for p in range(P + 1)]
-        s_tag = Signal(item)
-        with m.If(advance):
-            m.d.sync += s_tag.eq(tags[-1])
-            with m.If(tags[-1].valid):
-                for acc, heap in zip(accs, heaps):
-                    m.d.sync += acc.eq(Mux(tags[-1].first, 0, acc) + sum(_rows(heap)))
-        tags.append(s_tag)
-
-        # ---- O: at a group's last chunk, 2*acc - pops per lane into the output register, or into
-        # the skid register if the output is blocked (which stops `advance` from the next cycle).
-        sums = Signal.like(self.o_stream.p)
-        m.d.comb += [sums.syn[p].eq(2 * accs[p] - accs[P]) for p in range(P)]
-        m.d.comb += [sums.group.eq(s_tag.group), sums.end.eq(s_tag.step_end), sums.last.eq(s_tag.last)]
-        out.offer(m, sums, advance & s_tag.valid & s_tag.end)
-        m.d.comb += self.busy.eq(running | Cat(*(tag.valid for tag in tags)).any() | out.valid | out.held)
-        # A timestep is inside from its capture until its last group leaves: it is `running` until
-        # its last chunk issues, then that chunk is in one of the stages I..S, then its last group's
-        # sums are in the skid or the output register.
-        ends = [(tag.valid & tag.end & tag.step_end, tag.last) for tag in tags]
-        ends += [(full & held.end, held.last) for full, held in out.full()]
-        self._probes = {
-            "steps": running + sum(end for end, _ in ends),
-            "lasts": (running & last) + sum(end & is_last for end, is_last in ends),
-        }
+        self._probes = count_and_sum(m, self.o_stream, self.busy, out, advance=advance, tags=[i_tag, m_tag, a_tag],
+                                     a_bits=a_bits, acc_bits=g.n_in.bit_length(), running=running, last=last)
         return m

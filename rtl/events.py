@@ -78,7 +78,7 @@ from .common import (
     parameters,
     spike_layout,
 )
-from .crossbar import _compress, _count, _lowest, _register, _rows, _stage_levels, tree_stages
+from .crossbar import _lowest, count_and_sum, tree_stages
 from .window import WindowPort
 
 __all__ = ["EventCrossbar", "event_cycles", "MAX_EVENTS"]
@@ -350,40 +350,6 @@ class EventCrossbar(wiring.Component, Probed):
             m.d.sync += a_tag.eq(m_tag)
             m.d.sync += [a_bits[p].eq(Cat(*(rp.data[p] for _, rp in banks)) & m_valid) for p in range(P)]
             m.d.sync += a_bits[P].eq(m_valid)
-        heaps = [[[*bits]] for bits in a_bits]  # one heap per lane: E bits of weight 1
-
-        # ---- T1..Tk: the popcount trees, a register stage every LEVELS_PER_STAGE counter levels.
-        tags = [i_tag, m_tag, a_tag]
-        for k, levels in enumerate(_stage_levels(E), start=1):
-            for _ in range(levels):
-                heaps = [_compress(heap, lambda bits: _count(m, bits)) for heap in heaps]
-            heaps = [_register(m, advance, heap, f"t{k}_lane{p}") for p, heap in enumerate(heaps)]
-            tags.append(Signal(item, name=f"t{k}_tag"))
-            with m.If(advance):
-                m.d.sync += tags[-1].eq(tags[-2])
-
-        # ---- S: accumulate (the group's first item clears) each lane's count and popcount(valid).
-        accs = [Signal(geo.n_in.bit_length(), name=f"acc{p}") for p in range(P + 1)]
-        s_tag = Signal(item)
-        with m.If(advance):
-            m.d.sync += s_tag.eq(tags[-1])
-            with m.If(tags[-1].valid):
-                for acc, heap in zip(accs, heaps):
-                    m.d.sync += acc.eq(Mux(tags[-1].first, 0, acc) + sum(_rows(heap)))
-        tags.append(s_tag)
-
-        # ---- O: at a group's last item, 2*acc - pops per lane into the output register, or into
-        # the skid register if the output is blocked (which stops `advance` from the next cycle).
-        sums = Signal.like(self.o_stream.p)
-        m.d.comb += [sums.syn[p].eq(2 * accs[p] - accs[P]) for p in range(P)]
-        m.d.comb += [sums.group.eq(s_tag.group), sums.end.eq(s_tag.step_end), sums.last.eq(s_tag.last)]
-        out.offer(m, sums, advance & s_tag.valid & s_tag.end)
-        m.d.comb += self.busy.eq(running | Cat(*(tag.valid for tag in tags)).any() | out.valid | out.held)
-        # A timestep is inside from its capture until its last group leaves (as in the dense crossbar).
-        ends = [(tag.valid & tag.end & tag.step_end, tag.last) for tag in tags]
-        ends += [(full & held.end, held.last) for full, held in out.full()]
-        self._probes = {
-            "steps": running + sum(end for end, _ in ends),
-            "lasts": (running & last) + sum(end & is_last for end, is_last in ends),
-        }
+        self._probes = count_and_sum(m, self.o_stream, self.busy, out, advance=advance, tags=[i_tag, m_tag, a_tag],
+                                     a_bits=a_bits, acc_bits=geo.n_in.bit_length(), running=running, last=last)
         return m
