@@ -217,7 +217,9 @@ class Loader(wiring.Component, Probed):
         their valid bits (`[1]`: both held, take no write)."""
         held = [Signal(write_layout(), name=f"write{i}") for i in range(2)]
         valid = Signal(2)  # valid[0]: held[0] (the head) holds a write; valid[1]: held[1] does
-        pop = self.o_writes.valid & self.o_writes.ready
+        pop, pushed = Signal(attrs={"keep": 1}), Signal(attrs={"keep": 1})  # a LUT each (see `is_data`)
+        m.d.comb += [pop.eq(self.o_writes.valid & self.o_writes.ready), pushed.eq(push)]
+        push = pushed
         m.d.comb += [self.o_writes.valid.eq(valid[0]), self.o_writes.p.eq(held[0])]
         incoming = Signal(write_layout())
         m.d.comb += [incoming.addr.eq(addr), incoming.data.eq(word)]
