@@ -19,7 +19,8 @@ Pipeline (for a short path from every register to the next):
 `select` is a register: set once armed and `quiet` (the core holds the deframer while `loading`,
 so it stays quiet), cleared at the frame's TLAST; the FIFO takes no word past TLAST. The walk keeps
 the frame words left after the held one (`left`, and `left == 0` in a register) instead of a
-position, so each check is one comparison of registers; `error` is registered (a cycle late).
+position, and what the held word is past the header (a segment's offset, count or data) one-hot in
+registers (`at`), so each check is one comparison of registers; `error` is registered (a cycle late).
 """
 
 from __future__ import annotations
@@ -87,7 +88,6 @@ class Loader(wiring.Component, Probed):
         W = self._config.bus_width
         per_beat = W // FRAME_BITS
         hash0 = hash_words(self._config)[0]
-        OFFSET, COUNT, DATA = 0, 1, 2  # what the next segment word is
 
         armed = Signal()
         select = Signal()
@@ -133,14 +133,16 @@ class Loader(wiring.Component, Probed):
         left_zero = Signal()  # left == 0
         addr = Signal(FRAME_BITS)
         remaining = Signal(FRAME_BITS)
-        seg = Signal(2)
+        # what the held word is once past the header, one-hot (none while in the header): a segment's
+        # offset, its count, or one of its data words
+        at = Signal(data.StructLayout({"offset": 1, "count": 1, "data": 1}))
         swallow = Signal()  # refused: drop bus words up to TLAST
 
         walking = full & ~swallow
         # kept signals (here and for `frees`): each a LUT of its own, which synthesis cannot fold into
         # longer chains shared with the checks (the FIFOs' enables measured 7 levels in a large core)
         is_data = Signal(attrs={"keep": 1})
-        m.d.comb += is_data.eq(walking & (hdr == HEADER_WORDS) & (seg == DATA))
+        m.d.comb += is_data.eq(walking & at.data)
         step = Signal(attrs={"keep": 1})  # the frame word is done with (a data word: its write was queued)
         refuse = Signal()
         queued = self._writes_fifo(m, is_data & step, addr, word)
@@ -156,9 +158,9 @@ class Loader(wiring.Component, Probed):
             with m.Case(2):
                 m.d.comb += refuse.eq(flag.short)
             with m.Default():
-                with m.If(seg == OFFSET):
+                with m.If(at.offset):
                     m.d.comb += refuse.eq(left_zero)  # no room for the count
-                with m.Elif(seg == COUNT):
+                with m.Elif(at.count):
                     m.d.comb += refuse.eq(word > left)  # data words past the length
         # the frame ends at the held word (a refused word there errs as well; refusals free nothing: the
         # next cycle swallows the rest of the bus word, so no free waits for a comparison)
@@ -177,18 +179,17 @@ class Loader(wiring.Component, Probed):
             with m.If(hdr != HEADER_WORDS):
                 m.d.sync += hdr.eq(hdr + 1)
             with m.If(hdr == HEADER_WORDS - 1):
-                m.d.sync += [left.eq(word - (HEADER_WORDS + 1)), left_zero.eq(flag.segment)]
+                m.d.sync += [left.eq(word - (HEADER_WORDS + 1)), left_zero.eq(flag.segment), at.offset.eq(1)]
             with m.Elif(hdr == HEADER_WORDS):
                 m.d.sync += [left.eq(left - 1), left_zero.eq(left == 1)]
-                with m.Switch(seg):
-                    with m.Case(OFFSET):
-                        m.d.sync += [addr.eq(word), seg.eq(COUNT)]
-                    with m.Case(COUNT):
-                        m.d.sync += [remaining.eq(word), seg.eq(Mux(word == 0, OFFSET, DATA))]
-                    with m.Case(DATA):
-                        m.d.sync += [addr.eq(addr + WORD_BYTES), remaining.eq(remaining - 1)]
-                        with m.If(remaining == 1):
-                            m.d.sync += seg.eq(OFFSET)
+                with m.If(at.offset):
+                    m.d.sync += [addr.eq(word), at.offset.eq(0), at.count.eq(1)]
+                with m.If(at.count):
+                    m.d.sync += [remaining.eq(word), at.count.eq(0), at.offset.eq(word == 0), at.data.eq(word != 0)]
+                with m.If(at.data):
+                    m.d.sync += [addr.eq(addr + WORD_BYTES), remaining.eq(remaining - 1)]
+                    with m.If(remaining == 1):
+                        m.d.sync += [at.data.eq(0), at.offset.eq(1)]
         with m.If(error):
             m.d.sync += swallow.eq(1)
 
@@ -202,14 +203,16 @@ class Loader(wiring.Component, Probed):
         with m.If(armed & ~select & ~finished & self.quiet):
             m.d.sync += select.eq(1)
         with m.If(done):
-            m.d.sync += [select.eq(0), swallow.eq(0), hdr.eq(0), seg.eq(OFFSET)]
+            m.d.sync += [select.eq(0), swallow.eq(0), hdr.eq(0), at.eq(0)]
         with m.If(finished):
             m.d.sync += [armed.eq(0), seen_last.eq(0)]
         with m.If(self.arm):
             m.d.sync += armed.eq(1)
         self._probes = {"to_loader": select,
                         "loader_ok": (count <= 2) & ((wr ^ rd) == (count == 1)) & (~select | armed)
-                        & ~(finished & select) & (half < per_beat) & (queued[0] | ~queued[1])}
+                        & ~(finished & select) & (half < per_beat) & (queued[0] | ~queued[1])
+                        & ((hdr == HEADER_WORDS) == at.as_value().any())
+                        & ((at.as_value() & (at.as_value() - 1)) == 0)}
         return m
 
     def _writes_fifo(self, m, push, addr, word):
