@@ -92,6 +92,7 @@ class ExportReport:
 
     layers: tuple[LayerReport, ...]
     calibration_samples: int
+    densities: tuple[float, ...] | None = None  # each layer's input spike density on the calibration data
 
     @property
     def saturating(self) -> int:
@@ -100,7 +101,10 @@ class ExportReport:
 
     def __str__(self) -> str:
         head = f"export report ({self.calibration_samples} calibration samples)"
-        return "\n".join([head, *(str(layer) for layer in self.layers)])
+        lines = [head, *(str(layer) for layer in self.layers)]
+        if self.densities is not None:
+            lines.append("input spike density per layer: " + ", ".join(f"{d:.4f}" for d in self.densities))
+        return "\n".join(lines)
 
 
 class Exported(NamedTuple):
@@ -123,25 +127,37 @@ def _as_tensor_spikes(spikes, n_in: int) -> torch.Tensor:
     return torch.from_numpy(s.astype(np.uint8))
 
 
-@torch.no_grad()
 def observed_ranges(model: BinarySNN, spikes, *, weights="mode", widths=None, batch_size: int = 256):
     """Per layer ((v_min, v_max), (u_min, u_max)) of the hardware mode on ``spikes``.
 
     ``widths=None`` runs without saturation (what `export` uses to choose widths).
     """
+    return observe(model, spikes, weights=weights, widths=widths, batch_size=batch_size)[0]
+
+
+@torch.no_grad()
+def observe(model: BinarySNN, spikes, *, weights="mode", widths=None, batch_size: int = 256):
+    """(`observed_ranges`, each layer's input spike density) of the hardware mode on ``spikes``, in one run."""
     x = _as_tensor_spikes(spikes, model.sizes[0])
     if widths is None:
         widths = [(None, None)] * len(model.layers)
     ws = model.weights(weights, hardware=True) if isinstance(weights, str) or weights is None else list(weights)
     ranges = [[np.inf, -np.inf, np.inf, -np.inf] for _ in model.layers]
+    ones = np.zeros(len(model.layers))  # input spikes of each layer
     for start in range(0, len(x), batch_size):
-        out = model(x[start:start + batch_size], hardware=True, weights=ws, widths=widths)
-        for r, trace in zip(ranges, out.layers):
+        batch = x[start:start + batch_size]
+        out = model(batch, hardware=True, weights=ws, widths=widths)
+        ones[0] += int(batch.sum())
+        for k, (r, trace) in enumerate(zip(ranges, out.layers)):
             r[0] = min(r[0], trace.v.min().item())
             r[1] = max(r[1], trace.v.max().item())
             r[2] = min(r[2], trace.u.min().item())
             r[3] = max(r[3], trace.u.max().item())
-    return [((int(r[0]), int(r[1])), (int(r[2]), int(r[3]))) for r in ranges]
+            if k + 1 < len(ones):
+                ones[k + 1] += int(trace.z.sum())
+    bits = [x[..., 0].numel() * layer.n_in for layer in model.layers]
+    densities = tuple(float(n / b) for n, b in zip(ones, bits))
+    return [((int(r[0]), int(r[1])), (int(r[2]), int(r[3]))) for r in ranges], densities
 
 
 def _rounding(name: str, real, integer) -> Rounding:
@@ -215,11 +231,11 @@ def export(
         fixed = [_check_width_pair(k, p) for k, p in enumerate(widths)]
         source = "given"
 
-    observed = None
+    observed = densities = None
     n_cal = 0
     if calibration is not None:
         n_cal = len(_as_tensor_spikes(calibration, model.sizes[0]))
-        observed = observed_ranges(model, calibration, weights=w_t, batch_size=batch_size)
+        observed, densities = observe(model, calibration, weights=w_t, batch_size=batch_size)
 
     layers, reports = [], []
     for k, (layer, p, w) in enumerate(zip(model.layers, ints, w_np)):
@@ -270,7 +286,7 @@ def export(
         except NetworkError as e:
             raise ExportError(f"the model does not fit the contract: {e}") from e
         reports.append(LayerReport(k, roundings, v_bits, u_bits, obs_v, obs_u, outside, source))
-    return Exported(Network(tuple(layers)), ExportReport(tuple(reports), n_cal))
+    return Exported(Network(tuple(layers), densities), ExportReport(tuple(reports), n_cal, densities))
 
 
 def posterior(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeloop.network import OPTION_DEFAULTS, Layer, Network, NetworkError
+from spikeloop.network import OPTION_DEFAULTS, Layer, Network, NetworkError, check_densities
 
 FORMAT = "spikeloop.network"
 #: The versions this module reads. A network is written in the lowest that holds it: version 1 when every
@@ -87,6 +87,8 @@ def save_image(network: Network, path, *, producer: str = "spikeloop") -> str:
         "layers": [{key: value for key, value in layer.params().items() if key in keys} for layer in network.layers],
         "content_hash": digest,
     }
+    if network.densities is not None:
+        meta["input_densities"] = list(network.densities)
     members["meta"] = np.frombuffer(json.dumps(meta, indent=1).encode(), dtype=np.uint8)
     path = Path(path)
     with open(path, "wb") as f:  # np.savez would append ".npz" to a path without it
@@ -194,8 +196,11 @@ def load_image(path) -> Network:
             raise
         except NetworkError as e:
             raise ImageError(str(e)) from e
+    densities = meta.get("input_densities")
+    if densities is not None:
+        densities = check_densities(densities, len(layers), ImageError, f"{path}: field 'input_densities'")
     try:
-        network = Network(tuple(layers))
+        network = Network(tuple(layers), densities)
     except NetworkError as e:
         raise ImageError(f"{path}: {e}") from e
     actual = content_hash(network)

@@ -5,7 +5,7 @@ Everything here is numpy only, so it runs on a PYNQ board as well as on a workst
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
@@ -303,6 +303,20 @@ def check_chain(layers, kind: type, error: type[Exception], where: str) -> tuple
     return layers
 
 
+def check_densities(densities, n_layers: int, error: type[Exception], where: str = "densities") -> tuple[float, ...]:
+    """`densities` as a tuple of floats, one per layer, each a share in [0, 1]; else `error` naming the value."""
+    if isinstance(densities, (str, bytes)) or not hasattr(densities, "__len__"):
+        raise error(f"{where} = {densities!r}, expected one input density per layer ({n_layers})")
+    if len(densities) != n_layers:
+        raise error(f"{where}: {len(densities)} values for {n_layers} layers")
+    out = []
+    for k, d in enumerate(densities):
+        if isinstance(d, bool) or not isinstance(d, (int, float, np.integer, np.floating)) or not 0 <= d <= 1:
+            raise error(f"{where}[{k}] = {d!r}, expected a spike density in [0, 1]")
+        out.append(float(d))
+    return tuple(out)
+
+
 class LayerChain:
     """Sizes of anything made of `layers` that each have `n_in` and `n_out` (networks, core builds)."""
 
@@ -324,12 +338,24 @@ class LayerChain:
 
 @dataclass(frozen=True)
 class Network(LayerChain):
-    """A feed-forward chain of layers; layer k+1 sees layer k's spikes of the same timestep."""
+    """A feed-forward chain of layers; layer k+1 sees layer k's spikes of the same timestep.
+
+    `densities`: optional, each layer's input spike density (the share of input bits that are 1) as
+    measured on calibration data when the network was exported; it sizes the core
+    (`spikeloop.boards.estimate.largest`) and takes no part in the numerics, equality or content hash.
+    """
 
     layers: tuple[Layer, ...]
+    densities: tuple[float, ...] | None = field(default=None, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "layers", check_chain(self.layers, Layer, NetworkError, "network"))
+        if self.densities is not None:
+            object.__setattr__(self, "densities", check_densities(self.densities, len(self.layers), NetworkError))
+
+    def with_densities(self, densities) -> Network:
+        """The same network carrying each layer's measured input density (None: none)."""
+        return Network(self.layers, densities)
 
     @classmethod
     def build(cls, layers: list[dict]) -> Network:

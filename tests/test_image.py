@@ -660,3 +660,42 @@ def test_a_version_2_image_with_a_bad_option_is_refused(tmp_path, key, value, pa
     with raises("layers[0]", *parts):
         load_image(bad_file(tmp_path, set_meta(members, meta)))
 
+
+
+# ----------------------------------------------------------------------------------------------
+# Input densities (optional, outside the hash)
+
+
+def test_input_densities_round_trip_outside_the_hash(tmp_path):
+    net = NETWORKS["cuba-13"]
+    dense = net.with_densities([0.25, 0.5, 1])
+    digest = save_image(dense, tmp_path / "d.npz")
+    assert digest == net.content_hash  # measured activity is not the network's content
+    assert get_meta(read_members(tmp_path / "d.npz"))["input_densities"] == [0.25, 0.5, 1.0]
+    loaded = load_image(tmp_path / "d.npz")
+    assert loaded == net and loaded.densities == (0.25, 0.5, 1.0)
+    save_image(net, tmp_path / "n.npz")
+    assert "input_densities" not in get_meta(read_members(tmp_path / "n.npz"))
+    assert load_image(tmp_path / "n.npz").densities is None
+
+
+@pytest.mark.parametrize(("value", "parts"), [
+    ([0.5], ["field 'input_densities': 1 values for 2 layers"]),
+    ([0.5, 1.5], ["field 'input_densities'[1] = 1.5", "in [0, 1]"]),
+    ([-0.1, 0.5], ["field 'input_densities'[0] = -0.1"]),
+    ([0.5, "0.2"], ["field 'input_densities'[1] = '0.2'"]),
+    ([True, 0.2], ["field 'input_densities'[0] = True"]),
+    ("0.5,0.2", ["field 'input_densities' = '0.5,0.2'", "one input density per layer (2)"]),
+])
+def test_bad_input_densities(good, tmp_path, value, parts):
+    _, _, members, meta = good
+    meta["input_densities"] = value
+    with raises(*parts):
+        load_image(bad_file(tmp_path, set_meta(members, meta)))
+
+
+@pytest.mark.parametrize(("value", "part"), [((0.1,), "densities: 1 values for 3 layers"),
+                                             ((0.1, 0.2, float("nan")), "densities[2] = nan")])
+def test_network_refuses_bad_densities(value, part):
+    with pytest.raises(NetworkError, match=re.escape(part)):
+        NETWORKS["cuba-13"].with_densities(value)

@@ -189,3 +189,15 @@ def test_export_refusals_of_the_contract():
         verify(model, net, np.zeros((1, 2, 6), np.uint8))
     with pytest.raises(ExportError, match="expected a Network"):
         verify(model, "net.npz", np.zeros((1, 2, 6), np.uint8))
+
+
+def test_export_records_each_layers_input_density(tmp_path):
+    model = _model(*CASES[0])
+    calib = poisson_spikes((40, 15, 24), 0.3, seed=11).astype(np.uint8)
+    network, report = export(model, calibration=calib)
+    trace = GoldenModel(network).run(calib, record=True)
+    expected = (float(calib.mean()), *(float(layer.z.numpy().mean()) for layer in trace.layers[:-1]))
+    assert network.densities == pytest.approx(expected, abs=1e-12) and report.densities == network.densities
+    assert 0 < min(expected[1:]) and "input spike density per layer" in str(report)
+    network.save(tmp_path / "net.npz")
+    assert Network.load(tmp_path / "net.npz").densities == network.densities
