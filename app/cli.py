@@ -105,7 +105,8 @@ COMMAND_EXAMPLES = {
                  "spikeloop estimate --board pynq-z2                 Yosys synthesis, 3-5 minutes (cached after)",
                  "spikeloop estimate --sizes 784,256,10 --lanes 8,4 --chunk 64,32 --analytic",
                  "spikeloop estimate --largest --analytic            the fastest core that fits (seconds)",
-                 "spikeloop estimate --largest                       the same, synthesized: tens of minutes"],
+                 "spikeloop estimate --largest                       the same, synthesized: tens of minutes",
+                 "spikeloop estimate --auto --analytic --network net.npz   the default's LUTs, spent at its densities"],
     "loop": ["spikeloop loop", "spikeloop loop --backend sim --episodes 5 --log build/loop.log",
              "spikeloop loop --learn es --task cartpole-positions --generations 40 --out build/evolve/positions",
              "spikeloop loop --task cartpole-positions --policy build/evolve/positions/policy.npz --backend sim"],
@@ -210,6 +211,7 @@ def cmd_info(args) -> int:
             f"theta=[{layer.theta.min()}..{layer.theta.max()}] bias=[{layer.bias.min()}..{layer.bias.max()}] "
             f"+1 weights={plus / layer.weights.size:.1%}"
             + "".join(f" {key}={value}" for key, value in layer.options().items() if value != OPTION_DEFAULTS[key])
+            + ("" if net.densities is None else f" input density={net.densities[k]:.4f}")
         )
     return 0
 
@@ -891,13 +893,15 @@ def cmd_estimate(args) -> int:
         _out_file(args.json, "--json")
     if args.cache is not None and args.cache.exists() and not args.cache.is_dir():
         raise OptionError(f"argument --cache: {args.cache} is a file, expected a folder")
-    if not args.largest:  # the options checked (and refused) before any long step
-        board = BOARDS[args.board]
+    board = BOARDS[args.board]
+    if args.largest or args.auto:  # the options checked (and refused) before any long step
+        estimate.search_inputs(args, board)
+    else:
         from spikeloop.configargs import config_from_args
 
         config_from_args(args, default_sizes=board.default_sizes, default_lanes=board.default_lanes,
                          default_chunk=board.default_chunk)
-    if args.largest:
+    if args.largest or args.auto:
         then = "" if args.analytic else ", then synthesizing it with Yosys (tens of minutes; --analytic skips it)"
         _say(f"searching for the largest configuration that fits (a few seconds){then} ...")
     elif not args.analytic:

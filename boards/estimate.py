@@ -57,6 +57,7 @@ from spikeloop import regmap, toolchain
 from spikeloop.config import (
     DEFAULT_CORE,
     DEFAULT_SIZES,
+    MAX_EVENTS,
     MAX_LANES,
     MAX_ROW_BITS,
     ConfigError,
@@ -67,7 +68,7 @@ from spikeloop.config import (
     state_cycles,
 )
 from spikeloop.config import MAX_CHUNK as CORE_MAX_CHUNK
-from spikeloop.network import INPUT_SHIFT_RANGE
+from spikeloop.network import INPUT_SHIFT_RANGE, check_densities
 from spikeloop.stream import output_words_per_timestep, words_per_timestep
 
 from . import flow, timing
@@ -76,7 +77,7 @@ from .devices import board as get_board
 
 __all__ = [
     "Resources", "Synthesis", "DoesNotFit", "synthesize", "analytic", "layer_resources", "cycles_per_timestep",
-    "synapses", "ops_per_cycle", "check_fit", "largest", "memory_map", "place_and_route", "routed_summary",
+    "synapses", "ops_per_cycle", "check_fit", "largest", "automatic", "memory_map", "place_and_route", "routed_summary",
     "synth_plan", "main", "probe_resources", "synaptic_ops_per_second", "timing_summary",
 ]
 
@@ -874,86 +875,109 @@ def analytic(config: CoreConfig, *, breakdown: bool = False):
 # --------------------------------------------------------------------------------------------
 
 
-def _layer_options(n_in: int, n_out: int, max_cycles: int, max_chunk: int | None = None) -> list[tuple[int, int]]:
-    """(P, C) pairs, the smallest P and C for each (groups, chunks) split within `max_cycles`."""
-    out = []
-    extra = layer_cycles(LayerConfig(1, 1)) - 1  # cycles = G * NC + extra
-    max_chunk = CORE_MAX_CHUNK if max_chunk is None else min(max_chunk, CORE_MAX_CHUNK)
-    for g in range(1, n_out + 1):
-        P = math.ceil(n_out / g)
-        if math.ceil(n_out / P) != g:
-            continue
-        for nc in range(1, n_in + 1):
-            C = math.ceil(n_in / nc)
-            if math.ceil(n_in / C) != nc or g * nc + extra > max_cycles:
-                continue
-            if P * C <= MAX_ROW_BITS and P <= MAX_LANES and C <= max_chunk:
-                out.append((P, C))
-    return out
-
-
-def _cheapest_layer(n_in, n_out, max_cycles, widths, board, membranes_last, max_chunk):
-    """The (P, C) within `max_cycles` with the smallest share of the scarcest resource."""
-    cap = board.device.capacity()
-    best = None
-    for P, C in _layer_options(n_in, n_out, max_cycles, max_chunk):
-        parts = layer_resources(LayerConfig(n_in, n_out, lanes=P, chunk=C, **widths), membranes=membranes_last)
-        r = parts["crossbar"] + parts["neurons"] + parts["collector"]
-        score = max(getattr(r, k) / cap[k] for k in cap)
-        if best is None or score < best[0]:
-            best = (score, P, C)
-    return best
-
-
 #: The widest chunk `largest` chooses by default: an adder tree of 8 levels per clock.
 MAX_CHUNK = 256
+
+#: The most rows (ceil(n_in / E)) a bank of an event-driven crossbar may hold in `largest`'s choices: the walk
+#: chooses among a bank's rows with a tree as deep as their count (784 inputs in 4 banks of 196 rows measured
+#: 8 LUT levels, past the 100 MHz budget; 49 and 13 rows measured 6).
+MAX_BANK_ROWS = 64
+
+
+def _splits(n: int, limit: int):
+    """(parts, size): the smallest size of each way to cut `n` into `parts` pieces of at most `limit`."""
+    for parts in range(1, n + 1):
+        size = math.ceil(n / parts)
+        if size <= limit and math.ceil(n / size) == parts:
+            yield parts, size
+
+
+def _layer_choices(n_in: int, n_out: int, base: dict, density: float | None, max_chunk: int | None):
+    """Every crossbar `largest` may give one layer: (cycles per timestep, LayerConfig). The smallest P and C
+    (or E) for each split into groups and chunks (or bank rows); dense only without `density`, whose cycles are
+    then the dense worst case, else the expected cycles at that input density (`throughput.expected_nonzero_chunks`,
+    independent input bits)."""
+    from spikeloop.rtl import throughput
+
+    max_chunk = CORE_MAX_CHUNK if max_chunk is None else min(max_chunk, CORE_MAX_CHUNK)
+    kinds = [{"chunk": C} for _, C in _splits(n_in, max_chunk)]
+    if density is not None:
+        kinds += [{"events": E} for rows, E in _splits(n_in, MAX_EVENTS) if rows <= MAX_BANK_ROWS]
+    out = []
+    for _, P in _splits(n_out, MAX_LANES):
+        for kind in kinds:
+            if P * kind.get("chunk", kind.get("events")) > MAX_ROW_BITS:
+                continue
+            layer = LayerConfig(n_in, n_out, lanes=P, **kind, **base)
+            z = None if density is None else throughput.expected_nonzero_chunks(layer, density)
+            out.append((float(layer_cycles(layer, z)), layer))
+    return out
 
 
 def largest(sizes, board: Board | str = "pynq-z2", *, margin: float = 0.9, v_bits=16, u_bits=16, frac_bits=8,
             decay="shift", options=False, membranes=False, bus_width=32,
-            max_chunk: int | None = MAX_CHUNK) -> CoreConfig:
-    """The configuration of `sizes` with the fewest dense cycles per timestep (most ops/cycle)
-    whose analytic estimate uses at most `margin` of every resource of the board's device.
+            max_chunk: int | None = MAX_CHUNK, densities=None, max_luts: float | None = None) -> CoreConfig:
+    """The configuration of `sizes` with the fewest cycles per timestep (most ops/cycle) whose analytic
+    estimate uses at most `margin` of every resource of the board's device (and at most `max_luts` LUTs).
 
-    For each cycle budget, from the shortest up, every layer takes its cheapest (P, C) meeting
-    it; the first budget whose whole core fits wins. `max_chunk` caps C (default `MAX_CHUNK`; None
-    for no cap): a popcount of C bits is one combinational adder tree, a timing limit the resource
-    model does not see, and Yosys spends tens of minutes on C = 784. `options`: build with contract v2's
-    options, every layer or one bool per layer.
+    Without `densities` the cycles are the dense worst case and every layer is dense. With `densities`
+    (each layer's input spike density, e.g. `Network.densities`), they are the cycles expected at those
+    densities, and each layer may be dense or event-driven (E banks of at most `MAX_BANK_ROWS` rows).
+
+    For each cycle budget, from the shortest up, every layer takes its cheapest crossbar meeting it (the
+    smallest share of the scarcest resource), so no layer is much faster than the slowest; the first
+    budget whose whole core fits wins. `max_chunk` caps C (default `MAX_CHUNK`; None for no cap): a
+    popcount of C bits is one combinational adder tree, a timing limit the resource model does not see,
+    and Yosys spends tens of minutes on C = 784. `options`: build with contract v2's options, every
+    layer or one bool per layer.
     """
     board = get_board(board) if isinstance(board, str) else board
     sizes = tuple(int(s) for s in sizes)
+    n_layers = len(sizes) - 1
     widths = {"v_bits": v_bits, "u_bits": u_bits, "frac_bits": frac_bits, "decay": decay}
-    switches = list(options) if isinstance(options, (list, tuple)) else [options] * (len(sizes) - 1)
-    if len(switches) != len(sizes) - 1:
-        raise ConfigError(f"config: options has {len(switches)} entries for {len(sizes) - 1} layers")
+    switches = list(options) if isinstance(options, (list, tuple)) else [options] * n_layers
+    if len(switches) != n_layers:
+        raise ConfigError(f"config: options has {len(switches)} entries for {n_layers} layers")
+    if densities is not None:
+        densities = check_densities(densities, n_layers, ConfigError)
     from spikeloop.rtl import throughput
 
     probe = CoreConfig.build(sizes, membranes=membranes, bus_width=bus_width, lanes=1, chunk=1)
-    floor = int(throughput.stage_cycles(probe, [[1]] * len(probe.layers))[0][0])  # the stream framing
-    extra = layer_cycles(LayerConfig(1, 1)) - 1  # layer cycles = groups * chunks + extra
-    budgets = sorted({max(floor, g * nc + extra) for n_in, n_out in zip(sizes, sizes[1:])
-                      for g in range(1, n_out + 1) for nc in range(1, n_in + 1)})
-    lo, hi = 0, len(budgets) - 1
+    floor = float(throughput.stage_cycles(probe, [[1]] * n_layers)[0][0])  # the stream framing
+    cap = {k: v * margin for k, v in board.device.capacity().items()}
+    if max_luts is not None:
+        cap["lut"] = min(cap["lut"], max_luts)
+
+    def score(layer, last):
+        parts = layer_resources(layer, membranes=membranes and last)
+        r = parts["crossbar"] + parts["neurons"] + parts["collector"]
+        return max(getattr(r, k) / cap[k] for k in cap)
+
+    choices = []  # per layer: (cycles, score, LayerConfig), cheapest first
+    for k, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+        base = {**widths, "options": switches[k]}
+        d = None if densities is None else densities[k]
+        scored = [(c, score(layer, k == n_layers - 1), layer)
+                  for c, layer in _layer_choices(n_in, n_out, base, d, max_chunk)]
+        choices.append(sorted(scored, key=lambda t: (t[1], t[0])))
+    budgets = sorted({max(floor, c) for layer in choices for c, _, _ in layer})
 
     def attempt(budget):
-        lanes, chunks = [], []
-        for k, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
-            best = _cheapest_layer(n_in, n_out, budget, {**widths, "options": switches[k]}, board,
-                                   membranes and k == len(sizes) - 2, max_chunk)
-            if best is None:
-                return None
-            lanes.append(best[1])
-            chunks.append(best[2])
-        cfg = CoreConfig.build(sizes, lanes=lanes, chunk=chunks, options=switches, membranes=membranes,
-                               bus_width=bus_width, **widths)
+        picked = [next((layer for c, _, layer in options if c <= budget), None) for options in choices]
+        if None in picked:
+            return None
+        cfg = CoreConfig(tuple(picked), membranes=membranes, bus_width=bus_width)
+        used = analytic(cfg)
+        if max_luts is not None and used.lut > max_luts:
+            return None
         try:
-            check_fit(analytic(cfg), board, source="analytic", margin=margin)
+            check_fit(used, board, source="analytic", margin=margin)
         except DoesNotFit:
             return None
         return cfg
 
     found = None
+    lo, hi = 0, len(budgets) - 1
     while lo <= hi:  # fits is monotone in the budget: bisect for the smallest that fits
         mid = (lo + hi) // 2
         cfg = attempt(budgets[mid])
@@ -962,8 +986,19 @@ def largest(sizes, board: Board | str = "pynq-z2", *, margin: float = 0.9, v_bit
         else:
             found, hi = cfg, mid - 1
     if found is None:
-        raise ConfigError(f"no configuration of {'-'.join(map(str, sizes))} fits the {board.device.part}")
+        within = f" within {max_luts:,.0f} LUTs" if max_luts is not None else ""
+        raise ConfigError(f"no configuration of {'-'.join(map(str, sizes))} fits the {board.device.part}{within}")
     return found
+
+
+def automatic(sizes, densities, board: Board | str = "pynq-z2", **kwargs) -> CoreConfig:
+    """The automatic configuration: `largest` at `densities` within the LUTs of the board's default build of
+    `sizes` (its lanes and chunk): the default's cost spent where the activity is."""
+    board = get_board(board) if isinstance(board, str) else board
+    widths = {k: kwargs[k] for k in ("v_bits", "u_bits", "frac_bits", "decay", "options", "membranes", "bus_width")
+              if k in kwargs}
+    default = CoreConfig.build(sizes, lanes=board.default_lanes, chunk=board.default_chunk, **widths)
+    return largest(sizes, board, densities=densities, max_luts=analytic(default).lut, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1127,6 +1162,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--analytic", action="store_true", help="the fast model only, no synthesis")
     p.add_argument("--largest", action="store_true",
                    help="search lanes/chunk per layer for the most ops/cycle that fits (--sizes sets the network)")
+    p.add_argument("--auto", action="store_true",
+                   help="the automatic configuration: per layer the crossbar kind, lanes, chunk or events with the "
+                        "fewest cycles expected at the input densities, within the LUTs of the board's default build")
+    p.add_argument("--densities", type=_densities, default=None,
+                   help="each layer's input spike density for --largest and --auto, e.g. 0.12,0.05,0.04 (then "
+                        "event-driven layers are chosen where they pay)")
+    p.add_argument("--network", type=Path, default=None,
+                   help="a network image: its sizes and the input densities measured at export, for --largest/--auto")
     p.add_argument("--margin", type=float, default=0.9, help="share of each resource --largest may use (0.9)")
     p.add_argument("--max-chunk", type=int, default=MAX_CHUNK,
                    help=f"largest C --largest may choose (default {MAX_CHUNK}: timing; 0 for no cap)")
@@ -1138,19 +1181,66 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "core; ulx3s: nextpnr's place and route)")
 
 
+def _densities(text: str) -> list[float]:
+    """An argparse type: comma-separated spike densities in [0, 1]."""
+    try:
+        values = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers in [0, 1] like 0.12,0.05,0.04, got {text!r}") from None
+    if not all(0 <= v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected numbers in [0, 1] like 0.12,0.05,0.04, got {text!r}")
+    return values
+
+
+def search_inputs(args, board: Board) -> tuple[list[int], tuple[float, ...] | None]:
+    """The sizes and densities `--largest`/`--auto` search for (from --network, or --sizes and --densities)."""
+    given = [f"--{name}" for name in ("lanes", "chunk", "events") if getattr(args, name, None) is not None]
+    if given:
+        raise ConfigError(f"argument {'/'.join(given)}: --largest and --auto choose it; leave it out")
+    sizes = board.default_sizes if args.sizes is None else [int(x) for x in str(args.sizes).split(",")]
+    densities = args.densities
+    if args.network is not None:
+        from spikeloop.network import Network
+
+        if args.sizes is not None or args.densities is not None:
+            raise ConfigError("argument --network: it gives the sizes and densities; leave out --sizes and --densities")
+        net = Network.load(args.network)
+        if net.densities is None:
+            raise ConfigError(f"argument --network: {args.network} records no input densities (export it with "
+                              "calibration data, or give --sizes and --densities)")
+        sizes, densities = list(net.sizes), net.densities
+    if args.auto and densities is None:
+        raise ConfigError("argument --auto: needs the input densities (--densities or --network)")
+    if densities is not None:
+        densities = check_densities(densities, len(sizes) - 1, ConfigError, "argument --densities")
+    return sizes, densities
+
+
 def run(args) -> int:
     """Run `spikeloop estimate` with parsed arguments; 0 when the configuration fits, DoesNotFit otherwise."""
     board = get_board(args.board)
-    if board.device.family != "xc7" and (args.analytic or args.largest):
+    if board.device.family != "xc7" and (args.analytic or args.largest or args.auto):
         raise ValueError(f"the analytic model and --largest are for the xc7 (pynq-z2); for the {board.name} run "
                          "without them (Yosys synth_ecp5), or build it: make bitstream BOARD=ulx3s")
-    if args.largest:
-        sizes = board.default_sizes if args.sizes is None else [int(x) for x in str(args.sizes).split(",")]
-        decay = str(args.decay)
-        config = largest(sizes, board, margin=args.margin, v_bits=args.v_bits, u_bits=args.u_bits,
-                         frac_bits=args.frac_bits, decay=decay, options=args.options, membranes=args.membranes,
-                         bus_width=args.bus_width,
-                         max_chunk=args.max_chunk or None)
+    expected = None  # {densities, cycles per timestep expected there, the default build's}
+    if args.largest or args.auto:
+        sizes, densities = search_inputs(args, board)
+        search = automatic if args.auto else largest
+        widths = {"densities": densities} if args.auto else {"densities": densities, "margin": args.margin}
+        config = search(sizes, board=board, v_bits=args.v_bits, u_bits=args.u_bits, frac_bits=args.frac_bits,
+                        decay=str(args.decay), options=args.options, membranes=args.membranes,
+                        bus_width=args.bus_width, max_chunk=args.max_chunk or None, **widths)
+        if densities is not None:
+            from spikeloop.rtl.throughput import expected_core_cycles
+
+            default = CoreConfig.build(sizes, lanes=board.default_lanes, chunk=board.default_chunk)
+            expected = {"densities": list(densities), "cycles_per_timestep": expected_core_cycles(config, densities),
+                        "default_cycles_per_timestep": expected_core_cycles(default, densities)}
+            print(f"expected at input densities {', '.join(f'{d:g}' for d in densities)}: "
+                  f"{expected['cycles_per_timestep']:.1f} cycles per timestep "
+                  f"(the default build {expected['default_cycles_per_timestep']:.1f})")
+    elif args.densities is not None or args.network is not None:
+        raise ConfigError("arguments --densities and --network: they choose the configuration with --largest or --auto")
     else:
         config = flow.config_from_args(args, default_sizes=board.default_sizes, default_lanes=board.default_lanes,
                                        default_chunk=board.default_chunk)
@@ -1176,7 +1266,7 @@ def run(args) -> int:
                    "place_and_route": None if routed is None else
                    {k: routed.get(k) for k in ("fmax_mhz", "clock_mhz", "utilization", "build_seconds", "tools",
                                                "critical_path")},
-                   "timing": None if timed is None else timing_numbers(timed, config, board)}
+                   "timing": None if timed is None else timing_numbers(timed, config, board), "expected": expected}
         if routed is not None:
             at_fmax, at_clock = synaptic_ops_per_second(config, routed["fmax_mhz"], board.clock_mhz)
             numbers["synaptic_ops_per_second"] = {"at_fmax": at_fmax, "at_clock": at_clock}

@@ -61,13 +61,13 @@ def expected_nonzero_chunks(layer: LayerConfig, density: float) -> float:
     if layer.events is None:
         return float(sum(1 - (1 - density) ** c for c in chunk_sizes(layer)))
     E, K = layer.events, layer.n_chunks
-    sizes = [K if b < layer.n_in - (K - 1) * E else K - 1 for b in range(E)]  # inputs per bank
+    full = layer.n_in - (K - 1) * E  # banks of K inputs; the other E - full hold K - 1
     d = float(density)
 
     def cdf(n, m):  # P(Binomial(n, d) <= m)
         return sum(math.comb(n, i) * d ** i * (1 - d) ** (n - i) for i in range(min(n, m) + 1))
 
-    return float(sum(1 - math.prod(cdf(n, m - 1) for n in sizes) for m in range(1, K + 1)))
+    return float(sum(1 - cdf(K, m - 1) ** full * cdf(K - 1, m - 1) ** (E - full) for m in range(1, K + 1)))
 
 
 def stage_cycles(config: CoreConfig, z_per_layer) -> np.ndarray:

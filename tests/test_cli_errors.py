@@ -173,6 +173,14 @@ BAD = [
     (["estimate", "--analytic", "--events", "x"], "argument --events: expected an integer or comma-separated"),
     (["estimate", "--analytic", "--json", NOT_A_FOLDER], "argument --json"),
     (["estimate", "--cache", "{tmp}/afile"], "argument --cache"),
+    (["estimate", "--analytic", "--auto"], "argument --auto: needs the input densities (--densities or --network)"),
+    (["estimate", "--analytic", "--largest", "--densities", "0.1,0.2"], "argument --densities: 2 values for 3 layers"),
+    (["estimate", "--analytic", "--largest", "--densities", "0.1,x,0.1"], "argument --densities: expected numbers in"),
+    (["estimate", "--analytic", "--largest", "--densities", "0.1,1.5,0.1"], "argument --densities: expected numbers"),
+    (["estimate", "--analytic", "--densities", "0.1,0.1,0.1"], "choose the configuration with --largest or --auto"),
+    (["estimate", "--analytic", "--auto", "--lanes", "4", "--densities", "0.1,0.1,0.1"],
+     "argument --lanes: --largest and --auto choose it; leave it out"),
+    (["estimate", "--analytic", "--auto", "--network", "{tmp}/none.npz"], "none.npz"),
     # loop
     (["loop", "--backend", "fpga"], "argument --backend"),
     (["loop", "--episodes", "0"], "argument --episodes: expected an integer >= 1, got 0"),
@@ -563,3 +571,15 @@ def test_events_select_the_event_driven_crossbar_per_layer(tmp, capsys, monkeypa
     assert main(["run", "--network", str(tmp / "net.npz"), "--input", str(tmp / "in.npz"), "--backend", "sim",
                  "--events", "8,0", "--out", str(tmp / "o.npz")]) == 0
     assert seen["events"] == [8, None]
+
+
+def test_estimate_network_without_densities_is_refused_naming_it(tmp, capsys):
+    from spikeloop.network import random_network
+
+    path = tmp / "plain.npz"
+    random_network((20, 8, 3), seed=1).save(path)
+    assert main(["estimate", "--analytic", "--auto", "--network", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"argument --network: {path} records no input densities" in err and len(err.splitlines()) == 1, err
+    assert main(["estimate", "--analytic", "--auto", "--network", str(path), "--sizes", "20,8,3"]) == 2
+    assert "leave out --sizes and --densities" in capsys.readouterr().err

@@ -11,6 +11,7 @@ stored runs predate its pipeline registers), BRAM and DSP exact.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -232,6 +233,44 @@ def test_largest_without_a_chunk_cap_goes_further(best):
         estimate.largest(DEFAULT_SIZES, PYNQ, margin=0.01)
 
 
+@pytest.mark.parametrize("density", [0.01, 0.05, 0.2])
+def test_largest_at_measured_densities_spends_the_device_on_the_expected_cycles(best, density):
+    from spikeloop.rtl.throughput import expected_core_cycles
+
+    dens = (density, 0.05, 0.05)
+    found = estimate.largest(DEFAULT_SIZES, PYNQ, densities=dens)
+    estimate.check_fit(estimate.analytic(found), PYNQ, margin=0.9)
+    assert expected_core_cycles(found, dens) <= expected_core_cycles(best, dens)
+    assert any(layer.events for layer in found.layers), estimate.flow.config_args(found)  # sparse: events pay
+    for layer in found.layers:
+        assert layer.events is None or layer.n_chunks <= estimate.MAX_BANK_ROWS
+
+
+def test_automatic_configuration_costs_no_more_luts_than_the_default():
+    """The automatic configuration spends the default build's LUTs where the activity is (issue targets:
+    3x fewer cycles per timestep; at 5 % input density 5x the effective ops per cycle)."""
+    from spikeloop.rtl.throughput import expected_core_cycles
+
+    budget = estimate.analytic(DEFAULT_CORE).lut
+    for dens in ((0.05, 0.05, 0.05), (0.1, 0.1, 0.1), (1.0, 1.0, 1.0)):
+        auto = estimate.automatic(DEFAULT_SIZES, dens, PYNQ)
+        assert estimate.analytic(auto).lut <= budget
+        ratio = expected_core_cycles(DEFAULT_CORE, dens) / expected_core_cycles(auto, dens)
+        assert ratio >= 3, (dens, estimate.flow.config_args(auto), ratio)
+        if dens[0] == 0.05:
+            assert ratio >= 5
+    with pytest.raises(ConfigError, match=r"within 1,000 LUTs"):
+        estimate.largest(DEFAULT_SIZES, PYNQ, densities=(0.1,) * 3, max_luts=1000)
+
+
+@pytest.mark.parametrize(("dens", "part"), [((0.1, 0.1), "densities: 2 values for 3 layers"),
+                                            ((0.1, 2.0, 0.1), "densities[1] = 2.0, expected a spike density"),
+                                            ("0.1", "densities = '0.1', expected one input density per layer")])
+def test_largest_refuses_bad_densities(dens, part):
+    with pytest.raises(ConfigError, match=re.escape(part)):
+        estimate.largest(DEFAULT_SIZES, PYNQ, densities=dens)
+
+
 def test_cli_estimate_analytic(capsys):
     assert cli.main(["estimate", "--board", "pynq-z2", "--analytic"]) == 0
     out = capsys.readouterr().out
@@ -261,3 +300,20 @@ def test_routed_summary_gives_ops_per_second_and_the_critical_path():
     slow = estimate.routed_summary({**meta, "fmax_mhz": 20.0, "critical_path": None}, config)
     assert "TIMING FAILS" in slow and "at the clock" not in slow and "critical path" not in slow
     assert estimate.synaptic_ops_per_second(config, 20.0, 25.0) == (ops * 20e6, None)
+
+
+def test_cli_estimate_auto_from_a_network_image(tmp_path, capsys):
+    from spikeloop.network import random_network
+
+    path = tmp_path / "net.npz"
+    random_network(DEFAULT_SIZES, seed=3).with_densities((0.05, 0.05, 0.05)).save(path)
+    argv = ["estimate", "--analytic", "--auto", "--network", str(path), "--json", str(tmp_path / "e.json")]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "expected at input densities 0.05, 0.05, 0.05:" in out and "--events" in out, out
+    numbers = json.loads((tmp_path / "e.json").read_text())
+    assert numbers["analytic"]["lut"] <= estimate.analytic(DEFAULT_CORE).lut
+    assert numbers["expected"]["densities"] == [0.05] * 3
+    assert numbers["expected"]["default_cycles_per_timestep"] >= 5 * numbers["expected"]["cycles_per_timestep"]
+    assert cli.main(["info", str(path)]) == 0
+    assert "input density=0.0500" in capsys.readouterr().out
