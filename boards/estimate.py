@@ -892,11 +892,11 @@ def _splits(n: int, limit: int):
             yield parts, size
 
 
-def _layer_choices(n_in: int, n_out: int, base: dict, density: float | None, max_chunk: int | None):
+def _layer_choices(n_in: int, n_out: int, base: dict, density, max_chunk: int | None):
     """Every crossbar `largest` may give one layer: (cycles per timestep, LayerConfig). The smallest P and C
     (or E) for each split into groups and chunks (or bank rows); dense only without `density`, whose cycles are
-    then the dense worst case, else the expected cycles at that input density (`throughput.expected_nonzero_chunks`,
-    independent input bits)."""
+    then the dense worst case, else the expected cycles at that input density, a share or one per input
+    (`throughput.expected_nonzero_chunks`, independent input bits)."""
     from spikeloop.rtl import throughput
 
     max_chunk = CORE_MAX_CHUNK if max_chunk is None else min(max_chunk, CORE_MAX_CHUNK)
@@ -921,8 +921,9 @@ def largest(sizes, board: Board | str = "pynq-z2", *, margin: float = 0.9, v_bit
     estimate uses at most `margin` of every resource of the board's device (and at most `max_luts` LUTs).
 
     Without `densities` the cycles are the dense worst case and every layer is dense. With `densities`
-    (each layer's input spike density, e.g. `Network.densities`), they are the cycles expected at those
-    densities, and each layer may be dense or event-driven (E banks of at most `MAX_BANK_ROWS` rows).
+    (each layer's input spike density, a share or one per input, e.g. `Network.densities`), they are the
+    cycles expected at those densities, and each layer may be dense or event-driven (E banks of at most
+    `MAX_BANK_ROWS` rows).
 
     For each cycle budget, from the shortest up, every layer takes its cheapest crossbar meeting it (the
     smallest share of the scarcest resource), so no layer is much faster than the slowest; the first
@@ -939,7 +940,7 @@ def largest(sizes, board: Board | str = "pynq-z2", *, margin: float = 0.9, v_bit
     if len(switches) != n_layers:
         raise ConfigError(f"config: options has {len(switches)} entries for {n_layers} layers")
     if densities is not None:
-        densities = check_densities(densities, n_layers, ConfigError)
+        densities = check_densities(densities, sizes[:-1], ConfigError)
     from spikeloop.rtl import throughput
 
     probe = CoreConfig.build(sizes, membranes=membranes, bus_width=bus_width, lanes=1, chunk=1)
@@ -1212,7 +1213,7 @@ def search_inputs(args, board: Board) -> tuple[list[int], tuple[float, ...] | No
     if args.auto and densities is None:
         raise ConfigError("argument --auto: needs the input densities (--densities or --network)")
     if densities is not None:
-        densities = check_densities(densities, len(sizes) - 1, ConfigError, "argument --densities")
+        densities = check_densities(densities, sizes[:-1], ConfigError, "argument --densities")
     return sizes, densities
 
 
@@ -1234,9 +1235,10 @@ def run(args) -> int:
             from spikeloop.rtl.throughput import expected_core_cycles
 
             default = CoreConfig.build(sizes, lanes=board.default_lanes, chunk=board.default_chunk)
-            expected = {"densities": list(densities), "cycles_per_timestep": expected_core_cycles(config, densities),
+            means = [float(np.mean(d)) for d in densities]
+            expected = {"densities": means, "cycles_per_timestep": expected_core_cycles(config, densities),
                         "default_cycles_per_timestep": expected_core_cycles(default, densities)}
-            print(f"expected at input densities {', '.join(f'{d:g}' for d in densities)}: "
+            print(f"expected at input densities {', '.join(f'{d:.4g}' for d in means)}: "
                   f"{expected['cycles_per_timestep']:.1f} cycles per timestep "
                   f"(the default build {expected['default_cycles_per_timestep']:.1f})")
     elif args.densities is not None or args.network is not None:

@@ -103,7 +103,7 @@ class ExportReport:
         head = f"export report ({self.calibration_samples} calibration samples)"
         lines = [head, *(str(layer) for layer in self.layers)]
         if self.densities is not None:
-            lines.append("input spike density per layer: " + ", ".join(f"{d:.4f}" for d in self.densities))
+            lines.append("input spike density per layer: " + ", ".join(f"{np.mean(d):.4f}" for d in self.densities))
         return "\n".join(lines)
 
 
@@ -137,26 +137,26 @@ def observed_ranges(model: BinarySNN, spikes, *, weights="mode", widths=None, ba
 
 @torch.no_grad()
 def observe(model: BinarySNN, spikes, *, weights="mode", widths=None, batch_size: int = 256):
-    """(`observed_ranges`, each layer's input spike density) of the hardware mode on ``spikes``, in one run."""
+    """(`observed_ranges`, each input's spike density per layer, to 1e-6) of the hardware mode on ``spikes``,
+    in one run."""
     x = _as_tensor_spikes(spikes, model.sizes[0])
     if widths is None:
         widths = [(None, None)] * len(model.layers)
     ws = model.weights(weights, hardware=True) if isinstance(weights, str) or weights is None else list(weights)
     ranges = [[np.inf, -np.inf, np.inf, -np.inf] for _ in model.layers]
-    ones = np.zeros(len(model.layers))  # input spikes of each layer
+    ones = [np.zeros(layer.n_in) for layer in model.layers]  # spikes of each layer's inputs
     for start in range(0, len(x), batch_size):
         batch = x[start:start + batch_size]
         out = model(batch, hardware=True, weights=ws, widths=widths)
-        ones[0] += int(batch.sum())
+        ones[0] += batch.sum(dim=(0, 1)).numpy()
         for k, (r, trace) in enumerate(zip(ranges, out.layers)):
             r[0] = min(r[0], trace.v.min().item())
             r[1] = max(r[1], trace.v.max().item())
             r[2] = min(r[2], trace.u.min().item())
             r[3] = max(r[3], trace.u.max().item())
             if k + 1 < len(ones):
-                ones[k + 1] += int(trace.z.sum())
-    bits = [x[..., 0].numel() * layer.n_in for layer in model.layers]
-    densities = tuple(float(n / b) for n, b in zip(ones, bits))
+                ones[k + 1] += trace.z.sum(dim=(0, 1)).numpy()
+    densities = tuple(np.round(n / x[..., 0].numel(), 6) for n in ones)
     return [((int(r[0]), int(r[1])), (int(r[2]), int(r[3]))) for r in ranges], densities
 
 
@@ -286,7 +286,8 @@ def export(
         except NetworkError as e:
             raise ExportError(f"the model does not fit the contract: {e}") from e
         reports.append(LayerReport(k, roundings, v_bits, u_bits, obs_v, obs_u, outside, source))
-    return Exported(Network(tuple(layers), densities), ExportReport(tuple(reports), n_cal, densities))
+    network = Network(tuple(layers), densities)
+    return Exported(network, ExportReport(tuple(reports), n_cal, network.densities))
 
 
 def posterior(

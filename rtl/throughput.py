@@ -25,7 +25,6 @@ wide crossbar) and returns the measured cycles per timestep next to the model's.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,19 +54,23 @@ def nonzero_chunks(layer: LayerConfig, spikes) -> np.ndarray:
     return padded.reshape(spikes.shape[0], layer.n_chunks, layer.chunk).any(axis=2).sum(axis=1)
 
 
-def expected_nonzero_chunks(layer: LayerConfig, density: float) -> float:
-    """E[Z] for independent input bits of probability `density`; for an event-driven layer, E[max over
-    banks of Binomial(bank inputs, density)] = sum over m >= 1 of P(some bank has m or more)."""
+def expected_nonzero_chunks(layer: LayerConfig, density) -> float:
+    """E[Z] for independent input bits that fire with probability `density` (a share, or one per input): for
+    a dense layer the sum over chunks of P(some input fires); for an event-driven one E[max over banks of the
+    active inputs of the bank] = sum over m >= 1 of P(some bank has m or more)."""
+    p = np.zeros(layer.n_chunks * layer.chunk)
+    p[: layer.n_in] = np.broadcast_to(np.asarray(density, float), (layer.n_in,))
+    rows = p.reshape(layer.n_chunks, layer.chunk)  # dense: a chunk per row; events: row r of bank b is input r*E + b
     if layer.events is None:
-        return float(sum(1 - (1 - density) ** c for c in chunk_sizes(layer)))
-    E, K = layer.events, layer.n_chunks
-    full = layer.n_in - (K - 1) * E  # banks of K inputs; the other E - full hold K - 1
-    d = float(density)
-
-    def cdf(n, m):  # P(Binomial(n, d) <= m)
-        return sum(math.comb(n, i) * d ** i * (1 - d) ** (n - i) for i in range(min(n, m) + 1))
-
-    return float(sum(1 - cdf(K, m - 1) ** full * cdf(K - 1, m - 1) ** (E - full) for m in range(1, K + 1)))
+        return float((1 - np.prod(1 - rows, axis=1)).sum())
+    pmf = np.zeros((layer.events, layer.n_chunks + 1))  # per bank, P(m of its inputs fire)
+    pmf[:, 0] = 1
+    for q in rows:
+        q = q[:, None]
+        pmf[:, 1:] = pmf[:, 1:] * (1 - q) + pmf[:, :-1] * q
+        pmf[:, :1] *= 1 - q
+    below = np.cumsum(pmf, axis=1)[:, :-1]  # P(bank <= m - 1), m = 1..K
+    return float((1 - np.prod(np.minimum(below, 1), axis=0)).sum())
 
 
 def stage_cycles(config: CoreConfig, z_per_layer) -> np.ndarray:
@@ -83,10 +86,10 @@ def core_cycles(config: CoreConfig, z_per_layer) -> np.ndarray:
 
 
 def expected_core_cycles(config: CoreConfig, densities) -> float:
-    """The model with E[Z] per layer, for input densities per layer (a scalar: layer 0 only, others dense)."""
-    densities = np.atleast_1d(np.asarray(densities, float))
-    if densities.size == 1:
-        densities = np.concatenate([densities, np.ones(len(config.layers) - 1)])
+    """The model with E[Z] per layer, for input densities per layer (each a share or one per input; a scalar:
+    layer 0 only, others dense)."""
+    if np.ndim(densities) == 0:
+        densities = [float(densities)] + [1.0] * (len(config.layers) - 1)
     z = [expected_nonzero_chunks(layer, d) for layer, d in zip(config.layers, densities)]
     return float(max(framing_cycles(config), *(layer_cycles(layer, zk) for layer, zk in zip(config.layers, z))))
 

@@ -88,7 +88,7 @@ def save_image(network: Network, path, *, producer: str = "spikeloop") -> str:
         "content_hash": digest,
     }
     if network.densities is not None:
-        meta["input_densities"] = list(network.densities)
+        meta["input_densities"] = [d.tolist() if isinstance(d, np.ndarray) else d for d in network.densities]
     members["meta"] = np.frombuffer(json.dumps(meta, indent=1).encode(), dtype=np.uint8)
     path = Path(path)
     with open(path, "wb") as f:  # np.savez would append ".npz" to a path without it
@@ -198,7 +198,8 @@ def load_image(path) -> Network:
             raise ImageError(str(e)) from e
     densities = meta.get("input_densities")
     if densities is not None:
-        densities = check_densities(densities, len(layers), ImageError, f"{path}: field 'input_densities'")
+        densities = check_densities(densities, [layer.n_in for layer in layers], ImageError,
+                                    f"{path}: field 'input_densities'")
     try:
         network = Network(tuple(layers), densities)
     except NetworkError as e:

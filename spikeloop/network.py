@@ -303,17 +303,29 @@ def check_chain(layers, kind: type, error: type[Exception], where: str) -> tuple
     return layers
 
 
-def check_densities(densities, n_layers: int, error: type[Exception], where: str = "densities") -> tuple[float, ...]:
-    """`densities` as a tuple of floats, one per layer, each a share in [0, 1]; else `error` naming the value."""
+def check_densities(densities, n_ins, error: type[Exception], where: str = "densities") -> tuple:
+    """`densities` checked: one entry per layer (`n_ins`, its inputs), each the layer's input spike density
+    (a share in [0, 1]) or one such share per input; returned as floats and read-only float64 arrays,
+    else `error` naming the value."""
     if isinstance(densities, (str, bytes)) or not hasattr(densities, "__len__"):
-        raise error(f"{where} = {densities!r}, expected one input density per layer ({n_layers})")
-    if len(densities) != n_layers:
-        raise error(f"{where}: {len(densities)} values for {n_layers} layers")
+        raise error(f"{where} = {densities!r}, expected one input density per layer ({len(n_ins)})")
+    if len(densities) != len(n_ins):
+        raise error(f"{where}: {len(densities)} values for {len(n_ins)} layers")
     out = []
-    for k, d in enumerate(densities):
-        if isinstance(d, bool) or not isinstance(d, (int, float, np.integer, np.floating)) or not 0 <= d <= 1:
-            raise error(f"{where}[{k}] = {d!r}, expected a spike density in [0, 1]")
-        out.append(float(d))
+    for k, (d, n_in) in enumerate(zip(densities, n_ins)):
+        if isinstance(d, (list, tuple, np.ndarray)):
+            arr = np.asarray(d)
+            if arr.shape != (n_in,) or arr.dtype.kind not in "iuf" or not ((arr >= 0) & (arr <= 1)).all():
+                raise error(f"{where}[{k}]: {n_in} shares in [0, 1] expected (one per input of layer {k}), got "
+                            f"shape {arr.shape} dtype {arr.dtype}" + (f" in [{arr.min()}, {arr.max()}]"
+                                                                     if arr.size and arr.dtype.kind in "iuf" else ""))
+            arr = arr.astype(np.float64)
+            arr.flags.writeable = False
+            out.append(arr)
+        elif isinstance(d, bool) or not isinstance(d, (int, float, np.integer, np.floating)) or not 0 <= d <= 1:
+            raise error(f"{where}[{k}] = {d!r}, expected a spike density in [0, 1] or one per input")
+        else:
+            out.append(float(d))
     return tuple(out)
 
 
@@ -340,22 +352,28 @@ class LayerChain:
 class Network(LayerChain):
     """A feed-forward chain of layers; layer k+1 sees layer k's spikes of the same timestep.
 
-    `densities`: optional, each layer's input spike density (the share of input bits that are 1) as
-    measured on calibration data when the network was exported; it sizes the core
-    (`spikeloop.boards.estimate.largest`) and takes no part in the numerics, equality or content hash.
+    `densities`: optional, per layer its input spike density (the share of input bits that are 1), or one
+    per input, as measured on calibration data when the network was exported (`check_densities`); it
+    sizes the core (`spikeloop.boards.estimate.largest`) and takes no part in the numerics, equality or
+    content hash.
     """
 
     layers: tuple[Layer, ...]
-    densities: tuple[float, ...] | None = field(default=None, compare=False)
+    densities: tuple | None = field(default=None, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "layers", check_chain(self.layers, Layer, NetworkError, "network"))
         if self.densities is not None:
-            object.__setattr__(self, "densities", check_densities(self.densities, len(self.layers), NetworkError))
+            n_ins = [layer.n_in for layer in self.layers]
+            object.__setattr__(self, "densities", check_densities(self.densities, n_ins, NetworkError))
 
     def with_densities(self, densities) -> Network:
-        """The same network carrying each layer's measured input density (None: none)."""
+        """The same network carrying each layer's measured input densities (None: none)."""
         return Network(self.layers, densities)
+
+    def mean_densities(self) -> tuple[float, ...] | None:
+        """Each layer's input spike density (the mean over its inputs), or None."""
+        return None if self.densities is None else tuple(float(np.mean(d)) for d in self.densities)
 
     @classmethod
     def build(cls, layers: list[dict]) -> Network:

@@ -682,6 +682,7 @@ def test_input_densities_round_trip_outside_the_hash(tmp_path):
 @pytest.mark.parametrize(("value", "parts"), [
     ([0.5], ["field 'input_densities': 1 values for 2 layers"]),
     ([0.5, 1.5], ["field 'input_densities'[1] = 1.5", "in [0, 1]"]),
+    ([0.5, [0.1, 0.2]], ["field 'input_densities'[1]: 4 shares in [0, 1] expected", "got shape (2,)"]),
     ([-0.1, 0.5], ["field 'input_densities'[0] = -0.1"]),
     ([0.5, "0.2"], ["field 'input_densities'[1] = '0.2'"]),
     ([True, 0.2], ["field 'input_densities'[0] = True"]),
@@ -694,8 +695,20 @@ def test_bad_input_densities(good, tmp_path, value, parts):
         load_image(bad_file(tmp_path, set_meta(members, meta)))
 
 
+def test_input_densities_per_input_round_trip(tmp_path):
+    net = NETWORKS["cuba-13"]  # 13-7-5-2
+    per_input = [np.linspace(0, 1, 13), 0.5, np.full(5, 0.125)]
+    save_image(net.with_densities(per_input), tmp_path / "d.npz")
+    loaded = load_image(tmp_path / "d.npz")
+    assert np.array_equal(loaded.densities[0], per_input[0]) and loaded.densities[1] == 0.5
+    assert not loaded.densities[0].flags.writeable
+    assert loaded.mean_densities() == pytest.approx((0.5, 0.5, 0.125))
+
+
 @pytest.mark.parametrize(("value", "part"), [((0.1,), "densities: 1 values for 3 layers"),
-                                             ((0.1, 0.2, float("nan")), "densities[2] = nan")])
+                                             ((0.1, 0.2, float("nan")), "densities[2] = nan"),
+                                             ((np.zeros(12), 0.1, 0.1), "densities[0]: 13 shares in [0, 1] expected"),
+                                             ((0.1, np.full(7, 1.5), 0.1), "got shape (7,) dtype float64 in [1.5, 1.5]")])
 def test_network_refuses_bad_densities(value, part):
     with pytest.raises(NetworkError, match=re.escape(part)):
         NETWORKS["cuba-13"].with_densities(value)
