@@ -34,6 +34,16 @@ The harnesses (docs/gateware.md, "Formal proofs"):
   The components' counts are inductive at depth 1; their sum, the core's count, is proven apart
   (`whole`: the components' counts assumed), since a solver relates a sum of nine counts to the
   core's slowly when the whole core is in the same query.
+- `EventCrossbarHarness`: `rtl.events.EventCrossbar` of 5 inputs, 3 neurons, 2 lanes, 2 banks on its own,
+  by k-induction (any handshakes, bus requests and resets; the input stream's producer keeps the
+  stream rule): the output stream holds while stalled, the crossbar holds the timesteps (and TLAST
+  timesteps) in minus out, and W's walk equals a reference walk: per bank, the chooser's registers
+  are the function of the inputs left in the group (and their `start_` copies of the whole capture,
+  the `offered_` ones of the payload offered). With `sums`, a bounded check from reset (memories
+  mapped to registers: the solver takes them far quicker than as arrays) that the first timestep's
+  sums equal sum_i w[j,i] s[i] of the weights written. Covers: multi-item groups, a bus read answered
+  while the output is held, back-to-back timesteps, a timestep out with TLAST, the sums of a
+  three-item group after a weight write.
 
 Every job must end PASS: in prove mode a failed base case or induction step (a counterexample
 trace is then under `<workdir>/<job>/run/engine_0/`), in cover mode an unreached cover, fails it.
