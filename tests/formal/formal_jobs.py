@@ -39,9 +39,10 @@ The harnesses (docs/gateware.md, "Formal proofs"):
   stream rule): the output stream holds while stalled, the crossbar holds the timesteps (and TLAST
   timesteps) in minus out, and W's walk equals a reference walk: per bank, the chooser's registers
   are the function of the inputs left in the group (and their `start_` copies of the whole capture,
-  the `offered_` ones of the payload offered). With `sums`, a bounded check from reset (memories
-  mapped to registers: the solver takes them far quicker than as arrays) that the first timestep's
-  sums equal sum_i w[j,i] s[i] of the weights written. Covers: multi-item groups, a bus read answered
+  the `offered_` ones of the payload offered), and each item reads the rows of the lowest inputs
+  left. With `sums`, a bounded check from reset (memories mapped to registers: the solver takes them
+  far quicker than as arrays) that the first timestep's sums equal sum_i w[j,i] s[i] of the weights
+  written. Covers: multi-item groups, a bus read answered
   while the output is held, back-to-back timesteps, a timestep out with TLAST, the sums of a
   three-item group after a weight write.
 
@@ -532,6 +533,12 @@ def _lowest_one(bits) -> Value:
     return Cat(*(bits[k] & ~bits[:k].any() if k else bits[0] for k in range(len(bits))))
 
 
+def _index_of(onehot) -> Value:
+    """The position of the set bit of a one-hot value (0 if none)."""
+    onehot = Value.cast(onehot)
+    return sum(Mux(onehot[k], k, 0) for k in range(len(onehot)))
+
+
 def _two_or_more(bits) -> Value:
     bits = Value.cast(bits)
     return (bits & (bits - 1))[: len(bits)].any()
@@ -550,12 +557,14 @@ class EventCrossbarHarness(Harness):
     Proven (k-induction): the output stream holds valid and payload while stalled; the crossbar holds
     exactly the timesteps (and those carrying TLAST) that crossed its input and not yet its output (its
     `probes`); W's walk equals a reference walk kept beside it, for every captured timestep (free
-    inputs): `running` and `group` (and `row_base`, group * K) are the reference's, and per bank the
+    inputs): `running`, `group`, `first` (and `row_base`, group * K) are the reference's, and per bank the
     chooser's registers are the function of what is left of the group: `has` one or more inputs left,
     `index` the lowest, `low2` the next one (one-hot), `has2` two or more, `rem` the rest; the `start_`
     copies the same function of the whole capture; before a capture, the `offered_` choices are those
-    of the payload offered. The reference takes each bank's lowest input left at every issue and ends a
-    group at an item after which no bank has an input left (then starts again from the capture).
+    of the payload offered; the item in I reads, per bank with an input left, the row of the lowest one
+    (group * K + its bank row), with the reference's group, first and end. The reference takes each
+    bank's lowest input left at every issue and ends a group at an item after which no bank has an
+    input left (then starts again from the capture).
 
     With `sums` (bounded, from reset, writes only before the first timestep is offered): every group
     sum of the first timestep equals sum_i w[j,i] s[i] of the weights written (a copy kept from the bus
@@ -653,13 +662,40 @@ class EventCrossbarHarness(Harness):
                 Assert(chooser[f"{prefix}rem"][b] == rest, f"bank {b}: {prefix}rem is not the inputs after both"),
             ]
 
+        # the item issued: per bank the row of its lowest input left (group * K + bank row), if any
+        item_valid = Signal(E, name="ref_item_valid")
+        item_rows = [Signal(range(geo.rows), name=f"ref_item_row{b}") for b in range(E)]
+        item_first, item_end = Signal(name="ref_item_first"), Signal(name="ref_item_end")
+        item_group = Signal.like(group, name="ref_item_group")
+        first = Cat(*(bits == whole for bits, whole in zip(left, captured))).all()  # the next item is a group's first
+        with m.If(probes["issue"]):
+            m.d.sync += [
+                item_valid.eq(Cat(*(bits.any() for bits in left))),
+                *(row.eq(group * K + _index_of(low)) for row, low in zip(item_rows, lowest)),
+                item_first.eq(first), item_end.eq(ends), item_group.eq(group),
+            ]
+        i_tag = probes["i_tag"]
+        with m.If(i_tag.valid):
+            m.d.comb += [
+                Assert(probes["i_valid"] == item_valid, "the item's banks differ from the banks with an input left"),
+                Assert((i_tag.first == item_first) & (i_tag.end == item_end) & (i_tag.group == item_group),
+                       "the item's group, first or end differs from the reference walk"),
+                *(Assert(~item_valid[b] | (probes["i_rows"][b] == item_rows[b]),
+                         f"bank {b}: the row read is not the lowest input left's") for b in range(E)),
+            ]
+
         m.d.comb += Assert(probes["running"] == running, "running differs from the reference walk")
         with m.If(running):
             m.d.comb += [
                 Assert(probes["group"] == group, "group differs from the reference walk"),
+                Assert(probes["first"] == first, "first differs from the reference walk (no input of the group taken)"),
                 Assert(probes["row_base"] == group * K, "row_base is not group * K"),
             ]
             for b in range(E):
+                taken_bits = captured[b] & ~left[b]  # the reference's own state: the inputs taken are the lowest
+                m.d.comb += [Assert((left[b] & ~captured[b]) == 0, f"bank {b}: reference: an input left not captured"),
+                             Assert((left[b] == 0) | ((taken_bits & ~(lowest[b] - 1))[:K] == 0),
+                                    f"bank {b}: reference: an input taken above one left")]
                 m.d.comb += agree("", b, left[b]) + agree("start_", b, captured[b])
 
         # before a capture: `offered` means the payload was offered a clock ago (and so is the same now)
