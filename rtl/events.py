@@ -49,9 +49,9 @@ register, bus requests are registered before their decode, and bus reads are ser
 stalled (`WindowPort`, one per bank, all granted together), as in the dense crossbar.
 
 Probes (`Probed`, for the formal proofs): besides the counts `steps` and `lasts`, `issue` (an item
-issues), `running`, `group`, `row_base`, `first`, `offered`, the item in I (`i_tag`, `i_valid`, `i_rows`), and in
-`chooser` each bank's registers of W (`index`, `low2`, `rem`, `has`, `has2`, their `start_` copies and
-the `offered_` choices, per bank).
+issues), `running`, `group`, `row_base`, `first`, `offered`, the item in I (`i_tag`, `i_valid`,
+`i_rows`), and in `chooser` each bank's registers of W (`index`, `low2`, `rem`, `has`, `has2`, their
+`start_` copies and the `offered_` choices, per bank).
 
 Cost and depth: W holds 6 registers per input (the choices, the timestep's first choices for the next
 groups, and the offered payload's), whatever n_out. The deepest paths are the OR over a bank's K

@@ -541,6 +541,7 @@ def _index_of(onehot) -> Value:
 
 
 def _two_or_more(bits) -> Value:
+    """Whether two or more bits of `bits` are set."""
     bits = Value.cast(bits)
     return (bits & (bits - 1))[: len(bits)].any()
 
