@@ -48,6 +48,11 @@ to an idle crossbar is captured a clock later). Latency: a group's sums are in t
 register, bus requests are registered before their decode, and bus reads are served even while
 stalled (`WindowPort`, one per bank, all granted together), as in the dense crossbar.
 
+Probes (`Probed`, for the formal proofs): besides the counts `steps` and `lasts`, `issue` (an item
+issues), `running`, `group`, `row_base`, `first`, `offered`, the item in I (`i_tag`, `i_valid`,
+`i_rows`), and in `chooser` each bank's registers of W (`index`, `low2`, `rem`, `has`, `has2`, their
+`start_` copies and the `offered_` choices, per bank).
+
 Cost and depth: W holds 6 registers per input (the choices, the timestep's first choices for the next
 groups, and the offered payload's), whatever n_out. The deepest paths are the OR over a bank's K
 remaining inputs and the carry chain of `_lowest` over them: at 784 inputs (Yosys `synth_xilinx`,
@@ -352,4 +357,13 @@ class EventCrossbar(wiring.Component, Probed):
             m.d.sync += a_bits[P].eq(m_valid)
         self._probes = count_and_sum(m, self.o_stream, self.busy, out, advance=advance, tags=[i_tag, m_tag, a_tag],
                                      a_bits=a_bits, acc_bits=geo.n_in.bit_length(), running=running, last=last)
+        self._probes.update({
+            "issue": issue, "running": running, "group": group, "row_base": row_base, "first": first,
+            "offered": offered, "i_tag": i_tag, "i_valid": i_valid, "i_rows": i_rows,
+            "chooser": {"index": index, "low2": low2, "rem": rem, "has": has, "has2": has2,
+                        "start_index": start_index, "start_low2": start_low2, "start_rem": start_rem,
+                        "start_has": start_has, "start_has2": start_has2,
+                        "offered_low": offered_low, "offered_low2": offered_low2,
+                        "offered_has": offered_has, "offered_has2": offered_has2},
+        })
         return m

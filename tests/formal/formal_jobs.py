@@ -34,6 +34,18 @@ The harnesses (docs/gateware.md, "Formal proofs"):
   The components' counts are inductive at depth 1; their sum, the core's count, is proven apart
   (`whole`: the components' counts assumed), since a solver relates a sum of nine counts to the
   core's slowly when the whole core is in the same query.
+- `EventCrossbarHarness`: `rtl.events.EventCrossbar` of 5 inputs, 3 neurons, 2 lanes, 2 banks on its own,
+  by k-induction (any handshakes, bus requests and resets; the input stream's producer keeps the
+  stream rule): the output stream holds while stalled, the crossbar holds the timesteps (and TLAST
+  timesteps) in minus out, and W's walk equals a reference walk: per bank, the chooser's registers
+  are the function of the inputs left in the group (and their `start_` copies of the whole capture,
+  the `offered_` ones of the payload offered), and each item reads the rows of the lowest inputs
+  left. With `sums`, a bounded check from reset (memories mapped to registers: the solver takes them
+  far quicker than as arrays) that the first timestep's sums equal sum_i w[j,i] s[i] of the weights
+  written. Covers: multi-item groups, a bus read answered
+  while the output is held, back-to-back timesteps, a timestep out with TLAST, the sums of a
+  three-item group after a weight write. The proof runs on a second layer too (10 inputs, 5 neurons,
+  2 lanes, 3 banks: 3 groups, bank rows with padding slots, a popcount tree stage).
 
 Every job must end PASS: in prove mode a failed base case or induction step (a counterexample
 trace is then under `<workdir>/<job>/run/engine_0/`), in cover mode an unreached cover, fails it.
@@ -55,6 +67,7 @@ from amaranth.hdl import (
     Assert,
     Assume,
     Cat,
+    Const,
     Cover,
     Elaboratable,
     Fragment,
@@ -132,13 +145,14 @@ class _History:
         return self.started & stalled & ~self.past_rst, before
 
 
-def _stable_while_stalled(m: Module, h: _History, name: str, valid, ready, payload) -> None:
-    """Assert the stream rule: valid & ~ready -> next cycle valid, with the same payload."""
+def _stable_while_stalled(m: Module, h: _History, name: str, valid, ready, payload, *, check=Assert) -> None:
+    """Assert the stream rule: valid & ~ready -> next cycle valid, with the same payload (with `check=Assume`,
+    assume it: a producer outside the design under proof keeps it)."""
     when, before = h.stalled_then(valid, ready, payload, name)
     with m.If(when):
         m.d.comb += [
-            Assert(valid, f"{name}: valid dropped while stalled"),
-            Assert(Value.cast(payload) == before, f"{name}: payload changed while stalled"),
+            check(valid, f"{name}: valid dropped while stalled"),
+            check(Value.cast(payload) == before, f"{name}: payload changed while stalled"),
         ]
 
 
@@ -513,6 +527,249 @@ class CoreHarness(Harness):
         ]
 
 
+def _lowest_one(bits) -> Value:
+    """The lowest set bit of `bits`, one-hot (0 if none), as a priority chain: the harness's own, not the
+    gateware's carry-chain `_lowest`."""
+    bits = Value.cast(bits)
+    return Cat(*(bits[k] & ~bits[:k].any() if k else bits[0] for k in range(len(bits))))
+
+
+def _index_of(onehot) -> Value:
+    """The position of the set bit of a one-hot value (0 if none)."""
+    onehot = Value.cast(onehot)
+    return sum(Mux(onehot[k], k, 0) for k in range(len(onehot)))
+
+
+def _two_or_more(bits) -> Value:
+    """Whether two or more bits of `bits` are set."""
+    bits = Value.cast(bits)
+    return (bits & (bits - 1))[: len(bits)].any()
+
+
+#: The event-driven crossbar the sequential proofs run on: 5 inputs in 2 banks (bank rows K = 3: bank 0
+#: holds inputs 0, 2, 4, bank 1 inputs 1, 3 and a padding slot), 3 neurons in 2 groups of 2 lanes (one
+#: padding lane), no popcount tree stage (E = 2).
+EVENT_LAYER = {"n_in": 5, "n_out": 3, "lanes": 2, "events": 2}
+
+
+class EventCrossbarHarness(Harness):
+    """`rtl.events.EventCrossbar` on its own, with any handshakes, bus requests and resets; the input
+    stream's producer keeps the stream rule (an assumption: every producer in the core is proven to).
+
+    Proven (k-induction): the output stream holds valid and payload while stalled; the crossbar holds
+    exactly the timesteps (and those carrying TLAST) that crossed its input and not yet its output (its
+    `probes`); W's walk equals a reference walk kept beside it, for every captured timestep (free
+    inputs): `running`, `group`, `first` (and `row_base`, group * K) are the reference's, and per bank the
+    chooser's registers are the function of what is left of the group: `has` one or more inputs left,
+    `index` the lowest, `low2` the next one (one-hot), `has2` two or more, `rem` the rest; the `start_`
+    copies the same function of the whole capture; before a capture, the `offered_` choices are those
+    of the payload offered; the item in I reads, per bank with an input left, the row of the lowest one
+    (group * K + its bank row), with the reference's group, first and end. The reference takes each
+    bank's lowest input left at every issue and ends a group at an item after which no bank has an
+    input left (then starts again from the capture).
+
+    With `sums` (bounded, from reset, writes only before the first timestep is offered): every group
+    sum of the first timestep equals sum_i w[j,i] s[i] of the weights written (a copy kept from the bus
+    writes, at the documented window addresses) and the captured spikes.
+    Covers (from reset): a bank with two or more inputs in one group, a group of three items, a bus read
+    answered while the output is held, back-to-back timesteps, a timestep out with TLAST.
+    """
+
+    def __init__(self, *, sums: bool = False, **layer):
+        super().__init__()
+        from spikeloop.rtl.events import EventCrossbar
+
+        self.xbar = EventCrossbar(**{**EVENT_LAYER, **layer})
+        self.sums = sums
+
+    def ports(self) -> list[Signal]:
+        from amaranth.lib import wiring
+
+        inputs = [Value.cast(value) for path, member, value in self.xbar.signature.flatten(self.xbar)
+                  if member.flow == wiring.In]
+        return super().ports() + inputs
+
+    def elaborate(self, platform):
+        m = Module()
+        xbar = self.xbar
+        m.submodules.xbar = Fragment.get(xbar, platform)  # elaborated now, so its probes exist
+        h = _History(m)
+        i, o = xbar.i_stream, xbar.o_stream
+        _stable_while_stalled(m, h, "i_stream", i.valid, i.ready, i.payload, check=Assume)
+        _stable_while_stalled(m, h, "o_stream", o.valid, o.ready, o.payload)
+        self._counting(m)
+        walk = self._walk(m, h)
+        if self.sums:
+            self._sums(m)
+        self._covers(m, h, walk)
+        return m
+
+    def _counting(self, m):
+        xbar, probes = self.xbar, self.xbar.probes
+        i, o = xbar.i_stream, xbar.o_stream
+        taken, given = i.valid & i.ready, o.valid & o.ready & o.p.end
+        counts = [Signal(4, name=name) for name in ("steps_in", "lasts_in", "steps_out", "lasts_out")]
+        m.d.sync += [count.eq(count + step) for count, step in
+                     zip(counts, (taken, taken & i.p.last, given, given & o.p.last))]
+        held, held_last = Signal(4, name="held_steps"), Signal(4, name="held_lasts")
+        m.d.comb += [held.eq(probes["steps"]), held_last.eq(probes["lasts"])]
+        self._counts = counts
+        m.d.comb += [
+            Assert((counts[0] - counts[2])[:4] == held, "timesteps in - out != those the crossbar holds"),
+            Assert((counts[1] - counts[3])[:4] == held_last, "TLAST timesteps in - out != those it holds"),
+        ]
+
+    def _walk(self, m, h):
+        xbar, probes = self.xbar, self.xbar.probes
+        geo, chooser = xbar.events, probes["chooser"]
+        E, K, NG = geo.events, geo.bank_rows, geo.n_groups
+        i = xbar.i_stream
+
+        def banks_of(spikes):
+            spikes = Cat(spikes, Const(0, K * E - geo.n_in))
+            return [Cat(*(spikes[k * E + b] for k in range(K))) for b in range(E)]
+
+        # the reference walk: the captured timestep per bank, the inputs left in the group, the group
+        captured = [Signal(K, name=f"ref_captured{b}") for b in range(E)]
+        left = [Signal(K, name=f"ref_left{b}") for b in range(E)]
+        running, group = Signal(name="ref_running"), Signal(range(NG), name="ref_group")
+        lowest = [_lowest_one(bits) for bits in left]
+        ends = ~Cat(*(_two_or_more(bits) for bits in left)).any()
+        taken = i.valid & i.ready
+        with m.If(taken):
+            m.d.sync += [*(reg.eq(bits) for reg, bits in zip(captured, banks_of(i.p.spikes))),
+                         *(reg.eq(bits) for reg, bits in zip(left, banks_of(i.p.spikes))),
+                         running.eq(1), group.eq(0)]
+        with m.If(probes["issue"]):
+            m.d.sync += [reg.eq(bits & ~low) for reg, bits, low in zip(left, left, lowest)]
+            with m.If(ends):
+                m.d.sync += [*(reg.eq(bits) for reg, bits in zip(left, captured)), group.eq(group + 1)]
+                with m.If(group == NG - 1):
+                    m.d.sync += [running.eq(0), group.eq(0)]
+
+        def choices(bits):
+            """has, the lowest (one-hot), has2, the next (one-hot), the rest: of the inputs `bits` left."""
+            low = _lowest_one(bits)
+            low2 = _lowest_one(bits & ~low)
+            return bits.any(), low, _two_or_more(bits), low2, bits & ~low & ~low2
+
+        def agree(prefix, b, bits):
+            has, low, has2, low2, rest = choices(bits)
+            index = (Const(1, K) << chooser[f"{prefix}index"][b])[:K]
+            return [
+                Assert(chooser[f"{prefix}has"][b] == has, f"bank {b}: {prefix}has differs from inputs left"),
+                Assert(~has | (index == low), f"bank {b}: {prefix}index is not the lowest input left"),
+                Assert(chooser[f"{prefix}has2"][b] == has2, f"bank {b}: {prefix}has2 differs from two or more left"),
+                Assert(chooser[f"{prefix}low2"][b] == low2, f"bank {b}: {prefix}low2 is not the second input left"),
+                Assert(chooser[f"{prefix}rem"][b] == rest, f"bank {b}: {prefix}rem is not the inputs after both"),
+            ]
+
+        # the item issued: per bank the row of its lowest input left (group * K + bank row), if any
+        item_valid = Signal(E, name="ref_item_valid")
+        item_rows = [Signal(range(geo.rows), name=f"ref_item_row{b}") for b in range(E)]
+        item_first, item_end = Signal(name="ref_item_first"), Signal(name="ref_item_end")
+        item_group = Signal.like(group, name="ref_item_group")
+        first = Cat(*(bits == whole for bits, whole in zip(left, captured))).all()  # the next item is a group's first
+        with m.If(probes["issue"]):
+            m.d.sync += [
+                item_valid.eq(Cat(*(bits.any() for bits in left))),
+                *(row.eq(group * K + _index_of(low)) for row, low in zip(item_rows, lowest)),
+                item_first.eq(first), item_end.eq(ends), item_group.eq(group),
+            ]
+        i_tag = probes["i_tag"]
+        with m.If(i_tag.valid):
+            m.d.comb += [
+                Assert(probes["i_valid"] == item_valid, "the item's banks differ from the banks with an input left"),
+                Assert((i_tag.first == item_first) & (i_tag.end == item_end) & (i_tag.group == item_group),
+                       "the item's group, first or end differs from the reference walk"),
+                *(Assert(~item_valid[b] | (probes["i_rows"][b] == item_rows[b]),
+                         f"bank {b}: the row read is not the lowest input left's") for b in range(E)),
+            ]
+
+        m.d.comb += Assert(probes["running"] == running, "running differs from the reference walk")
+        with m.If(running):
+            m.d.comb += [
+                Assert(probes["group"] == group, "group differs from the reference walk"),
+                Assert(probes["first"] == first, "first differs from the reference walk (no input of the group taken)"),
+                Assert(probes["row_base"] == group * K, "row_base is not group * K"),
+            ]
+            for b in range(E):
+                taken_bits = captured[b] & ~left[b]  # the reference's own state: the inputs taken are the lowest
+                m.d.comb += [Assert((left[b] & ~captured[b]) == 0, f"bank {b}: reference: an input left not captured"),
+                             Assert((left[b] == 0) | ((taken_bits & ~(lowest[b] - 1))[:K] == 0),
+                                    f"bank {b}: reference: an input taken above one left")]
+                m.d.comb += agree("", b, left[b]) + agree("start_", b, captured[b])
+
+        # before a capture: `offered` means the payload was offered a clock ago (and so is the same now)
+        offered = probes["offered"]
+        m.d.comb += Assert(~offered | (h.started & ~h.past_rst & h.past(i.valid & ~i.ready, "i_waited")),
+                           "offered without a payload waiting a clock ago")
+        with m.If(offered):
+            for b, bits in enumerate(banks_of(i.p.spikes)):
+                has, low, has2, low2, _ = choices(bits)
+                m.d.comb += [
+                    Assert(chooser["offered_has"][b] == has, f"bank {b}: offered_has differs from the payload"),
+                    Assert(chooser["offered_low"][b] == low, f"bank {b}: offered_low differs from the payload"),
+                    Assert(chooser["offered_has2"][b] == has2, f"bank {b}: offered_has2 differs from the payload"),
+                    Assert(chooser["offered_low2"][b] == low2, f"bank {b}: offered_low2 differs from the payload"),
+                ]
+        return {"left": left, "group": group, "ends": ends}
+
+    def _sums(self, m):
+        """The first timestep's group sums against sum_i w[j,i] s[i] of a copy of the written weights."""
+        xbar = self.xbar
+        geo, bus, i, o = xbar.events, xbar.bus, xbar.i_stream, xbar.o_stream
+        E, K, P = geo.events, geo.bank_rows, geo.lanes
+        if geo.row_words != 1:
+            raise ValueError(f"the sums' check keeps one word per bank row, not {geo.row_words} (lanes = {P})")
+        from spikeloop.rtl.common import WINDOW
+
+        # writes only before the first payload is offered, no reset: a bounded check of the datapath
+        offered = Signal(reset_less=True, name="ever_offered")
+        with m.If(i.valid):
+            m.d.sync += offered.eq(1)
+        m.d.comb += [Assume(~bus.w_stb | ~(offered | i.valid)), Assume(~ResetSignal("sync"))]
+        # the weights window as written: word ((row * bank_stride) + bank) * row_stride holds a bank row's P bits
+        shadow = [[Signal(P, reset_less=True, name=f"ref_w_r{row}_b{b}") for b in range(E)] for row in range(geo.rows)]
+        with m.If(bus.w_stb & (bus.sel == WINDOW["weights"])):
+            for row in range(geo.rows):
+                for b in range(E):
+                    with m.If(bus.addr == (row * geo.bank_stride + b) * geo.row_stride):
+                        m.d.sync += shadow[row][b].eq(bus.w_data[:P])
+        spikes = Signal(geo.n_in, name="ref_spikes")  # the first timestep taken
+        with m.If(i.valid & i.ready & (self._counts[0] == 0)):
+            m.d.sync += spikes.eq(i.p.spikes)
+        one, minus = Const(1, signed(2)), Const(-1, signed(2))
+        expected = []
+        for g in range(geo.n_groups):
+            row = [sum(Mux(spikes[n], Mux(shadow[g * K + n // E][n % E][p], one, minus), 0) for n in range(geo.n_in))
+                   for p in range(P)]
+            expected.append(row)
+        first = (self._counts[2] == 0) & (self._counts[0] != 0)
+        for g, row in enumerate(expected):
+            with m.If(o.valid & first & (o.p.group == g)):
+                m.d.comb += [Assert(o.p.syn[p] == row[p], f"group {g} lane {p}: sum differs from sum_i w[j,i] s[i]")
+                             for p in range(P)]
+        bank0 = Cat(*(spikes[n] for n in range(0, geo.n_in, E)))  # the inputs of bank 0
+        active = sum(spikes[n] for n in range(geo.n_in))
+        m.d.comb += Cover(o.valid & first & o.p.end & bank0.all() & (o.p.syn[0] != -active),
+                          "the first timestep's last group out, of three items, after a weight write")
+
+    def _covers(self, m, h, walk):
+        xbar, probes = self.xbar, self.xbar.probes
+        i, o, issue = xbar.i_stream, xbar.o_stream, probes["issue"]
+        left, NG = walk["left"], xbar.events.n_groups
+        last_issue = issue & walk["ends"] & (walk["group"] == NG - 1)
+        held = o.valid & ~o.ready
+        m.d.comb += [
+            Cover(issue & Cat(*(_two_or_more(bits) for bits in left)).any(), "a bank with two inputs in a group"),
+            Cover(issue & left[0].all(), "a group of K items (every input of bank 0)"),
+            Cover(xbar.bus.r_ack & held & h.past(held, "o_held"), "a bus read answered while the output is held"),
+            Cover(i.valid & i.ready & h.past(last_issue, "last_issue"), "back-to-back timesteps"),
+            Cover(o.valid & o.ready & o.p.end & o.p.last, "a timestep out with TLAST"),
+        ]
+
+
 # ------------------------------------------------------------------------------------------------ jobs
 
 @dataclass(frozen=True)
@@ -526,6 +783,7 @@ class Job:
     doc: str = ""
     options: tuple[str, ...] = field(default=())
     solver: str = "z3"
+    script: tuple[str, ...] = field(default=())  # Yosys commands after `prep`
 
 
 JOBS = {job.name: job for job in (
@@ -555,6 +813,16 @@ JOBS = {job.name: job for job in (
         "the core's counting from its components' (as core-prove proves them)", solver="yices"),
     Job("core-cover", lambda: CoreHarness(COVER_CORE), "cover", 24,
         "transfers, spikes and rails reachable on the cover core"),
+    Job("events-prove", EventCrossbarHarness, "prove", 2,
+        "event crossbar 5-3, P 2, E 2: output stream, counting, W's walk against a reference", solver="yices"),
+    Job("events-e3-prove", lambda: EventCrossbarHarness(n_in=10, n_out=5, lanes=2, events=3), "prove", 2,
+        "event crossbar 10-5, P 2, E 3 (K 4 with padding, 3 groups, a popcount tree stage): as events-prove",
+        solver="yices"),
+    Job("events-sums-bmc", lambda: EventCrossbarHarness(sums=True), "bmc", 14,
+        "event crossbar: the first timestep's sums = sum_i w[j,i] s[i] of the written weights, 14 clocks",
+        solver="yices", script=("memory_map", "opt -fast")),
+    Job("events-cover", lambda: EventCrossbarHarness(sums=True), "cover", 20,
+        "event crossbar: multi-item groups, a bus read while held, back-to-back timesteps", solver="yices"),
 )}
 
 
@@ -590,6 +858,7 @@ def available() -> str | None:
 def sby_text(job: Job, il_name: str = "top.il") -> str:
     """The .sby file of `job`."""
     options = "\n".join((f"mode {job.mode}", f"depth {job.depth}", "multiclock off", *job.options))
+    script = "\n".join(("prep -top top", *job.script))
     return f"""[options]
 {options}
 
@@ -598,7 +867,7 @@ smtbmc {job.solver}
 
 [script]
 read_rtlil {il_name}
-prep -top top
+{script}
 
 [files]
 {il_name}

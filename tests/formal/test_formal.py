@@ -11,10 +11,10 @@ import os
 
 import formal_jobs as formal
 import pytest
-from amaranth.hdl import Const
+from amaranth.hdl import Cat, Const, Value
 
 from spikeloop.network import Rounding
-from spikeloop.rtl import neuron
+from spikeloop.rtl import events, neuron
 from spikeloop.rtl.neuron import NeuronArray
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -95,11 +95,45 @@ def test_decay_proof_fails_on_a_lost_rounding(monkeypatch, tmp_path, job):
     assert f"formal_jobs.py:{line}" in formal.failure_report(result)
 
 
+def _failed_line(text: str) -> str:
+    """`formal_jobs.py:<line>` of the first line of the harnesses holding `text`."""
+    with open(formal.__file__) as f:
+        return f"formal_jobs.py:{next(n for n, line in enumerate(f, 1) if text in line)}"
+
+
+def test_events_proof_fails_on_a_walk_from_the_top(monkeypatch, tmp_path):
+    """The event crossbar's walk is held to the lowest input first: one that takes each bank's highest first
+    (its sums unchanged) is caught by the chooser's invariants."""
+    def highest(bits):
+        bits = Value.cast(bits)
+        return Cat(*(bits[k] & ~bits[k + 1 :].any() for k in range(len(bits))))
+
+    monkeypatch.setattr(events, "_lowest", highest)
+    result = formal.run_job(formal.JOBS["events-prove"], tmp_path)
+    assert result.status == "FAIL", formal.failure_report(result)
+    report = formal.failure_report(result)  # the choices before the capture, or those of the walk
+    assert any(_failed_line(text) in report for text in ("offered_low differs", "index is not the lowest")), report
+
+
+def test_events_sums_fail_on_swapped_lanes(monkeypatch, tmp_path):
+    """The bounded check of the sums is not vacuous: lanes 0 and 1 swapped before the popcount trees are caught."""
+    real = events.count_and_sum
+
+    def swapped(*args, a_bits, **kwargs):
+        return real(*args, a_bits=[a_bits[1], a_bits[0], *a_bits[2:]], **kwargs)
+
+    monkeypatch.setattr(events, "count_and_sum", swapped)
+    result = formal.run_job(formal.JOBS["events-sums-bmc"], tmp_path)
+    assert result.status == "FAIL", formal.failure_report(result)
+    assert _failed_line("sum differs from sum_i w[j,i] s[i]") in formal.failure_report(result)
+
+
 def test_sby_text_and_job_list(capsys):
     job = formal.JOBS["core-prove"]
     text = formal.sby_text(job, "x.il")
     assert "mode prove" in text and "smtbmc yices" in text and "read_rtlil x.il" in text
     assert "smtbmc z3" in formal.sby_text(formal.JOBS["neuron-prove"], "x.il")
+    assert "prep -top top\nmemory_map\n" in formal.sby_text(formal.JOBS["events-sums-bmc"], "x.il")
     assert formal.main(["--list"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in formal.JOBS)

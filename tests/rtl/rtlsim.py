@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 from amaranth.sim import Simulator
 
 from spikeloop.config import LayerConfig
@@ -128,6 +129,76 @@ async def load_layer(ctx, bus, layer_cfg: LayerConfig, layer, *, index: int | No
         for addr in map(int, image.nonzero()[0]):
             err = await bus_write(ctx, bus, sel, addr, int(image[addr]), layer=index)
             assert not err, f"{sel}[{addr}] = {int(image[addr]):#x} refused"
+
+
+def run_crossbar_as_function(dut, image, spikes, *, seed: int, stall: float = 0.0, readback: bool = True,
+                             reads: bool = False, max_cycles: int):
+    """A crossbar (`Crossbar` or `EventCrossbar`: the same ports) run as a function: write the non-zero words of
+    its weights window `image`, read back a spread of words (with `readback`), stream `spikes` [T, n_in] with
+    seeded random stalls on both streams (`stall`) and, with `reads`, bus reads of the image while the
+    timesteps stream (each checked). Returns (sums [T, n_out], cycles per timestep list, {"output": cycles
+    the output was held back, "reads": bus reads served while streaming})."""
+    geo = dut.geometry
+    lanes, n_groups = geo.lanes, geo.n_groups
+    rng = random.Random(seed)
+    steps = spikes.shape[0]
+    sums = np.zeros((steps, geo.n_out), np.int64)
+    done = {"loaded": False}
+
+    async def loader_and_source(ctx):
+        for addr in map(int, image.nonzero()[0]):
+            assert not await bus_write(ctx, dut.bus, "weights", addr, int(image[addr]))
+        if readback:  # a spread of words, including zero ones and padding
+            for addr in range(0, image.size, max(1, image.size // 23)):
+                got = await bus_read(ctx, dut.bus, "weights", addr)
+                assert got == image[addr], f"weights[{addr}] read {got:#x}, wrote {int(image[addr]):#x}"
+        done["loaded"] = True
+        for t in range(steps):
+            bits = sum(1 << int(i) for i in np.flatnonzero(spikes[t]))
+            await put(ctx, dut.i_stream, {"spikes": bits, "last": int(t == steps - 1)}, rng=rng, stall=stall)
+        done["sent"] = True
+
+    async def sink(ctx):
+        while not done["loaded"]:
+            await ctx.tick()
+        for t in range(steps):
+            for g in range(n_groups):
+                p = await get(ctx, dut.o_stream, rng=rng, stall=stall)
+                assert p.group == g and p.end == (g == n_groups - 1) and p.last == (t == steps - 1)
+                for lane in range(lanes):
+                    j = g * lanes + lane
+                    if j < geo.n_out:
+                        sums[t, j] = p.syn[lane]
+
+    cycles_at = []
+    held = {"output": 0, "reads": 0}
+
+    async def reader(ctx):  # bus reads while the crossbar runs, checked against the image
+        while not done["loaded"]:
+            await ctx.tick()
+        addr = 0
+        while not done.get("sent"):
+            got = await bus_read(ctx, dut.bus, "weights", addr)
+            assert got == image[addr], f"weights[{addr}] read {got:#x} while running, wrote {int(image[addr]):#x}"
+            held["reads"] += 1
+            addr = (addr + 7) % image.size
+            await ctx.tick().repeat(rng.randrange(1, 6))
+
+    async def timer(ctx):
+        while not done["loaded"]:
+            await ctx.tick()
+        now = 0
+        async for _, _, valid, ready, end in ctx.tick().sample(dut.o_stream.valid, dut.o_stream.ready,
+                                                                dut.o_stream.p.end):
+            now += 1
+            held["output"] += valid and not ready
+            if valid and ready and end:
+                cycles_at.append(now)
+                if len(cycles_at) == steps:
+                    return
+
+    simulate(dut, loader_and_source, sink, timer, *([reader] if reads else []), max_cycles=max_cycles)
+    return sums, np.diff([0, *cycles_at]).tolist(), held
 
 
 class AxiLitePorts:

@@ -9,7 +9,7 @@ import zlib
 
 import numpy as np
 import pytest
-from rtlsim import bus_read, bus_write, get, put, seeded, simulate
+from rtlsim import bus_read, bus_write, get, put, run_crossbar_as_function, seeded, simulate
 
 from spikeloop.rtl.crossbar import LEVELS_PER_STAGE, Crossbar, _compress, _stage_levels, tree_stages
 from spikeloop.windows import pack_weights
@@ -19,53 +19,10 @@ def run_crossbar(weights, spikes, *, lanes, chunk, seed, stall=0.0, readback=Tru
     """Load `weights`, stream `spikes` [T, n_in]; returns (sums [T, n_out], cycles per timestep list)."""
     n_out, n_in = weights.shape
     dut = Crossbar(n_in=n_in, n_out=n_out, lanes=lanes, chunk=chunk)
-    cfg = dut.geometry
-    image = pack_weights(weights, cfg)
-    rng = random.Random(seed)
-    steps = spikes.shape[0]
-    sums = np.zeros((steps, n_out), np.int64)
-    done = {"loaded": False}
-
-    async def loader_and_source(ctx):
-        for addr in map(int, image.nonzero()[0]):
-            assert not await bus_write(ctx, dut.bus, "weights", addr, int(image[addr]))
-        if readback:  # every word, including zero ones and the padding past row_words
-            for addr in range(0, image.size, max(1, image.size // 23)):
-                got = await bus_read(ctx, dut.bus, "weights", addr)
-                assert got == image[addr], f"weights[{addr}] read {got:#x}, wrote {int(image[addr]):#x}"
-        done["loaded"] = True
-        for t in range(steps):
-            bits = sum(1 << int(i) for i in np.flatnonzero(spikes[t]))
-            await put(ctx, dut.i_stream, {"spikes": bits, "last": int(t == steps - 1)}, rng=rng, stall=stall)
-
-    async def sink(ctx):
-        while not done["loaded"]:
-            await ctx.tick()
-        for t in range(steps):
-            for g in range(cfg.n_groups):
-                p = await get(ctx, dut.o_stream, rng=rng, stall=stall)
-                assert p.group == g and p.end == (g == cfg.n_groups - 1) and p.last == (t == steps - 1)
-                for lane in range(lanes):
-                    j = g * lanes + lane
-                    if j < n_out:
-                        sums[t, j] = p.syn[lane]
-
-    cycles_at = []
-
-    async def timer(ctx):
-        while not done["loaded"]:
-            await ctx.tick()
-        start = 0
-        async for _, _, valid, ready, end in ctx.tick().sample(dut.o_stream.valid, dut.o_stream.ready,
-                                                                dut.o_stream.p.end):
-            start += 1
-            if valid and ready and end:
-                cycles_at.append(start)
-                if len(cycles_at) == steps:
-                    return
-
-    simulate(dut, loader_and_source, sink, timer, max_cycles=200 * steps * cfg.weight_rows + 20 * image.size + 1000)
-    per_step = np.diff([0, *cycles_at]).tolist()
+    image = pack_weights(weights, dut.geometry)
+    budget = 200 * spikes.shape[0] * dut.geometry.weight_rows + 20 * image.size + 1000
+    sums, per_step, _ = run_crossbar_as_function(dut, image, spikes, seed=seed, stall=stall, readback=readback,
+                                                 max_cycles=budget)
     return sums, per_step
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import gc
-import random
 import warnings
 import zlib
 
 import numpy as np
 import pytest
-from rtlsim import bus_read, bus_write, get, put, seeded, simulate
+from rtlsim import bus_read, bus_write, get, put, run_crossbar_as_function, seeded, simulate
 from test_rtl_crossbar import run_crossbar
 
 from spikeloop.rtl.crossbar import Crossbar, tree_stages
@@ -23,68 +22,10 @@ def run_events(weights, spikes, *, lanes, events, seed, stall=0.0, readback=True
     streamed, which there are with `stall`)."""
     n_out, n_in = weights.shape
     dut = EventCrossbar(n_in=n_in, n_out=n_out, lanes=lanes, events=events)
-    n_groups = dut.geometry.n_groups
     image = pack_event_weights(weights, lanes, events)
-    rng = random.Random(seed)
-    steps = spikes.shape[0]
-    sums = np.zeros((steps, n_out), np.int64)
-    done = {"loaded": False}
-
-    async def loader_and_source(ctx):
-        for addr in map(int, image.nonzero()[0]):
-            assert not await bus_write(ctx, dut.bus, "weights", addr, int(image[addr]))
-        if readback:  # a spread of words, including zero ones and padding
-            for addr in range(0, image.size, max(1, image.size // 23)):
-                got = await bus_read(ctx, dut.bus, "weights", addr)
-                assert got == image[addr], f"weights[{addr}] read {got:#x}, wrote {int(image[addr]):#x}"
-        done["loaded"] = True
-        for t in range(steps):
-            bits = sum(1 << int(i) for i in np.flatnonzero(spikes[t]))
-            await put(ctx, dut.i_stream, {"spikes": bits, "last": int(t == steps - 1)}, rng=rng, stall=stall)
-        done["sent"] = True
-
-    async def sink(ctx):
-        while not done["loaded"]:
-            await ctx.tick()
-        for t in range(steps):
-            for g in range(n_groups):
-                p = await get(ctx, dut.o_stream, rng=rng, stall=stall)
-                assert p.group == g and p.end == (g == n_groups - 1) and p.last == (t == steps - 1)
-                for lane in range(lanes):
-                    j = g * lanes + lane
-                    if j < n_out:
-                        sums[t, j] = p.syn[lane]
-
-    cycles_at = []
-    held = {"output": 0, "reads": 0}
-
-    async def reader(ctx):  # bus reads while the crossbar runs, checked against the image
-        while not done["loaded"]:
-            await ctx.tick()
-        addr = 0
-        while not done.get("sent"):
-            got = await bus_read(ctx, dut.bus, "weights", addr)
-            assert got == image[addr], f"weights[{addr}] read {got:#x} while running, wrote {int(image[addr]):#x}"
-            held["reads"] += 1
-            addr = (addr + 7) % image.size
-            await ctx.tick().repeat(rng.randrange(1, 6))
-
-    async def timer(ctx):
-        while not done["loaded"]:
-            await ctx.tick()
-        now = 0
-        async for _, _, valid, ready, end in ctx.tick().sample(dut.o_stream.valid, dut.o_stream.ready,
-                                                                dut.o_stream.p.end):
-            now += 1
-            held["output"] += valid and not ready
-            if valid and ready and end:
-                cycles_at.append(now)
-                if len(cycles_at) == steps:
-                    return
-
-    budget = int(np.sum(dut.cycles(spikes))) * (4 if stall else 1) + 50 * steps + 20 * image.size + 1000
-    simulate(dut, loader_and_source, sink, timer, *([reader] if stall else []), max_cycles=budget)
-    return sums, np.diff([0, *cycles_at]).tolist(), held
+    budget = int(np.sum(dut.cycles(spikes))) * (4 if stall else 1) + 50 * spikes.shape[0] + 20 * image.size + 1000
+    return run_crossbar_as_function(dut, image, spikes, seed=seed, stall=stall, readback=readback, reads=bool(stall),
+                                    max_cycles=budget)
 
 
 def random_weights(rng, n_out, n_in):
