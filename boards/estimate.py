@@ -682,10 +682,11 @@ def core_ffs(config: CoreConfig) -> dict[str, float]:
 
 
 #: Flip-flops of the periphery that no configuration changes: the 64-bit counters with their
-#: carries and shadows (402), the loader's walk of a frame (242: 318 with its 32-bit FIFO), the
-#: register file's AXI-Lite side and status (285), the state clear and the core's own (6): Yosys on
-#: the default core (by module) after the pipelining.
-FIXED_FFS = 402 + 242 + 285 + 6
+#: carries and shadows (402), the loader's walk of a frame (245: 321 with its 32-bit FIFO), the
+#: register file's AXI-Lite side and status (292), the state clear and the core's own (6): Yosys on
+#: the default core (by module) after the pipelining, then the one-hot header and segment of the
+#: loader (+3) and the register file's err_address terms in stage C (+7).
+FIXED_FFS = 402 + 245 + 292 + 6
 
 
 def _module_kind(name: str) -> tuple[str, int | None]:

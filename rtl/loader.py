@@ -128,7 +128,8 @@ class Loader(wiring.Component, Probed):
         flag = head.flags[half] if per_beat > 1 else head.flags[0]
         beat_last = head.last
         end_of_beat = half == per_beat - 1
-        hdr = Signal(range(HEADER_WORDS + 1))  # the held word's index in the frame, up to HEADER_WORDS
+        # the held word's index in the frame, one-hot: bit k for header word k, bit HEADER_WORDS past the header
+        hdr = Signal(HEADER_WORDS + 1, init=1)
         left = Signal(FRAME_BITS)  # frame words after the held one (from the length word on)
         left_zero = Signal()  # left == 0
         addr = Signal(FRAME_BITS)
@@ -150,21 +151,12 @@ class Loader(wiring.Component, Probed):
             step.eq(walking & (~is_data | ~queued[1])),
             self.loading.eq(armed | queued.any()),  # until the last write has gone out
         ]
-        with m.Switch(hdr):
-            with m.Case(0):
-                m.d.comb += refuse.eq(~flag.magic)
-            with m.Case(1):
-                m.d.comb += refuse.eq(~flag.hash)
-            with m.Case(2):
-                m.d.comb += refuse.eq(flag.short)
-            with m.Default():
-                with m.If(at.offset):
-                    m.d.comb += refuse.eq(left_zero)  # no room for the count
-                with m.Elif(at.count):
-                    m.d.comb += refuse.eq(word > left)  # data words past the length
+        m.d.comb += refuse.eq(hdr[0] & ~flag.magic | hdr[1] & ~flag.hash | hdr[2] & flag.short
+                              | at.offset & left_zero  # no room for the count
+                              | at.count & (word > left))  # data words past the length
         # the frame ends at the held word (a refused word there errs as well; refusals free nothing: the
         # next cycle swallows the rest of the bus word, so no free waits for a comparison)
-        ends = Mux(hdr == HEADER_WORDS - 1, flag.header, (hdr == HEADER_WORDS) & left_zero)
+        ends = Mux(hdr[HEADER_WORDS - 1], flag.header, hdr[HEADER_WORDS] & left_zero)
         tlast_early = ~ends & beat_last & end_of_beat
         no_tlast = ends & ~beat_last
         error = step & (refuse | tlast_early | no_tlast)
@@ -176,11 +168,11 @@ class Loader(wiring.Component, Probed):
         m.d.comb += frees.eq(full & swallow | step & ends_beat)
         done = frees & beat_last  # the frame's TLAST: good or refused
         with m.If(step):
-            with m.If(hdr != HEADER_WORDS):
-                m.d.sync += hdr.eq(hdr + 1)
-            with m.If(hdr == HEADER_WORDS - 1):
+            with m.If(~hdr[HEADER_WORDS]):
+                m.d.sync += hdr.eq(hdr << 1)
+            with m.If(hdr[HEADER_WORDS - 1]):
                 m.d.sync += [left.eq(word - (HEADER_WORDS + 1)), left_zero.eq(flag.segment), at.offset.eq(1)]
-            with m.Elif(hdr == HEADER_WORDS):
+            with m.Elif(hdr[HEADER_WORDS]):
                 m.d.sync += [left.eq(left - 1), left_zero.eq(left == 1)]
                 with m.If(at.offset):
                     m.d.sync += [addr.eq(word), at.offset.eq(0), at.count.eq(1)]
@@ -203,7 +195,7 @@ class Loader(wiring.Component, Probed):
         with m.If(armed & ~select & ~finished & self.quiet):
             m.d.sync += select.eq(1)
         with m.If(done):
-            m.d.sync += [select.eq(0), swallow.eq(0), hdr.eq(0), at.eq(0)]
+            m.d.sync += [select.eq(0), swallow.eq(0), hdr.eq(1), at.eq(0)]
         with m.If(finished):
             m.d.sync += [armed.eq(0), seen_last.eq(0)]
         with m.If(self.arm):
@@ -211,7 +203,7 @@ class Loader(wiring.Component, Probed):
         self._probes = {"to_loader": select,
                         "loader_ok": (count <= 2) & ((wr ^ rd) == (count == 1)) & (~select | armed)
                         & ~(finished & select) & (half < per_beat) & (queued[0] | ~queued[1])
-                        & ((hdr == HEADER_WORDS) == at.as_value().any())
+                        & ((hdr & (hdr - 1)) == 0) & hdr.any() & (hdr[HEADER_WORDS] == at.as_value().any())
                         & ((at.as_value() & (at.as_value() - 1)) == 0)}
         return m
 

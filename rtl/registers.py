@@ -290,8 +290,8 @@ class RegisterFile(wiring.Component, Probed):
         registers (strobes, sel, layer, addr, w_data).
 
         Returns `b_hit` (one bit per plan entry: the aligned address is that register's), `b_write`
-        (the entry takes the written value), `b_bad` (err_address), `b_refused` (err_param: a value the
-        register refuses); all zero without an access; and `b_win` (the address is a window's).
+        (the entry takes the written value), `b_bad` (err_address, in stage C), `b_refused` (err_param: a
+        value the register refuses); all zero without an access; and `b_win` (the address is a window's).
         """
         cfg, win = self._config, self.windows
         n = len(self._plan)
@@ -360,10 +360,16 @@ class RegisterFile(wiring.Component, Probed):
         b_bad, b_refused = Signal(name="b_bad"), Signal(name="b_refused")
         m.d.comb += [
             b_write.eq(Mux(b_write_access, b_hit & b_ok & Cat(*(Const(int(w)) for w in writable)), 0)),
-            b_bad.eq(b_read & (~b_aligned | ~b_win & ~b_hit.any())
-                     | b_write_access & (~b_aligned | Mux(b_win, b_ro, ~writable_hit))),
             b_refused.eq(b_write_access & refused),
         ]
+        # err_address a clock later, from registered terms (the wide ORs of the hits each end at a register)
+        c = {name: Signal(name=f"c_{name}") for name in ("read", "write", "unaligned", "win", "ro", "none",
+                                                          "unwritable")}
+        m.d.sync += [c["read"].eq(b_read), c["write"].eq(b_write_access), c["unaligned"].eq(~b_aligned),
+                     c["win"].eq(b_win), c["ro"].eq(b_ro), c["none"].eq(~b_hit.any()),
+                     c["unwritable"].eq(~writable_hit)]
+        m.d.comb += b_bad.eq(c["read"] & (c["unaligned"] | ~c["win"] & c["none"])
+                             | c["write"] & (c["unaligned"] | Mux(c["win"], c["ro"], c["unwritable"])))
         return b_hit, b_write, b_bad, b_refused, b_win
 
     def _latch_counters(self, m, b_hit, shadows):

@@ -708,7 +708,7 @@ def test_input_densities_per_input_round_trip(tmp_path):
 @pytest.mark.parametrize(("value", "part"), [((0.1,), "densities: 1 values for 3 layers"),
                                              ((0.1, 0.2, float("nan")), "densities[2] = nan"),
                                              ((np.zeros(12), 0.1, 0.1), "densities[0]: 13 shares in [0, 1] expected"),
-                                             ((0.1, np.full(7, 1.5), 0.1), "got shape (7,) dtype float64 in [1.5, 1.5]")])
+                                             ((0.1, np.full(7, 1.5), 0.1), "shape (7,) dtype float64 in [1.5, 1.5]")])
 def test_network_refuses_bad_densities(value, part):
     with pytest.raises(NetworkError, match=re.escape(part)):
         NETWORKS["cuba-13"].with_densities(value)
