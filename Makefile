@@ -118,10 +118,13 @@ FORCE:
 bench: $(STAMP)
 	$(PY) bench/bench_golden.py
 
-# Gateware throughput: cycles per timestep and synaptic ops per cycle at several (P, C) and densities.
+# Gateware throughput: cycles per timestep and synaptic ops per cycle at several (P, C) and densities; then the
+# crossbar kinds (dense default, event-driven, automatic) across densities and on MNIST-5k, with Yosys LUT/FF/BRAM
+# and the ratios to the default; JSON in build/bench/crossbars.json.
 .PHONY: bench-gateware
 bench-gateware: $(STAMP)
 	$(PY) bench/bench_gateware.py
+	$(PY) bench/bench_crossbars.py --board --json $(BUILD)/bench/crossbars.json
 
 # The simulated board against cocotb on the same design (cycles/s, ratio), closed-loop steps/s and latency per
 # transport, driver overhead per step (docs/host.md, "Performance"); JSON in build/bench/sim.json.
