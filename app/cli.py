@@ -903,7 +903,8 @@ def cmd_estimate(args) -> int:
                          default_chunk=board.default_chunk)
     if args.largest or args.auto:
         then = "" if args.analytic else ", then synthesizing it with Yosys (tens of minutes; --analytic skips it)"
-        _say(f"searching for the largest configuration that fits (a few seconds){then} ...")
+        what = "the automatic configuration" if args.auto else "the largest configuration that fits"
+        _say(f"searching for {what} (a few seconds){then} ...")
     elif not args.analytic:
         what = "Yosys, then nextpnr" if args.board == "ulx3s" else "Yosys"
         _say(f"synthesizing with {what} (about 3-5 minutes the first time, cached after; --analytic: a second) ...")

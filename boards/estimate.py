@@ -931,7 +931,7 @@ def largest(sizes, board: Board | str = "pynq-z2", *, margin: float = 0.9, v_bit
     budget whose whole core fits wins. `max_chunk` caps C (default `MAX_CHUNK`; None for no cap): a
     popcount of C bits is one combinational adder tree, a timing limit the resource model does not see,
     and Yosys spends tens of minutes on C = 784. `options`: build with contract v2's options, every
-    layer or one bool per layer.
+    layer or one bool per layer; `v_bits`, `u_bits`, `frac_bits` and `decay` one value or one per layer.
     """
     board = get_board(board) if isinstance(board, str) else board
     sizes = tuple(int(s) for s in sizes)
@@ -957,7 +957,8 @@ def largest(sizes, board: Board | str = "pynq-z2", *, margin: float = 0.9, v_bit
 
     choices = []  # per layer: (cycles, score, LayerConfig), cheapest first
     for k, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
-        base = {**widths, "options": switches[k]}
+        base = {name: v[k] if isinstance(v, (list, tuple)) else v for name, v in widths.items()}
+        base["options"] = switches[k]
         d = None if densities is None else densities[k]
         scored = [(c, score(layer, k == n_layers - 1), layer)
                   for c, layer in _layer_choices(n_in, n_out, base, d, max_chunk)]
@@ -1194,13 +1195,18 @@ def _densities(text: str) -> list[float]:
     return values
 
 
-def search_inputs(args, board: Board) -> tuple[list[int], tuple[float, ...] | None]:
-    """The sizes and densities `--largest`/`--auto` search for (from --network, or --sizes and --densities)."""
+def search_inputs(args, board: Board) -> tuple[list[int], tuple | None, dict]:
+    """The sizes, densities and widths `--largest`/`--auto` search for: from --network (its widths, decay
+    and options as `CoreConfig.for_network` takes them), or --sizes, --densities and the width options."""
     given = [f"--{name}" for name in ("lanes", "chunk", "events") if getattr(args, name, None) is not None]
     if given:
         raise ConfigError(f"argument {'/'.join(given)}: --largest and --auto choose it; leave it out")
     sizes = board.default_sizes if args.sizes is None else [int(x) for x in str(args.sizes).split(",")]
     densities = args.densities
+    decays = str(args.decay).split(",")
+    decays = decays[0] if len(decays) == 1 else decays
+    widths = {"v_bits": args.v_bits, "u_bits": args.u_bits, "frac_bits": args.frac_bits, "decay": decays,
+              "options": args.options}
     if args.network is not None:
         from spikeloop.network import Network
 
@@ -1211,11 +1217,14 @@ def search_inputs(args, board: Board) -> tuple[list[int], tuple[float, ...] | No
             raise ConfigError(f"argument --network: {args.network} records no input densities (export it with "
                               "calibration data, or give --sizes and --densities)")
         sizes, densities = list(net.sizes), net.densities
+        held = CoreConfig.for_network(net)
+        widths = {name: [getattr(layer, name) for layer in held.layers]
+                  for name in ("v_bits", "u_bits", "frac_bits", "decay", "options")}
     if args.auto and densities is None:
         raise ConfigError("argument --auto: needs the input densities (--densities or --network)")
     if densities is not None:
         densities = check_densities(densities, sizes[:-1], ConfigError, "argument --densities")
-    return sizes, densities
+    return sizes, densities, widths
 
 
 def run(args) -> int:
@@ -1226,12 +1235,12 @@ def run(args) -> int:
                          "without them (Yosys synth_ecp5), or build it: make bitstream BOARD=ulx3s")
     expected = None  # {densities, cycles per timestep expected there, the default build's}
     if args.largest or args.auto:
-        sizes, densities = search_inputs(args, board)
+        sizes, densities, widths = search_inputs(args, board)
+        if not args.auto:
+            widths["margin"] = args.margin
         search = automatic if args.auto else largest
-        widths = {"densities": densities} if args.auto else {"densities": densities, "margin": args.margin}
-        config = search(sizes, board=board, v_bits=args.v_bits, u_bits=args.u_bits, frac_bits=args.frac_bits,
-                        decay=str(args.decay), options=args.options, membranes=args.membranes,
-                        bus_width=args.bus_width, max_chunk=args.max_chunk or None, **widths)
+        config = search(sizes, board=board, densities=densities, membranes=args.membranes, bus_width=args.bus_width,
+                        max_chunk=args.max_chunk or None, **widths)
         if densities is not None:
             from spikeloop.rtl.throughput import expected_core_cycles
 

@@ -88,7 +88,7 @@ def core_cycles(config: CoreConfig, z_per_layer) -> np.ndarray:
 def expected_core_cycles(config: CoreConfig, densities) -> float:
     """The model with E[Z] per layer, for input densities per layer (each a share or one per input; a scalar:
     layer 0 only, others dense)."""
-    if np.ndim(densities) == 0:
+    if np.isscalar(densities):
         densities = [float(densities)] + [1.0] * (len(config.layers) - 1)
     z = [expected_nonzero_chunks(layer, d) for layer, d in zip(config.layers, densities)]
     return float(max(framing_cycles(config), *(layer_cycles(layer, zk) for layer, zk in zip(config.layers, z))))

@@ -15,6 +15,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from spikeloop.app import cli
@@ -306,14 +307,16 @@ def test_cli_estimate_auto_from_a_network_image(tmp_path, capsys):
     from spikeloop.network import random_network
 
     path = tmp_path / "net.npz"
-    random_network(DEFAULT_SIZES, seed=3).with_densities((0.05, 0.05, 0.05)).save(path)
+    net = random_network(DEFAULT_SIZES, seed=3, v_bits=12, u_bits=12)
+    net.with_densities([np.full(n, 0.05) for n in DEFAULT_SIZES[:-1]]).save(path)
     argv = ["estimate", "--analytic", "--auto", "--network", str(path), "--json", str(tmp_path / "e.json")]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "expected at input densities 0.05, 0.05, 0.05:" in out and "--events" in out, out
+    assert "--v-bits 12 --u-bits 12" in out  # the configuration holds the network
     numbers = json.loads((tmp_path / "e.json").read_text())
     assert numbers["analytic"]["lut"] <= estimate.analytic(DEFAULT_CORE).lut
-    assert numbers["expected"]["densities"] == [0.05] * 3
+    assert numbers["expected"]["densities"] == pytest.approx([0.05] * 3)
     assert numbers["expected"]["default_cycles_per_timestep"] >= 5 * numbers["expected"]["cycles_per_timestep"]
     assert cli.main(["info", str(path)]) == 0
     assert "input density=0.0500" in capsys.readouterr().out
