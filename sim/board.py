@@ -16,6 +16,9 @@ Build (`build_board`): two build plans of `spikeloop.toolchain`, cached in its f
    `libverilated.a`, position-independent);
 2. `harness_plan`, in the model's `board-<key16>/`: the harness (board.cpp, a package file)
    compiled and linked with both into `board.so`; a change to board.cpp rebuilds only this.
+   The harness evaluates the model once per stream clock instead of twice when the model's
+   stream outputs depend on no input combinationally (`stream_outputs_registered`, read from
+   the generated code; `SimBoard.one_eval`).
 Concurrent builders (pytest-xdist) take turns on the plan's lock; a failed build raises
 `BoardBuildError` with the command and the tail of its log (kept beside the build), and nothing
 half-built is trusted later (a plan's manifest is written last).
@@ -36,6 +39,7 @@ import ctypes
 import importlib.resources
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -73,6 +77,11 @@ PROFILES = {
     "fast": (_VERILATE, ["-O3", "-march=native"], "-O2"),
     "quick": (_VERILATE, ["-O0"], "-O1"),
 }
+
+#: The stream outputs the harness samples; one evaluation per clock needs them registered.
+STREAM_OUTPUTS = ("s_axis_tready", "m_axis_tvalid", "m_axis_tdata", "m_axis_tlast")
+_FUNCTION = re.compile(r"^\w[\w\s*]*\b(\w+)\([^;{]*\)\s*\{\s*$(.*?)^\}", re.M | re.S)
+_ASSIGNED = re.compile(r"\bvlSelfRef\.(\w+)\s*=(?!=)")
 
 #: Clock cycles an AXI-Lite transaction may take before the board is declared broken.
 AXIL_CYCLES = 1000
@@ -165,6 +174,25 @@ def model_plan(config: CoreConfig, *, profile: str, root, extra_verilator_args=(
                                products=("obj/Vcore__ALL.a", "obj/libverilated.a"))
 
 
+def combinational_outputs(sources) -> set[str]:
+    """The top-level ports assigned in the input-combinational region ("ico") of a Verilated model,
+    given the texts of its C++ files: the outputs that depend combinationally on an input."""
+    found = set()
+    for text in sources:
+        for match in _FUNCTION.finditer(text):
+            if "_ico_" in match.group(1) or match.group(1).endswith("_ico"):
+                found.update(name for name in _ASSIGNED.findall(match.group(2))
+                             if "__DOT__" not in name and not name.startswith("__"))
+    return found
+
+
+def stream_outputs_registered(obj: Path) -> bool:
+    """Whether no stream output of the model in `obj` depends combinationally on an input (so the
+    outputs left by a rising edge hold until the next one, whatever the inputs)."""
+    sources = (path.read_text() for path in sorted(Path(obj).glob("Vcore___024root*.cpp")))
+    return not combinational_outputs(sources) & set(STREAM_OUTPUTS)
+
+
 def harness_plan(model: toolchain.BuildPlan, *, profile: str, harness=None, timeout: float = 1800.0,
                  say=lambda message: None) -> toolchain.BuildPlan:
     """The plan of the board's shared library: the harness compiled and linked with the model, in a
@@ -178,11 +206,13 @@ def harness_plan(model: toolchain.BuildPlan, *, profile: str, harness=None, time
         vroot = _verilator_root(verilator)
         obj = model.folder / "obj"
         includes = [obj, vroot / "include", vroot / "include" / "vltstd"]
+        registered = int(stream_outputs_registered(obj))
         fd, tmp = tempfile.mkstemp(prefix=".board-", suffix=".so", dir=folder)
         os.close(fd)
         try:
             with importlib.resources.as_file(source) as path:
                 toolchain.run([*cxx.argv, harness_opt, "-std=c++17", "-fPIC", "-shared",
+                               f"-DSB_STREAM_REGISTERED={registered}",
                                *(f"-I{i}" for i in includes), path, obj / "Vcore__ALL.a", obj / "libverilated.a",
                                "-Wl,-Bsymbolic", "-pthread", "-o", tmp],
                               log=folder / "harness.log", what="compiling the harness", cwd=folder,
@@ -231,6 +261,7 @@ _SIGNATURES = {
     "sb_free": ([_P], None),
     "sb_reset": ([_P, _U32], None),
     "sb_cycles": ([_P], _U64),
+    "sb_one_eval": ([_P, _INT], _INT),
     "sb_fault": ([_P, _INT, ctypes.c_int64], None),
     "sb_axil_write": ([_P, _U32, _U32, _U32], _INT),
     "sb_axil_read": ([_P, _U32, ctypes.POINTER(_U32), _U32], _INT),
@@ -314,6 +345,16 @@ class SimBoard(Board):
     def cycles(self) -> int:
         """Clock cycles simulated since the board was created."""
         return int(self._lib.sb_cycles(self._h))
+
+    @property
+    def one_eval(self) -> bool:
+        """Whether stream clocks take one evaluation of the model (the build allows it when the stream
+        outputs are registered) instead of two; set False to compare, True takes effect only if allowed."""
+        return bool(self._lib.sb_one_eval(self._h, -1))
+
+    @one_eval.setter
+    def one_eval(self, on: bool) -> None:
+        self._lib.sb_one_eval(self._h, int(bool(on)))
 
     def describe(self) -> str:
         """The core's sizes and the shared library."""
