@@ -64,6 +64,7 @@ __all__ = [
 #: The C++ harness: a file of this package (importlib.resources).
 HARNESS = ("spikeloop.sim", "board.cpp")
 _SCHEME = "2"  # bump to invalidate every cached board
+_HARNESS_SCHEME = "2"  # bump to rebuild every cached harness (not the models): its compile options changed
 
 _VERILATE = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert"]
 #: Included by every translation unit of the model (`--compiler-include`, after verilated.h):
@@ -221,8 +222,8 @@ def harness_plan(model: toolchain.BuildPlan, *, profile: str, harness=None, time
         finally:
             Path(tmp).unlink(missing_ok=True)
 
-    inputs = {"scheme": _SCHEME, "model": model.key, "harness": source, "opt": harness_opt,
-              "compiler": [*cxx.argv, cxx.version()]}
+    inputs = {"scheme": _SCHEME, "harness_scheme": _HARNESS_SCHEME, "model": model.key, "harness": source,
+              "opt": harness_opt, "compiler": [*cxx.argv, cxx.version()]}
     return toolchain.BuildPlan("sim", "board", inputs, build, root=model.folder, products=("board.so",))
 
 
