@@ -158,7 +158,9 @@ def cocotb_rate(config: CoreConfig, network: Network, spikes: np.ndarray, workdi
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # the runner passes sys.path on as PYTHONPATH
     os.environ.update(verilator.verilator_env())
     t0 = time.perf_counter()
-    sim.test(test_module=Path(__file__).stem, hdl_toplevel=MODULE, build_dir=build_dir, test_dir=workdir,
+    # the language named: a runner whose build was found in the cache has no sources to infer it from
+    sim.test(test_module=Path(__file__).stem, hdl_toplevel=MODULE, hdl_toplevel_lang="verilog", build_dir=build_dir,
+             test_dir=workdir,
              extra_env={_COCOTB_ENV: str(workdir / "job.json")}, log_file=workdir / "cocotb.log")
     wall = time.perf_counter() - t0
     out = json.loads(result.read_text())
@@ -344,7 +346,7 @@ def main(argv=None) -> int:
         for name, (config, net) in chosen.items():
             steps = 400 if name == "cartpole" else 40
             for source, spikes in streams[name].items():
-                workdir = ROOT / "build" / "bench" / f"cocotb-{name}"
+                workdir = ROOT / "build" / "bench" / f"cocotb-{name}-{source}"
                 samples[name, _kind("cocotb", source)] = [cocotb_rate(config, net, spikes[:steps], workdir)]
 
     results = {f"{name}/{kind}": _median(s) for (name, kind), s in samples.items()}
