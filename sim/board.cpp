@@ -16,8 +16,11 @@
 // transaction is in progress (its ready outputs do depend on its valid inputs), the outputs left
 // by the previous rising edge are this cycle's: the harness samples them, drives the inputs and
 // evaluates the rising edge alone, telling the model that aclk was low in between (the value
-// Verilator's edge trigger compares with). The same cycles, inputs and outputs as `cycle`;
-// `sb_one_eval(b, 0)` turns it off (the tests compare both).
+// Verilator's edge trigger compares with). When the inputs also equal those of the last
+// evaluation (the input stream stalled or idle, the receive unchanged: most clocks of a timestep),
+// the input-combinational region is skipped too (`eval_edge_only`): its values are still current.
+// The same cycles, inputs and outputs as `cycle`; `sb_one_eval(b, 0)` and `sb_skip_ico(b, 0)`
+// turn them off (the tests compare them).
 //
 // Faults, for testing the driver: `SB_FAULT_TRUNCATE` ends every receive after `value` words
 // (as if the core sent TLAST early) and silently drops the rest of that output timestep;
@@ -38,6 +41,11 @@
 #define SB_STREAM_REGISTERED 0
 #endif
 
+// The model's active and NBA phases (generated code of Verilator 5), weak: null where a model has
+// none of that name, and then every evaluation is a full one.
+bool Vcore___024root___eval_phase__act(Vcore___024root*) __attribute__((weak));
+bool Vcore___024root___eval_phase__nba(Vcore___024root*) __attribute__((weak));
+
 namespace {
 
 // Whether the model keeps aclk's previous value where the harness can set it (Verilator 5's
@@ -48,6 +56,19 @@ template <typename T>
 struct HasClockPrev<T, std::void_t<decltype(std::declval<T&>().__Vtrigprevexpr___TOP__aclk__0)>> : std::true_type {};
 
 constexpr bool kOneEvalBuilt = SB_STREAM_REGISTERED && HasClockPrev<Vcore___024root>::value;
+
+// Evaluate a clock edge without the input-combinational region: right only when no input changed
+// since the last evaluation, which left every signal that depends on the inputs up to date (that
+// region is evaluated again in the NBA phase wherever state it reads has changed). Returns false,
+// having done nothing, where the model's phases are not known.
+inline bool eval_edge_only(Vcore* t) {
+    if (!Vcore___024root___eval_phase__act || !Vcore___024root___eval_phase__nba) return false;
+    do {
+        while (Vcore___024root___eval_phase__act(t->rootp)) {
+        }
+    } while (Vcore___024root___eval_phase__nba(t->rootp));
+    return true;
+}
 
 // Tell the model that aclk was low since its last evaluation.
 template <typename Root>
@@ -87,6 +108,8 @@ struct Board {
     int fault = SB_FAULT_NONE;
     int64_t fault_value = 0;
     bool one_eval = kOneEvalBuilt;
+    bool skip_ico = true;
+    uint64_t edge_only = 0;  // clocks evaluated without the input-combinational region
 };
 
 inline void receive(Board* b, uint64_t data, bool last) {
@@ -180,18 +203,22 @@ inline void stream_cycle(Board* b) {
     const bool out_fire = rx_ready && t->m_axis_tvalid;
     const uint64_t out_data = t->m_axis_tdata;
     const bool out_last = t->m_axis_tlast;
+    const uint64_t data = in_valid ? b->in_words[b->in_pos] : t->s_axis_tdata;
+    const bool last = in_valid && b->in_last[b->in_pos];
+    const bool same = t->s_axis_tvalid == in_valid && t->s_axis_tdata == data && t->s_axis_tlast == last &&
+                      t->m_axis_tready == rx_ready && !(t->s_axi_arvalid | t->s_axi_awvalid | t->s_axi_wvalid |
+                                                        t->s_axi_rready | t->s_axi_bready);
     t->s_axis_tvalid = in_valid;
-    if (in_valid) {
-        t->s_axis_tdata = b->in_words[b->in_pos];
-        t->s_axis_tlast = b->in_last[b->in_pos];
-    } else {
-        t->s_axis_tlast = 0;
-    }
+    t->s_axis_tdata = data;
+    t->s_axis_tlast = last;
     t->m_axis_tready = rx_ready;
     t->s_axi_arvalid = t->s_axi_awvalid = t->s_axi_wvalid = t->s_axi_rready = t->s_axi_bready = 0;
     t->aclk = 1;
     clock_was_low(t->rootp);
-    t->eval();
+    if (same && b->skip_ico && eval_edge_only(t))
+        b->edge_only++;
+    else
+        t->eval();
     b->cycles++;
     if (in_fire && ++b->in_pos == b->in_words.size()) {
         b->in_words.clear();
@@ -260,6 +287,16 @@ void sb_reset(Board* b, uint32_t cycles) {
 }
 
 uint64_t sb_cycles(const Board* b) { return b->cycles; }
+
+// Stream clocks of one evaluation skip the input-combinational region when no input changed since
+// the last evaluation: `on` 0 or 1 sets it, -1 leaves it; returns whether it is on.
+int sb_skip_ico(Board* b, int on) {
+    if (on >= 0) b->skip_ico = on;
+    return b->skip_ico;
+}
+
+// Clocks evaluated without the input-combinational region since the board was created.
+uint64_t sb_edge_only(const Board* b) { return b->edge_only; }
 
 // One evaluation per stream clock: `on` 0 or 1 sets it (1 only where the build allows it), -1
 // leaves it; returns whether it is in use.

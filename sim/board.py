@@ -263,6 +263,8 @@ _SIGNATURES = {
     "sb_reset": ([_P, _U32], None),
     "sb_cycles": ([_P], _U64),
     "sb_one_eval": ([_P, _INT], _INT),
+    "sb_skip_ico": ([_P, _INT], _INT),
+    "sb_edge_only": ([_P], _U64),
     "sb_fault": ([_P, _INT, ctypes.c_int64], None),
     "sb_axil_write": ([_P, _U32, _U32, _U32], _INT),
     "sb_axil_read": ([_P, _U32, ctypes.POINTER(_U32), _U32], _INT),
@@ -356,6 +358,21 @@ class SimBoard(Board):
     @one_eval.setter
     def one_eval(self, on: bool) -> None:
         self._lib.sb_one_eval(self._h, int(bool(on)))
+
+    @property
+    def skip_unchanged(self) -> bool:
+        """Whether a stream clock of one evaluation whose inputs equal the last evaluation's skips the
+        model's input-combinational region (its values are still current); set False to compare."""
+        return bool(self._lib.sb_skip_ico(self._h, -1))
+
+    @skip_unchanged.setter
+    def skip_unchanged(self, on: bool) -> None:
+        self._lib.sb_skip_ico(self._h, int(bool(on)))
+
+    @property
+    def edge_only_cycles(self) -> int:
+        """Clock cycles evaluated without the input-combinational region since the board was created."""
+        return int(self._lib.sb_edge_only(self._h))
 
     def describe(self) -> str:
         """The core's sizes and the shared library."""

@@ -261,11 +261,12 @@ def test_the_bench_command_takes_the_shared_configuration_options(capsys):
 
 
 def test_one_evaluation_per_stream_clock_is_the_same_board(board):
-    """Stream clocks of one evaluation give the same words, cycles and counters as clocks of two, through
-    stalls (a receive armed for part of the output only), drains and AXI-Lite reads between runs."""
+    """Stream clocks of one evaluation (skipping the input-combinational region or not) give the same words,
+    cycles and counters as clocks of two, through stalls (a receive armed for part of the output only),
+    backpressure and AXI-Lite transactions between runs."""
     from spikeloop.sim.interface import Rx, Until
 
-    assert board.one_eval, "the MAIN design's stream outputs are registered: one evaluation is in use"
+    assert board.one_eval and board.skip_unchanged, "the MAIN design's stream outputs are registered"
     config, net = main_config(), main_network()
     offsets, values = zip(*load_writes(config, net))
     spikes = spike_train((25, 40), SEED + 23)
@@ -273,11 +274,11 @@ def test_one_evaluation_per_stream_clock_is_the_same_board(board):
     per_step = output_words_per_timestep(config)
     counters = [regmap.register(f"{name}_{half}").offset for name in regmap.COUNTERS for half in ("LO", "HI")]
     runs = {}
-    for one in (True, False):
+    for mode in ((True, True), (True, False), (False, False)):
         board.reset()
-        board.one_eval = one
+        board.one_eval, board.skip_unchanged = mode
         board.write_many(offsets, values)
-        c0, got = board.cycles, []
+        c0, e0, got = board.cycles, board.edge_only_cycles, []
         board.arm(7 * per_step)  # a receive shorter than the output: the core stalls until the next one
         board.send(words)
         board.run(10**6, Until.RECEIVED)
@@ -287,12 +288,15 @@ def test_one_evaluation_per_stream_clock_is_the_same_board(board):
         board.run(10**6, Until.RECEIVED | Until.SENT)
         assert board.rx_state == Rx.LAST
         got.append(board.take())
-        runs[one] = (np.concatenate(got), board.cycles - c0, board.read_many(counters))
+        skipped = board.edge_only_cycles - e0
+        assert (skipped > 0) == (mode == (True, True)), f"{skipped} clocks skipped the region in mode {mode}"
+        runs[mode] = (np.concatenate(got), board.cycles - c0, board.read_many(counters))
     expected = golden.run(net, spikes)
-    assert np.array_equal(runs[True][0], pack_output(expected.spikes, expected.membranes, config))
-    assert np.array_equal(runs[True][0], runs[False][0])
-    assert runs[True][1] == runs[False][1] > 50
-    assert np.array_equal(runs[True][2], runs[False][2]) and runs[True][2].any()
+    (out, cycles, counted), *others = runs.values()
+    assert np.array_equal(out, pack_output(expected.spikes, expected.membranes, config))
+    assert cycles > 50 and counted.any()
+    for other in others:
+        assert np.array_equal(other[0], out) and other[1] == cycles and np.array_equal(other[2], counted)
 
 
 def test_outputs_driven_from_inputs_are_found_in_the_generated_code():
