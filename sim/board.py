@@ -18,7 +18,8 @@ Build (`build_board`): two build plans of `spikeloop.toolchain`, cached in its f
    compiled and linked with both into `board.so`; a change to board.cpp rebuilds only this.
    The harness evaluates the model once per stream clock instead of twice when the model's
    stream outputs depend on no input combinationally (`stream_outputs_registered`, read from
-   the generated code; `SimBoard.one_eval`).
+   the generated code; `SimBoard.one_eval`), and without its input-combinational region when no
+   input changed (`SimBoard.skip_unchanged`).
 Concurrent builders (pytest-xdist) take turns on the plan's lock; a failed build raises
 `BoardBuildError` with the command and the tail of its log (kept beside the build), and nothing
 half-built is trusted later (a plan's manifest is written last).
