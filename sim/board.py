@@ -59,7 +59,8 @@ from .interface import Board, BoardError, Until, check_fault
 
 __all__ = [
     "BoardBuildError", "SimBoard", "build_board", "board_available", "cache_root", "model_plan", "harness_plan",
-    "add_served_core_arguments", "served_core", "serve_until_interrupted", "PROFILES",
+    "add_served_core_arguments", "served_core", "serve_until_interrupted", "PROFILES", "STREAM_OUTPUTS",
+    "combinational_outputs", "stream_outputs_registered",
 ]
 
 #: The C++ harness: a file of this package (importlib.resources).
