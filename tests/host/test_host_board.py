@@ -258,3 +258,57 @@ def test_the_bench_command_takes_the_shared_configuration_options(capsys):
     with pytest.raises(SystemExit):
         main([*options, "--lanes", "3,two"])
     assert "expected an integer or comma-separated integers, got '3,two'" in capsys.readouterr().err
+
+
+def test_one_evaluation_per_stream_clock_is_the_same_board(board):
+    """Stream clocks of one evaluation (skipping the input-combinational region or not) give the same words,
+    cycles and counters as clocks of two, through stalls (a receive armed for part of the output only),
+    backpressure and AXI-Lite transactions between runs."""
+    from spikeloop.sim.interface import Rx, Until
+
+    assert board.one_eval and board.skip_unchanged, "the MAIN design's stream outputs are registered"
+    config, net = main_config(), main_network()
+    offsets, values = zip(*load_writes(config, net))
+    spikes = spike_train((25, 40), SEED + 23)
+    words = pack_spikes(spikes)
+    per_step = output_words_per_timestep(config)
+    counters = [regmap.register(f"{name}_{half}").offset for name in regmap.COUNTERS for half in ("LO", "HI")]
+    runs = {}
+    for mode in ((True, True), (True, False), (False, False)):
+        board.reset()
+        board.one_eval, board.skip_unchanged = mode
+        board.write_many(offsets, values)
+        c0, e0, got = board.cycles, board.edge_only_cycles, []
+        board.arm(7 * per_step)  # a receive shorter than the output: the core stalls until the next one
+        board.send(words)
+        board.run(10**6, Until.RECEIVED)
+        got.append(board.take())
+        board.run(50)  # backpressure: nothing is accepted
+        board.arm(18 * per_step)
+        board.run(10**6, Until.RECEIVED | Until.SENT)
+        assert board.rx_state == Rx.LAST
+        got.append(board.take())
+        skipped = board.edge_only_cycles - e0
+        assert (skipped > 0) == (mode == (True, True)), f"{skipped} clocks skipped the region in mode {mode}"
+        runs[mode] = (np.concatenate(got), board.cycles - c0, board.read_many(counters))
+    expected = golden.run(net, spikes)
+    (out, cycles, counted), *others = runs.values()
+    assert np.array_equal(out, pack_output(expected.spikes, expected.membranes, config))
+    assert cycles > 50 and counted.any()
+    for other in others:
+        assert np.array_equal(other[0], out) and other[1] == cycles and np.array_equal(other[2], counted)
+
+
+def test_outputs_driven_from_inputs_are_found_in_the_generated_code():
+    from spikeloop.sim.board import combinational_outputs
+
+    ico = ("void Vcore___024root___ico_sequent__TOP__0(Vcore___024root* vlSelf) {\n"
+           "    vlSelfRef.s_axi_arready = (1U & ~(IData)(vlSelfRef.s_axi_arvalid));\n"
+           "    vlSelfRef.spikeloop_core__DOT__core__DOT__x = vlSelfRef.s_axis_tvalid;\n"
+           "    if (vlSelfRef.m_axis_tvalid == 1U) {}\n"
+           "}\n")
+    nba = ("void Vcore___024root___nba_sequent__TOP__0(Vcore___024root* vlSelf) {\n"
+           "    vlSelfRef.s_axis_tready = vlSelfRef.spikeloop_core__DOT__core__DOT__ready;\n"
+           "}\n")
+    assert combinational_outputs([ico, nba]) == {"s_axi_arready"}
+    assert combinational_outputs([ico.replace("s_axi_arready", "s_axis_tready"), nba]) == {"s_axis_tready"}
