@@ -137,6 +137,18 @@ inline void receive(Board* b, uint64_t data, bool last) {
     }
 }
 
+// After a rising edge: the clock counted, the input word taken (the queue emptied after its last),
+// the output word received.
+inline void streamed(Board* b, bool in_fire, bool out_fire, uint64_t out_data, bool out_last) {
+    b->cycles++;
+    if (in_fire && ++b->in_pos == b->in_words.size()) {
+        b->in_words.clear();
+        b->in_last.clear();
+        b->in_pos = 0;
+    }
+    if (out_fire) receive(b, out_data, out_last);
+}
+
 inline void cycle(Board* b) {
     Vcore* t = b->top;
     const bool in_valid = b->in_pos < b->in_words.size();
@@ -174,14 +186,7 @@ inline void cycle(Board* b) {
 
     t->aclk = 1;
     t->eval();
-    b->cycles++;
-
-    if (in_fire && ++b->in_pos == b->in_words.size()) {
-        b->in_words.clear();
-        b->in_last.clear();
-        b->in_pos = 0;
-    }
-    if (out_fire) receive(b, out_data, out_last);
+    streamed(b, in_fire, out_fire, out_data, out_last);
     if (ar_fire) b->ar = false;
     if (aw_fire) b->aw = false;
     if (w_fire) b->w = false;
@@ -219,13 +224,7 @@ inline void stream_cycle(Board* b) {
         b->edge_only++;
     else
         t->eval();
-    b->cycles++;
-    if (in_fire && ++b->in_pos == b->in_words.size()) {
-        b->in_words.clear();
-        b->in_last.clear();
-        b->in_pos = 0;
-    }
-    if (out_fire) receive(b, out_data, out_last);
+    streamed(b, in_fire, out_fire, out_data, out_last);
 }
 
 // One clock of the run loops: one evaluation when allowed, else two.
