@@ -35,7 +35,7 @@ hold the pipeline for two cycles; read answers are registered.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -106,11 +106,13 @@ def tree_stages(chunk: int) -> int:
 
 
 def _count(m, bits: list) -> list:
-    """The number of set bits among up to 6 bits, bit by bit: a table in a kept signal, so that
-    synthesis maps it to one LUT level and does not merge it with the next counters."""
+    """The number of set bits among up to 6 bits, bit by bit: their sum in a kept signal, so that
+    synthesis maps each bit (a function of at most 6 inputs) to one LUT and does not merge it with the
+    next counters. (A sum, not a table: Verilator evaluates a 64-entry table as a tree of branches, and
+    the simulated board spends most of its time there.)"""
     width = len(bits).bit_length()
     count = Signal(width, attrs={"keep": 1})
-    m.d.comb += count.eq(Array(Const(n.bit_count(), width) for n in range(1 << len(bits)))[Cat(*bits)])
+    m.d.comb += count.eq(sum(bits[1:], bits[0]))
     return [count[k] for k in range(width)]
 
 
