@@ -106,13 +106,28 @@ def tree_stages(chunk: int) -> int:
 
 
 def _count(m, bits: list) -> list:
-    """The number of set bits among up to 6 bits, bit by bit: their sum in a kept signal, so that
-    synthesis maps each bit (a function of at most 6 inputs) to one LUT and does not merge it with the
-    next counters. (A sum, not a table: Verilator evaluates a 64-entry table as a tree of branches, and
-    the simulated board spends most of its time there.)"""
+    """The number of set bits among up to 6 bits, bit by bit: full and half adders of boolean operators in
+    a kept signal, so that synthesis maps each bit (a function of at most 6 inputs) to one LUT and does not
+    merge it with the next counters. (Not a table: Verilator evaluates a 64-entry table as a tree of
+    branches, where the simulated board spent most of its time; not `+`: Yosys's ECP5 flow failed on it.)"""
     width = len(bits).bit_length()
+    columns = [list(bits)]  # bits of weight 2^k still to add, per k
+    out = []
+    for k in range(width):
+        column = columns[k]
+        columns.append([])
+        while len(column) > 1:
+            if len(column) >= 3:
+                a, b, c = column.pop(0), column.pop(0), column.pop(0)
+                column.append(a ^ b ^ c)
+                columns[k + 1].append(a & b | a & c | b & c)
+            else:
+                a, b = column.pop(0), column.pop(0)
+                column.append(a ^ b)
+                columns[k + 1].append(a & b)
+        out.append(column[0] if column else Const(0, 1))
     count = Signal(width, attrs={"keep": 1})
-    m.d.comb += count.eq(sum(bits[1:], bits[0]))
+    m.d.comb += count.eq(Cat(*out))
     return [count[k] for k in range(width)]
 
 
