@@ -94,7 +94,7 @@ CONFIGS = {
                     volume=1500, events=[8, None]),
 }
 #: More configurations for `make regress-long`: the default build of `make verilog`, one group and
-#: one chunk per layer, one neuron and one synapse per clock, extreme widths, four layers.
+#: one chunk per layer, one neuron and one synapse per clock, extreme widths, four layers, event-driven layers.
 LONG_CONFIGS = {
     "default-build": Bench(DEFAULT_SIZES, DEFAULT_LANES, DEFAULT_CHUNK, ("lif", "lif", "lif"), ("subtract",) * 3,
                            v_bits=16, u_bits=16, frac_bits=8, volume=400),
@@ -104,6 +104,12 @@ LONG_CONFIGS = {
                             v_bits=(32, 2), u_bits=(32, 2), frac_bits=16, bus=64, volume=3000),
     "four-layers": Bench((70, 40, 30, 20, 10), [8, 5, 4, 10], [35, 8, 30, 5], ("lif", "cuba", "lif", "cuba"),
                          ("subtract", "zero", "none", "subtract"), "multiply", bus=64, volume=2000),
+    # event-driven layers in a row (E = 16 banks of 4 inputs, then 5 banks of 5 with a padding slot), and the
+    # corners of E: one bank (a clock per active input) and one input per bank (K = 1)
+    "events-deep": Bench((64, 24, 12, 5), [6, 4, 5], [None, None, 12], ("lif", "cuba", "lif"),
+                         ("subtract", "none", "zero"), events=[16, 5, None], volume=1500),
+    "events-corners": Bench((20, 6, 3), [3, 3], [None, None], ("cuba", "lif"), ("zero", "subtract"),
+                            events=[1, 6], volume=1500),
 }
 ALL_CONFIGS = {**CONFIGS, **LONG_CONFIGS}
 #: A core built with probes (one build): cuba and lif layers, the probe scenario of `test_probes_on_verilator`.
