@@ -35,7 +35,7 @@ import numpy as np
 from spikeloop import golden
 from spikeloop.boards import estimate
 from spikeloop.boards.flow import config_args
-from spikeloop.config import DEFAULT_CORE, DEFAULT_SIZES, CoreConfig
+from spikeloop.config import DEFAULT_CORE, DEFAULT_SIZES, CoreConfig, max_timestep_cycles
 from spikeloop.network import Network
 from spikeloop.rtl import throughput
 
@@ -102,9 +102,7 @@ def board_cycles(config: CoreConfig, network: Network, spikes: np.ndarray) -> fl
         board.arm(n_out)
         board.send(pack_spikes(flat, built.bus_width))
         start = board.cycles
-        board.run(200 * len(flat) * max(int(c) for c in throughput.stage_cycles(built, [[layer.n_chunks]
-                                                                                 for layer in built.layers])[:, 0]),
-                  Until.RECEIVED | Until.SENT)
+        board.run(len(flat) * max_timestep_cycles(built), Until.RECEIVED | Until.SENT)
         taken = board.cycles - start
         out = board.take()
     finally:

@@ -1000,8 +1000,13 @@ def automatic(sizes, densities, board: Board | str = "pynq-z2", **kwargs) -> Cor
     board = get_board(board) if isinstance(board, str) else board
     widths = {k: kwargs[k] for k in ("v_bits", "u_bits", "frac_bits", "decay", "options", "membranes", "bus_width")
               if k in kwargs}
-    default = CoreConfig.build(sizes, lanes=board.default_lanes, chunk=board.default_chunk, **widths)
-    return largest(sizes, board, densities=densities, max_luts=analytic(default).lut, **kwargs)
+    return largest(sizes, board, densities=densities, max_luts=analytic(default_build(sizes, board, **widths)).lut,
+                   **kwargs)
+
+
+def default_build(sizes, board: Board, **widths) -> CoreConfig:
+    """The board's default build (its lanes and chunk) of `sizes`: what `automatic` is measured against."""
+    return CoreConfig.build(sizes, lanes=board.default_lanes, chunk=board.default_chunk, **widths)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1244,7 +1249,7 @@ def run(args) -> int:
         if densities is not None:
             from spikeloop.rtl.throughput import expected_core_cycles
 
-            default = CoreConfig.build(sizes, lanes=board.default_lanes, chunk=board.default_chunk)
+            default = default_build(sizes, board)
             means = [float(np.mean(d)) for d in densities]
             expected = {"densities": means, "cycles_per_timestep": expected_core_cycles(config, densities),
                         "default_cycles_per_timestep": expected_core_cycles(default, densities)}
