@@ -202,6 +202,8 @@ class Layer(wiring.Component, Probed):
             wiring.connect(m, wiring.flipped(self.i_stream), xbar.i_stream)
 
         m.d.comb += self.ctrl.busy.eq(xbar.busy | neurons.ctrl.busy | o_valid)
-        # the collector's own timestep (the crossbar and the neuron array name theirs)
+        # the collector's own timestep (the crossbar and the neuron array name theirs); recurrent, `pending`
         self._probes = {"steps": o_valid, "lasts": o_valid & self.o_stream.p.last}
+        if c.recurrent:
+            self._probes["pending"] = pending
         return m
