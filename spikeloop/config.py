@@ -205,11 +205,11 @@ class LayerConfig:
             have, want = getattr(layer, name), getattr(self, name)
             if have != want:
                 raise ConfigError(f"{w}: the network has {name} = {have}, the core is built for {want}")
-        if getattr(layer, "is_recurrent", False) != self.recurrent:
+        if layer.is_recurrent != self.recurrent:
             raise ConfigError(
-                f"{w}: the network's layer has recurrent = {not self.recurrent}, the core is built with recurrent = "
+                f"{w}: the network has recurrent = {layer.is_recurrent}, the core is built with recurrent = "
                 f"{self.recurrent}" + (" (build with recurrent=True, `--recurrent` on the command line)"
-                                       if not self.recurrent else "")
+                                       if layer.is_recurrent else "")
             )
         if self.decay == Decay.SHIFT.label:
             for name in ("lam", "alpha"):
@@ -348,7 +348,7 @@ class CoreConfig(LayerChain):
         if options is None:
             options = [not layer.is_v1 for layer in network.layers]
         if recurrent is None:
-            recurrent = [getattr(layer, "is_recurrent", False) for layer in network.layers]
+            recurrent = [layer.is_recurrent for layer in network.layers]
         return cls.build(
             network.sizes, lanes=lanes, chunk=chunk, decay=decay, options=options, events=events, recurrent=recurrent,
             v_bits=[layer.v_bits for layer in network.layers],
