@@ -787,12 +787,12 @@ class RecurrentLayerHarness(Harness):
     and resets; the input stream's producer keeps the stream rule and a state clear comes only while the layer is
     idle and offered nothing (as the core's `StateClear` sends it).
 
-    Checked from reset for 40 clocks, three timesteps (bounded: a k-induction would need invariants on every
-    stage of the neuron array's pipeline): the output stream holds while stalled; the crossbar, the neuron
-    array and the collector each hold exactly the timesteps that crossed their input and not their output; the
-    layer's `pending` is "a timestep is in the crossbar or the neuron array", and at most one is; so the crossbar takes a timestep only
-    when the previous one has left the neuron array (its spikes, the recurrent inputs, are complete); the recurrent
-    inputs it takes are the collector's spikes, and zero after a state clear.
+    Checked from reset for 40 clocks, three timesteps (bounded: a k-induction would need invariants on every stage
+    of the neuron array's pipeline): the output stream holds while stalled; the crossbar, the neuron array and the
+    collector each hold exactly the timesteps that crossed their input and not their output; the layer's `pending`
+    is "a timestep is in the crossbar or the neuron array", and at most one is; so the crossbar takes a timestep
+    only when the previous one has left the neuron array (its spikes, the recurrent inputs, are complete); the
+    recurrent inputs it takes are the collector's spikes, and zero after a state clear.
     Covers (from reset): a timestep taken with a previous spike among its inputs, and a group's sum made of the
     previous spikes alone (no input spike): a spike fed back.
     """
