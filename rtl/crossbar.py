@@ -41,7 +41,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from spikeloop.config import LayerConfig
+from spikeloop.config import LEVELS_PER_STAGE, LayerConfig, _compress, _stage_levels, tree_stages
 from spikeloop.network import check_int
 
 from .common import (
@@ -58,52 +58,6 @@ from .common import (
 from .window import WindowPort
 
 __all__ = ["Crossbar", "LEVELS_PER_STAGE", "count_and_sum", "tree_stages"]
-
-#: Counter levels (one LUT6 each) of the popcount trees between two register stages: two, because
-#: synthesis may split a counter's table in two LUT levels (Yosys's ABC9 shares logic between a
-#: counter's bits), and two such counters stay within the xc7's six levels at 100 MHz.
-LEVELS_PER_STAGE = 2
-#: Bits a counter takes: a LUT6 has 6 inputs.
-COUNTER_BITS = 6
-
-
-def _groups(height: int) -> list[int]:
-    """Sizes of the counters over a column of `height` bits of one weight (none at 2 or fewer):
-    as few as take 6 bits each, of balanced sizes (each at least 3, so every counter shrinks the heap)."""
-    if height <= 2:
-        return []
-    n = -(-height // COUNTER_BITS)
-    return [height // n + (i < height % n) for i in range(n)]
-
-
-def _compress(heap: list[list], count) -> list[list]:
-    """One counter level over a heap (column i: bits of weight 2^i): `count(bits)` gives a counter's
-    result bits, which go to its column and the next ones; bits outside counters pass."""
-    after = [[] for _ in range(len(heap) + 2)]
-    for i, column in enumerate(heap):
-        start = 0
-        for size in _groups(len(column)):
-            for k, bit in enumerate(count(column[start : start + size])):
-                after[i + k].append(bit)
-            start += size
-        after[i] += column[start:]
-    while after and not after[-1]:
-        after.pop()
-    return after
-
-
-def _stage_levels(chunk: int) -> list[int]:
-    """Counter levels of each register stage of the popcount tree of `chunk` bits (to two rows)."""
-    heap, levels = [[None] * chunk], 0
-    while max(map(len, heap)) > 2:
-        heap, levels = _compress(heap, lambda bits: [None] * len(bits).bit_length()), levels + 1
-    return [min(LEVELS_PER_STAGE, levels - done) for done in range(0, levels, LEVELS_PER_STAGE)]
-
-
-def tree_stages(chunk: int) -> int:
-    """Register stages (T1..Tk) of the popcount tree of a chunk of C bits."""
-    return len(_stage_levels(chunk))
-
 
 def _count(m, bits: list) -> list:
     """The number of set bits among up to 6 bits, bit by bit: full and half adders of boolean operators in

@@ -34,32 +34,51 @@ from spikeloop.config import CoreConfig, LayerConfig, framing_cycles, layer_cycl
 from spikeloop.stream import output_words_per_timestep, pack_spikes, words_per_timestep
 from spikeloop.windows import neuron_word_index
 
-__all__ = ["chunk_sizes", "nonzero_chunks", "expected_nonzero_chunks", "stage_cycles", "core_cycles",
+__all__ = ["chunk_sizes", "crossbar_input", "nonzero_chunks", "expected_nonzero_chunks", "stage_cycles", "core_cycles",
            "expected_core_cycles", "synapses", "Measurement", "measure"]
 
 
 def chunk_sizes(layer: LayerConfig) -> list[int]:
-    """Inputs per chunk (the last one may be short)."""
-    return [min(layer.chunk, layer.n_in - c * layer.chunk) for c in range(layer.n_chunks)]
+    """Crossbar inputs per chunk (the last one may be short; a recurrent layer's previous spikes included)."""
+    return [min(layer.chunk, layer.crossbar_inputs - c * layer.chunk) for c in range(layer.n_chunks)]
 
 
-def nonzero_chunks(layer: LayerConfig, spikes) -> np.ndarray:
-    """Z per timestep, spikes [T, n_in]: chunks of the layer's input holding at least one spike; for an
-    event-driven layer the most active inputs of one bank (`EventGeometry.items`, as `event_cycles`)."""
+def crossbar_input(layer: LayerConfig, spikes, previous=None) -> np.ndarray:
+    """What the layer's crossbar takes per timestep, bool [T, crossbar_inputs]: `spikes` [T, n_in], and for a
+    recurrent layer its own spikes of the previous timestep after them (`previous`, [T, n_out]; None: none)."""
     spikes = np.asarray(spikes, bool)
+    if not layer.recurrent:
+        return spikes
+    prev = np.zeros((spikes.shape[0], layer.n_out), bool) if previous is None else np.asarray(previous, bool)
+    if prev.shape != (spikes.shape[0], layer.n_out):
+        raise ValueError(f"previous spikes have shape {prev.shape}, expected {(spikes.shape[0], layer.n_out)}")
+    return np.concatenate([spikes, prev], axis=1)
+
+
+def nonzero_chunks(layer: LayerConfig, spikes, previous=None) -> np.ndarray:
+    """Z per timestep, spikes [T, n_in] (a recurrent layer: and its own `previous` spikes, see `crossbar_input`):
+    chunks of the layer's crossbar input holding at least one spike; for an event-driven layer the most active
+    inputs of one bank (`EventGeometry.items`, as `event_cycles`)."""
+    spikes = crossbar_input(layer, spikes, previous)
     if layer.events is not None:
         return np.asarray(layer.weight_window.items(spikes))
+    width = layer.crossbar_inputs
     padded = np.zeros((spikes.shape[0], layer.n_chunks * layer.chunk), bool)
-    padded[:, : layer.n_in] = spikes
+    padded[:, :width] = spikes
     return padded.reshape(spikes.shape[0], layer.n_chunks, layer.chunk).any(axis=2).sum(axis=1)
 
 
-def expected_nonzero_chunks(layer: LayerConfig, density) -> float:
+def expected_nonzero_chunks(layer: LayerConfig, density, previous=None) -> float:
     """E[Z] for independent input bits that fire with probability `density` (a share, or one per input): for
     a dense layer the sum over chunks of P(some input fires); for an event-driven one E[max over banks of the
-    active inputs of the bank] = sum over m >= 1 of P(some bank has m or more)."""
+    active inputs of the bank] = sum over m >= 1 of P(some bank has m or more). A recurrent layer's own previous
+    spikes fire with probability `previous` (a share or one per neuron; None: `density` if a share, else 1)."""
     p = np.zeros(layer.n_chunks * layer.chunk)
     p[: layer.n_in] = np.broadcast_to(np.asarray(density, float), (layer.n_in,))
+    if layer.recurrent:
+        if previous is None:
+            previous = float(density) if np.ndim(density) == 0 else 1.0
+        p[layer.n_in : layer.crossbar_inputs] = np.broadcast_to(np.asarray(previous, float), (layer.n_out,))
     rows = p.reshape(layer.n_chunks, layer.chunk)  # dense: a chunk per row; events: row r of bank b is input r*E + b
     if layer.events is None:
         return float((1 - np.prod(1 - rows, axis=1)).sum())
@@ -95,8 +114,9 @@ def expected_core_cycles(config: CoreConfig, densities) -> float:
 
 
 def synapses(config: CoreConfig) -> int:
-    """Synapses of the network: the synaptic ops of one timestep on dense input."""
-    return sum(layer.n_in * layer.n_out for layer in config.layers)
+    """Synapses of the network (a recurrent layer's n_out x n_out included): the synaptic ops of one timestep on
+    dense input."""
+    return sum(layer.crossbar_inputs * layer.n_out for layer in config.layers)
 
 
 @dataclass(frozen=True)
@@ -191,7 +211,9 @@ def measure(config: CoreConfig, densities=(1.0, 0.2, 0.05, 0.01, 0.0), *, steps:
     first = steps // 4
     for d, spikes, done in zip(densities, trains, ends):
         measured = (done[-1] - done[first - 1]) / (steps - first)
-        z = [nonzero_chunks(config.layers[0], spikes)]
+        fired = np.full((steps, config.layers[0].n_out), deeper == "dense")
+        fired[0] = False  # a recurrent layer 0's previous spikes: all of them (but at the first timestep) or none
+        z = [nonzero_chunks(config.layers[0], spikes, fired)]
         z += [np.full(steps, layer.n_chunks if deeper == "dense" else 0) for layer in config.layers[1:]]
         stages = stage_cycles(config, z)[:, first:]
         # a layer's state_cycles bound the spacing of a group's timesteps, not each timestep: the lower

@@ -48,7 +48,8 @@ from spikeloop.windows import MAX_EVENTS, DenseGeometry, EventGeometry
 
 __all__ = [
     "ConfigError", "LayerConfig", "CoreConfig", "MAX_LANES", "MAX_CHUNK", "MAX_ROW_BITS", "MAX_EVENTS",
-    "design_hash", "hash_words", "state_cycles", "layer_cycles", "framing_cycles", "max_timestep_cycles",
+    "design_hash", "hash_words", "tree_stages", "state_cycles", "crossbar_latency", "recurrent_wait", "layer_cycles",
+    "framing_cycles", "max_timestep_cycles",
     "DEFAULT_SIZES", "DEFAULT_LANES", "DEFAULT_CHUNK", "DEFAULT_CORE",
 ]
 
@@ -459,11 +460,70 @@ def hash_words(config: CoreConfig) -> list[int]:
     return [int.from_bytes(digest[4 * k : 4 * k + 4], "little") for k in range(8)]
 
 
+#: Counter levels (one LUT6 each) of the popcount trees between two register stages: two, because
+#: synthesis may split a counter's table in two LUT levels (Yosys's ABC9 shares logic between a
+#: counter's bits), and two such counters stay within the xc7's six levels at 100 MHz.
+LEVELS_PER_STAGE = 2
+#: Bits a counter takes: a LUT6 has 6 inputs.
+_COUNTER_INPUTS = 6
+
+
+def _groups(height: int) -> list[int]:
+    """Sizes of the counters over a column of `height` bits of one weight (none at 2 or fewer):
+    as few as take 6 bits each, of balanced sizes (each at least 3, so every counter shrinks the heap)."""
+    if height <= 2:
+        return []
+    n = -(-height // _COUNTER_INPUTS)
+    return [height // n + (i < height % n) for i in range(n)]
+
+
+def _compress(heap: list[list], count) -> list[list]:
+    """One counter level over a heap (column i: bits of weight 2^i): `count(bits)` gives a counter's
+    result bits, which go to its column and the next ones; bits outside counters pass."""
+    after = [[] for _ in range(len(heap) + 2)]
+    for i, column in enumerate(heap):
+        start = 0
+        for size in _groups(len(column)):
+            for k, bit in enumerate(count(column[start : start + size])):
+                after[i + k].append(bit)
+            start += size
+        after[i] += column[start:]
+    while after and not after[-1]:
+        after.pop()
+    return after
+
+
+def _stage_levels(chunk: int) -> list[int]:
+    """Counter levels of each register stage of the popcount tree of `chunk` bits (to two rows)."""
+    heap, levels = [[None] * chunk], 0
+    while max(map(len, heap)) > 2:
+        heap, levels = _compress(heap, lambda bits: [None] * len(bits).bit_length()), levels + 1
+    return [min(LEVELS_PER_STAGE, levels - done) for done in range(0, levels, LEVELS_PER_STAGE)]
+
+
+def tree_stages(chunk: int) -> int:
+    """Register stages (T1..Tk) of the crossbar's popcount tree of a chunk of C bits (rtl/crossbar.py)."""
+    return len(_stage_levels(chunk))
+
+
 def state_cycles(layer: LayerConfig) -> int:
     """Clocks from the neuron array's read of a group's v and u to the first read that sees them written
     back (rtl/neuron.py: read ports, read registers, the decays' product with decay "multiply", the
     losses, five update stages, the write landing): the least time between two timesteps of a group."""
     return 9 + (layer.decay == "multiply")
+
+
+def crossbar_latency(layer: LayerConfig) -> int:
+    """Clocks from a crossbar's last item issued to its group's sums in the output register: 5 + tree_stages(C)
+    (C = E for the event-driven crossbar; `Crossbar.latency`, `EventCrossbar.latency`)."""
+    return 5 + tree_stages(layer.chunk)
+
+
+def recurrent_wait(layer: LayerConfig) -> int:
+    """Clocks a recurrent layer adds to each timestep (0 for a feed-forward one): its next timestep waits for the
+    last group's spikes, the crossbar's latency and the neuron array's pipeline (`state_cycles`) after the last
+    item issued, and a clock to offer it to the crossbar (docs/gateware.md, "Recurrent layers")."""
+    return crossbar_latency(layer) + state_cycles(layer) + 1 if layer.recurrent else 0
 
 
 def layer_cycles(layer: LayerConfig, nonzero_chunks=None, *, state: bool = True):
@@ -472,9 +532,11 @@ def layer_cycles(layer: LayerConfig, nonzero_chunks=None, *, state: bool = True)
     timestep; with `state`, at least `state_cycles`, which only a layer of few groups reaches
     (docs/gateware.md, "Throughput"). Z is the input chunks holding a spike for the dense crossbar, the
     most active inputs of one bank for the event-driven one (`EventGeometry.items`; then this is
-    `rtl.events.event_cycles`, and the dense default K = n_chunks is its all-active case)."""
+    `rtl.events.event_cycles`, and the dense default K = n_chunks is its all-active case). A recurrent layer
+    works on one timestep at a time: Z counts its chunks of previous spikes too, and it adds `recurrent_wait`."""
     z = layer.n_chunks if nonzero_chunks is None else nonzero_chunks
-    cycles = np.maximum(layer.n_groups * np.maximum(1, z) + 1, state_cycles(layer) if state else 0)
+    cycles = np.maximum(layer.n_groups * np.maximum(1, z) + 1 + recurrent_wait(layer),
+                        state_cycles(layer) if state else 0)
     return cycles if np.ndim(cycles) else cycles.item()
 
 

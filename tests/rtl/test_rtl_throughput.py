@@ -78,3 +78,34 @@ def test_the_deadline_bound_holds_an_event_crossbar():
 
     for events in range(1, MAX_EVENTS + 1):
         assert 1 + 1 + 5 + tree_stages(events) <= 6 + events.bit_length(), events
+
+
+@pytest.mark.parametrize("sizes,lanes,chunk,events,decay,recurrent", [
+    ((32, 16, 10), [4, 10], [8, 16], None, "shift", [True, False]),  # 4 groups x 6 chunks, 2 of previous spikes
+    ((32, 16, 10), [2, 10], [8, 16], None, "multiply", [True, False]),  # 8 groups; the product stage
+    ((64, 16, 10), [4, 10], [64, 16], None, "shift", [True, False]),  # C 64: two tree stages
+    ((32, 16, 10), [4, 10], [None, 16], [8, None], "shift", [True, False]),  # event layer: 4 groups x 6 bank rows
+    ((20, 24, 8), [6, 2], [8, 8], None, "shift", [False, True]),  # a recurrent layer 1 after a wider layer 0
+])
+def test_a_recurrent_layer_takes_a_timestep_at_a_time(sizes, lanes, chunk, events, decay, recurrent):
+    """A recurrent layer's next timestep waits for the spikes of its last group: n_groups * max(1, Z) + 1 +
+    `recurrent_wait` (the crossbar's latency, the neuron array's pipeline, a clock), Z over its inputs and its
+    previous spikes (all fire with `deeper="dense"`, none with "empty")."""
+    from spikeloop.config import crossbar_latency, recurrent_wait
+
+    config = CoreConfig.build(sizes, lanes=lanes, chunk=chunk, events=events, v_bits=12, decay=decay,
+                              recurrent=recurrent)
+    k = recurrent.index(True)
+    layer = config.layers[k]
+    assert recurrent_wait(layer) == crossbar_latency(layer) + state_cycles(layer) + 1
+    assert [recurrent_wait(other) for other in config.layers if not other.recurrent] == [0]
+    plain = CoreConfig.build(sizes, lanes=lanes, chunk=chunk, events=events, v_bits=12, decay=decay)
+    for deeper in ("dense", "empty"):
+        results = throughput.measure(config, (1.0, 0.0), steps=16, seed=3, deeper=deeper)
+        for r in results:
+            assert r.measured == r.model, (deeper, r)
+        if deeper == "dense":  # every chunk holds a spike: the recurrent layer sets the pace
+            assert results[0].measured == layer_cycles(layer) == layer.n_groups * layer.n_chunks + 1 + \
+                recurrent_wait(layer), results[0]
+        # a feed-forward build of the same sizes is quicker (the layers overlap their timesteps)
+        assert throughput.measure(plain, (1.0,), steps=16, seed=3, deeper=deeper)[0].measured < results[0].measured
