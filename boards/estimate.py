@@ -163,8 +163,9 @@ def cycles_per_timestep(config: CoreConfig) -> int:
 
 
 def synapses(config: CoreConfig) -> int:
-    """Synapses of the network: the synaptic operations of one timestep."""
-    return sum(layer.n_in * layer.n_out for layer in config.layers)
+    """Synapses of the network (a recurrent layer's n_out x n_out included): the synaptic operations of one
+    timestep."""
+    return sum(layer.crossbar_inputs * layer.n_out for layer in config.layers)
 
 
 def ops_per_cycle(config: CoreConfig) -> float:
@@ -412,15 +413,16 @@ def layer_memories(layer: LayerConfig) -> dict[str, MemoryMap]:
 
 def _crossbar_features(layer: LayerConfig) -> dict[str, dict[str, float]]:
     """The dense crossbar's features; an event-driven one's pipeline after its walk is the dense one's with a
-    chunk of E (no chunk multiplexer: `event_walk_luts` is its walk)."""
+    chunk of E (no chunk multiplexer: `event_walk_luts` is its walk). A recurrent layer's crossbar has
+    `crossbar_inputs` (n_in + n_out) inputs: "n_in" below counts them."""
     P, C, NC = layer.lanes, layer.chunk, layer.n_chunks
     dense = layer.events is None
-    acc = layer.n_in.bit_length()
+    acc = layer.crossbar_inputs.bit_length()
     return {"lut": {
         "popcount bits P*C": P * C,
         "accumulator bits P*log2(n_in)": P * acc,
         "chunk multiplexer C*(n_chunks-1)": C * (NC - 1) * dense,
-        "inputs n_in": layer.n_in,
+        "inputs n_in": layer.crossbar_inputs,
         "chunks": NC * dense,
         "one": 1.0,
     }}
@@ -436,7 +438,7 @@ EVENT_WALK_LUTS_PER_INPUT = 9.5
 
 def event_walk_luts(layer: LayerConfig) -> float:
     """LUTs of an event-driven crossbar's walk (none for a dense layer): `EVENT_WALK_LUTS_PER_INPUT` per input."""
-    return 0.0 if layer.events is None else EVENT_WALK_LUTS_PER_INPUT * layer.n_in
+    return 0.0 if layer.events is None else EVENT_WALK_LUTS_PER_INPUT * layer.crossbar_inputs
 
 
 def _neuron_features(layer: LayerConfig) -> dict[str, dict[str, float]]:
@@ -528,15 +530,15 @@ def crossbar_ffs(layer: LayerConfig) -> dict[str, int]:
         "weight write, a clock later": _index_bits(layer.weight_rows) + 32 + layer.row_words,
         "weight read register (LUT RAM)": weights.width if weights.kind == "lutram" else 0,
         "read port": _window_port_ffs(row, max(1, stride_bits) + 1),
-        # W: the timestep (n_in bits: the padding is constant), its nonzero chunks and the walk
-        "capture and walk": layer.n_in + 1 + 2 * NC + 1 + g + _index_bits(layer.weight_rows) + 1,
+        # W: the timestep (its crossbar inputs: the padding is constant), its nonzero chunks and the walk
+        "capture and walk": layer.crossbar_inputs + 1 + 2 * NC + 1 + g + _index_bits(layer.weight_rows) + 1,
         # the walk's choices a clock ahead: the offered payload's nonzero chunks (and offered), the
         # timestep's and the group's lowest chunk
         "walk registers ahead": 3 * NC + 1,
         "I, M: row, chunk bits": 2 * (tag + row + C),
         "A: lanes AND chunk": tag + (P + 1) * C,
         "T: popcount trees": sum(tag + (P + 1) * bits for bits in tree_register_bits(C)),
-        "S: accumulators": tag + (P + 1) * layer.n_in.bit_length(),
+        "S: accumulators": tag + (P + 1) * layer.crossbar_inputs.bit_length(),
         "O: output and skid": 2 * (P * layer.syn_bits + g + 2) + 2,
     }
 
@@ -555,7 +557,7 @@ def event_crossbar_ffs(layer: LayerConfig) -> dict[str, int]:
     k_bits = max(1, (K - 1).bit_length())
     tag = 5 + g  # an item: valid, first, end, group, step_end, last
     weights = layer_memories(layer)["weights"]
-    inputs = [len(range(b, layer.n_in, E)) for b in range(E)]  # inputs of each bank
+    inputs = [len(range(b, layer.crossbar_inputs, E)) for b in range(E)]  # inputs of each bank
     return {
         "bus requests and read answer": _SEL_BITS + addr_bits + 32 + 2 + 1 + 32,
         "weight read registers (LUT RAM)": E * weights.width if weights.kind == "lutram" else 0,
@@ -567,7 +569,7 @@ def event_crossbar_ffs(layer: LayerConfig) -> dict[str, int]:
         "I, M: rows and valid": 2 * (tag + E * (row + 1)),
         "A: lanes AND valid": tag + (P + 1) * E,
         "T: popcount trees": sum(tag + (P + 1) * bits for bits in tree_register_bits(E)),
-        "S: accumulators": tag + (P + 1) * layer.n_in.bit_length(),
+        "S: accumulators": tag + (P + 1) * layer.crossbar_inputs.bit_length(),
         "O: output and skid": 2 * (P * layer.syn_bits + g + 2) + 2,
     }
 
@@ -647,10 +649,10 @@ def neuron_ffs(layer: LayerConfig) -> dict[str, int]:
 def collector_ffs(layer: LayerConfig, membranes: bool) -> int:
     """Flip-flops of a layer's collector (rtl/layer.py): the spikes (and membranes), valid, last, and
     the answer to a read past a window, unless the crossbar's and the neuron array's addresses are
-    as wide (then none is past)."""
+    as wide (then none is past); a recurrent layer's `pending` (its spikes are the previous ones already)."""
     weights = (layer.row_stride - 1).bit_length() + _index_bits(layer.weight_rows)
     neurons = (layer.lane_stride - 1).bit_length() + _index_bits(layer.n_groups)
-    return layer.n_out * (1 + layer.v_bits * membranes) + 2 + (weights != neurons)
+    return layer.n_out * (1 + layer.v_bits * membranes) + 2 + (weights != neurons) + layer.recurrent
 
 
 def _count_bits(n: int) -> int:
@@ -901,9 +903,10 @@ def _layer_choices(n_in: int, n_out: int, base: dict, density, max_chunk: int | 
     from spikeloop.rtl import throughput
 
     max_chunk = CORE_MAX_CHUNK if max_chunk is None else min(max_chunk, CORE_MAX_CHUNK)
-    kinds = [{"chunk": C} for _, C in _splits(n_in, max_chunk)]
+    width = n_in + n_out if base.get("recurrent") else n_in  # the crossbar's inputs
+    kinds = [{"chunk": C} for _, C in _splits(width, max_chunk)]
     if density is not None:
-        kinds += [{"events": E} for rows, E in _splits(n_in, MAX_EVENTS) if rows <= MAX_BANK_ROWS]
+        kinds += [{"events": E} for rows, E in _splits(width, MAX_EVENTS) if rows <= MAX_BANK_ROWS]
     out = []
     for _, P in _splits(n_out, MAX_LANES):
         for kind in kinds:
@@ -916,7 +919,7 @@ def _layer_choices(n_in: int, n_out: int, base: dict, density, max_chunk: int | 
 
 
 def largest(sizes, board: Board | str = "pynq-z2", *, margin: float = 0.9, v_bits=16, u_bits=16, frac_bits=8,
-            decay="shift", options=False, membranes=False, bus_width=32,
+            decay="shift", options=False, recurrent=False, membranes=False, bus_width=32,
             max_chunk: int | None = MAX_CHUNK, densities=None, max_luts: float | None = None) -> CoreConfig:
     """The configuration of `sizes` with the fewest cycles per timestep (most ops/cycle) whose analytic
     estimate uses at most `margin` of every resource of the board's device (and at most `max_luts` LUTs).
@@ -931,7 +934,9 @@ def largest(sizes, board: Board | str = "pynq-z2", *, margin: float = 0.9, v_bit
     budget whose whole core fits wins. `max_chunk` caps C (default `MAX_CHUNK`; None for no cap): a
     popcount of C bits is one combinational adder tree, a timing limit the resource model does not see,
     and Yosys spends tens of minutes on C = 784. `options`: build with contract v2's options, every
-    layer or one bool per layer; `v_bits`, `u_bits`, `frac_bits` and `decay` one value or one per layer.
+    layer or one bool per layer; `recurrent` likewise (a recurrent layer's crossbar takes n_in + n_out inputs,
+    its previous spikes expected at its input's density); `v_bits`, `u_bits`, `frac_bits` and `decay` one value
+    or one per layer.
     """
     board = get_board(board) if isinstance(board, str) else board
     sizes = tuple(int(s) for s in sizes)
@@ -940,11 +945,14 @@ def largest(sizes, board: Board | str = "pynq-z2", *, margin: float = 0.9, v_bit
     switches = list(options) if isinstance(options, (list, tuple)) else [options] * n_layers
     if len(switches) != n_layers:
         raise ConfigError(f"config: options has {len(switches)} entries for {n_layers} layers")
+    loops = list(recurrent) if isinstance(recurrent, (list, tuple)) else [recurrent] * n_layers
+    if len(loops) != n_layers:
+        raise ConfigError(f"config: recurrent has {len(loops)} entries for {n_layers} layers")
     if densities is not None:
         densities = check_densities(densities, sizes[:-1], ConfigError)
     from spikeloop.rtl import throughput
 
-    probe = CoreConfig.build(sizes, membranes=membranes, bus_width=bus_width, lanes=1, chunk=1)
+    probe = CoreConfig.build(sizes, membranes=membranes, bus_width=bus_width, lanes=1, chunk=1, recurrent=loops)
     floor = float(throughput.stage_cycles(probe, [[1]] * n_layers)[0][0])  # the stream framing
     cap = {k: v * margin for k, v in board.device.capacity().items()}
     if max_luts is not None:
@@ -958,7 +966,7 @@ def largest(sizes, board: Board | str = "pynq-z2", *, margin: float = 0.9, v_bit
     choices = []  # per layer: (cycles, score, LayerConfig), cheapest first
     for k, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
         base = {name: v[k] if isinstance(v, (list, tuple)) else v for name, v in widths.items()}
-        base["options"] = switches[k]
+        base["options"], base["recurrent"] = switches[k], bool(loops[k])
         d = None if densities is None else densities[k]
         scored = [(c, score(layer, k == n_layers - 1), layer)
                   for c, layer in _layer_choices(n_in, n_out, base, d, max_chunk)]
@@ -998,8 +1006,8 @@ def automatic(sizes, densities, board: Board | str = "pynq-z2", **kwargs) -> Cor
     """The automatic configuration: `largest` at `densities` within the LUTs of the board's default build of
     `sizes` (its lanes and chunk): the default's cost spent where the activity is."""
     board = get_board(board) if isinstance(board, str) else board
-    widths = {k: kwargs[k] for k in ("v_bits", "u_bits", "frac_bits", "decay", "options", "membranes", "bus_width")
-              if k in kwargs}
+    widths = {k: kwargs[k] for k in ("v_bits", "u_bits", "frac_bits", "decay", "options", "recurrent", "membranes",
+                                     "bus_width") if k in kwargs}
     return largest(sizes, board, densities=densities, max_luts=analytic(default_build(sizes, board, **widths)).lut,
                    **kwargs)
 
@@ -1211,7 +1219,7 @@ def search_inputs(args, board: Board) -> tuple[list[int], tuple | None, dict]:
     decays = str(args.decay).split(",")
     decays = decays[0] if len(decays) == 1 else decays
     widths = {"v_bits": args.v_bits, "u_bits": args.u_bits, "frac_bits": args.frac_bits, "decay": decays,
-              "options": args.options}
+              "options": args.options, "recurrent": getattr(args, "recurrent", False)}
     if args.network is not None:
         from spikeloop.network import Network
 
@@ -1224,7 +1232,7 @@ def search_inputs(args, board: Board) -> tuple[list[int], tuple | None, dict]:
         sizes, densities = list(net.sizes), net.densities
         held = CoreConfig.for_network(net)
         widths = {name: [getattr(layer, name) for layer in held.layers]
-                  for name in ("v_bits", "u_bits", "frac_bits", "decay", "options")}
+                  for name in ("v_bits", "u_bits", "frac_bits", "decay", "options", "recurrent")}
     if args.auto and densities is None:
         raise ConfigError("argument --auto: needs the input densities (--densities or --network)")
     if densities is not None:
@@ -1249,7 +1257,7 @@ def run(args) -> int:
         if densities is not None:
             from spikeloop.rtl.throughput import expected_core_cycles
 
-            default = default_build(sizes, board)
+            default = default_build(sizes, board, **{k: v for k, v in widths.items() if k != "margin"})
             means = [float(np.mean(d)) for d in densities]
             expected = {"densities": means, "cycles_per_timestep": expected_core_cycles(config, densities),
                         "default_cycles_per_timestep": expected_core_cycles(default, densities)}

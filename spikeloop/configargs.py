@@ -220,6 +220,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, sizes_required: boo
                         help="build with contract v2's options logic (decay_round, input_shift, bias_to, u_overflow, "
                              "v_range, reset subtract_next; docs/boards.md gives its cost): every layer, or 0/1 per "
                              "layer like 1,0,0 (default: off)")
+    parser.add_argument("--recurrent", nargs="?", const=True, default=False, type=_switches,
+                        help="recurrent layers: each also takes its own spikes of the previous timestep (its crossbar "
+                             "has n_in + n_out inputs): every layer, or 0/1 per layer like 1,0 (default: none)")
     parser.add_argument("--membranes", action="store_true", help="output the last layer's membranes too")
     parser.add_argument("--probes", action="store_true",
                         help="build the probes: every layer's spikes, membranes and currents on request (PROBE)")
@@ -234,14 +237,19 @@ def config_from_args(args, *, default_sizes=DEFAULT_SIZES, default_lanes=DEFAULT
     Given `--lanes` and `--chunk` are checked against the sizes first (`check_per_layer`); the
     defaults are capped at each layer's size, as `CoreConfig.build` does with one value."""
     sizes = tuple(default_sizes) if args.sizes is None else tuple(int(x) for x in str(args.sizes).split(","))
+    recurrent = getattr(args, "recurrent", False)
+    loops = list(recurrent) if isinstance(recurrent, list) else [recurrent] * (len(sizes) - 1)
+    if len(loops) != len(sizes) - 1:
+        raise OptionError(f"argument --recurrent: {len(loops)} values for {len(sizes) - 1} layers")
+    ins = [n_in + n_out if loop else n_in for n_in, n_out, loop in zip(sizes, sizes[1:], loops)]  # crossbar inputs
     if args.lanes is not None:
         check_per_layer("--lanes", args.lanes, sizes[1:], what="outputs", limit=MAX_LANES)
     if args.chunk is not None:
-        check_per_layer("--chunk", args.chunk, sizes[:-1], what="inputs", limit=MAX_CHUNK)
+        check_per_layer("--chunk", args.chunk, ins, what="inputs", limit=MAX_CHUNK)
     lanes = default_lanes if args.lanes is None else args.lanes
     chunk = default_chunk if args.chunk is None else args.chunk
-    events = check_events(getattr(args, "events", None), sizes[:-1], chunk)
-    rows = [p * (c if e is None else e) for p, c, e in zip(_each(lanes, sizes[1:]), _each(chunk, sizes[:-1]),
+    events = check_events(getattr(args, "events", None), ins, chunk)
+    rows = [p * (c if e is None else e) for p, c, e in zip(_each(lanes, sizes[1:]), _each(chunk, ins),
                                                               events or [None] * (len(sizes) - 1))]
     if max(rows) > MAX_ROW_BITS:
         raise OptionError(f"arguments --lanes and --chunk: lanes x chunk = {max(rows)} weight bits per clock, "
@@ -250,7 +258,7 @@ def config_from_args(args, *, default_sizes=DEFAULT_SIZES, default_lanes=DEFAULT
     return CoreConfig.build(
         sizes, lanes=lanes, chunk=chunk, events=events,
         v_bits=args.v_bits, u_bits=args.u_bits, frac_bits=args.frac_bits,
-        decay=decay[0] if len(decay) == 1 else decay, options=getattr(args, "options", False),
+        decay=decay[0] if len(decay) == 1 else decay, options=getattr(args, "options", False), recurrent=recurrent,
         membranes=args.membranes, bus_width=args.bus_width,
         probes=bool(getattr(args, "probes", False)),
     )
@@ -272,9 +280,10 @@ def config_args(config: CoreConfig) -> list[str]:
             "--decay", col("decay"), "--bus-width", str(config.bus_width)]
     if any(layer.events is not None for layer in config.layers):
         args += ["--events", col("events").replace("None", "0")]
-    switches = [layer.options for layer in config.layers]
-    if all(switches):
-        args.append("--options")
-    elif any(switches):
-        args += ["--options", ",".join(str(int(on)) for on in switches)]
+    for option in ("options", "recurrent"):
+        switches = [getattr(layer, option) for layer in config.layers]
+        if all(switches):
+            args.append(f"--{option}")
+        elif any(switches):
+            args += [f"--{option}", ",".join(str(int(on)) for on in switches)]
     return args + (["--membranes"] if config.membranes else []) + (["--probes"] if config.probes else [])

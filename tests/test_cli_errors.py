@@ -543,7 +543,7 @@ def test_events_select_the_event_driven_crossbar_per_layer(tmp, capsys, monkeypa
     trip through `config_args`; `run --backend sim` hands it to `open_core`."""
     import argparse
 
-    from spikeloop.configargs import add_config_arguments, config_args, config_from_args
+    from spikeloop.configargs import OptionError, add_config_arguments, config_args, config_from_args
 
     parser = argparse.ArgumentParser()
     add_config_arguments(parser)
@@ -557,6 +557,17 @@ def test_events_select_the_event_driven_crossbar_per_layer(tmp, capsys, monkeypa
     assert [layer.events for layer in every.layers] == [16, 12]
     mixed = config_from_args(parser.parse_args(["--sizes", "40,12,5", "--chunk", "8,6", "--events", "8,0"]))
     assert [(layer.events, layer.chunk) for layer in mixed.layers] == [(8, 8), (None, 6)]
+    # --recurrent: every layer or one per layer; chunk and events reach the crossbar's n_in + n_out inputs
+    looped = config_from_args(parser.parse_args(["--sizes", "40,12,5", "--chunk", "52,17", "--recurrent"]))
+    assert [(layer.recurrent, layer.chunk) for layer in looped.layers] == [(True, 52), (True, 17)]
+    assert config_from_args(parser.parse_args(config_args(looped))) == looped
+    half = config_from_args(parser.parse_args(["--sizes", "40,12,5", "--events", "50,0", "--recurrent", "1,0"]))
+    assert [(layer.recurrent, layer.events) for layer in half.layers] == [(True, 50), (False, None)]
+    assert "--recurrent 1,0" in " ".join(config_args(half))
+    with pytest.raises(OptionError, match=r"argument --chunk: expected an integer in \[1, 12\] for layer 1"):
+        config_from_args(parser.parse_args(["--sizes", "40,12,5", "--chunk", "52,17", "--recurrent", "1,0"]))
+    with pytest.raises(OptionError, match="argument --recurrent: 3 values for 2 layers"):
+        config_from_args(parser.parse_args(["--sizes", "40,12,5", "--recurrent", "1,0,1"]))
 
     import spikeloop.host
 

@@ -320,3 +320,30 @@ def test_cli_estimate_auto_from_a_network_image(tmp_path, capsys):
     assert numbers["expected"]["default_cycles_per_timestep"] >= 4 * numbers["expected"]["cycles_per_timestep"]
     assert cli.main(["info", str(path)]) == 0
     assert "input density=0.0500" in capsys.readouterr().out
+
+
+def test_a_recurrent_layer_widens_its_weight_memory_and_its_timestep(tmp_path, capsys):
+    """A recurrent layer's crossbar has n_in + n_out inputs: more weight rows, synapses and crossbar cost, and its
+    timestep waits for its spikes (`recurrent_wait`); the searches and `--network` take the recurrence."""
+    from spikeloop.config import recurrent_wait
+    from spikeloop.network import random_network
+
+    plain = CoreConfig.build((196, 64, 10), lanes=16, chunk=64)
+    loop = CoreConfig.build((196, 64, 10), lanes=16, chunk=64, recurrent=[True, False])
+    ff, rec = (estimate.layer_memories(c.layers[0])["weights"] for c in (plain, loop))
+    assert (ff.depth, rec.depth) == (4 * 4, 4 * 5) and ff.width == rec.width  # 16 groups' rows of 5 chunks, not 4
+    assert estimate.synapses(loop) == estimate.synapses(plain) + 64 * 64
+    assert estimate.layer_resources(loop.layers[0])["crossbar"].lut > estimate.layer_resources(plain.layers[0])[
+        "crossbar"].lut
+    assert estimate.cycles_per_timestep(loop) == 4 * 5 + 1 + recurrent_wait(loop.layers[0]) > \
+        estimate.cycles_per_timestep(plain)
+    found = estimate.largest((196, 64, 10), PYNQ, recurrent=[True, False])
+    assert [layer.recurrent for layer in found.layers] == [True, False]
+    path = tmp_path / "rec.npz"
+    net = random_network((196, 64, 10), seed=4, recurrent=(True, False))
+    net.with_densities([np.full(196, 0.1), np.full(64, 0.2)]).save(path)
+    assert cli.main(["estimate", "--analytic", "--auto", "--network", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "--recurrent 1,0" in out, out
+    with pytest.raises(ConfigError, match="recurrent has 1 entries for 2 layers"):
+        estimate.largest((196, 64, 10), PYNQ, recurrent=[True])
