@@ -128,6 +128,19 @@ def test_events_sums_fail_on_swapped_lanes(monkeypatch, tmp_path):
     assert _failed_line("sum differs from sum_i w[j,i] s[i]") in formal.failure_report(result)
 
 
+def test_recurrent_check_fails_on_forgotten_spikes(monkeypatch, tmp_path):
+    """The recurrent layer's check is not vacuous: a crossbar fed zeros instead of the previous spikes is caught."""
+    from spikeloop.rtl import layer
+
+    def forgetful(spikes, previous):  # the layer's only Cat without membranes or probes: its crossbar input
+        return Cat(spikes, Const(0, len(previous)))
+
+    monkeypatch.setattr(layer, "Cat", forgetful)
+    result = formal.run_job(formal.JOBS["recurrent-bmc"], tmp_path)
+    assert result.status == "FAIL", formal.failure_report(result)
+    assert _failed_line("the recurrent inputs are not the collector's spikes") in formal.failure_report(result)
+
+
 def test_sby_text_and_job_list(capsys):
     job = formal.JOBS["core-prove"]
     text = formal.sby_text(job, "x.il")
