@@ -101,3 +101,22 @@ def test_empty_frame_and_empty_segment():
 def test_bad_bus_width_is_refused():
     with pytest.raises(ValueError, match="bus_width must be one of"):
         ps.bus_words(np.zeros(3, np.uint32), 48)
+
+
+def test_a_recurrent_network_loads_its_crossbar_weights():
+    """A recurrent layer's frame carries the rows of [w | r] (`Layer.crossbar_weights`), which a golden register
+    model loaded from it splits back into the same network; a feed-forward build refuses the network."""
+    from spikeloop.config import ConfigError
+    from spikeloop.sim.golden_board import GoldenBoard
+
+    net = random_network((40, 7, 3), seed=SEED + 1, recurrent=(True, False))
+    config = CoreConfig.for_network(net, lanes=[5, 2], chunk=[14, 7])
+    assert [layer.recurrent for layer in config.layers] == [True, False]
+    writes = ps.parse_frame(config, ps.build_frame(config, net))
+    assert writes == [(o, v & 0xFFFFFFFF) for o, v in load_writes(config, net)]
+    board = GoldenBoard(config)
+    offsets, values = zip(*writes)
+    board.write_many(offsets, values)
+    assert board.network() == net and board.network().layers[0].is_recurrent
+    with pytest.raises(ConfigError, match="layer 0: the network has recurrent = True"):
+        ps.build_frame(CONFIG, net)
