@@ -36,10 +36,13 @@ V2_OPTIONS = ({"decay_round": "zero", "u_overflow": "wrap"},
               {"v_range": "symmetric", "input_shift": 1})
 
 
-def probe_case(seed: int, *, bus_width: int = 32, membranes: bool = True, v2: bool = False, events=None):
+def probe_case(seed: int, *, bus_width: int = 32, membranes: bool = True, v2: bool = False, events=None,
+               recurrent=False):
     """A cuba layer, then a lif layer, then a cuba layer, on a core built with probes (with `v2`, with
-    `V2_OPTIONS` and the last layer's reset subtract_next; `events`: per layer, the event-driven crossbar's E)."""
-    base = random_network((26, 11, 7, 5), seed=seed, v_bits=10, u_bits=9, frac_bits=5, neuron="cuba")
+    `V2_OPTIONS` and the last layer's reset subtract_next; `events`: per layer, the event-driven crossbar's E;
+    `recurrent`: a bool or one per layer)."""
+    base = random_network((26, 11, 7, 5), seed=seed, v_bits=10, u_bits=9, frac_bits=5, neuron="cuba",
+                          recurrent=recurrent)
     kinds = [("cuba", "subtract", 8, 16), ("lif", "zero", 2, 0), ("cuba", "subtract_next" if v2 else "none", 32, 8)]
     layers = [layer.replace(neuron=n, reset=r, lam=lam, alpha=alpha, **(options if v2 else {}))
               for layer, (n, r, lam, alpha), options in zip(base.layers, kinds, V2_OPTIONS)]
@@ -73,11 +76,15 @@ def test_probes_are_not_built_without_the_flag():
     assert "probe" in _members(Layer(config=built.layers[0], probes=True))
 
 
-@pytest.mark.parametrize("bus_width,v2,events", [(32, False, None), (64, False, None), (32, True, None),
-                                                 (32, False, [5, None, 3])])
-def test_core_streams_probes_bit_exact_and_one_timestep_at_a_time(bus_width, v2, events):
-    seed = 5 + bus_width + v2 + (0 if events is None else 50)
-    network, config = probe_case(seed, bus_width=bus_width, membranes=bus_width == 32, v2=v2, events=events)
+@pytest.mark.parametrize("bus_width,v2,events,recurrent", [
+    (32, False, None, False), (64, False, None, False), (32, True, None, False), (32, False, [5, None, 3], False),
+    (32, False, [5, None, 3], (True, False, True)),  # recurrent layers, event-driven and dense
+])
+def test_core_streams_probes_bit_exact_and_one_timestep_at_a_time(bus_width, v2, events, recurrent):
+    seed = 5 + bus_width + v2 + (0 if events is None else 50) + (0 if recurrent is False else 100)
+    network, config = probe_case(seed, bus_width=bus_width, membranes=bus_width == 32, v2=v2, events=events,
+                                 recurrent=recurrent)
+    assert [layer.recurrent for layer in config.layers] == list(recurrent or (False,) * 3)
     assert [layer.events for layer in config.layers] == (events or [None] * 3)
     rng = np.random.default_rng(seed)
     # three transfers: PROBE all, then spikes only, then off (layers overlap again)
