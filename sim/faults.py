@@ -55,7 +55,8 @@ class StuckWeightBits(Board):
         self._frame: list[np.ndarray] = []  # its words so far (sends without TLAST)
         config = board.config
         for k, layer in enumerate(config.layers):
-            real = layer.weight_window.pack(np.ones((layer.n_out, layer.n_in), np.int8))  # 1 on every synapse bit
+            # 1 on every synapse bit (a recurrent layer's window holds [w | r])
+            real = layer.weight_window.pack(np.ones((layer.n_out, layer.crossbar_inputs), np.int8))
             bits = np.unpackbits(real.astype("<u4").view(np.uint8), bitorder="little").astype(bool)
             where = np.flatnonzero(bits)
             n = int(round(self.fraction * where.size))

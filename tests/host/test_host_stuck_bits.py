@@ -12,6 +12,7 @@ from spikeloop.host.sim_transport import BoardTransport
 from spikeloop.network import random_network
 from spikeloop.sim.faults import StuckWeightBits
 from spikeloop.sim.golden_board import GoldenBoard
+from spikeloop.windows import load_writes
 
 SEED = 31
 
@@ -139,3 +140,17 @@ def test_refusals(kwargs, match):
         StuckWeightBits(board, **kwargs)
     with pytest.raises(TypeError, match="board must be a Board"):
         StuckWeightBits("board", fraction=0.1, seed=0)
+
+
+def test_a_recurrent_layer_has_stuck_bits_among_its_recurrent_weights_too():
+    """The stuck bits cover the whole weights window of a recurrent layer, [w | r]: some recurrent weights are
+    forced, and the board holds the network the forced words say."""
+    net = random_network((20, 8, 4), seed=SEED, recurrent=True)
+    config = CoreConfig.for_network(net, lanes=[2, 2], chunk=[7, 5])
+    board = StuckWeightBits(GoldenBoard(config), fraction=0.2, seed=SEED)
+    assert [len(s) for s in board.stuck_bits] == [round(0.2 * 8 * 28), round(0.2 * 4 * 12)]
+    offsets, values = zip(*load_writes(config, net))
+    board.write_many(offsets, values)
+    held = board.board.network()
+    assert all(layer.is_recurrent for layer in held.layers)
+    assert any((a.recurrent != b.recurrent).any() for a, b in zip(held.layers, net.layers)), f"seed {SEED}"
