@@ -93,9 +93,9 @@ CONFIGS = {
     # the event-driven crossbar (E = 8 banks of 5 inputs) before a dense layer
     "events": Bench((40, 12, 5), [4, 5], [None, 12], ("cuba", "lif"), ("zero", "subtract"), v_bits=10, u_bits=9,
                     volume=1500, events=[8, None]),
-    # recurrent layers: dense, 30 inputs and 12 previous spikes in chunks of 7 (one chunk holds both), then 12 + 6
+    # recurrent layers: dense, 30 inputs and 12 previous spikes in chunks of 7 (one chunk holds both), then 12 + 8
     # in one chunk; event-driven, 24 + 10 in 6 banks, before a feed-forward layer
-    "recurrent": Bench((30, 12, 6), [3, 2], [7, 18], ("cuba", "lif"), ("zero", "subtract"), v_bits=10, u_bits=9,
+    "recurrent": Bench((30, 12, 8), [3, 2], [7, 20], ("cuba", "lif"), ("zero", "subtract"), v_bits=10, u_bits=9,
                        volume=2500, recurrent=True),
     "recurrent-events": Bench((24, 10, 5), [2, 5], [None, 10], ("lif", "cuba"), ("subtract", "none"), v_bits=10,
                               u_bits=9, volume=2000, events=[6, None], recurrent=(True, False)),
