@@ -149,6 +149,30 @@ def test_an_event_driven_crossbar_matches_a_fresh_synthesis():
     assert estimate.layer_memories(FRESH_EVENTS.layers[0])["weights"].banks == 8
 
 
+#: A recurrent dense layer 0 (48 inputs and its 24 previous spikes in chunks of 16) before a feed-forward one
+#: (about 30 s of Yosys).
+FRESH_RECURRENT = CoreConfig.build((48, 24, 6), lanes=[3, 2], chunk=[16, 12], recurrent=[True, False], u_bits=12)
+
+
+def test_a_recurrent_layer_matches_a_fresh_synthesis():
+    """A recurrent layer's crossbar of n_in + n_out inputs is counted as a dense one of that width: its flip-flops
+    within 5 % of Yosys, its LUTs within 20 %, its weight memory as mapped; the collector's flip-flops exactly."""
+    synthesized = estimate.synthesize(FRESH_RECURRENT, PYNQ)
+    got, parts = estimate.analytic(FRESH_RECURRENT, breakdown=True)
+    want = synthesized.resources
+    print(f"recurrent config: analytic {got.rounded()} vs Yosys {want}")
+    ffs = {name: estimate.count_cells(cells, "xc7").ff for name, cells in synthesized.modules.items()}
+    name = "spikeloop_core.core.network.layer0.crossbar"
+    mine = {m: c for m, c in synthesized.modules.items() if m == name or m.startswith(name + ".")}
+    xbar = sum((estimate.count_cells(c, "xc7") for c in mine.values()), estimate.Resources(0, 0, 0, 0))
+    part = parts["layer 0 crossbar"]
+    assert within(part.ff, xbar.ff, 0.05), (part, xbar)
+    assert within(part.lut, xbar.lut, 0.20) and part.bram == xbar.bram, (part, xbar)
+    assert parts["layer 0 collector"].ff == ffs["spikeloop_core.core.network.layer0"]
+    assert within(got.ff, want.ff, 0.05) and within(got.lut, want.lut, 0.20), (got, want)
+    assert got.bram == want.bram and got.dsp == want.dsp, (got, want)
+
+
 def test_popcount_tree_registers_are_the_crossbars():
     """`tree_register_bits` counts the registers the crossbar builds (`t<k>_lane<p>_c<i>`), stage by
     stage, for chunk widths with no stage, one and several."""
