@@ -26,17 +26,19 @@ from spikeloop.spikes import check_spikes, check_step
 
 __all__ = [
     "ENGINES", "GoldenModel", "GoldenTrace", "LIFOutput", "LIFState", "LayerParams", "kept", "lif_step",
-    "observe", "round_shift", "synaptic_input", "threshold", "zero_state",
+    "observe", "recurrent_input", "round_shift", "synaptic_input", "threshold", "zero_state",
 ]
 
 ENGINES = ("auto", "native", "numpy", "torch")  # of `GoldenModel.run`
 
 
 class LIFState(NamedTuple):
-    """State carried between timesteps: membranes `v` and currents `u`, int64 [B, n_out]."""
+    """State carried between timesteps: membranes `v` and currents `u`, int64 [B, n_out], and the spikes `z`
+    of the previous timestep [B, n_out] (a recurrent layer's extra inputs; None: none, as after a clear)."""
 
     v: torch.Tensor
     u: torch.Tensor
+    z: torch.Tensor | None = None
 
 
 class LIFOutput(NamedTuple):
@@ -79,6 +81,7 @@ class LayerParams(NamedTuple):
     input_shift: int = 0
     membrane_bias: torch.Tensor | None = None  # the bias when it enters the membrane (bias is then 0)
     u_wrap: int | None = None  # u_bits when the current wraps instead of saturating
+    recurrent_t: torch.Tensor | None = None  # float32 [n_out, n_out], +/-1: r transposed (recurrent layers)
 
     @classmethod
     def of(cls, layer: Layer, device=None) -> LayerParams:
@@ -93,6 +96,8 @@ class LayerParams(NamedTuple):
             layer.frac_bits, layer.lam, layer.alpha, layer.decay_round, layer.input_shift,
             ints(layer.membrane_bias) if layer.bias_to == "membrane" else None,
             layer.u_bits if layer.u_overflow == "wrap" else None,
+            None if layer.recurrent is None else torch.as_tensor(layer.recurrent.T.copy(), dtype=torch.float32,
+                                                                 device=device),
         )
 
 
@@ -102,6 +107,14 @@ def synaptic_input(s: torch.Tensor, p: LayerParams) -> torch.Tensor:
     if p.weights_t.shape[0] >= 1 << 24:
         raise ValueError(f"n_in = {p.weights_t.shape[0]}: float32 sums are exact only below 2^24")
     return ((s.to(torch.float32) @ p.weights_t).to(torch.int64) << p.input_shift) + p.bias
+
+
+def recurrent_input(z_prev: torch.Tensor | None, p: LayerParams) -> torch.Tensor | int:
+    """(sum_k r[j,k] z[t-1,k]) << input_shift for a recurrent layer's previous spikes z_prev (0/1 [B, n_out];
+    None: none yet), int64; 0 for a feed-forward layer (`spikeloop.golden.recurrent_input`)."""
+    if p.recurrent_t is None or z_prev is None:
+        return 0
+    return (z_prev.to(torch.float32) @ p.recurrent_t).to(torch.int64) << p.input_shift
 
 
 def round_shift(p: torch.Tensor, frac_bits: int, rounding: str) -> torch.Tensor:
@@ -199,7 +212,7 @@ def lif_step(
         v = v_pre.masked_fill(zr, 0) if zr.dtype == torch.bool else v_pre * (1 - zr)
     else:  # none, subtract_next
         v = v_pre
-    return LIFOutput(z, v_pre, u), LIFState(v, u if p.neuron == "cuba" else state.u)
+    return LIFOutput(z, v_pre, u), LIFState(v, u if p.neuron == "cuba" else state.u, z)
 
 
 def zero_state(n_out: int, batch: int = 1, device=None) -> LIFState:
@@ -232,7 +245,7 @@ class GoldenModel(torch.nn.Module):
         x = torch.from_numpy(check_step(s, self.network.n_in)).to(self.device)
         outs, new = [], []
         for p, state in zip(self.params, states):
-            out, st = lif_step(synaptic_input(x, p), state, p)
+            out, st = lif_step(synaptic_input(x, p) + recurrent_input(state.z, p), state, p)
             outs.append(out)
             new.append(st)
             x = out.z
@@ -265,7 +278,8 @@ class GoldenModel(torch.nn.Module):
         batch = s.shape[0]
         np_states = None if states is None else tuple(
             np_golden.LayerState(*(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
-                                   for x in (st.v, st.u)))
+                                   for x in (st.v, st.u)),
+                                 None if st.z is None else np.asarray(st.z.detach().cpu().numpy(), np.bool_))
             for st in states
         )
         if np_states is not None and not np_golden.states_fit(self.network, batch, np_states):
@@ -289,7 +303,7 @@ class GoldenModel(torch.nn.Module):
                 u = t(np.ascontiguousarray(fin.u))
             else:
                 u = states[k].u  # a lif layer's u is carried unchanged, as lif_step does
-            new_states.append(LIFState(t(fin.v), u))
+            new_states.append(LIFState(t(fin.v), u, None if fin.z is None else t(np.ascontiguousarray(fin.z))))
         return GoldenTrace(last.z, last.v, tuple(new_states), tuple(out) if record else None)
 
     def _run_torch(self, s, batched: bool, record: bool, states) -> GoldenTrace:
@@ -302,7 +316,7 @@ class GoldenModel(torch.nn.Module):
             a = synaptic_input(x, p)  # [B, T, n_out], all timesteps in one product
             zs, vs, us = [], [], []
             for t in range(steps):
-                out, state = lif_step(a[:, t], state, p)
+                out, state = lif_step(a[:, t] + recurrent_input(state.z, p), state, p)
                 zs.append(out.z)
                 vs.append(out.v)
                 us.append(out.u)

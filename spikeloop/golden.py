@@ -29,7 +29,8 @@ from spikeloop.spikes import SpikeError, as_bool_spikes, check_spikes, check_ste
 
 __all__ = [
     "ENGINES", "STEPPER_ENGINES", "LayerState", "LayerStep", "Stepper", "Trace", "check_engine", "initial_state",
-    "keep", "native_available", "network_step", "neuron_step", "run", "shifted_input", "states_fit",
+    "keep", "native_available", "network_step", "neuron_step", "recurrent_input", "run", "shifted_input",
+    "states_fit",
     "synaptic_input", "wrap",
 ]
 
@@ -46,15 +47,23 @@ def check_engine(engine, *, choices=ENGINES) -> str:
 
 @dataclass(frozen=True)
 class LayerState:
-    """State of one layer carried between timesteps: membranes `v` and currents `u`, int64 [B, n_out]."""
+    """State of one layer carried between timesteps: membranes `v` and currents `u`, int64 [B, n_out], and
+    the spikes `z` of the previous timestep, bool [B, n_out] (a recurrent layer's extra inputs; None: all
+    zero, as after a clear)."""
 
     v: np.ndarray
     u: np.ndarray
+    z: np.ndarray | None = None
 
     @classmethod
     def zeros(cls, layer: Layer, batch: int = 1) -> LayerState:
         """The state after a clear: all zero."""
-        return cls(np.zeros((batch, layer.n_out), np.int64), np.zeros((batch, layer.n_out), np.int64))
+        shape = (batch, layer.n_out)
+        return cls(np.zeros(shape, np.int64), np.zeros(shape, np.int64), np.zeros(shape, np.bool_))
+
+    def previous_spikes(self) -> np.ndarray:
+        """`z` as bool [B, n_out] (zeros when None)."""
+        return np.zeros(self.v.shape, np.bool_) if self.z is None else np.asarray(self.z, np.bool_)
 
 
 @dataclass(frozen=True)
@@ -84,13 +93,23 @@ class Trace:
 
 def synaptic_input(layer: Layer, s: np.ndarray) -> np.ndarray:
     """a = (sum_i w[j,i] s[i]) << input_shift + bias[j] (the bias only when it enters the current) for 0/1
-    spikes s [..., n_in]; int64 [..., n_out].
+    spikes s [..., n_in]; int64 [..., n_out]. A recurrent layer's own spikes add `recurrent_input`.
 
     Uses a float32 matrix product, exact because |sum| <= n_in <= 65536 < 2^24.
     """
     assert layer.n_in < 1 << 24, "float32 sums are exact only below 2^24"
     w = _float_weights(layer)
     return shifted_input(layer, (s.astype(np.float32) @ w).astype(np.int64))
+
+
+def recurrent_input(layer: Layer, z_prev: np.ndarray) -> np.ndarray:
+    """(sum_k r[j,k] z[t-1,k]) << input_shift: what a recurrent layer's own previous spikes z_prev (0/1
+    [..., n_out]) add to `synaptic_input`; int64 [..., n_out]. Exact as a float32 product (|sum| <= n_out)."""
+    r = getattr(layer, "_float_rt", None)
+    if r is None:
+        r = layer._float_rt = np.ascontiguousarray(layer.recurrent.T, dtype=np.float32)
+    sums = (np.asarray(z_prev).astype(np.float32) @ r).astype(np.int64)
+    return np.left_shift(sums, layer.input_shift, out=sums) if layer.input_shift else sums
 
 
 def shifted_input(layer: Layer, sums: np.ndarray) -> np.ndarray:
@@ -149,8 +168,9 @@ def neuron_step(a: np.ndarray, state: LayerState, layer: Layer) -> tuple[LayerSt
         z  = v' >= theta
         v  = v' - theta*z ("subtract") | v'*(1-z) ("zero") | v' ("none", "subtract_next")
 
-    Returns the output `LayerStep(z, v', u)` and the new state `LayerState(v, u)` (a lif
-    layer carries its state's `u` unchanged).
+    Returns the output `LayerStep(z, v', u)` and the new state `LayerState(v, u, z)` (a lif
+    layer carries its state's `u` unchanged). A recurrent layer's `a` includes `recurrent_input` of
+    the state's `z`.
     """
     rounding, F = layer.decay_round, layer.frac_bits
     u = _fit_current(keep(state.u, layer.alpha, F, rounding) + a, layer) if layer.neuron == "cuba" else a
@@ -165,7 +185,7 @@ def neuron_step(a: np.ndarray, state: LayerState, layer: Layer) -> tuple[LayerSt
         v = np.where(z, 0, v_pre)
     else:
         v = v_pre
-    return LayerStep(z, v_pre, u), LayerState(v, u if layer.neuron == "cuba" else state.u)
+    return LayerStep(z, v_pre, u), LayerState(v, u if layer.neuron == "cuba" else state.u, z)
 
 
 def initial_state(network: Network, batch: int = 1) -> tuple[LayerState, ...]:
@@ -180,7 +200,10 @@ def network_step(
     steps, new_states = [], []
     x = check_step(s, network.n_in)
     for layer, state in zip(network.layers, states):
-        out, new = neuron_step(synaptic_input(layer, x), state, layer)
+        a = synaptic_input(layer, x)
+        if layer.is_recurrent:
+            a += recurrent_input(layer, state.previous_spikes())
+        out, new = neuron_step(a, state, layer)
         steps.append(out)
         new_states.append(new)
         x = out.z
@@ -237,7 +260,8 @@ def _run_reference(network: Network, s: np.ndarray, states) -> tuple[list[LayerS
         v = np.empty(a.shape, np.int64)
         u = np.empty(a.shape, np.int64)
         for t in range(steps):
-            out, state = neuron_step(a[:, t], state, layer)
+            a_t = a[:, t] + recurrent_input(layer, state.previous_spikes()) if layer.is_recurrent else a[:, t]
+            out, state = neuron_step(a_t, state, layer)
             z[:, t], v[:, t], u[:, t] = out.z, out.v, out.u
         recorded.append(LayerStep(z, v, u))
         finals.append(state)
@@ -252,11 +276,16 @@ def _run_reference(network: Network, s: np.ndarray, states) -> tuple[list[LayerS
 
 def states_fit(network: Network, batch: int, states) -> bool:
     """Whether the fast engines may continue from `states`: one per layer, `v` (and a cuba
-    layer's `u`) int64 numpy [batch, n_out] inside its layer's range."""
+    layer's `u`) int64 numpy [batch, n_out] inside its layer's range, and a recurrent layer's `z`
+    None or bool numpy [batch, n_out]."""
     try:
         if len(states) != len(network.layers):
             return False
         for layer, st in zip(network.layers, states):
+            z = getattr(st, "z", None)
+            if layer.is_recurrent and z is not None and not (
+                    isinstance(z, np.ndarray) and z.dtype == np.bool_ and z.shape == (batch, layer.n_out)):
+                return False
             checks = [(st.v, layer.v_bits)] + ([(st.u, layer.u_bits)] if layer.neuron == "cuba" else [])
             for arr, bits in checks:
                 if not isinstance(arr, np.ndarray) or arr.dtype != np.int64 or arr.shape != (batch, layer.n_out):
@@ -294,7 +323,8 @@ def _run_native(lib, network: Network, s: np.ndarray, states, record: bool):
     v = [np.array(st.v, np.int64, order="C") for st in states]
     u = [np.array(st.u, np.int64, order="C") if layer.neuron == "cuba" else np.zeros_like(v[k])
          for k, (layer, st) in enumerate(zip(network.layers, states))]
-    nr = NativeRun(lib, network, batch, steps, v=v, u=u, record=record)
+    zp = [np.array(st.previous_spikes(), np.uint8, order="C") for st in states]
+    nr = NativeRun(lib, network, batch, steps, v=v, u=u, record=record, zp=zp)
     x = np.ascontiguousarray(s)
     nr.advance(x.ctypes.data, steps * n_in, n_in, check=False)  # check_spikes validated s
     recorded = [
@@ -302,7 +332,7 @@ def _run_native(lib, network: Network, s: np.ndarray, states, record: bool):
         for z, vr, ur in zip(nr.z_rec, nr.v_rec, nr.u_rec) if z is not None
     ]
     finals = [
-        LayerState(v[k], u[k] if layer.neuron == "cuba" else st.u)
+        LayerState(v[k], u[k] if layer.neuron == "cuba" else st.u, zp[k].view(np.bool_))
         for k, (layer, st) in enumerate(zip(network.layers, states))
     ]
     return recorded, finals
@@ -401,15 +431,19 @@ def _run_numpy(network: Network, s: np.ndarray, states, record: bool, synaptic=N
         v = state.v.copy()
         u = state.u.copy() if cuba else None
         update = _NumpyNeurons(layer, batch)
+        z_prev = state.previous_spikes()
         for t in range(steps):
+            if layer.is_recurrent:
+                np.add(a[t], recurrent_input(layer, z_prev), out=a[t])
             update(a[t], v, u, vp[t], z[t])
+            z_prev = z[t]
             if cuba and record:
                 np.copyto(u_rec[t], u)
         if record:
             recorded.append(LayerStep(_batch_major(z), _batch_major(vp), _batch_major(u_rec)))
         elif k == len(network.layers) - 1:
             recorded.append(LayerStep(_batch_major(z), _batch_major(vp), None))
-        finals.append(LayerState(v, u if cuba else state.u))
+        finals.append(LayerState(v, u if cuba else state.u, z_prev.copy()))
         x = z
     return recorded, finals
 
@@ -443,13 +477,14 @@ class Stepper:
         self._shape_b, self._shape_1 = (batch, n_in), ((n_in,) if batch == 1 else None)
         self._v = [np.zeros((batch, layer.n_out), np.int64) for layer in network.layers]
         self._u = [np.zeros((batch, layer.n_out), np.int64) for layer in network.layers]
+        self._zp = [np.zeros((batch, layer.n_out), np.uint8) for layer in network.layers]  # last step's spikes
         self._in = np.zeros((batch, n_in), np.uint8)
         self._in_bool = self._in.view(np.bool_)
         lib = _kernel(engine)
         if lib is not None:
             from spikeloop.native.golden_kernel import NativeRun
 
-            self._native = NativeRun(lib, network, batch, 1, v=self._v, u=self._u, record=False)
+            self._native = NativeRun(lib, network, batch, 1, v=self._v, u=self._u, record=False, zp=self._zp)
             self._native.bind_input(self._in.ctypes.data, n_in, 0, check=True)
             self._fn, self._call = self._native.fn, self._native.call_ptr
             self._z = self._native.z_rec[-1].reshape(batch, n_out).view(np.bool_)
@@ -459,7 +494,7 @@ class Stepper:
             self._xf = [np.zeros((batch, layer.n_in), np.float32) for layer in network.layers]
             self._af = [np.zeros((batch, layer.n_out), np.float32) for layer in network.layers]
             self._a = [np.zeros((batch, layer.n_out), np.int64) for layer in network.layers]
-            self._zs = [np.zeros((batch, layer.n_out), np.bool_) for layer in network.layers]
+            self._zs = [zp.view(np.bool_) for zp in self._zp]
             self._vps = [np.zeros((batch, layer.n_out), np.int64) for layer in network.layers]
             self._updates = [_NumpyNeurons(layer, batch) for layer in network.layers]
             self._wt = [_float_weights(layer) for layer in network.layers]
@@ -473,9 +508,10 @@ class Stepper:
         return "native" if self._native is not None else "numpy"
 
     def reset(self, states=None) -> None:
-        """Clear the state to zero, or load `states` (per layer `.v`, `.u`, [batch, n_out], in range)."""
+        """Clear the state to zero, or load `states` (per layer `.v`, `.u`, [batch, n_out], in range, and
+        the previous spikes `.z`, 0/1 [batch, n_out] or None for none)."""
         if states is None:
-            for arr in (*self._v, *self._u):
+            for arr in (*self._v, *self._u, *self._zp):
                 arr.fill(0)
             return
         if len(states) != len(self.network.layers):
@@ -492,15 +528,23 @@ class Stepper:
                 if arr.size and (arr.min() < lo or arr.max() > hi):
                     raise ValueError(f"layer {k}: state {name} lies outside [{lo}, {hi}]")
                 pair.append(arr)
-            checked.append(pair)
-        for k, (v, u) in enumerate(checked):
+            z = getattr(st, "z", None)
+            z = np.zeros((self.batch, layer.n_out), np.bool_) if z is None else np.asarray(
+                z.detach().cpu().numpy() if hasattr(z, "detach") else z)
+            if z.shape != (self.batch, layer.n_out) or not ((z == 0) | (z == 1)).all():
+                raise ValueError(f"layer {k}: state z must be 0/1 [{self.batch}, {layer.n_out}], "
+                                 f"got {z.dtype} {z.shape}")
+            checked.append((*pair, z))
+        for k, (v, u, z) in enumerate(checked):
             np.copyto(self._v[k], v)
             np.copyto(self._u[k], u)
+            np.copyto(self._zp[k], z, casting="unsafe")
 
     @property
     def states(self) -> tuple[LayerState, ...]:
         """A copy of the current state of every layer."""
-        return tuple(LayerState(v.copy(), u.copy()) for v, u in zip(self._v, self._u))
+        return tuple(LayerState(v.copy(), u.copy(), zp.view(np.bool_).copy())
+                     for v, u, zp in zip(self._v, self._u, self._zp))
 
     def _coerce(self, spikes) -> tuple[np.ndarray, bool]:
         """Validate any input form (as `check_spikes` does); returns (bool array, batched)."""
@@ -549,7 +593,10 @@ class Stepper:
             np.copyto(xf, x)
             np.matmul(xf, self._wt[k], out=af)  # exact: |sum| <= n_in < 2^24
             np.copyto(a, af, casting="unsafe")
-            shifted_input(self.network.layers[k], a)
+            layer = self.network.layers[k]
+            shifted_input(layer, a)
+            if layer.is_recurrent:  # before the update overwrites the previous spikes
+                a += recurrent_input(layer, self._zs[k])
             self._updates[k](a, self._v[k], self._u[k], self._vps[k], self._zs[k])
             x = self._zs[k]
 

@@ -16,11 +16,14 @@ from spikeloop.network import OPTION_DEFAULTS, Layer, Network, NetworkError, che
 
 FORMAT = "spikeloop.network"
 #: The versions this module reads. A network is written in the lowest that holds it: version 1 when every
-#: layer is a contract v1 layer (`Layer.is_v1`), else version 2, which adds contract v2's options.
-VERSIONS = (1, 2)
+#: layer is a contract v1 layer (`Layer.is_v1`), version 2 adds contract v2's options, version 3 recurrent
+#: layers (a layer field `recurrent` and a member `layer<k>_recurrent`).
+VERSIONS = (1, 2, 3)
 VERSION = VERSIONS[-1]
 V1_LAYER_KEYS = ("n_in", "n_out", "neuron", "reset", "v_bits", "u_bits", "frac_bits", "lam", "alpha")
 LAYER_KEYS = V1_LAYER_KEYS + tuple(OPTION_DEFAULTS)
+V3_LAYER_KEYS = LAYER_KEYS + ("recurrent",)
+_KEYS = {1: V1_LAYER_KEYS, 2: LAYER_KEYS, 3: V3_LAYER_KEYS}
 _TEXT_KEYS = ("neuron", "reset", "decay_round", "bias_to", "u_overflow", "v_range")
 
 
@@ -40,18 +43,26 @@ def unpack_weights(packed: np.ndarray, n_in: int) -> np.ndarray:
 
 
 def _members(layer: Layer, k: int) -> dict[str, np.ndarray]:
-    return {
+    members = {
         f"layer{k}_weights": pack_weights(layer.weights),
         f"layer{k}_theta": layer.theta.astype("<i4"),
         f"layer{k}_bias": layer.bias.astype("<i4"),
     }
+    if layer.is_recurrent:
+        members[f"layer{k}_recurrent"] = pack_weights(layer.recurrent)
+    return members
+
+
+def _layer_fields(layer: Layer) -> dict:
+    """The layer's fields in the metadata: its params, and `recurrent` only when it is."""
+    return {**layer.params(), **({"recurrent": True} if layer.is_recurrent else {})}
 
 
 def _hashed_params(layer: Layer) -> dict:
     """The fields the hash covers: v1's, and only the options that differ from v1's meaning, so that the
     hash of a network contract v1 expresses is the one it always had."""
-    return {key: value for key, value in layer.params().items()
-            if key in V1_LAYER_KEYS or value != OPTION_DEFAULTS[key]}
+    return {key: value for key, value in _layer_fields(layer).items()
+            if key in V1_LAYER_KEYS or value != OPTION_DEFAULTS.get(key)}
 
 
 def content_hash(network: Network) -> str:
@@ -67,6 +78,8 @@ def content_hash(network: Network) -> str:
 
 def file_version(network: Network) -> int:
     """The image version `save_image` writes for `network`: the lowest that holds it."""
+    if any(layer.is_recurrent for layer in network.layers):
+        return 3
     return 1 if all(layer.is_v1 for layer in network.layers) else 2
 
 
@@ -79,12 +92,13 @@ def save_image(network: Network, path, *, producer: str = "spikeloop") -> str:
         members.update(_members(layer, k))
     digest = content_hash(network)
     version = file_version(network)
-    keys = V1_LAYER_KEYS if version == 1 else LAYER_KEYS
+    keys = _KEYS[version]
     meta = {
         "format": FORMAT,
         "version": version,
         "producer": producer,
-        "layers": [{key: value for key, value in layer.params().items() if key in keys} for layer in network.layers],
+        "layers": [{key: value for key, value in _layer_fields(layer).items() if key in keys}
+                   for layer in network.layers],
         "content_hash": digest,
     }
     if network.densities is not None:
@@ -142,13 +156,19 @@ def load_image(path) -> Network:
     if version not in VERSIONS:
         raise ImageError(f"{path}: field 'version' = {version}, this spikeloop reads versions "
                          f"{', '.join(map(str, VERSIONS))}")
-    keys = V1_LAYER_KEYS if version == 1 else LAYER_KEYS
+    keys = _KEYS[version]
     layer_params = _field(meta, "layers", str(path), list)
     if not layer_params:
         raise ImageError(f"{path}: field 'layers' is empty")
     stored_hash = _field(meta, "content_hash", str(path), str)
 
-    expected = {f"layer{k}_{m}" for k in range(len(layer_params)) for m in ("weights", "theta", "bias")}
+    for k, p in enumerate(layer_params):
+        if isinstance(p, dict) and p.get("recurrent", True) is not True:
+            raise ImageError(f"{path}: layers[{k}]: field 'recurrent' = {p['recurrent']!r}, expected true (or no "
+                             "field: a feed-forward layer)")
+    recurrent = [isinstance(p, dict) and "recurrent" in p for p in layer_params]
+    expected = {f"layer{k}_{m}" for k in range(len(layer_params))
+                for m in ("weights", "theta", "bias", *(("recurrent",) if recurrent[k] else ()))}
     if set(arrays) != expected:
         missing, extra = sorted(expected - set(arrays)), sorted(set(arrays) - expected)
         raise ImageError(f"{path}: members do not match field 'layers' (missing {missing}, unexpected {extra})")
@@ -161,13 +181,15 @@ def load_image(path) -> Network:
         unknown = sorted(set(p) - set(keys))
         if unknown:
             raise ImageError(f"{where}: unknown fields {unknown}" + (
-                " (contract v2's options need a version 2 image)" if set(unknown) & set(OPTION_DEFAULTS) else ""))
+                " (contract v2's options need a version 2 image)" if set(unknown) & set(OPTION_DEFAULTS) else "") + (
+                " (recurrent layers need a version 3 image)" if "recurrent" in unknown else ""))
         n_in = _field(p, "n_in", where, int)
         n_out = _field(p, "n_out", where, int)
         if not (1 <= n_in and 1 <= n_out):
             raise ImageError(f"{where}: n_in = {n_in}, n_out = {n_out}, expected both >= 1")
         shapes = {
-            "weights": ((n_out, (n_in + 7) // 8), np.uint8), "theta": ((n_out,), "<i4"), "bias": ((n_out,), "<i4")
+            "weights": ((n_out, (n_in + 7) // 8), np.uint8), "theta": ((n_out,), "<i4"), "bias": ((n_out,), "<i4"),
+            **({"recurrent": ((n_out, (n_out + 7) // 8), np.uint8)} if recurrent[k] else {}),
         }
         for m, (shape, dtype) in shapes.items():
             arr = arrays[f"layer{k}_{m}"]
@@ -176,16 +198,19 @@ def load_image(path) -> Network:
                     f"{path}: member 'layer{k}_{m}' has shape {arr.shape} dtype {arr.dtype}, "
                     f"expected shape {shape} dtype {np.dtype(dtype)} (from layers[{k}])"
                 )
-        packed = arrays[f"layer{k}_weights"]
-        if n_in % 8 and (packed[:, -1] >> (n_in % 8)).any():
-            raise ImageError(f"{path}: member 'layer{k}_weights' has non-zero padding bits past n_in = {n_in}")
-        kwargs = {key: _field(p, key, where, str if key in _TEXT_KEYS else int) for key in keys[2:]}
+        for m, size, width in (("weights", "n_in", n_in), ("recurrent", "n_out", n_out)):
+            packed = arrays.get(f"layer{k}_{m}")
+            if packed is not None and width % 8 and (packed[:, -1] >> (width % 8)).any():
+                raise ImageError(f"{path}: member 'layer{k}_{m}' has non-zero padding bits past {size} = {width}")
+        kwargs = {key: _field(p, key, where, str if key in _TEXT_KEYS else int)
+                  for key in keys[2:] if key != "recurrent"}
         if version == 1 and kwargs["reset"] == "subtract_next":
             raise ImageError(f"{where}: reset = 'subtract_next' needs a version 2 image")
         try:
             layers.append(
                 Layer(
-                    unpack_weights(packed, n_in),
+                    unpack_weights(arrays[f"layer{k}_weights"], n_in),
+                    recurrent=unpack_weights(arrays[f"layer{k}_recurrent"], n_out) if recurrent[k] else None,
                     theta=arrays[f"layer{k}_theta"].astype(np.int64),
                     bias=arrays[f"layer{k}_bias"].astype(np.int64),
                     where=where,

@@ -168,18 +168,33 @@ def _int_array(where: str, name: str, value, shape: tuple[int, ...], lo: int, hi
     return arr.astype(np.int64)
 
 
+def _pm1_array(where: str, name: str, value, shape: tuple[int, int]) -> np.ndarray:
+    """`value` as an int64 array of `shape` holding only -1 and +1, or a NetworkError naming the entry."""
+    if np.asarray(value).dtype == np.bool_:
+        raise NetworkError(f"{where}: {name} must be +1/-1 integers, got a bool array (map it with 2*w-1)")
+    arr = _int_array(where, name, value, shape, -1, 1)
+    zeros = arr == 0
+    if zeros.any():
+        idx = [int(i) for i in np.argwhere(zeros)[0]]
+        raise NetworkError(f"{where}: {name}{idx} = 0, expected -1 or +1 (the contract has no absent synapse)")
+    return arr
+
+
 class Layer:
     """One layer: `n_out` neurons fed by a binary (+1/-1) crossbar of `n_in` inputs.
 
     Every field is validated against the contract on construction; `theta` and `bias`
     may be scalars (broadcast to [n_out]). `weights` becomes read-only int8 [n_out, n_in]
-    of +/-1, `theta` and `bias` read-only int64 [n_out]. `where` names the layer in errors.
+    of +/-1, `theta` and `bias` read-only int64 [n_out]. `recurrent` (None: a feed-forward layer)
+    is the +/-1 matrix [n_out, n_out] by which the layer's own spikes of the previous timestep
+    enter its sum, all to all (docs/numerics.md). `where` names the layer in errors.
     """
 
     def __init__(
         self,
         weights,
         *,
+        recurrent=None,
         theta=1,
         bias=0,
         neuron: str = "lif",
@@ -203,13 +218,11 @@ class Layer:
         for name, n in (("n_out", n_out), ("n_in", n_in)):
             if n > MAX_WIDTH:
                 raise NetworkError(f"{where}: {name} = {n} exceeds the maximum {MAX_WIDTH}")
-        if w.dtype == np.bool_:
-            raise NetworkError(f"{where}: weights must be +1/-1 integers, got a bool array (map it with 2*w-1)")
-        w = _int_array(where, "weights", w, (n_out, n_in), -1, 1)
-        zeros = w == 0
-        if zeros.any():
-            idx = [int(i) for i in np.argwhere(zeros)[0]]
-            raise NetworkError(f"{where}: weights{idx} = 0, expected -1 or +1")
+        w = _pm1_array(where, "weights", w, (n_out, n_in))
+        if recurrent is not None:
+            recurrent = _pm1_array(where, "recurrent", recurrent, (n_out, n_out)).astype(np.int8)
+            recurrent.setflags(write=False)
+        self.recurrent = recurrent
         self.neuron = _check_choice(where, "neuron", neuron, NEURONS)
         self.reset = _check_choice(where, "reset", reset, RESETS)
         self.v_bits = _check_int(where, "v_bits", v_bits, *BITS_RANGE)
@@ -242,6 +255,24 @@ class Layer:
         return self.weights.shape[0]
 
     @property
+    def is_recurrent(self) -> bool:
+        """Whether the layer's own spikes of the previous timestep enter its sum."""
+        return self.recurrent is not None
+
+    @property
+    def crossbar_weights(self) -> np.ndarray:
+        """The weights of everything the crossbar adds, int8 [n_out, n_in (+ n_out)]: `weights`, then
+        `recurrent` when the layer has it (its inputs are then the spikes s[t], then its own z[t-1])."""
+        if self.recurrent is None:
+            return self.weights
+        cached = getattr(self, "_crossbar_weights", None)
+        if cached is None:
+            cached = np.concatenate([self.weights, self.recurrent], axis=1)
+            cached.setflags(write=False)
+            self._crossbar_weights = cached
+        return cached
+
+    @property
     def current_bias(self) -> np.ndarray:
         """The bias the synaptic input carries into the current (all of it, unless `bias_to` is membrane)."""
         return self.bias if self.bias_to == "current" else np.zeros_like(self.bias)
@@ -270,7 +301,8 @@ class Layer:
 
     def replace(self, **changes) -> Layer:
         """A validated copy with some fields changed."""
-        fields = {"weights": self.weights, "theta": self.theta, "bias": self.bias, **self.params(), **changes}
+        fields = {"weights": self.weights, "recurrent": self.recurrent, "theta": self.theta, "bias": self.bias,
+                  **self.params(), **changes}
         del fields["n_in"], fields["n_out"]
         return Layer(fields.pop("weights"), **fields)
 
@@ -278,6 +310,8 @@ class Layer:
         return (
             isinstance(other, Layer) and self.params() == other.params()
             and np.array_equal(self.weights, other.weights)
+            and (self.recurrent is None) == (other.recurrent is None)
+            and (self.recurrent is None or np.array_equal(self.recurrent, other.recurrent))
             and np.array_equal(self.theta, other.theta) and np.array_equal(self.bias, other.bias)
         )
 
@@ -285,7 +319,8 @@ class Layer:
 
     def __repr__(self) -> str:
         p = self.params()
-        return "Layer(" + ", ".join(f"{k}={v!r}" for k, v in p.items()) + ")"
+        return "Layer(" + ", ".join(f"{k}={v!r}" for k, v in p.items()) + (
+            ", recurrent=True" if self.is_recurrent else "") + ")"
 
 
 def check_chain(layers, kind: type, error: type[Exception], where: str) -> tuple:
@@ -350,7 +385,8 @@ class LayerChain:
 
 @dataclass(frozen=True)
 class Network(LayerChain):
-    """A feed-forward chain of layers; layer k+1 sees layer k's spikes of the same timestep.
+    """A chain of layers; layer k+1 sees layer k's spikes of the same timestep (and a recurrent layer
+    its own spikes of the previous timestep).
 
     `densities`: optional, per layer its input spike density (the share of input bits that are 1), or one
     per input, as measured on calibration data when the network was exported (`check_densities`); it
@@ -413,9 +449,13 @@ def random_network(
     lam: int | None = None,
     alpha: int | None = None,
     theta: int | None = None,
+    recurrent=False,
     **options,
 ) -> Network:
     """A random network of the given sizes, e.g. (784, 256, 10), that fires on ~20% dense input.
+
+    `recurrent`: whether the layers take their own previous spikes (random +/-1 recurrent weights),
+    one bool for every layer or one per layer.
 
     Thresholds default to random values up to about sqrt(n_in) (times 2^input_shift), so that random
     +/-1 sums cross them now and then; a given `theta` is used for every neuron. `options` are contract
@@ -424,6 +464,12 @@ def random_network(
     shift = options.get("input_shift", 0)
     scale = 1 << shift if isinstance(shift, int) and INPUT_SHIFT_RANGE[0] <= shift <= INPUT_SHIFT_RANGE[1] else 1
     rng = np.random.default_rng(seed)
+    n_layers = len(sizes) - 1
+    if isinstance(recurrent, (bool, np.bool_)):
+        recurrent = (bool(recurrent),) * n_layers
+    elif not (isinstance(recurrent, (list, tuple)) and len(recurrent) == n_layers
+              and all(isinstance(r, (bool, np.bool_)) for r in recurrent)):
+        raise ValueError(f"recurrent = {recurrent!r}, expected a bool or one bool per layer ({n_layers})")
     layers = []
     for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         v_hi = max(1, (1 << (v_bits - 1)) - 1) if isinstance(v_bits, int) and v_bits >= 1 else 1
@@ -431,6 +477,7 @@ def random_network(
         layers.append(
             Layer(
                 rng.choice(np.array([-1, 1], dtype=np.int8), size=(n_out, n_in)),
+                recurrent=rng.choice(np.array([-1, 1], dtype=np.int8), size=(n_out, n_out)) if recurrent[k] else None,
                 theta=rng.integers(max(1, th_hi // 2), th_hi + 1, size=n_out) if theta is None else theta,
                 bias=rng.integers(-1, 3, size=n_out).clip(-v_hi, v_hi),
                 neuron=neuron, reset=reset, v_bits=v_bits, u_bits=u_bits, frac_bits=frac_bits,

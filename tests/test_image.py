@@ -138,7 +138,7 @@ def test_network_save_and_load_methods(tmp_path):
 
 def test_meta_contents(good):
     net, path, members, meta = good
-    assert meta["format"] == FORMAT == "spikeloop.network" and meta["version"] == 1 and VERSION == 2
+    assert meta["format"] == FORMAT == "spikeloop.network" and meta["version"] == 1 and VERSION == 3
     assert meta["producer"] == "spikeloop"
     assert meta["layers"] == [{k: layer.params()[k] for k in V1_LAYER_KEYS} for layer in net.layers]
     assert meta["content_hash"] == net.content_hash
@@ -296,7 +296,7 @@ def test_missing_top_level_field(good, tmp_path, key):
     [
         ("format", "spikeloop.other", ["field 'format' = 'spikeloop.other'", "expected 'spikeloop.network'"]),
         ("format", 5, ["field 'format' = 5", "expected str"]),
-        ("version", 3, ["field 'version' = 3", "versions 1, 2"]),
+        ("version", 4, ["field 'version' = 4", "versions 1, 2, 3"]),
         ("version", 0, ["field 'version' = 0"]),
         ("version", "1", ["field 'version' = '1'", "expected an integer"]),
         ("version", 1.0, ["field 'version' = 1.0", "expected an integer"]),
@@ -712,3 +712,55 @@ def test_input_densities_per_input_round_trip(tmp_path):
 def test_network_refuses_bad_densities(value, part):
     with pytest.raises(NetworkError, match=re.escape(part)):
         NETWORKS["cuba-13"].with_densities(value)
+
+
+# ----------------------------------------------------------------------------------------------
+# Version 3: recurrent layers
+
+
+def test_recurrent_networks_are_written_as_version_3_and_read_back(tmp_path):
+    net = random_network((20, 13, 7, 5), seed=1, recurrent=(True, False, True), input_shift=1)
+    digest = save_image(net, tmp_path / "r.npz")
+    members = read_members(tmp_path / "r.npz")
+    meta = get_meta(members)
+    assert meta["version"] == 3
+    assert [layer.get("recurrent", False) for layer in meta["layers"]] == [True, False, True]
+    assert sorted(m for m in members if m.endswith("_recurrent")) == ["layer0_recurrent", "layer2_recurrent"]
+    back = load_image(tmp_path / "r.npz")
+    assert back == net and back.content_hash == digest
+    save_image(Network(tuple(layer.replace(recurrent=None) for layer in net.layers)), tmp_path / "f.npz")
+    assert get_meta(read_members(tmp_path / "f.npz"))["version"] == 2 - all(
+        layer.is_v1 for layer in net.layers)
+
+
+def _recurrent_file(tmp_path):
+    net = random_network((13, 9, 3), seed=7, recurrent=(True, False))
+    save_image(net, tmp_path / "r.npz")
+    members = read_members(tmp_path / "r.npz")
+    return members, get_meta(members)
+
+
+def test_an_older_version_with_a_recurrent_layer_is_refused(tmp_path):
+    members, meta = _recurrent_file(tmp_path)
+    meta["version"] = 2
+    with pytest.raises(ImageError, match=re.escape("unknown fields ['recurrent']") + ".*version 3"):
+        load_image(bad_file(tmp_path, set_meta(members, meta)))
+
+
+@pytest.mark.parametrize("value", [False, 1, "yes"])
+def test_a_recurrent_field_other_than_true_is_refused(tmp_path, value):
+    members, meta = _recurrent_file(tmp_path)
+    meta["layers"][0]["recurrent"] = value
+    with pytest.raises(ImageError, match=re.escape(f"field 'recurrent' = {value!r}, expected true")):
+        load_image(bad_file(tmp_path, set_meta(members, meta)))
+
+
+def test_a_missing_or_padded_recurrent_member_is_refused(tmp_path):
+    members, meta = _recurrent_file(tmp_path)
+    with pytest.raises(ImageError, match=re.escape("missing ['layer0_recurrent']")):
+        load_image(bad_file(tmp_path, {k: v for k, v in members.items() if k != "layer0_recurrent"}))
+    padded = dict(members)
+    padded["layer0_recurrent"] = members["layer0_recurrent"].copy()
+    padded["layer0_recurrent"][:, -1] |= 0x80
+    with pytest.raises(ImageError, match=re.escape("'layer0_recurrent' has non-zero padding bits past n_out = 9")):
+        load_image(bad_file(tmp_path, padded))

@@ -39,7 +39,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define SPIKELOOP_GOLDEN_ABI 2
+#define SPIKELOOP_GOLDEN_ABI 3
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
     (__GNUC__ >= 11) && !defined(SPIKELOOP_NO_CLONES)
@@ -69,12 +69,15 @@ typedef struct sl_layer {
     int64_t decay_round;                /* 0 floor, 1 zero, 2 nearest */
     int64_t input_shift;                /* k: the synaptic sum is multiplied by 2^k */
     int64_t u_wrap;                     /* 0: u saturates to [u_lo, u_hi]; 1: u wraps to that range */
-    const int8_t *wt;                   /* [n_in][stride], wt[i][j] = w[j][i] (+/-1), padding 0 */
+    int64_t recurrent;                  /* 1: the layer's spikes of the previous step (zp) are inputs too */
+    const int8_t *wt;                   /* [n_in (+ n_out)][stride], wt[i][j] = w[j][i] (+/-1), then the
+                                           recurrent rows wt[n_in + k][j] = r[j][k]; padding 0 */
     const int64_t *theta, *bias;        /* [n_out]; bias: the bias into the current (0 if membrane) */
     const int64_t *vbias;               /* [n_out] the bias into the membrane, or NULL (none) */
     int64_t *v, *u;                     /* state [batch][n_out], updated in place */
     void *acc;                          /* scratch, SCRATCH_PER_COLUMN*stride bytes (see below) */
     uint8_t *z;                         /* scratch [n_out]: this layer's spikes of the current step */
+    uint8_t *zp;                        /* state [batch][n_out]: the spikes of the last step run */
     uint8_t *z_rec;                     /* [batch][steps][n_out] or NULL: spikes z */
     int64_t *v_rec, *u_rec;             /* [batch][steps][n_out] or NULL: pre-reset v', current u */
 } sl_layer;
@@ -364,7 +367,8 @@ static int64_t check01(const uint8_t *in, int64_t batch, int64_t steps, int64_t 
  * Input spikes: byte (b, t, i) at in[b*in_sb + t*in_st + i], each 0 or 1.
  * States layers[k].v / .u are advanced in place; outputs are recorded where a layer's
  * z_rec / v_rec / u_rec are not NULL, at offset ((b*steps + t) * n_out).
- * `idx` is scratch for max(n_in) int32. With `check`, the input is validated first and the
+ * `idx` is scratch for max(n_in + n_out) int32. A layer's zp row is its spikes of the last step
+ * (a recurrent layer's extra inputs at the next). With `check`, the input is validated first and the
  * flat index (b*steps + t)*n_in + i of the first value other than 0/1 is returned (nothing
  * is advanced then); otherwise -1.
  * One pointer argument, because ctypes converts every argument of every call.
@@ -395,14 +399,22 @@ int64_t spikeloop_golden_run(const sl_call *c) {
                 sl_layer *l = &L[k];
                 int64_t *v = l->v + b * l->n_out, *u = l->u + b * l->n_out;
                 int64_t rec = (b * steps + t) * l->n_out;
-                int64_t cnt = gather(x, l->n_in, c->idx);
-                if (l->n_in <= 32767) {
+                uint8_t *zp = l->zp + b * l->n_out;
+                int64_t cnt = gather(x, l->n_in, c->idx), rows = l->n_in;
+                if (l->recurrent) { /* the previous spikes are inputs n_in .. n_in + n_out - 1 */
+                    int64_t more = gather(zp, l->n_out, c->idx + cnt);
+                    for (int64_t p = cnt; p < cnt + more; p++) c->idx[p] += (int32_t)l->n_in;
+                    cnt += more;
+                    rows += l->n_out;
+                }
+                if (rows <= 32767) {
                     accumulate16((int16_t *)l->acc, l->wt, l->stride, c->idx, cnt, l->stride);
                     neurons16(l, (const int16_t *)l->acc, v, u, rec);
                 } else {
                     accumulate32((int32_t *)l->acc, l->wt, l->stride, c->idx, cnt, l->stride);
                     neurons32(l, (const int32_t *)l->acc, v, u, rec);
                 }
+                memcpy(zp, l->z, (size_t)l->n_out);
                 x = l->z;
             }
         }

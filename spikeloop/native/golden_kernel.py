@@ -21,7 +21,7 @@ from spikeloop.native import NativeBuildError, NativeUnavailable, load_library, 
 from spikeloop.network import Layer, Network, Neuron, Reset, Rounding, signed_range, v_range_bounds
 
 SOURCE = ("spikeloop.native", "golden_kernel.c")  # a package file (importlib.resources)
-ABI = 2
+ABI = 3
 ALIGN = 64
 SCRATCH_PER_COLUMN = 28  # bytes of kernel scratch per (padded) output column, as in golden_kernel.c
 
@@ -35,10 +35,10 @@ class SlLayer(ctypes.Structure):
     _fields_ = [
         *((name, _I64) for name in (
             "n_in", "n_out", "stride", "neuron", "reset", "frac_bits", "lam", "alpha",
-            "v_lo", "v_hi", "u_lo", "u_hi", "decay_round", "input_shift", "u_wrap",
+            "v_lo", "v_hi", "u_lo", "u_hi", "decay_round", "input_shift", "u_wrap", "recurrent",
         )),
         *((name, _P) for name in (
-            "wt", "theta", "bias", "vbias", "v", "u", "acc", "z", "z_rec", "v_rec", "u_rec",
+            "wt", "theta", "bias", "vbias", "v", "u", "acc", "z", "zp", "z_rec", "v_rec", "u_rec",
         )),
     ]
 
@@ -123,13 +123,15 @@ def aligned_zeros(shape, dtype) -> np.ndarray:
 
 
 class LayerData:
-    """A layer's arrays in the kernel's layout: transposed int8 weights padded to `stride` columns,
-    the bias split into the current's and the membrane's (None unless `bias_to` is membrane)."""
+    """A layer's arrays in the kernel's layout: transposed int8 crossbar weights (a recurrent layer's
+    recurrent rows after its input rows) padded to `stride` columns, the bias split into the current's and
+    the membrane's (None unless `bias_to` is membrane)."""
 
     def __init__(self, layer: Layer):
         self.stride = -(-layer.n_out // ALIGN) * ALIGN
-        self.wt = aligned_zeros((layer.n_in, self.stride), np.int8)
-        self.wt[:, :layer.n_out] = layer.weights.T
+        weights = layer.crossbar_weights
+        self.wt = aligned_zeros((weights.shape[1], self.stride), np.int8)
+        self.wt[:, :layer.n_out] = weights.T
         self.theta = np.ascontiguousarray(layer.theta, np.int64)
         self.bias = np.ascontiguousarray(layer.current_bias, np.int64)
         self.vbias = np.ascontiguousarray(layer.bias, np.int64) if layer.bias_to == "membrane" else None
@@ -140,7 +142,7 @@ class LayerData:
             neuron=int(Neuron.of(layer.neuron)), reset=int(Reset.of(layer.reset)),
             frac_bits=layer.frac_bits, lam=layer.lam, alpha=layer.alpha,
             v_lo=v_lo, v_hi=v_hi, u_lo=u_lo, u_hi=u_hi, decay_round=int(Rounding.of(layer.decay_round)),
-            input_shift=layer.input_shift, u_wrap=int(layer.u_overflow == "wrap"),
+            input_shift=layer.input_shift, u_wrap=int(layer.u_overflow == "wrap"), recurrent=int(layer.is_recurrent),
         )
 
     def fill(self, st: SlLayer) -> None:
@@ -169,14 +171,17 @@ class NativeRun:
     """A network bound to its state and output buffers for `batch` rows and `steps` timesteps per call.
 
     `v[k]`, `u[k]` (int64 [batch, n_out], C-contiguous) are the states, advanced in place by
-    `advance`. Outputs go to `z_rec[k]` (uint8), `v_rec[k]`, `u_rec[k]` (int64), each
+    `advance`; `zp[k]` (uint8 [batch, n_out]) the spikes of the last step run (a recurrent layer's
+    inputs at the next; zeros by default). Outputs go to `z_rec[k]` (uint8), `v_rec[k]`, `u_rec[k]` (int64), each
     [batch, steps, n_out] or None (not recorded; the last layer's z and v are always recorded).
     """
 
-    def __init__(self, lib, network: Network, batch: int, steps: int, *, v, u, record: bool):
+    def __init__(self, lib, network: Network, batch: int, steps: int, *, v, u, record: bool, zp=None):
         self.fn = lib.spikeloop_golden_run
         self.network, self.batch, self.steps = network, batch, steps
         self.v, self.u = list(v), list(u)
+        self.zp = list(zp) if zp is not None else [np.zeros((batch, layer.n_out), np.uint8)
+                                                   for layer in network.layers]
         n = len(network.layers)
         self.layers = (SlLayer * n)()
         self.z_rec, self.v_rec, self.u_rec = [], [], []
@@ -192,16 +197,18 @@ class NativeRun:
             z = np.zeros(layer.n_out, np.uint8)
             for arr in (self.v[k], self.u[k]):
                 assert arr.dtype == np.int64 and arr.flags.c_contiguous and arr.shape == (batch, layer.n_out)
+            assert self.zp[k].dtype == np.uint8 and self.zp[k].flags.c_contiguous
+            assert self.zp[k].shape == (batch, layer.n_out)
             st = self.layers[k]
             data.fill(st)
             st.v, st.u = self.v[k].ctypes.data, self.u[k].ctypes.data
-            st.acc, st.z = acc.ctypes.data, z.ctypes.data
+            st.acc, st.z, st.zp = acc.ctypes.data, z.ctypes.data, self.zp[k].ctypes.data
             st.z_rec, st.v_rec, st.u_rec = _ptr(z_rec), _ptr(v_rec), _ptr(u_rec)
             self.z_rec.append(z_rec)
             self.v_rec.append(v_rec)
             self.u_rec.append(u_rec)
             self._keep += [data, acc, z]
-        self._idx = np.zeros(max(layer.n_in for layer in network.layers), np.int32)
+        self._idx = np.zeros(max(layer.crossbar_weights.shape[1] for layer in network.layers), np.int32)
         self.call = SlCall(layers=ctypes.addressof(self.layers), n_layers=n, batch=batch, steps=steps,
                            idx=self._idx.ctypes.data)
         self.call_ptr = ctypes.addressof(self.call)
