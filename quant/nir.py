@@ -737,7 +737,7 @@ def from_nir(
                 raise NIRError(f"node '{syn_name}': weight has {layer_in} inputs, expected {expected_in} "
                                f"({'the input size' if i == 0 else 'the previous layer size'})")
             layer, report = _layer(i // 2, syn_name, neu_name, neu, w, bias, scale, dt=dt, frac_bits=frac_bits,
-                                   source=source, given=given, rec_name=rec_name, r=r)
+                                   source=source, given=given, rec_name=rec_name, rec=r)
         except NIRError as e:  # go on: every layer's problems are reported at once
             problems.append(str(e))
             shape_of = np.shape(getattr(syn, "weight", ()))
@@ -791,7 +791,7 @@ def _reachable(w: np.ndarray, bias: np.ndarray, lam: int, alpha: int, frac_bits:
     return settle(drive, lam) if neuron == "lif" else settle(settle(drive, alpha), lam)
 
 
-def _layer(index, syn_name, name, node, w, bias, scale, *, dt, frac_bits, source, given, rec_name=None, r=None):
+def _layer(index, syn_name, name, node, w, bias, scale, *, dt, frac_bits, source, given, rec_name=None, rec=None):
     kind_name = type(node).__name__
     n = w.shape[0]
     thr = _param(name, node, "v_threshold", n)
@@ -874,7 +874,7 @@ def _layer(index, syn_name, name, node, w, bias, scale, *, dt, frac_bits, source
                        "fit 62-bit integers")
     silent = 0
     if scale is not None:
-        reach = _reachable(w if r is None else np.concatenate([w, r], axis=1), b_int, lam, alpha, frac_bits, neuron,
+        reach = _reachable(w if rec is None else np.concatenate([w, rec], axis=1), b_int, lam, alpha, frac_bits, neuron,
                            k)
         never = theta > reach
         if never.all():
@@ -888,7 +888,7 @@ def _layer(index, syn_name, name, node, w, bias, scale, *, dt, frac_bits, source
         silent = int(never.sum())
     try:
         layer = Layer(
-            w, recurrent=r, theta=theta.astype(np.int64), bias=b_int.astype(np.int64), neuron=neuron, reset=layer_reset,
+            w, recurrent=rec, theta=theta.astype(np.int64), bias=b_int.astype(np.int64), neuron=neuron, reset=layer_reset,
             v_bits=vb, u_bits=ub, frac_bits=frac_bits, lam=lam, alpha=alpha, where=f"node '{name}'",
             **{key: options[key] for key in OPTION_DEFAULTS if key != "input_shift"}, input_shift=k,
         )
