@@ -1025,6 +1025,19 @@ def reader_check(network: Network, reader: str, dt: float) -> tuple[str, ...]:
                         f"{SNNTORCH_DT:g} s")
     for k, layer in enumerate(network.layers):
         name = f"layer {k} (lif{k})"
+        if reader == "snntorch" and layer.is_recurrent and layer.neuron == "cuba":
+            problems.append(f"{name}: a recurrent cuba layer, expected lif: snnTorch 1.0 reads it as an "
+                            "RSynaptic(reset_delay=False), whose forward fails (it reads a local spk that is None)")
+        elif reader == "snntorch" and layer.is_recurrent:
+            warnings.append(f"{name}: recurrent: {who} misreads it (under nirtorch 2.6 it feeds the layer's input "
+                            "through the recurrent weight and runs the layer as a nested graph, not an RLeaky); "
+                            "snnTorch's own node reader (snntorch.import_nir._nir_to_snntorch_module on the subgraph "
+                            "that _replace_rnn_subgraph_with_nirgraph makes) builds the RLeaky that computes it: "
+                            "docs/nir.md")
+        if reader == "norse" and layer.is_recurrent and k == len(network.layers) - 1:
+            problems.append(f"{name}: the last layer is recurrent, expected a feed-forward last layer: {who} (nirtorch's "
+                            f"graph executor) gives the output of the node it runs last, which is then rec{k}, not "
+                            "the layer's spikes")
         if layer.reset != "zero":
             hint = (" (snnTorch's Leaky(reset_mechanism='subtract') computes subtract_next: set it on the imported "
                     "modules)" if reader == "snntorch" and layer.reset == "subtract_next" else "")
@@ -1084,7 +1097,7 @@ def to_nir(network: Network, *, dt: float = DEFAULT_DT, producer: str = "spikelo
         for message in reader_check(network, reader, dt):
             warnings.warn(message, NIRReaderWarning, stacklevel=2)
     nodes = {"input": nir.Input(input_type={"input": np.array([network.n_in])})}
-    names, loops = ["input"], []
+    edges = []
     for k, layer in enumerate(network.layers):
         n = layer.n_out
         w = layer.weights.astype(np.float64)
@@ -1118,14 +1131,16 @@ def to_nir(network: Network, *, dt: float = DEFAULT_DT, producer: str = "spikelo
                                v_leak=zeros, v_threshold=thr, v_reset=zeros, w_in=np.full(n, tau_syn / dt),
                                metadata=meta)
         nodes[f"lif{k}"] = node
-        names += [f"fc{k}", f"lif{k}"]
+        edges += [("input" if k == 0 else f"lif{k - 1}", f"fc{k}"), (f"fc{k}", f"lif{k}")]
         if layer.is_recurrent:
+            # the loop's edges before the edge to the next layer: nirtorch's executor (Norse's reader) runs the
+            # nodes in that order and takes the last one it runs before the output as the graph's output
             nodes[f"rec{k}"] = nir.Linear(weight=layer.recurrent.astype(np.float64))
-            loops += [(f"lif{k}", f"rec{k}"), (f"rec{k}", f"lif{k}")]
+            edges += [(f"lif{k}", f"rec{k}"), (f"rec{k}", f"lif{k}")]
     nodes["output"] = nir.Output(output_type={"output": np.array([network.n_out])})
-    names.append("output")
+    edges.append((f"lif{len(network.layers) - 1}", "output"))
     metadata = {META + "profile": PROFILE, META + "dt": dt, META + "frac_bits": frac.pop(), META + "producer": producer}
-    return nir.NIRGraph(nodes=nodes, edges=[*zip(names[:-1], names[1:]), *loops], metadata=metadata)
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
 
 
 def write_nir(network: Network, path, *, dt: float = DEFAULT_DT, reader: str | None = None) -> Path:
