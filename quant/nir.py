@@ -489,7 +489,7 @@ def _cycle_error(nodes: dict, edges: list[tuple[str, str]], cycle: list[str]) ->
     middle = cycle[1:]
     if len(middle) == 1 and _kind(nodes[middle[0]]) in SYNAPSES:
         w = middle[0]
-        others = sorted({x for x, y in edges if y == w} | {y for x, y in edges if x == w} - {b})
+        others = sorted(({x for x, y in edges if y == w} | {y for x, y in edges if x == w}) - {b})
         return NIRError(f"node '{w}' carries the recurrence of '{b}' but is also joined to {others}; expected a "
                         f"recurrent weight node fed only by '{b}' and feeding only '{b}'")
     if len(middle) == 1:
@@ -888,8 +888,8 @@ def _layer(index, syn_name, name, node, w, bias, scale, *, dt, frac_bits, source
         silent = int(never.sum())
     try:
         layer = Layer(
-            w, recurrent=rec, theta=theta.astype(np.int64), bias=b_int.astype(np.int64), neuron=neuron, reset=layer_reset,
-            v_bits=vb, u_bits=ub, frac_bits=frac_bits, lam=lam, alpha=alpha, where=f"node '{name}'",
+            w, recurrent=rec, theta=theta.astype(np.int64), bias=b_int.astype(np.int64), neuron=neuron,
+            reset=layer_reset, v_bits=vb, u_bits=ub, frac_bits=frac_bits, lam=lam, alpha=alpha, where=f"node '{name}'",
             **{key: options[key] for key in OPTION_DEFAULTS if key != "input_shift"}, input_shift=k,
         )
     except NetworkError as e:
@@ -1035,9 +1035,9 @@ def reader_check(network: Network, reader: str, dt: float) -> tuple[str, ...]:
                             "that _replace_rnn_subgraph_with_nirgraph makes) builds the RLeaky that computes it: "
                             "docs/nir.md")
         if reader == "norse" and layer.is_recurrent and k == len(network.layers) - 1:
-            problems.append(f"{name}: the last layer is recurrent, expected a feed-forward last layer: {who} (nirtorch's "
-                            f"graph executor) gives the output of the node it runs last, which is then rec{k}, not "
-                            "the layer's spikes")
+            problems.append(f"{name}: the last layer is recurrent, expected a feed-forward last layer: {who} "
+                            f"(nirtorch's graph executor) gives the output of the node it runs last, which is then "
+                            f"rec{k}, not the layer's spikes")
         if layer.reset != "zero":
             hint = (" (snnTorch's Leaky(reset_mechanism='subtract') computes subtract_next: set it on the imported "
                     "modules)" if reader == "snntorch" and layer.reset == "subtract_next" else "")
