@@ -8,8 +8,10 @@ NIR reader and refuses what that reader cannot express. The discrete-time fixed-
 biases become integers, the reset order) is docs/nir.md; this module implements that text.
 
 Supported graphs are chains ``Input -> [Flatten] -> (Linear | Affine) -> (LIF | CubaLIF | IF)
--> ... -> Output``. Weights must be exactly +/-1 unless ``binarize=True``. Anything else is
-refused with `NIRError` naming the node and what was expected there. `agreement` runs the golden
+-> ... -> Output``; a neuron node may feed its spikes back to itself through one Linear/Affine node
+(a recurrent layer, flat or as a NIRGraph subgraph, as snnTorch's RLeaky writes it). Weights must be
+exactly +/-1 unless ``binarize=True``. Anything else (self-only, sparse or cross-layer recurrence
+included) is refused with `NIRError` naming the node and what was expected there. `agreement` runs the golden
 model of an imported graph on the input spikes a source framework was recorded with and compares
 the output spikes (`spikeloop nir agree`).
 
