@@ -427,7 +427,7 @@ def _inline(graph, where: str = "") -> tuple[dict, list[tuple[str, str]]]:
                       [f"{name}.{a}" for a, b in inner_edges if b == exit_])
         for k, n in inner.items():
             if k not in (entry, exit_):
-                if f"{name}.{k}" in graph.nodes:
+                if f"{name}.{k}" in graph.nodes or f"{name}.{k}" in nodes:
                     raise NIRError(f"node '{where}{name}.{k}' of the subgraph '{where + name}' has the name of "
                                    "another node of the graph; expected unique names")
                 nodes[f"{name}.{k}"] = n
@@ -672,6 +672,9 @@ def from_nir(
     metadata, else ``"zero"``, NIR's reset to ``v_reset = 0``, with a warning unless the source is Norse).
     ``binarize``: take the signs of non-binary weights (see docs/nir.md). ``type_check``: NIR's own
     shape check when reading a file (`read_nir`). Returns ``(network, report)``.
+
+    A neuron node fed back through one Linear/Affine node of its own spikes becomes a recurrent layer
+    (``Layer.recurrent``; docs/nir.md, "Recurrent layers"); subgraphs are inlined first.
     """
     nir = _nir()
     if source is None:
