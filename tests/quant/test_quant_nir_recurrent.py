@@ -74,24 +74,34 @@ def test_snntorch_rleaky_agrees_with_snntorch():
     assert without.bits < 0.95
 
 
-@pytest.mark.parametrize("seed", [3, 4])
-def test_snntorch_rsynaptic_agrees_with_snntorch(seed):
-    """snnTorch's RSynaptic (a recurrent CubaLIF), +/-1 weights, exported by snnTorch and run in the test: the
-    import's golden model against snnTorch's own spikes, hidden and output layers."""
+LIVE = [("RSynaptic", 3), ("RSynaptic", 4), ("RLeaky", 0), ("RLeaky", 1)]
+
+
+@pytest.mark.parametrize("kind, seed", LIVE, ids=[f"{kind}-seed{seed}" for kind, seed in LIVE])
+def test_snntorch_recurrent_neurons_agree_with_snntorch(kind, seed):
+    """snnTorch's RSynaptic (a recurrent CubaLIF) and an RLeaky whose recurrent Linear keeps a bias (an Affine
+    node: its bias enters at every step, the first one included), +/-1 weights, exported by snnTorch and run in
+    the test: the import's golden model against snnTorch's own spikes, hidden and output layers."""
     import snntorch as snn
     from snntorch import utils
     from snntorch.export_nir import export_to_nir
 
     torch.manual_seed(seed)
 
-    def binary(n_in, n_out):
-        lin = torch.nn.Linear(n_in, n_out, bias=False)
+    def binary(n_in, n_out, bias=False):
+        lin = torch.nn.Linear(n_in, n_out, bias=bias)
         lin.weight.data = torch.where(torch.rand_like(lin.weight) < 0.5, -1.0, 1.0)
         return lin
 
-    hidden = snn.RSynaptic(alpha=torch.full((12,), 0.75), beta=torch.full((12,), 0.9),
-                           threshold=torch.full((12,), 4.0), linear_features=12, init_hidden=True)
-    hidden.recurrent = binary(12, 12)
+    if kind == "RSynaptic":
+        hidden = snn.RSynaptic(alpha=torch.full((12,), 0.75), beta=torch.full((12,), 0.9),
+                               threshold=torch.full((12,), 4.0), linear_features=12, init_hidden=True)
+        hidden.recurrent = binary(12, 12)
+    else:
+        hidden = snn.RLeaky(beta=torch.full((12,), 0.9), threshold=torch.full((12,), 3.0), linear_features=12,
+                            init_hidden=True)
+        hidden.recurrent = binary(12, 12, bias=True)
+        hidden.recurrent.bias.data = torch.rand(12) * 2 - 1
     net = torch.nn.Sequential(binary(20, 12), hidden, binary(12, 6),
                               snn.Leaky(beta=torch.full((6,), 0.9), threshold=torch.full((6,), 2.0),
                                         init_hidden=True, output=True))
@@ -107,13 +117,14 @@ def test_snntorch_rsynaptic_agrees_with_snntorch(seed):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # nirtorch's API notes
             graph = export_to_nir(net, torch.zeros(20))
+    assert type(graph.nodes["1.w_rec"]).__name__ == ("Linear" if kind == "RSynaptic" else "Affine")
     network = from_nir(graph, reset="subtract_next").network
-    assert network.layers[0].neuron == "cuba" and network.layers[0].is_recurrent
+    assert network.layers[0].neuron == ("cuba" if kind == "RSynaptic" else "lif") and network.layers[0].is_recurrent
     a = agreement(network, x, outputs)
     hidden_bits = float((golden.run(network, x, record=True).layers[0].z.astype(bool) == hidden_ref).mean())
-    print(f"seed {seed}: RSynaptic {100 * hidden_bits:.3f}%, output {100 * a.bits:.3f}% of spike bits")
+    print(f"{kind} seed {seed}: hidden {100 * hidden_bits:.3f}%, output {100 * a.bits:.3f}% of spike bits")
     assert hidden_ref.any() and not hidden_ref.all() and outputs.any() and not outputs.all(), f"seed {seed}: vacuous"
-    assert hidden_bits >= 0.999 and a.bits >= 0.99 and a.predictions >= 0.99, f"seed {seed}: {a}"
+    assert hidden_bits >= 0.999 and a.bits >= 0.99 and a.predictions >= 0.99, f"{kind} seed {seed}: {a}"
 
 
 def test_snntorch_diagonal_recurrence_is_refused_by_name():
