@@ -586,9 +586,6 @@ ALL_TO_ALL = "spikeloop's recurrence is all-to-all, r[j, k] = +1 or -1 for every
 
 def _recurrent_matrix(name: str, node, n: int) -> np.ndarray:
     """A recurrent weight node's matrix (float64 [n, n], no zero); refuses self-only and sparse recurrences."""
-    kind = _kind(node)
-    if kind not in SYNAPSES:
-        raise NIRError(f"node '{name}' ({kind}) carries a recurrence; expected a Linear or Affine node")
     r = _matrix(name, node, "recurrent weight")
     if r.shape != (n, n):
         raise NIRError(f"node '{name}': recurrent weight has shape {r.shape}, expected [{n}, {n}] (the layer's {n} "

@@ -3,6 +3,7 @@ own export writes it against snnTorch's spikes, the NIR paper's recurrent Braill
 of recurrence the contract cannot express refused by name, and the export read back by snnTorch and Norse."""
 
 import copy
+import importlib.util
 import sys
 import warnings
 from pathlib import Path
@@ -30,6 +31,8 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "nir"
 sys.path.insert(0, str(FIXTURES))
 import export_for_readers  # noqa: E402
 
+#: the tests that run snnTorch itself (the train extra)
+needs_snntorch = pytest.mark.skipif(importlib.util.find_spec("snntorch") is None, reason="needs snntorch")
 RLEAKY = "snntorch_rleaky_b0.9_subtract"
 #: the NIR paper's Braille graphs -> the reset they were trained with ("noDelay": at the spike's own step)
 BRAILLE = {"nir_paper_braille_noDelay_bias_zero": "zero", "nir_paper_braille_noDelay_noBias_subtract": "subtract"}
@@ -77,6 +80,7 @@ def test_snntorch_rleaky_agrees_with_snntorch():
 LIVE = [("RSynaptic", 3), ("RSynaptic", 4), ("RLeaky", 0), ("RLeaky", 1)]
 
 
+@needs_snntorch
 @pytest.mark.parametrize("kind, seed", LIVE, ids=[f"{kind}-seed{seed}" for kind, seed in LIVE])
 def test_snntorch_recurrent_neurons_agree_with_snntorch(kind, seed):
     """snnTorch's RSynaptic (a recurrent CubaLIF) and an RLeaky whose recurrent Linear keeps a bias (an Affine
@@ -127,6 +131,7 @@ def test_snntorch_recurrent_neurons_agree_with_snntorch(kind, seed):
     assert hidden_bits >= 0.999 and a.bits >= 0.99 and a.predictions >= 0.99, f"{kind} seed {seed}: {a}"
 
 
+@needs_snntorch
 def test_snntorch_diagonal_recurrence_is_refused_by_name():
     """RLeaky(all_to_all=False): each neuron feeds back only its own spike, which snnTorch writes as a diagonal
     recurrent Linear."""
@@ -171,6 +176,7 @@ def test_a_recurrent_subgraph_imports_like_the_flat_graph(tmp_path):
     assert from_nir(tmp_path / "nested.nir", reset="subtract_next").network == expected
 
 
+@needs_snntorch
 def test_snntorch_s_own_subgraph_rewiring_is_refused():
     """snnTorch's reader rewires a flat recurrent layer into a subgraph whose input enters the recurrent weight
     (input -> w_rec -> lif): the layer's input would pass through the recurrent weights."""
@@ -490,6 +496,7 @@ def _readback_network(seed: int, lam: int) -> Network:
 READBACK_SNNTORCH = [(0, 6554, 0.999), (1, 6554, 0.999), (2, 0, 1.0), (3, 0, 1.0)]  # (seed, lam, least bits)
 
 
+@needs_snntorch
 @pytest.mark.parametrize("seed, lam, least", READBACK_SNNTORCH)
 def test_snntorch_reads_back_a_recurrent_export(seed, lam, least):
     network = _readback_network(seed, lam)
@@ -512,6 +519,7 @@ def test_snntorch_reads_back_a_recurrent_export(seed, lam, least):
     assert from_nir(graph).network.content_hash == network.content_hash
 
 
+@needs_snntorch
 def test_snntorch_reads_back_the_rleaky_fixture_s_network():
     network = from_nir(read_nir(FIXTURES / f"{RLEAKY}.nir"), reset="zero").network
     inputs, _ = read_recording(FIXTURES / f"{RLEAKY}.npz")
@@ -523,6 +531,7 @@ def test_snntorch_reads_back_the_rleaky_fixture_s_network():
     assert a.spikes > 0 and a.bits >= 0.999 and a.predictions >= 0.99, a
 
 
+@needs_snntorch
 @pytest.mark.xfail(strict=True, reason="snnTorch 1.0's import_from_nir (nirtorch 2.6) misreads a recurrent layer: "
                                        "its subgraph feeds the layer's input through the recurrent weight")
 def test_snntorch_import_from_nir_reads_a_recurrent_export():
@@ -593,3 +602,20 @@ def test_export_for_a_reader_refuses_recurrence_it_cannot_run():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             to_nir(cuba, reader="norse")
+
+
+def test_nir_commands_import_and_export_a_recurrent_graph(tmp_path, capsys):
+    from spikeloop.app.cli import main
+
+    out = tmp_path / "braille.npz"
+    graph = FIXTURES / "nir_paper_braille_noDelay_bias_zero.nir"
+    assert main(["nir", "import", str(graph), "--binarize", "--reset", "zero", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "recurrent: lif1.w_rec" in text and "binarized: sign([W | R])" in text
+    network = Network.load(out)
+    assert network == _braille("nir_paper_braille_noDelay_bias_zero").network and network.layers[0].is_recurrent
+    assert main(["nir", "export", "--network", str(out), "--out", str(tmp_path / "back.nir")]) == 0
+    assert from_nir(tmp_path / "back.nir").network == network
+    assert main(["nir", "agree", str(FIXTURES / f"{RLEAKY}.nir"), "--recorded", str(FIXTURES / f"{RLEAKY}.npz"),
+                 "--reset", "subtract_next"]) == 0
+    assert "| **defaults** | 99.98% | 100.0% | 1358 / 1358 |" in capsys.readouterr().out
