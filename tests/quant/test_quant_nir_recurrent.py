@@ -17,6 +17,7 @@ from spikeloop import golden
 from spikeloop.network import Network, random_network
 from spikeloop.quant.golden import GoldenModel
 from spikeloop.quant.nir import (
+    FLOAT_DEFAULTS,
     NIRError,
     NIRReaderWarning,
     agreement,
@@ -59,6 +60,9 @@ def test_snntorch_rleaky_agrees_with_snntorch():
     assert [layer.is_recurrent for layer in network.layers] == [True, False]
     assert np.array_equal(network.layers[0].recurrent, np.asarray(graph.nodes["1.w_rec"].weight))
     assert imported.report.layers[0].recurrent == "1.w_rec" and "recurrent: 1.w_rec" in str(imported.report)
+    layer = network.layers[0]
+    assert (layer.frac_bits, layer.input_shift, layer.decay_round) == tuple(FLOAT_DEFAULTS.values())
+    assert imported.report.warnings == ()  # the reset was given
     inputs, outputs = read_recording(FIXTURES / f"{RLEAKY}.npz")
     a = agreement(network, inputs, outputs)
     hidden = golden.run(network, inputs, record=True).layers[0].z.astype(bool)
