@@ -392,8 +392,8 @@ TRAIN_CHOICES = {
 
 TRAIN_OPTIONS = {  # CLI option -> (TrainConfig field, type, help); None values are left to TrainConfig's defaults
     "--dataset": ("dataset", str, "digits, mnist5k, moons, temporal, nmnist, shd or dvsgesture (default digits)"),
-    "--encoding": ("encoding", str, "rate, latency, or rows (one image row per timestep: --steps 8 for digits, "
-                   "28 for mnist5k), for the image data sets (default rate)"),
+    "--encoding": ("encoding", str, ("rate, latency, or rows (one image row per timestep: --steps 8 for digits, "
+                                     "28 for mnist5k), for the image data sets (default rate)")),
     "--steps": ("steps", int_in(1), "timesteps per sample (default 16)"),
     "--neuron": ("neuron", str, "lif or cuba (default lif)"),
     "--reset": ("reset", str, "subtract, zero, none or subtract_next (snnTorch's Leaky) (default subtract)"),
