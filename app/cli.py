@@ -211,6 +211,7 @@ def cmd_info(args) -> int:
             f"theta=[{layer.theta.min()}..{layer.theta.max()}] bias=[{layer.bias.min()}..{layer.bias.max()}] "
             f"+1 weights={plus / layer.weights.size:.1%}"
             + "".join(f" {key}={value}" for key, value in layer.options().items() if value != OPTION_DEFAULTS[key])
+            + (f" recurrent (+1 {float((layer.recurrent > 0).mean()):.1%})" if layer.is_recurrent else "")
             + ("" if net.densities is None else f" input density={net.mean_densities()[k]:.4f}")
         )
     return 0
