@@ -3,8 +3,9 @@
 Each image is shown one row per timestep (`spikeloop.quant.data.rows_encode`: a pixel above 0.5 fires): the
 scikit-learn digits as 8 rows of 8 inputs, MNIST-5k as 28 rows of 28. A network sees one row at a time and
 must remember the rows before it; a feed-forward network has only its membranes for that, a recurrent one
-also its own spikes of the previous timestep (docs/numerics.md). Both kinds have the same layer sizes and
-are trained alike (`spikeloop.quant.train.run`: straight-through weights, backpropagation through time,
+also its own spikes of the previous timestep (docs/numerics.md). The feed-forward and the recurrent network
+have the same layer sizes; a third, "feedforward-wide", has a hidden layer wide enough for as many synapses
+as the recurrent one (its recurrent weights included). All are trained alike (`spikeloop.quant.train.run`: straight-through weights, backpropagation through time,
 exported and checked bit-exact against the golden model).
 
 Every exported network then runs its test split on a core (``backend``: the simulated board, the generated
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-KINDS = ("feedforward", "recurrent")
+KINDS = ("feedforward", "recurrent", "feedforward-wide")
 BACKENDS = ("sim", "golden")
 #: Per data set: timesteps (rows), hidden layer sizes, epochs.
 TASKS = {
@@ -40,6 +41,7 @@ class StudyConfig:
     """The study's settings; the defaults are the full study."""
 
     datasets: tuple[str, ...] = tuple(TASKS)
+    kinds: tuple[str, ...] = KINDS
     seeds: tuple[int, ...] = (0, 1, 2)
     epochs: dict = field(default_factory=lambda: {name: task["epochs"] for name, task in TASKS.items()})
     max_test: int | None = None  # test samples run on the core (None: the whole test split)
@@ -50,6 +52,8 @@ class StudyConfig:
         for name in self.datasets:
             if name not in TASKS:
                 raise ValueError(f"data set {name!r}; the study knows {', '.join(TASKS)}")
+        if not self.kinds or any(kind not in KINDS for kind in self.kinds):
+            raise ValueError(f"kinds = {self.kinds!r}; expected some of {', '.join(KINDS)}")
         if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds):
             raise ValueError(f"seeds = {self.seeds!r}, expected non-negative integers")
         if self.backend not in BACKENDS:
@@ -60,14 +64,21 @@ class StudyConfig:
 
     @classmethod
     def quick(cls, **changes) -> StudyConfig:
-        """A few epochs on the digits, one seed, 100 test samples (for tests)."""
-        return replace(cls(datasets=("digits",), seeds=(0,), epochs={"digits": 4}, max_test=100), **changes)
+        """A few epochs on the digits, feed-forward and recurrent, one seed, 100 test samples (for tests)."""
+        return replace(cls(datasets=("digits",), kinds=KINDS[:2], seeds=(0,), epochs={"digits": 4}, max_test=100),
+                       **changes)
 
-    def train_config(self, dataset: str, kind: str, seed: int):
+    def train_config(self, dataset: str, kind: str, seed: int, *, n_in: int, n_classes: int):
+        """The training run of one network (`n_in` pixels per image, `n_classes` classes)."""
         from spikeloop.quant.train import TrainConfig
 
         task = TASKS[dataset]
-        return TrainConfig(dataset=dataset, encoding="rows", steps=task["steps"], hidden=task["hidden"],
+        hidden = task["hidden"]
+        if kind == "feedforward-wide":  # as many synapses as the recurrent network of one hidden layer
+            width = n_in // task["steps"]
+            synapses = hidden[0] * (width + hidden[0] + n_classes)
+            hidden = (round(synapses / (width + n_classes)),)
+        return TrainConfig(dataset=dataset, encoding="rows", steps=task["steps"], hidden=hidden,
                            recurrent=kind == "recurrent", epochs=self.epochs.get(dataset, task["epochs"]), seed=seed)
 
 
@@ -99,7 +110,8 @@ def run_one(study: StudyConfig, dataset: str, kind: str, seed: int, *, data=None
     from spikeloop.quant.models import predict
     from spikeloop.quant.train import run
 
-    cfg = study.train_config(dataset, kind, seed)
+    data = data if data is not None else task_data(dataset)
+    cfg = study.train_config(dataset, kind, seed, n_in=data.n_in, n_classes=data.n_classes)
     done = run(cfg, progress=False, data=data)
     network, y_test = done.network, done.result.data.y_test
     n = len(y_test) if study.max_test is None else min(study.max_test, len(y_test))
@@ -122,16 +134,21 @@ def run_one(study: StudyConfig, dataset: str, kind: str, seed: int, *, data=None
     return row
 
 
-def run_study(study: StudyConfig | None = None, *, log=None) -> list[Row]:
-    """Every data set, kind and seed."""
+def task_data(dataset: str):
+    """The data set split as every run of the study splits it (the split's seed is 0, whatever the run's)."""
     from spikeloop.quant.train import TrainConfig
 
+    return TrainConfig(dataset=dataset).load_data()
+
+
+def run_study(study: StudyConfig | None = None, *, log=None) -> list[Row]:
+    """Every data set, kind and seed."""
     study = study or StudyConfig()
     rows = []
     for dataset in study.datasets:
-        data = TrainConfig(dataset=dataset).load_data()
+        data = task_data(dataset)
         for seed in study.seeds:
-            for kind in KINDS:
+            for kind in study.kinds:
                 rows.append(run_one(study, dataset, kind, seed, data=data, log=log))
     return rows
 
