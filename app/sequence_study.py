@@ -5,8 +5,9 @@ scikit-learn digits as 8 rows of 8 inputs, MNIST-5k as 28 rows of 28. A network 
 must remember the rows before it; a feed-forward network has only its membranes for that, a recurrent one
 also its own spikes of the previous timestep (docs/numerics.md). The feed-forward and the recurrent network
 have the same layer sizes; a third, "feedforward-wide", has a hidden layer wide enough for as many synapses
-as the recurrent one (its recurrent weights included). All are trained alike (`spikeloop.quant.train.run`: straight-through weights, backpropagation through time,
-exported and checked bit-exact against the golden model).
+as the recurrent one (its recurrent weights included). All are trained alike (`spikeloop.quant.train.run`:
+straight-through weights, backpropagation through time, exported and checked bit-exact against the golden
+model).
 
 Every exported network then runs its test split on a core (``backend``: the simulated board, the generated
 Verilog under Verilator, or the golden board), and the core's predictions are compared with the golden
