@@ -139,12 +139,14 @@ class Status:
 
 
 def describe_config(config: CoreConfig) -> str:
-    """One line: sizes, lanes, chunks, event-driven layers (events E, `-` for a dense layer), output options and
-    the design hash prefix."""
+    """One line: sizes, lanes, chunks, event-driven layers (events E, `-` for a dense layer), recurrent layers
+    (their indices), output options and the design hash prefix."""
     lanes = "/".join(str(c.lanes) for c in config.layers)
     chunk = "/".join(str(c.chunk) for c in config.layers)
     events = "/".join("-" if c.events is None else str(c.events) for c in config.layers)
+    loops = ",".join(str(k) for k, c in enumerate(config.layers) if c.recurrent)
     extra = ((f", events {events}" if any(c.events is not None for c in config.layers) else "")
+             + (f", recurrent layers {loops}" if loops else "")
              + (", membranes" if config.membranes else "") + (", probes" if config.probes else ""))
     return (f"{'-'.join(map(str, config.sizes))} (lanes {lanes}, chunk {chunk}{extra}, {config.bus_width}-bit bus, "
             f"design {design_hash(config).hex()[:12]})")

@@ -9,6 +9,12 @@ takes it, while this layer already computes the following timestep, so consecuti
 work on consecutive timesteps at once (the same-timestep semantics are kept: layer k+1 sees
 exactly layer k's spikes of the same timestep).
 
+A recurrent layer (`config.recurrent`) feeds its crossbar `crossbar_inputs` = n_in + n_out inputs: the
+timestep's spikes, then its own spikes of the previous timestep, which the collector already holds (its `z`
+register; a state clear zeroes it). Its next timestep is therefore offered to the crossbar only once the
+last group of the current one has reached the collector: the crossbar and the neuron array work on one
+timestep at a time (docs/gateware.md, "Recurrent layers").
+
 With `probes`, the collector also holds every neuron's pre-reset membrane and current of the
 timestep, beside its spikes, for the framer to stream (`probe`); they stay put until the layer's
 next timestep, which the core holds back while a probe is selected (rtl/top.py).
@@ -35,7 +41,7 @@ class Layer(wiring.Component, Probed):
 
     Parameters (keyword-only)
     ----------
-    config : LayerConfig (sizes, lanes, chunk or events, widths, decay).
+    config : LayerConfig (sizes, lanes, chunk or events, widths, decay, recurrent).
     membranes : bool, whether the output payload carries the pre-reset membranes `v`.
     probes : bool, whether the layer captures its timestep's z, v' and u for the probes (`probe`).
 
@@ -57,13 +63,13 @@ class Layer(wiring.Component, Probed):
         self._config = config
         self._membranes = membranes
         self._probes_built = probes
+        width = config.crossbar_inputs  # with `recurrent`, the previous spikes after the inputs
         if config.events is None:
-            self._crossbar = Crossbar(n_in=config.n_in, n_out=config.n_out, lanes=config.lanes, chunk=config.chunk)
+            self._crossbar = Crossbar(n_in=width, n_out=config.n_out, lanes=config.lanes, chunk=config.chunk)
         else:
-            self._crossbar = EventCrossbar(n_in=config.n_in, n_out=config.n_out, lanes=config.lanes,
-                                           events=config.events)
+            self._crossbar = EventCrossbar(n_in=width, n_out=config.n_out, lanes=config.lanes, events=config.events)
         self._neurons = NeuronArray(
-            n_in=config.n_in, n_out=config.n_out, lanes=config.lanes, v_bits=config.v_bits, u_bits=config.u_bits,
+            n_in=width, n_out=config.n_out, lanes=config.lanes, v_bits=config.v_bits, u_bits=config.u_bits,
             frac_bits=config.frac_bits, decay=config.decay, probes=probes, options=config.options,
         )
         self._addr_width = max(self._crossbar.addr_width, self._neurons.addr_width)
@@ -110,7 +116,6 @@ class Layer(wiring.Component, Probed):
         m.submodules.crossbar = xbar = self._crossbar
         m.submodules.neurons = neurons = self._neurons
 
-        wiring.connect(m, wiring.flipped(self.i_stream), xbar.i_stream)
         wiring.connect(m, producer=xbar.o_stream, consumer=neurons.i_stream)
         for name, member in self.ctrl.signature.members.items():  # run-time values in, clearing out
             if name != "busy":
@@ -178,7 +183,27 @@ class Layer(wiring.Component, Probed):
                 self.probe.u.eq(Cat(*held["u"][: c.n_out])),
             ]
 
+        # ---- the crossbar's input: the timestep's spikes (and, recurrent, the previous timestep's own)
+        if c.recurrent:
+            pending = Signal()  # a timestep is in the crossbar or the neuron array: `z` is not complete yet
+            m.d.comb += [
+                xbar.i_stream.valid.eq(self.i_stream.valid & ~pending),
+                xbar.i_stream.p.spikes.eq(Cat(self.i_stream.p.spikes, z[: c.n_out])),
+                xbar.i_stream.p.last.eq(self.i_stream.p.last),
+                self.i_stream.ready.eq(xbar.i_stream.ready & ~pending),
+            ]
+            with m.If(xbar.i_stream.valid & xbar.i_stream.ready):
+                m.d.sync += pending.eq(1)
+            with m.If(beat.valid & beat.ready & beat.p.end):
+                m.d.sync += pending.eq(0)
+            with m.If(self.ctrl.clear):  # z[-1] = 0 again (the core clears only while no timestep is in flight)
+                m.d.sync += z.eq(0)
+        else:
+            wiring.connect(m, wiring.flipped(self.i_stream), xbar.i_stream)
+
         m.d.comb += self.ctrl.busy.eq(xbar.busy | neurons.ctrl.busy | o_valid)
-        # the collector's own timestep (the crossbar and the neuron array name theirs)
+        # the collector's own timestep (the crossbar and the neuron array name theirs); recurrent, `pending`
         self._probes = {"steps": o_valid, "lasts": o_valid & self.o_stream.p.last}
+        if c.recurrent:
+            self._probes["pending"] = pending
         return m

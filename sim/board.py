@@ -494,7 +494,7 @@ def bench(config: CoreConfig, *, steps: int = 2000, density: float = 0.2, seed: 
     sizes = config.sizes
     net = Network(tuple(  # each layer with its own widths: the configuration may set them per layer
         random_network((layer.n_in, layer.n_out), seed=seed + k, v_bits=layer.v_bits, u_bits=layer.u_bits,
-                       frac_bits=layer.frac_bits).layers[0]
+                       frac_bits=layer.frac_bits, recurrent=layer.recurrent).layers[0]
         for k, layer in enumerate(config.layers)))
     t0 = time.perf_counter()
     board = SimBoard(config, profile=profile)

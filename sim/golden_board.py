@@ -215,9 +215,10 @@ class GoldenBoard(Board):
             for k, cfg in enumerate(self._config.layers):
                 image = {w.kind: img for w, img in self._windows.values() if w.layer == k}
                 mode = regmap.mode_labels(self._run_time["MODE"][k])
+                weights = cfg.weight_window.unpack(image["weights"])  # [w | r] of a recurrent layer
                 try:
                     layers.append(Layer(
-                        cfg.weight_window.unpack(image["weights"]),
+                        weights[:, : cfg.n_in], recurrent=weights[:, cfg.n_in :] if cfg.recurrent else None,
                         theta=unpack_neuron_values(image["theta"], cfg),
                         bias=unpack_neuron_values(image["bias"], cfg),
                         **mode, v_bits=cfg.v_bits, u_bits=cfg.u_bits,

@@ -1,9 +1,10 @@
 """What a bitstream is built for: `LayerConfig` / `CoreConfig`, validated up front.
 
 Sizes, lanes `P`, chunk `C` or events `E` (the crossbar's kind), widths, decay implementation, the options
-switch and the output stream options of a core; the design hash that names a build and the configuration
-readback that lets a driver rebuild it from the registers (`CoreConfig.readback`, `CoreConfig.from_readback`);
-the cycles a timestep takes; and the default core (`DEFAULT_CORE`). numpy only (it runs on the board).
+and recurrence switches and the output stream options of a core; the design hash that names a build and the
+configuration readback that lets a driver rebuild it from the registers (`CoreConfig.readback`,
+`CoreConfig.from_readback`); the cycles a timestep takes; and the default core (`DEFAULT_CORE`). numpy only
+(it runs on the board).
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ class LayerConfig:
     clock each); an int in 1..MAX_EVENTS (and <= n_in) for the event-driven one (rtl/events.py: E active
     inputs a clock, whichever they are). Its E inputs a clock are its synapses per neuron per clock, so
     `chunk` is E: leave chunk unset (or equal to E); another chunk is refused.
+    `recurrent`: the layer also takes its own spikes of the previous timestep, with their own weights: its
+    crossbar has `crossbar_inputs` = n_in + n_out inputs (the layer's n_in, then its n_out previous spikes),
+    and chunk and events are bounded by that width; the neuron array is the same.
     """
 
     n_in: int
@@ -92,14 +96,19 @@ class LayerConfig:
     decay: str = "shift"
     options: bool = False
     events: int | None = None
+    recurrent: bool = False
     where: str = "layer"
 
     def __post_init__(self):
         w = self.where
         _int(w, "n_in", self.n_in, 1, MAX_WIDTH)
         _int(w, "n_out", self.n_out, 1, MAX_WIDTH)
+        if not isinstance(self.recurrent, (bool, np.bool_)):
+            raise ConfigError(f"{w}: recurrent must be True or False, got {self.recurrent!r}")
+        object.__setattr__(self, "recurrent", bool(self.recurrent))
+        width = self.crossbar_inputs
         if self.events is not None:
-            _int(w, "events", self.events, 1, min(MAX_EVENTS, self.n_in))
+            _int(w, "events", self.events, 1, min(MAX_EVENTS, width))
             if self.chunk is None:
                 object.__setattr__(self, "chunk", self.events)
             elif self.chunk != self.events:
@@ -108,9 +117,9 @@ class LayerConfig:
                     "inputs a clock (its chunk); leave chunk unset or equal to events"
                 )
         if self.chunk is None:
-            object.__setattr__(self, "chunk", min(32, self.n_in))
+            object.__setattr__(self, "chunk", min(32, width))
         _int(w, "lanes", self.lanes, 1, min(MAX_LANES, self.n_out))
-        _int(w, "chunk", self.chunk, 1, min(MAX_CHUNK, self.n_in))
+        _int(w, "chunk", self.chunk, 1, min(MAX_CHUNK, width))
         if self.lanes * self.chunk > MAX_ROW_BITS:
             raise ConfigError(f"{w}: lanes * chunk = {self.lanes * self.chunk} exceeds {MAX_ROW_BITS} bits per row")
         _int(w, "v_bits", self.v_bits, *BITS_RANGE)
@@ -124,18 +133,25 @@ class LayerConfig:
 
     # Geometry of the memories (derived, read-only).
     @property
+    def crossbar_inputs(self) -> int:
+        """Inputs of the layer's crossbar: n_in, and with `recurrent` the n_out previous spikes after them."""
+        return self.n_in + self.n_out if self.recurrent else self.n_in
+
+    @property
     def weight_window(self) -> DenseGeometry | EventGeometry:
         """The weights window's layout for this layer's crossbar kind: words, padding, packer
         (`DenseGeometry`, or `EventGeometry` with `events`). Every user of the window goes through it."""
+        n_in = self.crossbar_inputs
         if self.events is None:
-            return DenseGeometry(n_in=self.n_in, n_out=self.n_out, lanes=self.lanes, chunk=self.chunk)
-        return EventGeometry(n_in=self.n_in, n_out=self.n_out, lanes=self.lanes, events=self.events)
+            return DenseGeometry(n_in=n_in, n_out=self.n_out, lanes=self.lanes, chunk=self.chunk)
+        return EventGeometry(n_in=n_in, n_out=self.n_out, lanes=self.lanes, events=self.events)
 
     @property
     def n_chunks(self) -> int:
-        """Input chunks of `chunk` bits per timestep (the last one zero-padded); with `events`, the bank rows
-        K = ceil(n_in / E): the most clocks a group takes."""
-        return ceil_div(self.n_in, self.chunk)
+        """Input chunks of `chunk` bits per timestep over the crossbar's inputs (the last one zero-padded; with
+        `recurrent`, the previous spikes' chunks last); with `events`, the bank rows K = ceil(inputs / E): the
+        most clocks a group takes."""
+        return ceil_div(self.crossbar_inputs, self.chunk)
 
     @property
     def n_groups(self) -> int:
@@ -170,8 +186,9 @@ class LayerConfig:
 
     @property
     def syn_bits(self) -> int:
-        """Signed width of sum_i w[j,i] s[i], which lies in [-n_in, n_in]."""
-        return self.n_in.bit_length() + 1
+        """Signed width of the synaptic sum, which lies in [-inputs, inputs] (`crossbar_inputs`: with `recurrent`,
+        the previous spikes' terms too)."""
+        return self.crossbar_inputs.bit_length() + 1
 
     @property
     def current_bits(self) -> int:
@@ -188,6 +205,12 @@ class LayerConfig:
             have, want = getattr(layer, name), getattr(self, name)
             if have != want:
                 raise ConfigError(f"{w}: the network has {name} = {have}, the core is built for {want}")
+        if layer.is_recurrent != self.recurrent:
+            raise ConfigError(
+                f"{w}: the network has recurrent = {layer.is_recurrent}, the core is built with recurrent = "
+                f"{self.recurrent}" + (" (build with recurrent=True, `--recurrent` on the command line)"
+                                       if layer.is_recurrent else "")
+            )
         if self.decay == Decay.SHIFT.label:
             for name in ("lam", "alpha"):
                 value = getattr(layer, name)
@@ -207,11 +230,12 @@ class LayerConfig:
                 )
 
     def params(self) -> dict:
-        """The build parameters as a plain dict (for JSON, hashing and readback); `options` only when on and
-        `events` only when set, so a build without them keeps the parameters and design hash it had before
-        they existed."""
+        """The build parameters as a plain dict (for JSON, hashing and readback); `options` and `recurrent` only
+        when on and `events` only when set, so a build without them keeps the parameters and design hash it had
+        before they existed."""
         return {f.name: getattr(self, f.name) for f in fields(self)
                 if f.name != "where" and (f.name != "options" or self.options)
+                and (f.name != "recurrent" or self.recurrent)
                 and (f.name != "events" or self.events is not None)}
 
 
@@ -253,6 +277,7 @@ class CoreConfig(LayerChain):
         decay="shift",
         options=False,
         events=None,
+        recurrent=False,
         membranes: bool = False,
         bus_width: int = 32,
         probes: bool = False,
@@ -260,7 +285,8 @@ class CoreConfig(LayerChain):
         """A configuration from sizes `(n_in, n_out0, n_out1, ...)`.
 
         Every per-layer argument is a scalar (all layers) or a sequence (one per layer). A scalar
-        `lanes`, `chunk` or `events` is capped at each layer's `n_out`, `n_in`, `n_in` respectively.
+        `lanes`, `chunk` or `events` is capped at each layer's `n_out` and crossbar inputs (`n_in`, with
+        `recurrent` n_in + n_out) respectively. `recurrent`: a bool (all layers) or one per layer.
         `events`: None (every layer dense), an int (every layer event-driven) or one entry per layer, None
         for a dense layer. A scalar `chunk` applies to the dense layers only (an event-driven layer's chunk
         is its events); a per-layer chunk entry of an event-driven layer must be None or equal its events.
@@ -280,15 +306,19 @@ class CoreConfig(LayerChain):
             return [value] * n
 
         outs, ins = sizes[1:], sizes[:-1]
+        loops = per_layer("recurrent", recurrent)
+        widths = [n_in + n_out if isinstance(loop, (bool, np.bool_)) and loop else n_in
+                  for n_in, n_out, loop in zip(ins, outs, loops)]
         cols = {
             "lanes": per_layer("lanes", lanes, outs),
-            "chunk": per_layer("chunk", chunk, ins),
+            "chunk": per_layer("chunk", chunk, widths),
             "v_bits": per_layer("v_bits", v_bits),
             "u_bits": per_layer("u_bits", u_bits),
             "frac_bits": per_layer("frac_bits", frac_bits),
             "decay": per_layer("decay", decay),
             "options": per_layer("options", options),
-            "events": per_layer("events", events, ins),
+            "events": per_layer("events", events, widths),
+            "recurrent": loops,
         }
         if not isinstance(chunk, (list, tuple)):
             cols["chunk"] = [None if e is not None else c for c, e in zip(cols["chunk"], cols["events"])]
@@ -300,12 +330,12 @@ class CoreConfig(LayerChain):
 
     @classmethod
     def for_network(cls, network: Network, *, lanes=1, chunk=32, decay=None, options=None, events=None,
-                    **kwargs) -> CoreConfig:
+                    recurrent=None, **kwargs) -> CoreConfig:
         """The configuration that holds `network` exactly (sizes and widths taken from it).
 
         `decay` defaults to `"shift"` for layers whose lam and alpha are 0 or powers of two, else
         `"multiply"`; `options` to on for the layers that use contract v2's options (`not Layer.is_v1`).
-        `events` as in `build`.
+        `events` as in `build`; `recurrent` defaults to the network's own (`Layer.is_recurrent`).
         """
         if not isinstance(network, Network):
             raise TypeError(f"expected a Network, got {type(network).__name__}")
@@ -317,8 +347,10 @@ class CoreConfig(LayerChain):
             decay = [(Decay.SHIFT if pow2_ok(layer) else Decay.MULTIPLY).label for layer in network.layers]
         if options is None:
             options = [not layer.is_v1 for layer in network.layers]
+        if recurrent is None:
+            recurrent = [layer.is_recurrent for layer in network.layers]
         return cls.build(
-            network.sizes, lanes=lanes, chunk=chunk, decay=decay, options=options, events=events,
+            network.sizes, lanes=lanes, chunk=chunk, decay=decay, options=options, events=events, recurrent=recurrent,
             v_bits=[layer.v_bits for layer in network.layers],
             u_bits=[layer.u_bits for layer in network.layers],
             frac_bits=[layer.frac_bits for layer in network.layers],
@@ -368,7 +400,7 @@ class CoreConfig(LayerChain):
             values[layer_offset(k, "GEOMETRY")] = geometry
             values[layer_offset(k, "WIDTHS")] = layer_register("WIDTHS").encode(
                 v_bits=layer.v_bits, u_bits=layer.u_bits, frac_bits=layer.frac_bits, decay=Decay.of(layer.decay),
-                options=int(layer.options), events=int(layer.events is not None),
+                options=int(layer.options), events=int(layer.events is not None), recurrent=int(layer.recurrent),
             )
             for kind in WINDOW_KINDS:
                 values[layer_offset(k, f"{kind.upper()}_BASE")] = window(self, k, kind).base
@@ -400,7 +432,8 @@ class CoreConfig(LayerChain):
                 read(layer_offset(k, "N_IN")), read(layer_offset(k, "N_OUT")),
                 lanes=geometry["lanes"], chunk=geometry["chunk"], v_bits=widths["v_bits"], u_bits=widths["u_bits"],
                 frac_bits=widths["frac_bits"], decay=decay, options=bool(widths["options"]),
-                events=geometry["chunk"] if widths["events"] else None, where=f"layer {k}",
+                events=geometry["chunk"] if widths["events"] else None, recurrent=bool(widths["recurrent"]),
+                where=f"layer {k}",
             ))
         config = cls(tuple(layers), membranes=bool(cfg["membranes"]), bus_width=cfg["bus_bytes"] * 8,
                      probes=bool(cfg["probes"]))

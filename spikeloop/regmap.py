@@ -220,12 +220,14 @@ _l = _Block()
 _l.add("N_IN", "ro", "Inputs of the layer.")
 _l.add("N_OUT", "ro", "Neurons of the layer.")
 _l.add("GEOMETRY", "ro", "Lanes and chunk.", [Field("lanes", 0, 16, "P"), Field("chunk", 16, 16, "C")])
-_l.add("WIDTHS", "ro", "Widths, decay implementation, the options switch and the crossbar's kind.", [
+_l.add("WIDTHS", "ro", "Widths, decay implementation, the options switch, the crossbar's kind and recurrence.", [
     Field("v_bits", 0, 8), Field("u_bits", 8, 8), Field("frac_bits", 16, 8),
     Field("decay", 24, 1, _codes(Decay)),
     Field("options", 25, 1, "the layer is built with contract v2's options (else MODE takes only their v1 values)"),
     Field("events", 26, 1, "the layer's crossbar is event-driven, taking `GEOMETRY.chunk` active inputs a clock "
           "(else dense: every input chunk that holds a spike)"),
+    Field("recurrent", 27, 1, "the layer also takes its own spikes of the previous timestep: its crossbar has "
+          "N_IN + N_OUT inputs, the previous spikes last (weights rows of [w | r])"),
 ])
 _l.add("MODE", "rw", "Neuron kind, reset mode and the layer's numerics options (docs/numerics.md).",
        _mode_fields())
@@ -558,6 +560,9 @@ chunks of `C` synapses:
   bank row `k`, bank `b`), lane `p` at bit `p`, in `ceil(P/32)` words at word
   `((g*K + k) * next_pow2(E) + b) * next_pow2(ceil(P/32))` (`pack_event_weights`). Words past a
   row's data, and banks past `E`, are ignored on write and read as 0.
+  A recurrent layer (`WIDTHS.recurrent`) has `n_in + n_out` crossbar inputs: inputs `n_in + k` are
+  its own spikes `k` of the previous timestep, so its window holds the matrix `[w | r]`
+  (`Layer.crossbar_weights`) laid out as above with `n_in + n_out` for `n_in`.
 - `theta`, `bias` (rw), `v`, `u` (ro): neuron `j` is word `(j // P) * next_pow2(P) + j % P`,
   a 32-bit two's complement value (`pack_neuron_values`). Writes outside
   `1 <= theta <= 2^(v_bits-1)-1`, or outside the `v_bits` range for `bias`, are refused

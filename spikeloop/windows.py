@@ -302,7 +302,7 @@ def load_writes(config, network: Network, *, skip_zero: bool = False) -> list[tu
         for name, value in layer_control_values(layer).items():
             writes.append((layer_offset(k, name), value))
         images = {
-            "weights": cfg.weight_window.pack(layer.weights),
+            "weights": cfg.weight_window.pack(layer.crossbar_weights),
             "theta": pack_neuron_values(layer.theta, cfg),
             "bias": pack_neuron_values(layer.bias, cfg),
         }

@@ -66,6 +66,7 @@ class Bench:
     probes: bool = False
     options: tuple[dict, ...] = ()  # contract v2's options of each layer (`Layer.options()`; none: v1's)
     events: int | list[int | None] | None = None  # the event-driven crossbar's E per layer (None: dense)
+    recurrent: bool | tuple[bool, ...] = False  # the layers that take their own previous spikes
 
     def per_layer(self, value, k):
         return value[k] if isinstance(value, tuple) else value
@@ -92,6 +93,12 @@ CONFIGS = {
     # the event-driven crossbar (E = 8 banks of 5 inputs) before a dense layer
     "events": Bench((40, 12, 5), [4, 5], [None, 12], ("cuba", "lif"), ("zero", "subtract"), v_bits=10, u_bits=9,
                     volume=1500, events=[8, None]),
+    # recurrent layers: dense, 30 inputs and 12 previous spikes in chunks of 7 (one chunk holds both), then 12 + 6
+    # in one chunk; event-driven, 24 + 10 in 6 banks, before a feed-forward layer
+    "recurrent": Bench((30, 12, 6), [3, 2], [7, 18], ("cuba", "lif"), ("zero", "subtract"), v_bits=10, u_bits=9,
+                       volume=2500, recurrent=True),
+    "recurrent-events": Bench((24, 10, 5), [2, 5], [None, 10], ("lif", "cuba"), ("subtract", "none"), v_bits=10,
+                              u_bits=9, volume=2000, events=[6, None], recurrent=(True, False)),
 }
 #: More configurations for `make regress-long`: the default build of `make verilog`, one group and
 #: one chunk per layer, one neuron and one synapse per clock, extreme widths, four layers, event-driven layers.
@@ -129,7 +136,8 @@ def make_network(name: str, seed: int, *, randomize: bool = False) -> tuple[Netw
         v_bits, u_bits = bench.per_layer(bench.v_bits, k), bench.per_layer(bench.u_bits, k)
         options = bench.options[k] if bench.options else {}
         base = random_network(bench.sizes[k : k + 2], seed=seed + 1000 * k, v_bits=v_bits, u_bits=u_bits,
-                              frac_bits=bench.frac_bits, neuron="cuba", **options).layers[0]
+                              frac_bits=bench.frac_bits, neuron="cuba", recurrent=bench.per_layer(bench.recurrent, k),
+                              **options).layers[0]
         neuron = str(rng.choice(NEURONS)) if randomize else bench.neurons[k]
         reset = str(rng.choice(RESETS)) if randomize else bench.resets[k]
         one = 1 << bench.frac_bits
@@ -144,6 +152,7 @@ def make_network(name: str, seed: int, *, randomize: bool = False) -> tuple[Netw
                                     events=bench.events)
     if bench.events is not None:
         assert [layer.events for layer in config.layers] == list(bench.events), "the kind did not reach the build"
+    assert [layer.recurrent for layer in config.layers] == [layer.is_recurrent for layer in network.layers]
     return network, config
 
 
@@ -217,6 +226,21 @@ def _check_options(cases) -> None:
                        for net, spikes in cases), f"layer {k}: {name} = {getattr(layer, name)!r} changes nothing"
 
 
+def _check_recurrence(network: Network, spikes) -> None:
+    """Every recurrent layer fires before the last timestep of `spikes` and its recurrent weights change the golden
+    trace (spikes or v' of some layer): the cases test the previous spikes fed back."""
+    trace = golden.run(network, spikes, record=True)
+    for k, layer in enumerate(network.layers):
+        if not layer.is_recurrent:
+            continue
+        assert trace.layers[k].z[:-1].any(), f"layer {k}: no spike fed back, the recurrence is untested"
+        layers = list(network.layers)
+        layers[k] = layer.replace(recurrent=None)
+        other = golden.run(Network(tuple(layers)), spikes, record=True)
+        assert any(not np.array_equal(a.z, b.z) or not np.array_equal(a.v, b.v)
+                   for a, b in zip(trace.layers, other.layers)), f"layer {k}: its recurrent weights change nothing"
+
+
 def _check_threshold(network: Network, spikes) -> None:
     step = golden.run(network, spikes, record=True).layers[0]
     theta = network.layers[0].theta
@@ -242,6 +266,7 @@ def write_cases(name: str, seed: int, directory: Path, *, randomize: bool = Fals
     _check_threshold(threshold, np.concatenate(threshold_transfers))
     _check_options([(network, volume_train), (rails, np.concatenate(rails_transfers)),
                     (threshold, np.concatenate(threshold_transfers))])
+    _check_recurrence(network, volume_train)
     common = {"config": config}
     paths = {
         "volume": write_case(directory / "volume.json", network=network, seed=seed, transfers=[volume_train],

@@ -47,6 +47,12 @@ The harnesses (docs/gateware.md, "Formal proofs"):
   three-item group after a weight write. The proof runs on a second layer too (10 inputs, 5 neurons,
   2 lanes, 3 banks: 3 groups, bank rows with padding slots, a popcount tree stage).
 
+- `RecurrentLayerHarness`: a recurrent `rtl.layer.Layer` (3 inputs, 2 neurons; dense, and event-driven with 2
+  banks) on its own, bounded from reset: the crossbar takes a timestep only once the previous one has left the
+  neuron array, so the previous spikes it takes as inputs are complete; they are the collector's, and zero after a
+  state clear; counting in every component. Covers: a previous spike taken as an input, a sum of the previous
+  spikes alone (a spike fed back).
+
 Every job must end PASS: in prove mode a failed base case or induction step (a counterexample
 trace is then under `<workdir>/<job>/run/engine_0/`), in cover mode an unreached cover, fails it.
 """
@@ -59,7 +65,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from amaranth.back import rtlil
@@ -770,6 +776,96 @@ class EventCrossbarHarness(Harness):
         ]
 
 
+#: The recurrent layer of `RecurrentLayerHarness`: 3 inputs and 2 neurons in one group (every item the neuron array
+#: holds ends a timestep, so the counts bound them all), a crossbar of 5 inputs in chunks of 2 (the second chunk
+#: holds an input and a previous spike, the third a previous spike).
+RECURRENT_LAYER = LayerConfig(3, 2, lanes=2, chunk=2, v_bits=4, u_bits=4, frac_bits=2, recurrent=True)
+
+
+class RecurrentLayerHarness(Harness):
+    """`rtl.layer.Layer` of a recurrent `config` on its own, with any handshakes, run-time registers, bus requests
+    and resets; the input stream's producer keeps the stream rule and a state clear comes only while the layer is
+    idle and offered nothing (as the core's `StateClear` sends it).
+
+    Checked from reset for 40 clocks, three timesteps (bounded: a k-induction would need invariants on every stage
+    of the neuron array's pipeline): the output stream holds while stalled; the crossbar, the neuron array and the
+    collector each hold exactly the timesteps that crossed their input and not their output; the layer's `pending`
+    is "a timestep is in the crossbar or the neuron array", and at most one is; so the crossbar takes a timestep
+    only when the previous one has left the neuron array (its spikes, the recurrent inputs, are complete); the
+    recurrent inputs it takes are the collector's spikes, and zero after a state clear.
+    Covers (from reset): a timestep taken with a previous spike among its inputs, and a group's sum made of the
+    previous spikes alone (no input spike): a spike fed back.
+    """
+
+    def __init__(self, config: LayerConfig = RECURRENT_LAYER):
+        super().__init__()
+        from spikeloop.rtl.layer import Layer
+
+        if not config.recurrent:
+            raise ValueError(f"config {config!r} is not recurrent")
+        self.config = config
+        self.layer = Layer(config=config)
+
+    def ports(self) -> list[Signal]:
+        from amaranth.lib import wiring
+
+        inputs = [Value.cast(value) for path, member, value in self.layer.signature.flatten(self.layer)
+                  if member.flow == wiring.In]
+        return super().ports() + inputs
+
+    def elaborate(self, platform):
+        m = Module()
+        layer, c = self.layer, self.config
+        m.submodules.layer = Fragment.get(layer, platform)  # elaborated now, so its probes exist
+        h = _History(m)
+        xbar, neurons = layer.crossbar, layer.neurons
+        i, o, x = layer.i_stream, layer.o_stream, xbar.i_stream
+        _stable_while_stalled(m, h, "i_stream", i.valid, i.ready, i.payload, check=Assume)
+        _stable_while_stalled(m, h, "o_stream", o.valid, o.ready, o.payload)
+        _stable_while_stalled(m, h, "crossbar.i_stream", x.valid, x.ready, x.payload)
+        m.d.comb += Assume(~layer.ctrl.clear | (~layer.ctrl.busy & ~i.valid))
+
+        def crossing(stream, end):
+            return stream.valid & stream.ready & end
+
+        boundaries = [crossing(x, 1), crossing(xbar.o_stream, xbar.o_stream.p.end),
+                      crossing(neurons.o_stream, neurons.o_stream.p.end), crossing(o, 1)]
+        counts = []
+        for k, moved in enumerate(boundaries):
+            count = Signal(4, name=f"crossed_{k}")
+            m.d.sync += count.eq(count + moved)
+            counts.append(count)
+        held = []
+        for name, part, into, out in zip(("crossbar", "neurons", "collector"), (xbar, neurons, layer),
+                                         counts, counts[1:]):
+            steps = Signal(4, name=f"held_{name}")
+            m.d.comb += [steps.eq(part.probes["steps"]),
+                         Assert((into - out)[:4] == steps, f"{name}: timesteps in - out != those it holds")]
+            held.append(steps)
+        inside = held[0] + held[1]
+        take = x.valid & x.ready
+        recurrent = x.p.spikes[c.n_in :]
+        m.d.comb += [
+            Assert(layer.probes["pending"] == (inside != 0), "pending is not 'a timestep in the crossbar or neurons'"),
+            Assert(inside <= 1, "two timesteps in the crossbar and the neuron array"),
+            Assert(~take | (inside == 0), "a timestep taken before the previous one left the neuron array"),
+            Assert(recurrent == o.p.spikes, "the recurrent inputs are not the collector's spikes"),
+        ]
+        with m.If(h.started & ~h.past_rst & h.past(layer.ctrl.clear, "clear")):
+            m.d.comb += Assert(recurrent == 0, "previous spikes left after a state clear")
+
+        # covers: a previous spike among the inputs taken; a group's sum from the previous spikes alone
+        quiet_input = Signal(name="quiet_input")  # the timestep in the crossbar had no input spike
+        with m.If(take):
+            m.d.sync += quiet_input.eq(x.p.spikes[: c.n_in] == 0)
+        sums = xbar.o_stream
+        m.d.comb += [
+            Cover(take & (recurrent != 0), "a timestep taken with a previous spike among its inputs"),
+            Cover(sums.valid & quiet_input & (Cat(*sums.p.syn) != 0), "a sum of the previous spikes alone"),
+        ]
+        return m
+
+
 # ------------------------------------------------------------------------------------------------ jobs
 
 @dataclass(frozen=True)
@@ -823,6 +919,13 @@ JOBS = {job.name: job for job in (
         solver="yices", script=("memory_map", "opt -fast")),
     Job("events-cover", lambda: EventCrossbarHarness(sums=True), "cover", 20,
         "event crossbar: multi-item groups, a bus read while held, back-to-back timesteps", solver="yices"),
+    Job("recurrent-bmc", RecurrentLayerHarness, "bmc", 40,
+        "recurrent layer 3-2: counting, one timestep in crossbar and neurons, previous spikes complete when taken, "
+        "40 clocks from reset (three timesteps)", solver="yices"),
+    Job("recurrent-events-bmc", lambda: RecurrentLayerHarness(replace(RECURRENT_LAYER, chunk=None, events=2)),
+        "bmc", 40, "recurrent layer 3-2 on the event crossbar (E 2): as recurrent-bmc", solver="yices"),
+    Job("recurrent-cover", RecurrentLayerHarness, "cover", 30,
+        "recurrent layer: a previous spike taken as an input and summed alone", solver="yices"),
 )}
 
 

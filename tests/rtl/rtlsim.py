@@ -121,7 +121,7 @@ async def load_layer(ctx, bus, layer_cfg: LayerConfig, layer, *, index: int | No
     """Write a network layer's weights, thresholds and biases through a MemBus (non-zero words only,
     the memories start at zero)."""
     images = {
-        "weights": layer_cfg.weight_window.pack(layer.weights),
+        "weights": layer_cfg.weight_window.pack(layer.crossbar_weights),
         "theta": pack_neuron_values(layer.theta, layer_cfg),
         "bias": pack_neuron_values(layer.bias, layer_cfg),
     }

@@ -111,7 +111,7 @@ def test_core_runs_a_network_bit_exact(bus_width, name):
             j = layer.n_out - 1
             index = int(neuron_word_index(cfg)[j])
             assert await axil_read(ctx, dut, regmap.window(config, k, "theta").base + 4 * index) == layer.theta[j]
-            image = cfg.weight_window.pack(layer.weights)
+            image = cfg.weight_window.pack(layer.crossbar_weights)
             assert await axil_read(ctx, dut, regmap.window(config, k, "weights").base) == image[0]
         got["start"] = True
         for spikes in transfers:

@@ -69,7 +69,7 @@ def run_network(network: Network, config: CoreConfig, spikes: np.ndarray, *, see
             words = [await bus_read(ctx, dut.bus, "v", int(a), layer=k) for a in neuron_word_index(cfg)]
             final_v.append(np.array(words, np.uint32).astype(np.int32).astype(np.int64))
 
-    load_words = sum(int(np.count_nonzero(cfg.weight_window.pack(layer.weights)))
+    load_words = sum(int(np.count_nonzero(cfg.weight_window.pack(layer.crossbar_weights)))
                      for cfg, layer in zip(config.layers, network.layers))
     budget = 10 * load_words + steps * sum(20 * cfg.weight_rows + 50 for cfg in config.layers) + 5000
     simulate(dut, source, sink, max_cycles=budget, cycles=clock)
@@ -107,7 +107,8 @@ def densities(rng, steps, n_in):
 
 
 NETWORKS = {
-    # name: (sizes, per-layer lanes, per-layer chunk, neuron/reset per layer, decay, membranes[, per-layer events])
+    # name: (sizes, per-layer lanes, per-layer chunk, neuron/reset per layer, decay, membranes[, per-layer events
+    # [, per-layer recurrent]])
     "three-layers-lif": ((40, 20, 12, 5), [4, 3, 5], [8, 6, 12], [("lif", "subtract")] * 3, "shift", True),
     "cuba-zero-multiply": ((30, 16, 7), [16, 2], [7, 16], [("cuba", "zero"), ("cuba", "none")], "multiply", True),
     "mixed-kinds": ((50, 24, 9, 6), [5, 9, 1], [25, 3, 9], [("lif", "none"), ("cuba", "subtract"), ("lif", "zero")],
@@ -117,13 +118,22 @@ NETWORKS = {
                          ("lif", "none")], "multiply", True, [8, None, 5]),
     "events-wide-lanes": ((70, 40, 6), [36, 6], [None, 13], [("cuba", "subtract"), ("lif", "zero")], "shift", False,
                           [64, None]),
+    # recurrent layers: a dense one whose chunk holds inputs and previous spikes (20 + 10 in chunks of 7), an
+    # event-driven one (16 + 9 in 5 banks), a feed-forward layer after them
+    "recurrent-dense": ((20, 10, 9, 4), [3, 9, 2], [7, 8, 9], [("lif", "subtract"), ("cuba", "zero"), ("lif", "none")],
+                        "shift", True, [None, None, None], [True, False, False]),
+    "recurrent-events": ((16, 9, 6), [2, 3], [None, 15], [("cuba", "subtract"), ("lif", "zero")], "multiply", True,
+                         [5, None], [True, True]),
 }
 
 
 def build_case(name: str, seed: int, *, bus_width: int = 32):
-    sizes, lanes, chunk, kinds, decay, membranes, *events = NETWORKS[name]
+    sizes, lanes, chunk, kinds, decay, membranes, *rest = NETWORKS[name]
+    events = rest[0] if rest else None
+    recurrent = rest[1] if len(rest) > 1 else False
     rng = np.random.default_rng(seed)
-    base = random_network(sizes, seed=seed, v_bits=10, u_bits=9, frac_bits=5, neuron="cuba")
+    base = random_network(sizes, seed=seed, v_bits=10, u_bits=9, frac_bits=5, neuron="cuba",
+                          recurrent=tuple(recurrent) if isinstance(recurrent, list) else recurrent)
     layers = []
     for layer, (neuron, reset) in zip(base.layers, kinds):
         lam = int(rng.integers(0, 33)) if decay == "multiply" else int(rng.choice([0, 2, 8, 32]))
@@ -131,7 +141,7 @@ def build_case(name: str, seed: int, *, bus_width: int = 32):
         layers.append(layer.replace(neuron=neuron, reset=reset, lam=lam, alpha=alpha))
     network = Network(tuple(layers))
     config = CoreConfig.for_network(network, lanes=lanes, chunk=chunk, decay=decay, membranes=membranes,
-                                    bus_width=bus_width, events=events[0] if events else None)
+                                    bus_width=bus_width, events=events)
     return network, config
 
 
@@ -141,6 +151,26 @@ def test_network_matches_golden(name):
     network, config = build_case(name, seed)
     spikes = densities(np.random.default_rng(seed), 40, network.n_in)
     check_network(network, config, spikes, seed=seed, stall=0.2 if seed % 2 else 0.0)
+
+
+@pytest.mark.parametrize("name", ["recurrent-dense", "recurrent-events"])
+def test_recurrent_network_with_backpressure_and_a_recurrence_that_matters(name):
+    """Recurrent layers under stalls, bit-exact with golden; the recurrent weights change the golden output (the
+    comparison tests them), and a recurrent layer took previous spikes as inputs."""
+    seed = 300 + len(name)
+    network, config = build_case(name, seed)
+    spikes = densities(np.random.default_rng(seed), 40, network.n_in)
+    check_network(network, config, spikes, seed=seed, stall=0.4)
+    trace = golden.run(network, spikes, record=True)
+    for k, layer in enumerate(network.layers):
+        if layer.is_recurrent:
+            assert trace.layers[k].z[:-1].any(), f"layer {k}: no previous spike fed back ({seeded(seed)})"
+            plain = Network(tuple(lay.replace(recurrent=None) if i == k else lay
+                                  for i, lay in enumerate(network.layers)))
+            flipped = Network(tuple(lay.replace(recurrent=-lay.recurrent) if i == k else lay
+                                    for i, lay in enumerate(network.layers)))
+            same = [np.array_equal(golden.run(other, spikes).spikes, trace.spikes) for other in (plain, flipped)]
+            assert not all(same), f"layer {k}: the recurrent weights change nothing ({seeded(seed)})"
 
 
 def test_network_with_backpressure_and_idle_cycles():

@@ -40,6 +40,8 @@ CONFIGS = [
     CoreConfig.build((1, 1)),
     CoreConfig.build((40, 20, 12, 5), lanes=2, chunk=8, options=[True, False, True]),
     CoreConfig.build((70, 40, 12, 5), lanes=[36, 3, 5], chunk=[None, 6, None], events=[64, None, 12]),
+    CoreConfig.build((30, 12, 8, 5), lanes=[4, 3, 5], chunk=[None, 10, 8], events=[6, None, None],
+                     recurrent=[True, True, False]),
 ]
 
 
@@ -152,6 +154,41 @@ def test_a_dense_build_keeps_its_parameters_and_hash_and_events_change_them():
     forged[regmap.layer_offset(0, "WIDTHS")] &= ~widths.field("events").mask
     with pytest.raises(ConfigError, match="design hash"):
         CoreConfig.from_readback(lambda offset: forged.get(offset, 0))
+
+
+def test_recurrence_widens_the_crossbar_and_only_a_recurrent_build_changes_the_hash():
+    """`recurrent` is in the parameters only when on (as `options`): a build without it keeps its hash. A recurrent
+    layer's crossbar takes n_in + n_out inputs (chunk and events bounded by that), read back from WIDTHS.recurrent."""
+    assert all("recurrent" not in layer for layer in DEFAULT_CORE.params()["layers"])
+    assert design_hash(DEFAULT_CORE).hex()[:16] == "e86ad1276d6e56ba"
+    plain = CoreConfig.build((40, 20, 5), lanes=4, chunk=8)
+    assert design_hash(plain) == design_hash(CoreConfig.build((40, 20, 5), lanes=4, chunk=8, recurrent=False))
+    loop = CoreConfig.build((40, 20, 5), lanes=4, chunk=8, recurrent=[True, False])
+    assert design_hash(plain) != design_hash(loop)
+    assert [layer.get("recurrent") for layer in loop.params()["layers"]] == [True, None]
+    layer = loop.layers[0]
+    assert (layer.crossbar_inputs, layer.n_chunks, layer.syn_bits) == (60, 8, 7)
+    assert layer.weight_window.n_in == 60 and regmap.window(loop, 0, "weights").words == layer.weight_window.words
+    assert loop.layers[1].crossbar_inputs == 20
+    widths = regmap.layer_register("WIDTHS")
+    values = loop.readback()
+    assert [widths.decode(values[regmap.layer_offset(k, "WIDTHS")])["recurrent"] for k in range(2)] == [1, 0]
+    assert CoreConfig.from_readback(lambda offset: values.get(offset, 0)) == loop
+    forged = dict(values)  # a driver told the wrong recurrence refuses the core
+    forged[regmap.layer_offset(0, "WIDTHS")] &= ~widths.field("recurrent").mask
+    with pytest.raises(ConfigError, match="design hash"):
+        CoreConfig.from_readback(lambda offset: forged.get(offset, 0))
+    # chunk and events reach past n_in up to the crossbar's width; a scalar caps at it
+    assert LayerConfig(8, 4, chunk=12, recurrent=True).chunk == 12 and LayerConfig(8, 4, recurrent=True).chunk == 12
+    assert LayerConfig(8, 4, events=12, recurrent=True).events == 12
+    assert [c.chunk for c in CoreConfig.build((8, 4, 2), chunk=64, recurrent=[True, False]).layers] == [12, 4]
+    assert [c.events for c in CoreConfig.build((8, 4, 2), events=64, recurrent=True).layers] == [12, 6]
+    with pytest.raises(ConfigError, match=r"layer: chunk = 13 is outside \[1, 12\]"):
+        LayerConfig(8, 4, chunk=13, recurrent=True)
+    with pytest.raises(ConfigError, match="layer: recurrent must be True or False, got 1"):
+        LayerConfig(8, 4, recurrent=1)
+    with pytest.raises(ConfigError, match="recurrent has 3 entries for 2 layers"):
+        CoreConfig.build((8, 4, 2), recurrent=[True, False, False])
 
 
 def test_events_are_checked_and_exclude_another_chunk():
