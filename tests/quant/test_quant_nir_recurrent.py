@@ -626,3 +626,16 @@ def test_nir_commands_import_and_export_a_recurrent_graph(tmp_path, capsys):
     assert main(["nir", "agree", str(FIXTURES / f"{RLEAKY}.nir"), "--recorded", str(FIXTURES / f"{RLEAKY}.npz"),
                  "--reset", "subtract_next"]) == 0
     assert "| **defaults** | 99.98% | 100.0% | 1358 / 1358 |" in capsys.readouterr().out
+
+
+def test_a_trained_recurrent_model_to_nir_and_back():
+    from spikeloop.quant.models import feedforward
+    from spikeloop.quant.nir import model_to_nir
+    from spikeloop.spikes import poisson_spikes
+
+    model = feedforward((10, 8, 3), readout="count", leak=0.25, seed=3, recurrent=True)
+    calib = poisson_spikes((20, 6, 10), 0.4, seed=3).astype(np.uint8)
+    graph, network, _ = model_to_nir(model, calibration=calib)
+    assert [layer.is_recurrent for layer in network.layers] == [True, False]
+    assert ("lif0", "rec0") in graph.edges and ("rec0", "lif0") in graph.edges
+    assert from_nir(graph).network == network
