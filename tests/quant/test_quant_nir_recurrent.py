@@ -582,18 +582,6 @@ def test_norse_reads_back_a_recurrent_export(name):
     assert without.bits < a.bits - 0.05, "Norse's spikes do not show the recurrence"
 
 
-@pytest.mark.parametrize("name", NORSE)
-def test_the_recurrent_graphs_norse_read_are_what_to_nir_writes(name):
-    written = nir.read(FIXTURES / f"readback_{name}.nir")
-    graph = export_for_readers.export(name)
-    assert written.edges == graph.edges and written.nodes.keys() == graph.nodes.keys()
-    for key, node in graph.nodes.items():
-        for field in ("weight", "bias", "tau", "tau_syn", "tau_mem", "r", "w_in", "v_threshold"):
-            if hasattr(node, field):
-                assert np.array_equal(getattr(written.nodes[key], field), getattr(node, field)), (key, field)
-    assert from_nir(graph).network.content_hash == export_for_readers.network(name).content_hash
-
-
 def test_export_for_a_reader_refuses_recurrence_it_cannot_run():
     cuba = random_network((6, 4, 3), seed=5, recurrent=True, neuron="cuba", frac_bits=8, lam=26, alpha=51,
                           reset="zero", theta=3)
