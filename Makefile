@@ -41,6 +41,12 @@ inloop-study: $(STAMP)
 calibration-study: $(STAMP)
 	$(PY) -m spikeloop.app.calibration --out $(BUILD)/calibration
 
+# Where recurrence matters (docs/training.md): row-sequential digits and MNIST-5k, feed-forward against recurrent
+# networks of the same size, 3 seeds, on the simulated board: build/sequence_study/table.md and rows.json.
+.PHONY: sequence-study
+sequence-study: $(STAMP)
+	$(PY) -m spikeloop.app.sequence_study --out $(BUILD)/sequence_study
+
 # The README executed top to bottom in an empty folder (tests/test_readme.py; about 3 minutes, a CI step of its own).
 .PHONY: readme
 readme: $(STAMP)

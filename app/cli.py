@@ -211,6 +211,7 @@ def cmd_info(args) -> int:
             f"theta=[{layer.theta.min()}..{layer.theta.max()}] bias=[{layer.bias.min()}..{layer.bias.max()}] "
             f"+1 weights={plus / layer.weights.size:.1%}"
             + "".join(f" {key}={value}" for key, value in layer.options().items() if value != OPTION_DEFAULTS[key])
+            + (f" recurrent (+1 {float((layer.recurrent > 0).mean()):.1%})" if layer.is_recurrent else "")
             + ("" if net.densities is None else f" input density={net.mean_densities()[k]:.4f}")
         )
     return 0
@@ -378,7 +379,7 @@ def _require(module: str, extra: str, what: str):
 #: The choices of `spikeloop train`'s string options (held equal to spikeloop.quant.train.CHOICES by a test).
 TRAIN_CHOICES = {
     "dataset": ("digits", "mnist5k", "moons", "temporal", "nmnist", "shd", "dvsgesture"),
-    "encoding": ("rate", "latency"),
+    "encoding": ("rate", "latency", "rows"),
     "neuron": NEURONS,
     "reset": RESETS,
     "rule": ("ste", "bayes"),
@@ -392,7 +393,8 @@ TRAIN_CHOICES = {
 
 TRAIN_OPTIONS = {  # CLI option -> (TrainConfig field, type, help); None values are left to TrainConfig's defaults
     "--dataset": ("dataset", str, "digits, mnist5k, moons, temporal, nmnist, shd or dvsgesture (default digits)"),
-    "--encoding": ("encoding", str, "rate or latency, for the image data sets (default rate)"),
+    "--encoding": ("encoding", str, ("rate, latency, or rows (one image row per timestep: --steps 8 for digits, "
+                                     "28 for mnist5k), for the image data sets (default rate)")),
     "--steps": ("steps", int_in(1), "timesteps per sample (default 16)"),
     "--neuron": ("neuron", str, "lif or cuba (default lif)"),
     "--reset": ("reset", str, "subtract, zero, none or subtract_next (snnTorch's Leaky) (default subtract)"),
@@ -422,6 +424,8 @@ def cmd_train(args) -> int:
     given = {k: v for k, v in given.items() if v is not None}
     if args.hidden is not None:
         given["hidden"] = args.hidden
+    if args.recurrent:
+        given["recurrent"] = True
     cfg = train.TrainConfig(**given)
     check_predict_options(args, cfg)
     if args.in_the_loop is not None:
@@ -994,6 +998,8 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument(opt, type=kind, default=None, help=text, choices=choices)
     s.add_argument("--hidden", type=int_in(1, MAX_WIDTH), nargs="+", default=None,
                    help="hidden layer sizes (default 256)")
+    s.add_argument("--recurrent", action="store_true",
+                   help="the hidden layers take their own spikes of the previous timestep (docs/numerics.md)")
     s.add_argument("--out", type=Path, default=Path("build/train"), help="output folder (default build/train)")
     s.add_argument("--no-plots", action="store_true", help="do not draw the PNGs")
     s.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -35,7 +35,7 @@ import numpy as np
 
 DATASETS = ("digits", "mnist5k", "moons", "temporal", "nmnist", "shd", "dvsgesture")
 SPIKE_DATASETS = ("temporal", "nmnist", "shd", "dvsgesture")  # hold spikes [N, T, n_in], not intensities
-ENCODINGS = ("rate", "latency")
+ENCODINGS = ("rate", "latency", "rows")
 ENCODER_KINDS = (*ENCODINGS, "spikes")  # "spikes": data that already are spikes pass through, checked
 
 
@@ -463,6 +463,20 @@ def latency_encode(x, steps: int, *, threshold: float = 0.0) -> np.ndarray:
     return out
 
 
+def rows_encode(x, steps: int, *, threshold: float = 0.5) -> np.ndarray:
+    """Row-sequential code: an image of `steps` rows, one row per timestep: uint8 0/1 [B, steps, n_in / steps],
+    input i at timestep t fires when pixel (t, i) exceeds `threshold` (the sequential-image tasks of
+    recurrent networks: 8 rows of 8 for digits, 28 rows of 28 for MNIST)."""
+    x = _check_intensities(x)
+    steps = _check_steps(steps)
+    if x.shape[1] % steps:
+        raise DataError(f"steps = {steps} does not divide the {x.shape[1]} pixels of an image into rows "
+                        "(the rows code takes one row per timestep: 8 for digits, 28 for mnist5k)")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold < 1:
+        raise DataError(f"threshold must be a number in [0, 1), got {threshold!r}")
+    return (x > threshold).astype(np.uint8).reshape(x.shape[0], steps, x.shape[1] // steps)
+
+
 @dataclass(frozen=True)
 class Encoder:
     """A spike encoder with its settings: ``Encoder("rate", 16)(x, seed=3)`` -> uint8 [B, 16, n_in].
@@ -474,7 +488,7 @@ class Encoder:
     kind: str
     steps: int
     gain: float = 1.0
-    threshold: float = 0.0
+    threshold: float = 0.0  # latency: inputs at or below it never fire; rows: pixels above it fire
 
     def __post_init__(self):
         if self.kind not in ENCODER_KINDS:
@@ -486,4 +500,14 @@ class Encoder:
             return check_spike_samples(x, self.steps)
         if self.kind == "rate":
             return rate_encode(x, self.steps, seed=seed, gain=self.gain)
+        if self.kind == "rows":
+            return rows_encode(x, self.steps, threshold=self.threshold)
         return latency_encode(x, self.steps, threshold=self.threshold)
+
+    def width(self, n_features: int) -> int:
+        """Spike inputs per timestep for samples of `n_features` (a row's pixels for the rows code)."""
+        if self.kind != "rows":
+            return n_features
+        if n_features % self.steps:
+            raise DataError(f"steps = {self.steps} does not divide the {n_features} pixels of an image into rows")
+        return n_features // self.steps

@@ -278,7 +278,8 @@ def export(
         try:
             layers.append(
                 Layer(
-                    w.astype(np.int8), theta=p.theta, bias=p.bias, neuron=layer.neuron, reset=layer.reset,
+                    w[:, :layer.n_in].astype(np.int8), recurrent=w[:, layer.n_in:].astype(np.int8) if layer.recurrent
+                    else None, theta=p.theta, bias=p.bias, neuron=layer.neuron, reset=layer.reset,
                     v_bits=v_bits, u_bits=u_bits, frac_bits=layer.frac_bits, lam=p.lam, alpha=p.alpha,
                     where=f"layer {k}", **layer.options(),
                 )

@@ -283,8 +283,9 @@ def fit(
     if data.is_spikes and data.steps != cfg.steps:
         raise TrainError(f"steps = {cfg.steps} but the data set {data.name!r} has {data.steps} timesteps per sample")
     model = _check_model(model if model is not None else build_model(cfg, data.n_in, data.n_classes))
-    if model.sizes != (data.n_in, *model.sizes[1:-1], data.n_classes):
-        raise InLoopError(f"the model has sizes {model.sizes}; the data set {data.name!r} has {data.n_in} inputs "
+    n_in = cfg.encoder().width(data.n_in)  # a row of pixels per timestep under the rows code
+    if model.sizes != (n_in, *model.sizes[1:-1], data.n_classes):
+        raise InLoopError(f"the model has sizes {model.sizes}; the data set {data.name!r} gives {n_in} inputs "
                           f"and {data.n_classes} classes")
     core_widths = loop_widths(model, widths) if core is not None else None
     checkpoint = Path(checkpoint) if checkpoint is not None else None

@@ -122,8 +122,9 @@ def spike(v: torch.Tensor, theta: torch.Tensor, kind: str = "fast_sigmoid", slop
 
 
 def straight_through(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Forward ``y``, backward identity to ``x``."""
-    return x + (y - x).detach()
+    """Forward exactly ``y``, backward identity to ``x``. (``x + (y - x).detach()`` would round: in float32 a
+    threshold of -3.7416 made 1 into 0.99999994, which an export truncated to 0.)"""
+    return y.detach() + (x - x.detach())
 
 
 class _SignSTE(torch.autograd.Function):
@@ -344,7 +345,9 @@ def _check_choice(name: str, value, choices) -> str:
 class BinaryLIF(nn.Module):
     """A layer of ``n_out`` lif/cuba neurons behind a binary crossbar of ``n_in`` inputs.
 
-    ``theta`` initial threshold (default ``max(1, round(sqrt(n_in) / 2))``), ``bias`` initial
+    ``recurrent``: the layer also takes its own spikes of the previous timestep, through +/-1 weights of
+    their own (docs/numerics.md); trained by backpropagation through time.
+    ``theta`` initial threshold (default ``max(1, round(sqrt(n_in) / 2))``, n_in + n_out if recurrent), ``bias`` initial
     bias, both in units of one weight. ``leak`` / ``current_leak``: decay fractions in [0, 1]
     (``lam = round(leak * 2^F)``); ``current_leak`` must be 0 for ``lif``. ``v_bits`` /
     ``u_bits``: saturation widths of the hardware mode (None: no saturation or wrap, as while the
@@ -375,11 +378,15 @@ class BinaryLIF(nn.Module):
         prior: float = 0.5,
         tau: float = 1.0,
         seed: int = 0,
+        recurrent: bool = False,
         where: str = "layer",
         **options,
     ):
         super().__init__()
         self.where = where
+        if not isinstance(recurrent, (bool, np.bool_)):
+            raise ModelError(f"{where}: recurrent = {recurrent!r}, expected True or False")
+        self.recurrent = bool(recurrent)
         for name, value in check_options(where, options, ModelError).items():
             setattr(self, name, value)
         self.n_in = _check_int(f"{where}: n_in", n_in, 1, 65536)
@@ -399,20 +406,21 @@ class BinaryLIF(nn.Module):
         if neuron == "lif" and current_leak != 0.0:
             raise ModelError(f"{where}: current_leak = {current_leak} but neuron 'lif' has no current; expected 0")
         if theta is None:
-            theta = max(1.0, round(math.sqrt(n_in) / 2))
+            theta = max(1.0, round(math.sqrt(n_in + (n_out if self.recurrent else 0)) / 2))
         theta = _check_real(f"{where}: theta", theta, 0.0, 2.0**31, open_lo=True)
         bias = _check_real(f"{where}: bias", bias, -(2.0**31), 2.0**31)
         self.detach_reset = bool(detach_reset)
 
         gen = torch.Generator().manual_seed(_check_int(f"{where}: seed", seed, 0))
+        n_syn = n_in + (n_out if self.recurrent else 0)  # a recurrent layer's own spikes follow its inputs
         if rule == "ste":
-            self.weights = STWeights(n_out, n_in, generator=gen)
+            self.weights = STWeights(n_out, n_syn, generator=gen)
         else:
             prior = _check_real(f"{where}: prior", prior, 0.0, 1.0, open_lo=True)
             if prior == 1.0:
                 raise ModelError(f"{where}: prior = 1.0 is outside (0, 1)")
             tau = _check_real(f"{where}: tau", tau, 0.0, 1e3, open_lo=True)
-            self.weights = BayesWeights(n_out, n_in, generator=gen, prior=prior, tau=tau)
+            self.weights = BayesWeights(n_out, n_syn, generator=gen, prior=prior, tau=tau)
         self.theta = nn.Parameter(torch.full((n_out,), theta))
         self.bias = nn.Parameter(torch.full((n_out,), bias))
         self.leak = nn.Parameter(torch.tensor(leak), requires_grad=learn_leak)
@@ -485,7 +493,8 @@ class BinaryLIF(nn.Module):
     ) -> LayerTrace:
         """Run a sequence: ``x`` 0/1 [B, T, n_in] -> `LayerTrace` [B, T, n_out].
 
-        ``weights`` are this call's +/-1 (or relaxed) weights [n_out, n_in]; ``widths``
+        ``weights`` are this call's +/-1 (or relaxed) weights [n_out, n_in] (a recurrent layer's
+        [n_out, n_in + n_out]: the recurrent weights follow, as in `Layer.crossbar_weights`); ``widths``
         overrides (v_bits, u_bits) of the hardware mode for this call. ``observed``: a core's
         trace of this layer (spikes, pre-reset membranes, currents [B, T, n_out]), put in place
         of the computed values timestep by timestep (`spikeloop.quant.golden.lif_step`).
@@ -514,25 +523,30 @@ class BinaryLIF(nn.Module):
             lam, alpha = self.leak_float(), self.current_leak_float()
             v_range = u_range = u_wrap = None
         to_membrane = self.bias_to == "membrane"
-        p = LayerParams(weights.to(dtype).T, theta, bias, self.neuron, self.reset, v_range, u_range,
+        w = weights.to(dtype)
+        p = LayerParams(w[:, :self.n_in].T, theta, bias, self.neuron, self.reset, v_range, u_range,
                         frac_bits, lam, alpha, decay_round, self.input_shift,
-                        bias if to_membrane else None, u_wrap)
+                        bias if to_membrane else None, u_wrap, w[:, self.n_in:].T if self.recurrent else None)
         a = (x.to(dtype) @ p.weights_t) * unit  # [B, T, n_out]; exact: sums of +/-1 times a power of two
         if not to_membrane:
             a = a + bias
         batch, steps = x.shape[:2]
-        state = LIFState(a.new_zeros(batch, self.n_out), a.new_zeros(batch, self.n_out))
+        state = LIFState(a.new_zeros(batch, self.n_out), a.new_zeros(batch, self.n_out), a.new_zeros(batch, self.n_out))
         fire = functools.partial(spike, kind=self.surrogate, slope=self.slope)
         outs = []
         for t in range(steps):
             seen = None if observed is None else LIFOutput(*(field[:, t] for field in observed))
-            out, state = lif_step(a[:, t], state, p, rounding=rounding, fire=fire, detach_reset=self.detach_reset,
+            a_t = a[:, t]
+            if self.recurrent:  # backpropagation through time: the gradient flows through the previous spikes
+                a_t = a_t + (state.z.to(dtype) @ p.recurrent_t) * unit
+            out, state = lif_step(a_t, state, p, rounding=rounding, fire=fire, detach_reset=self.detach_reset,
                                   observed=seen)
             outs.append(out)
         return LayerTrace(*(torch.stack(field, 1) for field in zip(*outs)))
 
     def extra_repr(self) -> str:
         changed = "".join(f", {k}={v!r}" for k, v in self.options().items() if v != OPTION_DEFAULTS[k])
+        changed += ", recurrent=True" if self.recurrent else ""
         return (
             f"n_in={self.n_in}, n_out={self.n_out}, neuron={self.neuron!r}, reset={self.reset!r}, "
             f"rule={self.rule!r}, frac_bits={self.frac_bits}, surrogate={self.surrogate!r}, slope={self.slope}"
@@ -691,7 +705,8 @@ class BinarySNN(nn.Module):
             layer.weights.post_step()
 
     def binary_weights(self, mode: str = "mode", generator=None) -> list[np.ndarray]:
-        """Per layer, the deployed +/-1 weights as int8 numpy [n_out, n_in]."""
+        """Per layer, the deployed +/-1 weights as int8 numpy [n_out, n_in] (a recurrent layer's: its crossbar
+        weights [n_out, n_in + n_out], `spikeloop.network.Layer.crossbar_weights`)."""
         return [layer.weights.binary(mode, generator).to(torch.int8).numpy().copy() for layer in self.layers]
 
     def set_widths(self, widths: Sequence[tuple[int | None, int | None]]) -> None:
@@ -732,11 +747,13 @@ def feedforward(
     tau: float = 1.0,
     hardware: bool = True,
     seed: int = 0,
+    recurrent: bool | Sequence[bool] = False,
     **options,
 ) -> BinarySNN:
     """A network of the given sizes, e.g. ``(64, 256, 10)``, all layers alike except the last.
 
-    ``options``: contract v2's (`OPTION_DEFAULTS`' keys), the same for every layer.
+    ``options``: contract v2's (`OPTION_DEFAULTS`' keys), the same for every layer. ``recurrent``: True
+    makes every hidden layer (not the last) take its own previous spikes; or one bool per layer.
 
     With ``readout="membrane"`` the last layer defaults to reset ``"none"`` and no leak, so its
     final membrane is the sum of its input over the sequence. ``steps_hint`` (the expected
@@ -752,6 +769,10 @@ def feedforward(
         out_leak = 0.0 if membrane else leak
     layers = []
     n_layers = len(sizes) - 1
+    if isinstance(recurrent, (bool, np.bool_)):
+        recurrent = [bool(recurrent) and k < n_layers - 1 for k in range(n_layers)]
+    elif isinstance(recurrent, str) or not isinstance(recurrent, Sequence) or len(recurrent) != n_layers:
+        raise ModelError(f"recurrent = {recurrent!r}, expected a bool or one bool per layer ({n_layers})")
     for k in range(n_layers):
         last = k == n_layers - 1
         layers.append(
@@ -760,7 +781,7 @@ def feedforward(
                 theta=out_theta if last else None,
                 leak=out_leak if last else leak, current_leak=current_leak, frac_bits=frac_bits,
                 surrogate=surrogate, slope=slope, learn_leak=learn_leak, prior=prior, tau=tau,
-                seed=seed * 1000 + k, where=f"layer {k}", **options,
+                seed=seed * 1000 + k, recurrent=recurrent[k], where=f"layer {k}", **options,
             )
         )
     if membrane:

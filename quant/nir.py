@@ -8,8 +8,10 @@ NIR reader and refuses what that reader cannot express. The discrete-time fixed-
 biases become integers, the reset order) is docs/nir.md; this module implements that text.
 
 Supported graphs are chains ``Input -> [Flatten] -> (Linear | Affine) -> (LIF | CubaLIF | IF)
--> ... -> Output``. Weights must be exactly +/-1 unless ``binarize=True``. Anything else is
-refused with `NIRError` naming the node and what was expected there. `agreement` runs the golden
+-> ... -> Output``; a neuron node may feed its spikes back to itself through one Linear/Affine node
+(a recurrent layer, flat or as a NIRGraph subgraph, as snnTorch's RLeaky writes it). Weights must be
+exactly +/-1 unless ``binarize=True``. Anything else (self-only, sparse or cross-layer recurrence
+included) is refused with `NIRError` naming the node and what was expected there. `agreement` runs the golden
 model of an imported graph on the input spikes a source framework was recorded with and compares
 the output spikes (`spikeloop nir agree`).
 
@@ -98,6 +100,7 @@ class NIRLayerReport:
     decay_round: str = OPTION_DEFAULTS["decay_round"]
     input_shift: int = OPTION_DEFAULTS["input_shift"]
     silent: int = 0  # neurons whose threshold no input can reach (binarize)
+    recurrent: str | None = None  # the recurrent weight node of a recurrent layer
 
     def __str__(self) -> str:
         lines = [
@@ -109,9 +112,13 @@ class NIRLayerReport:
             f"  input gain in [{self.gain[0]:.6g}, {self.gain[1]:.6g}], theta in [{self.theta[0]}, {self.theta[1]}]",
             f"  bias: {self.bias_changed} rounded, max |d| = {self.bias_max_abs:.3g}",
         ]
+        if self.recurrent is not None:
+            lines.append(f"  recurrent: {self.recurrent} (all-to-all, the layer's own spikes of the previous step)")
         if self.scale is not None:
             lo, hi = self.scale
-            lines.append(f"  binarized: sign(W), scale mean|W| per neuron in [{lo:.6g}, {hi:.6g}] (in theta, bias)")
+            row = "W" if self.recurrent is None else "[W | R]"
+            lines.append(f"  binarized: sign({row}), scale mean|{row}| per neuron in [{lo:.6g}, {hi:.6g}] (in theta, "
+                         "bias)")
         return "\n".join(lines)
 
 
@@ -360,9 +367,9 @@ def _unknown_types(path: Path) -> list[tuple[str, str]]:
     return found
 
 
-def _back_edge(start: str, edges: list[tuple[str, str]]) -> tuple[str, str] | None:
-    """The first edge, in a depth-first walk from ``start`` in edge order, that leads back to a node on
-    the walk's current path (the edge that closes a cycle), or None."""
+def _back_edge(start: str, edges: list[tuple[str, str]]) -> list[str] | None:
+    """The cycle closed by the first edge, in a depth-first walk from ``start`` in edge order, that leads back
+    to a node on the walk's current path: its nodes ``[b, ..., a]`` (the edge ``(a, b)`` closes it), or None."""
     succ: dict[str, list[str]] = {}
     for a, b in edges:
         succ.setdefault(a, []).append(b)
@@ -374,7 +381,7 @@ def _back_edge(start: str, edges: list[tuple[str, str]]) -> tuple[str, str] | No
             todo.pop()
             on_path.pop()
         elif b in on_path:
-            return on_path[-1], b
+            return on_path[on_path.index(b):]
         elif b not in done:
             done.add(b)
             on_path.append(b)
@@ -382,33 +389,143 @@ def _back_edge(start: str, edges: list[tuple[str, str]]) -> tuple[str, str] | No
     return None
 
 
-def _chain(graph) -> tuple[tuple, list[str]]:
-    """(input shape, node names on the path from the Input to the Output node, both excluded)."""
-    nir = _nir()
-    nodes = graph.nodes
-    for name, node in nodes.items():
-        if isinstance(node, nir.NIRGraph):
-            raise NIRError(f"node '{name}' is a NIRGraph (a subgraph, e.g. a recurrent layer); spikeloop networks "
-                           "are feed-forward chains of Linear/Affine -> LIF/CubaLIF/IF")
-    inputs = [k for k, n in nodes.items() if isinstance(n, nir.Input)]
-    outputs = [k for k, n in nodes.items() if isinstance(n, nir.Output)]
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise NIRError(f"the graph has input nodes {inputs} and output nodes {outputs}; expected one of each")
+def _edges(graph, where: str) -> list[tuple[str, str]]:
+    """The graph's edges as (str, str) (HDF5 gives bytes), each end checked to name one of its nodes."""
     edges = []
     for edge in graph.edges:
         a, b = (str(x.decode() if isinstance(x, bytes) else x) for x in edge)
         for end in (a, b):
-            if end not in nodes:
-                raise NIRError(f"edge ({a!r}, {b!r}) names node '{end}', which is not in the graph")
+            if end not in graph.nodes:
+                raise NIRError(f"edge ({where + a!r}, {where + b!r}) names node '{where + end}', which is not in the "
+                               "graph")
         edges.append((a, b))
-    back = _back_edge(inputs[0], edges)
-    if back is not None:
-        a, b = back
-        raise NIRError(f"edge ({a!r}, {b!r}) is recurrent: it feeds '{a}' back into '{b}', which comes before it "
-                       "(a recurrent layer, as snnTorch's RLeaky writes one); spikeloop's layers are feed-forward")
+    return edges
+
+
+def _inline(graph, where: str = "") -> tuple[dict, list[tuple[str, str]]]:
+    """(nodes, edges) of ``graph`` with every NIRGraph node (a subgraph, as snnTorch writes a recurrent layer)
+    replaced by its own nodes, named ``'{subgraph}.{node}'``: an edge into the subgraph enters what its Input
+    node feeds, an edge out of it leaves from what feeds its Output node. ``where`` prefixes the names in
+    messages (the subgraph being read)."""
+    nir = _nir()
+    nodes, edges, ends = {}, [], {}  # ends: subgraph -> (what its input feeds, what feeds its output)
+    for name, node in graph.nodes.items():
+        if not isinstance(node, nir.NIRGraph):
+            nodes[name] = node
+            continue
+        inner, inner_edges = _inline(node, f"{where}{name}.")
+        inputs = [k for k, n in inner.items() if isinstance(n, nir.Input)]
+        outputs = [k for k, n in inner.items() if isinstance(n, nir.Output)]
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise NIRError(f"node '{where + name}' is a NIRGraph with input nodes {inputs} and output nodes "
+                           f"{outputs}; expected one of each (a subgraph such as snnTorch's RLeaky writes)")
+        (entry,), (exit_,) = inputs, outputs
+        if (entry, exit_) in inner_edges:
+            raise NIRError(f"node '{where + name}': the subgraph's input node '{entry}' feeds its output node "
+                           f"'{exit_}' directly; expected the subgraph's nodes between them")
+        ends[name] = ([f"{name}.{b}" for a, b in inner_edges if a == entry],
+                      [f"{name}.{a}" for a, b in inner_edges if b == exit_])
+        for k, n in inner.items():
+            if k not in (entry, exit_):
+                if f"{name}.{k}" in graph.nodes or f"{name}.{k}" in nodes:
+                    raise NIRError(f"node '{where}{name}.{k}' of the subgraph '{where + name}' has the name of "
+                                   "another node of the graph; expected unique names")
+                nodes[f"{name}.{k}"] = n
+        edges += [(f"{name}.{a}", f"{name}.{b}") for a, b in inner_edges if entry not in (a, b) and exit_ not in (a, b)]
+    for a, b in _edges(graph, where):
+        edges += [(x, y) for x in (ends[a][1] if a in ends else [a]) for y in (ends[b][0] if b in ends else [b])]
+    return nodes, edges
+
+
+def _kind(node) -> str:
+    return type(node).__name__
+
+
+def _recurrences(nodes: dict, edges: list[tuple[str, str]]) -> dict[str, str]:
+    """neuron node -> its recurrent weight node: a Linear/Affine node fed only by that neuron node and feeding
+    only it back (how snnTorch's RLeaky and the NIR paper's recurrent networks write a recurrent layer).
+    Refuses a neuron node fed back straight into itself and a neuron node with two recurrent weights."""
+    pred: dict[str, set[str]] = {}
+    succ: dict[str, set[str]] = {}
+    for a, b in edges:
+        if a == b:
+            if _kind(nodes[a]) in NEURON_NODES:
+                raise NIRError(
+                    f"edge ({a!r}, {a!r}) feeds the neuron node '{a}' straight back into itself, without a weight "
+                    "node: a self-only (one-to-one) recurrence cannot be expressed; spikeloop's recurrent layers "
+                    "feed their spikes back all-to-all, through a Linear/Affine node of +/-1 weights")
+            raise NIRError(f"edge ({a!r}, {a!r}) feeds node '{a}' ({_kind(nodes[a])}) back into itself; expected a "
+                           "recurrence from a neuron node (LIF/CubaLIF/IF) through one Linear/Affine node back into "
+                           "that neuron node")
+        succ.setdefault(a, set()).add(b)
+        pred.setdefault(b, set()).add(a)
+    found: dict[str, str] = {}
+    for name, node in nodes.items():
+        around = pred.get(name, set())
+        if _kind(node) not in SYNAPSES or len(around) != 1 or succ.get(name, set()) != around:
+            continue
+        (neuron,) = around
+        if _kind(nodes[neuron]) not in NEURON_NODES:
+            continue
+        if neuron in found:
+            raise NIRError(f"the neuron node '{neuron}' has two recurrent weight nodes, '{found[neuron]}' and "
+                           f"'{name}'; expected one (the layer's all-to-all recurrence)")
+        found[neuron] = name
+    return found
+
+
+def _cycle_error(nodes: dict, edges: list[tuple[str, str]], cycle: list[str]) -> NIRError:
+    """Why the cycle ``cycle`` (nodes ``[b, ..., a]``, closed by the edge ``(a, b)``) is not a recurrent layer."""
+    a, b = cycle[-1], cycle[0]
+    path = " -> ".join([*cycle, b])
+    head = f"edge ({a!r}, {b!r}) is recurrent ({path})"
+    if _kind(nodes[b]) not in NEURON_NODES:
+        return NIRError(f"{head}: it enters '{b}', a {_kind(nodes[b])}, not a neuron node; a recurrence must feed "
+                        "a layer's spikes through one Linear/Affine node back into the same neuron node "
+                        "(LIF/CubaLIF/IF), as snnTorch's RLeaky writes one")
+    neurons = [n for n in cycle if _kind(nodes[n]) in NEURON_NODES]
+    if len(neurons) > 1:
+        return NIRError(f"{head}: it feeds the spikes of '{neurons[-1]}' back into '{b}', an earlier layer; a "
+                        "recurrence spanning several layers cannot be expressed: spikeloop's recurrent layers take "
+                        "only their own spikes of the previous timestep")
+    middle = cycle[1:]
+    if len(middle) == 1 and _kind(nodes[middle[0]]) in SYNAPSES:
+        w = middle[0]
+        others = sorted(({x for x, y in edges if y == w} | {y for x, y in edges if x == w}) - {b})
+        return NIRError(f"node '{w}' carries the recurrence of '{b}' but is also joined to {others}; expected a "
+                        f"recurrent weight node fed only by '{b}' and feeding only '{b}'")
+    if len(middle) == 1:
+        return NIRError(f"node '{middle[0]}' ({_kind(nodes[middle[0]])}) carries the recurrence of '{b}'; expected "
+                        "a Linear or Affine node (the recurrent +/-1 weights)")
+    return NIRError(f"{head}: the recurrence of '{b}' runs through {len(middle)} nodes; expected one Linear/Affine "
+                    "node")
+
+
+class _Chain(NamedTuple):
+    shape: tuple  # the input's shape
+    path: list[str]  # node names from the Input to the Output node, both excluded
+    nodes: dict  # name -> node, subgraphs inlined
+    recurrent: dict[str, str]  # neuron node -> its recurrent weight node
+
+
+def _chain(graph) -> _Chain:
+    """The graph as a chain from its Input to its Output node, with the recurrent weight of each recurrent
+    layer (`_recurrences`) set aside."""
+    nir = _nir()
+    nodes, edges = _inline(graph)
+    inputs = [k for k, n in nodes.items() if isinstance(n, nir.Input)]
+    outputs = [k for k, n in nodes.items() if isinstance(n, nir.Output)]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise NIRError(f"the graph has input nodes {inputs} and output nodes {outputs}; expected one of each")
+    recurrent = _recurrences(nodes, edges)
+    aside = set(recurrent.values())
+    forward = [(a, b) for a, b in edges if a not in aside and b not in aside]
+    cycle = _back_edge(inputs[0], forward)
+    if cycle is not None:
+        raise _cycle_error(nodes, forward, cycle)
     succ: dict[str, str] = {}
     pred: dict[str, str] = {}
-    for a, b in edges:
+    for a, b in forward:
         if a in succ and succ[a] != b:
             raise NIRError(f"node '{a}' feeds both '{succ[a]}' and '{b}'; spikeloop imports a single chain")
         if b in pred and pred[b] != a:
@@ -428,11 +545,11 @@ def _chain(graph) -> tuple[tuple, list[str]]:
         seen.add(name)
         if name != outputs[0]:
             path.append(name)
-    stray = sorted(set(nodes) - seen)
+    stray = sorted(set(nodes) - seen - aside)
     if stray:
         raise NIRError(f"node '{stray[0]}' is not on the chain from '{inputs[0]}' to '{outputs[0]}'")
     shape = nodes[inputs[0]].input_type["input"]
-    return tuple(int(x) for x in np.asarray(shape).reshape(-1)), path
+    return _Chain(tuple(int(x) for x in np.asarray(shape).reshape(-1)), path, nodes, recurrent)
 
 
 def _latent_hint(w: np.ndarray) -> str:
@@ -444,34 +561,81 @@ def _latent_hint(w: np.ndarray) -> str:
             f"{scale.min():.3g} to {scale.max():.3g}) and makes a different network")
 
 
-def _weights(name: str, node, binarize: bool):
-    """(+/-1 int8 [n_out, n_in], bias float64 [n_out], scale float64 [n_out] or None)."""
+def _matrix(name: str, node, field: str = "weight") -> np.ndarray:
+    """A synapse node's weight as a finite float64 [n_out, n_in] matrix."""
     w = np.asarray(node.weight, dtype=np.float64)
     if w.ndim != 2 or 0 in w.shape:
-        raise NIRError(f"node '{name}': weight has shape {w.shape}, expected a 2-D [n_out, n_in] matrix")
+        raise NIRError(f"node '{name}': {field} has shape {w.shape}, expected a 2-D [n_out, n_in] matrix")
     if not np.isfinite(w).all():
         bad = np.argwhere(~np.isfinite(w))[0]
-        raise NIRError(f"node '{name}': weight{[int(i) for i in bad]} = {w[tuple(bad)]}, expected a finite number")
-    n_out = w.shape[0]
-    bias = _param(name, node, "bias", n_out) if type(node).__name__ == "Affine" else np.zeros(n_out)
+        raise NIRError(f"node '{name}': {field}{[int(i) for i in bad]} = {w[tuple(bad)]}, expected a finite number")
+    return w
+
+
+def _bias(name: str, node, n: int) -> np.ndarray:
+    """An Affine node's bias as finite float64 [n] (zeros for a Linear node)."""
+    bias = _param(name, node, "bias", n) if _kind(node) == "Affine" else np.zeros(n)
     if not np.isfinite(bias).all():
         raise _first_bad(name, "bias", bias, ~np.isfinite(bias), "a finite number")
+    return bias
+
+
+#: why a recurrent weight of 0 cannot be imported
+ALL_TO_ALL = "spikeloop's recurrence is all-to-all, r[j, k] = +1 or -1 for every pair of the layer's neurons"
+
+
+def _recurrent_matrix(name: str, node, n: int) -> np.ndarray:
+    """A recurrent weight node's matrix (float64 [n, n], no zero); refuses self-only and sparse recurrences."""
+    r = _matrix(name, node, "recurrent weight")
+    if r.shape != (n, n):
+        raise NIRError(f"node '{name}': recurrent weight has shape {r.shape}, expected [{n}, {n}] (the layer's {n} "
+                       "neurons back to themselves)")
+    zero = r == 0
+    if zero.any():
+        off = ~np.eye(n, dtype=bool)
+        if n > 1 and not r[off].any() and r.diagonal().any():
+            raise NIRError(f"node '{name}': the recurrent weight is diagonal (each neuron feeds back only its own "
+                           "spike, as snnTorch's RLeaky(all_to_all=False) writes): a self-only recurrence cannot be "
+                           f"expressed; {ALL_TO_ALL}")
+        j, k = (int(i) for i in np.argwhere(zero)[0])
+        raise NIRError(f"node '{name}': recurrent weight[{j}, {k}] = 0 ({int(zero.sum())} of {n * n} entries are 0): "
+                       f"a sparse recurrence cannot be expressed; {ALL_TO_ALL}")
+    return r
+
+
+def _weights(name: str, node, binarize: bool, rec_name: str | None = None, rec=None):
+    """(+/-1 int8 w [n_out, n_in], +/-1 int8 r [n_out, n_out] or None, bias float64 [n_out], scale float64 [n_out]
+    or None) of a synapse node and, for a recurrent layer, its recurrent weight node ``rec``. The bias is the sum
+    of both nodes' biases (an Affine recurrent weight adds its bias at every step, the first one included).
+    ``binarize`` takes the signs of ``[W | R]``, the layer's whole row, and one scale per neuron over it."""
+    w = _matrix(name, node)
+    n_out = w.shape[0]
+    bias = _bias(name, node, n_out)
+    r = None
+    if rec is not None:
+        r = _recurrent_matrix(rec_name, rec, n_out)
+        bias = bias + _bias(rec_name, rec, n_out)
+    row = w if r is None else np.concatenate([w, r], axis=1)
     if binarize:
-        scale = np.abs(w).mean(1)
+        scale = np.abs(row).mean(1)
         if (scale == 0).any():
             raise NIRError(f"node '{name}': weight row {int(np.flatnonzero(scale == 0)[0])} is all zero; "
                            "binarize needs a nonzero mean magnitude per neuron")
-        return np.where(w >= 0, 1, -1).astype(np.int8), bias, scale
-    bad = (w != 1) & (w != -1)
-    if bad.any():
-        idx = [int(i) for i in np.argwhere(bad)[0]]
-        message = (f"node '{name}': weight{idx} = {w[tuple(idx)]:.8g}, expected exactly +1 or -1; pass binarize=True "
-                   "(CLI: --binarize) to take the signs and fold each neuron's mean |weight| into its threshold and "
-                   "bias")
-        if np.abs(w).max() <= 1:
-            message += ". " + _latent_hint(w)
-        raise NIRError(message)
-    return w.astype(np.int8), bias, None
+        signs = np.where(row >= 0, 1, -1).astype(np.int8)
+        return signs[:, :w.shape[1]], None if r is None else signs[:, w.shape[1]:], bias, scale
+    for where, m, field in ((name, w, "weight"), (rec_name, r, "recurrent weight")):
+        if m is None:
+            continue
+        bad = (m != 1) & (m != -1)
+        if bad.any():
+            idx = [int(i) for i in np.argwhere(bad)[0]]
+            message = (f"node '{where}': {field}{idx} = {m[tuple(idx)]:.8g}, expected exactly +1 or -1; pass "
+                       "binarize=True (CLI: --binarize) to take the signs and fold each neuron's mean |weight| into "
+                       "its threshold and bias")
+            if np.abs(row).max() <= 1:
+                message += ". " + _latent_hint(row)
+            raise NIRError(message)
+    return w.astype(np.int8), None if r is None else r.astype(np.int8), bias, None
 
 
 def _check_int(field: str, value, lo: int, hi: int, flag: str) -> None:
@@ -505,6 +669,9 @@ def from_nir(
     metadata, else ``"zero"``, NIR's reset to ``v_reset = 0``, with a warning unless the source is Norse).
     ``binarize``: take the signs of non-binary weights (see docs/nir.md). ``type_check``: NIR's own
     shape check when reading a file (`read_nir`). Returns ``(network, report)``.
+
+    A neuron node fed back through one Linear/Affine node of its own spikes becomes a recurrent layer
+    (``Layer.recurrent``; docs/nir.md, "Recurrent layers"); subgraphs are inlined first.
     """
     nir = _nir()
     if source is None:
@@ -535,8 +702,7 @@ def from_nir(
     given = {"reset": reset, "decay_round": decay_round, "input_shift": input_shift, "v_bits": v_bits,
              "u_bits": u_bits}
 
-    shape, path = _chain(graph)
-    nodes = graph.nodes
+    shape, path, nodes, recurrent = _chain(graph)
     n_in = int(np.prod(shape)) if shape else 1
     k = 0
     while k < len(path) and type(nodes[path[k]]).__name__ == "Flatten":
@@ -564,15 +730,16 @@ def from_nir(
             problems.append(f"node '{neu_name}' is a {type(neu).__name__} after '{syn_name}'; expected LIF, CubaLIF "
                             "or IF (spikeloop layers spike; LI, CubaLI and I readouts are not supported)")
             break
+        rec_name = recurrent.get(neu_name)
         try:
-            w, bias, scale = _weights(syn_name, syn, binarize)
+            w, r, bias, scale = _weights(syn_name, syn, binarize, rec_name, nodes.get(rec_name))
             n_out, layer_in = w.shape
             expected_in, prev_out = prev_out, n_out
             if layer_in != expected_in:
                 raise NIRError(f"node '{syn_name}': weight has {layer_in} inputs, expected {expected_in} "
                                f"({'the input size' if i == 0 else 'the previous layer size'})")
             layer, report = _layer(i // 2, syn_name, neu_name, neu, w, bias, scale, dt=dt, frac_bits=frac_bits,
-                                   source=source, given=given)
+                                   source=source, given=given, rec_name=rec_name, rec=r)
         except NIRError as e:  # go on: every layer's problems are reported at once
             problems.append(str(e))
             shape_of = np.shape(getattr(syn, "weight", ()))
@@ -626,7 +793,7 @@ def _reachable(w: np.ndarray, bias: np.ndarray, lam: int, alpha: int, frac_bits:
     return settle(drive, lam) if neuron == "lif" else settle(settle(drive, alpha), lam)
 
 
-def _layer(index, syn_name, name, node, w, bias, scale, *, dt, frac_bits, source, given):
+def _layer(index, syn_name, name, node, w, bias, scale, *, dt, frac_bits, source, given, rec_name=None, rec=None):
     kind_name = type(node).__name__
     n = w.shape[0]
     thr = _param(name, node, "v_threshold", n)
@@ -709,7 +876,8 @@ def _layer(index, syn_name, name, node, w, bias, scale, *, dt, frac_bits, source
                        "fit 62-bit integers")
     silent = 0
     if scale is not None:
-        reach = _reachable(w, b_int, lam, alpha, frac_bits, neuron, k)
+        reach = _reachable(w if rec is None else np.concatenate([w, rec], axis=1), b_int, lam, alpha, frac_bits, neuron,
+                           k)
         never = theta > reach
         if never.all():
             j = int(np.argmin(theta))
@@ -722,8 +890,8 @@ def _layer(index, syn_name, name, node, w, bias, scale, *, dt, frac_bits, source
         silent = int(never.sum())
     try:
         layer = Layer(
-            w, theta=theta.astype(np.int64), bias=b_int.astype(np.int64), neuron=neuron, reset=layer_reset,
-            v_bits=vb, u_bits=ub, frac_bits=frac_bits, lam=lam, alpha=alpha, where=f"node '{name}'",
+            w, recurrent=rec, theta=theta.astype(np.int64), bias=b_int.astype(np.int64), neuron=neuron,
+            reset=layer_reset, v_bits=vb, u_bits=ub, frac_bits=frac_bits, lam=lam, alpha=alpha, where=f"node '{name}'",
             **{key: options[key] for key in OPTION_DEFAULTS if key != "input_shift"}, input_shift=k,
         )
     except NetworkError as e:
@@ -734,7 +902,7 @@ def _layer(index, syn_name, name, node, w, bias, scale, *, dt, frac_bits, source
         (float(gain.min()), float(gain.max())),
         None if scale is None else (float(scale.min()), float(scale.max())),
         (int(theta.min()), int(theta.max())), int((diff > 0).sum()), float(diff.max()),
-        options["decay_round"], k, silent,
+        options["decay_round"], k, silent, rec_name,
     )
     return layer, report
 
@@ -859,6 +1027,19 @@ def reader_check(network: Network, reader: str, dt: float) -> tuple[str, ...]:
                         f"{SNNTORCH_DT:g} s")
     for k, layer in enumerate(network.layers):
         name = f"layer {k} (lif{k})"
+        if reader == "snntorch" and layer.is_recurrent and layer.neuron == "cuba":
+            problems.append(f"{name}: a recurrent cuba layer, expected lif: snnTorch 1.0 reads it as an "
+                            "RSynaptic(reset_delay=False), whose forward fails (it reads a local spk that is None)")
+        elif reader == "snntorch" and layer.is_recurrent:
+            warnings.append(f"{name}: recurrent: {who} misreads it (under nirtorch 2.6 it feeds the layer's input "
+                            "through the recurrent weight and runs the layer as a nested graph, not an RLeaky); "
+                            "snnTorch's own node reader (snntorch.import_nir._nir_to_snntorch_module on the subgraph "
+                            "that _replace_rnn_subgraph_with_nirgraph makes) builds the RLeaky that computes it: "
+                            "docs/nir.md")
+        if reader == "norse" and layer.is_recurrent and k == len(network.layers) - 1:
+            problems.append(f"{name}: the last layer is recurrent, expected a feed-forward last layer: {who} "
+                            f"(nirtorch's graph executor) gives the output of the node it runs last, which is then "
+                            f"rec{k}, not the layer's spikes")
         if layer.reset != "zero":
             hint = (" (snnTorch's Leaky(reset_mechanism='subtract') computes subtract_next: set it on the imported "
                     "modules)" if reader == "snntorch" and layer.reset == "subtract_next" else "")
@@ -894,7 +1075,8 @@ def to_nir(network: Network, *, dt: float = DEFAULT_DT, producer: str = "spikelo
     ``bias / 2^k`` in weight units (k = ``input_shift``), unit input gains (``r = tau/dt``,
     ``w_in = tau_syn/dt``; ``r = 1`` for IF) and ``v_reset = 0``. The fields NIR lacks (reset kind,
     widths, F, dt, the contract's options) go into ``spikeloop_*`` metadata, so `from_nir` gives
-    the same network back.
+    the same network back. A recurrent layer adds ``rec{k}`` (Linear, its +/-1 recurrent weights) with the
+    edges ``lif{k} -> rec{k} -> lif{k}``, the flat form snnTorch's ``export_to_nir`` writes for an RLeaky.
 
     ``reader`` ("snntorch" or "norse") writes the same network in the form that framework's NIR import
     runs with the same spikes: refused (`NIRError`, every problem named) where it cannot express the
@@ -917,7 +1099,7 @@ def to_nir(network: Network, *, dt: float = DEFAULT_DT, producer: str = "spikelo
         for message in reader_check(network, reader, dt):
             warnings.warn(message, NIRReaderWarning, stacklevel=2)
     nodes = {"input": nir.Input(input_type={"input": np.array([network.n_in])})}
-    names = ["input"]
+    edges = []
     for k, layer in enumerate(network.layers):
         n = layer.n_out
         w = layer.weights.astype(np.float64)
@@ -951,11 +1133,16 @@ def to_nir(network: Network, *, dt: float = DEFAULT_DT, producer: str = "spikelo
                                v_leak=zeros, v_threshold=thr, v_reset=zeros, w_in=np.full(n, tau_syn / dt),
                                metadata=meta)
         nodes[f"lif{k}"] = node
-        names += [f"fc{k}", f"lif{k}"]
+        edges += [("input" if k == 0 else f"lif{k - 1}", f"fc{k}"), (f"fc{k}", f"lif{k}")]
+        if layer.is_recurrent:
+            # the loop's edges before the edge to the next layer: nirtorch's executor (Norse's reader) runs the
+            # nodes in that order and takes the last one it runs before the output as the graph's output
+            nodes[f"rec{k}"] = nir.Linear(weight=layer.recurrent.astype(np.float64))
+            edges += [(f"lif{k}", f"rec{k}"), (f"rec{k}", f"lif{k}")]
     nodes["output"] = nir.Output(output_type={"output": np.array([network.n_out])})
-    names.append("output")
+    edges.append((f"lif{len(network.layers) - 1}", "output"))
     metadata = {META + "profile": PROFILE, META + "dt": dt, META + "frac_bits": frac.pop(), META + "producer": producer}
-    return nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])), metadata=metadata)
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
 
 
 def write_nir(network: Network, path, *, dt: float = DEFAULT_DT, reader: str | None = None) -> Path:

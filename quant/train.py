@@ -79,6 +79,7 @@ class TrainConfig:
     leak: float = 0.125
     current_leak: float | None = None
     frac_bits: int = 8
+    recurrent: bool = False  # every hidden layer takes its own previous spikes (docs/numerics.md)
     # contract v2's options of every layer (docs/numerics.md; docs/training.md measures them)
     decay_round: str = OPTION_DEFAULTS["decay_round"]
     input_shift: int = OPTION_DEFAULTS["input_shift"]
@@ -125,6 +126,10 @@ class TrainConfig:
         if self.update == "bisnn" and self.rule != "bayes":
             raise TrainError(f"update = 'bisnn' needs rule = 'bayes' (it updates the posterior's natural parameters); "
                              f"got rule = {self.rule!r}")
+        if not isinstance(self.recurrent, bool):
+            raise TrainError(f"recurrent = {self.recurrent!r}, expected True or False")
+        if self.recurrent and not self.hidden:
+            raise TrainError("recurrent = True makes the hidden layers recurrent, but hidden = () has none")
         if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
             raise TrainError(f"hidden = {self.hidden!r}, expected positive layer sizes")
         if self.neuron == "lif" and self.current_leak not in (None, 0, 0.0):
@@ -159,7 +164,7 @@ class TrainConfig:
         """The spike encoder of this run (data sets that are spikes already pass through, checked)."""
         if self.dataset in SPIKE_DATASETS:
             return Encoder("spikes", self.steps)
-        return Encoder(self.encoding, self.steps)
+        return Encoder(self.encoding, self.steps, threshold=0.5 if self.encoding == "rows" else 0.0)
 
     def load_data(self) -> Dataset:
         """The data set of this run, split with this run's seed."""
@@ -173,15 +178,19 @@ class TrainConfig:
 
 
 def build_model(cfg: TrainConfig, n_in: int, n_classes: int) -> BinarySNN:
-    """The untrained model of a configuration."""
+    """The untrained model of a configuration for samples of `n_in` features (the data set's `n_in`; the
+    rows code makes a row of them one timestep's input)."""
+    from .data import DataError
+
     try:
+        width = cfg.encoder().width(n_in)
         return feedforward(
-            (n_in, *cfg.hidden, n_classes), neuron=cfg.neuron, reset=cfg.reset, rule=cfg.rule,
+            (width, *cfg.hidden, n_classes), neuron=cfg.neuron, reset=cfg.reset, rule=cfg.rule,
             readout=cfg.readout, leak=cfg.leak, current_leak=cfg.current_leak, frac_bits=cfg.frac_bits,
             surrogate=cfg.surrogate, slope=cfg.slope, steps_hint=cfg.steps, prior=cfg.prior, tau=cfg.relaxation_tau,
-            hardware=cfg.hardware, seed=cfg.seed, **cfg.options(),
+            hardware=cfg.hardware, seed=cfg.seed, recurrent=cfg.recurrent, **cfg.options(),
         )
-    except ModelError as e:
+    except (ModelError, DataError) as e:
         raise TrainError(str(e)) from e
 
 
@@ -609,6 +618,8 @@ def _parse(argv=None) -> tuple[TrainConfig, argparse.Namespace]:
             p.add_argument("--hidden", type=int, nargs="+", default=list(value))
         elif f.name == "hardware":
             p.add_argument("--float", dest="hardware", action="store_false", help="train in float mode")
+        elif f.name == "recurrent":
+            p.add_argument("--recurrent", action="store_true", help="hidden layers take their own previous spikes")
         elif isinstance(value, bool) or value is None:
             kind = float if f.name in ("current_leak", "lr", "tau") else str if f.name == "data_root" else int
             p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=value)

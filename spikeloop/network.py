@@ -272,6 +272,14 @@ class Layer:
             self._crossbar_weights = cached
         return cached
 
+    def with_crossbar_weights(self, weights) -> Layer:
+        """A validated copy whose crossbar weights (`crossbar_weights`' shape: the recurrent ones last) are
+        `weights`."""
+        w = np.asarray(weights)
+        if w.ndim != 2 or w.shape[1] != self.crossbar_weights.shape[1]:
+            raise NetworkError(f"crossbar weights of shape {w.shape}, expected {self.crossbar_weights.shape}")
+        return self.replace(weights=w[:, :self.n_in], recurrent=w[:, self.n_in:] if self.is_recurrent else None)
+
     @property
     def current_bias(self) -> np.ndarray:
         """The bias the synaptic input carries into the current (all of it, unless `bias_to` is membrane)."""

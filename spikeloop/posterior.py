@@ -4,7 +4,8 @@ A `Posterior` holds what an ensemble or a committee of sampled binary networks n
 
 - ``network``: the posterior's mode, a contract `Network`; every field other than the weights
   (thresholds, biases, decays, widths, neuron and reset kinds) is shared by every sample;
-- ``probs``: per layer, ``P(w = +1)`` per synapse, float64 [n_out, n_in] in [0, 1];
+- ``probs``: per layer, ``P(w = +1)`` per synapse, float64 [n_out, n_in] in [0, 1] (a recurrent layer's
+  [n_out, n_in + n_out], its recurrent synapses last, as `Layer.crossbar_weights`);
 - ``readout`` and ``gain``: the class logits of a run are ``gain * readout_scores(z, v', readout)``.
 
 The sampling rule (`Posterior.draw`), which the golden model and every core share, so a sample
@@ -42,8 +43,8 @@ def _check_probs(network: Network, probs) -> tuple[np.ndarray, ...]:
     out = []
     for k, (layer, p) in enumerate(zip(network.layers, probs)):
         p = np.array(p, dtype=np.float64)
-        if p.shape != (layer.n_out, layer.n_in):
-            raise PosteriorError(f"probs[{k}]: shape {p.shape}, expected {(layer.n_out, layer.n_in)}")
+        if p.shape != layer.crossbar_weights.shape:
+            raise PosteriorError(f"probs[{k}]: shape {p.shape}, expected {layer.crossbar_weights.shape}")
         if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
             raise PosteriorError(f"probs[{k}]: probabilities must be finite and in [0, 1]")
         p.setflags(write=False)
@@ -79,7 +80,7 @@ class Posterior:
     def draw(self, rng: np.random.Generator) -> Network:
         """One sampled binary network (the module's sampling rule); advances ``rng``."""
         weights = draw_weights(self.probs, rng)
-        return Network(tuple(layer.replace(weights=w) for layer, w in zip(self.network.layers, weights)))
+        return Network(tuple(layer.with_crossbar_weights(w) for layer, w in zip(self.network.layers, weights)))
 
     def logits(self, scores) -> np.ndarray:
         """``gain * scores`` as float64."""
@@ -154,7 +155,7 @@ def draw_weights(probs, rng: np.random.Generator) -> list[np.ndarray]:
 
 def mode_probs(network: Network) -> tuple[np.ndarray, ...]:
     """The probabilities of a point mass on ``network``'s weights (1 where w = +1, else 0)."""
-    return tuple((layer.weights > 0).astype(np.float64) for layer in network.layers)
+    return tuple((layer.crossbar_weights > 0).astype(np.float64) for layer in network.layers)
 
 
 __all__ = ["FORMAT", "VERSION", "Posterior", "PosteriorError", "draw_weights", "mode_probs"]

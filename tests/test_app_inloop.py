@@ -141,8 +141,8 @@ def test_cli_in_the_loop_on_the_golden_core(tmp_path, capsys):
 WIDTHS = [(4, 4), (6, 6)]  # narrow enough that the hidden layer's membranes and currents saturate
 
 
-def two_layer_model():
-    model = build_model(CFG, 64, 10)
+def two_layer_model(cfg=CFG):
+    model = build_model(cfg, 64, 10)
     model.set_widths(WIDTHS)  # the model computes with the core's widths, saturating alike
     return model
 
@@ -155,27 +155,37 @@ def check_not_vacuous(core, x):
     assert ((seen[0].v == lo) | (seen[0].v == hi)).any(), f"no saturation in the hidden layer (seed {SEED})"
 
 
+@pytest.mark.parametrize("recurrent", [False, True], ids=["feedforward", "recurrent"])
 @pytest.mark.parametrize("backend", ["golden", pytest.param("sim", marks=pytest.mark.tools)])
-def test_driver_core_in_the_loop_equals_software(backend, small_digits):
-    """The real driver with probes (`run(..., probe="all")`, stream loads) on a two-layer network: one step's
-    gradients equal software's (torch.equal); three steps give the same parameters."""
+def test_driver_core_in_the_loop_equals_software(backend, recurrent, small_digits):
+    """The real driver with probes (`run(..., probe="all")`, stream loads) on a two-layer network (its hidden
+    layer recurrent or not): one step's gradients equal software's (torch.equal); three steps give the same
+    parameters."""
     from spikeloop.host import open_core
     from spikeloop.quant.export import export
 
     data = small_digits
-    x = CFG.encoder()(data.x_train[:16], seed=SEED)
+    cfg = replace(CFG, recurrent=recurrent)
+    x = cfg.encoder()(data.x_train[:16], seed=SEED)
     y = data.y_train[:16]
-    network = export(two_layer_model(), widths=WIDTHS).network
+
+    def model():
+        return two_layer_model(cfg)
+
+    network = export(model(), widths=WIDTHS).network
+    assert network.layers[0].is_recurrent == recurrent
     options = {"profile": "quick"} if backend == "sim" else {}
     with open_core(backend, network, probes=True, lanes=4, chunk=[16, 12], **options) as core:
         assert core.transport.can_send_frames  # the loads below go by stream
         check_not_vacuous(core, x)
-        g_soft = gradients(two_layer_model(), x, y)
-        g_loop = gradients(two_layer_model(), x, y, core=core)
+        g_soft = gradients(model(), x, y)
+        g_loop = gradients(model(), x, y, core=core)
         assert g_soft and all(torch.equal(g_soft[k], g_loop[k]) for k in g_soft), f"seed {SEED}"
         assert all(g_soft[f"layers.{k}.weights.latent"].abs().sum() > 0 for k in range(2))
-        a = fit(CFG, data=data, model=two_layer_model(), max_steps=3, progress=False)
-        b = fit(CFG, data=data, model=two_layer_model(), core=core, max_steps=3, progress=False)
+        if recurrent:
+            assert g_soft["layers.0.weights.latent"][:, 64:].abs().sum() > 0, "no gradient through the recurrence"
+        a = fit(cfg, data=data, model=model(), max_steps=3, progress=False)
+        b = fit(cfg, data=data, model=model(), core=core, max_steps=3, progress=False)
         loads = core.transport.stats
     assert a.steps == b.steps == 3 and b.timing[0]["core"] > 0
     assert loads.mmio_writes < 200, f"{loads}: the parameter loads did not go by stream"

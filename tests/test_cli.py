@@ -41,6 +41,13 @@ def test_info_prints_sizes_and_hash(files, capsys):
     assert "40-16-5" in out and net.content_hash in out
 
 
+def test_info_says_which_layers_are_recurrent(tmp_path, capsys):
+    random_network((10, 6, 3), seed=2, recurrent=(True, False)).save(tmp_path / "r.npz")
+    assert main(["info", str(tmp_path / "r.npz")]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("layer")]
+    assert "recurrent (+1 " in lines[0] and "recurrent" not in lines[1]
+
+
 def test_random_network_and_spikes_commands(tmp_path):
     assert main(["random-network", "--sizes", "12,6,3", "--neuron", "cuba", "--out", str(tmp_path / "n.npz")]) == 0
     assert Network.load(tmp_path / "n.npz").sizes == (12, 6, 3)

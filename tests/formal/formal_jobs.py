@@ -122,6 +122,14 @@ class Harness(Elaboratable):
         """The free signals (call after elaboration: harnesses create some while elaborating)."""
         return list(self._inputs)
 
+    @staticmethod
+    def inputs_of(component) -> list[Value]:
+        """Every input port of `component` (a `wiring.Component` under proof): free signals too."""
+        from amaranth.lib import wiring
+
+        return [Value.cast(value) for path, member, value in component.signature.flatten(component)
+                if member.flow == wiring.In]
+
     def rtlil(self) -> str:
         """The harness as RTLIL text, module `top`."""
         fragment = Fragment.get(self, None)
@@ -589,11 +597,7 @@ class EventCrossbarHarness(Harness):
         self.sums = sums
 
     def ports(self) -> list[Signal]:
-        from amaranth.lib import wiring
-
-        inputs = [Value.cast(value) for path, member, value in self.xbar.signature.flatten(self.xbar)
-                  if member.flow == wiring.In]
-        return super().ports() + inputs
+        return super().ports() + self.inputs_of(self.xbar)
 
     def elaborate(self, platform):
         m = Module()
@@ -807,11 +811,7 @@ class RecurrentLayerHarness(Harness):
         self.layer = Layer(config=config)
 
     def ports(self) -> list[Signal]:
-        from amaranth.lib import wiring
-
-        inputs = [Value.cast(value) for path, member, value in self.layer.signature.flatten(self.layer)
-                  if member.flow == wiring.In]
-        return super().ports() + inputs
+        return super().ports() + self.inputs_of(self.layer)
 
     def elaborate(self, platform):
         m = Module()

@@ -92,8 +92,9 @@ V2 = dict(reset="subtract_next", decay_round="nearest", input_shift=4, bias_to="
           v_range="symmetric")
 
 
-@pytest.mark.parametrize("neuron, options", [("lif", {}), ("cuba", {}), ("lif", V2), ("cuba", V2)],
-                         ids=["lif", "cuba", "lif-v2", "cuba-v2"])
+@pytest.mark.parametrize("neuron, options", [("lif", {}), ("cuba", {}), ("lif", V2), ("cuba", V2),
+                                             ("lif", {"recurrent": True}), ("cuba", {**V2, "recurrent": True})],
+                         ids=["lif", "cuba", "lif-v2", "cuba-v2", "lif-recurrent", "cuba-v2-recurrent"])
 def test_one_step_in_the_loop_gives_the_software_gradients(neuron, options):
     data = tiny_data()
     cfg = replace(CFG, **options)
@@ -108,6 +109,8 @@ def test_one_step_in_the_loop_gives_the_software_gradients(neuron, options):
     for name in g_soft:
         assert torch.equal(g_soft[name], g_loop[name]), f"{name} (seed {SEED})"
     assert any(g.abs().sum() > 0 for g in g_soft.values()), "no gradient flowed"
+    if cfg.recurrent:  # the recurrent columns follow the layer's 12 inputs
+        assert g_soft["layers.0.weights.latent"][:, 12:].abs().sum() > 0, "no gradient through the recurrence"
     # not vacuous: the hidden layer fired, and the core's traces are those of the model
     traces = core_traces(core, x, 2)
     assert traces[0].z.any()

@@ -297,6 +297,7 @@ def _lif(n=2, **kw):
 
 
 def _recurrent():
+    """A layer whose neurons feed back only their own spikes (a diagonal recurrent weight), as a subgraph."""
     nodes = {"input": nir.Input(input_type={"input": np.array([2])}), "lif": _lif(), "w": nir.Linear(weight=np.eye(2)),
              "output": nir.Output(output_type={"output": np.array([2])})}
     sub = nir.NIRGraph(nodes=nodes, edges=[("input", "lif"), ("lif", "w"), ("w", "lif"), ("lif", "output")])
@@ -323,7 +324,8 @@ def _branching():
         (lambda: _chain_graph(nir.Conv2d(input_shape=None, weight=np.ones((1, 1, 2, 2)), stride=1, padding=0,
                                           dilation=1, groups=1, bias=np.zeros(1)), _lif()), {},
          "node 'conv2d' is a Conv2d after the input; expected Linear or Affine"),
-        (_recurrent, {}, "node 'nirgraph' is a NIRGraph .a subgraph, e.g. a recurrent layer"),
+        (_recurrent, {}, (r"node 'nirgraph.w': the recurrent weight is diagonal .* as snnTorch's "
+                          r"RLeaky\(all_to_all=False\) writes.: a self-only recurrence cannot be expressed")),
         (lambda: _chain_graph(_lin(), _lif(v_leak=np.array([0.0, 0.1]))), {},
          r"node 'lif': v_leak\[1\] = 0.1, expected 0"),
         (lambda: _chain_graph(_lin(), _lif(v_reset=np.array([-1.0, 0.0]))), {},
@@ -359,8 +361,8 @@ def _branching():
         (lambda: _chain_graph(_lin(), _lif(v_threshold=np.full(2, 40.0))), {"v_bits": 6},
          (r"node 'lif': theta\[0\] = 41 is outside \[1, 31\], the range of v_bits = 6; expected v_bits >= 7 "
           r"\(spikeloop nir import --v-bits 7\)")),
-        (_recurrent_edge, {}, ("edge .'lif', 'linear'. is recurrent: it feeds 'lif' back into 'linear', which comes "
-                               "before it .a recurrent layer")),
+        (_recurrent_edge, {}, (r"edge \('lif', 'linear'\) is recurrent \(linear -> lif -> linear\): it enters "
+                               "'linear', a Linear, not a neuron node")),
         (lambda: _chain_graph(_lin()), {}, r"node 'linear' \(Linear\) feeds the output directly"),
         (lambda: _chain_graph(), {}, "the graph has no Linear/Affine -> LIF/CubaLIF/IF layer"),
         (lambda: "not a graph.txt", {}, "not a graph.txt: no such NIR file"),

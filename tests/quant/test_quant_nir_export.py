@@ -89,7 +89,11 @@ def test_norse_reads_back_the_export(name):
     assert a.bits >= NORSE[name] and a.predictions >= 0.99, f"{name}: {a}"
 
 
-@pytest.mark.parametrize("name", NORSE)
+#: every network recorded as Norse read it (tests/fixtures/nir/record_norse_readback.py), recurrent ones included
+READBACKS = (*NORSE, "snntorch_rleaky_b0.9_subtract", "nir_paper_braille_noDelay_bias_zero")
+
+
+@pytest.mark.parametrize("name", READBACKS)
 def test_the_graphs_norse_read_are_what_to_nir_writes(name):
     """The recorded readback is of today's export; spikeloop reads that export back as the same network."""
     written = nir.read(FIXTURES / f"readback_{name}.nir")
