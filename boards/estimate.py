@@ -540,6 +540,7 @@ def crossbar_ffs(layer: LayerConfig) -> dict[str, int]:
         "T: popcount trees": sum(tag + (P + 1) * bits for bits in tree_register_bits(C)),
         "S: accumulators": tag + (P + 1) * layer.crossbar_inputs.bit_length(),
         "O: output and skid": 2 * (P * layer.syn_bits + g + 2) + 2,
+        "late inputs taken": int(layer.late_chunks > 0),  # a recurrent layer's previous spikes (`known`)
     }
 
 
@@ -649,10 +650,12 @@ def neuron_ffs(layer: LayerConfig) -> dict[str, int]:
 def collector_ffs(layer: LayerConfig, membranes: bool) -> int:
     """Flip-flops of a layer's collector (rtl/layer.py): the spikes (and membranes), valid, last, and
     the answer to a read past a window, unless the crossbar's and the neuron array's addresses are
-    as wide (then none is past); a recurrent layer's `pending` (its spikes are the previous ones already)."""
+    as wide (then none is past); a recurrent layer's count of timesteps in flight (its spikes are the previous ones
+    already): `pending` before the event-driven crossbar, two 2-bit counts before the dense one."""
     weights = (layer.row_stride - 1).bit_length() + _index_bits(layer.weight_rows)
     neurons = (layer.lane_stride - 1).bit_length() + _index_bits(layer.n_groups)
-    return layer.n_out * (1 + layer.v_bits * membranes) + 2 + (weights != neurons) + layer.recurrent
+    in_flight = (4 if layer.events is None else 1) if layer.recurrent else 0
+    return layer.n_out * (1 + layer.v_bits * membranes) + 2 + (weights != neurons) + in_flight
 
 
 def _count_bits(n: int) -> int:

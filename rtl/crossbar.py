@@ -155,6 +155,9 @@ class Crossbar(wiring.Component, Probed):
     n_in, n_out : sizes of the layer.
     lanes : P, neurons per clock (1 <= P <= n_out).
     chunk : C, synapses per neuron per clock (1 <= C <= n_in).
+    late : the last `late` inputs come after the capture, on `late_bits` once `late_valid` (a recurrent layer's
+        previous spikes; 0: none). The chunks holding one (`late_chunks`) are walked last in each group; the first
+        group's walk waits at them for `late_valid`, then a clock takes the bits in (docs/gateware.md).
 
     Members
     -------
@@ -162,23 +165,30 @@ class Crossbar(wiring.Component, Probed):
     o_stream : Out(stream of `group_sum_layout`), `n_groups` payloads per timestep, in group order.
     bus : In(MemBus), the weights window (`sel == WINDOW["weights"]`); reads wait for a free port.
     busy : Out(1), a timestep is in flight.
+    late_bits : In(late), late_valid : In(1), with `late`: the late inputs of the timestep taken, and whether
+        they are there (held until the next timestep is taken).
     """
 
-    def __init__(self, *, n_in: int, n_out: int, lanes: int, chunk: int):
+    def __init__(self, *, n_in: int, n_out: int, lanes: int, chunk: int, late: int = 0):
         with parameters(self):
             check_int("n_in", n_in, 1, 65536)
             check_int("n_out", n_out, 1, 65536)
             check_int("lanes", lanes, 1, n_out)
             check_int("chunk", chunk, 1, n_in)
+            check_int("late", late, 0, n_in - 1)
         self._geometry = geometry = LayerConfig(n_in, n_out, lanes=lanes, chunk=chunk)
+        self._late = late
         # word address = row * row_stride + word; at least one row bit (no zero-width signals)
         self._addr_width = ceil_log2(geometry.row_stride) + max(1, ceil_log2(geometry.weight_rows))
-        super().__init__({
+        members = {
             "i_stream": In(stream.Signature(spike_layout(n_in))),
             "o_stream": Out(stream.Signature(group_sum_layout(geometry))),
             "bus": In(MemBus(addr_width=self._addr_width)),
             "busy": Out(1),
-        })
+        }
+        if late:
+            members.update({"late_bits": In(late), "late_valid": In(1)})
+        super().__init__(members)
 
     @property
     def geometry(self) -> LayerConfig:
@@ -189,6 +199,17 @@ class Crossbar(wiring.Component, Probed):
     def addr_width(self) -> int:
         """Width of the weights window's word address."""
         return self._addr_width
+
+    @property
+    def late(self) -> int:
+        """Inputs (the last of `n_in`) that come after the capture, on `late_bits` (0: none)."""
+        return self._late
+
+    @property
+    def late_chunks(self) -> int:
+        """Chunks holding a late input: the last ones of each group's walk (0 without `late`)."""
+        g = self._geometry
+        return g.n_chunks - (g.n_in - self._late) // g.chunk if self._late else 0
 
 
     @property
@@ -265,6 +286,9 @@ class Crossbar(wiring.Component, Probed):
         incoming = Cat(self.i_stream.p.spikes, Const(0, NC * C - g.n_in))
         offered_nz = Signal(NC)  # the offered payload's nonzero chunks, a clock later
         offered = Signal()  # the payload was offered a clock ago and not taken: it is the same one
+        # late chunks (the last `late_chunks`) are taken as nonzero at the capture, until their bits come
+        late_mask = Const(((1 << NC) - 1) ^ ((1 << (NC - self.late_chunks)) - 1), NC)
+        captured_nz = offered_nz | late_mask if self._late else offered_nz
         m.d.sync += [
             offered_nz.eq(Cat(*(incoming.word_select(c, C).any() for c in range(NC)))),
             offered.eq(self.i_stream.valid & ~self.i_stream.ready),
@@ -273,7 +297,7 @@ class Crossbar(wiring.Component, Probed):
         with m.If(self.i_stream.valid & self.i_stream.ready):
             m.d.sync += [
                 spikes.eq(incoming), last.eq(self.i_stream.p.last),
-                nz.eq(offered_nz), nz_low.eq(_lowest(offered_nz)), rem.eq(offered_nz), low.eq(_lowest(offered_nz)),
+                nz.eq(captured_nz), nz_low.eq(_lowest(captured_nz)), rem.eq(captured_nz), low.eq(_lowest(captured_nz)),
                 running.eq(1), group.eq(0), row_base.eq(0), first.eq(1),
             ]
 
@@ -283,6 +307,25 @@ class Crossbar(wiring.Component, Probed):
         for c in range(NC):
             chunk_bits = chunk_bits | Mux(low[c], spikes.word_select(c, C), 0)
         issue = running & advance
+        late_probes = {}
+        if self._late:
+            # The walk stops at the group's first late chunk until the late bits are in `spikes` (once per
+            # timestep, in its first group): then a clock puts them in and makes the late chunks' choices real.
+            known = Signal()  # the captured timestep's late bits are in `spikes`
+            at_late = (low & late_mask).any()
+            apply = running & ~known & at_late & self.late_valid
+            issue = running & advance & (known | ~at_late)
+            lo = g.n_in - self._late
+            filled = Cat(spikes[:lo], self.late_bits, spikes[g.n_in :])
+            late_nz = Cat(*(filled.word_select(c, C).any() for c in range(NC))) & late_mask
+            with m.If(self.i_stream.valid & self.i_stream.ready):
+                m.d.sync += known.eq(0)
+            with m.If(apply):
+                new_nz = (nz & ~late_mask) | late_nz
+                new_rem = (rem & ~late_mask) | late_nz
+                m.d.sync += [spikes.eq(filled), known.eq(1), nz.eq(new_nz), nz_low.eq(_lowest(new_nz)),
+                             rem.eq(new_rem), low.eq(_lowest(new_rem))]
+            late_probes = {"apply": apply, "known": known, "at_late": at_late, "issue": issue}
 
         # ---- I: the item whose row the read port reads next.
         i_tag, i_row, i_bits = Signal(item), Signal.like(rp.addr), Signal(C)
@@ -319,4 +362,5 @@ class Crossbar(wiring.Component, Probed):
             m.d.sync += a_bits[P].eq(m_bits)
         self._probes = count_and_sum(m, self.o_stream, self.busy, out, advance=advance, tags=[i_tag, m_tag, a_tag],
                                      a_bits=a_bits, acc_bits=g.n_in.bit_length(), running=running, last=last)
+        self._probes.update(late_probes)
         return m

@@ -11,9 +11,11 @@ exactly layer k's spikes of the same timestep).
 
 A recurrent layer (`config.recurrent`) feeds its crossbar `crossbar_inputs` = n_in + n_out inputs: the
 timestep's spikes, then its own spikes of the previous timestep, which the collector already holds (its `z`
-register; a state clear zeroes it). Its next timestep is therefore offered to the crossbar only once the
-last group of the current one has reached the collector: the crossbar and the neuron array work on one
-timestep at a time (docs/gateware.md, "Recurrent layers").
+register; a state clear zeroes it). The dense crossbar takes them late (`Crossbar(late=n_out)`): it walks a
+timestep's chunks of inputs while the previous timestep finishes, and waits at its late chunks until the layer's
+counts say that timestep has landed in the collector. Before the event-driven crossbar, which chooses at its
+capture, the next timestep is offered only once the current one has landed: its crossbar and neuron array work on
+one timestep at a time (docs/gateware.md, "Recurrent layers").
 
 With `probes`, the collector also holds every neuron's pre-reset membrane and current of the
 timestep, beside its spikes, for the framer to stream (`probe`); they stay put until the layer's
@@ -22,7 +24,7 @@ next timestep, which the core holds back while a probe is selected (rtl/top.py).
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -65,7 +67,8 @@ class Layer(wiring.Component, Probed):
         self._probes_built = probes
         width = config.crossbar_inputs  # with `recurrent`, the previous spikes after the inputs
         if config.events is None:
-            self._crossbar = Crossbar(n_in=width, n_out=config.n_out, lanes=config.lanes, chunk=config.chunk)
+            self._crossbar = Crossbar(n_in=width, n_out=config.n_out, lanes=config.lanes, chunk=config.chunk,
+                                      late=config.n_out if config.recurrent else 0)
         else:
             self._crossbar = EventCrossbar(n_in=width, n_out=config.n_out, lanes=config.lanes, events=config.events)
         self._neurons = NeuronArray(
@@ -184,7 +187,26 @@ class Layer(wiring.Component, Probed):
             ]
 
         # ---- the crossbar's input: the timestep's spikes (and, recurrent, the previous timestep's own)
-        if c.recurrent:
+        if c.recurrent and c.events is None:
+            # the dense crossbar takes the previous spikes late: it walks a group's chunks of inputs, then waits at
+            # its late chunks until the timestep before the one it took has left the neuron array
+            taken, landed = Signal(2), Signal(2)  # timesteps taken by the crossbar, and whose spikes are all in z
+            m.d.comb += [
+                xbar.i_stream.valid.eq(self.i_stream.valid),
+                xbar.i_stream.p.spikes.eq(Cat(self.i_stream.p.spikes, Const(0, c.n_out))),
+                xbar.i_stream.p.last.eq(self.i_stream.p.last),
+                self.i_stream.ready.eq(xbar.i_stream.ready),
+                xbar.late_bits.eq(z[: c.n_out]),
+                xbar.late_valid.eq((taken - landed)[:2] == 1),
+            ]
+            with m.If(xbar.i_stream.valid & xbar.i_stream.ready):
+                m.d.sync += taken.eq(taken + 1)
+            with m.If(beat.valid & beat.ready & beat.p.end):
+                m.d.sync += landed.eq(landed + 1)
+            with m.If(self.ctrl.clear):  # z[-1] = 0 again (the core clears only while no timestep is in flight)
+                m.d.sync += z.eq(0)
+            pending = (taken != landed)
+        elif c.recurrent:
             pending = Signal()  # a timestep is in the crossbar or the neuron array: `z` is not complete yet
             m.d.comb += [
                 xbar.i_stream.valid.eq(self.i_stream.valid & ~pending),

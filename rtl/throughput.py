@@ -34,7 +34,8 @@ from spikeloop.config import CoreConfig, LayerConfig, framing_cycles, layer_cycl
 from spikeloop.stream import output_words_per_timestep, pack_spikes, words_per_timestep
 from spikeloop.windows import neuron_word_index
 
-__all__ = ["chunk_sizes", "crossbar_input", "nonzero_chunks", "expected_nonzero_chunks", "stage_cycles", "core_cycles",
+__all__ = ["chunk_sizes", "crossbar_input", "nonzero_chunks", "early_chunks", "expected_early_chunks",
+           "expected_nonzero_chunks", "stage_cycles", "core_cycles",
            "expected_core_cycles", "synapses", "Measurement", "measure"]
 
 
@@ -68,6 +69,26 @@ def nonzero_chunks(layer: LayerConfig, spikes, previous=None) -> np.ndarray:
     return padded.reshape(spikes.shape[0], layer.n_chunks, layer.chunk).any(axis=2).sum(axis=1)
 
 
+def early_chunks(layer: LayerConfig, spikes) -> np.ndarray | None:
+    """A dense recurrent layer's nonzero early chunks per timestep, spikes [T, n_in]: those of its first
+    n_in // C chunks (inputs only), which its first group walks before the previous spikes are in (`layer_cycles`'
+    `early`); None for other layers."""
+    if not layer.late_chunks:
+        return None
+    spikes = np.asarray(spikes, bool)
+    early = layer.n_in // layer.chunk
+    return spikes[:, : early * layer.chunk].reshape(spikes.shape[0], early, layer.chunk).any(axis=2).sum(axis=1)
+
+
+def expected_early_chunks(layer: LayerConfig, density) -> float | None:
+    """E[`early_chunks`] for independent input bits firing with probability `density` (None for other layers)."""
+    if not layer.late_chunks:
+        return None
+    early = layer.n_in // layer.chunk
+    p = np.broadcast_to(np.asarray(density, float), (layer.n_in,))[: early * layer.chunk]
+    return float((1 - np.prod(1 - p.reshape(early, layer.chunk), axis=1)).sum())
+
+
 def expected_nonzero_chunks(layer: LayerConfig, density, previous=None) -> float:
     """E[Z] for independent input bits that fire with probability `density` (a share, or one per input): for
     a dense layer the sum over chunks of P(some input fires); for an event-driven one E[max over banks of the
@@ -92,9 +113,12 @@ def expected_nonzero_chunks(layer: LayerConfig, density, previous=None) -> float
     return float((1 - np.prod(np.minimum(below, 1), axis=0)).sum())
 
 
-def stage_cycles(config: CoreConfig, z_per_layer) -> np.ndarray:
-    """[stages, T]: cycles of the framing and of each layer per timestep, given each layer's Z per timestep."""
-    per_layer = [layer_cycles(layer, np.asarray(z)) for layer, z in zip(config.layers, z_per_layer)]
+def stage_cycles(config: CoreConfig, z_per_layer, early_per_layer=None) -> np.ndarray:
+    """[stages, T]: cycles of the framing and of each layer per timestep, given each layer's Z per timestep (and
+    a dense recurrent layer's `early_chunks`; None: its default)."""
+    early_per_layer = early_per_layer or [None] * len(config.layers)
+    per_layer = [layer_cycles(layer, np.asarray(z), early=e)
+                 for layer, z, e in zip(config.layers, z_per_layer, early_per_layer)]
     steps = len(per_layer[0])
     return np.array([np.full(steps, framing_cycles(config)), *per_layer])
 
@@ -110,7 +134,9 @@ def expected_core_cycles(config: CoreConfig, densities) -> float:
     if np.isscalar(densities):
         densities = [float(densities)] + [1.0] * (len(config.layers) - 1)
     z = [expected_nonzero_chunks(layer, d) for layer, d in zip(config.layers, densities)]
-    return float(max(framing_cycles(config), *(layer_cycles(layer, zk) for layer, zk in zip(config.layers, z))))
+    e = [expected_early_chunks(layer, d) for layer, d in zip(config.layers, densities)]
+    return float(max(framing_cycles(config), *(layer_cycles(layer, zk, early=ek)
+                                               for layer, zk, ek in zip(config.layers, z, e))))
 
 
 def synapses(config: CoreConfig) -> int:
@@ -215,12 +241,16 @@ def measure(config: CoreConfig, densities=(1.0, 0.2, 0.05, 0.01, 0.0), *, steps:
         fired[0] = False  # a recurrent layer 0's previous spikes: all of them (but at the first timestep) or none
         z = [nonzero_chunks(config.layers[0], spikes, fired)]
         z += [np.full(steps, layer.n_chunks if deeper == "dense" else 0) for layer in config.layers[1:]]
-        stages = stage_cycles(config, z)[:, first:]
+        e = [early_chunks(config.layers[0], spikes)]
+        e += [None if not layer.late_chunks else np.full(steps, layer.n_in // layer.chunk if deeper == "dense" else 0)
+              for layer in config.layers[1:]]
+        stages = stage_cycles(config, z, e)[:, first:]
         # a layer's state_cycles bound the spacing of a group's timesteps, not each timestep: the lower
         # bound takes it over the mean of the crossbar's cycles
         lower = max(float(stages[0].mean()), *(
-            max(float(layer_cycles(layer, zk[first:], state=False).mean()), state_cycles(layer))
-            for layer, zk in zip(config.layers, z)))
+            max(float(layer_cycles(layer, zk[first:], state=False, early=None if ek is None else ek[first:]).mean()),
+                state_cycles(layer))
+            for layer, zk, ek in zip(config.layers, z, e)))
         later = [1.0 if deeper == "dense" else 0.0] * (len(config.layers) - 1)
         results.append(Measurement(d, steps - first, measured, float(stages.max(axis=0).mean()),
                                    lower, expected_core_cycles(config, [d, *later]),

@@ -155,6 +155,15 @@ class LayerConfig:
         return ceil_div(self.crossbar_inputs, self.chunk)
 
     @property
+    def late_chunks(self) -> int:
+        """Chunks of a dense recurrent layer's crossbar holding a previous spike: the last ones of each group's walk,
+        at which the walk of a timestep's first group waits for the previous timestep's spikes (0 for a feed-forward
+        or an event-driven layer)."""
+        if not self.recurrent or self.events is not None:
+            return 0
+        return self.n_chunks - self.n_in // self.chunk
+
+    @property
     def n_groups(self) -> int:
         """Groups of `lanes` neurons (the last one padded with idle lanes)."""
         return ceil_div(self.n_out, self.lanes)
@@ -520,23 +529,33 @@ def crossbar_latency(layer: LayerConfig) -> int:
 
 
 def recurrent_wait(layer: LayerConfig) -> int:
-    """Clocks a recurrent layer adds to each timestep (0 for a feed-forward one): its next timestep waits for the
-    last group's spikes, the crossbar's latency and the neuron array's pipeline (`state_cycles`) after the last
-    item issued, and a clock to offer it to the crossbar (docs/gateware.md, "Recurrent layers")."""
+    """W, the clocks from a recurrent layer's last item of a timestep issued to its next timestep's recurrent
+    inputs usable (0 for a feed-forward layer): the crossbar's latency, the neuron array's pipeline
+    (`state_cycles`) and a clock to hand them over (docs/gateware.md, "Recurrent layers")."""
     return crossbar_latency(layer) + state_cycles(layer) + 1 if layer.recurrent else 0
 
 
-def layer_cycles(layer: LayerConfig, nonzero_chunks=None, *, state: bool = True):
+def layer_cycles(layer: LayerConfig, nonzero_chunks=None, *, state: bool = True, early=None):
     """Clocks a layer spends on one timestep with `nonzero_chunks` (Z) clocks per group (default: dense
     input, `n_chunks`): its crossbar's Z items per group, at least one, and one clock to take the next
     timestep; with `state`, at least `state_cycles`, which only a layer of few groups reaches
     (docs/gateware.md, "Throughput"). Z is the input chunks holding a spike for the dense crossbar, the
     most active inputs of one bank for the event-driven one (`EventGeometry.items`; then this is
-    `rtl.events.event_cycles`, and the dense default K = n_chunks is its all-active case). A recurrent layer
-    works on one timestep at a time: Z counts its chunks of previous spikes too, and it adds `recurrent_wait`."""
+    `rtl.events.event_cycles`, and the dense default K = n_chunks is its all-active case).
+
+    A recurrent layer: Z counts its chunks of previous spikes too. An event-driven one works on a timestep at a
+    time and adds `recurrent_wait` (W). A dense one walks its first group's chunks of inputs (`early` of them
+    hold a spike; default: Z less its `late_chunks`) while the previous timestep finishes, then waits at its
+    late chunks: it adds max(1, W - 1 - early) (a clock at least, to take the previous spikes in), and a clock
+    when its late chunks hold no spike after some early one (the first group's walk issues an empty item)."""
     z = layer.n_chunks if nonzero_chunks is None else nonzero_chunks
-    cycles = np.maximum(layer.n_groups * np.maximum(1, z) + 1 + recurrent_wait(layer),
-                        state_cycles(layer) if state else 0)
+    cycles = layer.n_groups * np.maximum(1, z) + 1
+    if layer.recurrent and layer.events is not None:
+        cycles = cycles + recurrent_wait(layer)
+    elif layer.recurrent:
+        e = np.maximum(0, np.asarray(z) - layer.late_chunks) if early is None else np.asarray(early)
+        cycles = cycles + np.maximum(1, recurrent_wait(layer) - 1 - e) + ((np.asarray(z) == e) & (e > 0))
+    cycles = np.maximum(cycles, state_cycles(layer) if state else 0)
     return cycles if np.ndim(cycles) else cycles.item()
 
 

@@ -844,25 +844,34 @@ class RecurrentLayerHarness(Harness):
             held.append(steps)
         inside = held[0] + held[1]
         take = x.valid & x.ready
-        recurrent = x.p.spikes[c.n_in :]
+        # the previous spikes the crossbar takes, and when: the dense one at its walk's late chunks (`apply`), the
+        # event-driven one with its timestep
+        dense = c.events is None
+        recurrent = xbar.late_bits if dense else x.p.spikes[c.n_in :]
+        moment = xbar.probes["apply"] if dense else take
         m.d.comb += [
             Assert(layer.probes["pending"] == (inside != 0), "pending is not 'a timestep in the crossbar or neurons'"),
-            Assert(inside <= 1, "two timesteps in the crossbar and the neuron array"),
-            Assert(~take | (inside == 0), "a timestep taken before the previous one left the neuron array"),
+            Assert(inside <= (2 if dense else 1), "too many timesteps in the crossbar and the neuron array"),
+            Assert(~moment | ((held[1] == 0) & (held[0] == int(dense))),
+                   "previous spikes taken before the previous timestep left the neuron array"),
             Assert(recurrent == o.p.spikes, "the recurrent inputs are not the collector's spikes"),
         ]
         with m.If(h.started & ~h.past_rst & h.past(layer.ctrl.clear, "clear")):
             m.d.comb += Assert(recurrent == 0, "previous spikes left after a state clear")
 
-        # covers: a previous spike among the inputs taken; a group's sum from the previous spikes alone
-        quiet_input = Signal(name="quiet_input")  # the timestep in the crossbar had no input spike
+        # covers: previous spikes taken; a group's sum from the previous spikes alone; with the dense crossbar, a
+        # timestep taken while the previous one is in the neuron array
+        quiet_input = Signal(name="quiet_input")  # the last timestep taken had no input spike
         with m.If(take):
             m.d.sync += quiet_input.eq(x.p.spikes[: c.n_in] == 0)
         sums = xbar.o_stream
+        alone = held[0] == 1  # the crossbar holds the last timestep taken only: the sums are its
         m.d.comb += [
-            Cover(take & (recurrent != 0), "a timestep taken with a previous spike among its inputs"),
-            Cover(sums.valid & quiet_input & (Cat(*sums.p.syn) != 0), "a sum of the previous spikes alone"),
+            Cover(moment & (recurrent != 0), "previous spikes taken as inputs"),
+            Cover(sums.valid & alone & quiet_input & (Cat(*sums.p.syn) != 0), "a sum of the previous spikes alone"),
         ]
+        if dense:
+            m.d.comb += Cover(take & (held[1] != 0), "a timestep taken while the previous one is in the neurons")
         return m
 
 

@@ -129,14 +129,15 @@ def test_events_sums_fail_on_swapped_lanes(monkeypatch, tmp_path):
 
 
 def test_recurrent_check_fails_on_forgotten_spikes(monkeypatch, tmp_path):
-    """The recurrent layer's check is not vacuous: a crossbar fed zeros instead of the previous spikes is caught."""
+    """The recurrent layer's check is not vacuous: an event-driven crossbar fed zeros instead of the previous spikes
+    is caught."""
     from spikeloop.rtl import layer
 
     def forgetful(spikes, previous):  # the layer's only Cat without membranes or probes: its crossbar input
         return Cat(spikes, Const(0, len(previous)))
 
     monkeypatch.setattr(layer, "Cat", forgetful)
-    result = formal.run_job(formal.JOBS["recurrent-bmc"], tmp_path)
+    result = formal.run_job(formal.JOBS["recurrent-events-bmc"], tmp_path)
     assert result.status == "FAIL", formal.failure_report(result)
     assert _failed_line("the recurrent inputs are not the collector's spikes") in formal.failure_report(result)
 

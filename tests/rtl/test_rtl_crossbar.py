@@ -91,6 +91,8 @@ def test_crossbar_bus_writes_outside_window_are_ignored():
     ({"n_in": 0, "n_out": 4, "lanes": 1, "chunk": 1}, "n_in = 0 is outside"),
     ({"n_in": 8, "n_out": 4, "lanes": 5, "chunk": 1}, "lanes = 5 is outside"),
     ({"n_in": 8, "n_out": 4, "lanes": 1, "chunk": 9}, "chunk = 9 is outside"),
+    ({"n_in": 8, "n_out": 4, "lanes": 1, "chunk": 4, "late": 8}, r"late = 8 is outside \[0, 7\]"),
+    ({"n_in": 8, "n_out": 4, "lanes": 1, "chunk": 4, "late": -1}, "late = -1 is outside"),
 ])
 def test_crossbar_refuses_bad_parameters(kwargs, error):
     with pytest.raises(ValueError, match=error):

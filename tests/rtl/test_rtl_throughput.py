@@ -84,28 +84,58 @@ def test_the_deadline_bound_holds_an_event_crossbar():
     ((32, 16, 10), [4, 10], [8, 16], None, "shift", [True, False]),  # 4 groups x 6 chunks, 2 of previous spikes
     ((32, 16, 10), [2, 10], [8, 16], None, "multiply", [True, False]),  # 8 groups; the product stage
     ((64, 16, 10), [4, 10], [64, 16], None, "shift", [True, False]),  # C 64: two tree stages
+    ((40, 16, 10), [4, 10], [12, 16], None, "shift", [True, False]),  # a chunk of inputs and previous spikes
+    ((128, 8, 4), [8, 4], [4, 8], None, "shift", [True, False]),  # 32 early chunks: more than the wait
     ((32, 16, 10), [4, 10], [None, 16], [8, None], "shift", [True, False]),  # event layer: 4 groups x 6 bank rows
     ((20, 24, 8), [6, 2], [8, 8], None, "shift", [False, True]),  # a recurrent layer 1 after a wider layer 0
 ])
-def test_a_recurrent_layer_takes_a_timestep_at_a_time(sizes, lanes, chunk, events, decay, recurrent):
-    """A recurrent layer's next timestep waits for the spikes of its last group: n_groups * max(1, Z) + 1 +
-    `recurrent_wait` (the crossbar's latency, the neuron array's pipeline, a clock), Z over its inputs and its
-    previous spikes (all fire with `deeper="dense"`, none with "empty")."""
+def test_a_recurrent_layer_waits_for_its_previous_spikes(sizes, lanes, chunk, events, decay, recurrent):
+    """A recurrent layer's timestep waits for the spikes of its last group (`layer_cycles`): a dense one walks its
+    first group's early chunks meanwhile and waits at its late chunks, n_groups * max(1, Z) + 1 + max(1, W - 1 -
+    early) (+ 1 for an empty late walk after early items), an event-driven one takes a timestep at a time,
+    n_groups * max(1, Z) + 1 + W; W = `recurrent_wait` (the crossbar's latency, the neuron array's pipeline, a
+    clock). Z over its inputs and its previous spikes: all fire with `deeper="dense"`, none with "empty"."""
+    from amaranth.hdl import Fragment
+
     from spikeloop.config import crossbar_latency, recurrent_wait
+    from spikeloop.rtl.crossbar import Crossbar
 
     config = CoreConfig.build(sizes, lanes=lanes, chunk=chunk, events=events, v_bits=12, decay=decay,
                               recurrent=recurrent)
     k = recurrent.index(True)
     layer = config.layers[k]
-    assert recurrent_wait(layer) == crossbar_latency(layer) + state_cycles(layer) + 1
+    W = recurrent_wait(layer)
+    assert W == crossbar_latency(layer) + state_cycles(layer) + 1
     assert [recurrent_wait(other) for other in config.layers if not other.recurrent] == [0]
-    plain = CoreConfig.build(sizes, lanes=lanes, chunk=chunk, events=events, v_bits=12, decay=decay)
+    if events is None:  # the gateware's late chunks are the model's
+        xbar = Crossbar(n_in=layer.crossbar_inputs, n_out=layer.n_out, lanes=layer.lanes, chunk=layer.chunk,
+                        late=layer.n_out)
+        Fragment.get(xbar, None)  # elaborated: it is used
+        assert xbar.late == layer.n_out and xbar.late_chunks == layer.late_chunks > 0
+    plain = CoreConfig.build(sizes, lanes=lanes, chunk=chunk if k == 0 or events else [chunk[0], sizes[1]],
+                             events=events, v_bits=12, decay=decay)
     for deeper in ("dense", "empty"):
         results = throughput.measure(config, (1.0, 0.0), steps=16, seed=3, deeper=deeper)
         for r in results:
             assert r.measured == r.model, (deeper, r)
         if deeper == "dense":  # every chunk holds a spike: the recurrent layer sets the pace
-            assert results[0].measured == layer_cycles(layer) == layer.n_groups * layer.n_chunks + 1 + \
-                recurrent_wait(layer), results[0]
-        # a feed-forward build of the same sizes is quicker (the layers overlap their timesteps)
+            early = layer.n_in // layer.chunk
+            wait = W if events else max(1, W - 1 - early)
+            assert results[0].measured == layer_cycles(layer) == layer.n_groups * layer.n_chunks + 1 + wait, \
+                results[0]
+        # a feed-forward build of the same sizes is quicker (its layers overlap their timesteps)
         assert throughput.measure(plain, (1.0,), steps=16, seed=3, deeper=deeper)[0].measured < results[0].measured
+
+
+def test_a_dense_recurrent_layer_overlaps_its_next_timestep():
+    """The dense crossbar walks a timestep's chunks of inputs while the previous timestep finishes: fewer cycles
+    than taking a timestep at a time (its early chunks and the capture hidden), and none fewer than one clock of
+    waiting."""
+    from spikeloop.config import recurrent_wait
+
+    config = CoreConfig.build((32, 16, 10), lanes=[4, 10], chunk=[8, 16], v_bits=12, recurrent=[True, False])
+    layer = config.layers[0]
+    dense = throughput.measure(config, (1.0,), steps=16, seed=3)[0].measured
+    assert dense == 4 * 6 + 1 + recurrent_wait(layer) - 1 - 4 == 36  # 5 clocks fewer than 41
+    deep = CoreConfig.build((128, 8, 4), lanes=[8, 4], chunk=[4, 8], v_bits=12, recurrent=[True, False])
+    assert throughput.measure(deep, (1.0,), steps=16, seed=3)[0].measured == 34 + 1 + 1  # the wait all hidden
