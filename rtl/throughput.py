@@ -56,6 +56,19 @@ def crossbar_input(layer: LayerConfig, spikes, previous=None) -> np.ndarray:
     return np.concatenate([spikes, prev], axis=1)
 
 
+def _chunks_with_spikes(spikes: np.ndarray, chunk: int) -> np.ndarray:
+    """Per timestep of bool [T, n], the chunks of `chunk` bits (the last one zero-padded) holding a spike."""
+    steps, n = spikes.shape
+    padded = np.zeros((steps, -(-n // chunk) * chunk), bool)
+    padded[:, :n] = spikes
+    return padded.reshape(steps, -1, chunk).any(axis=2).sum(axis=1)
+
+
+def _expected_chunks_with_spikes(p: np.ndarray, chunk: int) -> float:
+    """E[`_chunks_with_spikes`] for independent bits firing with probabilities `p` (a multiple of `chunk` long)."""
+    return float((1 - np.prod(1 - p.reshape(-1, chunk), axis=1)).sum())
+
+
 def nonzero_chunks(layer: LayerConfig, spikes, previous=None) -> np.ndarray:
     """Z per timestep, spikes [T, n_in] (a recurrent layer: and its own `previous` spikes, see `crossbar_input`):
     chunks of the layer's crossbar input holding at least one spike; for an event-driven layer the most active
@@ -63,10 +76,7 @@ def nonzero_chunks(layer: LayerConfig, spikes, previous=None) -> np.ndarray:
     spikes = crossbar_input(layer, spikes, previous)
     if layer.events is not None:
         return np.asarray(layer.weight_window.items(spikes))
-    width = layer.crossbar_inputs
-    padded = np.zeros((spikes.shape[0], layer.n_chunks * layer.chunk), bool)
-    padded[:, :width] = spikes
-    return padded.reshape(spikes.shape[0], layer.n_chunks, layer.chunk).any(axis=2).sum(axis=1)
+    return _chunks_with_spikes(spikes, layer.chunk)
 
 
 def early_chunks(layer: LayerConfig, spikes) -> np.ndarray | None:
@@ -75,9 +85,8 @@ def early_chunks(layer: LayerConfig, spikes) -> np.ndarray | None:
     `early`); None for other layers."""
     if not layer.late_chunks:
         return None
-    spikes = np.asarray(spikes, bool)
     early = layer.n_in // layer.chunk
-    return spikes[:, : early * layer.chunk].reshape(spikes.shape[0], early, layer.chunk).any(axis=2).sum(axis=1)
+    return _chunks_with_spikes(np.asarray(spikes, bool)[:, : early * layer.chunk], layer.chunk)
 
 
 def expected_early_chunks(layer: LayerConfig, density) -> float | None:
@@ -86,7 +95,7 @@ def expected_early_chunks(layer: LayerConfig, density) -> float | None:
         return None
     early = layer.n_in // layer.chunk
     p = np.broadcast_to(np.asarray(density, float), (layer.n_in,))[: early * layer.chunk]
-    return float((1 - np.prod(1 - p.reshape(early, layer.chunk), axis=1)).sum())
+    return _expected_chunks_with_spikes(p, layer.chunk)
 
 
 def expected_nonzero_chunks(layer: LayerConfig, density, previous=None) -> float:
@@ -100,9 +109,9 @@ def expected_nonzero_chunks(layer: LayerConfig, density, previous=None) -> float
         if previous is None:
             previous = float(density) if np.ndim(density) == 0 else 1.0
         p[layer.n_in : layer.crossbar_inputs] = np.broadcast_to(np.asarray(previous, float), (layer.n_out,))
-    rows = p.reshape(layer.n_chunks, layer.chunk)  # dense: a chunk per row; events: row r of bank b is input r*E + b
     if layer.events is None:
-        return float((1 - np.prod(1 - rows, axis=1)).sum())
+        return _expected_chunks_with_spikes(p, layer.chunk)
+    rows = p.reshape(layer.n_chunks, layer.chunk)  # row r of bank b is input r*E + b
     pmf = np.zeros((layer.events, layer.n_chunks + 1))  # per bank, P(m of its inputs fire)
     pmf[:, 0] = 1
     for q in rows:
