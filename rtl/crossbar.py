@@ -60,28 +60,15 @@ from .window import WindowPort
 __all__ = ["Crossbar", "LEVELS_PER_STAGE", "count_and_sum", "tree_stages"]
 
 def _count(m, bits: list) -> list:
-    """The number of set bits among up to 6 bits, bit by bit: full and half adders of boolean operators in
-    a kept signal, so that synthesis maps each bit (a function of at most 6 inputs) to one LUT and does not
-    merge it with the next counters. (Not a table: Verilator evaluates a 64-entry table as a tree of
-    branches, where the simulated board spent most of its time; not `+`: Yosys's ECP5 flow failed on it.)"""
+    """The number of set bits among up to 6 bits (ROM test)."""
     width = len(bits).bit_length()
-    columns = [list(bits)]  # bits of weight 2^k still to add, per k
-    out = []
-    for k in range(width):
-        column = columns[k]
-        columns.append([])
-        while len(column) > 1:
-            if len(column) >= 3:
-                a, b, c = column.pop(0), column.pop(0), column.pop(0)
-                column.append(a ^ b ^ c)
-                columns[k + 1].append(a & b | a & c | b & c)
-            else:
-                a, b = column.pop(0), column.pop(0)
-                column.append(a ^ b)
-                columns[k + 1].append(a & b)
-        out.append(column[0] if column else Const(0, 1))
+    n = len(bits)
+    mem = Memory(shape=unsigned(width), depth=1 << n, init=[bin(i).count("1") for i in range(1 << n)])
+    m.submodules += mem
+    rp = mem.read_port(domain="comb")
+    m.d.comb += rp.addr.eq(Cat(*bits))
     count = Signal(width, attrs={"keep": 1})
-    m.d.comb += count.eq(Cat(*out))
+    m.d.comb += count.eq(rp.data)
     return [count[k] for k in range(width)]
 
 
