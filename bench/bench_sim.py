@@ -8,7 +8,10 @@ Designs: "default" (784-256-128-10, lanes 16, chunk 64, membranes, a random netw
 "events" (the same with layer 0 on the event-driven crossbar, `events=[16, None, None]`),
 "cartpole" (140-2, the CartPole policy of spikeloop.host.cartpole on its geometry) and, on request
 (`--designs default,balanced`), "balanced": the default network on lanes 16,4,1, which takes the
-same 209 cycles per dense timestep with a quarter of the crossbar and neuron lanes in layers 1-2.
+same 209 cycles per dense timestep with a quarter of the crossbar and neuron lanes in layers 1-2;
+"trained" and "auto": 784-256-128-10 trained on MNIST-5k (`--network`, an exported image with its
+measured densities; else trained here, about 2 minutes) on the default build and on the automatic
+configuration at its densities (`spikeloop estimate --auto`, `boards.estimate.automatic`).
 Inputs: "random" (every input fires with probability 0.2) and, on the 784-input designs, "mnist":
 MNIST-5k's test images rate-coded as training codes them (`quant.data.rate_encode`, 16 timesteps
 per image, gain 1; density about 0.14), the density printed beside the rows.
@@ -55,13 +58,28 @@ MNIST_STEPS = 16
 #: Event-driven layer 0 of the "events" design: active inputs per clock.
 EVENTS = [16, None, None]
 _COCOTB_ENV = "SPIKELOOP_BENCH_COCOTB"
+DESIGNS = ("default", "events", "balanced", "trained", "auto", "cartpole")
 
 
-def designs(names) -> dict[str, tuple[CoreConfig, Network]]:
-    """name -> (configuration, network) of the benchmarked designs."""
+def designs(names, network: Path | None = None) -> dict[str, tuple[CoreConfig, Network]]:
+    """name -> (configuration, network) of the benchmarked designs (`network`: the trained image of
+    "trained" and "auto")."""
     from spikeloop.host import cartpole
 
     out = {}
+    if {"trained", "auto"} & set(names):
+        trained = mnist_network(network)
+        if "trained" in names:
+            out["trained"] = (CoreConfig.for_network(trained, lanes=DEFAULT_LANES, chunk=DEFAULT_CHUNK,
+                                                     membranes=True), trained)
+        if "auto" in names:
+            from spikeloop.boards.estimate import automatic
+
+            auto = automatic(DEFAULT_SIZES, trained.densities)
+            out["auto"] = (CoreConfig.for_network(trained, lanes=[layer.lanes for layer in auto.layers],
+                                                  chunk=[layer.chunk for layer in auto.layers],
+                                                  events=[layer.events for layer in auto.layers], membranes=True),
+                           trained)
     # "balanced": the same network, lanes spent where the cycles are (the same cycles per dense timestep)
     for name, lanes in (("default", DEFAULT_LANES), ("balanced", [16, 4, 1])):
         if name in names:
@@ -75,6 +93,20 @@ def designs(names) -> dict[str, tuple[CoreConfig, Network]]:
         net = cartpole.policy_network()
         out["cartpole"] = (CoreConfig.for_network(net, **cartpole.GEOMETRY), net)
     return out
+
+
+def mnist_network(path: Path | None) -> Network:
+    """784-256-128-10 trained on MNIST-5k, with its measured densities: the image at `path`, else trained here."""
+    if path is None:
+        from bench_crossbars import mnist_network as train
+
+        return train()[0]
+    network = Network.load(path)
+    if network.sizes != tuple(DEFAULT_SIZES) or network.densities is None:
+        raise SystemExit(f"{path}: expected a {'-'.join(map(str, DEFAULT_SIZES))} image with measured densities, "
+                         f"got sizes {'-'.join(map(str, network.sizes))}, densities "
+                         f"{'present' if network.densities is not None else 'absent'}")
+    return network
 
 
 def _spikes(config: CoreConfig, steps: int, seed: int = 0) -> np.ndarray:
@@ -301,19 +333,26 @@ def _kind(base: str, source: str) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--designs", default="default,events,cartpole")
+    parser.add_argument("--designs", default="default,events,cartpole",
+                        help=f"of {', '.join(DESIGNS)}")
+    parser.add_argument("--network", type=Path, help="the trained 784-256-128-10 image of trained and auto "
+                        "(default: train one)")
     parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions (medians are reported)")
     parser.add_argument("--quick", action="store_true", help="one repetition, fewer steps")
     parser.add_argument("--no-cocotb", action="store_true", help="skip the cocotb run")
     parser.add_argument("--no-pynq", action="store_true", help="skip the pynq transport (off-board shim)")
     parser.add_argument("--json", default=str(ROOT / "build" / "bench" / "sim.json"))
     args = parser.parse_args(argv)
+    unknown = set(args.designs.split(",")) - set(DESIGNS)
+    if unknown:
+        parser.error(f"--designs {args.designs}: unknown {', '.join(sorted(unknown))}; "
+                     f"expected some of {', '.join(DESIGNS)}")
     reps = 1 if args.quick else args.reps
     board_steps = 300 if args.quick else 2000
     random_steps = 100 if args.quick else 500
-    loop_steps = {"default": random_steps, "events": random_steps, "balanced": random_steps, "cartpole": 500}
+    trivial_steps = 500
     backends = ["golden", "sim"] + ([] if args.no_pynq else ["pynq"])
-    chosen = designs(args.designs.split(","))
+    chosen = designs(args.designs.split(","), args.network)
     print(f"designs: {', '.join(chosen)}; {reps} repetition(s); load average {os.getloadavg()[0]:.1f}", flush=True)
 
     streams = {name: inputs(config, board_steps) for name, (config, _net) in chosen.items()}
@@ -338,9 +377,9 @@ def main(argv=None) -> int:
                 if name == "cartpole":
                     sample = cartpole_rate(core, timer, rep)
                 else:
-                    sample = step_rate(core, _spikes(config, loop_steps[name], seed=rep + 1), timer)
+                    sample = step_rate(core, _spikes(config, random_steps, seed=rep + 1), timer)
                 samples.setdefault((name, backend), []).append(sample)
-        samples.setdefault(("trivial", "golden"), []).append(trivial_overhead(loop_steps["cartpole"]))
+        samples.setdefault(("trivial", "golden"), []).append(trivial_overhead(trivial_steps))
         print(f"repetition {rep + 1} of {reps} done", flush=True)
     if not args.no_cocotb:
         for name, (config, net) in chosen.items():
