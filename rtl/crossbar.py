@@ -60,15 +60,17 @@ from .window import WindowPort
 __all__ = ["Crossbar", "LEVELS_PER_STAGE", "count_and_sum", "tree_stages"]
 
 def _count(m, bits: list) -> list:
-    """The number of set bits among up to 6 bits (ROM test)."""
-    width = len(bits).bit_length()
-    n = len(bits)
-    mem = Memory(shape=unsigned(width), depth=1 << n, init=[bin(i).count("1") for i in range(1 << n)])
-    m.submodules += mem
-    rp = mem.read_port(domain="comb")
-    m.d.comb += rp.addr.eq(Cat(*bits))
+    """The number of set bits among up to 6 bits: a 2^n-entry ROM read by the bits (an asynchronous read
+    port), into a kept signal. Synthesis maps each output bit, a function of at most 6 inputs, to one LUT and
+    does not merge it with the next counters; Verilator reads it as one table lookup. (Boolean full and half
+    adders are the same LUTs but a dozen operations each in Verilator, and the simulated board spent a third of
+    its time in them; a table indexed by an `Array` became a tree of branches; `+` failed Yosys's ECP5 flow.)"""
+    n, width = len(bits), len(bits).bit_length()
+    rom = Memory(shape=unsigned(width), depth=1 << n, init=[bin(i).count("1") for i in range(1 << n)])
+    m.submodules += rom
+    read = rom.read_port(domain="comb")
     count = Signal(width, attrs={"keep": 1})
-    m.d.comb += count.eq(rp.data)
+    m.d.comb += [read.addr.eq(Cat(*bits)), count.eq(read.data)]
     return [count[k] for k in range(width)]
 
 

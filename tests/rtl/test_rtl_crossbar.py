@@ -9,9 +9,11 @@ import zlib
 
 import numpy as np
 import pytest
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.sim import Simulator
 from rtlsim import bus_read, bus_write, get, put, run_crossbar_as_function, seeded, simulate
 
-from spikeloop.rtl.crossbar import LEVELS_PER_STAGE, Crossbar, _compress, _stage_levels, tree_stages
+from spikeloop.rtl.crossbar import LEVELS_PER_STAGE, Crossbar, _compress, _count, _stage_levels, tree_stages
 from spikeloop.windows import pack_weights
 
 
@@ -171,6 +173,25 @@ def test_counter_heap_sums_to_the_popcount(chunk):
         assert max(map(len, heap)) <= 2, f"{chunk}: {list(map(len, heap))}"
         rows = sum(bit << i for i, column in enumerate(heap) for bit in column)
         assert rows == sum(bits), f"chunk {chunk}, density {density}: {rows} != {sum(bits)} {seeded(seed)}"
+
+
+@pytest.mark.parametrize("n", range(1, 7))
+def test_counter_counts_every_input(n):
+    """`_count` of n bits (its ROM) gives the number of set bits of each of the 2^n inputs."""
+    m = Module()
+    bits = Signal(n)
+    count = Cat(*_count(m, [bits[k] for k in range(n)]))
+    got = {}
+
+    async def tb(ctx):
+        for value in range(1 << n):
+            ctx.set(bits, value)
+            got[value] = ctx.get(count)
+
+    sim = Simulator(m)
+    sim.add_testbench(tb)
+    sim.run()
+    assert got == {value: bin(value).count("1") for value in range(1 << n)}
 
 
 @pytest.mark.parametrize("chunk", [2, 8, 64])
