@@ -124,18 +124,26 @@ FORCE:
 bench: $(STAMP)
 	$(PY) bench/bench_golden.py
 
+# The benches' trained network: 784-256-128-10 on MNIST-5k, 8 epochs, seed 0, with its measured densities.
+MNIST_NET := $(BUILD)/bench/mnist/network.npz
+$(MNIST_NET): $(STAMP)
+	$(VENV)/bin/spikeloop train --dataset mnist5k --hidden 256 128 --epochs 8 --seed 0 --out $(BUILD)/bench/mnist \
+		--no-plots --quiet
+
 # Gateware throughput: cycles per timestep and synaptic ops per cycle at several (P, C) and densities; then the
 # crossbar kinds (dense default, event-driven, automatic) across densities and on MNIST-5k, with Yosys LUT/FF/BRAM
 # and the ratios to the default; JSON in build/bench/crossbars.json.
 .PHONY: bench-gateware
-bench-gateware: $(STAMP)
+bench-gateware: $(MNIST_NET)
 	$(PY) bench/bench_gateware.py
-	$(PY) bench/bench_crossbars.py --board --json $(BUILD)/bench/crossbars.json
+	$(PY) bench/bench_crossbars.py --network $(MNIST_NET) --board --json $(BUILD)/bench/crossbars.json
 
-# The simulated board against cocotb on the same design (cycles/s, ratio), closed-loop steps/s and latency per
+# The simulated board against cocotb on the same design (cycles/s, ratio; the trained network on the default and
+# the automatic configuration on MNIST-5k input), closed-loop steps/s and latency per
 # transport, driver overhead per step (docs/host.md, "Performance"); JSON in build/bench/sim.json.
-bench-sim: $(STAMP)
-	$(PY) bench/bench_sim.py --json $(BUILD)/bench/sim.json
+bench-sim: $(MNIST_NET)
+	$(PY) bench/bench_sim.py --designs default,events,trained,auto,cartpole --network $(MNIST_NET) \
+		--json $(BUILD)/bench/sim.json
 
 # Parameter loads: MMIO vs one load frame by stream on the default core (sim and pynq over the Zynq model),
 # bus transactions, wall time and the PYNQ-Z2 estimate; JSON in build/bench/loads.json.
