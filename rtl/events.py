@@ -246,14 +246,15 @@ class EventCrossbar(wiring.Component, Probed):
         item = data.StructLayout({"valid": 1, "first": 1, "end": 1, "group": index_shape(NG), "step_end": 1,
                                   "last": 1})
 
-        # ---- W: capture a timestep, then issue its items, a clock each. Per bank b, over its K spike
-        # bits, two inputs are chosen ahead: the next to issue (its bank row `index`), then `low2`
-        # (one-hot), and `rem` holds the group's inputs after both; `has`, `has2`: whether each is
-        # there. A group ends at an item after which no bank has a `low2`. While an item issues, the
-        # next ones are computed from these registers (`low2` moves up, the lowest of `rem` comes in);
-        # before the capture, from the offered payload (a payload holds until taken: it is taken a
-        # clock after it is first offered, or at once if it already waited). The `start_` registers
-        # keep the timestep's first choices, for the next group.
+        # ---- W: capture a timestep, then issue its items, a clock each. The first group walks the capture:
+        # per bank b, over its K spike bits, `index` is the bank row of the input the next item takes and
+        # `has` whether there is one, `rem` the inputs after it and `has2` whether `rem` holds any; a group
+        # ends at an item after which no bank has one. While an item issues, the next is the lowest of
+        # `rem`; at the capture, the lowest of the payload (held since a clock before: a payload is taken
+        # a clock after it is first offered, or at once if it already waited). Each item of the first
+        # group is recorded (per bank, `index` and `has`) in `record` at its position `count`, which then
+        # holds the last position (Z - 1); the later groups replay the record from `replay_at`, the next
+        # item's position, `at_end` telling whether the item issuing is the group's last.
         def bank_bits_of(value):
             return [Cat(*(value[k * E + b] for k in range(K))) for b in range(E)]
 
@@ -262,50 +263,50 @@ class EventCrossbar(wiring.Component, Probed):
 
         k_bits = max(1, ceil_log2(K))
         last = Signal()
-        rem, low2, start_rem, start_low2, offered_low, offered_low2 = (
-            bank_signals(name, K) for name in ("rem", "low2", "start_rem", "start_low2", "offered_low", "offered_low2"))
-        index, start_index = (bank_signals(name, k_bits) for name in ("index", "start_index"))
-        has, has2, start_has, start_has2, offered_has, offered_has2 = (
-            Signal(E, name=name) for name in ("has", "has2", "start_has", "start_has2", "offered_has", "offered_has2"))
+        rem = bank_signals("rem", K)
+        index = bank_signals("index", k_bits)
+        has, has2 = Signal(E, name="has"), Signal(E, name="has2")
         running = Signal()
+        replaying = Signal()  # a group after the first: its items come from the record
+        count = Signal(k_bits)
+        replay_at = Signal(k_bits)
+        at_end = Signal()
         group = Signal(index_shape(NG))
         row_base = Signal(index_shape(geo.rows))
         first = Signal()
 
-        incoming, incoming_low = bank_signals("incoming", K), bank_signals("incoming_low", K)
+        entry = data.ArrayLayout(data.StructLayout({"index": k_bits, "has": 1}), E)
+        m.submodules.record = record = Memory(shape=entry, depth=max(2, K), init=[])
+        record_w, record_r = record.write_port(), record.read_port(domain="comb")
+        self._record = record
+
+        incoming = bank_signals("incoming", K)
         m.d.comb += [mine.eq(bits) for mine, bits in zip(
             incoming, bank_bits_of(Cat(self.i_stream.p.spikes, Const(0, K * E - geo.n_in))))]
-        m.d.comb += [incoming_low[b].eq(_lowest(incoming[b])) for b in range(E)]
         offered = Signal()  # the payload was offered a clock ago and not taken: it is the same one
-        offered_trees = [_several(m, bits, f"offered{b}") for b, bits in enumerate(incoming)]
-        m.d.sync += [
-            [offered_low[b].eq(incoming_low[b]) for b in range(E)],
-            [offered_low2[b].eq(_lowest(incoming[b] & ~incoming_low[b])) for b in range(E)],
-            offered_has.eq(Cat(*(any_ for any_, _ in offered_trees))),
-            offered_has2.eq(Cat(*(several for _, several in offered_trees))),
-            offered.eq(self.i_stream.valid & ~self.i_stream.ready),
-        ]
+        m.d.sync += offered.eq(self.i_stream.valid & ~self.i_stream.ready)
         m.d.comb += self.i_stream.ready.eq(offered & ~running)
+        trees = [_several(m, bits, f"incoming{b}") for b, bits in enumerate(incoming)]
         with m.If(self.i_stream.valid & self.i_stream.ready):
             for b in range(E):
-                after = incoming[b] & ~offered_low[b] & ~offered_low2[b]
-                first_index = onehot_index(offered_low[b])[:k_bits]
-                m.d.sync += [
-                    rem[b].eq(after), start_rem[b].eq(after),
-                    low2[b].eq(offered_low2[b]), start_low2[b].eq(offered_low2[b]),
-                    index[b].eq(first_index), start_index[b].eq(first_index),
-                ]
+                low = _lowest(incoming[b])
+                m.d.sync += [rem[b].eq(incoming[b] & ~low), index[b].eq(onehot_index(low)[:k_bits])]
             m.d.sync += [
-                has.eq(offered_has), start_has.eq(offered_has),
-                has2.eq(offered_has2), start_has2.eq(offered_has2),
+                has.eq(Cat(*(any_ for any_, _ in trees))),
+                has2.eq(Cat(*(several for _, several in trees))),
                 last.eq(self.i_stream.p.last),
-                running.eq(1), group.eq(0), row_base.eq(0), first.eq(1),
+                running.eq(1), replaying.eq(0), count.eq(0), replay_at.eq(0),
+                group.eq(0), row_base.eq(0), first.eq(1),
             ]
 
-        rem_low = bank_signals("rem_low", K)  # the lowest of `rem`: `low2` after the next item
-        m.d.comb += [rem_low[b].eq(_lowest(rem[b])) for b in range(E)]
-        end_of_group = ~has2.any()
+        end_of_group = Mux(replaying, at_end, ~has2.any())
         issue = running & advance
+        m.d.comb += [
+            record_w.addr.eq(count), record_w.en.eq(issue & ~replaying),
+            record_w.data.eq(Cat(*(Cat(index[b], has[b]) for b in range(E)))),
+            record_r.addr.eq(replay_at),
+        ]
+        rem_trees = [_several(m, bits, f"rem{b}") for b, bits in enumerate(rem)]
 
         # ---- I: the item whose rows the read ports read next.
         i_tag, i_valid = Signal(item), Signal(E)
@@ -318,24 +319,35 @@ class EventCrossbar(wiring.Component, Probed):
                 i_tag.step_end.eq(group == NG - 1), i_tag.last.eq(last),
                 i_valid.eq(has),
                 [i_rows[b].eq(row_base + index[b]) for b in range(E)],
-                [index[b].eq(onehot_index(low2[b])[:k_bits]) for b in range(E)],
-                [low2[b].eq(rem_low[b]) for b in range(E)],
-                [rem[b].eq(rem[b] & ~rem_low[b]) for b in range(E)],
-                has.eq(has2),
-                has2.eq(Cat(*(bits.any() for bits in rem))),
                 first.eq(0),
             ]
             with m.If(end_of_group):
+                # the next item is the record's first: that issuing now if the group has one item
                 m.d.sync += [
                     group.eq(group + 1), row_base.eq(row_base + K),
-                    [rem[b].eq(start_rem[b]) for b in range(E)],
-                    [low2[b].eq(start_low2[b]) for b in range(E)],
-                    [index[b].eq(start_index[b]) for b in range(E)],
-                    has.eq(start_has), has2.eq(start_has2),
-                    first.eq(1),
+                    replaying.eq(1), first.eq(1), at_end.eq(first), replay_at.eq(~first),
                 ]
+                with m.If(~first):
+                    m.d.sync += [[index[b].eq(record_r.data[b].index) for b in range(E)],
+                                 has.eq(Cat(*(record_r.data[b].has for b in range(E))))]
                 with m.If(group == NG - 1):
                     m.d.sync += running.eq(0)
+            with m.Elif(replaying):
+                m.d.sync += [
+                    [index[b].eq(record_r.data[b].index) for b in range(E)],
+                    has.eq(Cat(*(record_r.data[b].has for b in range(E)))),
+                    at_end.eq(replay_at == count),
+                    replay_at.eq(Mux(replay_at == count, 0, replay_at + 1)),
+                ]
+            with m.Else():
+                for b in range(E):
+                    low = _lowest(rem[b])
+                    m.d.sync += [rem[b].eq(rem[b] & ~low), index[b].eq(onehot_index(low)[:k_bits])]
+                m.d.sync += [
+                    has.eq(has2),
+                    has2.eq(Cat(*(several for _, several in rem_trees))),
+                    count.eq(count + 1),
+                ]
 
         # ---- M: the item whose weight rows are on the read ports (read again after a bus read).
         m_tag, m_valid = Signal(item), Signal(E)
@@ -360,10 +372,7 @@ class EventCrossbar(wiring.Component, Probed):
         self._probes.update({
             "issue": issue, "running": running, "group": group, "row_base": row_base, "first": first,
             "offered": offered, "i_tag": i_tag, "i_valid": i_valid, "i_rows": i_rows,
-            "chooser": {"index": index, "low2": low2, "rem": rem, "has": has, "has2": has2,
-                        "start_index": start_index, "start_low2": start_low2, "start_rem": start_rem,
-                        "start_has": start_has, "start_has2": start_has2,
-                        "offered_low": offered_low, "offered_low2": offered_low2,
-                        "offered_has": offered_has, "offered_has2": offered_has2},
+            "chooser": {"index": index, "rem": rem, "has": has, "has2": has2, "replaying": replaying,
+                        "count": count, "replay_at": replay_at, "at_end": at_end, "record": record},
         })
         return m
