@@ -249,12 +249,14 @@ class EventCrossbar(wiring.Component, Probed):
         # ---- W: capture a timestep, then issue its items, a clock each. The first group walks the capture:
         # per bank b, over its K spike bits, `index` is the bank row of the input the next item takes and
         # `has` whether there is one, `rem` the inputs after it and `has2` whether `rem` holds any; a group
-        # ends at an item after which no bank has one. While an item issues, the next is the lowest of
-        # `rem`; at the capture, the lowest of the payload (held since a clock before: a payload is taken
-        # a clock after it is first offered, or at once if it already waited). Each item of the first
-        # group is recorded (per bank, `index` and `has`) in `record` at its position `count`, which then
-        # holds the last position (Z - 1); the later groups replay the record from `replay_at`, the next
-        # item's position, `at_end` telling whether the item issuing is the group's last.
+        # ends at an item after which no bank has one. A step of the walk takes the lowest of `rem` as the
+        # next item, at the capture as at each item of the first group: while the walk does not use it
+        # (idle, at the first group's end, in the later groups), `rem` follows the offered payload, so at
+        # the capture it holds the payload (a payload is taken a clock after it is first offered, or at
+        # once if it already waited: it was there a clock before). Each item of the first group is
+        # recorded (per bank, `index` and `has`) in `record` at its position `count`, which then holds the
+        # last position (Z - 1); the later groups replay the record from `replay_at`, the position of the
+        # item after the next one, `at_end` telling whether the next item is the group's last.
         def bank_bits_of(value):
             return [Cat(*(value[k * E + b] for k in range(K))) for b in range(E)]
 
@@ -278,35 +280,46 @@ class EventCrossbar(wiring.Component, Probed):
         entry = data.ArrayLayout(data.StructLayout({"index": k_bits, "has": 1}), E)
         m.submodules.record = record = Memory(shape=entry, depth=max(2, K), init=[])
         record_w, record_r = record.write_port(), record.read_port(domain="comb")
-        self._record = record
 
-        incoming = bank_signals("incoming", K)
-        m.d.comb += [mine.eq(bits) for mine, bits in zip(
-            incoming, bank_bits_of(Cat(self.i_stream.p.spikes, Const(0, K * E - geo.n_in))))]
+        incoming = bank_bits_of(Cat(self.i_stream.p.spikes, Const(0, K * E - geo.n_in)))
         offered = Signal()  # the payload was offered a clock ago and not taken: it is the same one
         m.d.sync += offered.eq(self.i_stream.valid & ~self.i_stream.ready)
         m.d.comb += self.i_stream.ready.eq(offered & ~running)
-        trees = [_several(m, bits, f"incoming{b}") for b, bits in enumerate(incoming)]
-        with m.If(self.i_stream.valid & self.i_stream.ready):
+        take = self.i_stream.valid & self.i_stream.ready
+        issue = running & advance
+        walking = running & ~replaying
+        end_of_group = Mux(replaying, at_end, ~has2.any())
+        step = Signal()  # the walk takes the next item from `rem`
+        load = Signal()  # the next item changes: from `rem` on a step, else from the record
+        m.d.comb += [
+            step.eq(take | (issue & walking & ~end_of_group)),
+            load.eq(take | (issue & ~(end_of_group & first))),
+        ]
+        trees = [_several(m, bits, f"rem{b}") for b, bits in enumerate(rem)]
+        with m.If(step):
             for b in range(E):
-                low = _lowest(incoming[b])
-                m.d.sync += [rem[b].eq(incoming[b] & ~low), index[b].eq(onehot_index(low)[:k_bits])]
+                low = _lowest(rem[b])
+                m.d.sync += rem[b].eq(rem[b] & ~low)
+            m.d.sync += has2.eq(Cat(*(several for _, several in trees)))
+        with m.Elif(~walking | issue):
+            m.d.sync += [rem[b].eq(incoming[b]) for b in range(E)]
+        with m.If(load):
             m.d.sync += [
-                has.eq(Cat(*(any_ for any_, _ in trees))),
-                has2.eq(Cat(*(several for _, several in trees))),
+                [index[b].eq(Mux(step, onehot_index(_lowest(rem[b]))[:k_bits], record_r.data[b].index))
+                 for b in range(E)],
+                has.eq(Mux(step, Cat(*(any_ for any_, _ in trees)), Cat(*(record_r.data[b].has for b in range(E))))),
+            ]
+        m.d.comb += [
+            record_w.addr.eq(count), record_w.en.eq(issue & walking),
+            record_w.data.eq(Cat(*(Cat(index[b], has[b]) for b in range(E)))),
+            record_r.addr.eq(replay_at),
+        ]
+        with m.If(take):
+            m.d.sync += [
                 last.eq(self.i_stream.p.last),
                 running.eq(1), replaying.eq(0), count.eq(0), replay_at.eq(0),
                 group.eq(0), row_base.eq(0), first.eq(1),
             ]
-
-        end_of_group = Mux(replaying, at_end, ~has2.any())
-        issue = running & advance
-        m.d.comb += [
-            record_w.addr.eq(count), record_w.en.eq(issue & ~replaying),
-            record_w.data.eq(Cat(*(Cat(index[b], has[b]) for b in range(E)))),
-            record_r.addr.eq(replay_at),
-        ]
-        rem_trees = [_several(m, bits, f"rem{b}") for b, bits in enumerate(rem)]
 
         # ---- I: the item whose rows the read ports read next.
         i_tag, i_valid = Signal(item), Signal(E)
@@ -322,32 +335,17 @@ class EventCrossbar(wiring.Component, Probed):
                 first.eq(0),
             ]
             with m.If(end_of_group):
-                # the next item is the record's first: that issuing now if the group has one item
+                # the next item is the record's first: the one issuing now if the group has one item
                 m.d.sync += [
                     group.eq(group + 1), row_base.eq(row_base + K),
                     replaying.eq(1), first.eq(1), at_end.eq(first), replay_at.eq(~first),
                 ]
-                with m.If(~first):
-                    m.d.sync += [[index[b].eq(record_r.data[b].index) for b in range(E)],
-                                 has.eq(Cat(*(record_r.data[b].has for b in range(E))))]
                 with m.If(group == NG - 1):
                     m.d.sync += running.eq(0)
             with m.Elif(replaying):
-                m.d.sync += [
-                    [index[b].eq(record_r.data[b].index) for b in range(E)],
-                    has.eq(Cat(*(record_r.data[b].has for b in range(E)))),
-                    at_end.eq(replay_at == count),
-                    replay_at.eq(Mux(replay_at == count, 0, replay_at + 1)),
-                ]
+                m.d.sync += [at_end.eq(replay_at == count), replay_at.eq(Mux(replay_at == count, 0, replay_at + 1))]
             with m.Else():
-                for b in range(E):
-                    low = _lowest(rem[b])
-                    m.d.sync += [rem[b].eq(rem[b] & ~low), index[b].eq(onehot_index(low)[:k_bits])]
-                m.d.sync += [
-                    has.eq(has2),
-                    has2.eq(Cat(*(several for _, several in rem_trees))),
-                    count.eq(count + 1),
-                ]
+                m.d.sync += count.eq(count + 1)
 
         # ---- M: the item whose weight rows are on the read ports (read again after a bus read).
         m_tag, m_valid = Signal(item), Signal(E)

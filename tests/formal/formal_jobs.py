@@ -751,6 +751,9 @@ class EventCrossbarHarness(Harness):
         offered = probes["offered"]
         m.d.comb += Assert(~offered | (h.started & ~h.past_rst & h.past(i.valid & ~i.ready, "i_waited")),
                            "offered without a payload waiting a clock ago")
+        with m.If(offered & ~running):  # the walk's inputs hold the payload before its capture
+            m.d.comb += [Assert(chooser["rem"][b] == bits, f"bank {b}: rem is not the payload offered")
+                         for b, bits in enumerate(banks_of(i.p.spikes))]
         return {"left": left, "group": group, "ends": ends, "replaying": replaying}
 
     def _sums(self, m):
