@@ -289,25 +289,25 @@ class EventCrossbar(wiring.Component, Probed):
         issue = running & advance
         walking = running & ~replaying
         end_of_group = Mux(replaying, at_end, ~has2.any())
+        # the choices of the walk's next registers depend on registers only (`from_rem`, and `take`'s
+        # terms, a port and two registers), their enables on the pipeline's `advance` too
+        from_rem = Signal()  # a step takes the next item from `rem`, else from the record (or rem follows the payload)
         step = Signal()  # the walk takes the next item from `rem`
-        load = Signal()  # the next item changes: from `rem` on a step, else from the record
         m.d.comb += [
+            from_rem.eq(~running | (walking & ~end_of_group)),
             step.eq(take | (issue & walking & ~end_of_group)),
-            load.eq(take | (issue & ~(end_of_group & first))),
         ]
         trees = [_several(m, bits, f"rem{b}") for b, bits in enumerate(rem)]
+        with m.If(~walking | issue):
+            m.d.sync += [rem[b].eq(Mux(take | (walking & ~end_of_group), rem[b] & ~_lowest(rem[b]), incoming[b]))
+                         for b in range(E)]
         with m.If(step):
-            for b in range(E):
-                low = _lowest(rem[b])
-                m.d.sync += rem[b].eq(rem[b] & ~low)
             m.d.sync += has2.eq(Cat(*(several for _, several in trees)))
-        with m.Elif(~walking | issue):
-            m.d.sync += [rem[b].eq(incoming[b]) for b in range(E)]
-        with m.If(load):
+        with m.If(take | (issue & ~(end_of_group & first))):  # the next item changes
             m.d.sync += [
-                [index[b].eq(Mux(step, onehot_index(_lowest(rem[b]))[:k_bits], record_r.data[b].index))
+                [index[b].eq(Mux(from_rem, onehot_index(_lowest(rem[b]))[:k_bits], record_r.data[b].index))
                  for b in range(E)],
-                has.eq(Mux(step, Cat(*(any_ for any_, _ in trees)), Cat(*(record_r.data[b].has for b in range(E))))),
+                has.eq(Mux(from_rem, Cat(*(any_ for any_, _ in trees)), Cat(*(record_r.data[b].has for b in range(E))))),
             ]
         m.d.comb += [
             record_w.addr.eq(count), record_w.en.eq(issue & walking),
