@@ -298,9 +298,11 @@ class EventCrossbar(wiring.Component, Probed):
             step.eq(take | (issue & walking & ~end_of_group)),
         ]
         trees = [_several(m, bits, f"rem{b}") for b, bits in enumerate(rem)]
+        # on an enable of `rem`, a step, else it follows the payload; after the first group's last item it
+        # need not follow when later groups replay (it follows then), only when none does (NG = 1)
+        rem_step = take | (walking & ~end_of_group) if NG == 1 else take | walking
         with m.If(~walking | issue):
-            m.d.sync += [rem[b].eq(Mux(take | (walking & ~end_of_group), rem[b] & ~_lowest(rem[b]), incoming[b]))
-                         for b in range(E)]
+            m.d.sync += [rem[b].eq(Mux(rem_step, rem[b] & ~_lowest(rem[b]), incoming[b])) for b in range(E)]
         with m.If(step):
             m.d.sync += has2.eq(Cat(*(several for _, several in trees)))
         with m.If(take | (issue & ~(end_of_group & first))):  # the next item changes
