@@ -24,16 +24,24 @@ that took one),
     sum = 2 * popcount(weights & valid) - popcount(valid)
 
 accumulated over the group's clocks. A group takes Z = max(1, max over banks of the bank's active
-inputs) clocks; then the walk starts again from the captured timestep for the next group.
+inputs) clocks. Every group takes the same inputs (each with its own weight rows): the first group walks
+the captured timestep and records its items, the later ones replay that record.
 
 Pipeline (one item = the E rows read in one clock; every stage after W moves on one enable,
 `advance`), as in the dense crossbar with a chunk of E bits:
 
     i_stream -> W -> I -> M -> A -> T1 .. Tk -> S -> O (+ skid) -> o_stream
-    W  capture a timestep; per bank, the next two inputs to take (one-hot, the lowest first) and the
-       rest are registered a clock before the capture and again while each item issues: every
-       choice of the walk comes from registers, and a group ends at the item after which no bank
-       has a second input chosen (a register too)
+    W  capture a timestep and issue its items. Per bank, `rem` holds the inputs not taken yet (one
+       register per input): while the walk does not use it, it follows the payload offered, so it holds
+       the payload when that is captured (a payload is taken a clock after it is first offered). At the
+       capture and at each item of the first group, a step of the walk takes the lowest input of `rem`
+       (a carry chain) as the next item: its bank row `index` and `has` (a register per bank), and
+       `has2`, whether `rem` keeps another (a group ends at an item after which no bank does). Each item
+       of the first group is written to `record`, a LUT RAM of K entries of E x (ceil(log2 K) + 1) bits
+       (per bank, `index` and `has`), at its position `count`, which then holds Z - 1; the later groups
+       load their items from it (`replay_at`, the position of the item after the next; `at_end`,
+       whether the next is the group's last). Every choice of a next item is a multiplexer selected by
+       registers (and the capture), enabled on `advance`.
     I  each bank's row to read (group base + bank row) and whether it has an input
     M  the rows on the banks' read ports
     A  each lane's E weights AND valid; and valid itself (lane P: popcount(valid))
@@ -50,14 +58,16 @@ stalled (`WindowPort`, one per bank, all granted together), as in the dense cros
 
 Probes (`Probed`, for the formal proofs): besides the counts `steps` and `lasts`, `issue` (an item
 issues), `running`, `group`, `row_base`, `first`, `offered`, the item in I (`i_tag`, `i_valid`,
-`i_rows`), and in `chooser` each bank's registers of W (`index`, `low2`, `rem`, `has`, `has2`, their
-`start_` copies and the `offered_` choices, per bank).
+`i_rows`), and in `chooser` W's registers (`index`, `rem`, `has`, `has2` per bank; `replaying`, `count`,
+`replay_at`, `at_end`) and its `record` (a `Memory`).
 
-Cost and depth: W holds 6 registers per input (the choices, the timestep's first choices for the next
-groups, and the offered payload's), whatever n_out. The deepest paths are the OR over a bank's K
-remaining inputs and the carry chain of `_lowest` over them: at 784 inputs (Yosys `synth_xilinx`,
-counted as boards/timing.py does) 6 LUT levels with E = 16 or 64 (K = 49, 13), 8 with E = 4 (K = 196);
-keep K at about 64 or less.
+Cost and depth: W holds one register per input (`rem`) and the record, whatever n_out. Yosys
+`synth_xilinx -flatten` of the crossbar alone, 784 inputs (logic LUTs less the dense model's with a chunk of
+E, boards/estimate.py; then the record's LUT RAM): E = 16 (K = 49), 32 neurons, P = 16: 3.0 LUTs per input
+(6 LUT levels, counted as boards/timing.py does); E = 64 (K = 13): 3.5 (5 levels); E = 53, 24 neurons,
+P = 24 (K = 15): 4.0 (5 levels); a walk that re-walked every group with its choices two ahead took 8.4,
+10.3 and 11.3, with six registers per input. The deepest paths are the carry chain over a bank's K rows
+into the next index's encoder; keep K at about 64 or less.
 """
 
 from __future__ import annotations
@@ -251,7 +261,8 @@ class EventCrossbar(wiring.Component, Probed):
         # `has` whether there is one, `rem` the inputs after it and `has2` whether `rem` holds any; a group
         # ends at an item after which no bank has one. A step of the walk takes the lowest of `rem` as the
         # next item, at the capture as at each item of the first group: while the walk does not use it
-        # (idle, at the first group's end, in the later groups), `rem` follows the offered payload, so at
+        # (idle, in the later groups; at the first group's end if it is the only one), `rem` follows the
+        # offered payload, so at
         # the capture it holds the payload (a payload is taken a clock after it is first offered, or at
         # once if it already waited: it was there a clock before). Each item of the first group is
         # recorded (per bank, `index` and `has`) in `record` at its position `count`, which then holds the
@@ -289,10 +300,10 @@ class EventCrossbar(wiring.Component, Probed):
         issue = running & advance
         walking = running & ~replaying
         end_of_group = Mux(replaying, at_end, ~has2.any())
-        # the choices of the walk's next registers depend on registers only (`from_rem`, and `take`'s
-        # terms, a port and two registers), their enables on the pipeline's `advance` too
-        from_rem = Signal()  # a step takes the next item from `rem`, else from the record (or rem follows the payload)
-        step = Signal()  # the walk takes the next item from `rem`
+        # the multiplexers of the next item and of `rem` select on registers (and `take`: a port and two
+        # registers), their enables also on the pipeline's `advance`
+        from_rem = Signal()  # the next item is a step's, else the record's
+        step = Signal()  # a step of the walk
         m.d.comb += [
             from_rem.eq(~running | (walking & ~end_of_group)),
             step.eq(take | (issue & walking & ~end_of_group)),
@@ -309,7 +320,8 @@ class EventCrossbar(wiring.Component, Probed):
             m.d.sync += [
                 [index[b].eq(Mux(from_rem, onehot_index(_lowest(rem[b]))[:k_bits], record_r.data[b].index))
                  for b in range(E)],
-                has.eq(Mux(from_rem, Cat(*(any_ for any_, _ in trees)), Cat(*(record_r.data[b].has for b in range(E))))),
+                has.eq(Mux(from_rem, Cat(*(any_ for any_, _ in trees)),
+                           Cat(*(record_r.data[b].has for b in range(E))))),
             ]
         m.d.comb += [
             record_w.addr.eq(count), record_w.en.eq(issue & walking),

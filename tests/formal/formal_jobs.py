@@ -659,7 +659,8 @@ class EventCrossbarHarness(Harness):
                          *(reg.eq(bits) for reg, bits in zip(left, banks_of(i.p.spikes))),
                          running.eq(1), group.eq(0), position.eq(0)]
         with m.If(probes["issue"]):
-            m.d.sync += [*(reg.eq(bits & ~low) for reg, bits, low in zip(left, left, lowest)), position.eq(position + 1)]
+            m.d.sync += [*(reg.eq(bits & ~low) for reg, bits, low in zip(left, left, lowest)),
+                         position.eq(position + 1)]
             with m.If(ends):
                 m.d.sync += [*(reg.eq(bits) for reg, bits in zip(left, captured)), group.eq(group + 1), position.eq(0)]
                 with m.If(group == NG - 1):
@@ -667,7 +668,7 @@ class EventCrossbarHarness(Harness):
 
         # the items of the capture: item n takes, per bank, the n-th lowest input captured (if any)
         items, bits = [], captured
-        for n in range(K):
+        for _ in range(K):
             lows = [_lowest_one(b) for b in bits]
             items.append([(b.any(), _index_of(low)) for b, low in zip(bits, lows)])
             bits = [b & ~low for b, low in zip(bits, lows)]
@@ -738,7 +739,7 @@ class EventCrossbarHarness(Harness):
                                         f"record item {n} bank {b}: not the item of the capture") for b in range(E)]
             with m.If(~replaying):
                 m.d.comb += [Assert(chooser["count"] == position, "count is not the next item's position"),
-                             Assert(chooser["replay_at"] == 0, "replay_at is not the record's first in the first group")]
+                             Assert(chooser["replay_at"] == 0, "replay_at is not 0 in the first group")]
             with m.Else():
                 m.d.comb += [
                     Assert(chooser["count"] == z_last, "count is not the group's last position while replaying"),
