@@ -38,12 +38,12 @@ The harnesses (docs/gateware.md, "Formal proofs"):
   by k-induction (any handshakes, bus requests and resets; the input stream's producer keeps the
   stream rule): the output stream holds while stalled, the crossbar holds the timesteps (and TLAST
   timesteps) in minus out, and W's walk equals a reference walk: per bank, the chooser's registers
-  are the function of the inputs left in the group (and their `start_` copies of the whole capture,
-  the `offered_` ones of the payload offered), and each item reads the rows of the lowest inputs
-  left. With `sums`, a bounded check from reset (memories mapped to registers: the solver takes them
-  far quicker than as arrays) that the first timestep's sums equal sum_i w[j,i] s[i] of the weights
-  written. Covers: multi-item groups, a bus read answered
-  while the output is held, back-to-back timesteps, a timestep out with TLAST, the sums of a
+  are the function of the inputs left in the group, the record of the first group's items holds the
+  capture's items (read through the harness's own ports), the later groups replay it, and each item
+  reads the rows of the lowest inputs left. With `sums`, a bounded check from reset (memories mapped
+  to registers: the solver takes them far quicker than as arrays) that the first timestep's sums equal
+  sum_i w[j,i] s[i] of the weights written. Covers: multi-item groups (and replayed ones), a bus read
+  answered while the output is held, back-to-back timesteps, a timestep out with TLAST, the sums of a
   three-item group after a weight write. The proof runs on a second layer too (10 inputs, 5 neurons,
   2 lanes, 3 banks: 3 groups, bank rows with padding slots, a popcount tree stage).
 
@@ -573,20 +573,23 @@ class EventCrossbarHarness(Harness):
     Proven (k-induction): the output stream holds valid and payload while stalled; the crossbar holds
     exactly the timesteps (and those carrying TLAST) that crossed its input and not yet its output (its
     `probes`); W's walk equals a reference walk kept beside it, for every captured timestep (free
-    inputs): `running`, `group`, `first` (and `row_base`, group * K) are the reference's, and per bank the
-    chooser's registers are the function of what is left of the group: `has` one or more inputs left,
-    `index` the lowest, `low2` the next one (one-hot), `has2` two or more, `rem` the rest; the `start_`
-    copies the same function of the whole capture; before a capture, the `offered_` choices are those
-    of the payload offered; the item in I reads, per bank with an input left, the row of the lowest one
-    (group * K + its bank row), with the reference's group, first and end. The reference takes each
-    bank's lowest input left at every issue and ends a group at an item after which no bank has an
-    input left (then starts again from the capture).
+    inputs): `running`, `group`, `first` (and `row_base`, group * K) are the reference's, `replaying` is
+    "a group after the first", and per bank `has` (one or more inputs left) and `index` (the lowest) are
+    the function of what is left of the group, in the first group also `has2` (two or more) and `rem`
+    (the rest); the record holds at each position n below the items issued (first group) or Z (later
+    groups), per bank, the n-th lowest input captured; `count`, `replay_at` and `at_end` are the next
+    item's position (first group) or Z - 1, the position after the next item's and whether it ends its
+    group; before a capture `rem` holds the payload offered; the item in I reads, per bank with an input
+    left, the row of the lowest one (group * K + its bank row), with the reference's group, first and end.
+    The reference takes each bank's lowest input left at every issue and ends a group at an item after
+    which no bank has an input left (then starts again from the capture).
 
     With `sums` (bounded, from reset, writes only before the first timestep is offered): every group
     sum of the first timestep equals sum_i w[j,i] s[i] of the weights written (a copy kept from the bus
     writes, at the documented window addresses) and the captured spikes.
-    Covers (from reset): a bank with two or more inputs in one group, a group of three items, a bus read
-    answered while the output is held, back-to-back timesteps, a timestep out with TLAST.
+    Covers (from reset): a bank with two or more inputs in one group, a group of three items, a replayed
+    group of two or more items, a bus read answered while the output is held, back-to-back timesteps, a
+    timestep out with TLAST.
     """
 
     def __init__(self, *, sums: bool = False, **layer):
