@@ -260,14 +260,13 @@ class EventCrossbar(wiring.Component, Probed):
         # per bank b, over its K spike bits, `index` is the bank row of the input the next item takes and
         # `has` whether there is one, `rem` the inputs after it and `has2` whether `rem` holds any; a group
         # ends at an item after which no bank has one. A step of the walk takes the lowest of `rem` as the
-        # next item, at the capture as at each item of the first group: while the walk does not use it
+        # next item, at the capture as at each item of the first group. While the walk does not use it
         # (idle, in the later groups; at the first group's end if it is the only one), `rem` follows the
-        # offered payload, so at
-        # the capture it holds the payload (a payload is taken a clock after it is first offered, or at
-        # once if it already waited: it was there a clock before). Each item of the first group is
-        # recorded (per bank, `index` and `has`) in `record` at its position `count`, which then holds the
-        # last position (Z - 1); the later groups replay the record from `replay_at`, the position of the
-        # item after the next one, `at_end` telling whether the next item is the group's last.
+        # offered payload, so at the capture it holds the payload (a payload is taken a clock after it is
+        # first offered, or at once if it already waited: it was there a clock before). Each item of the
+        # first group is recorded (per bank, `index` and `has`) in `record` at its position `count`, which
+        # then holds the last position (Z - 1); the later groups replay the record from `replay_at`, the
+        # position of the item after the next one, `at_end` telling whether the next item is the group's last.
         def bank_bits_of(value):
             return [Cat(*(value[k * E + b] for k in range(K))) for b in range(E)]
 
