@@ -25,8 +25,9 @@ Two estimators, one answer format (`Resources`: LUT, FF, BRAM, DSP):
   and current, the neuron arrays' current stages and outputs) and the framer's word multiplexer
   over every probe word, about W * words / 4 LUT6s (4:1 per LUT, MUXF7/F8 free). An event-driven crossbar
   (`LayerConfig.events`), also absent from them: its flip-flops counted the same way (`event_crossbar_ffs`),
-  its LUTs the dense model's with a chunk of E plus its walk (`event_walk_luts`, a per-input coefficient
-  from four Yosys runs of the crossbar alone), its E bank memories mapped like any other.
+  its LUTs the dense model's with a chunk of E plus its walk (`event_walk_luts`, per-input and per-bank
+  coefficients from seven Yosys runs of the crossbar alone, and its record's LUT RAM), its E bank memories
+  mapped like any other.
 
 Throughput: `spikeloop.rtl.throughput`, the gateware's model (docs/gateware.md): layer k takes
 `G_k * max(1, Z_k) + 1` cycles per timestep, with `G_k = ceil(n_out/P)` groups and `Z_k` nonzero
@@ -428,17 +429,29 @@ def _crossbar_features(layer: LayerConfig) -> dict[str, dict[str, float]]:
     }}
 
 
-#: LUTs per input of an event-driven crossbar's walk (rtl/events.py W: each bank's lowest and second-lowest
-#: choices over its inputs, `_several`'s trees, the `rem` updates, the rows' adders), beyond the dense model
-#: with a chunk of E: fitted to Yosys `synth_xilinx -flatten` of the crossbar alone (n_in, n_out, P, E) =
-#: (128, 32, 8, 16): 1,832 logic LUTs; (256, 48, 16, 32): 4,331; (96, 20, 4, 4): 997; (200, 40, 40, 8): 3,584
-#: (the model: 1,832, 4,415, 1,133, 3,232; within 15%). Not in the calibration runs: an estimate of the trend.
-EVENT_WALK_LUTS_PER_INPUT = 9.5
+#: LUTs per input and per bank of an event-driven crossbar's walk (rtl/events.py W: each bank's `rem` and its
+#: multiplexer, the carry chain of its lowest input, the next index's encoder, `_several`'s trees, the record's
+#: multiplexers, the rows' adders), beyond the dense model with a chunk of E, its record's LUT RAM apart: fitted
+#: to Yosys `synth_xilinx -flatten` of the crossbar alone, logic LUTs (n_in, n_out, P, E) = (784, 32, 16, 16):
+#: 3,991; (784, 32, 16, 64): 6,854; (784, 24, 24, 53): 8,080; (128, 32, 8, 16): 1,273; (256, 48, 16, 32): 3,323;
+#: (96, 20, 4, 4): 542; (200, 40, 40, 8): 2,566 (the model: 4,083, 7,192, 7,865, 1,192, 3,134, 550, 2,013; within
+#: 7 % but the last, whose two-word rows the dense model undercounts). Not in the calibration runs: an estimate of
+#: the trend. (The walk that re-walked every group, before the record: about 9.5 LUTs per input.)
+EVENT_WALK_LUTS_PER_INPUT = 2.9
+EVENT_WALK_LUTS_PER_BANK = 12.9
 
 
 def event_walk_luts(layer: LayerConfig) -> float:
-    """LUTs of an event-driven crossbar's walk (none for a dense layer): `EVENT_WALK_LUTS_PER_INPUT` per input."""
-    return 0.0 if layer.events is None else EVENT_WALK_LUTS_PER_INPUT * layer.crossbar_inputs
+    """LUTs of an event-driven crossbar's walk (none for a dense layer): `EVENT_WALK_LUTS_PER_INPUT` per input,
+    `EVENT_WALK_LUTS_PER_BANK` per bank, and the LUT RAM of its record (K entries of E x (ceil(log2 K) + 1) bits)."""
+    if layer.events is None:
+        return 0.0
+    geo = layer.weight_window
+    K = geo.bank_rows
+    width = geo.events * (max(1, (K - 1).bit_length()) + 1)
+    # read without a clock: always LUT RAM, in slices of 64 entries past 64 (their multiplexer left out)
+    record = math.ceil(K / 64) * memory_map(width, max(2, min(K, 64))).lutram_luts
+    return EVENT_WALK_LUTS_PER_INPUT * layer.crossbar_inputs + EVENT_WALK_LUTS_PER_BANK * geo.events + record
 
 
 def _neuron_features(layer: LayerConfig) -> dict[str, dict[str, float]]:
@@ -546,10 +559,9 @@ def crossbar_ffs(layer: LayerConfig) -> dict[str, int]:
 
 def event_crossbar_ffs(layer: LayerConfig) -> dict[str, int]:
     """Flip-flops of an event-driven crossbar (rtl/events.py) by pipeline part, counted as `crossbar_ffs`
-    counts the dense one: the registers the gateware declares, less what synthesis removes: `low` and
-    `start_low`, which nothing reads (the walk uses `index`), the one-hot bits that cannot be set (`low2`
-    and its copies never hold a bank's lowest input; padding inputs are constant), and the E read ports'
-    registers but one (they have the same inputs and merge)."""
+    counts the dense one: the registers the gateware declares, less what synthesis removes (the walk's
+    padding inputs are constant, and the E read ports' registers but one merge: they have the same inputs).
+    The walk's record of the first group's items is LUT RAM (`event_walk_luts`)."""
     geo = layer.weight_window
     P, E, K, NG = geo.lanes, geo.events, geo.bank_rows, geo.n_groups
     g, row = _index_bits(NG), _index_bits(max(2, geo.rows))
@@ -563,10 +575,10 @@ def event_crossbar_ffs(layer: LayerConfig) -> dict[str, int]:
         "bus requests and read answer": _SEL_BITS + addr_bits + 32 + 2 + 1 + 32,
         "weight read registers (LUT RAM)": E * weights.width if weights.kind == "lutram" else 0,
         "read ports (merged)": _window_port_ffs(row, max(1, stride_bits) + max(1, bank_bits) + 1),
-        # W, per bank of n inputs: offered_low, rem and start_rem (n bits each); offered_low2, low2 and
-        # start_low2 (n - 1: never the lowest); the index of the next input twice; six `has` flags
-        "walk choices": sum(3 * n + 3 * max(0, n - 1) for n in inputs) + E * (2 * k_bits + 6),
-        "walk state": 4 + g + _index_bits(geo.rows),  # running, last, offered, first; group, row base
+        # W, per bank of n inputs: rem (n bits), the next item's index and has, has2
+        "walk choices": sum(inputs) + E * (k_bits + 2),
+        # running, last, offered, first, replaying, at_end; group, row base; the record's count and replay_at
+        "walk state": 6 + g + _index_bits(geo.rows) + 2 * k_bits,
         "I, M: rows and valid": 2 * (tag + E * (row + 1)),
         "A: lanes AND valid": tag + (P + 1) * E,
         "T: popcount trees": sum(tag + (P + 1) * bits for bits in tree_register_bits(E)),

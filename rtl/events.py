@@ -24,16 +24,24 @@ that took one),
     sum = 2 * popcount(weights & valid) - popcount(valid)
 
 accumulated over the group's clocks. A group takes Z = max(1, max over banks of the bank's active
-inputs) clocks; then the walk starts again from the captured timestep for the next group.
+inputs) clocks. Every group takes the same inputs (each with its own weight rows): the first group walks
+the captured timestep and records its items, the later ones replay that record.
 
 Pipeline (one item = the E rows read in one clock; every stage after W moves on one enable,
 `advance`), as in the dense crossbar with a chunk of E bits:
 
     i_stream -> W -> I -> M -> A -> T1 .. Tk -> S -> O (+ skid) -> o_stream
-    W  capture a timestep; per bank, the next two inputs to take (one-hot, the lowest first) and the
-       rest are registered a clock before the capture and again while each item issues: every
-       choice of the walk comes from registers, and a group ends at the item after which no bank
-       has a second input chosen (a register too)
+    W  capture a timestep and issue its items. Per bank, `rem` holds the inputs not taken yet (one
+       register per input): while the walk does not use it, it follows the payload offered, so it holds
+       the payload when that is captured (a payload is taken a clock after it is first offered). At the
+       capture and at each item of the first group, a step of the walk takes the lowest input of `rem`
+       (a carry chain) as the next item: its bank row `index` and `has` (a register per bank), and
+       `has2`, whether `rem` keeps another (a group ends at an item after which no bank does). Each item
+       of the first group is written to `record`, a LUT RAM of K entries of E x (ceil(log2 K) + 1) bits
+       (per bank, `index` and `has`), at its position `count`, which then holds Z - 1; the later groups
+       load their items from it (`replay_at`, the position of the item after the next; `at_end`,
+       whether the next is the group's last). Every choice of a next item is a multiplexer selected by
+       registers (and the capture), enabled on `advance`.
     I  each bank's row to read (group base + bank row) and whether it has an input
     M  the rows on the banks' read ports
     A  each lane's E weights AND valid; and valid itself (lane P: popcount(valid))
@@ -50,14 +58,16 @@ stalled (`WindowPort`, one per bank, all granted together), as in the dense cros
 
 Probes (`Probed`, for the formal proofs): besides the counts `steps` and `lasts`, `issue` (an item
 issues), `running`, `group`, `row_base`, `first`, `offered`, the item in I (`i_tag`, `i_valid`,
-`i_rows`), and in `chooser` each bank's registers of W (`index`, `low2`, `rem`, `has`, `has2`, their
-`start_` copies and the `offered_` choices, per bank).
+`i_rows`), and in `chooser` W's registers (`index`, `rem`, `has`, `has2` per bank; `replaying`, `count`,
+`replay_at`, `at_end`) and its `record` (a `Memory`).
 
-Cost and depth: W holds 6 registers per input (the choices, the timestep's first choices for the next
-groups, and the offered payload's), whatever n_out. The deepest paths are the OR over a bank's K
-remaining inputs and the carry chain of `_lowest` over them: at 784 inputs (Yosys `synth_xilinx`,
-counted as boards/timing.py does) 6 LUT levels with E = 16 or 64 (K = 49, 13), 8 with E = 4 (K = 196);
-keep K at about 64 or less.
+Cost and depth: W holds one register per input (`rem`) and the record, whatever n_out. Yosys
+`synth_xilinx -flatten` of the crossbar alone, 784 inputs (logic LUTs less the dense model's with a chunk of
+E, boards/estimate.py; then the record's LUT RAM): E = 16 (K = 49), 32 neurons, P = 16: 3.0 LUTs per input
+(6 LUT levels, counted as boards/timing.py does); E = 64 (K = 13): 3.5 (5 levels); E = 53, 24 neurons,
+P = 24 (K = 15): 4.0 (5 levels); a walk that re-walked every group with its choices two ahead took 8.4,
+10.3 and 11.3, with six registers per input. The deepest paths are the carry chain over a bank's K rows
+into the next index's encoder; keep K at about 64 or less.
 """
 
 from __future__ import annotations
@@ -246,14 +256,17 @@ class EventCrossbar(wiring.Component, Probed):
         item = data.StructLayout({"valid": 1, "first": 1, "end": 1, "group": index_shape(NG), "step_end": 1,
                                   "last": 1})
 
-        # ---- W: capture a timestep, then issue its items, a clock each. Per bank b, over its K spike
-        # bits, two inputs are chosen ahead: the next to issue (its bank row `index`), then `low2`
-        # (one-hot), and `rem` holds the group's inputs after both; `has`, `has2`: whether each is
-        # there. A group ends at an item after which no bank has a `low2`. While an item issues, the
-        # next ones are computed from these registers (`low2` moves up, the lowest of `rem` comes in);
-        # before the capture, from the offered payload (a payload holds until taken: it is taken a
-        # clock after it is first offered, or at once if it already waited). The `start_` registers
-        # keep the timestep's first choices, for the next group.
+        # ---- W: capture a timestep, then issue its items, a clock each. The first group walks the capture:
+        # per bank b, over its K spike bits, `index` is the bank row of the input the next item takes and
+        # `has` whether there is one, `rem` the inputs after it and `has2` whether `rem` holds any; a group
+        # ends at an item after which no bank has one. A step of the walk takes the lowest of `rem` as the
+        # next item, at the capture as at each item of the first group. While the walk does not use it
+        # (idle, in the later groups; at the first group's end if it is the only one), `rem` follows the
+        # offered payload, so at the capture it holds the payload (a payload is taken a clock after it is
+        # first offered, or at once if it already waited: it was there a clock before). Each item of the
+        # first group is recorded (per bank, `index` and `has`) in `record` at its position `count`, which
+        # then holds the last position (Z - 1); the later groups replay the record from `replay_at`, the
+        # position of the item after the next one, `at_end` telling whether the next item is the group's last.
         def bank_bits_of(value):
             return [Cat(*(value[k * E + b] for k in range(K))) for b in range(E)]
 
@@ -262,50 +275,64 @@ class EventCrossbar(wiring.Component, Probed):
 
         k_bits = max(1, ceil_log2(K))
         last = Signal()
-        rem, low2, start_rem, start_low2, offered_low, offered_low2 = (
-            bank_signals(name, K) for name in ("rem", "low2", "start_rem", "start_low2", "offered_low", "offered_low2"))
-        index, start_index = (bank_signals(name, k_bits) for name in ("index", "start_index"))
-        has, has2, start_has, start_has2, offered_has, offered_has2 = (
-            Signal(E, name=name) for name in ("has", "has2", "start_has", "start_has2", "offered_has", "offered_has2"))
+        rem = bank_signals("rem", K)
+        index = bank_signals("index", k_bits)
+        has, has2 = Signal(E, name="has"), Signal(E, name="has2")
         running = Signal()
+        replaying = Signal()  # a group after the first: its items come from the record
+        count = Signal(k_bits)
+        replay_at = Signal(k_bits)
+        at_end = Signal()
         group = Signal(index_shape(NG))
         row_base = Signal(index_shape(geo.rows))
         first = Signal()
 
-        incoming, incoming_low = bank_signals("incoming", K), bank_signals("incoming_low", K)
-        m.d.comb += [mine.eq(bits) for mine, bits in zip(
-            incoming, bank_bits_of(Cat(self.i_stream.p.spikes, Const(0, K * E - geo.n_in))))]
-        m.d.comb += [incoming_low[b].eq(_lowest(incoming[b])) for b in range(E)]
-        offered = Signal()  # the payload was offered a clock ago and not taken: it is the same one
-        offered_trees = [_several(m, bits, f"offered{b}") for b, bits in enumerate(incoming)]
-        m.d.sync += [
-            [offered_low[b].eq(incoming_low[b]) for b in range(E)],
-            [offered_low2[b].eq(_lowest(incoming[b] & ~incoming_low[b])) for b in range(E)],
-            offered_has.eq(Cat(*(any_ for any_, _ in offered_trees))),
-            offered_has2.eq(Cat(*(several for _, several in offered_trees))),
-            offered.eq(self.i_stream.valid & ~self.i_stream.ready),
-        ]
-        m.d.comb += self.i_stream.ready.eq(offered & ~running)
-        with m.If(self.i_stream.valid & self.i_stream.ready):
-            for b in range(E):
-                after = incoming[b] & ~offered_low[b] & ~offered_low2[b]
-                first_index = onehot_index(offered_low[b])[:k_bits]
-                m.d.sync += [
-                    rem[b].eq(after), start_rem[b].eq(after),
-                    low2[b].eq(offered_low2[b]), start_low2[b].eq(offered_low2[b]),
-                    index[b].eq(first_index), start_index[b].eq(first_index),
-                ]
-            m.d.sync += [
-                has.eq(offered_has), start_has.eq(offered_has),
-                has2.eq(offered_has2), start_has2.eq(offered_has2),
-                last.eq(self.i_stream.p.last),
-                running.eq(1), group.eq(0), row_base.eq(0), first.eq(1),
-            ]
+        entry = data.ArrayLayout(data.StructLayout({"index": k_bits, "has": 1}), E)
+        m.submodules.record = record = Memory(shape=entry, depth=max(2, K), init=[])
+        record_w, record_r = record.write_port(), record.read_port(domain="comb")
 
-        rem_low = bank_signals("rem_low", K)  # the lowest of `rem`: `low2` after the next item
-        m.d.comb += [rem_low[b].eq(_lowest(rem[b])) for b in range(E)]
-        end_of_group = ~has2.any()
+        incoming = bank_bits_of(Cat(self.i_stream.p.spikes, Const(0, K * E - geo.n_in)))
+        offered = Signal()  # the payload was offered a clock ago and not taken: it is the same one
+        m.d.sync += offered.eq(self.i_stream.valid & ~self.i_stream.ready)
+        m.d.comb += self.i_stream.ready.eq(offered & ~running)
+        take = self.i_stream.valid & self.i_stream.ready
         issue = running & advance
+        walking = running & ~replaying
+        end_of_group = Mux(replaying, at_end, ~has2.any())
+        # the multiplexers of the next item and of `rem` select on registers (and `take`: a port and two
+        # registers), their enables also on the pipeline's `advance`
+        from_rem = Signal()  # the next item is a step's, else the record's
+        step = Signal()  # a step of the walk
+        m.d.comb += [
+            from_rem.eq(~running | (walking & ~end_of_group)),
+            step.eq(take | (issue & walking & ~end_of_group)),
+        ]
+        trees = [_several(m, bits, f"rem{b}") for b, bits in enumerate(rem)]
+        # on an enable of `rem`, a step, else it follows the payload; after the first group's last item it
+        # need not follow when later groups replay (it follows then), only when none does (NG = 1)
+        rem_step = take | (walking & ~end_of_group) if NG == 1 else take | walking
+        with m.If(~walking | issue):
+            m.d.sync += [rem[b].eq(Mux(rem_step, rem[b] & ~_lowest(rem[b]), incoming[b])) for b in range(E)]
+        with m.If(step):
+            m.d.sync += has2.eq(Cat(*(several for _, several in trees)))
+        with m.If(take | (issue & ~(end_of_group & first))):  # the next item changes
+            m.d.sync += [
+                [index[b].eq(Mux(from_rem, onehot_index(_lowest(rem[b]))[:k_bits], record_r.data[b].index))
+                 for b in range(E)],
+                has.eq(Mux(from_rem, Cat(*(any_ for any_, _ in trees)),
+                           Cat(*(record_r.data[b].has for b in range(E))))),
+            ]
+        m.d.comb += [
+            record_w.addr.eq(count), record_w.en.eq(issue & walking),
+            record_w.data.eq(Cat(*(Cat(index[b], has[b]) for b in range(E)))),
+            record_r.addr.eq(replay_at),
+        ]
+        with m.If(take):
+            m.d.sync += [
+                last.eq(self.i_stream.p.last),
+                running.eq(1), replaying.eq(0), count.eq(0), replay_at.eq(0),
+                group.eq(0), row_base.eq(0), first.eq(1),
+            ]
 
         # ---- I: the item whose rows the read ports read next.
         i_tag, i_valid = Signal(item), Signal(E)
@@ -318,24 +345,20 @@ class EventCrossbar(wiring.Component, Probed):
                 i_tag.step_end.eq(group == NG - 1), i_tag.last.eq(last),
                 i_valid.eq(has),
                 [i_rows[b].eq(row_base + index[b]) for b in range(E)],
-                [index[b].eq(onehot_index(low2[b])[:k_bits]) for b in range(E)],
-                [low2[b].eq(rem_low[b]) for b in range(E)],
-                [rem[b].eq(rem[b] & ~rem_low[b]) for b in range(E)],
-                has.eq(has2),
-                has2.eq(Cat(*(bits.any() for bits in rem))),
                 first.eq(0),
             ]
             with m.If(end_of_group):
+                # the next item is the record's first: the one issuing now if the group has one item
                 m.d.sync += [
                     group.eq(group + 1), row_base.eq(row_base + K),
-                    [rem[b].eq(start_rem[b]) for b in range(E)],
-                    [low2[b].eq(start_low2[b]) for b in range(E)],
-                    [index[b].eq(start_index[b]) for b in range(E)],
-                    has.eq(start_has), has2.eq(start_has2),
-                    first.eq(1),
+                    replaying.eq(1), first.eq(1), at_end.eq(first), replay_at.eq(~first),
                 ]
                 with m.If(group == NG - 1):
                     m.d.sync += running.eq(0)
+            with m.Elif(replaying):
+                m.d.sync += [at_end.eq(replay_at == count), replay_at.eq(Mux(replay_at == count, 0, replay_at + 1))]
+            with m.Else():
+                m.d.sync += count.eq(count + 1)
 
         # ---- M: the item whose weight rows are on the read ports (read again after a bus read).
         m_tag, m_valid = Signal(item), Signal(E)
@@ -360,10 +383,7 @@ class EventCrossbar(wiring.Component, Probed):
         self._probes.update({
             "issue": issue, "running": running, "group": group, "row_base": row_base, "first": first,
             "offered": offered, "i_tag": i_tag, "i_valid": i_valid, "i_rows": i_rows,
-            "chooser": {"index": index, "low2": low2, "rem": rem, "has": has, "has2": has2,
-                        "start_index": start_index, "start_low2": start_low2, "start_rem": start_rem,
-                        "start_has": start_has, "start_has2": start_has2,
-                        "offered_low": offered_low, "offered_low2": offered_low2,
-                        "offered_has": offered_has, "offered_has2": offered_has2},
+            "chooser": {"index": index, "rem": rem, "has": has, "has2": has2, "replaying": replaying,
+                        "count": count, "replay_at": replay_at, "at_end": at_end, "record": record},
         })
         return m

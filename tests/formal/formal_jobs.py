@@ -38,12 +38,12 @@ The harnesses (docs/gateware.md, "Formal proofs"):
   by k-induction (any handshakes, bus requests and resets; the input stream's producer keeps the
   stream rule): the output stream holds while stalled, the crossbar holds the timesteps (and TLAST
   timesteps) in minus out, and W's walk equals a reference walk: per bank, the chooser's registers
-  are the function of the inputs left in the group (and their `start_` copies of the whole capture,
-  the `offered_` ones of the payload offered), and each item reads the rows of the lowest inputs
-  left. With `sums`, a bounded check from reset (memories mapped to registers: the solver takes them
-  far quicker than as arrays) that the first timestep's sums equal sum_i w[j,i] s[i] of the weights
-  written. Covers: multi-item groups, a bus read answered
-  while the output is held, back-to-back timesteps, a timestep out with TLAST, the sums of a
+  are the function of the inputs left in the group, the record of the first group's items holds the
+  capture's items (read through the harness's own ports), the later groups replay it, and each item
+  reads the rows of the lowest inputs left. With `sums`, a bounded check from reset (memories mapped
+  to registers: the solver takes them far quicker than as arrays) that the first timestep's sums equal
+  sum_i w[j,i] s[i] of the weights written. Covers: multi-item groups (and replayed ones), a bus read
+  answered while the output is held, back-to-back timesteps, a timestep out with TLAST, the sums of a
   three-item group after a weight write. The proof runs on a second layer too (10 inputs, 5 neurons,
   2 lanes, 3 banks: 3 groups, bank rows with padding slots, a popcount tree stage).
 
@@ -573,20 +573,23 @@ class EventCrossbarHarness(Harness):
     Proven (k-induction): the output stream holds valid and payload while stalled; the crossbar holds
     exactly the timesteps (and those carrying TLAST) that crossed its input and not yet its output (its
     `probes`); W's walk equals a reference walk kept beside it, for every captured timestep (free
-    inputs): `running`, `group`, `first` (and `row_base`, group * K) are the reference's, and per bank the
-    chooser's registers are the function of what is left of the group: `has` one or more inputs left,
-    `index` the lowest, `low2` the next one (one-hot), `has2` two or more, `rem` the rest; the `start_`
-    copies the same function of the whole capture; before a capture, the `offered_` choices are those
-    of the payload offered; the item in I reads, per bank with an input left, the row of the lowest one
-    (group * K + its bank row), with the reference's group, first and end. The reference takes each
-    bank's lowest input left at every issue and ends a group at an item after which no bank has an
-    input left (then starts again from the capture).
+    inputs): `running`, `group`, `first` (and `row_base`, group * K) are the reference's, `replaying` is
+    "a group after the first", and per bank `has` (one or more inputs left) and `index` (the lowest) are
+    the function of what is left of the group, in the first group also `has2` (two or more) and `rem`
+    (the rest); the record holds at each position n below the items issued (first group) or Z (later
+    groups), per bank, the n-th lowest input captured; `count`, `replay_at` and `at_end` are the next
+    item's position (first group) or Z - 1, the position after the next item's and whether it ends its
+    group; before a capture `rem` holds the payload offered; the item in I reads, per bank with an input
+    left, the row of the lowest one (group * K + its bank row), with the reference's group, first and end.
+    The reference takes each bank's lowest input left at every issue and ends a group at an item after
+    which no bank has an input left (then starts again from the capture).
 
     With `sums` (bounded, from reset, writes only before the first timestep is offered): every group
     sum of the first timestep equals sum_i w[j,i] s[i] of the weights written (a copy kept from the bus
     writes, at the documented window addresses) and the captured spikes.
-    Covers (from reset): a bank with two or more inputs in one group, a group of three items, a bus read
-    answered while the output is held, back-to-back timesteps, a timestep out with TLAST.
+    Covers (from reset): a bank with two or more inputs in one group, a group of three items, a replayed
+    group of two or more items, a bus read answered while the output is held, back-to-back timesteps, a
+    timestep out with TLAST.
     """
 
     def __init__(self, *, sums: bool = False, **layer):
@@ -602,7 +605,13 @@ class EventCrossbarHarness(Harness):
     def elaborate(self, platform):
         m = Module()
         xbar = self.xbar
-        m.submodules.xbar = Fragment.get(xbar, platform)  # elaborated now, so its probes exist
+        # elaborated now, so its probes exist; the record gets the harness's own read ports before it is built
+        m.submodules.xbar = inner = xbar.elaborate(platform)
+        xbar._MustUse__used = True
+        record = xbar.probes["chooser"]["record"]
+        self._record = [record.read_port(domain="comb") for _ in range(xbar.events.bank_rows)]
+        for n, port in enumerate(self._record):
+            inner.d.comb += port.addr.eq(n)
         h = _History(m)
         i, o = xbar.i_stream, xbar.o_stream
         _stable_while_stalled(m, h, "i_stream", i.valid, i.ready, i.payload, check=Assume)
@@ -639,40 +648,35 @@ class EventCrossbarHarness(Harness):
             spikes = Cat(spikes, Const(0, K * E - geo.n_in))
             return [Cat(*(spikes[k * E + b] for k in range(K))) for b in range(E)]
 
-        # the reference walk: the captured timestep per bank, the inputs left in the group, the group
+        # the reference walk: the captured timestep per bank, the inputs left in the group, the group, the
+        # position in the group of the next item
         captured = [Signal(K, name=f"ref_captured{b}") for b in range(E)]
         left = [Signal(K, name=f"ref_left{b}") for b in range(E)]
         running, group = Signal(name="ref_running"), Signal(range(NG), name="ref_group")
+        position = Signal(range(K), name="ref_position")
         lowest = [_lowest_one(bits) for bits in left]
         ends = ~Cat(*(_two_or_more(bits) for bits in left)).any()
         taken = i.valid & i.ready
         with m.If(taken):
             m.d.sync += [*(reg.eq(bits) for reg, bits in zip(captured, banks_of(i.p.spikes))),
                          *(reg.eq(bits) for reg, bits in zip(left, banks_of(i.p.spikes))),
-                         running.eq(1), group.eq(0)]
+                         running.eq(1), group.eq(0), position.eq(0)]
         with m.If(probes["issue"]):
-            m.d.sync += [reg.eq(bits & ~low) for reg, bits, low in zip(left, left, lowest)]
+            m.d.sync += [*(reg.eq(bits & ~low) for reg, bits, low in zip(left, left, lowest)),
+                         position.eq(position + 1)]
             with m.If(ends):
-                m.d.sync += [*(reg.eq(bits) for reg, bits in zip(left, captured)), group.eq(group + 1)]
+                m.d.sync += [*(reg.eq(bits) for reg, bits in zip(left, captured)), group.eq(group + 1), position.eq(0)]
                 with m.If(group == NG - 1):
                     m.d.sync += [running.eq(0), group.eq(0)]
 
-        def choices(bits):
-            """has, the lowest (one-hot), has2, the next (one-hot), the rest: of the inputs `bits` left."""
-            low = _lowest_one(bits)
-            low2 = _lowest_one(bits & ~low)
-            return bits.any(), low, _two_or_more(bits), low2, bits & ~low & ~low2
-
-        def agree(prefix, b, bits):
-            has, low, has2, low2, rest = choices(bits)
-            index = (Const(1, K) << chooser[f"{prefix}index"][b])[:K]
-            return [
-                Assert(chooser[f"{prefix}has"][b] == has, f"bank {b}: {prefix}has differs from inputs left"),
-                Assert(~has | (index == low), f"bank {b}: {prefix}index is not the lowest input left"),
-                Assert(chooser[f"{prefix}has2"][b] == has2, f"bank {b}: {prefix}has2 differs from two or more left"),
-                Assert(chooser[f"{prefix}low2"][b] == low2, f"bank {b}: {prefix}low2 is not the second input left"),
-                Assert(chooser[f"{prefix}rem"][b] == rest, f"bank {b}: {prefix}rem is not the inputs after both"),
-            ]
+        # the items of the capture: item n takes, per bank, the n-th lowest input captured (if any)
+        items, bits = [], captured
+        for _ in range(K):
+            lows = [_lowest_one(b) for b in bits]
+            items.append([(b.any(), _index_of(low)) for b, low in zip(bits, lows)])
+            bits = [b & ~low for b, low in zip(bits, lows)]
+        z_last = Signal(range(K), name="ref_z_last")  # the position of a group's last item (Z - 1)
+        m.d.comb += z_last.eq(sum(Cat(*(has for has, _ in items[n])).any() for n in range(1, K)))
 
         # the item issued: per bank the row of its lowest input left (group * K + bank row), if any
         item_valid = Signal(E, name="ref_item_valid")
@@ -697,33 +701,64 @@ class EventCrossbarHarness(Harness):
             ]
 
         m.d.comb += Assert(probes["running"] == running, "running differs from the reference walk")
+        replaying = chooser["replaying"]
         with m.If(running):
             m.d.comb += [
                 Assert(probes["group"] == group, "group differs from the reference walk"),
                 Assert(probes["first"] == first, "first differs from the reference walk (no input of the group taken)"),
                 Assert(probes["row_base"] == group * K, "row_base is not group * K"),
+                Assert(replaying == (group != 0), "replaying is not 'a group after the first'"),
+                Assert(position <= z_last, "reference: a group has more than Z items"),
+                Assert(group < NG, "reference: a group past the last"),
             ]
             for b in range(E):
                 taken_bits = captured[b] & ~left[b]  # the reference's own state: the inputs taken are the lowest
-                m.d.comb += [Assert((left[b] & ~captured[b]) == 0, f"bank {b}: reference: an input left not captured"),
-                             Assert((left[b] == 0) | ((taken_bits & ~(lowest[b] - 1))[:K] == 0),
-                                    f"bank {b}: reference: an input taken above one left")]
-                m.d.comb += agree("", b, left[b]) + agree("start_", b, captured[b])
+                has, low = left[b].any(), lowest[b]
+                index = (Const(1, K) << chooser["index"][b])[:K]
+                m.d.comb += [
+                    Assert((left[b] & ~captured[b]) == 0, f"bank {b}: reference: an input left not captured"),
+                    Assert((left[b] == 0) | ((taken_bits & ~(lowest[b] - 1))[:K] == 0),
+                           f"bank {b}: reference: an input taken above one left"),
+                    Assert(chooser["has"][b] == has, f"bank {b}: has differs from inputs left"),
+                    Assert(~has | (index == low), f"bank {b}: index is not the lowest input left"),
+                    # the reference's inputs left are the capture less its first `position` items
+                    *(Assert((position != n) | (left[b] == Cat(*(
+                        captured[b][k] & ~Cat(*(items[j][b][0] & (items[j][b][1] == k) for j in range(n))).any()
+                        for k in range(K)))), f"bank {b}: reference: inputs left are not the capture less its items")
+                      for n in range(K)),
+                ]
+                with m.If(~replaying):
+                    m.d.comb += [
+                        Assert(chooser["has2"][b] == _two_or_more(left[b]),
+                               f"bank {b}: has2 differs from two or more left"),
+                        Assert(chooser["rem"][b] == left[b] & ~low, f"bank {b}: rem is not the inputs after the next"),
+                    ]
+            # the record: in the first group the items issued, then all Z of them
+            recorded = Mux(replaying, z_last + 1, position)
+            for n, port in enumerate(self._record):
+                with m.If(n < recorded):
+                    m.d.comb += [Assert((port.data[b].has == items[n][b][0]) &
+                                        (~items[n][b][0] | (port.data[b].index == items[n][b][1])),
+                                        f"record item {n} bank {b}: not the item of the capture") for b in range(E)]
+            with m.If(~replaying):
+                m.d.comb += [Assert(chooser["count"] == position, "count is not the next item's position"),
+                             Assert(chooser["replay_at"] == 0, "replay_at is not 0 in the first group")]
+            with m.Else():
+                m.d.comb += [
+                    Assert(chooser["count"] == z_last, "count is not the group's last position while replaying"),
+                    Assert(chooser["at_end"] == (position == z_last), "at_end is not 'the group's last item'"),
+                    Assert(chooser["replay_at"] == Mux(position == z_last, 0, position + 1),
+                           "replay_at is not the position after the next item's"),
+                ]
 
         # before a capture: `offered` means the payload was offered a clock ago (and so is the same now)
         offered = probes["offered"]
         m.d.comb += Assert(~offered | (h.started & ~h.past_rst & h.past(i.valid & ~i.ready, "i_waited")),
                            "offered without a payload waiting a clock ago")
-        with m.If(offered):
-            for b, bits in enumerate(banks_of(i.p.spikes)):
-                has, low, has2, low2, _ = choices(bits)
-                m.d.comb += [
-                    Assert(chooser["offered_has"][b] == has, f"bank {b}: offered_has differs from the payload"),
-                    Assert(chooser["offered_low"][b] == low, f"bank {b}: offered_low differs from the payload"),
-                    Assert(chooser["offered_has2"][b] == has2, f"bank {b}: offered_has2 differs from the payload"),
-                    Assert(chooser["offered_low2"][b] == low2, f"bank {b}: offered_low2 differs from the payload"),
-                ]
-        return {"left": left, "group": group, "ends": ends}
+        with m.If(offered & ~running):  # the walk's inputs hold the payload before its capture
+            m.d.comb += [Assert(chooser["rem"][b] == bits, f"bank {b}: rem is not the payload offered")
+                         for b, bits in enumerate(banks_of(i.p.spikes))]
+        return {"left": left, "group": group, "ends": ends, "replaying": replaying}
 
     def _sums(self, m):
         """The first timestep's group sums against sum_i w[j,i] s[i] of a copy of the written weights."""
@@ -774,6 +809,8 @@ class EventCrossbarHarness(Harness):
         m.d.comb += [
             Cover(issue & Cat(*(_two_or_more(bits) for bits in left)).any(), "a bank with two inputs in a group"),
             Cover(issue & left[0].all(), "a group of K items (every input of bank 0)"),
+            Cover(issue & walk["replaying"] & Cat(*(_two_or_more(bits) for bits in left)).any(),
+                  "a replayed group of two or more items"),
             Cover(xbar.bus.r_ack & held & h.past(held, "o_held"), "a bus read answered while the output is held"),
             Cover(i.valid & i.ready & h.past(last_issue, "last_issue"), "back-to-back timesteps"),
             Cover(o.valid & o.ready & o.p.end & o.p.last, "a timestep out with TLAST"),

@@ -110,9 +110,9 @@ def test_events_proof_fails_on_a_walk_from_the_top(monkeypatch, tmp_path):
 
     monkeypatch.setattr(events, "_lowest", highest)
     result = formal.run_job(formal.JOBS["events-prove"], tmp_path)
-    assert result.status == "FAIL", formal.failure_report(result)
-    report = formal.failure_report(result)  # the choices before the capture, or those of the walk
-    assert any(_failed_line(text) in report for text in ("offered_low differs", "index is not the lowest")), report
+    # the induction step fails (UNKNOWN: a base case of depth 2 from reset reaches no item after a capture)
+    assert result.status in ("FAIL", "UNKNOWN"), formal.failure_report(result)
+    assert _failed_line("index is not the lowest input left") in formal.failure_report(result)
 
 
 def test_events_sums_fail_on_swapped_lanes(monkeypatch, tmp_path):

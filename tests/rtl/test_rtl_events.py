@@ -100,6 +100,50 @@ def test_event_cycles_follow_the_busiest_bank():
     assert per_step[1:] == [4, 13, 4, 19, 10]
 
 
+def replay_patterns(n_in, events, rng):
+    """Timesteps that make the first group's walk and the later groups' replay differ in every way: one input,
+    every input of the first and of the last (shorter) bank, a bank with two inputs beside banks with one, all
+    inputs, none, and random densities; back to back."""
+    K = -(-n_in // events)
+    steps = [np.zeros(n_in, bool) for _ in range(7)]
+    steps[0][n_in - 1] = True  # one item: the group's only one is replayed in place
+    steps[1][0::events] = True  # bank 0 full: K items, every other bank idle
+    steps[2][events - 1 :: events] = True  # the last bank: the shortest when the banks are uneven
+    steps[3][[i for i in (0, events, 1) if i < n_in]] = True  # two items in bank 0, bank 1 in the first only
+    steps[4][:] = True  # every input: K items in every full bank
+    # steps[5]: none (one item of no input)
+    steps[6][rng.choice(n_in, size=min(n_in, 2 * K), replace=False)] = True
+    randoms = rng.random((6, n_in)) < np.array([0.05, 0.2, 0.5, 0.8, 0.1, 0.3])[:, None]
+    return np.concatenate([np.array(steps), randoms])
+
+
+@pytest.mark.parametrize("n_in,n_out,lanes,events", [
+    (37, 10, 3, 5),  # uneven banks (8 and 7 rows), 4 groups, a padded lane
+    (23, 9, 2, 4),  # 5 groups, banks of 6 and 5 rows
+    (12, 6, 1, 12),  # one row per bank (K = 1), 6 groups
+    (9, 4, 2, 1),  # one bank of 9 rows, 2 groups
+])
+@pytest.mark.parametrize("stall", [0.0, 0.3])
+def test_events_replay_the_first_group(n_in, n_out, lanes, events, stall):
+    """Groups after the first replay the first group's record: multi-group timesteps on uneven banks, back to
+    back, with stalls and bus reads while held; sums against numpy, cycles against `event_cycles`."""
+    seed = zlib.crc32(repr(("replay", n_in, n_out, lanes, events, stall)).encode()) % 10_000
+    rng = np.random.default_rng(seed)
+    weights = random_weights(rng, n_out, n_in)
+    spikes = replay_patterns(n_in, events, rng)
+    sums, per_step, held = run_events(weights, spikes, lanes=lanes, events=events, seed=seed, stall=stall,
+                                      readback=False)
+    expected = spikes.astype(np.int64) @ weights.T.astype(np.int64)
+    assert np.array_equal(sums, expected), f"event crossbar sums differ {seeded(seed)}"
+    cycles = event_cycles(spikes, n_out=n_out, lanes=lanes, events=events)
+    groups, rows = -(-n_out // lanes), -(-n_in // events)
+    assert groups > 1 and (cycles == groups * rows + 1).any(), "no group of a bank's every row replayed"
+    if stall:
+        assert held["output"] > 0 and held["reads"] > 0, f"no stall or read happened {seeded(seed)} {held}"
+    else:
+        assert per_step[1:] == cycles[1:].tolist(), f"{per_step} {seeded(seed)}"
+
+
 def test_events_bus_writes_then_reads():
     """Every word of the window reads back what was written; padding words, banks and rows read 0."""
     n_in, n_out, lanes, events = 11, 3, 3, 3  # K = 4, 1 group: rows of 4 bank slots, the last slot padding
