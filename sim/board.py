@@ -58,17 +58,24 @@ from spikeloop.windows import load_writes
 from .interface import Board, BoardError, Until, check_fault
 
 __all__ = [
-    "BoardBuildError", "SimBoard", "build_board", "board_available", "cache_root", "model_plan", "harness_plan",
+    "BoardBuildError", "SimBoard", "build_board", "board_available", "cache_root", "model_plan", "netlist", "harness_plan",
     "add_served_core_arguments", "served_core", "serve_until_interrupted", "PROFILES", "STREAM_OUTPUTS",
     "combinational_outputs", "stream_outputs_registered",
 ]
 
 #: The C++ harness: a file of this package (importlib.resources).
 HARNESS = ("spikeloop.sim", "board.cpp")
-_SCHEME = "2"  # bump to invalidate every cached board
+_SCHEME = "3"  # bump to invalidate every cached board
 _HARNESS_SCHEME = "2"  # bump to rebuild every cached harness (not the models): its compile options changed
 
-_VERILATE = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert"]
+#: CASEOVERLAP: the netlist writes each parallel multiplexer ($pmux, one-hot selects) as a `casez`
+#: whose patterns overlap in form only.
+_VERILATE = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert", "-Wno-CASEOVERLAP"]
+#: Yosys's generic passes from the generated Verilog to the netlist Verilator compiles: `proc` turns each
+#: process into multiplexers and flip-flops (with their enables and resets), `opt` merges equal logic and
+#: removes the unused; no technology mapping. Verilator runs the result about 1.8x faster (each register's
+#: next value is computed under its enable instead of by its own always block on every clock).
+NETLIST = "proc; opt; memory_collect"
 #: Included by every translation unit of the model (`--compiler-include`, after verilated.h):
 #: Verilator's portable bit-twiddling population count replaced by the compiler's builtin (one
 #: POPCNT instruction with -march=native). The crossbars' popcount adder trees make about 1,500
@@ -102,7 +109,7 @@ class BoardBuildError(toolchain.ToolchainError):
 
 def board_available() -> str | None:
     """None when the simulated board can be built here, else the reason why not."""
-    return toolchain.missing("verilator", "c++")
+    return toolchain.missing("verilator", "c++", "yosys")
 
 
 def cache_root() -> Path:
@@ -145,7 +152,7 @@ def model_plan(config: CoreConfig, *, profile: str, root, extra_verilator_args=(
     vargs, model_flags, _ = PROFILES[profile]
     vargs = [*vargs, *extra_verilator_args]
     model_opt, *model_extra = model_flags
-    verilator, cxx = toolchain.find("verilator"), toolchain.find("c++")
+    verilator, cxx, yosys = toolchain.find("verilator"), toolchain.find("c++"), toolchain.find("yosys")
     key = design_hash(config).hex()[:16]
 
     def build(folder: Path) -> None:
@@ -155,6 +162,8 @@ def model_plan(config: CoreConfig, *, profile: str, root, extra_verilator_args=(
         shutil.rmtree(obj, ignore_errors=True)
         say(f"generating the Verilog of design {key}")
         verilog = generate(config, folder / "verilog")
+        say(f"optimising design {key} (Yosys: {NETLIST})")
+        verilog = netlist(verilog, folder / "netlist" / verilog.name, yosys, timeout=timeout)
         say(f"verilating design {key} ({profile} profile)")
         env = verilator.environ()
         compiler = " ".join(cxx.argv).replace(" ", "\\ ")  # the model and the harness: one compiler
@@ -170,11 +179,19 @@ def model_plan(config: CoreConfig, *, profile: str, root, extra_verilator_args=(
             junk.unlink(missing_ok=True)
 
     inputs = {"scheme": _SCHEME, "design": key, "config": config.params(), "gateware": toolchain.gateware_key(),
-              "prelude": PRELUDE, "verilator_args": vargs, "cflags": model_flags,
+              "prelude": PRELUDE, "netlist": [NETLIST, yosys.version()], "verilator_args": vargs, "cflags": model_flags,
               "verilator": verilator.version(), "compiler": [*cxx.argv, cxx.version()],
               "cpu": _cpu() if "-march=native" in model_flags else ""}
     return toolchain.BuildPlan("sim", f"{key}-{profile}", inputs, build, root=root,
                                products=("obj/Vcore__ALL.a", "obj/libverilated.a"))
+
+
+def netlist(verilog: Path, out: Path, yosys: toolchain.Tool, *, timeout: float = 1800.0) -> Path:
+    """Write `out`: the Verilog `verilog` after Yosys's `NETLIST` passes (the same design, names kept)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    toolchain.run([*yosys.argv, "-q", "-p", f"read_verilog {verilog}; {NETLIST}; write_verilog -norename -noattr {out}"],
+                  log=out.parent / "yosys.log", what="Yosys", cwd=out.parent, timeout=timeout)
+    return out
 
 
 def combinational_outputs(sources) -> set[str]:
