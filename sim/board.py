@@ -12,8 +12,10 @@ Build (`build_board`): two build plans of `spikeloop.toolchain`, cached in its f
 1. `model_plan`, in `<design hash16>-<profile>-<key16>/`, where the key covers the configuration,
    the gateware (`toolchain.gateware_key()`: its sources, Amaranth's version), Verilator's version,
    the Verilator arguments, the C++ compiler and flags (and the CPU with -march=native): the Verilog
-   of `spikeloop.rtl.verilog.generate`, then `verilator --cc --build` into `obj/` (the model and
-   `libverilated.a`, position-independent);
+   of `spikeloop.rtl.verilog.generate`, its netlist after Yosys's generic `proc; opt` (`netlist`:
+   the same design, proven equivalent in tests/host/test_sim_netlist.py; Verilator runs it ~1.8x
+   faster), then `verilator --cc --build` into `obj/` (the model and `libverilated.a`,
+   position-independent);
 2. `harness_plan`, in the model's `board-<key16>/`: the harness (board.cpp, a package file)
    compiled and linked with both into `board.so`; a change to board.cpp rebuilds only this.
    The harness evaluates the model once per stream clock instead of twice when the model's
@@ -58,9 +60,9 @@ from spikeloop.windows import load_writes
 from .interface import Board, BoardError, Until, check_fault
 
 __all__ = [
-    "BoardBuildError", "SimBoard", "build_board", "board_available", "cache_root", "model_plan", "netlist", "harness_plan",
-    "add_served_core_arguments", "served_core", "serve_until_interrupted", "PROFILES", "STREAM_OUTPUTS",
-    "combinational_outputs", "stream_outputs_registered",
+    "BoardBuildError", "SimBoard", "build_board", "board_available", "cache_root", "model_plan", "harness_plan",
+    "netlist", "NETLIST", "add_served_core_arguments", "served_core", "serve_until_interrupted", "PROFILES",
+    "STREAM_OUTPUTS", "combinational_outputs", "stream_outputs_registered",
 ]
 
 #: The C++ harness: a file of this package (importlib.resources).
@@ -187,10 +189,15 @@ def model_plan(config: CoreConfig, *, profile: str, root, extra_verilator_args=(
 
 
 def netlist(verilog: Path, out: Path, yosys: toolchain.Tool, *, timeout: float = 1800.0) -> Path:
-    """Write `out`: the Verilog `verilog` after Yosys's `NETLIST` passes (the same design, names kept)."""
+    """Write `out`: the Verilog `verilog` after Yosys's `NETLIST` passes (the same design, names kept).
+    Both paths must share a folder: Yosys runs there on relative paths (YoWASP sees only its working folder)."""
+    verilog, out = Path(verilog).absolute(), Path(out).absolute()
+    root = Path(os.path.commonpath([verilog.parent, out.parent]))
     out.parent.mkdir(parents=True, exist_ok=True)
-    toolchain.run([*yosys.argv, "-q", "-p", f"read_verilog {verilog}; {NETLIST}; write_verilog -norename -noattr {out}"],
-                  log=out.parent / "yosys.log", what="Yosys", cwd=out.parent, timeout=timeout)
+    source, target = verilog.relative_to(root), out.relative_to(root)
+    script = f"read_verilog {source}; {NETLIST}; write_verilog -norename -noattr {target}"
+    toolchain.run([*yosys.argv, "-q", "-p", script], log=out.parent / "yosys.log", what="Yosys", cwd=root,
+                  timeout=timeout)
     return out
 
 
