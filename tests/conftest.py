@@ -33,7 +33,7 @@ TOOL_FOLDERS = {"cocotb", "formal", "notebooks", "boards"}
 #: Files whose tests build simulated boards or train networks (apart from the golden-only cases of the
 #: parametrized host tests, which stay in the quick tier through their `backend` parameter).
 TOOL_FILES = {"test_quant_train.py", "test_host_board.py", "test_pynq_remote.py", "test_serial_transport.py",
-              "test_host_faults.py", "test_host_loop.py", "test_host_cli.py"}
+              "test_host_faults.py", "test_host_loop.py", "test_host_cli.py", "test_sim_netlist.py"}
 #: Fixtures that build a simulated board.
 TOOL_FIXTURES = {"main_board_built", "sim_board", "board"}
 
