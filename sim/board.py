@@ -13,7 +13,7 @@ Build (`build_board`): two build plans of `spikeloop.toolchain`, cached in its f
    the gateware (`toolchain.gateware_key()`: its sources, Amaranth's version), Verilator's version,
    the Verilator arguments, the C++ compiler and flags (and the CPU with -march=native): the Verilog
    of `spikeloop.rtl.verilog.generate`, its netlist after Yosys's generic `proc; opt` (`netlist`:
-   the same design, proven equivalent in tests/host/test_sim_netlist.py; Verilator runs it ~1.8x
+   the same design, proven equivalent in tests/host/test_sim_netlist.py; Verilator runs it ~1.7x
    faster), then `verilator --cc --build` into `obj/` (the model and `libverilated.a`,
    position-independent);
 2. `harness_plan`, in the model's `board-<key16>/`: the harness (board.cpp, a package file)
@@ -75,7 +75,7 @@ _HARNESS_SCHEME = "2"  # bump to rebuild every cached harness (not the models): 
 _VERILATE = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert", "-Wno-CASEOVERLAP"]
 #: Yosys's generic passes from the generated Verilog to the netlist Verilator compiles: `proc` turns each
 #: process into multiplexers and flip-flops (with their enables and resets), `opt` merges equal logic and
-#: removes the unused; no technology mapping. Verilator runs the result about 1.8x faster (each register's
+#: removes the unused; no technology mapping. Verilator runs the result about 1.7x faster (each register's
 #: next value is computed under its enable instead of by its own always block on every clock).
 NETLIST = "proc; opt; memory_collect"
 #: Included by every translation unit of the model (`--compiler-include`, after verilated.h):
