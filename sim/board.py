@@ -80,8 +80,9 @@ _VERILATE = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert", "
 NETLIST = "proc; opt; memory_collect"
 #: Included by every translation unit of the model (`--compiler-include`, after verilated.h):
 #: Verilator's portable bit-twiddling population count replaced by the compiler's builtin (one
-#: POPCNT instruction with -march=native). The crossbars' popcount adder trees make about 1,500
-#: such counts per clock; the model runs ~1.5x faster. The Verilog and the results are unchanged.
+#: POPCNT instruction with -march=native). When the crossbars' counters were adder trees they made
+#: about 1,500 such counts per clock (the model ran ~1.5x faster); as ROMs they make none, and the
+#: default core's model keeps about 20 counts elsewhere. The Verilog and the results are unchanged.
 PRELUDE = "#define VL_COUNTONES_I(x) (static_cast<IData>(__builtin_popcount(static_cast<IData>(x))))\n"
 #: profile -> (Verilator arguments, C++ flags of the model, optimisation of the harness).
 #: "-march=native" ties a build to this CPU; the cache key includes the CPU's identity.

@@ -41,12 +41,13 @@ SMALL = CoreConfig.build((8, 6, 4), lanes=2, chunk=4, events=[3, None])
 def prove(tmp_path: Path, config: CoreConfig, edit=lambda text: text) -> tuple[bool, str]:
     """Whether Yosys proves the netlist of `config` (after `edit` of its text) equivalent to its Verilog;
     and Yosys's log."""
+    yosys = toolchain.find("yosys")
     gold = generate(config, tmp_path / "gold")
-    gate = netlist(gold, tmp_path / "netlist" / gold.name, toolchain.find("yosys"))
+    gate = netlist(gold, tmp_path / "netlist" / gold.name, yosys)
     gate.write_text(edit(gate.read_text()))
     (tmp_path / "proof.ys").write_text(PROOF.format(gold=gold.relative_to(tmp_path), gate=gate.relative_to(tmp_path)))
     try:
-        toolchain.run([*toolchain.find("yosys").argv, "-q", "-l", "proof.txt", "proof.ys"], log=tmp_path / "proof.log",
+        toolchain.run([*yosys.argv, "-q", "-l", "proof.txt", "proof.ys"], log=tmp_path / "proof.log",
                       what="Yosys", cwd=tmp_path, timeout=600)
     except toolchain.ToolFailed:
         return False, (tmp_path / "proof.txt").read_text()
